@@ -1,0 +1,117 @@
+import type { Registry } from 'prom-client';
+import type { LoadedConfig } from './config/load.js';
+import { addAdminRoutes } from './health/admin-routes.js';
+import { addHealthService } from './health/grpc-health.js';
+import { createHealthRegistry, type HealthRegistry } from './health/registry.js';
+import type { StatusSource } from './health/status.js';
+import { addSystemService } from './health/system-service.js';
+import { createGrpcServer, type GrpcServer } from './server/grpc.js';
+import { createHttpServer, type HttpServer } from './server/http.js';
+import { addReflection } from './server/reflection.js';
+import { createStorage, type Storage } from './storage/storage.js';
+import type { Logger } from './telemetry/logger.js';
+import { createMetrics } from './telemetry/metrics.js';
+import { createSelfTracing } from './telemetry/tracing.js';
+import { BUILD, VERSION } from './version.js';
+
+/** Options for createAgent. */
+export interface AgentOptions {
+  loaded: LoadedConfig;
+  logger: Logger;
+}
+
+/** A component as the agent drives it: started in order, shut down in reverse. */
+interface Component {
+  readonly name: string;
+  start(): Promise<void>;
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** The running agent: every component built from one configuration. */
+export interface Agent {
+  readonly health: HealthRegistry;
+  readonly metrics: Registry;
+  readonly storage: Storage;
+  readonly grpc: GrpcServer;
+  readonly otlpHttp: HttpServer;
+  readonly admin: HttpServer;
+  /** Starts every component in order; on failure shuts down what started and rethrows. */
+  start(): Promise<void>;
+  /**
+   * Graceful stop: health turns NOT_SERVING, the drain window passes, listeners stop, buffers
+   * flush, storage closes. Safe to call twice (the second call waits for the first).
+   */
+  shutdown(): Promise<void>;
+}
+
+/** Builds the agent's components from the configuration; nothing listens until start. */
+export function createAgent(options: AgentOptions): Agent {
+  const { config, hash } = options.loaded;
+  const logger = options.logger;
+  const metrics = createMetrics({ version: VERSION, build: BUILD });
+  const health = createHealthRegistry({ metrics });
+  health.register('config').set('ready');
+  const statusSource: StatusSource = { version: VERSION, build: BUILD, startedAt: new Date(), configHash: hash, registry: health };
+
+  const storage = createStorage({ config: config.storage, logger, health, metrics });
+  const grpc = createGrpcServer({ address: config.server.grpc.address, tls: config.server.grpc.tls, maxRecvMsgSize: config.server.grpc.max_recv_msg_size, logger, metrics, health });
+  addHealthService(grpc, health);
+  addSystemService(grpc, statusSource);
+  addReflection(grpc);
+  const otlpHttp = createHttpServer({ name: 'otlp_http', address: config.server.otlp_http.address, tls: config.server.otlp_http.tls, logger, metrics, health });
+  const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health });
+  addAdminRoutes(admin, statusSource, metrics);
+
+  const components: Component[] = [];
+  if (config.telemetry.tracing.enabled) {
+    components.push(createSelfTracing({ endpoint: config.telemetry.tracing.endpoint, sampleRatio: config.telemetry.tracing.sample_ratio, version: VERSION, logger }));
+  }
+  // Admin first so /livez answers while storage connects; data listeners last.
+  components.push(admin, storage, grpc, otlpHttp);
+  const started: Component[] = [];
+  let stopping: Promise<void> | undefined;
+  const grace = (): number => Math.max(1_000, config.shutdown.timeout / 3);
+
+  const stopAll = async (): Promise<void> => {
+    for (const c of [...started].reverse()) {
+      try {
+        await c.shutdown(grace());
+      } catch (err) {
+        logger.error({ err, component: c.name }, 'component did not shut down cleanly');
+      }
+    }
+  };
+
+  return {
+    health,
+    metrics,
+    storage,
+    grpc,
+    otlpHttp,
+    admin,
+    async start() {
+      logger.info({ version: VERSION, build: BUILD, configHash: hash, source: options.loaded.source ?? 'defaults' }, 'starting Heimdall');
+      try {
+        for (const c of components) {
+          await c.start();
+          started.push(c);
+        }
+      } catch (err) {
+        health.beginShutdown();
+        await stopAll();
+        throw err;
+      }
+      logger.info({ ready: health.readiness().ready }, 'Heimdall started');
+    },
+    shutdown() {
+      stopping ??= (async () => {
+        health.beginShutdown();
+        logger.info({ drainMs: config.shutdown.drain }, 'shutting down: health is NOT_SERVING, draining');
+        await new Promise((resolve) => setTimeout(resolve, config.shutdown.drain));
+        await stopAll();
+        logger.info('Heimdall stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { byteSize, duration, listenAddress } from './units.js';
+
+/** TLS for a listener; mTLS when `client_ca_file` is set. Absent means plaintext. */
+const serverTls = z
+  .strictObject({
+    /** PEM certificate chain. */
+    cert_file: z.string().min(1),
+    /** PEM private key. */
+    key_file: z.string().min(1),
+    /** PEM CA bundle that client certificates must chain to; enables mTLS. */
+    client_ca_file: z.string().min(1).optional(),
+    /** With `client_ca_file`: refuse clients without a valid certificate (default true). */
+    require_client_cert: z.boolean().default(true),
+  })
+  .optional();
+
+const listener = (address: string) =>
+  z.strictObject({
+    /** host:port to bind. Data ports default to loopback. */
+    address: listenAddress.default(address),
+    tls: serverTls,
+  });
+
+const retention = z.strictObject({
+  traces: duration.prefault('90d'),
+  logs: duration.prefault('90d'),
+  metrics: duration.prefault('90d'),
+  events: duration.prefault('90d'),
+});
+
+const clickhouse = z.strictObject({
+  /** HTTP(S) URL of a ClickHouse server or load balancer; setting it selects the server transport. */
+  url: z.url({ protocol: /^https?$/, error: (i) => `expected a URL such as "http://clickhouse:8123", got ${JSON.stringify(i.input)}` }).optional(),
+  username: z.string().default('default'),
+  password: z.string().default(''),
+  database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a database name of letters, digits and underscores').default('default'),
+  /** Cluster name: DDL runs `ON CLUSTER <name>`. */
+  cluster: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a cluster name').optional(),
+  /** Table engine for the MergeTree tables, e.g. `ReplicatedMergeTree` on a cluster. */
+  table_engine: z
+    .strictObject({
+      name: z.string().regex(/^[A-Za-z]*MergeTree$/, 'expected a MergeTree-family engine name').default('MergeTree'),
+      params: z.string().default(''),
+    })
+    .optional(),
+  tls: z
+    .strictObject({
+      ca_file: z.string().optional(),
+      cert_file: z.string().optional(),
+      key_file: z.string().optional(),
+    })
+    .optional(),
+  request_timeout: duration.prefault('30s'),
+  max_open_connections: z.number().int().positive().default(10),
+});
+
+/** The whole configuration. Every key has a default, so an empty file (or none) is valid. */
+export const configSchema = z.strictObject({
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
+  server: z
+    .strictObject({
+      grpc: listener('127.0.0.1:4317')
+        .extend({ max_recv_msg_size: byteSize.prefault('4MiB') })
+        .prefault({}),
+      otlp_http: listener('127.0.0.1:4318')
+        .extend({ max_body_size: byteSize.prefault('20MiB') })
+        .prefault({}),
+      admin: listener('0.0.0.0:9464').prefault({}),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      /** `embedded` (chdb, in process) or `server` (ClickHouse over HTTP); default: server when a URL is set. */
+      mode: z.enum(['embedded', 'server']).optional(),
+      embedded: z.strictObject({ path: z.string().min(1).default('./data') }).prefault({}),
+      clickhouse: clickhouse.prefault({}),
+      /** Apply schema migrations at startup. */
+      migrate_on_start: z.boolean().default(true),
+      retention: retention.prefault({}),
+      /** Backoff between connection attempts while storage is unreachable. */
+      retry: z.strictObject({ initial_interval: duration.prefault('500ms'), max_interval: duration.prefault('30s') }).prefault({}),
+      /** How often a reachable storage is checked again. */
+      health_check_interval: duration.prefault('10s'),
+    })
+    .prefault({}),
+  telemetry: z
+    .strictObject({
+      tracing: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          /** OTLP/gRPC endpoint for the agent's own spans. */
+          endpoint: z.url().default('http://127.0.0.1:4317'),
+          sample_ratio: z.number().min(0).max(1).default(1),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  shutdown: z
+    .strictObject({
+      /** After SIGTERM, time to keep serving while health reports NOT_SERVING so load balancers drain. */
+      drain: duration.prefault('2s'),
+      /** Hard limit for the whole shutdown; past it the process exits non-zero. */
+      timeout: duration.prefault('30s'),
+    })
+    .prefault({}),
+});
+
+/** The validated configuration, with defaults filled in and durations/sizes in ms/bytes. */
+export type Config = z.output<typeof configSchema>;

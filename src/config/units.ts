@@ -1,0 +1,56 @@
+import { z } from 'zod';
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** Parses `250ms`, `5s`, `2m`, `1h`, `90d`, `2w` (or a bare `0`) into milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  if (text.trim() === '0') return 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$/.exec(text);
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? ''] ?? Number.NaN));
+}
+
+/** Parses `512`, `64KiB`, `4MiB`, `1GB` into bytes; undefined when malformed. */
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const unit = SIZE_UNITS[(m[2] ?? '').toLowerCase()];
+  return unit === undefined ? undefined : Math.round(Number(m[1]) * unit);
+}
+
+/** A duration setting: a string such as `5s` or a number of milliseconds; parsed to milliseconds. */
+export const duration = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration such as "500ms", "5s", "1h" or "90d", got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** A size setting: a string such as `4MiB` or a number of bytes; parsed to bytes. */
+export const byteSize = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const bytes = parseSize(value);
+  if (bytes === undefined || bytes <= 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a size such as "4MiB", "512KiB" or a number of bytes, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+/** A `host:port` listen address; port 0 picks a free port. IPv6 hosts are written in brackets. */
+export const listenAddress = z.string().refine((v) => splitHostPort(v) !== undefined, {
+  error: (issue) => `expected "host:port" (for example "127.0.0.1:4317"), got ${JSON.stringify(issue.input)}`,
+});
+
+/** Splits `host:port` or `[v6]:port`; undefined when it is not one. */
+export function splitHostPort(address: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? '', port };
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { stringify } from 'yaml';
+import { createAgent } from './agent.js';
+import { ConfigError, loadConfig, maskSecrets, type LoadedConfig } from './config/load.js';
+import { migrate } from './storage/migrate.js';
+import { openTransport, schemaContextFor } from './storage/storage.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { BUILD, VERSION } from './version.js';
+
+/** Exit code for an invalid configuration (sysexits EX_CONFIG). */
+const EXIT_CONFIG = 78;
+
+function load(path: string | undefined): LoadedConfig {
+  try {
+    return loadConfig(path);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`heimdall: ${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+}
+
+function exitAfterFlush(logger: Logger, code: number): void {
+  logger.flush(() => process.exit(code));
+  // If flushing cannot finish, do not hang.
+  setTimeout(() => process.exit(code), 1_000).unref();
+}
+
+async function run(opts: { config?: string }): Promise<void> {
+  const loaded = load(opts.config);
+  const logger = createLogger({ level: loaded.config.log.level });
+  const agent = createAgent({ loaded, logger });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      exitAfterFlush(logger, signal === 'SIGINT' ? 130 : 143);
+      return;
+    }
+    logger.info({ signal }, 'signal received');
+    const limit = setTimeout(() => {
+      logger.error({ timeoutMs: loaded.config.shutdown.timeout }, 'shutdown did not finish in time: exiting');
+      exitAfterFlush(logger, 1);
+    }, loaded.config.shutdown.timeout);
+    limit.unref();
+    agent.shutdown().then(
+      () => exitAfterFlush(logger, 0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        exitAfterFlush(logger, 1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled promise rejection'));
+  try {
+    await agent.start();
+  } catch (err) {
+    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    exitAfterFlush(logger, 1);
+  }
+}
+
+async function runMigrate(opts: { config?: string }): Promise<void> {
+  const { config } = load(opts.config);
+  const logger = createLogger({ level: config.log.level });
+  const transport = await openTransport(config.storage);
+  try {
+    await transport.ping();
+    const report = await migrate(transport, schemaContextFor(config.storage), logger);
+    process.stdout.write(`storage schema is up to date on ${transport.target} (applied: ${report.applied.length > 0 ? report.applied.join(', ') : 'none'}; retention updated: ${report.retentionUpdated.length > 0 ? report.retentionUpdated.join(', ') : 'none'})\n`);
+  } finally {
+    await transport.close();
+  }
+}
+
+const program = new Command()
+  .name('heimdall')
+  .description('OpenTelemetry-native observability sidecar: OTLP into ClickHouse, queries, health, metrics, rate limits and jobs.')
+  .version(`${VERSION} (${BUILD})`, '-V, --version')
+  .showHelpAfterError();
+
+program
+  .command('run', { isDefault: true })
+  .description('run the agent (default command)')
+  .option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)')
+  .action(run);
+
+program
+  .command('check-config')
+  .description('validate the configuration and print the effective configuration with secrets masked')
+  .option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)')
+  .action((opts: { config?: string }) => {
+    const loaded = load(opts.config);
+    process.stdout.write(`# ${loaded.source ?? 'built-in defaults'} is valid; sha256 ${loaded.hash}\n# durations in milliseconds, sizes in bytes\n${stringify(maskSecrets(loaded.config))}`);
+  });
+
+program
+  .command('migrate')
+  .description('apply the storage schema (migrations and retention) and exit')
+  .option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)')
+  .action(runMigrate);
+
+program
+  .command('version')
+  .description('print the version and build')
+  .action(() => {
+    process.stdout.write(`heimdall ${VERSION} (build ${BUILD}, node ${process.version})\n`);
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`heimdall: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

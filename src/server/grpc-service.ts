@@ -1,0 +1,144 @@
+import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { Metadata, status, type sendUnaryData, type ServerErrorResponse, type UntypedHandleCall, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
+import { GrpcError } from './errors.js';
+
+/** What a handler knows about the call it serves. */
+export interface CallContext {
+  /** The call's correlation id (from `x-correlation-id`, or generated). */
+  correlationId: string;
+  /** Incoming request metadata. */
+  metadata: Metadata;
+  /** Aborts when the client cancels, the deadline passes or the server shuts down. */
+  signal: AbortSignal;
+  /** Full method path, e.g. `/grpc.health.v1.Health/Check`. */
+  method: string;
+}
+
+type Shape<D> = D extends DescMessage ? MessageShape<D> : never;
+type Init<D> = D extends DescMessage ? MessageInitShape<D> : never;
+
+/** Sends one message on a server stream; resolves when the transport can take more. */
+export type Send<O> = (message: O) => Promise<void>;
+
+type HandlerFor<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
+  ? (request: Shape<I>, ctx: CallContext) => Promise<Init<O>>
+  : M extends { methodKind: 'server_streaming'; input: infer I; output: infer O }
+    ? (request: Shape<I>, send: Send<Init<O>>, ctx: CallContext) => Promise<void>
+    : M extends { methodKind: 'client_streaming'; input: infer I; output: infer O }
+      ? (requests: AsyncIterable<Shape<I>>, ctx: CallContext) => Promise<Init<O>>
+      : M extends { methodKind: 'bidi_streaming'; input: infer I; output: infer O }
+        ? (requests: AsyncIterable<Shape<I>>, send: Send<Init<O>>, ctx: CallContext) => Promise<void>
+        : never;
+
+/** The implementation of every method of a generated service, keyed by local method name. */
+export type ServiceImpl<T extends GenServiceMethods> = { [K in keyof T]: HandlerFor<T[K]> };
+
+/**
+ * Wraps one call: builds its context, runs the handler and records the outcome. Rejects only with
+ * a status object (`{ code, details, metadata }`) ready to be handed to grpc-js.
+ */
+export type CallWrapper = (method: DescMethod, metadata: Metadata, call: { cancelled: boolean; on(event: 'cancelled', l: () => void): unknown }, run: (ctx: CallContext) => Promise<void>) => Promise<void>;
+
+function decode<D extends DescMessage>(schema: D, bytes: Buffer): MessageShape<D> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (err) {
+    throw new GrpcError(status.INVALID_ARGUMENT, `malformed ${schema.typeName}: ${(err as Error).message}`);
+  }
+}
+
+function encode(schema: DescMessage, init: unknown): Buffer {
+  const bytes = toBinary(schema, create(schema, init as MessageInitShape<DescMessage>));
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+async function* decodeStream(schema: DescMessage, stream: AsyncIterable<unknown>): AsyncGenerator<unknown> {
+  for await (const chunk of stream) yield decode(schema, chunk as Buffer);
+}
+
+function sender(schema: DescMessage, call: ServerWritableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>): Send<unknown> {
+  return (message) =>
+    new Promise<void>((resolve) => {
+      if (call.cancelled || call.destroyed) return resolve();
+      if (call.write(encode(schema, message))) resolve();
+      else call.once('drain', () => resolve());
+    });
+}
+
+/**
+ * Turns a generated service and its implementation into a grpc-js service definition and handlers.
+ * Requests arrive as bytes and are decoded inside the wrapper, so a malformed message is answered
+ * with INVALID_ARGUMENT instead of a transport error.
+ */
+export function toGrpcService<T extends GenServiceMethods>(
+  service: GenService<T>,
+  impl: ServiceImpl<T>,
+  wrap: CallWrapper,
+): { definition: ServiceDefinition; handlers: Record<string, UntypedHandleCall> } {
+  const definition: Record<string, ServiceDefinition[string]> = {};
+  const handlers: Record<string, UntypedHandleCall> = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, (...args: never[]) => Promise<unknown>>)[method.localName] as unknown as (...args: unknown[]) => Promise<unknown>;
+    const path = `/${service.typeName}/${method.name}`;
+    const requestStream = method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming';
+    const responseStream = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
+    definition[method.name] = {
+      path,
+      requestStream,
+      responseStream,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+      originalName: method.localName,
+    };
+    switch (method.methodKind) {
+      case 'unary':
+        handlers[method.name] = ((call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
+          void wrap(method, call.metadata, call, async (ctx) => {
+            const reply = encode(method.output, await fn(decode(method.input, call.request), ctx));
+            call.sendMetadata(responseMetadata(ctx));
+            callback(null, reply);
+          }).catch((err: unknown) => callback(err as ServerErrorResponse));
+        }) as UntypedHandleCall;
+        break;
+      case 'server_streaming':
+        handlers[method.name] = (call: ServerWritableStream<Buffer, Buffer>) => {
+          void wrap(method, call.metadata, call, async (ctx) => {
+            call.sendMetadata(responseMetadata(ctx));
+            await fn(decode(method.input, call.request), sender(method.output, call), ctx);
+            call.end();
+          }).catch((err: unknown) => call.destroy(err as Error));
+        };
+        break;
+      case 'client_streaming':
+        handlers[method.name] = ((call: ServerReadableStream<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
+          void wrap(method, call.metadata, call, async (ctx) => {
+            const reply = encode(method.output, await fn(decodeStream(method.input, call), ctx));
+            call.sendMetadata(responseMetadata(ctx));
+            callback(null, reply);
+          }).catch((err: unknown) => callback(err as ServerErrorResponse));
+        }) as UntypedHandleCall;
+        break;
+      case 'bidi_streaming':
+        handlers[method.name] = (call: ServerDuplexStream<Buffer, Buffer>) => {
+          void wrap(method, call.metadata, call, async (ctx) => {
+            call.sendMetadata(responseMetadata(ctx));
+            await fn(decodeStream(method.input, call), sender(method.output, call), ctx);
+            call.end();
+          }).catch((err: unknown) => call.destroy(err as Error));
+        };
+        break;
+    }
+  }
+  return { definition, handlers };
+}
+
+function responseMetadata(ctx: CallContext): Metadata {
+  const md = new Metadata();
+  md.set('x-correlation-id', ctx.correlationId);
+  return md;
+}

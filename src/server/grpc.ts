@@ -1,0 +1,157 @@
+import type { DescFile, DescMethod } from '@bufbuild/protobuf';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { HealthReporter, HealthRegistry } from '../health/registry.js';
+import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
+import { inServerSpan } from '../telemetry/spans.js';
+import type { Logger } from '../telemetry/logger.js';
+import { GrpcError } from './errors.js';
+import { toGrpcService, type CallContext, type CallWrapper, type ServiceImpl } from './grpc-service.js';
+import { readTls, type ListenerTls } from './tls.js';
+
+/** Options for createGrpcServer. */
+export interface GrpcServerOptions {
+  /** host:port to bind; port 0 picks a free one. */
+  address: string;
+  tls?: ListenerTls | undefined;
+  /** Largest request message accepted, in bytes (after decompression). */
+  maxRecvMsgSize: number;
+  logger: Logger;
+  metrics: Registry;
+  health: HealthRegistry;
+}
+
+/** The agent's one gRPC server; every gRPC service of the agent is added to it before start. */
+export interface GrpcServer {
+  readonly name: 'grpc';
+  /** Adds a generated service with its implementation. Only before start. */
+  addService<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>): void;
+  /** Full names of the services added, e.g. `grpc.health.v1.Health`. */
+  serviceNames(): string[];
+  /** The files that define the services added (for reflection). */
+  serviceFiles(): DescFile[];
+  /** Binds and starts serving. Resolves with the bound port. */
+  start(): Promise<void>;
+  /** The port bound, after start. */
+  readonly port: number;
+  /** Refuses new calls, ends open streams, waits up to graceMs for calls in flight, then closes. Safe to call twice. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+function toStatus(err: unknown, logger: Logger, method: string): ServiceError {
+  const metadata = new Metadata();
+  if (err instanceof GrpcError) return Object.assign(new Error(err.message), { code: err.code, details: err.message, metadata });
+  logger.error({ err, method }, 'gRPC handler failed');
+  return Object.assign(new Error('internal error'), { code: status.INTERNAL, details: 'internal error', metadata });
+}
+
+/** Creates the gRPC server component (plaintext or TLS/mTLS) with correlation ids and call metrics. */
+export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const logger = options.logger.child({ component: 'grpc' });
+  const reporter: HealthReporter = options.health.register('grpc');
+  const server = new Server({
+    'grpc.max_receive_message_length': options.maxRecvMsgSize,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const shutdownController = new AbortController();
+  const services: GenService<GenServiceMethods>[] = [];
+  const started = new Counter({
+    name: 'heimdall_grpc_server_started_total',
+    help: 'gRPC calls started, by service and method.',
+    labelNames: ['grpc_service', 'grpc_method'] as const,
+    registers: [options.metrics],
+  });
+  const handled = new Counter({
+    name: 'heimdall_grpc_server_handled_total',
+    help: 'gRPC calls completed, by service, method and status code.',
+    labelNames: ['grpc_service', 'grpc_method', 'grpc_code'] as const,
+    registers: [options.metrics],
+  });
+  const duration = new Histogram({
+    name: 'heimdall_grpc_server_handling_seconds',
+    help: 'Time to handle a gRPC call, by service and method.',
+    labelNames: ['grpc_service', 'grpc_method'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [options.metrics],
+  });
+
+  const wrap: CallWrapper = async (method: DescMethod, metadata, call, run) => {
+    const labels = { grpc_service: method.parent.typeName, grpc_method: method.name };
+    const path = `/${method.parent.typeName}/${method.name}`;
+    started.inc(labels);
+    const stop = duration.startTimer(labels);
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    call.on('cancelled', abort);
+    shutdownController.signal.addEventListener('abort', abort, { once: true });
+    const ctx: CallContext = { correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]), metadata, signal: controller.signal, method: path };
+    let code = status.OK;
+    try {
+      await runWithContext({ correlationId: ctx.correlationId }, () =>
+        inServerSpan(path.slice(1), { 'rpc.system': 'grpc', 'rpc.service': method.parent.typeName, 'rpc.method': method.name, 'heimdall.correlation_id': ctx.correlationId }, () => run(ctx)),
+      );
+    } catch (err) {
+      const st = runWithContext({ correlationId: ctx.correlationId }, () => toStatus(err, logger, path));
+      st.metadata.set(CORRELATION_HEADER, ctx.correlationId);
+      code = st.code;
+      throw st;
+    } finally {
+      shutdownController.signal.removeEventListener('abort', abort);
+      handled.inc({ ...labels, grpc_code: status[code] });
+      stop();
+    }
+  };
+
+  let port = 0;
+  let state: 'new' | 'started' | 'stopped' = 'new';
+  return {
+    name: 'grpc',
+    addService(service, impl) {
+      if (state !== 'new') throw new Error('services must be added before the gRPC server starts');
+      const { definition, handlers } = toGrpcService(service, impl, wrap);
+      server.addService(definition, handlers);
+      services.push(service as GenService<GenServiceMethods>);
+    },
+    serviceNames: () => services.map((s) => s.typeName),
+    serviceFiles: () => [...new Set(services.map((s) => s.file))],
+    get port() {
+      return port;
+    },
+    async start() {
+      const creds = options.tls
+        ? (() => {
+            const tls = readTls(options.tls);
+            return ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert);
+          })()
+        : ServerCredentials.createInsecure();
+      port = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(options.address, creds, (err, bound) => (err ? reject(new Error(`cannot listen on ${options.address} (gRPC): ${err.message}`)) : resolve(bound)));
+      });
+      state = 'started';
+      reporter.set('ready');
+      logger.info({ address: options.address, port, tls: Boolean(options.tls), services: services.map((s) => s.typeName) }, 'gRPC server listening');
+    },
+    async shutdown(graceMs = 5_000) {
+      if (state === 'stopped') return;
+      const wasStarted = state === 'started';
+      state = 'stopped';
+      reporter.set('stopping');
+      shutdownController.abort();
+      if (wasStarted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, graceMs);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      logger.info('gRPC server stopped');
+    },
+  };
+}

@@ -1,0 +1,169 @@
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { splitHostPort } from '../config/units.js';
+import type { HealthReporter, HealthRegistry } from '../health/registry.js';
+import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
+import { inServerSpan } from '../telemetry/spans.js';
+import type { Logger } from '../telemetry/logger.js';
+import { readTls, type ListenerTls } from './tls.js';
+
+/** Handles one request; the response is complete when the promise resolves. */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: { correlationId: string }) => Promise<void> | void;
+
+/** One route: exact path and the methods it answers. */
+export interface HttpRoute {
+  method: string;
+  path: string;
+  handler: HttpHandler;
+}
+
+/** Options for createHttpServer. */
+export interface HttpServerOptions {
+  /** Component name, also the `server` label of the metrics (e.g. `admin`, `otlp_http`). */
+  name: string;
+  address: string;
+  tls?: ListenerTls | undefined;
+  logger: Logger;
+  metrics: Registry;
+  health: HealthRegistry;
+}
+
+/** An HTTP(S) listener with exact-path routes, correlation ids and request metrics. */
+export interface HttpServer {
+  readonly name: string;
+  /** Adds a route. Only before start. */
+  route(method: string, path: string, handler: HttpHandler): void;
+  start(): Promise<void>;
+  /** The port bound, after start. */
+  readonly port: number;
+  /** Stops accepting, waits up to graceMs for requests in flight, then closes every connection. Safe to call twice. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** Writes a JSON response. */
+export function sendJson(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Writes a plain-text response. */
+export function sendText(res: ServerResponse, code: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
+  res.writeHead(code, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const metricsByRegistry = new WeakMap<Registry, { requests: Counter<'server' | 'route' | 'method' | 'code'>; duration: Histogram<'server' | 'route' | 'method'> }>();
+
+/** The request metrics of a registry, shared by every listener registered in it. */
+function httpMetrics(registry: Registry) {
+  let m = metricsByRegistry.get(registry);
+  if (!m) {
+    m = {
+      requests: new Counter({ name: 'heimdall_http_server_requests_total', help: 'HTTP requests answered, by listener, route, method and status code.', labelNames: ['server', 'route', 'method', 'code'] as const, registers: [registry] }),
+      duration: new Histogram({
+        name: 'heimdall_http_server_request_duration_seconds',
+        help: 'Time to answer an HTTP request, by listener, route and method.',
+        labelNames: ['server', 'route', 'method'] as const,
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+        registers: [registry],
+      }),
+    };
+    metricsByRegistry.set(registry, m);
+  }
+  return m;
+}
+
+/** Creates an HTTP or HTTPS (optionally mTLS) listener component. */
+export function createHttpServer(options: HttpServerOptions): HttpServer {
+  const logger = options.logger.child({ component: options.name });
+  const reporter: HealthReporter = options.health.register(options.name);
+  const routes = new Map<string, Map<string, HttpHandler>>();
+  const { requests, duration } = httpMetrics(options.metrics);
+  const sockets = new Set<Socket>();
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const correlationId = correlationIdFrom(req.headers[CORRELATION_HEADER]);
+    res.setHeader(CORRELATION_HEADER, correlationId);
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const byMethod = routes.get(path);
+    const route = byMethod ? path : 'unmatched';
+    const method = req.method ?? 'GET';
+    const stop = duration.startTimer({ server: options.name, route, method });
+    res.on('finish', () => {
+      stop();
+      requests.inc({ server: options.name, route, method, code: String(res.statusCode) });
+    });
+    const handler = byMethod?.get(method) ?? (method === 'HEAD' ? byMethod?.get('GET') : undefined);
+    runWithContext({ correlationId }, () => {
+      if (!byMethod) return sendJson(res, 404, { error: `no route for ${path}` });
+      if (!handler) {
+        res.setHeader('allow', [...byMethod.keys()].join(', '));
+        return sendJson(res, 405, { error: `method ${method} not allowed on ${path}` });
+      }
+      inServerSpan(`${method} ${path}`, { 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }, async () => {
+        await handler(req, res, { correlationId });
+      }).catch((err: unknown) => {
+          logger.error({ err, path }, 'HTTP handler failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+          else res.destroy();
+        });
+    });
+  };
+
+  let server: Server | undefined;
+  let port = 0;
+  let stopped = false;
+  return {
+    name: options.name,
+    route(method, path, handler) {
+      if (server) throw new Error('routes must be added before the HTTP server starts');
+      const byMethod = routes.get(path) ?? new Map<string, HttpHandler>();
+      byMethod.set(method.toUpperCase(), handler);
+      routes.set(path, byMethod);
+    },
+    get port() {
+      return port;
+    },
+    async start() {
+      const tls = options.tls ? readTls(options.tls) : undefined;
+      const s: Server = tls
+        ? createHttps({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.requireClientCert }, onRequest)
+        : createHttp(onRequest);
+      s.keepAliveTimeout = 65_000;
+      s.headersTimeout = 66_000;
+      s.on('connection', (socket: Socket) => {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+      });
+      server = s;
+      const hp = splitHostPort(options.address);
+      if (!hp) throw new Error(`invalid address ${options.address}`);
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', (err) => reject(new Error(`cannot listen on ${options.address} (${options.name}): ${err.message}`)));
+        s.listen(hp.port, hp.host, () => resolve());
+      });
+      port = (s.address() as AddressInfo).port;
+      reporter.set('ready');
+      logger.info({ address: options.address, port, tls: Boolean(tls) }, 'HTTP server listening');
+    },
+    async shutdown(graceMs = 5_000) {
+      if (stopped) return;
+      stopped = true;
+      reporter.set('stopping');
+      const s = server;
+      if (!s) return;
+      const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+      s.closeIdleConnections();
+      const timer = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+      logger.info('HTTP server stopped');
+    },
+  };
+}
+

@@ -1,0 +1,87 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Session } from 'chdb';
+import { StorageError, StorageUnavailableError, toStorageError } from './errors.js';
+import { encodeJsonEachRow, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
+
+/** Options for createEmbeddedTransport. */
+export interface EmbeddedTransportOptions {
+  /** Data directory; created when missing. One process per directory. */
+  path: string;
+}
+
+async function loadChdb(): Promise<typeof import('chdb')> {
+  try {
+    return await import('chdb');
+  } catch (err) {
+    throw new StorageUnavailableError(
+      'the embedded ClickHouse engine (npm package "chdb") is not installed. Install it with `npm install chdb`, ' +
+        'or point Heimdall at a ClickHouse server with storage.clickhouse.url (or HEIMDALL_CONFIG with that key).',
+      { cause: err },
+    );
+  }
+}
+
+/** Parses JSONEachRow text into rows. */
+function parseRows<T>(text: string): T[] {
+  const rows: T[] = [];
+  for (const line of text.split('\n')) if (line !== '') rows.push(JSON.parse(line) as T);
+  return rows;
+}
+
+/**
+ * Opens the embedded ClickHouse engine (chdb) on a data directory. Every call is asynchronous and
+ * runs off the event loop. Throws StorageUnavailableError when chdb is not installed, and
+ * StorageError when the directory cannot be opened (for example another process holds it).
+ */
+export async function createEmbeddedTransport(options: EmbeddedTransportOptions): Promise<StorageTransport> {
+  const chdb = await loadChdb();
+  const path = resolve(options.path);
+  let session: Session;
+  try {
+    mkdirSync(path, { recursive: true });
+    session = new chdb.Session(path, { connectionArgs: ['--output_format_json_quote_64bit_integers=1'] });
+  } catch (err) {
+    throw toStorageError(err, `cannot open the embedded ClickHouse data directory ${path} (is another Heimdall using it?)`);
+  }
+  const inFlight = new Set<Promise<unknown>>();
+  let closed = false;
+
+  const track = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
+    if (closed) throw new StorageError(`${what}: storage is closed`, { retryable: false });
+    const p = work();
+    inFlight.add(p);
+    try {
+      return await p;
+    } catch (err) {
+      throw toStorageError(err, what);
+    } finally {
+      inFlight.delete(p);
+    }
+  };
+  const run = (sql: string, params: QueryParams | undefined, format: string) =>
+    params && Object.keys(params).length > 0 ? session.queryBindAsync(sql, params, { format }) : session.queryAsync(sql, { format });
+
+  return {
+    kind: 'embedded',
+    target: path,
+    ping: () => track('ping', () => session.queryAsync('SELECT 1', { format: 'TSV' })).then(() => undefined),
+    command: (sql: string, params?: QueryParams) => track('command', () => run(sql, params, 'TSV')).then(() => undefined),
+    query: <T>(sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => parseRows<T>(r.text())),
+    insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
+      track(`insert into ${table}`, () =>
+        session.insert({
+          table,
+          values: rows instanceof Uint8Array ? rows : encodeJsonEachRow(rows),
+          format: 'JSONEachRow',
+          settings: insertOptions.dedupToken ? { insert_deduplication_token: insertOptions.dedupToken } : {},
+        }),
+      ).then(() => undefined),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled([...inFlight]);
+      session.close();
+    },
+  };
+}

@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { toStorageError } from './errors.js';
+import type { InsertOptions, QueryParams, StorageTransport } from './transport.js';
+
+/** Options for createServerTransport. */
+export interface ServerTransportOptions {
+  /** http(s)://host:port of ClickHouse's HTTP interface. */
+  url: string;
+  username: string;
+  password: string;
+  database: string;
+  /** Per-request timeout in milliseconds. */
+  requestTimeout: number;
+  maxOpenConnections: number;
+  tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
+}
+
+function tlsOptions(tls: ServerTransportOptions['tls']) {
+  if (!tls?.caFile) return undefined;
+  const ca_cert = readFileSync(tls.caFile);
+  return tls.certFile && tls.keyFile ? { ca_cert, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } : { ca_cert };
+}
+
+/**
+ * Talks to a ClickHouse server or cluster over HTTP with @clickhouse/client. Creating it does no
+ * I/O; `ping` connects, and creates the database when it does not exist yet.
+ */
+export function createServerTransport(options: ServerTransportOptions): StorageTransport {
+  const base = {
+    url: options.url,
+    username: options.username,
+    password: options.password,
+    request_timeout: options.requestTimeout,
+    max_open_connections: options.maxOpenConnections,
+    application: 'heimdall',
+    // Failures surface as StorageError to our own logger; the client's console logger stays quiet.
+    log: { level: ClickHouseLogLevel.OFF },
+    compression: { request: true, response: true },
+    tls: tlsOptions(options.tls),
+  };
+  const client: ClickHouseClient = createClient({ ...base, database: options.database });
+  const safeUrl = new URL(options.url);
+  safeUrl.username = '';
+  safeUrl.password = '';
+  let databaseReady = false;
+  let closed = false;
+
+  const ensureDatabase = async (): Promise<void> => {
+    if (databaseReady) return;
+    if (options.database !== 'default') {
+      const bootstrap = createClient({ ...base, database: 'default' });
+      try {
+        await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${options.database}` });
+      } finally {
+        await bootstrap.close();
+      }
+    }
+    databaseReady = true;
+  };
+
+  const call = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      throw toStorageError(err, what);
+    }
+  };
+
+  return {
+    kind: 'server',
+    target: `${safeUrl.origin}/${options.database}`,
+    ping: () =>
+      call('ping', async () => {
+        const result = await client.ping();
+        if (!result.success) throw result.error;
+        await ensureDatabase();
+      }),
+    command: (sql: string, params?: QueryParams) =>
+      call('command', async () => {
+        await client.command({ query: sql, query_params: params ?? {} });
+      }),
+    query: <T>(sql: string, params?: QueryParams) =>
+      call('query', async () => {
+        const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow' });
+        return rs.json<T>();
+      }),
+    insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
+      call(`insert into ${table}`, async () => {
+        const clickhouse_settings = insertOptions.dedupToken ? { insert_deduplication_token: insertOptions.dedupToken } : {};
+        if (rows instanceof Uint8Array) {
+          await client.exec({ query: `INSERT INTO ${table} FORMAT JSONEachRow`, values: Readable.from([Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)]), clickhouse_settings });
+        } else {
+          await client.insert({ table, values: rows as object[], format: 'JSONEachRow', clickhouse_settings });
+        }
+      }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await client.close();
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import type { HealthRegistry } from '../health/registry.js';
+import type { Logger } from '../telemetry/logger.js';
+import { createEmbeddedTransport } from './embedded.js';
+import { migrate, schemaContext } from './migrate.js';
+import { createServerTransport } from './server.js';
+import type { StorageTransport } from './transport.js';
+
+type StorageConfig = Config['storage'];
+
+/** Which transport a storage config selects: `server` when a URL is set, unless `mode` says otherwise. */
+export function storageMode(config: StorageConfig): 'embedded' | 'server' {
+  return config.mode ?? (config.clickhouse.url ? 'server' : 'embedded');
+}
+
+/**
+ * Opens the transport the config selects. Embedded: loads chdb and opens the data directory (throws
+ * StorageUnavailableError when chdb is missing). Server: no I/O until the first call.
+ */
+export async function openTransport(config: StorageConfig): Promise<StorageTransport> {
+  if (storageMode(config) === 'embedded') return createEmbeddedTransport({ path: config.embedded.path });
+  const ch = config.clickhouse;
+  if (!ch.url) throw new Error('storage.mode is "server" but storage.clickhouse.url is not set');
+  return createServerTransport({
+    url: ch.url,
+    username: ch.username,
+    password: ch.password,
+    database: ch.database,
+    requestTimeout: ch.request_timeout,
+    maxOpenConnections: ch.max_open_connections,
+    tls: ch.tls ? { caFile: ch.tls.ca_file, certFile: ch.tls.cert_file, keyFile: ch.tls.key_file } : undefined,
+  });
+}
+
+/** The schema context (cluster, engine, retention) a storage config asks for. */
+export function schemaContextFor(config: StorageConfig) {
+  return schemaContext({ cluster: config.clickhouse.cluster, engine: config.clickhouse.table_engine, retention: config.retention });
+}
+
+/** Options for createStorage. */
+export interface StorageOptions {
+  config: StorageConfig;
+  logger: Logger;
+  health: HealthRegistry;
+  metrics: Registry;
+}
+
+/** The storage component: owns the transport and keeps readiness true to whether storage answers. */
+export interface Storage {
+  readonly name: 'storage';
+  /** The open transport. Throws before start. */
+  readonly transport: StorageTransport;
+  /**
+   * Opens the transport and makes one connection attempt (migrating when configured). Does not
+   * fail when storage is unreachable: it keeps retrying in the background and reports why in health.
+   * Throws only for what retrying cannot fix (chdb missing, data directory locked).
+   */
+  start(): Promise<void>;
+  /** Stops retrying and closes the transport after calls in flight. Safe to call twice. */
+  shutdown(): Promise<void>;
+}
+
+/** Creates the storage component. */
+export function createStorage(options: StorageOptions): Storage {
+  const { config } = options;
+  const logger = options.logger.child({ component: 'storage' });
+  const reporter = options.health.register('storage');
+  const reachable = new Gauge({ name: 'heimdall_storage_reachable', help: 'Whether ClickHouse answered the last check (1) or not (0).', registers: [options.metrics] });
+  let transport: StorageTransport | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let migrated = false;
+  let failures = 0;
+
+  const schedule = (ms: number): void => {
+    if (stopped) return;
+    timer = setTimeout(() => void attempt(), ms);
+    timer.unref();
+  };
+
+  const attempt = async (): Promise<void> => {
+    const t = transport;
+    if (!t || stopped) return;
+    try {
+      await t.ping();
+      if (!migrated && config.migrate_on_start) await migrate(t, schemaContextFor(config), logger);
+      migrated = true;
+      if (reporter.state !== 'ready') logger.info({ target: t.target, kind: t.kind }, 'storage is reachable');
+      reporter.set('ready');
+      reachable.set(1);
+      failures = 0;
+      schedule(config.health_check_interval);
+    } catch (err) {
+      if (stopped) return;
+      failures += 1;
+      const delay = Math.min(config.retry.max_interval, config.retry.initial_interval * 2 ** Math.min(failures - 1, 20));
+      const reason = `${t.kind} storage at ${t.target} is not available: ${(err as Error).message}; retrying in ${Math.round(delay)} ms`;
+      if (failures === 1 || failures % 10 === 0) logger.warn({ err, attempt: failures }, reason);
+      reporter.set('failed', reason);
+      reachable.set(0);
+      schedule(delay * (0.8 + Math.random() * 0.4));
+    }
+  };
+
+  return {
+    name: 'storage',
+    get transport() {
+      if (!transport) throw new Error('storage is not started');
+      return transport;
+    },
+    async start() {
+      try {
+        transport = await openTransport(config);
+      } catch (err) {
+        reporter.set('failed', (err as Error).message);
+        throw err;
+      }
+      logger.info({ kind: transport.kind, target: transport.target }, 'storage transport opened');
+      await attempt();
+    },
+    async shutdown() {
+      if (stopped) return;
+      stopped = true;
+      reporter.set('stopping');
+      clearTimeout(timer);
+      await transport?.close();
+      logger.info('storage closed');
+    },
+  };
+}

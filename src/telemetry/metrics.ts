@@ -1,0 +1,24 @@
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+
+/** Options for createMetrics. */
+export interface MetricsOptions {
+  version: string;
+  build: string;
+}
+
+/**
+ * Creates the one metrics registry every component registers into and /metrics reads:
+ * process and Node.js runtime metrics and `heimdall_build_info`, all with the `heimdall_` prefix.
+ */
+export function createMetrics(options: MetricsOptions): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'heimdall_' });
+  const info = new Gauge({
+    name: 'heimdall_build_info',
+    help: 'Build information of the running agent; the value is always 1.',
+    labelNames: ['version', 'build', 'node_version'] as const,
+    registers: [registry],
+  });
+  info.set({ version: options.version, build: options.build, node_version: process.version }, 1);
+  return registry;
+}

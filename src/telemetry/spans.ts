@@ -1,0 +1,20 @@
+import { SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+
+const tracer = trace.getTracer('heimdall');
+
+/**
+ * Runs fn inside a server span named `name` (a no-op unless self-tracing is on). The span ends
+ * when fn settles and is marked as an error when fn throws; fn's result or error passes through.
+ */
+export async function inServerSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, { kind: SpanKind.SERVER, attributes }, async (span) => {
+    try {
+      return await fn();
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}

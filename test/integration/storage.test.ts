@@ -1,0 +1,202 @@
+/**
+ * One suite, two transports: the embedded engine (chdb) and the server transport
+ * (@clickhouse/client over HTTP) against a ClickHouse HTTP endpoint backed by chdb.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEmbeddedTransport } from '../../src/storage/embedded.js';
+import { StorageError } from '../../src/storage/errors.js';
+import { migrate, schemaContext } from '../../src/storage/migrate.js';
+import { MIGRATIONS } from '../../src/storage/migrations/index.js';
+import { createServerTransport } from '../../src/storage/server.js';
+import type { StorageTransport } from '../../src/storage/transport.js';
+import { startClickHouseHttp, type ClickHouseHttp } from '../support/clickhouse-http.js';
+import { silentLogger, tempDir } from '../support/temp.js';
+
+const DAY = 86_400_000;
+
+/** A ClickHouse DateTime64 text for now plus offsetMs (rows must be inside retention, or TTL drops them). */
+function at(offsetMs = 0): string {
+  return new Date(Date.now() + offsetMs).toISOString().replace('T', ' ').replace('Z', '');
+}
+const retention = { traces: 90 * DAY, logs: 30 * DAY, metrics: 90 * DAY, events: 90 * DAY };
+const OTEL_TABLES = [
+  'otel_traces',
+  'otel_traces_trace_id_ts',
+  'otel_traces_trace_id_ts_mv',
+  'otel_logs',
+  'otel_metrics_gauge',
+  'otel_metrics_sum',
+  'otel_metrics_histogram',
+  'otel_metrics_exp_histogram',
+  'otel_metrics_summary',
+];
+
+interface Fixture {
+  transport: StorageTransport;
+  endpoint?: ClickHouseHttp;
+  cleanup(): Promise<void>;
+}
+
+const transports: Array<[string, () => Promise<Fixture>]> = [
+  [
+    'embedded (chdb)',
+    async () => {
+      const dir = tempDir();
+      const transport = await createEmbeddedTransport({ path: dir.path });
+      return { transport, cleanup: async () => (await transport.close(), dir.cleanup()) };
+    },
+  ],
+  [
+    'server (@clickhouse/client over HTTP)',
+    async () => {
+      const dir = tempDir();
+      const endpoint = await startClickHouseHttp(dir.path, { user: 'heimdall', password: 'pw' });
+      const transport = createServerTransport({ url: endpoint.url, username: 'heimdall', password: 'pw', database: 'default', requestTimeout: 5_000, maxOpenConnections: 4 });
+      return { transport, endpoint, cleanup: async () => (await transport.close(), await endpoint.close(), dir.cleanup()) };
+    },
+  ],
+];
+
+describe.each(transports)('storage transport: %s', (_name, make) => {
+  let fx: Fixture;
+  const logger = silentLogger();
+  beforeAll(async () => {
+    fx = await make();
+    await fx.transport.ping();
+  });
+  afterAll(async () => fx.cleanup());
+
+  it('applies every migration once and records it', async () => {
+    const ctx = schemaContext({ retention });
+    const first = await migrate(fx.transport, ctx, logger);
+    expect(first.applied).toEqual(MIGRATIONS.map((m) => m.version));
+    const second = await migrate(fx.transport, ctx, logger);
+    expect(second).toEqual({ applied: [], retentionUpdated: [] });
+    const recorded = await fx.transport.query<{ version: number }>('SELECT version FROM heimdall_schema_migrations ORDER BY version');
+    expect(recorded.map((r) => Number(r.version))).toEqual(MIGRATIONS.map((m) => m.version));
+    const tables = await fx.transport.query<{ name: string }>('SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name');
+    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(OTEL_TABLES));
+  });
+
+  it('creates the Collector exporter layout that Grafana reads', async () => {
+    const columns = await fx.transport.query<{ table: string; name: string; type: string; compression_codec: string }>(
+      'SELECT table, name, type, compression_codec FROM system.columns WHERE database = currentDatabase() AND table IN {tables:Array(String)}',
+      { tables: OTEL_TABLES },
+    );
+    const type = (table: string, name: string) => columns.find((c) => c.table === table && c.name === name)?.type;
+    expect(type('otel_traces', 'Timestamp')).toBe('DateTime64(9)');
+    expect(type('otel_traces', 'SpanAttributes')).toBe('Map(LowCardinality(String), String)');
+    expect(type('otel_traces', 'Duration')).toBe('UInt64');
+    expect(type('otel_traces', 'Events.Timestamp')).toBe('Array(DateTime64(9))');
+    expect(type('otel_traces', 'Links.TraceState')).toBe('Array(String)');
+    expect(type('otel_logs', 'TimestampTime')).toBe('DateTime');
+    expect(type('otel_logs', 'SeverityNumber')).toBe('UInt8');
+    expect(type('otel_metrics_sum', 'IsMonotonic')).toBe('Bool');
+    expect(type('otel_metrics_histogram', 'BucketCounts')).toBe('Array(UInt64)');
+    expect(type('otel_metrics_exp_histogram', 'PositiveOffset')).toBe('Int32');
+    expect(type('otel_metrics_summary', 'ValueAtQuantiles.Quantile')).toBe('Array(Float64)');
+    expect(columns.find((c) => c.table === 'otel_traces' && c.name === 'Timestamp')?.compression_codec).toBe('CODEC(Delta(8), ZSTD(1))');
+    const [traces] = await fx.transport.query<{ sorting_key: string; partition_key: string; engine_full: string }>(
+      "SELECT sorting_key, partition_key, engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'otel_traces'",
+    );
+    expect(traces?.sorting_key).toBe('ServiceName, SpanName, toDateTime(Timestamp), Timestamp');
+    expect(traces?.partition_key).toBe('toDate(Timestamp)');
+    expect(traces?.engine_full).toContain('TTL toDateTime(Timestamp) + toIntervalSecond(7776000)');
+    const indexes = await fx.transport.query<{ name: string; type: string }>("SELECT name, type FROM system.data_skipping_indices WHERE database = currentDatabase() AND table = 'otel_traces'");
+    expect(indexes).toEqual(expect.arrayContaining([{ name: 'idx_trace_id', type: 'bloom_filter' }, { name: 'idx_duration', type: 'minmax' }, { name: 'idx_lower_span_name', type: 'tokenbf_v1' }]));
+  });
+
+  it('feeds the trace id lookup table through the materialized view', async () => {
+    const start = at(-60_000).slice(0, 19);
+    const end = at(-52_000).slice(0, 19);
+    await fx.transport.insert('otel_traces', [
+      { Timestamp: `${start}.000000000`, TraceId: 'aaaa', SpanId: '1', ServiceName: 'svc', SpanName: 'a', Duration: 5 },
+      { Timestamp: `${end}.000000000`, TraceId: 'aaaa', SpanId: '2', ServiceName: 'svc', SpanName: 'b', Duration: 5 },
+    ]);
+    const rows = await fx.transport.query<{ Start: string; End: string }>(
+      'SELECT min(Start) AS Start, max(End) AS End FROM otel_traces_trace_id_ts WHERE TraceId = {id:String}',
+      { id: 'aaaa' },
+    );
+    expect(rows).toEqual([{ Start: start, End: end }]);
+  });
+
+  it('takes user input only as parameters: injection attempts match literally', async () => {
+    const nasty = ["x' OR '1'='1", 'a\\', "'); DROP TABLE otel_logs; --", '{id:String}', 'tab\there\nnewline', 'ünïcødé 🚀'];
+    await fx.transport.insert('otel_logs', nasty.map((body, i) => ({ Timestamp: at(-i * 1000), ServiceName: 'inj', Body: body })));
+    for (const body of nasty) {
+      const rows = await fx.transport.query<{ Body: string }>('SELECT Body FROM otel_logs WHERE ServiceName = {svc:String} AND Body = {body:String}', { svc: 'inj', body });
+      expect(rows).toEqual([{ Body: body }]);
+    }
+    const [count] = await fx.transport.query<{ c: string }>("SELECT count() AS c FROM otel_logs WHERE ServiceName = 'inj'");
+    expect(count?.c).toBe(String(nasty.length));
+  });
+
+  it('stores a retried insert with the same dedup token once', async () => {
+    const rows = [{ Timestamp: at(), ServiceName: 'dedup', Body: 'once' }];
+    await fx.transport.insert('otel_logs', rows, { dedupToken: 'batch-1' });
+    await fx.transport.insert('otel_logs', rows, { dedupToken: 'batch-1' });
+    await fx.transport.insert('otel_logs', rows, { dedupToken: 'batch-2' });
+    const [count] = await fx.transport.query<{ c: string }>("SELECT count() AS c FROM otel_logs WHERE ServiceName = 'dedup'");
+    expect(count?.c).toBe('2');
+  });
+
+  it('accepts pre-encoded JSONEachRow bytes', async () => {
+    const t = at();
+    await fx.transport.insert('otel_logs', Buffer.from(`{"Timestamp":"${t}","ServiceName":"bytes","Body":"b1"}\n{"Timestamp":"${t}","ServiceName":"bytes","Body":"b2"}\n`));
+    const rows = await fx.transport.query<{ Body: string }>("SELECT Body FROM otel_logs WHERE ServiceName = 'bytes' ORDER BY Body");
+    expect(rows.map((r) => r.Body)).toEqual(['b1', 'b2']);
+  });
+
+  it('brings TTL in line with configured retention, and removes it for 0', async () => {
+    const changed = await migrate(fx.transport, schemaContext({ retention: { ...retention, logs: 7 * DAY } }), logger);
+    expect(changed).toEqual({ applied: [], retentionUpdated: ['otel_logs'] });
+    const engineOf = async (name: string) =>
+      (await fx.transport.query<{ engine_full: string }>('SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {name:String}', { name }))[0]?.engine_full ?? '';
+    expect(await engineOf('otel_logs')).toContain('toIntervalSecond(604800)');
+    const removed = await migrate(fx.transport, schemaContext({ retention: { ...retention, logs: 0 } }), logger);
+    expect(removed.retentionUpdated).toEqual(['otel_logs']);
+    expect(await engineOf('otel_logs')).not.toMatch(/\bTTL\b/);
+  });
+
+  it('reports SQL errors as non-retryable StorageError with the ClickHouse code', async () => {
+    const err = await fx.transport.query('SELEC 1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as StorageError).retryable).toBe(false);
+    expect((err as StorageError).code).toBe(62);
+  });
+});
+
+describe('server transport outages', () => {
+  it('fails pings with a retryable error while the server is down, and recovers', async () => {
+    const dir = tempDir();
+    const endpoint = await startClickHouseHttp(dir.path);
+    const transport = createServerTransport({ url: endpoint.url, username: 'default', password: '', database: 'default', requestTimeout: 2_000, maxOpenConnections: 2 });
+    try {
+      await transport.ping();
+      await endpoint.down();
+      const err = await transport.ping().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageError);
+      expect((err as StorageError).retryable).toBe(true);
+      await endpoint.up();
+      await transport.ping();
+      expect(await transport.query<{ x: number }>('SELECT {x:UInt8} AS x', { x: 7 })).toEqual([{ x: 7 }]);
+    } finally {
+      await transport.close();
+      await endpoint.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe('schema context', () => {
+  it('renders ON CLUSTER and the replicated engines when a cluster is named', () => {
+    const ctx = schemaContext({ cluster: 'prod', retention });
+    const sql = MIGRATIONS.flatMap((m) => m.statements(ctx)).join('\n');
+    expect(sql).toContain('CREATE TABLE IF NOT EXISTS otel_traces ON CLUSTER "prod"');
+    expect(sql).toContain('ENGINE = ReplicatedMergeTree()');
+    expect(sql).toContain('ENGINE = ReplicatedAggregatingMergeTree()');
+    expect(sql).toContain('CREATE MATERIALIZED VIEW IF NOT EXISTS otel_traces_trace_id_ts_mv ON CLUSTER "prod"');
+    const custom = schemaContext({ cluster: 'c', engine: { name: 'ReplicatedMergeTree', params: "'/ch/{shard}/{table}', '{replica}'" }, retention });
+    expect(custom.engine).toBe("ReplicatedMergeTree('/ch/{shard}/{table}', '{replica}')");
+  });
+});
