@@ -55,8 +55,12 @@ function encode(schema: DescMessage, init: unknown): Buffer {
 
 const identity = (b: Buffer): Buffer => b;
 
-async function* decodeStream(schema: DescMessage, stream: AsyncIterable<unknown>): AsyncGenerator<unknown> {
-  for await (const chunk of stream) yield decode(schema, chunk as Buffer);
+/**
+ * Decodes a request stream. Iterates without `destroyOnReturn`: destroying a grpc-js duplex when its
+ * read side ends would cancel the call before the handler's replies and status are sent.
+ */
+async function* decodeStream(schema: DescMessage, stream: ServerReadableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>): AsyncGenerator<unknown> {
+  for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield decode(schema, chunk as Buffer);
 }
 
 function sender(schema: DescMessage, call: ServerWritableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>): Send<unknown> {

@@ -100,7 +100,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     } finally {
       shutdownController.signal.removeEventListener('abort', abort);
       handled.inc({ ...labels, grpc_code: status[code] });
-      stop();
+      const seconds = stop();
+      runWithContext({ correlationId: ctx.correlationId }, () => logger.debug({ method: path, code: status[code], durationMs: seconds * 1000 }, 'gRPC call'));
     }
   };
 

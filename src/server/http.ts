@@ -93,8 +93,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     const method = req.method ?? 'GET';
     const stop = duration.startTimer({ server: options.name, route, method });
     res.on('finish', () => {
-      stop();
+      const seconds = stop();
       requests.inc({ server: options.name, route, method, code: String(res.statusCode) });
+      runWithContext({ correlationId }, () => logger.debug({ method, path, code: res.statusCode, durationMs: seconds * 1000 }, 'HTTP request'));
     });
     const handler = byMethod?.get(method) ?? (method === 'HEAD' ? byMethod?.get('GET') : undefined);
     runWithContext({ correlationId }, () => {

@@ -13,6 +13,9 @@ export interface MetricsOptions {
 export function createMetrics(options: MetricsOptions): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'heimdall_' });
+  // prom-client names three gauges `*_total`, which Prometheus reserves for counters (promtool
+  // refuses them); heimdall_nodejs_active_resources{type} carries the same information.
+  for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) registry.removeSingleMetric(`heimdall_nodejs_${name}`);
   const info = new Gauge({
     name: 'heimdall_build_info',
     help: 'Build information of the running agent; the value is always 1.',

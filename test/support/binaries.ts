@@ -1,0 +1,16 @@
+import { execFileSync } from 'node:child_process';
+
+/**
+ * Whether an external binary the test needs is on PATH. In CI a missing binary fails the test
+ * (.ci/run installs it); locally the test is skipped with the reason printed.
+ */
+export function haveBinary(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    if (process.env.CI) throw new Error(`${name} is required in CI but is not installed (.ci/run installs it)`);
+    console.warn(`skipping: ${name} is not installed here (CI installs it)`);
+    return false;
+  }
+}
