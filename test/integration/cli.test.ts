@@ -1,0 +1,174 @@
+/** The built `heimdall` binary as a user runs it: a real process, real signals, real exit codes. */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp.js';
+
+const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+
+function run(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
+}
+
+interface Running {
+  child: ChildProcessWithoutNullStreams;
+  lines: Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+  waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+const children: ChildProcessWithoutNullStreams[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+function start(configText: string): { running: Running; dir: ReturnType<typeof tempDir> } {
+  const dir = tempDir();
+  const config = join(dir.path, 'heimdall.yaml');
+  writeFileSync(config, configText.replaceAll('$DATA', join(dir.path, 'data')));
+  const child = spawn(process.execPath, [MAIN, 'run', '--config', config], { stdio: 'pipe' });
+  children.push(child);
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+      buf = buf.slice(i + 1);
+      waiters.forEach((w) => w());
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const waitFor = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15_000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out; log so far:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)), timeoutMs);
+      const check = () => {
+        const hit = lines.find(pred);
+        if (hit) {
+          clearTimeout(timer);
+          resolve(hit);
+        }
+      };
+      waiters.push(check);
+      check();
+    });
+  return { running: { child, lines, exited, waitFor }, dir };
+}
+
+const CONFIG = `
+server:
+  grpc: { address: "127.0.0.1:0" }
+  otlp_http: { address: "127.0.0.1:0" }
+  admin: { address: "127.0.0.1:0" }
+storage:
+  embedded: { path: "$DATA" }
+shutdown: { drain: 200ms, timeout: 10s }
+`;
+
+describe('heimdall run', () => {
+  it('is ready in under 5 s on embedded storage and exits 0 on SIGTERM after draining', async () => {
+    const t0 = performance.now();
+    const { running, dir } = start(CONFIG);
+    const admin = await running.waitFor((l) => l.component === 'admin' && l.msg === 'HTTP server listening');
+    const url = `http://127.0.0.1:${String(admin.port)}`;
+    await running.waitFor((l) => l.msg === 'Heimdall started');
+    let readyAfter = 0;
+    for (;;) {
+      const res = await fetch(`${url}/readyz`).catch(() => undefined);
+      if (res?.status === 200) {
+        readyAfter = performance.now() - t0;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    console.log(`heimdall run: /readyz 200 after ${Math.round(readyAfter)} ms (process start included)`);
+    expect(readyAfter).toBeLessThan(5_000);
+    running.child.kill('SIGTERM');
+    await running.waitFor((l) => l.msg === 'shutting down: health is NOT_SERVING, draining');
+    const during = await fetch(`${url}/readyz`).catch(() => undefined);
+    expect(during?.status).toBe(503);
+    expect(await running.exited).toBe(0);
+    const msgs = running.lines.map((l) => l.msg);
+    const order = ['signal received', 'gRPC server stopped', 'storage closed', 'Heimdall stopped'].map((m) => msgs.indexOf(m));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    dir.cleanup();
+  });
+
+  it('exits at once on a second signal', async () => {
+    const { running, dir } = start(CONFIG.replace('drain: 200ms', 'drain: 20s'));
+    await running.waitFor((l) => l.msg === 'Heimdall started');
+    running.child.kill('SIGTERM');
+    await running.waitFor((l) => l.msg === 'shutting down: health is NOT_SERVING, draining');
+    running.child.kill('SIGINT');
+    expect(await running.exited).toBe(130);
+    dir.cleanup();
+  });
+
+  it('exits non-zero with the key path when the config is invalid', () => {
+    const dir = tempDir();
+    const file = join(dir.path, 'bad.yaml');
+    writeFileSync(file, 'storage:\n  clickhouse:\n    url: foo\nserver:\n  grpc:\n    adress: 1\n');
+    const r = run(['run', '--config', file]);
+    expect(r.status).toBe(78);
+    expect(r.stderr).toContain('storage.clickhouse.url: expected a URL such as "http://clickhouse:8123", got "foo"');
+    expect(r.stderr).toContain('server.grpc.adress: unknown key');
+    dir.cleanup();
+  });
+
+  it('fails to start with a clear message when a port is taken', async () => {
+    const { running, dir } = start(CONFIG);
+    const grpc = await running.waitFor((l) => l.msg === 'gRPC server listening');
+    const second = start(CONFIG.replace('address: "127.0.0.1:0" }\n  otlp_http', `address: "127.0.0.1:${String(grpc.port)}" }\n  otlp_http`));
+    const fatal = await second.running.waitFor((l) => l.level === 'fatal');
+    expect(String(fatal.msg)).toContain(`cannot listen on 127.0.0.1:${String(grpc.port)} (gRPC)`);
+    expect(await second.running.exited).toBe(1);
+    running.child.kill('SIGTERM');
+    expect(await running.exited).toBe(0);
+    dir.cleanup();
+    second.dir.cleanup();
+  });
+});
+
+describe('heimdall commands', () => {
+  it('check-config prints the effective config with secrets masked', () => {
+    const dir = tempDir();
+    const file = join(dir.path, 'h.yaml');
+    writeFileSync(file, 'storage:\n  clickhouse:\n    url: http://ch:8123\n    password: ${CH_PASSWORD}\n');
+    const r = run(['check-config', '--config', file], { CH_PASSWORD: 'hunter2' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`# ${file} is valid; sha256 `);
+    expect(r.stdout).toContain('password: "***"');
+    expect(r.stdout).toContain('url: http://ch:8123');
+    expect(r.stdout).not.toContain('hunter2');
+    const defaults = run(['check-config'], { HEIMDALL_CONFIG: '' });
+    expect(defaults.status).toBe(0);
+    expect(defaults.stdout).toContain('# built-in defaults is valid');
+    expect(defaults.stdout).toContain('address: 127.0.0.1:4317');
+    dir.cleanup();
+  });
+
+  it('migrate applies the schema and exits; a second run applies nothing', () => {
+    const dir = tempDir();
+    const file = join(dir.path, 'h.yaml');
+    writeFileSync(file, `storage:\n  embedded:\n    path: ${join(dir.path, 'data')}\n`);
+    const first = run(['migrate', '--config', file]);
+    expect(first.status).toBe(0);
+    expect(first.stdout).toContain('(applied: 1, 2, 3, 4; retention updated: none)');
+    const second = run(['migrate', '--config', file]);
+    expect(second.stdout).toContain('(applied: none; retention updated: none)');
+    dir.cleanup();
+  });
+
+  it('version and --help', () => {
+    expect(run(['version']).stdout).toMatch(/^heimdall 0\.1\.0 \(build \S+, node v\d+/);
+    for (const cmd of [[], ['run'], ['check-config'], ['migrate'], ['version']]) {
+      const r = run([...cmd, '--help']);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain('Usage: heimdall');
+    }
+  });
+});
