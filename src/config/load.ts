@@ -25,7 +25,7 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
-  return JSON.stringify(value) ?? String(value);
+  return JSON.stringify(value) ?? typeof value;
 }
 
 function formatIssue(issue: z.core.$ZodIssue): string[] {

@@ -1,4 +1,4 @@
-import { status } from '@grpc/grpc-js';
+import type { status } from '@grpc/grpc-js';
 
 /** An error with a gRPC status code; thrown by handlers, mapped to the call's status once. */
 export class GrpcError extends Error {

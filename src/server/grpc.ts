@@ -113,7 +113,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       if (state !== 'new') throw new Error('services must be added before the gRPC server starts');
       const { definition, handlers } = toGrpcService(service, impl, wrap);
       server.addService(definition, handlers);
-      services.push(service as GenService<GenServiceMethods>);
+      services.push(service);
     },
     serviceNames: () => services.map((s) => s.typeName),
     serviceFiles: () => [...new Set(services.map((s) => s.file))],

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type * as Chdb from 'chdb';
 import type { Session } from 'chdb';
 import { StorageError, StorageUnavailableError, toStorageError } from './errors.js';
 import { encodeJsonEachRow, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
@@ -10,7 +11,7 @@ export interface EmbeddedTransportOptions {
   path: string;
 }
 
-async function loadChdb(): Promise<typeof import('chdb')> {
+async function loadChdb(): Promise<typeof Chdb> {
   try {
     return await import('chdb');
   } catch (err) {

@@ -25,7 +25,7 @@ export function toStorageError(err: unknown, what: string): StorageError {
   if (err instanceof StorageError) return err;
   const message = err instanceof Error ? err.message : String(err);
   const code = errorCode(err, message);
-  const retryable = (code !== undefined && RETRYABLE_CODES.has(code)) || (code === undefined && NETWORK.test(`${message} ${(err as { code?: unknown })?.code ?? ''}`));
+  const retryable = (code !== undefined && RETRYABLE_CODES.has(code)) || (code === undefined && NETWORK.test(`${message} ${String((err as { code?: unknown } | undefined)?.code)}`));
   return new StorageError(`${what}: ${message.split('\n')[0] ?? message}`, { retryable, code, cause: err });
 }
 

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { status as grpcStatus, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,7 +70,7 @@ describe('agent on embedded storage', () => {
   it('returns the correlation id in gRPC metadata and HTTP headers, and logs it', async () => {
     const c = testClient(Health, t.grpcAddress);
     const { headers } = await c.unary('Check', HealthCheckRequestSchema, HealthCheckResponseSchema, { service: '' }, { 'x-correlation-id': 'corr-grpc-1' });
-    expect((headers as Metadata).get('x-correlation-id')).toEqual(['corr-grpc-1']);
+    expect(headers.get('x-correlation-id')).toEqual(['corr-grpc-1']);
     const generated = await c.unary('Check', HealthCheckRequestSchema, HealthCheckResponseSchema, { service: '' });
     expect(String(generated.headers.get('x-correlation-id')[0])).toMatch(/^[0-9a-f-]{36}$/);
     c.close();

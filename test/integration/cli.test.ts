@@ -75,7 +75,7 @@ describe('heimdall run', () => {
     const admin = await running.waitFor((l) => l.component === 'admin' && l.msg === 'HTTP server listening');
     const url = `http://127.0.0.1:${String(admin.port)}`;
     await running.waitFor((l) => l.msg === 'Heimdall started');
-    let readyAfter = 0;
+    let readyAfter: number;
     for (;;) {
       const res = await fetch(`${url}/readyz`).catch(() => undefined);
       if (res?.status === 200) {

@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t heimdall:0.1.0 --build-arg BUILD=$(git rev-parse --short HEAD) .
+# Without the embedded engine (server storage only): --build-arg OMIT_OPTIONAL=true
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json
+
+FROM node:24-bookworm-slim AS deps
+ARG OMIT_OPTIONAL=false
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts $( [ "$OMIT_OPTIONAL" = "true" ] && echo --omit=optional ) && npm cache clean --force
+
+FROM node:24-bookworm-slim
+ARG BUILD=dev
+ENV NODE_ENV=production HEIMDALL_BUILD=${BUILD}
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+# Default embedded data directory (storage.embedded.path ./data).
+RUN mkdir -p /app/data && chown node:node /app/data
+# The image's unprivileged "node" user (uid 1000).
+USER node
+# gRPC (OTLP, heimdall.v1, Envoy RLS, health), OTLP/HTTP, admin (probes, /metrics, /status).
+EXPOSE 4317 4318 9464
+VOLUME ["/app/data"]
+ENTRYPOINT ["node", "dist/main.js"]
+CMD ["run"]

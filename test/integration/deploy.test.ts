@@ -1,0 +1,105 @@
+/** The Kubernetes manifests and Dockerfile parse and point at ports, paths and files that exist. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
+import { substituteEnv } from '../../src/config/substitute.js';
+import { splitHostPort } from '../../src/config/units.js';
+import { addAdminRoutes } from '../../src/health/admin-routes.js';
+import { createHealthRegistry } from '../../src/health/registry.js';
+import type { HttpServer } from '../../src/server/http.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BASE = join(ROOT, 'deploy', 'kubernetes', 'base');
+
+// Kubernetes objects are deep, loosely typed trees; the assertions check their shape.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = Record<string, any>;
+function load(file: string): Doc[] {
+  const docs = parseAllDocuments(readFileSync(join(BASE, file), 'utf8'));
+  for (const d of docs) expect(d.errors).toEqual([]);
+  return docs.map((d) => d.toJS() as Doc);
+}
+
+/** The admin listener's real routes, as addAdminRoutes registers them. */
+function adminRoutes(): string[] {
+  const paths: string[] = [];
+  const fake = { route: (_m: string, path: string) => void paths.push(path) } as unknown as HttpServer;
+  addAdminRoutes(fake, { version: '', build: '', startedAt: new Date(), configHash: '', registry: createHealthRegistry() }, new Registry());
+  return paths;
+}
+
+describe('deploy/kubernetes/base', () => {
+  const kustomization = load('kustomization.yaml')[0] as Doc;
+  const all = (kustomization.resources as string[]).flatMap((f) => {
+    expect(existsSync(join(BASE, f))).toBe(true);
+    return load(f);
+  });
+  const configMap = all.find((d) => d.kind === 'ConfigMap') as Doc;
+  const deployment = all.find((d) => d.kind === 'Deployment') as Doc;
+  const service = all.find((d) => d.kind === 'Service') as Doc;
+  const pod = deployment.spec.template.spec as Doc;
+  const sidecar = (pod.initContainers as Doc[]).find((c) => c.name === 'heimdall') as Doc;
+  const config = validateConfig(substituteEnv(parseAllDocuments(configMap.data['heimdall.yaml'] as string)[0]?.toJS(), {}));
+  const portByName = new Map((sidecar.ports as Doc[]).map((p) => [p.name as string, p.containerPort as number]));
+
+  it('has a ConfigMap whose heimdall.yaml is a valid configuration', () => {
+    expect(config.server.admin.address).toBe('0.0.0.0:9464');
+    expect(splitHostPort(config.server.grpc.address)?.host).toBe('127.0.0.1');
+  });
+
+  it('runs Heimdall as a native sidecar with its config mounted where HEIMDALL_CONFIG points', () => {
+    expect(sidecar.restartPolicy).toBe('Always');
+    const env = new Map((sidecar.env as Doc[]).map((e) => [e.name as string, e]));
+    const configPath = env.get('HEIMDALL_CONFIG')?.value as string;
+    const mount = (sidecar.volumeMounts as Doc[]).find((m) => configPath.startsWith(`${m.mountPath as string}/`)) as Doc;
+    const volume = (pod.volumes as Doc[]).find((v) => v.name === mount.name) as Doc;
+    expect(volume.configMap.name).toBe(configMap.metadata.name);
+    expect(configPath.slice((mount.mountPath as string).length + 1)).toBe('heimdall.yaml');
+    const dataMount = (sidecar.volumeMounts as Doc[]).find((m) => config.storage.embedded.path.startsWith(m.mountPath as string)) as Doc;
+    expect(dataMount.readOnly).toBeFalsy();
+    expect((pod.volumes as Doc[]).map((v) => v.name)).toEqual(expect.arrayContaining((sidecar.volumeMounts as Doc[]).map((m) => m.name)));
+    expect(sidecar.resources.requests.memory).toBeDefined();
+    expect(sidecar.resources.limits.memory).toBeDefined();
+  });
+
+  it('declares the configured ports and probes real admin paths on the admin port', () => {
+    expect(portByName.get('otlp-grpc')).toBe(splitHostPort(config.server.grpc.address)?.port);
+    expect(portByName.get('otlp-http')).toBe(splitHostPort(config.server.otlp_http.address)?.port);
+    expect(portByName.get('admin')).toBe(splitHostPort(config.server.admin.address)?.port);
+    const routes = adminRoutes();
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+      const get = sidecar[probe].httpGet as Doc;
+      expect(routes).toContain(get.path);
+      expect(portByName.get(get.port as string)).toBe(9464);
+    }
+    expect(sidecar.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(sidecar.livenessProbe.httpGet.path).toBe('/livez');
+  });
+
+  it('is scrapeable by Prometheus at the admin port and /metrics', () => {
+    for (const annotations of [deployment.spec.template.metadata.annotations as Doc, service.metadata.annotations as Doc]) {
+      expect(annotations['prometheus.io/scrape']).toBe('true');
+      expect(Number(annotations['prometheus.io/port'])).toBe(portByName.get('admin'));
+      expect(adminRoutes()).toContain(annotations['prometheus.io/path']);
+    }
+    expect(portByName.has(service.spec.ports[0].targetPort as string)).toBe(true);
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+  });
+});
+
+describe('Dockerfile', () => {
+  const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  it('is multi-stage on Node 24, runs as non-root and exposes every default port', () => {
+    const froms = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(froms.length).toBeGreaterThanOrEqual(2);
+    expect(froms.every((f) => f?.startsWith('node:24'))).toBe(true);
+    expect(text).toMatch(/^USER node$/m);
+    const exposed = (/^EXPOSE (.+)$/m.exec(text)?.[1] ?? '').split(/\s+/).map(Number);
+    const defaults = validateConfig({}).server;
+    for (const address of [defaults.grpc.address, defaults.otlp_http.address, defaults.admin.address]) expect(exposed).toContain(splitHostPort(address)?.port);
+    expect(text).toContain('npm ci --omit=dev');
+  });
+});
