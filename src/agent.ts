@@ -64,7 +64,7 @@ export function createAgent(options: AgentOptions): Agent {
 
   const components: Component[] = [];
   if (config.telemetry.tracing.enabled) {
-    components.push(createSelfTracing({ endpoint: config.telemetry.tracing.endpoint, sampleRatio: config.telemetry.tracing.sample_ratio, version: VERSION, logger }));
+    components.push(createSelfTracing({ endpoint: config.telemetry.tracing.endpoint, sampleRatio: config.telemetry.tracing.sample_ratio, logger }));
   }
   // Admin first so /livez answers while storage connects; data listeners last.
   components.push(admin, storage, grpc, otlpHttp);

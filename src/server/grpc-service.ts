@@ -38,7 +38,12 @@ export type ServiceImpl<T extends GenServiceMethods> = { [K in keyof T]: Handler
  * Wraps one call: builds its context, runs the handler and records the outcome. Rejects only with
  * a status object (`{ code, details, metadata }`) ready to be handed to grpc-js.
  */
-export type CallWrapper = (method: DescMethod, metadata: Metadata, call: { cancelled: boolean; on(event: 'cancelled', l: () => void): unknown }, run: (ctx: CallContext) => Promise<void>) => Promise<void>;
+export type CallWrapper = (
+  method: DescMethod,
+  metadata: Metadata,
+  call: { on(event: 'cancelled', l: () => void): unknown; removeListener(event: 'cancelled', l: () => void): unknown },
+  run: (ctx: CallContext) => Promise<void>,
+) => Promise<void>;
 
 function decode<D extends DescMessage>(schema: D, bytes: Buffer): MessageShape<D> {
   try {

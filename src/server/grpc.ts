@@ -98,6 +98,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       code = st.code;
       throw st;
     } finally {
+      // grpc-js emits 'cancelled' when a finished call's stream closes: stop listening first, so a
+      // completed call does not pay for an abort (a DOMException per call).
+      call.removeListener('cancelled', abort);
       shutdownController.signal.removeEventListener('abort', abort);
       handled.inc({ ...labels, grpc_code: status[code] });
       const seconds = stop();

@@ -1,5 +1,4 @@
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
 import type { Logger } from './logger.js';
 
 /** Options for createSelfTracing. */
@@ -8,7 +7,6 @@ export interface SelfTracingOptions {
   endpoint: string;
   /** Fraction of root spans sampled, 0 to 1. */
   sampleRatio: number;
-  version: string;
   logger: Logger;
 }
 
@@ -20,13 +18,17 @@ export interface SelfTracing {
   shutdown(): Promise<void>;
 }
 
-/** Creates optional self-tracing with @opentelemetry/sdk-node; nothing is traced until start. */
+/**
+ * Creates optional self-tracing with @opentelemetry/sdk-node. The SDK is loaded at start, so an
+ * agent with tracing off never loads it (it costs start-up time and memory).
+ */
 export function createSelfTracing(options: SelfTracingOptions): SelfTracing {
   const logger = options.logger.child({ component: 'tracing' });
   let sdk: NodeSDK | undefined;
   return {
     name: 'tracing',
     async start() {
+      const [{ NodeSDK, tracing }, { OTLPTraceExporter }] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-grpc')]);
       sdk = new NodeSDK({
         serviceName: 'heimdall',
         traceExporter: new OTLPTraceExporter({ url: options.endpoint }),
