@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
+# `npm install` at the locked versions rather than `npm ci`: see .ci/run.
 # Build: docker build -t heimdall:0.1.0 --build-arg BUILD=$(git rev-parse --short HEAD) .
 # Without the embedded engine (server storage only): --build-arg OMIT_OPTIONAL=true
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts
+RUN npm install --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json
@@ -14,7 +15,7 @@ FROM node:24-bookworm-slim AS deps
 ARG OMIT_OPTIONAL=false
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts $( [ "$OMIT_OPTIONAL" = "true" ] && echo --omit=optional ) && npm cache clean --force
+RUN npm install --no-audit --no-fund --omit=dev --ignore-scripts $( [ "$OMIT_OPTIONAL" = "true" ] && echo --omit=optional ) && npm cache clean --force
 
 FROM node:24-bookworm-slim
 ARG BUILD=dev
