@@ -9,6 +9,9 @@ import type { StorageTransport } from './transport.js';
 
 type StorageConfig = Config['storage'];
 
+/** How long start() waits for the first connection attempt before letting the agent go on. */
+const FIRST_ATTEMPT_WAIT_MS = 2_000;
+
 /** Which transport a storage config selects: `server` when a URL is set, unless `mode` says otherwise. */
 export function storageMode(config: StorageConfig): 'embedded' | 'server' {
   return config.mode ?? (config.clickhouse.url ? 'server' : 'embedded');
@@ -52,9 +55,10 @@ export interface Storage {
   /** The open transport. Throws before start. */
   readonly transport: StorageTransport;
   /**
-   * Opens the transport and makes one connection attempt (migrating when configured). Does not
-   * fail when storage is unreachable: it keeps retrying in the background and reports why in health.
-   * Throws only for what retrying cannot fix (chdb missing, data directory locked).
+   * Opens the transport and starts connecting (and migrating, when configured), waiting at most 2 s
+   * for the first attempt. Does not fail when storage is unreachable: it keeps retrying in the
+   * background and reports why in health. Throws only for what retrying cannot fix (chdb missing,
+   * data directory locked).
    */
   start(): Promise<void>;
   /** Stops retrying and closes the transport after calls in flight. Safe to call twice. */
@@ -117,7 +121,11 @@ export function createStorage(options: StorageOptions): Storage {
         throw err;
       }
       logger.info({ kind: transport.kind, target: transport.target }, 'storage transport opened');
-      await attempt();
+      // Wait for the first attempt only briefly: an unreachable server must not hold back the
+      // listeners for a whole request timeout. The attempt goes on and reports to health.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([attempt(), new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_ATTEMPT_WAIT_MS)))]);
+      clearTimeout(timer);
     },
     async shutdown() {
       if (stopped) return;

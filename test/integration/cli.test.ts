@@ -121,20 +121,17 @@ describe('heimdall run', () => {
 
   it('says how to fix it when chdb is not installed and no server is configured', () => {
     const dir = tempDir();
-    const r = spawnSync(process.execPath, ['--import', join(import.meta.dirname, '..', 'support', 'no-chdb.mjs'), MAIN, 'migrate'], {
-      cwd: dir.path,
-      env: { ...process.env, HEIMDALL_CONFIG: '' },
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
-    expect(r.status).toBe(1);
-    expect(r.stderr).toContain('the embedded ClickHouse engine (npm package "chdb") is not installed. Install it with `npm install chdb`, or point Heimdall at a ClickHouse server with storage.clickhouse.url');
-    const agent = spawnSync(process.execPath, ['--import', join(import.meta.dirname, '..', 'support', 'no-chdb.mjs'), MAIN, 'run'], {
-      cwd: dir.path,
-      env: { ...process.env, HEIMDALL_CONFIG: '' },
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
+    const withoutChdb = (command: string) =>
+      spawnSync(process.execPath, ['--import', join(import.meta.dirname, '..', 'support', 'no-chdb.mjs'), MAIN, command], {
+        cwd: dir.path,
+        env: { ...process.env, HEIMDALL_CONFIG: '' },
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+    const migrate = withoutChdb('migrate');
+    expect(migrate.status).toBe(1);
+    expect(migrate.stderr).toContain('the embedded ClickHouse engine (npm package "chdb") is not installed. Install it with `npm install chdb`, or point Heimdall at a ClickHouse server with storage.clickhouse.url');
+    const agent = withoutChdb('run');
     expect(agent.status).toBe(1);
     const fatal = agent.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'fatal');
     expect(String(fatal?.msg)).toContain('npm package "chdb") is not installed');
