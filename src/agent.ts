@@ -7,6 +7,9 @@ import type { StatusSource } from './health/status.js';
 import { addSystemService } from './health/system-service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
+import { addOtlpReceivers } from './ingest/otlp/receiver.js';
+import { createPipeline, type Pipeline } from './ingest/pipeline/pipeline.js';
+import { createRedMetrics } from './ingest/red-metrics.js';
 import { addReflection } from './server/reflection.js';
 import { createStorage, type Storage } from './storage/storage.js';
 import type { Logger } from './telemetry/logger.js';
@@ -32,6 +35,7 @@ export interface Agent {
   readonly health: HealthRegistry;
   readonly metrics: Registry;
   readonly storage: Storage;
+  readonly pipeline: Pipeline;
   readonly grpc: GrpcServer;
   readonly otlpHttp: HttpServer;
   readonly admin: HttpServer;
@@ -55,10 +59,21 @@ export function createAgent(options: AgentOptions): Agent {
 
   const storage = createStorage({ config: config.storage, logger, health, metrics });
   const grpc = createGrpcServer({ address: config.server.grpc.address, tls: config.server.grpc.tls, maxRecvMsgSize: config.server.grpc.max_recv_msg_size, logger, metrics, health });
+  const otlpHttp = createHttpServer({ name: 'otlp_http', address: config.server.otlp_http.address, tls: config.server.otlp_http.tls, logger, metrics, health });
+  const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });
+  addOtlpReceivers({
+    pipeline,
+    grpc,
+    http: otlpHttp,
+    maxBodyBytes: config.server.otlp_http.max_body_size,
+    corsAllowedOrigins: config.server.otlp_http.cors_allowed_origins,
+    red: config.ingest.red_metrics.enabled ? createRedMetrics({ metrics, maxSeries: config.ingest.red_metrics.max_series, logger }) : undefined,
+    metrics,
+    logger,
+  });
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
-  const otlpHttp = createHttpServer({ name: 'otlp_http', address: config.server.otlp_http.address, tls: config.server.otlp_http.tls, logger, metrics, health });
   const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health });
   addAdminRoutes(admin, statusSource, metrics);
 
@@ -66,8 +81,9 @@ export function createAgent(options: AgentOptions): Agent {
   if (config.telemetry.tracing.enabled) {
     components.push(createSelfTracing({ endpoint: config.telemetry.tracing.endpoint, sampleRatio: config.telemetry.tracing.sample_ratio, logger }));
   }
-  // Admin first so /livez answers while storage connects; data listeners last.
-  components.push(admin, storage, grpc, otlpHttp);
+  // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
+  // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
+  components.push(admin, storage, pipeline, grpc, otlpHttp);
   const started: Component[] = [];
   let stopping: Promise<void> | undefined;
   const grace = (): number => Math.max(1_000, config.shutdown.timeout / 3);
@@ -86,6 +102,7 @@ export function createAgent(options: AgentOptions): Agent {
     health,
     metrics,
     storage,
+    pipeline,
     grpc,
     otlpHttp,
     admin,

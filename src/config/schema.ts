@@ -55,6 +55,83 @@ const clickhouse = z.strictObject({
   max_open_connections: z.number().int().positive().default(10),
 });
 
+const regexList = z.array(z.string().refine((p) => {
+  try {
+    new RegExp(p);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected a valid regular expression'));
+
+const ingest = z.strictObject({
+  /**
+   * When an exporter is answered: `stored` once ClickHouse confirmed the insert; `queued` once the
+   * data is in the on-disk queue (survives kill -9 and ClickHouse outages).
+   */
+  ack: z.enum(['stored', 'queued']).default('stored'),
+  memory: z
+    .strictObject({
+      /** Hard limit of decoded data held in memory. */
+      limit: byteSize.prefault('512MiB'),
+      /** Data is refused (retryable) once limit - spike is passed. */
+      spike: byteSize.prefault('128MiB'),
+    })
+    .prefault({}),
+  batch: z
+    .strictObject({
+      /** Rows per insert, per table. */
+      max_rows: z.number().int().positive().default(10_000),
+      /** Longest a row waits for its batch. */
+      max_delay: duration.prefault('500ms'),
+    })
+    .prefault({}),
+  retry: z
+    .strictObject({
+      initial_interval: duration.prefault('100ms'),
+      max_interval: duration.prefault('5s'),
+      /** With ack: stored, give up on a batch after this long and answer "retry later". */
+      max_elapsed: duration.prefault('20s'),
+    })
+    .prefault({}),
+  queue: z
+    .strictObject({
+      /** Directory of the write-ahead log used by ack: queued. */
+      path: z.string().min(1).default('./queue'),
+      /** Bytes the queue may hold; past it data is refused (retryable). */
+      max_size: byteSize.prefault('1GiB'),
+      /** Bytes per segment file. */
+      segment_size: byteSize.prefault('64MiB'),
+    })
+    .prefault({}),
+  redaction: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Include the built-in patterns (authorization, cookies, passwords, tokens, API keys, card numbers). */
+      defaults: z.boolean().default(true),
+      /** Extra key patterns: values of matching attribute keys are replaced whole. */
+      keys: regexList.default([]),
+      /** Extra value patterns: matching text is replaced wherever it appears. */
+      values: regexList.default([]),
+      replacement: z.string().default('[REDACTED]'),
+    })
+    .prefault({}),
+  enrichment: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Environment variable -> resource attribute, added when the data lacks it. */
+      from_env: z.record(z.string(), z.string()).optional(),
+    })
+    .prefault({}),
+  red_metrics: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Most label sets kept; beyond it spans count under service_name="__overflow__". */
+      max_series: z.number().int().positive().default(2_000),
+    })
+    .prefault({}),
+});
+
 /** The whole configuration. Every key has a default, so an empty file (or none) is valid. */
 export const configSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
@@ -64,7 +141,11 @@ export const configSchema = z.strictObject({
         .extend({ max_recv_msg_size: byteSize.prefault('4MiB') })
         .prefault({}),
       otlp_http: listener('127.0.0.1:4318')
-        .extend({ max_body_size: byteSize.prefault('20MiB') })
+        .extend({
+          max_body_size: byteSize.prefault('20MiB'),
+          /** Origins allowed to send OTLP/HTTP from browsers; empty disables CORS. A bare "*" is refused. */
+          cors_allowed_origins: z.array(z.string().refine((o) => o !== '*', 'a bare "*" is not allowed; list the origins')).default([]),
+        })
         .prefault({}),
       admin: listener('0.0.0.0:9464').prefault({}),
     })
@@ -84,6 +165,7 @@ export const configSchema = z.strictObject({
       health_check_interval: duration.prefault('10s'),
     })
     .prefault({}),
+  ingest: ingest.prefault({}),
   telemetry: z
     .strictObject({
       tracing: z

@@ -39,8 +39,10 @@ export interface GrpcServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
+const OTLP_SERVICE_PREFIX = 'opentelemetry.proto.collector.';
+
 function toStatus(err: unknown, logger: Logger, method: string): ServiceError {
-  const metadata = new Metadata();
+  const metadata = err instanceof GrpcError && err.metadata ? err.metadata : new Metadata();
   if (err instanceof GrpcError) return Object.assign(new Error(err.message), { code: err.code, details: err.message, metadata });
   logger.error({ err, method }, 'gRPC handler failed');
   return Object.assign(new Error('internal error'), { code: status.INTERNAL, details: 'internal error', metadata });
@@ -90,7 +92,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     let code = status.OK;
     try {
       await runWithContext({ correlationId: ctx.correlationId }, () =>
-        inServerSpan(path.slice(1), { 'rpc.system': 'grpc', 'rpc.service': method.parent.typeName, 'rpc.method': method.name, 'heimdall.correlation_id': ctx.correlationId }, () => run(ctx)),
+        // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
+        method.parent.typeName.startsWith(OTLP_SERVICE_PREFIX)
+          ? run(ctx)
+          : inServerSpan(path.slice(1), { 'rpc.system': 'grpc', 'rpc.service': method.parent.typeName, 'rpc.method': method.name, 'heimdall.correlation_id': ctx.correlationId }, () => run(ctx)),
       );
     } catch (err) {
       const st = runWithContext({ correlationId: ctx.correlationId }, () => toStatus(err, logger, path));

@@ -104,9 +104,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         res.setHeader('allow', [...byMethod.keys()].join(', '));
         return sendJson(res, 405, { error: `method ${method} not allowed on ${path}` });
       }
-      inServerSpan(`${method} ${path}`, { 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }, async () => {
-        await handler(req, res, { correlationId });
-      }).catch((err: unknown) => {
+      // Telemetry ingestion (/v1/*) is not traced: an agent tracing itself into itself would loop.
+      const run = async (): Promise<void> => handler(req, res, { correlationId });
+      (path.startsWith('/v1/') ? run() : inServerSpan(`${method} ${path}`, { 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }, run)).catch((err: unknown) => {
           logger.error({ err, path }, 'HTTP handler failed');
           if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
           else res.destroy();

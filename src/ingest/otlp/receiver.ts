@@ -1,0 +1,244 @@
+import { promisify } from 'node:util';
+import { gunzip, inflate } from 'node:zlib';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { create, fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { anyPack, DurationSchema } from '@bufbuild/protobuf/wkt';
+import { Metadata, status } from '@grpc/grpc-js';
+import { Counter, type Registry } from 'prom-client';
+import { RetryInfoSchema } from '../../gen/google/rpc/error_details_pb.js';
+import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
+import { ExportLogsServiceRequestSchema, ExportLogsServiceResponseSchema, LogsService } from '../../gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
+import { ExportMetricsServiceRequestSchema, ExportMetricsServiceResponseSchema, MetricsService } from '../../gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js';
+import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, TraceService } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import { GrpcError } from '../../server/errors.js';
+import type { GrpcServer } from '../../server/grpc.js';
+import type { HttpServer } from '../../server/http.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { RetryableError } from '../pipeline/errors.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { RedMetrics } from '../red-metrics.js';
+import { hexIdsToBase64 } from './json.js';
+import { logsToRows } from './logs.js';
+import { metricsToRows } from './metrics.js';
+import { rejectionMessage, type Conversion } from './result.js';
+import { TRACES_TABLE, tracesToRows } from './traces.js';
+
+/** Options for addOtlpReceivers. */
+export interface OtlpReceiverOptions {
+  pipeline: Pipeline;
+  grpc: GrpcServer;
+  http: HttpServer;
+  /** Largest OTLP/HTTP body, checked on the wire and again after decompression. */
+  maxBodyBytes: number;
+  /** Browser origins allowed by CORS; empty: no CORS headers. */
+  corsAllowedOrigins: readonly string[];
+  red: RedMetrics | undefined;
+  metrics: Registry;
+  logger: Logger;
+}
+
+interface Signal<Req extends DescMessage, Res extends DescMessage> {
+  name: 'traces' | 'logs' | 'metrics';
+  path: string;
+  /** What one item is called in metric names and messages. */
+  item: 'spans' | 'log_records' | 'metric_points';
+  request: Req;
+  response: Res;
+  convert(req: MessageShape<Req>): Conversion;
+  reply(rejected: number, message: string): MessageInitShape<Res>;
+}
+
+const traces: Signal<typeof ExportTraceServiceRequestSchema, typeof ExportTraceServiceResponseSchema> = {
+  name: 'traces',
+  path: '/v1/traces',
+  item: 'spans',
+  request: ExportTraceServiceRequestSchema,
+  response: ExportTraceServiceResponseSchema,
+  convert: tracesToRows,
+  reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedSpans: BigInt(rejected), errorMessage } } : {}),
+};
+const logs: Signal<typeof ExportLogsServiceRequestSchema, typeof ExportLogsServiceResponseSchema> = {
+  name: 'logs',
+  path: '/v1/logs',
+  item: 'log_records',
+  request: ExportLogsServiceRequestSchema,
+  response: ExportLogsServiceResponseSchema,
+  convert: logsToRows,
+  reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedLogRecords: BigInt(rejected), errorMessage } } : {}),
+};
+const metrics: Signal<typeof ExportMetricsServiceRequestSchema, typeof ExportMetricsServiceResponseSchema> = {
+  name: 'metrics',
+  path: '/v1/metrics',
+  item: 'metric_points',
+  request: ExportMetricsServiceRequestSchema,
+  response: ExportMetricsServiceResponseSchema,
+  convert: metricsToRows,
+  reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedDataPoints: BigInt(rejected), errorMessage } } : {}),
+};
+
+/** An OTLP/HTTP request that cannot be served, with its HTTP status. */
+class HttpFailure extends Error {
+  readonly status: number;
+  readonly grpcCode: number;
+  readonly retryAfterMs: number | undefined;
+  constructor(httpStatus: number, grpcCode: number, message: string, retryAfterMs?: number) {
+    super(message);
+    this.status = httpStatus;
+    this.grpcCode = grpcCode;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+
+/** Reads a body of at most `max` bytes, then decompresses it, again to at most `max` bytes. */
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
+  if (!['gzip', 'deflate', 'identity', ''].includes(encoding)) throw new HttpFailure(400, status.INVALID_ARGUMENT, `unsupported Content-Encoding ${JSON.stringify(encoding)}: use gzip, deflate or none`);
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) throw new HttpFailure(413, status.INVALID_ARGUMENT, `request body of ${declared} bytes exceeds the limit of ${max} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw new HttpFailure(413, status.INVALID_ARGUMENT, `request body exceeds the limit of ${max} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const raw = Buffer.concat(chunks);
+  if (encoding !== 'gzip' && encoding !== 'deflate') return raw;
+  try {
+    return await (encoding === 'gzip' ? gunzipAsync : inflateAsync)(raw, { maxOutputLength: max });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new HttpFailure(413, status.INVALID_ARGUMENT, `decompressed body exceeds the limit of ${max} bytes`);
+    throw new HttpFailure(400, status.INVALID_ARGUMENT, `cannot decompress the ${encoding} body: ${(err as Error).message}`);
+  }
+}
+
+function retryDetails(message: string, retryAfterMs: number): Metadata {
+  const md = new Metadata();
+  const seconds = Math.floor(retryAfterMs / 1000);
+  const st = create(StatusSchema, {
+    code: status.UNAVAILABLE,
+    message,
+    details: [anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: create(DurationSchema, { seconds: BigInt(seconds), nanos: (retryAfterMs % 1000) * 1e6 }) }))],
+  });
+  md.set('grpc-status-details-bin', Buffer.from(toBinary(StatusSchema, st)));
+  return md;
+}
+
+/**
+ * Adds the OTLP receivers: `opentelemetry.proto.collector.{trace,metrics,logs}.v1.*Service/Export`
+ * on the gRPC server and `POST /v1/{traces,metrics,logs}` (protobuf or JSON, gzip or deflate) on the
+ * OTLP/HTTP listener. Invalid items are reported in partial_success with their exact count and the
+ * rest is stored; refusals (memory, queue, storage) are retryable: UNAVAILABLE with RetryInfo, or
+ * HTTP 503 with Retry-After.
+ */
+export function addOtlpReceivers(options: OtlpReceiverOptions): void {
+  const logger = options.logger.child({ component: 'otlp' });
+  const counter = (kind: string, help: string) =>
+    new Counter({ name: `heimdall_receiver_${kind}_items_total`, help, labelNames: ['signal', 'transport'] as const, registers: [options.metrics] });
+  const accepted = counter('accepted', 'Spans, log records and metric points accepted (stored or queued), by signal and transport.');
+  const refused = counter('refused', 'Items refused with a retryable error (memory, queue full, storage unavailable), by signal and transport.');
+  const rejected = counter('rejected', 'Invalid items rejected in partial_success, by signal and transport.');
+  const failed = counter('failed', 'Items lost to an internal error, by signal and transport.');
+
+  /** Converts and submits one request; returns the rejected count and message. */
+  const ingest = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, req: MessageShape<Req>, transport: 'grpc' | 'http') => {
+    const conversion = signal.convert(req);
+    const labels = { signal: signal.name, transport };
+    if (conversion.rejected > 0) rejected.inc(labels, conversion.rejected);
+    try {
+      if (signal.name === 'traces') options.red?.observe(conversion.tables.get(TRACES_TABLE) ?? []);
+      await options.pipeline.submit(conversion);
+      accepted.inc(labels, conversion.accepted);
+    } catch (err) {
+      if (err instanceof RetryableError) refused.inc(labels, conversion.accepted);
+      else failed.inc(labels, conversion.accepted);
+      throw err;
+    }
+    return signal.reply(conversion.rejected, rejectionMessage(conversion, signal.item.replace('_', ' ')));
+  };
+
+  const grpcExport = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>) => ({
+    async export(req: MessageShape<Req>) {
+      try {
+        return await ingest(signal, req, 'grpc');
+      } catch (err) {
+        if (err instanceof RetryableError) throw new GrpcError(status.UNAVAILABLE, err.message, retryDetails(err.message, err.retryAfterMs));
+        throw err;
+      }
+    },
+  });
+  options.grpc.addService(TraceService, grpcExport(traces));
+  options.grpc.addService(LogsService, grpcExport(logs));
+  options.grpc.addService(MetricsService, grpcExport(metrics));
+
+  const cors = (req: IncomingMessage, res: ServerResponse): void => {
+    const origin = req.headers.origin;
+    if (origin && options.corsAllowedOrigins.includes(origin)) {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('vary', 'Origin');
+    }
+  };
+
+  const httpExport = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>) => {
+    options.http.route('POST', signal.path, async (req, res) => {
+      cors(req, res);
+      const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+      const json = contentType === 'application/json';
+      const send = (code: number, body: Uint8Array | string, headers: Record<string, string> = {}) => {
+        res.writeHead(code, { 'content-type': json ? 'application/json' : 'application/x-protobuf', 'content-length': Buffer.byteLength(body), ...headers });
+        res.end(body);
+      };
+      const sendStatus = (f: HttpFailure) => {
+        const st = create(StatusSchema, { code: f.grpcCode, message: f.message });
+        const headers: Record<string, string> = f.retryAfterMs !== undefined ? { 'retry-after': String(Math.ceil(f.retryAfterMs / 1000)) } : {};
+        send(f.status, json ? JSON.stringify(toJson(StatusSchema, st)) : toBinary(StatusSchema, st), headers);
+      };
+      try {
+        if (!json && contentType !== 'application/x-protobuf') {
+          res.writeHead(415, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end(`unsupported Content-Type ${JSON.stringify(contentType ?? '')}: use application/x-protobuf or application/json`);
+          req.resume();
+          return;
+        }
+        const body = await readBody(req, options.maxBodyBytes);
+        let message: MessageShape<Req>;
+        try {
+          message = json
+            ? fromJson(signal.request, hexIdsToBase64(JSON.parse(body.toString('utf8'))) as JsonValue, { ignoreUnknownFields: true })
+            : fromBinary(signal.request, body);
+        } catch (err) {
+          throw new HttpFailure(400, status.INVALID_ARGUMENT, `malformed ${json ? 'JSON' : 'protobuf'} ${signal.request.typeName}: ${(err as Error).message}`);
+        }
+        const reply = create(signal.response, await ingest(signal, message, 'http'));
+        send(200, json ? JSON.stringify(toJson(signal.response, reply)) : toBinary(signal.response, reply));
+      } catch (err) {
+        if (err instanceof HttpFailure) {
+          if (err.status === 413) res.setHeader('connection', 'close');
+          sendStatus(err);
+          req.resume();
+        } else if (err instanceof RetryableError) sendStatus(new HttpFailure(503, status.UNAVAILABLE, err.message, err.retryAfterMs));
+        else {
+          logger.error({ err, path: signal.path }, 'OTLP/HTTP export failed');
+          sendStatus(new HttpFailure(500, status.INTERNAL, 'internal error'));
+        }
+      }
+    });
+    if (options.corsAllowedOrigins.length > 0) {
+      options.http.route('OPTIONS', signal.path, (req, res) => {
+        cors(req, res);
+        res.writeHead(204, {
+          'access-control-allow-methods': 'POST, OPTIONS',
+          'access-control-allow-headers': 'content-type, content-encoding, x-correlation-id, authorization',
+          'access-control-max-age': '600',
+        });
+        res.end();
+      });
+    }
+  };
+  httpExport(traces);
+  httpExport(logs);
+  httpExport(metrics);
+}

@@ -1,0 +1,74 @@
+import type { ExportTraceServiceRequest } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import { Span_SpanKind, Status_StatusCode, type Span } from '../../gen/opentelemetry/proto/trace/v1/trace_pb.js';
+import { ConversionBuilder, type Conversion } from './result.js';
+import { attributesToMap, isZero, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
+
+/** Table the spans go to. */
+export const TRACES_TABLE = 'otel_traces';
+
+// The text the Collector's exporter stores for each enum value.
+const KIND: Record<number, string> = {
+  [Span_SpanKind.UNSPECIFIED]: 'Unspecified',
+  [Span_SpanKind.INTERNAL]: 'Internal',
+  [Span_SpanKind.SERVER]: 'Server',
+  [Span_SpanKind.CLIENT]: 'Client',
+  [Span_SpanKind.PRODUCER]: 'Producer',
+  [Span_SpanKind.CONSUMER]: 'Consumer',
+};
+const STATUS: Record<number, string> = { [Status_StatusCode.UNSET]: 'Unset', [Status_StatusCode.OK]: 'Ok', [Status_StatusCode.ERROR]: 'Error' };
+
+/** Why a span cannot be stored, or undefined when it is valid. */
+function invalidSpan(span: Span): string | undefined {
+  if (span.traceId.length !== 16) return `trace_id must be 16 bytes, got ${span.traceId.length}`;
+  if (isZero(span.traceId)) return 'trace_id is all zeros';
+  if (span.spanId.length !== 8) return `span_id must be 8 bytes, got ${span.spanId.length}`;
+  if (isZero(span.spanId)) return 'span_id is all zeros';
+  if (span.parentSpanId.length !== 0 && span.parentSpanId.length !== 8) return `parent_span_id must be empty or 8 bytes, got ${span.parentSpanId.length}`;
+  return undefined;
+}
+
+/**
+ * Converts an OTLP trace export into otel_traces rows (the Collector exporter's layout). Invalid
+ * spans are counted and explained, the others converted; never throws on content.
+ */
+export function tracesToRows(request: ExportTraceServiceRequest): Conversion {
+  const out = new ConversionBuilder();
+  request.resourceSpans.forEach((rs, r) => {
+    const resourceAttributes = attributesToMap(rs.resource?.attributes ?? []);
+    const serviceName = serviceNameOf(rs.resource?.attributes ?? []);
+    rs.scopeSpans.forEach((ss, s) => {
+      const scopeName = ss.scope?.name ?? '';
+      const scopeVersion = ss.scope?.version ?? '';
+      ss.spans.forEach((span, i) => {
+        const invalid = invalidSpan(span);
+        if (invalid) return out.reject(1, `resource_spans[${r}].scope_spans[${s}].spans[${i}]: ${invalid}`);
+        const duration = span.endTimeUnixNano > span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0n;
+        out.add(TRACES_TABLE, {
+          Timestamp: nanosToDateTime64(span.startTimeUnixNano),
+          TraceId: toHex(span.traceId),
+          SpanId: toHex(span.spanId),
+          ParentSpanId: toHex(span.parentSpanId),
+          TraceState: span.traceState,
+          SpanName: span.name,
+          SpanKind: KIND[span.kind] ?? 'Unspecified',
+          ServiceName: serviceName,
+          ResourceAttributes: resourceAttributes,
+          ScopeName: scopeName,
+          ScopeVersion: scopeVersion,
+          SpanAttributes: attributesToMap(span.attributes),
+          Duration: duration.toString(),
+          StatusCode: STATUS[span.status?.code ?? 0] ?? 'Unset',
+          StatusMessage: span.status?.message ?? '',
+          'Events.Timestamp': span.events.map((e) => nanosToDateTime64(e.timeUnixNano)),
+          'Events.Name': span.events.map((e) => e.name),
+          'Events.Attributes': span.events.map((e) => attributesToMap(e.attributes)),
+          'Links.TraceId': span.links.map((l) => toHex(l.traceId)),
+          'Links.SpanId': span.links.map((l) => toHex(l.spanId)),
+          'Links.TraceState': span.links.map((l) => l.traceState),
+          'Links.Attributes': span.links.map((l) => attributesToMap(l.attributes)),
+        });
+      });
+    });
+  });
+  return out.build();
+}

@@ -1,0 +1,52 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { RetryableError } from './errors.js';
+
+/** Options for createMemoryLimiter. */
+export interface MemoryLimiterOptions {
+  /** Hard limit of bytes buffered in the pipeline. */
+  limitBytes: number;
+  /** Headroom below the hard limit: data is refused once buffered bytes pass limit - spike. */
+  spikeBytes: number;
+  metrics: Registry;
+}
+
+/** Bounds the bytes the ingest pipeline holds in memory (decoded rows not yet stored or queued). */
+export interface MemoryLimiter {
+  /** Reserves bytes, or throws RetryableError when that would pass the soft limit. */
+  acquire(bytes: number): void;
+  /** Returns bytes reserved by acquire. */
+  release(bytes: number): void;
+  readonly buffered: number;
+}
+
+/** Creates the memory limiter (the Collector's memory_limiter, counted in bytes the pipeline holds). */
+export function createMemoryLimiter(options: MemoryLimiterOptions): MemoryLimiter {
+  const soft = Math.max(1, options.limitBytes - options.spikeBytes);
+  let buffered = 0;
+  new Gauge({
+    name: 'heimdall_memory_limiter_buffered_bytes',
+    help: 'Bytes of decoded telemetry the pipeline holds in memory.',
+    registers: [options.metrics],
+    collect() {
+      this.set(buffered);
+    },
+  });
+  new Gauge({ name: 'heimdall_memory_limiter_soft_limit_bytes', help: 'Buffered bytes above which new data is refused.', registers: [options.metrics] }).set(soft);
+  const refused = new Counter({ name: 'heimdall_memory_limiter_refused_total', help: 'Requests refused because the pipeline held too much data.', registers: [options.metrics] });
+  return {
+    acquire(bytes) {
+      // A single request larger than the soft limit is still let through when nothing is buffered.
+      if (buffered > 0 && buffered + bytes > soft) {
+        refused.inc();
+        throw new RetryableError(`memory limit: ${buffered} bytes buffered, soft limit ${soft}`, 1_000);
+      }
+      buffered += bytes;
+    },
+    release(bytes) {
+      buffered = Math.max(0, buffered - bytes);
+    },
+    get buffered() {
+      return buffered;
+    },
+  };
+}

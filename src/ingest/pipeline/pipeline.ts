@@ -1,0 +1,113 @@
+import type { Registry } from 'prom-client';
+import type { Config } from '../../config/schema.js';
+import type { HealthRegistry } from '../../health/registry.js';
+import type { Storage } from '../../storage/storage.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { Conversion } from '../otlp/result.js';
+import { createEnrichment, DEFAULT_ENRICHMENT_ENV } from '../processors/enrichment.js';
+import { createRedaction, DEFAULT_KEY_PATTERNS, DEFAULT_VALUE_PATTERNS, type Redaction } from '../processors/redaction.js';
+import { createBatcher, type TableRows } from './batcher.js';
+import { RetryableError } from './errors.js';
+import { createMemoryLimiter } from './limiter.js';
+import { createDurableQueue, type DurableQueue } from './queue.js';
+import { createWriter } from './writer.js';
+
+/** Options for createPipeline. */
+export interface PipelineOptions {
+  config: Config['ingest'];
+  storage: Storage;
+  logger: Logger;
+  metrics: Registry;
+  health: HealthRegistry;
+}
+
+/** receive -> memory limiter -> processors -> batcher -> writer, with the configured acknowledgement. */
+export interface Pipeline {
+  readonly name: 'pipeline';
+  /**
+   * Processes and stores a conversion. Resolves when the data is acknowledged (stored in
+   * ClickHouse, or in the durable queue with ack: queued); throws RetryableError when refused.
+   */
+  submit(c: Conversion): Promise<void>;
+  /** The redaction processor (shared with other writers of data, such as events). */
+  readonly redaction: Redaction | undefined;
+  start(): Promise<void>;
+  /** Stops taking data, flushes every batch (or leaves it in the durable queue), stops the writer. Safe to call twice. */
+  shutdown(): Promise<void>;
+}
+
+/** Encodes a conversion's rows as JSONEachRow text per table. */
+export function encodeTables(c: Conversion): TableRows[] {
+  const parts: TableRows[] = [];
+  for (const [table, rows] of c.tables) {
+    let text = '';
+    for (const row of rows) text += `${JSON.stringify(row)}\n`;
+    parts.push({ table, text, rows: rows.length });
+  }
+  return parts;
+}
+
+/** Creates the ingest pipeline component. */
+export function createPipeline(options: PipelineOptions): Pipeline {
+  const { config } = options;
+  const logger = options.logger.child({ component: 'pipeline' });
+  const reporter = options.health.register('pipeline');
+  const limiter = createMemoryLimiter({ limitBytes: config.memory.limit, spikeBytes: config.memory.spike, metrics: options.metrics });
+  const redaction = config.redaction.enabled
+    ? createRedaction({
+        keys: [...(config.redaction.defaults ? DEFAULT_KEY_PATTERNS : []), ...config.redaction.keys],
+        values: [...(config.redaction.defaults ? DEFAULT_VALUE_PATTERNS : []), ...config.redaction.values],
+        cardNumbers: config.redaction.defaults,
+        replacement: config.redaction.replacement,
+      })
+    : undefined;
+  const enrichment = config.enrichment.enabled ? createEnrichment(config.enrichment.from_env ?? DEFAULT_ENRICHMENT_ENV) : undefined;
+  const writer = createWriter({
+    transport: () => options.storage.transport,
+    logger,
+    metrics: options.metrics,
+    initialIntervalMs: config.retry.initial_interval,
+    maxIntervalMs: config.retry.max_interval,
+    // The durable queue keeps retrying until storage is back; an exporter waiting on ack: stored is told to retry.
+    maxElapsedMs: config.ack === 'queued' ? 0 : config.retry.max_elapsed,
+  });
+  const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, metrics: options.metrics });
+  const queue: DurableQueue | undefined =
+    config.ack === 'queued'
+      ? createDurableQueue({ path: config.queue.path, maxBytes: config.queue.max_size, segmentBytes: config.queue.segment_size, writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, logger, metrics: options.metrics })
+      : undefined;
+  let stopping = false;
+
+  return {
+    name: 'pipeline',
+    redaction,
+    async submit(c) {
+      if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
+      enrichment?.process(c);
+      redaction?.process(c);
+      const parts = encodeTables(c);
+      const bytes = parts.reduce((n, p) => n + p.text.length, 0);
+      if (bytes === 0) return;
+      limiter.acquire(bytes);
+      try {
+        await (queue ? queue.append(parts) : batcher.add(parts));
+      } finally {
+        limiter.release(bytes);
+      }
+    },
+    async start() {
+      if (queue) await queue.start();
+      reporter.set('ready');
+      logger.info({ ack: config.ack, redaction: Boolean(redaction), enrichment: enrichment?.attributes ?? {} }, 'ingest pipeline ready');
+    },
+    async shutdown() {
+      if (stopping) return;
+      stopping = true;
+      reporter.set('stopping');
+      await batcher.shutdown();
+      await queue?.shutdown();
+      writer.shutdown();
+      logger.info('ingest pipeline stopped');
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { StorageTransport } from '../../storage/transport.js';
+import type { Logger } from '../../telemetry/logger.js';
+
+/** Outcome of writing one batch: stored, or given up on (the caller decides what that means). */
+export type WriteResult = { status: 'ok' } | { status: 'failed'; error: Error };
+
+/** Options for createWriter. */
+export interface WriterOptions {
+  transport: () => StorageTransport;
+  logger: Logger;
+  metrics: Registry;
+  /** First backoff after a failed insert. */
+  initialIntervalMs: number;
+  /** Longest backoff between retries. */
+  maxIntervalMs: number;
+  /** Give up after this long (0: retry until shutdown). */
+  maxElapsedMs: number;
+}
+
+/** Inserts encoded batches into ClickHouse, retrying failures with exponential backoff and jitter. */
+export interface Writer {
+  /**
+   * Inserts one JSONEachRow batch. Every retry carries the same deduplication token, so a batch
+   * whose first attempt was stored but not confirmed is never stored twice. Never throws.
+   */
+  write(table: string, payload: Buffer, rows: number, token: string): Promise<WriteResult>;
+  /** Stops retrying: batches still retrying fail at their next backoff. Safe to call twice. */
+  shutdown(): void;
+}
+
+/** Creates the storage writer. */
+export function createWriter(options: WriterOptions): Writer {
+  const logger = options.logger.child({ component: 'writer' });
+  const sent = new Counter({ name: 'heimdall_exporter_sent_rows_total', help: 'Rows stored in ClickHouse, by table.', labelNames: ['table'] as const, registers: [options.metrics] });
+  const failed = new Counter({ name: 'heimdall_exporter_send_failed_rows_total', help: 'Rows whose insert was given up on, by table.', labelNames: ['table'] as const, registers: [options.metrics] });
+  const retries = new Counter({ name: 'heimdall_exporter_retries_total', help: 'Insert attempts that failed and were retried, by table.', labelNames: ['table'] as const, registers: [options.metrics] });
+  const duration = new Histogram({
+    name: 'heimdall_exporter_insert_duration_seconds',
+    help: 'Time of one successful insert, by table.',
+    labelNames: ['table'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [options.metrics],
+  });
+  const stop = new AbortController();
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+
+  return {
+    async write(table, payload, rows, token) {
+      const started = Date.now();
+      for (let attempt = 1; ; attempt++) {
+        const end = duration.startTimer({ table });
+        try {
+          await options.transport().insert(table, payload, { dedupToken: token });
+          end();
+          sent.inc({ table }, rows);
+          return { status: 'ok' };
+        } catch (err) {
+          const error = err as Error & { retryable?: boolean };
+          const elapsed = Date.now() - started;
+          const giveUp = error.retryable === false || stop.signal.aborted || (options.maxElapsedMs > 0 && elapsed >= options.maxElapsedMs);
+          if (giveUp) {
+            failed.inc({ table }, rows);
+            logger.error({ err, table, rows, attempt, token }, 'insert failed; giving up on the batch');
+            return { status: 'failed', error };
+          }
+          retries.inc({ table });
+          const backoff = Math.min(options.maxIntervalMs, options.initialIntervalMs * 2 ** Math.min(attempt - 1, 20));
+          if (attempt === 1 || attempt % 10 === 0) logger.warn({ err, table, rows, attempt, backoffMs: backoff }, 'insert failed; retrying');
+          await sleep(backoff * (0.5 + Math.random()));
+        }
+      }
+    },
+    shutdown() {
+      stop.abort();
+    },
+  };
+}

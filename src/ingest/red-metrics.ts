@@ -1,0 +1,51 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../telemetry/logger.js';
+import type { Row } from './otlp/result.js';
+
+const OVERFLOW = '__overflow__';
+
+/** Span-derived RED metrics (rate, errors, duration) by service, span name, kind and status. */
+export interface RedMetrics {
+  /** Counts the spans of otel_traces rows. */
+  observe(rows: readonly Row[]): void;
+}
+
+/**
+ * Creates the RED metrics: `heimdall_spans_total` and `heimdall_span_duration_seconds`. Past
+ * `maxSeries` label sets, new ones are counted under service_name="__overflow__", the event is
+ * logged once and `heimdall_span_metrics_overflow_total` counts the spans affected.
+ */
+export function createRedMetrics(options: { metrics: Registry; maxSeries: number; logger: Logger }): RedMetrics {
+  const labelNames = ['service_name', 'span_name', 'span_kind', 'status_code'] as const;
+  const calls = new Counter({ name: 'heimdall_spans_total', help: 'Spans received, by service, span name, kind and status code.', labelNames, registers: [options.metrics] });
+  const duration = new Histogram({
+    name: 'heimdall_span_duration_seconds',
+    help: 'Span durations, by service, span name, kind and status code.',
+    labelNames,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [options.metrics],
+  });
+  const overflow = new Counter({ name: 'heimdall_span_metrics_overflow_total', help: 'Spans counted under the overflow label set because the series cap was reached.', registers: [options.metrics] });
+  const seen = new Set<string>();
+  let warned = false;
+  return {
+    observe(rows) {
+      for (const row of rows) {
+        let labels = { service_name: row.ServiceName as string, span_name: row.SpanName as string, span_kind: row.SpanKind as string, status_code: row.StatusCode as string };
+        const key = `${labels.service_name}\u0000${labels.span_name}\u0000${labels.span_kind}\u0000${labels.status_code}`;
+        if (!seen.has(key)) {
+          if (seen.size >= options.maxSeries) {
+            labels = { service_name: OVERFLOW, span_name: OVERFLOW, span_kind: OVERFLOW, status_code: OVERFLOW };
+            overflow.inc();
+            if (!warned) {
+              warned = true;
+              options.logger.warn({ maxSeries: options.maxSeries }, 'span RED metrics reached their series cap; further label sets are counted as __overflow__');
+            }
+          } else seen.add(key);
+        }
+        calls.inc(labels);
+        duration.observe(labels, Number(row.Duration as string) / 1e9);
+      }
+    },
+  };
+}
