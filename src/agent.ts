@@ -86,12 +86,17 @@ export function createAgent(options: AgentOptions): Agent {
   components.push(admin, storage, pipeline, grpc, otlpHttp);
   const started: Component[] = [];
   let stopping: Promise<void> | undefined;
-  const grace = (): number => Math.max(1_000, config.shutdown.timeout / 3);
+  // One deadline for the whole shutdown: each component gets what is left of it, minus a reserve
+  // for the components after it, so the process exits within shutdown.timeout.
+  let deadline = Number.POSITIVE_INFINITY;
 
   const stopAll = async (): Promise<void> => {
-    for (const c of [...started].reverse()) {
+    const order = [...started].reverse();
+    started.length = 0;
+    for (const [i, c] of order.entries()) {
+      const left = deadline - Date.now() - (order.length - i - 1) * 250;
       try {
-        await c.shutdown(grace());
+        await c.shutdown(Math.max(250, Math.min(left, config.shutdown.timeout)));
       } catch (err) {
         logger.error({ err, component: c.name }, 'component did not shut down cleanly');
       }
@@ -110,6 +115,8 @@ export function createAgent(options: AgentOptions): Agent {
       logger.info({ version: VERSION, build: BUILD, configHash: hash, source: options.loaded.source ?? 'defaults' }, 'starting Heimdall');
       try {
         for (const c of components) {
+          // A signal during start: stop starting; shutdown() stops what did start.
+          if (stopping) return;
           await c.start();
           started.push(c);
         }
@@ -122,6 +129,7 @@ export function createAgent(options: AgentOptions): Agent {
     },
     shutdown() {
       stopping ??= (async () => {
+        deadline = Date.now() + config.shutdown.timeout - 500;
         health.beginShutdown();
         logger.info({ drainMs: config.shutdown.drain }, 'shutting down: health is NOT_SERVING, draining');
         await new Promise((resolve) => setTimeout(resolve, config.shutdown.drain));

@@ -57,7 +57,14 @@ async function run(opts: { config?: string }): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled promise rejection'));
+  // A bug that escapes every handler leaves the process in an unknown state: say so, then exit
+  // non-zero (with ack: queued, acknowledged data is on disk and replays at the next start).
+  const crash = (err: unknown, what: string): void => {
+    logger.fatal({ err }, `${what}: exiting`);
+    exitAfterFlush(logger, 1);
+  };
+  process.on('unhandledRejection', (err) => crash(err, 'unhandled promise rejection'));
+  process.on('uncaughtException', (err) => crash(err, 'uncaught exception'));
   try {
     await agent.start();
   } catch (err) {
@@ -85,26 +92,18 @@ const program = new Command()
   .version(`${VERSION} (${BUILD})`, '-V, --version')
   .showHelpAfterError();
 
-program
-  .command('run', { isDefault: true })
-  .description('run the agent (default command)')
-  .option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)')
-  .action(run);
+/** A command that reads the configuration file. */
+const withConfig = (name: string, description: string, options?: { isDefault?: boolean }) =>
+  program.command(name, options).description(description).option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)');
 
-program
-  .command('check-config')
-  .description('validate the configuration and print the effective configuration with secrets masked')
-  .option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)')
-  .action((opts: { config?: string }) => {
+withConfig('run', 'run the agent (default command)', { isDefault: true }).action(run);
+
+withConfig('check-config', 'validate the configuration and print the effective configuration with secrets masked').action((opts: { config?: string }) => {
     const loaded = load(opts.config);
     process.stdout.write(`# ${loaded.source ?? 'built-in defaults'} is valid; sha256 ${loaded.hash}\n# durations in milliseconds, sizes in bytes\n${stringify(maskSecrets(loaded.config))}`);
   });
 
-program
-  .command('migrate')
-  .description('apply the storage schema (migrations and retention) and exit')
-  .option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)')
-  .action(runMigrate);
+withConfig('migrate', 'apply the storage schema (migrations and retention) and exit').action(runMigrate);
 
 program
   .command('version')

@@ -56,11 +56,14 @@ export function validateConfig(tree: unknown, source?: string): Config {
   return result.data;
 }
 
-/** SHA-256 of the canonical JSON of a config: equal configs hash equal whatever the key order. */
+/**
+ * SHA-256 of the canonical JSON of a config with secrets masked: equal configs hash equal whatever
+ * the key order, and the hash (shown on /status) reveals nothing about the secrets.
+ */
 export function hashConfig(config: Config): string {
   const canonical = (v: unknown): unknown =>
     Array.isArray(v) ? v.map(canonical) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
-  return createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex');
+  return createHash('sha256').update(JSON.stringify(canonical(maskSecrets(config)))).digest('hex');
 }
 
 /**
@@ -95,9 +98,10 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
 
 const SECRET_KEY = /password|secret|token|credential/i;
 
-/** A deep copy of the config with every secret-looking value replaced by `"***"`. */
+/** A deep copy of the config with every secret-looking value, and passwords in URLs, replaced by `"***"`. */
 export function maskSecrets(value: unknown, key = ''): unknown {
   if (SECRET_KEY.test(key) && typeof value === 'string' && value !== '') return '***';
+  if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*@/i.test(value)) return value.replace(/(:\/\/)[^/@\s]*@/, '$1***@');
   if (Array.isArray(value)) return value.map((v) => maskSecrets(v, key));
   if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, k)]));
   return value;

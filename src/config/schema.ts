@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { byteSize, duration, listenAddress } from './units.js';
+import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS } from './units.js';
 
 /** TLS for a listener; mTLS when `client_ca_file` is set. Absent means plaintext. */
 const serverTls = z
@@ -11,7 +11,7 @@ const serverTls = z
     /** PEM CA bundle that client certificates must chain to; enables mTLS. */
     client_ca_file: z.string().min(1).optional(),
     /** With `client_ca_file`: refuse clients without a valid certificate (default true). */
-    require_client_cert: z.boolean().default(true),
+    require_client_cert: boolean.default(true),
   })
   .optional();
 
@@ -23,10 +23,10 @@ const listener = (address: string) =>
   });
 
 const retention = z.strictObject({
-  traces: duration.prefault('90d'),
-  logs: duration.prefault('90d'),
-  metrics: duration.prefault('90d'),
-  events: duration.prefault('90d'),
+  traces: duration().prefault('90d'),
+  logs: duration().prefault('90d'),
+  metrics: duration().prefault('90d'),
+  events: duration().prefault('90d'),
 });
 
 const clickhouse = z.strictObject({
@@ -51,8 +51,8 @@ const clickhouse = z.strictObject({
       key_file: z.string().optional(),
     })
     .optional(),
-  request_timeout: duration.prefault('30s'),
-  max_open_connections: z.number().int().positive().default(10),
+  request_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('30s'),
+  max_open_connections: integer({ min: 1, max: 1000 }).default(10),
 });
 
 const regexList = z.array(z.string().refine((p) => {
@@ -81,17 +81,17 @@ const ingest = z.strictObject({
   batch: z
     .strictObject({
       /** Rows per insert, per table. */
-      max_rows: z.number().int().positive().default(10_000),
+      max_rows: integer({ min: 1, max: 1_000_000 }).default(10_000),
       /** Longest a row waits for its batch. */
-      max_delay: duration.prefault('500ms'),
+      max_delay: duration({ min: 1, max: MAX_TIMER_MS }).prefault('500ms'),
     })
     .prefault({}),
   retry: z
     .strictObject({
-      initial_interval: duration.prefault('100ms'),
-      max_interval: duration.prefault('5s'),
+      initial_interval: duration({ min: 1, max: MAX_TIMER_MS }).prefault('100ms'),
+      max_interval: duration({ min: 1, max: MAX_TIMER_MS }).prefault('5s'),
       /** With ack: stored, give up on a batch after this long and answer "retry later". */
-      max_elapsed: duration.prefault('20s'),
+      max_elapsed: duration({ max: MAX_TIMER_MS }).prefault('20s'),
     })
     .prefault({}),
   queue: z
@@ -106,9 +106,9 @@ const ingest = z.strictObject({
     .prefault({}),
   redaction: z
     .strictObject({
-      enabled: z.boolean().default(true),
+      enabled: boolean.default(true),
       /** Include the built-in patterns (authorization, cookies, passwords, tokens, API keys, card numbers). */
-      defaults: z.boolean().default(true),
+      defaults: boolean.default(true),
       /** Extra key patterns: values of matching attribute keys are replaced whole. */
       keys: regexList.default([]),
       /** Extra value patterns: matching text is replaced wherever it appears. */
@@ -118,16 +118,16 @@ const ingest = z.strictObject({
     .prefault({}),
   enrichment: z
     .strictObject({
-      enabled: z.boolean().default(true),
+      enabled: boolean.default(true),
       /** Environment variable -> resource attribute, added when the data lacks it. */
       from_env: z.record(z.string(), z.string()).optional(),
     })
     .prefault({}),
   red_metrics: z
     .strictObject({
-      enabled: z.boolean().default(true),
+      enabled: boolean.default(true),
       /** Most label sets kept; beyond it spans count under service_name="__overflow__". */
-      max_series: z.number().int().positive().default(2_000),
+      max_series: integer({ min: 1, max: 1_000_000 }).default(2_000),
     })
     .prefault({}),
 });
@@ -157,12 +157,12 @@ export const configSchema = z.strictObject({
       embedded: z.strictObject({ path: z.string().min(1).default('./data') }).prefault({}),
       clickhouse: clickhouse.prefault({}),
       /** Apply schema migrations at startup. */
-      migrate_on_start: z.boolean().default(true),
+      migrate_on_start: boolean.default(true),
       retention: retention.prefault({}),
       /** Backoff between connection attempts while storage is unreachable. */
-      retry: z.strictObject({ initial_interval: duration.prefault('500ms'), max_interval: duration.prefault('30s') }).prefault({}),
+      retry: z.strictObject({ initial_interval: duration({ min: 1, max: MAX_TIMER_MS }).prefault('500ms'), max_interval: duration({ min: 1, max: MAX_TIMER_MS }).prefault('30s') }).prefault({}),
       /** How often a reachable storage is checked again. */
-      health_check_interval: duration.prefault('10s'),
+      health_check_interval: duration({ min: 100, max: MAX_TIMER_MS }).prefault('10s'),
     })
     .prefault({}),
   ingest: ingest.prefault({}),
@@ -170,10 +170,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       tracing: z
         .strictObject({
-          enabled: z.boolean().default(false),
+          enabled: boolean.default(false),
           /** OTLP/gRPC endpoint for the agent's own spans. */
-          endpoint: z.url().default('http://127.0.0.1:4317'),
-          sample_ratio: z.number().min(0).max(1).default(1),
+          endpoint: z.url({ protocol: /^https?$/, error: (i) => `expected an http(s) URL such as "http://collector:4317", got ${JSON.stringify(i.input)}` }).default('http://127.0.0.1:4317'),
+          sample_ratio: decimal({ min: 0, max: 1 }).default(1),
         })
         .prefault({}),
     })
@@ -181,11 +181,31 @@ export const configSchema = z.strictObject({
   shutdown: z
     .strictObject({
       /** After SIGTERM, time to keep serving while health reports NOT_SERVING so load balancers drain. */
-      drain: duration.prefault('2s'),
+      drain: duration({ max: MAX_TIMER_MS }).prefault('2s'),
       /** Hard limit for the whole shutdown; past it the process exits non-zero. */
-      timeout: duration.prefault('30s'),
+      timeout: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('30s'),
     })
     .prefault({}),
+}).superRefine((c, ctx) => {
+  const mode = c.storage.mode ?? (c.storage.clickhouse.url ? 'server' : 'embedded');
+  if (mode === 'server' && !c.storage.clickhouse.url) {
+    ctx.addIssue({ code: 'custom', path: ['storage', 'clickhouse', 'url'], message: 'is required when storage.mode is "server"' });
+  }
+  if (mode === 'embedded' && c.storage.clickhouse.cluster) {
+    ctx.addIssue({ code: 'custom', path: ['storage', 'clickhouse', 'cluster'], message: 'needs a ClickHouse server: the embedded engine has no cluster (set storage.clickhouse.url, or remove the cluster)' });
+  }
+  if (mode === 'embedded' && /^(Replicated|Shared)/.test(c.storage.clickhouse.table_engine?.name ?? '')) {
+    ctx.addIssue({ code: 'custom', path: ['storage', 'clickhouse', 'table_engine', 'name'], message: 'replicated engines need a ClickHouse server, not the embedded engine' });
+  }
+  if (c.shutdown.drain >= c.shutdown.timeout) {
+    ctx.addIssue({ code: 'custom', path: ['shutdown', 'drain'], message: `must be shorter than shutdown.timeout (${c.shutdown.timeout} ms)` });
+  }
+  if (c.ingest.memory.spike >= c.ingest.memory.limit) {
+    ctx.addIssue({ code: 'custom', path: ['ingest', 'memory', 'spike'], message: 'must be smaller than ingest.memory.limit' });
+  }
+  if (c.storage.retry.initial_interval > c.storage.retry.max_interval) {
+    ctx.addIssue({ code: 'custom', path: ['storage', 'retry', 'initial_interval'], message: 'must not exceed storage.retry.max_interval' });
+  }
 });
 
 /** The validated configuration, with defaults filled in and durations/sizes in ms/bytes. */

@@ -1,5 +1,3 @@
-import { parse as parseYaml } from 'yaml';
-
 const REFERENCE = /\$\$\{|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** An environment reference that cannot be resolved. */
@@ -12,25 +10,22 @@ export class SubstitutionError extends Error {
   }
 }
 
-function substituteString(text: string, env: NodeJS.ProcessEnv, path: string): unknown {
-  const whole = /^\$\{(?:env:)?[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/.test(text);
-  const out = text.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined) => {
+function substituteString(text: string, env: NodeJS.ProcessEnv, path: string): string {
+  return text.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined) => {
     if (match === '$${') return '${';
     const value = env[name ?? ''];
-    if (value !== undefined && value !== '') return value;
-    if (fallback !== undefined) return fallback;
+    // As in the shell: ${NAME:-default} takes the default when NAME is unset or empty.
+    if (fallback !== undefined) return value === undefined || value === '' ? fallback : value;
+    if (value !== undefined) return value;
     throw new SubstitutionError(path, `environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
   });
-  if (!whole) return out;
-  // A value that is one reference takes the type its text has in YAML (`${PORT}` -> number).
-  const typed: unknown = parseYaml(out);
-  return typed === null || typeof typed === 'object' ? out : typed;
 }
 
 /**
  * Replaces `${env:NAME}`, `${NAME}` and `${NAME:-default}` in every string of a parsed YAML tree
- * (`$${` stands for a literal `${`). Substituting after parsing means a value can never inject YAML.
- * Throws SubstitutionError naming the key path when a variable without default is unset.
+ * (`$${` stands for a literal `${`). Substituting after parsing means a value can never inject YAML;
+ * substituted values stay text (the schema reads numbers and booleans from text where it expects
+ * them). Throws SubstitutionError naming the key path when a variable without default is unset.
  */
 export function substituteEnv(node: unknown, env: NodeJS.ProcessEnv, path = ''): unknown {
   if (typeof node === 'string') return substituteString(node, env, path);

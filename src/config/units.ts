@@ -19,16 +19,47 @@ export function parseSize(text: string): number | undefined {
   return unit === undefined ? undefined : Math.round(Number(m[1]) * unit);
 }
 
-/** A duration setting: a string such as `5s` or a number of milliseconds; parsed to milliseconds. */
-export const duration = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
-  if (typeof value === 'number') return value;
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration such as "500ms", "5s", "1h" or "90d", got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** Longest timer Node.js can set (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration setting: a string such as `5s` or a number of milliseconds; parsed to milliseconds.
+ * `min` and `max` (ms) bound it; timers take `max: MAX_TIMER_MS`.
+ */
+export function duration(bounds: { min?: number; max?: number } = {}) {
+  const { min = 0, max = Number.MAX_SAFE_INTEGER } = bounds;
+  return z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+    const ms = typeof value === 'number' ? value : parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration such as "500ms", "5s", "1h" or "90d", got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    if (ms < min || ms > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration from ${formatMs(min)} to ${formatMs(max)}, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+function formatMs(ms: number): string {
+  return ms === 0 ? '0' : ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** A whole number, also written as text (as environment substitution produces). */
+export function integer(bounds: { min?: number; max?: number } = {}) {
+  const { min = 0, max = Number.MAX_SAFE_INTEGER } = bounds;
+  return z.union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, 'expected a whole number').transform(Number)]).pipe(z.number().int().min(min).max(max));
+}
+
+/** A number, also written as text. */
+export function decimal(bounds: { min?: number; max?: number } = {}) {
+  const { min = -Number.MAX_VALUE, max = Number.MAX_VALUE } = bounds;
+  return z.union([z.number(), z.string().regex(/^\s*-?\d+(\.\d+)?\s*$/, 'expected a number').transform(Number)]).pipe(z.number().min(min).max(max));
+}
+
+/** A boolean, also written as the text `true` or `false`. */
+export const boolean = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
 
 /** A size setting: a string such as `4MiB` or a number of bytes; parsed to bytes. */
 export const byteSize = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {

@@ -44,7 +44,7 @@ export function createRedMetrics(options: { metrics: Registry; maxSeries: number
           } else seen.add(key);
         }
         calls.inc(labels);
-        duration.observe(labels, Number(row.Duration as string) / 1e9);
+        duration.observe(labels, Number(row.Duration) / 1e9);
       }
     },
   };

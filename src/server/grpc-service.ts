@@ -9,7 +9,7 @@ export interface CallContext {
   correlationId: string;
   /** Incoming request metadata. */
   metadata: Metadata;
-  /** Aborts when the client cancels, the deadline passes or the server shuts down. */
+  /** Aborts when the client cancels or the deadline passes; for response streams, also when the server shuts down. */
   signal: AbortSignal;
   /** Full method path, e.g. `/grpc.health.v1.Health/Check`. */
   method: string;
@@ -120,7 +120,7 @@ export function toGrpcService<T extends GenServiceMethods>(
             call.sendMetadata(responseMetadata(ctx));
             await fn(decode(method.input, call.request), sender(method.output, call), ctx);
             call.end();
-          }).catch((err: unknown) => call.destroy(err as Error));
+          }).catch((err: unknown) => call.emit('error', err)); // grpc-js sends an emitted error as the call's status
         };
         break;
       case 'client_streaming':
@@ -138,7 +138,7 @@ export function toGrpcService<T extends GenServiceMethods>(
             call.sendMetadata(responseMetadata(ctx));
             await fn(decodeStream(method.input, call), sender(method.output, call), ctx);
             call.end();
-          }).catch((err: unknown) => call.destroy(err as Error));
+          }).catch((err: unknown) => call.emit('error', err)); // grpc-js sends an emitted error as the call's status
         };
         break;
     }

@@ -4,6 +4,7 @@ import { Metadata, Server, ServerCredentials, status, type ServiceError } from '
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
+import { perRegistry } from '../telemetry/metrics.js';
 import { inServerSpan } from '../telemetry/spans.js';
 import type { Logger } from '../telemetry/logger.js';
 import { GrpcError } from './errors.js';
@@ -48,6 +49,26 @@ function toStatus(err: unknown, logger: Logger, method: string): ServiceError {
   return Object.assign(new Error('internal error'), { code: status.INTERNAL, details: 'internal error', metadata });
 }
 
+/** The call metrics, shared by every gRPC server registered in one registry. */
+function grpcMetrics(registry: Registry) {
+  return perRegistry(registry, 'grpc', () => ({
+    started: new Counter({ name: 'heimdall_grpc_server_started_total', help: 'gRPC calls started, by service and method.', labelNames: ['grpc_service', 'grpc_method'] as const, registers: [registry] }),
+    handled: new Counter({
+      name: 'heimdall_grpc_server_handled_total',
+      help: 'gRPC calls completed, by service, method and status code.',
+      labelNames: ['grpc_service', 'grpc_method', 'grpc_code'] as const,
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'heimdall_grpc_server_handling_seconds',
+      help: 'Time to handle a gRPC call, by service and method.',
+      labelNames: ['grpc_service', 'grpc_method'] as const,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  }));
+}
+
 /** Creates the gRPC server component (plaintext or TLS/mTLS) with correlation ids and call metrics. */
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const logger = options.logger.child({ component: 'grpc' });
@@ -59,25 +80,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   });
   const shutdownController = new AbortController();
   const services: GenService<GenServiceMethods>[] = [];
-  const started = new Counter({
-    name: 'heimdall_grpc_server_started_total',
-    help: 'gRPC calls started, by service and method.',
-    labelNames: ['grpc_service', 'grpc_method'] as const,
-    registers: [options.metrics],
-  });
-  const handled = new Counter({
-    name: 'heimdall_grpc_server_handled_total',
-    help: 'gRPC calls completed, by service, method and status code.',
-    labelNames: ['grpc_service', 'grpc_method', 'grpc_code'] as const,
-    registers: [options.metrics],
-  });
-  const duration = new Histogram({
-    name: 'heimdall_grpc_server_handling_seconds',
-    help: 'Time to handle a gRPC call, by service and method.',
-    labelNames: ['grpc_service', 'grpc_method'] as const,
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [options.metrics],
-  });
+  const { started, handled, duration } = grpcMetrics(options.metrics);
 
   const wrap: CallWrapper = async (method: DescMethod, metadata, call, run) => {
     const labels = { grpc_service: method.parent.typeName, grpc_method: method.name };
@@ -87,7 +90,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     call.on('cancelled', abort);
-    shutdownController.signal.addEventListener('abort', abort, { once: true });
+    // Server shutdown ends response streams (Watch, ...); unary and client-streaming calls finish.
+    const endsAtShutdown = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
+    if (endsAtShutdown) shutdownController.signal.addEventListener('abort', abort, { once: true });
     const ctx: CallContext = { correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]), metadata, signal: controller.signal, method: path };
     let code = status.OK;
     try {

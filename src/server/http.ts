@@ -5,6 +5,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { splitHostPort } from '../config/units.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
+import { perRegistry } from '../telemetry/metrics.js';
 import { inServerSpan } from '../telemetry/spans.js';
 import type { Logger } from '../telemetry/logger.js';
 import { readTls, type ListenerTls } from './tls.js';
@@ -55,25 +56,18 @@ export function sendText(res: ServerResponse, code: number, text: string, conten
   res.end(text);
 }
 
-const metricsByRegistry = new WeakMap<Registry, { requests: Counter<'server' | 'route' | 'method' | 'code'>; duration: Histogram<'server' | 'route' | 'method'> }>();
-
-/** The request metrics of a registry, shared by every listener registered in it. */
+/** The request metrics, shared by every HTTP listener registered in one registry. */
 function httpMetrics(registry: Registry) {
-  let m = metricsByRegistry.get(registry);
-  if (!m) {
-    m = {
-      requests: new Counter({ name: 'heimdall_http_server_requests_total', help: 'HTTP requests answered, by listener, route, method and status code.', labelNames: ['server', 'route', 'method', 'code'] as const, registers: [registry] }),
-      duration: new Histogram({
-        name: 'heimdall_http_server_request_duration_seconds',
-        help: 'Time to answer an HTTP request, by listener, route and method.',
-        labelNames: ['server', 'route', 'method'] as const,
-        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-        registers: [registry],
-      }),
-    };
-    metricsByRegistry.set(registry, m);
-  }
-  return m;
+  return perRegistry(registry, 'http', () => ({
+    requests: new Counter({ name: 'heimdall_http_server_requests_total', help: 'HTTP requests answered, by listener, route, method and status code.', labelNames: ['server', 'route', 'method', 'code'] as const, registers: [registry] }),
+    duration: new Histogram({
+      name: 'heimdall_http_server_request_duration_seconds',
+      help: 'Time to answer an HTTP request, by listener, route and method.',
+      labelNames: ['server', 'route', 'method'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+  }));
 }
 
 /** Creates an HTTP or HTTPS (optionally mTLS) listener component. */

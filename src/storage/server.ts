@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { toStorageError } from './errors.js';
 import type { InsertOptions, QueryParams, StorageTransport } from './transport.js';
@@ -11,15 +12,20 @@ export interface ServerTransportOptions {
   username: string;
   password: string;
   database: string;
+  /** Cluster name: the database is created `ON CLUSTER` when set. */
+  cluster?: string | undefined;
   /** Per-request timeout in milliseconds. */
   requestTimeout: number;
   maxOpenConnections: number;
   tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
 }
 
+/** TLS for https URLs: a private CA and/or a client certificate (mutual TLS). */
 function tlsOptions(tls: ServerTransportOptions['tls']) {
-  if (!tls?.caFile) return undefined;
-  const ca_cert = readFileSync(tls.caFile);
+  if (!tls?.caFile && !tls?.certFile && !tls?.keyFile) return undefined;
+  if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) throw new Error('storage.clickhouse.tls: cert_file and key_file go together');
+  // Without a private CA, the system's trusted CAs verify the server.
+  const ca_cert = tls.caFile ? readFileSync(tls.caFile) : Buffer.from(rootCertificates.join('\n'));
   return tls.certFile && tls.keyFile ? { ca_cert, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } : { ca_cert };
 }
 
@@ -52,7 +58,7 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
     if (options.database !== 'default') {
       const bootstrap = createClient({ ...base, database: 'default' });
       try {
-        await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${options.database}` });
+        await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${options.database}${options.cluster ? ` ON CLUSTER "${options.cluster}"` : ''}` });
       } finally {
         await bootstrap.close();
       }
@@ -73,9 +79,10 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
     target: `${safeUrl.origin}/${options.database}`,
     ping: () =>
       call('ping', async () => {
-        const result = await client.ping();
-        if (!result.success) throw result.error;
         await ensureDatabase();
+        // A SELECT, not /ping: it also proves the credentials and the database work.
+        const result = await client.ping({ select: true });
+        if (!result.success) throw result.error;
       }),
     command: (sql: string, params?: QueryParams) =>
       call('command', async () => {

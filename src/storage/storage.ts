@@ -30,6 +30,7 @@ export async function openTransport(config: StorageConfig): Promise<StorageTrans
     username: ch.username,
     password: ch.password,
     database: ch.database,
+    cluster: ch.cluster,
     requestTimeout: ch.request_timeout,
     maxOpenConnections: ch.max_open_connections,
     tls: ch.tls ? { caFile: ch.tls.ca_file, certFile: ch.tls.cert_file, keyFile: ch.tls.key_file } : undefined,
@@ -90,6 +91,7 @@ export function createStorage(options: StorageOptions): Storage {
       await t.ping();
       if (!migrated && config.migrate_on_start) await migrate(t, schemaContextFor(config), logger);
       migrated = true;
+      if (stopped) return;
       if (reporter.state !== 'ready') logger.info({ target: t.target, kind: t.kind }, 'storage is reachable');
       reporter.set('ready');
       reachable.set(1);
@@ -123,9 +125,9 @@ export function createStorage(options: StorageOptions): Storage {
       logger.info({ kind: transport.kind, target: transport.target }, 'storage transport opened');
       // Wait for the first attempt only briefly: an unreachable server must not hold back the
       // listeners for a whole request timeout. The attempt goes on and reports to health.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([attempt(), new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_ATTEMPT_WAIT_MS)))]);
-      clearTimeout(timer);
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([attempt(), new Promise<void>((resolve) => (wait = setTimeout(resolve, FIRST_ATTEMPT_WAIT_MS)))]);
+      clearTimeout(wait);
     },
     async shutdown() {
       if (stopped) return;

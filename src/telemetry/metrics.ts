@@ -1,5 +1,18 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
+const shared = new WeakMap<Registry, Map<string, unknown>>();
+
+/**
+ * The metrics `create` makes, made once per registry and key: every listener registered in one
+ * registry shares them (registering a metric name twice in a registry throws).
+ */
+export function perRegistry<T>(registry: Registry, key: string, create: () => T): T {
+  let byKey = shared.get(registry);
+  if (!byKey) shared.set(registry, (byKey = new Map<string, unknown>()));
+  if (!byKey.has(key)) byKey.set(key, create());
+  return byKey.get(key) as T;
+}
+
 /** Options for createMetrics. */
 export interface MetricsOptions {
   version: string;

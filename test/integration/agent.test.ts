@@ -32,6 +32,7 @@ describe('agent on embedded storage', () => {
       ['storage', 'ready'],
       ['grpc', 'ready'],
       ['otlp_http', 'ready'],
+      ['pipeline', 'ready'],
       ['admin', 'ready'],
     ]);
   });
@@ -42,7 +43,7 @@ describe('agent on embedded storage', () => {
     expect(s.ready).toBe(true);
     expect(s.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(s.uptimeSeconds).toBeGreaterThan(0);
-    expect((s.components as unknown[]).length).toBe(5);
+    expect((s.components as unknown[]).length).toBe(6);
   });
 
   it('answers 404 for unknown paths and 405 for wrong methods', async () => {
@@ -111,6 +112,9 @@ describe('agent on embedded storage', () => {
       await done;
       const [list, sym, method, file, missing] = replies;
       expect(list?.messageResponse.case === 'listServicesResponse' && list.messageResponse.value.service.map((s) => s.name)).toEqual([
+        'opentelemetry.proto.collector.trace.v1.TraceService',
+        'opentelemetry.proto.collector.logs.v1.LogsService',
+        'opentelemetry.proto.collector.metrics.v1.MetricsService',
         'grpc.health.v1.Health',
         'heimdall.v1.SystemService',
         'grpc.reflection.v1.ServerReflection',
@@ -148,6 +152,19 @@ describe('agent on embedded storage', () => {
     const out = execFileSync('sh', ['-c', `promtool check metrics < ${file} 2>&1; echo "exit=$?"`]).toString();
     dir.cleanup();
     expect(out.trim()).toBe('exit=0');
+  });
+
+  it('ends a stream whose request is malformed with INVALID_ARGUMENT (no hang)', async () => {
+    const c = testClient(ServerReflection, t.grpcAddress);
+    const call = c.raw.makeBidiStreamRequest('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', (b: Buffer) => b, (b: Buffer) => b);
+    const err = await new Promise<ServiceError>((resolve) => {
+      call.on('error', (e: ServiceError) => resolve(e));
+      call.on('data', () => undefined);
+      call.write(Buffer.from([0x22, 0xff, 0xff]));
+    });
+    expect(err.code).toBe(grpcStatus.INVALID_ARGUMENT);
+    expect(err.details).toContain('grpc.reflection.v1.ServerReflectionRequest');
+    c.close();
   });
 
   it('answers malformed protobuf with INVALID_ARGUMENT and keeps serving', async () => {

@@ -99,7 +99,7 @@ describe('heimdall run', () => {
   });
 
   it('exits at once on a second signal', async () => {
-    const { running, dir } = start(CONFIG.replace('drain: 200ms', 'drain: 20s'));
+    const { running, dir } = start(CONFIG.replace('drain: 200ms, timeout: 10s', 'drain: 20s, timeout: 30s'));
     await running.waitFor((l) => l.msg === 'Heimdall started');
     running.child.kill('SIGTERM');
     await running.waitFor((l) => l.msg === 'shutting down: health is NOT_SERVING, draining');

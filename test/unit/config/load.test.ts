@@ -40,7 +40,14 @@ describe('config', () => {
     expect(errorOf(() => validateConfig({ log: { level: 'loud' } }))).toMatch(/log\.level: expected one of "trace".*got "loud"/);
     expect(errorOf(() => validateConfig({ shutdown: { drain: '5 parsecs' } }))).toContain('shutdown.drain: expected a duration');
     expect(errorOf(() => validateConfig({ server: { grpc: { address: 'nowhere' } } }))).toContain('server.grpc.address: expected "host:port"');
-    expect(errorOf(() => validateConfig({ storage: { migrate_on_start: 'yes' } }))).toContain('storage.migrate_on_start: expected boolean, got "yes"');
+    expect(errorOf(() => validateConfig({ storage: { migrate_on_start: 'yes' } }))).toContain('storage.migrate_on_start: expected one of "true", "false", got "yes"');
+    expect(errorOf(() => validateConfig({ storage: { health_check_interval: '30d' } }))).toContain('storage.health_check_interval: expected a duration from 100ms to 2147483647ms, got "30d"');
+    expect(errorOf(() => validateConfig({ ingest: { retry: { initial_interval: 0 } } }))).toContain('ingest.retry.initial_interval: expected a duration from 1ms');
+    expect(errorOf(() => validateConfig({ shutdown: { drain: '40s' } }))).toContain('shutdown.drain: must be shorter than shutdown.timeout (30000 ms)');
+    expect(errorOf(() => validateConfig({ storage: { mode: 'server' } }))).toContain('storage.clickhouse.url: is required when storage.mode is "server"');
+    expect(errorOf(() => validateConfig({ storage: { clickhouse: { cluster: 'c' } } }))).toContain('storage.clickhouse.cluster: needs a ClickHouse server');
+    expect(errorOf(() => validateConfig({ telemetry: { tracing: { endpoint: 'foo:bar' } } }))).toContain('telemetry.tracing.endpoint: expected an http(s) URL');
+    expect(errorOf(() => validateConfig({ ingest: { redaction: { keys: ['(unclosed'] } } }))).toContain('ingest.redaction.keys[0]: expected a valid regular expression');
   });
 
   it('refuses unknown keys at any depth', () => {
@@ -49,7 +56,7 @@ describe('config', () => {
     expect(message).toContain('server.grpc.adress: unknown key');
   });
 
-  it('substitutes ${env:NAME} and ${NAME:-default}, typing whole-value references', () => {
+  it('substitutes ${env:NAME} and ${NAME:-default}; numeric keys read their text', () => {
     const path = writeYaml(
       ['log:', '  level: ${env:LEVEL}', 'server:', '  grpc:', '    address: "127.0.0.1:${GRPC_PORT:-5317}"', '    max_recv_msg_size: ${SIZE}', 'storage:', '  clickhouse:', '    password: "$${literal}"'].join('\n'),
     );
@@ -73,6 +80,17 @@ describe('config', () => {
     expect(errorOf(() => loadConfig('/nonexistent/heimdall.yaml', {}))).toContain('cannot read configuration file /nonexistent/heimdall.yaml');
   });
 
+  it('keeps substituted text as text: passwords that look like numbers, quotes, hashes and empty values', () => {
+    const path = writeYaml(['storage:', '  clickhouse:', '    url: http://ch:8123', '    password: ${PW}', '    username: ${USER_NAME}', 'ingest:', '  batch:', '    max_rows: ${ROWS}', '  redaction:', '    enabled: ${REDACT}'].join('\n'));
+    for (const pw of ['12345', 'true', 'abc #def', '"x"', ' spaced ', '[oops', '*x', '']) {
+      const { config } = loadConfig(path, { PW: pw, USER_NAME: 'u', ROWS: '500', REDACT: 'false' });
+      expect(config.storage.clickhouse.password).toBe(pw);
+      expect(config.ingest.batch.max_rows).toBe(500);
+      expect(config.ingest.redaction.enabled).toBe(false);
+    }
+    expect(errorOf(() => loadConfig(path, { PW: 'x', USER_NAME: 'u', ROWS: 'many', REDACT: 'false' }))).toContain('ingest.batch.max_rows: expected a whole number');
+  });
+
   it('hashes by content and masks secrets', () => {
     const a = validateConfig({ log: { level: 'info' } });
     const b = validateConfig({});
@@ -81,5 +99,9 @@ describe('config', () => {
     const masked = maskSecrets(validateConfig({ storage: { clickhouse: { password: 's3cret' } } })) as typeof a;
     expect(masked.storage.clickhouse.password).toBe('***');
     expect(JSON.stringify(masked)).not.toContain('s3cret');
+    const withUrlPassword = maskSecrets(validateConfig({ storage: { clickhouse: { url: 'http://u:secretpw@ch:8123' } } })) as typeof a;
+    expect(withUrlPassword.storage.clickhouse.url).toBe('http://***@ch:8123');
+    // The hash (shown on /status) does not depend on secrets.
+    expect(hashConfig(validateConfig({ storage: { clickhouse: { password: 'a' } } }))).toBe(hashConfig(validateConfig({ storage: { clickhouse: { password: 'b' } } })));
   });
 });

@@ -17,6 +17,7 @@ function schemaPaths(schema: z.core.$ZodType, prefix = ''): string[] {
 
 /** Every leaf key path of a parsed YAML tree. */
 function treePaths(node: unknown, prefix = ''): string[] {
+  if (prefix === 'ingest.enrichment.from_env') return [prefix];
   if (node !== null && typeof node === 'object' && !Array.isArray(node)) return Object.entries(node).flatMap(([k, v]) => treePaths(v, prefix ? `${prefix}.${k}` : k));
   return [prefix];
 }

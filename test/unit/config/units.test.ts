@@ -32,7 +32,9 @@ describe('units', () => {
 
   it('substitutes only in string values and keeps non-reference text', () => {
     expect(substituteEnv({ a: 'x-${A}-y', n: 3, list: ['${A}', true] }, { A: 'v' })).toEqual({ a: 'x-v-y', n: 3, list: ['v', true] });
-    expect(substituteEnv({ port: '${P:-4317}' }, {})).toEqual({ port: 4317 });
+    expect(substituteEnv({ port: '${P:-4317}' }, {})).toEqual({ port: '4317' });
+    expect(substituteEnv({ port: '${P:-4317}' }, { P: '' })).toEqual({ port: '4317' });
+    expect(substituteEnv({ pw: '${PW}' }, { PW: '' })).toEqual({ pw: '' });
     expect(substituteEnv({ s: '${S}' }, { S: 'a: b\nc: d' })).toEqual({ s: 'a: b\nc: d' });
   });
 });
