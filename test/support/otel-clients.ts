@@ -1,0 +1,44 @@
+/** The real OpenTelemetry JS SDK and OTLP exporters from npm, pointed at a test agent. */
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import { OTLPLogExporter as LogsGrpc } from '@opentelemetry/exporter-logs-otlp-grpc';
+import { OTLPLogExporter as LogsHttpJson } from '@opentelemetry/exporter-logs-otlp-http';
+import { OTLPLogExporter as LogsHttpProto } from '@opentelemetry/exporter-logs-otlp-proto';
+import { OTLPMetricExporter as MetricsGrpc } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as MetricsHttpJson } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as MetricsHttpProto } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPTraceExporter as TracesGrpc } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as TracesHttpJson } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as TracesHttpProto } from '@opentelemetry/exporter-trace-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+
+export { SeverityNumber };
+
+export type Transport = 'grpc' | 'http/protobuf' | 'http/json';
+export const TRANSPORTS: Transport[] = ['grpc', 'http/protobuf', 'http/json'];
+
+/** Exporters for one transport, at the agent's gRPC address or OTLP/HTTP base URL. */
+export function exporters(transport: Transport, grpcAddress: string, httpUrl: string) {
+  switch (transport) {
+    case 'grpc': {
+      const url = `http://${grpcAddress}`;
+      return { traces: new TracesGrpc({ url }), logs: new LogsGrpc({ url }), metrics: new MetricsGrpc({ url }) };
+    }
+    case 'http/protobuf':
+      return {
+        traces: new TracesHttpProto({ url: `${httpUrl}/v1/traces` }),
+        logs: new LogsHttpProto({ url: `${httpUrl}/v1/logs` }),
+        metrics: new MetricsHttpProto({ url: `${httpUrl}/v1/metrics` }),
+      };
+    case 'http/json':
+      return {
+        traces: new TracesHttpJson({ url: `${httpUrl}/v1/traces` }),
+        logs: new LogsHttpJson({ url: `${httpUrl}/v1/logs` }),
+        metrics: new MetricsHttpJson({ url: `${httpUrl}/v1/metrics` }),
+      };
+  }
+}
+
+/** A resource naming the service (and the transport, so tests can tell their rows apart). */
+export function testResource(service: string) {
+  return resourceFromAttributes({ 'service.name': service, 'deployment.environment.name': 'test', 'host.name': 'box' });
+}
