@@ -55,6 +55,8 @@ export interface Storage {
   readonly name: 'storage';
   /** The open transport. Throws before start. */
   readonly transport: StorageTransport;
+  /** True while storage answers and its schema is migrated (writes can succeed). */
+  readonly ready: boolean;
   /**
    * Opens the transport and starts connecting (and migrating, when configured), waiting at most 2 s
    * for the first attempt. Does not fail when storage is unreachable: it keeps retrying in the
@@ -114,6 +116,9 @@ export function createStorage(options: StorageOptions): Storage {
     get transport() {
       if (!transport) throw new Error('storage is not started');
       return transport;
+    },
+    get ready() {
+      return reporter.state === 'ready';
     },
     async start() {
       try {

@@ -15,7 +15,6 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const BASE = join(ROOT, 'deploy', 'kubernetes', 'base');
 
 // Kubernetes objects are deep, loosely typed trees; the assertions check their shape.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = Record<string, any>;
 function load(file: string): Doc[] {
   const docs = parseAllDocuments(readFileSync(join(BASE, file), 'utf8'));

@@ -64,6 +64,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const enrichment = config.enrichment.enabled ? createEnrichment(config.enrichment.from_env ?? DEFAULT_ENRICHMENT_ENV) : undefined;
   const writer = createWriter({
     transport: () => options.storage.transport,
+    ready: () => options.storage.ready,
     logger,
     metrics: options.metrics,
     initialIntervalMs: config.retry.initial_interval,

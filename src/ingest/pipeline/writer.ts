@@ -1,4 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { StorageError } from '../../storage/errors.js';
 import type { StorageTransport } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
 
@@ -8,6 +9,8 @@ export type WriteResult = { status: 'ok' } | { status: 'failed'; error: Error };
 /** Options for createWriter. */
 export interface WriterOptions {
   transport: () => StorageTransport;
+  /** Whether storage can take writes now (reachable and migrated); while not, attempts wait. */
+  ready: () => boolean;
   logger: Logger;
   metrics: Registry;
   /** First backoff after a failed insert. */
@@ -45,8 +48,13 @@ export function createWriter(options: WriterOptions): Writer {
   const stop = new AbortController();
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      const wake = (): void => {
+        clearTimeout(timer);
+        stop.signal.removeEventListener('abort', wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      stop.signal.addEventListener('abort', wake, { once: true });
     });
 
   return {
@@ -55,6 +63,7 @@ export function createWriter(options: WriterOptions): Writer {
       for (let attempt = 1; ; attempt++) {
         const end = duration.startTimer({ table });
         try {
+          if (!options.ready()) throw new StorageError('storage is not ready (unreachable, or its schema is not migrated yet)', { retryable: true });
           await options.transport().insert(table, payload, { dedupToken: token });
           end();
           sent.inc({ table }, rows);

@@ -1,0 +1,198 @@
+/** Nothing acknowledged is lost: ClickHouse outages, memory pressure, and kill -9 with ack: queued. */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fromBinary } from '@bufbuild/protobuf';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { RetryInfoSchema } from '../../src/gen/google/rpc/error_details_pb.js';
+import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
+import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import { createEmbeddedTransport } from '../../src/storage/embedded.js';
+import { startTestAgent } from '../support/agent.js';
+import { startClickHouseHttp } from '../support/clickhouse-http.js';
+import { testClient } from '../support/grpc-client.js';
+import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
+import { tempDir } from '../support/temp.js';
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** Sends `requests` OTLP/HTTP requests of `spans` spans, retrying 503s as an exporter does; returns acknowledged span ids. */
+async function sendWithRetries(url: string, service: string, requests: number, spans: number, onEach?: (i: number) => Promise<void>): Promise<string[]> {
+  const acked: string[] = [];
+  for (let i = 0; i < requests; i++) {
+    await onEach?.(i);
+    const ids: string[] = [];
+    const body = encodeTraces(traceRequest(service, spans, (_k, span) => ids.push(hex(span.spanId))));
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(`${url}/v1/traces`, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf' } }).catch(() => undefined);
+      if (res?.status === 200) {
+        acked.push(...ids);
+        break;
+      }
+      if (res && res.status !== 503) throw new Error(`unexpected ${res.status}`);
+      if (res) expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+      if (attempt > 200) throw new Error('never acknowledged');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return acked;
+}
+
+describe('ClickHouse outage with ack: stored', () => {
+  it('answers retryable errors while down, and stores every acknowledged span exactly once', async () => {
+    const dir = tempDir();
+    const ch = await startClickHouseHttp(join(dir.path, 'ch'));
+    const t = await startTestAgent({
+      storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '50ms', max_interval: '200ms' } },
+      ingest: { batch: { max_delay: '20ms' }, retry: { initial_interval: '20ms', max_interval: '100ms', max_elapsed: '300ms' } },
+    });
+    try {
+      const acked = await sendWithRetries(t.otlpHttpUrl, 'outage', 30, 50, async (i) => {
+        if (i === 10) {
+          await ch.down();
+          setTimeout(() => void ch.up(), 1_500);
+        }
+      });
+      expect(acked).toHaveLength(1500);
+      const rows = await t.agent.storage.transport.query<{ SpanId: string; n: string }>("SELECT SpanId, count() AS n FROM otel_traces WHERE ServiceName = 'outage' GROUP BY SpanId");
+      const counts = new Map(rows.map((r) => [r.SpanId, Number(r.n)]));
+      expect(acked.filter((id) => counts.get(id) !== 1)).toEqual([]);
+      const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
+      expect(metrics).toMatch(/^heimdall_exporter_retries_total\{table="otel_traces"\} [1-9]/m);
+      expect(metrics).toMatch(/^heimdall_receiver_refused_items_total\{signal="traces",transport="http"\} [1-9]/m);
+    } finally {
+      await t.stop();
+      await ch.close();
+      dir.cleanup();
+    }
+  });
+
+  it('refuses with UNAVAILABLE + RetryInfo (gRPC) and 503 + Retry-After (HTTP) above the memory limit', async () => {
+    const dir = tempDir();
+    const ch = await startClickHouseHttp(join(dir.path, 'ch'));
+    await ch.down();
+    const t = await startTestAgent({
+      storage: { clickhouse: { url: ch.url } },
+      ingest: { memory: { limit: '64KiB', spike: '16KiB' }, batch: { max_delay: '10ms' }, retry: { max_elapsed: '5s' } },
+    });
+    try {
+      // The first request is held (storage is down); the next ones pass the soft limit and are refused.
+      const held = fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
+      await expect.poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_memory_limiter_buffered_bytes (\d+)/m)?.[1]).not.toBe('0');
+      const refused = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(fromBinary(StatusSchema, new Uint8Array(await refused.arrayBuffer())).message).toContain('memory limit');
+      const c = testClient(TraceService, t.grpcAddress);
+      const err = (await c.unary('Export', ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, traceRequest('pressure', 100)).catch((e: unknown) => e)) as ServiceError;
+      expect(err.code).toBe(status.UNAVAILABLE);
+      const details = fromBinary(StatusSchema, err.metadata.get('grpc-status-details-bin')[0] as Buffer);
+      expect(details.details[0]?.typeUrl).toBe('type.googleapis.com/google.rpc.RetryInfo');
+      expect(fromBinary(RetryInfoSchema, details.details[0]?.value ?? new Uint8Array()).retryDelay?.seconds).toBe(1n);
+      c.close();
+      await ch.up();
+      expect((await held).status).toBe(200);
+    } finally {
+      await t.stop();
+      await ch.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe('ack: queued', () => {
+  it('acknowledges while ClickHouse is down and stores everything exactly once when it returns', async () => {
+    const dir = tempDir();
+    const ch = await startClickHouseHttp(join(dir.path, 'ch'));
+    await ch.down();
+    const t = await startTestAgent({
+      storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '50ms', max_interval: '200ms' } },
+      ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue') }, batch: { max_delay: '20ms' }, retry: { initial_interval: '20ms', max_interval: '100ms' } },
+    });
+    try {
+      const acked = await sendWithRetries(t.otlpHttpUrl, 'queued', 20, 50);
+      expect(acked).toHaveLength(1000);
+      await ch.up();
+      await expect
+        .poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1], { timeout: 15_000 })
+        .toBe('0');
+      const rows = await t.agent.storage.transport.query<{ SpanId: string; n: string }>("SELECT SpanId, count() AS n FROM otel_traces WHERE ServiceName = 'queued' GROUP BY SpanId");
+      const counts = new Map(rows.map((r) => [r.SpanId, Number(r.n)]));
+      expect(acked.filter((id) => counts.get(id) !== 1)).toEqual([]);
+      expect(rows).toHaveLength(1000);
+    } finally {
+      await t.stop();
+      await ch.close();
+      dir.cleanup();
+    }
+  });
+
+  it('survives kill -9 under load: after restart every acknowledged span is stored exactly once', async () => {
+    const dir = tempDir();
+    const config = join(dir.path, 'heimdall.yaml');
+    writeFileSync(
+      config,
+      [
+        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+        `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
+        `ingest: { ack: queued, queue: { path: "${join(dir.path, 'queue')}" }, batch: { max_delay: 50ms, max_rows: 2000 } }`,
+        'shutdown: { drain: 0s }',
+      ].join('\n'),
+    );
+    const main = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+    const start = async () => {
+      const child = spawn(process.execPath, [main, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const ports = await new Promise<{ http: number; admin: number }>((resolve, reject) => {
+        let buf = '';
+        const found: Record<string, number> = {};
+        child.on('exit', (code) => reject(new Error(`agent exited ${code}`)));
+        child.stdout.on('data', (d: Buffer) => {
+          buf += d.toString();
+          for (const line of buf.split('\n').slice(0, -1)) {
+            const l = JSON.parse(line) as { component?: string; port?: number; msg?: string };
+            if (l.port && l.component) found[l.component] = l.port;
+            if (l.msg === 'Heimdall started' && found.otlp_http && found.admin) resolve({ http: found.otlp_http, admin: found.admin });
+          }
+          buf = buf.slice(buf.lastIndexOf('\n') + 1);
+        });
+      });
+      return { child, exited, ...ports };
+    };
+    const first = await start();
+    const acked: string[] = [];
+    const url = `http://127.0.0.1:${first.http}/v1/traces`;
+    // Several senders in parallel; kill -9 lands while requests are in flight.
+    const sender = async () => {
+      for (;;) {
+        const ids: string[] = [];
+        const body = encodeTraces(traceRequest('killed', 100, (_k, span) => ids.push(hex(span.spanId))));
+        const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf' } }).catch(() => undefined);
+        if (!res) return;
+        if (res.status === 200) acked.push(...ids);
+      }
+    };
+    const senders = [sender(), sender(), sender(), sender()];
+    await new Promise((r) => setTimeout(r, 1_500));
+    first.child.kill('SIGKILL');
+    await Promise.all(senders);
+    await first.exited;
+    expect(acked.length).toBeGreaterThan(1000);
+
+    const second = await start();
+    await expect
+      .poll(async () => (await (await fetch(`http://127.0.0.1:${second.admin}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1], { timeout: 20_000 })
+      .toBe('0');
+    second.child.kill('SIGTERM');
+    await second.exited;
+    const transport = await createEmbeddedTransport({ path: join(dir.path, 'data') });
+    const rows = await transport.query<{ SpanId: string; n: string }>("SELECT SpanId, count() AS n FROM otel_traces WHERE ServiceName = 'killed' GROUP BY SpanId");
+    await transport.close();
+    const counts = new Map(rows.map((r) => [r.SpanId, Number(r.n)]));
+    console.log(`kill -9: ${acked.length} spans acknowledged before the kill, ${rows.length} distinct spans stored after restart`);
+    expect(acked.filter((id) => counts.get(id) === undefined)).toEqual([]);
+    expect([...counts.values()].filter((n) => n !== 1)).toEqual([]);
+    dir.cleanup();
+  }, 90_000);
+});
