@@ -151,10 +151,12 @@ describe('OTLP ingestion with the real OpenTelemetry JS exporters', () => {
   it('counts accepted items per signal and transport in /metrics', async () => {
     const text = await (await fetch(`${t.adminUrl}/metrics`)).text();
     for (const transport of ['grpc', 'http']) {
-      expect(text).toMatch(new RegExp(`^heimdall_receiver_accepted_items_total\\{signal="traces",transport="${transport}"\\} [1-9]`, 'm'));
-      expect(text).toMatch(new RegExp(`^heimdall_receiver_accepted_items_total\\{signal="logs",transport="${transport}"\\} [1-9]`, 'm'));
+      expect(text).toMatch(new RegExp(`^heimdall_receiver_accepted_spans_total\\{transport="${transport}"\\} [1-9]`, 'm'));
+      expect(text).toMatch(new RegExp(`^heimdall_receiver_accepted_log_records_total\\{transport="${transport}"\\} [1-9]`, 'm'));
+      expect(text).toMatch(new RegExp(`^heimdall_receiver_accepted_metric_points_total\\{transport="${transport}"\\} [1-9]`, 'm'));
     }
     expect(text).toMatch(/^heimdall_spans_total\{service_name="svc-grpc",span_name="GET \/orders",span_kind="Server",status_code="Error"\} 1$/m);
-    expect(text).toMatch(/^heimdall_exporter_sent_rows_total\{table="otel_traces"\} 9$/m);
+    expect(text).toMatch(/^heimdall_exporter_sent_spans_total\{table="otel_traces"\} 9$/m);
+    expect(text).toMatch(/^heimdall_exporter_sent_metric_points_total\{table="otel_metrics_sum"\} 6$/m);
   });
 });

@@ -60,7 +60,7 @@ describe('ClickHouse outage with ack: stored', () => {
       expect(acked.filter((id) => counts.get(id) !== 1)).toEqual([]);
       const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
       expect(metrics).toMatch(/^heimdall_exporter_retries_total\{table="otel_traces"\} [1-9]/m);
-      expect(metrics).toMatch(/^heimdall_receiver_refused_items_total\{signal="traces",transport="http"\} [1-9]/m);
+      expect(metrics).toMatch(/^heimdall_receiver_refused_spans_total\{transport="http"\} [1-9]/m);
     } finally {
       await t.stop();
       await ch.close();

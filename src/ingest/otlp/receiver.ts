@@ -136,25 +136,31 @@ function retryDetails(message: string, retryAfterMs: number): Metadata {
  */
 export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   const logger = options.logger.child({ component: 'otlp' });
-  const counter = (kind: string, help: string) =>
-    new Counter({ name: `heimdall_receiver_${kind}_items_total`, help, labelNames: ['signal', 'transport'] as const, registers: [options.metrics] });
-  const accepted = counter('accepted', 'Spans, log records and metric points accepted (stored or queued), by signal and transport.');
-  const refused = counter('refused', 'Items refused with a retryable error (memory, queue full, storage unavailable), by signal and transport.');
-  const rejected = counter('rejected', 'Invalid items rejected in partial_success, by signal and transport.');
-  const failed = counter('failed', 'Items lost to an internal error, by signal and transport.');
+  // The Collector's vocabulary (otelcol_receiver_accepted_spans, ...) with the heimdall_ prefix.
+  const counters = (kind: string, help: string) =>
+    Object.fromEntries(
+      (['spans', 'log_records', 'metric_points'] as const).map((item) => [
+        item,
+        new Counter({ name: `heimdall_receiver_${kind}_${item}_total`, help: help.replace('Items', item.replace('_', ' ')), labelNames: ['transport'] as const, registers: [options.metrics] }),
+      ]),
+    ) as Record<'spans' | 'log_records' | 'metric_points', Counter<'transport'>>;
+  const accepted = counters('accepted', 'Items accepted (stored, or queued with ack: queued), by transport.');
+  const refused = counters('refused', 'Items refused with a retryable error (memory, queue full, storage unavailable), by transport.');
+  const rejected = counters('rejected', 'Items rejected as invalid and reported in partial_success, by transport.');
+  const failed = counters('failed', 'Items lost to an internal error, by transport.');
 
   /** Converts and submits one request; returns the rejected count and message. */
   const ingest = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, req: MessageShape<Req>, transport: 'grpc' | 'http') => {
     const conversion = signal.convert(req);
-    const labels = { signal: signal.name, transport };
-    if (conversion.rejected > 0) rejected.inc(labels, conversion.rejected);
+    const labels = { transport };
+    if (conversion.rejected > 0) rejected[signal.item].inc(labels, conversion.rejected);
     try {
       if (signal.name === 'traces') options.red?.observe(conversion.tables.get(TRACES_TABLE) ?? []);
       await options.pipeline.submit(conversion);
-      accepted.inc(labels, conversion.accepted);
+      accepted[signal.item].inc(labels, conversion.accepted);
     } catch (err) {
-      if (err instanceof RetryableError) refused.inc(labels, conversion.accepted);
-      else failed.inc(labels, conversion.accepted);
+      if (err instanceof RetryableError) refused[signal.item].inc(labels, conversion.accepted);
+      else failed[signal.item].inc(labels, conversion.accepted);
       throw err;
     }
     return signal.reply(conversion.rejected, rejectionMessage(conversion, signal.item.replace('_', ' ')));

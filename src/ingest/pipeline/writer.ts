@@ -35,8 +35,20 @@ export interface Writer {
 /** Creates the storage writer. */
 export function createWriter(options: WriterOptions): Writer {
   const logger = options.logger.child({ component: 'writer' });
-  const sent = new Counter({ name: 'heimdall_exporter_sent_rows_total', help: 'Rows stored in ClickHouse, by table.', labelNames: ['table'] as const, registers: [options.metrics] });
-  const failed = new Counter({ name: 'heimdall_exporter_send_failed_rows_total', help: 'Rows whose insert was given up on, by table.', labelNames: ['table'] as const, registers: [options.metrics] });
+  // What a table's rows are, in the Collector's vocabulary (otelcol_exporter_sent_spans, ...).
+  const itemOf = (table: string): string => (table === 'otel_traces' ? 'spans' : table === 'otel_logs' ? 'log_records' : table.startsWith('otel_metrics_') ? 'metric_points' : 'rows');
+  const counters = new Map<string, Counter<'table'>>();
+  const count = (kind: 'sent' | 'send_failed', table: string, n: number): void => {
+    const item = itemOf(table);
+    const name = `heimdall_exporter_${kind}_${item}_total`;
+    let c = counters.get(name);
+    if (!c) {
+      const what = item.replace('_', ' ');
+      c = new Counter({ name, help: kind === 'sent' ? `${what} stored in ClickHouse, by table.` : `${what} whose insert was given up on, by table.`, labelNames: ['table'] as const, registers: [options.metrics] });
+      counters.set(name, c);
+    }
+    c.inc({ table }, n);
+  };
   const retries = new Counter({ name: 'heimdall_exporter_retries_total', help: 'Insert attempts that failed and were retried, by table.', labelNames: ['table'] as const, registers: [options.metrics] });
   const duration = new Histogram({
     name: 'heimdall_exporter_insert_duration_seconds',
@@ -66,14 +78,14 @@ export function createWriter(options: WriterOptions): Writer {
           if (!options.ready()) throw new StorageError('storage is not ready (unreachable, or its schema is not migrated yet)', { retryable: true });
           await options.transport().insert(table, payload, { dedupToken: token });
           end();
-          sent.inc({ table }, rows);
+          count('sent', table, rows);
           return { status: 'ok' };
         } catch (err) {
           const error = err as Error & { retryable?: boolean };
           const elapsed = Date.now() - started;
           const giveUp = error.retryable === false || stop.signal.aborted || (options.maxElapsedMs > 0 && elapsed >= options.maxElapsedMs);
           if (giveUp) {
-            failed.inc({ table }, rows);
+            count('send_failed', table, rows);
             logger.error({ err, table, rows, attempt, token }, 'insert failed; giving up on the batch');
             return { status: 'failed', error };
           }
