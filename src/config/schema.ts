@@ -83,7 +83,7 @@ const ingest = z.strictObject({
       /** Rows per insert, per table. */
       max_rows: integer({ min: 1, max: 1_000_000 }).default(10_000),
       /** Longest a row waits for its batch. */
-      max_delay: duration({ min: 1, max: MAX_TIMER_MS }).prefault('500ms'),
+      max_delay: duration({ min: 1, max: MAX_TIMER_MS }).prefault('200ms'),
     })
     .prefault({}),
   retry: z

@@ -1,0 +1,92 @@
+// Ingest benchmark: OTLP/gRPC traces, 100-span requests with 10 attributes each, sent by a load
+// process (core 1) to one agent with embedded storage (core 0, chdb threads included). Reports
+// spans/s, agent CPU-seconds per 100k spans, p50/p99 export latency, peak RSS, spans stored, and
+// the ratio to a decode-only ceiling measured on the same core in the same run; then the same load
+// with ack: queued, and with the server transport (ClickHouse HTTP endpoint over chdb on core 1).
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cpuSeconds, f, rssMiB, startPinned } from './lib.mjs';
+import { traceRequestBytes } from './otlp-body.mjs';
+
+const ROOT = join(import.meta.dirname, '..');
+const MAIN = join(ROOT, 'dist', 'main.js');
+const DURATION = Number(process.env.BENCH_DURATION ?? 30_000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const SPANS = 100;
+const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-ingest-'));
+const bodyFile = join(work, 'request.bin');
+writeFileSync(bodyFile, traceRequestBytes(SPANS));
+
+const ceiling = JSON.parse(execFileSync('taskset', ['-c', '0', process.execPath, join(import.meta.dirname, 'ceiling.mjs'), bodyFile, '3000', String(SPANS)], { encoding: 'utf8' }));
+
+async function metric(admin, name) {
+  const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+}
+
+function load(grpcPort, durationMs) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('taskset', ['-c', '1', process.execPath, join(import.meta.dirname, 'load-otlp-grpc.mjs'), `127.0.0.1:${grpcPort}`, bodyFile, String(durationMs), String(CONCURRENCY)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load exited ${code}`))));
+  });
+}
+
+async function phase(name, extraConfig, storageUrl) {
+  const dir = mkdtempSync(join(work, 'agent-'));
+  const config = join(dir, 'heimdall.yaml');
+  writeFileSync(
+    config,
+    [
+      'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+      storageUrl ? `storage: { clickhouse: { url: "${storageUrl}" } }` : `storage: { embedded: { path: "${join(dir, 'data')}" } }`,
+      `ingest: { queue: { path: "${join(dir, 'queue')}" }${extraConfig} }`,
+      'shutdown: { drain: 0s }',
+    ].join('\n'),
+  );
+  const agent = startPinned(0, [MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+  await agent.found;
+  const grpc = agent.lines.find((l) => l.component === 'grpc' && l.port).port;
+  const admin = agent.lines.find((l) => l.component === 'admin' && l.port).port;
+  await load(grpc, 3_000); // warm-up
+  const sent0 = await metric(admin, 'heimdall_exporter_sent_spans_total');
+  const cpu0 = cpuSeconds(agent.child.pid);
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(agent.child.pid).rss)), 500);
+  const r = await load(grpc, DURATION);
+  clearInterval(sampler);
+  const cpu = cpuSeconds(agent.child.pid) - cpu0;
+  // Let queued data drain before counting what was stored.
+  for (let i = 0; i < 100 && (await metric(admin, 'heimdall_exporter_queue_size')) > 0; i++) await new Promise((res) => setTimeout(res, 200));
+  const stored = (await metric(admin, 'heimdall_exporter_sent_spans_total')) - sent0;
+  const hwm = rssMiB(agent.child.pid).peak;
+  agent.child.kill('SIGTERM');
+  await new Promise((res) => agent.child.once('exit', res));
+  const spans = r.ok * SPANS;
+  return { name, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, acked: spans, stored };
+}
+
+const results = [];
+results.push(await phase('embedded, ack: stored', ''));
+results.push(await phase('embedded, ack: queued', ', ack: queued'));
+const chDir = mkdtempSync(join(work, 'ch-'));
+const ch = startPinned(1, [join(import.meta.dirname, 'ch-endpoint.mjs'), chDir], (l) => typeof l.port === 'number');
+const { port } = await ch.found;
+results.push(await phase('server transport (HTTP endpoint over chdb, core 1), ack: stored', '', `http://127.0.0.1:${port}`));
+ch.child.kill('SIGTERM');
+await new Promise((res) => ch.child.once('exit', res));
+rmSync(work, { recursive: true, force: true });
+
+const lines = [
+  `Same-run ceilings on core 0: decode only (@bufbuild fromBinary) ${f(ceiling.decode / 1000, 0)}k spans/s; decode + convert + encode rows ${f(ceiling.full / 1000, 0)}k spans/s.`,
+  '',
+  '| run | spans/s | ratio to decode-only | agent CPU-s per 100k spans | agent CPU used | export p50 / p99 | peak RSS | failed requests | spans acknowledged / stored |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...results.map((r) => `| ${r.name} | ${f(r.spansPerSec, 0)} | ${f(r.spansPerSec / ceiling.decode, 2)} | ${f(r.cpuPer100k, 2)} | ${f(r.cpuUtil * 100, 0)}% | ${f(r.p50, 1)} / ${f(r.p99, 1)} ms | ${f(r.peakRss, 0)} MiB | ${r.failed} | ${r.acked} / ${r.stored} |`),
+  '',
+  `Load: ${CONCURRENCY} requests in flight over 4 HTTP/2 connections, ${DURATION / 1000} s per run after a 3 s warm-up; node ${process.version}.`,
+];
+process.stdout.write(`\n${lines.join('\n')}\n`);
