@@ -65,6 +65,8 @@ export function createRedaction(options: RedactionOptions): Redaction {
       throw new Error(`invalid redaction pattern ${JSON.stringify(p)}: ${(err as Error).message}`, { cause: err });
     }
   };
+  // Compile each key pattern alone first, so an error names the pattern at fault; then match all at once.
+  for (const k of options.keys) compile(k, 'i');
   const keyRe = options.keys.length > 0 ? compile(options.keys.map((k) => `(?:${k})`).join('|'), 'i') : undefined;
   const valueRes = options.values.map((v) => compile(v, 'gi'));
   const replacement = options.replacement;

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import type { Conversion } from '../../../src/ingest/otlp/result.js';
+import { createEnrichment, DEFAULT_ENRICHMENT_ENV } from '../../../src/ingest/processors/enrichment.js';
+import { createRedaction, DEFAULT_KEY_PATTERNS, DEFAULT_VALUE_PATTERNS } from '../../../src/ingest/processors/redaction.js';
+
+const redaction = createRedaction({ keys: DEFAULT_KEY_PATTERNS, values: DEFAULT_VALUE_PATTERNS, cardNumbers: true, replacement: '[REDACTED]' });
+const conversion = (rows: Array<Record<string, unknown>>): Conversion => ({ tables: new Map([['otel_logs', rows]]), accepted: rows.length, rejected: 0, reasons: [] });
+
+describe('redaction', () => {
+  it('replaces values of secret keys, judged on the last key segment', () => {
+    const attrs: Record<string, string> = {
+      'http.request.header.authorization': 'Bearer abc',
+      'http.request.header.cookie': 'sid=1',
+      'db.password': 'p',
+      'client_secret': 's',
+      'x-api-key': 'k',
+      'aws.access_token': 't',
+      'gen_ai.usage.input_tokens': '1234',
+      'token.count': '5',
+      'user.name': 'ada',
+    };
+    const c = conversion([{ LogAttributes: attrs }]);
+    redaction.process(c);
+    expect(c.tables.get('otel_logs')?.[0]?.LogAttributes).toEqual({
+      'http.request.header.authorization': '[REDACTED]',
+      'http.request.header.cookie': '[REDACTED]',
+      'db.password': '[REDACTED]',
+      client_secret: '[REDACTED]',
+      'x-api-key': '[REDACTED]',
+      'aws.access_token': '[REDACTED]',
+      'gen_ai.usage.input_tokens': '1234',
+      'token.count': '5',
+      'user.name': 'ada',
+    });
+  });
+
+  it('redacts secrets inside text: credentials, JWTs, AWS keys, URL passwords and Luhn-valid card numbers', () => {
+    expect(redaction.redactText('call with Authorization: Bearer eyAbc.def-ghi now')).toBe('call with Authorization: [REDACTED] now');
+    expect(redaction.redactText('jwt eyJhbGciOi.eyJzdWIiOiIx.SflKxwRJSMeKKF2QT4f')).toBe('jwt [REDACTED]');
+    expect(redaction.redactText('key AKIAIOSFODNN7EXAMPLE used')).toBe('key [REDACTED] used');
+    expect(redaction.redactText('postgres://app:s3cr3t@db:5432/x')).toBe('postgres://app:[REDACTED]@db:5432/x');
+    expect(redaction.redactText('card 4111 1111 1111 1111 declined')).toBe('card [REDACTED] declined');
+    expect(redaction.redactText('card 4111-1111-1111-1112 is not valid')).toBe('card 4111-1111-1111-1112 is not valid');
+    expect(redaction.redactText('order 1700000000000123 at 2026-11-22')).toBe('order 1700000000000123 at 2026-11-22');
+  });
+
+  it('covers log bodies, event and link attributes; refuses invalid patterns', () => {
+    const c = conversion([{ Body: 'password reset for postgres://u:pw123456@h/db', 'Events.Attributes': [{ token: 'x' }], 'Links.Attributes': [{ ok: 'fine value' }] }]);
+    redaction.process(c);
+    const row = c.tables.get('otel_logs')?.[0];
+    expect(row?.Body).toBe('password reset for postgres://u:[REDACTED]@h/db');
+    expect(row?.['Events.Attributes']).toEqual([{ token: '[REDACTED]' }]);
+    expect(row?.['Links.Attributes']).toEqual([{ ok: 'fine value' }]);
+    expect(() => createRedaction({ keys: ['(oops'], values: [], cardNumbers: false, replacement: 'x' })).toThrow('invalid redaction pattern "(oops"');
+  });
+});
+
+describe('enrichment', () => {
+  it('adds Kubernetes attributes from the environment when absent, keeping keys sorted and values given', () => {
+    const e = createEnrichment(DEFAULT_ENRICHMENT_ENV, { K8S_POD_NAME: 'web-1', K8S_NAMESPACE_NAME: 'shop', K8S_NODE_NAME: '' });
+    expect(e.attributes).toEqual({ 'k8s.pod.name': 'web-1', 'k8s.namespace.name': 'shop' });
+    const shared = { 'service.name': 'web', 'k8s.pod.name': 'given' };
+    const c = conversion([{ ResourceAttributes: shared }, { ResourceAttributes: shared }]);
+    e.process(c);
+    const map = c.tables.get('otel_logs')?.[0]?.ResourceAttributes as Record<string, string>;
+    expect(Object.keys(map)).toEqual(['k8s.namespace.name', 'k8s.pod.name', 'service.name']);
+    expect(map['k8s.pod.name']).toBe('given');
+  });
+});
