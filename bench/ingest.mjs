@@ -15,6 +15,8 @@ const MAIN = join(ROOT, 'dist', 'main.js');
 const DURATION = Number(process.env.BENCH_DURATION ?? 30_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const SPANS = 100;
+/** Which runs: any of stored, queued, server (comma-separated); all by default. */
+const RUNS = new Set((process.env.BENCH_RUNS ?? 'stored,queued,server').split(','));
 const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-ingest-'));
 const bodyFile = join(work, 'request.bin');
 writeFileSync(bodyFile, traceRequestBytes(SPANS));
@@ -55,7 +57,12 @@ async function phase(name, extraConfig, storageUrl) {
   const sent0 = await metric(admin, 'heimdall_exporter_sent_spans_total');
   const cpu0 = cpuSeconds(agent.child.pid);
   let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(agent.child.pid).rss)), 500);
+  const samples = [];
+  const sampler = setInterval(() => {
+    const rss = rssMiB(agent.child.pid).rss;
+    samples.push(rss);
+    peak = Math.max(peak, rss);
+  }, 500);
   const r = await load(grpc, DURATION);
   clearInterval(sampler);
   const cpu = cpuSeconds(agent.child.pid) - cpu0;
@@ -66,26 +73,33 @@ async function phase(name, extraConfig, storageUrl) {
   agent.child.kill('SIGTERM');
   await new Promise((res) => agent.child.once('exit', res));
   const spans = r.ok * SPANS;
-  return { name, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, acked: spans, stored };
+  // RSS over the run: the mean of the first and of the last minute (or tenth), and the range of the second half.
+  const span = Math.max(1, Math.min(120, Math.floor(samples.length / 10)));
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const half = samples.slice(Math.floor(samples.length / 2));
+  const rssTimeline = `${f(mean(samples.slice(0, span)), 0)} -> ${f(mean(samples.slice(-span)), 0)} MiB (2nd half ${f(Math.min(...half), 0)}-${f(Math.max(...half), 0)})`;
+  return { name, rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, acked: spans, stored };
 }
 
 const results = [];
-results.push(await phase('embedded, ack: stored', ''));
-results.push(await phase('embedded, ack: queued', ', ack: queued'));
-const chDir = mkdtempSync(join(work, 'ch-'));
-const ch = startPinned(1, [join(import.meta.dirname, 'ch-endpoint.mjs'), chDir], (l) => typeof l.port === 'number');
-const { port } = await ch.found;
-results.push(await phase('server transport (HTTP endpoint over chdb, core 1), ack: stored', '', `http://127.0.0.1:${port}`));
-ch.child.kill('SIGTERM');
-await new Promise((res) => ch.child.once('exit', res));
+if (RUNS.has('stored')) results.push(await phase('embedded, ack: stored', ''));
+if (RUNS.has('queued')) results.push(await phase('embedded, ack: queued', ', ack: queued'));
+if (RUNS.has('server')) {
+  const chDir = mkdtempSync(join(work, 'ch-'));
+  const ch = startPinned(1, [join(import.meta.dirname, 'ch-endpoint.mjs'), chDir], (l) => typeof l.port === 'number');
+  const { port } = await ch.found;
+  results.push(await phase('server transport (HTTP endpoint over chdb, core 1), ack: stored', '', `http://127.0.0.1:${port}`));
+  ch.child.kill('SIGTERM');
+  await new Promise((res) => ch.child.once('exit', res));
+}
 rmSync(work, { recursive: true, force: true });
 
 const lines = [
   `Same-run ceilings on core 0: decode only (@bufbuild fromBinary) ${f(ceiling.decode / 1000, 0)}k spans/s; decode + convert + encode rows ${f(ceiling.full / 1000, 0)}k spans/s.`,
   '',
-  '| run | spans/s | ratio to decode-only | agent CPU-s per 100k spans | agent CPU used | export p50 / p99 | peak RSS | failed requests | spans acknowledged / stored |',
-  '|---|---|---|---|---|---|---|---|---|',
-  ...results.map((r) => `| ${r.name} | ${f(r.spansPerSec, 0)} | ${f(r.spansPerSec / ceiling.decode, 2)} | ${f(r.cpuPer100k, 2)} | ${f(r.cpuUtil * 100, 0)}% | ${f(r.p50, 1)} / ${f(r.p99, 1)} ms | ${f(r.peakRss, 0)} MiB | ${r.failed} | ${r.acked} / ${r.stored} |`),
+  '| run | spans/s | ratio to decode-only | agent CPU-s per 100k spans | agent CPU used | export p50 / p99 | peak RSS | RSS first -> last minute | failed requests | spans acknowledged / stored |',
+  '|---|---|---|---|---|---|---|---|---|---|',
+  ...results.map((r) => `| ${r.name} | ${f(r.spansPerSec, 0)} | ${f(r.spansPerSec / ceiling.decode, 2)} | ${f(r.cpuPer100k, 2)} | ${f(r.cpuUtil * 100, 0)}% | ${f(r.p50, 1)} / ${f(r.p99, 1)} ms | ${f(r.peakRss, 0)} MiB | ${r.rssTimeline} | ${r.failed} | ${r.acked} / ${r.stored} |`),
   '',
   `Load: ${CONCURRENCY} requests in flight over 4 HTTP/2 connections, ${DURATION / 1000} s per run after a 3 s warm-up; node ${process.version}.`,
 ];

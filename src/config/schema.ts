@@ -200,6 +200,10 @@ export const configSchema = z.strictObject({
   if (c.shutdown.drain >= c.shutdown.timeout) {
     ctx.addIssue({ code: 'custom', path: ['shutdown', 'drain'], message: `must be shorter than shutdown.timeout (${c.shutdown.timeout} ms)` });
   }
+  if (c.ingest.queue.segment_size * 4 > c.ingest.queue.max_size) {
+    // The segment being written is released only when the next one starts: keep it a small part of the bound.
+    ctx.addIssue({ code: 'custom', path: ['ingest', 'queue', 'segment_size'], message: `must be at most a quarter of ingest.queue.max_size (${c.ingest.queue.max_size} bytes)` });
+  }
   if (c.ingest.memory.spike >= c.ingest.memory.limit) {
     ctx.addIssue({ code: 'custom', path: ['ingest', 'memory', 'spike'], message: 'must be smaller than ingest.memory.limit' });
   }

@@ -9,8 +9,8 @@ import { RetryInfoSchema } from '../../src/gen/google/rpc/error_details_pb.js';
 import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
 import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { createEmbeddedTransport } from '../../src/storage/embedded.js';
-import { startTestAgent } from '../support/agent.js';
-import { startClickHouseHttp } from '../support/clickhouse-http.js';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { startClickHouseHttp, type ClickHouseHttp } from '../support/clickhouse-http.js';
 import { testClient } from '../support/grpc-client.js';
 import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
 import { tempDir } from '../support/temp.js';
@@ -39,15 +39,26 @@ async function sendWithRetries(url: string, service: string, requests: number, s
   return acked;
 }
 
+/** Runs fn against an agent on the server transport, its ClickHouse endpoint started (down when asked), then cleans up. */
+async function withServerAgent(overrides: Record<string, any>, options: { down?: boolean }, fn: (t: TestAgent, ch: ClickHouseHttp) => Promise<void>): Promise<void> {
+  const dir = tempDir();
+  const ch = await startClickHouseHttp(join(dir.path, 'ch'));
+  if (options.down) await ch.down();
+  const ingest = { ...(overrides.ingest as Record<string, unknown> | undefined) };
+  if (ingest.ack === 'queued') ingest.queue = { path: join(dir.path, 'queue'), ...(ingest.queue as Record<string, unknown> | undefined) };
+  const t = await startTestAgent({ ...overrides, ingest, storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '50ms', max_interval: '200ms' }, ...(overrides.storage as object | undefined) } });
+  try {
+    await fn(t, ch);
+  } finally {
+    await t.stop();
+    await ch.close();
+    dir.cleanup();
+  }
+}
+
 describe('ClickHouse outage with ack: stored', () => {
   it('answers retryable errors while down, and stores every acknowledged span exactly once', async () => {
-    const dir = tempDir();
-    const ch = await startClickHouseHttp(join(dir.path, 'ch'));
-    const t = await startTestAgent({
-      storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '50ms', max_interval: '200ms' } },
-      ingest: { batch: { max_delay: '20ms' }, retry: { initial_interval: '20ms', max_interval: '100ms', max_elapsed: '300ms' } },
-    });
-    try {
+    await withServerAgent({ ingest: { batch: { max_delay: '20ms' }, retry: { initial_interval: '20ms', max_interval: '100ms', max_elapsed: '300ms' } } }, {}, async (t, ch) => {
       const acked = await sendWithRetries(t.otlpHttpUrl, 'outage', 30, 50, async (i) => {
         if (i === 10) {
           await ch.down();
@@ -61,71 +72,68 @@ describe('ClickHouse outage with ack: stored', () => {
       const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
       expect(metrics).toMatch(/^heimdall_exporter_retries_total\{table="otel_traces"\} [1-9]/m);
       expect(metrics).toMatch(/^heimdall_receiver_refused_spans_total\{transport="http"\} [1-9]/m);
-    } finally {
-      await t.stop();
-      await ch.close();
-      dir.cleanup();
-    }
+    });
   });
 
   it('refuses with UNAVAILABLE + RetryInfo (gRPC) and 503 + Retry-After (HTTP) above the memory limit', async () => {
-    const dir = tempDir();
-    const ch = await startClickHouseHttp(join(dir.path, 'ch'));
-    await ch.down();
-    const t = await startTestAgent({
-      storage: { clickhouse: { url: ch.url } },
-      ingest: { memory: { limit: '64KiB', spike: '16KiB' }, batch: { max_delay: '10ms' }, retry: { max_elapsed: '5s' } },
+    await withServerAgent({ ingest: { memory: { limit: '64KiB', spike: '16KiB' }, batch: { max_delay: '10ms' }, retry: { max_elapsed: '5s' } } }, { down: true }, async (t, ch) => {
+        // The first request is held (storage is down); the next ones pass the soft limit and are refused.
+        const held = fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
+        await expect.poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_memory_limiter_buffered_bytes (\d+)/m)?.[1]).not.toBe('0');
+        const refused = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
+        expect(refused.status).toBe(503);
+        expect(refused.headers.get('retry-after')).toBe('1');
+        expect(fromBinary(StatusSchema, new Uint8Array(await refused.arrayBuffer())).message).toContain('memory limit');
+        const c = testClient(TraceService, t.grpcAddress);
+        const err = (await c.unary('Export', ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, traceRequest('pressure', 100)).catch((e: unknown) => e)) as ServiceError;
+        expect(err.code).toBe(status.UNAVAILABLE);
+        const details = fromBinary(StatusSchema, err.metadata.get('grpc-status-details-bin')[0] as Buffer);
+        expect(details.details[0]?.typeUrl).toBe('type.googleapis.com/google.rpc.RetryInfo');
+        expect(fromBinary(RetryInfoSchema, details.details[0]?.value ?? new Uint8Array()).retryDelay?.seconds).toBe(1n);
+        c.close();
+        await ch.up();
+        expect((await held).status).toBe(200);
     });
-    try {
-      // The first request is held (storage is down); the next ones pass the soft limit and are refused.
-      const held = fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
-      await expect.poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_memory_limiter_buffered_bytes (\d+)/m)?.[1]).not.toBe('0');
-      const refused = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
-      expect(refused.status).toBe(503);
-      expect(refused.headers.get('retry-after')).toBe('1');
-      expect(fromBinary(StatusSchema, new Uint8Array(await refused.arrayBuffer())).message).toContain('memory limit');
-      const c = testClient(TraceService, t.grpcAddress);
-      const err = (await c.unary('Export', ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, traceRequest('pressure', 100)).catch((e: unknown) => e)) as ServiceError;
-      expect(err.code).toBe(status.UNAVAILABLE);
-      const details = fromBinary(StatusSchema, err.metadata.get('grpc-status-details-bin')[0] as Buffer);
-      expect(details.details[0]?.typeUrl).toBe('type.googleapis.com/google.rpc.RetryInfo');
-      expect(fromBinary(RetryInfoSchema, details.details[0]?.value ?? new Uint8Array()).retryDelay?.seconds).toBe(1n);
-      c.close();
-      await ch.up();
-      expect((await held).status).toBe(200);
-    } finally {
-      await t.stop();
-      await ch.close();
-      dir.cleanup();
-    }
   });
 });
 
 describe('ack: queued', () => {
   it('acknowledges while ClickHouse is down and stores everything exactly once when it returns', async () => {
-    const dir = tempDir();
-    const ch = await startClickHouseHttp(join(dir.path, 'ch'));
-    await ch.down();
-    const t = await startTestAgent({
-      storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '50ms', max_interval: '200ms' } },
-      ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue') }, batch: { max_delay: '20ms' }, retry: { initial_interval: '20ms', max_interval: '100ms' } },
+    await withServerAgent({ ingest: { ack: 'queued', batch: { max_delay: '20ms' }, retry: { initial_interval: '20ms', max_interval: '100ms' } } }, { down: true }, async (t, ch) => {
+        const acked = await sendWithRetries(t.otlpHttpUrl, 'queued', 20, 50);
+        expect(acked).toHaveLength(1000);
+        await ch.up();
+        await expect
+          .poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1], { timeout: 15_000 })
+          .toBe('0');
+        const rows = await t.agent.storage.transport.query<{ SpanId: string; n: string }>("SELECT SpanId, count() AS n FROM otel_traces WHERE ServiceName = 'queued' GROUP BY SpanId");
+        const counts = new Map(rows.map((r) => [r.SpanId, Number(r.n)]));
+        expect(acked.filter((id) => counts.get(id) !== 1)).toEqual([]);
+        expect(rows).toHaveLength(1000);
     });
-    try {
-      const acked = await sendWithRetries(t.otlpHttpUrl, 'queued', 20, 50);
-      expect(acked).toHaveLength(1000);
-      await ch.up();
-      await expect
-        .poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1], { timeout: 15_000 })
-        .toBe('0');
-      const rows = await t.agent.storage.transport.query<{ SpanId: string; n: string }>("SELECT SpanId, count() AS n FROM otel_traces WHERE ServiceName = 'queued' GROUP BY SpanId");
-      const counts = new Map(rows.map((r) => [r.SpanId, Number(r.n)]));
-      expect(acked.filter((id) => counts.get(id) !== 1)).toEqual([]);
-      expect(rows).toHaveLength(1000);
-    } finally {
-      await t.stop();
-      await ch.close();
-      dir.cleanup();
-    }
+  });
+
+  it('refuses with a retryable error when the queue is full, and keeps what it acknowledged', async () => {
+    await withServerAgent({ ingest: { ack: 'queued', queue: { max_size: '256KiB', segment_size: '64KiB' }, batch: { max_delay: '20ms' } } }, { down: true }, async (t, ch) => {
+        const statuses: number[] = [];
+        const acked: string[] = [];
+        for (let i = 0; i < 20; i++) {
+          const ids: string[] = [];
+          const res = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('full', 20, (_k, span) => ids.push(hex(span.spanId)))), headers: { 'content-type': 'application/x-protobuf' } });
+          statuses.push(res.status);
+          if (res.status === 200) acked.push(...ids);
+          else expect(fromBinary(StatusSchema, new Uint8Array(await res.arrayBuffer())).message).toContain('durable queue is full');
+        }
+        expect(statuses).toContain(200);
+        expect(statuses).toContain(503);
+        await ch.up();
+        await expect.poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1], { timeout: 15_000 }).toBe('0');
+        const rows = await t.agent.storage.transport.query<{ SpanId: string }>("SELECT SpanId FROM otel_traces WHERE ServiceName = 'full'");
+        expect(rows.map((r) => r.SpanId).sort()).toEqual([...acked].sort());
+        // Space is given back once stored: the queue takes data again.
+        const again = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('full', 20)), headers: { 'content-type': 'application/x-protobuf' } });
+        expect(again.status).toBe(200);
+    });
   });
 
   it('survives kill -9 under load: after restart every acknowledged span is stored exactly once', async () => {

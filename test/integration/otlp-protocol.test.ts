@@ -85,6 +85,61 @@ describe('OTLP protocol', () => {
     ]);
   });
 
+  it('round-trips summaries, exemplars, negative exponential buckets, schema URLs and log event names (OTLP/JSON)', async () => {
+    const now = (BigInt(Date.now()) * 1_000_000n).toString();
+    const resource = { attributes: [{ key: 'service.name', value: { stringValue: 'json-metrics' } }] };
+    const metrics = {
+      resourceMetrics: [
+        {
+          resource,
+          schemaUrl: 'https://opentelemetry.io/schemas/1.26.0',
+          scopeMetrics: [
+            {
+              scope: { name: 'm', version: '1', attributes: [{ key: 'lib', value: { stringValue: 'x' } }], droppedAttributesCount: 2 },
+              schemaUrl: 'https://scope/schema',
+              metrics: [
+                { name: 'rpc.duration', summary: { dataPoints: [{ timeUnixNano: now, count: '10', sum: 12.5, quantileValues: [{ quantile: 0.5, value: 1 }, { quantile: 0.99, value: 4 }] }] } },
+                {
+                  name: 'queue.depth',
+                  gauge: {
+                    dataPoints: [
+                      { timeUnixNano: now, asInt: '7', exemplars: [{ timeUnixNano: now, asDouble: 7, traceId: '0a'.repeat(16), spanId: '0b'.repeat(8), filteredAttributes: [{ key: 'q', value: { stringValue: 'hi' } }] }] },
+                    ],
+                  },
+                },
+                {
+                  name: 'sizes',
+                  exponentialHistogram: {
+                    aggregationTemporality: 1,
+                    dataPoints: [{ timeUnixNano: now, count: '3', sum: -3, scale: 2, zeroCount: '1', positive: { offset: 1, bucketCounts: ['1'] }, negative: { offset: -2, bucketCounts: ['0', '1'] }, min: -2, max: 1 }],
+                  },
+                },
+                { name: '', gauge: { dataPoints: [{ timeUnixNano: now, asDouble: 1 }] } },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+    const res = await post('/v1/metrics', JSON.stringify(metrics), { 'content-type': 'application/json' });
+    expect(await res.json()).toEqual({ partialSuccess: { rejectedDataPoints: '1', errorMessage: expect.stringContaining('metric name is empty') } });
+    const q = <T>(sql: string) => t.agent.storage.transport.query<T>(sql);
+    expect(await q("SELECT Count, Sum, ValueAtQuantiles.Quantile AS q, ValueAtQuantiles.Value AS v, ResourceSchemaUrl, ScopeSchemaUrl, ScopeAttributes, ScopeDroppedAttrCount FROM otel_metrics_summary WHERE ServiceName = 'json-metrics'")).toEqual([
+      { Count: '10', Sum: 12.5, q: [0.5, 0.99], v: [1, 4], ResourceSchemaUrl: 'https://opentelemetry.io/schemas/1.26.0', ScopeSchemaUrl: 'https://scope/schema', ScopeAttributes: { lib: 'x' }, ScopeDroppedAttrCount: 2 },
+    ]);
+    expect(await q("SELECT Value, Exemplars.TraceId AS tid, Exemplars.SpanId AS sid, Exemplars.Value AS ev, Exemplars.FilteredAttributes AS ea FROM otel_metrics_gauge WHERE ServiceName = 'json-metrics'")).toEqual([
+      { Value: 7, tid: ['0a'.repeat(16)], sid: ['0b'.repeat(8)], ev: [7], ea: [{ q: 'hi' }] },
+    ]);
+    expect(await q("SELECT Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, NegativeOffset, NegativeBucketCounts, AggregationTemporality, Min, Max FROM otel_metrics_exp_histogram WHERE ServiceName = 'json-metrics'")).toEqual([
+      { Scale: 2, ZeroCount: '1', PositiveOffset: 1, PositiveBucketCounts: ['1'], NegativeOffset: -2, NegativeBucketCounts: ['0', '1'], AggregationTemporality: 1, Min: -2, Max: 1 },
+    ]);
+    const logs = { resourceLogs: [{ resource, schemaUrl: 'https://r', scopeLogs: [{ scopeLogs: undefined, logRecords: [{ observedTimeUnixNano: now, eventName: 'user.login', body: { intValue: '42' }, flags: 257 }] }] }] };
+    expect((await post('/v1/logs', JSON.stringify(logs), { 'content-type': 'application/json' })).status).toBe(200);
+    expect(await q("SELECT EventName, Body, TraceFlags, ResourceSchemaUrl, toUnixTimestamp64Nano(Timestamp) AS ns FROM otel_logs WHERE ServiceName = 'json-metrics'")).toEqual([
+      { EventName: 'user.login', Body: '42', TraceFlags: 1, ResourceSchemaUrl: 'https://r', ns: now },
+    ]);
+  });
+
   it('HTTP: gzip and deflate bodies are accepted', async () => {
     for (const [enc, zip] of [['gzip', gzipSync], ['deflate', deflateSync]] as const) {
       const res = await post('/v1/traces', zip(encodeTraces(traceRequest(`zip-${enc}`, 5))), { 'content-type': 'application/x-protobuf', 'content-encoding': enc });

@@ -15,12 +15,18 @@ export function isZero(bytes: Uint8Array): boolean {
   return true;
 }
 
+/** The largest DateTime64(9) value, 2262-04-11 23:47:16.854775807 UTC, in nanoseconds. */
+const MAX_DATETIME64_NANOS = 9_223_372_036_854_775_807n;
+
 /**
- * A unix-nanosecond timestamp as ClickHouse DateTime64(9) text (`seconds.nanoseconds`), exact for
- * every fixed64 value.
+ * A unix-nanosecond timestamp as ClickHouse DateTime64(9) text: `ssssssssss.nnnnnnnnn`, seconds
+ * zero-padded to ten digits. ClickHouse reads ten-digit seconds as a unix time (exact, whatever the
+ * server's time zone) but tries shorter ones as dates, so 0 (an unset time) must be padded. Values
+ * past 2262 are clamped to the largest DateTime64(9).
  */
 export function nanosToDateTime64(nanos: bigint): string {
-  return `${nanos / 1_000_000_000n}.${(nanos % 1_000_000_000n).toString().padStart(9, '0')}`;
+  const n = nanos > MAX_DATETIME64_NANOS ? MAX_DATETIME64_NANOS : nanos;
+  return `${(n / 1_000_000_000n).toString().padStart(10, '0')}.${(n % 1_000_000_000n).toString().padStart(9, '0')}`;
 }
 
 /** The plain JavaScript value of an AnyValue (nested arrays and maps included), for JSON. */

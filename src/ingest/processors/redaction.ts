@@ -68,7 +68,9 @@ export function createRedaction(options: RedactionOptions): Redaction {
   // Compile each key pattern alone first, so an error names the pattern at fault; then match all at once.
   for (const k of options.keys) compile(k, 'i');
   const keyRe = options.keys.length > 0 ? compile(options.keys.map((k) => `(?:${k})`).join('|'), 'i') : undefined;
-  const valueRes = options.values.map((v) => compile(v, 'gi'));
+  for (const v of options.values) compile(v, 'gi');
+  // One pass per value: every value pattern in one alternation (most values match none).
+  const valueRe = options.values.length > 0 ? compile(options.values.map((v) => `(?:${v})`).join('|'), 'gi') : undefined;
   const replacement = options.replacement;
   const keyCache = new Map<string, boolean>();
   const secretKey = (key: string): boolean => {
@@ -81,7 +83,10 @@ export function createRedaction(options: RedactionOptions): Redaction {
   };
   const redactText = (text: string): string => {
     let out = text;
-    for (const re of valueRes) if (re.test(out)) out = out.replace(re, replacement);
+    if (valueRe) {
+      valueRe.lastIndex = 0;
+      if (valueRe.test(out)) out = out.replace(valueRe, replacement);
+    }
     if (options.cardNumbers && /\d{4}/.test(out)) out = out.replace(CARD_CANDIDATE, (m) => (luhn(m.replace(/[ -]/g, '')) ? replacement : m));
     return out;
   };

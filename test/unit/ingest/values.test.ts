@@ -41,8 +41,9 @@ describe('OTLP values', () => {
     expect(isZero(new Uint8Array(8))).toBe(true);
     expect(isZero(new Uint8Array([0, 1]))).toBe(false);
     expect(nanosToDateTime64(1_700_000_000_000_000_001n)).toBe('1700000000.000000001');
-    expect(nanosToDateTime64(18_446_744_073_709_551_615n)).toBe('18446744073.709551615');
-    expect(nanosToDateTime64(0n)).toBe('0.000000000');
+    expect(nanosToDateTime64(18_446_744_073_709_551_615n)).toBe('9223372036.854775807');
+    expect(nanosToDateTime64(0n)).toBe('0000000000.000000000');
+    expect(nanosToDateTime64(999_999_999_500_000_000n)).toBe('0999999999.500000000');
   });
 
   it('turns OTLP/JSON hex ids into base64 only at id fields', () => {
