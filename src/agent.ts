@@ -19,7 +19,9 @@ import { BUILD, VERSION } from './version.js';
 
 /** Options for createAgent. */
 export interface AgentOptions {
+  /** The validated configuration, with its source and hash. */
   loaded: LoadedConfig;
+  /** The one logger; every component takes a child of it. */
   logger: Logger;
 }
 

@@ -15,11 +15,15 @@ import { readTls, type ListenerTls } from './tls.js';
 export interface GrpcServerOptions {
   /** host:port to bind; port 0 picks a free one. */
   address: string;
+  /** TLS, and mTLS with a client CA; plaintext when absent. */
   tls?: ListenerTls | undefined;
   /** Largest request message accepted, in bytes (after decompression). */
   maxRecvMsgSize: number;
+  /** The agent's logger; the server logs as component `grpc`. */
   logger: Logger;
+  /** Registry for the call metrics (shared by every gRPC server in it). */
   metrics: Registry;
+  /** Where the server reports its state, as component `grpc`. */
   health: HealthRegistry;
 }
 

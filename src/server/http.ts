@@ -24,10 +24,15 @@ export interface HttpRoute {
 export interface HttpServerOptions {
   /** Component name, also the `server` label of the metrics (e.g. `admin`, `otlp_http`). */
   name: string;
+  /** host:port to bind; port 0 picks a free one. */
   address: string;
+  /** TLS, and mTLS with a client CA; plaintext when absent. */
   tls?: ListenerTls | undefined;
+  /** The agent's logger; the server logs as component `name`. */
   logger: Logger;
+  /** Registry for the request metrics (shared by every HTTP listener in it). */
   metrics: Registry;
+  /** Where the listener reports its state, as component `name`. */
   health: HealthRegistry;
 }
 

@@ -44,9 +44,13 @@ export function schemaContextFor(config: StorageConfig) {
 
 /** Options for createStorage. */
 export interface StorageOptions {
+  /** The `storage` section of the configuration. */
   config: StorageConfig;
+  /** The agent's logger; storage logs as component `storage`. */
   logger: Logger;
+  /** Where storage reports reachability, as component `storage` (critical for readiness). */
   health: HealthRegistry;
+  /** Registry for `heimdall_storage_reachable`. */
   metrics: Registry;
 }
 

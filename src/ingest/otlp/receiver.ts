@@ -25,15 +25,21 @@ import { TRACES_TABLE, tracesToRows } from './traces.js';
 
 /** Options for addOtlpReceivers. */
 export interface OtlpReceiverOptions {
+  /** Where converted rows go. */
   pipeline: Pipeline;
+  /** The agent's gRPC server, which gets the three OTLP services. */
   grpc: GrpcServer;
+  /** The OTLP/HTTP listener, which gets POST /v1/{traces,metrics,logs}. */
   http: HttpServer;
   /** Largest OTLP/HTTP body, checked on the wire and again after decompression. */
   maxBodyBytes: number;
   /** Browser origins allowed by CORS; empty: no CORS headers. */
   corsAllowedOrigins: readonly string[];
+  /** Span-derived RED metrics, when enabled. */
   red: RedMetrics | undefined;
+  /** Registry for the receiver counters. */
   metrics: Registry;
+  /** The agent's logger; the receivers log as component `otlp`. */
   logger: Logger;
 }
 

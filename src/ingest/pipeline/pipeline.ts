@@ -14,10 +14,15 @@ import { createWriter } from './writer.js';
 
 /** Options for createPipeline. */
 export interface PipelineOptions {
+  /** The `ingest` section of the configuration. */
   config: Config['ingest'];
+  /** Where batches go; the writer waits while it is not ready. */
   storage: Storage;
+  /** The agent's logger; the pipeline logs as components `pipeline`, `writer` and `queue`. */
   logger: Logger;
+  /** Registry for the limiter, batch, writer and queue metrics. */
   metrics: Registry;
+  /** Where the pipeline reports its state, as component `pipeline`. */
   health: HealthRegistry;
 }
 
