@@ -1,34 +1,39 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TableRows } from './batcher.js';
 import { RetryableError } from './errors.js';
-import { encodeRecord, fsyncDir, listSegments, parseRecords, readSegment, segmentName, truncateTo, writeFileAtomic, type WalRecord } from './wal.js';
+import { encodeRecord, fsyncDir, HEADER_BYTES, listSegments, parseRecords, readSegment, segmentName, truncateTo, writeFileAtomic, type WalRecord } from './wal.js';
 import type { Writer } from './writer.js';
 
 /** Options for createDurableQueue. */
 export interface DurableQueueOptions {
+  /** Directory of the log; created when missing. */
   path: string;
   /** Bytes of segments kept at most; appends past it are refused (retryable). */
   maxBytes: number;
+  /** Bytes per segment file before a new one is started. */
   segmentBytes: number;
+  /** Inserts batches; in queued mode it retries until it succeeds, shuts down, or meets an error retrying cannot fix. */
   writer: Writer;
   /** Rows per insert. */
   maxRows: number;
   /** Longest a record waits before a smaller batch is written. */
   maxDelayMs: number;
+  /** The agent's logger; the queue logs as component `queue`. */
   logger: Logger;
+  /** Registry for the queue metrics. */
   metrics: Registry;
 }
 
 /** An on-disk queue (write-ahead log) between acknowledgement and ClickHouse. */
 export interface DurableQueue {
-  /** Recovers the log (cutting a torn tail), then starts writing queued data to storage. */
+  /** Recovers the log (cutting a torn tail, dropping empty segments), then starts writing queued data to storage. */
   start(): Promise<void>;
-  /** Appends rows; resolves once they are fsynced. Throws RetryableError when the queue is full. */
+  /** Appends rows; resolves once they are fsynced. Throws RetryableError when the queue is full or the disk fails. */
   append(parts: readonly TableRows[]): Promise<void>;
   /** Records appended and not yet stored. */
   readonly depth: number;
@@ -49,8 +54,20 @@ interface Plan {
   to: string;
 }
 
+interface Segment {
+  path: string;
+  first: bigint;
+  /** Bytes known durable and whole; readers never look past it. */
+  size: number;
+}
+
+/** Reads at most this much of a segment at once (a longer record is read whole). */
+const READ_CHUNK = 4 << 20;
+/** A batch ClickHouse refuses this many times for a reason retrying cannot fix goes to the dead-letter directory. */
+const POISON_ATTEMPTS = 3;
+
 /**
- * Creates the durable queue. Exactly-once: before inserting records [from..to] the queue records
+ * Creates the durable queue. Exactly once: before inserting records [from..to] the queue records
  * that plan; every insert carries a token derived from (queue id, from, to, table); after a crash
  * the same plan is replayed first, and ClickHouse drops the inserts that had already landed.
  */
@@ -58,27 +75,29 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
   const dir = options.path;
   const logger = options.logger.child({ component: 'queue' });
   let state: State = { id: randomUUID(), committed: '0' };
-  let segments: Array<{ path: string; first: bigint; size: number }> = [];
+  let segments: Segment[] = [];
+  /** The file appends go to: the last segment, opened by this process (never an older one). */
   let handle: FileHandle | undefined;
   let nextSeq = 1n;
   let durableSeq = 0n;
+  /** Bytes on disk plus bytes reserved by appends in flight. */
   let totalBytes = 0;
   let pending: Array<{ buf: Buffer; resolve: () => void; reject: (e: Error) => void }> = [];
   let flushing: Promise<void> | undefined;
   let wake: (() => void) | undefined;
   let stopped = false;
   let consumer: Promise<void> | undefined;
-  // Read position of the consumer: segment index and byte offset within it.
-  let readSeg = 0;
-  let readOffset = 0;
+  /** The consumer's read position: which segment (by its first sequence number) and where in it. */
+  let readPos = { first: 0n, offset: 0 };
   let plan: Plan | undefined;
+  const committed = (): bigint => BigInt(state.committed);
 
   new Gauge({
     name: 'heimdall_exporter_queue_size',
     help: 'Requests in the durable queue not yet stored.',
     registers: [options.metrics],
     collect() {
-      this.set(Number(durableSeq - BigInt(state.committed)));
+      this.set(Number(durableSeq - committed()));
     },
   });
   new Gauge({ name: 'heimdall_exporter_queue_capacity_bytes', help: 'Bytes the durable queue may hold.', registers: [options.metrics] }).set(options.maxBytes);
@@ -90,15 +109,33 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
       this.set(totalBytes);
     },
   });
+  const deadLettered = new Counter({
+    name: 'heimdall_exporter_dead_letter_batches_total',
+    help: 'Queued batches ClickHouse refused for good, moved to the dead-letter directory.',
+    registers: [options.metrics],
+  });
 
   const saveState = (): void => writeFileAtomic(dir, 'state.json', JSON.stringify(state));
+  /** Starts a flush unless one runs; an append that lands as a flush ends starts the next one. */
+  const kick = (): void => {
+    flushing ??= flush().finally(() => {
+      flushing = undefined;
+      if (pending.length > 0) kick();
+    });
+  };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
-  const openSegment = async (first: bigint): Promise<void> => {
+  /** Starts a new segment at nextSeq; appends go there from now on. */
+  const rotate = async (): Promise<Segment> => {
     await handle?.close();
-    const path = join(dir, segmentName(first));
+    handle = undefined;
+    const path = join(dir, segmentName(nextSeq));
+    if (segments.some((s) => s.path === path)) throw new Error(`durable queue: segment ${path} exists already`);
     handle = await open(path, 'a');
     fsyncDir(dir);
-    segments.push({ path, first, size: 0 });
+    const seg = { path, first: nextSeq, size: 0 };
+    segments.push(seg);
+    return seg;
   };
 
   /** Writes every pending append with one write and one fdatasync (group commit). */
@@ -106,63 +143,98 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     while (pending.length > 0) {
       const batch = pending;
       pending = [];
+      const reserved = batch.reduce((n, p) => n + p.buf.length + HEADER_BYTES, 0);
+      let seg = segments[segments.length - 1];
       try {
-        const last = segments[segments.length - 1];
-        if (!handle || !last || last.size >= options.segmentBytes) await openSegment(nextSeq);
+        if (!handle || !seg || seg.size >= options.segmentBytes) seg = await rotate();
         const bufs = batch.map((p) => encodeRecord(nextSeq++, p.buf));
-        const bytes = bufs.reduce((n, b) => n + b.length, 0);
         await handle?.writev(bufs);
         await handle?.datasync();
-        const seg = segments[segments.length - 1];
-        if (seg) seg.size += bytes;
+        seg.size += reserved;
         durableSeq = nextSeq - 1n;
         for (const p of batch) p.resolve();
         wake?.();
       } catch (err) {
-        totalBytes -= batch.reduce((n, p) => n + p.buf.length, 0);
+        // Undo: cut the segment back to what is durable, so nothing after it is misread and the
+        // refused records are never replayed. If even that fails, stop writing to this segment.
+        // The refused records' sequence numbers are not reused.
+        logger.error({ err }, 'durable queue: append failed');
+        try {
+          if (handle && seg) await handle.truncate(seg.size);
+        } catch (truncateErr) {
+          logger.error({ err: truncateErr }, 'durable queue: cannot cut back a failed append; starting a new segment');
+          await handle?.close().catch(() => undefined);
+          handle = undefined;
+        }
+        totalBytes -= reserved;
         for (const p of batch) p.reject(new RetryableError(`durable queue write failed: ${(err as Error).message}`, 1_000));
       }
     }
   };
 
-  /** Reads queued records after the read position, up to maxRows rows (or exactly to `upTo`). */
-  const readBatch = async (upTo?: bigint): Promise<WalRecord[]> => {
-    const out: WalRecord[] = [];
+  /** Reads `length` bytes of a segment from `offset`. */
+  const readRange = async (path: string, offset: number, length: number): Promise<Buffer> => {
+    const fh = await open(path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      const { bytesRead } = await fh.read(buf, 0, length, offset);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  };
+
+  /**
+   * Reads queued records after the read position: up to maxRows rows, or exactly up to `upTo`
+   * when replaying a plan. Advances the read position past what it returns.
+   */
+  const readBatch = async (upTo?: bigint): Promise<{ records: WalRecord[]; rows: number }> => {
+    const records: WalRecord[] = [];
     let rows = 0;
-    while (readSeg < segments.length) {
-      const seg = segments[readSeg];
+    for (;;) {
+      let i = segments.findIndex((s) => s.first === readPos.first);
+      if (i < 0) {
+        // The segment read last was released: go on at the start of the next one.
+        i = segments.findIndex((s) => s.first > readPos.first);
+        if (i < 0) i = 0;
+        const s = segments[i];
+        if (!s) break;
+        readPos = { first: s.first, offset: 0 };
+      }
+      const seg = segments[i];
       if (!seg) break;
-      // seg.size only grows after fdatasync: everything below it is durable and whole.
-      const size = seg.size;
-      if (readOffset >= size) {
-        if (readSeg === segments.length - 1) break;
-        readSeg += 1;
-        readOffset = 0;
+      if (readPos.offset >= seg.size) {
+        const next = segments[i + 1];
+        if (!next) break;
+        readPos = { first: next.first, offset: 0 };
         continue;
       }
-      const fh = await open(seg.path, 'r');
-      const length = size - readOffset;
-      const buf = Buffer.allocUnsafe(length);
-      await fh.read(buf, 0, length, readOffset);
-      await fh.close();
-      const { records } = parseRecords(buf, readOffset);
-      if (records.length === 0) break;
-      for (const r of records) {
-        if (r.seq <= BigInt(state.committed)) {
-          readOffset = r.end;
+      let data = await readRange(seg.path, readPos.offset, Math.min(seg.size - readPos.offset, READ_CHUNK));
+      let parsed = parseRecords(data, readPos.offset);
+      if (parsed.records.length === 0 && data.length >= HEADER_BYTES) {
+        // One record longer than the chunk: read it whole.
+        data = await readRange(seg.path, readPos.offset, Math.min(seg.size - readPos.offset, HEADER_BYTES + data.readUInt32LE(0)));
+        parsed = parseRecords(data, readPos.offset);
+      }
+      if (parsed.records.length === 0) {
+        throw new Error(`durable queue: unreadable record in ${seg.path} at byte ${readPos.offset}`);
+      }
+      for (const r of parsed.records) {
+        if (r.seq <= committed()) {
+          readPos.offset = r.end;
           continue;
         }
-        if (upTo !== undefined ? r.seq > upTo : rows >= options.maxRows) return out;
-        out.push(r);
+        if (upTo !== undefined ? r.seq > upTo : rows >= options.maxRows) return { records, rows };
+        records.push(r);
         rows += (JSON.parse(r.payload.toString()) as TableRows[]).reduce((n, p) => n + p.rows, 0);
-        readOffset = r.end;
+        readPos.offset = r.end;
       }
     }
-    return out;
+    return { records, rows };
   };
 
   /** Inserts one planned batch, table by table, each with its deterministic token. */
-  const store = async (records: WalRecord[], p: Plan): Promise<boolean> => {
+  const store = async (records: readonly WalRecord[], p: Plan): Promise<Error | undefined> => {
     const byTable = new Map<string, { text: string[]; rows: number }>();
     for (const r of records) {
       for (const part of JSON.parse(r.payload.toString()) as TableRows[]) {
@@ -174,117 +246,148 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     }
     for (const [table, t] of byTable) {
       const result = await options.writer.write(table, Buffer.from(t.text.join('')), t.rows, `${state.id}:${p.from}-${p.to}:${table}`);
-      if (result.status !== 'ok') return false;
+      if (result.status !== 'ok') return result.error;
     }
-    return true;
+    return undefined;
+  };
+
+  /** Keeps a batch ClickHouse will never take, so the queue can move on without losing it. */
+  const deadLetter = (records: readonly WalRecord[], p: Plan, error: Error): void => {
+    const target = join(dir, 'dead-letter');
+    mkdirSync(target, { recursive: true });
+    const file = join(target, `${p.from}-${p.to}.jsonl`);
+    writeFileSync(file, records.map((r) => r.payload.toString()).join('\n') + '\n');
+    fsyncDir(target);
+    deadLettered.inc();
+    logger.error({ err: error, file, records: records.length }, 'durable queue: ClickHouse refuses this batch for good; kept it in the dead-letter directory and moved on');
   };
 
   const releaseSegments = (): void => {
-    const committed = BigInt(state.committed);
-    while (segments.length > 1) {
-      const next = segments[1];
-      const first = segments[0];
-      if (!next || !first || next.first > committed + 1n) break;
-      rmSync(first.path, { force: true });
-      totalBytes -= first.size;
-      segments.shift();
-      readSeg = Math.max(0, readSeg - 1);
+    let released = false;
+    // A segment goes once the next one starts at or below the first record not yet stored.
+    for (let next = segments[1]; next && next.first <= committed() + 1n; next = segments[1]) {
+      const gone = segments.shift();
+      if (!gone) break;
+      rmSync(gone.path, { force: true });
+      totalBytes -= gone.size;
+      released = true;
     }
-    fsyncDir(dir);
+    if (released) fsyncDir(dir);
+  };
+
+  const commit = (p: Plan): void => {
+    state = { ...state, committed: p.to };
+    saveState();
+    rmSync(join(dir, 'plan.json'), { force: true });
+    plan = undefined;
+    releaseSegments();
   };
 
   const consume = async (): Promise<void> => {
     while (!stopped) {
-      const position = { readSeg, readOffset };
-      let records = plan ? await readBatch(BigInt(plan.to)) : await readBatch();
-      if (records.length === 0) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, options.maxDelayMs).unref();
-        });
-        wake = undefined;
-        continue;
-      }
-      if (!plan) {
-        // Let a small batch grow for up to maxDelay, then take what there is.
-        const rows = records.length;
-        if (rows < options.maxRows && !stopped) {
-          await new Promise((resolve) => setTimeout(resolve, options.maxDelayMs).unref());
-          // Read again from the same position, now possibly with more records.
-          ({ readSeg, readOffset } = position);
-          records = await readBatch();
+      try {
+        const start = { ...readPos };
+        let batch = plan ? await readBatch(BigInt(plan.to)) : await readBatch();
+        if (batch.records.length === 0) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, options.maxDelayMs).unref();
+          });
+          wake = undefined;
+          continue;
         }
-        const first = records[0];
-        const last = records[records.length - 1];
-        if (!first || !last) continue;
-        plan = { from: first.seq.toString(), to: last.seq.toString() };
-        writeFileAtomic(dir, 'plan.json', JSON.stringify(plan));
+        if (!plan) {
+          // Let a small batch grow for up to maxDelay, then take what there is.
+          if (batch.rows < options.maxRows && !stopped) {
+            await sleep(options.maxDelayMs);
+            readPos = start;
+            batch = await readBatch();
+          }
+          const first = batch.records[0];
+          const last = batch.records[batch.records.length - 1];
+          if (!first || !last) continue;
+          plan = { from: first.seq.toString(), to: last.seq.toString() };
+          writeFileAtomic(dir, 'plan.json', JSON.stringify(plan));
+        }
+        const p = plan;
+        let error: Error | undefined;
+        for (let attempt = 1; attempt <= POISON_ATTEMPTS && !stopped; attempt++) {
+          error = await store(batch.records, p);
+          if (!error) break;
+          if (!stopped && attempt < POISON_ATTEMPTS) await sleep(1_000 * attempt);
+        }
+        if (!error) {
+          commit(p);
+          continue;
+        }
+        // Shutting down: the plan stays on disk and is replayed first at the next start.
+        if (stopped) break;
+        deadLetter(batch.records, p, error);
+        commit(p);
+      } catch (err) {
+        logger.error({ err }, 'durable queue: consumer error; retrying in 1 s');
+        await sleep(1_000);
       }
-      const ok = await store(records, plan);
-      if (!ok) {
-        // Only when shutting down (the writer retries forever otherwise): the plan stays for the next start.
-        break;
-      }
-      state = { ...state, committed: plan.to };
-      saveState();
-      rmSync(join(dir, 'plan.json'), { force: true });
-      plan = undefined;
-      releaseSegments();
     }
   };
 
   return {
     get depth() {
-      return Number(durableSeq - BigInt(state.committed));
+      return Number(durableSeq - committed());
     },
     async start() {
       mkdirSync(dir, { recursive: true });
       if (existsSync(join(dir, 'state.json'))) state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as State;
       else saveState();
       if (existsSync(join(dir, 'plan.json'))) plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as Plan;
-      segments = listSegments(dir);
-      let last = BigInt(state.committed);
-      for (const seg of segments) {
+      let last = committed();
+      const kept: Segment[] = [];
+      for (const seg of listSegments(dir)) {
         const { records, validEnd, size } = readSegment(seg.path);
         if (validEnd < size) {
-          logger.warn({ segment: seg.path, validEnd, size }, 'durable queue: cutting a torn record at the end of a segment');
+          logger.warn({ segment: seg.path, validEnd, size }, 'durable queue: cutting a torn or corrupt record and what follows it in the segment');
           truncateTo(seg.path, validEnd);
-          seg.size = validEnd;
         }
         const tail = records[records.length - 1];
-        if (tail && tail.seq > last) last = tail.seq;
+        if (!tail) {
+          // Created but never written before a crash: drop it, or a new segment could take its name.
+          rmSync(seg.path, { force: true });
+          continue;
+        }
+        if (tail.seq > last) last = tail.seq;
+        kept.push({ path: seg.path, first: seg.first, size: validEnd });
       }
+      fsyncDir(dir);
+      segments = kept;
       totalBytes = segments.reduce((n, s) => n + s.size, 0);
       nextSeq = last + 1n;
       durableSeq = last;
-      if (plan && BigInt(plan.from) !== BigInt(state.committed) + 1n) plan = undefined;
-      const backlog = Number(durableSeq - BigInt(state.committed));
-      logger.info({ path: dir, backlog, bytes: totalBytes, replayingPlan: plan ?? null }, 'durable queue opened');
+      readPos = { first: segments[0]?.first ?? 0n, offset: 0 };
+      if (plan && BigInt(plan.from) !== committed() + 1n) plan = undefined;
+      logger.info({ path: dir, backlog: Number(durableSeq - committed()), bytes: totalBytes, replayingPlan: plan ?? null }, 'durable queue opened');
       releaseSegments();
-      consumer = consume().catch((err: unknown) => logger.error({ err }, 'durable queue consumer stopped'));
+      consumer = consume();
     },
     async append(parts) {
       if (stopped) throw new RetryableError('the agent is shutting down', 1_000);
       const buf = Buffer.from(JSON.stringify(parts));
-      if (totalBytes + buf.length > options.maxBytes) throw new RetryableError(`durable queue is full (${totalBytes} of ${options.maxBytes} bytes)`, 5_000);
-      totalBytes += buf.length + 16;
+      if (totalBytes + buf.length + HEADER_BYTES > options.maxBytes) throw new RetryableError(`durable queue is full (${totalBytes} of ${options.maxBytes} bytes)`, 5_000);
+      totalBytes += buf.length + HEADER_BYTES;
       await new Promise<void>((resolve, reject) => {
         pending.push({ buf, resolve, reject });
-        flushing ??= Promise.resolve()
-          .then(flush)
-          .finally(() => (flushing = undefined));
+        kick();
       });
     },
     async shutdown() {
       if (stopped) return;
       stopped = true;
-      await flushing;
+      while (flushing) await flushing;
       options.writer.shutdown();
       wake?.();
       await consumer;
       await handle?.close();
       handle = undefined;
-      logger.info({ backlog: Number(durableSeq - BigInt(state.committed)) }, 'durable queue closed');
+      logger.info({ backlog: Number(durableSeq - committed()) }, 'durable queue closed');
     },
   };
 }
