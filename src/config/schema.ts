@@ -90,8 +90,11 @@ const ingest = z.strictObject({
     .strictObject({
       initial_interval: duration({ min: 1, max: MAX_TIMER_MS }).prefault('100ms'),
       max_interval: duration({ min: 1, max: MAX_TIMER_MS }).prefault('5s'),
-      /** With ack: stored, give up on a batch after this long and answer "retry later". */
-      max_elapsed: duration({ max: MAX_TIMER_MS }).prefault('20s'),
+      /**
+       * With ack: stored, give up on a batch after this long and answer "retry later". Keep it below
+       * the exporters' timeout (10 s in the SDKs), or a client may retry a batch that then lands.
+       */
+      max_elapsed: duration({ max: MAX_TIMER_MS }).prefault('8s'),
     })
     .prefault({}),
   queue: z

@@ -1,4 +1,5 @@
 /** OTLP protocol rules: partial success, content types, encodings, limits, malformed input. */
+import { request } from 'node:http';
 import { gzipSync, deflateSync } from 'node:zlib';
 import { fromBinary } from '@bufbuild/protobuf';
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -181,6 +182,17 @@ describe('OTLP protocol', () => {
     const res = await post('/v1/traces', bomb, { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' });
     expect(res.status).toBe(413);
     expect(fromBinary(StatusSchema, new Uint8Array(await res.arrayBuffer())).message).toContain('decompressed body exceeds the limit of 262144 bytes');
+    // A chunked body (no Content-Length) over the limit also gets a 413, not a reset connection.
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = request(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf', 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 5; i++) req.write(Buffer.alloc(100 * 1024, 1));
+      req.end();
+    });
+    expect(chunked).toBe(413);
     // Still healthy, and still ingesting.
     expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
     const ok = await post('/v1/traces', encodeTraces(traceRequest('after-bomb', 2)), { 'content-type': 'application/x-protobuf' });

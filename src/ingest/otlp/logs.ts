@@ -32,7 +32,8 @@ export function logsToRows(request: ExportLogsServiceRequest): Conversion {
           SpanId: toHex(log.spanId),
           TraceFlags: log.flags & 0xff,
           SeverityText: log.severityText,
-          SeverityNumber: log.severityNumber,
+          // The column is UInt8; an out-of-range enum value would make ClickHouse refuse the whole batch.
+          SeverityNumber: log.severityNumber >= 0 && log.severityNumber <= 255 ? log.severityNumber : 0,
           ServiceName: serviceName,
           Body: anyValueToString(log.body),
           ResourceSchemaUrl: rl.schemaUrl,

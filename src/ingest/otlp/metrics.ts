@@ -12,8 +12,16 @@ export const METRIC_TABLES = {
   summary: 'otel_metrics_summary',
 } as const;
 
-function numberValue(v: NumberDataPoint['value'] | Exemplar['value']): number {
-  return v.case === 'asDouble' ? v.value : v.case === 'asInt' ? Number(v.value) : 0;
+/**
+ * A Float64 for JSONEachRow: JSON has no NaN or infinities (JSON.stringify writes null, which
+ * ClickHouse stores as 0), so those go as the strings ClickHouse reads as them.
+ */
+export function f64(x: number): number | string {
+  return Number.isFinite(x) ? x : Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+}
+
+function numberValue(v: NumberDataPoint['value'] | Exemplar['value']): number | string {
+  return v.case === 'asDouble' ? f64(v.value) : v.case === 'asInt' ? Number(v.value) : 0;
 }
 
 function exemplarColumns(exemplars: readonly Exemplar[]): Row {
@@ -86,11 +94,11 @@ export function metricsToRows(request: ExportMetricsServiceRequest): Conversion 
               out.add(METRIC_TABLES.histogram, {
                 ...point(p),
                 Count: p.count.toString(),
-                Sum: p.sum ?? 0,
+                Sum: f64(p.sum ?? 0),
                 BucketCounts: p.bucketCounts.map(String),
-                ExplicitBounds: p.explicitBounds,
-                Min: p.min ?? 0,
-                Max: p.max ?? 0,
+                ExplicitBounds: p.explicitBounds.map(f64),
+                Min: f64(p.min ?? 0),
+                Max: f64(p.max ?? 0),
                 AggregationTemporality: data.value.aggregationTemporality,
                 ...exemplarColumns(p.exemplars),
               });
@@ -101,15 +109,15 @@ export function metricsToRows(request: ExportMetricsServiceRequest): Conversion 
               out.add(METRIC_TABLES.exponentialHistogram, {
                 ...point(p),
                 Count: p.count.toString(),
-                Sum: p.sum ?? 0,
+                Sum: f64(p.sum ?? 0),
                 Scale: p.scale,
                 ZeroCount: p.zeroCount.toString(),
                 PositiveOffset: p.positive?.offset ?? 0,
                 PositiveBucketCounts: (p.positive?.bucketCounts ?? []).map(String),
                 NegativeOffset: p.negative?.offset ?? 0,
                 NegativeBucketCounts: (p.negative?.bucketCounts ?? []).map(String),
-                Min: p.min ?? 0,
-                Max: p.max ?? 0,
+                Min: f64(p.min ?? 0),
+                Max: f64(p.max ?? 0),
                 AggregationTemporality: data.value.aggregationTemporality,
                 ...exemplarColumns(p.exemplars),
               });
@@ -120,9 +128,9 @@ export function metricsToRows(request: ExportMetricsServiceRequest): Conversion 
               out.add(METRIC_TABLES.summary, {
                 ...point(p),
                 Count: p.count.toString(),
-                Sum: p.sum,
-                'ValueAtQuantiles.Quantile': p.quantileValues.map((q) => q.quantile),
-                'ValueAtQuantiles.Value': p.quantileValues.map((q) => q.value),
+                Sum: f64(p.sum),
+                'ValueAtQuantiles.Quantile': p.quantileValues.map((q) => f64(q.quantile)),
+                'ValueAtQuantiles.Value': p.quantileValues.map((q) => f64(q.value)),
               });
             }
             break;

@@ -104,14 +104,25 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   if (!['gzip', 'deflate', 'identity', ''].includes(encoding)) throw new HttpFailure(400, status.INVALID_ARGUMENT, `unsupported Content-Encoding ${JSON.stringify(encoding)}: use gzip, deflate or none`);
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > max) throw new HttpFailure(413, status.INVALID_ARGUMENT, `request body of ${declared} bytes exceeds the limit of ${max} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > max) throw new HttpFailure(413, status.INVALID_ARGUMENT, `request body exceeds the limit of ${max} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  const raw = Buffer.concat(chunks);
+  // Read with events, not `for await`: leaving an async iterator destroys the socket, and the client
+  // would see a reset (and retry) instead of the 413.
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.pause();
+        reject(new HttpFailure(413, status.INVALID_ARGUMENT, `request body exceeds the limit of ${max} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
   if (encoding !== 'gzip' && encoding !== 'deflate') return raw;
   try {
     return await (encoding === 'gzip' ? gunzipAsync : inflateAsync)(raw, { maxOutputLength: max });
@@ -160,9 +171,12 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
     const conversion = signal.convert(req);
     const labels = { transport };
     if (conversion.rejected > 0) rejected[signal.item].inc(labels, conversion.rejected);
+    // Span metrics are taken before the pipeline (redaction may change attribute maps, not these
+    // columns) but counted only once the spans are accepted, so a refused and retried export counts once.
+    const spans = signal.name === 'traces' ? (conversion.tables.get(TRACES_TABLE) ?? []) : [];
     try {
-      if (signal.name === 'traces') options.red?.observe(conversion.tables.get(TRACES_TABLE) ?? []);
       await options.pipeline.submit(conversion);
+      options.red?.observe(spans);
       accepted[signal.item].inc(labels, conversion.accepted);
     } catch (err) {
       if (err instanceof RetryableError) refused[signal.item].inc(labels, conversion.accepted);
@@ -228,9 +242,10 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
         send(200, json ? JSON.stringify(toJson(signal.response, reply)) : toBinary(signal.response, reply));
       } catch (err) {
         if (err instanceof HttpFailure) {
+          // The rest of an oversized body is not read: close the connection after the answer.
           if (err.status === 413) res.setHeader('connection', 'close');
           sendStatus(err);
-          req.resume();
+          if (err.status !== 413) req.resume();
         } else if (err instanceof RetryableError) sendStatus(new HttpFailure(503, status.UNAVAILABLE, err.message, err.retryAfterMs));
         else {
           logger.error({ err, path: signal.path }, 'OTLP/HTTP export failed');

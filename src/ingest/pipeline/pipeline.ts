@@ -5,7 +5,7 @@ import type { Storage } from '../../storage/storage.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Conversion } from '../otlp/result.js';
 import { createEnrichment, DEFAULT_ENRICHMENT_ENV } from '../processors/enrichment.js';
-import { createRedaction, DEFAULT_KEY_PATTERNS, DEFAULT_VALUE_PATTERNS, type Redaction } from '../processors/redaction.js';
+import { createRedaction, DEFAULT_KEY_PATTERNS, type Redaction } from '../processors/redaction.js';
 import { createBatcher, type TableRows } from './batcher.js';
 import { RetryableError } from './errors.js';
 import { createMemoryLimiter } from './limiter.js';
@@ -61,8 +61,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const redaction = config.redaction.enabled
     ? createRedaction({
         keys: [...(config.redaction.defaults ? DEFAULT_KEY_PATTERNS : []), ...config.redaction.keys],
-        values: [...(config.redaction.defaults ? DEFAULT_VALUE_PATTERNS : []), ...config.redaction.values],
-        cardNumbers: config.redaction.defaults,
+        values: config.redaction.values,
+        builtins: config.redaction.defaults,
         replacement: config.redaction.replacement,
       })
     : undefined;

@@ -17,18 +17,41 @@ export const DEFAULT_KEY_PATTERNS = [
   String.raw`(^|[._-])(api[-_]?key|x-api-key|(access|refresh|auth|id|session)[-_]?token|token)$`,
 ];
 
-/** Secrets recognised inside any value: bearer/basic credentials, JWTs, AWS access keys, URL passwords. */
-export const DEFAULT_VALUE_PATTERNS = [
-  String.raw`\b(?:Bearer|Basic)\s+[A-Za-z0-9\-._~+/]+=*`,
-  String.raw`\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}`,
-  String.raw`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`,
-  String.raw`(?<=[a-z][a-z0-9+.-]*://[^:/\s@]+:)[^@/\s]+(?=@)`,
+/** A built-in secret finder: a cheap guard, then one linear expression (no catastrophic backtracking). */
+interface Builtin {
+  guard(text: string): boolean;
+  re: RegExp;
+  /** What replaces a match; `$1` keeps a captured prefix. */
+  replace: string;
+}
+
+const BUILTINS: Builtin[] = [
+  // Authorization credentials; the token must look like one (12+ characters), not "basic health".
+  { guard: (t) => /bearer|basic/i.test(t), re: /\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/]{12,}=*/gi, replace: '$1 [REDACTED]' },
+  // JWTs: only from the start of a run of token characters, each part read once (lookahead + backreference).
+  {
+    guard: (t) => t.includes('eyJ'),
+    re: /(?<![A-Za-z0-9_-])eyJ(?=([A-Za-z0-9_-]{5,}))\1\.(?=([A-Za-z0-9_-]{5,}))\2\.(?=([A-Za-z0-9_-]{5,}))\3/g,
+    replace: '[REDACTED]',
+  },
+  // AWS access key ids.
+  { guard: (t) => t.includes('AKIA') || t.includes('ASIA'), re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g, replace: '[REDACTED]' },
+  // Passwords in URLs: scheme://user:password@host (the scheme starts a word).
+  { guard: (t) => t.includes('://') && t.includes('@'), re: /(?<![A-Za-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/[^:/\s@]+:)[^@/\s]+@/gi, replace: '$1[REDACTED]@' },
+  // Secrets in query strings.
+  {
+    guard: (t) => t.includes('='),
+    re: /([?&](?:access_token|id_token|refresh_token|token|api_key|apikey|key|password|secret|client_secret|sig|signature|auth)=)[^&#\s]+/gi,
+    replace: '$1[REDACTED]',
+  },
 ];
 
 const CARD_CANDIDATE = /\b\d(?:[ -]?\d){12,18}\b/g;
+/** Issuer prefixes of card numbers (Visa, Mastercard, Amex, Diners, Discover, JCB, UnionPay). */
+const CARD_ISSUER = /^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6(?:011|5|4[4-9]|2))/;
 
 /** Luhn checksum: true for numbers that can be payment card numbers. */
-function luhn(digits: string): boolean {
+export function luhn(digits: string): boolean {
   let sum = 0;
   for (let i = 0; i < digits.length; i++) {
     let d = Number(digits[digits.length - 1 - i]);
@@ -38,14 +61,20 @@ function luhn(digits: string): boolean {
   return sum % 10 === 0;
 }
 
+/** Whether a digit run (spaces and dashes allowed) looks like a payment card number. */
+function isCardNumber(candidate: string): boolean {
+  const digits = candidate.replace(/[ -]/g, '');
+  return digits.length >= 13 && digits.length <= 19 && CARD_ISSUER.test(digits) && luhn(digits);
+}
+
 /** Options for createRedaction. */
 export interface RedactionOptions {
   /** Key patterns (regular expressions, case-insensitive) whose values are replaced whole. */
   keys: readonly string[];
-  /** Value patterns (regular expressions, case-insensitive) replaced wherever they appear. */
+  /** Extra value patterns (regular expressions, case-insensitive) replaced wherever they appear. */
   values: readonly string[];
-  /** Also redact digit runs that pass the Luhn check (card numbers). */
-  cardNumbers: boolean;
+  /** Also find the built-in secrets in values: credentials, JWTs, AWS keys, URL and query-string secrets, card numbers. */
+  builtins: boolean;
   replacement: string;
 }
 
@@ -65,11 +94,10 @@ export function createRedaction(options: RedactionOptions): Redaction {
       throw new Error(`invalid redaction pattern ${JSON.stringify(p)}: ${(err as Error).message}`, { cause: err });
     }
   };
-  // Compile each key pattern alone first, so an error names the pattern at fault; then match all at once.
+  // Compile each pattern alone first, so an error names the pattern at fault; then match all at once.
   for (const k of options.keys) compile(k, 'i');
-  const keyRe = options.keys.length > 0 ? compile(options.keys.map((k) => `(?:${k})`).join('|'), 'i') : undefined;
   for (const v of options.values) compile(v, 'gi');
-  // One pass per value: every value pattern in one alternation (most values match none).
+  const keyRe = options.keys.length > 0 ? compile(options.keys.map((k) => `(?:${k})`).join('|'), 'i') : undefined;
   const valueRe = options.values.length > 0 ? compile(options.values.map((v) => `(?:${v})`).join('|'), 'gi') : undefined;
   const replacement = options.replacement;
   const keyCache = new Map<string, boolean>();
@@ -83,11 +111,14 @@ export function createRedaction(options: RedactionOptions): Redaction {
   };
   const redactText = (text: string): string => {
     let out = text;
+    if (options.builtins) {
+      for (const b of BUILTINS) if (b.guard(out)) out = out.replace(b.re, b.replace.replace('[REDACTED]', replacement));
+      if (/\d{4}/.test(out)) out = out.replace(CARD_CANDIDATE, (m) => (isCardNumber(m) ? replacement : m));
+    }
     if (valueRe) {
       valueRe.lastIndex = 0;
       if (valueRe.test(out)) out = out.replace(valueRe, replacement);
     }
-    if (options.cardNumbers && /\d{4}/.test(out)) out = out.replace(CARD_CANDIDATE, (m) => (luhn(m.replace(/[ -]/g, '')) ? replacement : m));
     return out;
   };
   const redactMap = (map: Record<string, string>): void => {
@@ -100,7 +131,7 @@ export function createRedaction(options: RedactionOptions): Redaction {
   const redactRow = (row: Row): void => {
     for (const col of MAP_COLUMNS) if (row[col]) redactMap(row[col] as Record<string, string>);
     for (const col of MAP_ARRAY_COLUMNS) for (const m of (row[col] as Array<Record<string, string>> | undefined) ?? []) redactMap(m);
-    for (const col of TEXT_COLUMNS) if (typeof row[col] === 'string' && (row[col]).length >= 8) row[col] = redactText(row[col]);
+    for (const col of TEXT_COLUMNS) if (typeof row[col] === 'string' && (row[col] as string).length >= 8) row[col] = redactText(row[col] as string);
   };
   return {
     process(c) {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Conversion } from '../../../src/ingest/otlp/result.js';
 import { createEnrichment, DEFAULT_ENRICHMENT_ENV } from '../../../src/ingest/processors/enrichment.js';
-import { createRedaction, DEFAULT_KEY_PATTERNS, DEFAULT_VALUE_PATTERNS } from '../../../src/ingest/processors/redaction.js';
+import { createRedaction, DEFAULT_KEY_PATTERNS, luhn } from '../../../src/ingest/processors/redaction.js';
 
-const redaction = createRedaction({ keys: DEFAULT_KEY_PATTERNS, values: DEFAULT_VALUE_PATTERNS, cardNumbers: true, replacement: '[REDACTED]' });
+const redaction = createRedaction({ keys: DEFAULT_KEY_PATTERNS, values: [], builtins: true, replacement: '[REDACTED]' });
 const conversion = (rows: Array<Record<string, unknown>>): Conversion => ({ tables: new Map([['otel_logs', rows]]), accepted: rows.length, rejected: 0, reasons: [] });
 
 describe('redaction', () => {
@@ -35,13 +35,19 @@ describe('redaction', () => {
   });
 
   it('redacts secrets inside text: credentials, JWTs, AWS keys, URL passwords and Luhn-valid card numbers', () => {
-    expect(redaction.redactText('call with Authorization: Bearer eyAbc.def-ghi now')).toBe('call with Authorization: [REDACTED] now');
+    expect(redaction.redactText('call with Authorization: Bearer eyAbc.def-ghi now')).toBe('call with Authorization: Bearer [REDACTED] now');
+    expect(redaction.redactText('ran basic health check on bearer service')).toBe('ran basic health check on bearer service');
+    expect(redaction.redactText('GET /cb?code=1&access_token=abc.def&x=2')).toBe('GET /cb?code=1&access_token=[REDACTED]&x=2');
     expect(redaction.redactText('jwt eyJhbGciOi.eyJzdWIiOiIx.SflKxwRJSMeKKF2QT4f')).toBe('jwt [REDACTED]');
     expect(redaction.redactText('key AKIAIOSFODNN7EXAMPLE used')).toBe('key [REDACTED] used');
     expect(redaction.redactText('postgres://app:s3cr3t@db:5432/x')).toBe('postgres://app:[REDACTED]@db:5432/x');
     expect(redaction.redactText('card 4111 1111 1111 1111 declined')).toBe('card [REDACTED] declined');
     expect(redaction.redactText('card 4111-1111-1111-1112 is not valid')).toBe('card 4111-1111-1111-1112 is not valid');
     expect(redaction.redactText('order 1700000000000123 at 2026-11-22')).toBe('order 1700000000000123 at 2026-11-22');
+    // Epoch milliseconds and nanoseconds, and snowflake ids, start with 1: no card issuer does.
+    expect(redaction.redactText('ts=1763788800000 ns=1763788800000000018 id=1234567890123456789')).toBe('ts=1763788800000 ns=1763788800000000018 id=1234567890123456789');
+    expect(luhn('4111111111111111')).toBe(true);
+    expect(luhn('4111111111111112')).toBe(false);
   });
 
   it('covers log bodies, event and link attributes; refuses invalid patterns', () => {
@@ -51,7 +57,21 @@ describe('redaction', () => {
     expect(row?.Body).toBe('password reset for postgres://u:[REDACTED]@h/db');
     expect(row?.['Events.Attributes']).toEqual([{ token: '[REDACTED]' }]);
     expect(row?.['Links.Attributes']).toEqual([{ ok: 'fine value' }]);
-    expect(() => createRedaction({ keys: ['(oops'], values: [], cardNumbers: false, replacement: 'x' })).toThrow('invalid redaction pattern "(oops"');
+    expect(() => createRedaction({ keys: ['(oops'], values: [], builtins: false, replacement: 'x' })).toThrow('invalid redaction pattern "(oops"');
+    expect(() => createRedaction({ keys: [], values: ['[z-a]'], builtins: false, replacement: 'x' })).toThrow('invalid redaction pattern "[z-a]"');
+    const custom = createRedaction({ keys: [], values: ['\\bEMP-\\d{6}\\b'], builtins: false, replacement: '<x>' });
+    expect(custom.redactText('employee EMP-123456 left')).toBe('employee <x> left');
+  });
+});
+
+describe('redaction performance', () => {
+  it('stays linear on hostile values (no catastrophic backtracking)', () => {
+    const hostile = ['eyJ-'.repeat(250_000), `http://${'a:'.repeat(200_000)}`, `Bearer ${'x'.repeat(500_000)}`, `${'1 '.repeat(300_000)}`, `?${'token='.repeat(100_000)}`];
+    for (const value of hostile) {
+      const t0 = performance.now();
+      redaction.redactText(value);
+      expect(performance.now() - t0).toBeLessThan(1_000);
+    }
   });
 });
 
