@@ -115,6 +115,7 @@ describe('OTLP protocol', () => {
                     dataPoints: [{ timeUnixNano: now, count: '3', sum: -3, scale: 2, zeroCount: '1', positive: { offset: 1, bucketCounts: ['1'] }, negative: { offset: -2, bucketCounts: ['0', '1'] }, min: -2, max: 1 }],
                   },
                 },
+                { name: 'ratio', gauge: { dataPoints: [{ timeUnixNano: now, asDouble: 'NaN' }, { timeUnixNano: now, asDouble: '-Infinity' }] } },
                 { name: '', gauge: { dataPoints: [{ timeUnixNano: now, asDouble: 1 }] } },
               ],
             },
@@ -128,7 +129,11 @@ describe('OTLP protocol', () => {
     expect(await q("SELECT Count, Sum, ValueAtQuantiles.Quantile AS q, ValueAtQuantiles.Value AS v, ResourceSchemaUrl, ScopeSchemaUrl, ScopeAttributes, ScopeDroppedAttrCount FROM otel_metrics_summary WHERE ServiceName = 'json-metrics'")).toEqual([
       { Count: '10', Sum: 12.5, q: [0.5, 0.99], v: [1, 4], ResourceSchemaUrl: 'https://opentelemetry.io/schemas/1.26.0', ScopeSchemaUrl: 'https://scope/schema', ScopeAttributes: { lib: 'x' }, ScopeDroppedAttrCount: 2 },
     ]);
-    expect(await q("SELECT Value, Exemplars.TraceId AS tid, Exemplars.SpanId AS sid, Exemplars.Value AS ev, Exemplars.FilteredAttributes AS ea FROM otel_metrics_gauge WHERE ServiceName = 'json-metrics'")).toEqual([
+    expect(await q("SELECT isNaN(Value) AS is_nan, isInfinite(Value) AS is_inf, Value < 0 AS negative FROM otel_metrics_gauge WHERE ServiceName = 'json-metrics' AND MetricName = 'ratio' ORDER BY is_nan")).toEqual([
+      { is_nan: 0, is_inf: 1, negative: 1 },
+      { is_nan: 1, is_inf: 0, negative: 0 },
+    ]);
+    expect(await q("SELECT Value, Exemplars.TraceId AS tid, Exemplars.SpanId AS sid, Exemplars.Value AS ev, Exemplars.FilteredAttributes AS ea FROM otel_metrics_gauge WHERE ServiceName = 'json-metrics' AND MetricName = 'queue.depth'")).toEqual([
       { Value: 7, tid: ['0a'.repeat(16)], sid: ['0b'.repeat(8)], ev: [7], ea: [{ q: 'hi' }] },
     ]);
     expect(await q("SELECT Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, NegativeOffset, NegativeBucketCounts, AggregationTemporality, Min, Max FROM otel_metrics_exp_histogram WHERE ServiceName = 'json-metrics'")).toEqual([
