@@ -51,7 +51,7 @@ export function createRedMetrics(options: { metrics: Registry; maxSeries: number
           }
         }
         bound.calls.inc();
-        bound.duration.observe(Number(row.Duration as string) / 1e9);
+        bound.duration.observe(Number(row.Duration) / 1e9);
       }
     },
   };

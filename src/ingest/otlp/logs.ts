@@ -26,6 +26,7 @@ export function logsToRows(request: ExportLogsServiceRequest): Conversion {
       sl.logRecords.forEach((log, i) => {
         const invalid = invalidLog(log);
         if (invalid) return out.reject(1, `resource_logs[${r}].scope_logs[${s}].log_records[${i}]: ${invalid}`);
+        const severity: number = log.severityNumber;
         out.add(LOGS_TABLE, {
           Timestamp: nanosToDateTime64(log.timeUnixNano !== 0n ? log.timeUnixNano : log.observedTimeUnixNano),
           TraceId: toHex(log.traceId),
@@ -33,7 +34,7 @@ export function logsToRows(request: ExportLogsServiceRequest): Conversion {
           TraceFlags: log.flags & 0xff,
           SeverityText: log.severityText,
           // The column is UInt8; an out-of-range enum value would make ClickHouse refuse the whole batch.
-          SeverityNumber: log.severityNumber >= 0 && log.severityNumber <= 255 ? log.severityNumber : 0,
+          SeverityNumber: severity >= 0 && severity <= 255 ? severity : 0,
           ServiceName: serviceName,
           Body: anyValueToString(log.body),
           ResourceSchemaUrl: rl.schemaUrl,

@@ -131,7 +131,7 @@ export function createRedaction(options: RedactionOptions): Redaction {
   const redactRow = (row: Row): void => {
     for (const col of MAP_COLUMNS) if (row[col]) redactMap(row[col] as Record<string, string>);
     for (const col of MAP_ARRAY_COLUMNS) for (const m of (row[col] as Array<Record<string, string>> | undefined) ?? []) redactMap(m);
-    for (const col of TEXT_COLUMNS) if (typeof row[col] === 'string' && (row[col] as string).length >= 8) row[col] = redactText(row[col] as string);
+    for (const col of TEXT_COLUMNS) if (typeof row[col] === 'string' && (row[col]).length >= 8) row[col] = redactText(row[col]);
   };
   return {
     process(c) {
