@@ -6,7 +6,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TableRows } from './batcher.js';
 import { RetryableError } from './errors.js';
-import { encodeRecord, fsyncDir, HEADER_BYTES, listSegments, parseRecords, readSegment, segmentName, truncateTo, writeFileAtomic, type WalRecord } from './wal.js';
+import { countRows, decodeParts, encodeParts, encodeRecord, fsyncDir, HEADER_BYTES, listSegments, parseRecords, readSegment, segmentName, truncateTo, writeFileAtomic, type WalRecord } from './wal.js';
 import type { Writer } from './writer.js';
 
 /** Options for createDurableQueue. */
@@ -226,7 +226,7 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
         }
         if (upTo !== undefined ? r.seq > upTo : rows >= options.maxRows) return { records, rows };
         records.push(r);
-        rows += (JSON.parse(r.payload.toString()) as TableRows[]).reduce((n, p) => n + p.rows, 0);
+        rows += countRows(r.payload);
         readPos.offset = r.end;
       }
     }
@@ -237,7 +237,7 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
   const store = async (records: readonly WalRecord[], p: Plan): Promise<Error | undefined> => {
     const byTable = new Map<string, { text: string[]; rows: number }>();
     for (const r of records) {
-      for (const part of JSON.parse(r.payload.toString()) as TableRows[]) {
+      for (const part of decodeParts(r.payload)) {
         const t = byTable.get(part.table) ?? { text: [], rows: 0 };
         t.text.push(part.text);
         t.rows += part.rows;
@@ -256,7 +256,7 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     const target = join(dir, 'dead-letter');
     mkdirSync(target, { recursive: true });
     const file = join(target, `${p.from}-${p.to}.jsonl`);
-    writeFileSync(file, records.map((r) => r.payload.toString()).join('\n') + '\n');
+    writeFileSync(file, records.flatMap((r) => decodeParts(r.payload).map((p) => JSON.stringify({ table: p.table, rows: p.text }))).join('\n') + '\n');
     fsyncDir(target);
     deadLettered.inc();
     logger.error({ err: error, file, records: records.length }, 'durable queue: ClickHouse refuses this batch for good; kept it in the dead-letter directory and moved on');
@@ -370,7 +370,7 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     },
     async append(parts) {
       if (stopped) throw new RetryableError('the agent is shutting down', 1_000);
-      const buf = Buffer.from(JSON.stringify(parts));
+      const buf = encodeParts(parts);
       if (totalBytes + buf.length + HEADER_BYTES > options.maxBytes) throw new RetryableError(`durable queue is full (${totalBytes} of ${options.maxBytes} bytes)`, 5_000);
       totalBytes += buf.length + HEADER_BYTES;
       await new Promise<void>((resolve, reject) => {

@@ -14,6 +14,64 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
+/** Rows of one table inside a record: the table, the row count and the encoded rows. */
+export interface RecordPart {
+  table: string;
+  rows: number;
+  text: string;
+}
+
+/**
+ * Frames the parts of one append as a record payload: per part, u16 table length, table, u32 rows,
+ * u32 text length, text. The text goes in as it is (no second JSON encoding, no escaping).
+ */
+export function encodeParts(parts: readonly RecordPart[]): Buffer {
+  const chunks: Buffer[] = [];
+  for (const p of parts) {
+    const table = Buffer.from(p.table);
+    const text = Buffer.from(p.text);
+    const head = Buffer.allocUnsafe(10);
+    head.writeUInt16LE(table.length, 0);
+    head.writeUInt32LE(p.rows, 2);
+    head.writeUInt32LE(text.length, 6);
+    chunks.push(head.subarray(0, 2), table, head.subarray(2, 10), text);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads the parts framed by encodeParts. Throws on a payload that is not such a frame. */
+export function decodeParts(payload: Buffer): RecordPart[] {
+  const parts: RecordPart[] = [];
+  const malformed = (): Error => new Error('durable queue: malformed record payload');
+  let pos = 0;
+  while (pos < payload.length) {
+    if (pos + 2 > payload.length) throw malformed();
+    const tableLen = payload.readUInt16LE(pos);
+    if (pos + 2 + tableLen + 8 > payload.length) throw malformed();
+    const table = payload.toString('utf8', pos + 2, pos + 2 + tableLen);
+    pos += 2 + tableLen;
+    const rows = payload.readUInt32LE(pos);
+    const textLen = payload.readUInt32LE(pos + 4);
+    if (pos + 8 + textLen > payload.length) throw malformed();
+    parts.push({ table, rows, text: payload.toString('utf8', pos + 8, pos + 8 + textLen) });
+    pos += 8 + textLen;
+  }
+  return parts;
+}
+
+/** Rows in a framed payload, without decoding the text. */
+export function countRows(payload: Buffer): number {
+  let rows = 0;
+  let pos = 0;
+  while (pos < payload.length) {
+    const tableLen = payload.readUInt16LE(pos);
+    pos += 2 + tableLen;
+    rows += payload.readUInt32LE(pos);
+    pos += 8 + payload.readUInt32LE(pos + 4);
+  }
+  return rows;
+}
+
 /** CRC-32 (IEEE) of bytes. */
 export function crc32(bytes: Uint8Array): number {
   let c = -1;

@@ -1,10 +1,22 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { crc32, encodeRecord, HEADER_BYTES, listSegments, parseRecords, readSegment, segmentName } from '../../../src/ingest/pipeline/wal.js';
+import { countRows, crc32, decodeParts, encodeParts, encodeRecord, HEADER_BYTES, listSegments, parseRecords, readSegment, segmentName } from '../../../src/ingest/pipeline/wal.js';
 import { tempDir } from '../../support/temp.js';
 
 describe('write-ahead log records', () => {
+  it('frames record parts without re-encoding their text', () => {
+    const parts = [
+      { table: 'otel_traces', rows: 2, text: '{"a":"x\\"y"}\n{"b":"ünïcødé 🚀"}\n' },
+      { table: 'otel_logs', rows: 1, text: '{"Body":"line\\nbreak"}\n' },
+      { table: 'empty', rows: 0, text: '' },
+    ];
+    const payload = encodeParts(parts);
+    expect(decodeParts(payload)).toEqual(parts);
+    expect(countRows(payload)).toBe(3);
+    expect(() => decodeParts(payload.subarray(0, payload.length - 3))).toThrow('malformed record payload');
+  });
+
   it('computes the standard CRC-32', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
     expect(crc32(Buffer.alloc(0))).toBe(0);
