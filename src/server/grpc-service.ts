@@ -13,6 +13,8 @@ export interface CallContext {
   signal: AbortSignal;
   /** Full method path, e.g. `/grpc.health.v1.Health/Check`. */
   method: string;
+  /** Size of the request message on the wire (after gRPC decompression); 0 for request streams. */
+  requestBytes: number;
 }
 
 type Shape<D> = D extends DescMessage ? MessageShape<D> : never;
@@ -108,6 +110,7 @@ export function toGrpcService<T extends GenServiceMethods>(
       case 'unary':
         handlers[method.name] = ((call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
           void wrap(method, call.metadata, call, async (ctx) => {
+            ctx.requestBytes = call.request.length;
             const reply = encode(method.output, await fn(decode(method.input, call.request), ctx));
             call.sendMetadata(responseMetadata(ctx));
             callback(null, reply);

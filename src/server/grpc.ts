@@ -97,7 +97,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     // Server shutdown ends response streams (Watch, ...); unary and client-streaming calls finish.
     const endsAtShutdown = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
     if (endsAtShutdown) shutdownController.signal.addEventListener('abort', abort, { once: true });
-    const ctx: CallContext = { correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]), metadata, signal: controller.signal, method: path };
+    const ctx: CallContext = { correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]), metadata, signal: controller.signal, method: path, requestBytes: 0 };
     let code = status.OK;
     try {
       await runWithContext({ correlationId: ctx.correlationId }, () =>

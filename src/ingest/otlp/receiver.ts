@@ -12,6 +12,7 @@ import { ExportMetricsServiceRequestSchema, ExportMetricsServiceResponseSchema, 
 import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, TraceService } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { GrpcError } from '../../server/errors.js';
 import type { GrpcServer } from '../../server/grpc.js';
+import type { CallContext } from '../../server/grpc-service.js';
 import type { HttpServer } from '../../server/http.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { RetryableError } from '../pipeline/errors.js';
@@ -19,7 +20,7 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import type { RedMetrics } from '../red-metrics.js';
 import { hexIdsToBase64 } from './json.js';
 import { logsToRows } from './logs.js';
-import { metricsToRows } from './metrics.js';
+import { dataPointCount, metricsToRows } from './metrics.js';
 import { rejectionMessage, type Conversion } from './result.js';
 import { TRACES_TABLE, tracesToRows } from './traces.js';
 
@@ -51,6 +52,8 @@ interface Signal<Req extends DescMessage, Res extends DescMessage> {
   request: Req;
   response: Res;
   convert(req: MessageShape<Req>): Conversion;
+  /** Items in a request, without converting it (to count refused items). */
+  count(req: MessageShape<Req>): number;
   reply(rejected: number, message: string): MessageInitShape<Res>;
 }
 
@@ -61,6 +64,7 @@ const traces: Signal<typeof ExportTraceServiceRequestSchema, typeof ExportTraceS
   request: ExportTraceServiceRequestSchema,
   response: ExportTraceServiceResponseSchema,
   convert: tracesToRows,
+  count: (req) => req.resourceSpans.reduce((n, rs) => n + rs.scopeSpans.reduce((m, ss) => m + ss.spans.length, 0), 0),
   reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedSpans: BigInt(rejected), errorMessage } } : {}),
 };
 const logs: Signal<typeof ExportLogsServiceRequestSchema, typeof ExportLogsServiceResponseSchema> = {
@@ -70,6 +74,7 @@ const logs: Signal<typeof ExportLogsServiceRequestSchema, typeof ExportLogsServi
   request: ExportLogsServiceRequestSchema,
   response: ExportLogsServiceResponseSchema,
   convert: logsToRows,
+  count: (req) => req.resourceLogs.reduce((n, rl) => n + rl.scopeLogs.reduce((m, sl) => m + sl.logRecords.length, 0), 0),
   reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedLogRecords: BigInt(rejected), errorMessage } } : {}),
 };
 const metrics: Signal<typeof ExportMetricsServiceRequestSchema, typeof ExportMetricsServiceResponseSchema> = {
@@ -79,6 +84,7 @@ const metrics: Signal<typeof ExportMetricsServiceRequestSchema, typeof ExportMet
   request: ExportMetricsServiceRequestSchema,
   response: ExportMetricsServiceResponseSchema,
   convert: metricsToRows,
+  count: (req) => req.resourceMetrics.reduce((n, rm) => n + rm.scopeMetrics.reduce((m, sm) => m + sm.metrics.reduce((k, metric) => k + dataPointCount(metric), 0), 0), 0),
   reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedDataPoints: BigInt(rejected), errorMessage } } : {}),
 };
 
@@ -166,10 +172,25 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   const rejected = counters('rejected', 'Items rejected as invalid and reported in partial_success, by transport.');
   const failed = counters('failed', 'Items lost to an internal error, by transport.');
 
-  /** Converts and submits one request; returns the rejected count and message. */
-  const ingest = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, req: MessageShape<Req>, transport: 'grpc' | 'http') => {
-    const conversion = signal.convert(req);
+  /** Admits, converts and submits one request of `wireBytes`; returns the rejected count and message. */
+  const ingest = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, req: MessageShape<Req>, transport: 'grpc' | 'http', wireBytes: number) => {
     const labels = { transport };
+    let release: () => void;
+    try {
+      release = options.pipeline.admit(wireBytes);
+    } catch (err) {
+      if (err instanceof RetryableError) refused[signal.item].inc(labels, signal.count(req));
+      throw err;
+    }
+    try {
+      return await convertAndSubmit(signal, req, labels);
+    } finally {
+      release();
+    }
+  };
+
+  const convertAndSubmit = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, req: MessageShape<Req>, labels: { transport: 'grpc' | 'http' }) => {
+    const conversion = signal.convert(req);
     if (conversion.rejected > 0) rejected[signal.item].inc(labels, conversion.rejected);
     // Span metrics are taken before the pipeline (redaction may change attribute maps, not these
     // columns) but counted only once the spans are accepted, so a refused and retried export counts once.
@@ -187,9 +208,9 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   };
 
   const grpcExport = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>) => ({
-    async export(req: MessageShape<Req>) {
+    async export(req: MessageShape<Req>, ctx: CallContext) {
       try {
-        return await ingest(signal, req, 'grpc');
+        return await ingest(signal, req, 'grpc', ctx.requestBytes);
       } catch (err) {
         if (err instanceof RetryableError) throw new GrpcError(status.UNAVAILABLE, err.message, retryDetails(err.message, err.retryAfterMs));
         throw err;
@@ -238,7 +259,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
         } catch (err) {
           throw new HttpFailure(400, status.INVALID_ARGUMENT, `malformed ${json ? 'JSON' : 'protobuf'} ${signal.request.typeName}: ${(err as Error).message}`);
         }
-        const reply = create(signal.response, await ingest(signal, message, 'http'));
+        const reply = create(signal.response, await ingest(signal, message, 'http', body.length));
         send(200, json ? JSON.stringify(toJson(signal.response, reply)) : toBinary(signal.response, reply));
       } catch (err) {
         if (err instanceof HttpFailure) {

@@ -12,8 +12,11 @@ export interface MemoryLimiterOptions {
 
 /** Bounds the bytes the ingest pipeline holds in memory (decoded rows not yet stored or queued). */
 export interface MemoryLimiter {
-  /** Reserves bytes, or throws RetryableError when that would pass the soft limit. */
-  acquire(bytes: number): void;
+  /**
+   * Reserves bytes, or throws RetryableError when that would pass the soft limit. With `force`, the
+   * bytes are counted but never refused (data of a request that was already admitted).
+   */
+  acquire(bytes: number, options?: { force?: boolean }): void;
   /** Returns bytes reserved by acquire. */
   release(bytes: number): void;
   readonly buffered: number;
@@ -34,9 +37,9 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): MemoryLimite
   new Gauge({ name: 'heimdall_memory_limiter_soft_limit_bytes', help: 'Buffered bytes above which new data is refused.', registers: [options.metrics] }).set(soft);
   const refused = new Counter({ name: 'heimdall_memory_limiter_refused_total', help: 'Requests refused because the pipeline held too much data.', registers: [options.metrics] });
   return {
-    acquire(bytes) {
+    acquire(bytes, { force = false } = {}) {
       // A single request larger than the soft limit is still let through when nothing is buffered.
-      if (buffered > 0 && buffered + bytes > soft) {
+      if (!force && buffered > 0 && buffered + bytes > soft) {
         refused.inc();
         throw new RetryableError(`memory limit: ${buffered} bytes buffered, soft limit ${soft}`, 1_000);
       }

@@ -34,12 +34,21 @@ export interface Pipeline {
    * ClickHouse, or in the durable queue with ack: queued); throws RetryableError when refused.
    */
   submit(c: Conversion): Promise<void>;
+  /**
+   * Admits a request of `wireBytes` before it is converted: reserves an estimate of the memory its
+   * decoded form takes, or throws RetryableError past the memory limit. Call the returned function
+   * when the request is done.
+   */
+  admit(wireBytes: number): () => void;
   /** The redaction processor (shared with other writers of data, such as events). */
   readonly redaction: Redaction | undefined;
   start(): Promise<void>;
   /** Stops taking data, flushes every batch (or leaves it in the durable queue), stops the writer. Safe to call twice. */
   shutdown(): Promise<void>;
 }
+
+/** A decoded OTLP request with its rows takes about this many times its wire size in memory. */
+const DECODED_SIZE_FACTOR = 3;
 
 /** Encodes a conversion's rows as JSONEachRow text per table. */
 export function encodeTables(c: Conversion): TableRows[] {
@@ -87,6 +96,16 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   return {
     name: 'pipeline',
     redaction,
+    admit(wireBytes) {
+      if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
+      const bytes = wireBytes * DECODED_SIZE_FACTOR;
+      limiter.acquire(bytes);
+      let released = false;
+      return () => {
+        if (!released) limiter.release(bytes);
+        released = true;
+      };
+    },
     async submit(c) {
       if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
       enrichment?.process(c);
@@ -94,7 +113,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       const parts = encodeTables(c);
       const bytes = parts.reduce((n, p) => n + p.text.length, 0);
       if (bytes === 0) return;
-      limiter.acquire(bytes);
+      // Counted, not refused: the request was admitted; its rows are what stays buffered.
+      limiter.acquire(bytes, { force: true });
       try {
         await (queue ? queue.append(parts) : batcher.add(parts));
       } finally {
