@@ -8,7 +8,7 @@ import { AggregationType, MeterProvider, MetricReader, type ResourceMetrics } fr
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
-import { exporters, SeverityNumber, testResource, TRANSPORTS, type Transport } from '../support/otel-clients.js';
+import { exporters, gzipTraceExporter, SeverityNumber, testResource, TRANSPORTS, type Transport } from '../support/otel-clients.js';
 
 class CollectingReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
@@ -148,6 +148,19 @@ describe('OTLP ingestion with the real OpenTelemetry JS exporters', () => {
     });
   });
 
+  it('takes gzip-compressed exports over gRPC and HTTP', async () => {
+    for (const transport of ['grpc', 'http/protobuf'] as const) {
+      const service = `gzip-${transport.replace('/', '-')}`;
+      const provider = new BasicTracerProvider({ resource: testResource(service), spanProcessors: [new SimpleSpanProcessor(gzipTraceExporter(transport, t.grpcAddress, t.otlpHttpUrl))] });
+      const tracer = provider.getTracer('gzip');
+      for (let i = 0; i < 20; i++) tracer.startSpan(`compressed ${i}`, { attributes: { payload: 'x'.repeat(200) } }).end();
+      await provider.forceFlush();
+      await provider.shutdown();
+      const [row] = await q<{ n: string }>('SELECT count() AS n FROM otel_traces WHERE ServiceName = {s:String}', { s: service });
+      expect(row?.n).toBe('20');
+    }
+  });
+
   it('counts accepted items per signal and transport in /metrics', async () => {
     const text = await (await fetch(`${t.adminUrl}/metrics`)).text();
     for (const transport of ['grpc', 'http']) {
@@ -156,7 +169,7 @@ describe('OTLP ingestion with the real OpenTelemetry JS exporters', () => {
       expect(text).toMatch(new RegExp(`^heimdall_receiver_accepted_metric_points_total\\{transport="${transport}"\\} [1-9]`, 'm'));
     }
     expect(text).toMatch(/^heimdall_spans_total\{service_name="svc-grpc",span_name="GET \/orders",span_kind="Server",status_code="Error"\} 1$/m);
-    expect(text).toMatch(/^heimdall_exporter_sent_spans_total\{table="otel_traces"\} 9$/m);
+    expect(text).toMatch(/^heimdall_exporter_sent_spans_total\{table="otel_traces"\} 49$/m);
     expect(text).toMatch(/^heimdall_exporter_sent_metric_points_total\{table="otel_metrics_sum"\} 6$/m);
   });
 });

@@ -9,6 +9,7 @@ import { OTLPMetricExporter as MetricsHttpProto } from '@opentelemetry/exporter-
 import { OTLPTraceExporter as TracesGrpc } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as TracesHttpJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as TracesHttpProto } from '@opentelemetry/exporter-trace-otlp-proto';
+import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 
 export { SeverityNumber };
@@ -36,6 +37,13 @@ export function exporters(transport: Transport, grpcAddress: string, httpUrl: st
         metrics: new MetricsHttpJson({ url: `${httpUrl}/v1/metrics` }),
       };
   }
+}
+
+/** A gzip-compressing trace exporter for one transport (gRPC message compression, or HTTP Content-Encoding). */
+export function gzipTraceExporter(transport: 'grpc' | 'http/protobuf', grpcAddress: string, httpUrl: string) {
+  return transport === 'grpc'
+    ? new TracesGrpc({ url: `http://${grpcAddress}`, compression: CompressionAlgorithm.GZIP })
+    : new TracesHttpProto({ url: `${httpUrl}/v1/traces`, compression: CompressionAlgorithm.GZIP });
 }
 
 /** A resource naming the service (and the transport, so tests can tell their rows apart). */
