@@ -105,6 +105,13 @@ const ingest = z.strictObject({
       max_size: byteSize.prefault('1GiB'),
       /** Bytes per segment file. */
       segment_size: byteSize.prefault('64MiB'),
+      /**
+       * Rows per insert from the queue. Exporters do not wait for these inserts, so they can be much
+       * larger than ingest.batch: fewer, bigger parts for ClickHouse to merge.
+       */
+      max_rows: integer({ min: 1, max: 1_000_000 }).default(25_000),
+      /** Longest queued data waits for its insert batch to fill. */
+      max_delay: duration({ min: 1, max: MAX_TIMER_MS }).prefault('1s'),
     })
     .prefault({}),
   redaction: z

@@ -89,7 +89,16 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, metrics: options.metrics });
   const queue: DurableQueue | undefined =
     config.ack === 'queued'
-      ? createDurableQueue({ path: config.queue.path, maxBytes: config.queue.max_size, segmentBytes: config.queue.segment_size, writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, logger, metrics: options.metrics })
+      ? createDurableQueue({
+          path: config.queue.path,
+          maxBytes: config.queue.max_size,
+          segmentBytes: config.queue.segment_size,
+          writer,
+          maxRows: config.queue.max_rows,
+          maxDelayMs: config.queue.max_delay,
+          logger,
+          metrics: options.metrics,
+        })
       : undefined;
   let stopping = false;
 
