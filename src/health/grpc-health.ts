@@ -10,7 +10,7 @@ import { isServing, type HealthRegistry } from './registry.js';
  * a component name is that component, and a hosted gRPC service name follows the whole agent.
  * Undefined for names the agent does not know.
  */
-export function servingStatus(registry: HealthRegistry, server: GrpcServer, service: string): Serving | undefined {
+function servingStatus(registry: HealthRegistry, server: GrpcServer, service: string): Serving | undefined {
   if (service === '' || server.serviceNames().includes(service)) return registry.readiness().ready ? Serving.SERVING : Serving.NOT_SERVING;
   const component = registry.component(service);
   if (!component) return undefined;

@@ -21,7 +21,7 @@ type Shape<D> = D extends DescMessage ? MessageShape<D> : never;
 type Init<D> = D extends DescMessage ? MessageInitShape<D> : never;
 
 /** Sends one message on a server stream; resolves when the transport can take more. */
-export type Send<O> = (message: O) => Promise<void>;
+type Send<O> = (message: O) => Promise<void>;
 
 type HandlerFor<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
   ? (request: Shape<I>, ctx: CallContext) => Promise<Init<O>>

@@ -13,13 +13,6 @@ import { readTls, type ListenerTls } from './tls.js';
 /** Handles one request; the response is complete when the promise resolves. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: { correlationId: string }) => Promise<void> | void;
 
-/** One route: exact path and the methods it answers. */
-export interface HttpRoute {
-  method: string;
-  path: string;
-  handler: HttpHandler;
-}
-
 /** Options for createHttpServer. */
 export interface HttpServerOptions {
   /** Component name, also the `server` label of the metrics (e.g. `admin`, `otlp_http`). */

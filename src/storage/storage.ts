@@ -13,7 +13,7 @@ type StorageConfig = Config['storage'];
 const FIRST_ATTEMPT_WAIT_MS = 2_000;
 
 /** Which transport a storage config selects: `server` when a URL is set, unless `mode` says otherwise. */
-export function storageMode(config: StorageConfig): 'embedded' | 'server' {
+function storageMode(config: StorageConfig): 'embedded' | 'server' {
   return config.mode ?? (config.clickhouse.url ? 'server' : 'embedded');
 }
 

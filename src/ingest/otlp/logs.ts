@@ -4,7 +4,7 @@ import { ConversionBuilder, type Conversion } from './result.js';
 import { anyValueToString, attributesToMap, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
 
 /** Table the log records go to. */
-export const LOGS_TABLE = 'otel_logs';
+const LOGS_TABLE = 'otel_logs';
 
 function invalidLog(log: LogRecord): string | undefined {
   if (log.traceId.length !== 0 && log.traceId.length !== 16) return `trace_id must be empty or 16 bytes, got ${log.traceId.length}`;

@@ -4,7 +4,7 @@ import { ConversionBuilder, type Conversion, type Row } from './result.js';
 import { attributesToMap, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
 
 /** The metric tables, by OTLP data type. */
-export const METRIC_TABLES = {
+const METRIC_TABLES = {
   gauge: 'otel_metrics_gauge',
   sum: 'otel_metrics_sum',
   histogram: 'otel_metrics_histogram',
@@ -16,7 +16,7 @@ export const METRIC_TABLES = {
  * A Float64 for JSONEachRow: JSON has no NaN or infinities (JSON.stringify writes null, which
  * ClickHouse stores as 0), so those go as the strings ClickHouse reads as them.
  */
-export function f64(x: number): number | string {
+function f64(x: number): number | string {
   return Number.isFinite(x) ? x : Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
 }
 

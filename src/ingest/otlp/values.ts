@@ -30,7 +30,7 @@ export function nanosToDateTime64(nanos: bigint): string {
 }
 
 /** The plain JavaScript value of an AnyValue (nested arrays and maps included), for JSON. */
-export function anyValueToRaw(value: AnyValue | undefined): unknown {
+function anyValueToRaw(value: AnyValue | undefined): unknown {
   const v = value?.value;
   switch (v?.case) {
     case 'stringValue':
