@@ -4,7 +4,7 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { readFileSync } from 'node:fs';
 import { ExportTraceServiceRequestSchema } from '../dist/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { tracesToRows } from '../dist/ingest/otlp/traces.js';
-import { encodeTables } from '../dist/ingest/pipeline/pipeline.js';
+import { encodeTables } from '../dist/ingest/pipeline/formats.js';
 
 const [, , bodyFile, durationMs, spansPerRequest] = process.argv;
 const body = readFileSync(bodyFile);

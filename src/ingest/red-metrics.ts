@@ -1,13 +1,21 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../telemetry/logger.js';
-import type { Row } from './otlp/result.js';
 
 const OVERFLOW = '__overflow__';
 
+/** What the RED metrics need of one span (the texts as stored in otel_traces). */
+export interface SpanSummary {
+  service: string;
+  name: string;
+  kind: string;
+  status: string;
+  durationSeconds: number;
+}
+
 /** Span-derived RED metrics (rate, errors, duration) by service, span name, kind and status. */
 export interface RedMetrics {
-  /** Counts the spans of otel_traces rows. */
-  observe(rows: readonly Row[]): void;
+  /** Counts spans. */
+  observe(spans: readonly SpanSummary[]): void;
 }
 
 /**
@@ -33,9 +41,9 @@ export function createRedMetrics(options: { metrics: Registry; maxSeries: number
   const overflowSeries = bind({ service_name: OVERFLOW, span_name: OVERFLOW, span_kind: OVERFLOW, status_code: OVERFLOW });
   let warned = false;
   return {
-    observe(rows) {
-      for (const row of rows) {
-        const key = `${row.ServiceName as string}\u0000${row.SpanName as string}\u0000${row.SpanKind as string}\u0000${row.StatusCode as string}`;
+    observe(spans) {
+      for (const span of spans) {
+        const key = `${span.service}\u0000${span.name}\u0000${span.kind}\u0000${span.status}`;
         let bound = series.get(key);
         if (!bound) {
           if (series.size >= options.maxSeries) {
@@ -46,12 +54,12 @@ export function createRedMetrics(options: { metrics: Registry; maxSeries: number
               options.logger.warn({ maxSeries: options.maxSeries }, 'span RED metrics reached their series cap; further label sets are counted as __overflow__');
             }
           } else {
-            bound = bind({ service_name: row.ServiceName as string, span_name: row.SpanName as string, span_kind: row.SpanKind as string, status_code: row.StatusCode as string });
+            bound = bind({ service_name: span.service, span_name: span.name, span_kind: span.kind, status_code: span.status });
             series.set(key, bound);
           }
         }
         bound.calls.inc();
-        bound.duration.observe(Number(row.Duration) / 1e9);
+        bound.duration.observe(span.durationSeconds);
       }
     },
   };

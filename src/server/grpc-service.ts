@@ -23,8 +23,13 @@ type Init<D> = D extends DescMessage ? MessageInitShape<D> : never;
 /** Sends one message on a server stream; resolves when the transport can take more. */
 type Send<O> = (message: O) => Promise<void>;
 
+/** A unary handler that takes the request's wire bytes and decodes them itself (for hot paths). */
+export interface RawUnaryHandler<O> {
+  raw(request: Buffer, ctx: CallContext): Promise<O>;
+}
+
 type HandlerFor<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
-  ? (request: Shape<I>, ctx: CallContext) => Promise<Init<O>>
+  ? ((request: Shape<I>, ctx: CallContext) => Promise<Init<O>>) | RawUnaryHandler<Init<O>>
   : M extends { methodKind: 'server_streaming'; input: infer I; output: infer O }
     ? (request: Shape<I>, send: Send<Init<O>>, ctx: CallContext) => Promise<void>
     : M extends { methodKind: 'client_streaming'; input: infer I; output: infer O }
@@ -92,7 +97,9 @@ export function toGrpcService<T extends GenServiceMethods>(
   const definition: Record<string, ServiceDefinition[string]> = {};
   const handlers: Record<string, UntypedHandleCall> = {};
   for (const method of service.methods) {
-    const fn = (impl as Record<string, (...args: never[]) => Promise<unknown>>)[method.localName] as unknown as (...args: unknown[]) => Promise<unknown>;
+    const handler = (impl as Record<string, unknown>)[method.localName];
+    const raw = typeof handler === 'object' && handler !== null ? (handler as RawUnaryHandler<unknown>) : undefined;
+    const fn = handler as (...args: unknown[]) => Promise<unknown>;
     const path = `/${service.typeName}/${method.name}`;
     const requestStream = method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming';
     const responseStream = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
@@ -111,7 +118,7 @@ export function toGrpcService<T extends GenServiceMethods>(
         handlers[method.name] = ((call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
           void wrap(method, call.metadata, call, async (ctx) => {
             ctx.requestBytes = call.request.length;
-            const reply = encode(method.output, await fn(decode(method.input, call.request), ctx));
+            const reply = encode(method.output, await (raw ? raw.raw(call.request, ctx) : fn(decode(method.input, call.request), ctx)));
             call.sendMetadata(responseMetadata(ctx));
             callback(null, reply);
           }).catch((err: unknown) => callback(err as ServerErrorResponse));

@@ -1,9 +1,11 @@
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { Session } from 'chdb';
 import { StorageError, StorageUnavailableError, toStorageError } from './errors.js';
-import { encodeJsonEachRow, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
+import { dedupSetting, encodeJsonEachRow, insertColumnList, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
 
 /** Options for createEmbeddedTransport. */
 export interface EmbeddedTransportOptions {
@@ -47,6 +49,18 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
   }
   const inFlight = new Set<Promise<unknown>>();
   let closed = false;
+  // chdb takes binary formats only from files: RowBinary inserts go through a private temporary file.
+  const spool = mkdtempSync(join(tmpdir(), 'heimdall-insert-'));
+  let spooled = 0;
+  const insertRowBinary = async (table: string, data: Uint8Array, o: InsertOptions): Promise<void> => {
+    const file = join(spool, `${++spooled}.bin`);
+    await writeFile(file, data);
+    try {
+      await session.queryAsync(`INSERT INTO ${table} (${insertColumnList(o.columns ?? [])}) FROM INFILE '${file.replace(/[\\']/g, (c) => `\\${c}`)}'${dedupSetting(o.dedupToken)} FORMAT RowBinary`, { format: 'TSV' });
+    } finally {
+      await rm(file, { force: true });
+    }
+  };
 
   const track = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
     if (closed) throw new StorageError(`${what}: storage is closed`, { retryable: false });
@@ -70,19 +84,21 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
     command: (sql: string, params?: QueryParams) => track('command', () => run(sql, params, 'TSV')).then(() => undefined),
     query: <T>(sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => parseRows<T>(r.text())),
     insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
-      track(`insert into ${table}`, () =>
-        session.insert({
+      track(`insert into ${table}`, async () => {
+        if (insertOptions.format === 'RowBinary' && rows instanceof Uint8Array) return insertRowBinary(table, rows, insertOptions);
+        await session.insert({
           table,
           values: rows instanceof Uint8Array ? rows : encodeJsonEachRow(rows),
           format: 'JSONEachRow',
           settings: insertOptions.dedupToken ? { insert_deduplication_token: insertOptions.dedupToken } : {},
-        }),
-      ).then(() => undefined),
+        });
+      }),
     async close() {
       if (closed) return;
       closed = true;
       await Promise.allSettled([...inFlight]);
       session.close();
+      rmSync(spool, { recursive: true, force: true });
     },
   };
 }

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { toStorageError } from './errors.js';
-import type { InsertOptions, QueryParams, StorageTransport } from './transport.js';
+import { insertColumnList, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
 
 /** Options for createServerTransport. */
 export interface ServerTransportOptions {
@@ -97,7 +97,9 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
       call(`insert into ${table}`, async () => {
         const clickhouse_settings = insertOptions.dedupToken ? { insert_deduplication_token: insertOptions.dedupToken } : {};
         if (rows instanceof Uint8Array) {
-          await client.exec({ query: `INSERT INTO ${table} FORMAT JSONEachRow`, values: Readable.from([Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)]), clickhouse_settings });
+          const columns = insertOptions.format === 'RowBinary' ? ` (${insertColumnList(insertOptions.columns ?? [])})` : '';
+          const query = `INSERT INTO ${table}${columns} FORMAT ${insertOptions.format ?? 'JSONEachRow'}`;
+          await client.exec({ query, values: Readable.from([Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)]), clickhouse_settings });
         } else {
           await client.insert({ table, values: rows as object[], format: 'JSONEachRow', clickhouse_settings });
         }

@@ -1,8 +1,14 @@
 /** Values for ClickHouse query parameters: `{name:Type}` placeholders in the SQL. */
 export type QueryParams = Record<string, string | number | boolean | null | readonly unknown[] | Record<string, unknown>>;
 
+/** The encoding of inserted bytes: JSONEachRow, or RowBinary with its column list. */
+export type InsertFormat = { format: 'JSONEachRow'; columns?: undefined } | { format: 'RowBinary'; columns: readonly string[] };
+
 /** Options for one insert. */
 export interface InsertOptions {
+  /** How the bytes are encoded (default JSONEachRow); RowBinary needs `columns`, in the rows' order. */
+  format?: InsertFormat['format'];
+  columns?: readonly string[] | undefined;
   /**
    * Deduplication token: ClickHouse drops a repeated insert with the same token into the same
    * table, so a retried batch is stored once (`insert_deduplication_token`).
@@ -24,7 +30,7 @@ export interface StorageTransport {
   command(sql: string, params?: QueryParams): Promise<void>;
   /** Runs a SELECT and returns its rows as objects (64-bit integers as strings). */
   query<T = Record<string, unknown>>(sql: string, params?: QueryParams): Promise<T[]>;
-  /** Inserts rows, given as objects or as already encoded JSONEachRow bytes. */
+  /** Inserts rows, given as objects or as already encoded bytes (JSONEachRow unless `options.format` says otherwise). */
   insert(table: string, rows: readonly object[] | Uint8Array, options?: InsertOptions): Promise<void>;
   /** Waits for calls in flight, then releases the connection. Safe to call twice. */
   close(): Promise<void>;
@@ -35,4 +41,19 @@ export function encodeJsonEachRow(rows: readonly object[]): Buffer {
   let out = '';
   for (const row of rows) out += `${JSON.stringify(row)}\n`;
   return Buffer.from(out);
+}
+
+/** A column list for an INSERT: each name quoted (nested columns such as `Events.Name` have dots). */
+export function insertColumnList(columns: readonly string[]): string {
+  return columns.map((c) => `\`${c.replace(/[`\\]/g, '')}\``).join(', ');
+}
+
+/**
+ * The SETTINGS clause carrying a deduplication token, for inserts whose settings go in the SQL. The
+ * token is Heimdall's own (a UUID or queue position), never user input; anything else is refused.
+ */
+export function dedupSetting(token: string | undefined): string {
+  if (token === undefined) return '';
+  if (!/^[\w:.-]+$/.test(token)) throw new Error(`invalid deduplication token ${JSON.stringify(token)}`);
+  return ` SETTINGS insert_deduplication_token = '${token}'`;
 }

@@ -3,11 +3,13 @@
  * (@clickhouse/client over HTTP) against a ClickHouse HTTP endpoint backed by chdb.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TRACES_COLUMNS } from '../../src/ingest/otlp/traces.js';
 import { createEmbeddedTransport } from '../../src/storage/embedded.js';
 import { StorageError } from '../../src/storage/errors.js';
 import { migrate, schemaContext } from '../../src/storage/migrate.js';
 import { MIGRATIONS } from '../../src/storage/migrations/index.js';
 import { createServerTransport } from '../../src/storage/server.js';
+import { encodeRowBinary } from '../../src/storage/rowbinary.js';
 import type { StorageTransport } from '../../src/storage/transport.js';
 import { startClickHouseHttp, type ClickHouseHttp } from '../support/clickhouse-http.js';
 import { silentLogger, tempDir } from '../support/temp.js';
@@ -145,6 +147,45 @@ describe.each(transports)('storage transport: %s', (_name, make) => {
     await fx.transport.insert('otel_logs', Buffer.from(`{"Timestamp":"${t}","ServiceName":"bytes","Body":"b1"}\n{"Timestamp":"${t}","ServiceName":"bytes","Body":"b2"}\n`));
     const rows = await fx.transport.query<{ Body: string }>("SELECT Body FROM otel_logs WHERE ServiceName = 'bytes' ORDER BY Body");
     expect(rows.map((r) => r.Body)).toEqual(['b1', 'b2']);
+  });
+
+  it('inserts RowBinary rows into otel_traces, every column intact, a retry with the same token once', async () => {
+    const ms = Date.now() - 5_000;
+    const ts = `${Math.floor(ms / 1000)}.${String((ms % 1000) * 1e6 + 123).padStart(9, '0')}`;
+    const row = {
+      Timestamp: ts,
+      TraceId: '0af7651916cd43dd8448eb211c80319c',
+      SpanId: 'b7ad6b7169203331',
+      ParentSpanId: '',
+      TraceState: 'k=v',
+      SpanName: 'GET /ünï',
+      SpanKind: 'Server',
+      ServiceName: 'rowbinary',
+      ResourceAttributes: { 'host.name': 'h', 'service.name': 'rowbinary' },
+      ScopeName: 'lib',
+      ScopeVersion: '1.0',
+      SpanAttributes: { "quote'\\": 'tab\there', z: '🚀' },
+      Duration: '18446744073709551615',
+      StatusCode: 'Error',
+      StatusMessage: 'boom',
+      'Events.Timestamp': [ts, '0000000000.000000000'],
+      'Events.Name': ['e1', 'e2'],
+      'Events.Attributes': [{ a: '1' }, {}],
+      'Links.TraceId': ['5b8efff798038103d269b633813fc60c'],
+      'Links.SpanId': ['eee19b7ec3c1b174'],
+      'Links.TraceState': [''],
+      'Links.Attributes': [{ l: 'x' }],
+    };
+    const data = encodeRowBinary([row], TRACES_COLUMNS);
+    const format = { format: 'RowBinary' as const, columns: TRACES_COLUMNS.map((c) => c.name) };
+    await fx.transport.insert('otel_traces', data, { ...format, dedupToken: 'rb-1' });
+    await fx.transport.insert('otel_traces', data, { ...format, dedupToken: 'rb-1' });
+    const columns = TRACES_COLUMNS.map((c) =>
+      c.type === 'DateTime64(9)' ? `toString(toUnixTimestamp64Nano(${c.name})) AS ${c.name}` : c.type === 'Array(DateTime64(9))' ? `arrayMap(t -> toString(toUnixTimestamp64Nano(t)), \`${c.name}\`) AS \`${c.name}\`` : `\`${c.name}\``,
+    );
+    const rows = await fx.transport.query<Record<string, unknown>>(`SELECT ${columns.join(', ')} FROM otel_traces WHERE ServiceName = 'rowbinary'`);
+    const nanos = (t: string) => t.replace('.', '').replace(/^0+(?=\d)/, '');
+    expect(rows).toEqual([{ ...row, Timestamp: nanos(ts), 'Events.Timestamp': [nanos(ts), '0'] }]);
   });
 
   it('brings TTL in line with configured retention, and removes it for 0', async () => {

@@ -2,9 +2,12 @@
  * A test-only server that speaks ClickHouse's HTTP interface over the embedded engine (chdb), so the
  * server transport (@clickhouse/client) is tested against real SQL without a ClickHouse server.
  * It implements what the client uses: /ping, queries in the body or in `query`, `param_*` query
- * parameters, inserts with data in the body (gzip or not), per-insert settings, and ClickHouse's
+ * parameters, inserts with data in the body (gzip or not; JSONEachRow or RowBinary), per-insert settings, and ClickHouse's
  * error format. It can be switched "down" (connections refused) to test outages.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { gunzipSync, inflateSync } from 'node:zlib';
@@ -62,6 +65,8 @@ export async function startClickHouseHttp(dataPath: string, options: { user?: st
   const session = new Session(dataPath, { connectionArgs: ['--output_format_json_quote_64bit_integers=1'] });
   const log: ClickHouseHttp['log'] = [];
   const sockets = new Set<Socket>();
+  const spool = mkdtempSync(join(tmpdir(), 'ch-http-'));
+  let spooled = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -94,7 +99,14 @@ export async function startClickHouseHttp(dataPath: string, options: { user?: st
       if (insert) {
         log.push({ sql: queryParam ?? '', params });
         const [, table = '', columns, format = ''] = insert;
-        await session.insert({
+        if (format === 'RowBinary') {
+          // chdb reads binary formats from files only.
+          const file = join(spool, `${++spooled}.bin`);
+          writeFileSync(file, data);
+          const settingsSql = Object.entries(settings).map(([k, v]) => `${k} = '${v.replace(/[\\']/g, (c) => `\\${c}`)}'`).join(', ');
+          await session.queryAsync(`INSERT INTO ${table} (${columns ?? ''}) FROM INFILE '${file}'${settingsSql ? ` SETTINGS ${settingsSql}` : ''} FORMAT RowBinary`, { format: 'TSV' });
+          rmSync(file);
+        } else await session.insert({
           table: table.replace(/[`"]/g, ''),
           values: data,
           format: format as 'JSONEachRow',
@@ -153,6 +165,7 @@ export async function startClickHouseHttp(dataPath: string, options: { user?: st
     async close() {
       await stop();
       session.close();
+      rmSync(spool, { recursive: true, force: true });
     },
   };
 }

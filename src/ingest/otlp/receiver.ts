@@ -17,12 +17,14 @@ import type { HttpServer } from '../../server/http.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { RetryableError } from '../pipeline/errors.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { RedMetrics } from '../red-metrics.js';
+import type { TableRows } from '../pipeline/batcher.js';
+import type { RedMetrics, SpanSummary } from '../red-metrics.js';
 import { hexIdsToBase64 } from './json.js';
 import { logsToRows } from './logs.js';
 import { dataPointCount, metricsToRows } from './metrics.js';
 import { rejectionMessage, type Conversion } from './result.js';
 import { TRACES_TABLE, tracesToRows } from './traces.js';
+import { encodeTraceRequest } from './traces-wire.js';
 
 /** Options for addOtlpReceivers. */
 export interface OtlpReceiverOptions {
@@ -52,6 +54,8 @@ interface Signal<Req extends DescMessage, Res extends DescMessage> {
   request: Req;
   response: Res;
   convert(req: MessageShape<Req>): Conversion;
+  /** A hot path from wire bytes to encoded rows; undefined (or its undefined answer): decode and convert. */
+  fast?: (bytes: Buffer, processors: Pipeline['processors']) => Prepared | undefined;
   /** Items in a request, without converting it (to count refused items). */
   count(req: MessageShape<Req>): number;
   reply(rejected: number, message: string): MessageInitShape<Res>;
@@ -64,6 +68,10 @@ const traces: Signal<typeof ExportTraceServiceRequestSchema, typeof ExportTraceS
   request: ExportTraceServiceRequestSchema,
   response: ExportTraceServiceResponseSchema,
   convert: tracesToRows,
+  fast: (bytes, processors) => {
+    const e = encodeTraceRequest(bytes, processors);
+    return e && { parts: [{ table: TRACES_TABLE, data: e.data, rows: e.accepted }], accepted: e.accepted, rejected: e.rejected, reasons: e.reasons, spans: e.spans };
+  },
   count: (req) => req.resourceSpans.reduce((n, rs) => n + rs.scopeSpans.reduce((m, ss) => m + ss.spans.length, 0), 0),
   reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedSpans: BigInt(rejected), errorMessage } } : {}),
 };
@@ -87,6 +95,27 @@ const metrics: Signal<typeof ExportMetricsServiceRequestSchema, typeof ExportMet
   count: (req) => req.resourceMetrics.reduce((n, rm) => n + rm.scopeMetrics.reduce((m, sm) => m + sm.metrics.reduce((k, metric) => k + dataPointCount(metric), 0), 0), 0),
   reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedDataPoints: BigInt(rejected), errorMessage } } : {}),
 };
+
+/** A request converted and encoded, ready for the pipeline. */
+interface Prepared {
+  /** Encoded rows per table. */
+  parts: readonly TableRows[];
+  accepted: number;
+  rejected: number;
+  reasons: string[];
+  /** Stored spans, for the RED metrics. */
+  spans: readonly SpanSummary[];
+}
+
+/** A request whose bytes are not a valid message of its type. */
+class MalformedRequest extends Error {
+  constructor(
+    readonly typeName: string,
+    readonly reason: string,
+  ) {
+    super(`malformed ${typeName}: ${reason}`);
+  }
+}
 
 /** An OTLP/HTTP request that cannot be served, with its HTTP status. */
 class HttpFailure extends Error {
@@ -172,49 +201,82 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   const rejected = counters('rejected', 'Items rejected as invalid and reported in partial_success, by transport.');
   const failed = counters('failed', 'Items lost to an internal error, by transport.');
 
-  /** Admits, converts and submits one request of `wireBytes`; returns the rejected count and message. */
-  const ingest = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, req: MessageShape<Req>, transport: 'grpc' | 'http', wireBytes: number) => {
+  const decode = <Req extends DescMessage>(schema: Req, bytes: Buffer): MessageShape<Req> => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch (err) {
+      throw new MalformedRequest(schema.typeName, (err as Error).message);
+    }
+  };
+
+  /** Converts and encodes a request given as wire bytes (hot path first) or as a decoded message. */
+  const prepare = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, request: Buffer | MessageShape<Req>): Prepared => {
+    if (Buffer.isBuffer(request)) {
+      const fast = signal.fast?.(request, options.pipeline.processors);
+      if (fast) return fast;
+    }
+    const conversion = signal.convert(Buffer.isBuffer(request) ? decode(signal.request, request) : request);
+    // Span metrics are taken before the processors (redaction may change attribute maps, not these columns).
+    const spans: SpanSummary[] = (signal.name === 'traces' ? (conversion.tables.get(TRACES_TABLE) ?? []) : []).map((row) => ({
+      service: row.ServiceName as string,
+      name: row.SpanName as string,
+      kind: row.SpanKind as string,
+      status: row.StatusCode as string,
+      durationSeconds: Number(row.Duration) / 1e9,
+    }));
+    return { parts: options.pipeline.process(conversion), accepted: conversion.accepted, rejected: conversion.rejected, reasons: conversion.reasons, spans };
+  };
+
+  /** Items in a refused request (decoded only to be counted). */
+  const countItems = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, request: Buffer | MessageShape<Req>): number => {
+    try {
+      return signal.count(Buffer.isBuffer(request) ? decode(signal.request, request) : request);
+    } catch {
+      return 0;
+    }
+  };
+
+  /** Admits, converts and submits one request of `wireBytes`; returns the reply (with partial_success). */
+  const ingest = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, request: Buffer | MessageShape<Req>, transport: 'grpc' | 'http', wireBytes: number) => {
     const labels = { transport };
     let release: () => void;
     try {
       release = options.pipeline.admit(wireBytes);
     } catch (err) {
-      if (err instanceof RetryableError) refused[signal.item].inc(labels, signal.count(req));
+      if (err instanceof RetryableError) refused[signal.item].inc(labels, countItems(signal, request));
       throw err;
     }
     try {
-      return await convertAndSubmit(signal, req, labels);
+      const prepared = prepare(signal, request);
+      if (prepared.rejected > 0) rejected[signal.item].inc(labels, prepared.rejected);
+      // Span metrics are counted only once the spans are accepted, so a refused and retried export counts once.
+      try {
+        await options.pipeline.submit(prepared.parts);
+        options.red?.observe(prepared.spans);
+        accepted[signal.item].inc(labels, prepared.accepted);
+      } catch (err) {
+        if (err instanceof RetryableError) refused[signal.item].inc(labels, prepared.accepted);
+        else failed[signal.item].inc(labels, prepared.accepted);
+        throw err;
+      }
+      return signal.reply(prepared.rejected, rejectionMessage(prepared, signal.item.replace('_', ' ')));
     } finally {
       release();
     }
   };
 
-  const convertAndSubmit = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, req: MessageShape<Req>, labels: { transport: 'grpc' | 'http' }) => {
-    const conversion = signal.convert(req);
-    if (conversion.rejected > 0) rejected[signal.item].inc(labels, conversion.rejected);
-    // Span metrics are taken before the pipeline (redaction may change attribute maps, not these
-    // columns) but counted only once the spans are accepted, so a refused and retried export counts once.
-    const spans = signal.name === 'traces' ? (conversion.tables.get(TRACES_TABLE) ?? []) : [];
-    try {
-      await options.pipeline.submit(conversion);
-      options.red?.observe(spans);
-      accepted[signal.item].inc(labels, conversion.accepted);
-    } catch (err) {
-      if (err instanceof RetryableError) refused[signal.item].inc(labels, conversion.accepted);
-      else failed[signal.item].inc(labels, conversion.accepted);
-      throw err;
-    }
-    return signal.reply(conversion.rejected, rejectionMessage(conversion, signal.item.replace('_', ' ')));
-  };
-
+  // Requests arrive as wire bytes: the hot path (traces) reads them directly, the others decode them.
   const grpcExport = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>) => ({
-    async export(req: MessageShape<Req>, ctx: CallContext) {
-      try {
-        return await ingest(signal, req, 'grpc', ctx.requestBytes);
-      } catch (err) {
-        if (err instanceof RetryableError) throw new GrpcError(status.UNAVAILABLE, err.message, retryDetails(err.message, err.retryAfterMs));
-        throw err;
-      }
+    export: {
+      async raw(bytes: Buffer, _ctx: CallContext) {
+        try {
+          return await ingest(signal, bytes, 'grpc', bytes.length);
+        } catch (err) {
+          if (err instanceof RetryableError) throw new GrpcError(status.UNAVAILABLE, err.message, retryDetails(err.message, err.retryAfterMs));
+          if (err instanceof MalformedRequest) throw new GrpcError(status.INVALID_ARGUMENT, err.message);
+          throw err;
+        }
+      },
     },
   });
   options.grpc.addService(TraceService, grpcExport(traces));
@@ -251,18 +313,19 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
           return;
         }
         const body = await readBody(req, options.maxBodyBytes);
-        let message: MessageShape<Req>;
-        try {
-          message = json
-            ? fromJson(signal.request, hexIdsToBase64(JSON.parse(body.toString('utf8'))) as JsonValue, { ignoreUnknownFields: true })
-            : fromBinary(signal.request, body);
-        } catch (err) {
-          throw new HttpFailure(400, status.INVALID_ARGUMENT, `malformed ${json ? 'JSON' : 'protobuf'} ${signal.request.typeName}: ${(err as Error).message}`);
+        let request: Buffer | MessageShape<Req> = body;
+        if (json) {
+          try {
+            request = fromJson(signal.request, hexIdsToBase64(JSON.parse(body.toString('utf8'))) as JsonValue, { ignoreUnknownFields: true });
+          } catch (err) {
+            throw new HttpFailure(400, status.INVALID_ARGUMENT, `malformed JSON ${signal.request.typeName}: ${(err as Error).message}`);
+          }
         }
-        const reply = create(signal.response, await ingest(signal, message, 'http', body.length));
+        const reply = create(signal.response, await ingest(signal, request, 'http', body.length));
         send(200, json ? JSON.stringify(toJson(signal.response, reply)) : toBinary(signal.response, reply));
       } catch (err) {
-        if (err instanceof HttpFailure) {
+        if (err instanceof MalformedRequest) sendStatus(new HttpFailure(400, status.INVALID_ARGUMENT, `malformed protobuf ${err.typeName}: ${err.reason}`));
+        else if (err instanceof HttpFailure) {
           // The rest of an oversized body is not read: close the connection after the answer.
           if (err.status === 413) res.setHeader('connection', 'close');
           sendStatus(err);

@@ -13,7 +13,8 @@ export interface Conversion {
   reasons: string[];
 }
 
-const MAX_REASONS = 5;
+/** How many rejection reasons a partial_success message quotes. */
+export const MAX_REASONS = 5;
 
 /** Collects rows per table and rejection reasons while a request is converted. */
 export class ConversionBuilder {
@@ -40,7 +41,7 @@ export class ConversionBuilder {
 }
 
 /** The partial_success message for a conversion, or "" when nothing was rejected. */
-export function rejectionMessage(c: Conversion, what: string): string {
+export function rejectionMessage(c: Pick<Conversion, 'rejected' | 'reasons'>, what: string): string {
   if (c.rejected === 0) return '';
   const more = c.rejected > c.reasons.length ? `; and ${c.rejected - c.reasons.length} more` : '';
   return `${c.rejected} ${what} rejected: ${c.reasons.join('; ')}${more}`;

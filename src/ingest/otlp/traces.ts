@@ -1,13 +1,40 @@
 import type { ExportTraceServiceRequest } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
-import { Span_SpanKind, Status_StatusCode, type Span } from '../../gen/opentelemetry/proto/trace/v1/trace_pb.js';
+import { Span_SpanKind, Status_StatusCode } from '../../gen/opentelemetry/proto/trace/v1/trace_pb.js';
+import type { ColumnSpec } from '../../storage/rowbinary.js';
 import { ConversionBuilder, type Conversion } from './result.js';
 import { attributesToMap, isZero, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
 
 /** Table the spans go to. */
 export const TRACES_TABLE = 'otel_traces';
 
+/** The otel_traces columns Heimdall writes, in RowBinary insert order (ALIAS columns are computed). */
+export const TRACES_COLUMNS: readonly ColumnSpec[] = [
+  { name: 'Timestamp', type: 'DateTime64(9)' },
+  { name: 'TraceId', type: 'String' },
+  { name: 'SpanId', type: 'String' },
+  { name: 'ParentSpanId', type: 'String' },
+  { name: 'TraceState', type: 'String' },
+  { name: 'SpanName', type: 'String' },
+  { name: 'SpanKind', type: 'String' },
+  { name: 'ServiceName', type: 'String' },
+  { name: 'ResourceAttributes', type: 'Map(String,String)' },
+  { name: 'ScopeName', type: 'String' },
+  { name: 'ScopeVersion', type: 'String' },
+  { name: 'SpanAttributes', type: 'Map(String,String)' },
+  { name: 'Duration', type: 'UInt64' },
+  { name: 'StatusCode', type: 'String' },
+  { name: 'StatusMessage', type: 'String' },
+  { name: 'Events.Timestamp', type: 'Array(DateTime64(9))' },
+  { name: 'Events.Name', type: 'Array(String)' },
+  { name: 'Events.Attributes', type: 'Array(Map(String,String))' },
+  { name: 'Links.TraceId', type: 'Array(String)' },
+  { name: 'Links.SpanId', type: 'Array(String)' },
+  { name: 'Links.TraceState', type: 'Array(String)' },
+  { name: 'Links.Attributes', type: 'Array(Map(String,String))' },
+];
+
 // The text the Collector's exporter stores for each enum value.
-const KIND: Record<number, string> = {
+export const KIND: Record<number, string> = {
   [Span_SpanKind.UNSPECIFIED]: 'Unspecified',
   [Span_SpanKind.INTERNAL]: 'Internal',
   [Span_SpanKind.SERVER]: 'Server',
@@ -15,15 +42,15 @@ const KIND: Record<number, string> = {
   [Span_SpanKind.PRODUCER]: 'Producer',
   [Span_SpanKind.CONSUMER]: 'Consumer',
 };
-const STATUS: Record<number, string> = { [Status_StatusCode.UNSET]: 'Unset', [Status_StatusCode.OK]: 'Ok', [Status_StatusCode.ERROR]: 'Error' };
+export const STATUS: Record<number, string> = { [Status_StatusCode.UNSET]: 'Unset', [Status_StatusCode.OK]: 'Ok', [Status_StatusCode.ERROR]: 'Error' };
 
-/** Why a span cannot be stored, or undefined when it is valid. */
-function invalidSpan(span: Span): string | undefined {
-  if (span.traceId.length !== 16) return `trace_id must be 16 bytes, got ${span.traceId.length}`;
-  if (isZero(span.traceId)) return 'trace_id is all zeros';
-  if (span.spanId.length !== 8) return `span_id must be 8 bytes, got ${span.spanId.length}`;
-  if (isZero(span.spanId)) return 'span_id is all zeros';
-  if (span.parentSpanId.length !== 0 && span.parentSpanId.length !== 8) return `parent_span_id must be empty or 8 bytes, got ${span.parentSpanId.length}`;
+/** Why a span with these ids cannot be stored, or undefined when it is valid. */
+export function invalidSpanIds(traceId: Uint8Array, spanId: Uint8Array, parentSpanId: Uint8Array): string | undefined {
+  if (traceId.length !== 16) return `trace_id must be 16 bytes, got ${traceId.length}`;
+  if (isZero(traceId)) return 'trace_id is all zeros';
+  if (spanId.length !== 8) return `span_id must be 8 bytes, got ${spanId.length}`;
+  if (isZero(spanId)) return 'span_id is all zeros';
+  if (parentSpanId.length !== 0 && parentSpanId.length !== 8) return `parent_span_id must be empty or 8 bytes, got ${parentSpanId.length}`;
   return undefined;
 }
 
@@ -40,7 +67,7 @@ export function tracesToRows(request: ExportTraceServiceRequest): Conversion {
       const scopeName = ss.scope?.name ?? '';
       const scopeVersion = ss.scope?.version ?? '';
       ss.spans.forEach((span, i) => {
-        const invalid = invalidSpan(span);
+        const invalid = invalidSpanIds(span.traceId, span.spanId, span.parentSpanId);
         if (invalid) return out.reject(1, `resource_spans[${r}].scope_spans[${s}].spans[${i}]: ${invalid}`);
         const duration = span.endTimeUnixNano > span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0n;
         out.add(TRACES_TABLE, {

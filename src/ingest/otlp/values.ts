@@ -1,4 +1,5 @@
 import type { AnyValue, KeyValue } from '../../gen/opentelemetry/proto/common/v1/common_pb.js';
+import { MAX_DATETIME64_NANOS } from '../../storage/rowbinary.js';
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
@@ -15,8 +16,6 @@ export function isZero(bytes: Uint8Array): boolean {
   return true;
 }
 
-/** The largest DateTime64(9) value, 2262-04-11 23:47:16.854775807 UTC, in nanoseconds. */
-const MAX_DATETIME64_NANOS = 9_223_372_036_854_775_807n;
 
 /**
  * A unix-nanosecond timestamp as ClickHouse DateTime64(9) text: `ssssssssss.nnnnnnnnn`, seconds
@@ -50,6 +49,11 @@ function anyValueToRaw(value: AnyValue | undefined): unknown {
   }
 }
 
+/** A double attribute value as text: as JavaScript prints it, with the infinities as +Inf / -Inf. */
+export function doubleToString(value: number): string {
+  return Number.isFinite(value) ? String(value) : value > 0 ? '+Inf' : value < 0 ? '-Inf' : 'NaN';
+}
+
 /**
  * An AnyValue as the text stored in attribute maps and log bodies, as the Collector renders it:
  * strings as they are, numbers and booleans as text, bytes as base64, arrays and maps as JSON,
@@ -64,7 +68,7 @@ export function anyValueToString(value: AnyValue | undefined): string {
     case 'intValue':
       return String(v.value);
     case 'doubleValue':
-      return Number.isFinite(v.value) ? String(v.value) : v.value > 0 ? '+Inf' : v.value < 0 ? '-Inf' : 'NaN';
+      return doubleToString(v.value);
     case undefined:
       return '';
     default: {
@@ -85,6 +89,26 @@ export function attributesToMap(attributes: readonly KeyValue[]): Record<string,
   const out: Record<string, string> = {};
   for (const key of [...entries.keys()].sort()) out[key] = entries.get(key) ?? '';
   return out;
+}
+
+/** Whether a key is an array index, which JavaScript objects list first, in numeric order. */
+function isIndexKey(key: string): boolean {
+  const c = key.charCodeAt(0);
+  return c >= 48 && c <= 57 && /^(?:0|[1-9]\d{0,9})$/.test(key) && Number(key) < 4294967295;
+}
+
+/**
+ * Attribute keys in the order an attribute map built by attributesToMap lists them: sorted, except
+ * that array-index keys ("0", "42") come first in numeric order, as in every JavaScript object.
+ * Sorts `keys` in place and returns it.
+ */
+export function mapKeyOrder(keys: string[]): string[] {
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = (keys[i - 1] ?? '') < (keys[i] ?? '');
+  if (!sorted) keys.sort();
+  if (!keys.some(isIndexKey)) return keys;
+  const index = keys.filter(isIndexKey).sort((a, b) => Number(a) - Number(b));
+  return [...index, ...keys.filter((k) => !isIndexKey(k))];
 }
 
 /** The `service.name` resource attribute, or "" when absent. */

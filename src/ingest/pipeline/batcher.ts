@@ -13,10 +13,10 @@ export interface BatcherOptions {
   metrics: Registry;
 }
 
-/** Encoded rows for one table: JSONEachRow text and its row count. */
+/** Encoded rows for one table (in the table's insert format) and their count. */
 export interface TableRows {
   table: string;
-  text: string;
+  data: Buffer;
   rows: number;
 }
 
@@ -34,7 +34,7 @@ export interface Batcher {
 }
 
 interface Pending {
-  chunks: string[];
+  chunks: Buffer[];
   rows: number;
   waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   timer: NodeJS.Timeout | undefined;
@@ -60,7 +60,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
     clearTimeout(p.timer);
     pendingRows -= p.rows;
     size.observe({ table }, p.rows);
-    const payload = Buffer.from(p.chunks.join(''));
+    const payload = p.chunks.length === 1 && p.chunks[0] ? p.chunks[0] : Buffer.concat(p.chunks);
     const write = options.writer.write(table, payload, p.rows, randomUUID()).then((result) => {
       if (result.status === 'ok') for (const w of p.waiters) w.resolve();
       else for (const w of p.waiters) w.reject(new RetryableError(`storage did not take the data: ${result.error.message}`, 5_000));
@@ -77,7 +77,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
         tables.set(part.table, p);
         p.timer = setTimeout(() => flush(part.table), options.maxDelayMs);
       }
-      p.chunks.push(part.text);
+      p.chunks.push(part.data);
       p.rows += part.rows;
       pendingRows += part.rows;
       p.waiters.push({ resolve, reject });

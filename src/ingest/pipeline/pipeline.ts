@@ -8,6 +8,7 @@ import { createEnrichment, DEFAULT_ENRICHMENT_ENV } from '../processors/enrichme
 import { createRedaction, DEFAULT_KEY_PATTERNS, type Redaction } from '../processors/redaction.js';
 import { createBatcher, type TableRows } from './batcher.js';
 import { RetryableError } from './errors.js';
+import { encodeTables } from './formats.js';
 import { createMemoryLimiter } from './limiter.js';
 import { createDurableQueue, type DurableQueue } from './queue.js';
 import { createWriter } from './writer.js';
@@ -29,19 +30,21 @@ export interface PipelineOptions {
 /** receive -> memory limiter -> processors -> batcher -> writer, with the configured acknowledgement. */
 export interface Pipeline {
   readonly name: 'pipeline';
+  /** Runs the processors (enrichment, redaction) over a conversion and encodes its rows per table. */
+  process(c: Conversion): TableRows[];
   /**
-   * Processes and stores a conversion. Resolves when the data is acknowledged (stored in
-   * ClickHouse, or in the durable queue with ack: queued); throws RetryableError when refused.
+   * Stores encoded rows. Resolves when they are acknowledged (stored in ClickHouse, or in the
+   * durable queue with ack: queued); throws RetryableError when refused.
    */
-  submit(c: Conversion): Promise<void>;
+  submit(parts: readonly TableRows[]): Promise<void>;
   /**
    * Admits a request of `wireBytes` before it is converted: reserves an estimate of the memory its
    * decoded form takes, or throws RetryableError past the memory limit. Call the returned function
    * when the request is done.
    */
   admit(wireBytes: number): () => void;
-  /** The redaction processor (shared with other writers of data, such as events). */
-  readonly redaction: Redaction | undefined;
+  /** The processors, for writers that encode rows themselves (the OTLP trace hot path, events). */
+  readonly processors: { redaction: Redaction | undefined; resourceDefaults: Readonly<Record<string, string>> };
   start(): Promise<void>;
   /** Stops taking data, flushes every batch (or leaves it in the durable queue), stops the writer. Safe to call twice. */
   shutdown(): Promise<void>;
@@ -49,17 +52,6 @@ export interface Pipeline {
 
 /** A decoded OTLP request with its rows takes about this many times its wire size in memory. */
 const DECODED_SIZE_FACTOR = 3;
-
-/** Encodes a conversion's rows as JSONEachRow text per table. */
-export function encodeTables(c: Conversion): TableRows[] {
-  const parts: TableRows[] = [];
-  for (const [table, rows] of c.tables) {
-    let text = '';
-    for (const row of rows) text += `${JSON.stringify(row)}\n`;
-    parts.push({ table, text, rows: rows.length });
-  }
-  return parts;
-}
 
 /** Creates the ingest pipeline component. */
 export function createPipeline(options: PipelineOptions): Pipeline {
@@ -104,7 +96,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   return {
     name: 'pipeline',
-    redaction,
+    processors: { redaction, resourceDefaults: enrichment?.attributes ?? {} },
     admit(wireBytes) {
       if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
       const bytes = wireBytes * DECODED_SIZE_FACTOR;
@@ -115,12 +107,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         released = true;
       };
     },
-    async submit(c) {
-      if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
+    process(c) {
       enrichment?.process(c);
       redaction?.process(c);
-      const parts = encodeTables(c);
-      const bytes = parts.reduce((n, p) => n + p.text.length, 0);
+      return encodeTables(c);
+    },
+    async submit(parts) {
+      if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
+      const bytes = parts.reduce((n, p) => n + p.data.length, 0);
       if (bytes === 0) return;
       // Counted, not refused: the request was admitted; its rows are what stays buffered.
       limiter.acquire(bytes, { force: true });

@@ -6,7 +6,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TableRows } from './batcher.js';
 import { RetryableError } from './errors.js';
-import { countRows, decodeParts, encodeParts, encodeRecord, fsyncDir, HEADER_BYTES, listSegments, parseRecords, readSegment, segmentName, truncateTo, writeFileAtomic, type WalRecord } from './wal.js';
+import { insertFormatOf } from './formats.js';
+import { countRows, decodeParts, encodeParts, encodeRecord, fsyncDir, HEADER_BYTES, listSegments, parseRecords, readSegment, segmentName, truncateTo, writeFileAtomic, type RecordPart, type WalRecord } from './wal.js';
 import type { Writer } from './writer.js';
 
 /** Options for createDurableQueue. */
@@ -235,17 +236,17 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
 
   /** Inserts one planned batch, table by table, each with its deterministic token. */
   const store = async (records: readonly WalRecord[], p: Plan): Promise<Error | undefined> => {
-    const byTable = new Map<string, { text: string[]; rows: number }>();
+    const byTable = new Map<string, { data: Buffer[]; rows: number }>();
     for (const r of records) {
       for (const part of decodeParts(r.payload)) {
-        const t = byTable.get(part.table) ?? { text: [], rows: 0 };
-        t.text.push(part.text);
+        const t = byTable.get(part.table) ?? { data: [], rows: 0 };
+        t.data.push(part.data);
         t.rows += part.rows;
         byTable.set(part.table, t);
       }
     }
     for (const [table, t] of byTable) {
-      const result = await options.writer.write(table, Buffer.from(t.text.join('')), t.rows, `${state.id}:${p.from}-${p.to}:${table}`);
+      const result = await options.writer.write(table, Buffer.concat(t.data), t.rows, `${state.id}:${p.from}-${p.to}:${table}`);
       if (result.status !== 'ok') return result.error;
     }
     return undefined;
@@ -256,7 +257,12 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     const target = join(dir, 'dead-letter');
     mkdirSync(target, { recursive: true });
     const file = join(target, `${p.from}-${p.to}.jsonl`);
-    writeFileSync(file, records.flatMap((r) => decodeParts(r.payload).map((p) => JSON.stringify({ table: p.table, rows: p.text }))).join('\n') + '\n');
+    // One line per part: JSONEachRow rows as text, RowBinary rows in base64.
+    const line = (part: RecordPart): string => {
+      const { format } = insertFormatOf(part.table);
+      return JSON.stringify({ table: part.table, rows: part.rows, format, data: part.data.toString(format === 'RowBinary' ? 'base64' : 'utf8') });
+    };
+    writeFileSync(file, records.flatMap((r) => decodeParts(r.payload).map(line)).join('\n') + '\n');
     fsyncDir(target);
     deadLettered.inc();
     logger.error({ err: error, file, records: records.length }, 'durable queue: ClickHouse refuses this batch for good; kept it in the dead-letter directory and moved on');

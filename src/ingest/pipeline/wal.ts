@@ -18,23 +18,22 @@ const CRC_TABLE = (() => {
 export interface RecordPart {
   table: string;
   rows: number;
-  text: string;
+  data: Buffer;
 }
 
 /**
  * Frames the parts of one append as a record payload: per part, u16 table length, table, u32 rows,
- * u32 text length, text. The text goes in as it is (no second JSON encoding, no escaping).
+ * u32 data length, data. The encoded rows go in as they are (no second encoding, no escaping).
  */
 export function encodeParts(parts: readonly RecordPart[]): Buffer {
   const chunks: Buffer[] = [];
   for (const p of parts) {
     const table = Buffer.from(p.table);
-    const text = Buffer.from(p.text);
     const head = Buffer.allocUnsafe(10);
     head.writeUInt16LE(table.length, 0);
     head.writeUInt32LE(p.rows, 2);
-    head.writeUInt32LE(text.length, 6);
-    chunks.push(head.subarray(0, 2), table, head.subarray(2, 10), text);
+    head.writeUInt32LE(p.data.length, 6);
+    chunks.push(head.subarray(0, 2), table, head.subarray(2, 10), p.data);
   }
   return Buffer.concat(chunks);
 }
@@ -53,13 +52,13 @@ export function decodeParts(payload: Buffer): RecordPart[] {
     const rows = payload.readUInt32LE(pos);
     const textLen = payload.readUInt32LE(pos + 4);
     if (pos + 8 + textLen > payload.length) throw malformed();
-    parts.push({ table, rows, text: payload.toString('utf8', pos + 8, pos + 8 + textLen) });
+    parts.push({ table, rows, data: payload.subarray(pos + 8, pos + 8 + textLen) });
     pos += 8 + textLen;
   }
   return parts;
 }
 
-/** Rows in a framed payload, without decoding the text. */
+/** Rows in a framed payload, without reading the rows. */
 export function countRows(payload: Buffer): number {
   let rows = 0;
   let pos = 0;

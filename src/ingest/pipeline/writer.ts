@@ -2,6 +2,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { StorageError } from '../../storage/errors.js';
 import type { StorageTransport } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { insertFormatOf } from './formats.js';
 
 /** Outcome of writing one batch: stored, or given up on (the caller decides what that means). */
 export type WriteResult = { status: 'ok' } | { status: 'failed'; error: Error };
@@ -24,7 +25,7 @@ export interface WriterOptions {
 /** Inserts encoded batches into ClickHouse, retrying failures with exponential backoff and jitter. */
 export interface Writer {
   /**
-   * Inserts one JSONEachRow batch. Every retry carries the same deduplication token, so a batch
+   * Inserts one batch, encoded in the table's insert format. Every retry carries the same deduplication token, so a batch
    * whose first attempt was stored but not confirmed is never stored twice. Never throws.
    */
   write(table: string, payload: Buffer, rows: number, token: string): Promise<WriteResult>;
@@ -76,7 +77,7 @@ export function createWriter(options: WriterOptions): Writer {
         const end = duration.startTimer({ table });
         try {
           if (!options.ready()) throw new StorageError('storage is not ready (unreachable, or its schema is not migrated yet)', { retryable: true });
-          await options.transport().insert(table, payload, { dedupToken: token });
+          await options.transport().insert(table, payload, { dedupToken: token, ...insertFormatOf(table) });
           end();
           count('sent', table, rows);
           return { status: 'ok' };

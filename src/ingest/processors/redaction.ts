@@ -83,6 +83,10 @@ export interface Redaction {
   process(c: Conversion): void;
   /** Redacts one text value (used for event payloads too). */
   redactText(text: string): string;
+  /** One attribute's value as stored: replaced whole under a secret key, else with secrets in it redacted. */
+  redactAttribute(key: string, value: string): string;
+  /** A free-text column (a span's status message, a log body) with secrets in it redacted. */
+  redactFreeText(text: string): string;
 }
 
 /** Creates the redaction processor. Throws naming the pattern when one is not a valid expression. */
@@ -121,22 +125,23 @@ export function createRedaction(options: RedactionOptions): Redaction {
     }
     return out;
   };
+  // Values shorter than this hold no secret worth finding (every built-in needs more).
+  const redactFreeText = (text: string): string => (text.length >= 8 ? redactText(text) : text);
+  const redactAttribute = (key: string, value: string): string => (secretKey(key) ? replacement : redactFreeText(value));
   const redactMap = (map: Record<string, string>): void => {
-    for (const key of Object.keys(map)) {
-      const value = map[key] ?? '';
-      if (secretKey(key)) map[key] = replacement;
-      else if (value.length >= 8) map[key] = redactText(value);
-    }
+    for (const key of Object.keys(map)) map[key] = redactAttribute(key, map[key] ?? '');
   };
   const redactRow = (row: Row): void => {
     for (const col of MAP_COLUMNS) if (row[col]) redactMap(row[col] as Record<string, string>);
     for (const col of MAP_ARRAY_COLUMNS) for (const m of (row[col] as Array<Record<string, string>> | undefined) ?? []) redactMap(m);
-    for (const col of TEXT_COLUMNS) if (typeof row[col] === 'string' && (row[col]).length >= 8) row[col] = redactText(row[col]);
+    for (const col of TEXT_COLUMNS) if (typeof row[col] === 'string') row[col] = redactFreeText(row[col]);
   };
   return {
     process(c) {
       for (const rows of c.tables.values()) for (const row of rows) redactRow(row);
     },
     redactText,
+    redactAttribute,
+    redactFreeText,
   };
 }

@@ -34,7 +34,7 @@ function recordingWriter(decide: (call: Call) => Promise<WriteResult> | WriteRes
 const queue = (path: string, writer: Writer, overrides: Partial<{ segmentBytes: number; maxBytes: number; maxRows: number }> = {}) =>
   createDurableQueue({ path, writer, maxBytes: 64 << 20, segmentBytes: 4096, maxRows: 50, maxDelayMs: 5, logger: silentLogger(), metrics: new Registry(), ...overrides });
 
-const part = (i: number) => ({ table: 't', text: `{"i":${i}}\n`, rows: 1 });
+const part = (i: number) => ({ table: 't', data: Buffer.from(`{"i":${i}}\n`), rows: 1 });
 
 describe('durable queue', () => {
   it('delivers every record exactly once, in order, across many segment rotations while consuming', async () => {
@@ -111,7 +111,7 @@ describe('durable queue', () => {
     const writer = recordingWriter((call) => (call.lines.includes('{"i":"poison"}') ? { status: 'failed', error: new Error('Code: 27. Cannot parse input') } : { status: 'ok' }));
     const q = queue(dir.path, writer, { maxRows: 1 });
     await q.start();
-    await q.append([{ table: 't', text: '{"i":"poison"}\n', rows: 1 }]);
+    await q.append([{ table: 't', data: Buffer.from('{"i":"poison"}\n'), rows: 1 }]);
     await q.append([part(7)]);
     await expect.poll(() => q.depth, { timeout: 15_000 }).toBe(0);
     await q.shutdown();

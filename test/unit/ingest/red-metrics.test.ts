@@ -10,7 +10,7 @@ describe('span RED metrics', () => {
     const logger = silentLogger();
     logger.warn = ((_o: unknown, msg: string) => void logs.push(msg)) as typeof logger.warn;
     const red = createRedMetrics({ metrics, maxSeries: 2, logger });
-    const span = (name: string, status = 'Ok') => ({ ServiceName: 'svc', SpanName: name, SpanKind: 'Server', StatusCode: status, Duration: '250000000' });
+    const span = (name: string, status = 'Ok') => ({ service: 'svc', name, kind: 'Server', status, durationSeconds: 0.25 });
     red.observe([span('a'), span('a'), span('b'), span('c'), span('d', 'Error')]);
     const text = await metrics.metrics();
     expect(text).toContain('heimdall_spans_total{service_name="svc",span_name="a",span_kind="Server",status_code="Ok"} 2');

@@ -5,11 +5,11 @@ import { countRows, crc32, decodeParts, encodeParts, encodeRecord, HEADER_BYTES,
 import { tempDir } from '../../support/temp.js';
 
 describe('write-ahead log records', () => {
-  it('frames record parts without re-encoding their text', () => {
+  it('frames record parts without re-encoding their rows', () => {
     const parts = [
-      { table: 'otel_traces', rows: 2, text: '{"a":"x\\"y"}\n{"b":"ünïcødé 🚀"}\n' },
-      { table: 'otel_logs', rows: 1, text: '{"Body":"line\\nbreak"}\n' },
-      { table: 'empty', rows: 0, text: '' },
+      { table: 'otel_traces', rows: 2, data: Buffer.from([0, 1, 2, 255, 10, 13, 0x80]) },
+      { table: 'otel_logs', rows: 1, data: Buffer.from('{"Body":"line\\nbreak ünïcødé 🚀"}\n') },
+      { table: 'empty', rows: 0, data: Buffer.alloc(0) },
     ];
     const payload = encodeParts(parts);
     expect(decodeParts(payload)).toEqual(parts);

@@ -1,0 +1,666 @@
+import { fromBinary } from '@bufbuild/protobuf';
+import { AnyValueSchema } from '../../gen/opentelemetry/proto/common/v1/common_pb.js';
+import { RowBinaryWriter } from '../../storage/rowbinary.js';
+import type { Redaction } from '../processors/redaction.js';
+import type { SpanSummary } from '../red-metrics.js';
+import { MAX_REASONS } from './result.js';
+import { invalidSpanIds, KIND, STATUS } from './traces.js';
+import { anyValueToString, doubleToString, mapKeyOrder } from './values.js';
+
+/**
+ * The hot path for OTLP traces: from the wire bytes of an ExportTraceServiceRequest straight to
+ * otel_traces rows in RowBinary, without building a message tree. It produces exactly the bytes the
+ * generic path (fromBinary, tracesToRows, the processors, encodeRowBinary) produces, which the
+ * differential and fuzz tests check. Requests it does not handle (malformed ones, groups, a
+ * repeated singular message, invalid UTF-8) make it return undefined, and the caller takes the
+ * generic path, which decides (and explains) what to do with them.
+ */
+
+/** What the fast path made of a request. */
+export interface EncodedTraces {
+  /** otel_traces rows, RowBinary in TRACES_COLUMNS order. */
+  data: Buffer;
+  accepted: number;
+  rejected: number;
+  /** The first few rejection reasons, worded as the generic path words them. */
+  reasons: string[];
+  /** One summary per stored span, for the RED metrics. */
+  spans: SpanSummary[];
+}
+
+/** The processors the rows go through, as the pipeline configured them. */
+export interface TraceProcessors {
+  /** Resource attributes added where a resource does not carry them (enrichment). */
+  resourceDefaults: Readonly<Record<string, string>>;
+  redaction: Redaction | undefined;
+}
+
+/** Thrown inside the decoder when the request is not one it handles; never escapes. */
+class Unhandled extends Error {}
+const UNHANDLED = new Unhandled('left to the generic decoder');
+
+const WIRE_VARINT = 0;
+const WIRE_I64 = 1;
+const WIRE_LEN = 2;
+const WIRE_I32 = 5;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const EMPTY = new Uint8Array(0);
+const EMPTY_MAP = Uint8Array.of(0);
+
+/** The last decoded varint's halves (a varint is read into these to avoid allocating). */
+let varLo = 0;
+let varHi = 0;
+
+/** A protobuf cursor over `buf`, bounded by `end`. */
+class Reader {
+  pos: number;
+  constructor(
+    readonly buf: Buffer,
+    start: number,
+    readonly end: number,
+  ) {
+    this.pos = start;
+  }
+
+  /** Reads a varint of up to 64 bits into varLo / varHi. */
+  varint(): void {
+    const buf = this.buf;
+    let lo = 0;
+    let hi = 0;
+    let shift = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw UNHANDLED;
+      const b = buf[this.pos++] ?? 0;
+      if (shift < 28) lo |= (b & 0x7f) << shift;
+      else if (shift === 28) {
+        lo |= (b & 0x0f) << 28;
+        hi |= (b & 0x7f) >> 4;
+      } else hi |= (b & 0x7f) << (shift - 32);
+      if (b < 0x80) {
+        varLo = lo >>> 0;
+        varHi = hi >>> 0;
+        return;
+      }
+      shift += 7;
+    }
+    throw UNHANDLED;
+  }
+
+  /** A length or tag: a varint that must fit in 32 bits. */
+  uint32(): number {
+    this.varint();
+    if (varHi !== 0) throw UNHANDLED;
+    return varLo;
+  }
+
+  /** A field's tag; field number 0 and wire types past 5 are invalid (fromBinary refuses them). */
+  tag(): number {
+    const tag = this.uint32();
+    if (tag >>> 3 === 0 || (tag & 7) > 5) throw UNHANDLED;
+    return tag;
+  }
+
+  /** A length-delimited field's bounds, as [start, end). */
+  delimited(): number {
+    const len = this.uint32();
+    const start = this.pos;
+    if (start + len > this.end) throw UNHANDLED;
+    this.pos = start + len;
+    return start;
+  }
+
+  fixed32(): number {
+    if (this.pos + 4 > this.end) throw UNHANDLED;
+    const b = this.buf;
+    const p = this.pos;
+    this.pos += 4;
+    return ((b[p] ?? 0) | ((b[p + 1] ?? 0) << 8) | ((b[p + 2] ?? 0) << 16) | ((b[p + 3] ?? 0) << 24)) >>> 0;
+  }
+
+  /** Skips a field of an unknown number; groups and invalid wire types are left to the generic decoder. */
+  skip(wireType: number): void {
+    switch (wireType) {
+      case WIRE_VARINT:
+        return this.varint();
+      case WIRE_I64:
+        this.fixed32();
+        this.fixed32();
+        return;
+      case WIRE_LEN:
+        this.delimited();
+        return;
+      case WIRE_I32:
+        this.fixed32();
+        return;
+      default:
+        throw UNHANDLED;
+    }
+  }
+}
+
+/** Node's Buffer reads ASCII fastest through latin1Slice (what toString('latin1') calls after checking its arguments). */
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+
+/** Text of `buf[start, end)`: ASCII read directly, other UTF-8 strictly (invalid text is left to the generic decoder). */
+function text(buf: Buffer, start: number, end: number): string {
+  for (let i = start; i < end; i++) if ((buf[i] ?? 0) > 0x7f) return decodeUtf8(buf, start, end);
+  return (buf as Latin1Buffer).latin1Slice(start, end);
+}
+
+function decodeUtf8(buf: Uint8Array, start: number, end: number): string {
+  try {
+    return utf8.decode(buf.subarray(start, end));
+  } catch {
+    throw UNHANDLED;
+  }
+}
+
+/** Reads a length-delimited string field. */
+function readString(r: Reader): string {
+  const start = r.delimited();
+  return text(r.buf, start, r.pos);
+}
+
+function expect(wireType: number, wanted: number): void {
+  if (wireType !== wanted) throw UNHANDLED;
+}
+
+/** A signed 64-bit varint (varLo / varHi) as decimal text. */
+function int64Text(lo: number, hi: number): string {
+  if (hi < 0x200000) return String(hi * 4294967296 + lo);
+  return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo)).toString();
+}
+
+/** AnyValue at depth `depth` (the request is depth 1) as stored text; fields other than scalars go through the generic AnyValue decoder. */
+function anyValueText(buf: Buffer, start: number, end: number, depth: number): string {
+  const r = new Reader(buf, start, end);
+  let out = '';
+  let fields = 0;
+  while (r.pos < end) {
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
+    if (field < 1 || field > 8) {
+      r.skip(wireType);
+      continue;
+    }
+    if (++fields > 1 || field > 4) {
+      // Several oneof members or a nested value: let the generic decoder apply protobuf's rules.
+      try {
+        return anyValueToString(fromBinary(AnyValueSchema, buf.subarray(start, end), { readUnknownFields: false, recursionLimit: 101 - depth }));
+      } catch {
+        throw UNHANDLED;
+      }
+    }
+    switch (field) {
+      case 1:
+        expect(wireType, WIRE_LEN);
+        out = readString(r);
+        break;
+      case 2:
+        expect(wireType, WIRE_VARINT);
+        r.varint();
+        out = varLo !== 0 || varHi !== 0 ? 'true' : 'false';
+        break;
+      case 3:
+        expect(wireType, WIRE_VARINT);
+        r.varint();
+        out = int64Text(varLo, varHi);
+        break;
+      case 4: {
+        expect(wireType, WIRE_I64);
+        if (r.pos + 8 > end) throw UNHANDLED;
+        out = doubleToString(new DataView(buf.buffer, buf.byteOffset + r.pos, 8).getFloat64(0, true));
+        r.pos += 8;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads the KeyValue fields (number `field`) of a message into `into` (a repeated key keeps its last
+ * value), with the AnyValues at depth `depth`.
+ */
+function readKeyValue(r: Reader, into: Map<string, string>, depth: number): void {
+  const start = r.delimited();
+  const kv = new Reader(r.buf, start, r.pos);
+  let key = '';
+  let value = '';
+  let seenValue = false;
+  while (kv.pos < kv.end) {
+    const tag = kv.tag();
+    const field = tag >>> 3;
+    if (field === 1) {
+      expect(tag & 7, WIRE_LEN);
+      key = readString(kv);
+    } else if (field === 2) {
+      expect(tag & 7, WIRE_LEN);
+      if (seenValue) throw UNHANDLED; // a repeated message field merges: generic rules
+      seenValue = true;
+      const vs = kv.delimited();
+      value = anyValueText(kv.buf, vs, kv.pos, depth);
+    } else if (field === 3) {
+      expect(tag & 7, WIRE_VARINT); // key_strindex (profiles only)
+      kv.varint();
+    } else kv.skip(tag & 7);
+  }
+  into.set(key, value);
+}
+
+/** A finished attribute map: keys sorted, the processors applied, RowBinary-encoded. */
+function encodeMap(w: RowBinaryWriter, entries: Map<string, string>, redaction: Redaction | undefined): void {
+  w.varUInt(entries.size);
+  if (entries.size === 0) return;
+  const keys = mapKeyOrder([...entries.keys()]);
+  for (const k of keys) {
+    const v = entries.get(k) ?? '';
+    w.string(k);
+    w.string(redaction ? redaction.redactAttribute(k, v) : v);
+  }
+}
+
+/** Writes a DateTime64(9) from a fixed64 at `pos` (unsigned nanoseconds), clamped to the largest DateTime64(9). */
+function writeTimestamp(w: RowBinaryWriter, lo: number, hi: number): void {
+  if (hi >= 0x80000000) w.u64(0xffffffff, 0x7fffffff);
+  else w.u64(lo, hi);
+}
+
+/** The parts of one span the row needs, as positions in the request (reused across spans). */
+interface SpanFields {
+  traceId: [number, number];
+  spanId: [number, number];
+  parentSpanId: [number, number];
+  traceState: string;
+  name: string;
+  kind: number;
+  startLo: number;
+  startHi: number;
+  endLo: number;
+  endHi: number;
+  attributes: Map<string, string>;
+  events: Array<[number, number]>;
+  links: Array<[number, number]>;
+  status: [number, number] | undefined;
+}
+
+function readSpan(buf: Buffer, start: number, end: number, f: SpanFields): void {
+  const r = new Reader(buf, start, end);
+  f.traceId = [0, 0];
+  f.spanId = [0, 0];
+  f.parentSpanId = [0, 0];
+  f.traceState = '';
+  f.name = '';
+  f.kind = 0;
+  f.startLo = f.startHi = f.endLo = f.endHi = 0;
+  f.attributes = new Map();
+  f.events = [];
+  f.links = [];
+  f.status = undefined;
+  while (r.pos < end) {
+    const tag = r.tag();
+    const wireType = tag & 7;
+    switch (tag >>> 3) {
+      case 1:
+        expect(wireType, WIRE_LEN);
+        f.traceId = [r.delimited(), r.pos];
+        break;
+      case 2:
+        expect(wireType, WIRE_LEN);
+        f.spanId = [r.delimited(), r.pos];
+        break;
+      case 3:
+        expect(wireType, WIRE_LEN);
+        f.traceState = readString(r);
+        break;
+      case 4:
+        expect(wireType, WIRE_LEN);
+        f.parentSpanId = [r.delimited(), r.pos];
+        break;
+      case 5:
+        expect(wireType, WIRE_LEN);
+        f.name = readString(r);
+        break;
+      case 6:
+        expect(wireType, WIRE_VARINT);
+        r.varint();
+        f.kind = varLo | 0;
+        break;
+      case 7:
+        expect(wireType, WIRE_I64);
+        f.startLo = r.fixed32();
+        f.startHi = r.fixed32();
+        break;
+      case 8:
+        expect(wireType, WIRE_I64);
+        f.endLo = r.fixed32();
+        f.endHi = r.fixed32();
+        break;
+      case 9:
+        expect(wireType, WIRE_LEN);
+        readKeyValue(r, f.attributes, 6);
+        break;
+      case 11:
+        expect(wireType, WIRE_LEN);
+        f.events.push([r.delimited(), r.pos]);
+        break;
+      case 13:
+        expect(wireType, WIRE_LEN);
+        f.links.push([r.delimited(), r.pos]);
+        break;
+      case 15:
+        expect(wireType, WIRE_LEN);
+        if (f.status) throw UNHANDLED;
+        f.status = [r.delimited(), r.pos];
+        break;
+      case 10:
+      case 12:
+      case 14:
+        expect(wireType, WIRE_VARINT);
+        r.varint();
+        break;
+      case 16:
+        expect(wireType, WIRE_I32);
+        r.fixed32();
+        break;
+      default:
+        r.skip(wireType);
+    }
+  }
+}
+
+/** Status message and code of a span. */
+function readStatus(buf: Buffer, bounds: [number, number] | undefined): { message: string; code: number } {
+  const out = { message: '', code: 0 };
+  if (!bounds) return out;
+  const r = new Reader(buf, bounds[0], bounds[1]);
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    const field = tag >>> 3;
+    if (field === 2) {
+      expect(tag & 7, WIRE_LEN);
+      out.message = readString(r);
+    } else if (field === 3) {
+      expect(tag & 7, WIRE_VARINT);
+      r.varint();
+      out.code = varLo | 0;
+    } else r.skip(tag & 7);
+  }
+  return out;
+}
+
+/** A span's events: timestamps (low and high halves in turn), names and attributes. */
+interface Events {
+  times: number[];
+  names: string[];
+  attrs: Array<Map<string, string>>;
+}
+
+/** Reads a span's events (every span's, even a rejected one's: invalid text must be caught as fromBinary does). */
+function readEvents(buf: Buffer, events: Array<[number, number]>): Events {
+  const times: number[] = [];
+  const names: string[] = [];
+  const attrs: Array<Map<string, string>> = [];
+  for (const [start, end] of events) {
+    const r = new Reader(buf, start, end);
+    let lo = 0;
+    let hi = 0;
+    let name = '';
+    const a = new Map<string, string>();
+    while (r.pos < end) {
+      const tag = r.tag();
+      const field = tag >>> 3;
+      if (field === 1) {
+        expect(tag & 7, WIRE_I64);
+        lo = r.fixed32();
+        hi = r.fixed32();
+      } else if (field === 2) {
+        expect(tag & 7, WIRE_LEN);
+        name = readString(r);
+      } else if (field === 3) {
+        expect(tag & 7, WIRE_LEN);
+        readKeyValue(r, a, 7);
+      } else if (field === 4) {
+        expect(tag & 7, WIRE_VARINT);
+        r.varint();
+      } else r.skip(tag & 7);
+    }
+    times.push(lo, hi);
+    names.push(name);
+    attrs.push(a);
+  }
+  return { times, names, attrs };
+}
+
+/** Writes the Events.* columns of a span. */
+function writeEvents(w: RowBinaryWriter, { times, names, attrs }: Events, redaction: Redaction | undefined): void {
+  w.varUInt(names.length);
+  for (let i = 0; i < times.length; i += 2) writeTimestamp(w, times[i] ?? 0, times[i + 1] ?? 0);
+  w.varUInt(names.length);
+  for (const n of names) w.string(n);
+  w.varUInt(attrs.length);
+  for (const a of attrs) encodeMap(w, a, redaction);
+}
+
+/** A span's links: id bounds (trace id start/end, span id start/end), trace states and attributes. */
+interface Links {
+  ids: Array<[number, number, number, number]>;
+  states: string[];
+  attrs: Array<Map<string, string>>;
+}
+
+/** Reads a span's links (every span's, as readEvents). */
+function readLinks(buf: Buffer, links: Array<[number, number]>): Links {
+  const ids: Array<[number, number, number, number]> = [];
+  const states: string[] = [];
+  const attrs: Array<Map<string, string>> = [];
+  for (const [start, end] of links) {
+    const r = new Reader(buf, start, end);
+    const id: [number, number, number, number] = [0, 0, 0, 0];
+    let state = '';
+    const a = new Map<string, string>();
+    while (r.pos < end) {
+      const tag = r.tag();
+      const field = tag >>> 3;
+      const wireType = tag & 7;
+      if (field === 1) {
+        expect(wireType, WIRE_LEN);
+        id[0] = r.delimited();
+        id[1] = r.pos;
+      } else if (field === 2) {
+        expect(wireType, WIRE_LEN);
+        id[2] = r.delimited();
+        id[3] = r.pos;
+      } else if (field === 3) {
+        expect(wireType, WIRE_LEN);
+        state = readString(r);
+      } else if (field === 4) {
+        expect(wireType, WIRE_LEN);
+        readKeyValue(r, a, 7);
+      } else if (field === 5) {
+        expect(wireType, WIRE_VARINT);
+        r.varint();
+      } else if (field === 6) {
+        expect(wireType, WIRE_I32);
+        r.fixed32();
+      } else r.skip(wireType);
+    }
+    ids.push(id);
+    states.push(state);
+    attrs.push(a);
+  }
+  return { ids, states, attrs };
+}
+
+/** Writes the Links.* columns of a span. */
+function writeLinks(w: RowBinaryWriter, buf: Buffer, { ids, states, attrs }: Links, redaction: Redaction | undefined): void {
+  w.varUInt(ids.length);
+  for (const id of ids) w.hex(buf, id[0], id[1]);
+  w.varUInt(ids.length);
+  for (const id of ids) w.hex(buf, id[2], id[3]);
+  w.varUInt(states.length);
+  for (const s of states) w.string(s);
+  w.varUInt(attrs.length);
+  for (const a of attrs) encodeMap(w, a, redaction);
+}
+
+/** A resource: its encoded attribute map (processors applied) and service name. */
+interface ResourceInfo {
+  map: Uint8Array;
+  serviceName: string;
+}
+
+function readResource(buf: Buffer, bounds: [number, number] | undefined, p: TraceProcessors): ResourceInfo {
+  const entries = new Map<string, string>();
+  let serviceName: string | undefined;
+  if (bounds) {
+    const r = new Reader(buf, bounds[0], bounds[1]);
+    while (r.pos < r.end) {
+      const tag = r.tag();
+      const field = tag >>> 3;
+      if (field === 1) {
+        expect(tag & 7, WIRE_LEN);
+        readKeyValue(r, entries, 5);
+        // service.name is the first such attribute, not the last.
+        if (serviceName === undefined && entries.has('service.name')) serviceName = entries.get('service.name');
+      } else if (field === 2) {
+        expect(tag & 7, WIRE_VARINT);
+        r.varint();
+      } else if (field === 3) throw UNHANDLED; // entity_refs: rare, left to the generic decoder
+      else r.skip(tag & 7);
+    }
+  }
+  for (const [k, v] of Object.entries(p.resourceDefaults)) if (!entries.has(k)) entries.set(k, v);
+  const w = new RowBinaryWriter(256);
+  encodeMap(w, entries, p.redaction);
+  return { map: w.finish(), serviceName: serviceName ?? '' };
+}
+
+/** Name and version of an instrumentation scope. */
+function readScope(buf: Buffer, bounds: [number, number] | undefined): { name: string; version: string } {
+  const out = { name: '', version: '' };
+  if (!bounds) return out;
+  const r = new Reader(buf, bounds[0], bounds[1]);
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    const field = tag >>> 3;
+    if (field === 1) {
+      expect(tag & 7, WIRE_LEN);
+      out.name = readString(r);
+    } else if (field === 2) {
+      expect(tag & 7, WIRE_LEN);
+      out.version = readString(r);
+    } else if (field === 3) {
+      // Scope attributes have no otel_traces column, but are read so that invalid text is caught as fromBinary does.
+      expect(tag & 7, WIRE_LEN);
+      readKeyValue(r, new Map(), 5);
+    } else if (field === 4) {
+      expect(tag & 7, WIRE_VARINT);
+      r.varint();
+    } else r.skip(tag & 7);
+  }
+  return out;
+}
+
+/**
+ * The bounds of the singular message field `single` and of each repeated `many` field of a message
+ * (ResourceSpans, ScopeSpans: fields 1 and 2, and a schema_url string as field 3; the request: field 1 only).
+ */
+function split(buf: Buffer, start: number, end: number, single: number, many: number): { one: [number, number] | undefined; list: Array<[number, number]> } {
+  const r = new Reader(buf, start, end);
+  let one: [number, number] | undefined;
+  const list: Array<[number, number]> = [];
+  while (r.pos < end) {
+    const tag = r.tag();
+    const field = tag >>> 3;
+    if (field === 3 && single > 0) {
+      expect(tag & 7, WIRE_LEN);
+      readString(r); // schema_url: not stored, but must be valid text
+    } else if (field === single || field === many) {
+      expect(tag & 7, WIRE_LEN);
+      const s = r.delimited();
+      if (field === many) list.push([s, r.pos]);
+      else if (one) throw UNHANDLED; // a repeated singular message merges: generic rules
+      else one = [s, r.pos];
+    } else r.skip(tag & 7);
+  }
+  return { one, list };
+}
+
+/**
+ * Encodes an ExportTraceServiceRequest's spans as otel_traces RowBinary rows, or returns undefined
+ * when the request should take the generic path. Invalid spans are counted and explained exactly
+ * as the generic path does.
+ */
+export function encodeTraceRequest(bytes: Uint8Array, p: TraceProcessors): EncodedTraces | undefined {
+  try {
+    return encode(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), p);
+  } catch (err) {
+    if (err instanceof Unhandled) return undefined;
+    throw err;
+  }
+}
+
+function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
+  const w = new RowBinaryWriter(Math.max(1024, buf.length * 2));
+  const out: EncodedTraces = { data: Buffer.alloc(0), accepted: 0, rejected: 0, reasons: [], spans: [] };
+  const f = {} as SpanFields;
+  const top = split(buf, 0, buf.length, -1, 1);
+  top.list.forEach(([rsStart, rsEnd], ri) => {
+    const rs = split(buf, rsStart, rsEnd, 1, 2);
+    const resource = readResource(buf, rs.one, p);
+    rs.list.forEach(([ssStart, ssEnd], si) => {
+      const ss = split(buf, ssStart, ssEnd, 1, 2);
+      const scope = readScope(buf, ss.one);
+      ss.list.forEach(([spStart, spEnd], i) => {
+        readSpan(buf, spStart, spEnd, f);
+        const status = readStatus(buf, f.status);
+        const events = readEvents(buf, f.events);
+        const links = readLinks(buf, f.links);
+        const invalid = invalidSpanIds(buf.subarray(...f.traceId), buf.subarray(...f.spanId), f.parentSpanId[0] === f.parentSpanId[1] ? EMPTY : buf.subarray(...f.parentSpanId));
+        if (invalid) {
+          out.rejected += 1;
+          if (out.reasons.length < MAX_REASONS) out.reasons.push(`resource_spans[${ri}].scope_spans[${si}].spans[${i}]: ${invalid}`);
+          return;
+        }
+        const kind = KIND[f.kind] ?? 'Unspecified';
+        const code = STATUS[status.code] ?? 'Unset';
+        // Duration: end - start when end is later (unsigned 64-bit), else 0.
+        let dLo = 0;
+        let dHi = 0;
+        if (f.endHi > f.startHi || (f.endHi === f.startHi && f.endLo > f.startLo)) {
+          dLo = f.endLo - f.startLo;
+          dHi = f.endHi - f.startHi;
+          if (dLo < 0) {
+            dLo += 4294967296;
+            dHi -= 1;
+          }
+        }
+        writeTimestamp(w, f.startLo, f.startHi);
+        w.hex(buf, f.traceId[0], f.traceId[1]);
+        w.hex(buf, f.spanId[0], f.spanId[1]);
+        w.hex(buf, f.parentSpanId[0], f.parentSpanId[1]);
+        w.string(f.traceState);
+        w.string(f.name);
+        w.string(kind);
+        w.string(resource.serviceName);
+        w.raw(resource.map);
+        w.string(scope.name);
+        w.string(scope.version);
+        if (f.attributes.size === 0) w.raw(EMPTY_MAP);
+        else encodeMap(w, f.attributes, p.redaction);
+        w.u64(dLo, dHi);
+        w.string(code);
+        w.string(p.redaction ? p.redaction.redactFreeText(status.message) : status.message);
+        writeEvents(w, events, p.redaction);
+        writeLinks(w, buf, links, p.redaction);
+        out.accepted += 1;
+        out.spans.push({ service: resource.serviceName, name: f.name, kind, status: code, durationSeconds: (dHi * 4294967296 + dLo) / 1e9 });
+      });
+    });
+  });
+  out.data = w.finish();
+  return out;
+}
