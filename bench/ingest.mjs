@@ -1,13 +1,15 @@
 // Ingest benchmark: OTLP/gRPC traces, 100-span requests with 10 attributes each, sent by a load
 // process (core 1) to one agent with embedded storage (core 0, chdb threads included). Reports
-// spans/s, agent CPU-seconds per 100k spans, p50/p99 export latency, peak RSS, spans stored, and
-// the ratio to a decode-only ceiling measured on the same core in the same run; then the same load
-// with ack: queued, and with the server transport (ClickHouse HTTP endpoint over chdb on core 1).
+// spans/s, agent CPU-seconds per 100k spans (all threads, and the embedded engine's threads apart),
+// spans/s per core of Heimdall's own CPU, p50/p99 export latency, peak RSS, spans stored, and the
+// ratio to a decode-only ceiling measured on the same core in the same run, beside the engine's own
+// insert cost (storage-floor.mjs); then the same load with ack: queued, and with the server
+// transport (ClickHouse HTTP endpoint over chdb on core 1).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuSeconds, f, rssMiB, startPinned } from './lib.mjs';
+import { f, rssMiB, startPinned, threadCpuSeconds } from './lib.mjs';
 import { traceRequestBytes } from './otlp-body.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -21,7 +23,9 @@ const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-ingest-'));
 const bodyFile = join(work, 'request.bin');
 writeFileSync(bodyFile, traceRequestBytes(SPANS));
 
-const ceiling = JSON.parse(execFileSync('taskset', ['-c', '0', process.execPath, join(import.meta.dirname, 'ceiling.mjs'), bodyFile, '3000', String(SPANS)], { encoding: 'utf8' }));
+const pinned = (script, ...args) => JSON.parse(execFileSync('taskset', ['-c', '0', process.execPath, join(import.meta.dirname, script), ...args], { encoding: 'utf8' }));
+const ceiling = pinned('ceiling.mjs', bodyFile, '3000', String(SPANS));
+const floor = pinned('storage-floor.mjs', '10000', '200000');
 
 async function metric(admin, name) {
   const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
@@ -55,7 +59,7 @@ async function phase(name, extraConfig, storageUrl) {
   const admin = agent.lines.find((l) => l.component === 'admin' && l.port).port;
   await load(grpc, 3_000); // warm-up
   const sent0 = await metric(admin, 'heimdall_exporter_sent_spans_total');
-  const cpu0 = cpuSeconds(agent.child.pid);
+  const cpu0 = threadCpuSeconds(agent.child.pid);
   let peak = 0;
   const samples = [];
   const sampler = setInterval(() => {
@@ -65,7 +69,10 @@ async function phase(name, extraConfig, storageUrl) {
   }, 500);
   const r = await load(grpc, DURATION);
   clearInterval(sampler);
-  const cpu = cpuSeconds(agent.child.pid) - cpu0;
+  const cpu1 = threadCpuSeconds(agent.child.pid);
+  const engine = cpu1.engine - cpu0.engine;
+  const own = cpu1.js + cpu1.node - cpu0.js - cpu0.node;
+  const cpu = own + engine;
   // Let queued data drain before counting what was stored.
   for (let i = 0; i < 100 && (await metric(admin, 'heimdall_exporter_queue_size')) > 0; i++) await new Promise((res) => setTimeout(res, 200));
   const stored = (await metric(admin, 'heimdall_exporter_sent_spans_total')) - sent0;
@@ -78,7 +85,7 @@ async function phase(name, extraConfig, storageUrl) {
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const half = samples.slice(Math.floor(samples.length / 2));
   const rssTimeline = `${f(mean(samples.slice(0, span)), 0)} -> ${f(mean(samples.slice(-span)), 0)} MiB (2nd half ${f(Math.min(...half), 0)}-${f(Math.max(...half), 0)})`;
-  return { name, rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, acked: spans, stored };
+  return { name, rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, enginePer100k: (engine / spans) * 1e5, perOwnCore: spans / own, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, acked: spans, stored };
 }
 
 const results = [];
@@ -95,11 +102,15 @@ if (RUNS.has('server')) {
 rmSync(work, { recursive: true, force: true });
 
 const lines = [
-  `Same-run ceilings on core 0: decode only (@bufbuild fromBinary) ${f(ceiling.decode / 1000, 0)}k spans/s; decode + convert + encode rows ${f(ceiling.full / 1000, 0)}k spans/s.`,
+  `Same-run ceilings on core 0: decode only (@bufbuild fromBinary) ${f(ceiling.decode / 1000, 0)}k spans/s; generic path (decode, rows, redaction, encode) ${f(ceiling.generic / 1000, 0)}k; hot path (wire to RowBinary, redaction) ${f(ceiling.hot / 1000, 0)}k.`,
+  `Embedded engine alone (chdb inserting those rows in RowBinary, 10k-row batches, core 0): ${f(floor.rowsPerSec / 1000, 1)}k rows/s, ${f(floor.cpuMicrosPerRow, 1)} CPU-µs per row.`,
   '',
-  '| run | spans/s | ratio to decode-only | agent CPU-s per 100k spans | agent CPU used | export p50 / p99 | peak RSS | RSS first -> last minute | failed requests | spans acknowledged / stored |',
-  '|---|---|---|---|---|---|---|---|---|---|',
-  ...results.map((r) => `| ${r.name} | ${f(r.spansPerSec, 0)} | ${f(r.spansPerSec / ceiling.decode, 2)} | ${f(r.cpuPer100k, 2)} | ${f(r.cpuUtil * 100, 0)}% | ${f(r.p50, 1)} / ${f(r.p99, 1)} ms | ${f(r.peakRss, 0)} MiB | ${r.rssTimeline} | ${r.failed} | ${r.acked} / ${r.stored} |`),
+  '| run | spans/s | ratio to decode-only | agent CPU-s per 100k spans (of which ClickHouse engine) | spans/s per core of Heimdall\'s own CPU | agent CPU used | export p50 / p99 | peak RSS | RSS first -> last minute | failed requests | spans acknowledged / stored |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
+  ...results.map(
+    (r) =>
+      `| ${r.name} | ${f(r.spansPerSec, 0)} | ${f(r.spansPerSec / ceiling.decode, 2)} | ${f(r.cpuPer100k, 2)} (${f(r.enginePer100k, 2)}) | ${f(r.perOwnCore, 0)} | ${f(r.cpuUtil * 100, 0)}% | ${f(r.p50, 1)} / ${f(r.p99, 1)} ms | ${f(r.peakRss, 0)} MiB | ${r.rssTimeline} | ${r.failed} | ${r.acked} / ${r.stored} |`,
+  ),
   '',
   `Load: ${CONCURRENCY} requests in flight over 4 HTTP/2 connections, ${DURATION / 1000} s per run after a 3 s warm-up; node ${process.version}.`,
 ];

@@ -1,6 +1,6 @@
 // Shared helpers for the benchmarks: processes pinned to a core, /proc readings, h2load, percentiles.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 
 export const CLK_TCK = 100;
@@ -81,3 +81,28 @@ export async function sequentialGets(url, count) {
 
 /** Formats a number with fixed decimals. */
 export const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : String(n));
+
+/** Node's own threads besides the JavaScript main thread (GC and compiler workers, libuv pool, ...). */
+const NODE_THREADS = new Set(['V8Worker', 'libuv-worker', 'DelayedTaskSche', 'SignalInspector']);
+
+/**
+ * CPU seconds used so far by a process, split into its JavaScript main thread (`js`), Node's other
+ * threads (`node`: GC, libuv pool) and every other thread (`engine`: the embedded ClickHouse
+ * engine's, some of which inherit the name MainThread, hence the split by thread id).
+ */
+export function threadCpuSeconds(pid) {
+  const out = { js: 0, node: 0, engine: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const kind = tid === String(pid) ? 'js' : NODE_THREADS.has(name) ? 'node' : 'engine';
+    out[kind] += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  }
+  return out;
+}

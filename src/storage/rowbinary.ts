@@ -70,8 +70,26 @@ export class RowBinaryWriter {
 
   /** A String column value from JavaScript text (UTF-8). */
   string(text: string): void {
+    const len = text.length;
+    if (len < 0x80) {
+      // Short ASCII text (most values) is copied by hand: cheaper than a call into Buffer.write.
+      this.ensure(1 + len);
+      const start = this.pos;
+      const buf = this.buf;
+      buf[start] = len;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = text.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[start + 1 + i] = c;
+      }
+      if (i === len) {
+        this.pos = start + 1 + len;
+        return;
+      }
+    }
     // UTF-8 takes at most three bytes per UTF-16 unit; write first, then the exact length.
-    const max = text.length * 3;
+    const max = len * 3;
     if (max < 0x80) {
       this.ensure(1 + max);
       const n = this.buf.write(text, this.pos + 1);
