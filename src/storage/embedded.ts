@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { Session } from 'chdb';
 import { StorageError, StorageUnavailableError, toStorageError } from './errors.js';
-import { dedupSetting, encodeJsonEachRow, insertColumnList, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
+import { encodeJsonEachRow, insertColumnList, insertSettings, settingsClause, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
 
 /** Options for createEmbeddedTransport. */
 export interface EmbeddedTransportOptions {
@@ -56,7 +56,8 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
     const file = join(spool, `${++spooled}.bin`);
     await writeFile(file, data);
     try {
-      await session.queryAsync(`INSERT INTO ${table} (${insertColumnList(o.columns ?? [])}) FROM INFILE '${file.replace(/[\\']/g, (c) => `\\${c}`)}'${dedupSetting(o.dedupToken)} FORMAT RowBinary`, { format: 'TSV' });
+      const source = `'${file.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+      await session.queryAsync(`INSERT INTO ${table} (${insertColumnList(o.columns ?? [])}) FROM INFILE ${source}${settingsClause(insertSettings(o, true))} FORMAT RowBinary`, { format: 'TSV' });
     } finally {
       await rm(file, { force: true });
     }
@@ -90,7 +91,7 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
           table,
           values: rows instanceof Uint8Array ? rows : encodeJsonEachRow(rows),
           format: 'JSONEachRow',
-          settings: insertOptions.dedupToken ? { insert_deduplication_token: insertOptions.dedupToken } : {},
+          settings: insertSettings(insertOptions, true),
         });
       }),
     async close() {

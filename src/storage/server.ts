@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { toStorageError } from './errors.js';
-import { insertColumnList, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
+import { DEFER_INDEXES_SETTING, insertColumnList, insertSettings, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
 
 /** Options for createServerTransport. */
 export interface ServerTransportOptions {
@@ -66,6 +66,19 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
     databaseReady = true;
   };
 
+  // Whether the server knows the deferred-index setting (older ones refuse unknown settings); asked once.
+  let deferKnown: Promise<boolean> | undefined;
+  const deferSupported = (): Promise<boolean> => {
+    deferKnown ??= client
+      .query({ query: 'SELECT count() AS n FROM system.settings WHERE name = {name:String}', query_params: { name: DEFER_INDEXES_SETTING }, format: 'JSONEachRow' })
+      .then(async (rs) => Number((await rs.json<{ n: string }>())[0]?.n ?? 0) > 0)
+      .catch((err: unknown) => {
+        deferKnown = undefined; // ask again on the next insert
+        throw err;
+      });
+    return deferKnown;
+  };
+
   const call = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
     try {
       return await work();
@@ -95,7 +108,7 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
       }),
     insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
       call(`insert into ${table}`, async () => {
-        const clickhouse_settings = insertOptions.dedupToken ? { insert_deduplication_token: insertOptions.dedupToken } : {};
+        const clickhouse_settings = insertSettings(insertOptions, insertOptions.deferredIndexes ? await deferSupported() : false);
         if (rows instanceof Uint8Array) {
           const columns = insertOptions.format === 'RowBinary' ? ` (${insertColumnList(insertOptions.columns ?? [])})` : '';
           const query = `INSERT INTO ${table}${columns} FORMAT ${insertOptions.format ?? 'JSONEachRow'}`;

@@ -1,14 +1,16 @@
 /** Values for ClickHouse query parameters: `{name:Type}` placeholders in the SQL. */
 export type QueryParams = Record<string, string | number | boolean | null | readonly unknown[] | Record<string, unknown>>;
 
-/** The encoding of inserted bytes: JSONEachRow, or RowBinary with its column list. */
-export type InsertFormat = { format: 'JSONEachRow'; columns?: undefined } | { format: 'RowBinary'; columns: readonly string[] };
-
 /** Options for one insert. */
 export interface InsertOptions {
   /** How the bytes are encoded (default JSONEachRow); RowBinary needs `columns`, in the rows' order. */
-  format?: InsertFormat['format'];
+  format?: 'JSONEachRow' | 'RowBinary';
   columns?: readonly string[] | undefined;
+  /**
+   * Skip indexes not built by this insert but by the first merge of its part (each merge rebuilds
+   * them anyway): `exclude_materialize_skip_indexes_on_insert`, where ClickHouse has it (25.x on).
+   */
+  deferredIndexes?: readonly string[] | undefined;
   /**
    * Deduplication token: ClickHouse drops a repeated insert with the same token into the same
    * table, so a retried batch is stored once (`insert_deduplication_token`).
@@ -48,12 +50,27 @@ export function insertColumnList(columns: readonly string[]): string {
   return columns.map((c) => `\`${c.replace(/[`\\]/g, '')}\``).join(', ');
 }
 
+/** The name of ClickHouse's setting for deferred skip indexes (absent before ClickHouse 25.x). */
+export const DEFER_INDEXES_SETTING = 'exclude_materialize_skip_indexes_on_insert';
+
 /**
- * The SETTINGS clause carrying a deduplication token, for inserts whose settings go in the SQL. The
- * token is Heimdall's own (a UUID or queue position), never user input; anything else is refused.
+ * The settings of an insert (deduplication token, deferred indexes) as ClickHouse settings. Their
+ * values are Heimdall's own (a UUID or queue position, index names from the schema), never user
+ * input; anything that is not a plain name is refused, so they can go into SQL text too.
  */
-export function dedupSetting(token: string | undefined): string {
-  if (token === undefined) return '';
-  if (!/^[\w:.-]+$/.test(token)) throw new Error(`invalid deduplication token ${JSON.stringify(token)}`);
-  return ` SETTINGS insert_deduplication_token = '${token}'`;
+export function insertSettings(o: InsertOptions, deferSupported: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  const plain = (v: string): string => {
+    if (!/^[\w:.,-]+$/.test(v)) throw new Error(`invalid insert setting value ${JSON.stringify(v)}`);
+    return v;
+  };
+  if (o.dedupToken !== undefined) out.insert_deduplication_token = plain(o.dedupToken);
+  if (deferSupported && o.deferredIndexes && o.deferredIndexes.length > 0) out[DEFER_INDEXES_SETTING] = plain(o.deferredIndexes.join(','));
+  return out;
+}
+
+/** Insert settings as a SQL SETTINGS clause ("" when none). */
+export function settingsClause(settings: Record<string, string>): string {
+  const entries = Object.entries(settings);
+  return entries.length === 0 ? '' : ` SETTINGS ${entries.map(([k, v]) => `${k} = '${v}'`).join(', ')}`;
 }

@@ -188,6 +188,24 @@ describe.each(transports)('storage transport: %s', (_name, make) => {
     expect(rows).toEqual([{ ...row, Timestamp: nanos(ts), 'Events.Timestamp': [nanos(ts), '0'] }]);
   });
 
+  it('leaves deferred skip indexes to the first merge, which builds them', async () => {
+    await fx.transport.command('CREATE TABLE deferred_idx (k UInt32, m Map(String, String), INDEX idx_m mapKeys(m) TYPE bloom_filter(0.01) GRANULARITY 1, INDEX idx_k k TYPE minmax GRANULARITY 1) ENGINE = MergeTree ORDER BY k');
+    const rows = Array.from({ length: 1000 }, (_, k) => ({ k, m: { [`key-${k}`]: 'v' } }));
+    const indexBytes = async () =>
+      (await fx.transport.query<{ b: string }>("SELECT secondary_indices_uncompressed_bytes AS b FROM system.parts WHERE database = currentDatabase() AND table = 'deferred_idx' AND active ORDER BY min_block_number")).map((r) => Number(r.b));
+    await fx.transport.insert('deferred_idx', rows, { deferredIndexes: ['idx_m'] });
+    await fx.transport.insert('deferred_idx', rows);
+    const [deferred = 0, built = 0] = await indexBytes();
+    // The first part has only the minmax index; the second has the bloom filter too.
+    expect(deferred).toBeLessThan(built);
+    await fx.transport.command('OPTIMIZE TABLE deferred_idx FINAL');
+    const [merged = 0] = await indexBytes();
+    // The merged part has the bloom filter again (its size is per granule, like the second part's).
+    expect(merged).toBeGreaterThan(deferred);
+    expect(merged).toBeGreaterThanOrEqual(built);
+    await fx.transport.command('DROP TABLE deferred_idx');
+  });
+
   it('brings TTL in line with configured retention, and removes it for 0', async () => {
     const changed = await migrate(fx.transport, schemaContext({ retention: { ...retention, logs: 7 * DAY } }), logger);
     expect(changed).toEqual({ applied: [], retentionUpdated: ['otel_logs'] });

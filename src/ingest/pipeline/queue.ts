@@ -6,7 +6,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TableRows } from './batcher.js';
 import { RetryableError } from './errors.js';
-import { insertFormatOf } from './formats.js';
+import { insertOptionsFor } from './formats.js';
 import { countRows, decodeParts, encodeParts, encodeRecord, fsyncDir, HEADER_BYTES, listSegments, parseRecords, readSegment, segmentName, truncateTo, writeFileAtomic, type RecordPart, type WalRecord } from './wal.js';
 import type { Writer } from './writer.js';
 
@@ -259,7 +259,7 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     const file = join(target, `${p.from}-${p.to}.jsonl`);
     // One line per part: JSONEachRow rows as text, RowBinary rows in base64.
     const line = (part: RecordPart): string => {
-      const { format } = insertFormatOf(part.table);
+      const { format } = insertOptionsFor(part.table);
       return JSON.stringify({ table: part.table, rows: part.rows, format, data: part.data.toString(format === 'RowBinary' ? 'base64' : 'utf8') });
     };
     writeFileSync(file, records.flatMap((r) => decodeParts(r.payload).map(line)).join('\n') + '\n');

@@ -2,7 +2,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { StorageError } from '../../storage/errors.js';
 import type { StorageTransport } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { insertFormatOf } from './formats.js';
+import { insertOptionsFor } from './formats.js';
 
 /** Outcome of writing one batch: stored, or given up on (the caller decides what that means). */
 export type WriteResult = { status: 'ok' } | { status: 'failed'; error: Error };
@@ -77,7 +77,7 @@ export function createWriter(options: WriterOptions): Writer {
         const end = duration.startTimer({ table });
         try {
           if (!options.ready()) throw new StorageError('storage is not ready (unreachable, or its schema is not migrated yet)', { retryable: true });
-          await options.transport().insert(table, payload, { dedupToken: token, ...insertFormatOf(table) });
+          await options.transport().insert(table, payload, { dedupToken: token, ...insertOptionsFor(table) });
           end();
           count('sent', table, rows);
           return { status: 'ok' };
