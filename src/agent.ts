@@ -5,6 +5,9 @@ import { addHealthService } from './health/grpc-health.js';
 import { createHealthRegistry, type HealthRegistry } from './health/registry.js';
 import type { StatusSource } from './health/status.js';
 import { addSystemService } from './health/system-service.js';
+import { createAuthenticator } from './auth/auth.js';
+import { addEventService } from './events/service.js';
+import { addQueryService } from './query/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
 import { addOtlpReceivers } from './ingest/otlp/receiver.js';
@@ -60,8 +63,9 @@ export function createAgent(options: AgentOptions): Agent {
   const statusSource: StatusSource = { version: VERSION, build: BUILD, startedAt: new Date(), configHash: hash, registry: health };
 
   const storage = createStorage({ config: config.storage, logger, health, metrics });
-  const grpc = createGrpcServer({ address: config.server.grpc.address, tls: config.server.grpc.tls, maxRecvMsgSize: config.server.grpc.max_recv_msg_size, logger, metrics, health });
-  const otlpHttp = createHttpServer({ name: 'otlp_http', address: config.server.otlp_http.address, tls: config.server.otlp_http.tls, logger, metrics, health });
+  const auth = createAuthenticator(config.auth);
+  const grpc = createGrpcServer({ address: config.server.grpc.address, tls: config.server.grpc.tls, maxRecvMsgSize: config.server.grpc.max_recv_msg_size, logger, metrics, health, auth });
+  const otlpHttp = createHttpServer({ name: 'otlp_http', address: config.server.otlp_http.address, tls: config.server.otlp_http.tls, logger, metrics, health, auth });
   const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });
   addOtlpReceivers({
     pipeline,
@@ -73,10 +77,12 @@ export function createAgent(options: AgentOptions): Agent {
     metrics,
     logger,
   });
+  addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
+  addQueryService({ grpc, storage });
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
-  const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health });
+  const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health, auth });
   addAdminRoutes(admin, statusSource, metrics);
 
   const components: Component[] = [];

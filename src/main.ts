@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { createAgent } from './agent.js';
+import { addClientCommands } from './cli/commands.js';
+import { TokenFileError } from './auth/auth.js';
 import { ConfigError, loadConfig, maskSecrets, type LoadedConfig } from './config/load.js';
 import { migrate } from './storage/migrate.js';
 import { openTransport, schemaContextFor } from './storage/storage.js';
@@ -32,7 +34,14 @@ function exitAfterFlush(logger: Logger, code: number): void {
 async function run(opts: { config?: string }): Promise<void> {
   const loaded = load(opts.config);
   const logger = createLogger({ level: loaded.config.log.level });
-  const agent = createAgent({ loaded, logger });
+  let agent: ReturnType<typeof createAgent>;
+  try {
+    agent = createAgent({ loaded, logger });
+  } catch (err) {
+    if (!(err instanceof TokenFileError)) throw err;
+    process.stderr.write(`heimdall: ${err.message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
@@ -104,6 +113,8 @@ withConfig('check-config', 'validate the configuration and print the effective c
   });
 
 withConfig('migrate', 'apply the storage schema (migrations and retention) and exit').action(runMigrate);
+
+addClientCommands(program);
 
 program
   .command('version')

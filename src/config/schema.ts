@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS } from './units.js';
+import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
 
 /** TLS for a listener; mTLS when `client_ca_file` is set. Absent means plaintext. */
 const serverTls = z
@@ -142,6 +142,34 @@ const ingest = z.strictObject({
     .prefault({}),
 });
 
+/** Who may call what: `ingest` (OTLP, events), `query`, `admin` (/status, SystemService), `ratelimit`. */
+export const SCOPES = ['ingest', 'query', 'admin', 'ratelimit'] as const;
+
+/** One API token. */
+export const apiToken = z.strictObject({
+  /** Names the token in logs and metrics (the token itself is never logged). */
+  name: z.string().min(1),
+  /** The secret, sent as `authorization: Bearer <token>`; at least 16 characters. */
+  token: z.string().min(16, 'must be at least 16 characters'),
+  scopes: z.array(z.enum(SCOPES)).min(1),
+  /** Binds the token to one tenant: it writes and reads only that tenant's data. */
+  tenant: z.string().min(1).optional(),
+});
+
+const auth = z.strictObject({
+  /** Require API tokens on the APIs (probes and /metrics stay open). May be off only while every listener binds loopback. */
+  enabled: boolean.default(false),
+  tokens: z.array(apiToken).default([]),
+  /** A YAML file holding a list of tokens of the same shape (for example a mounted Kubernetes Secret). */
+  tokens_file: z.string().min(1).optional(),
+});
+
+/** Whether a listen address only accepts connections from this host. */
+export function isLoopback(address: string): boolean {
+  const host = splitHostPort(address)?.host ?? '';
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 /** The whole configuration. Every key has a default, so an empty file (or none) is valid. */
 export const configSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
@@ -157,7 +185,8 @@ export const configSchema = z.strictObject({
           cors_allowed_origins: z.array(z.string().refine((o) => o !== '*', 'a bare "*" is not allowed; list the origins')).default([]),
         })
         .prefault({}),
-      admin: listener('0.0.0.0:9464').prefault({}),
+      /** Probes, /metrics and /status. Loopback by default; on a pod IP (for probes and Prometheus) it needs auth on. */
+      admin: listener('127.0.0.1:9464').prefault({}),
     })
     .prefault({}),
   storage: z
@@ -176,6 +205,13 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   ingest: ingest.prefault({}),
+  auth: auth.prefault({}),
+  events: z
+    .strictObject({
+      /** Largest payload of one event, as JSON. */
+      max_payload: byteSize.prefault('64KiB'),
+    })
+    .prefault({}),
   telemetry: z
     .strictObject({
       tracing: z
@@ -216,6 +252,19 @@ export const configSchema = z.strictObject({
   }
   if (c.ingest.memory.spike >= c.ingest.memory.limit) {
     ctx.addIssue({ code: 'custom', path: ['ingest', 'memory', 'spike'], message: 'must be smaller than ingest.memory.limit' });
+  }
+  if (!c.auth.enabled) {
+    const exposed = (['grpc', 'otlp_http', 'admin'] as const).filter((l) => !isLoopback(c.server[l].address));
+    if (exposed.length > 0) {
+      const which = exposed.map((l) => `server.${l}.address (${c.server[l].address})`).join(', ');
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'enabled'],
+        message: `is false, but ${which} ${exposed.length > 1 ? 'are' : 'is'} not loopback: either turn auth on (auth.enabled: true with auth.tokens or auth.tokens_file), or bind every listener to loopback (127.0.0.1 or ::1)`,
+      });
+    }
+  } else if (c.auth.tokens.length === 0 && !c.auth.tokens_file) {
+    ctx.addIssue({ code: 'custom', path: ['auth', 'tokens'], message: 'needs at least one token (or auth.tokens_file) when auth.enabled is true' });
   }
   if (c.storage.retry.initial_interval > c.storage.retry.max_interval) {
     ctx.addIssue({ code: 'custom', path: ['storage', 'retry', 'initial_interval'], message: 'must not exceed storage.retry.max_interval' });

@@ -14,7 +14,7 @@ export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics
     const components = source.registry.components().map(({ name, state, reason, critical, since }) => ({ name, state, reason, critical, since }));
     sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', reasons, components });
   });
-  server.route('GET', '/status', (_req, res) => sendJson(res, 200, agentStatus(source)));
+  server.route('GET', '/status', (_req, res) => sendJson(res, 200, agentStatus(source)), 'admin');
   server.route('GET', '/metrics', async (_req, res) => {
     sendText(res, 200, await metrics.metrics(), metrics.contentType);
   });

@@ -27,5 +27,5 @@ export function addSystemService(server: GrpcServer, source: StatusSource): void
         components: s.components.map((c) => ({ name: c.name, state: STATE[c.state], since: timestampFromDate(c.since), reason: c.reason, critical: c.critical })),
       };
     },
-  });
+  }, 'admin');
 }

@@ -1,4 +1,8 @@
-import type { Metadata, status } from '@grpc/grpc-js';
+import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { anyPack, DurationSchema, type Any } from '@bufbuild/protobuf/wkt';
+import { Metadata, status } from '@grpc/grpc-js';
+import { BadRequestSchema, RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js';
+import { StatusSchema } from '../gen/google/rpc/status_pb.js';
 
 /** An error with a gRPC status code; thrown by handlers, mapped to the call's status once. */
 export class GrpcError extends Error {
@@ -11,4 +15,25 @@ export class GrpcError extends Error {
     this.code = code;
     this.metadata = metadata;
   }
+}
+
+/** Metadata carrying a google.rpc.Status with details (`grpc-status-details-bin`). */
+function statusDetails(code: status, message: string, details: Any[]): Metadata {
+  const md = new Metadata();
+  md.set('grpc-status-details-bin', Buffer.from(toBinary(StatusSchema, create(StatusSchema, { code, message, details }))));
+  return md;
+}
+
+/** UNAVAILABLE with google.rpc.RetryInfo: the client should retry after `retryAfterMs`. */
+export function unavailable(message: string, retryAfterMs: number): GrpcError {
+  const retryDelay = create(DurationSchema, { seconds: BigInt(Math.floor(retryAfterMs / 1000)), nanos: (retryAfterMs % 1000) * 1e6 });
+  return new GrpcError(status.UNAVAILABLE, message, statusDetails(status.UNAVAILABLE, message, [anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay }))]));
+}
+
+/** INVALID_ARGUMENT with google.rpc.BadRequest field violations; the message quotes the first ones. */
+export function invalidArgument(violations: ReadonlyArray<{ field: string; description: string }>): GrpcError {
+  const shown = violations.slice(0, 3).map((v) => `${v.field}: ${v.description}`);
+  const message = shown.join('; ') + (violations.length > shown.length ? `; and ${violations.length - shown.length} more` : '');
+  const badRequest: MessageInitShape<typeof BadRequestSchema> = { fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) };
+  return new GrpcError(status.INVALID_ARGUMENT, message, statusDetails(status.INVALID_ARGUMENT, message, [anyPack(BadRequestSchema, create(BadRequestSchema, badRequest))]));
 }

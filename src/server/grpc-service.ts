@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { Metadata, status, type sendUnaryData, type ServerErrorResponse, type UntypedHandleCall, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition } from '@grpc/grpc-js';
+import type { Principal } from '../auth/auth.js';
 import { GrpcError } from './errors.js';
 
 /** What a handler knows about the call it serves. */
@@ -15,6 +16,8 @@ export interface CallContext {
   method: string;
   /** Size of the request message on the wire (after gRPC decompression); 0 for request streams. */
   requestBytes: number;
+  /** The caller, for services that need a scope while auth is on. */
+  principal: Principal | undefined;
 }
 
 type Shape<D> = D extends DescMessage ? MessageShape<D> : never;

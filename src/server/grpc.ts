@@ -1,3 +1,4 @@
+import type { Authenticator, Scope } from '../auth/auth.js';
 import type { DescFile, DescMethod } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
@@ -25,13 +26,18 @@ export interface GrpcServerOptions {
   metrics: Registry;
   /** Where the server reports its state, as component `grpc`. */
   health: HealthRegistry;
+  /** Checks the API token of calls to services added with a scope. */
+  auth: Authenticator;
 }
 
 /** The agent's one gRPC server; every gRPC service of the agent is added to it before start. */
 export interface GrpcServer {
   readonly name: 'grpc';
-  /** Adds a generated service with its implementation. Only before start. */
-  addService<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>): void;
+  /**
+   * Adds a generated service with its implementation. Only before start. With a scope, every call
+   * needs a token with it (UNAUTHENTICATED without a known token, PERMISSION_DENIED without the scope).
+   */
+  addService<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>, scope?: Scope): void;
   /** Full names of the services added, e.g. `grpc.health.v1.Health`. */
   serviceNames(): string[];
   /** The files that define the services added (for reflection). */
@@ -84,6 +90,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   });
   const shutdownController = new AbortController();
   const services: GenService<GenServiceMethods>[] = [];
+  const scopes = new Map<string, Scope>();
   const { started, handled, duration } = grpcMetrics(options.metrics);
 
   const wrap: CallWrapper = async (method: DescMethod, metadata, call, run) => {
@@ -97,9 +104,16 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     // Server shutdown ends response streams (Watch, ...); unary and client-streaming calls finish.
     const endsAtShutdown = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
     if (endsAtShutdown) shutdownController.signal.addEventListener('abort', abort, { once: true });
-    const ctx: CallContext = { correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]), metadata, signal: controller.signal, method: path, requestBytes: 0 };
+    const ctx: CallContext = { correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]), metadata, signal: controller.signal, method: path, requestBytes: 0, principal: undefined };
     let code = status.OK;
     try {
+      const scope = scopes.get(method.parent.typeName);
+      if (scope) {
+        const authorization = metadata.get('authorization')[0];
+        const result = options.auth.check(typeof authorization === 'string' ? authorization : undefined, scope);
+        if (!result.ok) throw new GrpcError(result.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, result.message);
+        ctx.principal = result.principal;
+      }
       await runWithContext({ correlationId: ctx.correlationId }, () =>
         // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
         method.parent.typeName.startsWith(OTLP_SERVICE_PREFIX)
@@ -126,8 +140,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   let state: 'new' | 'started' | 'stopped' = 'new';
   return {
     name: 'grpc',
-    addService(service, impl) {
+    addService(service, impl, scope) {
       if (state !== 'new') throw new Error('services must be added before the gRPC server starts');
+      if (scope) scopes.set(service.typeName, scope);
       const { definition, handlers } = toGrpcService(service, impl, wrap);
       server.addService(definition, handlers);
       services.push(service);

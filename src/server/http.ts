@@ -2,6 +2,7 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Authenticator, Principal, Scope } from '../auth/auth.js';
 import { splitHostPort } from '../config/units.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
@@ -11,7 +12,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { readTls, type ListenerTls } from './tls.js';
 
 /** Handles one request; the response is complete when the promise resolves. */
-export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: { correlationId: string }) => Promise<void> | void;
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: { correlationId: string; principal: Principal | undefined }) => Promise<void> | void;
 
 /** Options for createHttpServer. */
 export interface HttpServerOptions {
@@ -27,13 +28,18 @@ export interface HttpServerOptions {
   metrics: Registry;
   /** Where the listener reports its state, as component `name`. */
   health: HealthRegistry;
+  /** Checks the API token of requests to routes added with a scope. */
+  auth: Authenticator;
 }
 
 /** An HTTP(S) listener with exact-path routes, correlation ids and request metrics. */
 export interface HttpServer {
   readonly name: string;
-  /** Adds a route. Only before start. */
-  route(method: string, path: string, handler: HttpHandler): void;
+  /**
+   * Adds a route. Only before start. With a scope, requests need `authorization: Bearer <token>`
+   * with it (401 without a known token, 403 without the scope).
+   */
+  route(method: string, path: string, handler: HttpHandler, scope?: Scope): void;
   start(): Promise<void>;
   /** The port bound, after start. */
   readonly port: number;
@@ -72,7 +78,7 @@ function httpMetrics(registry: Registry) {
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const logger = options.logger.child({ component: options.name });
   const reporter: HealthReporter = options.health.register(options.name);
-  const routes = new Map<string, Map<string, HttpHandler>>();
+  const routes = new Map<string, Map<string, { handler: HttpHandler; scope: Scope | undefined }>>();
   const { requests, duration } = httpMetrics(options.metrics);
   const sockets = new Set<Socket>();
 
@@ -89,15 +95,26 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       requests.inc({ server: options.name, route, method, code: String(res.statusCode) });
       runWithContext({ correlationId }, () => logger.debug({ method, path, code: res.statusCode, durationMs: seconds * 1000 }, 'HTTP request'));
     });
-    const handler = byMethod?.get(method) ?? (method === 'HEAD' ? byMethod?.get('GET') : undefined);
+    const entry = byMethod?.get(method) ?? (method === 'HEAD' ? byMethod?.get('GET') : undefined);
     runWithContext({ correlationId }, () => {
       if (!byMethod) return sendJson(res, 404, { error: `no route for ${path}` });
-      if (!handler) {
+      if (!entry) {
         res.setHeader('allow', [...byMethod.keys()].join(', '));
         return sendJson(res, 405, { error: `method ${method} not allowed on ${path}` });
       }
+      let principal: Principal | undefined;
+      if (entry.scope) {
+        const result = options.auth.check(req.headers.authorization, entry.scope);
+        if (!result.ok) {
+          if (result.reason === 'unauthenticated') res.setHeader('www-authenticate', 'Bearer');
+          req.resume();
+          return sendJson(res, result.reason === 'forbidden' ? 403 : 401, { error: result.message });
+        }
+        principal = result.principal;
+      }
+      const handler = entry.handler;
       // Telemetry ingestion (/v1/*) is not traced: an agent tracing itself into itself would loop.
-      const run = async (): Promise<void> => handler(req, res, { correlationId });
+      const run = async (): Promise<void> => handler(req, res, { correlationId, principal });
       (path.startsWith('/v1/') ? run() : inServerSpan(`${method} ${path}`, { 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }, run)).catch((err: unknown) => {
           logger.error({ err, path }, 'HTTP handler failed');
           if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
@@ -111,10 +128,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   let stopped = false;
   return {
     name: options.name,
-    route(method, path, handler) {
+    route(method, path, handler, scope) {
       if (server) throw new Error('routes must be added before the HTTP server starts');
-      const byMethod = routes.get(path) ?? new Map<string, HttpHandler>();
-      byMethod.set(method.toUpperCase(), handler);
+      const byMethod = routes.get(path) ?? new Map<string, { handler: HttpHandler; scope: Scope | undefined }>();
+      byMethod.set(method.toUpperCase(), { handler, scope });
       routes.set(path, byMethod);
     },
     get port() {

@@ -2,15 +2,13 @@ import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { create, fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import { anyPack, DurationSchema } from '@bufbuild/protobuf/wkt';
-import { Metadata, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { Counter, type Registry } from 'prom-client';
-import { RetryInfoSchema } from '../../gen/google/rpc/error_details_pb.js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import { ExportLogsServiceRequestSchema, ExportLogsServiceResponseSchema, LogsService } from '../../gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
 import { ExportMetricsServiceRequestSchema, ExportMetricsServiceResponseSchema, MetricsService } from '../../gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js';
 import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, TraceService } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
-import { GrpcError } from '../../server/errors.js';
+import { GrpcError, unavailable } from '../../server/errors.js';
 import type { GrpcServer } from '../../server/grpc.js';
 import type { CallContext } from '../../server/grpc-service.js';
 import type { HttpServer } from '../../server/http.js';
@@ -24,7 +22,9 @@ import { logsToRows } from './logs.js';
 import { dataPointCount, metricsToRows } from './metrics.js';
 import { rejectionMessage, type Conversion } from './result.js';
 import { TRACES_TABLE, tracesToRows } from './traces.js';
-import { encodeTraceRequest } from './traces-wire.js';
+import { encodeTraceRequest, type TraceProcessors } from './traces-wire.js';
+import { mergeResourceAttributes, TENANT_ATTRIBUTE } from '../processors/enrichment.js';
+import type { Principal } from '../../auth/auth.js';
 
 /** Options for addOtlpReceivers. */
 export interface OtlpReceiverOptions {
@@ -55,7 +55,7 @@ interface Signal<Req extends DescMessage, Res extends DescMessage> {
   response: Res;
   convert(req: MessageShape<Req>): Conversion;
   /** A hot path from wire bytes to encoded rows; undefined (or its undefined answer): decode and convert. */
-  fast?: (bytes: Buffer, processors: Pipeline['processors']) => Prepared | undefined;
+  fast?: (bytes: Buffer, processors: TraceProcessors) => Prepared | undefined;
   /** Items in a request, without converting it (to count refused items). */
   count(req: MessageShape<Req>): number;
   reply(rejected: number, message: string): MessageInitShape<Res>;
@@ -167,17 +167,6 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   }
 }
 
-function retryDetails(message: string, retryAfterMs: number): Metadata {
-  const md = new Metadata();
-  const seconds = Math.floor(retryAfterMs / 1000);
-  const st = create(StatusSchema, {
-    code: status.UNAVAILABLE,
-    message,
-    details: [anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: create(DurationSchema, { seconds: BigInt(seconds), nanos: (retryAfterMs % 1000) * 1e6 }) }))],
-  });
-  md.set('grpc-status-details-bin', Buffer.from(toBinary(StatusSchema, st)));
-  return md;
-}
 
 /**
  * Adds the OTLP receivers: `opentelemetry.proto.collector.{trace,metrics,logs}.v1.*Service/Export`
@@ -209,13 +198,18 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
     }
   };
 
-  /** Converts and encodes a request given as wire bytes (hot path first) or as a decoded message. */
-  const prepare = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, request: Buffer | MessageShape<Req>): Prepared => {
+  /**
+   * Converts and encodes a request given as wire bytes (hot path first) or as a decoded message.
+   * Data written with a tenant-bound token carries the token's tenant as a resource attribute.
+   */
+  const prepare = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, request: Buffer | MessageShape<Req>, tenant: string | undefined): Prepared => {
+    const overrides = tenant === undefined ? undefined : { [TENANT_ATTRIBUTE]: tenant };
     if (Buffer.isBuffer(request)) {
-      const fast = signal.fast?.(request, options.pipeline.processors);
+      const fast = signal.fast?.(request, { ...options.pipeline.processors, resourceOverrides: overrides });
       if (fast) return fast;
     }
     const conversion = signal.convert(Buffer.isBuffer(request) ? decode(signal.request, request) : request);
+    if (overrides) mergeResourceAttributes(conversion, overrides, 'override');
     // Span metrics are taken before the processors (redaction may change attribute maps, not these columns).
     const spans: SpanSummary[] = (signal.name === 'traces' ? (conversion.tables.get(TRACES_TABLE) ?? []) : []).map((row) => ({
       service: row.ServiceName as string,
@@ -237,7 +231,13 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   };
 
   /** Admits, converts and submits one request of `wireBytes`; returns the reply (with partial_success). */
-  const ingest = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, request: Buffer | MessageShape<Req>, transport: 'grpc' | 'http', wireBytes: number) => {
+  const ingest = async <Req extends DescMessage, Res extends DescMessage>(
+    signal: Signal<Req, Res>,
+    request: Buffer | MessageShape<Req>,
+    transport: 'grpc' | 'http',
+    wireBytes: number,
+    principal: Principal | undefined,
+  ) => {
     const labels = { transport };
     let release: () => void;
     try {
@@ -247,7 +247,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
       throw err;
     }
     try {
-      const prepared = prepare(signal, request);
+      const prepared = prepare(signal, request, principal?.tenant);
       if (prepared.rejected > 0) rejected[signal.item].inc(labels, prepared.rejected);
       // Span metrics are counted only once the spans are accepted, so a refused and retried export counts once.
       try {
@@ -268,20 +268,20 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   // Requests arrive as wire bytes: the hot path (traces) reads them directly, the others decode them.
   const grpcExport = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>) => ({
     export: {
-      async raw(bytes: Buffer, _ctx: CallContext) {
+      async raw(bytes: Buffer, ctx: CallContext) {
         try {
-          return await ingest(signal, bytes, 'grpc', bytes.length);
+          return await ingest(signal, bytes, 'grpc', bytes.length, ctx.principal);
         } catch (err) {
-          if (err instanceof RetryableError) throw new GrpcError(status.UNAVAILABLE, err.message, retryDetails(err.message, err.retryAfterMs));
+          if (err instanceof RetryableError) throw unavailable(err.message, err.retryAfterMs);
           if (err instanceof MalformedRequest) throw new GrpcError(status.INVALID_ARGUMENT, err.message);
           throw err;
         }
       },
     },
   });
-  options.grpc.addService(TraceService, grpcExport(traces));
-  options.grpc.addService(LogsService, grpcExport(logs));
-  options.grpc.addService(MetricsService, grpcExport(metrics));
+  options.grpc.addService(TraceService, grpcExport(traces), 'ingest');
+  options.grpc.addService(LogsService, grpcExport(logs), 'ingest');
+  options.grpc.addService(MetricsService, grpcExport(metrics), 'ingest');
 
   const cors = (req: IncomingMessage, res: ServerResponse): void => {
     const origin = req.headers.origin;
@@ -292,7 +292,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   };
 
   const httpExport = <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>) => {
-    options.http.route('POST', signal.path, async (req, res) => {
+    options.http.route('POST', signal.path, async (req, res, { principal }) => {
       cors(req, res);
       const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
       const json = contentType === 'application/json';
@@ -321,7 +321,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
             throw new HttpFailure(400, status.INVALID_ARGUMENT, `malformed JSON ${signal.request.typeName}: ${(err as Error).message}`);
           }
         }
-        const reply = create(signal.response, await ingest(signal, request, 'http', body.length));
+        const reply = create(signal.response, await ingest(signal, request, 'http', body.length, principal));
         send(200, json ? JSON.stringify(toJson(signal.response, reply)) : toBinary(signal.response, reply));
       } catch (err) {
         if (err instanceof MalformedRequest) sendStatus(new HttpFailure(400, status.INVALID_ARGUMENT, `malformed protobuf ${err.typeName}: ${err.reason}`));
@@ -336,7 +336,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
           sendStatus(new HttpFailure(500, status.INTERNAL, 'internal error'));
         }
       }
-    });
+    }, 'ingest');
     if (options.corsAllowedOrigins.length > 0) {
       options.http.route('OPTIONS', signal.path, (req, res) => {
         cors(req, res);

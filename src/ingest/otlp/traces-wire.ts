@@ -32,6 +32,8 @@ export interface EncodedTraces {
 export interface TraceProcessors {
   /** Resource attributes added where a resource does not carry them (enrichment). */
   resourceDefaults: Readonly<Record<string, string>>;
+  /** Resource attributes that replace the data's (the tenant of a tenant-bound token). */
+  resourceOverrides?: Readonly<Record<string, string>> | undefined;
   redaction: Redaction | undefined;
 }
 
@@ -533,6 +535,7 @@ function readResource(buf: Buffer, bounds: [number, number] | undefined, p: Trac
     }
   }
   for (const [k, v] of Object.entries(p.resourceDefaults)) if (!entries.has(k)) entries.set(k, v);
+  if (p.resourceOverrides) for (const [k, v] of Object.entries(p.resourceOverrides)) entries.set(k, v);
   const w = new RowBinaryWriter(256);
   encodeMap(w, entries, p.redaction);
   return { map: w.finish(), serviceName: serviceName ?? '' };

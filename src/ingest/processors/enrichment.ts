@@ -27,20 +27,31 @@ export function createEnrichment(fromEnv: Readonly<Record<string, string>>, env:
   return {
     attributes,
     process(c) {
-      if (keys.length === 0) return;
-      // Rows of one resource share one map object: enrich each map once, keeping keys sorted.
-      const done = new Set<object>();
-      for (const rows of c.tables.values()) {
-        for (const row of rows) {
-          const map = row.ResourceAttributes as Record<string, string> | undefined;
-          if (!map || done.has(map)) continue;
-          done.add(map);
-          if (keys.every((k) => k in map)) continue;
-          const merged: Record<string, string> = { ...attributes, ...map };
-          for (const k of Object.keys(map)) delete map[k];
-          for (const k of Object.keys(merged).sort()) map[k] = merged[k] ?? '';
-        }
-      }
+      if (keys.length > 0) mergeResourceAttributes(c, attributes, 'default');
     },
   };
+}
+
+/** The resource attribute that carries the tenant of data written with a tenant-bound token. */
+export const TENANT_ATTRIBUTE = 'tenant.id';
+
+/**
+ * Merges `attributes` into every row's ResourceAttributes, keeping keys sorted: as defaults (the
+ * data's own values win) or as overrides (they replace the data's, as a token's tenant does).
+ */
+export function mergeResourceAttributes(c: Conversion, attributes: Readonly<Record<string, string>>, mode: 'default' | 'override'): void {
+  const keys = Object.keys(attributes);
+  // Rows of one resource share one map object: merge into each map once.
+  const done = new Set<object>();
+  for (const rows of c.tables.values()) {
+    for (const row of rows) {
+      const map = row.ResourceAttributes as Record<string, string> | undefined;
+      if (!map || done.has(map)) continue;
+      done.add(map);
+      if (mode === 'default' ? keys.every((k) => k in map) : keys.every((k) => map[k] === attributes[k])) continue;
+      const merged: Record<string, string> = mode === 'default' ? { ...attributes, ...map } : { ...map, ...attributes };
+      for (const k of Object.keys(map)) delete map[k];
+      for (const k of Object.keys(merged).sort()) map[k] = merged[k] ?? '';
+    }
+  }
 }

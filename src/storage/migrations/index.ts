@@ -3,6 +3,7 @@ import { migration0001 } from './0001-schema-migrations.js';
 import { migration0002 } from './0002-otel-traces.js';
 import { migration0003 } from './0003-otel-logs.js';
 import { migration0004 } from './0004-otel-metrics.js';
+import { migration0005 } from './0005-heimdall-events.js';
 
 /** One schema step: numbered, applied once, each statement idempotent on its own. */
 export interface Migration {
@@ -14,4 +15,4 @@ export interface Migration {
 }
 
 /** Every migration in order. Never edit an applied one: add a new number. */
-export const MIGRATIONS: readonly Migration[] = [migration0001, migration0002, migration0003, migration0004];
+export const MIGRATIONS: readonly Migration[] = [migration0001, migration0002, migration0003, migration0004, migration0005];

@@ -1,0 +1,214 @@
+import { toJson, type JsonObject } from '@bufbuild/protobuf';
+import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import type { Command } from 'commander';
+import { parseDuration } from '../config/units.js';
+import { SEVERITY_NAMES } from '../events/events.js';
+import { EventSchema, EventService } from '../gen/heimdall/v1/events_pb.js';
+import { GetSummaryResponseSchema, QueryService, TimelineItemSchema, type TimelineItem } from '../gen/heimdall/v1/query_pb.js';
+import { connect, type AgentClient } from './client.js';
+
+interface GlobalOptions {
+  addr: string;
+  token?: string;
+  json?: boolean;
+  tls?: boolean;
+  ca?: string;
+}
+
+/** Writes one line to stdout. */
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
+
+/** Columns padded to their widest cell. */
+function table(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of [header, ...rows]) out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
+}
+
+const iso = (ts: Timestamp | undefined): string => (ts ? timestampDate(ts).toISOString() : '');
+const ago = (text: string, option: string): Date => {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new Error(`${option}: expected a duration such as 15m, 1h or 7d, got ${JSON.stringify(text)}`);
+  return new Date(Date.now() - ms);
+};
+const tsOf = (d: Date): { seconds: bigint; nanos: number } => ({ seconds: BigInt(Math.floor(d.getTime() / 1000)), nanos: (d.getTime() % 1000) * 1e6 });
+
+function severityOf(name: string): number {
+  const i = SEVERITY_NAMES.indexOf(name.toLowerCase() as (typeof SEVERITY_NAMES)[number]);
+  if (i <= 0) throw new Error(`--severity: expected one of ${SEVERITY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(name)}`);
+  return i;
+}
+
+/** Runs `fn` with a client from the command's global options; gRPC failures become one readable line and exit 1. */
+async function withClient(cmd: Command, fn: (client: AgentClient, opts: GlobalOptions) => Promise<void>): Promise<void> {
+  const opts = cmd.optsWithGlobals<GlobalOptions>();
+  const client = connect({ addr: opts.addr, token: opts.token, tls: opts.tls, ca: opts.ca });
+  try {
+    await fn(client, opts);
+  } catch (err) {
+    const e = err as ServiceError;
+    if (typeof e.code === 'number') {
+      process.stderr.write(`heimdall: ${status[e.code]}: ${e.details || e.message}\n`);
+      process.exitCode = 1;
+    } else throw err;
+  } finally {
+    client.close();
+  }
+}
+
+/** A trace timeline as an indented tree: spans by depth, logs and events under the span they belong to. */
+function printTimeline(items: TimelineItem[]): void {
+  const first = items[0]?.time;
+  const start = first ? timestampDate(first).getTime() : 0;
+  const depthOfSpan = new Map<string, number>();
+  for (const it of items) if (it.item.case === 'span') depthOfSpan.set(it.item.value.spanId, it.item.value.depth);
+  for (const it of items) {
+    const offset = `+${String((it.time ? timestampDate(it.time).getTime() : start) - start).padStart(6)} ms`;
+    const v = it.item;
+    if (v.case === 'span') {
+      const s = v.value;
+      out(`${offset}  ${'  '.repeat(s.depth)}${s.serviceName} ${s.name} (${s.durationMs.toFixed(1)} ms${s.statusCode === 'Error' ? ', error' : ''})`);
+    } else if (v.case === 'log') {
+      const d = (depthOfSpan.get(v.value.spanId) ?? -1) + 1;
+      out(`${offset}  ${'  '.repeat(d)}· log ${v.value.severityText || v.value.severityNumber}: ${v.value.body}`);
+    } else if (v.case === 'event') {
+      const d = (depthOfSpan.get(v.value.spanId) ?? -1) + 1;
+      out(`${offset}  ${'  '.repeat(d)}◆ event ${SEVERITY_NAMES[v.value.severity] ?? v.value.severity} ${v.value.source}/${v.value.eventType}: ${v.value.message}`);
+    }
+  }
+}
+
+/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit. */
+export function addClientCommands(program: Command): void {
+  const client = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('--addr <host:port>', 'the agent\'s gRPC address', process.env.HEIMDALL_ADDR ?? '127.0.0.1:4317')
+      .option('--token <token>', 'API token (default: $HEIMDALL_TOKEN)', process.env.HEIMDALL_TOKEN)
+      .option('--json', 'one JSON object per line')
+      .option('--tls', 'connect with TLS')
+      .option('--ca <file>', 'CA bundle to trust (with --tls)');
+
+  client('events', 'list events, newest first')
+    .option('--since <duration>', 'how far back', '1h')
+    .option('--severity <level>', 'at least this severe (debug, info, notice, warning, error, critical)')
+    .option('--source <source>', 'only from this source')
+    .option('--type <type>', 'only of this event type')
+    .option('--category <category>', 'only in this category')
+    .option('--correlation-id <id>', 'only with this correlation id')
+    .option('--contains <text>', 'message contains this text')
+    .option('--limit <n>', 'at most this many events', '100')
+    .action((o: Record<string, string | undefined>, cmd: Command) =>
+      withClient(cmd, async (c, g) => {
+        const limit = Number(o.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit: expected a positive integer');
+        const rows: string[][] = [];
+        let pageToken = '';
+        let n = 0;
+        do {
+          const res = await c.unary(QueryService.method.listEvents, {
+            startTime: tsOf(ago(o.since ?? '1h', '--since')),
+            ...(o.severity ? { minSeverity: severityOf(o.severity) } : {}),
+            sources: o.source ? [o.source] : [],
+            eventTypes: o.type ? [o.type] : [],
+            categories: o.category ? [o.category] : [],
+            correlationId: o.correlationId ?? '',
+            messageContains: o.contains ?? '',
+            pageSize: Math.min(1000, limit - n),
+            pageToken,
+          });
+          for (const e of res.events) {
+            if (g.json) out(JSON.stringify(toJson(EventSchema, e)));
+            else rows.push([iso(e.timestamp), SEVERITY_NAMES[e.severity] ?? String(e.severity), e.source, e.eventType, e.correlationId, e.message.length > 80 ? `${e.message.slice(0, 79)}…` : e.message]);
+          }
+          n += res.events.length;
+          pageToken = res.nextPageToken;
+        } while (pageToken && n < limit);
+        if (!g.json) table(['TIME', 'SEVERITY', 'SOURCE', 'TYPE', 'CORRELATION ID', 'MESSAGE'], rows);
+      }),
+    );
+
+  client('trace', 'show the spans, logs and events of a trace id or a correlation id')
+    .argument('<id>', 'a trace id (32 hex digits) or a correlation id')
+    .action((id: string, _o: unknown, cmd: Command) =>
+      withClient(cmd, async (c, g) => {
+        const res = await c.unary(QueryService.method.getTrace, { id: /^[0-9a-fA-F]{32}$/.test(id) ? { case: 'traceId', value: id } : { case: 'correlationId', value: id } });
+        if (g.json) {
+          for (const it of res.items) out(JSON.stringify(toJson(TimelineItemSchema, it)));
+          return;
+        }
+        if (res.items.length === 0) {
+          out(`nothing stored for ${id}`);
+          return;
+        }
+        out(`trace ${res.traceIds.join(', ') || '(none)'}: ${res.spanCount} spans, ${res.logCount} logs, ${res.eventCount} events`);
+        printTimeline(res.items);
+      }),
+    );
+
+  client('summary', 'counts of events, errors, spans and logs over a time window')
+    .option('--since <duration>', 'how far back', '24h')
+    .option('--top <n>', 'sources listed by errors', '10')
+    .action((o: Record<string, string | undefined>, cmd: Command) =>
+      withClient(cmd, async (c, g) => {
+        const res = await c.unary(QueryService.method.getSummary, { startTime: tsOf(ago(o.since ?? '24h', '--since')), top: Number(o.top ?? 10) });
+        if (g.json) {
+          out(JSON.stringify(toJson(GetSummaryResponseSchema, res)));
+          return;
+        }
+        out(`${iso(res.startTime)} .. ${iso(res.endTime)}: ${res.events} events, error rate ${(res.errorRate * 100).toFixed(2)}%`);
+        const section = (title: string, counts: Array<{ key: string; count: bigint }>) => {
+          if (counts.length === 0) return;
+          out('');
+          table([title, 'COUNT'], counts.map((x) => [x.key || '(none)', String(x.count)]));
+        };
+        section('SEVERITY', res.bySeverity);
+        section('SOURCE', res.bySource);
+        section('EVENT TYPE', res.byEventType);
+        section('CATEGORY', res.byCategory);
+        section('TOP ERROR SOURCES', res.topErrorSources);
+        if (res.services.length > 0) {
+          out('');
+          table(['SERVICE', 'SPANS', 'ERROR SPANS', 'LOGS'], res.services.map((s) => [s.serviceName, String(s.spans), String(s.errorSpans), String(s.logs)]));
+        }
+      }),
+    );
+
+  client('emit', 'write one event')
+    .requiredOption('--type <type>', 'event type')
+    .requiredOption('--severity <level>', 'debug, info, notice, warning, error or critical')
+    .requiredOption('--message <text>', 'message')
+    .option('--source <source>', 'source', 'heimdall-cli')
+    .option('--category <category>', 'category')
+    .option('--correlation-id <id>', 'correlation id')
+    .option('--payload <json>', 'payload: a JSON object')
+    .action((o: Record<string, string | undefined>, cmd: Command) =>
+      withClient(cmd, async (c, g) => {
+        let payload: JsonObject | undefined;
+        if (o.payload !== undefined) {
+          try {
+            payload = JSON.parse(o.payload) as JsonObject;
+          } catch (err) {
+            throw new Error(`--payload: not JSON: ${(err as Error).message}`, { cause: err });
+          }
+          if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new Error('--payload: expected a JSON object');
+        }
+        const res = await c.unary(EventService.method.writeEvents, {
+          events: [
+            {
+              eventType: o.type ?? '',
+              severity: severityOf(o.severity ?? ''),
+              message: o.message ?? '',
+              source: o.source ?? '',
+              category: o.category ?? '',
+              correlationId: o.correlationId ?? '',
+              ...(payload ? { payload } : {}),
+            },
+          ],
+        });
+        if (g.json) out(JSON.stringify({ id: res.ids[0] ?? '' }));
+        else out(res.ids[0] ?? '');
+      }),
+    );
+}

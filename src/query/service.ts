@@ -1,0 +1,345 @@
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
+import { status } from '@grpc/grpc-js';
+import type { Principal } from '../auth/auth.js';
+import { EVENTS_TABLE, SEVERITY_NAMES } from '../events/events.js';
+import type { EventSchema } from '../gen/heimdall/v1/events_pb.js';
+import { QueryService, type LogRecordSchema, type SpanSchema, type TimelineItemSchema } from '../gen/heimdall/v1/query_pb.js';
+import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
+import { GrpcError } from '../server/errors.js';
+import type { GrpcServer } from '../server/grpc.js';
+import type { Storage } from '../storage/storage.js';
+import type { QueryParams } from '../storage/transport.js';
+import { decodeCursor, encodeCursor, filterHash } from './cursor.js';
+
+/** Options for addQueryService. */
+export interface QueryServiceOptions {
+  grpc: GrpcServer;
+  storage: Storage;
+}
+
+const HOUR_NS = 3_600_000_000_000n;
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 100;
+/** A timeline holds at most this many items of each kind. */
+const MAX_TIMELINE = 10_000;
+
+/** Nanoseconds of a protobuf Timestamp, or `fallback` when absent. */
+function nanosOf(ts: Timestamp | undefined, fallback: bigint): bigint {
+  return ts ? ts.seconds * 1_000_000_000n + BigInt(ts.nanos) : fallback;
+}
+
+/** A protobuf Timestamp from nanoseconds as decimal text. */
+function timestamp(nanos: string): MessageInitShape<typeof TimestampSchema> {
+  const n = BigInt(nanos);
+  return { seconds: n / 1_000_000_000n, nanos: Number(n % 1_000_000_000n) };
+}
+
+/** A LIKE pattern matching text that contains `s` (lowercased; %, _ and \ taken literally). */
+function containsPattern(s: string): string {
+  return `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** A time range from a request: [start, end), with defaults, refused when empty or reversed. */
+function timeRange(start: Timestamp | undefined, end: Timestamp | undefined, defaultSpan: bigint): { start: bigint; end: bigint } {
+  const e = nanosOf(end, BigInt(Date.now()) * 1_000_000n);
+  const s = nanosOf(start, e - defaultSpan);
+  if (s >= e) throw new GrpcError(status.INVALID_ARGUMENT, 'start_time: must be before end_time');
+  return { start: s, end: e };
+}
+
+function pageSize(n: number): number {
+  if (n > MAX_PAGE) throw new GrpcError(status.INVALID_ARGUMENT, `page_size: at most ${MAX_PAGE}`);
+  return n === 0 ? DEFAULT_PAGE : n;
+}
+
+/** The tenant a caller reads: a tenant-bound token's, else the one asked for (empty: all). */
+function tenantOf(principal: Principal | undefined, requested: string): string {
+  return principal?.tenant ?? requested;
+}
+
+interface EventRow {
+  ts: string;
+  Id: string;
+  TenantId: string;
+  EventType: string;
+  Source: string;
+  Severity: number;
+  Category: string;
+  Message: string;
+  CorrelationId: string;
+  TraceId: string;
+  SpanId: string;
+  ActorId: string;
+  Status: string;
+  DurationMs: number;
+  Payload: string;
+  ResourceAttributes: Record<string, string>;
+}
+
+const EVENT_COLUMNS =
+  'toString(toUnixTimestamp64Nano(Timestamp)) AS ts, Id, TenantId, EventType, Source, Severity, Category, Message, CorrelationId, TraceId, SpanId, ActorId, Status, DurationMs, Payload, ResourceAttributes';
+
+function eventOf(r: EventRow): MessageInitShape<typeof EventSchema> {
+  return {
+    id: r.Id,
+    timestamp: timestamp(r.ts),
+    eventType: r.EventType,
+    source: r.Source,
+    severity: Number(r.Severity),
+    category: r.Category,
+    message: r.Message,
+    correlationId: r.CorrelationId,
+    traceId: r.TraceId,
+    spanId: r.SpanId,
+    tenantId: r.TenantId,
+    actorId: r.ActorId,
+    status: r.Status,
+    durationMs: Number(r.DurationMs),
+    ...(r.Payload ? { payload: JSON.parse(r.Payload) as Record<string, never> } : {}),
+    resourceAttributes: r.ResourceAttributes,
+  };
+}
+
+interface LogRow {
+  ts: string;
+  id: string;
+  ServiceName: string;
+  SeverityText: string;
+  SeverityNumber: number;
+  Body: string;
+  TraceId: string;
+  SpanId: string;
+  LogAttributes: Record<string, string>;
+  ResourceAttributes: Record<string, string>;
+}
+
+/** A stable id for a log record (the table has none): a hash of the record. */
+const LOG_ID = 'cityHash64(Timestamp, ServiceName, Body, TraceId, SpanId, toString(LogAttributes), toString(ResourceAttributes))';
+const LOG_COLUMNS = `toString(toUnixTimestamp64Nano(Timestamp)) AS ts, toString(${LOG_ID}) AS id, ServiceName, SeverityText, SeverityNumber, Body, TraceId, SpanId, LogAttributes, ResourceAttributes`;
+
+function logOf(r: LogRow): MessageInitShape<typeof LogRecordSchema> {
+  return {
+    id: r.id,
+    timestamp: timestamp(r.ts),
+    serviceName: r.ServiceName,
+    severityText: r.SeverityText,
+    severityNumber: Number(r.SeverityNumber),
+    body: r.Body,
+    traceId: r.TraceId,
+    spanId: r.SpanId,
+    attributes: r.LogAttributes,
+    resourceAttributes: r.ResourceAttributes,
+  };
+}
+
+interface SpanRow {
+  ts: string;
+  TraceId: string;
+  SpanId: string;
+  ParentSpanId: string;
+  SpanName: string;
+  ServiceName: string;
+  SpanKind: string;
+  Duration: string;
+  StatusCode: string;
+  StatusMessage: string;
+  SpanAttributes: Record<string, string>;
+}
+
+const SPAN_COLUMNS = 'toString(toUnixTimestamp64Nano(Timestamp)) AS ts, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, SpanKind, toString(Duration) AS Duration, StatusCode, StatusMessage, SpanAttributes';
+
+/** Spans with their depth in the trace tree (0 for roots and for spans whose parent is not stored). */
+function spansWithDepth(rows: SpanRow[]): Array<MessageInitShape<typeof SpanSchema>> {
+  const byId = new Map(rows.map((r) => [`${r.TraceId}/${r.SpanId}`, r]));
+  const depth = new Map<SpanRow, number>();
+  const depthOf = (r: SpanRow, seen = new Set<SpanRow>()): number => {
+    const known = depth.get(r);
+    if (known !== undefined) return known;
+    const parent = r.ParentSpanId ? byId.get(`${r.TraceId}/${r.ParentSpanId}`) : undefined;
+    // A cycle in bad data counts as a root rather than recursing forever.
+    const d = parent && !seen.has(parent) ? depthOf(parent, seen.add(r)) + 1 : 0;
+    depth.set(r, d);
+    return d;
+  };
+  return rows.map((r) => ({
+    traceId: r.TraceId,
+    spanId: r.SpanId,
+    parentSpanId: r.ParentSpanId,
+    name: r.SpanName,
+    serviceName: r.ServiceName,
+    kind: r.SpanKind,
+    startTime: timestamp(r.ts),
+    durationMs: Number(r.Duration) / 1e6,
+    statusCode: r.StatusCode,
+    statusMessage: r.StatusMessage,
+    attributes: r.SpanAttributes,
+    depth: depthOf(r),
+  }));
+}
+
+/**
+ * Adds `heimdall.v1.QueryService` (scope `query`). Every filter travels as a ClickHouse query
+ * parameter; a tenant-bound token sees only its tenant's events (TenantId) and spans and logs
+ * (resource attribute `tenant.id`).
+ */
+export function addQueryService(options: QueryServiceOptions): void {
+  const query = async <T>(sql: string, params: QueryParams): Promise<T[]> => {
+    if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready (unreachable, or its schema is not migrated yet)');
+    return options.storage.transport.query<T>(sql, params);
+  };
+
+  options.grpc.addService(
+    QueryService,
+    {
+      async listEvents(req, ctx) {
+        const tenant = tenantOf(ctx.principal, req.tenantId);
+        // The time range is not part of the hash: the first page pins it in the cursor, later pages take it from there.
+        const filters = { t: req.eventTypes, s: req.sources, m: req.minSeverity, c: req.categories, ci: req.correlationId, te: tenant, a: req.actorId, st: req.status, x: req.messageContains };
+        const hash = filterHash(filters);
+        if (req.minSeverity < 0 || req.minSeverity >= SEVERITY_NAMES.length) throw new GrpcError(status.INVALID_ARGUMENT, `min_severity: unknown severity ${req.minSeverity}`);
+        const cursor = req.pageToken ? decodeCursor(req.pageToken, hash) : undefined;
+        const range = cursor ? { start: BigInt(cursor.start), end: BigInt(cursor.end) } : timeRange(req.startTime, req.endTime, HOUR_NS);
+        const limit = pageSize(req.pageSize);
+        const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})'];
+        const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), limit: limit + 1 };
+        const filter = (sql: string, name: string, value: QueryParams[string], when: boolean): void => {
+          if (!when) return;
+          where.push(sql);
+          params[name] = value;
+        };
+        filter('TenantId = {tenant:String}', 'tenant', tenant, tenant !== '');
+        filter('EventType IN {types:Array(String)}', 'types', req.eventTypes, req.eventTypes.length > 0);
+        filter('Source IN {sources:Array(String)}', 'sources', req.sources, req.sources.length > 0);
+        filter('Category IN {categories:Array(String)}', 'categories', req.categories, req.categories.length > 0);
+        filter('Severity >= {minSeverity:UInt8}', 'minSeverity', req.minSeverity, req.minSeverity > 0);
+        filter('CorrelationId = {correlationId:String}', 'correlationId', req.correlationId, req.correlationId !== '');
+        filter('ActorId = {actorId:String}', 'actorId', req.actorId, req.actorId !== '');
+        filter('Status = {status:String}', 'status', req.status, req.status !== '');
+        filter('lower(Message) LIKE {message:String}', 'message', containsPattern(req.messageContains), req.messageContains !== '');
+        if (cursor) {
+          where.push('(Timestamp, Id) < (fromUnixTimestamp64Nano({lastTime:Int64}), {lastId:String})');
+          params.lastTime = cursor.lastTime;
+          params.lastId = cursor.lastId;
+        }
+        const rows = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS_TABLE} WHERE ${where.join(' AND ')} ORDER BY Timestamp DESC, Id DESC LIMIT {limit:UInt32}`, params);
+        const page = rows.slice(0, limit);
+        const last = page[page.length - 1];
+        const next = rows.length > limit && last ? encodeCursor({ start: range.start.toString(), end: range.end.toString(), lastTime: last.ts, lastId: last.Id, filters: hash }) : '';
+        return { events: page.map(eventOf), nextPageToken: next };
+      },
+
+      async listLogs(req, ctx) {
+        const tenant = tenantOf(ctx.principal, '');
+        const hash = filterHash({ s: req.services, m: req.minSeverityNumber, t: req.traceId, b: req.bodyContains, te: tenant });
+        const cursor = req.pageToken ? decodeCursor(req.pageToken, hash) : undefined;
+        const range = cursor ? { start: BigInt(cursor.start), end: BigInt(cursor.end) } : timeRange(req.startTime, req.endTime, HOUR_NS);
+        const limit = pageSize(req.pageSize);
+        const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})'];
+        const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), limit: limit + 1 };
+        const filter = (sql: string, name: string, value: QueryParams[string], when: boolean): void => {
+          if (!when) return;
+          where.push(sql);
+          params[name] = value;
+        };
+        filter(`ResourceAttributes[{tenantKey:String}] = {tenant:String}`, 'tenant', tenant, tenant !== '');
+        if (tenant !== '') params.tenantKey = TENANT_ATTRIBUTE;
+        filter('ServiceName IN {services:Array(String)}', 'services', req.services, req.services.length > 0);
+        filter('SeverityNumber >= {minSeverity:UInt8}', 'minSeverity', req.minSeverityNumber, req.minSeverityNumber > 0);
+        filter('TraceId = {traceId:String}', 'traceId', req.traceId.toLowerCase(), req.traceId !== '');
+        filter('lower(Body) LIKE {body:String}', 'body', containsPattern(req.bodyContains), req.bodyContains !== '');
+        if (cursor) {
+          where.push(`(Timestamp, ${LOG_ID}) < (fromUnixTimestamp64Nano({lastTime:Int64}), {lastId:UInt64})`);
+          params.lastTime = cursor.lastTime;
+          params.lastId = cursor.lastId;
+        }
+        const rows = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM otel_logs WHERE ${where.join(' AND ')} ORDER BY Timestamp DESC, ${LOG_ID} DESC LIMIT {limit:UInt32}`, params);
+        const page = rows.slice(0, limit);
+        const last = page[page.length - 1];
+        const next = rows.length > limit && last ? encodeCursor({ start: range.start.toString(), end: range.end.toString(), lastTime: last.ts, lastId: last.id, filters: hash }) : '';
+        return { records: page.map(logOf), nextPageToken: next };
+      },
+
+      async getTrace(req, ctx) {
+        const tenant = tenantOf(ctx.principal, '');
+        const spanTenant = tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : '';
+        const eventTenant = tenant !== '' ? ' AND TenantId = {tenant:String}' : '';
+        const base: QueryParams = tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE, max: MAX_TIMELINE } : { max: MAX_TIMELINE };
+        let traceIds: string[];
+        let events: EventRow[] = [];
+        if (req.id.case === 'traceId') {
+          const id = req.id.value.toLowerCase();
+          if (!/^[0-9a-f]{32}$/.test(id)) throw new GrpcError(status.INVALID_ARGUMENT, 'trace_id: must be 32 hex digits');
+          traceIds = [id];
+          events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS_TABLE} WHERE TraceId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id });
+        } else if (req.id.case === 'correlationId' && req.id.value !== '') {
+          events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS_TABLE} WHERE CorrelationId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id: req.id.value });
+          traceIds = [...new Set(events.map((e) => e.TraceId).filter((t) => t !== ''))];
+        } else throw new GrpcError(status.INVALID_ARGUMENT, 'id: give a trace_id or a correlation_id');
+        let spans: SpanRow[] = [];
+        let logs: LogRow[] = [];
+        if (traceIds.length > 0) {
+          // The lookup table bounds the scan of otel_traces to the traces' time range.
+          const [bounds] = await query<{ start: string | null; end: string | null }>(
+            'SELECT toString(min(Start)) AS start, toString(max(End)) AS end, count() AS n FROM otel_traces_trace_id_ts WHERE TraceId IN {ids:Array(String)} HAVING n > 0',
+            { ids: traceIds },
+          );
+          if (bounds?.start && bounds.end) {
+            spans = await query<SpanRow>(
+              `SELECT ${SPAN_COLUMNS} FROM otel_traces WHERE TraceId IN {ids:Array(String)} AND toDateTime(Timestamp) >= toDateTime({start:String}) AND toDateTime(Timestamp) <= toDateTime({end:String})${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`,
+              { ...base, ids: traceIds, start: bounds.start, end: bounds.end },
+            );
+          }
+          logs = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM otel_logs WHERE TraceId IN {ids:Array(String)}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds });
+        }
+        const items: Array<MessageInitShape<typeof TimelineItemSchema> & { ns: bigint }> = [
+          ...spansWithDepth(spans).map((s, i) => ({ ns: BigInt(spans[i]?.ts ?? '0'), time: s.startTime, item: { case: 'span' as const, value: s } })),
+          ...logs.map((l) => ({ ns: BigInt(l.ts), time: timestamp(l.ts), item: { case: 'log' as const, value: logOf(l) } })),
+          ...events.map((e) => ({ ns: BigInt(e.ts), time: timestamp(e.ts), item: { case: 'event' as const, value: eventOf(e) } })),
+        ];
+        items.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
+        return { traceIds, items: items.map(({ ns: _ns, ...item }) => item), spanCount: spans.length, logCount: logs.length, eventCount: events.length };
+      },
+
+      async getSummary(req, ctx) {
+        const tenant = tenantOf(ctx.principal, '');
+        const range = timeRange(req.startTime, req.endTime, 24n * HOUR_NS);
+        const top = req.top === 0 ? 10 : Math.min(req.top, 1000);
+        const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), top, ...(tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE } : {}) };
+        const inRange = 'Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64})';
+        const events = `${EVENTS_TABLE} WHERE ${inRange}${tenant !== '' ? ' AND TenantId = {tenant:String}' : ''}`;
+        const otel = (table: string) => `${table} WHERE ${inRange}${tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : ''}`;
+        const counts = (column: string) => query<{ key: string; count: string }>(`SELECT toString(${column}) AS key, count() AS count FROM ${events} GROUP BY key ORDER BY count DESC, key`, params);
+        const [totals, bySeverity, bySource, byType, byCategory, topErrors, spans, logs] = await Promise.all([
+          query<{ n: string; errors: string }>(`SELECT count() AS n, countIf(Severity >= 5) AS errors FROM ${events}`, params),
+          counts('Severity'),
+          counts('Source'),
+          counts('EventType'),
+          counts('Category'),
+          query<{ key: string; count: string }>(`SELECT Source AS key, count() AS count FROM ${events} AND Severity >= 5 GROUP BY key ORDER BY count DESC, key LIMIT {top:UInt32}`, params),
+          query<{ service: string; spans: string; errors: string }>(`SELECT ServiceName AS service, count() AS spans, countIf(StatusCode = 'Error') AS errors FROM ${otel('otel_traces')} GROUP BY service`, params),
+          query<{ service: string; logs: string }>(`SELECT ServiceName AS service, count() AS logs FROM ${otel('otel_logs')} GROUP BY service`, params),
+        ]);
+        const n = Number(totals[0]?.n ?? 0);
+        const services = new Map<string, { serviceName: string; spans: bigint; errorSpans: bigint; logs: bigint }>();
+        const service = (name: string) => services.get(name) ?? services.set(name, { serviceName: name, spans: 0n, errorSpans: 0n, logs: 0n }).get(name)!;
+        for (const s of spans) Object.assign(service(s.service), { spans: BigInt(s.spans), errorSpans: BigInt(s.errors) });
+        for (const l of logs) service(l.service).logs = BigInt(l.logs);
+        const list = (rows: Array<{ key: string; count: string }>) => rows.map((r) => ({ key: r.key, count: BigInt(r.count) }));
+        return {
+          startTime: timestamp(range.start.toString()),
+          endTime: timestamp(range.end.toString()),
+          events: BigInt(n),
+          errorRate: n === 0 ? 0 : Number(totals[0]?.errors ?? 0) / n,
+          bySeverity: bySeverity.map((r) => ({ key: SEVERITY_NAMES[Number(r.key)] ?? r.key, count: BigInt(r.count) })),
+          bySource: list(bySource),
+          byEventType: list(byType),
+          byCategory: list(byCategory),
+          topErrorSources: list(topErrors),
+          services: [...services.values()].sort((a, b) => a.serviceName.localeCompare(b.serviceName)),
+        };
+      },
+    },
+    'query',
+  );
+}
