@@ -90,7 +90,7 @@ export function eventToRow(e: Event, index: number, defaults: EventDefaults, rul
   text('tenant_id', e.tenantId, false, MAX_ID);
   text('message', e.message, false, 64 * 1024);
   if (e.severity === Severity.UNSPECIFIED) errors.push({ field: field('severity'), message: 'is required (debug, info, notice, warning, error or critical)' });
-  else if (!(e.severity in SEVERITY_NAMES) || e.severity < 0) errors.push({ field: field('severity'), message: `unknown severity ${e.severity}: use debug, info, notice, warning, error or critical` });
+  else if (!Number.isInteger(e.severity) || (e.severity as number) < 1 || (e.severity as number) >= SEVERITY_NAMES.length) errors.push({ field: field('severity'), message: `unknown severity ${e.severity}: use debug, info, notice, warning, error or critical` });
   if (e.traceId !== '' && (!HEX32.test(e.traceId) || /^0+$/.test(e.traceId))) errors.push({ field: field('trace_id'), message: 'must be 32 lowercase hex digits, not all zero' });
   if (e.spanId !== '' && (!HEX16.test(e.spanId) || /^0+$/.test(e.spanId))) errors.push({ field: field('span_id'), message: 'must be 16 lowercase hex digits, not all zero' });
   if (!Number.isFinite(e.durationMs) || e.durationMs < 0) errors.push({ field: field('duration_ms'), message: 'must be a finite number, 0 or more' });

@@ -93,14 +93,14 @@ export function addEventService(options: EventServiceOptions): void {
         const results: BatchResult[] = [];
         const inFlight = new Set<Promise<void>>();
         let offset = 0;
-        let failure: unknown;
+        let failure: Error | undefined;
         for await (const req of requests) {
           if (failure) break;
           const n = results.length;
           results.push({ accepted: 0, rejected: 0, errors: [], ids: [] });
           const p = writeBatch(req.events, offset, 0, ctx).then(
             (r) => void (results[n] = r),
-            (err: unknown) => void (failure ??= err),
+            (err: unknown) => void (failure ??= err instanceof Error ? err : new Error(String(err))),
           );
           offset += req.events.length;
           inFlight.add(p);

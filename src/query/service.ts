@@ -197,7 +197,8 @@ export function addQueryService(options: QueryServiceOptions): void {
         // The time range is not part of the hash: the first page pins it in the cursor, later pages take it from there.
         const filters = { t: req.eventTypes, s: req.sources, m: req.minSeverity, c: req.categories, ci: req.correlationId, te: tenant, a: req.actorId, st: req.status, x: req.messageContains };
         const hash = filterHash(filters);
-        if (req.minSeverity < 0 || req.minSeverity >= SEVERITY_NAMES.length) throw new GrpcError(status.INVALID_ARGUMENT, `min_severity: unknown severity ${req.minSeverity}`);
+        const minSeverity = req.minSeverity as number;
+        if (minSeverity < 0 || minSeverity >= SEVERITY_NAMES.length) throw new GrpcError(status.INVALID_ARGUMENT, `min_severity: unknown severity ${req.minSeverity}`);
         const cursor = req.pageToken ? decodeCursor(req.pageToken, hash) : undefined;
         const range = cursor ? { start: BigInt(cursor.start), end: BigInt(cursor.end) } : timeRange(req.startTime, req.endTime, HOUR_NS);
         const limit = pageSize(req.pageSize);
@@ -212,7 +213,7 @@ export function addQueryService(options: QueryServiceOptions): void {
         filter('EventType IN {types:Array(String)}', 'types', req.eventTypes, req.eventTypes.length > 0);
         filter('Source IN {sources:Array(String)}', 'sources', req.sources, req.sources.length > 0);
         filter('Category IN {categories:Array(String)}', 'categories', req.categories, req.categories.length > 0);
-        filter('Severity >= {minSeverity:UInt8}', 'minSeverity', req.minSeverity, req.minSeverity > 0);
+        filter('Severity >= {minSeverity:UInt8}', 'minSeverity', minSeverity, minSeverity > 0);
         filter('CorrelationId = {correlationId:String}', 'correlationId', req.correlationId, req.correlationId !== '');
         filter('ActorId = {actorId:String}', 'actorId', req.actorId, req.actorId !== '');
         filter('Status = {status:String}', 'status', req.status, req.status !== '');
@@ -266,7 +267,7 @@ export function addQueryService(options: QueryServiceOptions): void {
         const eventTenant = tenant !== '' ? ' AND TenantId = {tenant:String}' : '';
         const base: QueryParams = tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE, max: MAX_TIMELINE } : { max: MAX_TIMELINE };
         let traceIds: string[];
-        let events: EventRow[] = [];
+        let events: EventRow[];
         if (req.id.case === 'traceId') {
           const id = req.id.value.toLowerCase();
           if (!/^[0-9a-f]{32}$/.test(id)) throw new GrpcError(status.INVALID_ARGUMENT, 'trace_id: must be 32 hex digits');

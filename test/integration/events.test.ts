@@ -2,6 +2,9 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
 import { uuidv7 } from '../../src/events/events.js';
@@ -13,6 +16,9 @@ import { ExportLogsServiceRequestSchema, LogsService } from '../../src/gen/opent
 import { ExportTraceServiceRequestSchema, TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 
+const execFileAsync = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..', '..');
+
 type EventInit = Partial<Omit<Event, '$typeName' | 'timestamp'>> & { timestamp?: { seconds: bigint; nanos: number } };
 
 const secondsAgo = (s: number) => {
@@ -22,7 +28,7 @@ const secondsAgo = (s: number) => {
 const ev = (over: EventInit = {}): EventInit => ({ eventType: 'deploy', source: 'svc-a', severity: Severity.INFO, message: 'hello', ...over });
 
 async function write(c: AgentClient, events: EventInit[], md?: Record<string, string>) {
-  return c.unary(EventService.method.writeEvents, { events: events as never }, md);
+  return c.unary(EventService.method.writeEvents, { events: events }, md);
 }
 
 /** Every page of ListEvents for a request, concatenated. */
@@ -30,7 +36,7 @@ async function listAll(c: AgentClient, req: Record<string, unknown>, pageSize = 
   const out: Event[] = [];
   let pageToken = '';
   do {
-    const res = await c.unary(QueryService.method.listEvents, { ...req, pageSize, pageToken } as never);
+    const res = await c.unary(QueryService.method.listEvents, { ...req, pageSize, pageToken });
     out.push(...res.events);
     pageToken = res.nextPageToken;
   } while (pageToken);
@@ -248,6 +254,73 @@ describe('events and queries', () => {
     expect([byCorrelation.spanCount, byCorrelation.logCount, byCorrelation.eventCount]).toEqual([3, 1, 2]);
     const err = await grpcError(c.unary(QueryService.method.getTrace, { id: { case: 'traceId', value: "x' OR 1=1" } }));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('lists OTLP log records by service, severity, trace id and body text, page by page', async () => {
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const traceId = Buffer.alloc(16, 7);
+    const records = Array.from({ length: 40 }, (_, i) => ({
+      service: i % 2 === 0 ? 'logs-a' : 'logs-b',
+      severityNumber: (i % 24) + 1,
+      body: i % 5 === 0 ? `ERROR Disk Full on /dev/sd${i}` : `line ${i}`,
+      traceId: i % 8 === 0 ? traceId : new Uint8Array(),
+      timeUnixNano: now - BigInt(i) * 1_000_000n,
+    }));
+    const resource = (service: string) => ({ attributes: [{ key: 'service.name', value: { value: { case: 'stringValue' as const, value: service } } }] });
+    await c.unary(
+      LogsService.method.export,
+      create(ExportLogsServiceRequestSchema, {
+        resourceLogs: ['logs-a', 'logs-b'].map((service) => ({
+          resource: resource(service),
+          scopeLogs: [
+            {
+              logRecords: records
+                .filter((r) => r.service === service)
+                .map((r) => ({ timeUnixNano: r.timeUnixNano, severityNumber: r.severityNumber, body: { value: { case: 'stringValue' as const, value: r.body } }, traceId: r.traceId })),
+            },
+          ],
+        })),
+      }),
+    );
+    const all = async (req: Record<string, unknown>) => {
+      const out: string[] = [];
+      let pageToken = '';
+      do {
+        const res = await c.unary(QueryService.method.listLogs, { ...req, services: (req.services as string[] | undefined) ?? ['logs-a', 'logs-b'], pageSize: 7, pageToken });
+        out.push(...res.records.map((r) => r.body));
+        pageToken = res.nextPageToken;
+      } while (pageToken);
+      return out;
+    };
+    const newestFirst = [...records].sort((a, b) => Number(b.timeUnixNano - a.timeUnixNano));
+    expect(await all({})).toEqual(newestFirst.map((r) => r.body));
+    expect(await all({ services: ['logs-b'] })).toEqual(newestFirst.filter((r) => r.service === 'logs-b').map((r) => r.body));
+    expect(await all({ minSeverityNumber: 17 })).toEqual(newestFirst.filter((r) => r.severityNumber >= 17).map((r) => r.body));
+    expect(await all({ traceId: traceId.toString('hex') })).toEqual(newestFirst.filter((r) => r.traceId.length > 0).map((r) => r.body));
+    expect(await all({ bodyContains: 'disk full' })).toEqual(newestFirst.filter((r) => r.body.startsWith('ERROR')).map((r) => r.body));
+    expect(await all({ bodyContains: "' OR 1=1 --" })).toEqual([]);
+  });
+
+  it('answers through the CLI: emit, events, trace and summary, as tables or JSON lines', async () => {
+    const cli = (...args: string[]) => execFileAsync(process.execPath, [join(ROOT, 'dist', 'main.js'), ...args, '--addr', t.grpcAddress], { encoding: 'utf8' });
+    const emitted = await cli('emit', '--type', 'cli.test', '--severity', 'warning', '--message', 'from the CLI', '--source', 'cli-src', '--payload', '{"k":"v"}', '--correlation-id', 'cli-corr', '--json');
+    const { id } = JSON.parse(emitted.stdout) as { id: string };
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    const lines = (await cli('events', '--source', 'cli-src', '--json')).stdout.trim().split('\n');
+    expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([expect.objectContaining({ id, eventType: 'cli.test', severity: 'SEVERITY_WARNING', message: 'from the CLI', payload: { k: 'v' } })]);
+    const table = (await cli('events', '--source', 'cli-src', '--severity', 'warning')).stdout;
+    expect(table.split('\n')[0]).toMatch(/^TIME\s+SEVERITY\s+SOURCE\s+TYPE\s+CORRELATION ID\s+MESSAGE$/);
+    expect(table).toMatch(/warning\s+cli-src\s+cli\.test\s+cli-corr\s+from the CLI/);
+    expect((await cli('events', '--source', 'cli-src', '--severity', 'error')).stdout.trim().split('\n')).toHaveLength(1);
+    const trace = (await cli('trace', 'cli-corr')).stdout;
+    expect(trace).toContain('0 spans, 0 logs, 1 events');
+    expect(trace).toContain('event warning cli-src/cli.test: from the CLI');
+    const summary = (await cli('summary', '--since', '1h')).stdout;
+    expect(summary).toMatch(/events, error rate \d+\.\d+%/);
+    expect(summary).toMatch(/cli-src\s+1/);
+    const bad = await cli('events', '--since', 'yesterday').catch((err: { stderr: string; code: number }) => err);
+    expect(bad).toMatchObject({ code: 1 });
+    expect((bad as { stderr: string }).stderr).toContain('--since: expected a duration');
   });
 
   it('summarises a window with the same numbers as counting the events independently', async () => {
