@@ -34,7 +34,7 @@ async function metric(admin, name) {
 
 function load(grpcPort, durationMs) {
   return new Promise((resolve, reject) => {
-    const p = spawn('taskset', ['-c', '1', process.execPath, join(import.meta.dirname, 'load-otlp-grpc.mjs'), `127.0.0.1:${grpcPort}`, bodyFile, String(durationMs), String(CONCURRENCY)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn('taskset', ['-c', '1', process.execPath, join(import.meta.dirname, 'load-grpc.mjs'), `127.0.0.1:${grpcPort}`, bodyFile, String(durationMs), String(CONCURRENCY)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load exited ${code}`))));

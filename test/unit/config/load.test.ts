@@ -26,7 +26,7 @@ describe('config', () => {
     expect(source).toBeUndefined();
     expect(config.server.grpc.address).toBe('127.0.0.1:4317');
     expect(config.server.otlp_http.address).toBe('127.0.0.1:4318');
-    expect(config.server.admin.address).toBe('0.0.0.0:9464');
+    expect(config.server.admin.address).toBe('127.0.0.1:9464');
     expect(config.server.grpc.max_recv_msg_size).toBe(4 * 1024 * 1024);
     expect(config.storage.embedded.path).toBe('./data');
     expect(config.storage.retention.traces).toBe(90 * 86_400_000);

@@ -1,15 +1,17 @@
-// Load process: sends one pre-encoded OTLP/gRPC TraceService/Export request body over plain HTTP/2
-// (gRPC framing, no grpc-js) with CONCURRENCY streams in flight for DURATION_MS, and prints JSON:
-// requests ok/failed, latencies (ms) p50/p90/p99/max, and the wall time.
+// Load process: sends one pre-encoded gRPC request message over plain HTTP/2 (gRPC framing, no
+// grpc-js) with CONCURRENCY calls in flight for DURATION_MS, and prints JSON: calls ok/failed,
+// latencies (ms) p50/p90/p99/max, and the wall time. The method defaults to OTLP TraceService/Export;
+// MESSAGES > 1 sends that many copies per call (a client stream, such as StreamEvents).
 import { connect, constants } from 'node:http2';
 import { readFileSync } from 'node:fs';
 
-const [, , target, bodyFile, durationMs, concurrency] = process.argv;
+const [, , target, bodyFile, durationMs, concurrency, path = '/opentelemetry.proto.collector.trace.v1.TraceService/Export', messages = '1'] = process.argv;
 const message = readFileSync(bodyFile);
-const frame = Buffer.alloc(5 + message.length);
-frame.writeUInt8(0, 0);
-frame.writeUInt32BE(message.length, 1);
-message.copy(frame, 5);
+const one1 = Buffer.alloc(5 + message.length);
+one1.writeUInt8(0, 0);
+one1.writeUInt32BE(message.length, 1);
+message.copy(one1, 5);
+const frame = Buffer.concat(Array.from({ length: Number(messages) }, () => one1));
 
 // Several HTTP/2 connections, as several exporters would open; streams spread over them.
 const sessions = Array.from({ length: 4 }, () => {
@@ -30,7 +32,7 @@ function one() {
     const session = sessions[next++ % sessions.length];
     const stream = session.request({
       [constants.HTTP2_HEADER_METHOD]: 'POST',
-      [constants.HTTP2_HEADER_PATH]: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+      [constants.HTTP2_HEADER_PATH]: path,
       'content-type': 'application/grpc',
       te: 'trailers',
     });
