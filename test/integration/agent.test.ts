@@ -115,6 +115,8 @@ describe('agent on embedded storage', () => {
         'opentelemetry.proto.collector.trace.v1.TraceService',
         'opentelemetry.proto.collector.logs.v1.LogsService',
         'opentelemetry.proto.collector.metrics.v1.MetricsService',
+        'heimdall.v1.EventService',
+        'heimdall.v1.QueryService',
         'grpc.health.v1.Health',
         'heimdall.v1.SystemService',
         'grpc.reflection.v1.ServerReflection',

@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { RetryInfoSchema } from '../../src/gen/google/rpc/error_details_pb.js';
 import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
 import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import { connect } from '../../src/cli/client.js';
+import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
 import { createEmbeddedTransport } from '../../src/storage/embedded.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { startClickHouseHttp, type ClickHouseHttp } from '../support/clickhouse-http.js';
@@ -110,6 +112,24 @@ describe('ack: queued', () => {
         const counts = new Map(rows.map((r) => [r.SpanId, Number(r.n)]));
         expect(acked.filter((id) => counts.get(id) !== 1)).toEqual([]);
         expect(rows).toHaveLength(1000);
+    });
+  });
+
+  it('acknowledges events while ClickHouse is down and stores each exactly once when it returns', async () => {
+    await withServerAgent({ ingest: { ack: 'queued', batch: { max_delay: '20ms' }, retry: { initial_interval: '20ms', max_interval: '100ms' } } }, { down: true }, async (t, ch) => {
+      const client = connect({ addr: t.grpcAddress });
+      const ids: string[] = [];
+      for (let b = 0; b < 10; b++) {
+        const res = await client.unary(EventService.method.writeEvents, { events: Array.from({ length: 50 }, (_, i) => ({ eventType: 'outage', source: 'queued-events', severity: Severity.INFO, message: `e-${b}-${i}` })) });
+        ids.push(...res.ids);
+      }
+      client.close();
+      expect(ids).toHaveLength(500);
+      await ch.up();
+      await expect.poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1], { timeout: 15_000 }).toBe('0');
+      const rows = await t.agent.storage.transport.query<{ Id: string; n: string }>("SELECT Id, count() AS n FROM heimdall_events WHERE Source = 'queued-events' GROUP BY Id");
+      expect(rows.map((r) => r.Id).sort()).toEqual([...ids].sort());
+      expect(rows.every((r) => r.n === '1')).toBe(true);
     });
   });
 
