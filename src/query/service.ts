@@ -189,76 +189,74 @@ export function addQueryService(options: QueryServiceOptions): void {
     return options.storage.transport.query<T>(sql, params);
   };
 
+  /**
+   * One page of a newest-first listing: the filters that apply (SQL with its parameters), keyset
+   * paging on (Timestamp, id) after the cursor's row, and the time range pinned by the first page.
+   * The filters (not the time range) are hashed into the token, which is refused with others.
+   */
+  const page = async <T extends { ts: string }>(
+    table: { table: string; columns: string; idExpr: string; idType: 'String' | 'UInt64'; idOf: (row: T) => string },
+    req: { startTime?: Timestamp | undefined; endTime?: Timestamp | undefined; pageSize: number; pageToken: string },
+    filters: ReadonlyArray<[sql: string, params: QueryParams, applies: boolean]>,
+  ): Promise<{ rows: T[]; next: string }> => {
+    const applied = filters.filter(([, , applies]) => applies);
+    const hash = filterHash(applied.map(([sql, params]) => [sql, params]));
+    const cursor = req.pageToken ? decodeCursor(req.pageToken, hash) : undefined;
+    const range = cursor ? { start: BigInt(cursor.start), end: BigInt(cursor.end) } : timeRange(req.startTime, req.endTime, HOUR_NS);
+    const limit = pageSize(req.pageSize);
+    const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})', ...applied.map(([sql]) => sql)];
+    const params: QueryParams = Object.assign({ start: range.start.toString(), end: range.end.toString(), limit: limit + 1 }, ...applied.map(([, p]) => p));
+    if (cursor) {
+      where.push(`(Timestamp, ${table.idExpr}) < (fromUnixTimestamp64Nano({lastTime:Int64}), {lastId:${table.idType}})`);
+      params.lastTime = cursor.lastTime;
+      params.lastId = cursor.lastId;
+    }
+    const rows = await query<T>(`SELECT ${table.columns} FROM ${table.table} WHERE ${where.join(' AND ')} ORDER BY Timestamp DESC, ${table.idExpr} DESC LIMIT {limit:UInt32}`, params);
+    const kept = rows.slice(0, limit);
+    const last = kept[kept.length - 1];
+    const next = rows.length > limit && last ? encodeCursor({ start: range.start.toString(), end: range.end.toString(), lastTime: last.ts, lastId: table.idOf(last), filters: hash }) : '';
+    return { rows: kept, next };
+  };
+
   options.grpc.addService(
     QueryService,
     {
       async listEvents(req, ctx) {
         const tenant = tenantOf(ctx.principal, req.tenantId);
-        // The time range is not part of the hash: the first page pins it in the cursor, later pages take it from there.
-        const filters = { t: req.eventTypes, s: req.sources, m: req.minSeverity, c: req.categories, ci: req.correlationId, te: tenant, a: req.actorId, st: req.status, x: req.messageContains };
-        const hash = filterHash(filters);
         const minSeverity = req.minSeverity as number;
-        if (minSeverity < 0 || minSeverity >= SEVERITY_NAMES.length) throw new GrpcError(status.INVALID_ARGUMENT, `min_severity: unknown severity ${req.minSeverity}`);
-        const cursor = req.pageToken ? decodeCursor(req.pageToken, hash) : undefined;
-        const range = cursor ? { start: BigInt(cursor.start), end: BigInt(cursor.end) } : timeRange(req.startTime, req.endTime, HOUR_NS);
-        const limit = pageSize(req.pageSize);
-        const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})'];
-        const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), limit: limit + 1 };
-        const filter = (sql: string, name: string, value: QueryParams[string], when: boolean): void => {
-          if (!when) return;
-          where.push(sql);
-          params[name] = value;
-        };
-        filter('TenantId = {tenant:String}', 'tenant', tenant, tenant !== '');
-        filter('EventType IN {types:Array(String)}', 'types', req.eventTypes, req.eventTypes.length > 0);
-        filter('Source IN {sources:Array(String)}', 'sources', req.sources, req.sources.length > 0);
-        filter('Category IN {categories:Array(String)}', 'categories', req.categories, req.categories.length > 0);
-        filter('Severity >= {minSeverity:UInt8}', 'minSeverity', minSeverity, minSeverity > 0);
-        filter('CorrelationId = {correlationId:String}', 'correlationId', req.correlationId, req.correlationId !== '');
-        filter('ActorId = {actorId:String}', 'actorId', req.actorId, req.actorId !== '');
-        filter('Status = {status:String}', 'status', req.status, req.status !== '');
-        filter('lower(Message) LIKE {message:String}', 'message', containsPattern(req.messageContains), req.messageContains !== '');
-        if (cursor) {
-          where.push('(Timestamp, Id) < (fromUnixTimestamp64Nano({lastTime:Int64}), {lastId:String})');
-          params.lastTime = cursor.lastTime;
-          params.lastId = cursor.lastId;
-        }
-        const rows = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS_TABLE} WHERE ${where.join(' AND ')} ORDER BY Timestamp DESC, Id DESC LIMIT {limit:UInt32}`, params);
-        const page = rows.slice(0, limit);
-        const last = page[page.length - 1];
-        const next = rows.length > limit && last ? encodeCursor({ start: range.start.toString(), end: range.end.toString(), lastTime: last.ts, lastId: last.Id, filters: hash }) : '';
-        return { events: page.map(eventOf), nextPageToken: next };
+        if (minSeverity < 0 || minSeverity >= SEVERITY_NAMES.length) throw new GrpcError(status.INVALID_ARGUMENT, `min_severity: unknown severity ${minSeverity}`);
+        const { rows, next } = await page<EventRow>(
+          { table: EVENTS_TABLE, columns: EVENT_COLUMNS, idExpr: 'Id', idType: 'String', idOf: (r) => r.Id },
+          req,
+          [
+            ['TenantId = {tenant:String}', { tenant }, tenant !== ''],
+            ['EventType IN {types:Array(String)}', { types: req.eventTypes }, req.eventTypes.length > 0],
+            ['Source IN {sources:Array(String)}', { sources: req.sources }, req.sources.length > 0],
+            ['Category IN {categories:Array(String)}', { categories: req.categories }, req.categories.length > 0],
+            ['Severity >= {minSeverity:UInt8}', { minSeverity }, minSeverity > 0],
+            ['CorrelationId = {correlationId:String}', { correlationId: req.correlationId }, req.correlationId !== ''],
+            ['ActorId = {actorId:String}', { actorId: req.actorId }, req.actorId !== ''],
+            ['Status = {status:String}', { status: req.status }, req.status !== ''],
+            ['lower(Message) LIKE {message:String}', { message: containsPattern(req.messageContains) }, req.messageContains !== ''],
+          ],
+        );
+        return { events: rows.map(eventOf), nextPageToken: next };
       },
 
       async listLogs(req, ctx) {
         const tenant = tenantOf(ctx.principal, '');
-        const hash = filterHash({ s: req.services, m: req.minSeverityNumber, t: req.traceId, b: req.bodyContains, te: tenant });
-        const cursor = req.pageToken ? decodeCursor(req.pageToken, hash) : undefined;
-        const range = cursor ? { start: BigInt(cursor.start), end: BigInt(cursor.end) } : timeRange(req.startTime, req.endTime, HOUR_NS);
-        const limit = pageSize(req.pageSize);
-        const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})'];
-        const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), limit: limit + 1 };
-        const filter = (sql: string, name: string, value: QueryParams[string], when: boolean): void => {
-          if (!when) return;
-          where.push(sql);
-          params[name] = value;
-        };
-        filter(`ResourceAttributes[{tenantKey:String}] = {tenant:String}`, 'tenant', tenant, tenant !== '');
-        if (tenant !== '') params.tenantKey = TENANT_ATTRIBUTE;
-        filter('ServiceName IN {services:Array(String)}', 'services', req.services, req.services.length > 0);
-        filter('SeverityNumber >= {minSeverity:UInt8}', 'minSeverity', req.minSeverityNumber, req.minSeverityNumber > 0);
-        filter('TraceId = {traceId:String}', 'traceId', req.traceId.toLowerCase(), req.traceId !== '');
-        filter('lower(Body) LIKE {body:String}', 'body', containsPattern(req.bodyContains), req.bodyContains !== '');
-        if (cursor) {
-          where.push(`(Timestamp, ${LOG_ID}) < (fromUnixTimestamp64Nano({lastTime:Int64}), {lastId:UInt64})`);
-          params.lastTime = cursor.lastTime;
-          params.lastId = cursor.lastId;
-        }
-        const rows = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM otel_logs WHERE ${where.join(' AND ')} ORDER BY Timestamp DESC, ${LOG_ID} DESC LIMIT {limit:UInt32}`, params);
-        const page = rows.slice(0, limit);
-        const last = page[page.length - 1];
-        const next = rows.length > limit && last ? encodeCursor({ start: range.start.toString(), end: range.end.toString(), lastTime: last.ts, lastId: last.id, filters: hash }) : '';
-        return { records: page.map(logOf), nextPageToken: next };
+        const { rows, next } = await page<LogRow>(
+          { table: 'otel_logs', columns: LOG_COLUMNS, idExpr: LOG_ID, idType: 'UInt64', idOf: (r) => r.id },
+          req,
+          [
+            ['ResourceAttributes[{tenantKey:String}] = {tenant:String}', { tenant, tenantKey: TENANT_ATTRIBUTE }, tenant !== ''],
+            ['ServiceName IN {services:Array(String)}', { services: req.services }, req.services.length > 0],
+            ['SeverityNumber >= {minSeverity:UInt8}', { minSeverity: req.minSeverityNumber }, req.minSeverityNumber > 0],
+            ['TraceId = {traceId:String}', { traceId: req.traceId.toLowerCase() }, req.traceId !== ''],
+            ['lower(Body) LIKE {body:String}', { body: containsPattern(req.bodyContains) }, req.bodyContains !== ''],
+          ],
+        );
+        return { records: rows.map(logOf), nextPageToken: next };
       },
 
       async getTrace(req, ctx) {

@@ -1,9 +1,10 @@
 import { TABLE_SETTINGS, ttlClause } from './context.js';
 import type { Migration } from './index.js';
 
-// Heimdall's structured events. Ordered by tenant then time, so the common query (one tenant, a
-// time range, newest first) reads in key order; bloom filters serve the id lookups (correlation,
-// trace, actor, event id) and an n-gram filter the "message contains" search.
+// Heimdall's structured events. Ordered by time (and id, the page tiebreaker), so every listing
+// (newest first, any filters, one tenant or all) reads granules in key order from the newest and
+// stops once its page is full; bloom filters serve the id lookups (correlation, trace, actor, event
+// id) and an n-gram filter the "message contains" search.
 export const migration0005: Migration = {
   version: 5,
   name: 'heimdall_events',
@@ -33,7 +34,7 @@ export const migration0005: Migration = {
   INDEX idx_lower_message lower(Message) TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 4
 ) ENGINE = ${ctx.engine}
 PARTITION BY toDate(Timestamp)
-ORDER BY (TenantId, Timestamp, Id)${ttlClause('toDateTime(Timestamp)', ctx.retention.events)}
+ORDER BY (Timestamp, Id)${ttlClause('toDateTime(Timestamp)', ctx.retention.events)}
 SETTINGS ${TABLE_SETTINGS}`,
   ],
 };
