@@ -205,7 +205,8 @@ export function addQueryService(options: QueryServiceOptions): void {
     const range = cursor ? { start: BigInt(cursor.start), end: BigInt(cursor.end) } : timeRange(req.startTime, req.endTime, HOUR_NS);
     const limit = pageSize(req.pageSize);
     const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})', ...applied.map(([sql]) => sql)];
-    const params: QueryParams = Object.assign({ start: range.start.toString(), end: range.end.toString(), limit: limit + 1 }, ...applied.map(([, p]) => p));
+    const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), limit: limit + 1 };
+    for (const [, p] of applied) Object.assign(params, p);
     if (cursor) {
       where.push(`(Timestamp, ${table.idExpr}) < (fromUnixTimestamp64Nano({lastTime:Int64}), {lastId:${table.idType}})`);
       params.lastTime = cursor.lastTime;
