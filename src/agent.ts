@@ -8,6 +8,7 @@ import { addSystemService } from './health/system-service.js';
 import { createAuthenticator } from './auth/auth.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
+import { createRateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
 import { addOtlpReceivers } from './ingest/otlp/receiver.js';
@@ -79,6 +80,15 @@ export function createAgent(options: AgentOptions): Agent {
   });
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
   addQueryService({ grpc, storage });
+  const ratelimit = createRateLimiter({
+    configPath: config.ratelimit.config_path,
+    maxKeys: config.ratelimit.max_keys,
+    legacyHeaders: config.ratelimit.legacy_headers,
+    grpc,
+    logger,
+    metrics,
+    health,
+  });
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
@@ -91,7 +101,7 @@ export function createAgent(options: AgentOptions): Agent {
   }
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
-  components.push(admin, storage, pipeline, grpc, otlpHttp);
+  components.push(admin, storage, pipeline, ratelimit, grpc, otlpHttp);
   const started: Component[] = [];
   let stopping: Promise<void> | undefined;
   // One deadline for the whole shutdown: each component gets what is left of it, minus a reserve

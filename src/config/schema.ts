@@ -206,6 +206,16 @@ export const configSchema = z.strictObject({
     .prefault({}),
   ingest: ingest.prefault({}),
   auth: auth.prefault({}),
+  ratelimit: z
+    .strictObject({
+      /** A descriptor file, or a directory of them, in envoyproxy/ratelimit's format; none: no limits. */
+      config_path: z.string().min(1).optional(),
+      /** Local buckets kept at most; an evicted key comes back as a full bucket. */
+      max_keys: integer({ min: 1, max: 10_000_000 }).default(100_000),
+      /** Also answer the legacy draft-03 X-RateLimit-* headers. */
+      legacy_headers: boolean.default(false),
+    })
+    .prefault({}),
   events: z
     .strictObject({
       /** Largest payload of one event, as JSON. */

@@ -33,6 +33,7 @@ describe('agent on embedded storage', () => {
       ['grpc', 'ready'],
       ['otlp_http', 'ready'],
       ['pipeline', 'ready'],
+      ['ratelimit', 'ready'],
       ['admin', 'ready'],
     ]);
   });
@@ -43,7 +44,7 @@ describe('agent on embedded storage', () => {
     expect(s.ready).toBe(true);
     expect(s.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(s.uptimeSeconds).toBeGreaterThan(0);
-    expect((s.components as unknown[]).length).toBe(6);
+    expect((s.components as unknown[]).length).toBe(7);
   });
 
   it('answers 404 for unknown paths and 405 for wrong methods', async () => {
@@ -117,6 +118,7 @@ describe('agent on embedded storage', () => {
         'opentelemetry.proto.collector.metrics.v1.MetricsService',
         'heimdall.v1.EventService',
         'heimdall.v1.QueryService',
+        'envoy.service.ratelimit.v3.RateLimitService',
         'grpc.health.v1.Health',
         'heimdall.v1.SystemService',
         'grpc.reflection.v1.ServerReflection',

@@ -1,0 +1,170 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { isMap, LineCounter, parseDocument, type Node } from 'yaml';
+import { z } from 'zod';
+
+/** Seconds per envoyproxy/ratelimit unit (a month is 30 days, a year 365). */
+export const UNIT_SECONDS = { second: 1, minute: 60, hour: 3_600, day: 86_400, week: 604_800, month: 2_592_000, year: 31_536_000 } as const;
+export type Unit = keyof typeof UNIT_SECONDS;
+
+const rateLimit = z.strictObject({
+  unit: z.enum(Object.keys(UNIT_SECONDS) as [Unit, ...Unit[]]).optional(),
+  requests_per_unit: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  unlimited: z.boolean().default(false),
+  name: z.string().min(1).optional(),
+  replaces: z.array(z.strictObject({ name: z.string().min(1) })).default([]),
+  /** Heimdall: bucket capacity; default requests_per_unit. */
+  burst: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  /** Heimdall: where the bucket lives. */
+  backend: z.enum(['local', 'redis']).default('local'),
+});
+
+type DescriptorInput = {
+  key: string;
+  value?: string | undefined;
+  rate_limit?: z.input<typeof rateLimit> | undefined;
+  descriptors?: DescriptorInput[] | undefined;
+  shadow_mode?: boolean | undefined;
+  detailed_metric?: boolean | undefined;
+};
+
+const descriptor: z.ZodType<DescriptorInput> = z.lazy(() =>
+  z.strictObject({
+    key: z.string().min(1),
+    value: z.string().min(1).optional(),
+    rate_limit: rateLimit.optional(),
+    descriptors: z.array(descriptor).optional(),
+    shadow_mode: z.boolean().optional(),
+    detailed_metric: z.boolean().optional(),
+  }),
+);
+
+const domainFile = z.strictObject({ domain: z.string().min(1), descriptors: z.array(descriptor).default([]) });
+
+/** A configured limit, resolved: its bucket and how it reports. */
+export interface Limit {
+  name: string | undefined;
+  unit: Unit;
+  requestsPerUnit: number;
+  capacity: number;
+  unlimited: boolean;
+  replaces: string[];
+  backend: 'local' | 'redis';
+  shadowMode: boolean;
+  detailedMetric: boolean;
+  /** Where the limit sits: `domain.key_value.key...`, for metrics and bucket keys. */
+  path: string;
+}
+
+/** One level of the descriptor tree. */
+export interface DescriptorNode {
+  limit: Limit | undefined;
+  /** Exact `key_value` matches and key-only defaults (`key`). */
+  children: Map<string, DescriptorNode>;
+  /** Wildcard values (`prefix*`) per key, longest prefix first. */
+  wildcards: Map<string, Array<{ prefix: string; node: DescriptorNode }>>;
+}
+
+/** Every domain's descriptor tree. */
+export type RateLimitConfig = Map<string, DescriptorNode>;
+
+/** A configuration file that cannot be used: the file, the line and the reason. */
+export class RateLimitConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number | undefined,
+    readonly reason: string,
+  ) {
+    super(`${file}${line ? `:${line}` : ''}: ${reason}`);
+  }
+}
+
+const node = (): DescriptorNode => ({ limit: undefined, children: new Map(), wildcards: new Map() });
+
+/** The YAML node at a zod issue path, for its line number. */
+function nodeAt(root: Node | null | undefined, path: ReadonlyArray<PropertyKey>): Node | undefined {
+  let cur: unknown = root;
+  for (const p of path) {
+    if (cur && typeof cur === 'object' && 'get' in cur && typeof (cur).get === 'function') {
+      const next = (cur as { get(k: unknown, keepScalar: boolean): unknown }).get(typeof p === 'number' ? p : String(p), true);
+      if (next === undefined) break;
+      cur = next;
+    } else break;
+  }
+  return cur as Node | undefined;
+}
+
+function addDescriptors(file: string, parent: DescriptorNode, list: DescriptorInput[], prefix: string): void {
+  for (const d of list) {
+    const child = node();
+    const path = `${prefix}.${d.key}${d.value !== undefined ? `_${d.value}` : ''}`;
+    if (d.rate_limit) {
+      const r = rateLimit.parse(d.rate_limit);
+      if (!r.unlimited && (r.unit === undefined || r.requests_per_unit === undefined)) throw new RateLimitConfigError(file, undefined, `${path}: rate_limit needs unit and requests_per_unit (or unlimited: true)`);
+      const unit = r.unit ?? 'second';
+      const rpu = r.requests_per_unit ?? 0;
+      child.limit = {
+        name: r.name,
+        unit,
+        requestsPerUnit: rpu,
+        capacity: r.burst ?? rpu,
+        unlimited: r.unlimited,
+        replaces: r.replaces.map((x) => x.name),
+        backend: r.backend,
+        shadowMode: d.shadow_mode ?? false,
+        detailedMetric: d.detailed_metric ?? false,
+        path,
+      };
+    }
+    if (d.descriptors) addDescriptors(file, child, d.descriptors, path);
+    if (d.value !== undefined && d.value.endsWith('*')) {
+      const list2 = parent.wildcards.get(d.key) ?? [];
+      list2.push({ prefix: d.value.slice(0, -1), node: child });
+      list2.sort((a, b) => b.prefix.length - a.prefix.length);
+      parent.wildcards.set(d.key, list2);
+      continue;
+    }
+    const k = d.value !== undefined ? `${d.key}_${d.value}` : d.key;
+    if (parent.children.has(k)) throw new RateLimitConfigError(file, undefined, `${path}: duplicate descriptor`);
+    parent.children.set(k, child);
+  }
+}
+
+/** Parses one envoyproxy/ratelimit YAML file into its domain and tree. */
+export function parseDomainFile(file: string, text: string): { domain: string; root: DescriptorNode } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const yamlError = doc.errors[0];
+  if (yamlError) throw new RateLimitConfigError(file, yamlError.linePos?.[0].line, yamlError.message.split('\n')[0] ?? 'invalid YAML');
+  if (!isMap(doc.contents)) throw new RateLimitConfigError(file, 1, 'expected a mapping with "domain" and "descriptors"');
+  const parsed = domainFile.safeParse(doc.toJS());
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const at = nodeAt(doc.contents, issue?.path ?? []);
+    const line = at?.range ? lineCounter.linePos(at.range[0]).line : undefined;
+    throw new RateLimitConfigError(file, line, `${(issue?.path ?? []).join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  const root = node();
+  addDescriptors(file, root, parsed.data.descriptors, parsed.data.domain);
+  return { domain: parsed.data.domain, root };
+}
+
+/**
+ * Loads a file, or every `.yaml` / `.yml` file of a directory (as a Kubernetes ConfigMap mounts
+ * them). Throws RateLimitConfigError naming the file, line and reason; a domain defined twice is an error.
+ */
+export function loadRateLimitConfig(path: string): RateLimitConfig {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path)
+        .filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.'))
+        .sort()
+        .map((n) => join(path, n))
+    : [path];
+  const config: RateLimitConfig = new Map();
+  for (const file of files) {
+    const { domain, root } = parseDomainFile(file, readFileSync(file, 'utf8'));
+    if (config.has(domain)) throw new RateLimitConfigError(file, 1, `domain "${domain}" is defined in another file too`);
+    config.set(domain, root);
+  }
+  return config;
+}

@@ -1,0 +1,206 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { status } from '@grpc/grpc-js';
+import { LRUCache } from 'lru-cache';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
+import { RateLimitResponse_Code, RateLimitService, type RateLimitRequest, type RateLimitResponseSchema } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
+import type { HealthRegistry } from '../health/registry.js';
+import { GrpcError } from '../server/errors.js';
+import type { GrpcServer } from '../server/grpc.js';
+import type { Logger } from '../telemetry/logger.js';
+import { fullBucket, take, type BucketState } from './bucket.js';
+import { loadRateLimitConfig, RateLimitConfigError, UNIT_SECONDS, type DescriptorNode, type Limit, type RateLimitConfig, type Unit } from './config.js';
+
+/** Options for createRateLimiter. */
+export interface RateLimiterOptions {
+  /** A descriptor file or a directory of them (envoyproxy/ratelimit format); none: no limits. */
+  configPath: string | undefined;
+  /** Buckets kept in memory at most; an evicted bucket comes back full. */
+  maxKeys: number;
+  /** Also answer the legacy X-RateLimit-* headers (draft 03) besides RateLimit / RateLimit-Policy. */
+  legacyHeaders: boolean;
+  grpc: GrpcServer;
+  logger: Logger;
+  metrics: Registry;
+  health: HealthRegistry;
+  /** Monotonic milliseconds (tests pass a fake clock). */
+  now?: () => number;
+}
+
+/** The rate-limit component: Envoy's RLS API over refilling token buckets, with hot-reloaded limits. */
+export interface RateLimiter {
+  readonly name: 'ratelimit';
+  start(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Descriptors and entries one request may carry. */
+const MAX_DESCRIPTORS = 64;
+const MAX_ENTRIES = 32;
+const MAX_UINT32 = 4_294_967_295;
+const UNIT_CODE: Record<Unit, number> = { second: 1, minute: 2, hour: 3, day: 4, month: 5, year: 6, week: 7 };
+const OVERRIDE_UNIT: Record<number, Unit | undefined> = { 1: 'second', 2: 'minute', 3: 'hour', 4: 'day', 5: 'month', 6: 'year', 7: 'week' };
+
+/** The limit for one request descriptor, matched as envoyproxy/ratelimit does: key_value, then wildcard values, then key; depth must match. */
+export function matchLimit(root: DescriptorNode, descriptor: RateLimitDescriptor): Limit | undefined {
+  let node = root;
+  const last = descriptor.entries.length - 1;
+  for (const [i, { key, value }] of descriptor.entries.entries()) {
+    const next = node.children.get(`${key}_${value}`) ?? node.wildcards.get(key)?.find((w) => value.startsWith(w.prefix))?.node ?? node.children.get(key);
+    if (!next) return undefined;
+    if (i === last) return next.limit;
+    node = next;
+  }
+  return undefined;
+}
+
+/** Checks a request: INVALID_ARGUMENT naming the field for what Envoy's validation would refuse. */
+function validate(req: RateLimitRequest): void {
+  const bad = (field: string, message: string) => new GrpcError(status.INVALID_ARGUMENT, `${field}: ${message}`);
+  if (req.domain === '') throw bad('domain', 'is required');
+  if (req.descriptors.length === 0) throw bad('descriptors', 'at least one descriptor is required');
+  if (req.descriptors.length > MAX_DESCRIPTORS) throw bad('descriptors', `at most ${MAX_DESCRIPTORS} descriptors per request, got ${req.descriptors.length}`);
+  req.descriptors.forEach((d, i) => {
+    if (d.entries.length === 0) throw bad(`descriptors[${i}].entries`, 'at least one entry is required');
+    if (d.entries.length > MAX_ENTRIES) throw bad(`descriptors[${i}].entries`, `at most ${MAX_ENTRIES} entries, got ${d.entries.length}`);
+    d.entries.forEach((e, j) => {
+      if (e.key === '') throw bad(`descriptors[${i}].entries[${j}].key`, 'is required');
+      if (e.value === '') throw bad(`descriptors[${i}].entries[${j}].value`, 'is required');
+    });
+  });
+}
+
+/** A structured-field string for a policy name (quotes and backslashes escaped). */
+const sfString = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+
+/** Creates the rate limiter and adds `envoy.service.ratelimit.v3.RateLimitService` (scope `ratelimit`) to the gRPC server. */
+export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
+  const logger = options.logger.child({ component: 'ratelimit' });
+  const reporter = options.health.register('ratelimit', { critical: false });
+  const now = options.now ?? (() => performance.now());
+  let config: RateLimitConfig = new Map();
+  let watcher: FSWatcher | undefined;
+  let reloadTimer: NodeJS.Timeout | undefined;
+
+  const evictions = new Counter({ name: 'heimdall_ratelimit_bucket_evictions_total', help: 'Local buckets evicted from the bounded cache (they come back full).', registers: [options.metrics] });
+  const decisions = new Counter({ name: 'heimdall_ratelimit_decisions_total', help: 'Descriptor decisions, by domain and result (ok, over_limit, shadow_over_limit, no_limit, unlimited).', labelNames: ['domain', 'result'] as const, registers: [options.metrics] });
+  const configErrors = new Counter({ name: 'heimdall_ratelimit_config_errors_total', help: 'Rate-limit configuration loads that failed (the previous configuration stays).', registers: [options.metrics] });
+  const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
+  const buckets = new LRUCache<string, BucketState>({ max: options.maxKeys, dispose: (_v, _k, reason) => void (reason === 'evict' && evictions.inc()) });
+
+  const load = (): void => {
+    if (!options.configPath) {
+      reporter.set('ready');
+      return;
+    }
+    try {
+      config = loadRateLimitConfig(options.configPath);
+      domains.set(config.size);
+      reporter.set('ready');
+      logger.info({ path: options.configPath, domains: [...config.keys()] }, 'rate-limit configuration loaded');
+    } catch (err) {
+      configErrors.inc();
+      const reason = err instanceof RateLimitConfigError ? err.message : `cannot read ${options.configPath}: ${(err as Error).message}`;
+      reporter.set('degraded', `rate-limit configuration not loaded, previous one kept: ${reason}`);
+      logger.error(err instanceof RateLimitConfigError ? { file: err.file, line: err.line, reason: err.reason } : { err }, 'invalid rate-limit configuration; keeping the previous one');
+    }
+  };
+
+  const shouldRateLimit = async (req: RateLimitRequest): Promise<MessageInitShape<typeof RateLimitResponseSchema>> => {
+    validate(req);
+    const root = config.get(req.domain);
+    const requestHits = req.hitsAddend === 0 ? 1 : req.hitsAddend;
+    // Match every descriptor first: a matched limit may replace others by name.
+    const matched = req.descriptors.map((d) => {
+      if (!root) return undefined;
+      if (d.limit && d.limit.requestsPerUnit >= 0 && OVERRIDE_UNIT[d.limit.unit]) {
+        const unit = OVERRIDE_UNIT[d.limit.unit] as Unit;
+        const base = matchLimit(root, d);
+        const path = `${req.domain}.${d.entries.map((e) => `${e.key}_${e.value}`).join('.')}`;
+        return { ...(base ?? { name: undefined, unlimited: false, replaces: [], backend: 'local' as const, shadowMode: false, detailedMetric: false }), unit, requestsPerUnit: d.limit.requestsPerUnit, capacity: d.limit.requestsPerUnit, path: `${path}#override` } satisfies Limit;
+      }
+      return matchLimit(root, d);
+    });
+    const replaced = new Set(matched.flatMap((l) => l?.replaces ?? []));
+    const t = now();
+    const policies: Array<{ name: string; quota: number; window: number; remaining: number; reset: number }> = [];
+    let over = false;
+    const statuses = req.descriptors.map((d, i) => {
+      const limit = matched[i];
+      if (!limit || (limit.name !== undefined && replaced.has(limit.name))) {
+        decisions.inc({ domain: req.domain, result: 'no_limit' });
+        return { code: RateLimitResponse_Code.OK };
+      }
+      if (limit.unlimited) {
+        decisions.inc({ domain: req.domain, result: 'unlimited' });
+        return { code: RateLimitResponse_Code.OK, limitRemaining: MAX_UINT32 };
+      }
+      const hits = d.hitsAddend !== undefined ? Math.min(Number(d.hitsAddend), MAX_UINT32) : requestHits;
+      const spec = { capacity: limit.capacity, ratePerMs: limit.requestsPerUnit / (UNIT_SECONDS[limit.unit] * 1000) };
+      const key = `${req.domain}\u0000${d.entries.map((e) => `${e.key}=${e.value}`).join('\u0000')}\u0000${limit.path}\u0000${spec.capacity}/${limit.requestsPerUnit}/${limit.unit}`;
+      let state = buckets.get(key);
+      if (!state) buckets.set(key, (state = fullBucket(spec, t)));
+      const decision = take(state, spec, hits, t);
+      const overLimit = !decision.allowed && !limit.shadowMode;
+      over ||= overLimit;
+      decisions.inc({ domain: req.domain, result: decision.allowed ? 'ok' : limit.shadowMode ? 'shadow_over_limit' : 'over_limit' });
+      // A bucket that never refills (0 per unit) reports a whole unit until reset.
+      const resetMs = Number.isFinite(decision.resetMs) ? decision.resetMs : UNIT_SECONDS[limit.unit] * 1000;
+      policies.push({
+        name: limit.name ?? limit.path,
+        quota: spec.capacity,
+        window: spec.ratePerMs > 0 ? Math.ceil(spec.capacity / spec.ratePerMs / 1000) : UNIT_SECONDS[limit.unit],
+        remaining: decision.remaining,
+        reset: Math.ceil(resetMs / 1000),
+      });
+      return {
+        code: overLimit ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
+        currentLimit: { ...(limit.name ? { name: limit.name } : {}), requestsPerUnit: limit.requestsPerUnit, unit: UNIT_CODE[limit.unit] },
+        limitRemaining: Math.min(decision.remaining, MAX_UINT32),
+        durationUntilReset: { seconds: BigInt(Math.floor(resetMs / 1000)), nanos: Math.floor(resetMs % 1000) * 1_000_000 },
+      };
+    });
+    // Headers for every matched policy (draft-ietf-httpapi-ratelimit-headers), and optionally the
+    // legacy draft-03 X-RateLimit-* for the policy closest to its limit.
+    const headers: Array<{ key: string; value: string }> = [];
+    if (policies.length > 0) {
+      headers.push({ key: 'RateLimit-Policy', value: policies.map((p) => `${sfString(p.name)};q=${p.quota};w=${p.window}`).join(', ') });
+      headers.push({ key: 'RateLimit', value: policies.map((p) => `${sfString(p.name)};r=${p.remaining};t=${p.reset}`).join(', ') });
+      if (options.legacyHeaders) {
+        const closest = policies.reduce((a, b) => (b.remaining < a.remaining ? b : a));
+        headers.push({ key: 'X-RateLimit-Limit', value: [String(closest.quota), ...policies.map((p) => `${p.quota};w=${p.window};name=${sfString(p.name)}`)].join(', ') });
+        headers.push({ key: 'X-RateLimit-Remaining', value: String(closest.remaining) });
+        headers.push({ key: 'X-RateLimit-Reset', value: String(closest.reset) });
+      }
+    }
+    return { overallCode: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK, statuses, responseHeadersToAdd: headers };
+  };
+
+  options.grpc.addService(RateLimitService, { shouldRateLimit }, 'ratelimit');
+
+  return {
+    name: 'ratelimit',
+    async start() {
+      load();
+      if (options.configPath) {
+        // Watch the directory (a ConfigMap swaps a symlink; editors replace files): reload shortly after any change.
+        const target = options.configPath;
+        try {
+          watcher = watch(target.endsWith('.yaml') || target.endsWith('.yml') ? dirname(target) : target, () => {
+            clearTimeout(reloadTimer);
+            reloadTimer = setTimeout(load, 200);
+          });
+        } catch (err) {
+          logger.warn({ err, path: target }, 'cannot watch the rate-limit configuration; changes need a restart');
+        }
+      }
+    },
+    async shutdown() {
+      clearTimeout(reloadTimer);
+      watcher?.close();
+      reporter.set('stopping');
+    },
+  };
+}

@@ -1,0 +1,147 @@
+/** Envoy's RLS API against a running agent, with a client built from rls.proto: every config feature and bad input. */
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type AgentClient } from '../../src/cli/client.js';
+import { RateLimitUnit } from '../../src/gen/envoy/type/v3/ratelimit_unit_pb.js';
+import { RateLimitResponse_Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { tempDir } from '../support/temp.js';
+
+const LIMITS = `
+domain: edge
+descriptors:
+  - key: remote_address
+    rate_limit: { unit: minute, requests_per_unit: 3, name: per-ip }
+  - key: path
+    value: /login
+    shadow_mode: true
+    rate_limit: { unit: hour, requests_per_unit: 1 }
+  - key: blocked
+    rate_limit: { unit: second, requests_per_unit: 0 }
+  - key: partner
+    value: acme
+    rate_limit: { unlimited: true }
+  - key: tenant
+    descriptors:
+      - key: plan
+        value: free
+        rate_limit: { unit: hour, requests_per_unit: 1000, name: free-plan, burst: 2 }
+  - key: api
+    rate_limit: { unit: minute, requests_per_unit: 100, name: api-wide }
+  - key: api
+    value: special
+    rate_limit: { unit: minute, requests_per_unit: 5, name: api-special, replaces: [{ name: api-wide }] }
+`;
+
+type Entry = [string, string];
+const d = (...entries: Entry[]) => ({ entries: entries.map(([key, value]) => ({ key, value })) });
+
+describe('rate limiting over Envoy RLS', () => {
+  let t: TestAgent;
+  let c: AgentClient;
+  const dir = tempDir();
+  const file = join(dir.path, 'edge.yaml');
+  beforeAll(async () => {
+    writeFileSync(file, LIMITS);
+    t = await startTestAgent({ ratelimit: { config_path: dir.path, legacy_headers: true } });
+    c = connect({ addr: t.grpcAddress });
+  });
+  afterAll(async () => {
+    c.close();
+    await t.stop();
+    dir.cleanup();
+  });
+
+  const check = (domain: string, descriptors: ReturnType<typeof d>[], hitsAddend = 0) => c.unary(RateLimitService.method.shouldRateLimit, { domain, descriptors, hitsAddend });
+
+  it('answers a status per descriptor, in order, and OVER_LIMIT when any is over', async () => {
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await check('edge', [d(['remote_address', '203.0.113.7']), d(['unknown', 'x'])]));
+    expect(results.map((r) => r.overallCode)).toEqual([RateLimitResponse_Code.OK, RateLimitResponse_Code.OK, RateLimitResponse_Code.OK, RateLimitResponse_Code.OVER_LIMIT]);
+    const first = results[0]!;
+    expect(first.statuses).toHaveLength(2);
+    expect(first.statuses[0]).toMatchObject({ code: RateLimitResponse_Code.OK, currentLimit: { name: 'per-ip', requestsPerUnit: 3, unit: 2 }, limitRemaining: 2 });
+    expect(first.statuses[1]).toMatchObject({ code: RateLimitResponse_Code.OK, limitRemaining: 0 });
+    expect(first.statuses[1]?.currentLimit).toBeUndefined();
+    const last = results[3]!;
+    expect(last.statuses[0]).toMatchObject({ code: RateLimitResponse_Code.OVER_LIMIT, limitRemaining: 0 });
+    // One token back every 20 s: the reset is at most a minute away.
+    expect(Number(last.statuses[0]?.durationUntilReset?.seconds)).toBeGreaterThan(0);
+    expect(Number(last.statuses[0]?.durationUntilReset?.seconds)).toBeLessThanOrEqual(60);
+    const headers = Object.fromEntries(first.responseHeadersToAdd.map((h) => [h.key, h.value]));
+    expect(headers['RateLimit-Policy']).toBe('"per-ip";q=3;w=60');
+    expect(headers.RateLimit).toMatch(/^"per-ip";r=2;t=\d+$/);
+    expect(headers['X-RateLimit-Limit']).toBe('3, 3;w=60;name="per-ip"');
+    expect(headers['X-RateLimit-Remaining']).toBe('2');
+    // Another address has its own bucket.
+    expect((await check('edge', [d(['remote_address', '198.51.100.1'])])).overallCode).toBe(RateLimitResponse_Code.OK);
+  });
+
+  it('applies shadow mode, 0 per unit, unlimited, nested limits with burst, and replaces', async () => {
+    const shadow = [await check('edge', [d(['path', '/login'])]), await check('edge', [d(['path', '/login'])])];
+    expect(shadow.map((r) => r.overallCode)).toEqual([RateLimitResponse_Code.OK, RateLimitResponse_Code.OK]);
+    expect(shadow[1]?.statuses[0]).toMatchObject({ code: RateLimitResponse_Code.OK, limitRemaining: 0 });
+    expect((await check('edge', [d(['blocked', 'anything'])])).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
+    const unlimited = await check('edge', [d(['partner', 'acme'])], 1_000_000);
+    expect(unlimited.statuses[0]).toMatchObject({ code: RateLimitResponse_Code.OK, limitRemaining: 4_294_967_295 });
+    const free = [];
+    for (let i = 0; i < 3; i++) free.push((await check('edge', [d(['tenant', 't1'], ['plan', 'free'])])).overallCode);
+    expect(free).toEqual([RateLimitResponse_Code.OK, RateLimitResponse_Code.OK, RateLimitResponse_Code.OVER_LIMIT]);
+    // Depth must match: tenant alone has no limit.
+    expect((await check('edge', [d(['tenant', 't1'])])).statuses[0]?.currentLimit).toBeUndefined();
+    const replaced = await check('edge', [d(['api', 'special']), d(['api', 'other'])]);
+    expect(replaced.statuses[0]?.currentLimit?.name).toBe('api-special');
+    expect(replaced.statuses[1]?.currentLimit).toBeUndefined();
+  });
+
+  it('takes hits_addend per request and per descriptor, 0 checking without consuming, and limit overrides', async () => {
+    const ip = (v: string) => d(['remote_address', v]);
+    expect((await check('edge', [ip('192.0.2.1')], 3)).statuses[0]?.limitRemaining).toBe(0);
+    expect((await check('edge', [ip('192.0.2.2')], 4)).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT); // more than the capacity
+    const peek = await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'edge', descriptors: [{ ...ip('192.0.2.3'), hitsAddend: 0n }] });
+    expect(peek.statuses[0]).toMatchObject({ code: RateLimitResponse_Code.OK, limitRemaining: 3 });
+    const two = await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'edge', hitsAddend: 1, descriptors: [{ ...ip('192.0.2.3'), hitsAddend: 2n }] });
+    expect(two.statuses[0]?.limitRemaining).toBe(1);
+    const override = await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'edge', descriptors: [{ ...ip('192.0.2.4'), limit: { requestsPerUnit: 1, unit: RateLimitUnit.HOUR } }] });
+    expect(override.statuses[0]).toMatchObject({ currentLimit: { requestsPerUnit: 1, unit: 3 }, limitRemaining: 0 });
+  });
+
+  it('answers OK without limits for an unknown domain, and INVALID_ARGUMENT for malformed requests', async () => {
+    const unknown = await check('nowhere', [d(['a', 'b'])]);
+    expect(unknown.overallCode).toBe(RateLimitResponse_Code.OK);
+    expect(unknown.statuses.every((s) => s.currentLimit === undefined)).toBe(true);
+    const code = async (req: Parameters<typeof c.unary<typeof RateLimitService.method.shouldRateLimit.input, typeof RateLimitService.method.shouldRateLimit.output>>[1]) => {
+      try {
+        await c.unary(RateLimitService.method.shouldRateLimit, req);
+        return 'OK';
+      } catch (err) {
+        return `${status[(err as ServiceError).code]}: ${(err as ServiceError).details}`;
+      }
+    };
+    expect(await code({ domain: '', descriptors: [d(['a', 'b'])] })).toBe('INVALID_ARGUMENT: domain: is required');
+    expect(await code({ domain: 'edge', descriptors: [] })).toContain('INVALID_ARGUMENT: descriptors');
+    expect(await code({ domain: 'edge', descriptors: [{ entries: [] }] })).toContain('descriptors[0].entries');
+    expect(await code({ domain: 'edge', descriptors: [d(['', 'x'])] })).toBe('INVALID_ARGUMENT: descriptors[0].entries[0].key: is required');
+    expect(await code({ domain: 'edge', descriptors: Array.from({ length: 10_000 }, () => d(['a', 'b'])) })).toContain('at most 64 descriptors');
+  });
+
+  it('reloads changed limits (an atomic swap, as a ConfigMap does), and keeps the last good ones when a file is invalid', async () => {
+    const swap = (text: string) => {
+      writeFileSync(`${file}.tmp`, text);
+      renameSync(`${file}.tmp`, file);
+    };
+    swap(LIMITS.replace('requests_per_unit: 3, name: per-ip', 'requests_per_unit: 30, name: per-ip'));
+    await expect.poll(async () => (await check('edge', [d(['remote_address', '203.0.113.99'])])).statuses[0]?.currentLimit?.requestsPerUnit, { timeout: 5_000 }).toBe(30);
+    swap('domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: { unit: fortnight, requests_per_unit: 1 }\n');
+    await expect.poll(async () => ((await (await fetch(`${t.adminUrl}/status`)).json()) as { components: Array<{ name: string; state: string; reason: string }> }).components.find((x) => x.name === 'ratelimit')?.state, { timeout: 5_000 }).toBe('degraded');
+    const st = ((await (await fetch(`${t.adminUrl}/status`)).json()) as { components: Array<{ name: string; reason: string }> }).components.find((x) => x.name === 'ratelimit');
+    expect(st?.reason).toMatch(/edge\.yaml:4: descriptors\.0\.rate_limit\.unit/);
+    expect((await check('edge', [d(['remote_address', '203.0.113.98'])])).statuses[0]?.currentLimit?.requestsPerUnit).toBe(30);
+    expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_ratelimit_config_errors_total [1-9]/m);
+    expect(t.logs.some((l) => l.msg === 'invalid rate-limit configuration; keeping the previous one' && l.line === 4)).toBe(true);
+    swap(LIMITS);
+    await expect.poll(async () => ((await (await fetch(`${t.adminUrl}/status`)).json()) as { components: Array<{ name: string; state: string }> }).components.find((x) => x.name === 'ratelimit')?.state, { timeout: 5_000 }).toBe('ready');
+  });
+});
