@@ -80,11 +80,13 @@ export function createAgent(options: AgentOptions): Agent {
   });
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
   addQueryService({ grpc, storage });
+  const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health, auth });
   const ratelimit = createRateLimiter({
     configPath: config.ratelimit.config_path,
     maxKeys: config.ratelimit.max_keys,
     legacyHeaders: config.ratelimit.legacy_headers,
     grpc,
+    http: admin,
     logger,
     metrics,
     health,
@@ -92,7 +94,6 @@ export function createAgent(options: AgentOptions): Agent {
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
-  const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health, auth });
   addAdminRoutes(admin, statusSource, metrics);
 
   const components: Component[] = [];

@@ -1,14 +1,15 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import type { MessageInitShape } from '@bufbuild/protobuf';
+import { create, fromJson, toJson, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import { LRUCache } from 'lru-cache';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
-import { RateLimitResponse_Code, RateLimitService, type RateLimitRequest, type RateLimitResponseSchema } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema, RateLimitService, type RateLimitRequest } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { HealthRegistry } from '../health/registry.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
+import { BodyTooLarge, readSmallBody, sendJson, type HttpServer } from '../server/http.js';
 import type { Logger } from '../telemetry/logger.js';
 import { fullBucket, take, type BucketState } from './bucket.js';
 import { loadRateLimitConfig, RateLimitConfigError, UNIT_SECONDS, type DescriptorNode, type Limit, type RateLimitConfig, type Unit } from './config.js';
@@ -22,6 +23,8 @@ export interface RateLimiterOptions {
   /** Also answer the legacy X-RateLimit-* headers (draft 03) besides RateLimit / RateLimit-Policy. */
   legacyHeaders: boolean;
   grpc: GrpcServer;
+  /** Gets `POST /ratelimit/json` (for clients without gRPC). */
+  http: HttpServer;
   logger: Logger;
   metrics: Registry;
   health: HealthRegistry;
@@ -179,6 +182,27 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   };
 
   options.grpc.addService(RateLimitService, { shouldRateLimit }, 'ratelimit');
+  // The same check over HTTP: a RateLimitRequest in the protobuf JSON mapping; 200 when OK, 429 when over limit.
+  options.http.route(
+    'POST',
+    '/ratelimit/json',
+    async (req, res) => {
+      let request: RateLimitRequest;
+      try {
+        request = fromJson(RateLimitRequestSchema, JSON.parse((await readSmallBody(req, 1 << 20)).toString('utf8')) as JsonValue, { ignoreUnknownFields: true });
+      } catch (err) {
+        return sendJson(res, err instanceof BodyTooLarge ? 413 : 400, { error: `malformed RateLimitRequest: ${(err as Error).message}` });
+      }
+      try {
+        const reply = create(RateLimitResponseSchema, await shouldRateLimit(request));
+        sendJson(res, reply.overallCode === RateLimitResponse_Code.OVER_LIMIT ? 429 : 200, toJson(RateLimitResponseSchema, reply));
+      } catch (err) {
+        if (err instanceof GrpcError && err.code === status.INVALID_ARGUMENT) return sendJson(res, 400, { error: err.message });
+        throw err;
+      }
+    },
+    'ratelimit',
+  );
 
   return {
     name: 'ratelimit',

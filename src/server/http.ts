@@ -54,6 +54,36 @@ export function sendJson(res: ServerResponse, code: number, body: unknown): void
   res.end(text);
 }
 
+/** A request body over its limit. */
+export class BodyTooLarge extends Error {}
+
+/**
+ * Reads a request body of at most `max` bytes (checked against Content-Length first, then while
+ * reading); rejects with BodyTooLarge past it. It reads with events, not `for await`: leaving an
+ * async iterator destroys the socket, and the client would see a reset (and retry) instead of a 413.
+ */
+export function readSmallBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) return Promise.reject(new BodyTooLarge(`request body of ${declared} bytes exceeds the limit of ${max} bytes`));
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.pause();
+        reject(new BodyTooLarge(`request body exceeds the limit of ${max} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
 /** Writes a plain-text response. */
 export function sendText(res: ServerResponse, code: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
   res.writeHead(code, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });

@@ -33,8 +33,8 @@ describe('agent on embedded storage', () => {
       ['grpc', 'ready'],
       ['otlp_http', 'ready'],
       ['pipeline', 'ready'],
-      ['ratelimit', 'ready'],
       ['admin', 'ready'],
+      ['ratelimit', 'ready'],
     ]);
   });
 

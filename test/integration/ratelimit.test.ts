@@ -127,6 +127,19 @@ describe('rate limiting over Envoy RLS', () => {
     expect(await code({ domain: 'edge', descriptors: Array.from({ length: 10_000 }, () => d(['a', 'b'])) })).toContain('at most 64 descriptors');
   });
 
+  it('answers the same check over HTTP: POST /ratelimit/json, 200 or 429, 400 for malformed bodies', async () => {
+    const post = (body: string) => fetch(`${t.adminUrl}/ratelimit/json`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    const req = JSON.stringify({ domain: 'edge', descriptors: [{ entries: [{ key: 'remote_address', value: '203.0.113.50' }] }], hitsAddend: 3 });
+    const ok = await post(req);
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ overallCode: 'OK', statuses: [{ code: 'OK', currentLimit: { name: 'per-ip', requestsPerUnit: 3, unit: 'MINUTE' } }] });
+    const over = await post(req);
+    expect(over.status).toBe(429);
+    expect(await over.json()).toMatchObject({ overallCode: 'OVER_LIMIT' });
+    expect((await post('{"domain": ')).status).toBe(400);
+    expect((await post(JSON.stringify({ domain: '', descriptors: [] }))).status).toBe(400);
+  });
+
   it('reloads changed limits (an atomic swap, as a ConfigMap does), and keeps the last good ones when a file is invalid', async () => {
     const swap = (text: string) => {
       writeFileSync(`${file}.tmp`, text);

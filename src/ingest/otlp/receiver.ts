@@ -11,7 +11,7 @@ import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, Trac
 import { GrpcError, unavailable } from '../../server/errors.js';
 import type { GrpcServer } from '../../server/grpc.js';
 import type { CallContext } from '../../server/grpc-service.js';
-import type { HttpServer } from '../../server/http.js';
+import { BodyTooLarge, readSmallBody, type HttpServer } from '../../server/http.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { RetryableError } from '../pipeline/errors.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
@@ -137,27 +137,13 @@ const inflateAsync = promisify(inflate);
 async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
   if (!['gzip', 'deflate', 'identity', ''].includes(encoding)) throw new HttpFailure(400, status.INVALID_ARGUMENT, `unsupported Content-Encoding ${JSON.stringify(encoding)}: use gzip, deflate or none`);
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > max) throw new HttpFailure(413, status.INVALID_ARGUMENT, `request body of ${declared} bytes exceeds the limit of ${max} bytes`);
-  // Read with events, not `for await`: leaving an async iterator destroys the socket, and the client
-  // would see a reset (and retry) instead of the 413.
-  const raw = await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > max) {
-        req.off('data', onData);
-        req.pause();
-        reject(new HttpFailure(413, status.INVALID_ARGUMENT, `request body exceeds the limit of ${max} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
+  let raw: Buffer;
+  try {
+    raw = await readSmallBody(req, max);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) throw new HttpFailure(413, status.INVALID_ARGUMENT, err.message);
+    throw err;
+  }
   if (encoding !== 'gzip' && encoding !== 'deflate') return raw;
   try {
     return await (encoding === 'gzip' ? gunzipAsync : inflateAsync)(raw, { maxOutputLength: max });
