@@ -214,6 +214,22 @@ export const configSchema = z.strictObject({
       max_keys: integer({ min: 1, max: 10_000_000 }).default(100_000),
       /** Also answer the legacy draft-03 X-RateLimit-* headers. */
       legacy_headers: boolean.default(false),
+      /** Shared buckets for limits with `backend: redis`: standalone (url), Sentinel or Cluster. */
+      redis: z
+        .strictObject({
+          url: z.string().regex(/^rediss?:\/\//, 'expected a URL such as "redis://redis:6379"').optional(),
+          cluster: z.array(listenAddress).optional(),
+          sentinels: z.array(listenAddress).optional(),
+          sentinel_name: z.string().min(1).default('mymaster'),
+          password: z.string().optional(),
+          /** Longest wait for one check; past it failure_mode answers. */
+          timeout: duration({ min: 1, max: 10_000 }).prefault('5ms'),
+          /** What a check answers when Redis cannot: allow (as Envoy's default) or deny. */
+          failure_mode: z.enum(['allow', 'deny']).default('allow'),
+          breaker: z.strictObject({ failures: integer({ min: 1, max: 1000 }).default(5), cooldown: duration({ min: 1, max: MAX_TIMER_MS }).prefault('2s') }).prefault({}),
+          key_prefix: z.string().default('heimdall:rl:'),
+        })
+        .optional(),
     })
     .prefault({}),
   events: z

@@ -2,7 +2,6 @@ import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { create, fromJson, toJson, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
-import { LRUCache } from 'lru-cache';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
 import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema, RateLimitService, type RateLimitRequest } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
@@ -11,7 +10,7 @@ import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import { BodyTooLarge, readSmallBody, sendJson, type HttpServer } from '../server/http.js';
 import type { Logger } from '../telemetry/logger.js';
-import { fullBucket, take, type BucketState } from './bucket.js';
+import { createLocalBackend, createRedisBackend, type RedisBackendOptions } from './backends.js';
 import { loadRateLimitConfig, RateLimitConfigError, UNIT_SECONDS, type DescriptorNode, type Limit, type RateLimitConfig, type Unit } from './config.js';
 
 /** Options for createRateLimiter. */
@@ -20,6 +19,8 @@ export interface RateLimiterOptions {
   configPath: string | undefined;
   /** Buckets kept in memory at most; an evicted bucket comes back full. */
   maxKeys: number;
+  /** Shared buckets for limits with `backend: redis`; none: such limits make the file invalid. */
+  redis?: Omit<RedisBackendOptions, 'now' | 'logger' | 'metrics'> | undefined;
   /** Also answer the legacy X-RateLimit-* headers (draft 03) besides RateLimit / RateLimit-Policy. */
   legacyHeaders: boolean;
   grpc: GrpcServer;
@@ -59,6 +60,16 @@ export function matchLimit(root: DescriptorNode, descriptor: RateLimitDescriptor
   return undefined;
 }
 
+/** The first limit in a tree that uses the Redis backend. */
+function firstRedisLimit(node: DescriptorNode): Limit | undefined {
+  if (node.limit?.backend === 'redis') return node.limit;
+  for (const child of [...node.children.values(), ...[...node.wildcards.values()].flat().map((w) => w.node)]) {
+    const found = firstRedisLimit(child);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** Checks a request: INVALID_ARGUMENT naming the field for what Envoy's validation would refuse. */
 function validate(req: RateLimitRequest): void {
   const bad = (field: string, message: string) => new GrpcError(status.INVALID_ARGUMENT, `${field}: ${message}`);
@@ -87,11 +98,11 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   let watcher: FSWatcher | undefined;
   let reloadTimer: NodeJS.Timeout | undefined;
 
-  const evictions = new Counter({ name: 'heimdall_ratelimit_bucket_evictions_total', help: 'Local buckets evicted from the bounded cache (they come back full).', registers: [options.metrics] });
   const decisions = new Counter({ name: 'heimdall_ratelimit_decisions_total', help: 'Descriptor decisions, by domain and result (ok, over_limit, shadow_over_limit, no_limit, unlimited).', labelNames: ['domain', 'result'] as const, registers: [options.metrics] });
   const configErrors = new Counter({ name: 'heimdall_ratelimit_config_errors_total', help: 'Rate-limit configuration loads that failed (the previous configuration stays).', registers: [options.metrics] });
   const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
-  const buckets = new LRUCache<string, BucketState>({ max: options.maxKeys, dispose: (_v, _k, reason) => void (reason === 'evict' && evictions.inc()) });
+  const local = createLocalBackend({ maxKeys: options.maxKeys, now, metrics: options.metrics });
+  const shared = options.redis ? createRedisBackend({ ...options.redis, now, logger: options.logger, metrics: options.metrics }) : undefined;
 
   const load = (): void => {
     if (!options.configPath) {
@@ -99,7 +110,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       return;
     }
     try {
-      config = loadRateLimitConfig(options.configPath);
+      const next = loadRateLimitConfig(options.configPath);
+      if (!shared) {
+        const redisLimit = [...next.values()].map(firstRedisLimit).find((l) => l !== undefined);
+        if (redisLimit) throw new RateLimitConfigError(options.configPath, undefined, `${redisLimit.path}: backend redis needs ratelimit.redis in the agent's configuration`);
+      }
+      config = next;
       domains.set(config.size);
       reporter.set('ready');
       logger.info({ path: options.configPath, domains: [...config.keys()] }, 'rate-limit configuration loaded');
@@ -127,10 +143,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       return matchLimit(root, d);
     });
     const replaced = new Set(matched.flatMap((l) => l?.replaces ?? []));
-    const t = now();
     const policies: Array<{ name: string; quota: number; window: number; remaining: number; reset: number }> = [];
     let over = false;
-    const statuses = req.descriptors.map((d, i) => {
+    const statuses = await Promise.all(req.descriptors.map(async (d, i) => {
       const limit = matched[i];
       if (!limit || (limit.name !== undefined && replaced.has(limit.name))) {
         decisions.inc({ domain: req.domain, result: 'no_limit' });
@@ -143,9 +158,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const hits = d.hitsAddend !== undefined ? Math.min(Number(d.hitsAddend), MAX_UINT32) : requestHits;
       const spec = { capacity: limit.capacity, ratePerMs: limit.requestsPerUnit / (UNIT_SECONDS[limit.unit] * 1000) };
       const key = `${req.domain}\u0000${d.entries.map((e) => `${e.key}=${e.value}`).join('\u0000')}\u0000${limit.path}\u0000${spec.capacity}/${limit.requestsPerUnit}/${limit.unit}`;
-      let state = buckets.get(key);
-      if (!state) buckets.set(key, (state = fullBucket(spec, t)));
-      const decision = take(state, spec, hits, t);
+      const decision = await (limit.backend === 'redis' && shared ? shared : local).take(key, spec, hits);
       const overLimit = !decision.allowed && !limit.shadowMode;
       over ||= overLimit;
       decisions.inc({ domain: req.domain, result: decision.allowed ? 'ok' : limit.shadowMode ? 'shadow_over_limit' : 'over_limit' });
@@ -164,7 +177,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         limitRemaining: Math.min(decision.remaining, MAX_UINT32),
         durationUntilReset: { seconds: BigInt(Math.floor(resetMs / 1000)), nanos: Math.floor(resetMs % 1000) * 1_000_000 },
       };
-    });
+    }));
     // Headers for every matched policy (draft-ietf-httpapi-ratelimit-headers), and optionally the
     // legacy draft-03 X-RateLimit-* for the policy closest to its limit.
     const headers: Array<{ key: string; value: string }> = [];
@@ -224,6 +237,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     async shutdown() {
       clearTimeout(reloadTimer);
       watcher?.close();
+      await shared?.close();
       reporter.set('stopping');
     },
   };

@@ -1,0 +1,166 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../telemetry/logger.js';
+import { fullBucket, take, type BucketSpec, type BucketState, type Decision } from './bucket.js';
+
+/** Where buckets live. A backend never throws: when it cannot decide, it answers by its failure mode. */
+export interface BucketBackend {
+  take(key: string, spec: BucketSpec, hits: number): Decision | Promise<Decision>;
+  close(): Promise<void>;
+}
+
+/** In-process buckets in a bounded LRU cache; an evicted key comes back as a full bucket. */
+export function createLocalBackend(options: { maxKeys: number; now: () => number; metrics: Registry }): BucketBackend {
+  const evictions = new Counter({ name: 'heimdall_ratelimit_bucket_evictions_total', help: 'Local buckets evicted from the bounded cache (they come back full).', registers: [options.metrics] });
+  const buckets = new LRUCache<string, BucketState>({ max: options.maxKeys, dispose: (_v, _k, reason) => void (reason === 'evict' && evictions.inc()) });
+  return {
+    take(key, spec, hits) {
+      const t = options.now();
+      let state = buckets.get(key);
+      if (!state) buckets.set(key, (state = fullBucket(spec, t)));
+      return take(state, spec, hits, t);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * One atomic check in Redis: the same arithmetic as bucket.ts, on Redis' clock (shared by every
+ * agent), state in a hash {t: tokens, a: at ms} that expires once the bucket would be full again.
+ * Returns {allowed, tokens as text}.
+ */
+const BUCKET_LUA = `
+local cap = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local hits = tonumber(ARGV[3])
+local now_t = redis.call('TIME')
+local now = tonumber(now_t[1]) * 1000 + tonumber(now_t[2]) / 1000
+local b = redis.call('HMGET', KEYS[1], 't', 'a')
+local tokens = tonumber(b[1])
+local at = tonumber(b[2])
+if tokens == nil or at == nil then tokens = cap; at = now end
+if now > at then
+  tokens = math.min(cap, tokens + (now - at) * rate)
+  at = now
+end
+local need = hits
+if hits == 0 then need = 1 end
+local allowed = 0
+if cap > 0 and hits <= cap and tokens >= need then
+  allowed = 1
+  tokens = tokens - hits
+end
+local ttl = 1000
+if rate > 0 then ttl = math.ceil((cap - tokens) / rate) + 1000 end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'a', tostring(at))
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {allowed, tostring(tokens)}
+`;
+
+/** Options for createRedisBackend. */
+export interface RedisBackendOptions {
+  /** `redis://host:port/db` of a standalone server (or the seed of a cluster, with `cluster`). */
+  url?: string | undefined;
+  /** Cluster seed nodes (host:port); set to use Redis Cluster. */
+  cluster?: readonly string[] | undefined;
+  /** Sentinels (host:port) and the monitored master's name; set to use Redis Sentinel. */
+  sentinels?: readonly string[] | undefined;
+  sentinelName?: string | undefined;
+  password?: string | undefined;
+  /** Longest wait for one check; past it the failure mode answers. */
+  timeoutMs: number;
+  failureMode: 'allow' | 'deny';
+  /** Consecutive failures that open the circuit, and how long it stays open before one trial call. */
+  breakerFailures: number;
+  breakerCooldownMs: number;
+  keyPrefix: string;
+  now: () => number;
+  logger: Logger;
+  metrics: Registry;
+}
+
+const hostPort = (s: string) => {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+};
+
+/**
+ * Buckets shared by every agent through Redis: one EVALSHA per check (ioredis loads the script
+ * once), commands pipelined on one connection, a per-call timeout, a circuit breaker, and a short
+ * local cache of keys known to be over their limit (they are refused without a round trip).
+ */
+export function createRedisBackend(options: RedisBackendOptions): BucketBackend {
+  const logger = options.logger.child({ component: 'ratelimit-redis' });
+  const common: RedisOptions = { password: options.password, enableAutoPipelining: false, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, connectTimeout: 2_000 };
+  const client: Redis | Cluster = options.cluster?.length
+    ? new Cluster(options.cluster.map(hostPort), { redisOptions: common, enableOfflineQueue: false })
+    : options.sentinels?.length
+      ? new Redis({ ...common, sentinels: options.sentinels.map(hostPort), name: options.sentinelName ?? 'mymaster' })
+      : new Redis(options.url ?? 'redis://127.0.0.1:6379', common);
+  client.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
+  client.defineCommand('heimdallBucket', { numberOfKeys: 1, lua: BUCKET_LUA });
+  const run = client as unknown as { heimdallBucket(key: string, cap: number, rate: number, hits: number): Promise<[number, string]> };
+
+  const latency = new Histogram({ name: 'heimdall_ratelimit_backend_duration_seconds', help: 'Time of one Redis bucket check.', buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025], registers: [options.metrics] });
+  const errors = new Counter({ name: 'heimdall_ratelimit_backend_errors_total', help: 'Redis checks that failed or timed out (answered by the failure mode).', registers: [options.metrics] });
+  const breakerState = new Gauge({ name: 'heimdall_ratelimit_circuit_open', help: 'Whether the Redis circuit breaker is open (1) or closed (0).', registers: [options.metrics] });
+  const overLimit = new LRUCache<string, number>({ max: 10_000 });
+
+  let failures = 0;
+  let openUntil = 0;
+  const fallback = (): Decision => ({ allowed: options.failureMode === 'allow', remaining: 0, resetMs: 0 });
+  const failed = (err: unknown): Decision => {
+    errors.inc();
+    failures += 1;
+    if (failures >= options.breakerFailures && openUntil === 0) {
+      openUntil = options.now() + options.breakerCooldownMs;
+      breakerState.set(1);
+      logger.warn({ err, failures, cooldownMs: options.breakerCooldownMs, failureMode: options.failureMode }, 'redis checks failing: circuit open, answering by the failure mode');
+    }
+    return fallback();
+  };
+
+  return {
+    async take(key, spec, hits) {
+      const t = options.now();
+      const until = overLimit.get(key);
+      if (until !== undefined && hits > 0 && t < until) return { allowed: false, remaining: 0, resetMs: Math.ceil(until - t) };
+      if (openUntil > 0) {
+        if (t < openUntil) return fallback();
+        openUntil = t + options.breakerCooldownMs; // half-open: this call is the trial
+      }
+      const stop = latency.startTimer();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const timeout = new Promise<never>((_r, reject) => {
+          timer = setTimeout(() => reject(new Error(`redis check took over ${options.timeoutMs} ms`)), options.timeoutMs);
+        });
+        const [allowed, tokensText] = await Promise.race([run.heimdallBucket(`${options.keyPrefix}${key}`, spec.capacity, spec.ratePerMs, hits), timeout]);
+        stop();
+        if (failures > 0 || openUntil > 0) logger.info('redis checks succeed again: circuit closed');
+        failures = 0;
+        openUntil = 0;
+        breakerState.set(0);
+        const tokens = Number(tokensText);
+        const missing = spec.capacity - tokens;
+        const decision: Decision = {
+          allowed: allowed === 1,
+          remaining: Math.max(0, Math.floor(tokens)),
+          resetMs: missing <= 0 ? 0 : spec.ratePerMs > 0 ? Math.ceil(missing / spec.ratePerMs) : Number.POSITIVE_INFINITY,
+        };
+        // Remember a refusal until enough tokens could have come back for the same request.
+        if (!decision.allowed && spec.ratePerMs > 0 && hits <= spec.capacity) overLimit.set(key, t + Math.max(0, (Math.max(hits, 1) - tokens) / spec.ratePerMs));
+        return decision;
+      } catch (err) {
+        return failed(err);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async close() {
+      client.disconnect();
+      return Promise.resolve();
+    },
+  };
+}

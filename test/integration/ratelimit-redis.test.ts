@@ -1,0 +1,108 @@
+/** Limits shared through a real redis-server: two agent processes, one limit; Redis stopping and coming back. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type AgentClient } from '../../src/cli/client.js';
+import { RateLimitResponse_Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { haveBinary } from '../support/binaries.js';
+import { startRedis, type TestRedis } from '../support/redis.js';
+import { tempDir } from '../support/temp.js';
+
+const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+const LIMITS = `
+domain: shared
+descriptors:
+  - key: user
+    rate_limit: { unit: hour, requests_per_unit: 5, backend: redis }
+  - key: local_only
+    rate_limit: { unit: hour, requests_per_unit: 5 }
+`;
+
+/** Starts an agent process; resolves with its gRPC address. */
+async function agent(dir: string, name: string, redisUrl: string, failureMode: 'allow' | 'deny'): Promise<{ child: ChildProcess; addr: string; metrics: () => Promise<string> }> {
+  const config = join(dir, `${name}.yaml`);
+  writeFileSync(
+    config,
+    [
+      'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+      `storage: { embedded: { path: "${join(dir, `${name}-data`)}" } }`,
+      `ratelimit: { config_path: "${join(dir, 'limits')}", redis: { url: "${redisUrl}", timeout: 50ms, failure_mode: ${failureMode}, breaker: { failures: 3, cooldown: 300ms } } }`,
+      'shutdown: { drain: 0s }',
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, [MAIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ports: Record<string, number> = {};
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (const line of buf.split('\n').slice(0, -1)) {
+        const l = JSON.parse(line) as { component?: string; port?: number; msg?: string };
+        if (l.component && l.port) ports[l.component] = l.port;
+        if (l.msg === 'Heimdall started') resolve();
+      }
+      buf = buf.slice(buf.lastIndexOf('\n') + 1);
+    });
+    child.once('exit', (code) => reject(new Error(`agent ${name} exited ${String(code)}`)));
+  });
+  return { child, addr: `127.0.0.1:${ports.grpc}`, metrics: async () => (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text() };
+}
+
+describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', () => {
+  const dir = tempDir();
+  let redis: TestRedis;
+  let a: Awaited<ReturnType<typeof agent>>;
+  let b: Awaited<ReturnType<typeof agent>>;
+  let ca: AgentClient;
+  let cb: AgentClient;
+  beforeAll(async () => {
+    redis = await startRedis();
+    const limits = join(dir.path, 'limits');
+    (await import('node:fs')).mkdirSync(limits);
+    writeFileSync(join(limits, 'shared.yaml'), LIMITS);
+    [a, b] = await Promise.all([agent(dir.path, 'a', redis.url, 'allow'), agent(dir.path, 'b', redis.url, 'deny')]);
+    ca = connect({ addr: a.addr });
+    cb = connect({ addr: b.addr });
+  }, 60_000);
+  afterAll(async () => {
+    ca.close();
+    cb.close();
+    for (const x of [a, b]) x.child.kill('SIGTERM');
+    await redis.stop();
+    dir.cleanup();
+  });
+
+  const check = (c: AgentClient, key: string, value: string) => c.unary(RateLimitService.method.shouldRateLimit, { domain: 'shared', descriptors: [{ entries: [{ key, value }] }] });
+  const codes = async (key: string, value: string, n: number) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push((await check(i % 2 === 0 ? ca : cb, key, value)).overallCode);
+    return out;
+  };
+
+  it('enforces one limit across two agent processes', async () => {
+    const got = await codes('user', 'u1', 8);
+    expect(got.filter((c) => c === RateLimitResponse_Code.OK)).toHaveLength(5);
+    expect(got.slice(5)).toEqual([RateLimitResponse_Code.OVER_LIMIT, RateLimitResponse_Code.OVER_LIMIT, RateLimitResponse_Code.OVER_LIMIT]);
+    // A local limit is per agent: each process has its own 5.
+    const local = await codes('local_only', 'x', 12);
+    expect(local.filter((c) => c === RateLimitResponse_Code.OK)).toHaveLength(10);
+  });
+
+  it('keeps answering within the timeout by its failure mode while Redis is down, and recovers when it returns', async () => {
+    await redis.stop();
+    for (let i = 0; i < 6; i++) {
+      const t0 = performance.now();
+      const [ra, rb] = await Promise.all([check(ca, 'user', `down-${i}`), check(cb, 'user', `down-${i}`)]);
+      expect(performance.now() - t0).toBeLessThan(1_000);
+      expect(ra.overallCode).toBe(RateLimitResponse_Code.OK); // failure_mode: allow
+      expect(rb.overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT); // failure_mode: deny
+    }
+    expect(await a.metrics()).toMatch(/^heimdall_ratelimit_backend_errors_total [1-9]/m);
+    expect(await a.metrics()).toMatch(/^heimdall_ratelimit_circuit_open 1/m);
+    await redis.start();
+    await expect.poll(async () => (await check(cb, 'user', 'back')).overallCode, { timeout: 10_000, interval: 200 }).toBe(RateLimitResponse_Code.OK);
+    const got = await codes('user', 'after', 7);
+    expect(got.filter((c) => c === RateLimitResponse_Code.OK)).toHaveLength(5);
+  }, 30_000);
+});
