@@ -75,7 +75,7 @@ describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', (
 
   const check = (c: AgentClient, key: string, value: string) => c.unary(RateLimitService.method.shouldRateLimit, { domain: 'shared', descriptors: [{ entries: [{ key, value }] }] });
   const codes = async (key: string, value: string, n: number) => {
-    const out: number[] = [];
+    const out: RateLimitResponse_Code[] = [];
     for (let i = 0; i < n; i++) out.push((await check(i % 2 === 0 ? ca : cb, key, value)).overallCode);
     return out;
   };
