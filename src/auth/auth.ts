@@ -39,7 +39,8 @@ function readTokenFile(path: string): z.output<typeof apiToken>[] {
   try {
     parsed = parseYaml(text);
   } catch (err) {
-    throw new TokenFileError(`auth.tokens_file ${path} is not valid YAML: ${(err as Error).message}`, { cause: err });
+    // Only the first line: the rest quotes the file, which holds secrets.
+    throw new TokenFileError(`auth.tokens_file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0] ?? ''}`);
   }
   const result = z.array(apiToken).safeParse(parsed ?? []);
   if (!result.success) {

@@ -114,7 +114,7 @@ export function eventToRow(e: Event, index: number, defaults: EventDefaults, rul
   if (errors.length > 0) return { errors };
   const id = e.id || uuidv7(Number(nanos / 1_000_000n));
   const traceparent = e.traceId === '' && e.spanId === '' ? { traceId: defaults.traceId ?? '', spanId: defaults.spanId ?? '' } : { traceId: e.traceId, spanId: e.spanId };
-  const attributes: Record<string, string> = {};
+  const attributes = Object.create(null) as Record<string, string>;
   for (const k of Object.keys(e.resourceAttributes).sort()) attributes[k] = rules.redaction ? rules.redaction.redactAttribute(k, e.resourceAttributes[k] ?? '') : (e.resourceAttributes[k] ?? '');
   return {
     id,

@@ -94,20 +94,24 @@ export function addEventService(options: EventServiceOptions): void {
         const inFlight = new Set<Promise<void>>();
         let offset = 0;
         let failure: Error | undefined;
-        for await (const req of requests) {
-          if (failure) break;
-          const n = results.length;
-          results.push({ accepted: 0, rejected: 0, errors: [], ids: [] });
-          const p = writeBatch(req.events, offset, 0, ctx).then(
-            (r) => void (results[n] = r),
-            (err: unknown) => void (failure ??= err instanceof Error ? err : new Error(String(err))),
-          );
-          offset += req.events.length;
-          inFlight.add(p);
-          void p.finally(() => inFlight.delete(p));
-          if (inFlight.size >= STREAM_IN_FLIGHT) await Promise.race(inFlight);
+        try {
+          for await (const req of requests) {
+            if (failure) break;
+            const n = results.length;
+            results.push({ accepted: 0, rejected: 0, errors: [], ids: [] });
+            const p = writeBatch(req.events, offset, 0, ctx).then(
+              (r) => void (results[n] = r),
+              (err: unknown) => void (failure ??= err instanceof Error ? err : new Error(String(err))),
+            );
+            offset += req.events.length;
+            inFlight.add(p);
+            void p.finally(() => inFlight.delete(p));
+            if (inFlight.size >= STREAM_IN_FLIGHT) await Promise.race(inFlight);
+          }
+        } finally {
+          // Also when the stream breaks (bad message, cancel): the batches being stored finish first.
+          await Promise.all(inFlight);
         }
-        await Promise.all(inFlight);
         if (failure) throw failure;
         const total: BatchResult = { accepted: 0, rejected: 0, errors: [], ids: [] };
         for (const r of results) {

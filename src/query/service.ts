@@ -35,9 +35,12 @@ function timestamp(nanos: string): MessageInitShape<typeof TimestampSchema> {
   return { seconds: n / 1_000_000_000n, nanos: Number(n % 1_000_000_000n) };
 }
 
-/** A LIKE pattern matching text that contains `s` (lowercased; %, _ and \ taken literally). */
+/**
+ * A LIKE pattern for text containing `s`, compared with ClickHouse's `lower()` (which lowercases
+ * ASCII only, so only A-Z are lowercased here); %, _ and \ are taken literally.
+ */
 function containsPattern(s: string): string {
-  return `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return `%${s.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 /** A time range from a request: [start, end), with defaults, refused when empty or reversed. */
@@ -115,7 +118,7 @@ interface LogRow {
 }
 
 /** A stable id for a log record (the table has none): a hash of the record. */
-const LOG_ID = 'cityHash64(Timestamp, ServiceName, Body, TraceId, SpanId, toString(LogAttributes), toString(ResourceAttributes))';
+const LOG_ID = 'cityHash64(Timestamp, ServiceName, SeverityNumber, SeverityText, Body, TraceId, SpanId, TraceFlags, EventName, ScopeName, ScopeVersion, toString(LogAttributes), toString(ResourceAttributes), toString(ScopeAttributes))';
 const LOG_COLUMNS = `toString(toUnixTimestamp64Nano(Timestamp)) AS ts, toString(${LOG_ID}) AS id, ServiceName, SeverityText, SeverityNumber, Body, TraceId, SpanId, LogAttributes, ResourceAttributes`;
 
 function logOf(r: LogRow): MessageInitShape<typeof LogRecordSchema> {
@@ -280,14 +283,14 @@ export function addQueryService(options: QueryServiceOptions): void {
         let logs: LogRow[] = [];
         if (traceIds.length > 0) {
           // The lookup table bounds the scan of otel_traces to the traces' time range.
-          const [bounds] = await query<{ start: string | null; end: string | null }>(
-            'SELECT toString(min(Start)) AS start, toString(max(End)) AS end, count() AS n FROM otel_traces_trace_id_ts WHERE TraceId IN {ids:Array(String)} HAVING n > 0',
+          const [bounds] = await query<{ start: number | string | null; end: number | string | null }>(
+            'SELECT toUnixTimestamp(min(Start)) AS start, toUnixTimestamp(max(End)) AS end, count() AS n FROM otel_traces_trace_id_ts WHERE TraceId IN {ids:Array(String)} HAVING n > 0',
             { ids: traceIds },
           );
-          if (bounds?.start && bounds.end) {
+          if (bounds?.start !== undefined && bounds.start !== null && bounds.end !== undefined && bounds.end !== null) {
             spans = await query<SpanRow>(
-              `SELECT ${SPAN_COLUMNS} FROM otel_traces WHERE TraceId IN {ids:Array(String)} AND toDateTime(Timestamp) >= toDateTime({start:String}) AND toDateTime(Timestamp) <= toDateTime({end:String})${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`,
-              { ...base, ids: traceIds, start: bounds.start, end: bounds.end },
+              `SELECT ${SPAN_COLUMNS} FROM otel_traces WHERE TraceId IN {ids:Array(String)} AND toDateTime(Timestamp) >= toDateTime({start:UInt32}) AND toDateTime(Timestamp) <= toDateTime({end:UInt32})${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`,
+              { ...base, ids: traceIds, start: Number(bounds.start), end: Number(bounds.end) },
             );
           }
           logs = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM otel_logs WHERE TraceId IN {ids:Array(String)}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds });

@@ -98,7 +98,10 @@ class Reader {
 
   /** A field's tag; field number 0 and wire types past 5 are invalid (fromBinary refuses them). */
   tag(): number {
+    const start = this.pos;
     const tag = this.uint32();
+    // fromBinary reads a tag as a varint32: one longer than 5 bytes overflows there.
+    if (this.pos - start > 5) throw UNHANDLED;
     if (tag >>> 3 === 0 || (tag & 7) > 5) throw UNHANDLED;
     return tag;
   }
@@ -558,7 +561,7 @@ function readScope(buf: Buffer, bounds: [number, number] | undefined): { name: s
     } else if (field === 3) {
       // Scope attributes have no otel_traces column, but are read so that invalid text is caught as fromBinary does.
       expect(tag & 7, WIRE_LEN);
-      readKeyValue(r, new Map(), 5);
+      readKeyValue(r, new Map(), 6);
     } else if (field === 4) {
       expect(tag & 7, WIRE_VARINT);
       r.varint();

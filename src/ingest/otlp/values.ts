@@ -86,7 +86,8 @@ export function attributesToMap(attributes: readonly KeyValue[]): Record<string,
   if (attributes.length === 0) return {};
   const entries = new Map<string, string>();
   for (const kv of attributes) entries.set(kv.key, anyValueToString(kv.value));
-  const out: Record<string, string> = {};
+  // No prototype: a key such as "__proto__" is stored like any other.
+  const out = Object.create(null) as Record<string, string>;
   for (const key of [...entries.keys()].sort()) out[key] = entries.get(key) ?? '';
   return out;
 }

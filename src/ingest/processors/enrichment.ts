@@ -49,7 +49,7 @@ export function mergeResourceAttributes(c: Conversion, attributes: Readonly<Reco
       if (!map || done.has(map)) continue;
       done.add(map);
       if (mode === 'default' ? keys.every((k) => k in map) : keys.every((k) => map[k] === attributes[k])) continue;
-      const merged: Record<string, string> = mode === 'default' ? { ...attributes, ...map } : { ...map, ...attributes };
+      const merged = Object.assign(Object.create(null) as Record<string, string>, ...(mode === 'default' ? [attributes, map] : [map, attributes])) as Record<string, string>;
       for (const k of Object.keys(map)) delete map[k];
       for (const k of Object.keys(merged).sort()) map[k] = merged[k] ?? '';
     }

@@ -134,14 +134,22 @@ export function createRedaction(options: RedactionOptions): Redaction {
   const redactMap = (map: Record<string, string>): void => {
     for (const key of Object.keys(map)) map[key] = redactAttribute(key, map[key] ?? '');
   };
-  const redactRow = (row: Row): void => {
-    for (const col of MAP_COLUMNS) if (row[col]) redactMap(row[col] as Record<string, string>);
+  const redactRow = (row: Row, done: Set<object>): void => {
+    // Rows of one resource share its maps: redact each map once (a pattern may match its own replacement).
+    for (const col of MAP_COLUMNS) {
+      const map = row[col] as Record<string, string> | undefined;
+      if (map && !done.has(map)) {
+        done.add(map);
+        redactMap(map);
+      }
+    }
     for (const col of MAP_ARRAY_COLUMNS) for (const m of (row[col] as Array<Record<string, string>> | undefined) ?? []) redactMap(m);
     for (const col of TEXT_COLUMNS) if (typeof row[col] === 'string') row[col] = redactFreeText(row[col]);
   };
   return {
     process(c) {
-      for (const rows of c.tables.values()) for (const row of rows) redactRow(row);
+      const done = new Set<object>();
+      for (const rows of c.tables.values()) for (const row of rows) redactRow(row, done);
     },
     redactText,
     redactAttribute,

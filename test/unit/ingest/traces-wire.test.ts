@@ -105,6 +105,8 @@ describe('OTLP trace hot path', () => {
                     ...values.map((v, i) => kv(`attr.${String.fromCharCode(122 - i)}`, v)),
                     kv('dup', str('first')),
                     kv('dup', str('last')),
+                    kv('__proto__', str('not a prototype')),
+                    kv('constructor', str('plain key')),
                     kv('10', str('ten')),
                     kv('9', str('nine')),
                     kv('http.request.header.authorization', str('Bearer abcdefghijklmnop')),
@@ -163,6 +165,32 @@ describe('OTLP trace hot path', () => {
     const req = Uint8Array.of(0x0a, twoStatus.length + 4, 0x12, twoStatus.length + 2, 0x12, twoStatus.length, ...twoStatus);
     expect(encodeTraceRequest(req, configs[0]!.processors)).toBeUndefined();
     expect(generic(req, false)?.accepted).toBe(1);
+  });
+
+  it('leaves over-long tags and scope attributes nested past the recursion limit to the generic path', () => {
+    const valid = bytesOf({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: id(1, 16), spanId: id(2, 8) }] }] }] });
+    // The first tag (field 1, length-delimited) written in 6 bytes instead of 1.
+    const longTag = Uint8Array.of(0x8a, 0x80, 0x80, 0x80, 0x80, 0x00, ...valid.subarray(1));
+    expect(generic(longTag, false)).toBeUndefined();
+    expect(encodeTraceRequest(longTag, configs[0]!.processors)).toBeUndefined();
+    // Around the recursion limit, for attributes at every level that has them: the two paths agree.
+    let refused = 0;
+    for (let depth = 40; depth <= 52; depth++) {
+      let deep: AnyInit = str('leaf');
+      for (let i = 0; i < depth; i++) deep = { value: { case: 'arrayValue', value: { values: [deep] } } };
+      const attributes = [kv('deep', deep)];
+      const span = { traceId: id(1, 16), spanId: id(2, 8) };
+      for (const bytes of [
+        bytesOf({ resourceSpans: [{ resource: { attributes }, scopeSpans: [{ spans: [span] }] }] }),
+        bytesOf({ resourceSpans: [{ scopeSpans: [{ scope: { name: 's', attributes }, spans: [span] }] }] }),
+        bytesOf({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...span, attributes }] }] }] }),
+        bytesOf({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...span, events: [{ name: 'e', attributes }], links: [{ traceId: id(3, 16), spanId: id(4, 8), attributes }] }] }] }] }),
+      ]) {
+        expectSame(bytes);
+        if (generic(bytes, false) === undefined) refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
   });
 
   it('equals the generic path on random requests (fuzz)', () => {
