@@ -31,6 +31,8 @@ export interface RateLimiterOptions {
   health: HealthRegistry;
   /** Monotonic milliseconds (tests pass a fake clock). */
   now?: () => number;
+  /** Label sets of the per-descriptor counters at most (the rest count as __overflow__). */
+  maxSeries?: number;
 }
 
 /** The rate-limit component: Envoy's RLS API over refilling token buckets, with hot-reloaded limits. */
@@ -58,6 +60,50 @@ export function matchLimit(root: DescriptorNode, descriptor: RateLimitDescriptor
     node = next;
   }
   return undefined;
+}
+
+const OVERFLOW = '__overflow__';
+
+/**
+ * envoyproxy/ratelimit's per-descriptor statistics, in hits: total_hits, over_limit, near_limit
+ * (allowed with 80% or more of the bucket used), within_limit, shadow_mode. The descriptor label is
+ * the limit's place in the config; with detailed_metric it names the request's values too. Past
+ * `maxSeries` label sets, new ones count under "__overflow__" (logged once).
+ */
+function createLimitStats(registry: Registry, maxSeries: number, logger: Logger) {
+  const labelNames = ['domain', 'descriptor'] as const;
+  const counter = (name: string, help: string) => new Counter({ name: `heimdall_ratelimit_${name}_total`, help, labelNames, registers: [registry] });
+  const total = counter('total_hits', 'Hits checked, by domain and descriptor.');
+  const over = counter('over_limit', 'Hits refused (over the limit, not in shadow mode), by domain and descriptor.');
+  const near = counter('near_limit', 'Hits allowed with 80% or more of the bucket used, by domain and descriptor.');
+  const within = counter('within_limit', 'Hits allowed, by domain and descriptor.');
+  const shadow = counter('shadow_mode', 'Hits over the limit but allowed by shadow mode, by domain and descriptor.');
+  const seen = new Set<string>();
+  let warned = false;
+  return {
+    record(domain: string, limit: Limit, d: RateLimitDescriptor, hits: number, decision: { allowed: boolean; remaining: number }, capacity: number): void {
+      let descriptor = limit.detailedMetric ? `${limit.path}|${d.entries.map((e) => `${e.key}_${e.value}`).join('.')}` : limit.path;
+      const key = `${domain}\u0000${descriptor}`;
+      if (!seen.has(key)) {
+        if (seen.size >= maxSeries) {
+          descriptor = OVERFLOW;
+          if (!warned) {
+            warned = true;
+            logger.warn({ maxSeries }, 'rate-limit metrics reached their series cap; further descriptors are counted as __overflow__');
+          }
+        } else seen.add(key);
+      }
+      const labels = { domain, descriptor };
+      const n = hits;
+      total.inc(labels, n);
+      if (!decision.allowed && !limit.shadowMode) over.inc(labels, n);
+      else if (!decision.allowed) shadow.inc(labels, n);
+      else {
+        within.inc(labels, n);
+        if (decision.remaining <= capacity * 0.2) near.inc(labels, n);
+      }
+    },
+  };
 }
 
 /** The first limit in a tree that uses the Redis backend. */
@@ -98,7 +144,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   let watcher: FSWatcher | undefined;
   let reloadTimer: NodeJS.Timeout | undefined;
 
-  const decisions = new Counter({ name: 'heimdall_ratelimit_decisions_total', help: 'Descriptor decisions, by domain and result (ok, over_limit, shadow_over_limit, no_limit, unlimited).', labelNames: ['domain', 'result'] as const, registers: [options.metrics] });
+  const stats = createLimitStats(options.metrics, options.maxSeries ?? 1_000, logger);
   const configErrors = new Counter({ name: 'heimdall_ratelimit_config_errors_total', help: 'Rate-limit configuration loads that failed (the previous configuration stays).', registers: [options.metrics] });
   const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
   const local = createLocalBackend({ maxKeys: options.maxKeys, now, metrics: options.metrics });
@@ -148,11 +194,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     const statuses = await Promise.all(req.descriptors.map(async (d, i) => {
       const limit = matched[i];
       if (!limit || (limit.name !== undefined && replaced.has(limit.name))) {
-        decisions.inc({ domain: req.domain, result: 'no_limit' });
         return { code: RateLimitResponse_Code.OK };
       }
       if (limit.unlimited) {
-        decisions.inc({ domain: req.domain, result: 'unlimited' });
         return { code: RateLimitResponse_Code.OK, limitRemaining: MAX_UINT32 };
       }
       const hits = d.hitsAddend !== undefined ? Math.min(Number(d.hitsAddend), MAX_UINT32) : requestHits;
@@ -161,7 +205,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const decision = await (limit.backend === 'redis' && shared ? shared : local).take(key, spec, hits);
       const overLimit = !decision.allowed && !limit.shadowMode;
       over ||= overLimit;
-      decisions.inc({ domain: req.domain, result: decision.allowed ? 'ok' : limit.shadowMode ? 'shadow_over_limit' : 'over_limit' });
+      stats.record(req.domain, limit, d, hits, decision, spec.capacity);
       // A bucket that never refills (0 per unit) reports a whole unit until reset.
       const resetMs = Number.isFinite(decision.resetMs) ? decision.resetMs : UNIT_SECONDS[limit.unit] * 1000;
       policies.push({

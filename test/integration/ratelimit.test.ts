@@ -75,6 +75,11 @@ describe('rate limiting over Envoy RLS', () => {
     expect(headers.RateLimit).toMatch(/^"per-ip";r=2;t=\d+$/);
     expect(headers['X-RateLimit-Limit']).toBe('3, 3;w=60;name="per-ip"');
     expect(headers['X-RateLimit-Remaining']).toBe('2');
+    const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('heimdall_ratelimit_total_hits_total{domain="edge",descriptor="edge.remote_address"} 4');
+    expect(metrics).toContain('heimdall_ratelimit_over_limit_total{domain="edge",descriptor="edge.remote_address"} 1');
+    expect(metrics).toContain('heimdall_ratelimit_within_limit_total{domain="edge",descriptor="edge.remote_address"} 3');
+    expect(metrics).toContain('heimdall_ratelimit_near_limit_total{domain="edge",descriptor="edge.remote_address"} 1');
     // Another address has its own bucket.
     expect((await check('edge', [d(['remote_address', '198.51.100.1'])])).overallCode).toBe(RateLimitResponse_Code.OK);
   });
