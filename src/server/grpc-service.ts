@@ -26,9 +26,12 @@ type Init<D> = D extends DescMessage ? MessageInitShape<D> : never;
 /** Sends one message on a server stream; resolves when the transport can take more. */
 type Send<O> = (message: O) => Promise<void>;
 
-/** A unary handler that takes the request's wire bytes and decodes them itself (for hot paths). */
+/**
+ * A unary handler that takes the request's wire bytes and decodes them itself (for hot paths); it
+ * may also answer with the reply already encoded.
+ */
 export interface RawUnaryHandler<O> {
-  raw(request: Buffer, ctx: CallContext): Promise<O>;
+  raw(request: Buffer, ctx: CallContext): Promise<O | Uint8Array>;
 }
 
 type HandlerFor<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
@@ -121,7 +124,8 @@ export function toGrpcService<T extends GenServiceMethods>(
         handlers[method.name] = ((call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
           void wrap(method, call.metadata, call, async (ctx) => {
             ctx.requestBytes = call.request.length;
-            const reply = encode(method.output, await (raw ? raw.raw(call.request, ctx) : fn(decode(method.input, call.request), ctx)));
+            const result = await (raw ? raw.raw(call.request, ctx) : fn(decode(method.input, call.request), ctx));
+            const reply = result instanceof Uint8Array ? Buffer.from(result.buffer, result.byteOffset, result.byteLength) : encode(method.output, result);
             call.sendMetadata(responseMetadata(ctx));
             callback(null, reply);
           }).catch((err: unknown) => callback(err as ServerErrorResponse));

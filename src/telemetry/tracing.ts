@@ -1,3 +1,4 @@
+import { setServerSpans } from './spans.js';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import type { Logger } from './logger.js';
 
@@ -36,11 +37,13 @@ export function createSelfTracing(options: SelfTracingOptions): SelfTracing {
         instrumentations: [],
       });
       sdk.start();
+      setServerSpans(true);
       logger.info({ endpoint: options.endpoint, sampleRatio: options.sampleRatio }, 'self-tracing enabled');
     },
     async shutdown() {
       const s = sdk;
       sdk = undefined;
+      setServerSpans(false);
       await s?.shutdown().catch((err: unknown) => logger.warn({ err }, 'self-tracing did not flush'));
     },
   };

@@ -1,9 +1,11 @@
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { RateLimitDescriptorSchema } from '../../../src/gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
 import { fullBucket, take } from '../../../src/ratelimit/bucket.js';
 import { parseDomainFile, RateLimitConfigError } from '../../../src/ratelimit/config.js';
 import { matchLimit } from '../../../src/ratelimit/service.js';
+import { encodeRateLimitResponse, type WireResponse } from '../../../src/ratelimit/wire.js';
+import { RateLimitResponseSchema } from '../../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 
 /** A small deterministic PRNG (mulberry32). */
 function prng(seed: number): () => number {
@@ -157,5 +159,27 @@ descriptors:
     expect(bad('domain: d\ndescriptors:\n  - key: a\n    rate_limit: { unit: second }\n')).toEqual(['limits.yaml', undefined, expect.stringContaining('needs unit and requests_per_unit')]);
     expect(bad('domain: [\n')[0]).toBe('limits.yaml');
     expect(bad('descriptors: []\n')).toEqual(['limits.yaml', 1, expect.stringContaining('domain')]);
+  });
+});
+
+describe('RateLimitResponse encoder', () => {
+  it('decodes to the same message as @bufbuild toBinary, for random responses', () => {
+    const rnd = prng(7);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+    for (let n = 0; n < 500; n++) {
+      const response: WireResponse = {
+        overallCode: pick([0, 1, 2]),
+        statuses: Array.from({ length: Math.floor(rnd() * 4) }, () => ({
+          code: pick([0, 1, 2]),
+          ...(rnd() < 0.7 ? { currentLimit: { requestsPerUnit: pick([0, 1, 127, 128, 300, 4_294_967_295]), unit: pick([0, 1, 2, 7]), ...(rnd() < 0.5 ? { name: pick(['', 'per-ip', 'ünïcødé', 'x'.repeat(300)]) } : {}) } } : {}),
+          limitRemaining: pick([0, 1, 200, 4_294_967_295]),
+          ...(rnd() < 0.7 ? { durationUntilReset: { seconds: BigInt(pick([0, 1, 59, 31_536_000])), nanos: pick([0, 1, 999_999_999]) } } : {}),
+        })),
+        responseHeadersToAdd: Array.from({ length: Math.floor(rnd() * 3) }, () => ({ key: pick(['RateLimit', 'RateLimit-Policy']), value: pick(['', '"a";r=1;t=2', 'y'.repeat(200)]) })),
+      };
+      const ours = fromBinary(RateLimitResponseSchema, encodeRateLimitResponse(response));
+      const theirs = fromBinary(RateLimitResponseSchema, toBinary(RateLimitResponseSchema, create(RateLimitResponseSchema, response as never)));
+      expect(ours).toEqual(theirs);
+    }
   });
 });
