@@ -8,6 +8,7 @@ import { addSystemService } from './health/system-service.js';
 import { createAuthenticator } from './auth/auth.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
+import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
@@ -81,7 +82,20 @@ export function createAgent(options: AgentOptions): Agent {
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
   addQueryService({ grpc, storage });
   const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health, auth });
+  const security = createSecurity({
+    initialMode: config.ratelimit.security.mode,
+    elevatedFactor: config.ratelimit.security.elevated_factor,
+    lockdownAllow: config.ratelimit.security.lockdown_allow,
+    approvalTtlMs: config.ratelimit.security.approval_ttl,
+    grpc,
+    storage,
+    pipeline,
+    logger,
+    metrics,
+    health,
+  });
   const ratelimit = createRateLimiter({
+    security,
     configPath: config.ratelimit.config_path,
     maxKeys: config.ratelimit.max_keys,
     legacyHeaders: config.ratelimit.legacy_headers,
@@ -114,7 +128,7 @@ export function createAgent(options: AgentOptions): Agent {
   }
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
-  components.push(admin, storage, pipeline, ratelimit, grpc, otlpHttp);
+  components.push(admin, storage, pipeline, security, ratelimit, grpc, otlpHttp);
   const started: Component[] = [];
   let stopping: Promise<void> | undefined;
   // One deadline for the whole shutdown: each component gets what is left of it, minus a reserve

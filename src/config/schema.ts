@@ -214,6 +214,19 @@ export const configSchema = z.strictObject({
       max_keys: integer({ min: 1, max: 10_000_000 }).default(100_000),
       /** Also answer the legacy draft-03 X-RateLimit-* headers. */
       legacy_headers: boolean.default(false),
+      /** The security layer: mode, block list (changed through approved actions). */
+      security: z
+        .strictObject({
+          /** Mode at first start; afterwards the stored mode applies. */
+          mode: z.enum(['normal', 'elevated', 'lockdown']).default('normal'),
+          /** Elevated mode multiplies every limit by this. */
+          elevated_factor: decimal({ min: 0.01, max: 1 }).default(0.5),
+          /** Descriptor entries (key=value) still checked in lockdown; everything else is refused. */
+          lockdown_allow: z.array(z.string().regex(/^[^=\s]+=\S+$/, 'expected key=value')).default([]),
+          /** A pending action expires after this long. */
+          approval_ttl: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('1h'),
+        })
+        .prefault({}),
       /** Shared buckets for limits with `backend: redis`: standalone (url), Sentinel or Cluster. */
       redis: z
         .strictObject({

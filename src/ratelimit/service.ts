@@ -11,6 +11,7 @@ import type { GrpcServer } from '../server/grpc.js';
 import { BodyTooLarge, readSmallBody, sendJson, type HttpServer } from '../server/http.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createLocalBackend, createRedisBackend, type RedisBackendOptions } from './backends.js';
+import type { Security } from './security.js';
 import { encodeRateLimitResponse, type WireResponse } from './wire.js';
 import { loadRateLimitConfig, RateLimitConfigError, UNIT_SECONDS, type DescriptorNode, type Limit, type RateLimitConfig, type Unit } from './config.js';
 
@@ -34,6 +35,8 @@ export interface RateLimiterOptions {
   now?: () => number;
   /** Label sets of the per-descriptor counters at most (the rest count as __overflow__). */
   maxSeries?: number;
+  /** Block list and security mode, consulted before any limit. */
+  security?: Pick<Security, 'check'> | undefined;
 }
 
 /** The rate-limit component: Envoy's RLS API over refilling token buckets, with hot-reloaded limits. */
@@ -148,6 +151,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   let reloadTimer: NodeJS.Timeout | undefined;
 
   const stats = createLimitStats(options.metrics, options.maxSeries ?? 1_000, logger);
+  const refusals = new Counter({ name: 'heimdall_security_refused_total', help: 'Descriptors refused by the security layer, by domain and reason (blocked, lockdown).', labelNames: ['domain', 'reason'] as const, registers: [options.metrics] });
   const configErrors = new Counter({ name: 'heimdall_ratelimit_config_errors_total', help: 'Rate-limit configuration loads that failed (the previous configuration stays).', registers: [options.metrics] });
   const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
   const local = createLocalBackend({ maxKeys: options.maxKeys, now, metrics: options.metrics });
@@ -196,6 +200,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     let over = false;
     const statuses = await Promise.all(req.descriptors.map(async (d, i) => {
       const limit = matched[i];
+      const verdict = options.security?.check(d.entries) ?? { refuse: false, factor: 1 };
+      if (verdict.refuse) {
+        over = true;
+        refusals.inc({ domain: req.domain, reason: verdict.reason });
+        return { code: RateLimitResponse_Code.OVER_LIMIT };
+      }
       if (!limit || (limit.name !== undefined && replaced.has(limit.name))) {
         return { code: RateLimitResponse_Code.OK };
       }
@@ -203,7 +213,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         return { code: RateLimitResponse_Code.OK, limitRemaining: MAX_UINT32 };
       }
       const hits = d.hitsAddend !== undefined ? Math.min(Number(d.hitsAddend), MAX_UINT32) : requestHits;
-      const spec = { capacity: limit.capacity, ratePerMs: limit.requestsPerUnit / (UNIT_SECONDS[limit.unit] * 1000) };
+      // Elevated mode scales every bucket down (a separate, smaller bucket while it lasts).
+      const capacity = verdict.factor === 1 || limit.capacity === 0 ? limit.capacity : Math.max(1, Math.floor(limit.capacity * verdict.factor));
+      const spec = { capacity, ratePerMs: (limit.requestsPerUnit * verdict.factor) / (UNIT_SECONDS[limit.unit] * 1000) };
       const key = `${req.domain}\u0000${d.entries.map((e) => `${e.key}=${e.value}`).join('\u0000')}\u0000${limit.path}\u0000${spec.capacity}/${limit.requestsPerUnit}/${limit.unit}`;
       const decision = await (limit.backend === 'redis' && shared ? shared : local).take(key, spec, hits);
       const overLimit = !decision.allowed && !limit.shadowMode;

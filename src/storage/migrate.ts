@@ -25,6 +25,7 @@ export function schemaContext(settings: SchemaSettings): SchemaContext {
     onCluster: settings.cluster ? ` ON CLUSTER "${settings.cluster}"` : '',
     engine: `${engine.name}(${engine.params})`,
     aggregatingEngine: `${/^(Replicated|Shared)?MergeTree$/.test(engine.name) ? engine.name.replace(/MergeTree$/, 'AggregatingMergeTree') : engine.name}(${engine.params})`,
+    replacingEngine: (args) => `${/^(Replicated|Shared)?MergeTree$/.test(engine.name) ? engine.name.replace(/MergeTree$/, 'ReplacingMergeTree') : engine.name}(${[engine.params, args].filter((p) => p !== '').join(', ')})`,
     retention: settings.retention,
   };
 }

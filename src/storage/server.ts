@@ -114,7 +114,7 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
           const query = `INSERT INTO ${table}${columns} FORMAT ${insertOptions.format ?? 'JSONEachRow'}`;
           await client.exec({ query, values: Readable.from([Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)]), clickhouse_settings });
         } else {
-          await client.insert({ table, values: rows as object[], format: 'JSONEachRow', clickhouse_settings });
+          await client.insert({ table, values: rows, format: 'JSONEachRow', clickhouse_settings });
         }
       }),
     async close() {

@@ -34,6 +34,7 @@ describe('agent on embedded storage', () => {
       ['otlp_http', 'ready'],
       ['pipeline', 'ready'],
       ['admin', 'ready'],
+      ['security', 'ready'],
       ['ratelimit', 'ready'],
     ]);
   });
@@ -44,7 +45,7 @@ describe('agent on embedded storage', () => {
     expect(s.ready).toBe(true);
     expect(s.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(s.uptimeSeconds).toBeGreaterThan(0);
-    expect((s.components as unknown[]).length).toBe(7);
+    expect((s.components as unknown[]).length).toBe(8);
   });
 
   it('answers 404 for unknown paths and 405 for wrong methods', async () => {
@@ -118,6 +119,7 @@ describe('agent on embedded storage', () => {
         'opentelemetry.proto.collector.metrics.v1.MetricsService',
         'heimdall.v1.EventService',
         'heimdall.v1.QueryService',
+        'heimdall.v1.SecurityService',
         'envoy.service.ratelimit.v3.RateLimitService',
         'grpc.health.v1.Health',
         'heimdall.v1.SystemService',

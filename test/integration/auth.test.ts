@@ -9,6 +9,8 @@ import { validateConfig } from '../../src/config/load.js';
 import { EventService, Severity, StreamEventsRequestSchema } from '../../src/gen/heimdall/v1/events_pb.js';
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { SystemService } from '../../src/gen/heimdall/v1/system_pb.js';
+import { SecurityService } from '../../src/gen/heimdall/v1/security_pb.js';
+import { RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { LogsService } from '../../src/gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
 import { MetricsService } from '../../src/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js';
 import { TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
@@ -93,9 +95,12 @@ describe('access control', () => {
     { name: 'Logs Export', scope: 'ingest', call: (tk) => client(tk).unary(LogsService.method.export, {}) },
     { name: 'Metrics Export', scope: 'ingest', call: (tk) => client(tk).unary(MetricsService.method.export, {}) },
     { name: 'GetStatus', scope: 'admin', call: (tk) => client(tk).unary(SystemService.method.getStatus, {}) },
+    { name: 'SecurityService GetState', scope: 'admin', call: (tk) => client(tk).unary(SecurityService.method.getState, {}) },
+    { name: 'SecurityService ListActions', scope: 'admin', call: (tk) => client(tk).unary(SecurityService.method.listActions, {}) },
+    { name: 'ShouldRateLimit', scope: 'ratelimit', call: (tk) => client(tk).unary(RateLimitService.method.shouldRateLimit, { domain: 'd', descriptors: [{ entries: [{ key: 'k', value: 'v' }] }] }) },
   ];
-  const tokenWith: Record<string, string> = { ingest: TOKENS.ingestA, query: TOKENS.queryA, admin: TOKENS.admin };
-  const tokenWithout: Record<string, string> = { ingest: TOKENS.queryA, query: TOKENS.admin, admin: TOKENS.ingestA };
+  const tokenWith: Record<string, string> = { ingest: TOKENS.ingestA, query: TOKENS.queryA, admin: TOKENS.admin, ratelimit: TOKENS.everything };
+  const tokenWithout: Record<string, string> = { ingest: TOKENS.queryA, query: TOKENS.admin, admin: TOKENS.ingestA, ratelimit: TOKENS.admin };
 
   it.each(rpcs)('$name: UNAUTHENTICATED without or with an unknown token, PERMISSION_DENIED without the scope, OK with it', async ({ scope, call }) => {
     expect(await code(call())).toBe(status.UNAUTHENTICATED);

@@ -6,6 +6,8 @@ export interface SchemaContext {
   engine: string;
   /** The aggregating variant of that engine (for tables of SimpleAggregateFunction columns). */
   aggregatingEngine: string;
+  /** The replacing variant of that engine with its own arguments (version and is-deleted columns). */
+  replacingEngine: (args: string) => string;
   /** Retention per signal in milliseconds; 0 keeps data forever. */
   retention: { traces: number; logs: number; metrics: number; events: number };
 }

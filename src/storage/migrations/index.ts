@@ -4,6 +4,7 @@ import { migration0002 } from './0002-otel-traces.js';
 import { migration0003 } from './0003-otel-logs.js';
 import { migration0004 } from './0004-otel-metrics.js';
 import { migration0005 } from './0005-heimdall-events.js';
+import { migration0006 } from './0006-security-state.js';
 
 /** One schema step: numbered, applied once, each statement idempotent on its own. */
 export interface Migration {
@@ -15,4 +16,4 @@ export interface Migration {
 }
 
 /** Every migration in order. Never edit an applied one: add a new number. */
-export const MIGRATIONS: readonly Migration[] = [migration0001, migration0002, migration0003, migration0004, migration0005];
+export const MIGRATIONS: readonly Migration[] = [migration0001, migration0002, migration0003, migration0004, migration0005, migration0006];

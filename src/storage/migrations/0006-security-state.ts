@@ -1,0 +1,18 @@
+import type { Migration } from './index.js';
+
+// The rate limiter's security state: the mode, blocks and approval actions, one row per record and
+// change; the newest version of a key wins, and a deleted one disappears (ReplacingMergeTree).
+export const migration0006: Migration = {
+  version: 6,
+  name: 'heimdall_security_state',
+  statements: (ctx) => [
+    `CREATE TABLE IF NOT EXISTS heimdall_security_state${ctx.onCluster} (
+  Kind LowCardinality(String),
+  Key String,
+  Version UInt64,
+  Deleted UInt8,
+  Data String CODEC(ZSTD(1))
+) ENGINE = ${ctx.replacingEngine('Version, Deleted')}
+ORDER BY (Kind, Key)`,
+  ],
+};
