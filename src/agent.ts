@@ -8,6 +8,7 @@ import { addSystemService } from './health/system-service.js';
 import { createAuthenticator } from './auth/auth.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
+import { createOverLimitReporter } from './ratelimit/over-limit.js';
 import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
@@ -87,6 +88,7 @@ export function createAgent(options: AgentOptions): Agent {
     elevatedFactor: config.ratelimit.security.elevated_factor,
     lockdownAllow: config.ratelimit.security.lockdown_allow,
     approvalTtlMs: config.ratelimit.security.approval_ttl,
+    incidentThreshold: config.ratelimit.security.incident_threshold,
     grpc,
     storage,
     pipeline,
@@ -96,6 +98,7 @@ export function createAgent(options: AgentOptions): Agent {
   });
   const ratelimit = createRateLimiter({
     security,
+    overLimit: createOverLimitReporter({ pipeline, windowMs: config.ratelimit.over_limit_window, logger }),
     configPath: config.ratelimit.config_path,
     maxKeys: config.ratelimit.max_keys,
     legacyHeaders: config.ratelimit.legacy_headers,

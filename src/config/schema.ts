@@ -212,6 +212,8 @@ export const configSchema = z.strictObject({
       config_path: z.string().min(1).optional(),
       /** Local buckets kept at most; an evicted key comes back as a full bucket. */
       max_keys: integer({ min: 1, max: 10_000_000 }).default(100_000),
+      /** Refusals are written as one event per domain, limit and entity per this window. */
+      over_limit_window: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('1m'),
       /** Also answer the legacy draft-03 X-RateLimit-* headers. */
       legacy_headers: boolean.default(false),
       /** The security layer: mode, block list (changed through approved actions). */
@@ -225,6 +227,8 @@ export const configSchema = z.strictObject({
           lockdown_allow: z.array(z.string().regex(/^[^=\s]+=\S+$/, 'expected key=value')).default([]),
           /** A pending action expires after this long. */
           approval_ttl: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('1h'),
+          /** Over-limit hits of one entity in one window that make an incident on the dashboard. */
+          incident_threshold: integer({ min: 1, max: 1_000_000_000 }).default(100),
         })
         .prefault({}),
       /** Shared buckets for limits with `backend: redis`: standalone (url), Sentinel or Cluster. */

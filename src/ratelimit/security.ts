@@ -12,6 +12,7 @@ import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
+import { OVER_LIMIT_EVENT } from './over-limit.js';
 
 /** Options for createSecurity. */
 export interface SecurityOptions {
@@ -23,6 +24,8 @@ export interface SecurityOptions {
   lockdownAllow: readonly string[];
   /** A pending action expires after this long. */
   approvalTtlMs: number;
+  /** Over-limit hits of one entity in one window that make an incident. */
+  incidentThreshold: number;
   grpc: GrpcServer;
   storage: Storage;
   /** Where audit events go (heimdall_events, through the ingest pipeline). */
@@ -236,6 +239,36 @@ export function createSecurity(options: SecurityOptions): Security {
         const a = await pendingAction(req.id);
         await decide({ ...a, reason: req.reason || a.reason }, ActionState.REJECTED, actor(ctx.principal));
         return { action: toAction(actions.get(a.id) ?? a) };
+      },
+      async getDashboard(req) {
+        await sweep();
+        const end = req.endTime ? req.endTime.seconds * 1_000_000_000n + BigInt(req.endTime.nanos) : BigInt(Date.now()) * 1_000_000n;
+        const start = req.startTime ? req.startTime.seconds * 1_000_000_000n + BigInt(req.startTime.nanos) : end - 3_600_000_000_000n;
+        if (start >= end) throw new GrpcError(status.INVALID_ARGUMENT, 'start_time: must be before end_time');
+        const top = req.top === 0 ? 10 : Math.min(req.top, 1000);
+        if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready; retry later');
+        const params = { type: OVER_LIMIT_EVENT, start: start.toString(), end: end.toString(), top, threshold: options.incidentThreshold };
+        const from = `(SELECT Timestamp, JSONExtractString(Payload, 'domain') AS domain, JSONExtractString(Payload, 'descriptor') AS descriptor, JSONExtractString(Payload, 'entity') AS entity, JSONExtractUInt(Payload, 'hits') AS hits FROM ${EVENTS_TABLE} WHERE EventType = {type:String} AND Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64}))`;
+        const q = options.storage.transport.query.bind(options.storage.transport);
+        const [byLimit, entities, incidents] = await Promise.all([
+          q<{ domain: string; descriptor: string; hits: string }>(`SELECT domain, descriptor, sum(hits) AS hits FROM ${from} GROUP BY domain, descriptor ORDER BY hits DESC, domain, descriptor LIMIT 1000`, params),
+          q<{ entity: string; hits: string }>(`SELECT entity, sum(hits) AS hits FROM ${from} GROUP BY entity ORDER BY hits DESC, entity LIMIT {top:UInt32}`, params),
+          q<{ ts: string; domain: string; descriptor: string; entity: string; hits: string }>(
+            `SELECT toString(toUnixTimestamp64Nano(Timestamp)) AS ts, domain, descriptor, entity, hits FROM ${from} WHERE hits >= {threshold:UInt64} ORDER BY hits DESC, ts DESC LIMIT {top:UInt32}`,
+            params,
+          ),
+        ]);
+        const nanosTs = (n: bigint) => ({ seconds: n / 1_000_000_000n, nanos: Number(n % 1_000_000_000n) });
+        return {
+          startTime: nanosTs(start),
+          endTime: nanosTs(end),
+          mode,
+          blocks: [...blocks.values()].map((b) => ({ entity: b.entity, reason: b.reason, expiresAt: ts(b.expiresAt), createdAt: ts(b.createdAt), requestedBy: b.requestedBy, approvedBy: b.approvedBy })),
+          pendingActions: [...actions.values()].filter((a) => a.state === ActionState.PENDING).map(toAction),
+          overLimit: byLimit.map((r) => ({ domain: r.domain, descriptor: r.descriptor, hits: BigInt(r.hits) })),
+          topEntities: entities.map((r) => ({ entity: r.entity, hits: BigInt(r.hits) })),
+          incidents: incidents.map((r) => ({ time: nanosTs(BigInt(r.ts)), domain: r.domain, descriptor: r.descriptor, entity: r.entity, hits: BigInt(r.hits) })),
+        };
       },
       async listActions(req) {
         await sweep();

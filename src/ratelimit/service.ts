@@ -11,6 +11,7 @@ import type { GrpcServer } from '../server/grpc.js';
 import { BodyTooLarge, readSmallBody, sendJson, type HttpServer } from '../server/http.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createLocalBackend, createRedisBackend, type RedisBackendOptions } from './backends.js';
+import type { OverLimitReporter } from './over-limit.js';
 import type { Security } from './security.js';
 import { encodeRateLimitResponse, type WireResponse } from './wire.js';
 import { loadRateLimitConfig, RateLimitConfigError, UNIT_SECONDS, type DescriptorNode, type Limit, type RateLimitConfig, type Unit } from './config.js';
@@ -37,6 +38,8 @@ export interface RateLimiterOptions {
   maxSeries?: number;
   /** Block list and security mode, consulted before any limit. */
   security?: Pick<Security, 'check'> | undefined;
+  /** Where refusals are counted as aggregated events. */
+  overLimit?: OverLimitReporter | undefined;
 }
 
 /** The rate-limit component: Envoy's RLS API over refilling token buckets, with hot-reloaded limits. */
@@ -204,6 +207,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       if (verdict.refuse) {
         over = true;
         refusals.inc({ domain: req.domain, reason: verdict.reason });
+        options.overLimit?.record(req.domain, `security:${verdict.reason}`, d.entries, requestHits);
         return { code: RateLimitResponse_Code.OVER_LIMIT };
       }
       if (!limit || (limit.name !== undefined && replaced.has(limit.name))) {
@@ -221,6 +225,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const overLimit = !decision.allowed && !limit.shadowMode;
       over ||= overLimit;
       stats.record(req.domain, limit, d, hits, decision, spec.capacity);
+      if (!decision.allowed && !limit.shadowMode) options.overLimit?.record(req.domain, limit.path, d.entries, hits);
       // A bucket that never refills (0 per unit) reports a whole unit until reset.
       const resetMs = Number.isFinite(decision.resetMs) ? decision.resetMs : UNIT_SECONDS[limit.unit] * 1000;
       policies.push({
@@ -296,6 +301,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   return {
     name: 'ratelimit',
     async start() {
+      options.overLimit?.start();
       load();
       if (options.configPath) {
         // Watch the directory (a ConfigMap swaps a symlink; editors replace files): reload shortly after any change.
@@ -314,6 +320,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       clearTimeout(reloadTimer);
       watcher?.close();
       await shared?.close();
+      options.overLimit?.shutdown();
       reporter.set('stopping');
     },
   };

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
 import { RateLimitUnit } from '../../src/gen/envoy/type/v3/ratelimit_unit_pb.js';
 import { RateLimitResponse_Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
+import { SecurityMode, SecurityService } from '../../src/gen/heimdall/v1/security_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { tempDir } from '../support/temp.js';
 
@@ -45,7 +47,7 @@ describe('rate limiting over Envoy RLS', () => {
   const file = join(dir.path, 'edge.yaml');
   beforeAll(async () => {
     writeFileSync(file, LIMITS);
-    t = await startTestAgent({ ratelimit: { config_path: dir.path, legacy_headers: true } });
+    t = await startTestAgent({ ratelimit: { config_path: dir.path, legacy_headers: true, over_limit_window: '1s', security: { incident_threshold: 3 } } });
     c = connect({ addr: t.grpcAddress });
   });
   afterAll(async () => {
@@ -130,6 +132,23 @@ describe('rate limiting over Envoy RLS', () => {
     expect(await code({ domain: 'edge', descriptors: [{ entries: [] }] })).toContain('descriptors[0].entries');
     expect(await code({ domain: 'edge', descriptors: [d(['', 'x'])] })).toBe('INVALID_ARGUMENT: descriptors[0].entries[0].key: is required');
     expect(await code({ domain: 'edge', descriptors: Array.from({ length: 10_000 }, () => d(['a', 'b'])) })).toContain('at most 64 descriptors');
+  });
+
+  it('aggregates refusals into one event per entity and window, and shows them on the security dashboard', async () => {
+    for (let i = 0; i < 10; i++) await check('edge', [d(['remote_address', '203.0.113.200'])]);
+    const q = connect({ addr: t.grpcAddress });
+    await expect
+      .poll(async () => (await q.unary(SecurityService.method.getDashboard, { top: 5 })).topEntities.find((e) => e.entity === 'remote_address=203.0.113.200')?.hits, { timeout: 10_000 })
+      .toBe(7n);
+    const dash = await q.unary(SecurityService.method.getDashboard, { top: 5 });
+    expect(dash.overLimit.find((o) => o.domain === 'edge' && o.descriptor === 'edge.remote_address')?.hits).toBeGreaterThanOrEqual(7n);
+    expect(dash.incidents.some((i) => i.entity === 'remote_address=203.0.113.200' && i.hits >= 3n)).toBe(true);
+    expect(dash.mode).toBe(SecurityMode.NORMAL);
+    const events = await q.unary(QueryService.method.listEvents, { eventTypes: ['ratelimit.over_limit'], categories: ['ratelimit'] });
+    const mine = events.events.filter((e) => e.actorId === 'remote_address=203.0.113.200');
+    expect(mine.length).toBeLessThanOrEqual(2); // one per window, not one per refusal
+    expect(mine.reduce((n, e) => n + Number((e.payload as { hits: number }).hits), 0)).toBe(7);
+    q.close();
   });
 
   it('answers the same check over HTTP: POST /ratelimit/json, 200 or 429, 400 for malformed bodies', async () => {

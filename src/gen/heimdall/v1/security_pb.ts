@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file heimdall/v1/security.proto.
  */
 export const file_heimdall_v1_security: GenFile = /*@__PURE__*/
-  fileDesc("ChpoZWltZGFsbC92MS9zZWN1cml0eS5wcm90bxILaGVpbWRhbGwudjEisgEKBUJsb2NrEg4KBmVudGl0eRgBIAEoCRIOCgZyZWFzb24YAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GAUgASgJEhMKC2FwcHJvdmVkX2J5GAYgASgJIkcKC0Jsb2NrQWN0aW9uEg4KBmVudGl0eRgBIAEoCRIOCgZyZWFzb24YAiABKAkSGAoQZHVyYXRpb25fc2Vjb25kcxgDIAEoDSIfCg1VbmJsb2NrQWN0aW9uEg4KBmVudGl0eRgBIAEoCSI4Cg1TZXRNb2RlQWN0aW9uEicKBG1vZGUYASABKA4yGS5oZWltZGFsbC52MS5TZWN1cml0eU1vZGUimwMKBkFjdGlvbhIKCgJpZBgBIAEoCRIpCgVibG9jaxgCIAEoCzIYLmhlaW1kYWxsLnYxLkJsb2NrQWN0aW9uSAASLQoHdW5ibG9jaxgDIAEoCzIaLmhlaW1kYWxsLnYxLlVuYmxvY2tBY3Rpb25IABIuCghzZXRfbW9kZRgEIAEoCzIaLmhlaW1kYWxsLnYxLlNldE1vZGVBY3Rpb25IABInCgVzdGF0ZRgFIAEoDjIYLmhlaW1kYWxsLnYxLkFjdGlvblN0YXRlEg4KBnJlYXNvbhgGIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYByABKAkSEgoKZGVjaWRlZF9ieRgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpkZWNpZGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZjaGFuZ2UiEQoPR2V0U3RhdGVSZXF1ZXN0IngKEEdldFN0YXRlUmVzcG9uc2USJwoEbW9kZRgBIAEoDjIZLmhlaW1kYWxsLnYxLlNlY3VyaXR5TW9kZRIiCgZibG9ja3MYAiADKAsyEi5oZWltZGFsbC52MS5CbG9jaxIXCg9wZW5kaW5nX2FjdGlvbnMYAyABKA0iugEKFFJlcXVlc3RBY3Rpb25SZXF1ZXN0EikKBWJsb2NrGAEgASgLMhguaGVpbWRhbGwudjEuQmxvY2tBY3Rpb25IABItCgd1bmJsb2NrGAIgASgLMhouaGVpbWRhbGwudjEuVW5ibG9ja0FjdGlvbkgAEi4KCHNldF9tb2RlGAMgASgLMhouaGVpbWRhbGwudjEuU2V0TW9kZUFjdGlvbkgAEg4KBnJlYXNvbhgEIAEoCUIICgZjaGFuZ2UiPAoVUmVxdWVzdEFjdGlvblJlc3BvbnNlEiMKBmFjdGlvbhgBIAEoCzITLmhlaW1kYWxsLnYxLkFjdGlvbiIiChRBcHByb3ZlQWN0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSI8ChVBcHByb3ZlQWN0aW9uUmVzcG9uc2USIwoGYWN0aW9uGAEgASgLMhMuaGVpbWRhbGwudjEuQWN0aW9uIjEKE1JlamVjdEFjdGlvblJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjsKFFJlamVjdEFjdGlvblJlc3BvbnNlEiMKBmFjdGlvbhgBIAEoCzITLmhlaW1kYWxsLnYxLkFjdGlvbiI9ChJMaXN0QWN0aW9uc1JlcXVlc3QSJwoFc3RhdGUYASABKA4yGC5oZWltZGFsbC52MS5BY3Rpb25TdGF0ZSI7ChNMaXN0QWN0aW9uc1Jlc3BvbnNlEiQKB2FjdGlvbnMYASADKAsyEy5oZWltZGFsbC52MS5BY3Rpb24qfwoMU2VjdXJpdHlNb2RlEh0KGVNFQ1VSSVRZX01PREVfVU5TUEVDSUZJRUQQABIYChRTRUNVUklUWV9NT0RFX05PUk1BTBABEhoKFlNFQ1VSSVRZX01PREVfRUxFVkFURUQQAhIaChZTRUNVUklUWV9NT0RFX0xPQ0tET1dOEAMqlQEKC0FjdGlvblN0YXRlEhwKGEFDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEFDVElPTl9TVEFURV9QRU5ESU5HEAESGQoVQUNUSU9OX1NUQVRFX0VYRUNVVEVEEAISGQoVQUNUSU9OX1NUQVRFX1JFSkVDVEVEEAMSGAoUQUNUSU9OX1NUQVRFX0VYUElSRUQQBDKxAwoPU2VjdXJpdHlTZXJ2aWNlEkcKCEdldFN0YXRlEhwuaGVpbWRhbGwudjEuR2V0U3RhdGVSZXF1ZXN0Gh0uaGVpbWRhbGwudjEuR2V0U3RhdGVSZXNwb25zZRJWCg1SZXF1ZXN0QWN0aW9uEiEuaGVpbWRhbGwudjEuUmVxdWVzdEFjdGlvblJlcXVlc3QaIi5oZWltZGFsbC52MS5SZXF1ZXN0QWN0aW9uUmVzcG9uc2USVgoNQXBwcm92ZUFjdGlvbhIhLmhlaW1kYWxsLnYxLkFwcHJvdmVBY3Rpb25SZXF1ZXN0GiIuaGVpbWRhbGwudjEuQXBwcm92ZUFjdGlvblJlc3BvbnNlElMKDFJlamVjdEFjdGlvbhIgLmhlaW1kYWxsLnYxLlJlamVjdEFjdGlvblJlcXVlc3QaIS5oZWltZGFsbC52MS5SZWplY3RBY3Rpb25SZXNwb25zZRJQCgtMaXN0QWN0aW9ucxIfLmhlaW1kYWxsLnYxLkxpc3RBY3Rpb25zUmVxdWVzdBogLmhlaW1kYWxsLnYxLkxpc3RBY3Rpb25zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChpoZWltZGFsbC92MS9zZWN1cml0eS5wcm90bxILaGVpbWRhbGwudjEisgEKBUJsb2NrEg4KBmVudGl0eRgBIAEoCRIOCgZyZWFzb24YAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GAUgASgJEhMKC2FwcHJvdmVkX2J5GAYgASgJIkcKC0Jsb2NrQWN0aW9uEg4KBmVudGl0eRgBIAEoCRIOCgZyZWFzb24YAiABKAkSGAoQZHVyYXRpb25fc2Vjb25kcxgDIAEoDSIfCg1VbmJsb2NrQWN0aW9uEg4KBmVudGl0eRgBIAEoCSI4Cg1TZXRNb2RlQWN0aW9uEicKBG1vZGUYASABKA4yGS5oZWltZGFsbC52MS5TZWN1cml0eU1vZGUimwMKBkFjdGlvbhIKCgJpZBgBIAEoCRIpCgVibG9jaxgCIAEoCzIYLmhlaW1kYWxsLnYxLkJsb2NrQWN0aW9uSAASLQoHdW5ibG9jaxgDIAEoCzIaLmhlaW1kYWxsLnYxLlVuYmxvY2tBY3Rpb25IABIuCghzZXRfbW9kZRgEIAEoCzIaLmhlaW1kYWxsLnYxLlNldE1vZGVBY3Rpb25IABInCgVzdGF0ZRgFIAEoDjIYLmhlaW1kYWxsLnYxLkFjdGlvblN0YXRlEg4KBnJlYXNvbhgGIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYByABKAkSEgoKZGVjaWRlZF9ieRgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpkZWNpZGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZjaGFuZ2UiEQoPR2V0U3RhdGVSZXF1ZXN0IngKEEdldFN0YXRlUmVzcG9uc2USJwoEbW9kZRgBIAEoDjIZLmhlaW1kYWxsLnYxLlNlY3VyaXR5TW9kZRIiCgZibG9ja3MYAiADKAsyEi5oZWltZGFsbC52MS5CbG9jaxIXCg9wZW5kaW5nX2FjdGlvbnMYAyABKA0iugEKFFJlcXVlc3RBY3Rpb25SZXF1ZXN0EikKBWJsb2NrGAEgASgLMhguaGVpbWRhbGwudjEuQmxvY2tBY3Rpb25IABItCgd1bmJsb2NrGAIgASgLMhouaGVpbWRhbGwudjEuVW5ibG9ja0FjdGlvbkgAEi4KCHNldF9tb2RlGAMgASgLMhouaGVpbWRhbGwudjEuU2V0TW9kZUFjdGlvbkgAEg4KBnJlYXNvbhgEIAEoCUIICgZjaGFuZ2UiPAoVUmVxdWVzdEFjdGlvblJlc3BvbnNlEiMKBmFjdGlvbhgBIAEoCzITLmhlaW1kYWxsLnYxLkFjdGlvbiIiChRBcHByb3ZlQWN0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSI8ChVBcHByb3ZlQWN0aW9uUmVzcG9uc2USIwoGYWN0aW9uGAEgASgLMhMuaGVpbWRhbGwudjEuQWN0aW9uIjEKE1JlamVjdEFjdGlvblJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjsKFFJlamVjdEFjdGlvblJlc3BvbnNlEiMKBmFjdGlvbhgBIAEoCzITLmhlaW1kYWxsLnYxLkFjdGlvbiI9ChJMaXN0QWN0aW9uc1JlcXVlc3QSJwoFc3RhdGUYASABKA4yGC5oZWltZGFsbC52MS5BY3Rpb25TdGF0ZSI7ChNMaXN0QWN0aW9uc1Jlc3BvbnNlEiQKB2FjdGlvbnMYASADKAsyEy5oZWltZGFsbC52MS5BY3Rpb24igAEKE0dldERhc2hib2FyZFJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3RvcBgDIAEoDSJCCg5PdmVyTGltaXRDb3VudBIOCgZkb21haW4YASABKAkSEgoKZGVzY3JpcHRvchgCIAEoCRIMCgRoaXRzGAMgASgEIisKC0VudGl0eUNvdW50Eg4KBmVudGl0eRgBIAEoCRIMCgRoaXRzGAIgASgEInYKCEluY2lkZW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmRvbWFpbhgCIAEoCRISCgpkZXNjcmlwdG9yGAMgASgJEg4KBmVudGl0eRgEIAEoCRIMCgRoaXRzGAUgASgEIvoCChRHZXREYXNoYm9hcmRSZXNwb25zZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEbW9kZRgDIAEoDjIZLmhlaW1kYWxsLnYxLlNlY3VyaXR5TW9kZRIiCgZibG9ja3MYBCADKAsyEi5oZWltZGFsbC52MS5CbG9jaxIsCg9wZW5kaW5nX2FjdGlvbnMYBSADKAsyEy5oZWltZGFsbC52MS5BY3Rpb24SLwoKb3Zlcl9saW1pdBgGIAMoCzIbLmhlaW1kYWxsLnYxLk92ZXJMaW1pdENvdW50Ei4KDHRvcF9lbnRpdGllcxgHIAMoCzIYLmhlaW1kYWxsLnYxLkVudGl0eUNvdW50EigKCWluY2lkZW50cxgIIAMoCzIVLmhlaW1kYWxsLnYxLkluY2lkZW50Kn8KDFNlY3VyaXR5TW9kZRIdChlTRUNVUklUWV9NT0RFX1VOU1BFQ0lGSUVEEAASGAoUU0VDVVJJVFlfTU9ERV9OT1JNQUwQARIaChZTRUNVUklUWV9NT0RFX0VMRVZBVEVEEAISGgoWU0VDVVJJVFlfTU9ERV9MT0NLRE9XThADKpUBCgtBY3Rpb25TdGF0ZRIcChhBQ1RJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIYChRBQ1RJT05fU1RBVEVfUEVORElORxABEhkKFUFDVElPTl9TVEFURV9FWEVDVVRFRBACEhkKFUFDVElPTl9TVEFURV9SRUpFQ1RFRBADEhgKFEFDVElPTl9TVEFURV9FWFBJUkVEEAQyhgQKD1NlY3VyaXR5U2VydmljZRJHCghHZXRTdGF0ZRIcLmhlaW1kYWxsLnYxLkdldFN0YXRlUmVxdWVzdBodLmhlaW1kYWxsLnYxLkdldFN0YXRlUmVzcG9uc2USVgoNUmVxdWVzdEFjdGlvbhIhLmhlaW1kYWxsLnYxLlJlcXVlc3RBY3Rpb25SZXF1ZXN0GiIuaGVpbWRhbGwudjEuUmVxdWVzdEFjdGlvblJlc3BvbnNlElYKDUFwcHJvdmVBY3Rpb24SIS5oZWltZGFsbC52MS5BcHByb3ZlQWN0aW9uUmVxdWVzdBoiLmhlaW1kYWxsLnYxLkFwcHJvdmVBY3Rpb25SZXNwb25zZRJTCgxSZWplY3RBY3Rpb24SIC5oZWltZGFsbC52MS5SZWplY3RBY3Rpb25SZXF1ZXN0GiEuaGVpbWRhbGwudjEuUmVqZWN0QWN0aW9uUmVzcG9uc2USUAoLTGlzdEFjdGlvbnMSHy5oZWltZGFsbC52MS5MaXN0QWN0aW9uc1JlcXVlc3QaIC5oZWltZGFsbC52MS5MaXN0QWN0aW9uc1Jlc3BvbnNlElMKDEdldERhc2hib2FyZBIgLmhlaW1kYWxsLnYxLkdldERhc2hib2FyZFJlcXVlc3QaIS5oZWltZGFsbC52MS5HZXREYXNoYm9hcmRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One blocked entity: a descriptor entry `key=value`, e.g. `remote_address=203.0.113.7`.
@@ -409,6 +409,181 @@ export const ListActionsResponseSchema: GenMessage<ListActionsResponse> = /*@__P
   messageDesc(file_heimdall_v1_security, 14);
 
 /**
+ * @generated from message heimdall.v1.GetDashboardRequest
+ */
+export type GetDashboardRequest = Message<"heimdall.v1.GetDashboardRequest"> & {
+  /**
+   * The last hour when start_time is absent; now when end_time is.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * How many entities and incidents to list; 10 when 0.
+   *
+   * @generated from field: uint32 top = 3;
+   */
+  top: number;
+};
+
+/**
+ * Describes the message heimdall.v1.GetDashboardRequest.
+ * Use `create(GetDashboardRequestSchema)` to create a new message.
+ */
+export const GetDashboardRequestSchema: GenMessage<GetDashboardRequest> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_security, 15);
+
+/**
+ * @generated from message heimdall.v1.OverLimitCount
+ */
+export type OverLimitCount = Message<"heimdall.v1.OverLimitCount"> & {
+  /**
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+
+  /**
+   * The limit's place in the configuration, e.g. "edge.remote_address".
+   *
+   * @generated from field: string descriptor = 2;
+   */
+  descriptor: string;
+
+  /**
+   * @generated from field: uint64 hits = 3;
+   */
+  hits: bigint;
+};
+
+/**
+ * Describes the message heimdall.v1.OverLimitCount.
+ * Use `create(OverLimitCountSchema)` to create a new message.
+ */
+export const OverLimitCountSchema: GenMessage<OverLimitCount> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_security, 16);
+
+/**
+ * @generated from message heimdall.v1.EntityCount
+ */
+export type EntityCount = Message<"heimdall.v1.EntityCount"> & {
+  /**
+   * The request's descriptor entries, `key=value` joined with ",".
+   *
+   * @generated from field: string entity = 1;
+   */
+  entity: string;
+
+  /**
+   * @generated from field: uint64 hits = 2;
+   */
+  hits: bigint;
+};
+
+/**
+ * Describes the message heimdall.v1.EntityCount.
+ * Use `create(EntityCountSchema)` to create a new message.
+ */
+export const EntityCountSchema: GenMessage<EntityCount> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_security, 17);
+
+/**
+ * One aggregation window in which one entity went over a limit at least the incident threshold.
+ *
+ * @generated from message heimdall.v1.Incident
+ */
+export type Incident = Message<"heimdall.v1.Incident"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string domain = 2;
+   */
+  domain: string;
+
+  /**
+   * @generated from field: string descriptor = 3;
+   */
+  descriptor: string;
+
+  /**
+   * @generated from field: string entity = 4;
+   */
+  entity: string;
+
+  /**
+   * @generated from field: uint64 hits = 5;
+   */
+  hits: bigint;
+};
+
+/**
+ * Describes the message heimdall.v1.Incident.
+ * Use `create(IncidentSchema)` to create a new message.
+ */
+export const IncidentSchema: GenMessage<Incident> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_security, 18);
+
+/**
+ * @generated from message heimdall.v1.GetDashboardResponse
+ */
+export type GetDashboardResponse = Message<"heimdall.v1.GetDashboardResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: heimdall.v1.SecurityMode mode = 3;
+   */
+  mode: SecurityMode;
+
+  /**
+   * @generated from field: repeated heimdall.v1.Block blocks = 4;
+   */
+  blocks: Block[];
+
+  /**
+   * @generated from field: repeated heimdall.v1.Action pending_actions = 5;
+   */
+  pendingActions: Action[];
+
+  /**
+   * @generated from field: repeated heimdall.v1.OverLimitCount over_limit = 6;
+   */
+  overLimit: OverLimitCount[];
+
+  /**
+   * @generated from field: repeated heimdall.v1.EntityCount top_entities = 7;
+   */
+  topEntities: EntityCount[];
+
+  /**
+   * @generated from field: repeated heimdall.v1.Incident incidents = 8;
+   */
+  incidents: Incident[];
+};
+
+/**
+ * Describes the message heimdall.v1.GetDashboardResponse.
+ * Use `create(GetDashboardResponseSchema)` to create a new message.
+ */
+export const GetDashboardResponseSchema: GenMessage<GetDashboardResponse> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_security, 19);
+
+/**
  * @generated from enum heimdall.v1.SecurityMode
  */
 export enum SecurityMode {
@@ -538,6 +713,17 @@ export const SecurityService: GenService<{
     methodKind: "unary";
     input: typeof ListActionsRequestSchema;
     output: typeof ListActionsResponseSchema;
+  },
+  /**
+   * Over a window: over-limit hits by domain and descriptor, top offending entities, incidents
+   * (windows of one entity over the incident threshold), active blocks, mode and pending actions.
+   *
+   * @generated from rpc heimdall.v1.SecurityService.GetDashboard
+   */
+  getDashboard: {
+    methodKind: "unary";
+    input: typeof GetDashboardRequestSchema;
+    output: typeof GetDashboardResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_heimdall_v1_security, 0);

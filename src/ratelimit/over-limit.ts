@@ -1,0 +1,87 @@
+import { Severity } from '../gen/heimdall/v1/events_pb.js';
+import { EVENTS_TABLE, eventToRow } from '../events/events.js';
+import type { Pipeline } from '../ingest/pipeline/pipeline.js';
+import type { Logger } from '../telemetry/logger.js';
+
+/** The event type of an aggregated over-limit record. */
+export const OVER_LIMIT_EVENT = 'ratelimit.over_limit';
+/** Keys kept per window; the rest are counted under one overflow entity. */
+const MAX_KEYS = 10_000;
+const OVERFLOW = '__overflow__';
+
+/** Counts over-limit hits per (domain, limit, entity) and writes one event per key and window. */
+export interface OverLimitReporter {
+  record(domain: string, descriptor: string, entries: ReadonlyArray<{ key: string; value: string }>, hits: number): void;
+  /** Writes what is counted now (on each window and at shutdown). */
+  flush(): void;
+  start(): void;
+  shutdown(): void;
+}
+
+/**
+ * Creates the reporter: an attack refused a million times becomes one event per entity and window
+ * (`ratelimit.over_limit`, category `ratelimit`, payload {domain, descriptor, entity, hits,
+ * window_seconds}), not a million rows.
+ */
+export function createOverLimitReporter(options: { pipeline: Pipeline; windowMs: number; logger: Logger }): OverLimitReporter {
+  let counts = new Map<string, { domain: string; descriptor: string; entity: string; hits: number }>();
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    if (counts.size === 0) return;
+    const current = counts;
+    counts = new Map();
+    let text = '';
+    let rows = 0;
+    for (const c of current.values()) {
+      const out = eventToRow(
+        {
+          $typeName: 'heimdall.v1.Event',
+          id: '',
+          eventType: OVER_LIMIT_EVENT,
+          source: 'heimdall',
+          severity: Severity.WARNING,
+          category: 'ratelimit',
+          message: `${c.hits} hits over the limit ${c.descriptor} (domain ${c.domain}) for ${c.entity}`,
+          correlationId: '',
+          traceId: '',
+          spanId: '',
+          tenantId: '',
+          actorId: c.entity,
+          status: 'over_limit',
+          durationMs: 0,
+          payload: { domain: c.domain, descriptor: c.descriptor, entity: c.entity, hits: c.hits, window_seconds: options.windowMs / 1000 },
+          resourceAttributes: {},
+        },
+        0,
+        { correlationId: '', traceId: undefined, spanId: undefined, tenant: undefined },
+        { maxPayloadBytes: 1 << 20, redaction: undefined },
+      );
+      if ('errors' in out) continue;
+      text += `${JSON.stringify(out.row)}\n`;
+      rows += 1;
+    }
+    if (rows > 0) options.pipeline.submit([{ table: EVENTS_TABLE, data: Buffer.from(text), rows }]).catch((err: unknown) => options.logger.warn({ err, rows }, 'over-limit events not stored'));
+  };
+  return {
+    record(domain, descriptor, entries, hits) {
+      let entity = entries.map((e) => `${e.key}=${e.value}`).join(',');
+      let key = `${domain}\u0000${descriptor}\u0000${entity}`;
+      if (!counts.has(key) && counts.size >= MAX_KEYS) {
+        entity = OVERFLOW;
+        key = `${domain}\u0000${descriptor}\u0000${entity}`;
+      }
+      const c = counts.get(key);
+      if (c) c.hits += Math.max(hits, 1);
+      else counts.set(key, { domain, descriptor, entity, hits: Math.max(hits, 1) });
+    },
+    flush,
+    start() {
+      timer = setInterval(flush, options.windowMs);
+      timer.unref();
+    },
+    shutdown() {
+      clearInterval(timer);
+      flush();
+    },
+  };
+}
