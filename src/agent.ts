@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { LoadedConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { addAdminRoutes } from './health/admin-routes.js';
 import { addHealthService } from './health/grpc-health.js';
 import { createHealthRegistry, type HealthRegistry } from './health/registry.js';
@@ -8,6 +9,7 @@ import { addSystemService } from './health/system-service.js';
 import { createAuthenticator } from './auth/auth.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
+import type { RedisTarget } from './ratelimit/backends.js';
 import { createOverLimitReporter } from './ratelimit/over-limit.js';
 import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
@@ -56,6 +58,11 @@ export interface Agent {
   shutdown(): Promise<void>;
 }
 
+/** Where the rate limiter's Redis is, from the `ratelimit.redis` section. */
+function redisTarget(r: NonNullable<Config['ratelimit']['redis']>): RedisTarget {
+  return { url: r.url, cluster: r.cluster, sentinels: r.sentinels, sentinelName: r.sentinel_name, password: r.password };
+}
+
 /** Builds the agent's components from the configuration; nothing listens until start. */
 export function createAgent(options: AgentOptions): Agent {
   const { config, hash } = options.loaded;
@@ -83,12 +90,14 @@ export function createAgent(options: AgentOptions): Agent {
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
   addQueryService({ grpc, storage });
   const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health, auth });
+  const redis = config.ratelimit.redis;
   const security = createSecurity({
     initialMode: config.ratelimit.security.mode,
     elevatedFactor: config.ratelimit.security.elevated_factor,
     lockdownAllow: config.ratelimit.security.lockdown_allow,
     approvalTtlMs: config.ratelimit.security.approval_ttl,
     incidentThreshold: config.ratelimit.security.incident_threshold,
+    redis: redis && { target: redisTarget(redis), keyPrefix: redis.key_prefix },
     grpc,
     storage,
     pipeline,
@@ -102,17 +111,13 @@ export function createAgent(options: AgentOptions): Agent {
     configPath: config.ratelimit.config_path,
     maxKeys: config.ratelimit.max_keys,
     legacyHeaders: config.ratelimit.legacy_headers,
-    redis: config.ratelimit.redis && {
-      url: config.ratelimit.redis.url,
-      cluster: config.ratelimit.redis.cluster,
-      sentinels: config.ratelimit.redis.sentinels,
-      sentinelName: config.ratelimit.redis.sentinel_name,
-      password: config.ratelimit.redis.password,
-      timeoutMs: config.ratelimit.redis.timeout,
-      failureMode: config.ratelimit.redis.failure_mode,
-      breakerFailures: config.ratelimit.redis.breaker.failures,
-      breakerCooldownMs: config.ratelimit.redis.breaker.cooldown,
-      keyPrefix: config.ratelimit.redis.key_prefix,
+    redis: redis && {
+      ...redisTarget(redis),
+      timeoutMs: redis.timeout,
+      failureMode: redis.failure_mode,
+      breakerFailures: redis.breaker.failures,
+      breakerCooldownMs: redis.breaker.cooldown,
+      keyPrefix: redis.key_prefix,
     },
     grpc,
     http: admin,

@@ -90,14 +90,22 @@ const hostPort = (s: string) => {
  * once), commands pipelined on one connection, a per-call timeout, a circuit breaker, and a short
  * local cache of keys known to be over their limit (they are refused without a round trip).
  */
+/** Where Redis is: a standalone URL, Cluster seeds, or Sentinels with the master's name. */
+export type RedisTarget = Pick<RedisBackendOptions, 'url' | 'cluster' | 'sentinels' | 'sentinelName' | 'password'>;
+
+/** A Redis client for a target; no offline queue, so calls fail fast while Redis is away. */
+export function redisClient(target: RedisTarget, extra: RedisOptions = {}): Redis | Cluster {
+  const common: RedisOptions = { password: target.password, enableAutoPipelining: false, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, connectTimeout: 2_000, ...extra };
+  return target.cluster?.length
+    ? new Cluster(target.cluster.map(hostPort), { redisOptions: common, enableOfflineQueue: common.enableOfflineQueue ?? false })
+    : target.sentinels?.length
+      ? new Redis({ ...common, sentinels: target.sentinels.map(hostPort), name: target.sentinelName ?? 'mymaster' })
+      : new Redis(target.url ?? 'redis://127.0.0.1:6379', common);
+}
+
 export function createRedisBackend(options: RedisBackendOptions): BucketBackend {
   const logger = options.logger.child({ component: 'ratelimit-redis' });
-  const common: RedisOptions = { password: options.password, enableAutoPipelining: false, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, connectTimeout: 2_000 };
-  const client: Redis | Cluster = options.cluster?.length
-    ? new Cluster(options.cluster.map(hostPort), { redisOptions: common, enableOfflineQueue: false })
-    : options.sentinels?.length
-      ? new Redis({ ...common, sentinels: options.sentinels.map(hostPort), name: options.sentinelName ?? 'mymaster' })
-      : new Redis(options.url ?? 'redis://127.0.0.1:6379', common);
+  const client = redisClient(options);
   client.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
   client.defineCommand('heimdallBucket', { numberOfKeys: 1, lua: BUCKET_LUA });
   const run = client as unknown as { heimdallBucket(key: string, cap: number, rate: number, hits: number): Promise<[number, string]> };

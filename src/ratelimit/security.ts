@@ -12,6 +12,7 @@ import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
+import { redisClient, type RedisTarget } from './backends.js';
 import { OVER_LIMIT_EVENT } from './over-limit.js';
 
 /** Options for createSecurity. */
@@ -30,6 +31,8 @@ export interface SecurityOptions {
   storage: Storage;
   /** Where audit events go (heimdall_events, through the ingest pipeline). */
   pipeline: Pipeline;
+  /** With the Redis backend: blocks and mode shared with every agent on the same Redis. */
+  redis?: { target: RedisTarget; keyPrefix: string } | undefined;
   logger: Logger;
   metrics: Registry;
   health: HealthRegistry;
@@ -144,21 +147,50 @@ export function createSecurity(options: SecurityOptions): Security {
     options.pipeline.submit([{ table: EVENTS_TABLE, data: Buffer.from(`${JSON.stringify(out.row)}\n`), rows: 1 }]).catch((err: unknown) => logger.warn({ err, type }, 'security audit event not stored'));
   };
 
+  /** A change to the shared state: applied here, and (with Redis) sent to every other agent. */
+  type Shared = { kind: 'mode'; mode: SecurityMode } | { kind: 'block'; block: BlockRecord } | { kind: 'unblock'; entity: string };
+  const apply = (s: Shared, from: string): void => {
+    if (s.kind === 'block') blocks.set(s.block.entity, s.block);
+    else if (s.kind === 'unblock') blocks.delete(s.entity);
+    else if (s.mode !== mode) {
+      logger.warn({ from: MODE_NAMES[mode], to: MODE_NAMES[s.mode], by: from }, 'security mode changed');
+      mode = s.mode;
+    }
+    report();
+  };
+  const channel = options.redis ? `${options.redis.keyPrefix}security` : '';
+  const publisher = options.redis ? redisClient(options.redis.target) : undefined;
+  const subscriber = options.redis ? redisClient(options.redis.target, { enableOfflineQueue: true, maxRetriesPerRequest: null }) : undefined;
+  for (const c of [publisher, subscriber]) c?.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
+  /** Shares a change through Redis: kept in a hash (for agents that start later) and published. Best effort: the change already holds here. */
+  const share = async (s: Shared): Promise<void> => {
+    if (!publisher) return;
+    const field = s.kind === 'mode' ? 'mode' : `block:${s.kind === 'block' ? s.block.entity : s.entity}`;
+    try {
+      await (s.kind === 'unblock' ? publisher.hdel(channel, field) : publisher.hset(channel, field, JSON.stringify(s)));
+      await publisher.publish(channel, JSON.stringify(s));
+    } catch (err) {
+      logger.warn({ err, change: s.kind }, 'security change not shared through redis; other agents see it after their restart');
+    }
+  };
+
   const execute = async (a: ActionRecord, approver: string): Promise<void> => {
     const now = Date.now();
     const c = a.change;
+    let s: Shared;
     if (c.kind === 'block') {
       const block: BlockRecord = { entity: c.entity, reason: c.reason || a.reason, expiresAt: c.durationSeconds > 0 ? now + c.durationSeconds * 1000 : 0, createdAt: now, requestedBy: a.requestedBy, approvedBy: approver };
       await persist('block', c.entity, block);
-      blocks.set(c.entity, block);
+      s = { kind: 'block', block };
     } else if (c.kind === 'unblock') {
       await persist('block', c.entity, {}, true);
-      blocks.delete(c.entity);
+      s = { kind: 'unblock', entity: c.entity };
     } else {
       await persist('mode', 'mode', { mode: c.mode });
-      logger.warn({ from: MODE_NAMES[mode], to: MODE_NAMES[c.mode], approvedBy: approver }, 'security mode changed');
-      mode = c.mode;
+      s = { kind: 'mode', mode: c.mode };
     }
+    apply(s, approver);
+    await share(s);
   };
 
   const decide = async (a: ActionRecord, state: ActionState, by: string): Promise<void> => {
@@ -290,6 +322,14 @@ export function createSecurity(options: SecurityOptions): Security {
       else if (r.Kind === 'block') blocks.set(r.Key, data as unknown as BlockRecord);
       else if (r.Kind === 'action') actions.set(r.Key, data as unknown as ActionRecord);
     }
+    // Shared state in Redis is newer than what this agent stored: it wins.
+    if (publisher) {
+      const shared = await publisher.hgetall(channel).catch((err: unknown) => {
+        logger.warn({ err }, 'cannot read the shared security state from redis');
+        return {};
+      });
+      for (const text of Object.values(shared)) apply(JSON.parse(text) as Shared, 'redis');
+    }
     logger.info({ mode: MODE_NAMES[mode], blocks: blocks.size, actions: actions.size }, 'security state restored');
     await sweep();
   };
@@ -310,6 +350,16 @@ export function createSecurity(options: SecurityOptions): Security {
     },
     async start() {
       report();
+      if (subscriber) {
+        subscriber.on('message', (_channel: string, text: string) => {
+          try {
+            apply(JSON.parse(text) as Shared, 'redis');
+          } catch (err) {
+            logger.warn({ err }, 'ignoring a malformed shared security change');
+          }
+        });
+        void subscriber.subscribe(channel).catch((err: unknown) => logger.warn({ err }, 'cannot subscribe to shared security changes'));
+      }
       restoring = restore().catch((err: unknown) => {
         reporter.set('degraded', `security state not restored: ${(err as Error).message}`);
         logger.error({ err }, 'cannot restore the security state');
@@ -321,6 +371,8 @@ export function createSecurity(options: SecurityOptions): Security {
       stopped = true;
       clearInterval(sweeper);
       await restoring;
+      publisher?.disconnect();
+      subscriber?.disconnect();
       reporter.set('stopping');
     },
   };

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
 import { RateLimitResponse_Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { SecurityService } from '../../src/gen/heimdall/v1/security_pb.js';
 import { haveBinary } from '../support/binaries.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { tempDir } from '../support/temp.js';
@@ -19,6 +20,8 @@ descriptors:
     rate_limit: { unit: hour, requests_per_unit: 5 }
 `;
 
+const TOKENS = { adminA: 'admin-a-token-000000001', adminB: 'admin-b-token-000000001', envoy: 'envoy-token-00000000001' };
+
 /** Starts an agent process; resolves with its gRPC address. */
 async function agent(dir: string, name: string, redisUrl: string, failureMode: 'allow' | 'deny'): Promise<{ child: ChildProcess; addr: string; metrics: () => Promise<string> }> {
   const config = join(dir, `${name}.yaml`);
@@ -28,6 +31,7 @@ async function agent(dir: string, name: string, redisUrl: string, failureMode: '
       'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
       `storage: { embedded: { path: "${join(dir, `${name}-data`)}" } }`,
       `ratelimit: { config_path: "${join(dir, 'limits')}", redis: { url: "${redisUrl}", timeout: 50ms, failure_mode: ${failureMode}, breaker: { failures: 3, cooldown: 300ms } } }`,
+      `auth: { enabled: true, tokens: [{ name: admin-a, token: ${TOKENS.adminA}, scopes: [admin] }, { name: admin-b, token: ${TOKENS.adminB}, scopes: [admin] }, { name: envoy, token: ${TOKENS.envoy}, scopes: [ratelimit] }] }`,
       'shutdown: { drain: 0s }',
     ].join('\n'),
   );
@@ -62,13 +66,14 @@ describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', (
     (await import('node:fs')).mkdirSync(limits);
     writeFileSync(join(limits, 'shared.yaml'), LIMITS);
     [a, b] = await Promise.all([agent(dir.path, 'a', redis.url, 'allow'), agent(dir.path, 'b', redis.url, 'deny')]);
-    ca = connect({ addr: a.addr });
-    cb = connect({ addr: b.addr });
+    ca = connect({ addr: a.addr, token: TOKENS.envoy });
+    cb = connect({ addr: b.addr, token: TOKENS.envoy });
   }, 60_000);
   afterAll(async () => {
     ca.close();
     cb.close();
-    for (const x of [a, b]) x.child.kill('SIGTERM');
+    // Wait for both agents to exit before their data directories go.
+    await Promise.all([a, b].map((x) => new Promise((resolve) => (x.child.exitCode !== null ? resolve(undefined) : (x.child.once('exit', resolve), x.child.kill('SIGTERM'))))));
     await redis.stop();
     dir.cleanup();
   });
@@ -87,6 +92,27 @@ describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', (
     // A local limit is per agent: each process has its own 5.
     const local = await codes('local_only', 'x', 12);
     expect(local.filter((c) => c === RateLimitResponse_Code.OK)).toHaveLength(10);
+  });
+
+  it('shares blocks and the security mode with every agent on the same Redis', async () => {
+    const adminA = connect({ addr: a.addr, token: TOKENS.adminA });
+    const adminB = connect({ addr: a.addr, token: TOKENS.adminB });
+    const block = async (entity: string) => {
+      const { action } = await adminA.unary(SecurityService.method.requestAction, { change: { case: 'block', value: { entity, reason: 'shared', durationSeconds: 0 } } });
+      await adminB.unary(SecurityService.method.approveAction, { id: action?.id ?? '' });
+    };
+    await block('user=mallory');
+    // Approved on agent A; agent B refuses it too.
+    await expect.poll(async () => (await check(cb, 'user', 'mallory')).overallCode, { timeout: 5_000 }).toBe(RateLimitResponse_Code.OVER_LIMIT);
+    expect((await check(ca, 'user', 'mallory')).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
+    const onB = connect({ addr: b.addr, token: TOKENS.adminA });
+    expect((await onB.unary(SecurityService.method.getState, {})).blocks.map((x) => x.entity)).toEqual(['user=mallory']);
+    onB.close();
+    const { action } = await adminA.unary(SecurityService.method.requestAction, { change: { case: 'unblock', value: { entity: 'user=mallory' } } });
+    await adminB.unary(SecurityService.method.approveAction, { id: action?.id ?? '' });
+    await expect.poll(async () => (await check(cb, 'user', 'mallory')).overallCode, { timeout: 5_000 }).toBe(RateLimitResponse_Code.OK);
+    adminA.close();
+    adminB.close();
   });
 
   it('keeps answering within the timeout by its failure mode while Redis is down, and recovers when it returns', async () => {
