@@ -5,6 +5,7 @@
  */
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
+import { prng } from '../../support/prng.js';
 import { ExportTraceServiceRequestSchema } from '../../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import type { AnyValueSchema } from '../../../src/gen/opentelemetry/proto/common/v1/common_pb.js';
 import type { Span_SpanKind, Status_StatusCode } from '../../../src/gen/opentelemetry/proto/trace/v1/trace_pb.js';
@@ -219,17 +220,6 @@ describe('OTLP trace hot path', () => {
   });
 });
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomRequest(rnd: () => number): RequestInit {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;

@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
+import { prng } from '../../support/prng.js';
 import { RateLimitDescriptorSchema } from '../../../src/gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
 import { fullBucket, take } from '../../../src/ratelimit/bucket.js';
 import { parseDomainFile, RateLimitConfigError } from '../../../src/ratelimit/config.js';
@@ -7,17 +8,6 @@ import { matchLimit } from '../../../src/ratelimit/service.js';
 import { encodeRateLimitResponse, type WireResponse } from '../../../src/ratelimit/wire.js';
 import { RateLimitResponseSchema } from '../../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('token bucket', () => {
   it('never admits more than burst + rate x elapsed, over any window (fake clock, random traffic)', () => {
