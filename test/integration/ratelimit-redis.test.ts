@@ -1,5 +1,5 @@
 /** Limits shared through a real redis-server: two agent processes, one limit; Redis stopping and coming back. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -165,5 +165,45 @@ describe.runIf(haveBinary('redis-server'))('rate limits through Redis Sentinel',
     c.close();
     // failure_mode deny: passing checks prove the answers came from Redis.
     expect(got).toEqual([...Array<RateLimitResponse_Code>(5).fill(RateLimitResponse_Code.OK), RateLimitResponse_Code.OVER_LIMIT, RateLimitResponse_Code.OVER_LIMIT]);
+  });
+});
+
+describe.runIf(haveBinary('redis-server') && haveBinary('redis-cli'))('rate limits through Redis Cluster', () => {
+  const dir = tempDir();
+  const nodes: ChildProcess[] = [];
+  let a: Awaited<ReturnType<typeof agent>>;
+  beforeAll(async () => {
+    mkdirSync(join(dir.path, 'limits'));
+    writeFileSync(join(dir.path, 'limits', 'shared.yaml'), LIMITS);
+    // Three real cluster masters, joined with redis-cli --cluster create.
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (const port of ports) {
+      const nodeDir = join(dir.path, `node-${port}`);
+      mkdirSync(nodeDir);
+      nodes.push(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--dir', nodeDir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
+    // Wait until the cluster says it is ok.
+    for (let i = 0; i < 50 && !execFileSync('redis-cli', ['-p', String(ports[0]), 'cluster', 'info'], { encoding: 'utf8' }).includes('cluster_state:ok'); i++) await new Promise((r) => setTimeout(r, 100));
+    a = await agent(dir.path, 'c', `cluster: [${ports.map((p) => `"127.0.0.1:${p}"`).join(', ')}]`, 'deny');
+  }, 60_000);
+  afterAll(async () => {
+    await new Promise((resolve) => (a.child.exitCode !== null ? resolve(undefined) : (a.child.once('exit', resolve), a.child.kill('SIGTERM'))));
+    for (const n of nodes) n.kill('SIGKILL');
+    dir.cleanup();
+  });
+
+  it('enforces limits whose keys live on different cluster nodes', async () => {
+    const c = connect({ addr: a.addr, token: TOKENS.envoy });
+    // The client discovers the cluster's slots when it connects: wait until it answers.
+    await expect.poll(async () => (await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'shared', descriptors: [{ entries: [{ key: 'user', value: 'warm-up' }] }] })).overallCode, { timeout: 10_000 }).toBe(RateLimitResponse_Code.OK);
+    for (const user of ['alice', 'bob', 'carol', 'dave']) {
+      const got: RateLimitResponse_Code[] = [];
+      for (let i = 0; i < 6; i++) got.push((await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'shared', descriptors: [{ entries: [{ key: 'user', value: user }] }] })).overallCode);
+      // failure_mode deny: passing checks prove the answers came from the cluster.
+      expect(got).toEqual([...Array<RateLimitResponse_Code>(5).fill(RateLimitResponse_Code.OK), RateLimitResponse_Code.OVER_LIMIT]);
+    }
+    c.close();
   });
 });
