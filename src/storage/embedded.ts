@@ -1,6 +1,5 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { Session } from 'chdb';
@@ -49,8 +48,11 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
   }
   const inFlight = new Set<Promise<unknown>>();
   let closed = false;
-  // chdb takes binary formats only from files: RowBinary inserts go through a private temporary file.
-  const spool = mkdtempSync(join(tmpdir(), 'heimdall-insert-'));
+  // chdb takes binary formats only from files: RowBinary inserts go through a spool directory inside
+  // the data directory (one process per data directory), emptied at open so a crash leaves nothing behind.
+  const spool = join(path, '.heimdall-spool');
+  rmSync(spool, { recursive: true, force: true });
+  mkdirSync(spool, { recursive: true, mode: 0o700 });
   let spooled = 0;
   const insertRowBinary = async (table: string, data: Uint8Array, o: InsertOptions): Promise<void> => {
     const file = join(spool, `${++spooled}.bin`);
