@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { JsonValue } from '@bufbuild/protobuf';
+import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 import type { Event } from '../gen/heimdall/v1/events_pb.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { nanosToDateTime64 } from '../ingest/otlp/values.js';
+import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { Redaction } from '../ingest/processors/redaction.js';
+import type { Logger } from '../telemetry/logger.js';
 
 /** The table events are stored in. */
 export const EVENTS_TABLE = 'heimdall_events';
@@ -137,4 +139,37 @@ export function eventToRow(e: Event, index: number, defaults: EventDefaults, rul
       ResourceAttributes: attributes,
     },
   };
+}
+
+/** An event the agent itself emits (audits, aggregated refusals): source "heimdall". */
+export interface AgentEvent {
+  eventType: string;
+  severity: Severity;
+  category: string;
+  message: string;
+  actorId: string;
+  status?: string;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Stores events the agent emits through the ingest pipeline, as events from clients are. Best
+ * effort: a refusal is logged, never raised (what the event records has already happened).
+ */
+export function submitAgentEvents(pipeline: Pick<Pipeline, 'submit'>, events: readonly AgentEvent[], logger: Logger): void {
+  let text = '';
+  let rows = 0;
+  for (const e of events) {
+    const out = eventToRow(
+      { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, payload: e.payload as JsonObject },
+      0,
+      { correlationId: uuidv7(), traceId: undefined, spanId: undefined, tenant: undefined },
+      { maxPayloadBytes: 1 << 20, redaction: undefined },
+    );
+    if ('errors' in out) continue;
+    text += `${JSON.stringify(out.row)}\n`;
+    rows += 1;
+  }
+  if (rows === 0) return;
+  pipeline.submit([{ table: EVENTS_TABLE, data: Buffer.from(text), rows }]).catch((err: unknown) => logger.warn({ err, rows }, 'agent events not stored'));
 }

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import type { Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
+import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
 import type { Principal } from '../auth/auth.js';
 import { EVENTS_TABLE, SEVERITY_NAMES } from '../events/events.js';
@@ -11,6 +11,7 @@ import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import type { QueryParams } from '../storage/transport.js';
 import { decodeCursor, encodeCursor, filterHash } from './cursor.js';
+import { HOUR_NS, timeRange, timestamp } from './time.js';
 
 /** Options for addQueryService. */
 export interface QueryServiceOptions {
@@ -18,22 +19,10 @@ export interface QueryServiceOptions {
   storage: Storage;
 }
 
-const HOUR_NS = 3_600_000_000_000n;
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
 /** A timeline holds at most this many items of each kind. */
 const MAX_TIMELINE = 10_000;
-
-/** Nanoseconds of a protobuf Timestamp, or `fallback` when absent. */
-function nanosOf(ts: Timestamp | undefined, fallback: bigint): bigint {
-  return ts ? ts.seconds * 1_000_000_000n + BigInt(ts.nanos) : fallback;
-}
-
-/** A protobuf Timestamp from nanoseconds as decimal text. */
-function timestamp(nanos: string): MessageInitShape<typeof TimestampSchema> {
-  const n = BigInt(nanos);
-  return { seconds: n / 1_000_000_000n, nanos: Number(n % 1_000_000_000n) };
-}
 
 /**
  * A LIKE pattern for text containing `s`, compared with ClickHouse's `lower()` (which lowercases
@@ -41,14 +30,6 @@ function timestamp(nanos: string): MessageInitShape<typeof TimestampSchema> {
  */
 function containsPattern(s: string): string {
   return `%${s.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
-
-/** A time range from a request: [start, end), with defaults, refused when empty or reversed. */
-function timeRange(start: Timestamp | undefined, end: Timestamp | undefined, defaultSpan: bigint): { start: bigint; end: bigint } {
-  const e = nanosOf(end, BigInt(Date.now()) * 1_000_000n);
-  const s = nanosOf(start, e - defaultSpan);
-  if (s >= e) throw new GrpcError(status.INVALID_ARGUMENT, 'start_time: must be before end_time');
-  return { start: s, end: e };
 }
 
 function pageSize(n: number): number {

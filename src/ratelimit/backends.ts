@@ -1,6 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { splitHostPort } from '../config/units.js';
 import type { Logger } from '../telemetry/logger.js';
 import { fullBucket, take, type BucketSpec, type BucketState, type Decision } from './bucket.js';
 
@@ -80,10 +81,8 @@ export interface RedisBackendOptions {
   metrics: Registry;
 }
 
-const hostPort = (s: string) => {
-  const i = s.lastIndexOf(':');
-  return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
-};
+/** host:port (validated by the config schema) as ioredis wants it. */
+const hostPort = (s: string) => splitHostPort(s) ?? { host: s, port: 6379 };
 
 /**
  * Buckets shared by every agent through Redis: one EVALSHA per check (ioredis loads the script

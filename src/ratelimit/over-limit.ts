@@ -1,5 +1,5 @@
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
-import { EVENTS_TABLE, eventToRow } from '../events/events.js';
+import { submitAgentEvents } from '../events/events.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -30,37 +30,19 @@ export function createOverLimitReporter(options: { pipeline: Pipeline; windowMs:
     if (counts.size === 0) return;
     const current = counts;
     counts = new Map();
-    let text = '';
-    let rows = 0;
-    for (const c of current.values()) {
-      const out = eventToRow(
-        {
-          $typeName: 'heimdall.v1.Event',
-          id: '',
-          eventType: OVER_LIMIT_EVENT,
-          source: 'heimdall',
-          severity: Severity.WARNING,
-          category: 'ratelimit',
-          message: `${c.hits} hits over the limit ${c.descriptor} (domain ${c.domain}) for ${c.entity}`,
-          correlationId: '',
-          traceId: '',
-          spanId: '',
-          tenantId: '',
-          actorId: c.entity,
-          status: 'over_limit',
-          durationMs: 0,
-          payload: { domain: c.domain, descriptor: c.descriptor, entity: c.entity, hits: c.hits, window_seconds: options.windowMs / 1000 },
-          resourceAttributes: {},
-        },
-        0,
-        { correlationId: '', traceId: undefined, spanId: undefined, tenant: undefined },
-        { maxPayloadBytes: 1 << 20, redaction: undefined },
-      );
-      if ('errors' in out) continue;
-      text += `${JSON.stringify(out.row)}\n`;
-      rows += 1;
-    }
-    if (rows > 0) options.pipeline.submit([{ table: EVENTS_TABLE, data: Buffer.from(text), rows }]).catch((err: unknown) => options.logger.warn({ err, rows }, 'over-limit events not stored'));
+    submitAgentEvents(
+      options.pipeline,
+      [...current.values()].map((c) => ({
+        eventType: OVER_LIMIT_EVENT,
+        severity: Severity.WARNING,
+        category: 'ratelimit',
+        message: `${c.hits} hits over the limit ${c.descriptor} (domain ${c.domain}) for ${c.entity}`,
+        actorId: c.entity,
+        status: 'over_limit',
+        payload: { domain: c.domain, descriptor: c.descriptor, entity: c.entity, hits: c.hits, window_seconds: options.windowMs / 1000 },
+      })),
+      options.logger,
+    );
   };
   return {
     record(domain, descriptor, entries, hits) {

@@ -2,7 +2,7 @@ import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
-import { EVENTS_TABLE, eventToRow, uuidv7 } from '../events/events.js';
+import { EVENTS_TABLE, submitAgentEvents, uuidv7 } from '../events/events.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ActionState, SecurityMode, SecurityService, type ActionSchema, type RequestActionRequest } from '../gen/heimdall/v1/security_pb.js';
@@ -13,6 +13,7 @@ import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { redisClient, type RedisTarget } from './backends.js';
+import { HOUR_NS, timeRange, timestamp } from '../query/time.js';
 import { OVER_LIMIT_EVENT } from './over-limit.js';
 
 /** Options for createSecurity. */
@@ -136,16 +137,8 @@ export function createSecurity(options: SecurityOptions): Security {
   };
 
   /** Writes an audit event; a failure is logged, not raised (the change itself is stored). */
-  const audit = (type: string, actor: string, message: string, payload: Record<string, unknown>): void => {
-    const out = eventToRow(
-      { $typeName: 'heimdall.v1.Event', id: '', eventType: type, source: 'heimdall', severity: type.endsWith('.executed') ? Severity.WARNING : Severity.NOTICE, category: 'security', message, correlationId: '', traceId: '', spanId: '', tenantId: '', actorId: actor, status: '', durationMs: 0, payload: payload as never, resourceAttributes: {} },
-      0,
-      { correlationId: uuidv7(), traceId: undefined, spanId: undefined, tenant: undefined },
-      { maxPayloadBytes: 1 << 20, redaction: undefined },
-    );
-    if ('errors' in out) return;
-    options.pipeline.submit([{ table: EVENTS_TABLE, data: Buffer.from(`${JSON.stringify(out.row)}\n`), rows: 1 }]).catch((err: unknown) => logger.warn({ err, type }, 'security audit event not stored'));
-  };
+  const audit = (type: string, actor: string, message: string, payload: Record<string, unknown>): void =>
+    submitAgentEvents(options.pipeline, [{ eventType: type, severity: type.endsWith('.executed') ? Severity.WARNING : Severity.NOTICE, category: 'security', message, actorId: actor, payload }], logger);
 
   /** A change to the shared state: applied here, and (with Redis) sent to every other agent. */
   type Shared = { kind: 'mode'; mode: SecurityMode } | { kind: 'block'; block: BlockRecord } | { kind: 'unblock'; entity: string };
@@ -274,9 +267,7 @@ export function createSecurity(options: SecurityOptions): Security {
       },
       async getDashboard(req) {
         await sweep();
-        const end = req.endTime ? req.endTime.seconds * 1_000_000_000n + BigInt(req.endTime.nanos) : BigInt(Date.now()) * 1_000_000n;
-        const start = req.startTime ? req.startTime.seconds * 1_000_000_000n + BigInt(req.startTime.nanos) : end - 3_600_000_000_000n;
-        if (start >= end) throw new GrpcError(status.INVALID_ARGUMENT, 'start_time: must be before end_time');
+        const { start, end } = timeRange(req.startTime, req.endTime, HOUR_NS);
         const top = req.top === 0 ? 10 : Math.min(req.top, 1000);
         if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready; retry later');
         const params = { type: OVER_LIMIT_EVENT, start: start.toString(), end: end.toString(), top, threshold: options.incidentThreshold };
@@ -290,16 +281,15 @@ export function createSecurity(options: SecurityOptions): Security {
             params,
           ),
         ]);
-        const nanosTs = (n: bigint) => ({ seconds: n / 1_000_000_000n, nanos: Number(n % 1_000_000_000n) });
         return {
-          startTime: nanosTs(start),
-          endTime: nanosTs(end),
+          startTime: timestamp(start),
+          endTime: timestamp(end),
           mode,
           blocks: [...blocks.values()].map((b) => ({ entity: b.entity, reason: b.reason, expiresAt: ts(b.expiresAt), createdAt: ts(b.createdAt), requestedBy: b.requestedBy, approvedBy: b.approvedBy })),
           pendingActions: [...actions.values()].filter((a) => a.state === ActionState.PENDING).map(toAction),
           overLimit: byLimit.map((r) => ({ domain: r.domain, descriptor: r.descriptor, hits: BigInt(r.hits) })),
           topEntities: entities.map((r) => ({ entity: r.entity, hits: BigInt(r.hits) })),
-          incidents: incidents.map((r) => ({ time: nanosTs(BigInt(r.ts)), domain: r.domain, descriptor: r.descriptor, entity: r.entity, hits: BigInt(r.hits) })),
+          incidents: incidents.map((r) => ({ time: timestamp(BigInt(r.ts)), domain: r.domain, descriptor: r.descriptor, entity: r.entity, hits: BigInt(r.hits) })),
         };
       },
       async listActions(req) {

@@ -19,11 +19,14 @@ const DEFERRED_INDEXES: ReadonlyMap<string, readonly string[]> = new Map([
   ['otel_logs', [...ATTRIBUTE_INDEXES, 'idx_log_attr_key', 'idx_log_attr_value', 'idx_lower_body']],
 ]);
 
+const METRIC_DEFERRED_INDEXES = [...ATTRIBUTE_INDEXES, 'idx_attr_key', 'idx_attr_value'];
+const ROW_BINARY_COLUMN_NAMES: ReadonlyMap<string, readonly string[]> = new Map([...ROW_BINARY_TABLES].map(([t, cols]) => [t, cols.map((c) => c.name)]));
+
 /** How rows of `table` are inserted: one format per table (so batches and queued records never mix), and the indexes left to merges. */
 export function insertOptionsFor(table: string): Pick<InsertOptions, 'format' | 'columns' | 'deferredIndexes'> {
-  const columns = ROW_BINARY_TABLES.get(table);
-  const deferredIndexes = DEFERRED_INDEXES.get(table) ?? (table.startsWith('otel_metrics_') ? [...ATTRIBUTE_INDEXES, 'idx_attr_key', 'idx_attr_value'] : undefined);
-  return columns ? { format: 'RowBinary', columns: columns.map((c) => c.name), deferredIndexes } : { format: 'JSONEachRow', deferredIndexes };
+  const columns = ROW_BINARY_COLUMN_NAMES.get(table);
+  const deferredIndexes = DEFERRED_INDEXES.get(table) ?? (table.startsWith('otel_metrics_') ? METRIC_DEFERRED_INDEXES : undefined);
+  return columns ? { format: 'RowBinary', columns, deferredIndexes } : { format: 'JSONEachRow', deferredIndexes };
 }
 
 /** Encodes a conversion's rows per table, each table in its format. */
