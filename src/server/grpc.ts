@@ -1,6 +1,7 @@
 import type { Authenticator, Scope } from '../auth/auth.js';
 import type { DescFile, DescMethod } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
@@ -8,6 +9,7 @@ import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../teleme
 import { perRegistry } from '../telemetry/metrics.js';
 import { inServerSpan } from '../telemetry/spans.js';
 import type { Logger } from '../telemetry/logger.js';
+import { splitHostPort } from '../config/units.js';
 import { GrpcError } from './errors.js';
 import { toGrpcService, type CallContext, type CallWrapper, type ServiceImpl } from './grpc-service.js';
 import { readTls, type ListenerTls } from './tls.js';
@@ -93,18 +95,65 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const scopes = new Map<string, Scope>();
   const { started, handled, duration } = grpcMetrics(options.metrics);
 
+  // Per-method metric children and labels, built on a method's first call (no per-call label hashing).
+  type MethodMetrics = { path: string; traced: boolean; spanAttributes: Record<string, string>; started: ReturnType<typeof started.labels>; duration: ReturnType<typeof duration.labels>; handled: Map<status, ReturnType<typeof handled.labels>> };
+  const perMethod = new Map<DescMethod, MethodMetrics>();
+  const metricsFor = (method: DescMethod): MethodMetrics => {
+    let m = perMethod.get(method);
+    if (!m) {
+      const labels = { grpc_service: method.parent.typeName, grpc_method: method.name };
+      m = {
+        path: `/${method.parent.typeName}/${method.name}`,
+        // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
+        traced: !method.parent.typeName.startsWith(OTLP_SERVICE_PREFIX),
+        spanAttributes: { 'rpc.system': 'grpc', 'rpc.service': method.parent.typeName, 'rpc.method': method.name },
+        started: started.labels(labels),
+        duration: duration.labels(labels),
+        handled: new Map(),
+      };
+      perMethod.set(method, m);
+    }
+    return m;
+  };
+  const handledFor = (m: MethodMetrics, method: DescMethod, code: status): ReturnType<typeof handled.labels> => {
+    let child = m.handled.get(code);
+    if (!child) {
+      child = handled.labels({ grpc_service: method.parent.typeName, grpc_method: method.name, grpc_code: status[code] });
+      m.handled.set(code, child);
+    }
+    return child;
+  };
+
   const wrap: CallWrapper = async (method: DescMethod, metadata, call, run) => {
-    const labels = { grpc_service: method.parent.typeName, grpc_method: method.name };
-    const path = `/${method.parent.typeName}/${method.name}`;
-    started.inc(labels);
-    const stop = duration.startTimer(labels);
-    const controller = new AbortController();
-    const abort = (): void => controller.abort();
+    const m = metricsFor(method);
+    const path = m.path;
+    m.started.inc();
+    const t0 = performance.now();
+    // The abort signal is made only when a handler asks for it: most unary calls never do.
+    let controller: AbortController | undefined;
+    let aborted = false;
+    const abort = (): void => {
+      aborted = true;
+      controller?.abort();
+    };
     call.on('cancelled', abort);
     // Server shutdown ends response streams (Watch, ...); unary and client-streaming calls finish.
     const endsAtShutdown = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
     if (endsAtShutdown) shutdownController.signal.addEventListener('abort', abort, { once: true });
-    const ctx: CallContext = { correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]), metadata, signal: controller.signal, method: path, requestBytes: 0, principal: undefined };
+    const ctx: CallContext = {
+      correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]),
+      metadata,
+      get signal() {
+        if (!controller) {
+          controller = new AbortController();
+          if (aborted) controller.abort();
+        }
+        return controller.signal;
+      },
+      method: path,
+      requestBytes: 0,
+      principal: undefined,
+    };
     let code = status.OK;
     try {
       const scope = scopes.get(method.parent.typeName);
@@ -115,10 +164,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         ctx.principal = result.principal;
       }
       await runWithContext({ correlationId: ctx.correlationId }, () =>
-        // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
-        method.parent.typeName.startsWith(OTLP_SERVICE_PREFIX)
-          ? run(ctx)
-          : inServerSpan(path.slice(1), { 'rpc.system': 'grpc', 'rpc.service': method.parent.typeName, 'rpc.method': method.name, 'heimdall.correlation_id': ctx.correlationId }, () => run(ctx)),
+        m.traced ? inServerSpan(path.slice(1), () => ({ ...m.spanAttributes, 'heimdall.correlation_id': ctx.correlationId }), () => run(ctx)) : run(ctx),
       );
     } catch (err) {
       const st = runWithContext({ correlationId: ctx.correlationId }, () => toStatus(err, logger, path));
@@ -129,14 +175,16 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       // grpc-js emits 'cancelled' when a finished call's stream closes: stop listening first, so a
       // completed call does not pay for an abort (a DOMException per call).
       call.removeListener('cancelled', abort);
-      shutdownController.signal.removeEventListener('abort', abort);
-      handled.inc({ ...labels, grpc_code: status[code] });
-      const seconds = stop();
-      runWithContext({ correlationId: ctx.correlationId }, () => logger.debug({ method: path, code: status[code], durationMs: seconds * 1000 }, 'gRPC call'));
+      if (endsAtShutdown) shutdownController.signal.removeEventListener('abort', abort);
+      handledFor(m, method, code).inc();
+      const seconds = (performance.now() - t0) / 1000;
+      m.duration.observe(seconds);
+      if (logger.isLevelEnabled('debug')) runWithContext({ correlationId: ctx.correlationId }, () => logger.debug({ method: path, code: status[code], durationMs: seconds * 1000 }, 'gRPC call'));
     }
   };
 
   let port = 0;
+  let listener: NetServer | undefined;
   let state: 'new' | 'started' | 'stopped' = 'new';
   return {
     name: 'grpc',
@@ -159,8 +207,20 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
             return ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert);
           })()
         : ServerCredentials.createInsecure();
+      // The listening socket is ours and its connections are handed to grpc-js: grpc-js leaves
+      // Nagle's algorithm on, and with the peer's delayed ACK a response split over two segments
+      // waits up to 40 ms (measured: p99 6 ms -> 0.7 ms at 1,000 calls/s).
+      const hostPort = splitHostPort(options.address);
+      if (!hostPort) throw new Error(`cannot listen on ${options.address} (gRPC): not host:port`);
+      const injector = server.createConnectionInjector(creds);
+      listener = createNetServer({ noDelay: true, keepAlive: true }, (socket) => injector.injectConnection(socket));
+      const net = listener;
       port = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(options.address, creds, (err, bound) => (err ? reject(new Error(`cannot listen on ${options.address} (gRPC): ${err.message}`)) : resolve(bound)));
+        net.once('error', (err) => reject(new Error(`cannot listen on ${options.address} (gRPC): ${err.message}`)));
+        net.listen(hostPort.port, hostPort.host, () => {
+          const address = net.address();
+          resolve(typeof address === 'object' && address ? address.port : hostPort.port);
+        });
       });
       state = 'started';
       reporter.set('ready');
@@ -173,6 +233,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       reporter.set('stopping');
       shutdownController.abort();
       if (wasStarted) {
+        listener?.close();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             server.forceShutdown();

@@ -145,7 +145,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       const handler = entry.handler;
       // Telemetry ingestion (/v1/*) is not traced: an agent tracing itself into itself would loop.
       const run = async (): Promise<void> => handler(req, res, { correlationId, principal });
-      (path.startsWith('/v1/') ? run() : inServerSpan(`${method} ${path}`, { 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }, run)).catch((err: unknown) => {
+      (path.startsWith('/v1/') ? run() : inServerSpan(`${method} ${path}`, () => ({ 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }), run)).catch((err: unknown) => {
           logger.error({ err, path }, 'HTTP handler failed');
           if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
           else res.destroy();

@@ -10,12 +10,13 @@ export function setServerSpans(on: boolean): void {
 }
 
 /**
- * Runs fn inside a server span named `name` (a no-op unless self-tracing is on). The span ends
+ * Runs fn inside a server span named `name` with the attributes made by `attributes` (a no-op,
+ * neither called, unless self-tracing is on). The span ends
  * when fn settles and is marked as an error when fn throws; fn's result or error passes through.
  */
-export async function inServerSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+export function inServerSpan<T>(name: string, attributes: () => Attributes, fn: () => Promise<T>): Promise<T> {
   if (!enabled) return fn();
-  return tracer.startActiveSpan(name, { kind: SpanKind.SERVER, attributes }, async (span) => {
+  return tracer.startActiveSpan(name, { kind: SpanKind.SERVER, attributes: attributes() }, async (span) => {
     try {
       return await fn();
     } catch (err) {
