@@ -11,6 +11,7 @@ import type { GrpcServer } from '../server/grpc.js';
 import { BodyTooLarge, readSmallBody, sendJson, type HttpServer } from '../server/http.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createLocalBackend, createRedisBackend, type RedisBackendOptions } from './backends.js';
+import type { Decision } from './bucket.js';
 import type { OverLimitReporter } from './over-limit.js';
 import type { Security } from './security.js';
 import { encodeRateLimitResponse, type WireResponse } from './wire.js';
@@ -201,7 +202,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     const replaced = new Set(matched.flatMap((l) => l?.replaces ?? []));
     const policies: Array<{ name: string; quota: number; window: number; remaining: number; reset: number }> = [];
     let over = false;
-    const statuses = await Promise.all(req.descriptors.map(async (d, i) => {
+    type Status = WireResponse['statuses'][number];
+    // Local buckets answer synchronously: only a Redis-backed descriptor makes the check wait.
+    const evaluate = (d: RateLimitDescriptor, i: number): Status | Promise<Status> => {
       const limit = matched[i];
       const verdict = options.security?.check(d.entries) ?? { refuse: false, factor: 1 };
       if (verdict.refuse) {
@@ -221,27 +224,32 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const capacity = verdict.factor === 1 || limit.capacity === 0 ? limit.capacity : Math.max(1, Math.floor(limit.capacity * verdict.factor));
       const spec = { capacity, ratePerMs: (limit.requestsPerUnit * verdict.factor) / (UNIT_SECONDS[limit.unit] * 1000) };
       const key = `${req.domain}\u0000${d.entries.map((e) => `${e.key}=${e.value}`).join('\u0000')}\u0000${limit.path}\u0000${spec.capacity}/${limit.requestsPerUnit}/${limit.unit}`;
-      const decision = await (limit.backend === 'redis' && shared ? shared : local).take(key, spec, hits);
-      const overLimit = !decision.allowed && !limit.shadowMode;
-      over ||= overLimit;
-      stats.record(req.domain, limit, d, hits, decision, spec.capacity);
-      if (!decision.allowed && !limit.shadowMode) options.overLimit?.record(req.domain, limit.path, d.entries, hits);
-      // A bucket that never refills (0 per unit) reports a whole unit until reset.
-      const resetMs = Number.isFinite(decision.resetMs) ? decision.resetMs : UNIT_SECONDS[limit.unit] * 1000;
-      policies.push({
-        name: limit.name ?? limit.path,
-        quota: spec.capacity,
-        window: spec.ratePerMs > 0 ? Math.ceil(spec.capacity / spec.ratePerMs / 1000) : UNIT_SECONDS[limit.unit],
-        remaining: decision.remaining,
-        reset: Math.ceil(resetMs / 1000),
-      });
-      return {
-        code: overLimit ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
-        currentLimit: { ...(limit.name ? { name: limit.name } : {}), requestsPerUnit: limit.requestsPerUnit, unit: UNIT_CODE[limit.unit] },
-        limitRemaining: Math.min(decision.remaining, MAX_UINT32),
-        durationUntilReset: { seconds: BigInt(Math.floor(resetMs / 1000)), nanos: Math.floor(resetMs % 1000) * 1_000_000 },
+      const finish = (decision: Decision): Status => {
+        const overLimit = !decision.allowed && !limit.shadowMode;
+        over ||= overLimit;
+        stats.record(req.domain, limit, d, hits, decision, spec.capacity);
+        if (!decision.allowed && !limit.shadowMode) options.overLimit?.record(req.domain, limit.path, d.entries, hits);
+        // A bucket that never refills (0 per unit) reports a whole unit until reset.
+        const resetMs = Number.isFinite(decision.resetMs) ? decision.resetMs : UNIT_SECONDS[limit.unit] * 1000;
+        policies.push({
+          name: limit.name ?? limit.path,
+          quota: spec.capacity,
+          window: spec.ratePerMs > 0 ? Math.ceil(spec.capacity / spec.ratePerMs / 1000) : UNIT_SECONDS[limit.unit],
+          remaining: decision.remaining,
+          reset: Math.ceil(resetMs / 1000),
+        });
+        return {
+          code: overLimit ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
+          currentLimit: { ...(limit.name ? { name: limit.name } : {}), requestsPerUnit: limit.requestsPerUnit, unit: UNIT_CODE[limit.unit] },
+          limitRemaining: Math.min(decision.remaining, MAX_UINT32),
+          durationUntilReset: { seconds: BigInt(Math.floor(resetMs / 1000)), nanos: Math.floor(resetMs % 1000) * 1_000_000 },
+        };
       };
-    }));
+      const decided = (limit.backend === 'redis' && shared ? shared : local).take(key, spec, hits);
+      return decided instanceof Promise ? decided.then(finish) : finish(decided);
+    };
+    const evaluated = req.descriptors.map(evaluate);
+    const statuses = evaluated.some((st) => st instanceof Promise) ? await Promise.all(evaluated.map((st) => Promise.resolve(st))) : (evaluated as Status[]);
     // Headers for every matched policy (draft-ietf-httpapi-ratelimit-headers), and optionally the
     // legacy draft-03 X-RateLimit-* for the policy closest to its limit.
     const headers: Array<{ key: string; value: string }> = [];
