@@ -19,7 +19,10 @@ import { addOtlpReceivers } from './ingest/otlp/receiver.js';
 import { createPipeline, type Pipeline } from './ingest/pipeline/pipeline.js';
 import { createRedMetrics } from './ingest/red-metrics.js';
 import { addReflection } from './server/reflection.js';
-import { createStorage, type Storage } from './storage/storage.js';
+import { createJobs, type Jobs } from './jobs/jobs.js';
+import { addJobService } from './jobs/service.js';
+import { configJobs } from './jobs/spec.js';
+import { createStorage, schemaContextFor, type Storage } from './storage/storage.js';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { createSelfTracing } from './telemetry/tracing.js';
@@ -49,6 +52,12 @@ export interface Agent {
   readonly grpc: GrpcServer;
   readonly otlpHttp: HttpServer;
   readonly admin: HttpServer;
+  readonly jobs: Jobs;
+  /**
+   * Applies a reloaded configuration: scheduled jobs are reconciled; a change to any other section
+   * is logged as needing a restart.
+   */
+  reload(loaded: LoadedConfig): void;
   /** Starts every component in order; on failure shuts down what started and rethrows. */
   start(): Promise<void>;
   /**
@@ -59,7 +68,7 @@ export interface Agent {
 }
 
 /** Where the rate limiter's Redis is, from the `ratelimit.redis` section. */
-function redisTarget(r: NonNullable<Config['ratelimit']['redis']>): RedisTarget {
+function redisTarget(r: NonNullable<Config['jobs']['redis']>): RedisTarget {
   return { url: r.url, cluster: r.cluster, sentinels: r.sentinels, sentinelName: r.sentinel_name, password: r.password };
 }
 
@@ -125,6 +134,24 @@ export function createAgent(options: AgentOptions): Agent {
     metrics,
     health,
   });
+  const jobsRedis = config.jobs.redis ?? (redis && { ...redis, key_prefix: 'heimdall:jobs:' });
+  const jobs = createJobs({
+    configJobs: configJobs(config.jobs),
+    instance: config.jobs.instance,
+    maxConcurrent: config.jobs.max_concurrent,
+    queueSize: config.jobs.queue_size,
+    exportDir: config.jobs.export_dir,
+    leaseTtlMs: config.jobs.lease_ttl,
+    redis: jobsRedis && { target: redisTarget(jobsRedis), keyPrefix: jobsRedis.key_prefix },
+    dataPaths: [...(config.storage.clickhouse.url && config.storage.mode !== 'embedded' ? [] : [config.storage.embedded.path]), ...(config.ingest.ack === 'queued' ? [config.ingest.queue.path] : []), config.jobs.export_dir],
+    schema: schemaContextFor(config.storage),
+    storage,
+    pipeline,
+    logger,
+    metrics,
+    health,
+  });
+  addJobService(grpc, jobs);
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
@@ -136,7 +163,7 @@ export function createAgent(options: AgentOptions): Agent {
   }
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
-  components.push(admin, storage, pipeline, security, ratelimit, grpc, otlpHttp);
+  components.push(admin, storage, pipeline, security, ratelimit, jobs, grpc, otlpHttp);
   const started: Component[] = [];
   let stopping: Promise<void> | undefined;
   // One deadline for the whole shutdown: each component gets what is left of it, minus a reserve
@@ -164,6 +191,13 @@ export function createAgent(options: AgentOptions): Agent {
     grpc,
     otlpHttp,
     admin,
+    jobs,
+    reload(next) {
+      jobs.reconcile(configJobs(next.config.jobs));
+      const changed = (Object.keys(next.config) as Array<keyof Config>).filter((k) => k !== 'jobs' && JSON.stringify(next.config[k]) !== JSON.stringify(config[k]));
+      logger.info({ configHash: next.hash, jobs: next.config.jobs.scheduled.length }, 'configuration reloaded: scheduled jobs reconciled');
+      if (changed.length > 0) logger.warn({ sections: changed }, 'configuration sections changed that apply only after a restart');
+    },
     async start() {
       logger.info({ version: VERSION, build: BUILD, configHash: hash, source: options.loaded.source ?? 'defaults' }, 'starting Heimdall');
       try {

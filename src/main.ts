@@ -66,6 +66,14 @@ async function run(opts: { config?: string }): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP: read the file again; an invalid file keeps the running configuration.
+  process.on('SIGHUP', () => {
+    try {
+      agent.reload(loadConfig(opts.config));
+    } catch (err) {
+      logger.error({ err: err instanceof ConfigError ? undefined : err, reason: (err as Error).message }, 'configuration not reloaded: keeping the running one');
+    }
+  });
   // A bug that escapes every handler leaves the process in an unknown state: say so, then exit
   // non-zero (with ack: queued, acknowledged data is on disk and replays at the next start).
   const crash = (err: unknown, what: string): void => {

@@ -19,6 +19,8 @@ export interface ClientOptions {
 export interface AgentClient {
   /** One unary call; `metadata` adds request metadata (e.g. x-correlation-id, traceparent). */
   unary<I extends DescMessage, O extends DescMessage>(method: DescMethod & { input: I; output: O }, request: MessageInitShape<I>, metadata?: Record<string, string>): Promise<MessageShape<O>>;
+  /** A server-streaming call without a deadline: `onMessage` gets every reply; resolves when the server ends the stream. */
+  serverStream<I extends DescMessage, O extends DescMessage>(method: DescMethod & { input: I; output: O }, request: MessageInitShape<I>, onMessage: (reply: MessageShape<O>) => void): Promise<void>;
   close(): void;
 }
 
@@ -44,6 +46,20 @@ export function connect(options: ClientOptions): AgentClient {
           { deadline: Date.now() + (options.timeoutMs ?? 30_000) },
           (err: ServiceError | null, reply?: MessageShape<typeof method.output>) => (err || !reply ? reject(err ?? new Error('empty reply')) : resolve(reply)),
         );
+      });
+    },
+    serverStream(method, request, onMessage) {
+      return new Promise((resolve, reject) => {
+        const call = client.makeServerStreamRequest(
+          `/${method.parent.typeName}/${method.name}`,
+          (msg: MessageShape<typeof method.input>) => Buffer.from(toBinary(method.input, msg)),
+          (bytes: Buffer) => fromBinary(method.output, bytes),
+          create(method.input, request),
+          metadata(),
+        );
+        call.on('data', onMessage);
+        call.on('error', reject);
+        call.on('end', () => resolve());
       });
     },
     close: () => client.close(),

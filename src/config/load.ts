@@ -28,7 +28,8 @@ function describe(value: unknown): string {
   return JSON.stringify(value) ?? typeof value;
 }
 
-function formatIssue(issue: z.core.$ZodIssue): string[] {
+/** One line per problem, each naming the key path (e.g. `jobs.scheduled[0].schedule: ...`). */
+export function formatIssue(issue: z.core.$ZodIssue): string[] {
   const at = formatPath(issue.path);
   const prefix = at ? `${at}: ` : '';
   switch (issue.code) {

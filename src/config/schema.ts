@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';
 import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
 
 /** TLS for a listener; mTLS when `client_ca_file` is set. Absent means plaintext. */
@@ -164,6 +165,41 @@ const auth = z.strictObject({
   tokens_file: z.string().min(1).optional(),
 });
 
+/** Where a Redis is: a URL (standalone), Sentinel addresses or Cluster nodes. */
+const redisConnection = z.strictObject({
+  url: z.string().regex(/^rediss?:\/\//, 'expected a URL such as "redis://redis:6379"').optional(),
+  cluster: z.array(listenAddress).optional(),
+  sentinels: z.array(listenAddress).optional(),
+  sentinel_name: z.string().min(1).default('mymaster'),
+  password: z.string().optional(),
+});
+
+const jobs = z.strictObject({
+  /** Names this agent in run records and leases; default: $HOSTNAME (the pod name), else the host name. */
+  instance: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'expected 1-128 letters, digits, ".", "_" or "-"').optional(),
+  /** On-demand jobs running at once. */
+  max_concurrent: integer({ min: 1, max: 64 }).default(2),
+  /** On-demand jobs waiting to run; past it SubmitJob answers RESOURCE_EXHAUSTED. */
+  queue_size: integer({ min: 0, max: 100_000 }).default(100),
+  /** Where export jobs write their files. */
+  export_dir: z.string().min(1).default('./exports'),
+  /** A cluster job's lease lasts this long unless renewed (renewed at a third of it while the job runs). */
+  lease_ttl: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('15s'),
+  /** Redis for cluster-scoped jobs' leases; default: ratelimit.redis. Without one, cluster jobs run on every replica. */
+  redis: redisConnection.extend({ key_prefix: z.string().default('heimdall:jobs:') }).optional(),
+  /** The built-in system check (job `system-check`), which feeds readiness. */
+  system_check: z
+    .strictObject({
+      enabled: boolean.default(true),
+      schedule: z.string().default('*/30 * * * * *'),
+      /** Overall score (0-100) under which the agent reports not ready. */
+      threshold: integer({ min: 0, max: 100 }).default(50),
+    })
+    .prefault({}),
+  /** Jobs defined here; reconciled at start and on reload (SIGHUP). */
+  scheduled: z.array(jobSpecSchema).default([]),
+});
+
 /** Whether a listen address only accepts connections from this host. */
 export function isLoopback(address: string): boolean {
   const host = splitHostPort(address)?.host ?? '';
@@ -232,13 +268,8 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
       /** Shared buckets for limits with `backend: redis`: standalone (url), Sentinel or Cluster. */
-      redis: z
-        .strictObject({
-          url: z.string().regex(/^rediss?:\/\//, 'expected a URL such as "redis://redis:6379"').optional(),
-          cluster: z.array(listenAddress).optional(),
-          sentinels: z.array(listenAddress).optional(),
-          sentinel_name: z.string().min(1).default('mymaster'),
-          password: z.string().optional(),
+      redis: redisConnection
+        .extend({
           /** Longest wait for one check; past it failure_mode answers. */
           timeout: duration({ min: 1, max: 10_000 }).prefault('5ms'),
           /** What a check answers when Redis cannot: allow (as Envoy's default) or deny. */
@@ -249,6 +280,7 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  jobs: jobs.prefault({}),
   events: z
     .strictObject({
       /** Largest payload of one event, as JSON. */
@@ -309,6 +341,13 @@ export const configSchema = z.strictObject({
   } else if (c.auth.tokens.length === 0 && !c.auth.tokens_file) {
     ctx.addIssue({ code: 'custom', path: ['auth', 'tokens'], message: 'needs at least one token (or auth.tokens_file) when auth.enabled is true' });
   }
+  const names = new Set<string>();
+  for (const [i, j] of c.jobs.scheduled.entries()) {
+    if (names.has(j.name) || (j.name === SYSTEM_CHECK_JOB && c.jobs.system_check.enabled)) ctx.addIssue({ code: 'custom', path: ['jobs', 'scheduled', i, 'name'], message: `${JSON.stringify(j.name)} is defined twice` });
+    names.add(j.name);
+  }
+  const cron = cronError(c.jobs.system_check.schedule);
+  if (cron) ctx.addIssue({ code: 'custom', path: ['jobs', 'system_check', 'schedule'], message: cron });
   if (c.storage.retry.initial_interval > c.storage.retry.max_interval) {
     ctx.addIssue({ code: 'custom', path: ['storage', 'retry', 'initial_interval'], message: 'must not exceed storage.retry.max_interval' });
   }

@@ -141,8 +141,12 @@ export function eventToRow(e: Event, index: number, defaults: EventDefaults, rul
   };
 }
 
-/** An event the agent itself emits (audits, aggregated refusals): source "heimdall". */
+/** An event the agent itself emits (audits, aggregated refusals, job runs). */
 export interface AgentEvent {
+  /** "heimdall" when absent. */
+  source?: string;
+  /** A new id when absent. */
+  correlationId?: string;
   eventType: string;
   severity: Severity;
   category: string;

@@ -43,11 +43,21 @@ export interface Pipeline {
    * when the request is done.
    */
   admit(wireBytes: number): () => void;
+  /** How full the pipeline is: memory held against its limit, and the durable queue (with ack: queued). */
+  load(): PipelineLoad;
   /** The processors, for writers that encode rows themselves (the OTLP trace hot path, events). */
   readonly processors: { redaction: Redaction | undefined; resourceDefaults: Readonly<Record<string, string>> };
   start(): Promise<void>;
   /** Stops taking data, flushes every batch (or leaves it in the durable queue), stops the writer. Safe to call twice. */
   shutdown(): Promise<void>;
+}
+
+/** What the pipeline holds (bytes). */
+export interface PipelineLoad {
+  memoryBytes: number;
+  memoryLimit: number;
+  /** Absent with ack: stored (no durable queue). */
+  queue?: { bytes: number; capacity: number; records: number } | undefined;
 }
 
 /** A decoded OTLP request with its rows takes about this many times its wire size in memory. */
@@ -106,6 +116,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         if (!released) limiter.release(bytes);
         released = true;
       };
+    },
+    load() {
+      return { memoryBytes: limiter.buffered, memoryLimit: config.memory.limit, queue: queue && { bytes: queue.bytes, capacity: config.queue.max_size, records: queue.depth } };
     },
     process(c) {
       enrichment?.process(c);

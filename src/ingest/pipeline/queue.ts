@@ -38,6 +38,8 @@ export interface DurableQueue {
   append(parts: readonly TableRows[]): Promise<void>;
   /** Records appended and not yet stored. */
   readonly depth: number;
+  /** Bytes the queue holds on disk (of options.maxBytes). */
+  readonly bytes: number;
   /** Stops appends, lets the batch in progress finish (or stay queued), closes files. Safe to call twice. */
   shutdown(): Promise<void>;
 }
@@ -340,6 +342,9 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
   return {
     get depth() {
       return Number(durableSeq - committed());
+    },
+    get bytes() {
+      return totalBytes;
     },
     async start() {
       mkdirSync(dir, { recursive: true });

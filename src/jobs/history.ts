@@ -1,0 +1,236 @@
+import { nanosToDateTime64 } from '../ingest/otlp/values.js';
+import type { Storage } from '../storage/storage.js';
+import type { Logger } from '../telemetry/logger.js';
+
+/** Table of run records (one row per state change; the newest version of an id wins). */
+export const RUNS_TABLE = 'heimdall_job_runs';
+
+export type RunStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type RunTrigger = 'schedule' | 'manual' | 'submit' | 'misfire' | 'retry';
+
+/** A status a run never leaves. */
+export function isTerminal(s: RunStatus): boolean {
+  return s === 'succeeded' || s === 'failed' || s === 'cancelled';
+}
+
+/** One run of a task (times in ms since the epoch, 0 when not yet). */
+export interface RunRecord {
+  id: string;
+  /** The scheduled job's name; empty for an on-demand job. */
+  jobName: string;
+  kind: string;
+  params: Record<string, unknown>;
+  timeoutMs: number;
+  attempts: number;
+  backoffMs: number;
+  trigger: RunTrigger;
+  status: RunStatus;
+  attempt: number;
+  progress: number;
+  message: string;
+  error: string;
+  result: Record<string, unknown>;
+  correlationId: string;
+  instance: string;
+  fence: number;
+  scheduledTime: number;
+  createdAt: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** Which runs a listing returns (times in ms; created in [start, end)). */
+export interface RunFilter {
+  jobName?: string | undefined;
+  kind?: string | undefined;
+  status?: RunStatus | undefined;
+  trigger?: RunTrigger | undefined;
+  start: number;
+  end: number;
+  /** Only runs with an id below this one (the previous page's last). */
+  beforeId?: string | undefined;
+  limit: number;
+}
+
+/** Run history in storage, written behind: a save never waits for or fails on storage. */
+export interface RunHistory {
+  /** Records a run's current state; the newest state of each run is kept until stored. */
+  save(run: RunRecord): void;
+  /** Stores what is waiting; throws when storage cannot take it (it stays waiting). */
+  flush(): Promise<void>;
+  /** A run by id, from what is waiting or from storage. */
+  get(id: string): Promise<RunRecord | undefined>;
+  /** Runs, newest first. */
+  list(filter: RunFilter): Promise<RunRecord[]>;
+  /** The newest scheduled tick recorded for each job (ms). */
+  lastTicks(): Promise<Map<string, number>>;
+  /** Runs of this instance that never ended (the agent stopped under them). */
+  unfinished(instance: string): Promise<RunRecord[]>;
+  start(): void;
+  /** Stores what is waiting (best effort: logged when storage cannot). Safe to call twice. */
+  shutdown(): Promise<void>;
+}
+
+/** Rows kept waiting at most; past it the oldest waiting states are dropped (and logged). */
+const MAX_WAITING = 50_000;
+const FLUSH_MS = 500;
+
+/** Times are read as milliseconds under their own names (an alias must not shadow the column in WHERE). */
+const COLUMNS = `Id, JobName, Kind, Params, TimeoutMs, Attempts, BackoffMs, Trigger, Status, Attempt, Progress, Message, Error, Result, CorrelationId, Instance, Fence,
+  toUnixTimestamp64Milli(ScheduledTime) AS ScheduledTimeMs, toUnixTimestamp64Milli(CreatedAt) AS CreatedAtMs, toUnixTimestamp64Milli(StartedAt) AS StartedAtMs, toUnixTimestamp64Milli(EndedAt) AS EndedAtMs`;
+
+type Row = Record<string, string | number>;
+
+const dt = (ms: number): string => nanosToDateTime64(BigInt(Math.max(0, Math.round(ms))) * 1_000_000n);
+
+function toRow(r: RunRecord, version: number): Row {
+  return {
+    Id: r.id,
+    JobName: r.jobName,
+    Kind: r.kind,
+    Params: JSON.stringify(r.params),
+    TimeoutMs: r.timeoutMs,
+    Attempts: r.attempts,
+    BackoffMs: r.backoffMs,
+    Trigger: r.trigger,
+    Status: r.status,
+    Attempt: r.attempt,
+    Progress: r.progress,
+    Message: r.message,
+    Error: r.error,
+    Result: JSON.stringify(r.result),
+    CorrelationId: r.correlationId,
+    Instance: r.instance,
+    Fence: r.fence,
+    ScheduledTime: dt(r.scheduledTime),
+    CreatedAt: dt(r.createdAt),
+    StartedAt: dt(r.startedAt),
+    EndedAt: dt(r.endedAt),
+    Version: version,
+  };
+}
+
+const json = (text: unknown): Record<string, unknown> => {
+  try {
+    const v = JSON.parse(String(text)) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+};
+
+function fromRow(r: Row): RunRecord {
+  const n = (k: string): number => Number(r[k] ?? 0);
+  const s = (k: string): string => String(r[k] ?? '');
+  return {
+    id: s('Id'),
+    jobName: s('JobName'),
+    kind: s('Kind'),
+    params: json(r.Params),
+    timeoutMs: n('TimeoutMs'),
+    attempts: n('Attempts'),
+    backoffMs: n('BackoffMs'),
+    trigger: s('Trigger') as RunTrigger,
+    status: s('Status') as RunStatus,
+    attempt: n('Attempt'),
+    progress: n('Progress'),
+    message: s('Message'),
+    error: s('Error'),
+    result: json(r.Result),
+    correlationId: s('CorrelationId'),
+    instance: s('Instance'),
+    fence: n('Fence'),
+    scheduledTime: n('ScheduledTimeMs'),
+    createdAt: n('CreatedAtMs'),
+    startedAt: n('StartedAtMs'),
+    endedAt: n('EndedAtMs'),
+  };
+}
+
+/** Creates the run history over storage. */
+export function createRunHistory(options: { storage: Storage; logger: Logger }): RunHistory {
+  const { storage, logger } = options;
+  const waiting = new Map<string, RunRecord>();
+  let version = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let flushing: Promise<void> | undefined;
+
+  /** Versions grow with time and within one millisecond. */
+  const nextVersion = (): number => (version = Math.max(version + 1, Date.now() * 1000));
+
+  const flushOnce = async (): Promise<void> => {
+    if (waiting.size === 0) return;
+    const batch = [...waiting.values()];
+    const rows = batch.map((r) => toRow(r, nextVersion()));
+    await storage.transport.insert(RUNS_TABLE, rows);
+    // A state saved while the insert ran is newer: keep it waiting.
+    for (const r of batch) if (waiting.get(r.id) === r) waiting.delete(r.id);
+  };
+  const flush = (): Promise<void> => {
+    flushing ??= flushOnce().finally(() => (flushing = undefined));
+    return flushing;
+  };
+  const read = (sql: string, params: Record<string, string | number>) => storage.transport.query<Row>(sql, params);
+
+  return {
+    save(run) {
+      waiting.delete(run.id);
+      waiting.set(run.id, { ...run, params: run.params, result: run.result });
+      if (waiting.size > MAX_WAITING) {
+        const oldest = waiting.keys().next().value;
+        if (oldest !== undefined) waiting.delete(oldest);
+        logger.warn({ waiting: waiting.size }, 'run history is not reaching storage: dropping the oldest waiting run state');
+      }
+    },
+    flush,
+    async get(id) {
+      const w = waiting.get(id);
+      if (w) return { ...w };
+      const rows = await read(`SELECT ${COLUMNS} FROM ${RUNS_TABLE} FINAL WHERE Id = {id:String}`, { id });
+      return rows[0] ? fromRow(rows[0]) : undefined;
+    },
+    async list(f) {
+      await flush();
+      const where = ['CreatedAt >= fromUnixTimestamp64Milli({start:Int64})', 'CreatedAt < fromUnixTimestamp64Milli({end:Int64})'];
+      const params: Record<string, string | number> = { start: f.start, end: f.end, limit: f.limit };
+      const add = (column: string, name: string, value: string | undefined): void => {
+        if (value === undefined || value === '') return;
+        where.push(`${column} = {${name}:String}`);
+        params[name] = value;
+      };
+      add('JobName', 'job', f.jobName);
+      add('Kind', 'kind', f.kind);
+      add('Status', 'status', f.status);
+      add('Trigger', 'trigger', f.trigger);
+      if (f.beforeId) {
+        where.push('Id < {before:String}');
+        params.before = f.beforeId;
+      }
+      const rows = await read(`SELECT ${COLUMNS} FROM ${RUNS_TABLE} FINAL WHERE ${where.join(' AND ')} ORDER BY Id DESC LIMIT {limit:UInt32}`, params);
+      return rows.map(fromRow);
+    },
+    async lastTicks() {
+      await flush();
+      const rows = await read(`SELECT JobName, toUnixTimestamp64Milli(max(ScheduledTime)) AS tick FROM ${RUNS_TABLE} FINAL WHERE Trigger IN ('schedule', 'misfire') GROUP BY JobName`, {});
+      return new Map(rows.map((r) => [String(r.JobName), Number(r.tick)]));
+    },
+    async unfinished(instance) {
+      await flush();
+      const rows = await read(`SELECT ${COLUMNS} FROM ${RUNS_TABLE} FINAL WHERE Instance = {instance:String} AND Status IN ('pending', 'running') ORDER BY Id`, { instance });
+      return rows.map(fromRow);
+    },
+    start() {
+      timer = setInterval(() => {
+        if (waiting.size === 0 || !storage.ready) return;
+        flush().catch((err: unknown) => logger.debug({ err, waiting: waiting.size }, 'run history not stored yet; retrying'));
+      }, FLUSH_MS);
+      timer.unref();
+    },
+    async shutdown() {
+      clearInterval(timer);
+      timer = undefined;
+      if (waiting.size === 0) return;
+      await flush().catch((err: unknown) => logger.error({ err, runs: waiting.size }, 'run history not stored at shutdown'));
+    },
+  };
+}

@@ -1,0 +1,122 @@
+import { createWriteStream, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import type { Storage } from '../../storage/storage.js';
+import type { QueryParams } from '../../storage/transport.js';
+import type { TaskRunner } from './kind.js';
+import { KIND_PARAMS, type KindParams } from './params.js';
+
+type ExportParams = KindParams<'export'>;
+
+/** A source of an export: its table, the columns written, and a unique order to page by. */
+interface Source {
+  table: string;
+  /** Select list; the first two output columns are the page key (time in ns as text, tiebreaker). */
+  select: string;
+  /** The key expression paged by, matching the first two output columns. */
+  key: string;
+  /** The previous page's last key, from the parameters after_time and after_key. */
+  after: string;
+  filters: Partial<Record<keyof ExportParams['filters'], string>>;
+}
+
+const SOURCES: Record<ExportParams['source'], Source> = {
+  events: {
+    table: 'heimdall_events',
+    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, Id AS id, TenantId AS tenant_id, Source AS source, EventType AS event_type, Severity AS severity, Category AS category,
+      Message AS message, CorrelationId AS correlation_id, TraceId AS trace_id, SpanId AS span_id, ActorId AS actor_id, Status AS status, DurationMs AS duration_ms, Payload AS payload`,
+    key: '(Timestamp, Id)',
+    after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:String})',
+    filters: { event_type: 'EventType = {event_type:String}', source: 'Source = {source:String}', min_severity: 'Severity >= {min_severity:UInt8}' },
+  },
+  logs: {
+    table: 'otel_logs',
+    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, toString(cityHash64(ServiceName, Body, TraceId, SpanId, SeverityNumber, toString(LogAttributes), toString(ResourceAttributes))) AS row_hash,
+      ServiceName AS service_name, SeverityText AS severity_text, SeverityNumber AS severity_number, Body AS body, TraceId AS trace_id, SpanId AS span_id, ResourceAttributes AS resource_attributes, LogAttributes AS log_attributes`,
+    key: '(Timestamp, cityHash64(ServiceName, Body, TraceId, SpanId, SeverityNumber, toString(LogAttributes), toString(ResourceAttributes)))',
+    after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:UInt64})',
+    filters: { service_name: 'ServiceName = {service_name:String}', min_severity: 'SeverityNumber >= {min_severity:UInt8}' },
+  },
+  spans: {
+    table: 'otel_traces',
+    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, SpanId AS span_id, TraceId AS trace_id, ParentSpanId AS parent_span_id, ServiceName AS service_name, SpanName AS span_name,
+      SpanKind AS span_kind, Duration AS duration_ns, StatusCode AS status_code, StatusMessage AS status_message, ResourceAttributes AS resource_attributes, SpanAttributes AS span_attributes`,
+    key: '(Timestamp, SpanId)',
+    after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:String})',
+    filters: { service_name: 'ServiceName = {service_name:String}' },
+  },
+};
+
+/** One CSV field (RFC 4180): quoted when it holds a comma, quote or line break; objects as JSON. */
+function csvField(v: unknown): string {
+  const s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean | bigint);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * The `export` task: counts the rows of the query, then reads them in key order, a chunk at a time
+ * (keyset paging, so each chunk costs the same), writing JSON lines or CSV to `<file>.part` and
+ * reporting progress after every chunk; renamed to `<file>` when complete, removed when the run is
+ * cancelled or fails. Filters travel as query parameters.
+ */
+export function createExport(deps: { storage: Storage; exportDir: string }): TaskRunner {
+  return async (raw, ctx) => {
+    const p = KIND_PARAMS.export.parse(raw);
+    if (!deps.storage.ready) throw new Error('storage is not ready');
+    const t = deps.storage.transport;
+    const src = SOURCES[p.source];
+    const end = p.end ? Date.parse(p.end) : Date.now();
+    const start = p.start ? Date.parse(p.start) : end - p.since;
+    const params: QueryParams = { start: BigInt(start) * 1_000_000n + '', end: BigInt(end) * 1_000_000n + '', chunk: p.chunk_rows };
+    const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})'];
+    for (const [k, v] of Object.entries(p.filters)) {
+      const clause = src.filters[k as keyof ExportParams['filters']];
+      if (v === undefined || !clause) continue;
+      where.push(clause);
+      params[k] = v;
+    }
+    const [count] = await t.query<{ n: string }>(`SELECT count() AS n FROM ${src.table} WHERE ${where.join(' AND ')}`, params);
+    const total = Number(count?.n ?? 0);
+    mkdirSync(deps.exportDir, { recursive: true });
+    const file = join(deps.exportDir, p.file ?? `${ctx.runId}.${p.format}`);
+    const part = `${file}.part`;
+    const out = createWriteStream(part);
+    const write = async (text: string): Promise<void> => {
+      if (!out.write(text)) await once(out, 'drain');
+    };
+    let written = 0;
+    try {
+      let after: [string, string] | undefined;
+      let header = p.format === 'csv';
+      ctx.progress(0, `exporting ${total} rows of ${p.source}`);
+      for (;;) {
+        ctx.signal.throwIfAborted();
+        const page = after ? ` AND ${src.key} > ${src.after}` : '';
+        const pageParams = after ? { ...params, after_time: after[0], after_key: after[1] } : params;
+        const rows = await t.query<Record<string, unknown>>(`SELECT ${src.select} FROM ${src.table} WHERE ${where.join(' AND ')}${page} ORDER BY ${src.key} LIMIT {chunk:UInt32}`, pageParams);
+        if (rows.length === 0) break;
+        ctx.signal.throwIfAborted();
+        let text = '';
+        if (header) {
+          text += `${Object.keys(rows[0] ?? {}).map(csvField).join(',')}\n`;
+          header = false;
+        }
+        for (const r of rows) text += p.format === 'csv' ? `${Object.values(r).map(csvField).join(',')}\n` : `${JSON.stringify(r)}\n`;
+        await write(text);
+        written += rows.length;
+        const last = Object.values(rows[rows.length - 1] ?? {});
+        after = [String(last[0]), String(last[1])];
+        ctx.progress(total > 0 ? Math.min(99, Math.floor((written / total) * 100)) : 99, `wrote ${written} of ${total} rows`);
+        if (rows.length < p.chunk_rows) break;
+      }
+      out.end();
+      await once(out, 'finish');
+      renameSync(part, file);
+    } catch (err) {
+      out.destroy();
+      rmSync(part, { force: true });
+      throw err;
+    }
+    return { message: `wrote ${written} rows of ${p.source} to ${file}`, result: { file, format: p.format, rows: written, bytes: statSync(file).size } };
+  };
+}

@@ -1,0 +1,100 @@
+import { existsSync, statfsSync } from 'node:fs';
+import { Gauge, type Registry } from 'prom-client';
+import type { HealthReporter } from '../../health/registry.js';
+import type { Pipeline } from '../../ingest/pipeline/pipeline.js';
+import type { Storage } from '../../storage/storage.js';
+import type { TaskRunner } from './kind.js';
+import { KIND_PARAMS } from './params.js';
+
+/** What the system check looks at. */
+export interface SystemCheckDeps {
+  storage: Storage;
+  pipeline: Pick<Pipeline, 'load'>;
+  /** Pings the jobs' Redis, when one is configured. */
+  pingRedis: (() => Promise<void>) | undefined;
+  /** Directories whose file systems must keep space free (data, queue, exports). */
+  dataPaths: readonly string[];
+  /** The `system-check` health component (critical): not ready while the score is under the threshold. */
+  reporter: HealthReporter;
+  metrics: Registry;
+}
+
+/** How long a ping may take before it counts as failed. */
+const PING_TIMEOUT_MS = 3_000;
+
+/** 100 at or under `good`, 0 at or over `bad`, linear between. */
+const scale = (value: number, good: number, bad: number): number => Math.round(Math.max(0, Math.min(100, ((bad - value) / (bad - good)) * 100)));
+
+async function timed(fn: () => Promise<void>, signal: AbortSignal): Promise<number> {
+  const t0 = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      fn(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS);
+        signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return performance.now() - t0;
+}
+
+/**
+ * The `system-check` task: scores storage and Redis (reachability and ping time), the pipeline
+ * (memory and durable queue fill) and disk (space free where the agent writes), 0-100 each; the
+ * overall score is the lowest. Under the threshold, the agent reports not ready with the reasons.
+ */
+export function createSystemCheck(deps: SystemCheckDeps): TaskRunner {
+  const gauge = new Gauge({ name: 'heimdall_system_check_score', help: 'Health score 0-100 of the last system check, by scope (and overall).', labelNames: ['scope'] as const, registers: [deps.metrics] });
+  return async (raw, ctx) => {
+    const p = KIND_PARAMS['system-check'].parse(raw);
+    const scores: Record<string, number> = {};
+    const notes: Record<string, string> = {};
+    const ping = async (scope: string, fn: () => Promise<void>): Promise<void> => {
+      try {
+        const ms = await timed(fn, ctx.signal);
+        scores[scope] = scale(ms, 100, 2_000) / 2 + 50; // reachable: 50-100 by ping time
+        notes[scope] = `ping ${ms.toFixed(1)} ms`;
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        scores[scope] = 0;
+        notes[scope] = `unreachable: ${(err as Error).message}`;
+      }
+    };
+    await ping('storage', async () => {
+      if (!deps.storage.ready) throw new Error('storage is not ready');
+      await deps.storage.transport.ping();
+    });
+    if (deps.pingRedis) await ping('redis', deps.pingRedis);
+
+    const load = deps.pipeline.load();
+    const memory = load.memoryBytes / load.memoryLimit;
+    const queue = load.queue ? load.queue.bytes / load.queue.capacity : 0;
+    scores.queue = Math.min(scale(memory, 0.5, 1), scale(queue, 0.5, 1));
+    notes.queue = `memory ${(memory * 100).toFixed(1)}% of limit${load.queue ? `, durable queue ${(queue * 100).toFixed(1)}% full (${load.queue.records} records)` : ''}`;
+
+    let disk = 100;
+    const free: string[] = [];
+    for (const path of deps.dataPaths) {
+      if (!existsSync(path)) continue;
+      const s = statfsSync(path);
+      const pct = s.blocks > 0 ? (Number(s.bavail) / Number(s.blocks)) * 100 : 100;
+      disk = Math.min(disk, scale(-pct, -p.disk_ok_percent, -p.disk_min_percent));
+      free.push(`${path} ${pct.toFixed(1)}% free`);
+    }
+    scores.disk = disk;
+    notes.disk = free.join(', ') || 'no data directory yet';
+
+    const overall = Math.min(...Object.values(scores));
+    for (const [scope, score] of Object.entries(scores)) gauge.set({ scope }, score);
+    gauge.set({ scope: 'overall' }, overall);
+    const low = Object.entries(scores).filter(([, s]) => s < p.threshold).map(([scope, s]) => `${scope} ${s} (${notes[scope] ?? ''})`);
+    const summary = `score ${overall} (${Object.entries(scores).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+    if (overall < p.threshold) deps.reporter.set('failed', `${summary} is under ${p.threshold}: ${low.join('; ')}`);
+    else deps.reporter.set('ready', summary);
+    return { message: summary, result: { overall, threshold: p.threshold, scores, notes } };
+  };
+}

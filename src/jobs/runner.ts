@@ -1,0 +1,252 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { submitAgentEvents, uuidv7 } from '../events/events.js';
+import { Severity } from '../gen/heimdall/v1/events_pb.js';
+import type { Pipeline } from '../ingest/pipeline/pipeline.js';
+import { runWithContext } from '../telemetry/context.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { RunHistory, RunRecord, RunTrigger } from './history.js';
+import type { TaskKinds } from './kinds/kind.js';
+import type { KindName } from './kinds/params.js';
+
+/** A run this agent has in hand (pending or running). */
+export interface LiveRun {
+  readonly record: RunRecord;
+  readonly controller: AbortController;
+  readonly listeners: Set<(r: RunRecord) => void>;
+}
+
+/** What a new run is. */
+export interface RunInit {
+  jobName: string;
+  kind: KindName;
+  params: Record<string, unknown>;
+  timeoutMs: number;
+  attempts: number;
+  backoffMs: number;
+  trigger: RunTrigger;
+  scheduledTime?: number;
+  /** A retry keeps the correlation id of the run it retries. */
+  correlationId?: string;
+  /** The first attempt's number (a retry after a restart goes on counting). */
+  attempt?: number;
+}
+
+/** Executes runs: attempts with backoff, timeout, cancel, progress, history, events and metrics. */
+export interface Runner {
+  /** A new pending run, saved to history. */
+  create(init: RunInit): LiveRun;
+  /** Takes in hand a run recorded earlier (to end it). */
+  adopt(record: RunRecord): LiveRun;
+  /**
+   * Runs it to its end; never throws. `signal` (a cluster lease lost) fails it; a shutdown leaves
+   * it recorded as running, so the next start marks it interrupted and retries it.
+   */
+  execute(live: LiveRun, options?: { signal?: AbortSignal | undefined; fence?: number | undefined }): Promise<void>;
+  /** Ends a run that never started (cancelled while queued, or interrupted), saved and reported. */
+  finish(live: LiveRun, status: 'cancelled' | 'failed', error: string): void;
+  live(id: string): LiveRun | undefined;
+  /** Runs running now. */
+  readonly running: number;
+  /** Aborts every run as the agent stops, and waits for them to let go (at most `graceMs`). */
+  stopAll(graceMs: number): Promise<void>;
+}
+
+/** Why a run was aborted: a user's cancel, or the agent stopping. */
+export class RunAborted extends Error {
+  override name = 'RunAborted';
+  constructor(
+    message: string,
+    readonly shutdown = false,
+  ) {
+    super(message);
+  }
+}
+
+/** Rejects as soon as `signal` aborts, whether or not the work notices. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => undefined);
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Creates the runner. */
+export function createRunner(options: { kinds: TaskKinds; history: RunHistory; pipeline: Pick<Pipeline, 'submit'>; instance: string; logger: Logger; metrics: Registry }): Runner {
+  const { history, instance } = options;
+  const logger = options.logger.child({ component: 'jobs' });
+  const live = new Map<string, LiveRun>();
+  const executing = new Set<Promise<void>>();
+  let running = 0;
+  const registers = [options.metrics];
+  const runs = new Counter({ name: 'heimdall_job_runs_total', help: 'Job runs ended, by job (empty for on-demand), kind and status.', labelNames: ['job', 'kind', 'status'] as const, registers });
+  const duration = new Histogram({ name: 'heimdall_job_run_duration_seconds', help: 'Time from start to end of job runs, by job and kind.', labelNames: ['job', 'kind'] as const, buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600], registers });
+  const lastSuccess = new Gauge({ name: 'heimdall_job_last_success_timestamp_seconds', help: 'When a run of the job last succeeded (unix seconds).', labelNames: ['job', 'kind'] as const, registers });
+  new Gauge({ name: 'heimdall_jobs_running', help: 'Job runs running now.', registers, collect() { this.set(running); } });
+
+  const update = (l: LiveRun): void => {
+    history.save(l.record);
+    for (const fn of l.listeners) fn({ ...l.record });
+  };
+  const event = (r: RunRecord, what: 'started' | 'succeeded' | 'failed' | 'cancelled'): void => {
+    const severity = what === 'failed' ? Severity.ERROR : what === 'cancelled' ? Severity.WARNING : Severity.INFO;
+    const name = r.jobName ? `job ${r.jobName}` : `${r.kind} job`;
+    const message = what === 'started' ? `${name} started (${r.trigger}, attempt ${r.attempt})` : `${name} ${what}${r.error ? `: ${r.error}` : r.message ? `: ${r.message}` : ''}`;
+    submitAgentEvents(
+      options.pipeline,
+      [{ source: 'scheduler', correlationId: r.correlationId, eventType: `job.run.${what}`, severity, category: 'jobs', message, actorId: r.jobName || r.kind, status: what, payload: { run: r.id, job: r.jobName, kind: r.kind, trigger: r.trigger, attempt: r.attempt, ...(r.endedAt ? { duration_ms: r.endedAt - r.startedAt } : {}), ...(what === 'succeeded' ? { result: r.result } : {}) } }],
+      logger,
+    );
+  };
+  const ended = (l: LiveRun): void => {
+    const r = l.record;
+    r.endedAt = Date.now();
+    live.delete(r.id);
+    update(l);
+    l.listeners.clear();
+    event(r, r.status as 'succeeded' | 'failed' | 'cancelled');
+    runs.inc({ job: r.jobName, kind: r.kind, status: r.status });
+    if (r.startedAt > 0) duration.observe({ job: r.jobName, kind: r.kind }, (r.endedAt - r.startedAt) / 1000);
+    if (r.status === 'succeeded') lastSuccess.set({ job: r.jobName, kind: r.kind }, r.endedAt / 1000);
+    const log = { run: r.id, job: r.jobName, kind: r.kind, status: r.status, attempt: r.attempt, correlationId: r.correlationId };
+    if (r.status === 'failed') logger.warn({ ...log, error: r.error }, 'job run failed');
+    else logger.info(log, `job run ${r.status}`);
+  };
+
+  const run = async (l: LiveRun, signal: AbortSignal | undefined, fence: number): Promise<void> => {
+    const r = l.record;
+    r.status = 'running';
+    r.startedAt = Date.now();
+    r.fence = fence;
+    if (r.attempt < 1) r.attempt = 1;
+    update(l);
+    event(r, 'started');
+    const task = options.kinds[r.kind as KindName];
+    const stop = signal ? AbortSignal.any([l.controller.signal, signal]) : l.controller.signal;
+    for (;;) {
+      const timeout = AbortSignal.timeout(r.timeoutMs);
+      const attemptSignal = AbortSignal.any([stop, timeout]);
+      const ctx = {
+        runId: r.id,
+        jobName: r.jobName,
+        correlationId: r.correlationId,
+        signal: attemptSignal,
+        logger: logger.child({ run: r.id, correlationId: r.correlationId }),
+        progress: (percent: number, message: string) => {
+          if (attemptSignal.aborted || !live.has(r.id)) return;
+          r.progress = Math.max(0, Math.min(100, Math.round(percent)));
+          r.message = message;
+          update(l);
+        },
+      };
+      try {
+        const out = await untilAborted(task(r.params, ctx), attemptSignal);
+        r.status = 'succeeded';
+        r.progress = 100;
+        r.message = out.message;
+        r.result = out.result;
+        r.error = '';
+        break;
+      } catch (err) {
+        const reason = l.controller.signal.reason as unknown;
+        if (reason instanceof RunAborted) {
+          if (reason.shutdown) return; // stays running in history: interrupted, retried at the next start
+          r.status = 'cancelled';
+          r.error = reason.message;
+          break;
+        }
+        r.error = timeout.aborted ? `timed out after ${r.timeoutMs} ms` : signal?.aborted ? (signal.reason as Error).message : (err as Error).message || String(err);
+        if (r.attempt >= r.attempts || signal?.aborted) {
+          r.status = 'failed';
+          break;
+        }
+        const wait = r.backoffMs * 2 ** (r.attempt - 1);
+        r.message = `attempt ${r.attempt} failed: ${r.error}; retrying in ${wait} ms`;
+        update(l);
+        try {
+          await sleep(wait, undefined, { signal: stop });
+        } catch {
+          const why = l.controller.signal.reason as unknown;
+          if (why instanceof RunAborted && why.shutdown) return;
+          r.status = why instanceof RunAborted ? 'cancelled' : 'failed';
+          r.error = why instanceof RunAborted ? why.message : (signal?.reason as Error | undefined)?.message ?? r.error;
+          break;
+        }
+        r.attempt += 1;
+        r.message = `attempt ${r.attempt}`;
+        update(l);
+      }
+    }
+    ended(l);
+  };
+
+  return {
+    create(init) {
+      const now = Date.now();
+      const id = uuidv7(now);
+      const record: RunRecord = {
+        id,
+        jobName: init.jobName,
+        kind: init.kind,
+        params: init.params,
+        timeoutMs: init.timeoutMs,
+        attempts: init.attempts,
+        backoffMs: init.backoffMs,
+        trigger: init.trigger,
+        status: 'pending',
+        attempt: init.attempt ?? 1,
+        progress: 0,
+        message: '',
+        error: '',
+        result: {},
+        correlationId: init.correlationId ?? id,
+        instance,
+        fence: 0,
+        scheduledTime: init.scheduledTime ?? 0,
+        createdAt: now,
+        startedAt: 0,
+        endedAt: 0,
+      };
+      const l: LiveRun = { record, controller: new AbortController(), listeners: new Set() };
+      live.set(id, l);
+      history.save(record);
+      return l;
+    },
+    adopt(record) {
+      const l: LiveRun = { record: { ...record, instance }, controller: new AbortController(), listeners: new Set() };
+      live.set(record.id, l);
+      return l;
+    },
+    execute(l, opts = {}) {
+      running += 1;
+      // The run's logs and the calls it makes carry its correlation id.
+      const p = runWithContext({ correlationId: l.record.correlationId }, () => run(l, opts.signal, opts.fence ?? 0))
+        .catch((err: unknown) => logger.error({ err, run: l.record.id }, 'job runner failed'))
+        .finally(() => {
+          running -= 1;
+          live.delete(l.record.id);
+          executing.delete(p);
+        });
+      executing.add(p);
+      return p;
+    },
+    finish(l, status, error) {
+      l.record.status = status;
+      l.record.error = error;
+      ended(l);
+    },
+    live: (id) => live.get(id),
+    get running() {
+      return running;
+    },
+    async stopAll(graceMs) {
+      for (const l of live.values()) l.controller.abort(new RunAborted('the agent is shutting down', true));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...executing]), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    },
+  };
+}

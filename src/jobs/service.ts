@@ -1,0 +1,217 @@
+import type { JsonObject, MessageInitShape } from '@bufbuild/protobuf';
+import { durationMs, timestampFromMs, type Duration, type DurationSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { status } from '@grpc/grpc-js';
+import type { z } from 'zod';
+import { formatIssue } from '../config/load.js';
+import { Concurrency, JobScope, JobService, JobSource, JobStatus, JobTrigger, MisfirePolicy, type JobSchema, type RetryPolicy, type ScheduledJob, type ScheduledJobSchema } from '../gen/heimdall/v1/jobs_pb.js';
+import { decodeCursor, encodeCursor, filterHash } from '../query/cursor.js';
+import { HOUR_NS, timeRange } from '../query/time.js';
+import { GrpcError } from '../server/errors.js';
+import type { GrpcServer } from '../server/grpc.js';
+import { isTerminal, type RunFilter, type RunRecord, type RunStatus, type RunTrigger } from './history.js';
+import { JobError, type Jobs, type ScheduledView } from './jobs.js';
+import { jobSpecSchema, taskSchema } from './spec.js';
+
+const STATUS: Record<RunStatus, JobStatus> = {
+  pending: JobStatus.PENDING,
+  running: JobStatus.RUNNING,
+  succeeded: JobStatus.SUCCEEDED,
+  failed: JobStatus.FAILED,
+  cancelled: JobStatus.CANCELLED,
+};
+const TRIGGER: Record<RunTrigger, JobTrigger> = {
+  schedule: JobTrigger.SCHEDULE,
+  manual: JobTrigger.MANUAL,
+  submit: JobTrigger.SUBMIT,
+  misfire: JobTrigger.MISFIRE,
+  retry: JobTrigger.RETRY,
+};
+const byValue = <K extends string, V>(m: Record<K, V>): Map<V, K> => new Map(Object.entries(m).map(([k, v]) => [v as V, k as K]));
+const STATUS_NAME = byValue(STATUS);
+const TRIGGER_NAME = byValue(TRIGGER);
+
+const ts = (ms: number) => (ms > 0 ? timestampFromMs(ms) : undefined);
+const dur = (ms: number): MessageInitShape<typeof DurationSchema> => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
+
+const GRPC_CODE: Record<JobError['code'], status> = {
+  not_found: status.NOT_FOUND,
+  already_exists: status.ALREADY_EXISTS,
+  failed_precondition: status.FAILED_PRECONDITION,
+  unavailable: status.UNAVAILABLE,
+  resource_exhausted: status.RESOURCE_EXHAUSTED,
+};
+
+/** Runs `fn`, answering a JobError with its gRPC status. */
+async function call<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof JobError) throw new GrpcError(GRPC_CODE[err.code], err.message);
+    throw err;
+  }
+}
+
+/** A protobuf message's fields validated by a zod schema; INVALID_ARGUMENT naming every bad field under `prefix`. */
+function validate<S extends z.ZodType>(schema: S, input: unknown, prefix: string): z.output<S> {
+  const r = schema.safeParse(input, { reportInput: true });
+  if (r.success) return r.data;
+  const lines = r.error.issues.flatMap((i) => formatIssue({ ...i, path: [prefix, ...i.path] }));
+  throw new GrpcError(status.INVALID_ARGUMENT, lines.join('; '));
+}
+
+const durationOrDefault = (d: Duration | undefined): number | undefined => (d ? durationMs(d) : undefined);
+const retryInput = (r: RetryPolicy | undefined) => ({ ...(r?.attempts ? { attempts: r.attempts } : {}), ...(r?.backoff ? { backoff: durationMs(r.backoff) } : {}) });
+
+/** A ScheduledJob message as the spec schema reads it (absent fields take the schema's defaults). */
+function specInput(j: ScheduledJob | undefined): Record<string, unknown> {
+  if (!j) return {};
+  return {
+    name: j.name,
+    schedule: j.schedule,
+    ...(j.timeZone ? { time_zone: j.timeZone } : {}),
+    kind: j.kind,
+    params: j.params ?? {},
+    active: !j.paused,
+    ...(j.timeout ? { timeout: durationOrDefault(j.timeout) } : {}),
+    retry: retryInput(j.retry),
+    concurrency: j.concurrency === Concurrency.ALLOW ? 'allow' : 'forbid',
+    misfire: j.misfire === MisfirePolicy.RUN_ONCE ? 'run-once' : 'skip',
+    scope: j.scope === JobScope.CLUSTER ? 'cluster' : 'pod',
+  };
+}
+
+/** A run as the API shows it. */
+export function toJob(r: RunRecord): MessageInitShape<typeof JobSchema> {
+  return {
+    id: r.id,
+    jobName: r.jobName,
+    kind: r.kind,
+    params: r.params as JsonObject,
+    trigger: TRIGGER[r.trigger],
+    status: STATUS[r.status],
+    attempt: r.attempt,
+    progress: r.progress,
+    message: r.message,
+    error: r.error,
+    result: r.result as JsonObject,
+    correlationId: r.correlationId,
+    instance: r.instance,
+    scheduledTime: ts(r.scheduledTime),
+    createdAt: ts(r.createdAt),
+    startedAt: ts(r.startedAt),
+    endedAt: ts(r.endedAt),
+    fence: BigInt(r.fence),
+  };
+}
+
+function toScheduled(v: ScheduledView): MessageInitShape<typeof ScheduledJobSchema> {
+  const s = v.spec;
+  return {
+    name: s.name,
+    schedule: s.schedule,
+    timeZone: s.time_zone,
+    kind: s.kind,
+    params: s.params as JsonObject,
+    paused: v.paused,
+    timeout: dur(s.timeout),
+    retry: { attempts: s.retry.attempts, backoff: dur(s.retry.backoff) },
+    concurrency: s.concurrency === 'allow' ? Concurrency.ALLOW : Concurrency.FORBID,
+    misfire: s.misfire === 'run-once' ? MisfirePolicy.RUN_ONCE : MisfirePolicy.SKIP,
+    scope: s.scope === 'cluster' ? JobScope.CLUSTER : JobScope.POD,
+    source: v.source === 'config' ? JobSource.CONFIG : JobSource.API,
+    nextRunTime: v.nextRun && timestampFromMs(v.nextRun.getTime()),
+    lastRun: v.lastRun && toJob(v.lastRun),
+    createdAt: ts(v.createdAt),
+    updatedAt: ts(v.updatedAt),
+  };
+}
+
+const MAX_PAGE = 1000;
+
+/** One page of runs: the filters, the time range (pinned by the first page) and the last id seen travel in the token. */
+async function page(jobs: Jobs, f: Omit<RunFilter, 'start' | 'end' | 'limit' | 'beforeId'>, req: { startTime?: Timestamp | undefined; endTime?: Timestamp | undefined; pageSize: number; pageToken: string }) {
+  if (req.pageSize > MAX_PAGE) throw new GrpcError(status.INVALID_ARGUMENT, `page_size: at most ${MAX_PAGE}`);
+  const limit = req.pageSize || 100;
+  const hash = filterHash(f);
+  let start: bigint;
+  let end: bigint;
+  let beforeId: string | undefined;
+  if (req.pageToken) {
+    const c = decodeCursor(req.pageToken, hash);
+    [start, end, beforeId] = [BigInt(c.start), BigInt(c.end), c.lastId];
+  } else ({ start, end } = timeRange(req.startTime, req.endTime, 24n * HOUR_NS));
+  const runs = await jobs.listRuns({ ...f, start: Number(start / 1_000_000n), end: Number(end / 1_000_000n), beforeId, limit: limit + 1 });
+  const more = runs.length > limit;
+  const shown = runs.slice(0, limit);
+  const last = shown[shown.length - 1];
+  const next = more && last ? encodeCursor({ start: start.toString(), end: end.toString(), lastTime: String(last.createdAt), lastId: last.id, filters: hash }) : '';
+  return { runs: shown.map(toJob), next };
+}
+
+const name = (n: string): string => {
+  if (!n) throw new GrpcError(status.INVALID_ARGUMENT, 'name: required');
+  return n;
+};
+
+/** Adds `heimdall.v1.JobService` (scope `admin`). */
+export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
+  grpc.addService(
+    JobService,
+    {
+      createScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.create(validate(jobSpecSchema, specInput(req.job), 'job'))) })),
+      updateScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.update(validate(jobSpecSchema, specInput(req.job), 'job'))) })),
+      getScheduledJob: (req) => call(() => ({ job: toScheduled(jobs.get(name(req.name))) })),
+      listScheduledJobs: async () => ({ jobs: jobs.list().map(toScheduled) }),
+      pauseScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.setPaused(name(req.name), true)) })),
+      resumeScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.setPaused(name(req.name), false)) })),
+      deleteScheduledJob: (req) => call(async () => {
+        await jobs.remove(name(req.name));
+        return {};
+      }),
+      triggerScheduledJob: (req) => call(async () => ({ job: toJob(await jobs.trigger(name(req.name))) })),
+      submitJob: (req) =>
+        call(() => {
+          const task = validate(taskSchema, { kind: req.kind, params: req.params ?? {}, ...(req.timeout ? { timeout: durationMs(req.timeout) } : {}), retry: retryInput(req.retry) }, 'job');
+          return { job: toJob(jobs.submit(task)) };
+        }),
+      getJob: (req) =>
+        call(async () => {
+          const r = await jobs.getRun(req.id);
+          if (!r) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(req.id)}`);
+          return { job: toJob(r) };
+        }),
+      listJobs: (req) =>
+        call(async () => {
+          const p = await page(jobs, { kind: req.kind || undefined, status: STATUS_NAME.get(req.status) }, req);
+          return { jobs: p.runs, nextPageToken: p.next };
+        }),
+      cancelJob: (req) => call(async () => ({ job: toJob(await jobs.cancel(req.id)) })),
+      async watchJob(req, send, ctx) {
+        const first = await jobs.getRun(req.id);
+        if (!first) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(req.id)}`);
+        await send({ job: toJob(first) });
+        if (isTerminal(first.status)) return;
+        await new Promise<void>((resolve) => {
+          let sending = Promise.resolve();
+          const off = jobs.watch(req.id, (r) => {
+            sending = sending.then(() => send({ job: toJob(r) }));
+            if (isTerminal(r.status)) void sending.then(() => end());
+          });
+          const end = (): void => {
+            off?.();
+            resolve();
+          };
+          // Not live here (ended between the two reads, or run by an agent that stopped): nothing more will come.
+          if (!off) return void jobs.getRun(req.id).then((r) => (r && r.status !== first.status ? send({ job: toJob(r) }) : undefined)).finally(end);
+          ctx.signal.addEventListener('abort', end, { once: true });
+        });
+      },
+      listRuns: (req) =>
+        call(async () => {
+          const p = await page(jobs, { jobName: req.jobName || undefined, status: STATUS_NAME.get(req.status), trigger: TRIGGER_NAME.get(req.trigger) }, req);
+          return { runs: p.runs, nextPageToken: p.next };
+        }),
+    },
+    'admin',
+  );
+}

@@ -1,0 +1,224 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { connect, type AgentClient } from '../../src/cli/client.js';
+import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
+import { Concurrency, JobService, JobSource, JobStatus, JobTrigger, type Job } from '../../src/gen/heimdall/v1/jobs_pb.js';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { tempDir } from '../support/temp.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+async function refused(p: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as ServiceError;
+  }
+  throw new Error('expected the call to be refused');
+}
+
+describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => {
+  const data = tempDir();
+  const exports = tempDir();
+  let t: TestAgent;
+  let c: AgentClient;
+  const start = async () => {
+    t = await startTestAgent({ storage: { embedded: { path: data.path } }, jobs: { export_dir: exports.path, system_check: { schedule: '*/1 * * * * *' } } });
+    c = connect({ addr: t.grpcAddress });
+  };
+  beforeAll(start, 60_000);
+  afterAll(async () => {
+    c.close();
+    await t.stop();
+    data.cleanup();
+    exports.cleanup();
+  });
+
+  const runsOf = async (name: string): Promise<Job[]> => (await c.unary(JobService.method.listRuns, { jobName: name, pageSize: 1000 })).runs;
+
+  it('runs a job every second, records its runs and their events; pause stops it, resume restarts it, trigger runs it now', async () => {
+    const url = `${t.adminUrl}/livez`;
+    const created = await c.unary(JobService.method.createScheduledJob, { job: { name: 'probe', schedule: '* * * * * *', kind: 'http-check', params: { url } } });
+    expect(created.job?.source).toBe(JobSource.API);
+    expect(created.job?.concurrency).toBe(Concurrency.FORBID);
+    expect(Number(created.job?.nextRunTime?.seconds) * 1000).toBeGreaterThan(Date.now() - 1000);
+
+    const runs = await until(async () => {
+      const r = (await runsOf('probe')).filter((x) => x.status === JobStatus.SUCCEEDED);
+      return r.length >= 3 ? r : undefined;
+    }, 15_000, 'three succeeded runs');
+    for (const r of runs) {
+      expect(r.trigger).toBe(JobTrigger.SCHEDULE);
+      expect(r.kind).toBe('http-check');
+      expect(r.result?.status).toBe(200);
+      expect(Number(r.scheduledTime?.seconds)).toBeGreaterThan(0);
+    }
+    // Ticks are whole seconds, one run each.
+    const ticks = runs.map((r) => Number(r.scheduledTime?.seconds));
+    expect(new Set(ticks).size).toBe(ticks.length);
+
+    // Each run is a start and a success event from source scheduler, carrying the run's correlation id.
+    const one = runs[runs.length - 1] as Job;
+    const events = await until(async () => {
+      const e = (await c.unary(QueryService.method.listEvents, { correlationId: one.correlationId, sources: ['scheduler'], pageSize: 100 })).events;
+      return e.some((x) => x.eventType === 'job.run.succeeded') ? e : undefined;
+    }, 10_000, 'run events');
+    expect(events.map((e) => e.eventType)).toEqual(expect.arrayContaining(['job.run.started', 'job.run.succeeded', 'http-check.result']));
+
+    await c.unary(JobService.method.pauseScheduledJob, { name: 'probe' });
+    const paused = await c.unary(JobService.method.getScheduledJob, { name: 'probe' });
+    expect(paused.job?.paused).toBe(true);
+    expect(paused.job?.nextRunTime).toBeUndefined();
+    await sleep(1_500);
+    const before = (await runsOf('probe')).length;
+    await sleep(2_500);
+    expect((await runsOf('probe')).length).toBe(before);
+
+    const triggered = await c.unary(JobService.method.triggerScheduledJob, { name: 'probe' });
+    expect(triggered.job?.trigger).toBe(JobTrigger.MANUAL);
+    await until(async () => (await c.unary(JobService.method.getJob, { id: triggered.job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 10_000, 'the manual run');
+
+    await c.unary(JobService.method.resumeScheduledJob, { name: 'probe' });
+    await until(async () => (await runsOf('probe')).filter((r) => r.trigger === JobTrigger.SCHEDULE).length >= before + 2, 10_000, 'ticks after resume');
+
+    // The metrics say when it runs next and how its runs ended.
+    const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/heimdall_job_next_run_timestamp_seconds\{job="probe"\} \d+/);
+    expect(metrics).toMatch(/heimdall_job_runs_total\{job="probe",kind="http-check",status="succeeded"\} \d+/);
+    expect(metrics).toMatch(/heimdall_http_check_up\{job="probe"\} 1/);
+  });
+
+  it('the built-in system check scores the agent, reports it in /status and keeps it ready', async () => {
+    const status = await until(async () => {
+      const s = (await (await fetch(`${t.adminUrl}/status`)).json()) as { components: Array<{ name: string; state: string; reason: string }> };
+      const sc = s.components.find((x) => x.name === 'system-check');
+      return sc && sc.reason.startsWith('score') ? sc : undefined;
+    }, 10_000, 'a system check result');
+    expect(status.state).toBe('ready');
+    expect(status.reason).toMatch(/^score \d+ \(storage \d+, queue \d+, disk \d+\)/);
+    const runs = await runsOf('system-check');
+    expect(runs.some((r) => r.status === JobStatus.SUCCEEDED && typeof r.result?.overall === 'number')).toBe(true);
+  });
+
+  it('refuses bad jobs with INVALID_ARGUMENT naming the field, and a taken name with ALREADY_EXISTS', async () => {
+    const bad = async (job: Record<string, unknown>) => refused(c.unary(JobService.method.createScheduledJob, { job: { name: 'bad', schedule: '* * * * *', kind: 'system-check', ...job } }));
+    const cron = await bad({ schedule: '61 * * * *' });
+    expect(cron.code).toBe(status.INVALID_ARGUMENT);
+    expect(cron.details).toMatch(/^job\.schedule: invalid cron expression "61 \* \* \* \*"/);
+    expect((await bad({ timeZone: 'Mars/Olympus' })).details).toMatch(/job\.time_zone: unknown time zone "Mars\/Olympus"/);
+    expect((await bad({ kind: 'mine-bitcoin' })).details).toMatch(/job\.kind: unknown task kind "mine-bitcoin"; expected one of system-check, http-check, retention, export/);
+    expect((await bad({ kind: 'http-check', params: {} })).details).toMatch(/job\.params\.url: /);
+    expect((await bad({ kind: 'export', params: { source: 'events', filters: { service_name: 'x' } } })).details).toMatch(/job\.params\.filters\.service_name: does not apply to source events/);
+    expect((await bad({ name: 'no spaces' })).details).toMatch(/job\.name: /);
+    const dup = await refused(c.unary(JobService.method.createScheduledJob, { job: { name: 'system-check', schedule: '* * * * *', kind: 'system-check' } }));
+    expect(dup.code).toBe(status.ALREADY_EXISTS);
+    const cfg = await refused(c.unary(JobService.method.deleteScheduledJob, { name: 'system-check' }));
+    expect(cfg.code).toBe(status.FAILED_PRECONDITION);
+    expect((await refused(c.unary(JobService.method.getScheduledJob, { name: 'nope' }))).code).toBe(status.NOT_FOUND);
+    const submit = await refused(c.unary(JobService.method.submitJob, { kind: 'export', params: { source: 'metrics' } }));
+    expect(submit.code).toBe(status.INVALID_ARGUMENT);
+    expect(submit.details).toMatch(/job\.params\.source: /);
+  });
+
+  it('an export over 1,000,000 rows reports increasing progress and is cancelled midway within a second', async () => {
+    const start = Date.now() - 3_600_000;
+    await t.agent.storage.transport.command(
+      `INSERT INTO heimdall_events (Timestamp, Id, EventType, Source, Severity, Message, Payload)
+       SELECT fromUnixTimestamp64Milli(toInt64(${start} + number)), toString(number), 'bulk', 'export-test', 2, concat('row ', toString(number)), '{}' FROM numbers(1000000)`,
+    );
+    const { job } = await c.unary(JobService.method.submitJob, { kind: 'export', params: { source: 'events', filters: { source: 'export-test' }, since: '2h', file: 'bulk.jsonl', chunk_rows: 10_000 } });
+    const id = job?.id ?? '';
+    const seen: Job[] = [];
+    let cancelledAt = 0;
+    let cancelled: Promise<unknown> | undefined;
+    await c.serverStream(JobService.method.watchJob, { id }, (m) => {
+      if (!m.job) return;
+      seen.push(m.job);
+      if (!cancelled && m.job.progress >= 20) {
+        cancelledAt = Date.now();
+        cancelled = c.unary(JobService.method.cancelJob, { id });
+      }
+    });
+    const endedAt = Date.now();
+    await cancelled;
+    const last = seen[seen.length - 1] as Job;
+    expect(last.status).toBe(JobStatus.CANCELLED);
+    expect(endedAt - cancelledAt).toBeLessThan(1_000);
+    const progress = seen.filter((j) => j.status === JobStatus.RUNNING).map((j) => j.progress);
+    expect(progress.length).toBeGreaterThan(3);
+    for (let i = 1; i < progress.length; i += 1) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1] as number);
+    expect(Math.max(...progress)).toBeLessThan(100);
+    expect(seen.find((j) => j.status === JobStatus.RUNNING && j.message.startsWith('wrote'))?.message).toMatch(/^wrote \d+ of 1000000 rows$/);
+    // Nothing half-written is left behind.
+    await sleep(300);
+    expect(readdirSync(exports.path)).toEqual([]);
+  });
+
+  it('an export that finishes writes every row, and its run says where', async () => {
+    const { job } = await c.unary(JobService.method.submitJob, { kind: 'export', params: { source: 'events', filters: { event_type: 'bulk' }, since: '2h', format: 'csv', file: 'all.csv', chunk_rows: 100_000 } });
+    const done = await until(async () => {
+      const j = (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job;
+      return j && j.status !== JobStatus.PENDING && j.status !== JobStatus.RUNNING ? j : undefined;
+    }, 60_000, 'the export');
+    expect(done.status).toBe(JobStatus.SUCCEEDED);
+    expect(done.result?.rows).toBe(1_000_000);
+    expect(existsSync(join(exports.path, 'all.csv'))).toBe(true);
+  }, 90_000);
+
+  it('fails a job past its timeout with a clear error; a full queue answers RESOURCE_EXHAUSTED', async () => {
+    // A server that accepts connections and never answers.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`;
+    onTestFinished(() => void silent.close());
+    const slow = await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url, timeout: '5s' }, timeout: { seconds: 1n } });
+    const failed = await until(async () => {
+      const j = (await c.unary(JobService.method.getJob, { id: slow.job?.id ?? '' })).job;
+      return j?.status === JobStatus.FAILED ? j : undefined;
+    }, 10_000, 'the timeout');
+    expect(failed.error).toBe('timed out after 1000 ms');
+    const ids: string[] = [];
+    let full: ServiceError | undefined;
+    for (let i = 0; i < 200 && !full; i += 1) {
+      try {
+        ids.push((await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url, timeout: '30s' } })).job?.id ?? '');
+      } catch (err) {
+        full = err as ServiceError;
+      }
+    }
+    expect(full?.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(ids.length).toBe(102); // 2 running (jobs.max_concurrent) + 100 queued (jobs.queue_size)
+    for (const id of ids) await c.unary(JobService.method.cancelJob, { id });
+    const listed = await c.unary(JobService.method.listJobs, { kind: 'http-check', status: JobStatus.CANCELLED, pageSize: 50 });
+    expect(listed.jobs.length).toBe(50);
+    expect(listed.nextPageToken).not.toBe('');
+    const next = await c.unary(JobService.method.listJobs, { kind: 'http-check', status: JobStatus.CANCELLED, pageSize: 100, pageToken: listed.nextPageToken });
+    expect(next.jobs.length).toBe(52);
+    expect(new Set([...listed.jobs, ...next.jobs].map((j) => j.id)).size).toBe(102);
+  });
+
+  it('keeps API-defined jobs across a restart', async () => {
+    c.close();
+    await t.agent.shutdown();
+    await start();
+    const list = await c.unary(JobService.method.listScheduledJobs, {});
+    const probe = list.jobs.find((j) => j.name === 'probe');
+    expect(probe?.source).toBe(JobSource.API);
+    expect(probe?.paused).toBe(false);
+    expect(list.jobs.find((j) => j.name === 'system-check')?.source).toBe(JobSource.CONFIG);
+    await until(async () => (await runsOf('probe')).some((r) => Number(r.createdAt?.seconds) * 1000 > Date.now() - 3_000 && r.status === JobStatus.SUCCEEDED), 10_000, 'a run after the restart');
+  });
+});
