@@ -49,7 +49,7 @@ const SOURCES: Record<ExportParams['source'], Source> = {
 
 /** One CSV field (RFC 4180): quoted when it holds a comma, quote or line break; objects as JSON. */
 function csvField(v: unknown): string {
-  const s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean | bigint);
+  const s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
