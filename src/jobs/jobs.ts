@@ -1,12 +1,11 @@
 import { hostname } from 'node:os';
-import { Cron } from 'croner';
+import type { Cron } from 'croner';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HealthRegistry } from '../health/registry.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { RedisTarget } from '../ratelimit/backends.js';
 import type { SchemaContext } from '../storage/migrations/context.js';
 import type { Storage } from '../storage/storage.js';
-import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createRunHistory, type RunFilter, type RunRecord, type RunTrigger } from './history.js';
 import { createExport } from './kinds/export.js';
@@ -17,6 +16,7 @@ import { createRetention } from './kinds/retention.js';
 import { createSystemCheck } from './kinds/system-check.js';
 import { createLeases, type Lease, type Leases } from './lease.js';
 import { createRunner, RunAborted, type LiveRun } from './runner.js';
+import { missedTick, scheduleJob } from './schedule.js';
 import type { JobSpec, TaskSpec } from './spec.js';
 import { createJobStore } from './store.js';
 
@@ -107,22 +107,6 @@ interface Entry {
   lastRun: RunRecord | undefined;
   createdAt: number;
   updatedAt: number;
-}
-
-/**
- * The tick a croner callback is firing for: the newest match at or before now (croner fires at or
- * just after the scheduled instant; whole seconds are the finest ticks).
- */
-export function currentTick(cron: Cron, now = Date.now()): number {
-  return cron.previousRuns(1, new Date(Math.floor(now / 1000) * 1000 + 1000))[0]?.getTime() ?? now;
-}
-
-/** The newest tick missed between the last recorded tick and `startedAt`, if any. */
-export function missedTick(cron: Cron, lastTick: number | undefined, startedAt: number): number | undefined {
-  if (lastTick === undefined) return undefined;
-  const next = cron.nextRun(new Date(lastTick));
-  if (!next || next.getTime() >= startedAt) return undefined;
-  return cron.previousRuns(1, new Date(startedAt))[0]?.getTime();
 }
 
 const ms = (spec: JobSpec | TaskSpec) => ({ timeoutMs: spec.timeout, attempts: spec.retry.attempts, backoffMs: spec.retry.backoff });
@@ -245,19 +229,11 @@ export function createJobs(options: JobsOptions): Jobs {
     const previous = entries.get(spec.name);
     previous?.cron.stop();
     const e: Entry = { spec, source, running: previous?.running ?? new Set(), lastRun: previous?.lastRun, ...times, cron: undefined as unknown as Cron };
-    // Ticks run in the job's own context, not in that of the call that created the job.
-    e.cron = runWithContext({ correlationId: `job:${spec.name}` }, () => new Cron(
-      spec.schedule,
-      {
-        timezone: spec.time_zone,
-        paused: !spec.active,
-        mode: '5-or-6-parts',
-        unref: true,
-        protect: spec.concurrency === 'forbid' ? () => skipped.inc({ job: spec.name, reason: 'overlap' }) : false,
-        catch: (err: unknown) => logger.error({ err, job: spec.name }, 'scheduled tick failed'),
-      },
-      (self: Cron) => tick(e, 'schedule', currentTick(self)),
-    ));
+    e.cron = scheduleJob(spec, {
+      onTick: (tickMs) => tick(e, 'schedule', tickMs),
+      onOverlap: () => skipped.inc({ job: spec.name, reason: 'overlap' }),
+      onError: (err) => logger.error({ err, job: spec.name }, 'scheduled tick failed'),
+    });
     entries.set(spec.name, e);
     report();
     return e;
