@@ -210,10 +210,54 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     expect(new Set([...listed.jobs, ...next.jobs].map((j) => j.id)).size).toBe(102);
   });
 
-  it('keeps API-defined jobs across a restart', async () => {
+  it('retention drops the partitions past retention and reports what it removed', async () => {
+    const transport = t.agent.storage.transport;
+    await transport.command('SYSTEM STOP TTL MERGES heimdall_events');
+    const old = Date.now() - 100 * 86_400_000; // events are kept 90 days by default
+    await transport.command(`INSERT INTO heimdall_events (Timestamp, Id, EventType, Source, Severity, Message, Payload) SELECT fromUnixTimestamp64Milli(toInt64(${old} + number)), concat('old-', toString(number)), 'old', 'retention-test', 2, 'old', '{}' FROM numbers(500)`);
+    const run = async (dryRun: boolean) => {
+      const { job } = await c.unary(JobService.method.submitJob, { kind: 'retention', params: { dry_run: dryRun, tables: ['heimdall_events'] } });
+      return until(async () => {
+        const j = (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job;
+        return j?.status === JobStatus.SUCCEEDED ? j : j?.status === JobStatus.FAILED ? Promise.reject(new Error(j.error)) : undefined;
+      }, 20_000, 'the retention run');
+    };
+    const count = async () => Number((await transport.query<{ n: string }>("SELECT count() AS n FROM heimdall_events WHERE Source = 'retention-test'"))[0]?.n);
+    const dry = await run(true);
+    const dryTable = (dry.result?.tables as Array<Record<string, unknown>>)[0];
+    expect(dryTable).toMatchObject({ table: 'heimdall_events', rows_removed: 500, retention_seconds: 90 * 86_400 });
+    expect(await count()).toBe(500);
+    const real = await run(false);
+    const table = (real.result?.tables as Array<Record<string, unknown>>)[0];
+    expect(table).toMatchObject({ table: 'heimdall_events', rows_removed: 500 });
+    expect((table?.partitions_dropped as string[]).length).toBe(1);
+    expect(Number(table?.bytes_removed)).toBeGreaterThan(0);
+    expect(real.message).toMatch(/^dropped 1 partitions \(500 rows\) past retention in 1 tables/);
+    expect(await count()).toBe(0);
+    // The bulk rows of this hour are untouched.
+    expect(Number((await transport.query<{ n: string }>("SELECT count() AS n FROM heimdall_events WHERE Source = 'export-test'"))[0]?.n)).toBe(1_000_000);
+  });
+
+  it('keeps API-defined jobs across a restart; a run the agent stopped under is marked interrupted and retried', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => void silent.close());
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`;
+    const { job } = await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url, timeout: '60s' }, retry: { attempts: 3 } });
+    await until(async () => (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job?.status === JobStatus.RUNNING, 5_000, 'the run to start');
     c.close();
     await t.agent.shutdown();
     await start();
+    const interrupted = await until(async () => {
+      const j = (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job;
+      return j?.status === JobStatus.FAILED ? j : undefined;
+    }, 10_000, 'the interrupted run');
+    expect(interrupted.error).toMatch(/^interrupted/);
+    const retry = (await c.unary(JobService.method.listJobs, { kind: 'http-check', pageSize: 1000 })).jobs.find((j) => j.trigger === JobTrigger.RETRY && j.correlationId === interrupted.correlationId);
+    expect(retry?.attempt).toBe(2);
+    expect(retry?.status).toBe(JobStatus.RUNNING);
+    await c.unary(JobService.method.cancelJob, { id: retry?.id ?? '' });
+
     const list = await c.unary(JobService.method.listScheduledJobs, {});
     const probe = list.jobs.find((j) => j.name === 'probe');
     expect(probe?.source).toBe(JobSource.API);
