@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
 import { RateLimitResponse_Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { SecurityService } from '../../src/gen/heimdall/v1/security_pb.js';
+import { startAgentProcess } from '../support/agent-process.js';
 import { haveBinary } from '../support/binaries.js';
 import { freePort, startRedis, type TestRedis } from '../support/redis.js';
 import { tempDir } from '../support/temp.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 const LIMITS = `
 domain: shared
 descriptors:
@@ -35,21 +35,7 @@ async function agent(dir: string, name: string, redisTarget: string, failureMode
       'shutdown: { drain: 0s }',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [MAIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const ports: Record<string, number> = {};
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split('\n').slice(0, -1)) {
-        const l = JSON.parse(line) as { component?: string; port?: number; msg?: string };
-        if (l.component && l.port) ports[l.component] = l.port;
-        if (l.msg === 'Heimdall started') resolve();
-      }
-      buf = buf.slice(buf.lastIndexOf('\n') + 1);
-    });
-    child.once('exit', (code) => reject(new Error(`agent ${name} exited ${String(code)}`)));
-  });
+  const { child, ports } = await startAgentProcess(config);
   return { child, addr: `127.0.0.1:${ports.grpc}`, metrics: async () => (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text() };
 }
 

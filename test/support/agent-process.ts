@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+/** The built agent (test/global-setup.ts builds it before the suite). */
+export const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+
+/** An agent running as its own process (its own chdb data directory), as in production. */
+export interface AgentProcess {
+  child: ChildProcess;
+  /** Listener ports by component (grpc, otlp_http, admin). */
+  ports: Record<string, number>;
+  /** `127.0.0.1:<grpc port>`. */
+  addr: string;
+  /** Every log line so far, parsed. */
+  lines: Array<Record<string, unknown>>;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  /** Sends `signal` (SIGTERM by default) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `heimdall run --config <config>`; resolves once it logged "Heimdall started". */
+export async function startAgentProcess(config: string): Promise<AgentProcess> {
+  const child = spawn(process.execPath, [MAIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ports: Record<string, number> = {};
+  const lines: Array<Record<string, unknown>> = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const l = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
+        buf = buf.slice(i + 1);
+        lines.push(l);
+        if (typeof l.component === 'string' && typeof l.port === 'number') ports[l.component] = l.port;
+        if (l.msg === 'Heimdall started') resolve();
+      }
+    });
+    void exited.then((code) => reject(new Error(`agent exited ${String(code)} before it started`)));
+  });
+  return {
+    child,
+    ports,
+    addr: `127.0.0.1:${ports.grpc}`,
+    lines,
+    exited,
+    stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
