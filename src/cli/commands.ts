@@ -1,59 +1,16 @@
-import { toJson, type JsonObject } from '@bufbuild/protobuf';
-import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { toJson } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Command } from 'commander';
-import { parseDuration } from '../config/units.js';
 import { SEVERITY_NAMES } from '../events/events.js';
 import { EventSchema, EventService } from '../gen/heimdall/v1/events_pb.js';
 import { GetSummaryResponseSchema, QueryService, TimelineItemSchema, type TimelineItem } from '../gen/heimdall/v1/query_pb.js';
-import { connect, type AgentClient } from './client.js';
-
-interface GlobalOptions {
-  addr: string;
-  token?: string;
-  json?: boolean;
-  tls?: boolean;
-  ca?: string;
-}
-
-/** Writes one line to stdout. */
-const out = (line: string): void => void process.stdout.write(`${line}\n`);
-
-/** Columns padded to their widest cell. */
-function table(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  for (const r of [header, ...rows]) out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
-}
-
-const iso = (ts: Timestamp | undefined): string => (ts ? timestampDate(ts).toISOString() : '');
-const ago = (text: string, option: string): Date => {
-  const ms = parseDuration(text);
-  if (ms === undefined) throw new Error(`${option}: expected a duration such as 15m, 1h or 7d, got ${JSON.stringify(text)}`);
-  return new Date(Date.now() - ms);
-};
-const tsOf = (d: Date): { seconds: bigint; nanos: number } => ({ seconds: BigInt(Math.floor(d.getTime() / 1000)), nanos: (d.getTime() % 1000) * 1e6 });
+import { ago, clientCommand, iso, jsonObject, out, table, tsOf, withClient } from './common.js';
+import { addJobCommands } from './jobs.js';
 
 function severityOf(name: string): number {
   const i = SEVERITY_NAMES.indexOf(name.toLowerCase() as (typeof SEVERITY_NAMES)[number]);
   if (i <= 0) throw new Error(`--severity: expected one of ${SEVERITY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(name)}`);
   return i;
-}
-
-/** Runs `fn` with a client from the command's global options; gRPC failures become one readable line and exit 1. */
-async function withClient(cmd: Command, fn: (client: AgentClient, opts: GlobalOptions) => Promise<void>): Promise<void> {
-  const opts = cmd.optsWithGlobals<GlobalOptions>();
-  const client = connect({ addr: opts.addr, token: opts.token, tls: opts.tls, ca: opts.ca });
-  try {
-    await fn(client, opts);
-  } catch (err) {
-    const e = err as ServiceError;
-    if (typeof e.code === 'number') {
-      process.stderr.write(`heimdall: ${status[e.code]}: ${e.details || e.message}\n`);
-      process.exitCode = 1;
-    } else throw err;
-  } finally {
-    client.close();
-  }
 }
 
 /** A trace timeline as an indented tree: spans by depth, logs and events under the span they belong to. */
@@ -78,17 +35,9 @@ function printTimeline(items: TimelineItem[]): void {
   }
 }
 
-/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit. */
+/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit, jobs, job. */
 export function addClientCommands(program: Command): void {
-  const client = (name: string, description: string) =>
-    program
-      .command(name)
-      .description(description)
-      .option('--addr <host:port>', 'the agent\'s gRPC address', process.env.HEIMDALL_ADDR ?? '127.0.0.1:4317')
-      .option('--token <token>', 'API token (default: $HEIMDALL_TOKEN)', process.env.HEIMDALL_TOKEN)
-      .option('--json', 'one JSON object per line')
-      .option('--tls', 'connect with TLS')
-      .option('--ca <file>', 'CA bundle to trust (with --tls)');
+  const client = (name: string, description: string) => clientCommand(program, name, description);
 
   client('events', 'list events, newest first')
     .option('--since <duration>', 'how far back', '1h')
@@ -185,15 +134,7 @@ export function addClientCommands(program: Command): void {
     .option('--payload <json>', 'payload: a JSON object')
     .action((o: Record<string, string | undefined>, cmd: Command) =>
       withClient(cmd, async (c, g) => {
-        let payload: JsonObject | undefined;
-        if (o.payload !== undefined) {
-          try {
-            payload = JSON.parse(o.payload) as JsonObject;
-          } catch (err) {
-            throw new Error(`--payload: not JSON: ${(err as Error).message}`, { cause: err });
-          }
-          if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new Error('--payload: expected a JSON object');
-        }
+        const payload = o.payload === undefined ? undefined : jsonObject(o.payload, '--payload');
         const res = await c.unary(EventService.method.writeEvents, {
           events: [
             {
@@ -211,4 +152,6 @@ export function addClientCommands(program: Command): void {
         else out(res.ids[0] ?? '');
       }),
     );
+
+  addJobCommands(program);
 }

@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startAgentProcess } from '../support/agent-process.js';
 import { tempDir } from '../support/temp.js';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
@@ -189,5 +190,67 @@ describe('heimdall commands', () => {
       expect(r.status).toBe(0);
       expect(r.stdout).toContain('Usage: heimdall');
     }
+  });
+});
+
+describe('heimdall jobs and heimdall job', () => {
+  it('create, list, trigger --watch, pause, resume, runs, delete; job submit --watch, cancel; bad input exits 1 naming the field', async () => {
+    const dir = tempDir();
+    const config = join(dir.path, 'heimdall.yaml');
+    writeFileSync(config, `${CONFIG.replace('$DATA', join(dir.path, 'data'))}jobs: { export_dir: "${join(dir.path, 'exports')}", system_check: { enabled: false } }\n`);
+    const agent = await startAgentProcess(config);
+    const cli = (...args: string[]) => run([...args, '--addr', agent.addr]);
+    try {
+      const created = cli('jobs', 'create', 'nightly-check', '--schedule', '0 3 * * *', '--tz', 'Europe/Oslo', '--kind', 'system-check', '--params', '{"threshold": 30}', '--attempts', '2');
+      expect(created.stderr).toBe('');
+      expect(created.stdout).toMatch(/^NAME\s+SCHEDULE\s+TIME ZONE\s+KIND/);
+      expect(created.stdout).toMatch(/nightly-check\s+0 3 \* \* \*\s+Europe\/Oslo\s+system-check\s+pod\s+api\s+active\s+\d{4}-/);
+
+      const triggered = cli('jobs', 'trigger', 'nightly-check', '--watch');
+      expect(triggered.status).toBe(0);
+      expect(triggered.stdout.trim().split('\n').at(-1)).toMatch(/succeeded 100%: score \d+ \(storage \d+, queue \d+, disk \d+\)$/);
+
+      expect(cli('jobs', 'pause', 'nightly-check').stdout).toMatch(/nightly-check .* paused/);
+      expect(cli('jobs', 'resume', 'nightly-check').stdout).toMatch(/nightly-check .* active/);
+      const runs = cli('jobs', 'runs', 'nightly-check', '--json');
+      const rows = runs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { trigger: string; status: string; attempt: number });
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ trigger: 'JOB_TRIGGER_MANUAL', status: 'JOB_STATUS_SUCCEEDED', attempt: 1 });
+      expect(cli('jobs', 'list').stdout).toContain('nightly-check');
+      expect(cli('jobs', 'delete', 'nightly-check').stdout.trim()).toBe('deleted nightly-check');
+      const gone = cli('jobs', 'get', 'nightly-check');
+      expect(gone.status).toBe(1);
+      expect(gone.stderr.trim()).toBe('heimdall: NOT_FOUND: no scheduled job "nightly-check"');
+
+      const submitted = cli('job', 'submit', 'system-check', '--watch');
+      expect(submitted.status).toBe(0);
+      expect(submitted.stdout.trim().split('\n').at(-1)).toMatch(/succeeded 100%/);
+      const id = cli('job', 'submit', 'http-check', '--params', '{"url": "http://127.0.0.1:9/", "timeout": "30s"}', '--attempts', '5').stdout.trim();
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      const cancelled = cli('job', 'cancel', id);
+      expect(cancelled.stdout.trim()).toMatch(new RegExp(`^${id} cancelled \\d+%: cancelled`));
+      expect(cli('job', 'watch', id).status).toBe(1); // a watch of a job that did not succeed exits 1
+
+      const bad = cli('jobs', 'create', 'x', '--schedule', '* * *', '--kind', 'retention');
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(/^heimdall: INVALID_ARGUMENT: job\.schedule: invalid cron expression "\* \* \*"/);
+      const params = cli('job', 'submit', 'export', '--params', '{"source": "events", "format": "xml"}');
+      expect(params.stderr).toMatch(/job\.params\.format: expected one of "jsonl", "csv", got "xml"/);
+    } finally {
+      await agent.stop();
+      dir.cleanup();
+    }
+  });
+
+  it('check-config names a bad job by its key path', () => {
+    const dir = tempDir();
+    const file = join(dir.path, 'bad.yaml');
+    writeFileSync(file, 'jobs:\n  scheduled:\n    - { name: a, schedule: "* * * * *", kind: http-check, time_zone: Nowhere/City }\n    - { name: a, schedule: "*/5 * * * * *", kind: export, params: { source: events }, colour: blue }\n');
+    const r = run(['check-config', '--config', file]);
+    expect(r.status).toBe(78);
+    expect(r.stderr).toContain('jobs.scheduled[0].time_zone: unknown time zone "Nowhere/City"');
+    expect(r.stderr).toContain('jobs.scheduled[0].params.url: ');
+    expect(r.stderr).toContain('jobs.scheduled[1].colour: unknown key');
+    dir.cleanup();
   });
 });
