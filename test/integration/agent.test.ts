@@ -36,6 +36,8 @@ describe('agent on embedded storage', () => {
       ['admin', 'ready'],
       ['security', 'ready'],
       ['ratelimit', 'ready'],
+      ['scheduler', 'ready'],
+      ['system-check', 'ready'],
     ]);
   });
 
@@ -45,7 +47,7 @@ describe('agent on embedded storage', () => {
     expect(s.ready).toBe(true);
     expect(s.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(s.uptimeSeconds).toBeGreaterThan(0);
-    expect((s.components as unknown[]).length).toBe(8);
+    expect((s.components as unknown[]).length).toBe(10);
   });
 
   it('answers 404 for unknown paths and 405 for wrong methods', async () => {
@@ -121,6 +123,7 @@ describe('agent on embedded storage', () => {
         'heimdall.v1.QueryService',
         'heimdall.v1.SecurityService',
         'envoy.service.ratelimit.v3.RateLimitService',
+        'heimdall.v1.JobService',
         'grpc.health.v1.Health',
         'heimdall.v1.SystemService',
         'grpc.reflection.v1.ServerReflection',

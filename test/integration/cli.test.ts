@@ -177,7 +177,7 @@ describe('heimdall commands', () => {
     writeFileSync(file, `storage:\n  embedded:\n    path: ${join(dir.path, 'data')}\n`);
     const first = run(['migrate', '--config', file]);
     expect(first.status).toBe(0);
-    expect(first.stdout).toContain('(applied: 1, 2, 3, 4, 5, 6; retention updated: none)');
+    expect(first.stdout).toContain('(applied: 1, 2, 3, 4, 5, 6, 7; retention updated: none)');
     const second = run(['migrate', '--config', file]);
     expect(second.stdout).toContain('(applied: none; retention updated: none)');
     dir.cleanup();
