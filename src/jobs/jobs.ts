@@ -250,8 +250,8 @@ export function createJobs(options: JobsOptions): Jobs {
     if (!e) throw new JobError('not_found', `no scheduled job ${JSON.stringify(name)}`);
     return e;
   };
-  const mustStore = (): void => {
-    if (!options.storage.ready) throw new JobError('unavailable', 'storage is not ready: the job cannot be saved; retry later');
+  const mustStore = (what = 'the job cannot be saved'): void => {
+    if (!options.storage.ready) throw new JobError('unavailable', `storage is not ready: ${what}; retry later`);
   };
 
   const pump = (): void => {
@@ -402,12 +402,18 @@ export function createJobs(options: JobsOptions): Jobs {
     },
     async getRun(id) {
       const l = runner.live(id);
-      return l ? { ...l.record } : history.get(id);
+      if (l) return { ...l.record };
+      mustStore('run history cannot be read');
+      return history.get(id);
     },
-    listRuns: (filter) => history.list(filter),
+    async listRuns(filter) {
+      mustStore('run history cannot be read');
+      return history.list(filter);
+    },
     async cancel(id) {
       const l = runner.live(id);
       if (!l) {
+        mustStore('run history cannot be read');
         const r = await history.get(id);
         if (!r) throw new JobError('not_found', `no job ${JSON.stringify(id)}`);
         throw new JobError('failed_precondition', `job ${id} is ${r.status}${r.instance !== instance ? ` on ${r.instance}` : ''}: only a pending or running job of this agent can be cancelled`);
