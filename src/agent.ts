@@ -135,6 +135,7 @@ export function createAgent(options: AgentOptions): Agent {
     health,
   });
   const jobsRedis = config.jobs.redis ?? (redis && { ...redis, key_prefix: 'heimdall:jobs:' });
+  const serverStorage = Boolean(config.storage.clickhouse.url) && config.storage.mode !== 'embedded';
   const jobs = createJobs({
     configJobs: configJobs(config.jobs),
     instance: config.jobs.instance,
@@ -143,7 +144,8 @@ export function createAgent(options: AgentOptions): Agent {
     exportDir: config.jobs.export_dir,
     leaseTtlMs: config.jobs.lease_ttl,
     redis: jobsRedis && { target: redisTarget(jobsRedis), keyPrefix: jobsRedis.key_prefix },
-    dataPaths: [...(config.storage.clickhouse.url && config.storage.mode !== 'embedded' ? [] : [config.storage.embedded.path]), ...(config.ingest.ack === 'queued' ? [config.ingest.queue.path] : []), config.jobs.export_dir],
+    sharedStorage: serverStorage,
+    dataPaths: [...(serverStorage ? [] : [config.storage.embedded.path]), ...(config.ingest.ack === 'queued' ? [config.ingest.queue.path] : []), config.jobs.export_dir],
     schema: schemaContextFor(config.storage),
     storage,
     pipeline,

@@ -56,7 +56,7 @@ export interface RunFilter {
 export interface RunHistory {
   /** Records a run's current state; the newest state of each run is kept until stored. */
   save(run: RunRecord): void;
-  /** Stores what is waiting; throws when storage cannot take it (it stays waiting). */
+  /** Stores every state saved before the call; throws when storage cannot take it (it stays waiting). */
   flush(): Promise<void>;
   /** A run by id, from what is waiting or from storage. */
   get(id: string): Promise<RunRecord | undefined>;
@@ -64,8 +64,12 @@ export interface RunHistory {
   list(filter: RunFilter): Promise<RunRecord[]>;
   /** The newest scheduled tick recorded for each job (ms). */
   lastTicks(): Promise<Map<string, number>>;
-  /** Runs of this instance that never ended (the agent stopped under them). */
-  unfinished(instance: string): Promise<RunRecord[]>;
+  /**
+   * Runs created at or after `since` (ms) that never ended: those of `instance` (the agent stopped
+   * under them), and those of other instances not saved since `staleBefore` (ms; their agent went
+   * away: live runs are saved at every heartbeat). Oldest first.
+   */
+  unfinished(instance: string, staleBefore: number, since: number): Promise<RunRecord[]>;
   start(): void;
   /** Stores what is waiting (best effort: logged when storage cannot). Safe to call twice. */
   shutdown(): Promise<void>;
@@ -166,7 +170,9 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
     // A state saved while the insert ran is newer: keep it waiting.
     for (const r of batch) if (waiting.get(r.id) === r) waiting.delete(r.id);
   };
-  const flush = (): Promise<void> => {
+  const flush = async (): Promise<void> => {
+    // A flush in flight may have taken its batch before the caller's states: wait, then flush again.
+    if (flushing) await flushing.catch(() => undefined);
     flushing ??= flushOnce().finally(() => (flushing = undefined));
     return flushing;
   };
@@ -214,9 +220,12 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
       const rows = await read(`SELECT JobName, toUnixTimestamp64Milli(max(ScheduledTime)) AS tick FROM ${RUNS_TABLE} FINAL WHERE Trigger IN ('schedule', 'misfire') GROUP BY JobName`, {});
       return new Map(rows.map((r) => [String(r.JobName), Number(r.tick)]));
     },
-    async unfinished(instance) {
+    async unfinished(instance, staleBefore, since) {
       await flush();
-      const rows = await read(`SELECT ${COLUMNS} FROM ${RUNS_TABLE} FINAL WHERE Instance = {instance:String} AND Status IN ('pending', 'running') ORDER BY Id`, { instance });
+      const rows = await read(
+        `SELECT ${COLUMNS} FROM ${RUNS_TABLE} FINAL WHERE CreatedAt >= fromUnixTimestamp64Milli({since:Int64}) AND Status IN ('pending', 'running') AND (Instance = {instance:String} OR Version < {stale:UInt64}) ORDER BY Id`,
+        { instance, stale: staleBefore * 1000, since },
+      );
       return rows.map(fromRow);
     },
     start() {

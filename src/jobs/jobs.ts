@@ -18,7 +18,7 @@ import { createLeases, type Lease, type Leases } from './lease.js';
 import { createRunner, RunAborted, type LiveRun } from './runner.js';
 import { missedTick, scheduleJob } from './schedule.js';
 import type { JobSpec, TaskSpec } from './spec.js';
-import { createJobStore } from './store.js';
+import { createJobStore, type StoredPause } from './store.js';
 
 /** Why a jobs operation was refused; the RPC layer maps `code` to a gRPC status once. */
 export class JobError extends Error {
@@ -53,6 +53,8 @@ export interface JobsOptions {
   queueSize: number;
   exportDir: string;
   leaseTtlMs: number;
+  /** Storage other agents may share (a ClickHouse server): runs of agents that went away are only retried under a Redis claim. */
+  sharedStorage: boolean;
   /** Redis for cluster jobs' leases; without it cluster jobs run on this replica. */
   redis: { target: RedisTarget; keyPrefix: string } | undefined;
   /** Directories the system check watches for free space. */
@@ -69,8 +71,9 @@ export interface JobsOptions {
 export interface Jobs {
   readonly name: 'jobs';
   readonly instance: string;
+  /** UNAVAILABLE until the stored jobs are loaded. */
   list(): ScheduledView[];
-  /** NOT_FOUND when there is no such job. */
+  /** NOT_FOUND when there is no such job; UNAVAILABLE until the stored jobs are loaded. */
   get(name: string): ScheduledView;
   create(spec: JobSpec): Promise<ScheduledView>;
   update(spec: JobSpec): Promise<ScheduledView>;
@@ -78,8 +81,8 @@ export interface Jobs {
   setPaused(name: string, paused: boolean): Promise<ScheduledView>;
   /** Starts a run of the job now; resolves with it once it exists. */
   trigger(name: string): Promise<RunRecord>;
-  /** Queues an on-demand job; RESOURCE_EXHAUSTED when the queue is full. */
-  submit(task: TaskSpec): RunRecord;
+  /** Queues an on-demand job and records it; RESOURCE_EXHAUSTED when the queue is full. */
+  submit(task: TaskSpec): Promise<RunRecord>;
   getRun(id: string): Promise<RunRecord | undefined>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
   /** Cancels a pending or running run of this agent. */
@@ -102,12 +105,22 @@ interface LeaseGrant {
 interface Entry {
   spec: JobSpec;
   source: 'config' | 'api';
+  /** A config job as the file has it (`spec` may differ by a pause through the API). */
+  declared?: JobSpec;
   cron: Cron;
   running: Set<string>;
   lastRun: RunRecord | undefined;
   createdAt: number;
   updatedAt: number;
 }
+
+/** Live runs are saved again this often, so other agents can tell their agent is still there. */
+const HEARTBEAT_MS = 10_000;
+/** Another agent's unfinished run not saved for this long is taken as interrupted. */
+const STALE_MS = 60_000;
+/** Every this many heartbeats, unfinished runs of the last two days are looked at for stale ones. */
+const SWEEP_EVERY = 6;
+const SWEEP_WINDOW_MS = 2 * 86_400_000;
 
 const ms = (spec: JobSpec | TaskSpec) => ({ timeoutMs: spec.timeout, attempts: spec.retry.attempts, backoffMs: spec.retry.backoff });
 
@@ -137,6 +150,18 @@ export function createJobs(options: JobsOptions): Jobs {
   let started = 0;
   let stopped = false;
   let restoring: Promise<void> | undefined;
+  /** Set once the stored jobs are loaded: until then API calls on them answer UNAVAILABLE. */
+  let restored = false;
+  let pauses = new Map<string, StoredPause>();
+  let checkScheduled = true;
+  let maintenance: NodeJS.Timeout | undefined;
+  /** Store writes and loads run one at a time, so a load never undoes a change in flight. */
+  let chain: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = chain.then(fn);
+    chain = p.catch(() => undefined);
+    return p;
+  };
 
   const registers = [options.metrics];
   const skipped = new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'Ticks of scheduled jobs not run here, by job and reason (overlap, claimed-elsewhere, lease-held, redis-unavailable).', labelNames: ['job', 'reason'] as const, registers });
@@ -162,6 +187,10 @@ export function createJobs(options: JobsOptions): Jobs {
     const text = `${list.length} scheduled jobs (${paused} paused), ${runner.running} running, ${queue.length} queued`;
     if (cluster > 0 && !leases) reporter.set('degraded', `${text}; no redis configured: ${cluster} cluster-scoped jobs run on this replica (every replica runs them)`);
     else reporter.set('ready', `${text}${cluster > 0 ? `; cluster jobs lease through redis as ${instance}` : ''}`);
+    // With no active system check, its last result no longer holds readiness.
+    const checking = list.some((e) => e.spec.kind === 'system-check' && e.spec.active);
+    if (!checking && checkScheduled) systemReporter.set('ready', 'no system check is scheduled');
+    checkScheduled = checking;
   };
 
   const view = (e: Entry): ScheduledView => ({
@@ -225,10 +254,10 @@ export function createJobs(options: JobsOptions): Jobs {
     });
   };
 
-  const schedule = (spec: JobSpec, source: 'config' | 'api', times: { createdAt: number; updatedAt: number }): Entry => {
+  const schedule = (spec: JobSpec, source: 'config' | 'api', times: { createdAt: number; updatedAt: number }, declared?: JobSpec): Entry => {
     const previous = entries.get(spec.name);
     previous?.cron.stop();
-    const e: Entry = { spec, source, running: previous?.running ?? new Set(), lastRun: previous?.lastRun, ...times, cron: undefined as unknown as Cron };
+    const e: Entry = { spec, source, declared, running: previous?.running ?? new Set(), lastRun: previous?.lastRun, ...times, cron: undefined as unknown as Cron };
     e.cron = scheduleJob(spec, {
       onTick: (tickMs) => tick(e, 'schedule', tickMs),
       onOverlap: () => skipped.inc({ job: spec.name, reason: 'overlap' }),
@@ -245,14 +274,69 @@ export function createJobs(options: JobsOptions): Jobs {
     report();
   };
 
+  const mustRestored = (): void => {
+    if (!restored) throw new JobError('unavailable', 'scheduled jobs are not loaded from storage yet; retry later');
+  };
   const mustGet = (name: string): Entry => {
     const e = entries.get(name);
-    if (!e) throw new JobError('not_found', `no scheduled job ${JSON.stringify(name)}`);
-    return e;
+    if (e) return e;
+    mustRestored();
+    throw new JobError('not_found', `no scheduled job ${JSON.stringify(name)}`);
   };
   const mustStore = (what = 'the job cannot be saved'): void => {
     if (!options.storage.ready) throw new JobError('unavailable', `storage is not ready: ${what}; retry later`);
   };
+  /** A store write; a failure answers UNAVAILABLE (nothing changed). */
+  const saved = async (write: () => Promise<void>): Promise<void> => {
+    mustStore();
+    try {
+      await write();
+    } catch (err) {
+      throw new JobError('unavailable', `storage cannot save the job: ${(err as Error).message}; retry later`);
+    }
+  };
+
+  /** A config job's spec with its pause through the API (which holds while the file's `active` is what it was then). */
+  const withPause = (declared: JobSpec): JobSpec => {
+    const p = pauses.get(declared.name);
+    return p && p.configActive === declared.active ? { ...declared, active: !p.paused } : declared;
+  };
+  const setActive = (e: Entry, active: boolean): void => {
+    if (e.spec.active === active) return;
+    e.spec = { ...e.spec, active };
+    if (active) e.cron.resume();
+    else e.cron.pause();
+    report();
+    logger.info({ job: e.spec.name }, active ? 'scheduled job resumed' : 'scheduled job paused');
+  };
+
+  /** Applies what the store holds: API jobs created, changed or deleted (on this or another replica), and pauses of config jobs. */
+  const sync = (): Promise<void> =>
+    exclusive(async () => {
+      const state = await store.load((name, error) => !restored && logger.error({ job: name, error }, 'stored job is no longer valid: not scheduled'));
+      const stored = new Map(state.jobs.map((j) => [j.spec.name, j]));
+      for (const e of [...entries.values()]) {
+        if (e.source !== 'api' || stored.has(e.spec.name)) continue;
+        unschedule(e.spec.name);
+        logger.info({ job: e.spec.name }, 'scheduled job deleted on another replica');
+      }
+      for (const s of stored.values()) {
+        const e = entries.get(s.spec.name);
+        if (e?.source === 'config') {
+          if (!restored) logger.error({ job: s.spec.name }, 'a stored API job has the name of a config job: the config job wins');
+          continue;
+        }
+        if (e && e.updatedAt === s.updatedAt && JSON.stringify(e.spec) === JSON.stringify(s.spec)) continue;
+        schedule(s.spec, 'api', s);
+        if (restored) logger.info({ job: s.spec.name }, e ? 'scheduled job changed on another replica' : 'scheduled job created on another replica');
+      }
+      pauses = state.pauses;
+      for (const e of entries.values()) if (e.declared) setActive(e, withPause(e.declared).active);
+    });
+
+  /** Waits until the run's record is stored, so a crash after the answer cannot lose it; logged when storage fails (it stays waiting). */
+  const recorded = (l: LiveRun): Promise<void> =>
+    history.flush().catch((err: unknown) => logger.warn({ err, run: l.record.id }, 'run accepted but not stored yet; stored when storage answers'));
 
   const pump = (): void => {
     while (!stopped && active < options.maxConcurrent && queue.length > 0) {
@@ -268,14 +352,31 @@ export function createJobs(options: JobsOptions): Jobs {
     report();
   };
 
-  /** Marks runs the agent stopped under as failed (interrupted) and retries them per their policy. */
-  const recoverInterrupted = async (): Promise<void> => {
-    const unfinished = (await history.unfinished(instance)).filter((r) => !runner.live(r.id));
+  /**
+   * Takes over unfinished runs created at or after `since` (ms): this instance's (the agent stopped
+   * under them) and other instances' that stopped heartbeating (their agent went away). A queued
+   * on-demand job that never started goes back in the queue as it was; a run that started is failed
+   * (`interrupted`) and retried per its policy. Another instance's run is retried by the one agent
+   * that claims it in Redis, or by this agent when no other can share its storage; otherwise it is
+   * only marked failed.
+   */
+  const recoverInterrupted = async (since: number): Promise<void> => {
+    const unfinished = (await history.unfinished(instance, Date.now() - STALE_MS, since)).filter((r) => !runner.live(r.id));
     for (const r of unfinished) {
-      runner.finish(runner.adopt(r), 'failed', 'interrupted: the agent stopped while it ran');
-      if (r.attempt >= r.attempts) continue;
+      const mine = r.instance === instance;
+      const retry = mine || (leases ? await leases.claimRun(r.id).catch(() => false) : !options.sharedStorage);
+      if (!retry && leases) continue; // another agent recovers it (or Redis will answer at the next sweep)
+      if (retry && r.status === 'pending' && !r.jobName) {
+        logger.info({ run: r.id, kind: r.kind, from: r.instance }, 'queued job taken back: it never started');
+        queue.push(runner.adopt(r));
+        pump();
+        continue;
+      }
+      runner.finish(runner.adopt(r), 'failed', `interrupted: ${mine ? 'the agent stopped while it ran' : `its agent ${r.instance} went away (no heartbeat for ${STALE_MS / 1000} s)`}`);
+      if (!retry || r.attempt >= r.attempts) continue;
       const e = r.jobName ? entries.get(r.jobName) : undefined;
-      if (r.jobName && !e) continue;
+      // A scheduled job's retry only while it is scheduled and active; another pod's pod-scoped job is that pod's.
+      if (r.jobName && (!e || !e.spec.active || (!mine && e.spec.scope === 'pod'))) continue;
       logger.info({ run: r.id, job: r.jobName, kind: r.kind, attempt: r.attempt + 1 }, 'retrying an interrupted run');
       if (e) {
         const taken = await takeLease(e).catch((): LeaseGrant => ({ refused: 'redis-unavailable' }));
@@ -294,14 +395,9 @@ export function createJobs(options: JobsOptions): Jobs {
       while (!stopped && !options.storage.ready) await new Promise((r) => setTimeout(r, 200));
       if (stopped) return;
       try {
-        for (const s of await store.load((name, error) => logger.error({ job: name, error }, 'stored job is no longer valid: not scheduled'))) {
-          if (entries.get(s.spec.name)?.source === 'config') {
-            logger.error({ job: s.spec.name }, 'a stored API job has the name of a config job: the config job wins');
-            continue;
-          }
-          schedule(s.spec, 'api', s);
-        }
-        await recoverInterrupted();
+        await sync();
+        restored = true;
+        await recoverInterrupted(0);
         const last = await history.lastTicks();
         for (const e of entries.values()) {
           if (e.spec.misfire !== 'run-once' || !e.spec.active) continue;
@@ -311,12 +407,26 @@ export function createJobs(options: JobsOptions): Jobs {
           void tick(e, 'misfire', missed);
         }
         logger.info({ jobs: entries.size }, 'jobs restored');
+        startMaintenance();
         return;
       } catch (err) {
         logger.warn({ err }, 'cannot restore jobs yet; retrying');
         await new Promise((r) => setTimeout(r, 2_000));
       }
     }
+  };
+
+  /** Heartbeats of live runs; changes made on other replicas; runs whose agent went away. */
+  const startMaintenance = (): void => {
+    let round = 0;
+    maintenance = setInterval(() => {
+      runner.heartbeat();
+      if (!options.storage.ready) return;
+      sync().catch((err: unknown) => logger.debug({ err }, 'cannot read stored jobs; retrying'));
+      round += 1;
+      if (round % SWEEP_EVERY === 0) recoverInterrupted(Date.now() - SWEEP_WINDOW_MS).catch((err: unknown) => logger.warn({ err }, 'cannot look for interrupted runs; retrying'));
+    }, HEARTBEAT_MS);
+    maintenance.unref();
   };
 
   const reconcile = (configJobs: readonly JobSpec[]): void => {
@@ -329,55 +439,58 @@ export function createJobs(options: JobsOptions): Jobs {
         logger.error({ job: spec.name }, 'config job not scheduled: an API job has the same name');
         continue;
       }
-      if (e && JSON.stringify(e.spec) === JSON.stringify(spec)) continue;
-      schedule(spec, 'config', { createdAt: e?.createdAt ?? now, updatedAt: now });
+      if (e && JSON.stringify(e.declared) === JSON.stringify(spec)) continue;
+      schedule(withPause(spec), 'config', { createdAt: e?.createdAt ?? now, updatedAt: now }, spec);
     }
   };
 
   return {
     name: 'jobs',
     instance,
-    list: () => [...entries.values()].sort((a, b) => a.spec.name.localeCompare(b.spec.name)).map(view),
+    list() {
+      mustRestored();
+      return [...entries.values()].sort((a, b) => a.spec.name.localeCompare(b.spec.name)).map(view);
+    },
     get: (name) => view(mustGet(name)),
-    async create(spec) {
-      if (entries.has(spec.name)) throw new JobError('already_exists', `a scheduled job named ${JSON.stringify(spec.name)} exists`);
-      mustStore();
-      const now = Date.now();
-      await store.put({ spec, createdAt: now, updatedAt: now });
-      logger.info({ job: spec.name, schedule: spec.schedule, kind: spec.kind }, 'scheduled job created');
-      return view(schedule(spec, 'api', { createdAt: now, updatedAt: now }));
-    },
-    async update(spec) {
-      const e = mustGet(spec.name);
-      if (e.source === 'config') throw new JobError('failed_precondition', `job ${spec.name} is defined in the config file: change it there`);
-      mustStore();
-      const times = { createdAt: e.createdAt, updatedAt: Date.now() };
-      await store.put({ spec, ...times });
-      return view(schedule(spec, 'api', times));
-    },
-    async remove(name) {
-      const e = mustGet(name);
-      if (e.source === 'config') throw new JobError('failed_precondition', `job ${name} is defined in the config file: remove it there`);
-      mustStore();
-      await store.remove(name);
-      unschedule(name);
-    },
-    async setPaused(name, paused) {
-      const e = mustGet(name);
-      const spec = { ...e.spec, active: !paused };
-      const times = { createdAt: e.createdAt, updatedAt: Date.now() };
-      if (e.source === 'api') {
-        mustStore();
-        await store.put({ spec, ...times });
-      }
-      e.spec = spec;
-      e.updatedAt = times.updatedAt;
-      if (paused) e.cron.pause();
-      else e.cron.resume();
-      report();
-      logger.info({ job: name }, paused ? 'scheduled job paused' : 'scheduled job resumed');
-      return view(e);
-    },
+    create: (spec) =>
+      exclusive(async () => {
+        mustRestored();
+        if (entries.has(spec.name)) throw new JobError('already_exists', `a scheduled job named ${JSON.stringify(spec.name)} exists`);
+        const now = Date.now();
+        await saved(() => store.put({ spec, createdAt: now, updatedAt: now }));
+        logger.info({ job: spec.name, schedule: spec.schedule, kind: spec.kind }, 'scheduled job created');
+        return view(schedule(spec, 'api', { createdAt: now, updatedAt: now }));
+      }),
+    update: (spec) =>
+      exclusive(async () => {
+        const e = mustGet(spec.name);
+        if (e.source === 'config') throw new JobError('failed_precondition', `job ${spec.name} is defined in the config file: change it there`);
+        const times = { createdAt: e.createdAt, updatedAt: Date.now() };
+        await saved(() => store.put({ spec, ...times }));
+        return view(schedule(spec, 'api', times));
+      }),
+    remove: (name) =>
+      exclusive(async () => {
+        const e = mustGet(name);
+        if (e.source === 'config') throw new JobError('failed_precondition', `job ${name} is defined in the config file: remove it there`);
+        await saved(() => store.remove(name));
+        unschedule(name);
+      }),
+    setPaused: (name, paused) =>
+      exclusive(async () => {
+        const e = mustGet(name);
+        const updatedAt = Date.now();
+        if (e.declared) {
+          const pause = { paused, configActive: e.declared.active, updatedAt };
+          await saved(() => store.putPause(name, pause));
+          pauses.set(name, pause);
+        } else {
+          await saved(() => store.put({ spec: { ...e.spec, active: !paused }, createdAt: e.createdAt, updatedAt }));
+        }
+        e.updatedAt = updatedAt;
+        setActive(e, !paused);
+        return view(e);
+      }),
     async trigger(name) {
       const e = mustGet(name);
       if (e.spec.concurrency === 'forbid' && e.running.size > 0) throw new JobError('failed_precondition', `job ${name} is running (concurrency forbid); wait for its run to end`);
@@ -388,16 +501,20 @@ export function createJobs(options: JobsOptions): Jobs {
         throw new JobError('unavailable', `redis cannot grant job ${name} its lease: ${(err as Error).message}`);
       }
       if (taken.refused) throw new JobError('failed_precondition', `job ${name} is running on another replica`);
-      return { ...runEntry(e, 'manual', 0, taken.lease).record };
+      const l = runEntry(e, 'manual', 0, taken.lease);
+      await recorded(l);
+      return { ...l.record };
     },
-    submit(task) {
+    async submit(task) {
       if (stopped) throw new JobError('unavailable', 'the agent is shutting down');
+      mustStore('the job cannot be recorded');
       if (queue.length >= options.queueSize && active >= options.maxConcurrent) {
         throw new JobError('resource_exhausted', `the job queue is full (${queue.length} waiting, ${active} running; jobs.queue_size ${options.queueSize}); retry later`);
       }
       const l = runner.create({ jobName: '', kind: task.kind as KindName, params: task.params, ...ms(task), trigger: 'submit' });
       queue.push(l);
       pump();
+      await recorded(l);
       return { ...l.record };
     },
     async getRun(id) {
@@ -448,6 +565,7 @@ export function createJobs(options: JobsOptions): Jobs {
     async shutdown(graceMs = 5_000) {
       if (stopped) return;
       stopped = true;
+      clearInterval(maintenance);
       reporter.set('stopping');
       for (const e of entries.values()) e.cron.stop();
       await restoring;

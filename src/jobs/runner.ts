@@ -46,6 +46,8 @@ export interface Runner {
   /** Ends a run that never started (cancelled while queued, or interrupted), saved and reported. */
   finish(live: LiveRun, status: 'cancelled' | 'failed', error: string): void;
   live(id: string): LiveRun | undefined;
+  /** Saves every live run again, so other agents can tell its agent is still there. */
+  heartbeat(): void;
   /** Runs running now. */
   readonly running: number;
   /** Aborts every run as the agent stops, and waits for them to let go (at most `graceMs`). */
@@ -239,6 +241,9 @@ export function createRunner(options: { kinds: TaskKinds; history: RunHistory; p
       ended(l);
     },
     live: (id) => live.get(id),
+    heartbeat() {
+      for (const l of live.values()) history.save(l.record);
+    },
     get running() {
       return running;
     },

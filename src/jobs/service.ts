@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { JsonObject, MessageInitShape } from '@bufbuild/protobuf';
 import { durationMs, timestampFromMs, type Duration, type DurationSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
@@ -148,6 +149,54 @@ async function page(jobs: Jobs, f: Omit<RunFilter, 'start' | 'end' | 'limit' | '
   return { runs: shown.map(toJob), next };
 }
 
+/** How often a run that is not live here (another replica's, or one being recovered) is read again. */
+const WATCH_POLL_MS = 1_000;
+
+/**
+ * Sends every change of a run after `first` until it ends (or `signal` aborts): pushed by the run
+ * while this agent runs it, read from history once a second while it is elsewhere.
+ */
+async function follow(jobs: Jobs, first: RunRecord, send: (r: RunRecord) => Promise<void>, signal: AbortSignal): Promise<void> {
+  let last = first;
+  const emit = async (r: RunRecord): Promise<void> => {
+    if (r.status === last.status && r.progress === last.progress && r.message === last.message && r.attempt === last.attempt) return;
+    last = r;
+    await send(r);
+  };
+  let wake: (() => void) | undefined;
+  const onAbort = (): void => wake?.();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    while (!isTerminal(last.status) && !signal.aborted) {
+      const updates: RunRecord[] = [];
+      const off = jobs.watch(first.id, (r) => {
+        updates.push(r);
+        wake?.();
+      });
+      if (!off) {
+        await sleep(WATCH_POLL_MS, undefined, { signal }).catch(() => undefined);
+        const now = await jobs.getRun(first.id);
+        if (!now) return;
+        await emit(now);
+        continue;
+      }
+      try {
+        const now = await jobs.getRun(first.id);
+        if (now) await emit(now);
+        while (!isTerminal(last.status) && !signal.aborted) {
+          if (updates.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          for (const r of updates.splice(0)) await emit(r);
+        }
+      } finally {
+        off();
+      }
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
 const name = (n: string): string => {
   if (!n) throw new GrpcError(status.INVALID_ARGUMENT, 'name: required');
   return n;
@@ -161,7 +210,7 @@ export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
       createScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.create(validate(jobSpecSchema, specInput(req.job), 'job'))) })),
       updateScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.update(validate(jobSpecSchema, specInput(req.job), 'job'))) })),
       getScheduledJob: (req) => call(() => ({ job: toScheduled(jobs.get(name(req.name))) })),
-      listScheduledJobs: async () => ({ jobs: jobs.list().map(toScheduled) }),
+      listScheduledJobs: () => call(() => ({ jobs: jobs.list().map(toScheduled) })),
       pauseScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.setPaused(name(req.name), true)) })),
       resumeScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.setPaused(name(req.name), false)) })),
       deleteScheduledJob: (req) => call(async () => {
@@ -170,9 +219,9 @@ export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
       }),
       triggerScheduledJob: (req) => call(async () => ({ job: toJob(await jobs.trigger(name(req.name))) })),
       submitJob: (req) =>
-        call(() => {
+        call(async () => {
           const task = validate(taskSchema, { kind: req.kind, params: req.params ?? {}, ...(req.timeout ? { timeout: durationMs(req.timeout) } : {}), retry: retryInput(req.retry) }, 'job');
-          return { job: toJob(jobs.submit(task)) };
+          return { job: toJob(await jobs.submit(task)) };
         }),
       getJob: (req) =>
         call(async () => {
@@ -186,26 +235,13 @@ export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
           return { jobs: p.runs, nextPageToken: p.next };
         }),
       cancelJob: (req) => call(async () => ({ job: toJob(await jobs.cancel(req.id)) })),
-      async watchJob(req, send, ctx) {
-        const first = await jobs.getRun(req.id);
-        if (!first) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(req.id)}`);
-        await send({ job: toJob(first) });
-        if (isTerminal(first.status)) return;
-        await new Promise<void>((resolve) => {
-          let sending = Promise.resolve();
-          const off = jobs.watch(req.id, (r) => {
-            sending = sending.then(() => send({ job: toJob(r) }));
-            if (isTerminal(r.status)) void sending.then(() => end());
-          });
-          const end = (): void => {
-            off?.();
-            resolve();
-          };
-          // Not live here (ended between the two reads, or run by an agent that stopped): nothing more will come.
-          if (!off) return void jobs.getRun(req.id).then((r) => (r && r.status !== first.status ? send({ job: toJob(r) }) : undefined)).finally(end);
-          ctx.signal.addEventListener('abort', end, { once: true });
-        });
-      },
+      watchJob: (req, send, ctx) =>
+        call(async () => {
+          const first = await jobs.getRun(req.id);
+          if (!first) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(req.id)}`);
+          await send({ job: toJob(first) });
+          await follow(jobs, first, (r) => send({ job: toJob(r) }), ctx.signal);
+        }),
       listRuns: (req) =>
         call(async () => {
           const p = await page(jobs, { jobName: req.jobName || undefined, status: STATUS_NAME.get(req.status), trigger: TRIGGER_NAME.get(req.trigger) }, req);

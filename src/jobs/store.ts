@@ -1,7 +1,7 @@
 import type { Storage } from '../storage/storage.js';
 import { jobSpecSchema, type JobSpec } from './spec.js';
 
-/** Table of scheduled jobs created through the API. */
+/** Table of scheduled jobs created through the API (and pauses of config jobs). */
 export const JOBS_TABLE = 'heimdall_jobs';
 
 /** A scheduled job created through the API, as stored. */
@@ -11,39 +11,62 @@ export interface StoredJob {
   updatedAt: number;
 }
 
-/** Scheduled jobs created through the API, kept in storage so they survive restarts. */
+/**
+ * A pause or resume of a config-defined job through the API. It holds while the config file's
+ * `active` for the job is still `configActive` (an edit of that flag in the file wins).
+ */
+export interface StoredPause {
+  paused: boolean;
+  configActive: boolean;
+  updatedAt: number;
+}
+
+/** What the store holds. */
+export interface StoredState {
+  jobs: StoredJob[];
+  pauses: Map<string, StoredPause>;
+}
+
+/** Scheduled jobs created through the API, kept in storage so they survive restarts and reach every replica. */
 export interface JobStore {
-  /** Every stored job; a row that no longer validates is skipped and reported through `onInvalid`. */
-  load(onInvalid: (name: string, error: string) => void): Promise<StoredJob[]>;
+  /** Everything stored; a job that no longer validates is skipped and reported through `onInvalid`. */
+  load(onInvalid: (name: string, error: string) => void): Promise<StoredState>;
   /** Stores a job (the newest version of a name wins). */
   put(job: StoredJob): Promise<void>;
+  /** Stores a pause or resume of a config job. */
+  putPause(name: string, pause: StoredPause): Promise<void>;
   remove(name: string): Promise<void>;
 }
 
 /** Creates the job store over storage. */
 export function createJobStore(storage: Storage): JobStore {
   let version = 0;
-  const write = (name: string, data: StoredJob | undefined): Promise<void> => {
+  const write = (name: string, data: StoredJob | { pause: StoredPause } | undefined): Promise<void> => {
     version = Math.max(version + 1, Date.now() * 1000);
     return storage.transport.insert(JOBS_TABLE, [{ Name: name, Version: version, Deleted: data ? 0 : 1, Spec: data ? JSON.stringify(data) : '' }]);
   };
   return {
     async load(onInvalid) {
       const rows = await storage.transport.query<{ Name: string; Spec: string }>(`SELECT Name, Spec FROM ${JOBS_TABLE} FINAL WHERE Deleted = 0 ORDER BY Name`);
-      const out: StoredJob[] = [];
+      const state: StoredState = { jobs: [], pauses: new Map() };
       for (const r of rows) {
         try {
-          const stored = JSON.parse(r.Spec) as StoredJob;
+          const stored = JSON.parse(r.Spec) as Partial<StoredJob> & { pause?: StoredPause };
+          if (stored.pause) {
+            state.pauses.set(r.Name, stored.pause);
+            continue;
+          }
           const parsed = jobSpecSchema.safeParse(stored.spec);
-          if (parsed.success) out.push({ spec: parsed.data, createdAt: stored.createdAt, updatedAt: stored.updatedAt });
+          if (parsed.success) state.jobs.push({ spec: parsed.data, createdAt: Number(stored.createdAt), updatedAt: Number(stored.updatedAt) });
           else onInvalid(r.Name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
         } catch (err) {
           onInvalid(r.Name, (err as Error).message);
         }
       }
-      return out;
+      return state;
     },
     put: (job) => write(job.spec.name, job),
+    putPause: (name, pause) => write(name, { pause }),
     remove: (name) => write(name, undefined),
   };
 }

@@ -55,8 +55,8 @@ function csvField(v: unknown): string {
 
 /**
  * The `export` task: counts the rows of the query, then reads them in key order, a chunk at a time
- * (keyset paging, so each chunk costs the same), writing JSON lines or CSV to `<file>.part` and
- * reporting progress after every chunk; renamed to `<file>` when complete, removed when the run is
+ * (keyset paging, so each chunk costs the same), writing JSON lines or CSV to `<file>.<run id>.part`
+ * and reporting progress after every chunk; renamed to `<file>` (replacing it) when complete, removed when the run is
  * cancelled or fails. Filters travel as query parameters.
  */
 export function createExport(deps: { storage: Storage; exportDir: string }): TaskRunner {
@@ -79,7 +79,8 @@ export function createExport(deps: { storage: Storage; exportDir: string }): Tas
     const total = Number(count?.n ?? 0);
     mkdirSync(deps.exportDir, { recursive: true });
     const file = join(deps.exportDir, p.file ?? `${ctx.runId}.${p.format}`);
-    const part = `${file}.part`;
+    // One part file per run: two runs writing the same file never mix; the last to finish wins.
+    const part = `${file}.${ctx.runId}.part`;
     const out = createWriteStream(part);
     const write = async (text: string): Promise<void> => {
       if (!out.write(text)) await once(out, 'drain');

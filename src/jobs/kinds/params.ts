@@ -7,14 +7,22 @@ const isoTime = z.iso.datetime({ offset: true, error: (i) => `expected an RFC 33
 /** Parameters of each task kind, validated when a job is created (and again when it runs). */
 export const KIND_PARAMS = {
   /** Storage, Redis, durable queue and disk; a score under `threshold` turns readiness off. */
-  'system-check': z.strictObject({
-    /** Overall score (0-100) under which the agent reports not ready. */
-    threshold: integer({ min: 0, max: 100 }).default(50),
-    /** Disk space free (percent) at and above which the disk scores 100. */
-    disk_ok_percent: decimal({ min: 0, max: 100 }).default(20),
-    /** Disk space free (percent) at and under which the disk scores 0. */
-    disk_min_percent: decimal({ min: 0, max: 100 }).default(5),
-  }),
+  'system-check': z
+    .strictObject({
+      /** Overall score (0-100) under which the agent reports not ready. */
+      threshold: integer({ min: 0, max: 100 }).default(50),
+      /**
+       * Scopes whose scores make the overall one (the lowest of them). Redis is scored but left out
+       * by default: without it rate limits answer per their failure_mode and cluster jobs wait, and
+       * a Redis outage must not take every pod out of its Service.
+       */
+      critical: z.array(z.enum(['storage', 'redis', 'queue', 'disk'])).min(1).default(['storage', 'queue', 'disk']),
+      /** Disk space free (percent) at and above which the disk scores 100. */
+      disk_ok_percent: decimal({ min: 0, max: 100 }).default(20),
+      /** Disk space free (percent) at and under which the disk scores 0. */
+      disk_min_percent: decimal({ min: 0, max: 100 }).default(5),
+    })
+    .refine((p) => p.disk_ok_percent > p.disk_min_percent, { path: ['disk_ok_percent'], message: 'must be greater than disk_min_percent' }),
   /** A synthetic HTTP probe. */
   'http-check': z.strictObject({
     url: z.url({ protocol: /^https?$/, error: (i) => `expected an http(s) URL, got ${JSON.stringify(i.input)}` }),

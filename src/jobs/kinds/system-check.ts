@@ -45,7 +45,8 @@ async function timed(fn: () => Promise<void>, signal: AbortSignal): Promise<numb
 /**
  * The `system-check` task: scores storage and Redis (reachability and ping time), the pipeline
  * (memory and durable queue fill) and disk (space free where the agent writes), 0-100 each; the
- * overall score is the lowest. Under the threshold, the agent reports not ready with the reasons.
+ * overall score is the lowest of the `critical` scopes. Under the threshold, the agent reports not
+ * ready with the reasons.
  */
 export function createSystemCheck(deps: SystemCheckDeps): TaskRunner {
   const gauge = new Gauge({ name: 'heimdall_system_check_score', help: 'Health score 0-100 of the last system check, by scope (and overall).', labelNames: ['scope'] as const, registers: [deps.metrics] });
@@ -88,11 +89,12 @@ export function createSystemCheck(deps: SystemCheckDeps): TaskRunner {
     scores.disk = disk;
     notes.disk = free.join(', ') || 'no data directory yet';
 
-    const overall = Math.min(...Object.values(scores));
+    const critical = Object.entries(scores).filter(([scope]) => (p.critical as string[]).includes(scope));
+    const overall = Math.min(100, ...critical.map(([, s]) => s));
     for (const [scope, score] of Object.entries(scores)) gauge.set({ scope }, score);
     gauge.set({ scope: 'overall' }, overall);
-    const low = Object.entries(scores).filter(([, s]) => s < p.threshold).map(([scope, s]) => `${scope} ${s} (${notes[scope] ?? ''})`);
-    const summary = `score ${overall} (${Object.entries(scores).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+    const low = critical.filter(([, s]) => s < p.threshold).map(([scope, s]) => `${scope} ${s} (${notes[scope] ?? ''})`);
+    const summary = `score ${overall} (${Object.entries(scores).map(([k, v]) => `${k} ${v}${(p.critical as string[]).includes(k) ? '' : ' (not critical)'}`).join(', ')})`;
     if (overall < p.threshold) deps.reporter.set('failed', `${summary} is under ${p.threshold}: ${low.join('; ')}`);
     else deps.reporter.set('ready', summary);
     return { message: summary, result: { overall, threshold: p.threshold, scores, notes } };
