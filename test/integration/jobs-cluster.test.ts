@@ -34,6 +34,7 @@ describe.runIf(haveBinary('redis-server'))('cluster jobs across two agents shari
   let redis: TestRedis;
   let probe: Server;
   let probeUrl = '';
+  let slowUrl = '';
   const agents: Record<string, AgentProcess> = {};
   const clients: Record<string, AgentClient> = {};
 
@@ -43,13 +44,16 @@ describe.runIf(haveBinary('redis-server'))('cluster jobs across two agents shari
     agents[name] = await startAgentProcess(path);
     clients[name] = connect({ addr: agents[name].addr });
   };
-  const runs = async (name: string): Promise<Job[]> => (await clients[name]?.unary(JobService.method.listRuns, { jobName: 'heartbeat', pageSize: 1000 }))?.runs ?? [];
+  const runs = async (name: string, job = 'heartbeat'): Promise<Job[]> => (await clients[name]?.unary(JobService.method.listRuns, { jobName: job, pageSize: 1000 }))?.runs ?? [];
+  const alive = (name: string): boolean => agents[name]?.child.exitCode === null && agents[name]?.child.signalCode === null;
 
   beforeAll(async () => {
     redis = await startRedis();
-    probe = createServer((_req, res) => res.end('ok'));
+    // /slow answers after 20 s: a run of a job probing it outlasts many one-second ticks.
+    probe = createServer((req, res) => (req.url === '/slow' ? setTimeout(() => res.end('ok'), 20_000).unref() : res.end('ok')));
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     probeUrl = `http://127.0.0.1:${(probe.address() as AddressInfo).port}/health`;
+    slowUrl = `http://127.0.0.1:${(probe.address() as AddressInfo).port}/slow`;
     await Promise.all([start('a'), start('b')]);
   }, 60_000);
   afterAll(async () => {
@@ -97,8 +101,44 @@ describe.runIf(haveBinary('redis-server'))('cluster jobs across two agents shari
     expect(statusText).toContain('cluster jobs lease through redis');
   }, 60_000);
 
+  it('a cluster run longer than a tick holds its lease: no other replica runs the job until the holder dies, then the survivor takes over once the lease expires, with a higher fence', async () => {
+    for (const name of ['a', 'b']) if (!alive(name)) await start(name);
+    const job = { name: 'long', schedule: '* * * * * *', kind: 'http-check', params: { url: slowUrl, timeout: '60s' }, scope: JobScope.CLUSTER };
+    for (const name of ['a', 'b']) await clients[name]?.unary(JobService.method.createScheduledJob, { job });
+    let first: Job | undefined;
+    for (let i = 0; i < 100 && !first; i += 1) {
+      await sleep(100);
+      first = [...(await runs('a', 'long')), ...(await runs('b', 'long'))].find((r) => r.status === JobStatus.RUNNING);
+    }
+    if (!first) throw new Error('no run of the long job started');
+    const holder = first.instance;
+    const other = holder === 'a' ? 'b' : 'a';
+    // Three more ticks: the holder skips them (its run is still going), the other agent cannot take the lease.
+    await sleep(3_000);
+    expect(await runs(other, 'long')).toEqual([]);
+    expect((await runs(holder, 'long')).length).toBe(1);
+
+    await agents[holder]?.stop('SIGKILL');
+    clients[holder]?.close();
+    const killedAt = Date.now();
+    let taken: Job | undefined;
+    for (let i = 0; i < 100 && !taken; i += 1) {
+      await sleep(100);
+      taken = (await runs(other, 'long')).find((r) => r.status === JobStatus.RUNNING);
+    }
+    if (!taken) throw new Error('the survivor did not take the job over');
+    const startedAt = Number(taken.startedAt?.seconds) * 1000 + (taken.startedAt?.nanos ?? 0) / 1e6;
+    // The lease (lease_ttl 2 s, renewed every 0.67 s) outlives its holder by 1.3-2 s; the next tick after that takes it.
+    expect(startedAt - killedAt).toBeGreaterThanOrEqual(1_000);
+    expect(startedAt - killedAt).toBeLessThan(4_500);
+    expect(taken.fence).toBeGreaterThan(first.fence);
+
+    await start(holder);
+    for (const name of ['a', 'b']) await clients[name]?.unary(JobService.method.deleteScheduledJob, { name: 'long' });
+  }, 60_000);
+
   it('reloads the config file on SIGHUP: a config job added there is scheduled, one removed is gone', async () => {
-    const name = Object.keys(agents).find((n) => agents[n]?.child.exitCode === null && agents[n]?.child.signalCode === null) ?? 'a';
+    const name = Object.keys(agents).find(alive) ?? 'a';
     writeFileSync(join(dir.path, `${name}.yaml`), configText(dir.path, name, redis.url, probeUrl, `    - { name: nightly, schedule: "0 3 * * *", time_zone: Europe/Oslo, kind: retention }`));
     agents[name]?.child.kill('SIGHUP');
     const listed = async () => (await clients[name]?.unary(JobService.method.listScheduledJobs, {}))?.jobs ?? [];
