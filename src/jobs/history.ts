@@ -37,6 +37,8 @@ export interface RunRecord {
   createdAt: number;
   startedAt: number;
   endedAt: number;
+  /** The stored row's version (when read from storage): tells one saved state of a run from the next. */
+  version?: number;
 }
 
 /** Which runs a listing returns (times in ms; created in [start, end)). */
@@ -58,6 +60,8 @@ export interface RunHistory {
   save(run: RunRecord): void;
   /** Stores every state saved before the call; throws when storage cannot take it (it stays waiting). */
   flush(): Promise<void>;
+  /** When a write last failed (ms; 0 when none has). */
+  readonly failedAt: number;
   /** A run by id, from what is waiting or from storage. */
   get(id: string): Promise<RunRecord | undefined>;
   /** Runs, newest first. */
@@ -80,7 +84,7 @@ const MAX_WAITING = 50_000;
 const FLUSH_MS = 500;
 
 /** Times are read as milliseconds under their own names (an alias must not shadow the column in WHERE). */
-const COLUMNS = `Id, JobName, Kind, Params, TimeoutMs, Attempts, BackoffMs, Trigger, Status, Attempt, Progress, Message, Error, Result, CorrelationId, Instance, Fence,
+const COLUMNS = `Id, JobName, Kind, Params, TimeoutMs, Attempts, BackoffMs, Trigger, Status, Attempt, Progress, Message, Error, Result, CorrelationId, Instance, Fence, toString(Version) AS VersionText,
   toUnixTimestamp64Milli(ScheduledTime) AS ScheduledTimeMs, toUnixTimestamp64Milli(CreatedAt) AS CreatedAtMs, toUnixTimestamp64Milli(StartedAt) AS StartedAtMs, toUnixTimestamp64Milli(EndedAt) AS EndedAtMs`;
 
 type Row = Record<string, string | number>;
@@ -148,6 +152,7 @@ function fromRow(r: Row): RunRecord {
     createdAt: n('CreatedAtMs'),
     startedAt: n('StartedAtMs'),
     endedAt: n('EndedAtMs'),
+    version: n('VersionText'),
   };
 }
 
@@ -158,6 +163,7 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
   let version = 0;
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> | undefined;
+  let failedAt = 0;
 
   /** Versions grow with time and within one millisecond. */
   const nextVersion = (): number => (version = Math.max(version + 1, Date.now() * 1000));
@@ -166,7 +172,12 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
     if (waiting.size === 0) return;
     const batch = [...waiting.values()];
     const rows = batch.map((r) => toRow(r, nextVersion()));
-    await storage.transport.insert(RUNS_TABLE, rows);
+    try {
+      await storage.transport.insert(RUNS_TABLE, rows);
+    } catch (err) {
+      failedAt = Date.now();
+      throw err;
+    }
     // A state saved while the insert ran is newer: keep it waiting.
     for (const r of batch) if (waiting.get(r.id) === r) waiting.delete(r.id);
   };
@@ -189,6 +200,9 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
       }
     },
     flush,
+    get failedAt() {
+      return failedAt;
+    },
     async get(id) {
       const w = waiting.get(id);
       if (w) return { ...w };

@@ -7,8 +7,8 @@ import type { RedisTarget } from '../ratelimit/backends.js';
 import type { SchemaContext } from '../storage/migrations/context.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
-import { createRunHistory, type RunFilter, type RunRecord, type RunTrigger } from './history.js';
-import { createExport } from './kinds/export.js';
+import { createRunHistory, isTerminal, type RunFilter, type RunRecord, type RunTrigger } from './history.js';
+import { createExport, removeStaleParts } from './kinds/export.js';
 import { createHttpCheck } from './kinds/http-check.js';
 import type { TaskKinds } from './kinds/kind.js';
 import type { KindName } from './kinds/params.js';
@@ -122,6 +122,9 @@ const STALE_MS = 60_000;
 const SWEEP_EVERY = 6;
 const SWEEP_WINDOW_MS = 2 * 86_400_000;
 
+/** An active scheduled system check: its results set readiness (an on-demand check's only report). */
+const checksReadiness = (e: { spec: JobSpec }): boolean => e.spec.kind === 'system-check' && e.spec.active;
+
 const ms = (spec: JobSpec | TaskSpec) => ({ timeoutMs: spec.timeout, attempts: spec.retry.attempts, backoffMs: spec.retry.backoff });
 
 /**
@@ -138,7 +141,7 @@ export function createJobs(options: JobsOptions): Jobs {
   const store = createJobStore(options.storage);
   const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: options.leaseTtlMs, logger });
   const kinds: TaskKinds = {
-    'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, reporter: systemReporter, metrics: options.metrics }),
+    'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, reporter: systemReporter, reportsReadiness: (job) => { const e = entries.get(job); return e !== undefined && checksReadiness(e); }, metrics: options.metrics }),
     'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics }),
     retention: createRetention({ storage: options.storage, schema: options.schema }),
     export: createExport({ storage: options.storage, exportDir: options.exportDir }),
@@ -153,7 +156,6 @@ export function createJobs(options: JobsOptions): Jobs {
   /** Set once the stored jobs are loaded: until then API calls on them answer UNAVAILABLE. */
   let restored = false;
   let pauses = new Map<string, StoredPause>();
-  let checkScheduled = true;
   let maintenance: NodeJS.Timeout | undefined;
   /** Store writes and loads run one at a time, so a load never undoes a change in flight. */
   let chain: Promise<unknown> = Promise.resolve();
@@ -188,9 +190,7 @@ export function createJobs(options: JobsOptions): Jobs {
     if (cluster > 0 && !leases) reporter.set('degraded', `${text}; no redis configured: ${cluster} cluster-scoped jobs run on this replica (every replica runs them)`);
     else reporter.set('ready', `${text}${cluster > 0 ? `; cluster jobs lease through redis as ${instance}` : ''}`);
     // With no active system check, its last result no longer holds readiness.
-    const checking = list.some((e) => e.spec.kind === 'system-check' && e.spec.active);
-    if (!checking && checkScheduled) systemReporter.set('ready', 'no system check is scheduled');
-    checkScheduled = checking;
+    if (!list.some(checksReadiness)) systemReporter.set('ready', 'no system check is scheduled');
   };
 
   const view = (e: Entry): ScheduledView => ({
@@ -354,18 +354,24 @@ export function createJobs(options: JobsOptions): Jobs {
 
   /**
    * Takes over unfinished runs created at or after `since` (ms): this instance's (the agent stopped
-   * under them) and other instances' that stopped heartbeating (their agent went away). A queued
-   * on-demand job that never started goes back in the queue as it was; a run that started is failed
-   * (`interrupted`) and retried per its policy. Another instance's run is retried by the one agent
-   * that claims it in Redis, or by this agent when no other can share its storage; otherwise it is
-   * only marked failed.
+   * under them) and, when `foreign`, other instances' that stopped heartbeating (their agent went
+   * away). A queued on-demand job that never started goes back in the queue as it was; a run that
+   * started is failed (`interrupted`) and retried per its policy. On shared storage with Redis, one
+   * agent claims each run; on shared storage without Redis, another instance's run is only marked
+   * failed; embedded storage is this agent's alone.
    */
-  const recoverInterrupted = async (since: number): Promise<void> => {
-    const unfinished = (await history.unfinished(instance, Date.now() - STALE_MS, since)).filter((r) => !runner.live(r.id));
-    for (const r of unfinished) {
+  const recoverInterrupted = async (since: number, foreign: boolean): Promise<void> => {
+    const candidates = await history.unfinished(instance, foreign ? Date.now() - STALE_MS : 0, since);
+    for (const r of candidates) {
+      // Ended or taken in hand here since the query read it (history.get sees states not yet stored).
+      const now = runner.live(r.id) ? undefined : await history.get(r.id);
+      if (!now || isTerminal(now.status) || runner.live(r.id)) continue;
       const mine = r.instance === instance;
-      const retry = mine || (leases ? await leases.claimRun(r.id).catch(() => false) : !options.sharedStorage);
-      if (!retry && leases) continue; // another agent recovers it (or Redis will answer at the next sweep)
+      let retry = mine || !options.sharedStorage;
+      if (options.sharedStorage && leases) {
+        retry = await leases.claimRun(r.id, r.version ?? 0).catch(() => false);
+        if (!retry) continue; // another agent recovers it (or Redis answers at the next sweep)
+      }
       if (retry && r.status === 'pending' && !r.jobName) {
         logger.info({ run: r.id, kind: r.kind, from: r.instance }, 'queued job taken back: it never started');
         queue.push(runner.adopt(r));
@@ -387,7 +393,17 @@ export function createJobs(options: JobsOptions): Jobs {
         pump();
       }
     }
+    if (candidates.length > 0) await history.flush().catch(() => undefined);
   };
+
+  /** Storage has taken every write since (ms): on shared storage, other agents' runs count as stale only after STALE_MS of it. */
+  let storageOkSince = Date.now();
+  const foreignSweep = (): boolean => !options.sharedStorage || Date.now() - Math.max(storageOkSince, history.failedAt) >= STALE_MS;
+  /** One sweep and one sync at a time. */
+  let sweeping: Promise<void> | undefined;
+  let syncing: Promise<void> | undefined;
+  const sweep = (since: number): Promise<void> => (sweeping ??= recoverInterrupted(since, foreignSweep()).finally(() => (sweeping = undefined)));
+  const resync = (): Promise<void> => (syncing ??= sync().finally(() => (syncing = undefined)));
 
   /** Once storage is ready: API jobs, interrupted runs, missed ticks. Retries until storage answers. */
   const restore = async (): Promise<void> => {
@@ -395,9 +411,10 @@ export function createJobs(options: JobsOptions): Jobs {
       while (!stopped && !options.storage.ready) await new Promise((r) => setTimeout(r, 200));
       if (stopped) return;
       try {
-        await sync();
+        await resync();
         restored = true;
-        await recoverInterrupted(0);
+        await sweep(0);
+        removeStaleParts(options.exportDir, (id) => runner.live(id) !== undefined, logger);
         const last = await history.lastTicks();
         for (const e of entries.values()) {
           if (e.spec.misfire !== 'run-once' || !e.spec.active) continue;
@@ -406,6 +423,7 @@ export function createJobs(options: JobsOptions): Jobs {
           logger.info({ job: e.spec.name, tick: new Date(missed).toISOString() }, 'running a tick missed while the agent was down');
           void tick(e, 'misfire', missed);
         }
+        if (stopped) return;
         logger.info({ jobs: entries.size }, 'jobs restored');
         startMaintenance();
         return;
@@ -421,10 +439,13 @@ export function createJobs(options: JobsOptions): Jobs {
     let round = 0;
     maintenance = setInterval(() => {
       runner.heartbeat();
-      if (!options.storage.ready) return;
-      sync().catch((err: unknown) => logger.debug({ err }, 'cannot read stored jobs; retrying'));
+      if (!options.storage.ready) {
+        storageOkSince = Date.now();
+        return;
+      }
+      resync().catch((err: unknown) => logger.debug({ err }, 'cannot read stored jobs; retrying'));
       round += 1;
-      if (round % SWEEP_EVERY === 0) recoverInterrupted(Date.now() - SWEEP_WINDOW_MS).catch((err: unknown) => logger.warn({ err }, 'cannot look for interrupted runs; retrying'));
+      if (round % SWEEP_EVERY === 0) sweep(Date.now() - SWEEP_WINDOW_MS).catch((err: unknown) => logger.warn({ err }, 'cannot look for interrupted runs; retrying'));
     }, HEARTBEAT_MS);
     maintenance.unref();
   };
@@ -569,6 +590,7 @@ export function createJobs(options: JobsOptions): Jobs {
       reporter.set('stopping');
       for (const e of entries.values()) e.cron.stop();
       await restoring;
+      await Promise.allSettled([syncing, sweeping]);
       await runner.stopAll(Math.max(100, graceMs - 1_000));
       await history.shutdown();
       leases?.shutdown();

@@ -15,8 +15,11 @@ export interface Lease {
 export interface Leases {
   /** True for exactly one caller per job and tick among the agents on this Redis; throws when Redis cannot answer. */
   claimTick(job: string, tickMs: number): Promise<boolean>;
-  /** True for exactly one caller per run id: who recovers a run whose agent went away. Throws when Redis cannot answer. */
-  claimRun(runId: string): Promise<boolean>;
+  /**
+   * True for exactly one caller per saved state of a run (`version`): who recovers an unfinished run.
+   * Throws when Redis cannot answer.
+   */
+  claimRun(runId: string, version: number): Promise<boolean>;
   /** Takes the job's lease (SET NX PX), renewed every third of its time; undefined while another replica holds it. Throws when Redis cannot answer. */
   acquire(job: string): Promise<Lease | undefined>;
   /** Throws when Redis does not answer a PING. */
@@ -51,8 +54,9 @@ export function createLeases(options: { target: RedisTarget; keyPrefix: string; 
       const ok = await client.set(key(job, `tick:${tickMs}`), options.instance, 'PX', Math.max(60_000, options.ttlMs * 4), 'NX');
       return ok === 'OK';
     },
-    async claimRun(runId) {
-      return (await client.set(`${options.keyPrefix}run:${runId}:recovered`, options.instance, 'PX', 86_400_000, 'NX')) === 'OK';
+    async claimRun(runId, version) {
+      // A claimer that dies before saving leaves the run as it was: another can claim it after an hour.
+      return (await client.set(`${options.keyPrefix}run:${runId}:${version}`, options.instance, 'PX', 3_600_000, 'NX')) === 'OK';
     },
     async acquire(job) {
       const k = key(job, 'lease');

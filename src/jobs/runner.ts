@@ -36,7 +36,7 @@ export interface RunInit {
 export interface Runner {
   /** A new pending run, saved to history. */
   create(init: RunInit): LiveRun;
-  /** Takes in hand a run recorded earlier (to end it). */
+  /** Takes in hand a run recorded earlier (to end it, or to run it), as this instance's: saved so. */
   adopt(record: RunRecord): LiveRun;
   /**
    * Runs it to its end; never throws. `signal` (a cluster lease lost) fails it; a shutdown leaves
@@ -218,8 +218,9 @@ export function createRunner(options: { kinds: TaskKinds; history: RunHistory; p
       return l;
     },
     adopt(record) {
-      const l: LiveRun = { record: { ...record, instance }, controller: new AbortController(), listeners: new Set() };
+      const l: LiveRun = { record: { ...record, instance, version: undefined }, controller: new AbortController(), listeners: new Set() };
       live.set(record.id, l);
+      history.save(l.record);
       return l;
     },
     execute(l, opts = {}) {

@@ -42,7 +42,10 @@ describe.runIf(haveBinary('redis-server'))('cluster jobs across two agents shari
     const path = join(dir.path, `${name}.yaml`);
     writeFileSync(path, configText(dir.path, name, redis.url, probeUrl, extra));
     agents[name] = await startAgentProcess(path);
-    clients[name] = connect({ addr: agents[name].addr });
+    const c = connect({ addr: agents[name].addr });
+    clients[name] = c;
+    // Calls on scheduled jobs answer once the stored ones are loaded.
+    for (let i = 0; i < 100 && !(await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined)); i += 1) await sleep(100);
   };
   const runs = async (name: string, job = 'heartbeat'): Promise<Job[]> => (await clients[name]?.unary(JobService.method.listRuns, { jobName: job, pageSize: 1000 }))?.runs ?? [];
   const alive = (name: string): boolean => agents[name]?.child.exitCode === null && agents[name]?.child.signalCode === null;

@@ -1,5 +1,7 @@
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
+import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
@@ -61,12 +63,13 @@ const components = async (t: TestAgent): Promise<Component[]> => ((await (await 
 
 describe('jobs: restarts, agents that went away, other replicas', () => {
   const data = tempDir();
+  const exports = tempDir();
   let t: TestAgent;
   let c: AgentClient;
   let silent: { server: Server; url: string };
   let ok: { server: Server; url: string };
   const start = async (jobs: Record<string, unknown> = {}) => {
-    t = await startTestAgent({ storage: { embedded: { path: data.path } }, jobs: { instance: 'pod-a', max_concurrent: 2, system_check: { enabled: false }, ...jobs } });
+    t = await startTestAgent({ storage: { embedded: { path: data.path } }, jobs: { instance: 'pod-a', max_concurrent: 2, export_dir: exports.path, system_check: { enabled: false }, ...jobs } });
     c = connect({ addr: t.grpcAddress });
     // Stored jobs and unfinished runs are restored once storage answers.
     await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined)) ?? false, 10_000, 'the jobs to be restored');
@@ -102,18 +105,23 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
     silent.server.close();
     ok.server.close();
     data.cleanup();
+    exports.cleanup();
   });
 
   it('a graceful restart keeps queued jobs (same id, no attempt used) and retries the runs it stopped under', async () => {
     // Two slots (jobs.max_concurrent): both taken by runs that never end; the first may be retried once.
-    const running = [];
-    for (const attempts of [2, 1]) running.push((await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: silent.url, timeout: '60s' }, retry: { attempts } })).job);
-    const queued = [];
-    for (let i = 0; i < 2; i += 1) queued.push((await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: ok.url } })).job);
+    const running: Job[] = [];
+    for (const attempts of [2, 1]) running.push((await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: silent.url, timeout: '60s' }, retry: { attempts } })).job as Job);
+    const queued: Job[] = [];
+    for (let i = 0; i < 2; i += 1) queued.push((await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: ok.url } })).job as Job);
     for (const r of running) await until(async () => (await job(r.id)).status === JobStatus.RUNNING, 5_000, 'the runs to start');
-    expect((await job(queued[0]!.id)).status).toBe(JobStatus.PENDING);
+    expect((await job(queued[0]?.id ?? '')).status).toBe(JobStatus.PENDING);
+    // What an export killed mid-way leaves behind.
+    const part = join(exports.path, `all.jsonl.${uuidv7(Date.now())}.part`);
+    writeFileSync(part, '{"half":');
 
     await restart();
+    expect(existsSync(part)).toBe(false);
 
     // Accepted but never started: they run now, as themselves.
     for (const q of queued) {
@@ -258,8 +266,8 @@ describe('jobs: the system check and readiness', () => {
       await t.agent.shutdown();
       t = await strict();
       c = connect({ addr: t.grpcAddress });
-      const job = await until(async () => (await c.unary(JobService.method.getScheduledJob, { name: 'strict-check' }).catch(() => undefined))?.job, 10_000, 'the restored job');
-      expect(job.paused).toBe(true);
+      const listed = await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined))?.jobs, 10_000, 'the stored jobs to load');
+      expect(listed.find((j) => j.name === 'strict-check')?.paused).toBe(true);
       await sleep(1_500);
       expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
       await c.unary(JobService.method.resumeScheduledJob, { name: 'strict-check' });

@@ -1,8 +1,9 @@
-import { createWriteStream, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Storage } from '../../storage/storage.js';
 import type { QueryParams } from '../../storage/transport.js';
+import type { Logger } from '../../telemetry/logger.js';
 import type { TaskRunner } from './kind.js';
 import { KIND_PARAMS, type KindParams } from './params.js';
 
@@ -120,4 +121,15 @@ export function createExport(deps: { storage: Storage; exportDir: string }): Tas
     }
     return { message: `wrote ${written} rows of ${p.source} to ${file}`, result: { file, format: p.format, rows: written, bytes: statSync(file).size } };
   };
+}
+
+/** Part files of export runs that are not live here (left by a crash): removed at start. */
+export function removeStaleParts(exportDir: string, isLive: (runId: string) => boolean, logger: Logger): void {
+  if (!existsSync(exportDir)) return;
+  for (const name of readdirSync(exportDir)) {
+    const id = /\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.part$/.exec(name)?.[1];
+    if (!id || isLive(id)) continue;
+    rmSync(join(exportDir, name), { force: true });
+    logger.info({ file: name }, 'removed the part file of an export that did not finish');
+  }
 }

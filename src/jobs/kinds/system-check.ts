@@ -16,6 +16,8 @@ export interface SystemCheckDeps {
   dataPaths: readonly string[];
   /** The `system-check` health component (critical): not ready while the score is under the threshold. */
   reporter: HealthReporter;
+  /** Whether a run of this scheduled job sets readiness (an active scheduled check); on-demand runs only report. */
+  reportsReadiness: (jobName: string) => boolean;
   metrics: Registry;
 }
 
@@ -95,8 +97,10 @@ export function createSystemCheck(deps: SystemCheckDeps): TaskRunner {
     gauge.set({ scope: 'overall' }, overall);
     const low = critical.filter(([, s]) => s < p.threshold).map(([scope, s]) => `${scope} ${s} (${notes[scope] ?? ''})`);
     const summary = `score ${overall} (${Object.entries(scores).map(([k, v]) => `${k} ${v}${(p.critical as string[]).includes(k) ? '' : ' (not critical)'}`).join(', ')})`;
-    if (overall < p.threshold) deps.reporter.set('failed', `${summary} is under ${p.threshold}: ${low.join('; ')}`);
-    else deps.reporter.set('ready', summary);
+    if (ctx.jobName && deps.reportsReadiness(ctx.jobName)) {
+      if (overall < p.threshold) deps.reporter.set('failed', `${summary} is under ${p.threshold}: ${low.join('; ')}`);
+      else deps.reporter.set('ready', summary);
+    }
     return { message: summary, result: { overall, threshold: p.threshold, scores, notes } };
   };
 }
