@@ -121,7 +121,7 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
     writeFileSync(part, '{"half":');
 
     await restart();
-    expect(existsSync(part)).toBe(false);
+    await until(() => !existsSync(part), 5_000, 'the part file to be removed');
 
     // Accepted but never started: they run now, as themselves.
     for (const q of queued) {
