@@ -86,6 +86,7 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
     ping: () => track('ping', () => session.queryAsync('SELECT 1', { format: 'TSV' })).then(() => undefined),
     command: (sql: string, params?: QueryParams) => track('command', () => run(sql, params, 'TSV')).then(() => undefined),
     query: <T>(sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => parseRows<T>(r.text())),
+    queryText: (sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => r.text()),
     insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
       track(`insert into ${table}`, async () => {
         if (insertOptions.format === 'RowBinary' && rows instanceof Uint8Array) return insertRowBinary(table, rows, insertOptions);

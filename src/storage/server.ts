@@ -106,6 +106,11 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
         const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow' });
         return rs.json<T>();
       }),
+    queryText: (sql: string, params?: QueryParams) =>
+      call('query', async () => {
+        const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow' });
+        return rs.text();
+      }),
     insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
       call(`insert into ${table}`, async () => {
         const clickhouse_settings = insertSettings(insertOptions, insertOptions.deferredIndexes ? await deferSupported() : false);

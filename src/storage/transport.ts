@@ -32,6 +32,8 @@ export interface StorageTransport {
   command(sql: string, params?: QueryParams): Promise<void>;
   /** Runs a SELECT and returns its rows as objects (64-bit integers as strings). */
   query<T = Record<string, unknown>>(sql: string, params?: QueryParams): Promise<T[]>;
+  /** Runs a SELECT and returns the engine's JSONEachRow text as it is: one JSON object per line, each line ending in `\n`. */
+  queryText(sql: string, params?: QueryParams): Promise<string>;
   /** Inserts rows, given as objects or as already encoded bytes (JSONEachRow unless `options.format` says otherwise). */
   insert(table: string, rows: readonly object[] | Uint8Array, options?: InsertOptions): Promise<void>;
   /** Waits for calls in flight, then releases the connection. Safe to call twice. */

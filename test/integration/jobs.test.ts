@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -176,6 +176,21 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     expect(done.status).toBe(JobStatus.SUCCEEDED);
     expect(done.result?.rows).toBe(1_000_000);
     expect(existsSync(join(exports.path, 'all.csv'))).toBe(true);
+
+    // JSON lines, across chunk boundaries, with text that needs escaping.
+    const base = Date.now() - 60_000;
+    await t.agent.storage.transport.command(
+      `INSERT INTO heimdall_events (Timestamp, Id, EventType, Source, Severity, Message, Payload)
+       SELECT fromUnixTimestamp64Milli(toInt64(${base} + intDiv(number, 2))), concat('e-', toString(number)), 'odd', 'export-json', 3, concat('line 1\nline "2" ', toString(number), ' ✓'), '{"url":"http://x/y"}' FROM numbers(250)`,
+    );
+    const json = await c.unary(JobService.method.submitJob, { kind: 'export', params: { source: 'events', filters: { source: 'export-json' }, since: '1h', file: 'odd.jsonl', chunk_rows: 100 } });
+    await until(async () => (await c.unary(JobService.method.getJob, { id: json.job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 20_000, 'the JSON export');
+    const text = readFileSync(join(exports.path, 'odd.jsonl'), 'utf8');
+    const rows = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Two events per millisecond, ordered by (time, id): e-0, e-1, e-2, ...
+    expect(rows.map((r) => r.id)).toEqual(Array.from({ length: 250 }, (_, i) => `e-${i}`));
+    expect(rows[0]).toMatchObject({ source: 'export-json', event_type: 'odd', severity: 3, message: 'line 1\nline "2" 0 ✓', payload: '{"url":"http://x/y"}' });
+    expect(text).toContain('http://x/y');
   }, 90_000);
 
   it('fails a job past its timeout with a clear error; a full queue answers RESOURCE_EXHAUSTED', async () => {

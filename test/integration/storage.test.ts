@@ -80,6 +80,11 @@ describe.each(transports)('storage transport: %s', (_name, make) => {
     expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(OTEL_TABLES));
   });
 
+  it('queryText returns the engine\'s JSON lines as they are, parameters bound', async () => {
+    const text = await fx.transport.queryText('SELECT {x:String} AS x, toUInt8(number) AS y, number AS z FROM numbers(2)', { x: 'a"b' });
+    expect(text).toBe('{"x":"a\\"b","y":0,"z":"0"}\n{"x":"a\\"b","y":1,"z":"1"}\n');
+  });
+
   it('creates the Collector exporter layout that Grafana reads', async () => {
     const columns = await fx.transport.query<{ table: string; name: string; type: string; compression_codec: string }>(
       'SELECT table, name, type, compression_codec FROM system.columns WHERE database = currentDatabase() AND table IN {tables:Array(String)}',

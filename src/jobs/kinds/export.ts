@@ -54,9 +54,31 @@ function csvField(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** Lines in JSONEachRow text (each ends in a newline; strings never hold a raw one). */
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n += 1;
+  return n;
+}
+
+/** A chunk of JSONEachRow text as CSV rows (with the header row first when `header`), its row count and last row. */
+function toCsv(lines: string, header: boolean): { text: string; rows: number; last: Record<string, unknown> } {
+  let text = '';
+  let rows = 0;
+  let last: Record<string, unknown> = {};
+  for (const line of lines.split('\n')) {
+    if (line === '') continue;
+    last = JSON.parse(line) as Record<string, unknown>;
+    if (header && rows === 0) text += `${Object.keys(last).map(csvField).join(',')}\n`;
+    text += `${Object.values(last).map(csvField).join(',')}\n`;
+    rows += 1;
+  }
+  return { text, rows, last };
+}
+
 /**
  * The `export` task: counts the rows of the query, then reads them in key order, a chunk at a time
- * (keyset paging, so each chunk costs the same), writing JSON lines or CSV to `<file>.<run id>.part`
+ * (keyset paging, so each chunk costs the same), writing JSON lines (the engine's own text) or CSV to `<file>.<run id>.part`
  * and reporting progress after every chunk; renamed to `<file>` (replacing it) when complete, removed when the run is
  * cancelled or fails. Filters travel as query parameters.
  */
@@ -95,21 +117,18 @@ export function createExport(deps: { storage: Storage; exportDir: string }): Tas
         ctx.signal.throwIfAborted();
         const page = after ? ` AND ${src.key} > ${src.after}` : '';
         const pageParams = after ? { ...params, after_time: after[0], after_key: after[1] } : params;
-        const rows = await t.query<Record<string, unknown>>(`SELECT ${src.select} FROM ${src.table} WHERE ${where.join(' AND ')}${page} ORDER BY ${src.key} LIMIT {chunk:UInt32}`, pageParams);
-        if (rows.length === 0) break;
+        // The engine's JSON lines are written as they come; CSV is made from the parsed rows.
+        const lines = await t.queryText(`SELECT ${src.select} FROM ${src.table} WHERE ${where.join(' AND ')}${page} ORDER BY ${src.key} LIMIT {chunk:UInt32} SETTINGS output_format_json_escape_forward_slashes = 0`, pageParams);
+        if (lines === '') break;
         ctx.signal.throwIfAborted();
-        let text = '';
-        if (header) {
-          text += `${Object.keys(rows[0] ?? {}).map(csvField).join(',')}\n`;
-          header = false;
-        }
-        for (const r of rows) text += p.format === 'csv' ? `${Object.values(r).map(csvField).join(',')}\n` : `${JSON.stringify(r)}\n`;
-        await write(text);
-        written += rows.length;
-        const last = Object.values(rows[rows.length - 1] ?? {});
+        const chunk = p.format === 'csv' ? toCsv(lines, header) : { text: lines, rows: countLines(lines), last: JSON.parse(lines.slice(lines.lastIndexOf('\n', lines.length - 2) + 1)) as Record<string, unknown> };
+        header = false;
+        await write(chunk.text);
+        written += chunk.rows;
+        const last = Object.values(chunk.last);
         after = [String(last[0]), String(last[1])];
         ctx.progress(total > 0 ? Math.min(99, Math.floor((written / total) * 100)) : 99, `wrote ${written} of ${total} rows`);
-        if (rows.length < p.chunk_rows) break;
+        if (chunk.rows < p.chunk_rows) break;
       }
       out.end();
       await once(out, 'finish');
