@@ -8,27 +8,7 @@ import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { Concurrency, JobService, JobSource, JobStatus, JobTrigger, type Job } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { tempDir } from '../support/temp.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-async function refused(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as ServiceError;
-  }
-  throw new Error('expected the call to be refused');
-}
+import { refused, sleep, until } from '../support/wait.js';
 
 describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => {
   const data = tempDir();
