@@ -24,8 +24,9 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
-# Default embedded data directory (storage.embedded.path ./data).
-RUN mkdir -p /app/data && chown node:node /app/data
+# Where the agent writes by default: storage.embedded.path ./data, ingest.queue.path ./queue,
+# jobs.export_dir ./exports.
+RUN mkdir -p /app/data /app/queue /app/exports && chown node:node /app/data /app/queue /app/exports
 # The image's unprivileged "node" user (uid 1000).
 USER node
 # gRPC (OTLP, heimdall.v1, Envoy RLS, health), OTLP/HTTP, admin (probes, /metrics, /status).

@@ -57,8 +57,13 @@ describe('deploy/kubernetes/base', () => {
     const volume = (pod.volumes as Doc[]).find((v) => v.name === mount.name) as Doc;
     expect(volume.configMap.name).toBe(configMap.metadata.name);
     expect(configPath.slice((mount.mountPath as string).length + 1)).toBe('heimdall.yaml');
-    const dataMount = (sidecar.volumeMounts as Doc[]).find((m) => config.storage.embedded.path.startsWith(m.mountPath as string)) as Doc;
-    expect(dataMount.readOnly).toBeFalsy();
+    // The root file system is read-only: every path the agent writes is on a writable mount.
+    expect(sidecar.securityContext.readOnlyRootFilesystem).toBe(true);
+    for (const path of [config.storage.embedded.path, config.ingest.queue.path, config.jobs.export_dir]) {
+      const mount = (sidecar.volumeMounts as Doc[]).find((m) => path === m.mountPath || path.startsWith(`${m.mountPath as string}/`));
+      expect(mount, path).toBeDefined();
+      expect(mount?.readOnly, path).toBeFalsy();
+    }
     expect((pod.volumes as Doc[]).map((v) => v.name)).toEqual(expect.arrayContaining((sidecar.volumeMounts as Doc[]).map((m) => m.name)));
     expect(sidecar.resources.requests.memory).toBeDefined();
     expect(sidecar.resources.limits.memory).toBeDefined();
@@ -97,8 +102,11 @@ describe('Dockerfile', () => {
     expect(froms.every((f) => f?.startsWith('node:24'))).toBe(true);
     expect(text).toMatch(/^USER node$/m);
     const exposed = (/^EXPOSE (.+)$/m.exec(text)?.[1] ?? '').split(/\s+/).map(Number);
-    const defaults = validateConfig({}).server;
-    for (const address of [defaults.grpc.address, defaults.otlp_http.address, defaults.admin.address]) expect(exposed).toContain(splitHostPort(address)?.port);
+    const defaults = validateConfig({});
+    for (const address of [defaults.server.grpc.address, defaults.server.otlp_http.address, defaults.server.admin.address]) expect(exposed).toContain(splitHostPort(address)?.port);
     expect(text).toContain('--omit=dev');
+    // The default paths the agent writes (relative to WORKDIR /app) exist and belong to that user.
+    const chowned = /^RUN mkdir -p .* && chown node:node (.+)$/m.exec(text)?.[1]?.split(/\s+/) ?? [];
+    for (const path of [defaults.storage.embedded.path, defaults.ingest.queue.path, defaults.jobs.export_dir]) expect(chowned).toContain(join('/app', path));
   });
 });
