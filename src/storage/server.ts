@@ -109,7 +109,10 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
     queryText: (sql: string, params?: QueryParams) =>
       call('query', async () => {
         const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow' });
-        return rs.text();
+        // Through the client's row stream, not text(): it throws on an error the server sends after rows.
+        const lines: string[] = [];
+        for await (const rows of rs.stream()) for (const row of rows) lines.push(row.text);
+        return lines.length > 0 ? `${lines.join('\n')}\n` : '';
       }),
     insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
       call(`insert into ${table}`, async () => {

@@ -10,8 +10,7 @@ import { startAgentProcess, type AgentProcess } from '../support/agent-process.j
 import { haveBinary } from '../support/binaries.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { tempDir } from '../support/temp.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/wait.js';
 
 function configText(dir: string, name: string, redisUrl: string, probeUrl: string, extraJobs = ''): string {
   return [
