@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { Session } from 'chdb';
 import { StorageError, StorageUnavailableError, toStorageError } from './errors.js';
-import { encodeJsonEachRow, insertColumnList, insertSettings, settingsClause, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
+import { encodeJsonEachRow, insertColumnList, parseJsonLines, insertSettings, settingsClause, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
 
 /** Options for createEmbeddedTransport. */
 export interface EmbeddedTransportOptions {
@@ -22,13 +22,6 @@ async function loadChdb(): Promise<typeof Chdb> {
       { cause: err },
     );
   }
-}
-
-/** Parses JSONEachRow text into rows. */
-function parseRows<T>(text: string): T[] {
-  const rows: T[] = [];
-  for (const line of text.split('\n')) if (line !== '') rows.push(JSON.parse(line) as T);
-  return rows;
 }
 
 /**
@@ -85,7 +78,7 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
     target: path,
     ping: () => track('ping', () => session.queryAsync('SELECT 1', { format: 'TSV' })).then(() => undefined),
     command: (sql: string, params?: QueryParams) => track('command', () => run(sql, params, 'TSV')).then(() => undefined),
-    query: <T>(sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => parseRows<T>(r.text())),
+    query: <T>(sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => parseJsonLines<T>(r.text())),
     queryText: (sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => r.text()),
     insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
       track(`insert into ${table}`, async () => {

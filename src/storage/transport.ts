@@ -47,6 +47,13 @@ export function encodeJsonEachRow(rows: readonly object[]): Buffer {
   return Buffer.from(out);
 }
 
+/** Decodes JSONEachRow text (what queryText returns) into rows. */
+export function parseJsonLines<T = Record<string, unknown>>(text: string): T[] {
+  const rows: T[] = [];
+  for (const line of text.split('\n')) if (line !== '') rows.push(JSON.parse(line) as T);
+  return rows;
+}
+
 /** A column list for an INSERT: each name quoted (nested columns such as `Events.Name` have dots). */
 export function insertColumnList(columns: readonly string[]): string {
   return columns.map((c) => `\`${c.replace(/[`\\]/g, '')}\``).join(', ');

@@ -2,7 +2,7 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSy
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Storage } from '../../storage/storage.js';
-import type { QueryParams } from '../../storage/transport.js';
+import { parseJsonLines, type QueryParams } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TaskRunner } from './kind.js';
 import { KIND_PARAMS, type KindParams } from './params.js';
@@ -54,26 +54,27 @@ function csvField(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** Lines in JSONEachRow text (each ends in a newline; strings never hold a raw one). */
-function countLines(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n += 1;
-  return n;
+/** A chunk of the export: the text to write, its row count, and its last row (whose first two values are the next chunk's key). */
+interface Chunk {
+  text: string;
+  rows: number;
+  last: Record<string, unknown>;
 }
 
-/** A chunk of JSONEachRow text as CSV rows (with the header row first when `header`), its row count and last row. */
-function toCsv(lines: string, header: boolean): { text: string; rows: number; last: Record<string, unknown> } {
-  let text = '';
+/** JSONEachRow text written as it is: rows counted by line (strings never hold a raw newline), only the last parsed. */
+function jsonChunk(lines: string): Chunk {
   let rows = 0;
-  let last: Record<string, unknown> = {};
-  for (const line of lines.split('\n')) {
-    if (line === '') continue;
-    last = JSON.parse(line) as Record<string, unknown>;
-    if (header && rows === 0) text += `${Object.keys(last).map(csvField).join(',')}\n`;
-    text += `${Object.values(last).map(csvField).join(',')}\n`;
-    rows += 1;
-  }
-  return { text, rows, last };
+  for (let i = lines.indexOf('\n'); i !== -1; i = lines.indexOf('\n', i + 1)) rows += 1;
+  return { text: lines, rows, last: JSON.parse(lines.slice(lines.lastIndexOf('\n', lines.length - 2) + 1)) as Record<string, unknown> };
+}
+
+/** JSONEachRow text as CSV rows, the header row first when `header`. */
+function csvChunk(lines: string, header: boolean): Chunk {
+  const rows = parseJsonLines(lines);
+  const last = rows[rows.length - 1] ?? {};
+  let text = header ? `${Object.keys(last).map(csvField).join(',')}\n` : '';
+  for (const r of rows) text += `${Object.values(r).map(csvField).join(',')}\n`;
+  return { text, rows: rows.length, last };
 }
 
 /**
@@ -121,7 +122,7 @@ export function createExport(deps: { storage: Storage; exportDir: string }): Tas
         const lines = await t.queryText(`SELECT ${src.select} FROM ${src.table} WHERE ${where.join(' AND ')}${page} ORDER BY ${src.key} LIMIT {chunk:UInt32} SETTINGS output_format_json_escape_forward_slashes = 0`, pageParams);
         if (lines === '') break;
         ctx.signal.throwIfAborted();
-        const chunk = p.format === 'csv' ? toCsv(lines, header) : { text: lines, rows: countLines(lines), last: JSON.parse(lines.slice(lines.lastIndexOf('\n', lines.length - 2) + 1)) as Record<string, unknown> };
+        const chunk = p.format === 'csv' ? csvChunk(lines, header) : jsonChunk(lines);
         header = false;
         await write(chunk.text);
         written += chunk.rows;
