@@ -4,6 +4,7 @@ import type { Config } from './config/schema.js';
 import { addAdminRoutes } from './health/admin-routes.js';
 import { addHealthService } from './health/grpc-health.js';
 import { createHealthRegistry, type HealthRegistry } from './health/registry.js';
+import { logHealthTransitions } from './health/transitions.js';
 import type { StatusSource } from './health/status.js';
 import { addSystemService } from './health/system-service.js';
 import { createAuthenticator } from './auth/auth.js';
@@ -79,6 +80,7 @@ export function createAgent(options: AgentOptions): Agent {
   const metrics = createMetrics({ version: VERSION, build: BUILD });
   const health = createHealthRegistry({ metrics });
   health.register('config').set('ready');
+  logHealthTransitions(health, logger.child({ component: 'health' }));
   const statusSource: StatusSource = { version: VERSION, build: BUILD, startedAt: new Date(), configHash: hash, registry: health };
 
   const storage = createStorage({ config: config.storage, logger, health, metrics });

@@ -3,6 +3,15 @@ import { Gauge, type Registry } from 'prom-client';
 /** Lifecycle state of a component. `ready` and `degraded` serve traffic; the others do not. */
 export type ComponentState = 'starting' | 'ready' | 'degraded' | 'failed' | 'stopping';
 
+/**
+ * Which readiness a component gates. `pod`: the pod-facing readiness (`/readyz`, gRPC health `""`),
+ * only for what local clients need (listeners, configuration, pipeline). `strict`: the
+ * backend-aware readiness (`/readyz/strict`) as well, for backends whose outage must not take
+ * the application beside the agent out of service (storage, durable queue, system check).
+ * `none`: reported in `/status` and metrics only.
+ */
+export type ReadinessGate = 'pod' | 'strict' | 'none';
+
 /** One component's health as the registry knows it. */
 export interface ComponentHealth {
   name: string;
@@ -10,8 +19,8 @@ export interface ComponentHealth {
   since: Date;
   /** Why it is in this state; empty when ready. */
   reason: string;
-  /** Whether the agent is ready only while this component is. */
-  critical: boolean;
+  /** Which readiness waits for this component. */
+  gate: ReadinessGate;
 }
 
 /** A component's handle for reporting its own state. */
@@ -21,20 +30,39 @@ export interface HealthReporter {
   readonly state: ComponentState;
 }
 
-/** Whether the agent as a whole is ready, with the reasons when it is not. */
+/** Whether the agent is ready, with the reasons when it is not. */
 export interface Readiness {
   ready: boolean;
   reasons: string[];
 }
 
-/** The agent's component health registry, read by grpc.health.v1, /readyz and /status. */
+/** The agent's health in one word, with what makes it so. */
+export interface OverallHealth {
+  /** `not ready`: the pod-facing readiness is off; `degraded`: it is on, but some component is not `ready`. */
+  status: 'ok' | 'degraded' | 'not ready';
+  /** The pod-facing readiness. */
+  ready: boolean;
+  /** The backend-aware readiness. */
+  strictReady: boolean;
+  /** Why the pod-facing readiness is off. */
+  reasons: string[];
+  /** Every component that is not `ready`, with its state and reason (backend outages show here). */
+  degraded: string[];
+}
+
+/** The agent's component health registry, read by grpc.health.v1, the probes and /status. */
 export interface HealthRegistry {
-  /** Adds a component in state `starting`. Registering a name twice throws. */
-  register(name: string, options?: { critical?: boolean }): HealthReporter;
+  /** Adds a component in state `starting`; it gates the pod readiness unless `gate` says otherwise. Registering a name twice throws. */
+  register(name: string, options?: { gate?: ReadinessGate }): HealthReporter;
   /** Every component, in registration order. */
   components(): ComponentHealth[];
   component(name: string): ComponentHealth | undefined;
+  /** Pod-facing readiness: not shutting down and every `pod` component serving. Backends never turn it off. */
   readiness(): Readiness;
+  /** Backend-aware readiness: the pod readiness and every `strict` component serving. */
+  strictReadiness(): Readiness;
+  /** Both readinesses and the components that are not `ready`. */
+  overall(): OverallHealth;
   /** Marks the agent as shutting down: from now on it is never ready. */
   beginShutdown(): void;
   readonly shuttingDown: boolean;
@@ -51,7 +79,13 @@ export function isServing(state: ComponentState): boolean {
 
 const STATES: readonly ComponentState[] = ['starting', 'ready', 'degraded', 'failed', 'stopping'];
 
-/** Creates a health registry; with `metrics`, exports `heimdall_component_state{component,state}`. */
+/** `name: state (reason)`, as the probes and the status list a component. */
+export const describeComponent = (e: ComponentHealth): string => `${e.name}: ${e.state}${e.reason ? ` (${e.reason})` : ''}`;
+
+/**
+ * Creates a health registry; with `metrics`, exports `heimdall_component_state{component,state}`
+ * and `heimdall_ready{probe="pod"|"strict"}`.
+ */
 export function createHealthRegistry(options: { metrics?: Registry; now?: () => Date } = {}): HealthRegistry {
   const now = options.now ?? (() => new Date());
   const entries = new Map<string, ComponentHealth>();
@@ -73,11 +107,19 @@ export function createHealthRegistry(options: { metrics?: Registry; now?: () => 
   const record = (entry: ComponentHealth): void => {
     for (const state of STATES) gauge?.set({ component: entry.name, state }, state === entry.state ? 1 : 0);
   };
+  const readinessOf = (gates: ReadonlySet<ReadinessGate>): Readiness => {
+    const reasons: string[] = [];
+    if (shuttingDown) reasons.push('agent: shutting down');
+    for (const e of entries.values()) if (gates.has(e.gate) && !isServing(e.state)) reasons.push(describeComponent(e));
+    return { ready: reasons.length === 0, reasons };
+  };
+  const POD: ReadonlySet<ReadinessGate> = new Set(['pod']);
+  const STRICT: ReadonlySet<ReadinessGate> = new Set(['pod', 'strict']);
 
-  return {
-    register(name, { critical = true } = {}) {
+  const registry: HealthRegistry = {
+    register(name, { gate = 'pod' } = {}) {
       if (entries.has(name)) throw new Error(`component ${name} is registered twice`);
-      const entry: ComponentHealth = { name, state: 'starting', since: now(), reason: '', critical };
+      const entry: ComponentHealth = { name, state: 'starting', since: now(), reason: '', gate };
       entries.set(name, entry);
       record(entry);
       notify();
@@ -100,13 +142,13 @@ export function createHealthRegistry(options: { metrics?: Registry; now?: () => 
       const e = entries.get(name);
       return e ? { ...e } : undefined;
     },
-    readiness() {
-      const reasons: string[] = [];
-      if (shuttingDown) reasons.push('agent: shutting down');
-      for (const e of entries.values()) {
-        if (e.critical && !isServing(e.state)) reasons.push(`${e.name}: ${e.state}${e.reason ? ` (${e.reason})` : ''}`);
-      }
-      return { ready: reasons.length === 0, reasons };
+    readiness: () => readinessOf(POD),
+    strictReadiness: () => readinessOf(STRICT),
+    overall() {
+      const pod = readinessOf(POD);
+      const strict = readinessOf(STRICT);
+      const degraded = [...entries.values()].filter((e) => e.state !== 'ready').map(describeComponent);
+      return { status: !pod.ready ? 'not ready' : degraded.length > 0 ? 'degraded' : 'ok', ready: pod.ready, strictReady: strict.ready, reasons: pod.reasons, degraded };
     },
     beginShutdown() {
       if (shuttingDown) return;
@@ -121,4 +163,17 @@ export function createHealthRegistry(options: { metrics?: Registry; now?: () => 
       return () => listeners.delete(listener);
     },
   };
+  if (options.metrics) {
+    new Gauge({
+      name: 'heimdall_ready',
+      help: 'Whether the agent is ready (1) or not (0): probe="pod" is what /readyz answers, probe="strict" also needs every backend (/readyz/strict).',
+      labelNames: ['probe'] as const,
+      registers: [options.metrics],
+      collect() {
+        this.set({ probe: 'pod' }, registry.readiness().ready ? 1 : 0);
+        this.set({ probe: 'strict' }, registry.strictReadiness().ready ? 1 : 0);
+      },
+    });
+  }
+  return registry;
 }

@@ -1,14 +1,12 @@
-import type { ComponentHealth, HealthRegistry } from './registry.js';
+import type { ComponentHealth, HealthRegistry, OverallHealth } from './registry.js';
 
 /** The agent's status document: GET /status and SystemService/GetStatus carry the same data. */
-export interface AgentStatus {
+export interface AgentStatus extends OverallHealth {
   version: string;
   build: string;
   startedAt: Date;
   uptimeSeconds: number;
   configHash: string;
-  ready: boolean;
-  reasons: string[];
   components: ComponentHealth[];
 }
 
@@ -23,15 +21,13 @@ export interface StatusSource {
 
 /** Builds the status document as of now. */
 export function agentStatus(source: StatusSource): AgentStatus {
-  const { ready, reasons } = source.registry.readiness();
   return {
     version: source.version,
     build: source.build,
     startedAt: source.startedAt,
     uptimeSeconds: (Date.now() - source.startedAt.getTime()) / 1000,
     configHash: source.configHash,
-    ready,
-    reasons,
+    ...source.registry.overall(),
     components: source.registry.components(),
   };
 }

@@ -1,7 +1,7 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { ComponentState, SystemService } from '../gen/heimdall/v1/system_pb.js';
+import { ComponentState, OverallStatus, ReadinessGate, SystemService } from '../gen/heimdall/v1/system_pb.js';
 import { agentStatus, type StatusSource } from './status.js';
-import type { ComponentState as State } from './registry.js';
+import type { OverallHealth, ReadinessGate as Gate, ComponentState as State } from './registry.js';
 import type { GrpcServer } from '../server/grpc.js';
 
 const STATE: Record<State, ComponentState> = {
@@ -11,6 +11,8 @@ const STATE: Record<State, ComponentState> = {
   failed: ComponentState.FAILED,
   stopping: ComponentState.STOPPING,
 };
+const GATE: Record<Gate, ReadinessGate> = { pod: ReadinessGate.POD, strict: ReadinessGate.STRICT, none: ReadinessGate.NONE };
+const OVERALL: Record<OverallHealth['status'], OverallStatus> = { ok: OverallStatus.OK, degraded: OverallStatus.DEGRADED, 'not ready': OverallStatus.NOT_READY };
 
 /** Adds `heimdall.v1.SystemService` (GetStatus: the same data as GET /status). */
 export function addSystemService(server: GrpcServer, source: StatusSource): void {
@@ -24,7 +26,11 @@ export function addSystemService(server: GrpcServer, source: StatusSource): void
         uptimeSeconds: s.uptimeSeconds,
         configHash: s.configHash,
         ready: s.ready,
-        components: s.components.map((c) => ({ name: c.name, state: STATE[c.state], since: timestampFromDate(c.since), reason: c.reason, critical: c.critical })),
+        strictReady: s.strictReady,
+        status: OVERALL[s.status],
+        reasons: s.reasons,
+        degraded: s.degraded,
+        components: s.components.map((c) => ({ name: c.name, state: STATE[c.state], since: timestampFromDate(c.since), reason: c.reason, gate: GATE[c.gate] })),
       };
     },
   }, 'admin');

@@ -134,8 +134,8 @@ const ms = (spec: JobSpec | TaskSpec) => ({ timeoutMs: spec.timeout, attempts: s
 export function createJobs(options: JobsOptions): Jobs {
   const logger = options.logger.child({ component: 'jobs' });
   const instance = options.instance ?? process.env.HOSTNAME ?? hostname();
-  const reporter = options.health.register('scheduler', { critical: false });
-  const systemReporter = options.health.register('system-check');
+  const reporter = options.health.register('scheduler', { gate: 'none' });
+  const systemReporter = options.health.register('system-check', { gate: 'strict' });
   systemReporter.set('ready', 'no check has run yet');
   const history = createRunHistory({ storage: options.storage, logger });
   const store = createJobStore(options.storage);

@@ -111,7 +111,7 @@ const ENTITY = /^[^=\s]{1,256}=[^\s]{1,1024}$/;
  */
 export function createSecurity(options: SecurityOptions): Security {
   const logger = options.logger.child({ component: 'security' });
-  const reporter = options.health.register('security', { critical: false });
+  const reporter = options.health.register('security', { gate: 'none' });
   let mode: SecurityMode = MODE_BY_NAME[options.initialMode];
   const blocks = new Map<string, BlockRecord>();
   const actions = new Map<string, ActionRecord>();

@@ -148,7 +148,7 @@ const sfString = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)
 /** Creates the rate limiter and adds `envoy.service.ratelimit.v3.RateLimitService` (scope `ratelimit`) to the gRPC server. */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const logger = options.logger.child({ component: 'ratelimit' });
-  const reporter = options.health.register('ratelimit', { critical: false });
+  const reporter = options.health.register('ratelimit', { gate: 'none' });
   const now = options.now ?? (() => performance.now());
   let config: RateLimitConfig = new Map();
   let watcher: FSWatcher | undefined;

@@ -76,7 +76,7 @@ export interface Storage {
 export function createStorage(options: StorageOptions): Storage {
   const { config } = options;
   const logger = options.logger.child({ component: 'storage' });
-  const reporter = options.health.register('storage');
+  const reporter = options.health.register('storage', { gate: 'strict' });
   const reachable = new Gauge({ name: 'heimdall_storage_reachable', help: 'Whether ClickHouse answered the last check (1) or not (0).', registers: [options.metrics] });
   let transport: StorageTransport | undefined;
   let timer: NodeJS.Timeout | undefined;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving, HealthListRequestSchema, HealthListResponseSchema, type HealthCheckResponse } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { ServerReflection, type ServerReflectionRequestSchema, type ServerReflectionResponse, type ServerReflectionResponseSchema } from '../../src/gen/grpc/reflection/v1/reflection_pb.js';
 import { ServerReflection as ServerReflectionV1Alpha } from '../../src/gen/grpc/reflection/v1alpha/reflection_pb.js';
-import { ComponentState, GetStatusRequestSchema, GetStatusResponseSchema, SystemService } from '../../src/gen/heimdall/v1/system_pb.js';
+import { ComponentState, GetStatusRequestSchema, GetStatusResponseSchema, OverallStatus, ReadinessGate, SystemService } from '../../src/gen/heimdall/v1/system_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { haveBinary } from '../support/binaries.js';
 import { testClient } from '../support/grpc-client.js';
@@ -44,7 +44,7 @@ describe('agent on embedded storage', () => {
   it('serves /status with version, uptime, config hash and components', async () => {
     const s = (await (await fetch(`${t.adminUrl}/status`)).json()) as Record<string, unknown>;
     expect(s.version).toBe('0.1.0');
-    expect(s.ready).toBe(true);
+    expect(s).toMatchObject({ ready: true, strictReady: true, status: 'ok', reasons: [], degraded: [] });
     expect(s.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(s.uptimeSeconds).toBeGreaterThan(0);
     expect((s.components as unknown[]).length).toBe(10);
@@ -93,7 +93,10 @@ describe('agent on embedded storage', () => {
     expect(reply.version).toBe(http.version);
     expect(reply.configHash).toBe(http.configHash);
     expect(reply.ready).toBe(true);
-    expect(reply.components.find((x) => x.name === 'storage')?.state).toBe(ComponentState.READY);
+    expect(reply.strictReady).toBe(true);
+    expect(reply.status).toBe(OverallStatus.OK);
+    expect(reply.components.find((x) => x.name === 'storage')).toMatchObject({ state: ComponentState.READY, gate: ReadinessGate.STRICT });
+    expect(reply.components.find((x) => x.name === 'grpc')?.gate).toBe(ReadinessGate.POD);
     c.close();
   });
 
@@ -211,21 +214,27 @@ describe('agent lifecycle', () => {
     await t.stop();
   });
 
-  it('starts while ClickHouse is down, says why it is not ready, and becomes ready when it returns', async () => {
+  it('starts while ClickHouse is down: ready for its local clients, degraded in /status and /readyz/strict, strictly ready when it returns', async () => {
     const { startClickHouseHttp } = await import('../support/clickhouse-http.js');
     const dir = tempDir();
     const ch = await startClickHouseHttp(dir.path);
     await ch.down();
     const t = await startTestAgent({ storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '100ms', max_interval: '200ms' } } });
-    const res = await fetch(`${t.adminUrl}/readyz`);
+    expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
+    const res = await fetch(`${t.adminUrl}/readyz/strict`);
     expect(res.status).toBe(503);
     const body = (await res.json()) as { reasons: string[] };
     expect(body.reasons.join(' ')).toMatch(/storage: failed \(server storage at http:\/\/127\.0\.0\.1:\d+\/default is not available: ping: .*ECONNREFUSED/);
+    const status = (await (await fetch(`${t.adminUrl}/status`)).json()) as { status: string; ready: boolean; strictReady: boolean; degraded: string[] };
+    expect(status).toMatchObject({ status: 'degraded', ready: true, strictReady: false });
+    expect(status.degraded.join(' ')).toMatch(/^storage: failed/);
     const hc = testClient(Health, t.grpcAddress);
-    expect((await hc.unary('Check', HealthCheckRequestSchema, HealthCheckResponseSchema, { service: '' })).reply.status).toBe(Serving.NOT_SERVING);
-    expect((await fetch(`${t.adminUrl}/livez`)).status).toBe(200);
+    expect((await hc.unary('Check', HealthCheckRequestSchema, HealthCheckResponseSchema, { service: '' })).reply.status).toBe(Serving.SERVING);
+    expect((await hc.unary('Check', HealthCheckRequestSchema, HealthCheckResponseSchema, { service: 'storage' })).reply.status).toBe(Serving.NOT_SERVING);
+    expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_ready\{probe="strict"\} 0$/m);
+    expect(t.logs.some((l) => l.component === 'health' && l.level === 'warn' && String(l.msg).startsWith('health: degraded (still serving local clients): storage: failed'))).toBe(true);
     await ch.up();
-    await expect.poll(async () => (await fetch(`${t.adminUrl}/readyz`)).status, { timeout: 5_000 }).toBe(200);
+    await expect.poll(async () => (await fetch(`${t.adminUrl}/readyz/strict`)).status, { timeout: 5_000 }).toBe(200);
     const tables = await t.agent.storage.transport.query<{ c: string }>("SELECT count() AS c FROM system.tables WHERE name LIKE 'otel_%'");
     expect(Number(tables[0]?.c)).toBe(9);
     hc.close();

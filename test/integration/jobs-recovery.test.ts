@@ -215,7 +215,7 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
 });
 
 describe('jobs: the system check and readiness', () => {
-  it('scores an unreachable redis without failing readiness; a failing check paused through the API releases readiness, and the pause outlives a restart', async () => {
+  it('scores an unreachable redis without failing readiness; a failing check turns the strict readiness off (never the pod readiness), a pause through the API releases it, and the pause outlives a restart', async () => {
     const data = tempDir();
     const redis = { url: `redis://127.0.0.1:${await closedPort()}` };
     const every = '* * * * * *';
@@ -236,11 +236,13 @@ describe('jobs: the system check and readiness', () => {
       t = await strict();
       let c = connect({ addr: t.grpcAddress });
       await until(async () => (await check())?.state === 'failed', 10_000, 'the failing check');
-      expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(503);
+      // The check feeds the strict readiness and /status; the pod stays ready.
+      expect((await fetch(`${t.adminUrl}/readyz/strict`)).status).toBe(503);
+      expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
       expect((await check())?.reason).toMatch(/is under 50: redis 0 \(unreachable: /);
       await until(async () => (await c.unary(JobService.method.pauseScheduledJob, { name: 'strict-check' }).catch(() => undefined)) ?? false, 10_000, 'the pause');
       expect((await check())?.reason).toBe('no system check is scheduled');
-      expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
+      expect((await fetch(`${t.adminUrl}/readyz/strict`)).status).toBe(200);
 
       c.close();
       await t.agent.shutdown();
@@ -249,7 +251,7 @@ describe('jobs: the system check and readiness', () => {
       const listed = await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined))?.jobs, 10_000, 'the stored jobs to load');
       expect(listed.find((j) => j.name === 'strict-check')?.paused).toBe(true);
       await sleep(1_500);
-      expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
+      expect((await fetch(`${t.adminUrl}/readyz/strict`)).status).toBe(200);
       await c.unary(JobService.method.resumeScheduledJob, { name: 'strict-check' });
       await until(async () => (await check())?.state === 'failed', 10_000, 'the check to fail again');
       c.close();

@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { createHealthRegistry } from '../../../src/health/registry.js';
 
 describe('health registry', () => {
-  it('is ready only while every critical component is ready or degraded', () => {
+  it('is ready only while every pod-gating component is ready or degraded', () => {
     let now = 0;
     const r = createHealthRegistry({ now: () => new Date(now) });
     const a = r.register('a');
-    const b = r.register('b', { critical: false });
+    const b = r.register('b', { gate: 'none' });
     expect(r.readiness()).toEqual({ ready: false, reasons: ['a: starting'] });
     a.set('ready');
     expect(r.readiness().ready).toBe(true);
@@ -18,7 +18,30 @@ describe('health registry', () => {
     now = 5_000;
     a.set('failed', 'storage down');
     expect(r.readiness()).toEqual({ ready: false, reasons: ['a: failed (storage down)'] });
-    expect(r.component('a')).toMatchObject({ state: 'failed', reason: 'storage down', since: new Date(5_000), critical: true });
+    expect(r.component('a')).toMatchObject({ state: 'failed', reason: 'storage down', since: new Date(5_000), gate: 'pod' });
+  });
+
+  it('keeps the pod ready through a backend outage; the strict readiness and the overall status show it', () => {
+    const r = createHealthRegistry();
+    r.register('grpc').set('ready');
+    const storage = r.register('storage', { gate: 'strict' });
+    const redis = r.register('ratelimit', { gate: 'none' });
+    storage.set('ready');
+    redis.set('ready');
+    expect(r.overall()).toEqual({ status: 'ok', ready: true, strictReady: true, reasons: [], degraded: [] });
+    storage.set('failed', 'ClickHouse unreachable');
+    redis.set('degraded', 'redis down');
+    expect(r.readiness()).toEqual({ ready: true, reasons: [] });
+    expect(r.strictReadiness()).toEqual({ ready: false, reasons: ['storage: failed (ClickHouse unreachable)'] });
+    expect(r.overall()).toEqual({
+      status: 'degraded',
+      ready: true,
+      strictReady: false,
+      reasons: [],
+      degraded: ['storage: failed (ClickHouse unreachable)', 'ratelimit: degraded (redis down)'],
+    });
+    r.beginShutdown();
+    expect(r.overall()).toMatchObject({ status: 'not ready', ready: false, strictReady: false, reasons: ['agent: shutting down'] });
   });
 
   it('keeps `since` on repeated reports and notifies only on change', () => {
@@ -56,5 +79,15 @@ describe('health registry', () => {
     const text = await metrics.metrics();
     expect(text).toContain('heimdall_component_state{component="storage",state="failed"} 1');
     expect(text).toContain('heimdall_component_state{component="storage",state="ready"} 0');
+    expect(text).toContain('heimdall_ready{probe="pod"} 0');
+  });
+
+  it('storage registered with the strict gate does not turn the pod metric off', async () => {
+    const metrics = new Registry();
+    const r = createHealthRegistry({ metrics });
+    r.register('storage', { gate: 'strict' }).set('failed', 'x');
+    const text = await metrics.metrics();
+    expect(text).toContain('heimdall_ready{probe="pod"} 1');
+    expect(text).toContain('heimdall_ready{probe="strict"} 0');
   });
 });

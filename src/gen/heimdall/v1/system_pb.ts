@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file heimdall/v1/system.proto.
  */
 export const file_heimdall_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("ChhoZWltZGFsbC92MS9zeXN0ZW0ucHJvdG8SC2hlaW1kYWxsLnYxIhIKEEdldFN0YXR1c1JlcXVlc3QimAEKD0NvbXBvbmVudFN0YXR1cxIMCgRuYW1lGAEgASgJEioKBXN0YXRlGAIgASgOMhsuaGVpbWRhbGwudjEuQ29tcG9uZW50U3RhdGUSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCRIQCghjcml0aWNhbBgFIAEoCCLRAQoRR2V0U3RhdHVzUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRINCgVidWlsZBgCIAEoCRIuCgpzdGFydGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg51cHRpbWVfc2Vjb25kcxgEIAEoARITCgtjb25maWdfaGFzaBgFIAEoCRINCgVyZWFkeRgGIAEoCBIwCgpjb21wb25lbnRzGAcgAygLMhwuaGVpbWRhbGwudjEuQ29tcG9uZW50U3RhdHVzKsIBCg5Db21wb25lbnRTdGF0ZRIfChtDT01QT05FTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIcChhDT01QT05FTlRfU1RBVEVfU1RBUlRJTkcQARIZChVDT01QT05FTlRfU1RBVEVfUkVBRFkQAhIcChhDT01QT05FTlRfU1RBVEVfREVHUkFERUQQAxIaChZDT01QT05FTlRfU1RBVEVfRkFJTEVEEAQSHAoYQ09NUE9ORU5UX1NUQVRFX1NUT1BQSU5HEAUyWwoNU3lzdGVtU2VydmljZRJKCglHZXRTdGF0dXMSHS5oZWltZGFsbC52MS5HZXRTdGF0dXNSZXF1ZXN0Gh4uaGVpbWRhbGwudjEuR2V0U3RhdHVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhoZWltZGFsbC92MS9zeXN0ZW0ucHJvdG8SC2hlaW1kYWxsLnYxIhIKEEdldFN0YXR1c1JlcXVlc3QiwAEKD0NvbXBvbmVudFN0YXR1cxIMCgRuYW1lGAEgASgJEioKBXN0YXRlGAIgASgOMhsuaGVpbWRhbGwudjEuQ29tcG9uZW50U3RhdGUSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCRIoCgRnYXRlGAYgASgOMhouaGVpbWRhbGwudjEuUmVhZGluZXNzR2F0ZUoECAUQBlIIY3JpdGljYWwitgIKEUdldFN0YXR1c1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDQoFYnVpbGQYAiABKAkSLgoKc3RhcnRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOdXB0aW1lX3NlY29uZHMYBCABKAESEwoLY29uZmlnX2hhc2gYBSABKAkSDQoFcmVhZHkYBiABKAgSMAoKY29tcG9uZW50cxgHIAMoCzIcLmhlaW1kYWxsLnYxLkNvbXBvbmVudFN0YXR1cxIUCgxzdHJpY3RfcmVhZHkYCCABKAgSKgoGc3RhdHVzGAkgASgOMhouaGVpbWRhbGwudjEuT3ZlcmFsbFN0YXR1cxIPCgdyZWFzb25zGAogAygJEhAKCGRlZ3JhZGVkGAsgAygJKsIBCg5Db21wb25lbnRTdGF0ZRIfChtDT01QT05FTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIcChhDT01QT05FTlRfU1RBVEVfU1RBUlRJTkcQARIZChVDT01QT05FTlRfU1RBVEVfUkVBRFkQAhIcChhDT01QT05FTlRfU1RBVEVfREVHUkFERUQQAxIaChZDT01QT05FTlRfU1RBVEVfRkFJTEVEEAQSHAoYQ09NUE9ORU5UX1NUQVRFX1NUT1BQSU5HEAUqewoNUmVhZGluZXNzR2F0ZRIeChpSRUFESU5FU1NfR0FURV9VTlNQRUNJRklFRBAAEhYKElJFQURJTkVTU19HQVRFX1BPRBABEhkKFVJFQURJTkVTU19HQVRFX1NUUklDVBACEhcKE1JFQURJTkVTU19HQVRFX05PTkUQAyqBAQoNT3ZlcmFsbFN0YXR1cxIeChpPVkVSQUxMX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEU9WRVJBTExfU1RBVFVTX09LEAESGwoXT1ZFUkFMTF9TVEFUVVNfREVHUkFERUQQAhIcChhPVkVSQUxMX1NUQVRVU19OT1RfUkVBRFkQAzJbCg1TeXN0ZW1TZXJ2aWNlEkoKCUdldFN0YXR1cxIdLmhlaW1kYWxsLnYxLkdldFN0YXR1c1JlcXVlc3QaHi5oZWltZGFsbC52MS5HZXRTdGF0dXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message heimdall.v1.GetStatusRequest
@@ -56,11 +56,11 @@ export type ComponentStatus = Message<"heimdall.v1.ComponentStatus"> & {
   reason: string;
 
   /**
-   * Whether the component must be ready for the agent to be ready.
+   * Which readiness waits for this component.
    *
-   * @generated from field: bool critical = 5;
+   * @generated from field: heimdall.v1.ReadinessGate gate = 6;
    */
-  critical: boolean;
+  gate: ReadinessGate;
 };
 
 /**
@@ -104,7 +104,7 @@ export type GetStatusResponse = Message<"heimdall.v1.GetStatusResponse"> & {
   configHash: string;
 
   /**
-   * True when every critical component is ready.
+   * The pod-facing readiness (what /readyz answers): the agent can serve its local clients.
    *
    * @generated from field: bool ready = 6;
    */
@@ -114,6 +114,32 @@ export type GetStatusResponse = Message<"heimdall.v1.GetStatusResponse"> & {
    * @generated from field: repeated heimdall.v1.ComponentStatus components = 7;
    */
   components: ComponentStatus[];
+
+  /**
+   * The backend-aware readiness (what /readyz/strict answers).
+   *
+   * @generated from field: bool strict_ready = 8;
+   */
+  strictReady: boolean;
+
+  /**
+   * @generated from field: heimdall.v1.OverallStatus status = 9;
+   */
+  status: OverallStatus;
+
+  /**
+   * Why the agent is not ready (empty when ready).
+   *
+   * @generated from field: repeated string reasons = 10;
+   */
+  reasons: string[];
+
+  /**
+   * Every component that is not ready, with its state and reason.
+   *
+   * @generated from field: repeated string degraded = 11;
+   */
+  degraded: string[];
 };
 
 /**
@@ -165,6 +191,84 @@ export enum ComponentState {
  */
 export const ComponentStateSchema: GenEnum<ComponentState> = /*@__PURE__*/
   enumDesc(file_heimdall_v1_system, 0);
+
+/**
+ * Which readiness a component gates.
+ *
+ * @generated from enum heimdall.v1.ReadinessGate
+ */
+export enum ReadinessGate {
+  /**
+   * @generated from enum value: READINESS_GATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The pod-facing readiness (/readyz, grpc.health.v1 service ""): listeners, configuration, pipeline.
+   *
+   * @generated from enum value: READINESS_GATE_POD = 1;
+   */
+  POD = 1,
+
+  /**
+   * The backend-aware readiness (/readyz/strict) as well: storage, durable queue, system check.
+   *
+   * @generated from enum value: READINESS_GATE_STRICT = 2;
+   */
+  STRICT = 2,
+
+  /**
+   * Neither: reported in the status and metrics only.
+   *
+   * @generated from enum value: READINESS_GATE_NONE = 3;
+   */
+  NONE = 3,
+}
+
+/**
+ * Describes the enum heimdall.v1.ReadinessGate.
+ */
+export const ReadinessGateSchema: GenEnum<ReadinessGate> = /*@__PURE__*/
+  enumDesc(file_heimdall_v1_system, 1);
+
+/**
+ * The agent's health in one word.
+ *
+ * @generated from enum heimdall.v1.OverallStatus
+ */
+export enum OverallStatus {
+  /**
+   * @generated from enum value: OVERALL_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Ready, and every component is ready.
+   *
+   * @generated from enum value: OVERALL_STATUS_OK = 1;
+   */
+  OK = 1,
+
+  /**
+   * Ready (the pod keeps serving), but a component is not: a backend outage, a full disk, ...
+   *
+   * @generated from enum value: OVERALL_STATUS_DEGRADED = 2;
+   */
+  DEGRADED = 2,
+
+  /**
+   * The pod-facing readiness is off (starting, shutting down, a listener down).
+   *
+   * @generated from enum value: OVERALL_STATUS_NOT_READY = 3;
+   */
+  NOT_READY = 3,
+}
+
+/**
+ * Describes the enum heimdall.v1.OverallStatus.
+ */
+export const OverallStatusSchema: GenEnum<OverallStatus> = /*@__PURE__*/
+  enumDesc(file_heimdall_v1_system, 2);
 
 /**
  * The agent's own view of itself: version, uptime and every component's state.
