@@ -16,16 +16,20 @@ export class StorageUnavailableError extends Error {
   override name = 'StorageUnavailableError';
 }
 
-// ClickHouse error codes that describe a passing condition (overload, timeouts, replicas, network).
-const RETRYABLE_CODES = new Set([3, 159, 164, 202, 209, 210, 241, 242, 252, 285, 319, 425, 999]);
+// ClickHouse error codes that describe a passing condition (overload, timeouts, replicas, network,
+// a full disk: 243 NOT_ENOUGH_SPACE).
+const RETRYABLE_CODES = new Set([3, 159, 164, 202, 209, 210, 241, 242, 243, 252, 285, 319, 425, 999]);
 const NETWORK = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up|Timeout error|timed out/i;
+/** A full disk, however the engine words it: retrying succeeds once space is freed. */
+const DISK_FULL = /ENOSPC|No space left on device|NOT_ENOUGH_SPACE|not enough space/i;
 
 /** Wraps anything thrown by a transport into a StorageError, classifying it as retryable or not. */
 export function toStorageError(err: unknown, what: string): StorageError {
   if (err instanceof StorageError) return err;
   const message = err instanceof Error ? err.message : String(err);
   const code = errorCode(err, message);
-  const retryable = (code !== undefined && RETRYABLE_CODES.has(code)) || (code === undefined && NETWORK.test(`${message} ${String((err as { code?: unknown } | undefined)?.code)}`));
+  const text = `${message} ${String((err as { code?: unknown } | undefined)?.code)}`;
+  const retryable = (code !== undefined && RETRYABLE_CODES.has(code)) || (code === undefined && NETWORK.test(text)) || DISK_FULL.test(text);
   return new StorageError(`${what}: ${message.split('\n')[0] ?? message}`, { retryable, code, cause: err });
 }
 

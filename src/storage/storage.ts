@@ -62,6 +62,12 @@ export interface Storage {
   /** True while storage answers and its schema is migrated (writes can succeed). */
   readonly ready: boolean;
   /**
+   * Records the outcome of an insert: a retryable failure (full disk, overload) marks the component
+   * failed, for the strict readiness and /status, until an insert succeeds or none has failed for
+   * three health-check intervals. Never throws.
+   */
+  recordWrite(error?: Error & { retryable?: boolean }): void;
+  /**
    * Opens the transport and starts connecting (and migrating, when configured), waiting at most 2 s
    * for the first attempt. Does not fail when storage is unreachable: it keeps retrying in the
    * background and reports why in health. Throws only for what retrying cannot fix (chdb missing,
@@ -77,12 +83,23 @@ export function createStorage(options: StorageOptions): Storage {
   const { config } = options;
   const logger = options.logger.child({ component: 'storage' });
   const reporter = options.health.register('storage', { gate: 'strict' });
-  const reachable = new Gauge({ name: 'heimdall_storage_reachable', help: 'Whether ClickHouse answered the last check (1) or not (0).', registers: [options.metrics] });
+  const reachableGauge = new Gauge({ name: 'heimdall_storage_reachable', help: 'Whether ClickHouse answered the last check (1) or not (0).', registers: [options.metrics] });
   let transport: StorageTransport | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let migrated = false;
+  let reachable = false;
   let failures = 0;
+  /** The last insert failure not yet followed by a success. */
+  let writeError: { message: string; at: number } | undefined;
+
+  /** Reports reachable storage: ready, or failed while its inserts fail. */
+  const reportReachable = (): void => {
+    if (stopped) return;
+    if (writeError && Date.now() - writeError.at > 3 * config.health_check_interval) writeError = undefined;
+    if (writeError) reporter.set('failed', `reachable, but inserts fail: ${writeError.message}`);
+    else reporter.set('ready');
+  };
 
   const schedule = (ms: number): void => {
     if (stopped) return;
@@ -98,9 +115,10 @@ export function createStorage(options: StorageOptions): Storage {
       if (!migrated && config.migrate_on_start) await migrate(t, schemaContextFor(config), logger);
       migrated = true;
       if (stopped) return;
-      if (reporter.state !== 'ready') logger.info({ target: t.target, kind: t.kind }, 'storage is reachable');
-      reporter.set('ready');
-      reachable.set(1);
+      if (!reachable) logger.info({ target: t.target, kind: t.kind }, 'storage is reachable');
+      reachable = true;
+      reportReachable();
+      reachableGauge.set(1);
       failures = 0;
       schedule(config.health_check_interval);
     } catch (err) {
@@ -109,8 +127,9 @@ export function createStorage(options: StorageOptions): Storage {
       const delay = Math.min(config.retry.max_interval, config.retry.initial_interval * 2 ** Math.min(failures - 1, 20));
       const reason = `${t.kind} storage at ${t.target} is not available: ${(err as Error).message}; retrying in ${Math.round(delay)} ms`;
       if (failures === 1 || failures % 10 === 0) logger.warn({ err, attempt: failures }, reason);
+      reachable = false;
       reporter.set('failed', reason);
-      reachable.set(0);
+      reachableGauge.set(0);
       schedule(delay * (0.8 + Math.random() * 0.4));
     }
   };
@@ -122,7 +141,13 @@ export function createStorage(options: StorageOptions): Storage {
       return transport;
     },
     get ready() {
-      return reporter.state === 'ready';
+      return reachable && !stopped;
+    },
+    recordWrite(error) {
+      if (error && error.retryable === false) return;
+      const was = writeError;
+      writeError = error && { message: error.message, at: Date.now() };
+      if (reachable && (was !== undefined || writeError !== undefined)) reportReachable();
     },
     async start() {
       try {

@@ -81,6 +81,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const writer = createWriter({
     transport: () => options.storage.transport,
     ready: () => options.storage.ready,
+    onAttempt: (error) => options.storage.recordWrite(error),
     logger,
     metrics: options.metrics,
     initialIntervalMs: config.retry.initial_interval,

@@ -20,6 +20,8 @@ export interface WriterOptions {
   maxIntervalMs: number;
   /** Give up after this long (0: retry until shutdown). */
   maxElapsedMs: number;
+  /** Told the outcome of every insert attempt that reached storage (undefined: it succeeded). */
+  onAttempt?: ((error?: Error) => void) | undefined;
 }
 
 /** Inserts encoded batches into ClickHouse, retrying failures with exponential backoff and jitter. */
@@ -77,7 +79,13 @@ export function createWriter(options: WriterOptions): Writer {
         const end = duration.startTimer({ table });
         try {
           if (!options.ready()) throw new StorageError('storage is not ready (unreachable, or its schema is not migrated yet)', { retryable: true });
-          await options.transport().insert(table, payload, { dedupToken: token, ...insertOptionsFor(table) });
+          try {
+            await options.transport().insert(table, payload, { dedupToken: token, ...insertOptionsFor(table) });
+          } catch (err) {
+            options.onAttempt?.(err as Error);
+            throw err;
+          }
+          options.onAttempt?.();
           end();
           count('sent', table, rows);
           return { status: 'ok' };

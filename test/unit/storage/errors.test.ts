@@ -8,6 +8,9 @@ describe('storage errors', () => {
     expect(toStorageError(new Error('socket hang up'), 'insert').retryable).toBe(true);
     expect(toStorageError(new Error('Code: 252. DB::Exception: Too many parts (TOO_MANY_PARTS)'), 'insert')).toMatchObject({ retryable: true, code: 252 });
     expect(toStorageError(new Error('Code: 62. DB::Exception: Syntax error'), 'query')).toMatchObject({ retryable: false, code: 62 });
+    // A full disk passes once space is freed: the embedded engine's own words, and a server's.
+    expect(toStorageError(new Error('Code: 243. DB::Exception: Cannot reserve 10.30 MiB, not enough space. (NOT_ENOUGH_SPACE)'), 'insert')).toMatchObject({ retryable: true, code: 243 });
+    expect(toStorageError(new Error('Code: 74. DB::ErrnoException: Cannot write to file /d/x.bin: No space left on device. (CANNOT_WRITE_TO_FILE_DESCRIPTOR)'), 'insert')).toMatchObject({ retryable: true, code: 74 });
     expect(toStorageError(Object.assign(new Error('x'), { clickhouseCode: 60 }), 'query')).toMatchObject({ retryable: false, code: 60 });
     const same = new StorageError('kept', { retryable: true });
     expect(toStorageError(same, 'again')).toBe(same);

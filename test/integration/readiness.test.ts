@@ -1,0 +1,117 @@
+/** A sidecar first does no harm: a backend outage or a full disk never takes the pod out of service, and loses nothing acknowledged. */
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { startClickHouseHttp } from '../support/clickhouse-http.js';
+import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
+import { tempDir } from '../support/temp.js';
+import { mountTmpfs } from '../support/tmpfs.js';
+import { sleep, until } from '../support/wait.js';
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** Polls /readyz every 50 ms until stopped; returns every status seen. */
+function watchReadyz(t: TestAgent): { stop(): Promise<number[]> } {
+  const seen: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      seen.push((await fetch(`${t.adminUrl}/readyz`).catch(() => undefined))?.status ?? 0);
+      await sleep(50);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return seen;
+    },
+  };
+}
+
+/** Sends `requests` OTLP/HTTP requests of `spans` spans of `service`; every one must be acknowledged. Returns the span ids. */
+async function sendAcked(t: TestAgent, service: string, requests: number, spans: number): Promise<string[]> {
+  const acked: string[] = [];
+  for (let i = 0; i < requests; i++) {
+    const ids: string[] = [];
+    const res = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest(service, spans, (_k, span) => ids.push(hex(span.spanId)))), headers: { 'content-type': 'application/x-protobuf' } });
+    expect(res.status).toBe(200);
+    acked.push(...ids);
+  }
+  return acked;
+}
+
+const strictStatus = async (t: TestAgent) => (await fetch(`${t.adminUrl}/readyz/strict`)).status;
+const queueSize = async (t: TestAgent) => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1];
+const overall = async (t: TestAgent) => (await (await fetch(`${t.adminUrl}/status`)).json()) as { status: string; ready: boolean; strictReady: boolean; degraded: string[] };
+
+/** Every acknowledged span id is stored exactly once. */
+async function expectStoredOnce(t: TestAgent, service: string, acked: readonly string[]): Promise<void> {
+  const rows = await t.agent.storage.transport.query<{ SpanId: string; n: string }>('SELECT SpanId, count() AS n FROM otel_traces WHERE ServiceName = {service:String} GROUP BY SpanId', { service });
+  const counts = new Map(rows.map((r) => [r.SpanId, Number(r.n)]));
+  expect(acked.filter((id) => counts.get(id) !== 1)).toEqual([]);
+  expect(rows).toHaveLength(acked.length);
+}
+
+describe('readiness through backend outages (ack: queued)', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('server transport, endpoint stopped mid-run: /readyz stays 200, /readyz/strict and /status say why, data lands once the endpoint is back', async () => {
+    const dir = tempDir();
+    cleanups.push(dir.cleanup);
+    const ch = await startClickHouseHttp(join(dir.path, 'ch'));
+    cleanups.push(() => ch.close());
+    const t = await startTestAgent({
+      storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '50ms', max_interval: '200ms' }, health_check_interval: '200ms' },
+      ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue'), max_delay: '50ms' }, retry: { initial_interval: '20ms', max_interval: '100ms' } },
+    });
+    cleanups.push(() => t.stop());
+    const probes = watchReadyz(t);
+    const acked = await sendAcked(t, 'outage', 5, 50);
+    await ch.down();
+    acked.push(...(await sendAcked(t, 'outage', 10, 50)));
+    await until(async () => (await strictStatus(t)) === 503, 10_000, '/readyz/strict to report the outage');
+    const during = await overall(t);
+    expect(during).toMatchObject({ status: 'degraded', ready: true, strictReady: false });
+    expect(during.degraded.join('; ')).toMatch(/storage: failed \(server storage at .* is not available/);
+    await ch.up();
+    await until(async () => (await queueSize(t)) === '0', 20_000, 'the queue to drain');
+    await until(async () => (await strictStatus(t)) === 200, 10_000, '/readyz/strict to recover');
+    const seen = await probes.stop();
+    expect(seen.length).toBeGreaterThan(10);
+    expect(seen.filter((s) => s !== 200)).toEqual([]);
+    await expectStoredOnce(t, 'outage', acked);
+  });
+
+  it("embedded store's disk full: /readyz stays 200, storage reports the failing inserts, data lands once space is back", async () => {
+    const disk = mountTmpfs(96 * 1024 * 1024);
+    if (!disk) return;
+    cleanups.push(() => disk.unmount());
+    const dir = tempDir();
+    cleanups.push(dir.cleanup);
+    const t = await startTestAgent({
+      storage: { embedded: { path: join(disk.path, 'data') }, health_check_interval: '200ms' },
+      ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue'), max_delay: '50ms' }, retry: { initial_interval: '20ms', max_interval: '200ms' } },
+      jobs: { system_check: { schedule: '* * * * * *' } },
+    });
+    cleanups.push(() => t.stop());
+    const probes = watchReadyz(t);
+    const acked = await sendAcked(t, 'full-disk', 2, 50);
+    await until(async () => (await queueSize(t)) === '0', 20_000, 'the first spans to be stored');
+    disk.fill();
+    acked.push(...(await sendAcked(t, 'full-disk', 10, 200)));
+    const failing = await until(async () => (await overall(t)).degraded.find((d) => d.startsWith('storage: failed (reachable, but inserts fail')), 20_000, 'storage to report failing inserts');
+    expect(failing).toMatch(/not enough space|No space left/i);
+    expect(await strictStatus(t)).toBe(503);
+    expect((await overall(t)).ready).toBe(true);
+    disk.unfill();
+    await until(async () => (await queueSize(t)) === '0', 30_000, 'the queue to drain once space is back');
+    await until(async () => (await strictStatus(t)) === 200, 15_000, '/readyz/strict to recover');
+    const seen = await probes.stop();
+    expect(seen.filter((s) => s !== 200)).toEqual([]);
+    await expectStoredOnce(t, 'full-disk', acked);
+  }, 90_000);
+});
