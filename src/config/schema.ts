@@ -229,7 +229,17 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** `embedded` (chdb, in process) or `server` (ClickHouse over HTTP); default: server when a URL is set. */
       mode: z.enum(['embedded', 'server']).optional(),
-      embedded: z.strictObject({ path: z.string().min(1).default('./data') }).prefault({}),
+      embedded: z
+        .strictObject({
+          path: z.string().min(1).default('./data'),
+          /**
+           * Bytes the embedded store may hold on disk; none: no limit but the disk's. Past 90% the oldest
+           * partitions are dropped until it is under 75%; at the limit inserts are refused (retryable).
+           * Set it when the store lives on a volume of a fixed size (an emptyDir with a sizeLimit).
+           */
+          max_size: byteSize.optional(),
+        })
+        .prefault({}),
       clickhouse: clickhouse.prefault({}),
       /** Apply schema migrations at startup. */
       migrate_on_start: boolean.default(true),

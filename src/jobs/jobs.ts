@@ -141,7 +141,7 @@ export function createJobs(options: JobsOptions): Jobs {
   const store = createJobStore(options.storage);
   const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: options.leaseTtlMs, logger });
   const kinds: TaskKinds = {
-    'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, reporter: systemReporter, reportsReadiness: (job) => entries.has(job) && checksReadiness(entries.get(job) as Entry), metrics: options.metrics }),
+    'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, budgets: () => { const size = options.storage.size; return size ? [{ name: 'embedded store', ...size }] : []; }, reporter: systemReporter, reportsReadiness: (job) => entries.has(job) && checksReadiness(entries.get(job) as Entry), metrics: options.metrics }),
     'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics }),
     retention: createRetention({ storage: options.storage, schema: options.schema }),
     export: createExport({ storage: options.storage, exportDir: options.exportDir }),

@@ -5,6 +5,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { createEmbeddedTransport } from './embedded.js';
 import { migrate, schemaContext } from './migrate.js';
 import { createServerTransport } from './server.js';
+import { createSizeGuard, type SizeGuard } from './size-guard.js';
 import type { StorageTransport } from './transport.js';
 
 type StorageConfig = Config['storage'];
@@ -66,7 +67,11 @@ export interface Storage {
    * failed, for the strict readiness and /status, until an insert succeeds or none has failed for
    * three health-check intervals. Never throws.
    */
-  recordWrite(error?: Error & { retryable?: boolean }): void;
+  recordWrite(bytes: number, error?: Error & { retryable?: boolean }): void;
+  /** Why an insert would be refused now (unreachable, or the embedded store at its size budget); undefined when inserts can go ahead. */
+  refusal(): string | undefined;
+  /** The embedded store's size budget and use, when `storage.embedded.max_size` is set. */
+  readonly size: { used: number; limit: number } | undefined;
   /**
    * Opens the transport and starts connecting (and migrating, when configured), waiting at most 2 s
    * for the first attempt. Does not fail when storage is unreachable: it keeps retrying in the
@@ -92,6 +97,8 @@ export function createStorage(options: StorageOptions): Storage {
   let failures = 0;
   /** The last insert failure not yet followed by a success. */
   let writeError: { message: string; at: number } | undefined;
+  const guard: SizeGuard | undefined =
+    storageMode(config) === 'embedded' && config.embedded.max_size !== undefined ? createSizeGuard({ maxBytes: config.embedded.max_size, logger, metrics: options.metrics }) : undefined;
 
   /** Reports reachable storage: ready, or failed while its inserts fail. */
   const reportReachable = (): void => {
@@ -114,6 +121,13 @@ export function createStorage(options: StorageOptions): Storage {
       await t.ping();
       if (!migrated && config.migrate_on_start) await migrate(t, schemaContextFor(config), logger);
       migrated = true;
+      if (guard) {
+        try {
+          await guard.enforce(t);
+        } catch (err) {
+          logger.warn({ err }, 'cannot measure or trim the embedded store against storage.embedded.max_size; trying again at the next check');
+        }
+      }
       if (stopped) return;
       if (!reachable) logger.info({ target: t.target, kind: t.kind }, 'storage is reachable');
       reachable = true;
@@ -143,7 +157,15 @@ export function createStorage(options: StorageOptions): Storage {
     get ready() {
       return reachable && !stopped;
     },
-    recordWrite(error) {
+    get size() {
+      return guard && { used: guard.used, limit: guard.limit };
+    },
+    refusal() {
+      if (!reachable || stopped) return 'storage is not ready (unreachable, or its schema is not migrated yet)';
+      return guard?.refusal();
+    },
+    recordWrite(bytes, error) {
+      if (!error) guard?.noteInsert(bytes);
       if (error && error.retryable === false) return;
       const was = writeError;
       writeError = error && { message: error.message, at: Date.now() };

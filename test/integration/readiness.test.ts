@@ -1,6 +1,8 @@
 /** A sidecar first does no harm: a backend outage or a full disk never takes the pod out of service, and loses nothing acknowledged. */
 import { join } from 'node:path';
+import { fromBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
+import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { startClickHouseHttp } from '../support/clickhouse-http.js';
 import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
@@ -53,7 +55,7 @@ async function expectStoredOnce(t: TestAgent, service: string, acked: readonly s
   expect(rows).toHaveLength(acked.length);
 }
 
-describe('readiness through backend outages (ack: queued)', () => {
+describe('readiness and storage through outages, full disks and budgets', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
@@ -114,4 +116,26 @@ describe('readiness through backend outages (ack: queued)', () => {
     expect(seen.filter((s) => s !== 200)).toEqual([]);
     await expectStoredOnce(t, 'full-disk', acked);
   }, 90_000);
+
+  it('an embedded store at its size budget refuses inserts (retryable, naming the setting), scores the disk by the budget, and stays ready', async () => {
+    const t = await startTestAgent({
+      storage: { embedded: { max_size: '16KiB' }, health_check_interval: '200ms' },
+      ingest: { retry: { initial_interval: '20ms', max_interval: '50ms', max_elapsed: '300ms' } },
+      jobs: { system_check: { schedule: '* * * * * *' } },
+    });
+    cleanups.push(() => t.stop());
+    await until(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_storage_bytes (\d+)/m)?.[1] !== '0', 10_000, 'a measurement of the store');
+    // Inserts go on until the store reaches its budget, then are refused.
+    let res: Response | undefined;
+    for (let i = 0; i < 50 && res?.status !== 503; i++) res = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('budget', 50)), headers: { 'content-type': 'application/x-protobuf' } });
+    if (!res) throw new Error('no request sent');
+    expect(res.status).toBe(503);
+    expect(fromBinary(StatusSchema, new Uint8Array(await res.arrayBuffer())).message).toMatch(/its limit storage\.embedded\.max_size is 16384/);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    const check = await until(async () => (await overall(t)).degraded.find((d) => d.startsWith('system-check: failed')), 10_000, 'the system check to score the budget');
+    expect(check).toMatch(/disk 0 \(.*embedded store \(\d+ of 16384 bytes\) 0\.0% free/);
+    expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
+    expect(await strictStatus(t)).toBe(503);
+    expect(t.logs.some((l) => l.level === 'error' && String(l.msg).includes('only its newest partitions are left'))).toBe(true);
+  });
 });

@@ -80,8 +80,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const enrichment = config.enrichment.enabled ? createEnrichment(config.enrichment.from_env ?? DEFAULT_ENRICHMENT_ENV) : undefined;
   const writer = createWriter({
     transport: () => options.storage.transport,
-    ready: () => options.storage.ready,
-    onAttempt: (error) => options.storage.recordWrite(error),
+    refusal: () => options.storage.refusal(),
+    onAttempt: (bytes, error) => options.storage.recordWrite(bytes, error),
     logger,
     metrics: options.metrics,
     initialIntervalMs: config.retry.initial_interval,

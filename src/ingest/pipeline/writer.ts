@@ -10,8 +10,8 @@ export type WriteResult = { status: 'ok' } | { status: 'failed'; error: Error };
 /** Options for createWriter. */
 export interface WriterOptions {
   transport: () => StorageTransport;
-  /** Whether storage can take writes now (reachable and migrated); while not, attempts wait. */
-  ready: () => boolean;
+  /** Why storage cannot take writes now (unreachable, not migrated, at its size budget); while it says so, attempts wait. */
+  refusal: () => string | undefined;
   logger: Logger;
   metrics: Registry;
   /** First backoff after a failed insert. */
@@ -20,8 +20,8 @@ export interface WriterOptions {
   maxIntervalMs: number;
   /** Give up after this long (0: retry until shutdown). */
   maxElapsedMs: number;
-  /** Told the outcome of every insert attempt that reached storage (undefined: it succeeded). */
-  onAttempt?: ((error?: Error) => void) | undefined;
+  /** Told the outcome of every insert attempt that reached storage: its bytes, and its error when it failed. */
+  onAttempt?: ((bytes: number, error?: Error) => void) | undefined;
 }
 
 /** Inserts encoded batches into ClickHouse, retrying failures with exponential backoff and jitter. */
@@ -78,14 +78,15 @@ export function createWriter(options: WriterOptions): Writer {
       for (let attempt = 1; ; attempt++) {
         const end = duration.startTimer({ table });
         try {
-          if (!options.ready()) throw new StorageError('storage is not ready (unreachable, or its schema is not migrated yet)', { retryable: true });
+          const refusal = options.refusal();
+          if (refusal !== undefined) throw new StorageError(refusal, { retryable: true });
           try {
             await options.transport().insert(table, payload, { dedupToken: token, ...insertOptionsFor(table) });
           } catch (err) {
-            options.onAttempt?.(err as Error);
+            options.onAttempt?.(payload.length, err as Error);
             throw err;
           }
-          options.onAttempt?.();
+          options.onAttempt?.(payload.length);
           end();
           count('sent', table, rows);
           return { status: 'ok' };

@@ -14,6 +14,8 @@ export interface SystemCheckDeps {
   pingRedis: (() => Promise<void>) | undefined;
   /** Directories whose file systems must keep space free (data, queue, exports). */
   dataPaths: readonly string[];
+  /** Byte budgets set in config (the embedded store's max_size, ...), scored as disks of that size. */
+  budgets: () => ReadonlyArray<{ name: string; used: number; limit: number }>;
   /** The `system-check` health component (critical): not ready while the score is under the threshold. */
   reporter: HealthReporter;
   /** Whether a run of this scheduled job sets readiness (an active scheduled check); on-demand runs only report. */
@@ -46,7 +48,8 @@ async function timed(fn: () => Promise<void>, signal: AbortSignal): Promise<numb
 
 /**
  * The `system-check` task: scores storage and Redis (reachability and ping time), the pipeline
- * (memory and durable queue fill) and disk (space free where the agent writes), 0-100 each; the
+ * (memory and durable queue fill) and disk (space free where the agent writes, and within the byte
+ * budgets set in config), 0-100 each; the
  * overall score is the lowest of the `critical` scopes. Under the threshold, the agent reports not
  * ready with the reasons.
  */
@@ -81,13 +84,17 @@ export function createSystemCheck(deps: SystemCheckDeps): TaskRunner {
 
     let disk = 100;
     const free: string[] = [];
+    const score = (what: string, pct: number): void => {
+      disk = Math.min(disk, scale(-pct, -p.disk_ok_percent, -p.disk_min_percent));
+      free.push(`${what} ${pct.toFixed(1)}% free`);
+    };
     for (const path of deps.dataPaths) {
       if (!existsSync(path)) continue;
       const s = statfsSync(path);
-      const pct = s.blocks > 0 ? (Number(s.bavail) / Number(s.blocks)) * 100 : 100;
-      disk = Math.min(disk, scale(-pct, -p.disk_ok_percent, -p.disk_min_percent));
-      free.push(`${path} ${pct.toFixed(1)}% free`);
+      score(path, s.blocks > 0 ? (Number(s.bavail) / Number(s.blocks)) * 100 : 100);
     }
+    // A budget set in config is the limit that counts (an emptyDir evicts the pod past its sizeLimit, whatever the disk has free).
+    for (const b of deps.budgets()) score(`${b.name} (${b.used} of ${b.limit} bytes)`, Math.max(0, (1 - b.used / b.limit) * 100));
     scores.disk = disk;
     notes.disk = free.join(', ') || 'no data directory yet';
 
