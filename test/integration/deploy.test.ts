@@ -79,20 +79,44 @@ describe('deploy/kubernetes/base', () => {
       expect(routes).toContain(get.path);
       expect(portByName.get(get.port as string)).toBe(9464);
     }
+    // The pod-facing readiness, which backends never turn off; the startup probe waits for the data listeners through it.
     expect(sidecar.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(sidecar.startupProbe.httpGet.path).toBe('/readyz');
     expect(sidecar.livenessProbe.httpGet.path).toBe('/livez');
   });
 
-  it('is scrapeable by Prometheus at the admin port and /metrics', () => {
-    for (const annotations of [deployment.spec.template.metadata.annotations as Doc, service.metadata.annotations as Doc]) {
-      expect(annotations['prometheus.io/scrape']).toBe('true');
-      expect(Number(annotations['prometheus.io/port'])).toBe(portByName.get('admin'));
-      expect(adminRoutes()).toContain(annotations['prometheus.io/path']);
-    }
+  it('is scraped by Prometheus once: through the annotated Service at the admin port and /metrics, not the pod too', () => {
+    const annotations = service.metadata.annotations as Doc;
+    expect(annotations['prometheus.io/scrape']).toBe('true');
+    expect(Number(annotations['prometheus.io/port'])).toBe(portByName.get('admin'));
+    expect(adminRoutes()).toContain(annotations['prometheus.io/path']);
+    expect((deployment.spec.template.metadata.annotations as Doc | undefined)?.['prometheus.io/scrape']).toBeUndefined();
     expect(portByName.has(service.spec.ports[0].targetPort as string)).toBe(true);
     expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
   });
+
+  it('fits its data to the volume and its memory to the container limit', () => {
+    const dataMount = (sidecar.volumeMounts as Doc[]).find((m) => config.storage.embedded.path.startsWith(m.mountPath as string)) as Doc;
+    const volume = (pod.volumes as Doc[]).find((v) => v.name === dataMount.name) as Doc;
+    const sizeLimit = quantity(volume.emptyDir.sizeLimit as string);
+    // Every writer on the volume has a budget, and together they stay under 90% of its sizeLimit
+    // (past it, the kubelet evicts the whole pod).
+    const budgets = [config.storage.embedded.max_size ?? Infinity, config.ingest.queue.max_size];
+    expect(budgets.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(0.9 * sizeLimit);
+    // The engine's measured peak (README, bench:ingest over 10 minutes: 881 MiB) plus the decoded
+    // data the memory limiter lets the pipeline hold stay inside the container's memory limit.
+    const EMBEDDED_PEAK = 881 * 2 ** 20;
+    expect(EMBEDDED_PEAK + config.ingest.memory.limit).toBeLessThanOrEqual(quantity(sidecar.resources.limits.memory as string));
+  });
 });
+
+/** A Kubernetes quantity in bytes ("2Gi", "1280Mi", "512M"). */
+function quantity(q: string): number {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(q);
+  if (!m) throw new Error(`not a quantity: ${q}`);
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, K: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] ?? ''] ?? 1;
+  return Number(m[1]) * unit;
+}
 
 describe('Dockerfile', () => {
   const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
