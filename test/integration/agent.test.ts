@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { fromBinary } from '@bufbuild/protobuf';
@@ -192,6 +193,27 @@ describe('agent on embedded storage', () => {
 });
 
 describe('agent lifecycle', () => {
+  it('while it starts, /readyz answers 503 until both data listeners accept connections (the startup probe waits on it)', async () => {
+    const t = await startTestAgent({}, { start: false });
+    const started = t.agent.start();
+    const accepts = (port: number) => new Promise<boolean>((resolve) => {
+      const s = connectTcp(port, '127.0.0.1', () => (s.destroy(), resolve(true))).once('error', () => resolve(false));
+    });
+    const seen: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      const status = t.agent.admin.port ? (await fetch(`${t.adminUrl}/readyz`).catch(() => undefined))?.status : undefined;
+      if (status) seen.push(status);
+      if (status === 200) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(seen.at(-1)).toBe(200);
+    expect(t.agent.grpc.port).toBeGreaterThan(0);
+    expect(await accepts(t.agent.grpc.port)).toBe(true);
+    expect(await accepts(t.agent.otlpHttp.port)).toBe(true);
+    await started;
+    await t.stop();
+  });
+
   it('Watch streams SERVING, then NOT_SERVING when shutdown begins, and readiness turns 503', async () => {
     const t = await startTestAgent({ shutdown: { drain: '300ms' } });
     const c = testClient(Health, t.grpcAddress);
