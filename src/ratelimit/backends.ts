@@ -2,6 +2,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { splitHostPort } from '../config/units.js';
+import type { HealthReporter } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { fullBucket, take, type BucketSpec, type BucketState, type Decision } from './bucket.js';
 
@@ -79,6 +80,8 @@ export interface RedisBackendOptions {
   now: () => number;
   logger: Logger;
   metrics: Registry;
+  /** Where the backend reports its circuit: degraded (with the reason) while open, ready otherwise. */
+  reporter?: HealthReporter | undefined;
 }
 
 /** host:port (validated by the config schema) as ioredis wants it. */
@@ -116,6 +119,7 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
 
   let failures = 0;
   let openUntil = 0;
+  options.reporter?.set('ready', 'no check yet');
   const fallback = (): Decision => ({ allowed: options.failureMode === 'allow', remaining: 0, resetMs: 0 });
   const failed = (err: unknown): Decision => {
     errors.inc();
@@ -124,6 +128,7 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
       openUntil = options.now() + options.breakerCooldownMs;
       breakerState.set(1);
       logger.warn({ err, failures, cooldownMs: options.breakerCooldownMs, failureMode: options.failureMode }, 'redis checks failing: circuit open, answering by the failure mode');
+      options.reporter?.set('degraded', `redis checks failing (${(err as Error).message}): circuit open, answering by failure_mode ${options.failureMode}`);
     }
     return fallback();
   };
@@ -146,6 +151,7 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
         const [allowed, tokensText] = await Promise.race([run.heimdallBucket(`${options.keyPrefix}${key}`, spec.capacity, spec.ratePerMs, hits), timeout]);
         stop();
         if (failures > 0 || openUntil > 0) logger.info('redis checks succeed again: circuit closed');
+        options.reporter?.set('ready');
         failures = 0;
         openUntil = 0;
         breakerState.set(0);

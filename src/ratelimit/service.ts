@@ -159,7 +159,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const configErrors = new Counter({ name: 'heimdall_ratelimit_config_errors_total', help: 'Rate-limit configuration loads that failed (the previous configuration stays).', registers: [options.metrics] });
   const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
   const local = createLocalBackend({ maxKeys: options.maxKeys, now, metrics: options.metrics });
-  const shared = options.redis ? createRedisBackend({ ...options.redis, now, logger: options.logger, metrics: options.metrics }) : undefined;
+  const shared = options.redis ? createRedisBackend({ ...options.redis, now, logger: options.logger, metrics: options.metrics, reporter: options.health.register('ratelimit-redis', { gate: 'none' }) }) : undefined;
 
   const load = (): void => {
     if (!options.configPath) {

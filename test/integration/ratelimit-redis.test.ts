@@ -112,8 +112,15 @@ describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', (
     }
     expect(await a.metrics()).toMatch(/^heimdall_ratelimit_backend_errors_total [1-9]/m);
     expect(await a.metrics()).toMatch(/^heimdall_ratelimit_circuit_open 1/m);
+    // The outage shows as a degraded component; the pod stays ready.
+    expect(await a.metrics()).toMatch(/^heimdall_component_state\{component="ratelimit-redis",state="degraded"\} 1$/m);
+    expect(await a.metrics()).toMatch(/^heimdall_ready\{probe="pod"\} 1$/m);
     await redis.start();
     await expect.poll(async () => (await check(cb, 'user', 'back')).overallCode, { timeout: 10_000, interval: 200 }).toBe(RateLimitResponse_Code.OK);
+    // Agent a allows while Redis is away: its health says when its checks reach Redis again.
+    await expect
+      .poll(async () => (await check(ca, 'user', 'back'), a.metrics()), { timeout: 10_000, interval: 200 })
+      .toMatch(/^heimdall_component_state\{component="ratelimit-redis",state="ready"\} 1$/m);
     const got = await codes('user', 'after', 7);
     expect(got.filter((c) => c === RateLimitResponse_Code.OK)).toHaveLength(5);
   }, 30_000);
