@@ -1,57 +1,63 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './temp.js';
 
-/** A real small file system (tmpfs) for full-disk tests: it can be filled, grown and unmounted. */
+/** A real tmpfs of a fixed size: a small disk that fills up. */
 export interface Tmpfs {
   readonly path: string;
-  /** Bytes free for an unprivileged writer right now. */
+  /** Bytes free for a writer right now. */
   free(): number;
   /** Writes a filler file that leaves about `leaveBytes` free; `unfill` removes it. */
   fill(leaveBytes?: number): void;
   unfill(): void;
-  /** Changes the size of the mounted file system (grows a full disk). */
-  resize(bytes: number): void;
+  /** Changes its size (`mount -o remount,size=...`), e.g. to give space back. */
+  resize(size: string): void;
+  /** Unmounts it and removes the mount point. Safe to call twice. */
   unmount(): void;
 }
 
-/**
- * Mounts a tmpfs of `bytes` on a fresh directory. Needs root (CI runs as root): where it cannot
- * mount, it throws in CI and returns undefined locally (the caller skips with the printed reason).
- */
-export function mountTmpfs(bytes: number): Tmpfs | undefined {
-  const path = mkdtempSync(join(tmpdir(), 'heimdall-tmpfs-'));
+/** Mounts a tmpfs of `size` (e.g. "12m"); needs root. Throws when it cannot. */
+export function mountTmpfs(size: string): Tmpfs {
+  const dir = tempDir('heimdall-tmpfs-');
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', path], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir.path], { stdio: 'pipe' });
   } catch (err) {
-    rmSync(path, { recursive: true, force: true });
-    const why = `cannot mount a tmpfs (needs root): ${(err as Error).message.split('\n')[0] ?? ''}`;
-    if (process.env.CI) throw new Error(`${why}; CI must run as root`, { cause: err });
-    console.warn(`skipping: ${why}`);
-    return undefined;
+    dir.cleanup();
+    throw new Error(`cannot mount a tmpfs: ${(err as Error).message}`, { cause: err });
   }
-  const filler = join(path, 'filler');
+  let mounted = true;
+  const filler = join(dir.path, 'filler');
+  const free = (): number => {
+    const s = statfsSync(dir.path);
+    return Number(s.bavail) * Number(s.bsize);
+  };
   return {
-    path,
-    free: () => {
-      const s = statfsSync(path);
-      return Number(s.bavail) * Number(s.bsize);
-    },
-    fill(leaveBytes = 0) {
-      const s = statfsSync(path);
-      const size = Math.max(0, Number(s.bavail) * Number(s.bsize) - leaveBytes);
-      writeFileSync(filler, Buffer.alloc(size));
-    },
-    unfill() {
-      rmSync(filler, { force: true });
-    },
-    resize(size) {
-      execFileSync('mount', ['-o', `remount,size=${size}`, path], { stdio: 'pipe' });
-    },
+    path: dir.path,
+    free,
+    fill: (leaveBytes = 0) => writeFileSync(filler, Buffer.alloc(Math.max(0, free() - leaveBytes))),
+    unfill: () => rmSync(filler, { force: true }),
+    resize: (s) => execFileSync('mount', ['-o', `remount,size=${s}`, dir.path], { stdio: 'pipe' }),
     unmount() {
-      execFileSync('umount', ['-l', path], { stdio: 'pipe' });
-      rmSync(path, { recursive: true, force: true });
+      if (!mounted) return;
+      mounted = false;
+      execFileSync('umount', ['-l', dir.path], { stdio: 'pipe' });
+      dir.cleanup();
     },
   };
+}
+
+/**
+ * Whether this machine lets the tests mount a tmpfs (it needs root). In CI (which runs as root) not
+ * being able to fails the test; locally the test is skipped with the reason printed.
+ */
+export function canMountTmpfs(): boolean {
+  try {
+    mountTmpfs('1m').unmount();
+    return true;
+  } catch (err) {
+    if (process.env.CI) throw new Error(`mounting a tmpfs is required in CI (it runs as root): ${(err as Error).message}`, { cause: err });
+    console.warn(`skipping: cannot mount a tmpfs here (${(err as Error).message}); CI runs these tests as root`);
+    return false;
+  }
 }

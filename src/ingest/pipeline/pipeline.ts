@@ -23,7 +23,7 @@ export interface PipelineOptions {
   logger: Logger;
   /** Registry for the limiter, batch, writer and queue metrics. */
   metrics: Registry;
-  /** Where the pipeline reports its state, as component `pipeline`. */
+  /** Where the pipeline reports its state, as component `pipeline` (and the durable queue as `queue`). */
   health: HealthRegistry;
 }
 
@@ -56,8 +56,8 @@ export interface Pipeline {
 export interface PipelineLoad {
   memoryBytes: number;
   memoryLimit: number;
-  /** Absent with ack: stored (no durable queue). */
-  queue?: { bytes: number; capacity: number; records: number } | undefined;
+  /** Absent with ack: stored (no durable queue). `stalled`: why it cannot append or consume on its own (the disk), when it cannot. */
+  queue?: { bytes: number; capacity: number; records: number; stalled: string | undefined } | undefined;
 }
 
 /** A decoded OTLP request with its rows takes about this many times its wire size in memory. */
@@ -97,10 +97,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           maxBytes: config.queue.max_size,
           segmentBytes: config.queue.segment_size,
           writer,
+          storageReady: () => options.storage.ready,
           maxRows: config.queue.max_rows,
           maxDelayMs: config.queue.max_delay,
+          retry: { initialMs: config.retry.initial_interval, maxMs: config.retry.max_interval },
           logger,
           metrics: options.metrics,
+          health: options.health,
         })
       : undefined;
   let stopping = false;
@@ -119,7 +122,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       };
     },
     load() {
-      return { memoryBytes: limiter.buffered, memoryLimit: config.memory.limit, queue: queue && { bytes: queue.bytes, capacity: config.queue.max_size, records: queue.depth } };
+      return { memoryBytes: limiter.buffered, memoryLimit: config.memory.limit, queue: queue && { bytes: queue.bytes, capacity: config.queue.max_size, records: queue.depth, stalled: queue.stalled } };
     },
     process(c) {
       enrichment?.process(c);

@@ -1,18 +1,37 @@
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 
-/** Record header: payload length (u32), CRC-32 of the payload (u32), sequence number (u64). */
-export const HEADER_BYTES = 16;
+/*
+ * Segment file format (version 2):
+ *   segment header, twice (48 bytes): magic "HEIMWAL\0", u32 version (2), 8 random bytes (the salt),
+ *     u32 CRC-32 of the 20 bytes before it. The second copy is read when the first is damaged.
+ *   records: u32 magic, u32 payload length, u64 sequence number, u32 CRC of the payload, u32 CRC of
+ *     the 20 header bytes before it, then the payload. Both CRCs are seeded with the segment's salt,
+ *     so bytes a client sent (a payload that embeds a record) never pass for a record of this segment.
+ * Version 1 (segments written before the header existed): records only, each u32 payload length,
+ *   u32 CRC-32 of the payload, u64 sequence number, payload. Still read; never written.
+ */
 
-const CRC_TABLE = (() => {
-  const t = new Int32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c;
-  }
-  return t;
-})();
+/** Bytes of a record header (version 2). */
+export const HEADER_BYTES = 24;
+/** Bytes of a version 1 record header. */
+const V1_HEADER_BYTES = 16;
+/** Bytes of the segment header (two copies of 24 bytes). */
+export const SEGMENT_HEADER_BYTES = 48;
+const SEGMENT_MAGIC = Buffer.from('HEIMWAL\0', 'latin1');
+const RECORD_MAGIC = Buffer.from([0xd7, 0x48, 0x52, 0x02]);
+const RECORD_MAGIC_U32 = RECORD_MAGIC.readUInt32LE(0);
+const VERSION = 2;
+/** Version 1 records carry no magic: a record found by scanning must follow the last good one within this many sequence numbers. */
+const V1_SEQ_WINDOW = 1n << 20n;
+
+/** How a segment's records are framed: version 1 (legacy) or 2 with the seed of its CRCs. */
+export type SegmentFormat = { version: 1 } | { version: 2; seed: number };
+
+/** CRC-32 (IEEE) of bytes, continuing from `seed` (the CRC of what came before). */
+export function crc32(bytes: Uint8Array, seed = 0): number {
+  return zlibCrc32(bytes, seed);
+}
 
 /** Rows of one table inside a record: the table, the row count and the encoded rows. */
 export interface RecordPart {
@@ -71,93 +90,183 @@ export function countRows(payload: Buffer): number {
   return rows;
 }
 
-/** CRC-32 (IEEE) of bytes. */
-export function crc32(bytes: Uint8Array): number {
-  let c = -1;
-  for (const b of bytes) c = (CRC_TABLE[(c ^ b) & 0xff] ?? 0) ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
+/** A new segment's header, with a fresh random salt, and the format its records are written in. */
+export function newSegmentHeader(): { header: Buffer; format: SegmentFormat } {
+  const copy = Buffer.alloc(SEGMENT_HEADER_BYTES / 2);
+  SEGMENT_MAGIC.copy(copy, 0);
+  copy.writeUInt32LE(VERSION, 8);
+  randomBytes(8).copy(copy, 12);
+  copy.writeUInt32LE(crc32(copy.subarray(0, 20)), 20);
+  return { header: Buffer.concat([copy, copy]), format: { version: 2, seed: crc32(copy.subarray(12, 20)) } };
 }
 
-/** Encodes one record. */
-export function encodeRecord(seq: bigint, payload: Buffer): Buffer {
+/** How a segment's records are framed, where they start, and how many copies of its header were damaged. */
+export interface SegmentLayout {
+  format: SegmentFormat;
+  dataStart: number;
+  damagedCopies: 0 | 1 | 2;
+}
+
+/**
+ * The layout of a segment from its bytes: version 2 when either header copy checks out, or when
+ * both are damaged but the first record checks out under the salt of one of them (a damaged header
+ * alone does not make the segment's records unreadable); version 1 when neither copy starts with
+ * the magic (a segment from before the header existed).
+ */
+export function segmentLayout(data: Buffer, first: bigint): SegmentLayout {
+  const half = SEGMENT_HEADER_BYTES / 2;
+  const copies = [data.subarray(0, half), data.subarray(half, 2 * half)].filter((c) => c.length === half);
+  const seedOf = (copy: Buffer): number => crc32(copy.subarray(12, 20));
+  for (const [i, copy] of copies.entries()) {
+    if (copy.subarray(0, 8).equals(SEGMENT_MAGIC) && copy.readUInt32LE(8) === VERSION && crc32(copy.subarray(0, 20)) === copy.readUInt32LE(20)) {
+      return { format: { version: 2, seed: seedOf(copy) }, dataStart: SEGMENT_HEADER_BYTES, damagedCopies: i === 0 ? 0 : 1 };
+    }
+  }
+  const formats = copies.map((c): SegmentFormat => ({ version: 2, seed: seedOf(c) }));
+  const guessed = formats.find((f) => checkRecord(data, SEGMENT_HEADER_BYTES, 0, f, first - 1n).kind === 'record');
+  if (guessed) return { format: guessed, dataStart: SEGMENT_HEADER_BYTES, damagedCopies: 2 };
+  if (!copies.some((c) => c.subarray(0, 8).equals(SEGMENT_MAGIC))) return { format: { version: 1 }, dataStart: 0, damagedCopies: 0 };
+  return { format: formats[0] ?? { version: 2, seed: 0 }, dataStart: SEGMENT_HEADER_BYTES, damagedCopies: 2 };
+}
+
+/** Encodes one record of a version 2 segment: its header and its payload (written as they are). */
+export function encodeRecord(seq: bigint, payload: Buffer, format: Extract<SegmentFormat, { version: 2 }>): Buffer[] {
   const header = Buffer.allocUnsafe(HEADER_BYTES);
-  header.writeUInt32LE(payload.length, 0);
-  header.writeUInt32LE(crc32(payload), 4);
+  RECORD_MAGIC.copy(header, 0);
+  header.writeUInt32LE(payload.length, 4);
   header.writeBigUInt64LE(seq, 8);
-  return Buffer.concat([header, payload]);
+  header.writeUInt32LE(crc32(payload, format.seed), 16);
+  header.writeUInt32LE(crc32(header.subarray(0, 20), format.seed), 20);
+  return [header, payload];
 }
 
 /** One record read back from a segment. */
 export interface WalRecord {
   seq: bigint;
   payload: Buffer;
-  /** Byte offset just past the record in its segment. */
+  /** Byte offsets of the record (header included) in its segment. */
+  start: number;
   end: number;
 }
 
 /**
- * Parses the valid records in `data`, which starts at byte `base` of its segment. Stops at the
- * end, or at the first torn or corrupt record (a write cut short by a crash); `validEnd` is the
- * segment offset just past the last valid record.
+ * What is at a position of a segment: a record; `short`, a record that may be whole but needs
+ * `need` bytes from the position (more than the buffer holds); or `bad`, no record.
  */
-export function parseRecords(data: Buffer, base = 0): { records: WalRecord[]; validEnd: number } {
-  const records: WalRecord[] = [];
-  let pos = 0;
-  while (pos + HEADER_BYTES <= data.length) {
-    const len = data.readUInt32LE(pos);
-    const crc = data.readUInt32LE(pos + 4);
+export type RecordCheck = { kind: 'record'; record: WalRecord } | { kind: 'short'; need: number } | { kind: 'bad' };
+
+/**
+ * Checks for a record at `pos` of `data` (which starts at byte `base` of its segment) whose sequence
+ * number follows `after` (the last good record's). Cheap when there is none: the header is checked
+ * before the payload's CRC is computed.
+ */
+export function checkRecord(data: Buffer, pos: number, base: number, format: SegmentFormat, after: bigint): RecordCheck {
+  if (format.version === 2) {
+    if (pos + HEADER_BYTES > data.length) return { kind: 'short', need: HEADER_BYTES };
+    if (data.readUInt32LE(pos) !== RECORD_MAGIC_U32) return { kind: 'bad' };
+    if (crc32(data.subarray(pos, pos + 20), format.seed) !== data.readUInt32LE(pos + 20)) return { kind: 'bad' };
+    const len = data.readUInt32LE(pos + 4);
     const seq = data.readBigUInt64LE(pos + 8);
+    if (seq <= after) return { kind: 'bad' };
     const end = pos + HEADER_BYTES + len;
-    if (end > data.length) break;
+    if (end > data.length) return { kind: 'short', need: HEADER_BYTES + len };
     const payload = data.subarray(pos + HEADER_BYTES, end);
-    if (crc32(payload) !== crc) break;
-    records.push({ seq, payload, end: base + end });
-    pos = end;
+    if (crc32(payload, format.seed) !== data.readUInt32LE(pos + 16)) return { kind: 'bad' };
+    return { kind: 'record', record: { seq, payload, start: base + pos, end: base + end } };
   }
-  return { records, validEnd: base + pos };
+  if (pos + V1_HEADER_BYTES > data.length) return { kind: 'short', need: V1_HEADER_BYTES };
+  const len = data.readUInt32LE(pos);
+  const seq = data.readBigUInt64LE(pos + 8);
+  if (seq <= after || seq - after > V1_SEQ_WINDOW) return { kind: 'bad' };
+  const end = pos + V1_HEADER_BYTES + len;
+  if (end > data.length) return { kind: 'short', need: V1_HEADER_BYTES + len };
+  const payload = data.subarray(pos + V1_HEADER_BYTES, end);
+  if (crc32(payload) !== data.readUInt32LE(pos + 4)) return { kind: 'bad' };
+  return { kind: 'record', record: { seq, payload, start: base + pos, end: base + end } };
 }
 
-/** Reads every valid record of a segment file (used when recovering at start). */
-export function readSegment(path: string): { records: WalRecord[]; validEnd: number; size: number } {
-  const data = readFileSync(path);
-  return { ...parseRecords(data), size: data.length };
+/**
+ * The index in `data` of the first whole record at or after `from` (see checkRecord), or -1. One
+ * pass: version 2 jumps from record magic to record magic (Buffer.indexOf) and computes a payload
+ * CRC only behind a header whose CRC matched; version 1 tries every offset but stops computing CRCs
+ * past a budget of a few times the data's size.
+ */
+export function findRecord(data: Buffer, from: number, base: number, format: SegmentFormat, after: bigint): number {
+  if (format.version === 2) {
+    for (let i = data.indexOf(RECORD_MAGIC, from); i >= 0; i = data.indexOf(RECORD_MAGIC, i + 1)) {
+      if (checkRecord(data, i, base, format, after).kind === 'record') return i;
+    }
+    return -1;
+  }
+  let budget = 8 * data.length + (1 << 20);
+  for (let i = from; i + V1_HEADER_BYTES <= data.length && budget > 0; i++) {
+    const seq = data.readBigUInt64LE(i + 8);
+    if (seq <= after || seq - after > V1_SEQ_WINDOW) continue;
+    const len = data.readUInt32LE(i);
+    if (i + V1_HEADER_BYTES + len > data.length) continue;
+    budget -= len;
+    if (checkRecord(data, i, base, format, after).kind === 'record') return i;
+  }
+  return -1;
 }
 
-/** Segment files of a queue directory, oldest first, with the first sequence number each holds. */
-export function listSegments(dir: string): Array<{ path: string; first: bigint; size: number }> {
-  return readdirSync(dir)
-    .filter((n) => /^seg-\d{20}\.wal$/.test(n))
-    .sort()
-    .map((n) => ({ path: join(dir, n), first: BigInt(n.slice(4, 24)), size: statSync(join(dir, n)).size }));
+/** Bytes of a segment between two offsets that hold no valid record. */
+export interface Region {
+  start: number;
+  end: number;
+}
+
+/** What a whole segment holds: its records, the damaged regions between them, and what follows the last one. */
+export interface SegmentScan {
+  records: WalRecord[];
+  /** Regions with no valid record, each followed by a valid record. */
+  damaged: Region[];
+  /**
+   * Bytes after the last valid record, to the end: `torn` when they look like a write cut short by a
+   * crash (a record running past the end, or zeros), otherwise damage.
+   */
+  tail: (Region & { torn: boolean }) | undefined;
+}
+
+/**
+ * Reads every record of a segment (`data` is the whole file), resynchronising after damage on the
+ * next valid record, so a damaged record costs only itself. `first` is the segment's first sequence number.
+ */
+export function scanSegment(data: Buffer, format: SegmentFormat, dataStart: number, first: bigint): SegmentScan {
+  const records: WalRecord[] = [];
+  const damaged: Region[] = [];
+  let after = first - 1n;
+  let pos = dataStart;
+  while (pos < data.length) {
+    const c = checkRecord(data, pos, 0, format, after);
+    if (c.kind === 'record') {
+      records.push(c.record);
+      after = c.record.seq;
+      pos = c.record.end;
+      continue;
+    }
+    const next = findRecord(data, pos + 1, 0, format, after);
+    if (next < 0) {
+      const torn = c.kind === 'short' || data.subarray(pos).every((b) => b === 0);
+      return { records, damaged, tail: { start: pos, end: data.length, torn } };
+    }
+    damaged.push({ start: pos, end: next });
+    pos = next;
+  }
+  return { records, damaged, tail: undefined };
+}
+
+/** Whether a file name is a segment's. */
+export function isSegmentName(name: string): boolean {
+  return /^seg-\d{20}\.wal$/.test(name);
+}
+
+/** The first sequence number of a segment, from its file name. */
+export function segmentFirst(name: string): bigint {
+  return BigInt(name.slice(4, 24));
 }
 
 /** The file name of the segment whose first record is `first`. */
 export function segmentName(first: bigint): string {
   return `seg-${first.toString().padStart(20, '0')}.wal`;
-}
-
-/** Cuts a segment back to its last valid record. */
-export function truncateTo(path: string, validEnd: number): void {
-  truncateSync(path, validEnd);
-}
-
-/** Writes a small file atomically and durably (write temp, fsync, rename, fsync the directory). */
-export function writeFileAtomic(dir: string, name: string, text: string): void {
-  const tmp = join(dir, `.${name}.tmp`);
-  writeFileSync(tmp, text);
-  const fd = openSync(tmp, 'r+');
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, join(dir, name));
-  fsyncDir(dir);
-}
-
-/** fsyncs a directory, so a created, renamed or removed file survives a crash. */
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

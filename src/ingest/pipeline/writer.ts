@@ -2,6 +2,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { StorageError } from '../../storage/errors.js';
 import type { StorageTransport } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { backoffMs } from './backoff.js';
 import { insertOptionsFor } from './formats.js';
 
 /** Outcome of writing one batch: stored, or given up on (the caller decides what that means). */
@@ -100,7 +101,7 @@ export function createWriter(options: WriterOptions): Writer {
             return { status: 'failed', error };
           }
           retries.inc({ table });
-          const backoff = Math.min(options.maxIntervalMs, options.initialIntervalMs * 2 ** Math.min(attempt - 1, 20));
+          const backoff = backoffMs(attempt, options.initialIntervalMs, options.maxIntervalMs);
           if (attempt === 1 || attempt % 10 === 0) logger.warn({ err, table, rows, attempt, backoffMs: backoff }, 'insert failed; retrying');
           await sleep(backoff * (0.5 + Math.random()));
         }

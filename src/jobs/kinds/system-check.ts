@@ -48,8 +48,8 @@ async function timed(fn: () => Promise<void>, signal: AbortSignal): Promise<numb
 
 /**
  * The `system-check` task: scores storage and Redis (reachability and ping time), the pipeline
- * (memory and durable queue fill) and disk (space free where the agent writes, and within the byte
- * budgets set in config), 0-100 each; the
+ * (memory and durable queue fill; 0 while the queue is stalled on its disk) and disk (space free where
+ * the agent writes, and within the byte budgets set in config), 0-100 each; the
  * overall score is the lowest of the `critical` scopes. Under the threshold, the agent reports not
  * ready with the reasons.
  */
@@ -79,8 +79,9 @@ export function createSystemCheck(deps: SystemCheckDeps): TaskRunner {
     const load = deps.pipeline.load();
     const memory = load.memoryBytes / load.memoryLimit;
     const queue = load.queue ? load.queue.bytes / load.queue.capacity : 0;
-    scores.queue = Math.min(scale(memory, 0.5, 1), scale(queue, 0.5, 1));
-    notes.queue = `memory ${(memory * 100).toFixed(1)}% of limit${load.queue ? `, durable queue ${(queue * 100).toFixed(1)}% full (${load.queue.records} records)` : ''}`;
+    // A stalled queue (its disk failing) refuses data and stops draining, however empty it is.
+    scores.queue = load.queue?.stalled ? 0 : Math.min(scale(memory, 0.5, 1), scale(queue, 0.5, 1));
+    notes.queue = `memory ${(memory * 100).toFixed(1)}% of limit${load.queue ? `, durable queue ${(queue * 100).toFixed(1)}% full (${load.queue.records} records)${load.queue.stalled ? `, stalled: ${load.queue.stalled}` : ''}` : ''}`;
 
     let disk = 100;
     const free: string[] = [];

@@ -1,0 +1,101 @@
+import { existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createCheckpointStore } from '../../../src/ingest/pipeline/checkpoint.js';
+import { faultyFiles } from '../../support/faulty-files.js';
+import { silentLogger, tempDir } from '../../support/temp.js';
+import { canMountTmpfs, mountTmpfs } from '../../support/tmpfs.js';
+
+const store = (dir: string, files = faultyFiles()) => createCheckpointStore({ dir, files, logger: silentLogger() });
+
+describe('queue checkpoint', () => {
+  it('starts fresh, then reads back what it saved; after the first save it writes in place, creating nothing', async () => {
+    const dir = tempDir();
+    const files = faultyFiles();
+    const a = store(dir.path, files);
+    const fresh = await a.load();
+    expect(fresh.durable).toBe(false);
+    expect(fresh.checkpoint.committed).toBe(0n);
+    await a.save({ ...fresh.checkpoint, plan: { from: 1n, to: 5n } });
+    const size = statSync(join(dir.path, 'checkpoint')).size;
+    const created = files.calls.length;
+    for (let i = 1n; i <= 20n; i++) await a.save({ id: fresh.checkpoint.id, committed: i * 5n, plan: i % 2n ? { from: i * 5n + 1n, to: i * 5n + 9n } : undefined });
+    await a.close();
+    // In place: only writes and fdatasyncs of the open file, and the same size.
+    expect(new Set(files.calls.slice(created).map((c) => c.key))).toEqual(new Set(['open-r+:checkpoint', 'writev:checkpoint', 'datasync:checkpoint']));
+    expect(statSync(join(dir.path, 'checkpoint')).size).toBe(size);
+    const b = await store(dir.path).load();
+    expect(b).toEqual({ durable: true, checkpoint: { id: fresh.checkpoint.id, committed: 100n, plan: undefined } });
+    dir.cleanup();
+  });
+
+  it('a slot torn by a crash leaves the previous checkpoint', async () => {
+    const dir = tempDir();
+    const a = store(dir.path);
+    const { checkpoint } = await a.load();
+    await a.save({ ...checkpoint, committed: 7n });
+    await a.save({ ...checkpoint, committed: 9n, plan: { from: 10n, to: 12n } });
+    await a.close();
+    // The newest (generation 2) is in slot 0: tear it.
+    const fd = openSync(join(dir.path, 'checkpoint'), 'r+');
+    writeSync(fd, Buffer.from('torn'), 0, 4, 30);
+    closeSync(fd);
+    expect((await store(dir.path).load()).checkpoint).toEqual({ id: checkpoint.id, committed: 7n, plan: undefined });
+    dir.cleanup();
+  });
+
+  it('reads state.json and plan.json of the previous version, and removes them once the checkpoint holds them', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir.path, 'state.json'), JSON.stringify({ id: 'old', committed: '41' }));
+    writeFileSync(join(dir.path, 'plan.json'), JSON.stringify({ from: '42', to: '50' }));
+    const a = store(dir.path);
+    const loaded = await a.load();
+    expect(loaded).toEqual({ durable: true, checkpoint: { id: 'old', committed: 41n, plan: { from: 42n, to: 50n } } });
+    await a.save({ ...loaded.checkpoint, committed: 50n, plan: undefined });
+    await a.close();
+    expect(existsSync(join(dir.path, 'state.json'))).toBe(false);
+    expect(existsSync(join(dir.path, 'plan.json'))).toBe(false);
+    expect((await store(dir.path).load()).checkpoint).toEqual({ id: 'old', committed: 50n, plan: undefined });
+    dir.cleanup();
+  });
+
+  it('a failed save throws and keeps the previous checkpoint; the next save goes to the same slot', async () => {
+    const dir = tempDir();
+    let fail = false;
+    const files = faultyFiles((c) => (fail && c.key === 'writev:checkpoint' ? 'EIO' : undefined));
+    const a = store(dir.path, files);
+    const { checkpoint } = await a.load();
+    await a.save({ ...checkpoint, committed: 3n });
+    fail = true;
+    await expect(a.save({ ...checkpoint, committed: 4n })).rejects.toThrow(/EIO/);
+    expect((await store(dir.path).load()).checkpoint.committed).toBe(3n);
+    fail = false;
+    await a.save({ ...checkpoint, committed: 5n });
+    await a.save({ ...checkpoint, committed: 6n });
+    await a.close();
+    expect((await store(dir.path).load()).checkpoint.committed).toBe(6n);
+    dir.cleanup();
+  });
+
+  it.runIf(canMountTmpfs())('commits on a disk with no space left at all (a real full tmpfs)', async () => {
+    const disk = mountTmpfs('1m');
+    try {
+      const a = store(disk.path);
+      const { checkpoint } = await a.load();
+      await a.save(checkpoint);
+      // Fill every block that is left.
+      const fd = openSync(join(disk.path, 'ballast'), 'w');
+      const block = Buffer.alloc(4096, 1);
+      expect(() => {
+        for (;;) writeSync(fd, block);
+      }).toThrow(/ENOSPC/);
+      closeSync(fd);
+      for (let i = 1n; i <= 50n; i++) await a.save({ ...checkpoint, committed: i });
+      await a.close();
+      expect((await store(disk.path).load()).checkpoint.committed).toBe(50n);
+      expect(readFileSync(join(disk.path, 'checkpoint')).length).toBe(8192);
+    } finally {
+      disk.unmount();
+    }
+  });
+});
