@@ -71,27 +71,19 @@ export function createSizeGuard(options: SizeGuardOptions): SizeGuard {
       usedGauge.set(guard.used);
     },
     async enforce(t) {
-      const [row] = await t.query<{ bytes: string }>('SELECT sum(bytes_on_disk) AS bytes FROM system.parts');
-      measured = Number(row?.bytes ?? 0);
+      // On disk: every part, including those a merge just replaced (removed a little later); the
+      // data to trim is what stays: the active parts.
+      const [row] = await t.query<{ total: string; active: string }>('SELECT sum(bytes_on_disk) AS total, sumIf(bytes_on_disk, active) AS active FROM system.parts');
+      measured = Number(row?.total ?? 0);
       inserted = 0;
       usedGauge.set(measured);
       const report: SizeReport = { measured, dropped: [], droppedBytes: 0 };
-      if (measured <= high) {
+      let left = Number(row?.active ?? 0);
+      if (left <= high) {
         stuck = false;
         return report;
       }
-      const candidates: Array<{ table: string; id: string; newest: number; bytes: number }> = [];
-      const tables = new Set((await t.query<{ name: string }>('SELECT name FROM system.tables WHERE database = currentDatabase()')).map((r) => r.name));
-      for (const { table, column } of RETENTION_TABLES) {
-        if (!tables.has(table)) continue;
-        const bytes = new Map((await t.query<{ id: string; bytes: string }>('SELECT partition_id AS id, sum(bytes_on_disk) AS bytes FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active GROUP BY id', { table })).map((r) => [r.id, Number(r.bytes)]));
-        const parts = await t.query<{ id: string; newest: string }>(`SELECT _partition_id AS id, toUnixTimestamp(max(${column})) AS newest FROM ${table} GROUP BY id ORDER BY newest`);
-        // The newest partition takes today's data: never dropped.
-        for (const p of parts.slice(0, -1)) candidates.push({ table, id: p.id, newest: Number(p.newest), bytes: bytes.get(p.id) ?? 0 });
-      }
-      candidates.sort((a, b) => a.newest - b.newest);
-      let left = measured;
-      for (const c of candidates) {
+      for (const c of await candidates(t)) {
         if (left <= low) break;
         if (!/^[\w-]+$/.test(c.id)) throw new Error(`unexpected partition id ${JSON.stringify(c.id)} in ${c.table}`);
         await t.command(`ALTER TABLE ${c.table} DROP PARTITION ID '${c.id}'`);
@@ -108,4 +100,33 @@ export function createSizeGuard(options: SizeGuardOptions): SizeGuard {
     },
   };
   return guard;
+}
+
+/** A partition of a retention table the guard may drop, with its newest row (Unix seconds) and its bytes. */
+interface Candidate {
+  table: string;
+  id: string;
+  newest: number;
+  bytes: number;
+}
+
+/**
+ * The partitions of the retention tables in the order they may go: those dated in the future first
+ * (a client's clock, not today's data), then the oldest. Kept: the newest partition of each table
+ * that is not in the future, and any partition written to in the last hour. Read from system.parts
+ * (each part's min-max time), not from the tables.
+ */
+async function candidates(t: StorageTransport): Promise<Candidate[]> {
+  const rows = await t.query<{ table: string; id: string; newest: string; bytes: string }>(
+    'SELECT table, partition_id AS id, toUnixTimestamp(max(max_time)) AS newest, sum(bytes_on_disk) AS bytes FROM system.parts WHERE active AND database = currentDatabase() AND table IN {tables:Array(String)} GROUP BY table, id',
+    { tables: RETENTION_TABLES.map((r) => r.table) },
+  );
+  const now = Date.now() / 1000;
+  const future = (c: Candidate): boolean => c.newest > now + 3600;
+  const all = rows.map((r) => ({ table: r.table, id: r.id, newest: Number(r.newest), bytes: Number(r.bytes) }));
+  const newestPresent = new Map<string, number>();
+  for (const c of all) if (!future(c)) newestPresent.set(c.table, Math.max(newestPresent.get(c.table) ?? 0, c.newest));
+  return all
+    .filter((c) => future(c) || (c.newest < (newestPresent.get(c.table) ?? Number.POSITIVE_INFINITY) && c.newest < now - 3600))
+    .sort((a, b) => Number(future(b)) - Number(future(a)) || a.newest - b.newest);
 }

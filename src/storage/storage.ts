@@ -104,7 +104,9 @@ export function createStorage(options: StorageOptions): Storage {
   const reportReachable = (): void => {
     if (stopped) return;
     if (writeError && Date.now() - writeError.at > 3 * config.health_check_interval) writeError = undefined;
+    const refusal = guard?.refusal();
     if (writeError) reporter.set('failed', `reachable, but inserts fail: ${writeError.message}`);
+    else if (refusal) reporter.set('failed', `reachable, but inserts are refused: ${refusal}`);
     else reporter.set('ready');
   };
 
@@ -167,9 +169,8 @@ export function createStorage(options: StorageOptions): Storage {
     recordWrite(bytes, error) {
       if (!error) guard?.noteInsert(bytes);
       if (error && error.retryable === false) return;
-      const was = writeError;
       writeError = error && { message: error.message, at: Date.now() };
-      if (reachable && (was !== undefined || writeError !== undefined)) reportReachable();
+      if (reachable) reportReachable();
     },
     async start() {
       try {

@@ -63,12 +63,14 @@ export function insertColumnList(columns: readonly string[]): string {
 export const DEFER_INDEXES_SETTING = 'exclude_materialize_skip_indexes_on_insert';
 
 /**
- * The settings of an insert (deduplication token, deferred indexes) as ClickHouse settings. Their
+ * The settings of an insert (deduplication token, deferred indexes, no partition cap) as ClickHouse settings. Their
  * values are Heimdall's own (a UUID or queue position, index names from the schema), never user
  * input; anything that is not a plain name is refused, so they can go into SQL text too.
  */
 export function insertSettings(o: InsertOptions, deferSupported: boolean): Record<string, string> {
-  const out: Record<string, string> = {};
+  // Client clocks decide the partition (one per day): a batch spanning more than 100 days must be
+  // stored, not refused for good (ClickHouse's max_partitions_per_insert_block) or retried forever.
+  const out: Record<string, string> = { throw_on_max_partitions_per_insert_block: '0' };
   const plain = (v: string): string => {
     if (!/^[\w:.,-]+$/.test(v)) throw new Error(`invalid insert setting value ${JSON.stringify(v)}`);
     return v;

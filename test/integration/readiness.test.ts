@@ -132,9 +132,33 @@ describe('readiness and storage through outages, full disks and budgets', () => 
     expect(fromBinary(StatusSchema, new Uint8Array(await res.arrayBuffer())).message).toMatch(/its limit storage\.embedded\.max_size is 16384/);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
     const check = await until(async () => (await overall(t)).degraded.find((d) => d.startsWith('system-check: failed')), 10_000, 'the system check to score the budget');
-    expect(check).toMatch(/disk 0 \(.*embedded store \(\d+ of 16384 bytes\) 0\.0% free/);
+    expect(check).toMatch(/disk 0 \(.*embedded store \d+\.\d% of 16384 bytes used/);
+    expect((await overall(t)).degraded.join('; ')).toMatch(/storage: failed \(reachable, but inserts are refused: the embedded store holds \d+ bytes, its limit storage\.embedded\.max_size is 16384/);
     expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
     expect(await strictStatus(t)).toBe(503);
     expect(t.logs.some((l) => l.level === 'error' && String(l.msg).includes('only its newest partitions are left'))).toBe(true);
+  });
+
+  it('stores a batch whose spans fall on 120 different days (more partitions than one ClickHouse insert takes by default), on both transports', async () => {
+    const dir = tempDir();
+    cleanups.push(dir.cleanup);
+    const day = 86_400_000_000_000n;
+    // One chdb data directory per process: the embedded agent first, then the server behind the HTTP endpoint.
+    for (const transport of ['embedded', 'server']) {
+      const ch = transport === 'server' ? await startClickHouseHttp(join(dir.path, 'ch')) : undefined;
+      if (ch) cleanups.push(() => ch.close());
+      const t = await startTestAgent({ storage: { ...(ch && { clickhouse: { url: ch.url } }), retention: { traces: '365d' } }, ingest: { retry: { max_elapsed: '2s' } } });
+      cleanups.push(() => t.stop());
+      const req = traceRequest('many-days', 120);
+      for (const [i, span] of (req.resourceSpans[0]?.scopeSpans[0]?.spans ?? []).entries()) {
+        span.startTimeUnixNano -= BigInt(i) * day;
+        span.endTimeUnixNano -= BigInt(i) * day;
+      }
+      const res = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(req), headers: { 'content-type': 'application/x-protobuf' } });
+      expect(res.status).toBe(200);
+      const [row] = await t.agent.storage.transport.query<{ n: string; days: string }>("SELECT count() AS n, uniqExact(toDate(Timestamp)) AS days FROM otel_traces WHERE ServiceName = 'many-days'");
+      expect(row).toEqual({ n: '120', days: '120' });
+      await t.stop();
+    }
   });
 });

@@ -25,7 +25,7 @@ export interface ClickHouseHttp {
 }
 
 const INSERT = /^\s*INSERT\s+INTO\s+([`"\w.]+)\s*(?:\(([^)]*)\))?\s*FORMAT\s+(\w+)\s*$/is;
-const INSERT_SETTINGS = /^(insert_|async_insert|wait_for_async_insert|input_format_|date_time_input_format|exclude_materialize_skip_indexes_on_insert)/;
+const INSERT_SETTINGS = /^(insert_|async_insert|wait_for_async_insert|input_format_|date_time_input_format|exclude_materialize_skip_indexes_on_insert|throw_on_max_partitions_per_insert_block)/;
 
 const ESCAPES: Record<string, string> = { b: '\b', f: '\f', r: '\r', n: '\n', t: '\t', '0': '\0', a: '\x07', v: '\v' };
 

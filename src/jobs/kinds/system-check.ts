@@ -94,8 +94,13 @@ export function createSystemCheck(deps: SystemCheckDeps): TaskRunner {
       const s = statfsSync(path);
       score(path, s.blocks > 0 ? (Number(s.bavail) / Number(s.blocks)) * 100 : 100);
     }
-    // A budget set in config is the limit that counts (an emptyDir evicts the pod past its sizeLimit, whatever the disk has free).
-    for (const b of deps.budgets()) score(`${b.name} (${b.used} of ${b.limit} bytes)`, Math.max(0, (1 - b.used / b.limit) * 100));
+    // A budget set in config is the limit that counts (an emptyDir evicts the pod past its sizeLimit,
+    // whatever the disk has free): 100 up to 90% of it (where trimming starts), 0 at it (inserts refused).
+    for (const b of deps.budgets()) {
+      const used = b.used / b.limit;
+      disk = Math.min(disk, scale(used, 0.9, 1));
+      free.push(`${b.name} ${(used * 100).toFixed(1)}% of ${b.limit} bytes used`);
+    }
     scores.disk = disk;
     notes.disk = free.join(', ') || 'no data directory yet';
 

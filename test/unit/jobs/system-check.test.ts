@@ -37,14 +37,14 @@ describe('system check: queue score', () => {
 
 describe('system check: disk score', () => {
   const load: PipelineLoad = { memoryBytes: 0, memoryLimit: 1 << 29 };
-  it('scores a byte budget set in config as a disk of that size (100 with 20% or more left, 0 at 5% or less)', async () => {
+  it('scores a byte budget set in config: 100 up to 90% used (where the oldest data starts going), 0 at the budget', async () => {
     const limit = 1000;
     const at = async (used: number) => (await check(load, [{ name: 'embedded store', used, limit }])).scores.disk;
     expect(await at(500)).toBe(100);
-    expect(await at(800)).toBe(100);
-    expect(await at(875)).toBe(50);
-    expect(await at(950)).toBe(0);
+    expect(await at(900)).toBe(100);
+    expect(await at(950)).toBe(50);
+    expect(await at(1000)).toBe(0);
     expect(await at(2000)).toBe(0);
-    expect((await check(load, [{ name: 'embedded store', used: 900, limit }])).notes.disk).toBe('embedded store (900 of 1000 bytes) 10.0% free');
+    expect((await check(load, [{ name: 'embedded store', used: 900, limit }])).notes.disk).toBe('embedded store 90.0% of 1000 bytes used');
   });
 });

@@ -27,6 +27,7 @@ describe('storage size guard', () => {
 
   const partitions = async () => (await t.query<{ id: string }>("SELECT DISTINCT partition_id AS id FROM system.parts WHERE table = 'otel_logs' AND active ORDER BY id")).map((r) => r.id);
   const storeBytes = async () => Number((await t.query<{ b: string }>('SELECT sum(bytes_on_disk) AS b FROM system.parts'))[0]?.b);
+  const activeBytes = async () => Number((await t.query<{ b: string }>('SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active'))[0]?.b);
 
   it('leaves a store under its high-water mark alone and measures it', async () => {
     const bytes = await storeBytes();
@@ -40,10 +41,32 @@ describe('storage size guard', () => {
     expect(guard.refusal()).toMatch(/^the embedded store holds \d+ bytes, its limit storage\.embedded\.max_size is \d+; the oldest data is being dropped$/);
   });
 
+  it('decides on the data that stays: parts a merge just replaced (still on disk a while) do not make it drop anything', async () => {
+    await t.command('OPTIMIZE TABLE otel_logs FINAL');
+    const [row] = await t.query<{ total: string; active: string }>('SELECT sum(bytes_on_disk) AS total, sumIf(bytes_on_disk, active) AS active FROM system.parts');
+    const active = Number(row?.active);
+    // Live data at 80% of the budget: under the 90% mark, whatever the replaced parts add.
+    const guard = createSizeGuard({ maxBytes: Math.round(active / 0.8), logger: silentLogger(), metrics: new Registry() });
+    const report = await guard.enforce(t);
+    expect(report.dropped).toEqual([]);
+    expect(report.measured).toBe(Number(row?.total));
+    expect(await partitions()).toHaveLength(6);
+  });
+
+  it('drops partitions dated in the future first: a client clock in 2099 does not pin them, nor make today go', async () => {
+    await t.command("INSERT INTO otel_logs (Timestamp, ServiceName, Body) SELECT toDateTime64('2099-01-01 00:00:00', 9) + toIntervalSecond(number), 'svc', randomPrintableASCII(200) FROM numbers(20000)");
+    const bytes = await activeBytes();
+    // Only a little has to go: the 2099 partition is the first.
+    const guard = createSizeGuard({ maxBytes: Math.round(bytes / 0.92), highWater: 0.9, lowWater: 0.89, logger: silentLogger(), metrics: new Registry() });
+    const report = await guard.enforce(t);
+    expect(report.dropped).toEqual(['otel_logs/20990101']);
+    expect(await partitions()).toHaveLength(6);
+  });
+
   it('past 90% of the budget drops the oldest days until under 75%, and never the newest partition', async () => {
     const before = await partitions();
     expect(before).toHaveLength(6);
-    const bytes = await storeBytes();
+    const bytes = await activeBytes();
     // A budget just over the store: 90% is passed, 75% needs about a quarter of the data gone.
     const metrics = new Registry();
     const guard = createSizeGuard({ maxBytes: Math.round(bytes / 0.95), logger: silentLogger(), metrics });
@@ -53,7 +76,7 @@ describe('storage size guard', () => {
     expect(after).toEqual(before.slice(-after.length));
     expect(after.length).toBeGreaterThanOrEqual(3);
     expect(after.length).toBeLessThanOrEqual(4);
-    expect(await storeBytes()).toBeLessThanOrEqual(guard.limit * 0.75);
+    expect(await activeBytes()).toBeLessThanOrEqual(guard.limit * 0.75);
     expect(await metrics.metrics()).toMatch(/^heimdall_storage_size_dropped_partitions_total\{table="otel_logs"\} [12]$/m);
 
     // A budget nothing can meet: everything but the newest partition goes, then inserts are refused, saying why.
