@@ -97,7 +97,7 @@ export function createAgent(options: AgentOptions): Agent {
     logger,
   });
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
-  addQueryService({ grpc, storage });
+  addQueryService({ grpc, storage, config: config.query, metrics });
   const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health, auth });
   const redis = config.ratelimit.redis;
   const security = createSecurity({
