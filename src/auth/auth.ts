@@ -101,6 +101,11 @@ function loadEntries(config: Config['auth']): Entry[] {
   return entries;
 }
 
+/** Checks the tokens of an `auth` section as the agent would load them (tokens_file read); returns how many. Throws TokenFileError. */
+export function checkTokens(config: Config['auth']): number {
+  return loadEntries(config).length;
+}
+
 /**
  * Creates the authenticator from the `auth` config, reading `tokens_file` when set (throws
  * TokenFileError when it cannot be used at start). Duplicate token values are refused.
