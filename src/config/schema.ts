@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseNetwork } from '../jobs/kinds/address-guard.js';
 import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';
 import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
 
@@ -183,6 +184,12 @@ const jobs = z.strictObject({
   queue_size: integer({ min: 0, max: 100_000 }).default(100),
   /** Where export jobs write their files. */
   export_dir: z.string().min(1).default('./exports'),
+  http_check: z
+    .strictObject({
+      /** Link-local or cloud metadata networks (CIDR or address) http-check jobs may reach anyway; refused otherwise. */
+      allowed_networks: z.array(z.string().refine((n) => parseNetwork(n) !== undefined, 'expected an IP address or a network such as "169.254.169.254/32"')).default([]),
+    })
+    .prefault({}),
   /** A cluster job's lease lasts this long unless renewed (renewed at a third of it while the job runs). */
   lease_ttl: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('15s'),
   /** Redis for cluster-scoped jobs' leases; default: ratelimit.redis. Without one, cluster jobs run on every replica. */
