@@ -83,7 +83,7 @@ export function createAgent(options: AgentOptions): Agent {
   const statusSource: StatusSource = { version: VERSION, build: BUILD, startedAt: new Date(), configHash: hash, registry: health };
 
   const storage = createStorage({ config: config.storage, logger, health, metrics });
-  const auth = createAuthenticator(config.auth, { logger, health });
+  const auth = createAuthenticator(config.auth, { logger, health, metrics });
   const grpc = createGrpcServer({ address: config.server.grpc.address, tls: config.server.grpc.tls, maxRecvMsgSize: config.server.grpc.max_recv_msg_size, logger, metrics, health, auth });
   const otlpHttp = createHttpServer({ name: 'otlp_http', address: config.server.otlp_http.address, tls: config.server.otlp_http.tls, logger, metrics, health, auth });
   const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });

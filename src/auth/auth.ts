@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { apiToken, type Config, type SCOPES } from '../config/schema.js';
 import { watchPath, type PathWatch } from '../config/watch.js';
+import { Counter, type Registry } from 'prom-client';
 import type { HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -49,6 +50,7 @@ export interface Authenticator {
 export interface AuthenticatorOptions {
   logger: Logger;
   health: HealthRegistry;
+  metrics: Registry;
 }
 
 /** A token file that cannot be used; the message names the file and the entry at fault, never a token. */
@@ -113,6 +115,7 @@ export function checkTokens(config: Config['auth']): number {
 export function createAuthenticator(config: Config['auth'], options: AuthenticatorOptions): Authenticator {
   const logger = options.logger.child({ component: 'auth' });
   const reporter = options.health.register('auth', { critical: false });
+  const reloadErrors = new Counter({ name: 'heimdall_auth_reload_errors_total', help: 'Token reloads refused (the previous tokens stay): an unreadable or invalid tokens file.', registers: [options.metrics] });
   let entries = loadEntries(config);
   let current = config;
   let watch: PathWatch | undefined;
@@ -132,6 +135,7 @@ export function createAuthenticator(config: Config['auth'], options: Authenticat
       loaded = loadEntries(next);
     } catch (err) {
       const reason = (err as Error).message;
+      reloadErrors.inc();
       reporter.set('degraded', `tokens not reloaded, the previous ${entries.length} kept: ${reason}`);
       logger.error({ reason }, 'tokens not reloaded: keeping the previous tokens');
       return;

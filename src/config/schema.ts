@@ -314,7 +314,7 @@ export const configSchema = z.strictObject({
       /** Storage queries of one tenant running at once; the others wait their turn (round robin between tenants). */
       max_concurrent_per_tenant: integer({ min: 1, max: 1000 }).default(2),
       /** Storage queries of one tenant waiting for a slot; past it RESOURCE_EXHAUSTED. */
-      max_queued_per_tenant: integer({ min: 0, max: 100_000 }).default(32),
+      max_queued_per_tenant: integer({ min: 0, max: 100_000 }).default(64),
       /** Longest a storage query waits for a slot; past it RESOURCE_EXHAUSTED. */
       queue_timeout: duration({ min: 1, max: MAX_TIMER_MS }).prefault('30s'),
     })

@@ -8,7 +8,7 @@ export interface QuerySchedulerOptions {
   maxConcurrent: number;
   /** Queries of one tenant running at once (`query.max_concurrent_per_tenant`, default 2). */
   maxConcurrentPerTenant: number;
-  /** Queries of one tenant waiting for a slot; past it RESOURCE_EXHAUSTED (`query.max_queued_per_tenant`, default 32). */
+  /** Queries of one tenant waiting for a slot; past it RESOURCE_EXHAUSTED (`query.max_queued_per_tenant`, default 64). */
   maxQueuedPerTenant: number;
   /** Longest a query waits for a slot; past it RESOURCE_EXHAUSTED (`query.queue_timeout`, default 30 s). */
   queueTimeoutMs: number;

@@ -94,6 +94,7 @@ describe('token reload', () => {
     const degraded = await authComponent(TOKENS.oncall);
     expect(degraded).toMatchObject({ state: 'degraded' });
     expect(degraded?.reason).toMatch(/^tokens not reloaded, the previous 2 kept: auth\.tokens_file .* is not valid YAML/);
+    expect(await (await fetch(`http://127.0.0.1:${agent.ports.admin}/metrics`)).text()).toMatch(/^heimdall_auth_reload_errors_total [1-9]/m);
     // A file that parses but holds a bad token is refused the same way, naming the entry, not the value.
     publish('- { name: short, token: too-short, scopes: [admin] }\n');
     await until(async () => (await authComponent(TOKENS.oncall))?.reason.includes('[0.token] must be at least 16 characters'), 15_000, 'the bad entry to be reported');

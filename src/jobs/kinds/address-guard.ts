@@ -42,6 +42,11 @@ function unmapped(address: string): { address: string; family: 'ipv4' | 'ipv6' }
   return { address, family: isIP(address) === 4 ? 'ipv4' : 'ipv6' };
 }
 
+/** A probe refused before any connection: its host or resolved address is link-local or a metadata service. */
+export class AddressRefused extends Error {
+  override name = 'AddressRefused';
+}
+
 /** The `lookup` that http.request and net.connect take. */
 export type Lookup = (hostname: string, options: { all?: boolean; family?: number | string }, callback: (err: Error | null, address: string | LookupAddress[], family?: number) => void) => void;
 
@@ -79,7 +84,7 @@ export function createAddressGuard(allowed: readonly string[], resolve: typeof d
       resolve(hostname, { all: true, family: options.family === 6 || options.family === 'IPv6' ? 6 : options.family === 4 || options.family === 'IPv4' ? 4 : 0 }, (err, addresses) => {
         if (err) return callback(err, []);
         const refused = addresses.map((a) => refusedAddress(a.address)).find((r) => r !== undefined);
-        if (refused) return callback(new Error(`refused: ${hostname} resolves to ${refused}`), []);
+        if (refused) return callback(new AddressRefused(`refused: ${hostname} resolves to ${refused}`), []);
         if (options.all) return callback(null, addresses);
         const first = addresses[0];
         if (!first) return callback(new Error(`${hostname} has no address`), []);

@@ -1,10 +1,10 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { submitAgentEvents } from '../../events/events.js';
 import { Severity } from '../../gen/heimdall/v1/events_pb.js';
 import type { Pipeline } from '../../ingest/pipeline/pipeline.js';
-import type { AddressGuard } from './address-guard.js';
+import { AddressRefused, type AddressGuard } from './address-guard.js';
 import { jobLabel, type TaskRunner } from './kind.js';
 import { KIND_PARAMS, type KindParams } from './params.js';
 
@@ -15,7 +15,7 @@ import { KIND_PARAMS, type KindParams } from './params.js';
 function probe(p: KindParams<'http-check'>, guard: AddressGuard, signal: AbortSignal): Promise<number> {
   const url = new URL(p.url);
   const refused = guard.refusedHost(url.hostname);
-  if (refused) return Promise.reject(new Error(`refused: ${refused}`));
+  if (refused) return Promise.reject(new AddressRefused(`refused: ${refused}`));
   return new Promise<number>((resolve, reject) => {
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: p.method, headers: p.headers, lookup: guard.lookup, signal }, (res) => {
       resolve(res.statusCode ?? 0);
@@ -37,6 +37,7 @@ export function createHttpCheck(deps: { pipeline: Pick<Pipeline, 'submit'>; metr
   const up = new Gauge({ name: 'heimdall_http_check_up', help: 'Whether the last probe of an http-check job passed (1) or not (0).', labelNames, registers: [deps.metrics] });
   const seconds = new Gauge({ name: 'heimdall_http_check_duration_seconds', help: 'Time to the response headers of the last probe.', labelNames, registers: [deps.metrics] });
   const code = new Gauge({ name: 'heimdall_http_check_status_code', help: 'HTTP status of the last probe (0 without an answer).', labelNames, registers: [deps.metrics] });
+  const refusedProbes = new Counter({ name: 'heimdall_http_check_refused_total', help: 'Probes refused because their address is link-local or a cloud metadata service (jobs.http_check.allowed_networks).', labelNames, registers: [deps.metrics] });
   return async (raw, ctx) => {
     const p = KIND_PARAMS['http-check'].parse(raw);
     const job = jobLabel(ctx);
@@ -52,6 +53,7 @@ export function createHttpCheck(deps: { pipeline: Pick<Pipeline, 'submit'>; metr
       if (ctx.signal.aborted) throw err;
       const e = err as Error;
       failure = timeout.aborted ? `${p.method} ${p.url}: no answer in ${p.timeout} ms` : `${p.method} ${p.url}: ${e.message}`;
+      if (e instanceof AddressRefused) refusedProbes.inc({ job });
     }
     const ms = performance.now() - t0;
     const slow = !failure && ms > p.latency_threshold;
