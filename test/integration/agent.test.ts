@@ -30,6 +30,7 @@ describe('agent on embedded storage', () => {
     expect(body.components.map((c) => [c.name, c.state])).toEqual([
       ['config', 'ready'],
       ['storage', 'ready'],
+      ['auth', 'ready'],
       ['grpc', 'ready'],
       ['otlp_http', 'ready'],
       ['pipeline', 'ready'],
@@ -47,7 +48,7 @@ describe('agent on embedded storage', () => {
     expect(s.ready).toBe(true);
     expect(s.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(s.uptimeSeconds).toBeGreaterThan(0);
-    expect((s.components as unknown[]).length).toBe(10);
+    expect((s.components as unknown[]).length).toBe(11);
   });
 
   it('answers 404 for unknown paths and 405 for wrong methods', async () => {
