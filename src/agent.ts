@@ -55,8 +55,9 @@ export interface Agent {
   readonly admin: HttpServer;
   readonly jobs: Jobs;
   /**
-   * Applies a reloaded configuration: scheduled jobs are reconciled; a change to any other section
-   * is logged as needing a restart.
+   * Applies a reloaded configuration: scheduled jobs are reconciled and API tokens replaced (the
+   * tokens file read again); a change to any other section (or to auth.enabled) is logged as
+   * needing a restart.
    */
   reload(loaded: LoadedConfig): void;
   /** Starts every component in order; on failure shuts down what started and rethrows. */
@@ -84,7 +85,7 @@ export function createAgent(options: AgentOptions): Agent {
   const statusSource: StatusSource = { version: VERSION, build: BUILD, startedAt: new Date(), configHash: hash, registry: health };
 
   const storage = createStorage({ config: config.storage, logger, health, metrics });
-  const auth = createAuthenticator(config.auth);
+  const auth = createAuthenticator(config.auth, { logger, health, metrics });
   const grpc = createGrpcServer({ address: config.server.grpc.address, tls: config.server.grpc.tls, maxRecvMsgSize: config.server.grpc.max_recv_msg_size, logger, metrics, health, auth });
   const otlpHttp = createHttpServer({ name: 'otlp_http', address: config.server.otlp_http.address, tls: config.server.otlp_http.tls, logger, metrics, health, auth });
   const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });
@@ -99,7 +100,7 @@ export function createAgent(options: AgentOptions): Agent {
     logger,
   });
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
-  addQueryService({ grpc, storage });
+  addQueryService({ grpc, storage, config: config.query, metrics });
   const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health, auth });
   const redis = config.ratelimit.redis;
   const security = createSecurity({
@@ -144,6 +145,7 @@ export function createAgent(options: AgentOptions): Agent {
     maxConcurrent: config.jobs.max_concurrent,
     queueSize: config.jobs.queue_size,
     exportDir: config.jobs.export_dir,
+    httpCheckAllowedNetworks: config.jobs.http_check.allowed_networks,
     leaseTtlMs: config.jobs.lease_ttl,
     redis: jobsRedis && { target: redisTarget(jobsRedis), keyPrefix: jobsRedis.key_prefix },
     sharedStorage: serverStorage,
@@ -167,7 +169,7 @@ export function createAgent(options: AgentOptions): Agent {
   }
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
-  components.push(admin, storage, pipeline, security, ratelimit, jobs, grpc, otlpHttp);
+  components.push(admin, auth, storage, pipeline, security, ratelimit, jobs, grpc, otlpHttp);
   const started: Component[] = [];
   let stopping: Promise<void> | undefined;
   // One deadline for the whole shutdown: each component gets what is left of it, minus a reserve
@@ -198,8 +200,10 @@ export function createAgent(options: AgentOptions): Agent {
     jobs,
     reload(next) {
       jobs.reconcile(configJobs(next.config.jobs));
-      const changed = (Object.keys(next.config) as Array<keyof Config>).filter((k) => k !== 'jobs' && JSON.stringify(next.config[k]) !== JSON.stringify(config[k]));
-      logger.info({ configHash: next.hash, jobs: next.config.jobs.scheduled.length }, 'configuration reloaded: scheduled jobs reconciled');
+      auth.reload(next.config.auth);
+      const changed = (Object.keys(next.config) as Array<keyof Config>).filter((k) => k !== 'jobs' && k !== 'auth' && JSON.stringify(next.config[k]) !== JSON.stringify(config[k]));
+      if (next.config.auth.enabled !== config.auth.enabled) changed.push('auth');
+      logger.info({ configHash: next.hash, jobs: next.config.jobs.scheduled.length }, 'configuration reloaded: scheduled jobs reconciled, tokens reloaded');
       if (changed.length > 0) logger.warn({ sections: changed }, 'configuration sections changed that apply only after a restart');
     },
     async start() {

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { createAgent } from './agent.js';
 import { addClientCommands } from './cli/commands.js';
-import { TokenFileError } from './auth/auth.js';
+import { checkTokens, TokenFileError } from './auth/auth.js';
 import { ConfigError, loadConfig, maskSecrets, type LoadedConfig } from './config/load.js';
 import { migrate } from './storage/migrate.js';
 import { openTransport, schemaContextFor } from './storage/storage.js';
@@ -115,9 +115,20 @@ const withConfig = (name: string, description: string, options?: { isDefault?: b
 
 withConfig('run', 'run the agent (default command)', { isDefault: true }).action(run);
 
-withConfig('check-config', 'validate the configuration and print the effective configuration with secrets masked').action((opts: { config?: string }) => {
+withConfig('check-config', 'validate the configuration (and auth.tokens_file) and print the effective configuration with secrets masked').action((opts: { config?: string }) => {
     const loaded = load(opts.config);
-    process.stdout.write(`# ${loaded.source ?? 'built-in defaults'} is valid; sha256 ${loaded.hash}\n# durations in milliseconds, sizes in bytes\n${stringify(maskSecrets(loaded.config))}`);
+    let tokens: number;
+    try {
+      tokens = checkTokens(loaded.config.auth);
+    } catch (err) {
+      if (!(err instanceof TokenFileError)) throw err;
+      process.stderr.write(`heimdall: ${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    const file = loaded.config.auth.tokens_file;
+    process.stdout.write(
+      `# ${loaded.source ?? 'built-in defaults'} is valid; sha256 ${loaded.hash}\n${file ? `# auth.tokens_file ${file} is valid\n` : ''}# ${tokens} API tokens\n# durations in milliseconds, sizes in bytes\n${stringify(maskSecrets(loaded.config))}`,
+    );
   });
 
 withConfig('migrate', 'apply the storage schema (migrations and retention) and exit').action(runMigrate);

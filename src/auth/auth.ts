@@ -3,9 +3,19 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { apiToken, type Config, type SCOPES } from '../config/schema.js';
+import { watchPath, type PathWatch } from '../config/watch.js';
+import { Counter, type Registry } from 'prom-client';
+import type { HealthRegistry } from '../health/registry.js';
+import type { Logger } from '../telemetry/logger.js';
 
 /** What a token allows: `ingest` (OTLP, events), `query`, `admin` (/status, SystemService), `ratelimit`. */
 export type Scope = (typeof SCOPES)[number];
+
+/**
+ * What a service or route requires: a scope, or `admin:tenant` for admin calls that hold a
+ * tenant-bound token to its tenant themselves (a tenant-bound token is refused every other admin call).
+ */
+export type RequiredScope = Scope | 'admin:tenant';
 
 /** Who is calling: the token's name, scopes and tenant. */
 export interface Principal {
@@ -20,15 +30,36 @@ export type AuthResult = { ok: true; principal: Principal | undefined } | { ok: 
 
 /** Checks API tokens. Tokens are compared in constant time and never logged. */
 export interface Authenticator {
+  readonly name: 'auth';
   readonly enabled: boolean;
   /** Checks an `authorization` header (or metadata) value for a call that needs `scope`; with auth off, every call passes. */
-  check(authorization: string | undefined, scope: Scope): AuthResult;
+  check(authorization: string | undefined, scope: RequiredScope): AuthResult;
+  /**
+   * Takes the tokens of a reloaded `auth` section, reading its `tokens_file` again. When they
+   * cannot be used, the current tokens stay, the reason is logged and the `auth` component is
+   * degraded until a later reload succeeds. Never throws. (`enabled` applies after a restart only.)
+   */
+  reload(config: Config['auth']): void;
+  /** Watches `tokens_file` and reloads it when it changes (a Secret volume's symlink swap included). */
+  start(): Promise<void>;
+  /** Stops watching. Safe to call twice. */
+  shutdown(): Promise<void>;
 }
 
-/** A token file that cannot be used; the message names the file and the entry at fault. */
-export class TokenFileError extends Error {}
+/** Options for createAuthenticator. */
+export interface AuthenticatorOptions {
+  logger: Logger;
+  health: HealthRegistry;
+  metrics: Registry;
+}
 
-function readTokenFile(path: string): z.output<typeof apiToken>[] {
+/** A token file that cannot be used; the message names the file and the entry at fault, never a token. */
+export class TokenFileError extends Error {
+  override name = 'TokenFileError';
+}
+
+/** Reads and validates a tokens file (a YAML list of tokens); throws TokenFileError naming the file and the entry at fault. */
+export function readTokenFile(path: string): Array<z.output<typeof apiToken>> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -42,7 +73,9 @@ function readTokenFile(path: string): z.output<typeof apiToken>[] {
     // Only the first line: the rest quotes the file, which holds secrets.
     throw new TokenFileError(`auth.tokens_file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0] ?? ''}`);
   }
-  const result = z.array(apiToken).safeParse(parsed ?? []);
+  // An empty file is most likely one being written: "[]" says "no tokens" on purpose.
+  if (parsed === null || parsed === undefined) throw new TokenFileError(`auth.tokens_file ${path} is empty (write [] for a file without tokens)`);
+  const result = z.array(apiToken).safeParse(parsed);
   if (!result.success) {
     const issue = result.error.issues[0];
     throw new TokenFileError(`auth.tokens_file ${path}: ${issue ? `[${issue.path.join('.')}] ${issue.message}` : 'expected a list of tokens'}`);
@@ -52,11 +85,13 @@ function readTokenFile(path: string): z.output<typeof apiToken>[] {
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
-/**
- * Creates the authenticator from the `auth` config, reading `tokens_file` when set (throws
- * TokenFileError when it cannot be used). Duplicate token values are refused.
- */
-export function createAuthenticator(config: Config['auth']): Authenticator {
+interface Entry {
+  digest: Buffer;
+  principal: Principal;
+}
+
+/** The tokens of an `auth` section (inline, then from `tokens_file`); throws TokenFileError, also for two tokens with one value. */
+function loadEntries(config: Config['auth']): Entry[] {
   const tokens = [...config.tokens, ...(config.tokens_file ? readTokenFile(config.tokens_file) : [])];
   const entries = tokens.map((t) => ({ digest: digest(t.token), principal: { name: t.name, scopes: new Set(t.scopes), tenant: t.tenant } satisfies Principal }));
   const seen = new Set<string>();
@@ -65,7 +100,56 @@ export function createAuthenticator(config: Config['auth']): Authenticator {
     if (seen.has(key)) throw new TokenFileError(`auth: token "${e.principal.name}" has the same value as another token`);
     seen.add(key);
   }
+  return entries;
+}
+
+/** Checks the tokens of an `auth` section as the agent would load them (tokens_file read); returns how many. Throws TokenFileError. */
+export function checkTokens(config: Config['auth']): number {
+  return loadEntries(config).length;
+}
+
+/**
+ * Creates the authenticator from the `auth` config, reading `tokens_file` when set (throws
+ * TokenFileError when it cannot be used at start). Duplicate token values are refused.
+ */
+export function createAuthenticator(config: Config['auth'], options: AuthenticatorOptions): Authenticator {
+  const logger = options.logger.child({ component: 'auth' });
+  const reporter = options.health.register('auth', { gate: 'none' });
+  const reloadErrors = new Counter({ name: 'heimdall_auth_reload_errors_total', help: 'Token reloads refused (the previous tokens stay): an unreadable or invalid tokens file.', registers: [options.metrics] });
+  let entries = loadEntries(config);
+  let current = config;
+  let watch: PathWatch | undefined;
+  let started = false;
+  reporter.set('ready', `${entries.length} tokens`);
+
+  const watchFile = (): void => {
+    watch?.close();
+    watch = current.tokens_file ? watchPath(current.tokens_file, () => reload(current), logger) : undefined;
+  };
+  const reload = (next: Config['auth']): void => {
+    const fileChanged = next.tokens_file !== current.tokens_file;
+    current = next;
+    if (started && fileChanged) watchFile();
+    let loaded: Entry[];
+    try {
+      loaded = loadEntries(next);
+    } catch (err) {
+      const reason = (err as Error).message;
+      reloadErrors.inc();
+      reporter.set('degraded', `tokens not reloaded, the previous ${entries.length} kept: ${reason}`);
+      logger.error({ reason }, 'tokens not reloaded: keeping the previous tokens');
+      return;
+    }
+    const before = new Set(entries.map((e) => e.principal.name));
+    const after = new Set(loaded.map((e) => e.principal.name));
+    const same = loaded.length === entries.length && loaded.every((e, i) => e.digest.equals(entries[i]?.digest ?? Buffer.alloc(0)) && e.principal.name === entries[i]?.principal.name);
+    entries = loaded;
+    reporter.set('ready', `${entries.length} tokens`);
+    if (!same) logger.info({ tokens: loaded.length, added: [...after].filter((n) => !before.has(n)), removed: [...before].filter((n) => !after.has(n)) }, 'tokens reloaded');
+  };
+
   return {
+    name: 'auth',
     enabled: config.enabled,
     check(authorization, scope) {
       if (!config.enabled) return { ok: true, principal: undefined };
@@ -76,8 +160,22 @@ export function createAuthenticator(config: Config['auth']): Authenticator {
       let found: Principal | undefined;
       for (const e of entries) if (timingSafeEqual(e.digest, presented)) found ??= e.principal;
       if (!found) return { ok: false, reason: 'unauthenticated', message: 'unknown API token' };
-      if (!found.scopes.has(scope)) return { ok: false, reason: 'forbidden', message: `token "${found.name}" lacks the "${scope}" scope` };
+      const needed: Scope = scope === 'admin:tenant' ? 'admin' : scope;
+      if (!found.scopes.has(needed)) return { ok: false, reason: 'forbidden', message: `token "${found.name}" lacks the "${needed}" scope` };
+      if (scope === 'admin' && found.tenant !== undefined) {
+        return { ok: false, reason: 'forbidden', message: `token "${found.name}" is bound to tenant "${found.tenant}", and this call acts on every tenant: use a token without a tenant` };
+      }
       return { ok: true, principal: found };
+    },
+    reload,
+    async start() {
+      started = true;
+      watchFile();
+    },
+    async shutdown() {
+      started = false;
+      watch?.close();
+      watch = undefined;
     },
   };
 }

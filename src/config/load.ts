@@ -28,22 +28,49 @@ function describe(value: unknown): string {
   return JSON.stringify(value) ?? typeof value;
 }
 
-/** One line per problem, each naming the key path (e.g. `jobs.scheduled[0].schedule: ...`). */
+const SECRET_KEY = /password|secret|token|credential/i;
+
+/** Whether a key path holds a secret (a password, token, ...; any header or body of an HTTP probe): its value is never shown. */
+function isSecretPath(path: readonly PropertyKey[]): boolean {
+  return path.some((k) => typeof k === 'string' && (SECRET_KEY.test(k) || k === 'headers' || k === 'body'));
+}
+
+/** Credentials in URLs (`//user:password@`) and secret-looking query parameters (`api_key=`, `token=`, ...) replaced by `***`. */
+function maskUrls(text: string): string {
+  return text.replace(/(:\/\/)[^/@\s"]*@/g, '$1***@').replace(/([?&][^=&\s"#]*(?:password|secret|token|credential|api[_-]?key|apikey|signature|sig)[^=&\s"#]*=)[^&#\s"]*/gi, '$1***');
+}
+
+/**
+ * One line per problem, each naming the key path (e.g. `jobs.scheduled[0].schedule: ...`). The
+ * value at fault is quoted (`got ...`) unless its path holds a secret; credentials in URLs are masked.
+ */
 export function formatIssue(issue: z.core.$ZodIssue): string[] {
+  return formatIssueText(isSecretPath(issue.path) ? withoutInput(issue) : issue).map(maskUrls);
+}
+
+/** An issue on a secret: no input to quote, and none in its message (our schema's messages end in "got <input>"). */
+function withoutInput(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  const copy = { ...issue, message: issue.message.replace(/,?\s*\bgot\s.*$/s, '') };
+  delete copy.input;
+  return copy;
+}
+
+function formatIssueText(issue: z.core.$ZodIssue): string[] {
   const at = formatPath(issue.path);
   const prefix = at ? `${at}: ` : '';
   switch (issue.code) {
     case 'unrecognized_keys':
       return issue.keys.map((key) => `${at ? `${at}.` : ''}${key}: unknown key`);
     case 'invalid_type':
-      return [`${prefix}expected ${issue.expected}, got ${describe(issue.input)}`];
+      return [`${prefix}expected ${issue.expected}${'input' in issue ? `, got ${describe(issue.input)}` : ''}`];
     case 'invalid_value':
-      return [`${prefix}expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(issue.input)}`];
+      return [`${prefix}expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${'input' in issue ? `, got ${describe(issue.input)}` : ''}`];
     case 'invalid_union':
       // Our unions are "number or string with units": the string branch carries the useful message.
       return issue.errors.flat().length > 0 ? issue.errors.flat().flatMap((inner) => formatIssue({ ...inner, path: [...issue.path, ...inner.path] })).slice(-1) : [`${prefix}${issue.message}`];
     default:
-      return [`${prefix}${issue.message}${issue.code === 'custom' || issue.input === undefined ? '' : `, got ${describe(issue.input)}`}`];
+      // Messages of our own schema may quote the input already.
+      return [`${prefix}${issue.message}${issue.code === 'custom' || !('input' in issue) || issue.input === undefined || /\bgot\s/.test(issue.message) ? '' : `, got ${describe(issue.input)}`}`];
   }
 }
 
@@ -97,13 +124,16 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   return { config, source, hash: hashConfig(config) };
 }
 
-const SECRET_KEY = /password|secret|token|credential/i;
-
-/** A deep copy of the config with every secret-looking value, and passwords in URLs, replaced by `"***"`. */
+/**
+ * A deep copy of the config with every secret-looking value replaced by `"***"`: keys such as
+ * password or token, every header value (http-check jobs), and in URLs the credentials and
+ * secret-looking query parameters (`api_key=`).
+ */
 export function maskSecrets(value: unknown, key = ''): unknown {
-  if (SECRET_KEY.test(key) && typeof value === 'string' && value !== '') return '***';
-  if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*@/i.test(value)) return value.replace(/(:\/\/)[^/@\s]*@/, '$1***@');
+  if ((SECRET_KEY.test(key) || key === 'headers') && typeof value === 'string' && value !== '') return '***';
+  if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return maskUrls(value);
   if (Array.isArray(value)) return value.map((v) => maskSecrets(v, key));
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, k)]));
+  // Every value under `headers` counts as a secret (an Authorization or API-key header).
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, key === 'headers' ? key : k)]));
   return value;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseNetwork } from '../jobs/kinds/address-guard.js';
 import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';
 import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
 
@@ -183,6 +184,12 @@ const jobs = z.strictObject({
   queue_size: integer({ min: 0, max: 100_000 }).default(100),
   /** Where export jobs write their files. */
   export_dir: z.string().min(1).default('./exports'),
+  http_check: z
+    .strictObject({
+      /** Link-local or cloud metadata networks (CIDR or address) http-check jobs may reach anyway; refused otherwise. */
+      allowed_networks: z.array(z.string().refine((n) => parseNetwork(n) !== undefined, 'expected an IP address or a network such as "169.254.169.254/32"')).default([]),
+    })
+    .prefault({}),
   /** A cluster job's lease lasts this long unless renewed (renewed at a third of it while the job runs). */
   lease_ttl: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('15s'),
   /** Redis for cluster-scoped jobs' leases; default: ratelimit.redis. Without one, cluster jobs run on every replica. */
@@ -297,6 +304,31 @@ export const configSchema = z.strictObject({
       max_payload: byteSize.prefault('64KiB'),
     })
     .prefault({}),
+  /** Budgets of QueryService calls: every storage query's time and reads, windows, and fair slots between tenants. */
+  query: z
+    .strictObject({
+      /** Longest one storage query runs (ClickHouse max_execution_time); past it the call ends with DEADLINE_EXCEEDED. */
+      timeout: duration({ min: 1, max: 3_600_000 }).prefault('10s'),
+      /** Rows one storage query may read (max_rows_to_read); past it RESOURCE_EXHAUSTED. */
+      max_rows_to_read: integer({ min: 1 }).default(100_000_000),
+      /** Bytes one storage query may read, uncompressed (max_bytes_to_read); past it RESOURCE_EXHAUSTED. */
+      max_bytes_to_read: byteSize.prefault('10GiB'),
+      /** Window of ListEvents and ListLogs without start_time (ending at end_time, else now). */
+      default_window: duration({ min: 1 }).prefault('1h'),
+      /** Window of GetSummary without start_time. */
+      summary_window: duration({ min: 1 }).prefault('24h'),
+      /** Widest window a call may ask for; wider ones are refused with INVALID_ARGUMENT. */
+      max_window: duration({ min: 1 }).prefault('31d'),
+      /** Storage queries of QueryService running at once, all tenants together. */
+      max_concurrent: integer({ min: 1, max: 1000 }).default(4),
+      /** Storage queries of one tenant running at once; the others wait their turn (round robin between tenants). */
+      max_concurrent_per_tenant: integer({ min: 1, max: 1000 }).default(2),
+      /** Storage queries of one tenant waiting for a slot; past it RESOURCE_EXHAUSTED. */
+      max_queued_per_tenant: integer({ min: 0, max: 100_000 }).default(64),
+      /** Longest a storage query waits for a slot; past it RESOURCE_EXHAUSTED. */
+      queue_timeout: duration({ min: 1, max: MAX_TIMER_MS }).prefault('30s'),
+    })
+    .prefault({}),
   telemetry: z
     .strictObject({
       tracing: z
@@ -358,6 +390,12 @@ export const configSchema = z.strictObject({
   }
   const cron = cronError(c.jobs.system_check.schedule);
   if (cron) ctx.addIssue({ code: 'custom', path: ['jobs', 'system_check', 'schedule'], message: cron });
+  if (c.query.default_window > c.query.max_window || c.query.summary_window > c.query.max_window) {
+    ctx.addIssue({ code: 'custom', path: ['query', c.query.default_window > c.query.max_window ? 'default_window' : 'summary_window'], message: `must not exceed query.max_window (${c.query.max_window} ms)` });
+  }
+  if (c.query.max_concurrent_per_tenant > c.query.max_concurrent) {
+    ctx.addIssue({ code: 'custom', path: ['query', 'max_concurrent_per_tenant'], message: `must not exceed query.max_concurrent (${c.query.max_concurrent})` });
+  }
   if (c.storage.retry.initial_interval > c.storage.retry.max_interval) {
     ctx.addIssue({ code: 'custom', path: ['storage', 'retry', 'initial_interval'], message: 'must not exceed storage.retry.max_interval' });
   }

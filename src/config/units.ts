@@ -42,8 +42,14 @@ export function duration(bounds: { min?: number; max?: number } = {}) {
   });
 }
 
-function formatMs(ms: number): string {
-  return ms === 0 ? '0' : ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+/** Milliseconds in the largest unit that divides them exactly: `31d`, `6h`, `90s`, `250ms`. */
+export function formatMs(ms: number): string {
+  if (ms === 0) return '0';
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = DURATION_UNITS[unit] ?? 1;
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 /** A whole number, also written as text (as environment substitution produces). */

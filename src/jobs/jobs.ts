@@ -9,6 +9,7 @@ import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createRunHistory, isTerminal, type RunFilter, type RunRecord, type RunTrigger } from './history.js';
 import { createExport, removeStaleParts } from './kinds/export.js';
+import { createAddressGuard } from './kinds/address-guard.js';
 import { createHttpCheck } from './kinds/http-check.js';
 import type { TaskKinds } from './kinds/kind.js';
 import type { KindName } from './kinds/params.js';
@@ -52,6 +53,8 @@ export interface JobsOptions {
   maxConcurrent: number;
   queueSize: number;
   exportDir: string;
+  /** Networks http-check jobs may reach although link-local or cloud metadata (`jobs.http_check.allowed_networks`; default none). */
+  httpCheckAllowedNetworks?: readonly string[];
   leaseTtlMs: number;
   /** Storage other agents may share (a ClickHouse server): runs of agents that went away are only retried under a Redis claim. */
   sharedStorage: boolean;
@@ -142,7 +145,7 @@ export function createJobs(options: JobsOptions): Jobs {
   const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: options.leaseTtlMs, logger });
   const kinds: TaskKinds = {
     'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, budgets: () => { const size = options.storage.size; return size ? [{ name: 'embedded store', ...size }] : []; }, reporter: systemReporter, reportsReadiness: (job) => entries.has(job) && checksReadiness(entries.get(job) as Entry), metrics: options.metrics }),
-    'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics }),
+    'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics, guard: createAddressGuard(options.httpCheckAllowedNetworks ?? []) }),
     retention: createRetention({ storage: options.storage, schema: options.schema }),
     export: createExport({ storage: options.storage, exportDir: options.exportDir }),
   };

@@ -9,6 +9,7 @@ import { decodeCursor, encodeCursor, filterHash } from '../query/cursor.js';
 import { HOUR_NS, timeRange } from '../query/time.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
+import type { CallContext } from '../server/grpc-service.js';
 import { isTerminal, type RunFilter, type RunRecord, type RunStatus, type RunTrigger } from './history.js';
 import { JobError, type Jobs, type ScheduledView } from './jobs.js';
 import { jobSpecSchema, taskSchema } from './spec.js';
@@ -202,52 +203,89 @@ const name = (n: string): string => {
   return n;
 };
 
-/** Adds `heimdall.v1.JobService` (scope `admin`). */
+/**
+ * A tenant-bound admin token is held to its tenant: it may submit export jobs (their parameters
+ * carry its tenant, so they read only its rows) and follow or cancel its own jobs. Everything else
+ * here acts on every tenant (scheduled jobs, listings, other kinds) and is refused.
+ */
+const tenantOf = (ctx: CallContext): string | undefined => ctx.principal?.tenant;
+
+function refuseTenant(ctx: CallContext, what: string): void {
+  const tenant = tenantOf(ctx);
+  if (tenant !== undefined) throw new GrpcError(status.PERMISSION_DENIED, `token "${ctx.principal?.name ?? ''}" is bound to tenant "${tenant}": ${what} acts on every tenant; use a token without a tenant`);
+}
+
+/** SubmitJob's parameters for a tenant-bound token: an export of its own tenant's rows, or PERMISSION_DENIED. */
+function tenantParams(ctx: CallContext, kind: string, params: Record<string, unknown>): Record<string, unknown> {
+  const tenant = tenantOf(ctx);
+  if (tenant === undefined) return params;
+  if (kind !== 'export') refuseTenant(ctx, `job kind ${JSON.stringify(kind)}`);
+  if (params.tenant !== undefined && params.tenant !== tenant) throw new GrpcError(status.PERMISSION_DENIED, `job.params.tenant: token "${ctx.principal?.name ?? ''}" is bound to tenant "${tenant}"`);
+  return { ...params, tenant };
+}
+
+/** A run as a caller may see it: a tenant-bound token sees only runs made for its tenant (others are NOT_FOUND). */
+async function visibleRun(jobs: Jobs, id: string, ctx: CallContext): Promise<RunRecord> {
+  const r = await jobs.getRun(id);
+  const tenant = tenantOf(ctx);
+  if (!r || (tenant !== undefined && (r.params as { tenant?: unknown }).tenant !== tenant)) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(id)}`);
+  return r;
+}
+
+/** Adds `heimdall.v1.JobService` (scope `admin`; a tenant-bound token only submits and follows exports of its tenant). */
 export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
+  /** A call on scheduled jobs, which belong to every tenant. */
+  const scheduled = <T>(ctx: CallContext, fn: () => Promise<T> | T): Promise<T> =>
+    call(() => {
+      refuseTenant(ctx, 'a scheduled job');
+      return fn();
+    });
   grpc.addService(
     JobService,
     {
-      createScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.create(validate(jobSpecSchema, specInput(req.job), 'job'))) })),
-      updateScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.update(validate(jobSpecSchema, specInput(req.job), 'job'))) })),
-      getScheduledJob: (req) => call(() => ({ job: toScheduled(jobs.get(name(req.name))) })),
-      listScheduledJobs: () => call(() => ({ jobs: jobs.list().map(toScheduled) })),
-      pauseScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.setPaused(name(req.name), true)) })),
-      resumeScheduledJob: (req) => call(async () => ({ job: toScheduled(await jobs.setPaused(name(req.name), false)) })),
-      deleteScheduledJob: (req) => call(async () => {
-        await jobs.remove(name(req.name));
-        return {};
-      }),
-      triggerScheduledJob: (req) => call(async () => ({ job: toJob(await jobs.trigger(name(req.name))) })),
-      submitJob: (req) =>
+      createScheduledJob: (req, ctx) => scheduled(ctx, async () => ({ job: toScheduled(await jobs.create(validate(jobSpecSchema, specInput(req.job), 'job'))) })),
+      updateScheduledJob: (req, ctx) => scheduled(ctx, async () => ({ job: toScheduled(await jobs.update(validate(jobSpecSchema, specInput(req.job), 'job'))) })),
+      getScheduledJob: (req, ctx) => scheduled(ctx, () => ({ job: toScheduled(jobs.get(name(req.name))) })),
+      listScheduledJobs: (_req, ctx) => scheduled(ctx, () => ({ jobs: jobs.list().map(toScheduled) })),
+      pauseScheduledJob: (req, ctx) => scheduled(ctx, async () => ({ job: toScheduled(await jobs.setPaused(name(req.name), true)) })),
+      resumeScheduledJob: (req, ctx) => scheduled(ctx, async () => ({ job: toScheduled(await jobs.setPaused(name(req.name), false)) })),
+      deleteScheduledJob: (req, ctx) =>
+        scheduled(ctx, async () => {
+          await jobs.remove(name(req.name));
+          return {};
+        }),
+      triggerScheduledJob: (req, ctx) => scheduled(ctx, async () => ({ job: toJob(await jobs.trigger(name(req.name))) })),
+      submitJob: (req, ctx) =>
         call(async () => {
-          const task = validate(taskSchema, { kind: req.kind, params: req.params ?? {}, ...(req.timeout ? { timeout: durationMs(req.timeout) } : {}), retry: retryInput(req.retry) }, 'job');
+          const params = tenantParams(ctx, req.kind, req.params ?? {});
+          const task = validate(taskSchema, { kind: req.kind, params, ...(req.timeout ? { timeout: durationMs(req.timeout) } : {}), retry: retryInput(req.retry) }, 'job');
           return { job: toJob(await jobs.submit(task)) };
         }),
-      getJob: (req) =>
+      getJob: (req, ctx) => call(async () => ({ job: toJob(await visibleRun(jobs, req.id, ctx)) })),
+      listJobs: (req, ctx) =>
         call(async () => {
-          const r = await jobs.getRun(req.id);
-          if (!r) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(req.id)}`);
-          return { job: toJob(r) };
-        }),
-      listJobs: (req) =>
-        call(async () => {
+          refuseTenant(ctx, 'listing jobs');
           const p = await page(jobs, { kind: req.kind || undefined, status: STATUS_NAME.get(req.status) }, req);
           return { jobs: p.runs, nextPageToken: p.next };
         }),
-      cancelJob: (req) => call(async () => ({ job: toJob(await jobs.cancel(req.id)) })),
+      cancelJob: (req, ctx) =>
+        call(async () => {
+          if (tenantOf(ctx) !== undefined) await visibleRun(jobs, req.id, ctx);
+          return { job: toJob(await jobs.cancel(req.id)) };
+        }),
       watchJob: (req, send, ctx) =>
         call(async () => {
-          const first = await jobs.getRun(req.id);
-          if (!first) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(req.id)}`);
+          const first = await visibleRun(jobs, req.id, ctx);
           await send({ job: toJob(first) });
           await follow(jobs, first, (r) => send({ job: toJob(r) }), ctx.signal);
         }),
-      listRuns: (req) =>
+      listRuns: (req, ctx) =>
         call(async () => {
+          refuseTenant(ctx, 'listing runs');
           const p = await page(jobs, { jobName: req.jobName || undefined, status: STATUS_NAME.get(req.status), trigger: TRIGGER_NAME.get(req.trigger) }, req);
           return { runs: p.runs, nextPageToken: p.next };
         }),
     },
-    'admin',
+    'admin:tenant',
   );
 }

@@ -39,7 +39,8 @@ const descriptor: z.ZodType<DescriptorInput> = z.lazy(() =>
   }),
 );
 
-const domainFile = z.strictObject({ domain: z.string().min(1), descriptors: z.array(descriptor).default([]) });
+// A file without descriptors limits nothing: most likely a mistake (or a file cut short), so it is refused and the previous limits stay.
+const domainFile = z.strictObject({ domain: z.string().min(1), descriptors: z.array(descriptor, { error: 'is required: a list of at least one descriptor' }).min(1, 'needs at least one descriptor') });
 
 /** A configured limit, resolved: its bucket and how it reports. */
 export interface Limit {

@@ -1,10 +1,9 @@
-import { watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
 import { create, fromBinary, fromJson, toJson, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
 import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema, RateLimitService, type RateLimitRequest } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { watchPath, type PathWatch } from '../config/watch.js';
 import type { HealthRegistry } from '../health/registry.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
@@ -151,8 +150,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const reporter = options.health.register('ratelimit', { gate: 'none' });
   const now = options.now ?? (() => performance.now());
   let config: RateLimitConfig = new Map();
-  let watcher: FSWatcher | undefined;
-  let reloadTimer: NodeJS.Timeout | undefined;
+  let watcher: PathWatch | undefined;
 
   const stats = createLimitStats(options.metrics, options.maxSeries ?? 1_000, logger);
   const refusals = new Counter({ name: 'heimdall_security_refused_total', help: 'Descriptors refused by the security layer, by domain and reason (blocked, lockdown).', labelNames: ['domain', 'reason'] as const, registers: [options.metrics] });
@@ -172,9 +170,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         const redisLimit = [...next.values()].map(firstRedisLimit).find((l) => l !== undefined);
         if (redisLimit) throw new RateLimitConfigError(options.configPath, undefined, `${redisLimit.path}: backend redis needs ratelimit.redis in the agent's configuration`);
       }
+      // Limits that disappear stop protecting someone: say so loudly, naming the domains.
+      const lost = [...config.keys()].filter((d) => !next.has(d));
       config = next;
       domains.set(config.size);
       reporter.set('ready');
+      if (lost.length > 0) logger.error({ path: options.configPath, lost, domains: [...config.keys()] }, `rate-limit domains removed by the reload, no longer limited: ${lost.join(', ')}`);
       logger.info({ path: options.configPath, domains: [...config.keys()] }, 'rate-limit configuration loaded');
     } catch (err) {
       configErrors.inc();
@@ -311,21 +312,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     async start() {
       options.overLimit?.start();
       load();
-      if (options.configPath) {
-        // Watch the directory (a ConfigMap swaps a symlink; editors replace files): reload shortly after any change.
-        const target = options.configPath;
-        try {
-          watcher = watch(target.endsWith('.yaml') || target.endsWith('.yml') ? dirname(target) : target, () => {
-            clearTimeout(reloadTimer);
-            reloadTimer = setTimeout(load, 200);
-          });
-        } catch (err) {
-          logger.warn({ err, path: target }, 'cannot watch the rate-limit configuration; changes need a restart');
-        }
-      }
+      // Watch the directory (a ConfigMap swaps a symlink; editors replace files): reload shortly after any change.
+      if (options.configPath) watcher = watchPath(options.configPath, load, logger);
     },
     async shutdown() {
-      clearTimeout(reloadTimer);
       watcher?.close();
       await shared?.close();
       options.overLimit?.shutdown();

@@ -1,4 +1,4 @@
-import type { Authenticator, Scope } from '../auth/auth.js';
+import type { Authenticator, RequiredScope } from '../auth/auth.js';
 import type { DescFile, DescMethod } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
@@ -39,7 +39,7 @@ export interface GrpcServer {
    * Adds a generated service with its implementation. Only before start. With a scope, every call
    * needs a token with it (UNAUTHENTICATED without a known token, PERMISSION_DENIED without the scope).
    */
-  addService<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>, scope?: Scope): void;
+  addService<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>, scope?: RequiredScope): void;
   /** Full names of the services added, e.g. `grpc.health.v1.Health`. */
   serviceNames(): string[];
   /** The files that define the services added (for reflection). */
@@ -92,7 +92,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   });
   const shutdownController = new AbortController();
   const services: GenService<GenServiceMethods>[] = [];
-  const scopes = new Map<string, Scope>();
+  const scopes = new Map<string, RequiredScope>();
   const { started, handled, duration } = grpcMetrics(options.metrics);
 
   // Per-method metric children and labels, built on a method's first call (no per-call label hashing).

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { Session } from 'chdb';
 import { StorageError, StorageUnavailableError, toStorageError } from './errors.js';
-import { encodeJsonEachRow, insertColumnList, parseJsonLines, insertSettings, settingsClause, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
+import { encodeJsonEachRow, insertColumnList, parseJsonLines, insertSettings, settingsClause, withQuerySettings, type InsertOptions, type QueryParams, type QuerySettings, type StorageTransport } from './transport.js';
 
 /** Options for createEmbeddedTransport. */
 export interface EmbeddedTransportOptions {
@@ -78,8 +78,8 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
     target: path,
     ping: () => track('ping', () => session.queryAsync('SELECT 1', { format: 'TSV' })).then(() => undefined),
     command: (sql: string, params?: QueryParams) => track('command', () => run(sql, params, 'TSV')).then(() => undefined),
-    query: <T>(sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => parseJsonLines<T>(r.text())),
-    queryText: (sql: string, params?: QueryParams) => track('query', () => run(sql, params, 'JSONEachRow')).then((r) => r.text()),
+    query: <T>(sql: string, params?: QueryParams, settings?: QuerySettings) => track('query', () => run(withQuerySettings(sql, settings), params, 'JSONEachRow')).then((r) => parseJsonLines<T>(r.text())),
+    queryText: (sql: string, params?: QueryParams, settings?: QuerySettings) => track('query', () => run(withQuerySettings(sql, settings), params, 'JSONEachRow')).then((r) => r.text()),
     insert: (table: string, rows: readonly object[] | Uint8Array, insertOptions: InsertOptions = {}) =>
       track(`insert into ${table}`, async () => {
         if (insertOptions.format === 'RowBinary' && rows instanceof Uint8Array) return insertRowBinary(table, rows, insertOptions);

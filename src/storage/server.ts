@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { toStorageError } from './errors.js';
-import { DEFER_INDEXES_SETTING, insertColumnList, insertSettings, type InsertOptions, type QueryParams, type StorageTransport } from './transport.js';
+import { DEFER_INDEXES_SETTING, insertColumnList, insertSettings, type InsertOptions, type QueryParams, type QuerySettings, type StorageTransport } from './transport.js';
 
 /** Options for createServerTransport. */
 export interface ServerTransportOptions {
@@ -101,14 +101,14 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
       call('command', async () => {
         await client.command({ query: sql, query_params: params ?? {} });
       }),
-    query: <T>(sql: string, params?: QueryParams) =>
+    query: <T>(sql: string, params?: QueryParams, settings?: QuerySettings) =>
       call('query', async () => {
-        const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow' });
+        const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow', clickhouse_settings: settings ?? {} });
         return rs.json<T>();
       }),
-    queryText: (sql: string, params?: QueryParams) =>
+    queryText: (sql: string, params?: QueryParams, settings?: QuerySettings) =>
       call('query', async () => {
-        const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow' });
+        const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow', clickhouse_settings: settings ?? {} });
         // Through the client's row stream, not text(): it throws on an error the server sends after rows.
         const lines: string[] = [];
         for await (const rows of rs.stream()) for (const row of rows) lines.push(row.text);

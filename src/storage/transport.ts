@@ -19,6 +19,12 @@ export interface InsertOptions {
 }
 
 /**
+ * ClickHouse settings for one query (e.g. `max_execution_time`, `max_rows_to_read`): names and
+ * values are Heimdall's own (numbers, or plain words such as `throw`), never user input.
+ */
+export type QuerySettings = Readonly<Record<string, number | string>>;
+
+/**
  * One way of talking to ClickHouse. The embedded (chdb) and server (HTTP) transports run the same
  * SQL; user input only ever travels as query parameters, never in the SQL text.
  */
@@ -30,10 +36,10 @@ export interface StorageTransport {
   ping(): Promise<void>;
   /** Runs a statement that returns no rows (DDL, ALTER, ...). */
   command(sql: string, params?: QueryParams): Promise<void>;
-  /** Runs a SELECT and returns its rows as objects (64-bit integers as strings). */
-  query<T = Record<string, unknown>>(sql: string, params?: QueryParams): Promise<T[]>;
+  /** Runs a SELECT and returns its rows as objects (64-bit integers as strings), with `settings` for this query only. */
+  query<T = Record<string, unknown>>(sql: string, params?: QueryParams, settings?: QuerySettings): Promise<T[]>;
   /** Runs a SELECT and returns the engine's JSONEachRow text as it is: one JSON object per line, each line ending in `\n`. */
-  queryText(sql: string, params?: QueryParams): Promise<string>;
+  queryText(sql: string, params?: QueryParams, settings?: QuerySettings): Promise<string>;
   /** Inserts rows, given as objects or as already encoded bytes (JSONEachRow unless `options.format` says otherwise). */
   insert(table: string, rows: readonly object[] | Uint8Array, options?: InsertOptions): Promise<void>;
   /** Waits for calls in flight, then releases the connection. Safe to call twice. */
@@ -84,4 +90,22 @@ export function insertSettings(o: InsertOptions, deferSupported: boolean): Recor
 export function settingsClause(settings: Record<string, string>): string {
   const entries = Object.entries(settings);
   return entries.length === 0 ? '' : ` SETTINGS ${entries.map(([k, v]) => `${k} = '${v}'`).join(', ')}`;
+}
+
+/**
+ * A SELECT with query settings in its text (for the embedded engine, which has no per-call
+ * settings): added to the statement's own trailing SETTINGS clause when it has one. Names must be
+ * plain identifiers and values numbers or plain words; anything else throws.
+ */
+export function withQuerySettings(sql: string, settings: QuerySettings | undefined): string {
+  const entries = Object.entries(settings ?? {});
+  if (entries.length === 0) return sql;
+  const text = entries
+    .map(([k, v]) => {
+      if (!/^\w+$/.test(k) || !(typeof v === 'number' ? Number.isFinite(v) : /^\w+$/.test(v))) throw new Error(`invalid query setting ${k} = ${JSON.stringify(v)}`);
+      return typeof v === 'number' ? `${k} = ${v}` : `${k} = '${v}'`;
+    })
+    .join(', ');
+  const trimmed = sql.trimEnd();
+  return /\sSETTINGS\s+[\w\s=',.]+$/.test(trimmed) ? `${trimmed}, ${text}` : `${trimmed} SETTINGS ${text}`;
 }

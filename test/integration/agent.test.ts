@@ -31,6 +31,7 @@ describe('agent on embedded storage', () => {
     expect(body.components.map((c) => [c.name, c.state])).toEqual([
       ['config', 'ready'],
       ['storage', 'ready'],
+      ['auth', 'ready'],
       ['grpc', 'ready'],
       ['otlp_http', 'ready'],
       ['pipeline', 'ready'],
@@ -48,7 +49,7 @@ describe('agent on embedded storage', () => {
     expect(s).toMatchObject({ ready: true, strictReady: true, status: 'ok', reasons: [], degraded: [] });
     expect(s.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(s.uptimeSeconds).toBeGreaterThan(0);
-    expect((s.components as unknown[]).length).toBe(10);
+    expect((s.components as unknown[]).length).toBe(11);
   });
 
   it('answers 404 for unknown paths and 405 for wrong methods', async () => {

@@ -253,4 +253,52 @@ describe('heimdall jobs and heimdall job', () => {
     expect(r.stderr).toContain('jobs.scheduled[1].colour: unknown key');
     dir.cleanup();
   });
+
+  it('check-config validates auth.tokens_file and never prints a secret, in errors or in the effective config', () => {
+    const dir = tempDir();
+    const SECRETS = ['shortsecret1', '31415926535', 'Bearer prod-probe-credential', '27182818284', 'hunter2-in-url', 'key-in-query-42', 'file-token-xy', 'valid-token-0000000001', 'valid-file-token-00000001'];
+    const never = (r: ReturnType<typeof run>) => {
+      for (const secret of SECRETS) expect(`${r.stdout}${r.stderr}`).not.toContain(secret);
+    };
+    const job = (headers: string, url = 'https://probe.example/health') => `jobs:\n  scheduled:\n    - { name: probe, schedule: "* * * * *", kind: http-check, params: { url: "${url}", headers: ${headers} } }\n`;
+    // Bad values of secret fields are named, never quoted.
+    const bad = join(dir.path, 'bad.yaml');
+    writeFileSync(
+      bad,
+      'auth:\n  tokens: [{ name: short, token: shortsecret1, scopes: [query] }]\nstorage:\n  clickhouse: { url: "http://u:hunter2-in-url@ch:8123", password: 31415926535 }\n' +
+        job('{ Authorization: "Bearer prod-probe-credential", X-Api-Key: 27182818284 }'),
+    );
+    const invalid = run(['check-config', '--config', bad]);
+    expect(invalid.status).toBe(78);
+    expect(invalid.stderr).toContain('auth.tokens[0].token: must be at least 16 characters');
+    expect(invalid.stderr).toContain('storage.clickhouse.password: expected string');
+    expect(invalid.stderr).toContain('jobs.scheduled[0].params.headers.X-Api-Key: expected string');
+    never(invalid);
+    const badUrl = join(dir.path, 'bad-url.yaml');
+    writeFileSync(badUrl, 'storage:\n  clickhouse: { url: "ftp://u:hunter2-in-url@ch:8123" }\n');
+    const url = run(['check-config', '--config', badUrl]);
+    expect(url.status).toBe(78);
+    expect(url.stderr).toContain('storage.clickhouse.url: expected a URL such as "http://clickhouse:8123", got "ftp://***@ch:8123"');
+    never(url);
+    // tokens_file: missing, then a bad entry (named, not quoted), then valid.
+    const tokens = join(dir.path, 'tokens.yaml');
+    const withFile = join(dir.path, 'with-file.yaml');
+    writeFileSync(withFile, `auth:\n  enabled: true\n  tokens_file: ${tokens}\n  tokens: [{ name: inline, token: valid-token-0000000001, scopes: [admin] }]\n` + job('{ Authorization: "Bearer prod-probe-credential" }', 'https://probe.example/health?api_key=key-in-query-42&region=eu'));
+    const missing = run(['check-config', '--config', withFile]);
+    expect(missing.status).toBe(78);
+    expect(missing.stderr).toContain(`cannot read auth.tokens_file ${tokens}`);
+    writeFileSync(tokens, '- { name: from-file, token: file-token-xy, scopes: [query] }\n');
+    const shortToken = run(['check-config', '--config', withFile]);
+    expect(shortToken.status).toBe(78);
+    expect(shortToken.stderr).toContain(`auth.tokens_file ${tokens}: [0.token] must be at least 16 characters`);
+    never(shortToken);
+    writeFileSync(tokens, '- { name: from-file, token: valid-file-token-00000001, scopes: [query] }\n');
+    const ok = run(['check-config', '--config', withFile]);
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain(`# auth.tokens_file ${tokens} is valid\n# 2 API tokens`);
+    expect(ok.stdout).toContain('Authorization: "***"');
+    expect(ok.stdout).toContain('url: https://probe.example/health?api_key=***&region=eu');
+    never(ok);
+    dir.cleanup();
+  });
 });

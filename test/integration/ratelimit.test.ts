@@ -1,5 +1,5 @@
 /** Envoy's RLS API against a running agent, with a client built from rls.proto: every config feature and bad input. */
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,5 +180,31 @@ describe('rate limiting over Envoy RLS', () => {
     expect(t.logs.some((l) => l.msg === 'invalid rate-limit configuration; keeping the previous one' && l.line === 4)).toBe(true);
     swap(LIMITS);
     await expect.poll(async () => ((await (await fetch(`${t.adminUrl}/status`)).json()) as { components: Array<{ name: string; state: string }> }).components.find((x) => x.name === 'ratelimit')?.state, { timeout: 5_000 }).toBe('ready');
+  });
+
+  it('refuses a file without descriptors (the limits stay), and logs an error naming the domains a reload removes', async () => {
+    const component = async () => ((await (await fetch(`${t.adminUrl}/status`)).json()) as { components: Array<{ name: string; state: string; reason: string }> }).components.find((x) => x.name === 'ratelimit');
+    const swap = (path: string, text: string) => {
+      writeFileSync(`${path}.tmp`, text);
+      renameSync(`${path}.tmp`, path);
+    };
+    await expect.poll(async () => (await check('edge', [d(['remote_address', '203.0.113.80'])])).statuses[0]?.currentLimit?.requestsPerUnit, { timeout: 5_000 }).toBe(3);
+    for (const [text, reason] of [
+      ['domain: edge\n', /edge\.yaml(:\d+)?: descriptors: is required/],
+      ['domain: edge\ndescriptors: []\n', /edge\.yaml:2: descriptors: needs at least one descriptor/],
+    ] as const) {
+      swap(file, text);
+      await expect.poll(async () => (await component())?.reason ?? '', { timeout: 5_000 }).toMatch(reason);
+      expect((await component())?.state).toBe('degraded');
+      expect((await check('edge', [d(['remote_address', '203.0.113.81'])])).statuses[0]?.currentLimit?.requestsPerUnit).toBe(3);
+    }
+    swap(file, LIMITS);
+    const other = join(dir.path, 'other.yaml');
+    swap(other, 'domain: other\ndescriptors:\n  - key: k\n    rate_limit: { unit: second, requests_per_unit: 1 }\n');
+    await expect.poll(async () => (await check('other', [d(['k', 'v'])])).statuses[0]?.currentLimit?.requestsPerUnit, { timeout: 5_000 }).toBe(1);
+    rmSync(other);
+    await expect.poll(async () => (await check('other', [d(['k', 'v'])])).statuses[0]?.currentLimit, { timeout: 5_000 }).toBeUndefined();
+    const loud = t.logs.find((l) => Array.isArray(l.lost));
+    expect(loud).toMatchObject({ level: 'error', lost: ['other'], msg: 'rate-limit domains removed by the reload, no longer limited: other' });
   });
 });

@@ -16,7 +16,7 @@ describe('self-tracing', () => {
 
   beforeAll(async () => {
     // A second gRPC server that decodes what the real OTLP exporter sends.
-    collector = createGrpcServer({ address: '127.0.0.1:0', maxRecvMsgSize: 4 << 20, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry(), auth: createAuthenticator({ enabled: false, tokens: [] }) });
+    collector = createGrpcServer({ address: '127.0.0.1:0', maxRecvMsgSize: 4 << 20, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry(), auth: createAuthenticator({ enabled: false, tokens: [] }, { logger: silentLogger(), health: createHealthRegistry(), metrics: new Registry() }) });
     collector.addService(TraceService, {
       async export(req) {
         received.push(req);

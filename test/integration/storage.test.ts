@@ -228,6 +228,19 @@ describe.each(transports)('storage transport: %s', (_name, make) => {
     expect((err as StorageError).retryable).toBe(false);
     expect((err as StorageError).code).toBe(62);
   });
+
+  it('applies per-query settings: the time limit and read limits end the query with their ClickHouse codes', async () => {
+    // A million rows: no engine reads them in a millisecond, and 1,000 rows is far under them.
+    const heavy = 'SELECT count() AS n, uniqExact(toString(number)) AS u FROM numbers({n:UInt64})';
+    const timeLimit = await fx.transport.query(heavy, { n: 1_000_000 }, { max_execution_time: 0.001, timeout_overflow_mode: 'throw' }).catch((e: unknown) => e);
+    expect((timeLimit as StorageError).code).toBe(159); // TIMEOUT_EXCEEDED
+    const rowLimit = await fx.transport.query(heavy, { n: 1_000_000 }, { max_rows_to_read: 1_000, read_overflow_mode: 'throw' }).catch((e: unknown) => e);
+    expect((rowLimit as StorageError).code).toBe(158); // TOO_MANY_ROWS
+    const byteLimit = await fx.transport.queryText(heavy, { n: 1_000_000 }, { max_bytes_to_read: 1_000, read_overflow_mode: 'throw' }).catch((e: unknown) => e);
+    expect((byteLimit as StorageError).code).toBe(307); // TOO_MANY_BYTES
+    // Under the limits the same query answers; settings join a statement's own SETTINGS clause.
+    expect(await fx.transport.query<{ n: string }>('SELECT count() AS n FROM numbers({n:UInt64}) SETTINGS max_threads = 1', { n: 500 }, { max_rows_to_read: 1_000, read_overflow_mode: 'throw' })).toEqual([{ n: '500' }]);
+  });
 });
 
 describe('server transport outages', () => {

@@ -26,6 +26,8 @@ export interface ClickHouseHttp {
 
 const INSERT = /^\s*INSERT\s+INTO\s+([`"\w.]+)\s*(?:\(([^)]*)\))?\s*FORMAT\s+(\w+)\s*$/is;
 const INSERT_SETTINGS = /^(insert_|async_insert|wait_for_async_insert|input_format_|date_time_input_format|exclude_materialize_skip_indexes_on_insert|throw_on_max_partitions_per_insert_block)/;
+/** Settings a server applies to a query's execution (limits), given as URL parameters. */
+const QUERY_SETTINGS = /^(max_execution_time|timeout_overflow_mode|max_rows_to_read|max_bytes_to_read|read_overflow_mode|output_format_\w+)$/;
 
 const ESCAPES: Record<string, string> = { b: '\b', f: '\f', r: '\r', n: '\n', t: '\t', '0': '\0', a: '\x07', v: '\v' };
 
@@ -86,9 +88,11 @@ export async function startClickHouseHttp(dataPath: string, options: { user?: st
     }
     const params: Record<string, string> = {};
     const settings: Record<string, string> = {};
+    const querySettings: string[] = [];
     for (const [k, v] of url.searchParams) {
       if (k.startsWith('param_')) params[k.slice(6)] = v;
       else if (INSERT_SETTINGS.test(k)) settings[k] = v;
+      else if (QUERY_SETTINGS.test(k)) querySettings.push(`${k} = '${v.replace(/[\\']/g, (c) => `\\${c}`)}'`);
     }
     const data = await body(req);
     const queryParam = url.searchParams.get('query');
@@ -117,7 +121,10 @@ export async function startClickHouseHttp(dataPath: string, options: { user?: st
         res.end();
         return;
       }
-      const sql = queryParam ? `${queryParam}\n${data.toString()}` : data.toString();
+      const text = queryParam ? `${queryParam}\n${data.toString()}` : data.toString();
+      // URL settings go into the statement's SETTINGS clause (before FORMAT), as ClickHouse applies them to the query.
+      const [, statement = text, format = ''] = /^([\s\S]*?)(\s+FORMAT\s+\w+\s*)?$/i.exec(text) ?? [];
+      const sql = querySettings.length === 0 ? text : `${statement}${/\sSETTINGS\s+[\w\s=',.]+$/.test(statement) ? ',' : ' SETTINGS'} ${querySettings.join(', ')}${format}`;
       log.push({ sql, params });
       const types = placeholderTypes(sql);
       for (const [name, value] of Object.entries(params)) {

@@ -1,6 +1,7 @@
 import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
+import { TENANT_ATTRIBUTE } from '../../ingest/processors/enrichment.js';
 import type { Storage } from '../../storage/storage.js';
 import { parseJsonLines, type QueryParams } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -19,6 +20,8 @@ interface Source {
   /** The previous page's last key, from the parameters after_time and after_key. */
   after: string;
   filters: Partial<Record<keyof ExportParams['filters'], string>>;
+  /** Only one tenant's rows (`{tenant:String}`, and `{tenant_key:String}` for the resource attribute). */
+  tenant: string;
 }
 
 const SOURCES: Record<ExportParams['source'], Source> = {
@@ -29,6 +32,7 @@ const SOURCES: Record<ExportParams['source'], Source> = {
     key: '(Timestamp, Id)',
     after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:String})',
     filters: { event_type: 'EventType = {event_type:String}', source: 'Source = {source:String}', min_severity: 'Severity >= {min_severity:UInt8}' },
+    tenant: 'TenantId = {tenant:String}',
   },
   logs: {
     table: 'otel_logs',
@@ -37,6 +41,7 @@ const SOURCES: Record<ExportParams['source'], Source> = {
     key: '(Timestamp, cityHash64(ServiceName, Body, TraceId, SpanId, SeverityNumber, toString(LogAttributes), toString(ResourceAttributes)))',
     after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:UInt64})',
     filters: { service_name: 'ServiceName = {service_name:String}', min_severity: 'SeverityNumber >= {min_severity:UInt8}' },
+    tenant: 'ResourceAttributes[{tenant_key:String}] = {tenant:String}',
   },
   spans: {
     table: 'otel_traces',
@@ -45,13 +50,20 @@ const SOURCES: Record<ExportParams['source'], Source> = {
     key: '(Timestamp, SpanId)',
     after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:String})',
     filters: { service_name: 'ServiceName = {service_name:String}' },
+    tenant: 'ResourceAttributes[{tenant_key:String}] = {tenant:String}',
   },
 };
 
-/** One CSV field (RFC 4180): quoted when it holds a comma, quote or line break; objects as JSON. */
+/**
+ * One CSV field (RFC 4180): quoted when it holds a comma, quote or line break; objects as JSON.
+ * Text that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage
+ * return, as OWASP lists) gets a leading `'` and is quoted; plain numbers such as `-5` stay as they are.
+ */
 function csvField(v: unknown): string {
-  const s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  let s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+  const formula = typeof v === 'string' && /^[=+\-@\t\r]/.test(s) && !/^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(s);
+  if (formula) s = `'${s}`;
+  return formula || /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 /** A chunk of the export: the text to write, its row count, and its last row (whose first two values are the next chunk's key). */
@@ -98,6 +110,10 @@ export function createExport(deps: { storage: Storage; exportDir: string }): Tas
       if (v === undefined || !clause) continue;
       where.push(clause);
       params[k] = v;
+    }
+    if (p.tenant !== undefined) {
+      where.push(src.tenant);
+      Object.assign(params, { tenant: p.tenant, tenant_key: TENANT_ATTRIBUTE });
     }
     const [count] = await t.query<{ n: string }>(`SELECT count() AS n FROM ${src.table} WHERE ${where.join(' AND ')}`, params);
     const total = Number(count?.n ?? 0);

@@ -1,36 +1,59 @@
-import { Gauge, type Registry } from 'prom-client';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { submitAgentEvents } from '../../events/events.js';
 import { Severity } from '../../gen/heimdall/v1/events_pb.js';
 import type { Pipeline } from '../../ingest/pipeline/pipeline.js';
+import { AddressRefused, type AddressGuard } from './address-guard.js';
 import { jobLabel, type TaskRunner } from './kind.js';
-import { KIND_PARAMS } from './params.js';
+import { KIND_PARAMS, type KindParams } from './params.js';
+
+/**
+ * One request, resolved to its status once the response headers arrive (the body is not read).
+ * The connection goes to an address the guard checked; a refused host or address fails the request.
+ */
+function probe(p: KindParams<'http-check'>, guard: AddressGuard, signal: AbortSignal): Promise<number> {
+  const url = new URL(p.url);
+  const refused = guard.refusedHost(url.hostname);
+  if (refused) return Promise.reject(new AddressRefused(`refused: ${refused}`));
+  return new Promise<number>((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: p.method, headers: p.headers, lookup: guard.lookup, signal }, (res) => {
+      resolve(res.statusCode ?? 0);
+      res.destroy();
+    });
+    req.on('error', reject);
+    req.end(p.body);
+  });
+}
 
 /**
  * The `http-check` task: one request to the URL, timed to its response headers. A status not
- * expected, a timeout or a connection error fails the attempt; a slow answer passes with a warning.
+ * expected, a timeout, a connection error or a refused address (link-local, cloud metadata; see
+ * the guard) fails the attempt; a slow answer passes with a warning. Redirects are not followed.
  * Every probe is an event (`http-check.result`) and sets the probe metrics.
  */
-export function createHttpCheck(deps: { pipeline: Pick<Pipeline, 'submit'>; metrics: Registry }): TaskRunner {
+export function createHttpCheck(deps: { pipeline: Pick<Pipeline, 'submit'>; metrics: Registry; guard: AddressGuard }): TaskRunner {
   const labelNames = ['job'] as const;
   const up = new Gauge({ name: 'heimdall_http_check_up', help: 'Whether the last probe of an http-check job passed (1) or not (0).', labelNames, registers: [deps.metrics] });
   const seconds = new Gauge({ name: 'heimdall_http_check_duration_seconds', help: 'Time to the response headers of the last probe.', labelNames, registers: [deps.metrics] });
   const code = new Gauge({ name: 'heimdall_http_check_status_code', help: 'HTTP status of the last probe (0 without an answer).', labelNames, registers: [deps.metrics] });
+  const refusedProbes = new Counter({ name: 'heimdall_http_check_refused_total', help: 'Probes refused because their address is link-local or a cloud metadata service (jobs.http_check.allowed_networks).', labelNames, registers: [deps.metrics] });
   return async (raw, ctx) => {
     const p = KIND_PARAMS['http-check'].parse(raw);
     const job = jobLabel(ctx);
     const t0 = performance.now();
     let status = 0;
     let failure = '';
+    const timeout = AbortSignal.timeout(p.timeout);
     try {
-      const res = await fetch(p.url, { method: p.method, headers: p.headers, body: p.body, redirect: 'manual', signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(p.timeout)]) });
-      status = res.status;
-      await res.body?.cancel();
+      status = await probe(p, deps.guard, AbortSignal.any([ctx.signal, timeout]));
       const ok = p.expected_status.length > 0 ? p.expected_status.includes(status) : status >= 200 && status < 300;
       if (!ok) failure = `${p.method} ${p.url} answered ${status}, expected ${p.expected_status.length > 0 ? p.expected_status.join(' or ') : '2xx'}`;
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       const e = err as Error;
-      failure = e.name === 'TimeoutError' ? `${p.method} ${p.url}: no answer in ${p.timeout} ms` : `${p.method} ${p.url}: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`;
+      failure = timeout.aborted ? `${p.method} ${p.url}: no answer in ${p.timeout} ms` : `${p.method} ${p.url}: ${e.message}`;
+      if (e instanceof AddressRefused) refusedProbes.inc({ job });
     }
     const ms = performance.now() - t0;
     const slow = !failure && ms > p.latency_threshold;

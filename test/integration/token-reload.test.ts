@@ -1,0 +1,117 @@
+/**
+ * API tokens reload without a restart, on the built agent as a process: a tokens file mounted as a
+ * Kubernetes Secret volume (the file is a symlink through `..data`, which the kubelet swaps), and
+ * SIGHUP for the tokens in the configuration file.
+ */
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/cli/client.js';
+import { SystemService } from '../../src/gen/heimdall/v1/system_pb.js';
+import { startAgentProcess, type AgentProcess } from '../support/agent-process.js';
+import { tempDir } from '../support/temp.js';
+import { until } from '../support/wait.js';
+
+const TOKENS = {
+  ops: 'ops-token-from-secret-000001',
+  oncall: 'oncall-token-from-secret-001',
+  inline: 'inline-token-in-config-00001',
+  added: 'added-by-sighup-token-000001',
+};
+
+describe('token reload', () => {
+  const dir = tempDir();
+  const secret = join(dir.path, 'secret');
+  const config = join(dir.path, 'heimdall.yaml');
+  let agent: AgentProcess;
+  let version = 0;
+
+  /** Publishes a new version of the Secret as the kubelet does: a new directory, then `..data` swapped atomically. */
+  const publish = (tokensYaml: string): void => {
+    const name = `..2026_12_01_00_00_0${++version}`;
+    mkdirSync(join(secret, name));
+    writeFileSync(join(secret, name, 'tokens.yaml'), tokensYaml);
+    symlinkSync(name, join(secret, '..data_tmp'));
+    renameSync(join(secret, '..data_tmp'), join(secret, '..data'));
+  };
+  const writeConfig = (inline: Array<{ name: string; token: string }>): void =>
+    writeFileSync(
+      config,
+      [
+        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+        `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
+        'jobs: { system_check: { enabled: false } }',
+        'shutdown: { drain: 0s }',
+        'auth:',
+        '  enabled: true',
+        `  tokens_file: ${join(secret, 'tokens.yaml')}`,
+        '  tokens:',
+        ...inline.map((t) => `    - { name: ${t.name}, token: ${t.token}, scopes: [admin] }`),
+      ].join('\n'),
+    );
+  const code = (token: string): Promise<status> =>
+    connect({ addr: agent.addr, token })
+      .unary(SystemService.method.getStatus, {})
+      .then(
+        () => status.OK,
+        (err: { code: status }) => err.code,
+      );
+  const authComponent = async (token: string) => {
+    const res = await fetch(`http://127.0.0.1:${agent.ports.admin}/status`, { headers: { authorization: `Bearer ${token}` } });
+    return ((await res.json()) as { components: Array<{ name: string; state: string; reason: string }> }).components.find((c) => c.name === 'auth');
+  };
+
+  beforeAll(async () => {
+    mkdirSync(secret);
+    publish(`- { name: ops, token: ${TOKENS.ops}, scopes: [admin] }\n- { name: oncall, token: ${TOKENS.oncall}, scopes: [admin] }\n`);
+    symlinkSync('..data/tokens.yaml', join(secret, 'tokens.yaml'));
+    writeConfig([{ name: 'inline', token: TOKENS.inline }]);
+    agent = await startAgentProcess(config);
+  });
+  afterAll(async () => {
+    await agent.stop();
+    dir.cleanup();
+  });
+
+  it('stops accepting a token revoked in the Secret, without a restart', async () => {
+    expect(await code(TOKENS.ops)).toBe(status.OK);
+    expect(await code(TOKENS.oncall)).toBe(status.OK);
+    publish(`- { name: oncall, token: ${TOKENS.oncall}, scopes: [admin] }\n`);
+    await until(async () => (await code(TOKENS.ops)) === status.UNAUTHENTICATED, 15_000, 'the revoked token to be refused');
+    expect(await code(TOKENS.oncall)).toBe(status.OK);
+    expect(await code(TOKENS.inline)).toBe(status.OK);
+    expect(agent.lines.find((l) => l.msg === 'tokens reloaded')).toMatchObject({ component: 'auth', tokens: 2, removed: ['ops'], added: [] });
+  });
+
+  it('keeps the previous tokens when the file is invalid, says why in the log and in /status, and recovers', async () => {
+    publish(`- { name: oncall, token: [${TOKENS.oncall}\n`);
+    const logged = await until(() => agent.lines.find((l) => l.msg === 'tokens not reloaded: keeping the previous tokens'), 15_000, 'the refusal to be logged');
+    expect(logged).toMatchObject({ level: 'error', component: 'auth' });
+    expect(String(logged.reason)).toMatch(/tokens\.yaml is not valid YAML/);
+    expect(await code(TOKENS.oncall)).toBe(status.OK);
+    expect(await code(TOKENS.ops)).toBe(status.UNAUTHENTICATED);
+    const degraded = await authComponent(TOKENS.oncall);
+    expect(degraded).toMatchObject({ state: 'degraded' });
+    expect(degraded?.reason).toMatch(/^tokens not reloaded, the previous 2 kept: auth\.tokens_file .* is not valid YAML/);
+    expect(await (await fetch(`http://127.0.0.1:${agent.ports.admin}/metrics`)).text()).toMatch(/^heimdall_auth_reload_errors_total [1-9]/m);
+    // A file that parses but holds a bad token is refused the same way, naming the entry, not the value.
+    publish('- { name: short, token: too-short, scopes: [admin] }\n');
+    await until(async () => (await authComponent(TOKENS.oncall))?.reason.includes('[0.token] must be at least 16 characters'), 15_000, 'the bad entry to be reported');
+    expect(await code('too-short')).toBe(status.UNAUTHENTICATED);
+    publish(`- { name: oncall, token: ${TOKENS.oncall}, scopes: [admin] }\n- { name: ops, token: ${TOKENS.ops}, scopes: [admin] }\n`);
+    await until(async () => (await authComponent(TOKENS.oncall))?.state === 'ready', 15_000, 'auth to be ready again');
+    expect(await code(TOKENS.ops)).toBe(status.OK);
+    // Token values never reach the log.
+    const log = agent.lines.map((l) => JSON.stringify(l)).join('\n');
+    for (const token of [...Object.values(TOKENS), 'too-short']) expect(log).not.toContain(token);
+  });
+
+  it('reloads the tokens of the configuration file on SIGHUP', async () => {
+    writeConfig([{ name: 'added', token: TOKENS.added }]);
+    agent.child.kill('SIGHUP');
+    await until(async () => (await code(TOKENS.added)) === status.OK, 15_000, 'the added token to work');
+    expect(await code(TOKENS.inline)).toBe(status.UNAUTHENTICATED);
+    expect(await code(TOKENS.oncall)).toBe(status.OK);
+  });
+});

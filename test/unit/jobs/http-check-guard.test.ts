@@ -1,0 +1,77 @@
+/** The http-check's address guard: link-local and metadata addresses refused, checked on the resolved address, resolved once. */
+import type { lookup as dnsLookup, LookupAddress } from 'node:dns';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAddressGuard } from '../../../src/jobs/kinds/address-guard.js';
+import { createHttpCheck } from '../../../src/jobs/kinds/http-check.js';
+import { silentLogger } from '../../support/temp.js';
+
+/** A resolver answering from a table, in turn for each call (the DNS of a rebinding attack), counting calls. */
+function resolver(answers: Record<string, string[][]>) {
+  const calls: string[] = [];
+  const resolve = ((hostname: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => {
+    const n = calls.filter((h) => h === hostname).length;
+    calls.push(hostname);
+    const list = answers[hostname]?.[Math.min(n, (answers[hostname]?.length ?? 1) - 1)];
+    if (!list) return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
+    callback(null, list.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+  }) as unknown as typeof dnsLookup;
+  return { resolve, calls };
+}
+
+const ctx = (signal = new AbortController().signal) => ({ runId: 'r', jobName: 'probe', correlationId: 'c', signal, progress: () => undefined, logger: silentLogger() });
+
+describe('http-check address guard', () => {
+  let server: Server;
+  let port = 0;
+  let hits = 0;
+  beforeAll(async () => {
+    server = createServer((_req, res) => {
+      hits += 1;
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('refuses link-local and cloud metadata addresses and names, in every spelling; other addresses pass', () => {
+    const guard = createAddressGuard([]);
+    for (const host of ['169.254.169.254', '169.254.170.2', '169.254.0.1', '[fe80::1]', '[fd00:ec2::254]', '100.100.100.200', '[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]', 'metadata.google.internal', 'METADATA.GOOGLE.INTERNAL.', 'metadata.goog', 'metadata']) {
+      expect(guard.refusedHost(host), host).toMatch(/link-local or cloud metadata address|cloud metadata service/);
+    }
+    for (const host of ['127.0.0.1', '10.0.0.7', '[::1]', '192.168.1.1', 'example.com', 'metadata.example.com', '[fd00:ec2::253]']) expect(guard.refusedHost(host), host).toBeUndefined();
+  });
+
+  it('lets configured networks through', () => {
+    const guard = createAddressGuard(['169.254.169.254/32', 'fe80::/64']);
+    expect(guard.refusedAddress('169.254.169.254')).toBeUndefined();
+    expect(guard.refusedAddress('fe80::1')).toBeUndefined();
+    expect(guard.refusedAddress('169.254.169.253')).toMatch(/jobs\.http_check\.allowed_networks/);
+  });
+
+  it('checks the resolved address: a name that resolves to a metadata address is refused, with no connection made', async () => {
+    const dns = resolver({ 'innocent.example': [['198.51.100.7', '169.254.169.254']] });
+    const probe = createHttpCheck({ pipeline: { submit: async () => undefined }, metrics: new Registry(), guard: createAddressGuard([], dns.resolve) });
+    await expect(probe({ url: 'http://innocent.example/latest/meta-data/', timeout: '2s' }, ctx())).rejects.toThrow(
+      'GET http://innocent.example/latest/meta-data/: refused: innocent.example resolves to 169.254.169.254 is a link-local or cloud metadata address (allow it in jobs.http_check.allowed_networks)',
+    );
+    await expect(probe({ url: 'http://[::ffff:169.254.169.254]/', timeout: '2s' }, ctx())).rejects.toThrow(/refused: ::ffff:a9fe:a9fe is a link-local/);
+  });
+
+  it('resolves once and connects to the address it checked (a second, rebound answer is never used)', async () => {
+    // First answer: this machine; any later answer: the metadata service.
+    const dns = resolver({ 'rebind.example': [['127.0.0.1'], ['169.254.169.254']] });
+    const probe = createHttpCheck({ pipeline: { submit: async () => undefined }, metrics: new Registry(), guard: createAddressGuard([], dns.resolve) });
+    const before = hits;
+    const result = await probe({ url: `http://rebind.example:${port}/health` }, ctx());
+    expect(result.result).toMatchObject({ status: 200, ok: true });
+    expect(hits).toBe(before + 1);
+    expect(dns.calls).toEqual(['rebind.example']);
+    // The next probe resolves again, gets the rebound answer, and is refused.
+    await expect(probe({ url: `http://rebind.example:${port}/health` }, ctx())).rejects.toThrow(/refused: rebind\.example resolves to 169\.254\.169\.254/);
+    expect(hits).toBe(before + 1);
+  });
+});
