@@ -145,6 +145,7 @@ export function createAgent(options: AgentOptions): Agent {
     maxConcurrent: config.jobs.max_concurrent,
     queueSize: config.jobs.queue_size,
     exportDir: config.jobs.export_dir,
+    exportMaxBytes: config.jobs.export_max_size,
     httpCheckAllowedNetworks: config.jobs.http_check.allowed_networks,
     leaseTtlMs: config.jobs.lease_ttl,
     redis: jobsRedis && { target: redisTarget(jobsRedis), keyPrefix: jobsRedis.key_prefix },

@@ -184,6 +184,8 @@ const jobs = z.strictObject({
   queue_size: integer({ min: 0, max: 100_000 }).default(100),
   /** Where export jobs write their files. */
   export_dir: z.string().min(1).default('./exports'),
+  /** Bytes the export directory may hold: an export that would pass it fails, naming it (and leaves no file). */
+  export_max_size: byteSize.prefault('1GiB'),
   http_check: z
     .strictObject({
       /** Link-local or cloud metadata networks (CIDR or address) http-check jobs may reach anyway; refused otherwise. */

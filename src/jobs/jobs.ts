@@ -8,7 +8,7 @@ import type { SchemaContext } from '../storage/migrations/context.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createRunHistory, isTerminal, type RunFilter, type RunRecord, type RunTrigger } from './history.js';
-import { createExport, removeStaleParts } from './kinds/export.js';
+import { createExport, directoryBytes, removeStaleParts } from './kinds/export.js';
 import { createAddressGuard } from './kinds/address-guard.js';
 import { createHttpCheck } from './kinds/http-check.js';
 import type { TaskKinds } from './kinds/kind.js';
@@ -53,6 +53,8 @@ export interface JobsOptions {
   maxConcurrent: number;
   queueSize: number;
   exportDir: string;
+  /** Bytes the export directory may hold (`jobs.export_max_size`). */
+  exportMaxBytes: number;
   /** Networks http-check jobs may reach although link-local or cloud metadata (`jobs.http_check.allowed_networks`; default none). */
   httpCheckAllowedNetworks?: readonly string[];
   leaseTtlMs: number;
@@ -143,11 +145,17 @@ export function createJobs(options: JobsOptions): Jobs {
   const history = createRunHistory({ storage: options.storage, logger });
   const store = createJobStore(options.storage);
   const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: options.leaseTtlMs, logger });
+  const exportRefusals = new Counter({ name: 'heimdall_export_refused_total', help: 'Export runs failed because the export directory would pass jobs.export_max_size.', registers: [options.metrics] });
+  /** The byte budgets the system check scores: the embedded store's, and the export directory's. */
+  const budgets = () => [
+    ...(options.storage.size ? [{ name: 'embedded store', ...options.storage.size }] : []),
+    { name: 'exports', used: directoryBytes(options.exportDir), limit: options.exportMaxBytes },
+  ];
   const kinds: TaskKinds = {
-    'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, budgets: () => { const size = options.storage.size; return size ? [{ name: 'embedded store', ...size }] : []; }, reporter: systemReporter, reportsReadiness: (job) => entries.has(job) && checksReadiness(entries.get(job) as Entry), metrics: options.metrics }),
+    'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, budgets, reporter: systemReporter, reportsReadiness: (job) => entries.has(job) && checksReadiness(entries.get(job) as Entry), metrics: options.metrics }),
     'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics, guard: createAddressGuard(options.httpCheckAllowedNetworks ?? []) }),
     retention: createRetention({ storage: options.storage, schema: options.schema }),
-    export: createExport({ storage: options.storage, exportDir: options.exportDir }),
+    export: createExport({ storage: options.storage, exportDir: options.exportDir, maxBytes: options.exportMaxBytes, refused: exportRefusals }),
   };
   const runner = createRunner({ kinds, history, pipeline: options.pipeline, instance, logger: options.logger, metrics: options.metrics });
   const entries = new Map<string, Entry>();

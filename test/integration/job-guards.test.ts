@@ -3,7 +3,7 @@
  * own rows, nothing that acts on every tenant), CSV exports cannot carry spreadsheet formulas, and
  * http-check refuses link-local and cloud metadata addresses unless the config allows them.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
@@ -129,5 +129,38 @@ describe('job guards', () => {
     // Allowed in the config: the probe is attempted (whatever answers, or not, it is not refused).
     const allowed = await finished(TOKENS.admin, 'http-check', { url: 'http://169.254.169.254/latest/meta-data/', timeout: '300ms' });
     expect(allowed.error).not.toContain('refused');
+  });
+});
+
+describe('the export directory budget', () => {
+  const exports = tempDir();
+  let t: TestAgent;
+  beforeAll(async () => {
+    t = await startTestAgent({ jobs: { export_dir: exports.path, export_max_size: '4KiB', system_check: { enabled: false } } });
+  });
+  afterAll(async () => {
+    await t.stop();
+    exports.cleanup();
+  });
+
+  it('fails an export that would pass jobs.export_max_size, leaving no file, and lets one that fits through', async () => {
+    const c = connect({ addr: t.grpcAddress });
+    await c.unary(EventService.method.writeEvents, { events: Array.from({ length: 200 }, (_, i) => ({ eventType: i < 5 ? 'small' : 'big', source: 'budget', severity: Severity.INFO, message: `event number ${i} with some text to take room` })) });
+    const run = async (params: JsonObject): Promise<Job> => {
+      const { job } = await c.unary(JobService.method.submitJob, { kind: 'export', params });
+      return until(async () => {
+        const j = (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job;
+        return j && j.status !== JobStatus.PENDING && j.status !== JobStatus.RUNNING ? j : undefined;
+      }, 30_000, 'the export');
+    };
+    const big = await run({ source: 'events', file: 'big.jsonl', since: '1h', chunk_rows: 100 });
+    expect(big.status).toBe(JobStatus.FAILED);
+    expect(big.error).toMatch(/^the export directory would pass jobs\.export_max_size \(4096 bytes: \d+ used, \d+ more needed\): remove old exports/);
+    expect(readdirSync(exports.path)).toEqual([]);
+    expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_export_refused_total [1-9]/m);
+    const small = await run({ source: 'events', file: 'small.jsonl', since: '1h', filters: { event_type: 'small' } });
+    expect(small.status).toBe(JobStatus.SUCCEEDED);
+    expect(readdirSync(exports.path)).toEqual(['small.jsonl']);
+    c.close();
   });
 });

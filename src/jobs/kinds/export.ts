@@ -1,6 +1,7 @@
 import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
+import type { Counter } from 'prom-client';
 import { TENANT_ATTRIBUTE } from '../../ingest/processors/enrichment.js';
 import type { Storage } from '../../storage/storage.js';
 import { parseJsonLines, type QueryParams } from '../../storage/transport.js';
@@ -95,7 +96,7 @@ function csvChunk(lines: string, header: boolean): Chunk {
  * and reporting progress after every chunk; renamed to `<file>` (replacing it) when complete, removed when the run is
  * cancelled or fails. Filters travel as query parameters.
  */
-export function createExport(deps: { storage: Storage; exportDir: string }): TaskRunner {
+export function createExport(deps: { storage: Storage; exportDir: string; maxBytes: number; refused: Counter }): TaskRunner {
   return async (raw, ctx) => {
     const p = KIND_PARAMS.export.parse(raw);
     if (!deps.storage.ready) throw new Error('storage is not ready');
@@ -122,7 +123,15 @@ export function createExport(deps: { storage: Storage; exportDir: string }): Tas
     // One part file per run: two runs writing the same file never mix; the last to finish wins.
     const part = `${file}.${ctx.runId}.part`;
     const out = createWriteStream(part);
+    // The export directory has a budget (it may share a size-limited volume with the store): checked
+    // before every chunk, with every file in it counted, so concurrent exports share it too.
     const write = async (text: string): Promise<void> => {
+      const bytes = Buffer.byteLength(text);
+      const used = directoryBytes(deps.exportDir) + out.writableLength;
+      if (used + bytes > deps.maxBytes) {
+        deps.refused.inc();
+        throw new Error(`the export directory would pass jobs.export_max_size (${deps.maxBytes} bytes: ${used} used, ${bytes} more needed): remove old exports, export a shorter window, or raise it`);
+      }
       if (!out.write(text)) await once(out, 'drain');
     };
     let written = 0;
@@ -157,6 +166,21 @@ export function createExport(deps: { storage: Storage; exportDir: string }): Tas
     }
     return { message: `wrote ${written} rows of ${p.source} to ${file}`, result: { file, format: p.format, rows: written, bytes: statSync(file).size } };
   };
+}
+
+/** Bytes of the files in a directory (not its subdirectories); 0 when it does not exist. */
+export function directoryBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let bytes = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    try {
+      bytes += statSync(join(dir, entry.name)).size;
+    } catch {
+      // Renamed or removed meanwhile (another export finishing): not there any more.
+    }
+  }
+  return bytes;
 }
 
 /** Part files of export runs that are not live here (left by a crash): removed at start. */

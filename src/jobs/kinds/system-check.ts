@@ -14,7 +14,7 @@ export interface SystemCheckDeps {
   pingRedis: (() => Promise<void>) | undefined;
   /** Directories whose file systems must keep space free (data, queue, exports). */
   dataPaths: readonly string[];
-  /** Byte budgets set in config (the embedded store's max_size, ...), scored as disks of that size. */
+  /** Byte budgets set in config (the embedded store, the export directory), scored against their limits. */
   budgets: () => ReadonlyArray<{ name: string; used: number; limit: number }>;
   /** The `system-check` health component (critical): not ready while the score is under the threshold. */
   reporter: HealthReporter;
