@@ -141,6 +141,7 @@ export function createAgent(options: AgentOptions): Agent {
     instance: config.jobs.instance,
     maxConcurrent: config.jobs.max_concurrent,
     queueSize: config.jobs.queue_size,
+    maxScheduledRuns: config.jobs.max_scheduled_runs,
     exportDir: config.jobs.export_dir,
     leaseTtlMs: config.jobs.lease_ttl,
     redis: jobsRedis && { target: redisTarget(jobsRedis), keyPrefix: jobsRedis.key_prefix },

@@ -181,6 +181,8 @@ const jobs = z.strictObject({
   max_concurrent: integer({ min: 1, max: 64 }).default(2),
   /** On-demand jobs waiting to run; past it SubmitJob answers RESOURCE_EXHAUSTED. */
   queue_size: integer({ min: 0, max: 100_000 }).default(100),
+  /** Runs of scheduled jobs at once (the built-in system check aside); a tick past it is skipped. */
+  max_scheduled_runs: integer({ min: 1, max: 1000 }).default(16),
   /** Where export jobs write their files. */
   export_dir: z.string().min(1).default('./exports'),
   /** A cluster job's lease lasts this long unless renewed (renewed at a third of it while the job runs). */
