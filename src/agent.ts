@@ -119,6 +119,9 @@ export function createAgent(options: AgentOptions): Agent {
     overLimit: createOverLimitReporter({ pipeline, windowMs: config.ratelimit.over_limit_window, logger }),
     configPath: config.ratelimit.config_path,
     maxKeys: config.ratelimit.max_keys,
+    cacheBytes: config.ratelimit.cache_size,
+    maxKeyLength: config.ratelimit.max_key_length,
+    maxBucketKeyLength: config.ratelimit.max_bucket_key_length,
     legacyHeaders: config.ratelimit.legacy_headers,
     redis: redis && {
       ...redisTarget(redis),

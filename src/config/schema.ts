@@ -250,6 +250,12 @@ export const configSchema = z.strictObject({
       config_path: z.string().min(1).optional(),
       /** Local buckets kept at most; an evicted key comes back as a full bucket. */
       max_keys: integer({ min: 1, max: 10_000_000 }).default(100_000),
+      /** Bytes the local buckets may take, keys included; past it the least recently used go (and come back full). */
+      cache_size: byteSize.pipe(z.number().min(64 * 1024, 'must be at least 64KiB')).prefault('64MiB'),
+      /** Descriptor entry keys longer than this (characters) are refused with INVALID_ARGUMENT naming the entry. */
+      max_key_length: integer({ min: 1, max: 65_536 }).default(256),
+      /** Bucket keys (domain, entries, limit) longer than this (bytes) are kept, locally and in Redis, as the domain and a digest. */
+      max_bucket_key_length: integer({ min: 64, max: 65_536 }).default(512),
       /** Refusals are written as one event per domain, limit and entity per this window. */
       over_limit_window: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('1m'),
       /** Also answer the legacy draft-03 X-RateLimit-* headers. */
