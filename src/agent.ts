@@ -15,6 +15,7 @@ import { createOverLimitReporter } from './ratelimit/over-limit.js';
 import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
+import { fitConnectionCaps, openFileLimit } from './server/fd-budget.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
 import { addOtlpReceivers } from './ingest/otlp/receiver.js';
 import { createPipeline, type Pipeline } from './ingest/pipeline/pipeline.js';
@@ -86,8 +87,13 @@ export function createAgent(options: AgentOptions): Agent {
 
   const storage = createStorage({ config: config.storage, logger, health, metrics });
   const auth = createAuthenticator(config.auth, { logger, health, metrics });
-  const grpc = createGrpcServer({ address: config.server.grpc.address, tls: config.server.grpc.tls, maxRecvMsgSize: config.server.grpc.max_recv_msg_size, logger, metrics, health, auth });
-  const otlpHttp = createHttpServer({ name: 'otlp_http', address: config.server.otlp_http.address, tls: config.server.otlp_http.tls, logger, metrics, health, auth });
+  const server = config.server;
+  // Connection caps that leave server.fd_reserve file descriptors to the agent's own files.
+  const limit = openFileLimit();
+  const fitted = fitConnectionCaps({ grpc: server.grpc.max_connections, otlp_http: server.otlp_http.max_connections, admin: server.admin.max_connections }, limit, server.fd_reserve);
+  if (fitted.lowered) logger.warn({ openFileLimit: limit, fdReserve: server.fd_reserve, maxConnections: fitted.caps }, 'max_connections lowered to fit the open-file limit (ulimit -n) minus server.fd_reserve');
+  const grpc = createGrpcServer({ address: server.grpc.address, tls: server.grpc.tls, maxRecvMsgSize: server.grpc.max_recv_msg_size, limits: { ...server.grpc, max_connections: fitted.caps.grpc }, logger, metrics, health, auth });
+  const otlpHttp = createHttpServer({ name: 'otlp_http', address: server.otlp_http.address, tls: server.otlp_http.tls, limits: { ...server.otlp_http, max_connections: fitted.caps.otlp_http }, logger, metrics, health, auth });
   const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });
   addOtlpReceivers({
     pipeline,
@@ -101,7 +107,7 @@ export function createAgent(options: AgentOptions): Agent {
   });
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
   addQueryService({ grpc, storage, config: config.query, metrics });
-  const admin = createHttpServer({ name: 'admin', address: config.server.admin.address, tls: config.server.admin.tls, logger, metrics, health, auth });
+  const admin = createHttpServer({ name: 'admin', address: server.admin.address, tls: server.admin.tls, limits: { ...server.admin, max_connections: fitted.caps.admin }, logger, metrics, health, auth });
   const redis = config.ratelimit.redis;
   const security = createSecurity({
     initialMode: config.ratelimit.security.mode,
@@ -122,6 +128,9 @@ export function createAgent(options: AgentOptions): Agent {
     overLimit: createOverLimitReporter({ pipeline, windowMs: config.ratelimit.over_limit_window, logger }),
     configPath: config.ratelimit.config_path,
     maxKeys: config.ratelimit.max_keys,
+    cacheBytes: config.ratelimit.cache_size,
+    maxKeyLength: config.ratelimit.max_key_length,
+    maxBucketKeyLength: config.ratelimit.max_bucket_key_length,
     legacyHeaders: config.ratelimit.legacy_headers,
     redis: redis && {
       ...redisTarget(redis),
@@ -144,6 +153,7 @@ export function createAgent(options: AgentOptions): Agent {
     instance: config.jobs.instance,
     maxConcurrent: config.jobs.max_concurrent,
     queueSize: config.jobs.queue_size,
+    maxScheduledRuns: config.jobs.max_scheduled_runs,
     exportDir: config.jobs.export_dir,
     exportMaxBytes: config.jobs.export_max_size,
     httpCheckAllowedNetworks: config.jobs.http_check.allowed_networks,

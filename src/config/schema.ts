@@ -24,6 +24,26 @@ const listener = (address: string) =>
     tls: serverTls,
   });
 
+/** What bounds every listener's connections: a cap, a reserve for new peers, and a handshake deadline. */
+const connectionBounds = (maxConnections: number, reserved: number) => ({
+  /** Connections open at most (lowered at start to leave server.fd_reserve file descriptors free); past it a new one is closed at once. */
+  max_connections: integer({ min: 1, max: 1_000_000 }).default(maxConnections),
+  /** The last this many of max_connections go only to peers holding fewer than half that many here: probes get in while one client holds the rest. */
+  reserved_connections: integer({ min: 0, max: 100_000 }).default(reserved),
+  /** A TLS handshake (and on gRPC, the first bytes of HTTP/2) must be done within this, or the connection is closed. */
+  handshake_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('10s'),
+});
+
+/** HTTP/1.1 deadlines of a listener (slow clients are closed, not waited for). */
+const httpTimeouts = (requestTimeout: string) => ({
+  /** A request's headers must be in within this of the connection opening (or of the previous response); 408 and closed past it. */
+  headers_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('10s'),
+  /** A whole request (headers and body) must be in within this; 408 and closed past it. */
+  request_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault(requestTimeout),
+  /** A kept-alive connection without a new request for this long is closed. */
+  idle_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('30s'),
+});
+
 const retention = z.strictObject({
   traces: duration().prefault('90d'),
   logs: duration().prefault('90d'),
@@ -182,6 +202,8 @@ const jobs = z.strictObject({
   max_concurrent: integer({ min: 1, max: 64 }).default(2),
   /** On-demand jobs waiting to run; past it SubmitJob answers RESOURCE_EXHAUSTED. */
   queue_size: integer({ min: 0, max: 100_000 }).default(100),
+  /** Runs of scheduled jobs at once (the built-in system check aside); a tick past it is skipped. */
+  max_scheduled_runs: integer({ min: 1, max: 1000 }).default(16),
   /** Where export jobs write their files. */
   export_dir: z.string().min(1).default('./exports'),
   /** Bytes the export directory may hold: an export that would pass it fails, naming it (and leaves no file). */
@@ -220,18 +242,36 @@ export const configSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
   server: z
     .strictObject({
+      /** File descriptors kept for the agent's own files (queue, embedded engine, exports, Redis, ClickHouse): the listeners' max_connections are lowered at start to fit the open-file limit minus this. */
+      fd_reserve: integer({ min: 64, max: 1_000_000 }).default(1024),
       grpc: listener('127.0.0.1:4317')
-        .extend({ max_recv_msg_size: byteSize.prefault('4MiB') })
+        .extend({
+          max_recv_msg_size: byteSize.prefault('4MiB'),
+          ...connectionBounds(1024, 8),
+          /** Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+          max_concurrent_streams: integer({ min: 1, max: 100_000 }).default(100),
+          /** Long-lived response streams (health Watch, WatchJob) open at once on the server; past it such a call answers RESOURCE_EXHAUSTED. */
+          max_streams: integer({ min: 1, max: 1_000_000 }).default(512),
+          /** A connection without calls for this long is closed (GOAWAY); one that sends nothing at all for this long (not even keepalive acks) is dropped. */
+          idle_timeout: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('5m'),
+          /** The server pings every connection this often; a peer that does not answer within keepalive_timeout is dropped. */
+          keepalive_time: duration({ min: 100, max: MAX_TIMER_MS }).prefault('1m'),
+          keepalive_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('20s'),
+        })
         .prefault({}),
       otlp_http: listener('127.0.0.1:4318')
         .extend({
+          ...connectionBounds(1024, 8),
+          ...httpTimeouts('60s'),
           max_body_size: byteSize.prefault('20MiB'),
           /** Origins allowed to send OTLP/HTTP from browsers; empty disables CORS. A bare "*" is refused. */
           cors_allowed_origins: z.array(z.string().refine((o) => o !== '*', 'a bare "*" is not allowed; list the origins')).default([]),
         })
         .prefault({}),
       /** Probes, /metrics and /status. Loopback by default; on a pod IP (for probes and Prometheus) it needs auth on. */
-      admin: listener('127.0.0.1:9464').prefault({}),
+      admin: listener('127.0.0.1:9464')
+        .extend({ ...connectionBounds(128, 16), ...httpTimeouts('30s') })
+        .prefault({}),
     })
     .prefault({}),
   storage: z
@@ -267,6 +307,12 @@ export const configSchema = z.strictObject({
       config_path: z.string().min(1).optional(),
       /** Local buckets kept at most; an evicted key comes back as a full bucket. */
       max_keys: integer({ min: 1, max: 10_000_000 }).default(100_000),
+      /** Bytes the local buckets may take, keys included; past it the least recently used go (and come back full). */
+      cache_size: byteSize.pipe(z.number().min(64 * 1024, 'must be at least 64KiB')).prefault('64MiB'),
+      /** Descriptor entry keys longer than this (characters) are refused with INVALID_ARGUMENT naming the entry. */
+      max_key_length: integer({ min: 1, max: 65_536 }).default(256),
+      /** Bucket keys (domain, entries, limit) longer than this (bytes) are kept, locally and in Redis, as the domain and a digest. */
+      max_bucket_key_length: integer({ min: 64, max: 65_536 }).default(512),
       /** Refusals are written as one event per domain, limit and entity per this window. */
       over_limit_window: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('1m'),
       /** Also answer the legacy draft-03 X-RateLimit-* headers. */
@@ -368,6 +414,17 @@ export const configSchema = z.strictObject({
   if (c.ingest.queue.segment_size * 4 > c.ingest.queue.max_size) {
     // The segment being written is released only when the next one starts: keep it a small part of the bound.
     ctx.addIssue({ code: 'custom', path: ['ingest', 'queue', 'segment_size'], message: `must be at most a quarter of ingest.queue.max_size (${c.ingest.queue.max_size} bytes)` });
+  }
+  for (const l of ['grpc', 'otlp_http', 'admin'] as const) {
+    const s = c.server[l];
+    if (s.reserved_connections >= s.max_connections) ctx.addIssue({ code: 'custom', path: ['server', l, 'reserved_connections'], message: `must be less than server.${l}.max_connections (${s.max_connections})` });
+  }
+  for (const l of ['otlp_http', 'admin'] as const) {
+    if (c.server[l].headers_timeout > c.server[l].request_timeout) ctx.addIssue({ code: 'custom', path: ['server', l, 'headers_timeout'], message: `must not exceed server.${l}.request_timeout (${c.server[l].request_timeout} ms)` });
+  }
+  if (c.server.grpc.keepalive_time >= c.server.grpc.idle_timeout) {
+    // Keepalive acks are what shows a quiet connection (a Watch with nothing new) is alive.
+    ctx.addIssue({ code: 'custom', path: ['server', 'grpc', 'keepalive_time'], message: `must be shorter than server.grpc.idle_timeout (${c.server.grpc.idle_timeout} ms)` });
   }
   if (c.ingest.memory.spike >= c.ingest.memory.limit) {
     ctx.addIssue({ code: 'custom', path: ['ingest', 'memory', 'spike'], message: 'must be smaller than ingest.memory.limit' });

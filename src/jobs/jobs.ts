@@ -18,7 +18,7 @@ import { createSystemCheck } from './kinds/system-check.js';
 import { createLeases, type Lease, type Leases } from './lease.js';
 import { createRunner, RunAborted, type LiveRun } from './runner.js';
 import { missedTick, scheduleJob } from './schedule.js';
-import type { JobSpec, TaskSpec } from './spec.js';
+import { SYSTEM_CHECK_JOB, type JobSpec, type TaskSpec } from './spec.js';
 import { createJobStore, type StoredPause } from './store.js';
 
 /** Why a jobs operation was refused; the RPC layer maps `code` to a gRPC status once. */
@@ -52,6 +52,8 @@ export interface JobsOptions {
   instance: string | undefined;
   maxConcurrent: number;
   queueSize: number;
+  /** Runs of scheduled jobs at once (the built-in system check aside); a tick past it is skipped. */
+  maxScheduledRuns: number;
   exportDir: string;
   /** Bytes the export directory may hold (`jobs.export_max_size`). */
   exportMaxBytes: number;
@@ -114,6 +116,8 @@ interface Entry {
   declared?: JobSpec;
   cron: Cron;
   running: Set<string>;
+  /** Why its ticks are being skipped for want of a slot, while they are (logged once per streak). */
+  skipping?: string | undefined;
   lastRun: RunRecord | undefined;
   createdAt: number;
   updatedAt: number;
@@ -161,6 +165,8 @@ export function createJobs(options: JobsOptions): Jobs {
   const entries = new Map<string, Entry>();
   const queue: LiveRun[] = [];
   let active = 0;
+  /** Runs of scheduled jobs running now, the built-in system check aside (see `bounded`). */
+  let scheduledRuns = 0;
   let started = 0;
   let stopped = false;
   let restoring: Promise<void> | undefined;
@@ -177,7 +183,7 @@ export function createJobs(options: JobsOptions): Jobs {
   };
 
   const registers = [options.metrics];
-  const skipped = new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'Ticks of scheduled jobs not run here, by job and reason (overlap, claimed-elsewhere, lease-held, redis-unavailable).', labelNames: ['job', 'reason'] as const, registers });
+  const skipped = new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'Ticks of scheduled jobs not run here, by job and reason (overlap, max-running, scheduler-full, claimed-elsewhere, lease-held, redis-unavailable).', labelNames: ['job', 'reason'] as const, registers });
   new Gauge({
     name: 'heimdall_job_next_run_timestamp_seconds',
     help: 'Next tick of each active scheduled job (unix seconds).',
@@ -214,13 +220,28 @@ export function createJobs(options: JobsOptions): Jobs {
     updatedAt: e.updatedAt,
   });
 
+  /** Whether runs of `e` count against jobs.max_scheduled_runs: all but the built-in system check, which user jobs must not starve. */
+  const bounded = (e: Entry): boolean => !(e.source === 'config' && e.spec.name === SYSTEM_CHECK_JOB);
+
+  /** Why another run of `e` cannot start now (its own max_running, or jobs.max_scheduled_runs), or undefined when it can. */
+  const capped = (e: Entry): { reason: 'max-running' | 'scheduler-full'; message: string } | undefined => {
+    const max = e.spec.concurrency === 'forbid' ? 1 : e.spec.max_running;
+    const n = e.running.size;
+    if (n >= max) return { reason: 'max-running', message: `job ${e.spec.name} has ${n} run${n === 1 ? '' : 's'} running (max_running ${max})` };
+    if (bounded(e) && scheduledRuns >= options.maxScheduledRuns) return { reason: 'scheduler-full', message: `${scheduledRuns} runs of scheduled jobs are running (jobs.max_scheduled_runs ${options.maxScheduledRuns})` };
+    return undefined;
+  };
+
   /** Starts a run of a scheduled job; the run goes on in the background. */
   const runEntry = (e: Entry, trigger: RunTrigger, scheduledTime: number, lease: Lease | undefined, retry?: RunRecord): LiveRun => {
     const l = runner.create({ jobName: e.spec.name, kind: e.spec.kind as KindName, params: e.spec.params, ...ms(e.spec), trigger, scheduledTime, correlationId: retry?.correlationId, attempt: retry && retry.attempt + 1 });
+    const counted = bounded(e);
+    if (counted) scheduledRuns += 1;
     e.running.add(l.record.id);
     e.lastRun = l.record;
     report();
     void runner.execute(l, { signal: lease?.lost, fence: lease?.fence }).finally(() => {
+      if (counted) scheduledRuns -= 1;
       e.running.delete(l.record.id);
       report();
       return lease?.release();
@@ -243,6 +264,14 @@ export function createJobs(options: JobsOptions): Jobs {
       logger.debug({ job: e.spec.name, tick: new Date(tickMs).toISOString(), reason }, 'tick not run here');
     };
     if (e.spec.concurrency === 'forbid' && e.running.size > 0) return skip('overlap');
+    // Past a cap the tick is skipped before any cluster claim, so another replica may run it.
+    const cap = capped(e);
+    if (cap) {
+      if (e.skipping !== cap.reason) logger.warn({ job: e.spec.name, tick: new Date(tickMs).toISOString(), reason: cap.reason }, `tick skipped: ${cap.message}; later ticks are skipped (and counted) while it lasts`);
+      e.skipping = cap.reason;
+      return skip(cap.reason);
+    }
+    e.skipping = undefined;
     let lease: Lease | undefined;
     if (e.spec.scope === 'cluster' && leases) {
       try {
@@ -526,6 +555,8 @@ export function createJobs(options: JobsOptions): Jobs {
     async trigger(name) {
       const e = mustGet(name);
       if (e.spec.concurrency === 'forbid' && e.running.size > 0) throw new JobError('failed_precondition', `job ${name} is running (concurrency forbid); wait for its run to end`);
+      const cap = capped(e);
+      if (cap) throw new JobError('resource_exhausted', `${cap.message}; retry later`);
       let taken: LeaseGrant;
       try {
         taken = await takeLease(e);

@@ -77,6 +77,7 @@ function specInput(j: ScheduledJob | undefined): Record<string, unknown> {
     ...(j.timeout ? { timeout: durationOrDefault(j.timeout) } : {}),
     retry: retryInput(j.retry),
     concurrency: j.concurrency === Concurrency.ALLOW ? 'allow' : 'forbid',
+    ...(j.maxRunning ? { max_running: j.maxRunning } : {}),
     misfire: j.misfire === MisfirePolicy.RUN_ONCE ? 'run-once' : 'skip',
     scope: j.scope === JobScope.CLUSTER ? 'cluster' : 'pod',
   };
@@ -118,6 +119,7 @@ function toScheduled(v: ScheduledView): MessageInitShape<typeof ScheduledJobSche
     timeout: dur(s.timeout),
     retry: { attempts: s.retry.attempts, backoff: dur(s.retry.backoff) },
     concurrency: s.concurrency === 'allow' ? Concurrency.ALLOW : Concurrency.FORBID,
+    maxRunning: s.max_running,
     misfire: s.misfire === 'run-once' ? MisfirePolicy.RUN_ONCE : MisfirePolicy.SKIP,
     scope: s.scope === 'cluster' ? JobScope.CLUSTER : JobScope.POD,
     source: v.source === 'config' ? JobSource.CONFIG : JobSource.API,

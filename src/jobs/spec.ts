@@ -67,6 +67,8 @@ export const jobSpecSchema = z
     time_zone: z.string().default('UTC'),
     active: boolean.default(true),
     concurrency: z.enum(['forbid', 'allow']).default('forbid'),
+    /** With concurrency allow: runs of this job at once; a tick past it is skipped (forbid is one run). */
+    max_running: integer({ min: 1, max: 1000 }).default(4),
     misfire: z.enum(['skip', 'run-once']).default('skip'),
     scope: z.enum(['pod', 'cluster']).default('pod'),
     ...taskFields,

@@ -12,10 +12,22 @@ export interface BucketBackend {
   close(): Promise<void>;
 }
 
-/** In-process buckets in a bounded LRU cache; an evicted key comes back as a full bucket. */
-export function createLocalBackend(options: { maxKeys: number; now: () => number; metrics: Registry }): BucketBackend {
+/** Heap a cached bucket takes besides its key: the state object, the map entry and the cache's slots (measured ~250 bytes). */
+const BUCKET_BYTES = 256;
+
+/**
+ * In-process buckets in an LRU cache bounded by count and by bytes (a key at two bytes a
+ * character, plus the bucket); an evicted key comes back as a full bucket.
+ */
+export function createLocalBackend(options: { maxKeys: number; maxBytes: number; now: () => number; metrics: Registry }): BucketBackend {
   const evictions = new Counter({ name: 'heimdall_ratelimit_bucket_evictions_total', help: 'Local buckets evicted from the bounded cache (they come back full).', registers: [options.metrics] });
-  const buckets = new LRUCache<string, BucketState>({ max: options.maxKeys, dispose: (_v, _k, reason) => void (reason === 'evict' && evictions.inc()) });
+  const buckets = new LRUCache<string, BucketState>({
+    max: options.maxKeys,
+    maxSize: options.maxBytes,
+    sizeCalculation: (_v, key) => key.length * 2 + BUCKET_BYTES,
+    dispose: (_v, _k, reason) => void (reason === 'evict' && evictions.inc()),
+  });
+  new Gauge({ name: 'heimdall_ratelimit_bucket_cache_bytes', help: 'Bytes the local buckets take, as the cache counts them (bounded by ratelimit.cache_size).', registers: [options.metrics], collect() { this.set(buckets.calculatedSize); } });
   return {
     take(key, spec, hits) {
       const t = options.now();

@@ -13,6 +13,7 @@ import { createLocalBackend, createRedisBackend, type RedisBackendOptions } from
 import type { Decision } from './bucket.js';
 import type { OverLimitReporter } from './over-limit.js';
 import type { Security } from './security.js';
+import { bucketKey, shownEntries } from './keys.js';
 import { encodeRateLimitResponse, type WireResponse } from './wire.js';
 import { loadRateLimitConfig, RateLimitConfigError, UNIT_SECONDS, type DescriptorNode, type Limit, type RateLimitConfig, type Unit } from './config.js';
 
@@ -22,6 +23,12 @@ export interface RateLimiterOptions {
   configPath: string | undefined;
   /** Buckets kept in memory at most; an evicted bucket comes back full. */
   maxKeys: number;
+  /** Bytes the local buckets may take, keys included; past it the least recently used go. */
+  cacheBytes: number;
+  /** Descriptor entry keys longer than this (characters) are refused with INVALID_ARGUMENT. */
+  maxKeyLength: number;
+  /** Bucket keys longer than this (bytes) are kept as a digest (see keys.ts). */
+  maxBucketKeyLength: number;
   /** Shared buckets for limits with `backend: redis`; none: such limits make the file invalid. */
   redis?: Omit<RedisBackendOptions, 'now' | 'logger' | 'metrics'> | undefined;
   /** Also answer the legacy X-RateLimit-* headers (draft 03) besides RateLimit / RateLimit-Policy. */
@@ -125,8 +132,13 @@ function firstRedisLimit(node: DescriptorNode): Limit | undefined {
   return undefined;
 }
 
-/** Checks a request: INVALID_ARGUMENT naming the field for what Envoy's validation would refuse. */
-function validate(req: RateLimitRequest): void {
+/**
+ * Checks a request: INVALID_ARGUMENT naming the field for what Envoy's validation would refuse, and
+ * for entry keys over `maxKeyLength` (keys come from Envoy's route configuration, not from clients:
+ * a long one is a mistake or an attack). Long values are not refused: Envoy fails open on an error,
+ * so a client could then pass any limit with one long header; they are digested in bucket keys.
+ */
+function validate(req: RateLimitRequest, maxKeyLength: number): void {
   const bad = (field: string, message: string) => new GrpcError(status.INVALID_ARGUMENT, `${field}: ${message}`);
   if (req.domain === '') throw bad('domain', 'is required');
   if (req.descriptors.length === 0) throw bad('descriptors', 'at least one descriptor is required');
@@ -136,6 +148,7 @@ function validate(req: RateLimitRequest): void {
     if (d.entries.length > MAX_ENTRIES) throw bad(`descriptors[${i}].entries`, `at most ${MAX_ENTRIES} entries, got ${d.entries.length}`);
     d.entries.forEach((e, j) => {
       if (e.key === '') throw bad(`descriptors[${i}].entries[${j}].key`, 'is required');
+      if (e.key.length > maxKeyLength) throw bad(`descriptors[${i}].entries[${j}].key`, `${e.key.length} characters, over ratelimit.max_key_length (${maxKeyLength})`);
       if (e.value === '') throw bad(`descriptors[${i}].entries[${j}].value`, 'is required');
     });
   });
@@ -156,7 +169,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const refusals = new Counter({ name: 'heimdall_security_refused_total', help: 'Descriptors refused by the security layer, by domain and reason (blocked, lockdown).', labelNames: ['domain', 'reason'] as const, registers: [options.metrics] });
   const configErrors = new Counter({ name: 'heimdall_ratelimit_config_errors_total', help: 'Rate-limit configuration loads that failed (the previous configuration stays).', registers: [options.metrics] });
   const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
-  const local = createLocalBackend({ maxKeys: options.maxKeys, now, metrics: options.metrics });
+  const local = createLocalBackend({ maxKeys: options.maxKeys, maxBytes: options.cacheBytes, now, metrics: options.metrics });
   const shared = options.redis ? createRedisBackend({ ...options.redis, now, logger: options.logger, metrics: options.metrics, reporter: options.health.register('ratelimit-redis', { gate: 'none' }) }) : undefined;
 
   const load = (): void => {
@@ -186,7 +199,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   };
 
   const shouldRateLimit = async (req: RateLimitRequest): Promise<WireResponse> => {
-    validate(req);
+    validate(req, options.maxKeyLength);
     const root = config.get(req.domain);
     const requestHits = req.hitsAddend === 0 ? 1 : req.hitsAddend;
     // Match every descriptor first: a matched limit may replace others by name.
@@ -195,7 +208,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       if (d.limit && d.limit.requestsPerUnit >= 0 && OVERRIDE_UNIT[d.limit.unit]) {
         const unit = OVERRIDE_UNIT[d.limit.unit] as Unit;
         const base = matchLimit(root, d);
-        const path = `${req.domain}.${d.entries.map((e) => `${e.key}_${e.value}`).join('.')}`;
+        const path = `${req.domain}.${shownEntries(d.entries).map((e) => `${e.key}_${e.value}`).join('.')}`;
         return { ...(base ?? { name: undefined, unlimited: false, replaces: [], backend: 'local' as const, shadowMode: false, detailedMetric: false }), unit, requestsPerUnit: d.limit.requestsPerUnit, capacity: d.limit.requestsPerUnit, path: `${path}#override` } satisfies Limit;
       }
       return matchLimit(root, d);
@@ -211,7 +224,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       if (verdict.refuse) {
         over = true;
         refusals.inc({ domain: req.domain, reason: verdict.reason });
-        options.overLimit?.record(req.domain, `security:${verdict.reason}`, d.entries, requestHits);
+        options.overLimit?.record(req.domain, `security:${verdict.reason}`, shownEntries(d.entries), requestHits);
         return { code: RateLimitResponse_Code.OVER_LIMIT };
       }
       if (!limit || (limit.name !== undefined && replaced.has(limit.name))) {
@@ -224,12 +237,12 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       // Elevated mode scales every bucket down (a separate, smaller bucket while it lasts).
       const capacity = verdict.factor === 1 || limit.capacity === 0 ? limit.capacity : Math.max(1, Math.floor(limit.capacity * verdict.factor));
       const spec = { capacity, ratePerMs: (limit.requestsPerUnit * verdict.factor) / (UNIT_SECONDS[limit.unit] * 1000) };
-      const key = `${req.domain}\u0000${d.entries.map((e) => `${e.key}=${e.value}`).join('\u0000')}\u0000${limit.path}\u0000${spec.capacity}/${limit.requestsPerUnit}/${limit.unit}`;
+      const key = bucketKey(req.domain, d.entries, `${limit.path}\u0000${spec.capacity}/${limit.requestsPerUnit}/${limit.unit}`, options.maxBucketKeyLength);
       const finish = (decision: Decision): Status => {
         const overLimit = !decision.allowed && !limit.shadowMode;
         over ||= overLimit;
         stats.record(req.domain, limit, d, hits, decision, spec.capacity);
-        if (!decision.allowed && !limit.shadowMode) options.overLimit?.record(req.domain, limit.path, d.entries, hits);
+        if (!decision.allowed && !limit.shadowMode) options.overLimit?.record(req.domain, limit.path, shownEntries(d.entries), hits);
         // A bucket that never refills (0 per unit) reports a whole unit until reset.
         const resetMs = Number.isFinite(decision.resetMs) ? decision.resetMs : UNIT_SECONDS[limit.unit] * 1000;
         policies.push({

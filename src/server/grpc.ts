@@ -3,13 +3,15 @@ import type { DescFile, DescMethod } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
 import { perRegistry } from '../telemetry/metrics.js';
 import { inServerSpan } from '../telemetry/spans.js';
 import type { Logger } from '../telemetry/logger.js';
 import { splitHostPort } from '../config/units.js';
+import { limitConnections, type ConnectionLimit } from './connection-limit.js';
 import { GrpcError } from './errors.js';
 import { toGrpcService, type CallContext, type CallWrapper, type ServiceImpl } from './grpc-service.js';
 import { readTls, type ListenerTls } from './tls.js';
@@ -30,7 +32,18 @@ export interface GrpcServerOptions {
   health: HealthRegistry;
   /** Checks the API token of calls to services added with a scope. */
   auth: Authenticator;
+  /** Connection and stream bounds and deadlines (ms), as `server.grpc` has them. */
+  limits: GrpcLimits;
 }
+
+/** How many connections and streams the gRPC server holds, and how long it waits for quiet peers (see the schema). */
+export type GrpcLimits = Pick<
+  Config['server']['grpc'],
+  'max_connections' | 'reserved_connections' | 'handshake_timeout' | 'max_concurrent_streams' | 'max_streams' | 'idle_timeout' | 'keepalive_time' | 'keepalive_timeout'
+>;
+
+/** Bytes a client sends first on HTTP/2: the connection preface (24) and a SETTINGS frame header (9). */
+const HTTP2_OPENING_BYTES = 33;
 
 /** The agent's one gRPC server; every gRPC service of the agent is added to it before start. */
 export interface GrpcServer {
@@ -71,6 +84,13 @@ function grpcMetrics(registry: Registry) {
       labelNames: ['grpc_service', 'grpc_method', 'grpc_code'] as const,
       registers: [registry],
     }),
+    streams: new Gauge({ name: 'heimdall_grpc_server_streams', help: 'Long-lived response streams (Watch, WatchJob, ...) open now.', registers: [registry] }),
+    streamsRefused: new Counter({
+      name: 'heimdall_grpc_server_streams_refused_total',
+      help: 'Streaming calls refused with RESOURCE_EXHAUSTED because server.grpc.max_streams were open, by service and method.',
+      labelNames: ['grpc_service', 'grpc_method'] as const,
+      registers: [registry],
+    }),
     duration: new Histogram({
       name: 'heimdall_grpc_server_handling_seconds',
       help: 'Time to handle a gRPC call, by service and method.',
@@ -85,15 +105,22 @@ function grpcMetrics(registry: Registry) {
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const logger = options.logger.child({ component: 'grpc' });
   const reporter: HealthReporter = options.health.register('grpc');
+  const limits = options.limits;
   const server = new Server({
     'grpc.max_receive_message_length': options.maxRecvMsgSize,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': limits.max_concurrent_streams,
+    'grpc.max_connection_idle_ms': limits.idle_timeout,
+    'grpc.keepalive_time_ms': limits.keepalive_time,
+    'grpc.keepalive_timeout_ms': limits.keepalive_timeout,
   });
   const shutdownController = new AbortController();
   const services: GenService<GenServiceMethods>[] = [];
   const scopes = new Map<string, RequiredScope>();
-  const { started, handled, duration } = grpcMetrics(options.metrics);
+  const { started, handled, duration, streams, streamsRefused } = grpcMetrics(options.metrics);
+  /** Long-lived response streams open now (bounded by limits.max_streams). */
+  let openStreams = 0;
 
   // Per-method metric children and labels, built on a method's first call (no per-call label hashing).
   type MethodMetrics = { path: string; traced: boolean; spanAttributes: Record<string, string>; started: ReturnType<typeof started.labels>; duration: ReturnType<typeof duration.labels>; handled: Map<status, ReturnType<typeof handled.labels>> };
@@ -155,7 +182,17 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       principal: undefined,
     };
     let code = status.OK;
+    let counted = false;
     try {
+      if (endsAtShutdown) {
+        if (openStreams >= limits.max_streams) {
+          streamsRefused.inc({ grpc_service: method.parent.typeName, grpc_method: method.name });
+          throw new GrpcError(status.RESOURCE_EXHAUSTED, `${openStreams} streams are open, the most server.grpc.max_streams (${limits.max_streams}) allows; retry later`);
+        }
+        openStreams += 1;
+        counted = true;
+        streams.set(openStreams);
+      }
       const scope = scopes.get(method.parent.typeName);
       if (scope) {
         const authorization = metadata.get('authorization')[0];
@@ -176,6 +213,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       // completed call does not pay for an abort (a DOMException per call).
       call.removeListener('cancelled', abort);
       if (endsAtShutdown) shutdownController.signal.removeEventListener('abort', abort);
+      if (counted) streams.set((openStreams -= 1));
       handledFor(m, method, code).inc();
       const seconds = (performance.now() - t0) / 1000;
       m.duration.observe(seconds);
@@ -185,6 +223,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
 
   let port = 0;
   let listener: NetServer | undefined;
+  let connections: ConnectionLimit | undefined;
   let state: 'new' | 'started' | 'stopped' = 'new';
   return {
     name: 'grpc',
@@ -204,7 +243,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       const creds = options.tls
         ? (() => {
             const tls = readTls(options.tls);
-            return ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert);
+            const ssl = ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert);
+            // grpc-js has no option for the TLS handshake deadline (Node's default is 120 s); its
+            // credentials hand these options to http2.createSecureServer (test/integration/connections.test.ts checks it holds).
+            const serverOptions = ssl._getConstructorOptions();
+            if (serverOptions) serverOptions.handshakeTimeout = limits.handshake_timeout;
+            return ssl;
           })()
         : ServerCredentials.createInsecure();
       // The listening socket is ours and its connections are handed to grpc-js: grpc-js leaves
@@ -213,8 +257,20 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       const hostPort = splitHostPort(options.address);
       if (!hostPort) throw new Error(`cannot listen on ${options.address} (gRPC): not host:port`);
       const injector = server.createConnectionInjector(creds);
-      listener = createNetServer({ noDelay: true, keepAlive: true }, (socket) => injector.injectConnection(socket));
+      // A socket refused by the connection limit is already destroyed when this listener runs.
+      listener = createNetServer({ noDelay: true, keepAlive: true }, (socket) => void (socket.destroyed || injector.injectConnection(socket)));
       const net = listener;
+      // A client must open HTTP/2 (or start TLS) within the handshake deadline; one that then sends
+      // nothing at all, not even keepalive acks, for idle_timeout is dropped.
+      connections = limitConnections(net, {
+        name: 'grpc',
+        maxConnections: limits.max_connections,
+        reserved: limits.reserved_connections,
+        handshakeTimeoutMs: limits.handshake_timeout,
+        handshakeBytes: HTTP2_OPENING_BYTES,
+        idleTimeoutMs: limits.idle_timeout,
+        metrics: options.metrics,
+      });
       port = await new Promise<number>((resolve, reject) => {
         const failed = (err: Error): void => reject(new Error(`cannot listen on ${options.address} (gRPC): ${err.message}`));
         net.once('error', failed);
@@ -247,6 +303,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
             resolve();
           });
         });
+        connections?.stop();
       }
       logger.info('gRPC server stopped');
     },

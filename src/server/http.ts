@@ -1,14 +1,16 @@
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Authenticator, Principal, Scope } from '../auth/auth.js';
+import type { Config } from '../config/schema.js';
 import { splitHostPort } from '../config/units.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
 import { perRegistry } from '../telemetry/metrics.js';
 import { inServerSpan } from '../telemetry/spans.js';
 import type { Logger } from '../telemetry/logger.js';
+import { limitConnections, type ConnectionLimit } from './connection-limit.js';
 import { readTls, type ListenerTls } from './tls.js';
 
 /** Handles one request; the response is complete when the promise resolves. */
@@ -30,7 +32,12 @@ export interface HttpServerOptions {
   health: HealthRegistry;
   /** Checks the API token of requests to routes added with a scope. */
   auth: Authenticator;
+  /** Connection bounds and deadlines (ms), as the listener's config section has them. */
+  limits: HttpLimits;
 }
+
+/** How many connections an HTTP listener holds, and how long it waits for slow clients (see the schema). */
+export type HttpLimits = Pick<Config['server']['admin'], 'max_connections' | 'reserved_connections' | 'handshake_timeout' | 'headers_timeout' | 'request_timeout' | 'idle_timeout'>;
 
 /** An HTTP(S) listener with exact-path routes, correlation ids and request metrics. */
 export interface HttpServer {
@@ -110,7 +117,6 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const reporter: HealthReporter = options.health.register(options.name);
   const routes = new Map<string, Map<string, { handler: HttpHandler; scope: Scope | undefined }>>();
   const { requests, duration } = httpMetrics(options.metrics);
-  const sockets = new Set<Socket>();
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const correlationId = correlationIdFrom(req.headers[CORRELATION_HEADER]);
@@ -154,6 +160,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   };
 
   let server: Server | undefined;
+  let connections: ConnectionLimit | undefined;
   let port = 0;
   let stopped = false;
   return {
@@ -169,15 +176,14 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     },
     async start() {
       const tls = options.tls ? readTls(options.tls) : undefined;
+      const l = options.limits;
+      // Node checks the header and request deadlines on a timer: often enough to close a slow client within a quarter of its deadline.
+      const deadlines = { headersTimeout: l.headers_timeout, requestTimeout: l.request_timeout, connectionsCheckingInterval: Math.min(1_000, Math.ceil(l.headers_timeout / 4)), keepAliveTimeout: l.idle_timeout };
       const s: Server = tls
-        ? createHttps({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.requireClientCert }, onRequest)
-        : createHttp(onRequest);
-      s.keepAliveTimeout = 65_000;
-      s.headersTimeout = 66_000;
-      s.on('connection', (socket: Socket) => {
-        sockets.add(socket);
-        socket.on('close', () => sockets.delete(socket));
-      });
+        ? createHttps({ ...deadlines, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.requireClientCert, handshakeTimeout: l.handshake_timeout }, onRequest)
+        : createHttp(deadlines, onRequest);
+      // Node's own deadlines cover slow HTTP clients (a silent connection gets no headers in time): no byte checks here.
+      connections = limitConnections(s, { name: options.name, maxConnections: l.max_connections, reserved: l.reserved_connections, handshakeTimeoutMs: l.handshake_timeout, handshakeBytes: 0, idleTimeoutMs: 0, metrics: options.metrics });
       server = s;
       const hp = splitHostPort(options.address);
       if (!hp) throw new Error(`invalid address ${options.address}`);
@@ -197,11 +203,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       if (!s) return;
       const closed = new Promise<void>((resolve) => s.close(() => resolve()));
       s.closeIdleConnections();
-      const timer = setTimeout(() => {
-        for (const socket of sockets) socket.destroy();
-      }, graceMs);
+      const timer = setTimeout(() => connections?.destroyAll(), graceMs);
       await closed;
       clearTimeout(timer);
+      connections?.stop();
       logger.info('HTTP server stopped');
     },
   };

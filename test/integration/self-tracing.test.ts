@@ -1,4 +1,5 @@
 import { createAuthenticator } from '../../src/auth/auth.js';
+import { validateConfig } from '../../src/config/load.js';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TraceService, type ExportTraceServiceRequest } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
@@ -16,7 +17,7 @@ describe('self-tracing', () => {
 
   beforeAll(async () => {
     // A second gRPC server that decodes what the real OTLP exporter sends.
-    collector = createGrpcServer({ address: '127.0.0.1:0', maxRecvMsgSize: 4 << 20, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry(), auth: createAuthenticator({ enabled: false, tokens: [] }, { logger: silentLogger(), health: createHealthRegistry(), metrics: new Registry() }) });
+    collector = createGrpcServer({ address: '127.0.0.1:0', maxRecvMsgSize: 4 << 20, limits: validateConfig({}).server.grpc, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry(), auth: createAuthenticator({ enabled: false, tokens: [] }, { logger: silentLogger(), health: createHealthRegistry(), metrics: new Registry() }) });
     collector.addService(TraceService, {
       async export(req) {
         received.push(req);

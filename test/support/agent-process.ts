@@ -19,9 +19,15 @@ export interface AgentProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `heimdall run --config <config>`; resolves once it logged "Heimdall started". */
-export async function startAgentProcess(config: string): Promise<AgentProcess> {
-  const child = spawn(process.execPath, [MAIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts `heimdall run --config <config>`; resolves once it logged "Heimdall started". With
+ * `openFiles`, the process runs under that open-file limit (`ulimit -n`).
+ */
+export async function startAgentProcess(config: string, options: { openFiles?: number } = {}): Promise<AgentProcess> {
+  const args = [MAIN, 'run', '--config', config];
+  const child = options.openFiles
+    ? spawn('sh', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const ports: Record<string, number> = {};
   const lines: Array<Record<string, unknown>> = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
-import { credentials, makeGenericClientConstructor, Metadata, type ChannelCredentials, type Client, type ClientReadableStream, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, Metadata, type ChannelCredentials, type ChannelOptions, type Client, type ClientReadableStream, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 
 /** A real grpc-js client for a generated service (tests only): unary calls return the reply with its metadata. */
 export interface TestClient {
@@ -11,8 +11,8 @@ export interface TestClient {
   raw: Client;
 }
 
-/** Creates a client for `service` at `address` (plaintext unless creds are given). */
-export function testClient<T extends GenServiceMethods>(service: GenService<T>, address: string, creds: ChannelCredentials = credentials.createInsecure()): TestClient {
+/** Creates a client for `service` at `address` (plaintext unless creds are given; `{'grpc.use_local_subchannel_pool': 1}` gives it a connection of its own). */
+export function testClient<T extends GenServiceMethods>(service: GenService<T>, address: string, creds: ChannelCredentials = credentials.createInsecure(), options: ChannelOptions = {}): TestClient {
   const def: Record<string, unknown> = {};
   for (const m of service.methods) {
     def[m.name] = {
@@ -26,7 +26,7 @@ export function testClient<T extends GenServiceMethods>(service: GenService<T>, 
     };
   }
   const Ctor = makeGenericClientConstructor(def as never, service.typeName);
-  const client = new Ctor(address, creds) as Client & Record<string, (...args: unknown[]) => unknown>;
+  const client = new Ctor(address, creds, options) as Client & Record<string, (...args: unknown[]) => unknown>;
   const metadata = (md: Record<string, string> = {}) => {
     const out = new Metadata();
     for (const [k, v] of Object.entries(md)) out.set(k, v);

@@ -1,0 +1,30 @@
+import { createHash } from 'node:crypto';
+
+/** A SHA-256 digest of `text`, 128 bits in base64url (22 characters, never an `=`). */
+const digest = (text: string): string => createHash('sha256').update(text).digest('base64url').slice(0, 22);
+
+/** Whether `text` takes more than `max` bytes in UTF-8 (without encoding it when its length decides). */
+const longerThan = (text: string, max: number): boolean => text.length > max || (text.length * 3 > max && Buffer.byteLength(text) > max);
+
+/**
+ * The key of one bucket: domain, descriptor entries, limit and its current size. A key longer than
+ * `maxBytes` (UTF-8) becomes the domain and a digest of the whole key, so a client's long values
+ * still get a bucket each while a local or Redis key stays short. The digested form cannot equal a
+ * readable one: entries always hold a `=`, a digest never does.
+ */
+export function bucketKey(domain: string, entries: ReadonlyArray<{ key: string; value: string }>, limit: string, maxBytes: number): string {
+  const key = `${domain}\u0000${entries.map((e) => `${e.key}=${e.value}`).join('\u0000')}\u0000${limit}`;
+  return longerThan(key, maxBytes) ? `${domain}\u0000#${digest(key)}` : key;
+}
+
+/** Values longer than this are shown shortened (their start and a digest). */
+const SHOWN_VALUE = 64;
+
+/**
+ * Entries as reports and limit names show them: a value over 64 characters becomes its first 32,
+ * `…` and a digest of the whole value, so distinct long values stay distinct but short. The start
+ * is copied (joined from its characters): a slice would keep the whole value alive.
+ */
+export function shownEntries(entries: ReadonlyArray<{ key: string; value: string }>): Array<{ key: string; value: string }> {
+  return entries.map(({ key, value }) => ({ key, value: value.length > SHOWN_VALUE ? `${[...value.slice(0, 32)].join('')}…#${digest(value)}` : value }));
+}

@@ -1,0 +1,283 @@
+/**
+ * Hostile connections against low caps, with real sockets: a flood past max_connections, slowloris
+ * clients and silent or half-opened HTTP/2 and TLS connections; probes, connected clients and
+ * accepted streams go on.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving, type HealthCheckResponse } from '../../src/gen/grpc/health/v1/health_pb.js';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { haveBinary } from '../support/binaries.js';
+import { makeCerts } from '../support/certs.js';
+import { testClient, type TestClient } from '../support/grpc-client.js';
+import { toBinary } from '@bufbuild/protobuf';
+import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import { traceRequest } from '../support/otlp-requests.js';
+import { tempDir } from '../support/temp.js';
+import { sleep, until } from '../support/wait.js';
+
+/** An attacker's connection from its own loopback address (so it is another peer than the probes from 127.0.0.1). */
+interface Held {
+  socket: Socket;
+  /** When the server closed it (ms since the test began), undefined while open. */
+  closedAt: number | undefined;
+}
+
+const t0 = Date.now();
+/** Opens a connection from `from` to 127.0.0.1:`port` and writes `first` (if any) once connected. */
+function hold(port: number, from: string, first?: string | Buffer): Promise<Held> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ port, host: '127.0.0.1', localAddress: from });
+    const held: Held = { socket, closedAt: undefined };
+    socket.on('error', () => undefined);
+    // Read what the server sends (settings, a 408), so its close is seen.
+    socket.resume();
+    socket.on('close', () => (held.closedAt = Date.now() - t0));
+    socket.once('connect', () => {
+      if (first !== undefined) socket.write(first);
+      resolve(held);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Opens `n` connections one after another. */
+async function holdMany(n: number, port: number, from: string, first?: string | Buffer): Promise<Held[]> {
+  const out: Held[] = [];
+  for (let i = 0; i < n; i++) out.push(await hold(port, from, first));
+  return out;
+}
+
+/** Sends one header byte every 200 ms on each connection still open (a slowloris client). */
+function trickle(held: Held[]): () => void {
+  const timer = setInterval(() => {
+    for (const h of held) if (h.closedAt === undefined) h.socket.write('x');
+  }, 200);
+  return () => clearInterval(timer);
+}
+
+/** A health answer, whichever it is (the agent may still be getting ready): the point is that it comes. */
+const answered = (s: Serving | undefined): void => expect([Serving.SERVING, Serving.NOT_SERVING]).toContain(s);
+const openCount = (held: Held[]): number => held.filter((h) => h.closedAt === undefined).length;
+const sample = (text: string, series: string): number => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1) ?? 0);
+
+/** Times one probe from 127.0.0.1. */
+async function probe(url: string): Promise<{ status: number; ms: number }> {
+  const start = performance.now();
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  await res.arrayBuffer();
+  return { status: res.status, ms: performance.now() - start };
+}
+
+describe('connections: caps, reserve for new peers, deadlines (real sockets)', () => {
+  let t: TestAgent;
+  let admin: number;
+  let otlp: number;
+  let grpc: number;
+  const limits = { max_connections: 20, reserved_connections: 4, handshake_timeout: '2s' };
+  const http = { ...limits, headers_timeout: '2s', request_timeout: '4s' };
+  beforeAll(async () => {
+    t = await startTestAgent({ log: { level: 'info' }, server: { admin: http, otlp_http: http, grpc: { ...limits, max_streams: 5, max_concurrent_streams: 4 } } });
+    admin = t.agent.admin.port;
+    otlp = t.agent.otlpHttp.port;
+    grpc = t.agent.grpc.port;
+  }, 60_000);
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  it('admin: a peer flooding slowloris connections gets max_connections - reserved_connections; probes still answer; the slow ones are closed after headers_timeout', async () => {
+    const held = await holdMany(40, admin, '127.0.0.2', 'GET /livez HTTP/1.1\r\nHost: x\r\n');
+    const stop = trickle(held);
+    try {
+      // Past 16 (20 - 4 reserved) the peer's connections are closed at once.
+      await until(() => openCount(held) <= 16 && held.filter((h) => h.closedAt !== undefined).length >= 24, 10_000, 'the excess closed');
+      expect(openCount(held)).toBeLessThanOrEqual(16);
+      // A probe from another peer gets a reserved slot (of 4, 2 at most a peer).
+      const p = await probe(`http://127.0.0.1:${admin}/livez`);
+      expect(p.status).toBe(200);
+      const readyz = await probe(`http://127.0.0.1:${admin}/readyz`);
+      expect([200, 503]).toContain(readyz.status); // answered; whether ready is another matter
+      // The slow clients never finish their headers: closed after headers_timeout (2 s), not 66 s.
+      await until(() => openCount(held) === 0, 15_000, 'slowloris connections closed');
+    } finally {
+      stop();
+      for (const h of held) h.socket.destroy();
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    expect(sample(metrics, 'heimdall_server_connections_refused_total{server="admin",reason="reserved"}')).toBeGreaterThanOrEqual(24);
+  }, 60_000);
+
+  it('admin: past max_connections every new connection is closed, whoever it is from; those accepted keep their answers', async () => {
+    // Many peers (127.0.0.10-29) take every slot, the reserved ones too.
+    const held: Held[] = [];
+    for (let i = 10; i < 30; i++) held.push(await hold(admin, `127.0.0.${i}`));
+    const extra = await hold(admin, '127.0.0.30');
+    await until(() => extra.closedAt !== undefined, 10_000, 'the connection past the cap closed');
+    // An accepted connection is served.
+    const first = held[0] as Held;
+    first.socket.write('GET /livez HTTP/1.1\r\nHost: x\r\n\r\n');
+    const answer = await new Promise<string>((resolve) => first.socket.once('data', (d: Buffer) => resolve(d.toString())));
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    for (const h of held) h.socket.destroy();
+    await until(async () => (await probe(`http://127.0.0.1:${admin}/livez`)).status === 200, 10_000, 'probes once the peers left');
+    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    expect(sample(metrics, 'heimdall_server_connections_refused_total{server="admin",reason="limit"}')).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
+  it('OTLP/HTTP: slowloris connections are capped and closed after headers_timeout; exports from another peer land meanwhile', async () => {
+    const held = await holdMany(30, otlp, '127.0.0.2', 'POST /v1/traces HTTP/1.1\r\nHost: x\r\n');
+    const stop = trickle(held);
+    try {
+      await until(() => openCount(held) <= 16 && held.filter((h) => h.closedAt !== undefined).length >= 14, 10_000, 'the excess closed');
+      const res = await fetch(`http://127.0.0.1:${otlp}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: toBinary(ExportTraceServiceRequestSchema, traceRequest('probe', 1)), signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      await until(() => openCount(held) === 0, 15_000, 'slowloris connections closed');
+    } finally {
+      stop();
+      for (const h of held) h.socket.destroy();
+    }
+  }, 60_000);
+
+  it('gRPC: silent and half-opened connections are capped and closed after handshake_timeout; a connected client keeps its answers', async () => {
+    const client = testClient(Health, `127.0.0.1:${grpc}`);
+    const check = async () => (await client.unary('Check', HealthCheckRequestSchema, HealthCheckResponseSchema, { service: '' })).reply.status;
+    try {
+      answered(await check());
+      const silent = await holdMany(20, grpc, '127.0.0.2');
+      const half = await holdMany(10, grpc, '127.0.0.3', 'PRI * HTTP/2.0\r\n');
+      // 16 shared slots, one of them the client's; of the 4 reserved, a new peer (127.0.0.3) takes 2 at most.
+      await until(() => openCount(silent) <= 15 && openCount(half) <= 2, 10_000, 'the excess closed');
+      answered(await check());
+      // Neither sent the HTTP/2 opening (33 bytes) within handshake_timeout (2 s).
+      await until(() => openCount([...silent, ...half]) === 0, 15_000, 'silent and half-opened connections closed');
+      answered(await check());
+      const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+      expect(sample(metrics, 'heimdall_server_connections_timed_out_total{server="grpc",reason="handshake"}')).toBeGreaterThanOrEqual(1);
+    } finally {
+      client.close();
+    }
+  }, 60_000);
+
+  it('gRPC: long-lived streams past max_streams are refused with RESOURCE_EXHAUSTED; the open ones go on', async () => {
+    const clients: TestClient[] = [];
+    const streams: Array<ClientReadableStream<HealthCheckResponse>> = [];
+    const first: Array<Promise<HealthCheckResponse>> = [];
+    const ended: boolean[] = [];
+    const watch = (): { stream: ClientReadableStream<HealthCheckResponse>; failed: Promise<ServiceError> } => {
+      // A connection each (grpc-js would share one between clients): max_streams counts across connections.
+      const c = testClient(Health, `127.0.0.1:${grpc}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+      clients.push(c);
+      const stream = c.serverStream<typeof HealthCheckResponseSchema>('Watch', { service: '' });
+      const i = ended.length;
+      ended.push(false);
+      stream.on('end', () => (ended[i] = true));
+      first.push(new Promise((resolve) => stream.once('data', resolve)));
+      return { stream, failed: new Promise((resolve) => stream.on('error', (e: ServiceError) => resolve(e))) };
+    };
+    try {
+      for (let i = 0; i < 5; i++) streams.push(watch().stream);
+      for (const f of first.slice(0, 5)) answered((await f).status);
+      const sixth = watch();
+      const err = await sixth.failed;
+      expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(err.details).toBe('5 streams are open, the most server.grpc.max_streams (5) allows; retry later');
+      await sleep(300);
+      expect(ended.slice(0, 5)).toEqual([false, false, false, false, false]);
+      // One ends: a new one is let in.
+      streams[0]?.cancel();
+      await until(async () => {
+        const next = watch();
+        const got = await Promise.race([first[first.length - 1], next.failed.then(() => undefined)]);
+        if (got === undefined) return false;
+        streams.push(next.stream);
+        return true;
+      }, 10_000, 'a stream once one ended');
+    } finally {
+      for (const s of streams) s.cancel();
+      for (const c of clients) c.close();
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    expect(sample(metrics, 'heimdall_grpc_server_streams_refused_total{grpc_service="grpc.health.v1.Health",grpc_method="Watch"}')).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
+  it('gRPC: one connection carries at most max_concurrent_streams calls at once', async () => {
+    const c = testClient(Health, `127.0.0.1:${grpc}`);
+    const served = new Set<number>();
+    const streams = Array.from({ length: 6 }, (_, i) => {
+      const s = c.serverStream<typeof HealthCheckResponseSchema>('Watch', { service: '' });
+      s.on('data', () => served.add(i));
+      s.on('error', () => undefined);
+      return s;
+    });
+    try {
+      await until(() => served.size >= 4, 10_000, 'four streams served');
+      await sleep(500);
+      // The other two wait for a stream of the connection to end (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+      expect(served.size).toBe(4);
+      const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+      expect(sample(metrics, 'heimdall_grpc_server_streams')).toBe(4);
+    } finally {
+      for (const s of streams) s.cancel();
+      c.close();
+    }
+  }, 30_000);
+});
+
+describe('connections: idle ones are closed, quiet streams are kept', () => {
+  let t: TestAgent;
+  beforeAll(async () => {
+    t = await startTestAgent({ log: { level: 'info' }, server: { grpc: { idle_timeout: '3s', keepalive_time: '500ms', keepalive_timeout: '1s' }, admin: { idle_timeout: '1s' } } });
+  }, 60_000);
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  it('gRPC: a peer that opened HTTP/2 and then went silent is dropped; a Watch with nothing new for longer than idle_timeout stays open', async () => {
+    const client = testClient(Health, `127.0.0.1:${t.agent.grpc.port}`);
+    const stream = client.serverStream<typeof HealthCheckResponseSchema>('Watch', { service: '' });
+    let ended = false;
+    stream.on('error', () => (ended = true));
+    stream.on('end', () => (ended = true));
+    await new Promise((resolve) => stream.once('data', resolve));
+    // The HTTP/2 preface and an empty SETTINGS frame, then nothing: no answer to the server's pings.
+    const mute = await hold(t.agent.grpc.port, '127.0.0.2', Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    await until(() => mute.closedAt !== undefined, 15_000, 'the silent peer dropped');
+    await sleep(3_500);
+    expect(ended).toBe(false);
+    answered((await client.unary('Check', HealthCheckRequestSchema, HealthCheckResponseSchema, { service: '' })).reply.status);
+    stream.cancel();
+    client.close();
+  }, 30_000);
+
+  it('admin: a kept-alive connection without a new request for idle_timeout is closed', async () => {
+    const held = await hold(t.agent.admin.port, '127.0.0.2', 'GET /livez HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => held.closedAt !== undefined, 10_000, 'the idle connection closed');
+  }, 30_000);
+});
+
+describe.runIf(haveBinary('openssl'))('connections: a TLS handshake that never ends is closed after handshake_timeout', () => {
+  const dir = tempDir();
+  let t: TestAgent;
+  beforeAll(async () => {
+    const certs = makeCerts(dir.path);
+    const tls = { cert_file: certs.serverCert, key_file: certs.serverKey };
+    t = await startTestAgent({ log: { level: 'info' }, server: { grpc: { tls, handshake_timeout: '1s' }, admin: { tls, handshake_timeout: '1s' } } });
+    // The TLS client the agent expects still connects (and is answered, ready or not yet).
+    const ok = testClient(Health, `localhost:${t.agent.grpc.port}`, credentials.createSsl(certs.read(certs.caFile)));
+    answered((await ok.unary('Check', HealthCheckRequestSchema, HealthCheckResponseSchema, { service: '' })).reply.status);
+    ok.close();
+  }, 60_000);
+  afterAll(async () => {
+    await t.stop();
+    dir.cleanup();
+  });
+
+  it('gRPC and admin: a ClientHello that stops halfway is dropped within seconds (Node waits 120 s by default)', async () => {
+    // A TLS record header announcing a 512-byte handshake message, then only 60 bytes of it.
+    const partial = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), Buffer.alloc(60, 1)]);
+    const held = [await hold(t.agent.grpc.port, '127.0.0.2', partial), await hold(t.agent.admin.port, '127.0.0.2', partial)];
+    await until(() => openCount(held) === 0, 15_000, 'half-done TLS handshakes closed');
+  }, 30_000);
+});
