@@ -196,7 +196,8 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
     }
     const conversion = signal.convert(Buffer.isBuffer(request) ? decode(signal.request, request) : request);
     if (overrides) mergeResourceAttributes(conversion, overrides, 'override');
-    // Span metrics are taken before the processors (redaction may change attribute maps, not these columns).
+    const parts = options.pipeline.process(conversion);
+    // Span metrics are taken after the processors: their labels show span and service names as stored (redacted).
     const spans: SpanSummary[] = (signal.name === 'traces' ? (conversion.tables.get(TRACES_TABLE) ?? []) : []).map((row) => ({
       service: row.ServiceName as string,
       name: row.SpanName as string,
@@ -204,7 +205,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
       status: row.StatusCode as string,
       durationSeconds: Number(row.Duration) / 1e9,
     }));
-    return { parts: options.pipeline.process(conversion), accepted: conversion.accepted, rejected: conversion.rejected, reasons: conversion.reasons, spans };
+    return { parts, accepted: conversion.accepted, rejected: conversion.rejected, reasons: conversion.reasons, spans };
   };
 
   /** Items in a refused request (decoded only to be counted). */
