@@ -1,13 +1,15 @@
 import type { Registry } from 'prom-client';
-import { sendJson, sendText, type HttpServer } from '../server/http.js';
+import { sendJson, type HttpServer } from '../server/http.js';
+import { createMetricsRoute, type MetricsRouteOptions } from './metrics-route.js';
 import { agentStatus, type StatusSource } from './status.js';
 
 /**
  * Adds the admin endpoints: `/livez` (200 while the process serves; no dependency checks),
  * `/readyz` (200 only when every critical component is ready, else 503 with each component's
- * state and reason), `/status` (the agent's status document) and `/metrics` (Prometheus text).
+ * state and reason), `/status` (the agent's status document) and `/metrics` (Prometheus text,
+ * streamed: `/livez` never waits behind it).
  */
-export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics: Registry): void {
+export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics: Registry, scrapes: Omit<MetricsRouteOptions, 'registry'>): void {
   server.route('GET', '/livez', (_req, res) => sendJson(res, 200, { status: 'alive' }));
   server.route('GET', '/readyz', (_req, res) => {
     const { ready, reasons } = source.registry.readiness();
@@ -15,7 +17,5 @@ export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics
     sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', reasons, components });
   });
   server.route('GET', '/status', (_req, res) => sendJson(res, 200, agentStatus(source)), 'admin');
-  server.route('GET', '/metrics', async (_req, res) => {
-    sendText(res, 200, await metrics.metrics(), metrics.contentType);
-  });
+  server.route('GET', '/metrics', createMetricsRoute({ registry: metrics, ...scrapes }));
 }
