@@ -1,5 +1,6 @@
 /** Nothing acknowledged is lost: ClickHouse outages, memory pressure, and kill -9 with ack: queued. */
 import { spawn } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
@@ -78,8 +79,8 @@ describe('ClickHouse outage with ack: stored', () => {
   });
 
   it('refuses with UNAVAILABLE + RetryInfo (gRPC) and 503 + Retry-After (HTTP) above the memory limit', async () => {
-    await withServerAgent({ ingest: { memory: { limit: '64KiB', spike: '16KiB' }, batch: { max_delay: '10ms' }, retry: { max_elapsed: '5s' } } }, { down: true }, async (t, ch) => {
-        // The first request is held (storage is down); the next ones pass the soft limit and are refused.
+    await withServerAgent({ ingest: { memory: { limit: '512KiB', spike: '128KiB' }, batch: { max_delay: '10ms' }, retry: { max_elapsed: '5s' } } }, { down: true }, async (t, ch) => {
+        // The first request (~30 KB, ~270 KB decoded) is held (storage is down); the next ones pass the soft limit and are refused.
         const held = fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
         await expect.poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_memory_limiter_buffered_bytes (\d+)/m)?.[1]).not.toBe('0');
         const refused = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
@@ -95,6 +96,35 @@ describe('ClickHouse outage with ack: stored', () => {
         c.close();
         await ch.up();
         expect((await held).status).toBe(200);
+    });
+  });
+});
+
+describe('requests that can never fit', () => {
+  it('are answered 413 (HTTP) and INVALID_ARGUMENT (gRPC), which exporters do not retry: alone over the memory limit, or over the durable queue', async () => {
+    const post = (t: TestAgent, body: Buffer, headers: Record<string, string> = {}) => fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf', ...headers } });
+    await withServerAgent({ ingest: { memory: { limit: '512KiB', spike: '128KiB' } } }, {}, async (t) => {
+      // ~60 KB on the wire, ~530 KB to decode: over the 512 KiB limit, refused before its body is read.
+      const overMemory = await post(t, encodeTraces(traceRequest('too-large', 200)));
+      expect(overMemory.status).toBe(413);
+      expect(overMemory.headers.get('retry-after')).toBeNull();
+      expect(fromBinary(StatusSchema, new Uint8Array(await overMemory.arrayBuffer())).message).toMatch(/more than ingest\.memory\.limit \(524288 bytes\)/);
+      const c = testClient(TraceService, t.grpcAddress);
+      const err = (await c.unary('Export', ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, traceRequest('too-large', 200)).catch((e: unknown) => e)) as ServiceError;
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toContain('ingest.memory.limit');
+      c.close();
+      expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_memory_limiter_too_large_total 2$/m);
+      // Nothing else is affected: a request that fits is stored.
+      expect((await post(t, encodeTraces(traceRequest('fits', 5)))).status).toBe(200);
+    });
+    await withServerAgent({ ingest: { ack: 'queued', queue: { max_size: '256KiB', segment_size: '64KiB' } } }, {}, async (t) => {
+      // 300 KB of zeros in a ~300 byte gzip body: larger than the 256 KiB queue once inflated.
+      const overQueue = await post(t, gzipSync(Buffer.alloc(300 * 1024)), { 'content-encoding': 'gzip' });
+      expect(overQueue.status).toBe(413);
+      expect(fromBinary(StatusSchema, new Uint8Array(await overQueue.arrayBuffer())).message).toMatch(/larger than the durable queue \(ingest\.queue\.max_size, 262144 bytes\)/);
+      expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_exporter_queue_too_large_total 1$/m);
+      expect((await post(t, encodeTraces(traceRequest('fits', 5)))).status).toBe(200);
     });
   });
 });
