@@ -122,6 +122,8 @@ describe('metrics under a hostile client', () => {
     rls.close();
     loading = false;
     await Promise.all([prober, scraper]);
+    // Paths never become labels: the route label is a registered route's path, or "unmatched".
+    for (let i = 0; i < 50; i++) expect((await fetch(`${admin}/probe-${i}-${'p'.repeat(200)}?q=${i}`)).status).toBe(404);
 
     const last = await scrape();
     const client = last.text.split('\n').filter((l) => /^heimdall_(spans_total|span_duration_seconds|ratelimit_\w+_total\{domain)/.test(l));
@@ -147,6 +149,8 @@ describe('metrics under a hostile client', () => {
     expect(last.text).toMatch(/^heimdall_spans_total\{service_name="__overflow__",/m);
     expect(last.text).toMatch(/^heimdall_ratelimit_total_hits_total\{domain="__overflow__",descriptor="__overflow__"\} [1-9]/m);
     expect(livez.every((l) => l.status === 200)).toBe(true);
+    expect(last.text).toMatch(/^heimdall_http_server_requests_total\{server="admin",route="unmatched",method="GET",code="404"\} 50$/m);
+    expect(last.text).not.toContain('probe-');
     if (haveBinary('promtool')) {
       const file = join(dir.path, 'metrics.txt');
       writeFileSync(file, last.text);
