@@ -1,6 +1,6 @@
+import { status } from '@grpc/grpc-js';
 import { Counter, type Registry } from 'prom-client';
 import { EventService, type Event } from '../gen/heimdall/v1/events_pb.js';
-import { status } from '@grpc/grpc-js';
 import { RequestTooLarge, RetryableError } from '../ingest/pipeline/errors.js';
 import type { Admission, Pipeline } from '../ingest/pipeline/pipeline.js';
 import { GrpcError, invalidArgument, unavailable } from '../server/errors.js';

@@ -132,7 +132,6 @@ class HttpFailure extends Error {
  */
 const PER_BYTE = { fast: 9, decoded: 27, json: 11 };
 
-
 /**
  * Adds the OTLP receivers: `opentelemetry.proto.collector.{trace,metrics,logs}.v1.*Service/Export`
  * on the gRPC server and `POST /v1/{traces,metrics,logs}` (protobuf or JSON, gzip or deflate) on the

@@ -41,7 +41,7 @@ export interface Pipeline {
   /**
    * Admits a request before it is read or decoded: reserves `bytes × perByte` of memory (`bytes` of
    * body known so far, `perByte` the memory its decoder takes per byte); the admission grows as more
-   * of the body arrives. Throws as Admission.grow does.
+   * of the body arrives. Throws as Admission.grow does (RetryableError too while shutting down).
    */
   admit(bytes: number, perByte: number): Admission;
   /** How full the pipeline is: memory held against its limit, and the durable queue (with ack: queued). */
@@ -62,7 +62,7 @@ export interface Admission {
    * the durable queue with ack: queued).
    */
   grow(bytes: number): void;
-  /** Raises the memory reserved per byte of body to `perByte`, for what was read so far too (a decoder that takes more than planned). */
+  /** Raises the memory reserved per byte of body to `perByte`, for what was read so far too (a decoder that takes more than planned); throws as grow. */
   raise(perByte: number): void;
   /** Gives the memory back. Safe to call twice. */
   release(): void;
