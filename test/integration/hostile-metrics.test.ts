@@ -103,7 +103,8 @@ describe('metrics under a hostile client', () => {
     const failures: string[] = [];
     const fail = (err: unknown) => void failures.push((err as Error).message);
     const spans = hostileSpans();
-    const exporter = new OTLPTraceExporter({ url: `http://${agent.addr}` });
+    // A generous deadline: the agent is loaded on purpose, and a slow answer is not what this test is about.
+    const exporter = new OTLPTraceExporter({ url: `http://${agent.addr}`, timeoutMillis: 120_000 });
     const sendSpans = (async () => {
       for (let i = 0; i < spans.length; i += 500) await exportBatch(exporter, spans.slice(i, i + 500)).catch(fail);
     })();
