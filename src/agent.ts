@@ -27,6 +27,7 @@ import { configJobs } from './jobs/spec.js';
 import { createStorage, schemaContextFor, type Storage } from './storage/storage.js';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
+import { createSeriesLimits } from './telemetry/series-limits.js';
 import { createSelfTracing } from './telemetry/tracing.js';
 import { BUILD, VERSION } from './version.js';
 
@@ -80,6 +81,8 @@ export function createAgent(options: AgentOptions): Agent {
   const { config, hash } = options.loaded;
   const logger = options.logger;
   const metrics = createMetrics({ version: VERSION, build: BUILD });
+  const metricLimits = config.telemetry.metrics;
+  const seriesLimits = createSeriesLimits({ maxLabelLength: metricLimits.max_label_length, maxBytes: metricLimits.max_size, metrics, logger });
   const health = createHealthRegistry({ metrics });
   health.register('config').set('ready');
   logHealthTransitions(health, logger.child({ component: 'health' }));
@@ -101,7 +104,7 @@ export function createAgent(options: AgentOptions): Agent {
     http: otlpHttp,
     maxBodyBytes: config.server.otlp_http.max_body_size,
     corsAllowedOrigins: config.server.otlp_http.cors_allowed_origins,
-    red: config.ingest.red_metrics.enabled ? createRedMetrics({ metrics, maxSeries: config.ingest.red_metrics.max_series, logger }) : undefined,
+    red: config.ingest.red_metrics.enabled ? createRedMetrics({ metrics, maxSeries: config.ingest.red_metrics.max_series, limits: seriesLimits }) : undefined,
     metrics,
     logger,
   });
@@ -132,6 +135,8 @@ export function createAgent(options: AgentOptions): Agent {
     maxKeyLength: config.ratelimit.max_key_length,
     maxBucketKeyLength: config.ratelimit.max_bucket_key_length,
     legacyHeaders: config.ratelimit.legacy_headers,
+    seriesLimits,
+    maxSeries: metricLimits.max_series,
     redis: redis && {
       ...redisTarget(redis),
       timeoutMs: redis.timeout,
@@ -172,7 +177,7 @@ export function createAgent(options: AgentOptions): Agent {
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
-  addAdminRoutes(admin, statusSource, metrics);
+  addAdminRoutes(admin, statusSource, metrics, { maxScrapes: metricLimits.max_scrapes, timeoutMs: metricLimits.scrape_timeout });
 
   const components: Component[] = [];
   if (config.telemetry.tracing.enabled) {

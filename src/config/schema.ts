@@ -387,6 +387,21 @@ export const configSchema = z.strictObject({
           sample_ratio: decimal({ min: 0, max: 1 }).default(1),
         })
         .prefault({}),
+      /** Bounds on /metrics: label values that come from clients (span names, descriptor values, domains), its size, its scrapes. */
+      metrics: z
+        .strictObject({
+          /** Longest label value kept; a longer one is cut, ending with "…". */
+          max_label_length: integer({ min: 16, max: 4096 }).default(128),
+          /** Label sets per client-labelled family (rate-limit descriptors, security refusals; RED metrics: ingest.red_metrics.max_series); the rest count as __overflow__. */
+          max_series: integer({ min: 1, max: 1_000_000 }).default(1_000),
+          /** Bytes of /metrics text the client-labelled label sets may take together; past it new ones count as __overflow__. */
+          max_size: byteSize.prefault('8MiB'),
+          /** /metrics responses in progress at once; past it 503 with Retry-After. */
+          max_scrapes: integer({ min: 1, max: 64 }).default(2),
+          /** A /metrics response not sent within this is cut (its connection closed). */
+          scrape_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('10s'),
+        })
+        .prefault({}),
     })
     .prefault({}),
   shutdown: z

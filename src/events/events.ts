@@ -156,11 +156,15 @@ export interface AgentEvent {
   payload: Record<string, unknown>;
 }
 
+/** What the agent's own events need of the pipeline: where they go and the redaction they take. */
+export type AgentEventSink = Pick<Pipeline, 'submit' | 'processors'>;
+
 /**
- * Stores events the agent emits through the ingest pipeline, as events from clients are. Best
- * effort: a refusal is logged, never raised (what the event records has already happened).
+ * Stores events the agent emits through the ingest pipeline, as events from clients are, with the
+ * same redaction (their messages and payloads quote what clients sent: URLs, descriptor values).
+ * Best effort: a refusal is logged, never raised (what the event records has already happened).
  */
-export function submitAgentEvents(pipeline: Pick<Pipeline, 'submit'>, events: readonly AgentEvent[], logger: Logger): void {
+export function submitAgentEvents(pipeline: AgentEventSink, events: readonly AgentEvent[], logger: Logger): void {
   let text = '';
   let rows = 0;
   for (const e of events) {
@@ -168,7 +172,7 @@ export function submitAgentEvents(pipeline: Pick<Pipeline, 'submit'>, events: re
       { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, payload: e.payload as JsonObject },
       0,
       { correlationId: uuidv7(), traceId: undefined, spanId: undefined, tenant: undefined },
-      { maxPayloadBytes: 1 << 20, redaction: undefined },
+      { maxPayloadBytes: 1 << 20, redaction: pipeline.processors.redaction },
     );
     if ('errors' in out) continue;
     text += `${JSON.stringify(out.row)}\n`;

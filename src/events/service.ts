@@ -1,8 +1,9 @@
+import { status } from '@grpc/grpc-js';
 import { Counter, type Registry } from 'prom-client';
 import { EventService, type Event } from '../gen/heimdall/v1/events_pb.js';
-import { RetryableError } from '../ingest/pipeline/errors.js';
-import type { Pipeline } from '../ingest/pipeline/pipeline.js';
-import { invalidArgument, unavailable } from '../server/errors.js';
+import { RequestTooLarge, RetryableError } from '../ingest/pipeline/errors.js';
+import type { Admission, Pipeline } from '../ingest/pipeline/pipeline.js';
+import { GrpcError, invalidArgument, unavailable } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { eventToRow, EVENTS_TABLE, parseTraceparent, type EventRules, type FieldError } from './events.js';
@@ -60,18 +61,20 @@ export function addEventService(options: EventServiceOptions): void {
     }
     rejected.inc(result.rejected);
     if (result.accepted === 0) return result;
-    let release: (() => void) | undefined;
+    let admission: Admission | undefined;
     try {
-      release = options.pipeline.admit(Math.max(wireBytes, text.length));
+      // The rows' text is held twice (as text and as the bytes submitted).
+      admission = options.pipeline.admit(Math.max(wireBytes, text.length), 2);
       await options.pipeline.submit([{ table: EVENTS_TABLE, data: Buffer.from(text), rows: result.accepted }]);
     } catch (err) {
       if (err instanceof RetryableError) {
         refused.inc(result.accepted);
         throw unavailable(err.message, err.retryAfterMs);
       }
+      if (err instanceof RequestTooLarge) throw new GrpcError(status.INVALID_ARGUMENT, err.message);
       throw err;
     } finally {
-      release?.();
+      admission?.release();
     }
     accepted.inc(result.accepted);
     return result;

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
-import { sendJson, sendText, type HttpServer } from '../server/http.js';
+import { sendJson, type HttpServer } from '../server/http.js';
+import { createMetricsRoute, type MetricsRouteOptions } from './metrics-route.js';
 import type { Readiness } from './registry.js';
 import { agentStatus, type StatusSource } from './status.js';
 
@@ -7,10 +8,10 @@ import { agentStatus, type StatusSource } from './status.js';
  * Adds the admin endpoints: `/livez` (200 while the process serves; no dependency checks),
  * `/readyz` (the pod-facing readiness: 200 while the agent can serve its local clients, whatever
  * its backends do), `/readyz/strict` (200 only while every backend is ready too), `/status` (the
- * agent's status document) and `/metrics` (Prometheus text). The probes answer 503 with each
- * component's state and reason when not ready.
+ * agent's status document) and `/metrics` (Prometheus text, streamed: `/livez` never waits behind
+ * it). The probes answer 503 with each component's state and reason when not ready.
  */
-export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics: Registry): void {
+export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics: Registry, scrapes: Omit<MetricsRouteOptions, 'registry'>): void {
   const probe = (readiness: () => Readiness) => (_req: unknown, res: Parameters<typeof sendJson>[0]) => {
     const { ready, reasons } = readiness();
     const components = source.registry.components().map(({ name, state, reason, gate, since }) => ({ name, state, reason, gate, since }));
@@ -20,7 +21,5 @@ export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics
   server.route('GET', '/readyz', probe(() => source.registry.readiness()));
   server.route('GET', '/readyz/strict', probe(() => source.registry.strictReadiness()));
   server.route('GET', '/status', (_req, res) => sendJson(res, 200, agentStatus(source)), 'admin');
-  server.route('GET', '/metrics', async (_req, res) => {
-    sendText(res, 200, await metrics.metrics(), metrics.contentType);
-  });
+  server.route('GET', '/metrics', createMetricsRoute({ registry: metrics, ...scrapes }));
 }

@@ -68,7 +68,7 @@ export interface JobsOptions {
   dataPaths: readonly string[];
   schema: Pick<SchemaContext, 'onCluster' | 'retention'>;
   storage: Storage;
-  pipeline: Pick<Pipeline, 'submit' | 'load'>;
+  pipeline: Pick<Pipeline, 'submit' | 'load' | 'processors'>;
   logger: Logger;
   metrics: Registry;
   health: HealthRegistry;

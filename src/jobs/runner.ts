@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { submitAgentEvents, uuidv7 } from '../events/events.js';
+import { submitAgentEvents, uuidv7, type AgentEventSink } from '../events/events.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
-import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RunHistory, RunRecord, RunTrigger } from './history.js';
@@ -77,7 +76,7 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** Creates the runner. */
-export function createRunner(options: { kinds: TaskKinds; history: RunHistory; pipeline: Pick<Pipeline, 'submit'>; instance: string; logger: Logger; metrics: Registry }): Runner {
+export function createRunner(options: { kinds: TaskKinds; history: RunHistory; pipeline: AgentEventSink; instance: string; logger: Logger; metrics: Registry }): Runner {
   const { history, instance } = options;
   const logger = options.logger.child({ component: 'jobs' });
   const live = new Map<string, LiveRun>();

@@ -9,6 +9,7 @@ import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import { BodyTooLarge, readSmallBody, sendJson, type HttpServer } from '../server/http.js';
 import type { Logger } from '../telemetry/logger.js';
+import { seriesShape, type SeriesLimits } from '../telemetry/series-limits.js';
 import { createLocalBackend, createRedisBackend, type RedisBackendOptions } from './backends.js';
 import type { Decision } from './bucket.js';
 import type { OverLimitReporter } from './over-limit.js';
@@ -41,8 +42,10 @@ export interface RateLimiterOptions {
   health: HealthRegistry;
   /** Monotonic milliseconds (tests pass a fake clock). */
   now?: () => number;
-  /** Label sets of the per-descriptor counters at most (the rest count as __overflow__). */
-  maxSeries?: number;
+  /** Bounds on the metrics whose labels come from requests (descriptor values, domains). */
+  seriesLimits: SeriesLimits;
+  /** Label sets of each such metric family at most (the rest count as __overflow__). */
+  maxSeries: number;
   /** Block list and security mode, consulted before any limit. */
   security?: Pick<Security, 'check'> | undefined;
   /** Where refusals are counted as aggregated events. */
@@ -76,15 +79,14 @@ export function matchLimit(root: DescriptorNode, descriptor: RateLimitDescriptor
   return undefined;
 }
 
-const OVERFLOW = '__overflow__';
-
 /**
  * envoyproxy/ratelimit's per-descriptor statistics, in hits: total_hits, over_limit, near_limit
  * (allowed with 80% or more of the bucket used), within_limit, shadow_mode. The descriptor label is
- * the limit's place in the config; with detailed_metric it names the request's values too. Past
- * `maxSeries` label sets, new ones count under "__overflow__" (logged once).
+ * the limit's place in the config; with detailed_metric (or a request's limit override) it names
+ * the request's values too, so the label sets take the series limits: values cut to the length
+ * limit, and past `maxSeries` label sets (or the /metrics size budget) hits count under "__overflow__".
  */
-function createLimitStats(registry: Registry, maxSeries: number, logger: Logger) {
+function createLimitStats(registry: Registry, limits: SeriesLimits, maxSeries: number) {
   const labelNames = ['domain', 'descriptor'] as const;
   const counter = (name: string, help: string) => new Counter({ name: `heimdall_ratelimit_${name}_total`, help, labelNames, registers: [registry] });
   const total = counter('total_hits', 'Hits checked, by domain and descriptor.');
@@ -93,24 +95,17 @@ function createLimitStats(registry: Registry, maxSeries: number, logger: Logger)
   const within = counter('within_limit', 'Hits allowed, by domain and descriptor.');
   const shadow = counter('shadow_mode', 'Hits over the limit but allowed by shadow mode, by domain and descriptor.');
   // Bound children per label set: one map lookup per check instead of five label hashes.
-  type Bound = Record<'total' | 'over' | 'near' | 'within' | 'shadow', { inc(n: number): void }>;
-  const series = new Map<string, Bound>();
-  const bind = (labels: { domain: string; descriptor: string }): Bound => ({ total: total.labels(labels), over: over.labels(labels), near: near.labels(labels), within: within.labels(labels), shadow: shadow.labels(labels) });
-  let overflow: Bound | undefined;
+  const series = limits.family({
+    name: 'heimdall_ratelimit_total_hits_total',
+    labelNames,
+    maxSeries,
+    shape: seriesShape(labelNames, ['total_hits', 'over_limit', 'near_limit', 'within_limit', 'shadow_mode'].map((n) => ({ name: `heimdall_ratelimit_${n}_total` }))),
+    bind: (labels) => ({ total: total.labels(labels), over: over.labels(labels), near: near.labels(labels), within: within.labels(labels), shadow: shadow.labels(labels) }),
+  });
   return {
     record(domain: string, limit: Limit, d: RateLimitDescriptor, hits: number, decision: { allowed: boolean; remaining: number }, capacity: number): void {
       const descriptor = limit.detailedMetric ? `${limit.path}|${d.entries.map((e) => `${e.key}_${e.value}`).join('.')}` : limit.path;
-      const key = `${domain}\u0000${descriptor}`;
-      let bound = series.get(key);
-      if (!bound) {
-        if (series.size >= maxSeries) {
-          if (!overflow) {
-            overflow = bind({ domain: OVERFLOW, descriptor: OVERFLOW });
-            logger.warn({ maxSeries }, 'rate-limit metrics reached their series cap; further descriptors are counted as __overflow__');
-          }
-          bound = overflow;
-        } else series.set(key, (bound = bind({ domain, descriptor })));
-      }
+      const bound = series.get([domain, descriptor]);
       bound.total.inc(hits);
       if (!decision.allowed && !limit.shadowMode) bound.over.inc(hits);
       else if (!decision.allowed) bound.shadow.inc(hits);
@@ -165,8 +160,17 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   let config: RateLimitConfig = new Map();
   let watcher: PathWatch | undefined;
 
-  const stats = createLimitStats(options.metrics, options.maxSeries ?? 1_000, logger);
-  const refusals = new Counter({ name: 'heimdall_security_refused_total', help: 'Descriptors refused by the security layer, by domain and reason (blocked, lockdown).', labelNames: ['domain', 'reason'] as const, registers: [options.metrics] });
+  const stats = createLimitStats(options.metrics, options.seriesLimits, options.maxSeries);
+  const refusalLabels = ['domain', 'reason'] as const;
+  const refusalCounter = new Counter({ name: 'heimdall_security_refused_total', help: 'Descriptors refused by the security layer, by domain and reason (blocked, lockdown).', labelNames: refusalLabels, registers: [options.metrics] });
+  // The domain is the request's: any text, so these label sets are limited too.
+  const refusals = options.seriesLimits.family({
+    name: 'heimdall_security_refused_total',
+    labelNames: refusalLabels,
+    maxSeries: options.maxSeries,
+    shape: seriesShape(refusalLabels, [{ name: 'heimdall_security_refused_total' }]),
+    bind: (labels) => refusalCounter.labels(labels),
+  });
   const configErrors = new Counter({ name: 'heimdall_ratelimit_config_errors_total', help: 'Rate-limit configuration loads that failed (the previous configuration stays).', registers: [options.metrics] });
   const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
   const local = createLocalBackend({ maxKeys: options.maxKeys, maxBytes: options.cacheBytes, now, metrics: options.metrics });
@@ -223,7 +227,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const verdict = options.security?.check(d.entries) ?? { refuse: false, factor: 1 };
       if (verdict.refuse) {
         over = true;
-        refusals.inc({ domain: req.domain, reason: verdict.reason });
+        refusals.get([req.domain, verdict.reason]).inc();
         options.overLimit?.record(req.domain, `security:${verdict.reason}`, shownEntries(d.entries), requestHits);
         return { code: RateLimitResponse_Code.OVER_LIMIT };
       }

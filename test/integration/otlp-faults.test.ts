@@ -1,5 +1,6 @@
 /** Nothing acknowledged is lost: ClickHouse outages, memory pressure, and kill -9 with ack: queued. */
 import { spawn } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
@@ -78,12 +79,27 @@ describe('ClickHouse outage with ack: stored', () => {
   });
 
   it('refuses with UNAVAILABLE + RetryInfo (gRPC) and 503 + Retry-After (HTTP) above the memory limit', async () => {
-    await withServerAgent({ ingest: { memory: { limit: '64KiB', spike: '16KiB' }, batch: { max_delay: '10ms' }, retry: { max_elapsed: '5s' } } }, { down: true }, async (t, ch) => {
-        // The first request is held (storage is down); the next ones pass the soft limit and are refused.
-        const held = fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
-        await expect.poll(async () => (await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_memory_limiter_buffered_bytes (\d+)/m)?.[1]).not.toBe('0');
-        const refused = await fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
-        expect(refused.status).toBe(503);
+    await withServerAgent({ ingest: { memory: { limit: '320KiB', spike: '32KiB' }, batch: { max_delay: '10ms' }, retry: { max_elapsed: '10s' } } }, { down: true }, async (t, ch) => {
+        // Requests (~30 KB, ~270 KB to decode) are held while storage is down: their rows (~30 KB) stay in memory.
+        // Sent one after another, each once the one before is held, until one passes the soft limit (288 KiB) and is refused.
+        const buffered = async () => Number((await (await fetch(`${t.adminUrl}/metrics`)).text()).match(/^heimdall_memory_limiter_buffered_bytes (\d+)/m)?.[1]);
+        const held: Array<Promise<Response>> = [];
+        let refused: Response | undefined;
+        for (let i = 0; i < 5 && !refused; i++) {
+          const before = await buffered();
+          const sent = fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body: encodeTraces(traceRequest('pressure', 100)), headers: { 'content-type': 'application/x-protobuf' } });
+          let answered = false;
+          const isHeld = (async () => {
+            while (!answered && (await buffered()) <= before) await new Promise((r) => setTimeout(r, 50));
+            return undefined;
+          })();
+          refused = await Promise.race([sent, isHeld]);
+          answered = true;
+          if (!refused) held.push(sent);
+        }
+        expect(held.length).toBeGreaterThan(0);
+        expect(refused?.status).toBe(503);
+        if (!refused) return;
         expect(refused.headers.get('retry-after')).toBe('1');
         expect(fromBinary(StatusSchema, new Uint8Array(await refused.arrayBuffer())).message).toContain('memory limit');
         const c = testClient(TraceService, t.grpcAddress);
@@ -94,7 +110,36 @@ describe('ClickHouse outage with ack: stored', () => {
         expect(fromBinary(RetryInfoSchema, details.details[0]?.value ?? new Uint8Array()).retryDelay?.seconds).toBe(1n);
         c.close();
         await ch.up();
-        expect((await held).status).toBe(200);
+        for (const h of held) expect((await h).status).toBe(200);
+    });
+  });
+});
+
+describe('requests that can never fit', () => {
+  it('are answered 413 (HTTP) and INVALID_ARGUMENT (gRPC), which exporters do not retry: alone over the memory limit, or over the durable queue', async () => {
+    const post = (t: TestAgent, body: Buffer, headers: Record<string, string> = {}) => fetch(`${t.otlpHttpUrl}/v1/traces`, { method: 'POST', body, headers: { 'content-type': 'application/x-protobuf', ...headers } });
+    await withServerAgent({ ingest: { memory: { limit: '512KiB', spike: '128KiB' } } }, {}, async (t) => {
+      // ~60 KB on the wire, ~530 KB to decode: over the 512 KiB limit, refused before its body is read.
+      const overMemory = await post(t, encodeTraces(traceRequest('too-large', 200)));
+      expect(overMemory.status).toBe(413);
+      expect(overMemory.headers.get('retry-after')).toBeNull();
+      expect(fromBinary(StatusSchema, new Uint8Array(await overMemory.arrayBuffer())).message).toMatch(/more than ingest\.memory\.limit \(524288 bytes\)/);
+      const c = testClient(TraceService, t.grpcAddress);
+      const err = (await c.unary('Export', ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, traceRequest('too-large', 200)).catch((e: unknown) => e)) as ServiceError;
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toContain('ingest.memory.limit');
+      c.close();
+      expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_memory_limiter_too_large_total 2$/m);
+      // Nothing else is affected: a request that fits is stored.
+      expect((await post(t, encodeTraces(traceRequest('fits', 5)))).status).toBe(200);
+    });
+    await withServerAgent({ ingest: { ack: 'queued', queue: { max_size: '256KiB', segment_size: '64KiB' } } }, {}, async (t) => {
+      // 300 KB of zeros in a ~300 byte gzip body: larger than the 256 KiB queue once inflated.
+      const overQueue = await post(t, gzipSync(Buffer.alloc(300 * 1024)), { 'content-encoding': 'gzip' });
+      expect(overQueue.status).toBe(413);
+      expect(fromBinary(StatusSchema, new Uint8Array(await overQueue.arrayBuffer())).message).toMatch(/larger than the durable queue \(ingest\.queue\.max_size, 262144 bytes\)/);
+      expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_exporter_queue_too_large_total 1$/m);
+      expect((await post(t, encodeTraces(traceRequest('fits', 5)))).status).toBe(200);
     });
   });
 });

@@ -541,7 +541,7 @@ function readResource(buf: Buffer, bounds: [number, number] | undefined, p: Trac
   if (p.resourceOverrides) for (const [k, v] of Object.entries(p.resourceOverrides)) entries.set(k, v);
   const w = new RowBinaryWriter(256);
   encodeMap(w, entries, p.redaction);
-  return { map: w.finish(), serviceName: serviceName ?? '' };
+  return { map: w.finish(), serviceName: p.redaction ? p.redaction.redactFreeText(serviceName ?? '') : (serviceName ?? '') };
 }
 
 /** Name and version of an instrumentation scope. */
@@ -644,12 +644,13 @@ function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
             dHi -= 1;
           }
         }
+        const name = p.redaction ? p.redaction.redactFreeText(f.name) : f.name;
         writeTimestamp(w, f.startLo, f.startHi);
         w.hex(buf, f.traceId[0], f.traceId[1]);
         w.hex(buf, f.spanId[0], f.spanId[1]);
         w.hex(buf, f.parentSpanId[0], f.parentSpanId[1]);
         w.string(f.traceState);
-        w.string(f.name);
+        w.string(name);
         w.string(kind);
         w.string(resource.serviceName);
         w.raw(resource.map);
@@ -663,7 +664,7 @@ function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
         writeEvents(w, events, p.redaction);
         writeLinks(w, buf, links, p.redaction);
         out.accepted += 1;
-        out.spans.push({ service: resource.serviceName, name: f.name, kind, status: code, durationSeconds: (dHi * 4294967296 + dLo) / 1e9 });
+        out.spans.push({ service: resource.serviceName, name, kind, status: code, durationSeconds: (dHi * 4294967296 + dLo) / 1e9 });
       });
     });
   });

@@ -8,3 +8,11 @@ export class RetryableError extends Error {
     this.retryAfterMs = retryAfterMs;
   }
 }
+
+/**
+ * Data that can never be taken, however long the client waits: alone it is larger than a limit
+ * (the memory limit, the durable queue). Not retryable: HTTP 413, gRPC INVALID_ARGUMENT.
+ */
+export class RequestTooLarge extends Error {
+  override name = 'RequestTooLarge';
+}

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { RetryableError } from './errors.js';
+import { RequestTooLarge, RetryableError } from './errors.js';
 
 /** Options for createMemoryLimiter. */
 export interface MemoryLimiterOptions {
@@ -10,13 +10,15 @@ export interface MemoryLimiterOptions {
   metrics: Registry;
 }
 
-/** Bounds the bytes the ingest pipeline holds in memory (decoded rows not yet stored or queued). */
+/** Bounds the bytes the ingest pipeline holds in memory (requests being decoded, rows not yet stored or queued). */
 export interface MemoryLimiter {
   /**
-   * Reserves bytes, or throws RetryableError when that would pass the soft limit. With `force`, the
-   * bytes are counted but never refused (data of a request that was already admitted).
+   * Reserves bytes for a request that already holds `held` of them. Throws RequestTooLarge when
+   * held + bytes passes the hard limit (the request can never fit), RetryableError when it would
+   * pass the soft limit while other requests hold memory. With `force`, the bytes are counted but
+   * never refused (data of a request that was already admitted).
    */
-  acquire(bytes: number, options?: { force?: boolean }): void;
+  acquire(bytes: number, options?: { force?: boolean; held?: number }): void;
   /** Returns bytes reserved by acquire. */
   release(bytes: number): void;
   readonly buffered: number;
@@ -28,18 +30,23 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): MemoryLimite
   let buffered = 0;
   new Gauge({
     name: 'heimdall_memory_limiter_buffered_bytes',
-    help: 'Bytes of decoded telemetry the pipeline holds in memory.',
+    help: 'Bytes of telemetry the pipeline holds in memory (requests being decoded, as estimated, and rows).',
     registers: [options.metrics],
     collect() {
       this.set(buffered);
     },
   });
   new Gauge({ name: 'heimdall_memory_limiter_soft_limit_bytes', help: 'Buffered bytes above which new data is refused.', registers: [options.metrics] }).set(soft);
-  const refused = new Counter({ name: 'heimdall_memory_limiter_refused_total', help: 'Requests refused because the pipeline held too much data.', registers: [options.metrics] });
+  const refused = new Counter({ name: 'heimdall_memory_limiter_refused_total', help: 'Requests refused (retryable) because the pipeline held too much data.', registers: [options.metrics] });
+  const tooLarge = new Counter({ name: 'heimdall_memory_limiter_too_large_total', help: 'Requests refused for good: alone they need more memory than ingest.memory.limit.', registers: [options.metrics] });
   return {
-    acquire(bytes, { force = false } = {}) {
-      // A single request larger than the soft limit is still let through when nothing is buffered.
-      if (!force && buffered > 0 && buffered + bytes > soft) {
+    acquire(bytes, { force = false, held = 0 } = {}) {
+      if (!force && held + bytes > options.limitBytes) {
+        tooLarge.inc();
+        throw new RequestTooLarge(`the request needs about ${held + bytes} bytes of memory to decode, more than ingest.memory.limit (${options.limitBytes} bytes)`);
+      }
+      // A single request larger than the soft limit is still let through when nothing else is buffered.
+      if (!force && buffered - held > 0 && buffered + bytes > soft) {
         refused.inc();
         throw new RetryableError(`memory limit: ${buffered} bytes buffered, soft limit ${soft}`, 1_000);
       }

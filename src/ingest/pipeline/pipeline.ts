@@ -1,4 +1,4 @@
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../../config/schema.js';
 import type { HealthRegistry } from '../../health/registry.js';
 import type { Storage } from '../../storage/storage.js';
@@ -7,10 +7,11 @@ import type { Conversion } from '../otlp/result.js';
 import { createEnrichment, DEFAULT_ENRICHMENT_ENV } from '../processors/enrichment.js';
 import { createRedaction, DEFAULT_KEY_PATTERNS, type Redaction } from '../processors/redaction.js';
 import { createBatcher, type TableRows } from './batcher.js';
-import { RetryableError } from './errors.js';
+import { RequestTooLarge, RetryableError } from './errors.js';
 import { encodeTables } from './formats.js';
 import { createMemoryLimiter } from './limiter.js';
 import { createDurableQueue, type DurableQueue } from './queue.js';
+import { recordBytes } from './wal.js';
 import { createWriter } from './writer.js';
 
 /** Options for createPipeline. */
@@ -38,11 +39,11 @@ export interface Pipeline {
    */
   submit(parts: readonly TableRows[]): Promise<void>;
   /**
-   * Admits a request of `wireBytes` before it is converted: reserves an estimate of the memory its
-   * decoded form takes, or throws RetryableError past the memory limit. Call the returned function
-   * when the request is done.
+   * Admits a request before it is read or decoded: reserves `bytes × perByte` of memory (`bytes` of
+   * body known so far, `perByte` the memory its decoder takes per byte); the admission grows as more
+   * of the body arrives. Throws as Admission.grow does (RetryableError too while shutting down).
    */
-  admit(wireBytes: number): () => void;
+  admit(bytes: number, perByte: number): Admission;
   /** How full the pipeline is: memory held against its limit, and the durable queue (with ack: queued). */
   load(): PipelineLoad;
   /** The processors, for writers that encode rows themselves (the OTLP trace hot path, events). */
@@ -50,6 +51,21 @@ export interface Pipeline {
   start(): Promise<void>;
   /** Stops taking data, flushes every batch (or leaves it in the durable queue), stops the writer. Safe to call twice. */
   shutdown(): Promise<void>;
+}
+
+/** The memory held for one request while it is read, decoded and converted. */
+export interface Admission {
+  /**
+   * Reserves room for `bytes` more of the request's body (as read, or as decompressed). Throws
+   * RetryableError when there is no room now (memory, shutting down), RequestTooLarge when the
+   * request can never fit (its memory alone passes ingest.memory.limit, or its body is larger than
+   * the durable queue with ack: queued).
+   */
+  grow(bytes: number): void;
+  /** Raises the memory reserved per byte of body to `perByte`, for what was read so far too (a decoder that takes more than planned); throws as grow. */
+  raise(perByte: number): void;
+  /** Gives the memory back. Safe to call twice. */
+  release(): void;
 }
 
 /** What the pipeline holds (bytes). */
@@ -60,15 +76,19 @@ export interface PipelineLoad {
   queue?: { bytes: number; capacity: number; records: number; stalled: string | undefined } | undefined;
 }
 
-/** A decoded OTLP request with its rows takes about this many times its wire size in memory. */
-const DECODED_SIZE_FACTOR = 3;
-
 /** Creates the ingest pipeline component. */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { config } = options;
   const logger = options.logger.child({ component: 'pipeline' });
   const reporter = options.health.register('pipeline');
   const limiter = createMemoryLimiter({ limitBytes: config.memory.limit, spikeBytes: config.memory.spike, metrics: options.metrics });
+  const queueTooLarge = new Counter({ name: 'heimdall_exporter_queue_too_large_total', help: 'Requests refused for good: alone they are larger than the durable queue (ingest.queue.max_size).', registers: [options.metrics] });
+  /** Throws RequestTooLarge when `bytes` can never fit in the durable queue (with ack: queued). */
+  const checkQueueFits = (bytes: number, what: string): void => {
+    if (config.ack !== 'queued' || bytes <= config.queue.max_size) return;
+    queueTooLarge.inc();
+    throw new RequestTooLarge(`${what} of ${bytes} bytes is larger than the durable queue (ingest.queue.max_size, ${config.queue.max_size} bytes)`);
+  };
   const redaction = config.redaction.enabled
     ? createRedaction({
         keys: [...(config.redaction.defaults ? DEFAULT_KEY_PATTERNS : []), ...config.redaction.keys],
@@ -111,15 +131,33 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   return {
     name: 'pipeline',
     processors: { redaction, resourceDefaults: enrichment?.attributes ?? {} },
-    admit(wireBytes) {
+    admit(bytes, perByte) {
       if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
-      const bytes = wireBytes * DECODED_SIZE_FACTOR;
-      limiter.acquire(bytes);
+      let body = 0;
+      let rate = perByte;
+      let held = 0;
       let released = false;
-      return () => {
-        if (!released) limiter.release(bytes);
-        released = true;
+      const reserve = (more: number): void => {
+        limiter.acquire(more, { held });
+        held += more;
       };
+      const admission: Admission = {
+        grow(more) {
+          checkQueueFits(body + more, 'the request');
+          reserve(more * rate);
+          body += more;
+        },
+        raise(nextPerByte) {
+          if (nextPerByte > rate) reserve(body * (nextPerByte - rate));
+          rate = Math.max(rate, nextPerByte);
+        },
+        release() {
+          if (!released) limiter.release(held);
+          released = true;
+        },
+      };
+      admission.grow(bytes);
+      return admission;
     },
     load() {
       return { memoryBytes: limiter.buffered, memoryLimit: config.memory.limit, queue: queue && { bytes: queue.bytes, capacity: config.queue.max_size, records: queue.depth, stalled: queue.stalled } };
@@ -133,6 +171,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
       const bytes = parts.reduce((n, p) => n + p.data.length, 0);
       if (bytes === 0) return;
+      checkQueueFits(recordBytes(parts), 'a record');
       // Counted, not refused: the request was admitted; its rows are what stays buffered.
       limiter.acquire(bytes, { force: true });
       try {

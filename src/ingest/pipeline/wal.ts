@@ -57,6 +57,11 @@ export function encodeParts(parts: readonly RecordPart[]): Buffer {
   return Buffer.concat(chunks);
 }
 
+/** Bytes a record of these parts takes in a segment: its header and the framing of encodeParts. */
+export function recordBytes(parts: readonly RecordPart[]): number {
+  return parts.reduce((n, p) => n + 10 + Buffer.byteLength(p.table) + p.data.length, HEADER_BYTES);
+}
+
 /** Reads the parts framed by encodeParts. Throws on a payload that is not such a frame. */
 export function decodeParts(payload: Buffer): RecordPart[] {
   const parts: RecordPart[] = [];

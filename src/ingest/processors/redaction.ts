@@ -3,8 +3,11 @@ import type { Conversion, Row } from '../otlp/result.js';
 /** Attribute map columns (or arrays of maps) that redaction applies to. */
 const MAP_COLUMNS = ['ResourceAttributes', 'ScopeAttributes', 'SpanAttributes', 'LogAttributes', 'Attributes'];
 const MAP_ARRAY_COLUMNS = ['Events.Attributes', 'Links.Attributes', 'Exemplars.FilteredAttributes'];
-/** Free-text columns where secrets in values are redacted. */
-const TEXT_COLUMNS = ['Body', 'StatusMessage'];
+/**
+ * Free-text columns where secrets in values are redacted. Span and service names become RED metric
+ * labels on the open /metrics endpoint, so they are redacted as the text of a status message is.
+ */
+const TEXT_COLUMNS = ['Body', 'StatusMessage', 'SpanName', 'ServiceName'];
 
 /**
  * Attribute keys whose values are always redacted, judged on the key's last segment, so that
@@ -25,6 +28,15 @@ interface Builtin {
   replace: string;
 }
 
+// Passwords in URLs: scheme://user:password@host (the scheme starts a word).
+const URL_PASSWORD: Builtin = { guard: (t) => t.includes('://') && t.includes('@'), re: /(?<![A-Za-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/[^:/\s@]+:)[^@/\s]+@/gi, replace: '$1[REDACTED]@' };
+// Secrets in query strings.
+const QUERY_SECRET: Builtin = {
+  guard: (t) => t.includes('='),
+  re: /([?&](?:access_token|id_token|refresh_token|token|api_key|apikey|key|password|secret|client_secret|sig|signature|auth)=)[^&#\s]+/gi,
+  replace: '$1[REDACTED]',
+};
+
 const BUILTINS: Builtin[] = [
   // Authorization credentials; the token must look like one (12+ characters), not "basic health".
   { guard: (t) => /bearer|basic/i.test(t), re: /\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/]{12,}=*/gi, replace: '$1 [REDACTED]' },
@@ -36,15 +48,20 @@ const BUILTINS: Builtin[] = [
   },
   // AWS access key ids.
   { guard: (t) => t.includes('AKIA') || t.includes('ASIA'), re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g, replace: '[REDACTED]' },
-  // Passwords in URLs: scheme://user:password@host (the scheme starts a word).
-  { guard: (t) => t.includes('://') && t.includes('@'), re: /(?<![A-Za-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/[^:/\s@]+:)[^@/\s]+@/gi, replace: '$1[REDACTED]@' },
-  // Secrets in query strings.
-  {
-    guard: (t) => t.includes('='),
-    re: /([?&](?:access_token|id_token|refresh_token|token|api_key|apikey|key|password|secret|client_secret|sig|signature|auth)=)[^&#\s]+/gi,
-    replace: '$1[REDACTED]',
-  },
+  URL_PASSWORD,
+  QUERY_SECRET,
 ];
+
+/**
+ * Text with the secrets URLs carry replaced: a password (`scheme://user:password@`) and the values of
+ * secret query parameters (`api_key=`, `token=`, ...). Applied whatever `ingest.redaction` says: the
+ * agent's own text about URLs from its configuration (http-check) never shows their secrets.
+ */
+export function redactUrlSecrets(text: string): string {
+  let out = text;
+  for (const b of [URL_PASSWORD, QUERY_SECRET]) if (b.guard(out)) out = out.replace(b.re, b.replace);
+  return out;
+}
 
 /** Text none of the built-ins can match fails this one scan (each built-in's guard implies it). */
 const ANY_BUILTIN = /bearer|basic|eyJ|AKIA|ASIA|:\/\/|=|\d{4}/i;

@@ -1,9 +1,9 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { submitAgentEvents } from '../../events/events.js';
+import { submitAgentEvents, type AgentEventSink } from '../../events/events.js';
 import { Severity } from '../../gen/heimdall/v1/events_pb.js';
-import type { Pipeline } from '../../ingest/pipeline/pipeline.js';
+import { redactUrlSecrets } from '../../ingest/processors/redaction.js';
 import { AddressRefused, type AddressGuard } from './address-guard.js';
 import { jobLabel, type TaskRunner } from './kind.js';
 import { KIND_PARAMS, type KindParams } from './params.js';
@@ -30,9 +30,10 @@ function probe(p: KindParams<'http-check'>, guard: AddressGuard, signal: AbortSi
  * The `http-check` task: one request to the URL, timed to its response headers. A status not
  * expected, a timeout, a connection error or a refused address (link-local, cloud metadata; see
  * the guard) fails the attempt; a slow answer passes with a warning. Redirects are not followed.
- * Every probe is an event (`http-check.result`) and sets the probe metrics.
+ * Every probe is an event (`http-check.result`) and sets the probe metrics. Its text (messages,
+ * errors, the event) shows the URL without its password or secret query values.
  */
-export function createHttpCheck(deps: { pipeline: Pick<Pipeline, 'submit'>; metrics: Registry; guard: AddressGuard }): TaskRunner {
+export function createHttpCheck(deps: { pipeline: AgentEventSink; metrics: Registry; guard: AddressGuard }): TaskRunner {
   const labelNames = ['job'] as const;
   const up = new Gauge({ name: 'heimdall_http_check_up', help: 'Whether the last probe of an http-check job passed (1) or not (0).', labelNames, registers: [deps.metrics] });
   const seconds = new Gauge({ name: 'heimdall_http_check_duration_seconds', help: 'Time to the response headers of the last probe.', labelNames, registers: [deps.metrics] });
@@ -41,6 +42,7 @@ export function createHttpCheck(deps: { pipeline: Pick<Pipeline, 'submit'>; metr
   return async (raw, ctx) => {
     const p = KIND_PARAMS['http-check'].parse(raw);
     const job = jobLabel(ctx);
+    const url = redactUrlSecrets(p.url);
     const t0 = performance.now();
     let status = 0;
     let failure = '';
@@ -48,11 +50,12 @@ export function createHttpCheck(deps: { pipeline: Pick<Pipeline, 'submit'>; metr
     try {
       status = await probe(p, deps.guard, AbortSignal.any([ctx.signal, timeout]));
       const ok = p.expected_status.length > 0 ? p.expected_status.includes(status) : status >= 200 && status < 300;
-      if (!ok) failure = `${p.method} ${p.url} answered ${status}, expected ${p.expected_status.length > 0 ? p.expected_status.join(' or ') : '2xx'}`;
+      if (!ok) failure = `${p.method} ${url} answered ${status}, expected ${p.expected_status.length > 0 ? p.expected_status.join(' or ') : '2xx'}`;
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       const e = err as Error;
-      failure = timeout.aborted ? `${p.method} ${p.url}: no answer in ${p.timeout} ms` : `${p.method} ${p.url}: ${e.message}`;
+      // The error may quote the URL: its text is redacted too.
+      failure = timeout.aborted ? `${p.method} ${url}: no answer in ${p.timeout} ms` : redactUrlSecrets(`${p.method} ${url}: ${e.message}`);
       if (e instanceof AddressRefused) refusedProbes.inc({ job });
     }
     const ms = performance.now() - t0;
@@ -60,8 +63,8 @@ export function createHttpCheck(deps: { pipeline: Pick<Pipeline, 'submit'>; metr
     up.set({ job }, failure ? 0 : 1);
     seconds.set({ job }, ms / 1000);
     code.set({ job }, status);
-    const message = failure || `${p.method} ${p.url} answered ${status} in ${ms.toFixed(1)} ms${slow ? ` (slower than ${p.latency_threshold} ms)` : ''}`;
-    const result = { url: p.url, method: p.method, status, latency_ms: Math.round(ms * 10) / 10, ok: !failure, slow };
+    const message = failure || `${p.method} ${url} answered ${status} in ${ms.toFixed(1)} ms${slow ? ` (slower than ${p.latency_threshold} ms)` : ''}`;
+    const result = { url, method: p.method, status, latency_ms: Math.round(ms * 10) / 10, ok: !failure, slow };
     submitAgentEvents(
       deps.pipeline,
       [{ source: 'scheduler', correlationId: ctx.correlationId, eventType: 'http-check.result', severity: failure ? Severity.ERROR : slow ? Severity.WARNING : Severity.INFO, category: 'jobs', message, actorId: job, status: failure ? 'failed' : slow ? 'slow' : 'ok', payload: { job, run: ctx.runId, ...result } }],

@@ -62,6 +62,21 @@ describe('redaction', () => {
     const custom = createRedaction({ keys: [], values: ['\\bEMP-\\d{6}\\b'], builtins: false, replacement: '<x>' });
     expect(custom.redactText('employee EMP-123456 left')).toBe('employee <x> left');
   });
+
+  it('covers span names, service names and status messages (they become metric labels and search results)', () => {
+    const c: Conversion = {
+      tables: new Map([['otel_traces', [{ SpanName: 'GET /cb?code=1&access_token=abcdef123456', ServiceName: 'svc postgres://app:s3cr3t@db', StatusMessage: 'upstream said Bearer abcdefghijklmnop', SpanAttributes: {} }]]]),
+      accepted: 1,
+      rejected: 0,
+      reasons: [],
+    };
+    redaction.process(c);
+    expect(c.tables.get('otel_traces')?.[0]).toMatchObject({
+      SpanName: 'GET /cb?code=1&access_token=[REDACTED]',
+      ServiceName: 'svc postgres://app:[REDACTED]@db',
+      StatusMessage: 'upstream said Bearer [REDACTED]',
+    });
+  });
 });
 
 describe('redaction performance', () => {

@@ -1,24 +1,34 @@
+import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createRedMetrics } from '../../../src/ingest/red-metrics.js';
+import { createSeriesLimits } from '../../../src/telemetry/series-limits.js';
 import { silentLogger } from '../../support/temp.js';
 
 describe('span RED metrics', () => {
   it('counts calls and durations per label set, and caps the label sets', async () => {
     const metrics = new Registry();
     const logs: string[] = [];
-    const logger = silentLogger();
-    logger.warn = ((_o: unknown, msg: string) => void logs.push(msg)) as typeof logger.warn;
-    const red = createRedMetrics({ metrics, maxSeries: 2, logger });
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logs.push((JSON.parse(line) as { msg: string }).msg) });
+    const red = createRedMetrics({ metrics, maxSeries: 2, limits: createSeriesLimits({ maxLabelLength: 128, maxBytes: 1 << 20, metrics, logger }) });
     const span = (name: string, status = 'Ok') => ({ service: 'svc', name, kind: 'Server', status, durationSeconds: 0.25 });
     red.observe([span('a'), span('a'), span('b'), span('c'), span('d', 'Error')]);
     const text = await metrics.metrics();
     expect(text).toContain('heimdall_spans_total{service_name="svc",span_name="a",span_kind="Server",status_code="Ok"} 2');
     expect(text).toContain('heimdall_spans_total{service_name="svc",span_name="b",span_kind="Server",status_code="Ok"} 1');
     expect(text).toContain('heimdall_spans_total{service_name="__overflow__",span_name="__overflow__",span_kind="__overflow__",status_code="__overflow__"} 2');
-    expect(text).toContain('heimdall_span_metrics_overflow_total 2');
+    expect(text).toContain('heimdall_metrics_overflow_total{family="heimdall_spans_total",reason="series"} 2');
     expect(text).toContain('heimdall_span_duration_seconds_sum{service_name="svc",span_name="a",span_kind="Server",status_code="Ok"} 0.5');
     expect(text).not.toContain('span_name="c"');
     expect(logs).toHaveLength(1);
+  });
+
+  it('cuts span and service names to the label length limit', async () => {
+    const metrics = new Registry();
+    const red = createRedMetrics({ metrics, maxSeries: 100, limits: createSeriesLimits({ maxLabelLength: 32, maxBytes: 1 << 20, metrics, logger: silentLogger() }) });
+    red.observe([{ service: 's'.repeat(1000), name: `GET /${'x'.repeat(100_000)}`, kind: 'Server', status: 'Ok', durationSeconds: 0.01 }]);
+    const text = await metrics.metrics();
+    expect(text).toContain(`heimdall_spans_total{service_name="${'s'.repeat(31)}…",span_name="GET /${'x'.repeat(26)}…",span_kind="Server",status_code="Ok"} 1`);
+    expect(Buffer.byteLength(text)).toBeLessThan(20_000);
   });
 });

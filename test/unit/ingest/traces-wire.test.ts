@@ -34,11 +34,12 @@ function generic(bytes: Uint8Array, processors: boolean) {
     return undefined;
   }
   const c = tracesToRows(request);
-  const spans = (c.tables.get(TRACES_TABLE) ?? []).map((r) => ({ service: r.ServiceName, name: r.SpanName, kind: r.SpanKind, status: r.StatusCode, durationSeconds: Number(r.Duration) / 1e9 }));
   if (processors) {
     enrichment.process(c);
     redaction.process(c);
   }
+  // Span summaries (RED metric labels) are taken after the processors: they show no secret either.
+  const spans = (c.tables.get(TRACES_TABLE) ?? []).map((r) => ({ service: r.ServiceName, name: r.SpanName, kind: r.SpanKind, status: r.StatusCode, durationSeconds: Number(r.Duration) / 1e9 }));
   const data = encodeTables(c).find((p) => p.table === TRACES_TABLE)?.data ?? Buffer.alloc(0);
   return { data, accepted: c.accepted, rejected: c.rejected, reasons: c.reasons, spans };
 }
@@ -145,6 +146,22 @@ describe('OTLP trace hot path', () => {
     expect(fast.accepted).toBe(6);
     expect(fast.rejected).toBe(6);
     expect(fast.reasons).toHaveLength(5);
+  });
+
+  it('redacts secrets in span names, service names and status messages, in the rows and in the span summaries', () => {
+    const bytes = bytesOf({
+      resourceSpans: [
+        {
+          resource: { attributes: [kv('service.name', str('svc https://deploy:hunter2hunter2@registry'))] },
+          scopeSpans: [{ spans: [{ traceId: id(1, 16), spanId: id(2, 8), name: 'GET /login?user=ada&api_key=sk_live_0123456789', status: { code: 2, message: 'denied: Bearer abcdefghijklmnopqrstuvwxyz' } }] }],
+        },
+      ],
+    });
+    expect(expectSame(bytes)).toBe(true);
+    const fast = encodeTraceRequest(bytes, configs[1]!.processors)!;
+    const data = fast.data.toString('latin1');
+    for (const secret of ['hunter2hunter2', 'sk_live_0123456789', 'abcdefghijklmnopqrstuvwxyz']) expect(data).not.toContain(secret);
+    expect(fast.spans[0]).toMatchObject({ service: 'svc https://deploy:[REDACTED]@registry', name: 'GET /login?user=ada&api_key=[REDACTED]' });
   });
 
   it('leaves malformed, merged and invalid-UTF-8 requests to the generic path', () => {
