@@ -52,6 +52,14 @@ export function formatMs(ms: number): string {
   return `${ms}ms`;
 }
 
+/** Bytes in the largest binary unit that keeps one decimal: `20MiB`, `1.5GiB`, `512KiB`, `100B`. */
+export function formatBytes(bytes: number): string {
+  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+    if (bytes >= size) return `${Math.floor((bytes / size) * 10) / 10}${unit}`;
+  }
+  return `${bytes}B`;
+}
+
 /** A whole number, also written as text (as environment substitution produces). */
 export function integer(bounds: { min?: number; max?: number } = {}) {
   const { min = 0, max = Number.MAX_SAFE_INTEGER } = bounds;

@@ -16,6 +16,7 @@ import type { Admission, Pipeline } from '../pipeline/pipeline.js';
 import type { TableRows } from '../pipeline/batcher.js';
 import type { RedMetrics, SpanSummary } from '../red-metrics.js';
 import { discardBody, readAdmittedBody, UnreadableBody } from './body.js';
+import { DECODED_PER_BYTE } from './decoded-size.js';
 import { hexIdsToBase64 } from './json.js';
 import { logsToRows } from './logs.js';
 import { metricsToRows } from './metrics.js';
@@ -124,13 +125,7 @@ class HttpFailure extends Error {
   }
 }
 
-/**
- * Memory a request takes while it is decoded and converted, per byte of its (decompressed) body,
- * measured on requests of 20,000 spans, log records or data points with ten attributes each (the
- * body, the decoded message or JSON text and parse tree, the rows and their encoding, held at
- * once): the trace hot path decodes no message; protobuf-es messages take the most.
- */
-const PER_BYTE = { fast: 9, decoded: 27, json: 11 };
+const PER_BYTE = DECODED_PER_BYTE;
 
 /**
  * Adds the OTLP receivers: `opentelemetry.proto.collector.{trace,metrics,logs}.v1.*Service/Export`

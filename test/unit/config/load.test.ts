@@ -50,6 +50,14 @@ describe('config', () => {
     expect(errorOf(() => validateConfig({ ingest: { redaction: { keys: ['(unclosed'] } } }))).toContain('ingest.redaction.keys[0]: expected a valid regular expression');
   });
 
+  it('refuses a request size whose decoded form cannot fit the memory limit (such requests would always be refused)', () => {
+    expect(validateConfig({}).server.otlp_http.max_body_size * 27).toBeLessThanOrEqual(validateConfig({}).ingest.memory.limit);
+    expect(errorOf(() => validateConfig({ ingest: { memory: { limit: '256MiB', spike: '64MiB' } } }))).toBe(
+      'invalid configuration:\n  server.otlp_http.max_body_size: requests of 16MiB take up to 432MiB while decoded, more than ingest.memory.limit (256MiB), so they would always be refused: lower it to at most 9.4MiB or raise the memory limit',
+    );
+    expect(validateConfig({ server: { otlp_http: { max_body_size: '8MiB' } }, ingest: { memory: { limit: '256MiB', spike: '64MiB' } } }).server.otlp_http.max_body_size).toBe(8 << 20);
+  });
+
   it('refuses unknown keys at any depth', () => {
     const message = errorOf(() => validateConfig({ bogus: 1, server: { grpc: { adress: 'x:1' } } }));
     expect(message).toContain('bogus: unknown key');
