@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { configWarnings } from './config/warnings.js';
 import { addAdminRoutes } from './health/admin-routes.js';
 import { addHealthService } from './health/grpc-health.js';
 import { createHealthRegistry, type HealthRegistry } from './health/registry.js';
@@ -224,6 +225,7 @@ export function createAgent(options: AgentOptions): Agent {
     },
     async start() {
       logger.info({ version: VERSION, build: BUILD, configHash: hash, source: options.loaded.source ?? 'defaults' }, 'starting Heimdall');
+      for (const warning of configWarnings(config)) logger.warn(`configuration: ${warning}`);
       try {
         for (const c of components) {
           // A signal during start: stop starting; shutdown() stops what did start.

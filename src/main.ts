@@ -5,6 +5,7 @@ import { createAgent } from './agent.js';
 import { addClientCommands } from './cli/commands.js';
 import { checkTokens, TokenFileError } from './auth/auth.js';
 import { ConfigError, loadConfig, maskSecrets, type LoadedConfig } from './config/load.js';
+import { configWarnings } from './config/warnings.js';
 import { migrate } from './storage/migrate.js';
 import { openTransport, schemaContextFor } from './storage/storage.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -126,6 +127,7 @@ withConfig('check-config', 'validate the configuration (and auth.tokens_file) an
       process.exit(EXIT_CONFIG);
     }
     const file = loaded.config.auth.tokens_file;
+    for (const warning of configWarnings(loaded.config)) process.stderr.write(`heimdall: warning: ${warning}\n`);
     process.stdout.write(
       `# ${loaded.source ?? 'built-in defaults'} is valid; sha256 ${loaded.hash}\n${file ? `# auth.tokens_file ${file} is valid\n` : ''}# ${tokens} API tokens\n# durations in milliseconds, sizes in bytes\n${stringify(maskSecrets(loaded.config))}`,
     );

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { parseNetwork } from '../jobs/kinds/address-guard.js';
-import { mostDecodedBytes } from '../ingest/otlp/decoded-size.js';
 import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';
-import { boolean, byteSize, decimal, duration, formatBytes, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
+import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
 
 /** TLS for a listener; mTLS when `client_ca_file` is set. Absent means plaintext. */
 const serverTls = z
@@ -441,17 +440,6 @@ export const configSchema = z.strictObject({
   if (c.server.grpc.keepalive_time >= c.server.grpc.idle_timeout) {
     // Keepalive acks are what shows a quiet connection (a Watch with nothing new) is alive.
     ctx.addIssue({ code: 'custom', path: ['server', 'grpc', 'keepalive_time'], message: `must be shorter than server.grpc.idle_timeout (${c.server.grpc.idle_timeout} ms)` });
-  }
-  // A request whose decoded size can pass the memory limit on its own is refused for good (413):
-  // the largest request the listeners take must fit.
-  for (const [path, bytes] of [[['server', 'otlp_http', 'max_body_size'], c.server.otlp_http.max_body_size], [['server', 'grpc', 'max_recv_msg_size'], c.server.grpc.max_recv_msg_size]] as const) {
-    if (mostDecodedBytes(bytes) > c.ingest.memory.limit) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [...path],
-        message: `requests of ${formatBytes(bytes)} take up to ${formatBytes(mostDecodedBytes(bytes))} while decoded, more than ingest.memory.limit (${formatBytes(c.ingest.memory.limit)}), so they would always be refused: lower it to at most ${formatBytes(Math.floor(c.ingest.memory.limit / mostDecodedBytes(1)))} or raise the memory limit`,
-      });
-    }
   }
   if (c.ingest.memory.spike >= c.ingest.memory.limit) {
     ctx.addIssue({ code: 'custom', path: ['ingest', 'memory', 'spike'], message: 'must be smaller than ingest.memory.limit' });

@@ -6,6 +6,7 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { substituteEnv } from '../../src/config/substitute.js';
+import { configWarnings } from '../../src/config/warnings.js';
 import { splitHostPort } from '../../src/config/units.js';
 import { addAdminRoutes } from '../../src/health/admin-routes.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
@@ -44,7 +45,8 @@ describe('deploy/kubernetes/base', () => {
   const config = validateConfig(substituteEnv(parseAllDocuments(configMap.data['heimdall.yaml'] as string)[0]?.toJS(), {}));
   const portByName = new Map((sidecar.ports as Doc[]).map((p) => [p.name as string, p.containerPort as number]));
 
-  it('has a ConfigMap whose heimdall.yaml is a valid configuration', () => {
+  it('has a ConfigMap whose heimdall.yaml is a valid configuration, without settings that work against each other', () => {
+    expect(configWarnings(config)).toEqual([]);
     expect(config.server.admin.address).toBe('0.0.0.0:9464');
     expect(splitHostPort(config.server.grpc.address)?.host).toBe('127.0.0.1');
   });
