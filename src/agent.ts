@@ -38,6 +38,8 @@ export interface AgentOptions {
   loaded: LoadedConfig;
   /** The one logger; every component takes a child of it. */
   logger: Logger;
+  /** Monotonic milliseconds for the rate-limit buckets (default `performance.now`; tests stop it). */
+  clock?: (() => number) | undefined;
 }
 
 /** A component as the agent drives it: started in order, shut down in reverse. */
@@ -128,6 +130,7 @@ export function createAgent(options: AgentOptions): Agent {
     health,
   });
   const ratelimit = createRateLimiter({
+    now: options.clock,
     security,
     overLimit: createOverLimitReporter({ pipeline, windowMs: config.ratelimit.over_limit_window, logger }),
     configPath: config.ratelimit.config_path,

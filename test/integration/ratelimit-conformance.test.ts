@@ -157,7 +157,8 @@ describe("envoyproxy/ratelimit README examples", () => {
     const limits = join(dir.path, 'limits');
     mkdirSync(limits);
     for (const [name, text] of Object.entries(EXAMPLES)) writeFileSync(join(limits, name), text);
-    t = await startTestAgent({ ratelimit: { config_path: limits } });
+    // The buckets' clock stands still: per-second limits must not refill while a slow machine runs the calls.
+    t = await startTestAgent({ ratelimit: { config_path: limits } }, { clock: () => 0 });
     c = connect({ addr: t.grpcAddress });
   });
   afterAll(async () => {

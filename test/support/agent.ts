@@ -25,7 +25,7 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
 }
 
 /** Starts an agent with embedded storage in a temporary directory unless overrides say otherwise. */
-export async function startTestAgent(overrides: Record<string, unknown> = {}, options: { start?: boolean } = {}): Promise<TestAgent> {
+export async function startTestAgent(overrides: Record<string, unknown> = {}, options: { start?: boolean; clock?: () => number } = {}): Promise<TestAgent> {
   const dir = tempDir();
   const tree = merge(
     {
@@ -40,7 +40,7 @@ export async function startTestAgent(overrides: Record<string, unknown> = {}, op
   const logs: Array<Record<string, unknown>> = [];
   // The agent's own logger (with correlation ids), writing into the array.
   const logger = createLogger({ level: config.log.level, destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) } });
-  const agent = createAgent({ loaded: { config, source: undefined, hash: hashConfig(config) }, logger });
+  const agent = createAgent({ loaded: { config, source: undefined, hash: hashConfig(config) }, logger, clock: options.clock });
   if (options.start !== false) await agent.start();
   return {
     agent,
