@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
-import { scanSegment, segmentLayout, segmentFirst } from '../../src/ingest/pipeline/wal.js';
+import { headerSalt, scanSegment, segmentFirst, segmentLayout } from '../../src/ingest/pipeline/wal.js';
 import { createEmbeddedTransport } from '../../src/storage/embedded.js';
 import { startAgentProcess } from '../support/agent-process.js';
 import { startTestAgent } from '../support/agent.js';
@@ -165,11 +165,14 @@ describe('ack: queued with flipped bytes in its segments', () => {
     await a.stop();
 
     // One record per case: the records of each segment, in order.
-    const segments = readdirSync(queueDir).filter((n) => n.endsWith('.wal')).sort().map((name) => {
-      const data = readFileSync(join(queueDir, name));
-      const layout = segmentLayout(data, segmentFirst(name));
-      return { path: join(queueDir, name), data, records: scanSegment(data, layout.format, layout.dataStart, segmentFirst(name)).records };
-    });
+    const segments = await Promise.all(
+      readdirSync(queueDir).filter((n) => n.endsWith('.wal')).sort().map(async (name) => {
+        const data = readFileSync(join(queueDir, name));
+        const salt = headerSalt(data)?.salt;
+        const layout = segmentLayout(data, segmentFirst(name), salt ? [salt] : []);
+        return { path: join(queueDir, name), data, records: (await scanSegment(data, layout.format, layout.dataStart, segmentFirst(name))).records };
+      }),
+    );
     expect(segments.length).toBeGreaterThanOrEqual(3);
     const [s0, s1, s2] = segments as [typeof segments[0], typeof segments[0], typeof segments[0]];
     const targets = [

@@ -90,9 +90,9 @@ export class ShortWriteError extends Error {
 
 /**
  * Writes all of `buffers` at `position`, writing the rest again after a short write; throws when a
- * write fails or makes no progress. Resolves with the bytes written (their total).
+ * write fails or makes no progress.
  */
-export async function writeAll(file: QueueFile, buffers: readonly Buffer[], position: number): Promise<number> {
+export async function writeAll(file: QueueFile, buffers: readonly Buffer[], position: number): Promise<void> {
   const total = buffers.reduce((n, b) => n + b.length, 0);
   let done = 0;
   let rest = buffers.filter((b) => b.length > 0);
@@ -113,7 +113,6 @@ export async function writeAll(file: QueueFile, buffers: readonly Buffer[], posi
       }
     }
   }
-  return total;
 }
 
 /**
