@@ -840,4 +840,41 @@ describe('durable queue: what it reads back that is not a good record', () => {
     expect(existsSync(join(dir.path, 'state.json.damaged'))).toBe(true);
     dir.cleanup();
   });
+
+  it.runIf(canMountTmpfs())('a disk filled while storage was down, plus a flipped payload byte: drains all but the damaged record (a real 1 MiB tmpfs)', async () => {
+    const disk = mountTmpfs('1m');
+    try {
+      const dir = join(disk.path, 'queue');
+      const big = (i: number) => ({ table: 't', rows: 1, data: Buffer.from(`{"i":${i},"pad":"${'x'.repeat(1000)}"}\n`) });
+      const a = queue(dir, downWriter(), { segmentBytes: 128 << 10, maxDelayMs: 60_000 });
+      await a.start();
+      let acked = 0;
+      for (;;) {
+        const ok = await a.append([big(acked)]).then(
+          () => true,
+          () => false,
+        );
+        if (!ok) break;
+        acked += 1;
+      }
+      await a.shutdown();
+      expect(acked).toBeGreaterThan(500);
+      const first = join(dir, segmentFiles(dir)[0] ?? '');
+      const data = readFileSync(first);
+      const victim = data.indexOf('{"i":2,');
+      data[victim + 500] = (data[victim + 500] ?? 0) ^ 4;
+      writeFileSync(first, data);
+      const metrics = new Registry();
+      const writer = recordingWriter();
+      const b = queue(dir, writer, { segmentBytes: 128 << 10, metrics });
+      await b.start();
+      await expect.poll(() => b.depth, { timeout: 20_000 }).toBe(0);
+      await b.shutdown();
+      const ids = writer.stored.map((l) => (JSON.parse(l) as { i: number }).i);
+      expect(ids).toEqual(range(0, acked).filter((i) => i !== 2));
+      expect(await metric(metrics, 'heimdall_exporter_queue_corrupt_records_total')).toBe(1);
+    } finally {
+      disk.unmount();
+    }
+  }, 60_000);
 });
