@@ -214,9 +214,12 @@ export function findRecord(data: Buffer, from: number, base: number, format: Seg
     return -1;
   }
   let budget = 8 * (end - from) + (1 << 20);
+  // The sequence number window in plain numbers (no BigInt per offset: this loop visits every byte).
+  const low = Number(after);
+  const high = low + Number(V1_SEQ_WINDOW);
   for (let i = from; i < end && i + V1_HEADER_BYTES <= data.length && budget > 0; i++) {
-    const seq = data.readBigUInt64LE(i + 8);
-    if (seq <= after || seq - after > V1_SEQ_WINDOW) continue;
+    const seq = data.readUInt32LE(i + 12) * 2 ** 32 + data.readUInt32LE(i + 8);
+    if (seq <= low || seq > high) continue;
     const len = data.readUInt32LE(i);
     if (i + V1_HEADER_BYTES + len > data.length) continue;
     budget -= len;
