@@ -118,9 +118,12 @@ describe.runIf(canMountTmpfs())('ack: queued on a full disk (tmpfs)', () => {
       else refusal = r.message;
     }
     expect(refusal).toMatch(/durable queue write failed: .*ENOSPC/);
+    // Stalled on its disk: failed, so the strict readiness is off at once; the pod-facing one stays on.
     const queue = a.agent.health.component('queue');
-    expect(queue?.state).toBe('degraded');
+    expect(queue?.state).toBe('failed');
     expect(queue?.reason).toMatch(/ENOSPC/);
+    expect((await fetch(`${a.adminUrl}/readyz/strict`)).status).toBe(503);
+    expect((await fetch(`${a.adminUrl}/readyz`)).status).toBe(200);
     expect(a.agent.pipeline.load().queue?.stalled).toMatch(/ENOSPC/);
     await a.stop();
 

@@ -4,7 +4,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import type { Plan } from './checkpoint.js';
 import { insertOptionsFor } from './formats.js';
 import { writeFileAtomic, type QueueFiles } from './queue-files.js';
-import type { Damage } from './segment-log.js';
+import type { Damage } from './segment-reader.js';
 import type { RecordPart } from './wal.js';
 
 /** Options for createDeadLetter. */

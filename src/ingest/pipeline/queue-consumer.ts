@@ -5,7 +5,8 @@ import type { DeadLetter } from './dead-letter.js';
 import type { QueueDelivery, QueuedRecord } from './queue-delivery.js';
 import { isNoSpace } from './queue-files.js';
 import type { QueueStatus } from './queue-status.js';
-import type { Position, SegmentLog } from './segment-log.js';
+import type { SegmentLog } from './segment-log.js';
+import type { Position } from './segment-reader.js';
 import { decodeParts, segmentName, type RecordPart } from './wal.js';
 
 /** Options for createQueueConsumer. */

@@ -82,6 +82,23 @@ export const nodeQueueFiles: QueueFiles = {
   },
 };
 
+/** Reads up to `length` bytes of a file from `offset` (fewer at its end). */
+export async function readRange(files: QueueFiles, path: string, offset: number, length: number): Promise<Buffer> {
+  const file = await files.open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = await file.read(buf.subarray(got), length - got, offset + got);
+      if (n <= 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await file.close();
+  }
+}
+
 /** A write that made no progress: the disk took none of the remaining bytes. */
 export class ShortWriteError extends Error {
   override name = 'ShortWriteError';

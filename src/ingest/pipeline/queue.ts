@@ -177,7 +177,6 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
         status.set('append', `${isNoSpace(err) ? 'waiting for disk space: ' : ''}appends fail: ${code ?? (err as Error).message}`);
         throw new RetryableError(`durable queue write failed: ${(err as Error).message}`, 1_000);
       }
-      status.set('append', undefined);
     },
     async shutdown() {
       if (stopped) return;

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/logger.js';
 import { writeAll, type QueueFile, type QueueFiles } from './queue-files.js';
+import { createSegmentReader, type LogItem, type Position } from './segment-reader.js';
 import { recoverSegments, type SegmentInfo } from './segment-recovery.js';
-import { checkRecord, encodeRecord, findRecordYielding, formatFor, HEADER_BYTES, newSalt, segmentHeader, segmentName, type WalRecord } from './wal.js';
+import { encodeRecord, formatFor, HEADER_BYTES, newSalt, segmentHeader, segmentName } from './wal.js';
 
 /** Options for createSegmentLog. */
 export interface SegmentLogOptions {
@@ -15,24 +16,6 @@ export interface SegmentLogOptions {
   onDurable: () => void;
   logger: Logger;
 }
-
-/** Where a reader is: a segment (by its first sequence number), a byte offset in it, and the last good record's sequence number before it. */
-export interface Position {
-  first: bigint;
-  offset: number;
-  seq: bigint;
-}
-
-/** Bytes of a segment that hold no valid record (damage), kept whole; `bytes` is undefined when they cannot be read (I/O errors). */
-export interface Damage {
-  segment: string;
-  start: number;
-  end: number;
-  bytes: Buffer | undefined;
-}
-
-/** What a read yields, with the position just past it. */
-export type LogItem = ({ kind: 'record'; record: WalRecord } | { kind: 'damage'; damage: Damage }) & { next: Position };
 
 /**
  * The append-only log of segment files: group-committed appends (one write, one fdatasync), reads
@@ -80,10 +63,6 @@ interface Segment extends SegmentInfo {
   file: QueueFile | undefined;
 }
 
-/** Reads at most this much of a segment at once (a longer record is read whole). */
-const READ_CHUNK = 4 << 20;
-/** A read that fails with EIO this many times at the same place is given up on (its chunk becomes damage). */
-const UNREADABLE_AFTER = 3;
 
 /** Creates the segment log of a queue directory. */
 export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
@@ -97,28 +76,9 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
   let reserved = 0;
   let pending: Array<{ payload: Buffer; resolve: () => void; reject: (e: Error) => void }> = [];
   let flushing: Promise<void> | undefined;
-  /** Reads that failed with EIO at one place (a retrying reader reads what comes before it again in between). */
-  let readFailures = { at: '', count: 0 };
-  /** Places given up on (segment:offset), with the end of what was skipped: a reader that comes back skips them at once. */
-  const unreadable = new Map<string, number>();
+  const reader = createSegmentReader({ files, logger });
 
   const startOf = (s: Segment): Position => ({ first: s.first, offset: s.dataStart, seq: s.first - 1n });
-
-  const readRange = async (path: string, offset: number, length: number): Promise<Buffer> => {
-    const file = await files.open(path, 'r');
-    try {
-      const buf = Buffer.allocUnsafe(length);
-      let got = 0;
-      while (got < length) {
-        const n = await file.read(buf.subarray(got), length - got, offset + got);
-        if (n <= 0) break;
-        got += n;
-      }
-      return buf.subarray(0, got);
-    } finally {
-      await file.close();
-    }
-  };
 
   /** Stops appending to a segment; it stays readable up to its durable size. */
   const seal = async (s: Segment): Promise<void> => {
@@ -202,58 +162,6 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
     });
   };
 
-  /** Reads from a position inside `s` (before its durable end). */
-  const readIn = async (s: Segment, pos: Position): Promise<LogItem[]> => {
-    let data = await readRange(s.path, pos.offset, Math.min(s.size - pos.offset, READ_CHUNK));
-    const items: LogItem[] = [];
-    let p = 0;
-    let after = pos.seq;
-    while (p < data.length) {
-      const c = checkRecord(data, p, pos.offset, s.format, after);
-      if (c.kind === 'record') {
-        after = c.record.seq;
-        p = c.record.end - pos.offset;
-        items.push({ kind: 'record', record: c.record, next: { first: s.first, offset: c.record.end, seq: after } });
-        continue;
-      }
-      if (c.kind === 'short' && pos.offset + p + c.need <= s.size) {
-        if (items.length > 0) break; // the next read starts at this record
-        data = await readRange(s.path, pos.offset, c.need); // one record longer than a chunk: read it whole
-        if (data.length < c.need) throw new Error(`durable queue: ${s.name} ends before its durable size`);
-        continue;
-      }
-      if (items.length > 0) break; // records first; the next read meets the damage
-      // Damage: everything up to the next valid record in this segment (or its end).
-      const rest = await readRange(s.path, pos.offset, s.size - pos.offset);
-      const found = await findRecordYielding(rest, 1, pos.offset, s.format, after);
-      const end = found < 0 ? s.size : pos.offset + found;
-      return [{ kind: 'damage', damage: { segment: s.name, start: pos.offset, end, bytes: rest.subarray(0, end - pos.offset) }, next: { first: s.first, offset: end, seq: after } }];
-    }
-    return items;
-  };
-
-  /** readIn, or after the same place failed with EIO a few times in a row, its chunk as unreadable damage. */
-  const readOrSkip = async (s: Segment, pos: Position): Promise<LogItem[]> => {
-    const at = `${s.name}:${pos.offset}`;
-    const skip = (end: number): LogItem[] => [{ kind: 'damage', damage: { segment: s.name, start: pos.offset, end, bytes: undefined }, next: { first: s.first, offset: end, seq: pos.seq } }];
-    const skipped = unreadable.get(at);
-    if (skipped !== undefined) return skip(skipped);
-    try {
-      const items = await readIn(s, pos);
-      if (readFailures.at === at) readFailures = { at: '', count: 0 };
-      return items;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EIO') throw err;
-      readFailures = { at, count: readFailures.at === at ? readFailures.count + 1 : 1 };
-      if (readFailures.count < UNREADABLE_AFTER) throw err;
-      readFailures = { at: '', count: 0 };
-      const end = Math.min(s.size, (Math.floor(pos.offset / READ_CHUNK) + 1) * READ_CHUNK);
-      unreadable.set(at, end);
-      logger.error({ err, segment: s.name, start: pos.offset, end }, 'durable queue: a part of a segment cannot be read; skipping it');
-      return skip(end);
-    }
-  };
-
   return {
     get durableSeq() {
       return durableSeq;
@@ -296,7 +204,7 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
         }
         const s = segments[i] as Segment;
         if (from.offset < s.dataStart) from = startOf(s);
-        if (from.offset < s.size) return { from, sealed: s !== active, items: await readOrSkip(s, from) };
+        if (from.offset < s.size) return { from, sealed: s !== active, items: await reader.read(s, from) };
         const next = segments[i + 1];
         if (!next) return { from, sealed: s !== active, items: [] };
         from = startOf(next);
@@ -310,7 +218,7 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
         if (!done || s.last > committed) break;
         await files.unlink(s.path);
         segments.shift();
-        for (const at of unreadable.keys()) if (at.startsWith(`${s.name}:`)) unreadable.delete(at);
+        reader.forget(s.name);
         removed = true;
       }
       if (removed) await files.fsyncDir(dir);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/logger.js';
-import type { QueueFiles } from './queue-files.js';
+import { readRange, type QueueFiles } from './queue-files.js';
 import { headerSalt, isSegmentName, scanSegment, SEGMENT_HEADER_BYTES, segmentFirst, segmentLayout, type SegmentFormat } from './wal.js';
 
 /** A segment on disk as recovery found it. */
@@ -67,7 +67,7 @@ export async function recoverSegments(options: RecoveryOptions): Promise<Recover
   }
   const kept = names.slice(0, appendedTo + 1).filter((_, i) => sizes[i] !== 0);
   // The headers of the sealed segments (the last one is read whole below).
-  const heads = await Promise.all(kept.slice(0, -1).map((name) => readHead(files, join(dir, name), SEGMENT_HEADER_BYTES).catch(() => undefined)));
+  const heads = await Promise.all(kept.slice(0, -1).map((name) => readRange(files, join(dir, name), 0, SEGMENT_HEADER_BYTES).catch(() => undefined)));
   const headerSalts = heads.map((h) => (h ? headerSalt(h)?.salt : undefined)).filter((s) => s !== undefined);
   const salt = headerSalts.at(-1);
   const salts = [...new Map([options.salt, ...headerSalts.reverse()].filter((s) => s !== undefined).map((s) => [s.toString('hex'), s])).values()];
@@ -92,26 +92,10 @@ export async function recoverSegments(options: RecoveryOptions): Promise<Recover
   return { segments, top, durableSeq, salt };
 }
 
-async function readHead(files: QueueFiles, path: string, length: number): Promise<Buffer> {
-  const file = await files.open(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    let got = 0;
-    while (got < length) {
-      const n = await file.read(buf.subarray(got), length - got, got);
-      if (n <= 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
-  } finally {
-    await file.close();
-  }
-}
-
 /** A sealed segment: its layout from its header (or its first records when the header is damaged); its records are read lazily. */
 async function openSealed(files: QueueFiles, path: string, name: string, first: bigint, size: number, bound: bigint, head: Buffer | undefined, salts: readonly Buffer[], logger: Logger): Promise<SegmentInfo> {
   let bytes = head;
-  if (bytes && headerSalt(bytes) === undefined) bytes = await readHead(files, path, Math.min(size, HEAD_BYTES)).catch(() => undefined);
+  if (bytes && headerSalt(bytes) === undefined) bytes = await readRange(files, path, 0, Math.min(size, HEAD_BYTES)).catch(() => undefined);
   if (!bytes) logger.error({ segment: name }, 'durable queue: cannot read a segment header; its records are read (or counted as damage) when the consumer gets there');
   const layout = segmentLayout(bytes ?? Buffer.alloc(0), first, salts);
   if (bytes && layout.damagedCopies > 0) logger.error({ segment: name, damagedCopies: layout.damagedCopies }, 'durable queue: damaged segment header; reading the segment with the queue salt');

@@ -1,7 +1,8 @@
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createSegmentLog, type Position, type SegmentLog } from '../../../src/ingest/pipeline/segment-log.js';
+import { createSegmentLog, type SegmentLog } from '../../../src/ingest/pipeline/segment-log.js';
+import type { Position } from '../../../src/ingest/pipeline/segment-reader.js';
 import { encodeRecord, formatFor, headerSalt, segmentFirst, segmentName } from '../../../src/ingest/pipeline/wal.js';
 import { faultyFiles, type FaultyFiles } from '../../support/faulty-files.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
