@@ -134,6 +134,14 @@ const ingest = z.strictObject({
       max_rows: integer({ min: 1, max: 1_000_000 }).default(25_000),
       /** Longest queued data waits for its insert batch to fill. */
       max_delay: duration({ min: 1, max: MAX_TIMER_MS }).prefault('1s'),
+      /**
+       * How long ClickHouse may refuse a queued batch while it answers (not unreachable, not a full
+       * disk) before the batch is split in halves to find the records it refuses; those go to the
+       * dead-letter directory. Also how long a dead-letter write is retried before what it held is dropped.
+       */
+      poison_timeout: duration({ min: 1, max: MAX_TIMER_MS }).prefault('5m'),
+      /** Bytes the dead-letter directory may hold, apart from max_size; past it the oldest files are removed. */
+      dead_letter_max_size: byteSize.prefault('64MiB'),
     })
     .prefault({}),
   redaction: z

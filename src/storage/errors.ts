@@ -40,3 +40,8 @@ function errorCode(err: unknown, message: string): number | undefined {
   const m = /Code: (\d+)\./.exec(message);
   return m ? Number(m[1]) : undefined;
 }
+
+/** True for a full disk (ENOSPC, NOT_ENOUGH_SPACE), however the engine or the OS words it. */
+export function isDiskFull(err: unknown): boolean {
+  return DISK_FULL.test(`${err instanceof Error ? err.message : String(err)} ${String((err as { code?: unknown } | undefined)?.code)}`);
+}

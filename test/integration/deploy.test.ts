@@ -103,7 +103,7 @@ describe('deploy/kubernetes/base', () => {
     const sizeLimit = quantity(volume.emptyDir.sizeLimit as string);
     // Every writer on the volume has a budget, and together they stay under 90% of its sizeLimit
     // (past it, the kubelet evicts the whole pod).
-    const budgets = [config.storage.embedded.max_size ?? Infinity, config.ingest.queue.max_size, config.jobs.export_max_size];
+    const budgets = [config.storage.embedded.max_size ?? Infinity, config.ingest.queue.max_size, config.ingest.queue.dead_letter_max_size, config.jobs.export_max_size];
     expect(budgets.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(0.9 * sizeLimit);
     // The engine's measured peak (README, bench:ingest over 10 minutes: 881 MiB) plus the decoded
     // data the memory limiter lets the pipeline hold stay inside the container's memory limit.

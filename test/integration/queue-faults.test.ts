@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
-import { scanSegment, segmentLayout, segmentFirst } from '../../src/ingest/pipeline/wal.js';
+import { headerSalt, scanSegment, segmentFirst, segmentLayout } from '../../src/ingest/pipeline/wal.js';
 import { createEmbeddedTransport } from '../../src/storage/embedded.js';
 import { startAgentProcess } from '../support/agent-process.js';
 import { startTestAgent } from '../support/agent.js';
@@ -118,9 +118,12 @@ describe.runIf(canMountTmpfs())('ack: queued on a full disk (tmpfs)', () => {
       else refusal = r.message;
     }
     expect(refusal).toMatch(/durable queue write failed: .*ENOSPC/);
+    // Stalled on its disk: failed, so the strict readiness is off at once; the pod-facing one stays on.
     const queue = a.agent.health.component('queue');
-    expect(queue?.state).toBe('degraded');
+    expect(queue?.state).toBe('failed');
     expect(queue?.reason).toMatch(/ENOSPC/);
+    expect((await fetch(`${a.adminUrl}/readyz/strict`)).status).toBe(503);
+    expect((await fetch(`${a.adminUrl}/readyz`)).status).toBe(200);
     expect(a.agent.pipeline.load().queue?.stalled).toMatch(/ENOSPC/);
     await a.stop();
 
@@ -165,11 +168,14 @@ describe('ack: queued with flipped bytes in its segments', () => {
     await a.stop();
 
     // One record per case: the records of each segment, in order.
-    const segments = readdirSync(queueDir).filter((n) => n.endsWith('.wal')).sort().map((name) => {
-      const data = readFileSync(join(queueDir, name));
-      const layout = segmentLayout(data, segmentFirst(name));
-      return { path: join(queueDir, name), data, records: scanSegment(data, layout.format, layout.dataStart, segmentFirst(name)).records };
-    });
+    const segments = await Promise.all(
+      readdirSync(queueDir).filter((n) => n.endsWith('.wal')).sort().map(async (name) => {
+        const data = readFileSync(join(queueDir, name));
+        const salt = headerSalt(data)?.salt;
+        const layout = segmentLayout(data, segmentFirst(name), salt ? [salt] : []);
+        return { path: join(queueDir, name), data, records: (await scanSegment(data, layout.format, layout.dataStart, segmentFirst(name))).records };
+      }),
+    );
     expect(segments.length).toBeGreaterThanOrEqual(3);
     const [s0, s1, s2] = segments as [typeof segments[0], typeof segments[0], typeof segments[0]];
     const targets = [
@@ -203,6 +209,47 @@ describe('ack: queued with flipped bytes in its segments', () => {
     } finally {
       await b.stop();
       await ch.close();
+      dir.cleanup();
+    }
+  }, 120_000);
+});
+
+describe('ack: queued with a batch the engine keeps refusing', () => {
+  it('splits the batch to find the request ClickHouse refuses (a retryable error, code 252), keeps it in the dead-letter folder, and stores every other span once', async () => {
+    const dir = tempDir();
+    const queueDir = join(dir.path, 'queue');
+    const a = await startTestAgent({
+      ingest: { ack: 'queued', queue: { path: queueDir, max_delay: '500ms', poison_timeout: '2s' }, retry: { initial_interval: '50ms', max_interval: '200ms' } },
+      storage: { embedded: { path: join(dir.path, 'data') } },
+    });
+    try {
+      // The real engine refuses rows of one request with TOO_MANY_PARTS (252), classed retryable, while it answers.
+      const transport = a.agent.storage.transport;
+      await transport.command('SET allow_custom_error_code_in_throwif = 1');
+      await transport.command("ALTER TABLE otel_traces ADD CONSTRAINT refuse_poison CHECK throwIf(ServiceName = 'refused-poison', 'refused by the test', toInt32(252)) = 0");
+      const acked: string[] = [];
+      let poison: string[] = [];
+      const sends = [];
+      for (let i = 0; i < 20; i++) sends.push(post(a.otlpHttpUrl, i === 7 ? 'refused-poison' : 'refused', 50));
+      for (const [i, r] of (await Promise.all(sends)).entries()) {
+        expect(r.status).toBe(200);
+        if (i === 7) poison = r.ids;
+        else acked.push(...r.ids);
+      }
+      await until(async () => (await queueSize(a.adminUrl)) === '0', 60_000, 'the queue to drain');
+      const rows = await transport.query<{ SpanId: string; n: string }>("SELECT SpanId, count() AS n FROM otel_traces WHERE startsWith(ServiceName, 'refused') GROUP BY SpanId");
+      const counts = new Map(rows.map((r) => [r.SpanId, Number(r.n)]));
+      const metrics = await (await fetch(`${a.adminUrl}/metrics`)).text();
+      const dead = readdirSync(join(queueDir, 'dead-letter'));
+      console.log(`refused batch: ${acked.length + poison.length} spans acknowledged, ${rows.length} stored, ${poison.length} in the dead-letter folder (${dead.join(', ')}); ${metrics.match(/^heimdall_exporter_queue_split_batches_total \d+/m)?.[0]}`);
+      expect(acked.filter((id) => counts.get(id) !== 1)).toEqual([]);
+      expect(poison.filter((id) => counts.has(id))).toEqual([]);
+      expect(dead).toHaveLength(1);
+      expect(dead[0]).toMatch(/^(\d+)-\1-otel_traces\.jsonl$/);
+      expect(metrics).toMatch(/^heimdall_exporter_dead_letter_batches_total 1$/m);
+      expect(a.agent.health.component('queue')?.state).toBe('ready');
+    } finally {
+      await a.stop();
       dir.cleanup();
     }
   }, 120_000);

@@ -9,6 +9,8 @@ export interface FileCall {
   key: string;
   /** How many calls with this key came before it. */
   occurrence: number;
+  /** The file or directory. */
+  path: string;
 }
 
 /** The queue's real files (node:fs) with failures injected where `decide` says. */
@@ -55,7 +57,7 @@ export function faultyFiles(decide: FaultyFiles['decide'] = () => undefined): Fa
     const key = `${op}:${kindOf(path)}`;
     const occurrence = counts.get(key) ?? 0;
     counts.set(key, occurrence + 1);
-    const call = { key, occurrence };
+    const call = { key, occurrence, path };
     calls.push(call);
     const fault = self.decide(call);
     if (fault === 'ENOSPC' || fault === 'EIO') throw failure(fault, key);

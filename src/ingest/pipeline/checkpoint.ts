@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/logger.js';
 import { writeAll, writeFileAtomic, type QueueFile, type QueueFiles } from './queue-files.js';
@@ -10,13 +9,20 @@ export interface Plan {
   to: bigint;
 }
 
-/** What the consumer has done: the queue's id (in deduplication tokens), what is stored, the batch in flight. */
+/**
+ * What the consumer has done: the queue's id (in deduplication tokens) and salt (in its segments),
+ * what is stored, the batch in flight.
+ */
 export interface Checkpoint {
   id: string;
+  salt: Buffer;
   /** Every record up to this sequence number is stored. */
   committed: bigint;
   plan: Plan | undefined;
 }
+
+/** A checkpoint as loaded: the state.json of earlier versions has no salt. */
+export type LoadedCheckpoint = Omit<Checkpoint, 'salt'> & { salt: Buffer | undefined };
 
 /** Options for createCheckpointStore. */
 export interface CheckpointStoreOptions {
@@ -27,30 +33,47 @@ export interface CheckpointStoreOptions {
 }
 
 /**
- * The consumer's checkpoint on disk. It is written in place, into one of two fixed slots of an
- * existing file, so a commit never needs new disk space (a full disk cannot stop the queue from
+ * The consumer's checkpoint on disk. Once the file exists it is written in place, into one of two
+ * fixed slots, so a commit never needs new disk space (a full disk cannot stop the queue from
  * draining), and a write torn by a crash leaves the other slot's, previous, checkpoint.
  */
 export interface CheckpointStore {
   /**
    * The checkpoint on disk: the `checkpoint` file, or the `state.json` and `plan.json` of earlier
-   * versions, or a fresh one (new id, nothing committed). `durable` is false until a save succeeded.
+   * versions, or undefined when there is none. One that cannot be read or parsed is logged and set
+   * aside (renamed `<name>.damaged`), and counts as none. Never throws.
    */
-  load(): Promise<{ checkpoint: Checkpoint; durable: boolean }>;
-  /** Writes a checkpoint durably (creating the file the first time). Throws on failure; the previous one stays. */
+  load(): Promise<LoadedCheckpoint | undefined>;
+  /** Whether the checkpoint file exists: then save writes in place and needs no disk space. */
+  readonly created: boolean;
+  /**
+   * Writes a checkpoint durably; the first save creates the file (8 KiB, written whole under a
+   * temporary name, then renamed) and removes the files of earlier versions. Throws on failure; the
+   * previous checkpoint stays.
+   */
   save(c: Checkpoint): Promise<void>;
   /** Closes the file. Safe to call twice. */
   close(): Promise<void>;
 }
 
 const FILE = 'checkpoint';
+const LEGACY_STATE = 'state.json';
+const LEGACY_PLAN = 'plan.json';
 const SLOT_BYTES = 4096;
 const SLOT_MAGIC = 0x314b4348; // "HCK1"
 /** magic u32, generation u64, text length u32, CRC-32 of the 16 bytes before it and the text. */
 const SLOT_HEADER = 20;
 
+interface SlotText {
+  id: string;
+  salt: string;
+  committed: string;
+  plan: { from: string; to: string } | null;
+}
+
 function encodeSlot(c: Checkpoint, generation: bigint): Buffer {
-  const text = Buffer.from(JSON.stringify({ id: c.id, committed: c.committed.toString(), plan: c.plan ? { from: c.plan.from.toString(), to: c.plan.to.toString() } : null }));
+  const json: SlotText = { id: c.id, salt: c.salt.toString('hex'), committed: c.committed.toString(), plan: c.plan ? { from: c.plan.from.toString(), to: c.plan.to.toString() } : null };
+  const text = Buffer.from(JSON.stringify(json));
   if (SLOT_HEADER + text.length > SLOT_BYTES) throw new Error('durable queue: checkpoint too large');
   const slot = Buffer.alloc(SLOT_BYTES);
   slot.writeUInt32LE(SLOT_MAGIC, 0);
@@ -67,13 +90,14 @@ function decodeSlot(slot: Buffer): { checkpoint: Checkpoint; generation: bigint 
   if (SLOT_HEADER + len > slot.length) return undefined;
   const text = slot.subarray(SLOT_HEADER, SLOT_HEADER + len);
   if (crc32(text, crc32(slot.subarray(0, 16))) !== slot.readUInt32LE(16)) return undefined;
-  const j = JSON.parse(text.toString()) as { id: string; committed: string; plan: { from: string; to: string } | null };
-  return { generation: slot.readBigUInt64LE(4), checkpoint: { id: j.id, committed: BigInt(j.committed), plan: j.plan ? { from: BigInt(j.plan.from), to: BigInt(j.plan.to) } : undefined } };
+  const j = JSON.parse(text.toString()) as SlotText;
+  const plan = j.plan ? { from: BigInt(j.plan.from), to: BigInt(j.plan.to) } : undefined;
+  return { generation: slot.readBigUInt64LE(4), checkpoint: { id: j.id, salt: Buffer.from(j.salt, 'hex'), committed: BigInt(j.committed), plan } };
 }
 
 /** Creates the checkpoint store of a queue directory. */
 export function createCheckpointStore(options: CheckpointStoreOptions): CheckpointStore {
-  const { dir, files } = options;
+  const { dir, files, logger } = options;
   const path = join(dir, FILE);
   let file: QueueFile | undefined;
   /** Generation of the newest checkpoint on disk; 0n while the file does not exist. */
@@ -81,35 +105,70 @@ export function createCheckpointStore(options: CheckpointStoreOptions): Checkpoi
   /** Files of earlier versions, removed once the checkpoint file holds their content. */
   let legacy = false;
 
-  const readLegacy = async (): Promise<Checkpoint | undefined> => {
-    if ((await files.size(join(dir, 'state.json'))) === undefined) return undefined;
-    const state = JSON.parse((await files.readFile(join(dir, 'state.json'))).toString()) as { id: string; committed: string };
-    const committed = BigInt(state.committed);
+  /** Reads a small file and parses it; undefined when it is missing; damaged (thrown) when it cannot be read or parsed. */
+  const readIfThere = async <T>(name: string, parse: (data: Buffer) => T): Promise<T | undefined> => {
+    if ((await files.size(join(dir, name))) === undefined) return undefined;
+    return parse(await files.readFile(join(dir, name)));
+  };
+
+  /** Logs a file that cannot be read and renames it `<name>.damaged`, so it is kept but no longer read. */
+  const setAside = async (name: string, err: unknown): Promise<void> => {
+    logger.error({ err, file: name }, `durable queue: cannot read ${name}; set aside as ${name}.damaged. Reading starts at the oldest queued segment: records stored before may be stored again (none is lost)`);
+    await files.rename(join(dir, name), join(dir, `${name}.damaged`)).catch((e: unknown) => logger.error({ err: e, file: name }, `durable queue: cannot set ${name} aside`));
+  };
+
+  const loadFile = async (): Promise<Checkpoint | undefined> => {
+    const data = await readIfThere(FILE, (d) => d);
+    if (!data) return undefined;
+    const slots = [decodeSlot(data.subarray(0, SLOT_BYTES)), decodeSlot(data.subarray(SLOT_BYTES, 2 * SLOT_BYTES))].filter((s) => s !== undefined);
+    const newest = slots.sort((a, b) => (a.generation < b.generation ? 1 : -1))[0];
+    if (!newest) throw new Error('both slots of the checkpoint are damaged');
+    generation = newest.generation;
+    return newest.checkpoint;
+  };
+
+  const loadLegacy = async (): Promise<LoadedCheckpoint | undefined> => {
+    const state = await readIfThere(LEGACY_STATE, (d) => {
+      const j = JSON.parse(d.toString()) as { id: unknown; committed: unknown };
+      if (typeof j.id !== 'string' || typeof j.committed !== 'string') throw new Error(`${LEGACY_STATE} has no id or committed`);
+      return { id: j.id, committed: BigInt(j.committed) };
+    });
+    if (!state) return undefined;
     let plan: Plan | undefined;
-    if ((await files.size(join(dir, 'plan.json'))) !== undefined) {
-      const p = JSON.parse((await files.readFile(join(dir, 'plan.json'))).toString()) as { from: string; to: string };
-      plan = { from: BigInt(p.from), to: BigInt(p.to) };
+    try {
+      plan = await readIfThere(LEGACY_PLAN, (d) => {
+        const j = JSON.parse(d.toString()) as { from: string; to: string };
+        return { from: BigInt(j.from), to: BigInt(j.to) };
+      });
+    } catch (err) {
+      // Without the plan, its batch is inserted again under another token: stored twice at worst.
+      await setAside(LEGACY_PLAN, err);
     }
-    return { id: state.id, committed, plan };
+    return { ...state, salt: undefined, plan };
   };
 
   return {
+    get created() {
+      return generation > 0n;
+    },
     async load() {
-      if ((await files.size(path)) !== undefined) {
-        const data = await files.readFile(path);
-        const slots = [decodeSlot(data.subarray(0, SLOT_BYTES)), decodeSlot(data.subarray(SLOT_BYTES, 2 * SLOT_BYTES))].filter((s) => s !== undefined);
-        const newest = slots.sort((a, b) => (a.generation < b.generation ? 1 : -1))[0];
-        if (newest) {
-          generation = newest.generation;
-          legacy = (await files.size(join(dir, 'state.json'))) !== undefined;
-          return { checkpoint: newest.checkpoint, durable: true };
+      try {
+        const c = await loadFile();
+        if (c) {
+          legacy = (await files.size(join(dir, LEGACY_STATE)).catch(() => undefined)) !== undefined;
+          return c;
         }
-        options.logger.error({ path }, 'durable queue: both slots of the checkpoint are damaged; starting from the queued segments (what they hold may be stored twice)');
-        await files.unlink(path);
+      } catch (err) {
+        await setAside(FILE, err);
       }
-      const old = await readLegacy();
-      legacy = old !== undefined;
-      return { checkpoint: old ?? { id: randomUUID(), committed: 0n, plan: undefined }, durable: old !== undefined };
+      try {
+        const old = await loadLegacy();
+        legacy = old !== undefined;
+        return old;
+      } catch (err) {
+        await setAside(LEGACY_STATE, err);
+        return undefined;
+      }
     },
     async save(c) {
       const next = generation + 1n;
@@ -126,7 +185,7 @@ export function createCheckpointStore(options: CheckpointStoreOptions): Checkpoi
       generation = next;
       if (legacy) {
         legacy = false;
-        await Promise.all([files.unlink(join(dir, 'state.json')), files.unlink(join(dir, 'plan.json'))]).catch((err: unknown) => options.logger.warn({ err }, 'durable queue: cannot remove state.json / plan.json of an earlier version (the checkpoint replaces them)'));
+        await Promise.all([files.unlink(join(dir, LEGACY_STATE)), files.unlink(join(dir, LEGACY_PLAN))]).catch((err: unknown) => logger.warn({ err }, 'durable queue: cannot remove state.json / plan.json of an earlier version (the checkpoint replaces them)'));
       }
     },
     async close() {

@@ -120,6 +120,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           storageReady: () => options.storage.ready,
           maxRows: config.queue.max_rows,
           maxDelayMs: config.queue.max_delay,
+          refusedTimeoutMs: config.queue.poison_timeout,
+          deadLetterMaxBytes: config.queue.dead_letter_max_size,
           retry: { initialMs: config.retry.initial_interval, maxMs: config.retry.max_interval },
           logger,
           metrics: options.metrics,

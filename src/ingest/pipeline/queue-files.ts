@@ -82,6 +82,23 @@ export const nodeQueueFiles: QueueFiles = {
   },
 };
 
+/** Reads up to `length` bytes of a file from `offset` (fewer at its end). */
+export async function readRange(files: QueueFiles, path: string, offset: number, length: number): Promise<Buffer> {
+  const file = await files.open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = await file.read(buf.subarray(got), length - got, offset + got);
+      if (n <= 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await file.close();
+  }
+}
+
 /** A write that made no progress: the disk took none of the remaining bytes. */
 export class ShortWriteError extends Error {
   override name = 'ShortWriteError';
@@ -90,9 +107,9 @@ export class ShortWriteError extends Error {
 
 /**
  * Writes all of `buffers` at `position`, writing the rest again after a short write; throws when a
- * write fails or makes no progress. Resolves with the bytes written (their total).
+ * write fails or makes no progress.
  */
-export async function writeAll(file: QueueFile, buffers: readonly Buffer[], position: number): Promise<number> {
+export async function writeAll(file: QueueFile, buffers: readonly Buffer[], position: number): Promise<void> {
   const total = buffers.reduce((n, b) => n + b.length, 0);
   let done = 0;
   let rest = buffers.filter((b) => b.length > 0);
@@ -113,7 +130,6 @@ export async function writeAll(file: QueueFile, buffers: readonly Buffer[], posi
       }
     }
   }
-  return total;
 }
 
 /**

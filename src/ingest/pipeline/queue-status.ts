@@ -1,11 +1,19 @@
 import type { HealthReporter } from '../../health/registry.js';
 
-/** What a part of the queue can be waiting on: its appends and its consumer (the disk), or storage. */
-export type QueueCondition = 'append' | 'consumer' | 'storage';
+/**
+ * What a part of the queue can be waiting on: its appends and its consumer failing on the disk
+ * (`append`, `consumer`); storage (`storage`); or disk space for its checkpoint while it drains
+ * without one (`checkpoint`).
+ */
+export type QueueCondition = 'append' | 'consumer' | 'storage' | 'checkpoint';
+
+/** Conditions that stall the queue: it cannot take data or cannot drain by itself. */
+const STALLS: ReadonlySet<QueueCondition> = new Set(['append', 'consumer']);
 
 /**
- * The queue's health as one component: `ready`, or `degraded` with why it waits. Appends or the
- * consumer failing on the disk stall the queue; waiting for storage does not (storage reports itself).
+ * The queue's health as one component: `ready`; `failed` with the reason while it is stalled on its
+ * disk (appends failing, or the consumer unable to go on), so the strict readiness turns off at
+ * once; `degraded` with why it waits when it only waits (storage unavailable, no checkpoint yet).
  */
 export interface QueueStatus {
   /** Starts reporting (the component is `starting` until then). */
@@ -20,9 +28,11 @@ export interface QueueStatus {
 export function createQueueStatus(reporter: HealthReporter): QueueStatus {
   const reasons = new Map<QueueCondition, string>();
   let started = false;
+  const stalls = (): string[] => [...reasons].filter(([c]) => STALLS.has(c)).map(([, r]) => r);
   const report = (): void => {
+    if (!started) return;
     const all = [...reasons.values()];
-    if (started) reporter.set(all.length > 0 ? 'degraded' : 'ready', all.join('; '));
+    reporter.set(stalls().length > 0 ? 'failed' : all.length > 0 ? 'degraded' : 'ready', all.join('; '));
   };
   return {
     start() {
@@ -36,7 +46,7 @@ export function createQueueStatus(reporter: HealthReporter): QueueStatus {
       report();
     },
     get stalled() {
-      const disk = ['append', 'consumer'].map((c) => reasons.get(c as QueueCondition)).filter((r) => r !== undefined);
+      const disk = stalls();
       return disk.length > 0 ? disk.join('; ') : undefined;
     },
   };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HealthRegistry } from '../../health/registry.js';
 import type { Logger } from '../../telemetry/logger.js';
@@ -6,6 +7,7 @@ import { createCheckpointStore } from './checkpoint.js';
 import { createDeadLetter } from './dead-letter.js';
 import { RetryableError } from './errors.js';
 import { createQueueConsumer } from './queue-consumer.js';
+import { createQueueDelivery } from './queue-delivery.js';
 import { isNoSpace, nodeQueueFiles, type QueueFiles } from './queue-files.js';
 import { createQueueStatus } from './queue-status.js';
 import { createSegmentLog } from './segment-log.js';
@@ -28,13 +30,20 @@ export interface DurableQueueOptions {
   maxRows: number;
   /** Longest a record waits before a smaller batch is written. */
   maxDelayMs: number;
+  /**
+   * How long storage may refuse a batch while it answers (not unreachable, not a full disk) before
+   * the batch is split to find the records it refuses (ingest.queue.poison_timeout).
+   */
+  refusedTimeoutMs: number;
+  /** Bytes the dead-letter folder may hold; past it the oldest files are removed (ingest.queue.dead_letter_max_size). */
+  deadLetterMaxBytes: number;
   /** Backoff between retries of a consumer step that failed on the disk (first, longest). */
   retry: { initialMs: number; maxMs: number };
   /** The agent's logger; the queue logs as component `queue`. */
   logger: Logger;
   /** Registry for the queue metrics. */
   metrics: Registry;
-  /** Where the queue reports its state, as component `queue` (not critical: `degraded` says why it waits). */
+  /** Where the queue reports its state, as component `queue` (gating the strict readiness: `failed` while stalled on its disk). */
   health: HealthRegistry;
   /** The file system calls the queue makes (default node:fs; tests inject failures). */
   files?: QueueFiles;
@@ -42,7 +51,12 @@ export interface DurableQueueOptions {
 
 /** An on-disk queue (write-ahead log) between acknowledgement and ClickHouse. */
 export interface DurableQueue {
-  /** Recovers the log (cutting a torn tail, keeping records around damage), then starts writing queued data to storage. Needs no free disk space. */
+  /**
+   * Opens the log (reading only segment headers and the last segment, whose write torn by a crash is
+   * cut off), creates the checkpoint file when it is missing (so every later commit is written in
+   * place), then starts writing queued data to storage. Needs no free disk space; damage and read
+   * errors in the queue's files are left to the consumer, never a reason to fail.
+   */
   start(): Promise<void>;
   /**
    * Appends rows; resolves once they are fsynced. Throws RetryableError when the queue is full or the
@@ -70,21 +84,30 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
   const reporter = options.health.register('queue', { gate: 'strict' });
   const status = createQueueStatus(reporter);
   const checkpoints = createCheckpointStore({ dir, files, logger });
-  const log = createSegmentLog({ dir, files, segmentBytes: options.segmentBytes, logger, onDurable: () => consumer.wake() });
+  const log = createSegmentLog({
+    dir,
+    files,
+    segmentBytes: options.segmentBytes,
+    logger,
+    onDurable: () => {
+      status.set('append', undefined);
+      consumer.wake();
+    },
+  });
   const depth = (): number => Math.max(0, Number(log.durableSeq - consumer.committed));
-  const consumer = createQueueConsumer({
-    log,
-    checkpoints,
-    deadLetter: createDeadLetter({ dir, files, logger, metrics: options.metrics }),
+  const deadLetter = createDeadLetter({ dir, files, maxBytes: options.deadLetterMaxBytes, logger, metrics: options.metrics });
+  const delivery = createQueueDelivery({
     writer: options.writer,
-    maxRows: options.maxRows,
-    maxDelayMs: options.maxDelayMs,
+    deadLetter,
+    refusedTimeoutMs: options.refusedTimeoutMs,
     retry: options.retry,
     storageReady: options.storageReady,
     depth,
     status,
+    metrics: options.metrics,
     logger,
   });
+  const consumer = createQueueConsumer({ log, checkpoints, deadLetter, delivery, maxRows: options.maxRows, maxDelayMs: options.maxDelayMs, retry: options.retry, status, logger });
   let stopped = false;
 
   new Gauge({
@@ -123,13 +146,21 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     },
     async start() {
       await files.mkdir(dir);
-      const { checkpoint } = await checkpoints.load();
+      const loaded = await checkpoints.load();
+      const floor = loaded ? (loaded.plan && loaded.plan.to > loaded.committed ? loaded.plan.to : loaded.committed) : 0n;
+      const salt = await log.recover(floor, loaded?.salt);
+      // Segments are removed only once their records are stored: nothing before the oldest one waits.
+      const oldest = log.start.first - 1n;
+      const committed = loaded && loaded.committed > oldest ? loaded.committed : oldest;
       // A plan at or under the committed mark was stored already (a stale plan.json of an earlier version).
-      const plan = checkpoint.plan && checkpoint.plan.to > checkpoint.committed ? checkpoint.plan : undefined;
-      await log.recover(plan ? plan.to : checkpoint.committed);
-      logger.info({ path: dir, backlog: depth(), bytes: log.bytes, replayingPlan: plan ? { from: plan.from.toString(), to: plan.to.toString() } : null }, 'durable queue opened');
+      const plan = loaded?.plan && loaded.plan.to > committed ? loaded.plan : undefined;
+      const checkpoint = { id: loaded?.id ?? randomUUID(), salt, committed, plan };
+      await deadLetter.start();
+      // Created now, before any append can fill the disk: from here on, commits are in-place writes.
+      if (!checkpoints.created) await checkpoints.save(checkpoint).catch((err: unknown) => logger.warn({ err }, 'durable queue: cannot create the checkpoint yet'));
+      logger.info({ path: dir, backlog: Number(log.durableSeq - committed), bytes: log.bytes, replayingPlan: plan ? { from: plan.from.toString(), to: plan.to.toString() } : null }, 'durable queue opened');
       status.start();
-      consumer.start({ ...checkpoint, plan });
+      consumer.start(checkpoint);
     },
     async append(parts) {
       if (stopped) throw new RetryableError('the agent is shutting down', 1_000);
@@ -146,14 +177,15 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
         status.set('append', `${isNoSpace(err) ? 'waiting for disk space: ' : ''}appends fail: ${code ?? (err as Error).message}`);
         throw new RetryableError(`durable queue write failed: ${(err as Error).message}`, 1_000);
       }
-      status.set('append', undefined);
     },
     async shutdown() {
       if (stopped) return;
       stopped = true;
       await log.close();
+      // The consumer stops first: an insert the writer gives up on at shutdown is not a refusal.
+      const consumerStopped = consumer.shutdown();
       options.writer.shutdown();
-      await consumer.shutdown();
+      await consumerStopped;
       await checkpoints.close();
       reporter.set('stopping');
       logger.info({ backlog: depth() }, 'durable queue closed');

@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/logger.js';
 import { writeAll, type QueueFile, type QueueFiles } from './queue-files.js';
-import { checkRecord, encodeRecord, findRecord, HEADER_BYTES, isSegmentName, newSegmentHeader, scanSegment, segmentFirst, segmentLayout, segmentName, type SegmentFormat, type WalRecord } from './wal.js';
+import { createSegmentReader, type LogItem, type Position } from './segment-reader.js';
+import { recoverSegments, type SegmentInfo } from './segment-recovery.js';
+import { encodeRecord, formatFor, HEADER_BYTES, newSalt, segmentHeader, segmentName } from './wal.js';
 
 /** Options for createSegmentLog. */
 export interface SegmentLogOptions {
@@ -15,35 +17,18 @@ export interface SegmentLogOptions {
   logger: Logger;
 }
 
-/** Where a reader is: a segment (by its first sequence number), a byte offset in it, and the last good record's sequence number before it. */
-export interface Position {
-  first: bigint;
-  offset: number;
-  seq: bigint;
-}
-
-/** Bytes of a segment that hold no valid record (damage), kept whole. */
-export interface Damage {
-  segment: string;
-  start: number;
-  end: number;
-  bytes: Buffer;
-}
-
-/** What a read yields, with the position just past it. */
-export type LogItem = ({ kind: 'record'; record: WalRecord } | { kind: 'damage'; damage: Damage }) & { next: Position };
-
 /**
  * The append-only log of segment files: group-committed appends (one write, one fdatasync), reads
  * that resynchronise after damage, recovery, and release of segments the consumer is done with.
  */
 export interface SegmentLog {
   /**
-   * Opens the segments on disk: cuts a write torn by a crash off the end of the last segment, keeps
-   * every segment that holds a record or damage, and numbers new records past `floor` (sequence
-   * numbers up to it may be in use by the consumer's checkpoint). Needs no free disk space.
+   * Opens the segments on disk (see recoverSegments: the last one is read whole, the others when the
+   * reader gets there) and numbers new records past `floor` (sequence numbers up to it may be in use
+   * by the consumer's checkpoint). New segments carry `salt`, or the salt of the segments on disk,
+   * or a new one: resolves with it. Needs no free disk space; never fails on a segment's bytes.
    */
-  recover(floor: bigint): Promise<void>;
+  recover(floor: bigint, salt: Buffer | undefined): Promise<Buffer>;
   /**
    * Appends one record; resolves once it is durable. A write that did not complete (error, short
    * write, failed fdatasync) rejects with its error, and the segment is cut back to its last whole
@@ -59,61 +44,41 @@ export interface SegmentLog {
   /**
    * Reads from `pos` what is durable in one segment: records, or one damaged region (the bytes up to
    * the next valid record). `from` is `pos`, moved to the next segment when that one was released
-   * or read to its end. No items: nothing more for now.
+   * or read to its end; `sealed` says whether that segment is done with appends (its records are
+   * final). No items: nothing more for now. A part of a segment that keeps failing to read (EIO,
+   * three times) comes back as damage without bytes, so one bad sector cannot stop the reader.
    */
-  read(pos: Position): Promise<{ from: Position; items: LogItem[] }>;
-  /** Removes the segments (except the one appended to) that `passed` is past and whose records are all at or under `committed`. */
-  release(passed: Position, committed: bigint): Promise<void>;
+  read(pos: Position): Promise<{ from: Position; sealed: boolean; items: LogItem[] }>;
+  /**
+   * Removes the segments (except the one appended to) that `passed` is past and whose records are
+   * all at or under `committed`. Resolves true when it removed one (disk space was freed).
+   */
+  release(passed: Position, committed: bigint): Promise<boolean>;
   /** Waits for appends in flight and closes the segment appended to. */
   close(): Promise<void>;
 }
 
-interface Segment {
-  name: string;
-  path: string;
-  first: bigint;
-  /** Bytes known durable and whole; readers never look past it. */
-  size: number;
-  /** The sequence number of its newest record (first - 1 when it has none). */
-  last: bigint;
-  format: SegmentFormat;
-  dataStart: number;
+interface Segment extends SegmentInfo {
   /** Open for appends: only the newest segment, created by this process. */
   file: QueueFile | undefined;
 }
 
-/** Reads at most this much of a segment at once (a longer record is read whole). */
-const READ_CHUNK = 4 << 20;
 
 /** Creates the segment log of a queue directory. */
 export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
   const { dir, files, logger } = options;
   let segments: Segment[] = [];
   let active: Segment | undefined;
+  let salt = newSalt();
   let nextSeq = 1n;
   let durableSeq = 0n;
   /** Bytes reserved by appends not yet durable. */
   let reserved = 0;
   let pending: Array<{ payload: Buffer; resolve: () => void; reject: (e: Error) => void }> = [];
   let flushing: Promise<void> | undefined;
+  const reader = createSegmentReader({ files, logger });
 
   const startOf = (s: Segment): Position => ({ first: s.first, offset: s.dataStart, seq: s.first - 1n });
-
-  const readRange = async (path: string, offset: number, length: number): Promise<Buffer> => {
-    const file = await files.open(path, 'r');
-    try {
-      const buf = Buffer.allocUnsafe(length);
-      let got = 0;
-      while (got < length) {
-        const n = await file.read(buf.subarray(got), length - got, offset + got);
-        if (n <= 0) break;
-        got += n;
-      }
-      return buf.subarray(0, got);
-    } finally {
-      await file.close();
-    }
-  };
 
   /** Stops appending to a segment; it stays readable up to its durable size. */
   const seal = async (s: Segment): Promise<void> => {
@@ -144,7 +109,7 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
     if (active) await seal(active);
     const name = segmentName(nextSeq);
     const path = join(dir, name);
-    const { header, format } = newSegmentHeader();
+    const header = segmentHeader(salt);
     const file = await files.open(path, 'w');
     try {
       await writeAll(file, [header], 0);
@@ -155,7 +120,7 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
       await files.unlink(path).catch(() => undefined);
       throw err;
     }
-    const s: Segment = { name, path, first: nextSeq, size: header.length, last: nextSeq - 1n, format, dataStart: header.length, file };
+    const s: Segment = { name, path, first: nextSeq, size: header.length, last: nextSeq - 1n, format: formatFor(salt, nextSeq), dataStart: header.length, file };
     segments.push(s);
     active = s;
     return s;
@@ -197,36 +162,6 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
     });
   };
 
-  /** Reads from a position inside `s` (before its durable end). */
-  const readIn = async (s: Segment, pos: Position): Promise<LogItem[]> => {
-    let data = await readRange(s.path, pos.offset, Math.min(s.size - pos.offset, READ_CHUNK));
-    const items: LogItem[] = [];
-    let p = 0;
-    let after = pos.seq;
-    while (p < data.length) {
-      const c = checkRecord(data, p, pos.offset, s.format, after);
-      if (c.kind === 'record') {
-        after = c.record.seq;
-        p = c.record.end - pos.offset;
-        items.push({ kind: 'record', record: c.record, next: { first: s.first, offset: c.record.end, seq: after } });
-        continue;
-      }
-      if (c.kind === 'short' && pos.offset + p + c.need <= s.size) {
-        if (items.length > 0) break; // the next read starts at this record
-        data = await readRange(s.path, pos.offset, c.need); // one record longer than a chunk: read it whole
-        if (data.length < c.need) throw new Error(`durable queue: ${s.name} ends before its durable size`);
-        continue;
-      }
-      if (items.length > 0) break; // records first; the next read meets the damage
-      // Damage: everything up to the next valid record in this segment (or its end).
-      const rest = await readRange(s.path, pos.offset, s.size - pos.offset);
-      const found = findRecord(rest, 1, pos.offset, s.format, after);
-      const end = found < 0 ? s.size : pos.offset + found;
-      return [{ kind: 'damage', damage: { segment: s.name, start: pos.offset, end, bytes: rest.subarray(0, end - pos.offset) }, next: { first: s.first, offset: end, seq: after } }];
-    }
-    return items;
-  };
-
   return {
     get durableSeq() {
       return durableSeq;
@@ -239,56 +174,14 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
       return s ? startOf(s) : { first: nextSeq, offset: 0, seq: nextSeq - 1n };
     },
 
-    async recover(floor) {
-      const names = (await files.readdir(dir)).filter(isSegmentName).sort();
-      // The segment appended to when the process stopped: the last one with bytes in it.
-      const sizes = await Promise.all(names.map((n) => files.size(join(dir, n))));
-      const appendedTo = sizes.findLastIndex((size) => (size ?? 0) > 0);
-      const kept: Segment[] = [];
-      let top = floor;
-      for (const [i, name] of names.entries()) {
-        const path = join(dir, name);
-        const first = segmentFirst(name);
-        if (first > top) top = first;
-        const data = await files.readFile(path);
-        const layout = segmentLayout(data, first);
-        if (layout.damagedCopies > 0) logger.error({ segment: name, damagedCopies: layout.damagedCopies }, 'durable queue: damaged segment header; reading the segment with the other copy');
-        const scan = scanSegment(data, layout.format, layout.dataStart, first);
-        let size = data.length;
-        if (scan.tail?.torn && i === appendedTo) {
-          // A crash cut the last append short: it was never acknowledged. Cut it off.
-          size = scan.tail.start;
-          logger.warn({ segment: name, offset: size, bytes: data.length - size }, 'durable queue: cutting a write torn by a crash off the end of the last segment');
-          try {
-            const file = await files.open(path, 'r+');
-            try {
-              await file.truncate(size);
-              await file.datasync();
-            } finally {
-              await file.close();
-            }
-          } catch (err) {
-            logger.error({ err, segment: name }, 'durable queue: cannot cut a torn write; readers stop before it');
-          }
-        }
-        const damaged = [...scan.damaged, ...(scan.tail && size > scan.tail.start ? [scan.tail] : [])];
-        if (damaged.length > 0) {
-          logger.error({ segment: name, damaged: damaged.map((d) => ({ start: d.start, end: d.end })), records: scan.records.length }, 'durable queue: damaged records in a segment; the valid records around them are kept, the damaged bytes go to the dead-letter directory');
-        }
-        const last = scan.records[scan.records.length - 1]?.seq ?? first - 1n;
-        if (last > top) top = last;
-        if (scan.records.length === 0 && damaged.length === 0) {
-          // Nothing in it (created, never written before a crash).
-          await files.unlink(path);
-          continue;
-        }
-        kept.push({ name, path, first, size, last, format: layout.format, dataStart: Math.min(layout.dataStart, size), file: undefined });
-      }
-      await files.fsyncDir(dir);
-      segments = kept;
+    async recover(floor, queueSalt) {
+      const found = await recoverSegments({ dir, files, salt: queueSalt, floor, logger });
+      segments = found.segments.map((s) => ({ ...s, file: undefined }));
       active = undefined;
-      durableSeq = kept.reduce((m, s) => (s.last > m ? s.last : m), floor);
-      nextSeq = top + 1n;
+      durableSeq = found.durableSeq;
+      nextSeq = found.top + 1n;
+      salt = queueSalt ?? found.salt ?? salt;
+      return salt;
     },
 
     append(payload) {
@@ -306,14 +199,14 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
         if (i < 0) {
           i = segments.findIndex((s) => s.first > from.first);
           const s = segments[i];
-          if (!s) return { from, items: [] };
+          if (!s) return { from, sealed: false, items: [] };
           from = startOf(s);
         }
         const s = segments[i] as Segment;
         if (from.offset < s.dataStart) from = startOf(s);
-        if (from.offset < s.size) return { from, items: await readIn(s, from) };
+        if (from.offset < s.size) return { from, sealed: s !== active, items: await reader.read(s, from) };
         const next = segments[i + 1];
-        if (!next) return { from, items: [] };
+        if (!next) return { from, sealed: s !== active, items: [] };
         from = startOf(next);
       }
     },
@@ -325,9 +218,11 @@ export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
         if (!done || s.last > committed) break;
         await files.unlink(s.path);
         segments.shift();
+        reader.forget(s.name);
         removed = true;
       }
       if (removed) await files.fsyncDir(dir);
+      return removed;
     },
 
     async close() {

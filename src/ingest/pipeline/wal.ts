@@ -3,11 +3,14 @@ import { crc32 as zlibCrc32 } from 'node:zlib';
 
 /*
  * Segment file format (version 2):
- *   segment header, twice (48 bytes): magic "HEIMWAL\0", u32 version (2), 8 random bytes (the salt),
- *     u32 CRC-32 of the 20 bytes before it. The second copy is read when the first is damaged.
+ *   segment header, twice (48 bytes): magic "HEIMWAL\0", u32 version (2), the queue's salt (8 random
+ *     bytes, the same in every segment of a queue and in its checkpoint), u32 CRC-32 of the 20 bytes
+ *     before it. The second copy is read when the first is damaged; when both are, the salt is taken
+ *     from the checkpoint or another segment, and confirmed by a record that checks out with it.
  *   records: u32 magic, u32 payload length, u64 sequence number, u32 CRC of the payload, u32 CRC of
- *     the 20 header bytes before it, then the payload. Both CRCs are seeded with the segment's salt,
- *     so bytes a client sent (a payload that embeds a record) never pass for a record of this segment.
+ *     the 20 header bytes before it, then the payload. Both CRCs are seeded with the segment's seed
+ *     (from the salt and the segment's first sequence number), so bytes a client sent (a payload that
+ *     embeds a record) never pass for a record of this queue.
  * Version 1 (segments written before the header existed): records only, each u32 payload length,
  *   u32 CRC-32 of the payload, u64 sequence number, payload. Still read; never written.
  */
@@ -18,12 +21,16 @@ export const HEADER_BYTES = 24;
 const V1_HEADER_BYTES = 16;
 /** Bytes of the segment header (two copies of 24 bytes). */
 export const SEGMENT_HEADER_BYTES = 48;
+/** Bytes of a queue's salt. */
+export const SALT_BYTES = 8;
 const SEGMENT_MAGIC = Buffer.from('HEIMWAL\0', 'latin1');
 const RECORD_MAGIC = Buffer.from([0xd7, 0x48, 0x52, 0x02]);
 const RECORD_MAGIC_U32 = RECORD_MAGIC.readUInt32LE(0);
 const VERSION = 2;
 /** Version 1 records carry no magic: a record found by scanning must follow the last good one within this many sequence numbers. */
 const V1_SEQ_WINDOW = 1n << 20n;
+/** Bytes a damage scan covers between two yields to the event loop. */
+const SCAN_SLICE = 1 << 20;
 
 /** How a segment's records are framed: version 1 (legacy) or 2 with the seed of its CRCs. */
 export type SegmentFormat = { version: 1 } | { version: 2; seed: number };
@@ -82,27 +89,38 @@ export function decodeParts(payload: Buffer): RecordPart[] {
   return parts;
 }
 
-/** Rows in a framed payload, without reading the rows. */
-export function countRows(payload: Buffer): number {
-  let rows = 0;
-  let pos = 0;
-  while (pos < payload.length) {
-    const tableLen = payload.readUInt16LE(pos);
-    pos += 2 + tableLen;
-    rows += payload.readUInt32LE(pos);
-    pos += 8 + payload.readUInt32LE(pos + 4);
-  }
-  return rows;
+/** A new random salt for a queue. */
+export function newSalt(): Buffer {
+  return randomBytes(SALT_BYTES);
 }
 
-/** A new segment's header, with a fresh random salt, and the format its records are written in. */
-export function newSegmentHeader(): { header: Buffer; format: SegmentFormat } {
+/** The format of the records of the segment whose first sequence number is `first`, in a queue with `salt`. */
+export function formatFor(salt: Buffer, first: bigint): Extract<SegmentFormat, { version: 2 }> {
+  const firstBytes = Buffer.alloc(8);
+  firstBytes.writeBigUInt64LE(first);
+  return { version: 2, seed: crc32(firstBytes, crc32(salt)) };
+}
+
+/** The header of a new segment of a queue with `salt`. */
+export function segmentHeader(salt: Buffer): Buffer {
   const copy = Buffer.alloc(SEGMENT_HEADER_BYTES / 2);
   SEGMENT_MAGIC.copy(copy, 0);
   copy.writeUInt32LE(VERSION, 8);
-  randomBytes(8).copy(copy, 12);
+  salt.copy(copy, 12);
   copy.writeUInt32LE(crc32(copy.subarray(0, 20)), 20);
-  return { header: Buffer.concat([copy, copy]), format: { version: 2, seed: crc32(copy.subarray(12, 20)) } };
+  return Buffer.concat([copy, copy]);
+}
+
+/** The salt in a segment header (`head`: the segment's first bytes) from a copy that checks out, or undefined. */
+export function headerSalt(head: Buffer): { salt: Buffer; damagedCopies: 0 | 1 } | undefined {
+  const half = SEGMENT_HEADER_BYTES / 2;
+  for (const i of [0, 1] as const) {
+    const copy = head.subarray(i * half, (i + 1) * half);
+    if (copy.length === half && copy.subarray(0, 8).equals(SEGMENT_MAGIC) && copy.readUInt32LE(8) === VERSION && crc32(copy.subarray(0, 20)) === copy.readUInt32LE(20)) {
+      return { salt: Buffer.from(copy.subarray(12, 20)), damagedCopies: i };
+    }
+  }
+  return undefined;
 }
 
 /** How a segment's records are framed, where they start, and how many copies of its header were damaged. */
@@ -113,25 +131,22 @@ export interface SegmentLayout {
 }
 
 /**
- * The layout of a segment from its bytes: version 2 when either header copy checks out, or when
- * both are damaged but the first record checks out under the salt of one of them (a damaged header
- * alone does not make the segment's records unreadable); version 1 when neither copy starts with
- * the magic (a segment from before the header existed).
+ * The layout of a segment from its first bytes (`head`; a few MiB when its header is damaged):
+ * version 2 when either header copy checks out; when both are damaged, version 2 with the first of
+ * the queue's `salts` (from the checkpoint and other segments) under which a record checks out;
+ * version 1 only when a version 1 record does and no version 2 one (a segment from before the
+ * header existed). With nothing that checks out, version 2 with the first salt (its bytes are damage).
  */
-export function segmentLayout(data: Buffer, first: bigint): SegmentLayout {
-  const half = SEGMENT_HEADER_BYTES / 2;
-  const copies = [data.subarray(0, half), data.subarray(half, 2 * half)].filter((c) => c.length === half);
-  const seedOf = (copy: Buffer): number => crc32(copy.subarray(12, 20));
-  for (const [i, copy] of copies.entries()) {
-    if (copy.subarray(0, 8).equals(SEGMENT_MAGIC) && copy.readUInt32LE(8) === VERSION && crc32(copy.subarray(0, 20)) === copy.readUInt32LE(20)) {
-      return { format: { version: 2, seed: seedOf(copy) }, dataStart: SEGMENT_HEADER_BYTES, damagedCopies: i === 0 ? 0 : 1 };
-    }
-  }
-  const formats = copies.map((c): SegmentFormat => ({ version: 2, seed: seedOf(c) }));
-  const guessed = formats.find((f) => checkRecord(data, SEGMENT_HEADER_BYTES, 0, f, first - 1n).kind === 'record');
-  if (guessed) return { format: guessed, dataStart: SEGMENT_HEADER_BYTES, damagedCopies: 2 };
-  if (!copies.some((c) => c.subarray(0, 8).equals(SEGMENT_MAGIC))) return { format: { version: 1 }, dataStart: 0, damagedCopies: 0 };
-  return { format: formats[0] ?? { version: 2, seed: 0 }, dataStart: SEGMENT_HEADER_BYTES, damagedCopies: 2 };
+export function segmentLayout(head: Buffer, first: bigint, salts: readonly Buffer[]): SegmentLayout {
+  const valid = headerSalt(head);
+  if (valid) return { format: formatFor(valid.salt, first), dataStart: SEGMENT_HEADER_BYTES, damagedCopies: valid.damagedCopies };
+  const formats = salts.map((salt) => formatFor(salt, first));
+  const found = formats.find((f) => findRecord(head, SEGMENT_HEADER_BYTES, 0, f, first - 1n) >= 0);
+  if (found) return { format: found, dataStart: SEGMENT_HEADER_BYTES, damagedCopies: 2 };
+  // A version 1 segment starts with its first record, numbered as the segment is named (that record may be longer than `head`).
+  const v1 = head.length >= V1_HEADER_BYTES && head.readBigUInt64LE(8) === first;
+  if (v1 || findRecord(head, 0, 0, { version: 1 }, first - 1n) >= 0) return { format: { version: 1 }, dataStart: 0, damagedCopies: 0 };
+  return { format: formats[0] ?? formatFor(Buffer.alloc(SALT_BYTES), first), dataStart: SEGMENT_HEADER_BYTES, damagedCopies: 2 };
 }
 
 /** Encodes one record of a version 2 segment: its header and its payload (written as they are). */
@@ -191,26 +206,39 @@ export function checkRecord(data: Buffer, pos: number, base: number, format: Seg
 }
 
 /**
- * The index in `data` of the first whole record at or after `from` (see checkRecord), or -1. One
- * pass: version 2 jumps from record magic to record magic (Buffer.indexOf) and computes a payload
- * CRC only behind a header whose CRC matched; version 1 tries every offset but stops computing CRCs
- * past a budget of a few times the data's size.
+ * The index in `data` of the first whole record that starts in [`from`, `end`) (see checkRecord), or
+ * -1. One pass: version 2 jumps from record magic to record magic (Buffer.indexOf) and computes a
+ * payload CRC only behind a header whose CRC matched; version 1 tries every offset but stops
+ * computing CRCs past a budget of a few times the data's size.
  */
-export function findRecord(data: Buffer, from: number, base: number, format: SegmentFormat, after: bigint): number {
+export function findRecord(data: Buffer, from: number, base: number, format: SegmentFormat, after: bigint, end = data.length): number {
   if (format.version === 2) {
-    for (let i = data.indexOf(RECORD_MAGIC, from); i >= 0; i = data.indexOf(RECORD_MAGIC, i + 1)) {
+    for (let i = data.indexOf(RECORD_MAGIC, from); i >= 0 && i < end; i = data.indexOf(RECORD_MAGIC, i + 1)) {
       if (checkRecord(data, i, base, format, after).kind === 'record') return i;
     }
     return -1;
   }
-  let budget = 8 * data.length + (1 << 20);
-  for (let i = from; i + V1_HEADER_BYTES <= data.length && budget > 0; i++) {
-    const seq = data.readBigUInt64LE(i + 8);
-    if (seq <= after || seq - after > V1_SEQ_WINDOW) continue;
+  let budget = 8 * (end - from) + (1 << 20);
+  // The sequence number window in plain numbers (no BigInt per offset: this loop visits every byte).
+  const low = Number(after);
+  const high = low + Number(V1_SEQ_WINDOW);
+  for (let i = from; i < end && i + V1_HEADER_BYTES <= data.length && budget > 0; i++) {
+    const seq = data.readUInt32LE(i + 12) * 2 ** 32 + data.readUInt32LE(i + 8);
+    if (seq <= low || seq > high) continue;
     const len = data.readUInt32LE(i);
     if (i + V1_HEADER_BYTES + len > data.length) continue;
     budget -= len;
     if (checkRecord(data, i, base, format, after).kind === 'record') return i;
+  }
+  return -1;
+}
+
+/** findRecord from `from` to the end, in slices with a yield to the event loop between them (damage can be long). */
+export async function findRecordYielding(data: Buffer, from: number, base: number, format: SegmentFormat, after: bigint): Promise<number> {
+  for (let at = from; at < data.length; at += SCAN_SLICE) {
+    const found = findRecord(data, at, base, format, after, Math.min(data.length, at + SCAN_SLICE));
+    if (found >= 0) return found;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return -1;
 }
@@ -235,9 +263,10 @@ export interface SegmentScan {
 
 /**
  * Reads every record of a segment (`data` is the whole file), resynchronising after damage on the
- * next valid record, so a damaged record costs only itself. `first` is the segment's first sequence number.
+ * next valid record, so a damaged record costs only itself. `first` is the segment's first sequence
+ * number. Yields to the event loop while it scans damage.
  */
-export function scanSegment(data: Buffer, format: SegmentFormat, dataStart: number, first: bigint): SegmentScan {
+export async function scanSegment(data: Buffer, format: SegmentFormat, dataStart: number, first: bigint): Promise<SegmentScan> {
   const records: WalRecord[] = [];
   const damaged: Region[] = [];
   let after = first - 1n;
@@ -250,7 +279,7 @@ export function scanSegment(data: Buffer, format: SegmentFormat, dataStart: numb
       pos = c.record.end;
       continue;
     }
-    const next = findRecord(data, pos + 1, 0, format, after);
+    const next = await findRecordYielding(data, pos + 1, 0, format, after);
     if (next < 0) {
       const torn = c.kind === 'short' || data.subarray(pos).every((b) => b === 0);
       return { records, damaged, tail: { start: pos, end: data.length, torn } };

@@ -1,8 +1,8 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { StorageError } from '../../storage/errors.js';
+import { isDiskFull, StorageError } from '../../storage/errors.js';
 import type { StorageTransport } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { backoffMs } from './backoff.js';
+import { backoffMs, sleep } from './backoff.js';
 import { insertOptionsFor } from './formats.js';
 
 /** Outcome of writing one batch: stored, or given up on (the caller decides what that means). */
@@ -25,13 +25,24 @@ export interface WriterOptions {
   onAttempt?: ((bytes: number, error?: Error) => void) | undefined;
 }
 
+/**
+ * When to give up on a batch that storage keeps refusing while it answers: once it was refused at
+ * least `attempts` times over at least `afterMs`. Only refusals by a reachable storage count: not
+ * while storage is unreachable or at its size budget, not network errors, not a full disk.
+ */
+export interface RefusalLimit {
+  attempts: number;
+  afterMs: number;
+}
+
 /** Inserts encoded batches into ClickHouse, retrying failures with exponential backoff and jitter. */
 export interface Writer {
   /**
    * Inserts one batch, encoded in the table's insert format. Every retry carries the same deduplication token, so a batch
-   * whose first attempt was stored but not confirmed is never stored twice. Never throws.
+   * whose first attempt was stored but not confirmed is never stored twice. Gives up on an error retrying cannot fix, at
+   * shutdown, past maxElapsedMs, or past `limit`. Never throws.
    */
-  write(table: string, payload: Buffer, rows: number, token: string): Promise<WriteResult>;
+  write(table: string, payload: Buffer, rows: number, token: string, limit?: RefusalLimit): Promise<WriteResult>;
   /** Stops retrying: batches still retrying fail at their next backoff. Safe to call twice. */
   shutdown(): void;
 }
@@ -62,25 +73,19 @@ export function createWriter(options: WriterOptions): Writer {
     registers: [options.metrics],
   });
   const stop = new AbortController();
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        stop.signal.removeEventListener('abort', wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      stop.signal.addEventListener('abort', wake, { once: true });
-    });
 
   return {
-    async write(table, payload, rows, token) {
+    async write(table, payload, rows, token, limit) {
       const started = Date.now();
+      /** Refusals by a storage that answers (see RefusalLimit), and when the first one came. */
+      const refused = { count: 0, since: 0 };
       for (let attempt = 1; ; attempt++) {
         const end = duration.startTimer({ table });
+        let answering = false;
         try {
           const refusal = options.refusal();
           if (refusal !== undefined) throw new StorageError(refusal, { retryable: true });
+          answering = true;
           try {
             await options.transport().insert(table, payload, { dedupToken: token, ...insertOptionsFor(table) });
           } catch (err) {
@@ -93,8 +98,13 @@ export function createWriter(options: WriterOptions): Writer {
           return { status: 'ok' };
         } catch (err) {
           const error = err as Error & { retryable?: boolean };
-          const elapsed = Date.now() - started;
-          const giveUp = error.retryable === false || stop.signal.aborted || (options.maxElapsedMs > 0 && elapsed >= options.maxElapsedMs);
+          const now = Date.now();
+          if (answering && error instanceof StorageError && error.code !== undefined && !isDiskFull(error)) {
+            if (refused.count === 0) refused.since = now;
+            refused.count += 1;
+          }
+          const pastLimit = limit !== undefined && refused.count >= limit.attempts && now - refused.since >= limit.afterMs;
+          const giveUp = error.retryable === false || stop.signal.aborted || pastLimit || (options.maxElapsedMs > 0 && now - started >= options.maxElapsedMs);
           if (giveUp) {
             count('send_failed', table, rows);
             logger.error({ err, table, rows, attempt, token }, 'insert failed; giving up on the batch');
@@ -103,7 +113,7 @@ export function createWriter(options: WriterOptions): Writer {
           retries.inc({ table });
           const backoff = backoffMs(attempt, options.initialIntervalMs, options.maxIntervalMs);
           if (attempt === 1 || attempt % 10 === 0) logger.warn({ err, table, rows, attempt, backoffMs: backoff }, 'insert failed; retrying');
-          await sleep(backoff * (0.5 + Math.random()));
+          await sleep(backoff * (0.5 + Math.random()), stop.signal);
         }
       }
     },

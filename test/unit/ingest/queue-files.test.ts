@@ -11,7 +11,7 @@ describe('queue files', () => {
     const files = faultyFiles((c) => (c.key === 'writev:dir' && c.occurrence % 2 === 0 ? 'short' : undefined));
     const file = await files.open(join(dir.path, 'f'), 'w');
     const bufs = [Buffer.from('abc'), Buffer.alloc(0), Buffer.from('defghij'), Buffer.from('k')];
-    expect(await writeAll(file, bufs, 2)).toBe(11);
+    await writeAll(file, bufs, 2);
     await file.close();
     expect(readFileSync(join(dir.path, 'f')).subarray(2).toString()).toBe('abcdefghijk');
     dir.cleanup();

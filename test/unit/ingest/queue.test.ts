@@ -1,15 +1,17 @@
 /** The durable queue's own logic, on real files, with a writer that records what it is given. */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createHealthRegistry, type HealthRegistry } from '../../../src/health/registry.js';
 import { RetryableError } from '../../../src/ingest/pipeline/errors.js';
+import { StorageError } from '../../../src/storage/errors.js';
 import { createDurableQueue, type DurableQueue } from '../../../src/ingest/pipeline/queue.js';
 import type { QueueFiles } from '../../../src/ingest/pipeline/queue-files.js';
-import { crc32, encodeParts, HEADER_BYTES, segmentName } from '../../../src/ingest/pipeline/wal.js';
+import { crc32, encodeParts, encodeRecord, formatFor, HEADER_BYTES, headerSalt, SEGMENT_HEADER_BYTES, segmentFirst, segmentName } from '../../../src/ingest/pipeline/wal.js';
 import type { Writer, WriteResult } from '../../../src/ingest/pipeline/writer.js';
 import { faultyFiles, type FileCall } from '../../support/faulty-files.js';
+import { canMountTmpfs, mountTmpfs } from '../../support/tmpfs.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
 
 interface Call {
@@ -22,13 +24,13 @@ interface Call {
  * A writer that records what it stores. Like ClickHouse with insert_deduplication_token, an insert
  * whose token was stored before is dropped (counted in `duplicates`).
  */
-function recordingWriter(decide: (call: Call) => Promise<WriteResult> | WriteResult = () => ({ status: 'ok' })): Writer & { calls: Call[]; stored: string[]; duplicates: number } {
+function recordingWriter(decide: (call: Call) => Promise<WriteResult> | WriteResult = () => ({ status: 'ok' }), tokens = new Set<string>()): Writer & { calls: Call[]; stored: string[]; duplicates: number; tokens: Set<string> } {
   const calls: Call[] = [];
   const stored: string[] = [];
-  const tokens = new Set<string>();
   const w = {
     calls,
     stored,
+    tokens,
     duplicates: 0,
     async write(table: string, payload: Buffer, _rows: number, token: string): Promise<WriteResult> {
       const call = { table, lines: payload.toString().split('\n').filter(Boolean), token };
@@ -58,6 +60,8 @@ function downWriter(): Writer {
 }
 
 interface QueueOverrides {
+  refusedTimeoutMs?: number;
+  deadLetterMaxBytes?: number;
   segmentBytes?: number;
   maxBytes?: number;
   maxRows?: number;
@@ -76,6 +80,8 @@ const queue = (path: string, writer: Writer, overrides: QueueOverrides = {}) =>
     segmentBytes: 4096,
     maxRows: 50,
     maxDelayMs: 5,
+    refusedTimeoutMs: 200,
+    deadLetterMaxBytes: 1 << 20,
     retry: { initialMs: 1, maxMs: 20 },
     logger: silentLogger(),
     metrics: new Registry(),
@@ -89,9 +95,9 @@ const range = (from: number, to: number) => Array.from({ length: to - from }, (_
 const segmentFiles = (dir: string) => readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
 const metric = async (r: Registry, name: string) => Number((await r.getSingleMetricAsString(name)).match(/\s([\d.e+]+)$/m)?.[1] ?? 'NaN');
 
-/** Appends records `ids` one by one with storage down, then shuts the queue down: a queue directory full of data. */
+/** Appends records `ids` one by one with storage down, then shuts the queue down: a queue directory full of data (no batch planned, unless maxDelayMs says otherwise). */
 async function fill(dir: string, ids: number[], overrides: QueueOverrides = {}): Promise<void> {
-  const q = queue(dir, downWriter(), overrides);
+  const q = queue(dir, downWriter(), { maxDelayMs: 60_000, ...overrides });
   await q.start();
   for (const i of ids) await q.append([part(i)]);
   await q.shutdown();
@@ -123,6 +129,22 @@ function recordsBySegment(dir: string, ids: number[]): number[][] {
   const files = segmentFiles(dir).map((n) => join(dir, n));
   return files.map((f) => ids.filter((i) => locate(dir, i).file === f));
 }
+
+/** A record as the previous version wrote it: u32 length, u32 CRC-32 of the payload, u64 sequence number, payload. */
+function v1Record(seq: bigint, i: number, data = `${line(i)}\n`): Buffer {
+  const payload = encodeParts([{ table: 't', rows: 1, data: Buffer.from(data) }]);
+  const h = Buffer.alloc(16);
+  h.writeUInt32LE(payload.length, 0);
+  h.writeUInt32LE(crc32(payload), 4);
+  h.writeBigUInt64LE(seq, 8);
+  return Buffer.concat([h, payload]);
+}
+
+/** A refusal as the writer reports it past its limit: ClickHouse answers, the batch keeps failing. */
+const refusedBy252 = (): WriteResult => ({ status: 'failed', error: new StorageError('insert into t: Code: 252. Too many partitions for single INSERT block', { retryable: true, code: 252 }) });
+
+/** Calls that need free space: on a full disk they fail with ENOSPC (a writev first writes what fits). In-place checkpoint writes do not. */
+const needsSpace = (key: string) => /^(writev:(segment|checkpoint-tmp|dead-letter)|open-w:|mkdir:dead-letter)/.test(key);
 
 function flipByte(file: string, at: number): void {
   const data = readFileSync(file);
@@ -157,6 +179,7 @@ describe('durable queue', () => {
     const dir = tempDir();
     let release: (() => void) | undefined;
     const hung = recordingWriter(() => new Promise<WriteResult>((resolve) => (release = () => resolve({ status: 'failed', error: new Error('crashed') }))));
+    hung.shutdown = () => release?.();
     const a = queue(dir.path, hung);
     await a.start();
     for (let i = 0; i < 10; i++) await a.append([part(i)]);
@@ -174,7 +197,6 @@ describe('durable queue', () => {
     expect(writer.calls[0]?.token).toBe(firstToken);
     expect(writer.calls[0]?.lines).toEqual(firstLines);
     expect(writer.stored).toEqual(range(0, 11).map(line));
-    release?.();
     await a.shutdown();
     dir.cleanup();
   });
@@ -208,11 +230,11 @@ describe('durable queue', () => {
     await q.append([part(7)]);
     await expect.poll(() => q.depth, { timeout: 15_000 }).toBe(0);
     await q.shutdown();
-    expect(writer.calls.filter((c) => c.lines.includes('{"i":"poison"}'))).toHaveLength(3);
+    expect(writer.calls.filter((c) => c.lines.includes('{"i":"poison"}'))).toHaveLength(1);
     expect(writer.stored).toEqual([line(7)]);
     const dead = readdirSync(join(dir.path, 'dead-letter'));
-    expect(dead).toEqual(['1-1.jsonl']);
-    expect(readFileSync(join(dir.path, 'dead-letter', '1-1.jsonl'), 'utf8')).toContain('poison');
+    expect(dead).toEqual(['1-1-t.jsonl']);
+    expect(readFileSync(join(dir.path, 'dead-letter', '1-1-t.jsonl'), 'utf8')).toContain('poison');
     dir.cleanup();
   }, 20_000);
 
@@ -325,16 +347,6 @@ describe('durable queue: a flipped byte costs only the damaged record', () => {
 });
 
 describe('durable queue: directories written by the previous version', () => {
-  /** A record as the previous version wrote it: u32 length, u32 CRC-32 of the payload, u64 sequence number, payload. */
-  const v1Record = (seq: bigint, i: number): Buffer => {
-    const payload = encodeParts([part(i)]);
-    const h = Buffer.alloc(16);
-    h.writeUInt32LE(payload.length, 0);
-    h.writeUInt32LE(crc32(payload), 4);
-    h.writeBigUInt64LE(seq, 8);
-    return Buffer.concat([h, payload]);
-  };
-
   it('reads its segments, state.json and plan.json (replaying the plan with its token), damaged records included, then writes the new format', async () => {
     const dir = tempDir();
     // Records 1-3 stored; 4-6 planned; 7-12 queued; record 9 damaged; a torn write at the end.
@@ -366,8 +378,6 @@ describe('durable queue: directories written by the previous version', () => {
 });
 
 describe('durable queue: a disk that fails (injected at every write and fsync)', () => {
-  /** Calls that need free space: on a full disk they fail with ENOSPC (a writev first writes what fits). In-place checkpoint writes do not. */
-  const needsSpace = (key: string) => /^(writev:(segment|checkpoint-tmp|dead-letter)|open-w:|mkdir:dead-letter)/.test(key);
   /** Calls that change the disk: any of them can fail with EIO. */
   const writes = (key: string) => /^(open-w|open-r\+|writev|datasync|truncate|rename|unlink|fsyncDir|mkdir):/.test(key);
 
@@ -497,53 +507,374 @@ describe('durable queue: a disk that fails (injected at every write and fsync)',
     dir.cleanup();
   });
 
-  it('a checkpoint that cannot be written stops nothing for good: the queue says why it waits, retries with backoff, and drains once space is back', async () => {
+  it('creates its checkpoint at start: a disk that fills before the first batch is planned does not stop it; appends stall it (failed, for the strict readiness) until space is back', async () => {
     const dir = tempDir();
-    // Records queued, no batch planned yet (no checkpoint on disk); then a restart on a full disk.
+    // Records queued, no batch planned yet; then a restart on a full disk.
     await fill(dir.path, range(0, 10), { maxDelayMs: 60_000 });
-    expect(existsSync(join(dir.path, 'checkpoint'))).toBe(false);
+    expect(existsSync(join(dir.path, 'checkpoint'))).toBe(true);
     const disk = { full: true };
     const files = faultyFiles((call) => (disk.full && needsSpace(call.key) ? 'ENOSPC' : undefined));
     const health = createHealthRegistry();
     const writer = recordingWriter();
     const q = queue(dir.path, writer, { files, health });
     await q.start();
-    await expect.poll(() => health.component('queue')?.reason, { timeout: 10_000 }).toMatch(/^waiting for disk space: cannot write the checkpoint \(plan a batch\): ENOSPC; retrying in \d+ m?s$/);
-    expect(health.component('queue')?.state).toBe('degraded');
-    expect(q.stalled).toMatch(/ENOSPC/);
-    expect(q.depth).toBe(10);
-    // Appends are refused while the disk is full, and say why.
-    await expect(q.append([part(50)])).rejects.toThrow(/durable queue write failed: ENOSPC/);
-    expect(health.component('queue')?.reason).toMatch(/waiting for disk space: appends fail: ENOSPC/);
-    disk.full = false;
     await expect.poll(() => q.depth, { timeout: 10_000 }).toBe(0);
+    expect(writer.stored).toEqual(range(0, 10).map(line));
+    expect(health.component('queue')?.state).toBe('ready');
+    // Appends are refused while the disk is full, and say why: the queue is stalled, the strict readiness off.
+    await expect(q.append([part(50)])).rejects.toThrow(/durable queue write failed: ENOSPC/);
+    expect(health.component('queue')).toMatchObject({ state: 'failed', reason: expect.stringMatching(/waiting for disk space: appends fail: ENOSPC/) });
+    expect(health.strictReadiness().ready).toBe(false);
+    expect(health.readiness().ready).toBe(true);
+    expect(q.stalled).toMatch(/ENOSPC/);
+    disk.full = false;
     await q.append([part(51)]);
     await expect.poll(() => q.depth, { timeout: 10_000 }).toBe(0);
-    await expect.poll(() => health.component('queue')?.state, { timeout: 10_000 }).toBe('ready');
+    expect(health.component('queue')?.state).toBe('ready');
     expect(q.stalled).toBeUndefined();
     await q.shutdown();
     expect(writer.stored).toEqual([...range(0, 10), 51].map(line));
     dir.cleanup();
   });
 
-  it('a dead-letter folder that cannot be written holds the consumer (nothing is dropped), which goes on once it can', async () => {
+  it('an append stall clears once the consumer frees space, without waiting for the next append', async () => {
+    const dir = tempDir();
+    const disk = { full: false };
+    const files = faultyFiles((call) => (disk.full && needsSpace(call.key) ? 'ENOSPC' : undefined));
+    const health = createHealthRegistry();
+    const gate = { open: false };
+    const writer = recordingWriter(async () => {
+      while (!gate.open) await new Promise((r) => setTimeout(r, 5));
+      return { status: 'ok' };
+    });
+    const q = queue(dir.path, writer, { files, health, segmentBytes: 200 });
+    await q.start();
+    for (const i of range(0, 10)) await q.append([part(i)]);
+    disk.full = true;
+    await expect(q.append([part(50)])).rejects.toThrow(/ENOSPC/);
+    expect(health.component('queue')?.state).toBe('failed');
+    // Storage takes the backlog; the consumer removes stored segments: space is seen again.
+    gate.open = true;
+    await expect.poll(() => q.depth, { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => health.component('queue')?.state, { timeout: 10_000 }).toBe('ready');
+    expect(q.stalled).toBeUndefined();
+    await q.shutdown();
+    dir.cleanup();
+  });
+
+  it('waiting for storage is degraded, not failed: the strict readiness follows storage itself', async () => {
+    const dir = tempDir();
+    const health = createHealthRegistry();
+    const storage = { ready: false };
+    const q = createDurableQueue({
+      path: dir.path,
+      writer: downWriter(),
+      storageReady: () => storage.ready,
+      maxBytes: 1 << 20,
+      segmentBytes: 4096,
+      maxRows: 50,
+      maxDelayMs: 5,
+      refusedTimeoutMs: 200,
+      deadLetterMaxBytes: 1 << 20,
+      retry: { initialMs: 1, maxMs: 20 },
+      logger: silentLogger(),
+      metrics: new Registry(),
+      health,
+    });
+    await q.start();
+    await q.append([part(1)]);
+    await expect.poll(() => health.component('queue')?.reason, { timeout: 10_000 }).toMatch(/storage unavailable, 1 records waiting/);
+    expect(health.component('queue')?.state).toBe('degraded');
+    expect(q.stalled).toBeUndefined();
+    await q.shutdown();
+    dir.cleanup();
+  });
+
+  it('damaged bytes whose dead-letter file cannot be written are counted as dropped and logged; the queue goes on', async () => {
     const dir = tempDir();
     await fill(dir.path, range(1, 11));
     const where = locate(dir.path, 4);
     flipByte(where.file, where.text);
-    const disk = { full: true };
-    const files = faultyFiles((call) => (disk.full && call.key.endsWith(':dead-letter') && /^(open-w|writev|mkdir)/.test(call.key) ? 'ENOSPC' : undefined));
-    const health = createHealthRegistry();
+    const files = faultyFiles((call) => (call.key.endsWith(':dead-letter') && /^(open-w|writev|mkdir)/.test(call.key) ? 'ENOSPC' : undefined));
+    const metrics = new Registry();
     const writer = recordingWriter();
-    const q = queue(dir.path, writer, { files, health });
+    const q = queue(dir.path, writer, { files, metrics });
     await q.start();
-    await expect.poll(() => health.component('queue')?.reason, { timeout: 10_000 }).toMatch(/^waiting for disk space: cannot write the dead-letter file: ENOSPC; retrying in/);
-    expect(writer.stored).toEqual([]);
-    disk.full = false;
     await expect.poll(() => q.depth, { timeout: 10_000 }).toBe(0);
     await q.shutdown();
     expect(writer.stored).toEqual([1, 2, 3, 5, 6, 7, 8, 9, 10].map(line));
+    expect(await metric(metrics, 'heimdall_exporter_queue_corrupt_records_total')).toBe(1);
+    expect(await metrics.getSingleMetricAsString('heimdall_exporter_queue_dead_letter_dropped_total')).toMatch(/\{kind="damaged",reason="write_failed"\} 1$/m);
+    dir.cleanup();
+  });
+
+  it('rows storage refuses whose dead-letter file cannot be written are retried for the refusal timeout, then dropped and counted; the queue goes on', async () => {
+    const dir = tempDir();
+    const files = faultyFiles((call) => (call.key.endsWith(':dead-letter') && /^(open-w|writev|mkdir)/.test(call.key) ? 'ENOSPC' : undefined));
+    const metrics = new Registry();
+    const health = createHealthRegistry();
+    const writer = recordingWriter((call) => (call.lines.includes('{"i":"poison"}') ? { status: 'failed', error: new Error('Code: 27. Cannot parse input') } : { status: 'ok' }));
+    const q = queue(dir.path, writer, { files, metrics, health, maxRows: 1, refusedTimeoutMs: 300 });
+    await q.start();
+    await q.append([{ table: 't', data: Buffer.from('{"i":"poison"}\n'), rows: 1 }]);
+    await expect.poll(() => health.component('queue')?.reason, { timeout: 10_000 }).toMatch(/waiting for disk space: cannot write the dead-letter file: ENOSPC/);
+    await q.append([part(7)]);
+    await expect.poll(() => q.depth, { timeout: 10_000 }).toBe(0);
+    await q.shutdown();
+    expect(writer.stored).toEqual([line(7)]);
+    expect(await metrics.getSingleMetricAsString('heimdall_exporter_queue_dead_letter_dropped_total')).toMatch(/\{kind="refused",reason="write_failed"\} 1$/m);
+    dir.cleanup();
+  });
+});
+
+describe('durable queue: a batch storage keeps refusing', () => {
+  it('is split in halves down to the records storage refuses: those go to the dead-letter folder, the rest is stored once, also after a crash in the middle of splitting', async () => {
+    const dir = tempDir();
+    await fill(dir.path, range(1, 21));
+    const refuse = (call: Call): WriteResult => (call.lines.includes(line(7)) ? refusedBy252() : { status: 'ok' });
+    // First run: the process dies after four inserts of the split (the fifth never returns).
+    let hang: (() => void) | undefined;
+    const first = recordingWriter((call) => (first.calls.length <= 4 ? refuse(call) : new Promise<WriteResult>((resolve) => (hang = () => resolve({ status: 'failed', error: new Error('crashed') })))));
+    first.shutdown = () => hang?.();
+    const a = queue(dir.path, first, { maxRows: 100 });
+    await a.start();
+    await expect.poll(() => first.calls.length, { timeout: 10_000 }).toBe(5);
+    // Second run, against the same ClickHouse (tokens it stored are dropped).
+    const second = recordingWriter(refuse, first.tokens);
+    const metrics = new Registry();
+    const b = queue(dir.path, second, { maxRows: 100, metrics });
+    await b.start();
+    await expect.poll(() => b.depth, { timeout: 10_000 }).toBe(0);
+    await b.shutdown();
+    await a.shutdown();
+    const stored = [...first.stored, ...second.stored];
+    expect([...stored].sort()).toEqual(range(1, 21).filter((i) => i !== 7).map(line).sort());
+    expect(stored.filter((l, k) => stored.indexOf(l) !== k)).toEqual([]);
+    // The same plan splits the same way: the replay carries the first run's tokens.
+    expect(second.calls.slice(0, 4).map((c) => c.token)).toEqual(first.calls.slice(0, 4).map((c) => c.token));
+    expect(second.duplicates).toBe(1);
+    expect(readdirSync(join(dir.path, 'dead-letter'))).toEqual(['7-7-t.jsonl']);
+    expect(readFileSync(join(dir.path, 'dead-letter', '7-7-t.jsonl'), 'utf8')).toContain(JSON.stringify(`${line(7)}\n`).slice(1, -3));
+    expect(await metric(metrics, 'heimdall_exporter_dead_letter_batches_total')).toBe(1);
+    expect(await metric(metrics, 'heimdall_exporter_queue_split_batches_total')).toBeGreaterThanOrEqual(4);
+    dir.cleanup();
+  });
+
+  it('keeps the dead-letter folder within its budget, removing the oldest files first', async () => {
+    const dir = tempDir();
+    const metrics = new Registry();
+    const writer = recordingWriter((call) => (call.lines.some((l) => l.includes('poison')) ? { status: 'failed', error: new Error('Code: 27. Cannot parse input') } : { status: 'ok' }));
+    const q = queue(dir.path, writer, { maxRows: 1, deadLetterMaxBytes: 400, metrics });
+    await q.start();
+    for (let i = 0; i < 8; i++) await q.append([{ table: 't', data: Buffer.from(`{"poison":${i},"pad":"${'x'.repeat(40)}"}\n`), rows: 1 }]);
+    await expect.poll(() => q.depth, { timeout: 10_000 }).toBe(0);
+    await q.shutdown();
+    const files = readdirSync(join(dir.path, 'dead-letter')).sort((x, y) => Number(x.split('-')[0]) - Number(y.split('-')[0]));
+    const bytes = files.reduce((n, f) => n + statSync(join(dir.path, 'dead-letter', f)).size, 0);
+    expect(bytes).toBeLessThanOrEqual(400);
+    expect(files.length).toBeLessThan(8);
+    // The newest are kept.
+    expect(files.at(-1)).toBe('8-8-t.jsonl');
+    expect(await metric(metrics, 'heimdall_exporter_queue_dead_letter_removed_total')).toBe(8 - files.length);
+    expect(await metric(metrics, 'heimdall_exporter_queue_dead_letter_bytes')).toBe(bytes);
+    dir.cleanup();
+  });
+});
+
+describe('durable queue: an upgrade from the previous version on a full disk', () => {
+  /** A queue directory of the previous version: state.json, and segments of `perSegment` version 1 records 1..n. */
+  function legacyQueue(dir: string, n: number, perSegment: number): void {
+    writeFileSync(join(dir, 'state.json'), JSON.stringify({ id: 'old-id', committed: '0' }));
+    for (let first = 1; first <= n; first += perSegment) {
+      writeFileSync(join(dir, segmentName(BigInt(first))), Buffer.concat(range(first, Math.min(n + 1, first + perSegment)).map((i) => v1Record(BigInt(i), i))));
+    }
+  }
+
+  it('drains without a checkpoint file (batches cut the same way every time), a crash included, then creates it once space is freed', async () => {
+    const dir = tempDir();
+    legacyQueue(dir.path, 15, 5);
+    const disk = { full: true };
+    const files = () => faultyFiles((call) => (disk.full && needsSpace(call.key) ? 'ENOSPC' : undefined));
+    // First run: dies after three inserts.
+    let hang: (() => void) | undefined;
+    const first = recordingWriter(() => (first.calls.length <= 3 ? { status: 'ok' } : new Promise<WriteResult>((resolve) => (hang = () => resolve({ status: 'failed', error: new Error('crashed') })))));
+    first.shutdown = () => hang?.();
+    const health = createHealthRegistry();
+    const a = queue(dir.path, first, { files: files(), maxRows: 2, health });
+    await a.start();
+    await expect.poll(() => first.calls.length, { timeout: 10_000 }).toBe(4);
+    expect(health.component('queue')?.reason).toMatch(/waiting for disk space: cannot create the checkpoint: ENOSPC; draining the oldest segments without it/);
+    expect(health.component('queue')?.state).toBe('degraded');
+    // Second run, the disk still full: drains everything; each batch stored once (replays carry the same tokens).
+    const second = recordingWriter(undefined, first.tokens);
+    const b = queue(dir.path, second, { files: files(), maxRows: 2 });
+    await b.start();
+    await expect.poll(() => b.depth, { timeout: 10_000 }).toBe(0);
+    const stored = [...first.stored, ...second.stored];
+    expect(stored.filter((l, k) => stored.indexOf(l) !== k)).toEqual([]);
+    expect([...stored].sort()).toEqual(range(1, 16).map(line).sort());
+    // The batch in flight when the first run died comes first, with the same token.
+    expect(second.calls[0]?.token).toBe(first.calls[3]?.token);
+    // Space is back: the checkpoint is created, the files of the previous version removed; a restart stores nothing again.
+    disk.full = false;
+    await b.append([part(100)]);
+    await expect.poll(() => b.depth, { timeout: 10_000 }).toBe(0);
+    await b.shutdown();
+    await a.shutdown();
+    expect(existsSync(join(dir.path, 'checkpoint'))).toBe(true);
+    expect(existsSync(join(dir.path, 'state.json'))).toBe(false);
+    const again = await drain(dir.path);
+    expect(again.writer.stored).toEqual([]);
+    dir.cleanup();
+  });
+
+  it.runIf(canMountTmpfs())('drains a queue of the previous version that filled a real disk (1 MiB tmpfs)', async () => {
+    const disk = mountTmpfs('1m');
+    try {
+      const dir = join(disk.path, 'queue');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'state.json'), JSON.stringify({ id: 'old-id', committed: '0' }));
+      let seq = 1;
+      try {
+        for (;;) {
+          const name = join(dir, segmentName(BigInt(seq)));
+          for (let k = 0; k < 60; k++, seq++) appendFileSync(name, v1Record(BigInt(seq), seq, `{"i":${seq},"pad":"${'x'.repeat(1000)}"}\n`));
+        }
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      }
+      const written = seq - 1;
+      expect(written).toBeGreaterThan(500);
+      const writer = recordingWriter();
+      const q = queue(dir, writer, { segmentBytes: 1 << 20, maxBytes: 64 << 20 });
+      await q.start();
+      await expect.poll(() => q.depth, { timeout: 20_000 }).toBe(0);
+      await expect.poll(() => existsSync(join(dir, 'checkpoint')), { timeout: 10_000 }).toBe(true);
+      await q.append([part(1_000_000)]);
+      await expect.poll(() => q.depth, { timeout: 10_000 }).toBe(0);
+      await q.shutdown();
+      // Every record but the one the full disk cut short is stored once.
+      const ids = writer.stored.map((l) => (JSON.parse(l) as { i: number }).i);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.filter((i) => i < 1_000_000).length).toBeGreaterThanOrEqual(written - 1);
+    } finally {
+      disk.unmount();
+    }
+  }, 60_000);
+});
+
+describe('durable queue: what it reads back that is not a good record', () => {
+  it('a record with valid checksums but a malformed payload is damage, not a reason to retry forever', async () => {
+    const dir = tempDir();
+    await fill(dir.path, range(1, 4));
+    const last = join(dir.path, segmentFiles(dir.path).at(-1) ?? '');
+    const salt = headerSalt(readFileSync(last))?.salt;
+    if (!salt) throw new Error('no salt');
+    appendFileSync(last, Buffer.concat(encodeRecord(4n, Buffer.from('garbage'), formatFor(salt, segmentFirst(basename(last))))));
+    const { writer, metrics } = await drain(dir.path);
+    expect(writer.stored).toEqual(range(1, 4).map(line));
+    expect(await metric(metrics, 'heimdall_exporter_queue_corrupt_records_total')).toBe(1);
     expect(readdirSync(join(dir.path, 'dead-letter'))).toHaveLength(1);
     dir.cleanup();
   });
+
+  it('damage is counted once: a restart that reads it again (its segment still queued) does not count it again', async () => {
+    const dir = tempDir();
+    await fill(dir.path, range(1, 11), { segmentBytes: 1 << 20 });
+    const where = locate(dir.path, 2);
+    flipByte(where.file, where.text + 1);
+    // First run: stores one batch past the damage (records 1, 3, 4), then dies: the segment stays queued.
+    const first = new Registry();
+    let crash: (() => void) | undefined;
+    const hung = recordingWriter(() => (hung.calls.length === 1 ? { status: 'ok' } : new Promise<WriteResult>((resolve) => (crash = () => resolve({ status: 'failed', error: new Error('crashed') })))));
+    hung.shutdown = () => crash?.();
+    const a = queue(dir.path, hung, { maxRows: 3, metrics: first });
+    await a.start();
+    await expect.poll(() => hung.calls.length).toBe(2);
+    expect(hung.stored).toEqual([1, 3, 4].map(line));
+    expect(await metric(first, 'heimdall_exporter_queue_corrupt_records_total')).toBe(1);
+    const again = await drain(dir.path, { maxRows: 3 });
+    expect(again.writer.stored).toEqual(range(5, 11).map(line));
+    expect(await metric(again.metrics, 'heimdall_exporter_queue_corrupt_records_total')).toBe(0);
+    expect(readdirSync(join(dir.path, 'dead-letter'))).toHaveLength(1);
+    await a.shutdown();
+    dir.cleanup();
+  });
+
+  it('a segment header damaged in both copies costs no record: zeroed, or its first 512 bytes zeroed (the first record with it)', async () => {
+    for (const zeroed of [SEGMENT_HEADER_BYTES, 512]) {
+      const dir = tempDir();
+      const ids = range(1, 81);
+      await fill(dir.path, ids, { segmentBytes: 1200 });
+      const names = segmentFiles(dir.path);
+      expect(names.length).toBeGreaterThanOrEqual(3);
+      const lost: number[] = [];
+      const at = new Map(ids.map((i) => [i, locate(dir.path, i)]));
+      // A middle segment and the last one.
+      for (const name of [names[1], names.at(-1)]) {
+        const file = join(dir.path, name ?? '');
+        const data = readFileSync(file);
+        lost.push(...ids.filter((i) => at.get(i)?.file === file && (at.get(i)?.start ?? 0) < zeroed));
+        data.fill(0, 0, zeroed);
+        writeFileSync(file, data);
+      }
+      const { writer } = await drain(dir.path, { segmentBytes: 1200 });
+      expect(writer.stored, `${zeroed} bytes zeroed`).toEqual(ids.filter((i) => !lost.includes(i)).map(line));
+      expect(lost.length === 0).toBe(zeroed === SEGMENT_HEADER_BYTES);
+      dir.cleanup();
+    }
+  });
+
+  it('never fails to start on its files: a segment that cannot be read (EIO) and a broken state.json; the rest is stored', async () => {
+    const dir = tempDir();
+    await fill(dir.path, range(1, 31), { segmentBytes: 400 });
+    const names = segmentFiles(dir.path);
+    const bad = join(dir.path, names[1] ?? '');
+    const lost = range(1, 31).filter((i) => locate(dir.path, i).file === bad);
+    rmSync(join(dir.path, 'checkpoint'));
+    writeFileSync(join(dir.path, 'state.json'), '{"id": "old", "comm');
+    const files = faultyFiles((call) => (call.path === bad && call.key.startsWith('read') ? 'EIO' : undefined));
+    const { writer, metrics } = await drain(dir.path, { segmentBytes: 400, files });
+    expect(writer.stored).toEqual(range(1, 31).filter((i) => !lost.includes(i)).map(line));
+    expect(await metrics.getSingleMetricAsString('heimdall_exporter_queue_dead_letter_dropped_total')).toMatch(/\{kind="damaged",reason="unreadable"\} 1$/m);
+    expect(existsSync(join(dir.path, 'state.json.damaged'))).toBe(true);
+    dir.cleanup();
+  });
+
+  it.runIf(canMountTmpfs())('a disk filled while storage was down, plus a flipped payload byte: drains all but the damaged record (a real 1 MiB tmpfs)', async () => {
+    const disk = mountTmpfs('1m');
+    try {
+      const dir = join(disk.path, 'queue');
+      const big = (i: number) => ({ table: 't', rows: 1, data: Buffer.from(`{"i":${i},"pad":"${'x'.repeat(1000)}"}\n`) });
+      const a = queue(dir, downWriter(), { segmentBytes: 128 << 10, maxDelayMs: 60_000 });
+      await a.start();
+      let acked = 0;
+      for (;;) {
+        const ok = await a.append([big(acked)]).then(
+          () => true,
+          () => false,
+        );
+        if (!ok) break;
+        acked += 1;
+      }
+      await a.shutdown();
+      expect(acked).toBeGreaterThan(500);
+      const first = join(dir, segmentFiles(dir)[0] ?? '');
+      const data = readFileSync(first);
+      const victim = data.indexOf('{"i":2,');
+      data[victim + 500] = (data[victim + 500] ?? 0) ^ 4;
+      writeFileSync(first, data);
+      const metrics = new Registry();
+      const writer = recordingWriter();
+      const b = queue(dir, writer, { segmentBytes: 128 << 10, metrics });
+      await b.start();
+      await expect.poll(() => b.depth, { timeout: 20_000 }).toBe(0);
+      await b.shutdown();
+      const ids = writer.stored.map((l) => (JSON.parse(l) as { i: number }).i);
+      expect(ids).toEqual(range(0, acked).filter((i) => i !== 2));
+      expect(await metric(metrics, 'heimdall_exporter_queue_corrupt_records_total')).toBe(1);
+    } finally {
+      disk.unmount();
+    }
+  }, 60_000);
 });

@@ -1,8 +1,9 @@
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createSegmentLog, type Position, type SegmentLog } from '../../../src/ingest/pipeline/segment-log.js';
-import { encodeRecord, segmentLayout, segmentName } from '../../../src/ingest/pipeline/wal.js';
+import { createSegmentLog, type SegmentLog } from '../../../src/ingest/pipeline/segment-log.js';
+import type { Position } from '../../../src/ingest/pipeline/segment-reader.js';
+import { encodeRecord, formatFor, headerSalt, segmentFirst, segmentName } from '../../../src/ingest/pipeline/wal.js';
 import { faultyFiles, type FaultyFiles } from '../../support/faulty-files.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
 
@@ -28,7 +29,7 @@ describe('segment log', () => {
   it('appends, rotates, reads back in order across segments, and releases only what the reader passed and is committed', async () => {
     const dir = tempDir();
     const l = log(dir.path);
-    await l.recover(0n);
+    await l.recover(0n, undefined);
     for (let i = 1; i <= 20; i++) await l.append(Buffer.from(`record-${i}`));
     expect(l.durableSeq).toBe(20n);
     expect(segments(dir.path).length).toBeGreaterThan(2);
@@ -58,7 +59,7 @@ describe('segment log', () => {
       return n++ === 0 ? 'short' : 'ENOSPC';
     });
     const l = log(dir.path, files, 1 << 20);
-    await l.recover(0n);
+    await l.recover(0n, undefined);
     await l.append(Buffer.from('one'));
     const first = join(dir.path, segmentName(1n));
     const size = statSync(first).size;
@@ -74,7 +75,7 @@ describe('segment log', () => {
     expect((await readAll(l)).items).toEqual(['1:one', '4:four']);
     await l.close();
     const again = log(dir.path);
-    await again.recover(0n);
+    await again.recover(0n, undefined);
     expect((await readAll(again)).items).toEqual(['1:one', '4:four']);
     dir.cleanup();
   });
@@ -82,7 +83,7 @@ describe('segment log', () => {
   it('recovers: cuts a torn write off the last segment only; keeps damage (anywhere) for the reader; numbers new records past the floor', async () => {
     const dir = tempDir();
     const a = log(dir.path);
-    await a.recover(0n);
+    await a.recover(0n, undefined);
     for (let i = 1; i <= 12; i++) await a.append(Buffer.from(`record-${i}`));
     await a.close();
     const names = segments(dir.path);
@@ -93,13 +94,14 @@ describe('segment log', () => {
     appendFileSync(firstSeg, Buffer.from('garbage that is no record at all'));
     const lastData = readFileSync(lastSeg);
     const lastSize = lastData.length;
-    const { format } = segmentLayout(lastData, 1n);
-    if (format.version !== 2) throw new Error('expected a version 2 segment');
+    const salt = headerSalt(lastData)?.salt;
+    if (!salt) throw new Error('expected a version 2 segment');
+    const format = formatFor(salt, segmentFirst(names.at(-1) ?? ''));
     appendFileSync(lastSeg, Buffer.concat(encodeRecord(13n, Buffer.from('record-13'), format)).subarray(0, 30));
     writeFileSync(join(dir.path, segmentName(999n)), ''); // created, never written
 
     const b = log(dir.path);
-    await b.recover(500n);
+    await b.recover(500n, undefined);
     expect(statSync(lastSeg).size).toBe(lastSize);
     expect(statSync(firstSeg).size).toBe(firstSize + 32);
     expect(segments(dir.path)).toEqual(names);
@@ -109,6 +111,53 @@ describe('segment log', () => {
     await b.append(Buffer.from('next'));
     expect(b.durableSeq).toBe(1000n); // past the floor and past every segment's name
     await b.close();
+    dir.cleanup();
+  });
+
+  it('opens a backlog reading only the segment headers and the last segment; a segment that cannot be read fails nothing at start', async () => {
+    const dir = tempDir();
+    const a = log(dir.path);
+    await a.recover(0n, undefined);
+    for (let i = 1; i <= 40; i++) await a.append(Buffer.from(`record-${i}`.padEnd(100, '.')));
+    await a.close();
+    const names = segments(dir.path);
+    expect(names.length).toBeGreaterThanOrEqual(8);
+
+    const files = faultyFiles();
+    const b = log(dir.path, files);
+    await b.recover(0n, undefined);
+    const reads = files.calls.filter((c) => c.key === 'readFile:segment' || c.key === 'read:segment');
+    // One whole read (the last segment), one header read per other segment.
+    expect(reads.filter((c) => c.key === 'readFile:segment')).toHaveLength(1);
+    expect(reads.filter((c) => c.key === 'read:segment')).toHaveLength(names.length - 1);
+    expect(b.durableSeq).toBe(40n);
+    const { items } = await readAll(b);
+    expect(items).toHaveLength(40);
+
+    // Every read of one sealed segment fails with EIO: recovery goes on; the reader gets its records
+    // up to it, then (after three failed reads) one unreadable region, then the records after it.
+    const bad = join(dir.path, names[2] ?? '');
+    const c = log(dir.path, faultyFiles((call) => (call.path === bad && call.key.startsWith('read') ? 'EIO' : undefined)));
+    await c.recover(0n, undefined);
+    const got: string[] = [];
+    let pos = c.start;
+    for (let tries = 0; tries < 100; tries++) {
+      const r = await c.read(pos).catch((err: unknown) => ({ error: err as Error }));
+      if ('error' in r) {
+        expect(r.error.message).toMatch(/EIO/);
+        continue;
+      }
+      pos = r.from;
+      if (r.items.length === 0) break;
+      for (const it of r.items) {
+        got.push(it.kind === 'record' ? it.record.payload.toString().replace(/\.+$/, '') : `unreadable ${it.damage.bytes === undefined}`);
+        pos = it.next;
+      }
+    }
+    const before = segmentFirst(names[2] ?? '') - 1n;
+    const after = segmentFirst(names[3] ?? '');
+    expect(got).toEqual([...Array.from({ length: Number(before) }, (_, i) => `record-${i + 1}`), 'unreadable true', ...Array.from({ length: 40 - Number(after) + 1 }, (_, i) => `record-${Number(after) + i}`)]);
+    await c.close();
     dir.cleanup();
   });
 });
