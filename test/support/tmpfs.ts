@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './temp.js';
 
@@ -35,7 +35,19 @@ export function mountTmpfs(size: string): Tmpfs {
   return {
     path: dir.path,
     free,
-    fill: (leaveBytes = 0) => writeFileSync(filler, Buffer.alloc(Math.max(0, free() - leaveBytes))),
+    fill(leaveBytes = 0) {
+      // Written in chunks until the disk is full (or only leaveBytes are left): others (the engine)
+      // may write meanwhile, so the space free before is only a guess.
+      const fd = openSync(filler, 'a');
+      const chunk = Buffer.alloc(1 << 20);
+      try {
+        for (let room = free() - leaveBytes; room > 0; room = free() - leaveBytes) writeSync(fd, chunk, 0, Math.min(chunk.length, room));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      } finally {
+        closeSync(fd);
+      }
+    },
     unfill: () => rmSync(filler, { force: true }),
     resize: (s) => execFileSync('mount', ['-o', `remount,size=${s}`, dir.path], { stdio: 'pipe' }),
     unmount() {
