@@ -23,16 +23,22 @@ function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
 }
 
+/** A value at fault, for a message: scalars quoted; a mapping or list only named (it may hold secrets at any depth). */
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (value !== null && typeof value === 'object') return 'a mapping';
   return JSON.stringify(value) ?? typeof value;
 }
 
 const SECRET_KEY = /password|secret|token|credential/i;
 
-/** Whether a key path holds a secret (a password, token, ...; any header or body of an HTTP probe): its value is never shown. */
+/** Whether a key holds a secret: a password, token, ...; any header or body of an HTTP probe. */
+const isSecretKey = (key: string): boolean => SECRET_KEY.test(key) || key === 'headers' || key === 'body';
+
+/** Whether a key path holds a secret: its value is never shown. */
 function isSecretPath(path: readonly PropertyKey[]): boolean {
-  return path.some((k) => typeof k === 'string' && (SECRET_KEY.test(k) || k === 'headers' || k === 'body'));
+  return path.some((k) => typeof k === 'string' && isSecretKey(k));
 }
 
 /** Credentials in URLs (`//user:password@`) and secret-looking query parameters (`api_key=`, `token=`, ...) replaced by `***`. */
@@ -126,11 +132,11 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
 
 /**
  * A deep copy of the config with every secret-looking value replaced by `"***"`: keys such as
- * password or token, every header value (http-check jobs), and in URLs the credentials and
+ * password or token, every header value and body (http-check jobs), and in URLs the credentials and
  * secret-looking query parameters (`api_key=`).
  */
 export function maskSecrets(value: unknown, key = ''): unknown {
-  if ((SECRET_KEY.test(key) || key === 'headers') && typeof value === 'string' && value !== '') return '***';
+  if (isSecretKey(key) && typeof value === 'string' && value !== '') return '***';
   if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return maskUrls(value);
   if (Array.isArray(value)) return value.map((v) => maskSecrets(v, key));
   // Every value under `headers` counts as a secret (an Authorization or API-key header).

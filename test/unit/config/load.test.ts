@@ -112,5 +112,15 @@ describe('config', () => {
     expect(withUrlPassword.storage.clickhouse.url).toBe('http://***@ch:8123');
     // The hash (shown on /status) does not depend on secrets.
     expect(hashConfig(validateConfig({ storage: { clickhouse: { password: 'a' } } }))).toBe(hashConfig(validateConfig({ storage: { clickhouse: { password: 'b' } } })));
+    // An http-check body (a login form, say) is masked like its headers.
+    const probe = { name: 'login', schedule: '* * * * *', kind: 'http-check', params: { url: 'http://app/login', method: 'POST', headers: { authorization: 'Bearer HEADERSECRET1' }, body: '{"password":"BODYSECRET1"}' } };
+    const printed = JSON.stringify(maskSecrets(validateConfig({ jobs: { scheduled: [probe] } })));
+    expect(printed).not.toMatch(/HEADERSECRET1|BODYSECRET1/);
+  });
+
+  it('never quotes a mapping or a list given where a scalar or another shape was expected (it may hold secrets)', () => {
+    const probe = { name: 'p', schedule: '* * * * *', kind: 'http-check', params: { url: 'http://x/', headers: { authorization: 'Bearer HEADERSECRET2' } } };
+    expect(errorOf(() => validateConfig({ jobs: { scheduled: { p: probe } } }))).toBe('invalid configuration:\n  jobs.scheduled: expected array, got a mapping');
+    expect(errorOf(() => validateConfig({ ratelimit: { redis: [{ url: 'redis://r:6379', password: 'REDISSECRET' }] } }))).toBe('invalid configuration:\n  ratelimit.redis: expected object, got a list of 1');
   });
 });
