@@ -226,12 +226,12 @@ const jobs = z.strictObject({
   lease_ttl: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('15s'),
   /** Redis for cluster-scoped jobs' leases; default: ratelimit.redis. Without one, cluster jobs run on every replica. */
   redis: redisConnection.extend({ key_prefix: z.string().default('heimdall:jobs:') }).optional(),
-  /** The built-in system check (job `system-check`), which feeds readiness. */
+  /** The built-in system check (job `system-check`), which feeds the health score, /status and the strict readiness. */
   system_check: z
     .strictObject({
       enabled: boolean.default(true),
       schedule: z.string().default('*/30 * * * * *'),
-      /** Overall score (0-100) under which the agent reports not ready. */
+      /** Overall score (0-100) under which the agent is degraded (strict readiness off). */
       threshold: integer({ min: 0, max: 100 }).default(50),
     })
     .prefault({}),
