@@ -92,6 +92,7 @@ export interface Jobs {
   list(): ScheduledView[];
   /** NOT_FOUND when there is no such job; UNAVAILABLE until the stored jobs are loaded. */
   get(name: string): ScheduledView;
+  /** INVALID_ARGUMENT for an export wider than query.max_window (every run would fail). */
   create(spec: JobSpec): Promise<ScheduledView>;
   update(spec: JobSpec): Promise<ScheduledView>;
   remove(name: string): Promise<void>;
@@ -405,16 +406,21 @@ export function createJobs(options: JobsOptions): Jobs {
   const recorded = (l: LiveRun): Promise<void> =>
     history.flush().catch((err: unknown) => logger.warn({ err, run: l.record.id }, 'run accepted but not stored yet; stored when storage answers'));
 
+  /** Why a job's export would read more than query.max_window (INVALID_ARGUMENT naming the parameter), or undefined. */
+  const windowRefusal = (task: Pick<TaskSpec, 'kind' | 'params'>): string | undefined => {
+    if (task.kind !== 'export') return undefined;
+    const range = exportWindow(KIND_PARAMS.export.parse(task.params), Date.now(), options.query.max_window);
+    return 'refused' in range ? `job.params.${range.refused}` : undefined;
+  };
+
   /** Refuses an on-demand job past a limit, naming it (and counting it). */
   const admit = (task: TaskSpec, tenant: string | undefined): void => {
     const refuse = (limit: string, code: JobError['code'], message: string): never => {
       submitRefusals.inc({ limit });
       throw new JobError(code, message);
     };
-    if (task.kind === 'export') {
-      const range = exportWindow(KIND_PARAMS.export.parse(task.params), Date.now(), options.query.max_window);
-      if ('refused' in range) refuse('max_window', 'invalid_argument', `job.params.${range.refused}`);
-    }
+    const window = windowRefusal(task);
+    if (window) refuse('max_window', 'invalid_argument', window);
     if (tenant !== undefined) {
       if (task.timeout > options.tenantMaxTimeoutMs) {
         refuse('tenant_max_timeout', 'invalid_argument', `job.timeout: at most ${formatMs(options.tenantMaxTimeoutMs)} for a token bound to a tenant (jobs.tenant_max_timeout), got ${formatMs(task.timeout)}`);
@@ -569,6 +575,8 @@ export function createJobs(options: JobsOptions): Jobs {
     create: (spec) =>
       exclusive(async () => {
         mustRestored();
+        const window = windowRefusal(spec);
+        if (window) throw new JobError('invalid_argument', window);
         if (entries.has(spec.name)) throw new JobError('already_exists', `a scheduled job named ${JSON.stringify(spec.name)} exists`);
         const now = Date.now();
         await saved(() => store.put({ spec, createdAt: now, updatedAt: now }));
@@ -577,6 +585,8 @@ export function createJobs(options: JobsOptions): Jobs {
       }),
     update: (spec) =>
       exclusive(async () => {
+        const window = windowRefusal(spec);
+        if (window) throw new JobError('invalid_argument', window);
         const e = mustGet(spec.name);
         if (e.source === 'config') throw new JobError('failed_precondition', `job ${spec.name} is defined in the config file: change it there`);
         const times = { createdAt: e.createdAt, updatedAt: Date.now() };

@@ -220,6 +220,9 @@ describe("a tenant-bound token's jobs", () => {
     // Also for a token without a tenant: every export reads through the query budgets.
     const week = await refused(submit(T.admin, { source: 'spans', since: '7d' }));
     expect(week.details).toMatch(/^job\.params\.since: the window is at most 2d \(query\.max_window\), got 7\.0d/);
+    const scheduled = await refused(client(T.admin).unary(JobService.method.createScheduledJob, { job: { name: 'weekly', schedule: '0 3 * * 1', kind: 'export', params: { source: 'events', since: '7d' } } }));
+    expect(scheduled.code).toBe(status.INVALID_ARGUMENT);
+    expect(scheduled.details).toMatch(/^job\.params\.since: the window is at most 2d \(query\.max_window\)/);
     const long = await refused(submit(T.a, { source: 'events', since: '1h' }, 86_400n * 20n));
     expect(long.code).toBe(status.INVALID_ARGUMENT);
     expect(long.details).toBe('job.timeout: at most 30m for a token bound to a tenant (jobs.tenant_max_timeout), got 20d');

@@ -153,7 +153,8 @@ export function createExport(deps: ExportDeps): TaskRunner {
         return await query(which);
       } catch (err) {
         const limit = limitHit(err);
-        if (limit) refuse(limit, limitRefusal(limit, deps.query).message);
+        // Memory grows with the rows of a chunk as well as with what they match.
+        if (limit) refuse(limit, `${limitRefusal(limit, deps.query).message}${limit === 'max_memory' ? ', or a smaller chunk_rows' : ''}`);
         throw err;
       }
     };

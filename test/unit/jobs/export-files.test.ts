@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../../src/config/load.js';
 import { directoryBytes, exportWindow, removeStaleParts, tenantFolder } from '../../../src/jobs/kinds/export.js';
 import { KIND_PARAMS } from '../../../src/jobs/kinds/params.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
@@ -57,5 +58,9 @@ describe('export files', () => {
     expect(exportWindow(parse({ since: '2d' }), now, 86_400_000)).toEqual({ refused: 'since: the window is at most 1d (query.max_window), got 2.0d; export several narrower windows' });
     expect(exportWindow(parse({ start: '2026-11-01T00:00:00Z', end: '2026-11-01T12:00:00Z' }), now, 86_400_000)).toEqual({ start: Date.parse('2026-11-01T00:00:00Z'), end: Date.parse('2026-11-01T12:00:00Z') });
     expect(exportWindow(parse({ start: '1970-01-01T00:00:00Z' }), now, 86_400_000)).toMatchObject({ refused: expect.stringMatching(/^start: the window is at most 1d/) as unknown });
+    // A scheduled export in the config that would always ask for more is a configuration error.
+    const scheduled = (since: string) => ({ query: { max_window: '2d', summary_window: '1d' }, jobs: { scheduled: [{ name: 'nightly', schedule: '0 3 * * *', kind: 'export', params: { source: 'events', since } }] } });
+    expect(() => validateConfig(scheduled('7d'))).toThrow(/jobs\.scheduled\[0\]\.params\.since: must not exceed query\.max_window \(172800000 ms\)/);
+    expect(validateConfig(scheduled('1d')).jobs.scheduled).toHaveLength(1);
   });
 });
