@@ -166,7 +166,7 @@ export function createJobs(options: JobsOptions): Jobs {
   const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: options.leaseTtlMs, logger });
   const exportRefusals = new Counter({
     name: 'heimdall_export_refused_total',
-    help: 'Export runs failed by a limit, by limit (export_max_size, tenant_export_max_size, max_window, and the query budgets: timeout, max_memory, max_rows_to_read, max_bytes_to_read).',
+    help: 'Export runs failed by a limit, by limit (export_max_size, tenant_export_max_size, max_window, timeout, max_memory).',
     labelNames: ['limit'] as const,
     registers: [options.metrics],
   });

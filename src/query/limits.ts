@@ -15,14 +15,15 @@ const LIMIT_CODES: Record<number, QueryLimit> = { 159: 'timeout', 160: 'timeout'
 
 /**
  * ClickHouse settings of a storage query under the `query` budgets (on both transports): always the
- * time and memory limits; with `reads`, the read limits (for queries that read all they match); with
+ * time limit; the memory limit unless `memory` is false (a query whose memory is what it returns,
+ * bounded otherwise); with `reads`, the read limits (for queries that read all they match); with
  * `maxResultRows`, a cap on the rows returned.
  */
-export function budgetSettings(limits: Config['query'], options: { reads?: boolean; maxResultRows?: number } = {}): QuerySettings {
+export function budgetSettings(limits: Config['query'], options: { reads?: boolean; memory?: boolean; maxResultRows?: number } = {}): QuerySettings {
   return {
     max_execution_time: limits.timeout / 1000,
     timeout_overflow_mode: 'throw',
-    max_memory_usage: limits.max_memory,
+    ...(options.memory !== false ? { max_memory_usage: limits.max_memory } : {}),
     ...(options.reads ? { max_rows_to_read: limits.max_rows_to_read, max_bytes_to_read: limits.max_bytes_to_read, read_overflow_mode: 'throw' } : {}),
     ...(options.maxResultRows !== undefined ? { max_result_rows: options.maxResultRows, result_overflow_mode: 'throw' } : {}),
   };

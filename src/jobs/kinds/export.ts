@@ -132,12 +132,13 @@ export interface ExportDeps {
  * (keyset paging, so each chunk costs the same), writing JSON lines (the engine's own text) or CSV to `<file>.<run id>.part`
  * and reporting progress after every chunk; renamed to `<file>` (replacing it) when complete, removed when the run is
  * cancelled or fails. Filters travel as query parameters. An export of one tenant's rows is written
- * in that tenant's folder, under that folder's budget as well as the directory's. Every storage query
- * runs under the `query` budgets (the count, which reads all it matches, also under the read
- * limits); one stopped by a budget fails the run with a message naming it.
+ * in that tenant's folder, under that folder's budget as well as the directory's. Its window is at
+ * most query.max_window, and every storage query runs under query.timeout (the count also under
+ * query.max_memory); one stopped by a budget fails the run with a message naming it.
  */
 export function createExport(deps: ExportDeps): TaskRunner {
-  const settings = { count: budgetSettings(deps.query, { reads: true }), chunk: budgetSettings(deps.query) };
+  // A chunk's memory is the rows it returns (read in key order, chunk_rows at most), not query.max_memory's to bound.
+  const settings = { count: budgetSettings(deps.query), chunk: budgetSettings(deps.query, { memory: false }) };
   /** Fails the run, counting the limit. */
   const refuse = (limit: string, message: string): never => {
     deps.refused.inc({ limit });
@@ -153,8 +154,7 @@ export function createExport(deps: ExportDeps): TaskRunner {
         return await query(which);
       } catch (err) {
         const limit = limitHit(err);
-        // Memory grows with the rows of a chunk as well as with what they match.
-        if (limit) refuse(limit, `${limitRefusal(limit, deps.query).message}${limit === 'max_memory' ? ', or a smaller chunk_rows' : ''}`);
+        if (limit) refuse(limit, limitRefusal(limit, deps.query).message);
         throw err;
       }
     };
