@@ -7,7 +7,7 @@ import type { Query, Range } from './budget.js';
 import { timestamp } from './time.js';
 
 /** The key under which a breakdown sums the keys it does not list. */
-export const OTHER_KEY = '__other__';
+const OTHER_KEY = '__other__';
 
 /** Keys each breakdown lists when the request says 0, and at most. */
 const DEFAULT_TOP = 10;
