@@ -85,7 +85,7 @@ export function createAgent(options: AgentOptions): Agent {
   const logger = options.logger;
   const metrics = createMetrics({ version: VERSION, build: BUILD });
   const metricLimits = config.telemetry.metrics;
-  const seriesLimits = createSeriesLimits({ maxLabelLength: metricLimits.max_label_length, maxBytes: metricLimits.max_size, metrics, logger });
+  const seriesLimits = createSeriesLimits({ maxLabelLength: metricLimits.max_label_length, maxFamilyBytes: metricLimits.max_family_size, metrics, logger });
   const health = createHealthRegistry({ metrics });
   health.register('config').set('ready');
   logHealthTransitions(health, logger.child({ component: 'health' }));
@@ -181,7 +181,7 @@ export function createAgent(options: AgentOptions): Agent {
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
-  addAdminRoutes(admin, statusSource, metrics, { maxScrapes: metricLimits.max_scrapes, timeoutMs: metricLimits.scrape_timeout });
+  addAdminRoutes(admin, statusSource, metrics, { maxScrapes: metricLimits.max_scrapes, timeoutMs: metricLimits.scrape_timeout, stallTimeoutMs: metricLimits.stall_timeout, scope: metricLimits.scope === 'none' ? undefined : metricLimits.scope });
 
   const components: Component[] = [];
   if (config.telemetry.tracing.enabled) {

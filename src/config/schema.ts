@@ -398,16 +398,20 @@ export const configSchema = z.strictObject({
       /** Bounds on /metrics: label values that come from clients (span names, descriptor values, domains), its size, its scrapes. */
       metrics: z
         .strictObject({
-          /** Longest label value kept; a longer one is cut, ending with "…". */
+          /** Longest label value kept, in bytes of /metrics text (UTF-8, escaped); a longer one is cut, ending with "…". */
           max_label_length: integer({ min: 16, max: 4096 }).default(128),
-          /** Label sets per client-labelled family (rate-limit descriptors, security refusals; RED metrics: ingest.red_metrics.max_series); the rest count as __overflow__. */
+          /** Label sets from clients per client-labelled family (rate-limit descriptors, security refusals; RED metrics: ingest.red_metrics.max_series); the rest count as __overflow__. */
           max_series: integer({ min: 1, max: 1_000_000 }).default(1_000),
-          /** Bytes of /metrics text the client-labelled label sets may take together; past it new ones count as __overflow__. */
-          max_size: byteSize.prefault('8MiB'),
-          /** /metrics responses in progress at once; past it 503 with Retry-After. */
-          max_scrapes: integer({ min: 1, max: 64 }).default(2),
+          /** Bytes of /metrics text the client label sets of one family may take; past it new ones count as __overflow__. Each family has its own. */
+          max_family_size: byteSize.prefault('24MiB'),
+          /** /metrics responses in progress at once; past it 503 with Retry-After. One at a time per client address. */
+          max_scrapes: integer({ min: 1, max: 64 }).default(4),
           /** A /metrics response not sent within this is cut (its connection closed). */
           scrape_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('10s'),
+          /** A /metrics response whose client has taken nothing of it for this long is cut, freeing its slot. */
+          stall_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('5s'),
+          /** Token scope /metrics needs (with auth on); none: open, as Prometheus scrapes without a token by default. */
+          scope: z.enum(['none', ...SCOPES]).default('none'),
         })
         .prefault({}),
     })
@@ -477,6 +481,9 @@ export const configSchema = z.strictObject({
   }
   if (c.query.max_concurrent_per_tenant > c.query.max_concurrent) {
     ctx.addIssue({ code: 'custom', path: ['query', 'max_concurrent_per_tenant'], message: `must not exceed query.max_concurrent (${c.query.max_concurrent})` });
+  }
+  if (c.telemetry.metrics.scope !== 'none' && !c.auth.enabled) {
+    ctx.addIssue({ code: 'custom', path: ['telemetry', 'metrics', 'scope'], message: `needs auth.enabled: true (without tokens no scrape could have scope ${c.telemetry.metrics.scope})` });
   }
   if (c.storage.retry.initial_interval > c.storage.retry.max_interval) {
     ctx.addIssue({ code: 'custom', path: ['storage', 'retry', 'initial_interval'], message: 'must not exceed storage.retry.max_interval' });
