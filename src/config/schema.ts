@@ -258,7 +258,7 @@ export const configSchema = z.strictObject({
           ...connectionBounds(1024, 8),
           /** Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
           max_concurrent_streams: integer({ min: 1, max: 100_000 }).default(100),
-          /** Long-lived response streams (health Watch, WatchJob) open at once on the server; past it such a call answers RESOURCE_EXHAUSTED. */
+          /** Long-lived response streams (health Watch, WatchJob) open at once, per service; past it such a call answers RESOURCE_EXHAUSTED. */
           max_streams: integer({ min: 1, max: 1_000_000 }).default(512),
           /** A connection without calls for this long is closed (GOAWAY); one that sends nothing at all for this long (not even keepalive acks) is dropped. */
           idle_timeout: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('5m'),

@@ -3,9 +3,12 @@
  * clients and silent or half-opened HTTP/2 and TLS connections; probes, connected clients and
  * accepted streams go on.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer as netServer, type AddressInfo, type Socket } from 'node:net';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/cli/client.js';
+import { JobService } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving, type HealthCheckResponse } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { haveBinary } from '../support/binaries.js';
@@ -182,7 +185,7 @@ describe('connections: caps, reserve for new peers, deadlines (real sockets)', (
       const sixth = watch();
       const err = await sixth.failed;
       expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
-      expect(err.details).toBe('5 streams are open, the most server.grpc.max_streams (5) allows; retry later');
+      expect(err.details).toBe('5 grpc.health.v1.Health streams are open, the most server.grpc.max_streams (5) allows a service; retry later');
       await sleep(300);
       expect(ended.slice(0, 5)).toEqual([false, false, false, false, false]);
       // One ends: a new one is let in.
@@ -255,6 +258,60 @@ describe('connections: idle ones are closed, quiet streams are kept', () => {
     const held = await hold(t.agent.admin.port, '127.0.0.2', 'GET /livez HTTP/1.1\r\nHost: x\r\n\r\n');
     await until(() => held.closedAt !== undefined, 10_000, 'the idle connection closed');
   }, 30_000);
+});
+
+describe('connections: stream caps are counted after authentication, per service', () => {
+  const ADMIN = 'admin-token-for-streams-01';
+  const silent = netServer(() => undefined);
+  let t: TestAgent;
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t = await startTestAgent({ log: { level: 'info' }, auth: { enabled: true, tokens: [{ name: 'admin', token: ADMIN, scopes: ['admin'] }] }, server: { grpc: { max_streams: 3 } }, jobs: { system_check: { enabled: false } } });
+  }, 60_000);
+  afterAll(async () => {
+    await t.stop();
+    silent.close();
+  });
+
+  it('health Watches anyone may open never take the streams of a service that needs a token; calls refused by auth hold none', async () => {
+    const clients: TestClient[] = [];
+    const cancels: Array<() => void> = [];
+    // A connection each: the cap counts across connections.
+    const client = <T extends GenServiceMethods>(service: GenService<T>) => {
+      const c = testClient(service, t.grpcAddress, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+      clients.push(c);
+      return c;
+    };
+    /** Opens a stream; resolves with its first message, or the error that ended it. */
+    const open = <T extends GenServiceMethods>(service: GenService<T>, method: string, req: unknown, md?: Record<string, string>) => {
+      const stream = client(service).serverStream(method, req, md);
+      cancels.push(() => stream.cancel());
+      return new Promise<{ data?: unknown; error?: ServiceError }>((resolve) => {
+        stream.once('data', (data: unknown) => resolve({ data }));
+        stream.once('error', (error: ServiceError) => resolve({ error }));
+      });
+    };
+    try {
+      // Health (no token needed) up to its cap, then refused.
+      for (let i = 0; i < 3; i++) expect((await open(Health, 'Watch', { service: '' })).data).toBeDefined();
+      const fourth = await open(Health, 'Watch', { service: '' });
+      expect(fourth.error?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(fourth.error?.details).toBe('3 grpc.health.v1.Health streams are open, the most server.grpc.max_streams (3) allows a service; retry later');
+      // Without a token: UNAUTHENTICATED, holding no stream of JobService.
+      const c = connect({ addr: t.grpcAddress, token: ADMIN });
+      const job = (await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, timeout: '60s' } })).job;
+      for (let i = 0; i < 5; i++) expect((await open(JobService, 'WatchJob', { id: job?.id })).error?.code).toBe(status.UNAUTHENTICATED);
+      // With a token, WatchJob gets its streams while every Health stream is taken.
+      for (let i = 0; i < 3; i++) expect((await open(JobService, 'WatchJob', { id: job?.id }, { authorization: `Bearer ${ADMIN}` })).data).toBeDefined();
+      const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
+      expect(sample(metrics, 'heimdall_grpc_server_streams')).toBe(6);
+      await c.unary(JobService.method.cancelJob, { id: job?.id ?? '' });
+      c.close();
+    } finally {
+      for (const cancel of cancels) cancel();
+      for (const c of clients) c.close();
+    }
+  }, 60_000);
 });
 
 describe.runIf(haveBinary('openssl'))('connections: a TLS handshake that never ends is closed after handshake_timeout', () => {
