@@ -188,8 +188,13 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       const hp = splitHostPort(options.address);
       if (!hp) throw new Error(`invalid address ${options.address}`);
       await new Promise<void>((resolve, reject) => {
-        s.once('error', (err) => reject(new Error(`cannot listen on ${options.address} (${options.name}): ${err.message}`)));
-        s.listen(hp.port, hp.host, () => resolve());
+        const failed = (err: Error): void => reject(new Error(`cannot listen on ${options.address} (${options.name}): ${err.message}`));
+        s.once('error', failed);
+        s.listen(hp.port, hp.host, () => {
+          // Once listening, an accept error (EMFILE, ...) is logged; the server keeps serving.
+          s.off('error', failed).on('error', (err) => logger.error({ err }, 'HTTP listener error'));
+          resolve();
+        });
       });
       port = (s.address() as AddressInfo).port;
       reporter.set('ready');

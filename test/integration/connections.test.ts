@@ -3,7 +3,7 @@
  * clients and silent or half-opened HTTP/2 and TLS connections; probes, connected clients and
  * accepted streams go on.
  */
-import { connect as netConnect, createServer as netServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as netConnect, createServer as netServer, Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -312,6 +312,30 @@ describe('connections: stream caps are counted after authentication, per service
       for (const c of clients) c.close();
     }
   }, 60_000);
+});
+
+describe('connections: listener errors after start', () => {
+  let t: TestAgent;
+  beforeAll(async () => {
+    t = await startTestAgent({ log: { level: 'info' }, jobs: { system_check: { enabled: false } } });
+  }, 60_000);
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  it('an HTTP listener logs every accept error and keeps serving (the second one used to be fatal)', async () => {
+    // The listening servers themselves: an accept error is what Node emits on them, e.g. when
+    // libuv's spare-descriptor trick for EMFILE fails (another thread took the descriptor).
+    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+    const listener = (port: number) => handles.find((h): h is NetServer => h instanceof NetServer && (h.address() as AddressInfo | null)?.port === port) as NetServer;
+    for (const port of [t.agent.admin.port, t.agent.otlpHttp.port]) {
+      for (let i = 0; i < 3; i++) listener(port).emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' }));
+    }
+    expect((await fetch(`${t.adminUrl}/livez`)).status).toBe(200);
+    const logged = t.logs.filter((l) => l.msg === 'HTTP listener error');
+    expect(logged.map((l) => l.component)).toEqual(['admin', 'admin', 'admin', 'otlp_http', 'otlp_http', 'otlp_http']);
+    expect(JSON.stringify(logged[0]?.err)).toContain('EMFILE');
+  });
 });
 
 describe.runIf(haveBinary('openssl'))('connections: a TLS handshake that never ends is closed after handshake_timeout', () => {
