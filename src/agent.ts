@@ -132,7 +132,7 @@ export function createAgent(options: AgentOptions): Agent {
   const ratelimit = createRateLimiter({
     now: options.clock,
     security,
-    overLimit: createOverLimitReporter({ pipeline, windowMs: config.ratelimit.over_limit_window, logger }),
+    overLimit: createOverLimitReporter({ pipeline, windowMs: config.ratelimit.over_limit_window, maxKeys: config.ratelimit.over_limit_max_keys, logger }),
     configPath: config.ratelimit.config_path,
     maxKeys: config.ratelimit.max_keys,
     cacheBytes: config.ratelimit.cache_size,

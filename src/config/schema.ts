@@ -323,6 +323,8 @@ export const configSchema = z.strictObject({
       max_bucket_key_length: integer({ min: 64, max: 65_536 }).default(512),
       /** Refusals are written as one event per domain, limit and entity per this window. */
       over_limit_window: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('1m'),
+      /** Domain, limit and entity keys counted per window; past it refusals count under one __overflow__ key. */
+      over_limit_max_keys: integer({ min: 1, max: 1_000_000 }).default(10_000),
       /** Also answer the legacy draft-03 X-RateLimit-* headers. */
       legacy_headers: boolean.default(false),
       /** The security layer: mode, block list (changed through approved actions). */
