@@ -26,9 +26,12 @@ const listener = (address: string) =>
 
 /** What bounds every listener's connections: a cap, a reserve for new peers, and a handshake deadline. */
 const connectionBounds = (maxConnections: number, reserved: number) => ({
-  /** Connections open at most (lowered at start to leave server.fd_reserve file descriptors free); past it a new one is closed at once. */
+  /**
+   * Connections open at most (lowered at start to leave server.fd_reserve file descriptors free); past it a new one is closed at
+   * once, except on HTTP listeners, where it takes the slot of an idle connection (no request in progress) of the peer holding most.
+   */
   max_connections: integer({ min: 1, max: 1_000_000 }).default(maxConnections),
-  /** The last this many of max_connections go only to peers holding fewer than half that many here: probes get in while one client holds the rest. */
+  /** The last this many of max_connections go only to peers holding fewer than half that many here: probes get in while one client holds the rest. Lowered with max_connections. */
   reserved_connections: integer({ min: 0, max: 100_000 }).default(reserved),
   /** A TLS handshake (and on gRPC, the first bytes of HTTP/2) must be done within this, or the connection is closed. */
   handshake_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('10s'),
