@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { apiToken, type Config, type SCOPES } from '../config/schema.js';
 import { watchPath, type PathWatch } from '../config/watch.js';
@@ -40,6 +40,11 @@ export interface Authenticator {
    * degraded until a later reload succeeds. Never throws. (`enabled` applies after a restart only.)
    */
   reload(config: Config['auth']): void;
+  /**
+   * Calls `listener` after every reload that changed the tokens, so calls that outlive a check (response
+   * streams) can check their token again; returns the unsubscribe function.
+   */
+  onReload(listener: () => void): () => void;
   /** Watches `tokens_file` and reloads it when it changes (a Secret volume's symlink swap included). */
   start(): Promise<void>;
   /** Stops watching. Safe to call twice. */
@@ -58,21 +63,26 @@ export class TokenFileError extends Error {
   override name = 'TokenFileError';
 }
 
-/** Reads and validates a tokens file (a YAML list of tokens); throws TokenFileError naming the file and the entry at fault. */
-export function readTokenFile(path: string): Array<z.output<typeof apiToken>> {
+/**
+ * Reads and validates a tokens file (a YAML list of tokens); throws TokenFileError naming the file and
+ * the entry at fault. A YAML error or warning (an unknown tag, a duplicate key) refuses the file and is
+ * named by its code, line and column only: the parser's own messages quote the file, which holds
+ * secrets, and nothing is printed (the `yaml` package's `parse` writes warnings to stderr).
+ */
+function readTokenFile(path: string): Array<z.output<typeof apiToken>> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new TokenFileError(`cannot read auth.tokens_file ${path}: ${(err as Error).message}`, { cause: err });
   }
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(text);
-  } catch (err) {
-    // Only the first line: the rest quotes the file, which holds secrets.
-    throw new TokenFileError(`auth.tokens_file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0] ?? ''}`);
+  const doc = parseDocument(text);
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) {
+    const at = problem.linePos?.[0];
+    throw new TokenFileError(`auth.tokens_file ${path} is not valid YAML: ${problem.code}${at ? ` at line ${at.line}, column ${at.col}` : ''}`);
   }
+  const parsed: unknown = doc.toJS();
   // An empty file is most likely one being written: "[]" says "no tokens" on purpose.
   if (parsed === null || parsed === undefined) throw new TokenFileError(`auth.tokens_file ${path} is empty (write [] for a file without tokens)`);
   const result = z.array(apiToken).safeParse(parsed);
@@ -118,6 +128,7 @@ export function createAuthenticator(config: Config['auth'], options: Authenticat
   const reloadErrors = new Counter({ name: 'heimdall_auth_reload_errors_total', help: 'Token reloads refused (the previous tokens stay): an unreadable or invalid tokens file.', registers: [options.metrics] });
   let entries = loadEntries(config);
   let current = config;
+  const listeners = new Set<() => void>();
   let watch: PathWatch | undefined;
   let started = false;
   reporter.set('ready', `${entries.length} tokens`);
@@ -140,12 +151,20 @@ export function createAuthenticator(config: Config['auth'], options: Authenticat
       logger.error({ reason }, 'tokens not reloaded: keeping the previous tokens');
       return;
     }
-    const before = new Set(entries.map((e) => e.principal.name));
-    const after = new Set(loaded.map((e) => e.principal.name));
-    const same = loaded.length === entries.length && loaded.every((e, i) => e.digest.equals(entries[i]?.digest ?? Buffer.alloc(0)) && e.principal.name === entries[i]?.principal.name);
+    // Each token by name, as it allows: its value (digest), scopes and tenant.
+    const shape = (e: Entry) => JSON.stringify([e.digest.toString('hex'), [...e.principal.scopes].sort(), e.principal.tenant ?? null]);
+    const before = new Map(entries.map((e) => [e.principal.name, shape(e)]));
+    const after = new Map(loaded.map((e) => [e.principal.name, shape(e)]));
+    const added = [...after.keys()].filter((n) => !before.has(n));
+    const removed = [...before.keys()].filter((n) => !after.has(n));
+    const changed = [...after].filter(([n, s]) => before.has(n) && before.get(n) !== s).map(([n]) => n);
+    const all = (list: Entry[]) => list.map((e) => `${e.principal.name} ${shape(e)}`).sort().join('\n');
+    const same = all(loaded) === all(entries);
     entries = loaded;
     reporter.set('ready', `${entries.length} tokens`);
-    if (!same) logger.info({ tokens: loaded.length, added: [...after].filter((n) => !before.has(n)), removed: [...before].filter((n) => !after.has(n)) }, 'tokens reloaded');
+    if (same) return;
+    logger.info({ tokens: loaded.length, added, removed, changed }, 'tokens reloaded');
+    for (const listener of listeners) listener();
   };
 
   return {
@@ -168,6 +187,10 @@ export function createAuthenticator(config: Config['auth'], options: Authenticat
       return { ok: true, principal: found };
     },
     reload,
+    onReload(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     async start() {
       started = true;
       watchFile();

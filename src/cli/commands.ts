@@ -98,7 +98,7 @@ export function addClientCommands(program: Command): void {
 
   client('summary', 'counts of events, errors, spans and logs over a time window')
     .option('--since <duration>', 'how far back', '24h')
-    .option('--top <n>', 'sources listed by errors', '10')
+    .option('--top <n>', 'rows each grouping lists (the rest summed as __other__)', '10')
     .action((o: Record<string, string | undefined>, cmd: Command) =>
       withClient(cmd, async (c, g) => {
         const res = await c.unary(QueryService.method.getSummary, { startTime: tsOf(ago(o.since ?? '24h', '--since')), top: Number(o.top ?? 10) });

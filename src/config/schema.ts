@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseNetwork } from '../jobs/kinds/address-guard.js';
+import { KIND_PARAMS } from '../jobs/kinds/params.js';
 import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';
 import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
 
@@ -217,8 +218,14 @@ const jobs = z.strictObject({
   max_scheduled_runs: integer({ min: 1, max: 1000 }).default(16),
   /** Where export jobs write their files. */
   export_dir: z.string().min(1).default('./exports'),
-  /** Bytes the export directory may hold: an export that would pass it fails, naming it (and leaves no file). */
+  /** Bytes the export directory may hold, tenant folders included: an export that would pass it fails, naming it (and leaves no file). */
   export_max_size: byteSize.prefault('1GiB'),
+  /** Bytes one tenant's export folder (`<export_dir>/tenant=<tenant>/`) may hold; past it that tenant's export fails, naming it. */
+  tenant_export_max_size: byteSize.prefault('256MiB'),
+  /** On-demand jobs of one tenant pending or running at once; past it SubmitJob from a tenant-bound token answers RESOURCE_EXHAUSTED. */
+  max_submitted_per_tenant: integer({ min: 1, max: 100_000 }).default(4),
+  /** Longest timeout a tenant-bound token may give a job (at least the default job timeout, 10m); a longer one is INVALID_ARGUMENT. */
+  tenant_max_timeout: duration({ min: 600_000, max: MAX_TIMER_MS }).prefault('1h'),
   http_check: z
     .strictObject({
       /** Link-local or cloud metadata networks (CIDR or address) http-check jobs may reach anyway; refused otherwise. */
@@ -229,12 +236,12 @@ const jobs = z.strictObject({
   lease_ttl: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('15s'),
   /** Redis for cluster-scoped jobs' leases; default: ratelimit.redis. Without one, cluster jobs run on every replica. */
   redis: redisConnection.extend({ key_prefix: z.string().default('heimdall:jobs:') }).optional(),
-  /** The built-in system check (job `system-check`), which feeds readiness. */
+  /** The built-in system check (job `system-check`), which feeds the health score, /status and the strict readiness. */
   system_check: z
     .strictObject({
       enabled: boolean.default(true),
       schedule: z.string().default('*/30 * * * * *'),
-      /** Overall score (0-100) under which the agent reports not ready. */
+      /** Overall score (0-100) under which the agent is degraded (strict readiness off). */
       threshold: integer({ min: 0, max: 100 }).default(50),
     })
     .prefault({}),
@@ -374,6 +381,8 @@ export const configSchema = z.strictObject({
       max_rows_to_read: integer({ min: 1 }).default(100_000_000),
       /** Bytes one storage query may read, uncompressed (max_bytes_to_read); past it RESOURCE_EXHAUSTED. */
       max_bytes_to_read: byteSize.prefault('10GiB'),
+      /** Memory one storage query may use (ClickHouse max_memory_usage; in the agent's own process on the embedded engine); past it RESOURCE_EXHAUSTED. */
+      max_memory: byteSize.pipe(z.number().min(1024 * 1024, 'must be at least 1MiB')).prefault('64MiB'),
       /** Window of ListEvents and ListLogs without start_time (ending at end_time, else now). */
       default_window: duration({ min: 1 }).prefault('1h'),
       /** Window of GetSummary without start_time. */
@@ -386,6 +395,8 @@ export const configSchema = z.strictObject({
       max_concurrent_per_tenant: integer({ min: 1, max: 1000 }).default(2),
       /** Storage queries of one tenant waiting for a slot; past it RESOURCE_EXHAUSTED. */
       max_queued_per_tenant: integer({ min: 0, max: 100_000 }).default(64),
+      /** Storage queries waiting for a slot, all tenants and tokens together; past it RESOURCE_EXHAUSTED. */
+      max_queued: integer({ min: 0, max: 1_000_000 }).default(256),
       /** Longest a storage query waits for a slot; past it RESOURCE_EXHAUSTED. */
       queue_timeout: duration({ min: 1, max: MAX_TIMER_MS }).prefault('30s'),
     })
@@ -483,6 +494,13 @@ export const configSchema = z.strictObject({
   if (cron) ctx.addIssue({ code: 'custom', path: ['jobs', 'system_check', 'schedule'], message: cron });
   if (c.query.default_window > c.query.max_window || c.query.summary_window > c.query.max_window) {
     ctx.addIssue({ code: 'custom', path: ['query', c.query.default_window > c.query.max_window ? 'default_window' : 'summary_window'], message: `must not exceed query.max_window (${c.query.max_window} ms)` });
+  }
+  for (const [i, j] of c.jobs.scheduled.entries()) {
+    // An export reads at most query.max_window; one that always asks for more would fail every run.
+    const p = j.kind === 'export' ? KIND_PARAMS.export.safeParse(j.params) : undefined;
+    if (p?.success && !p.data.start && p.data.since > c.query.max_window) {
+      ctx.addIssue({ code: 'custom', path: ['jobs', 'scheduled', i, 'params', 'since'], message: `must not exceed query.max_window (${c.query.max_window} ms)` });
+    }
   }
   if (c.query.max_concurrent_per_tenant > c.query.max_concurrent) {
     ctx.addIssue({ code: 'custom', path: ['query', 'max_concurrent_per_tenant'], message: `must not exceed query.max_concurrent (${c.query.max_concurrent})` });

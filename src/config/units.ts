@@ -52,6 +52,15 @@ export function formatMs(ms: number): string {
   return `${ms}ms`;
 }
 
+/** Milliseconds in the largest unit they reach, to a tenth: `7.0d`, `2.5h`, `90.0s`, `15ms` (for widths that are not round). */
+export function formatMsRoughly(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = DURATION_UNITS[unit] ?? 1;
+    if (ms >= size) return `${(ms / size).toFixed(1)}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 /** Bytes in the largest binary unit that keeps one decimal: `20MiB`, `1.5GiB`, `512KiB`, `100B`. */
 export function formatBytes(bytes: number): string {
   for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {

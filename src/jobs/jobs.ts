@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import type { Cron } from 'croner';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import { formatMs } from '../config/units.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { RedisTarget } from '../ratelimit/backends.js';
@@ -8,11 +10,11 @@ import type { SchemaContext } from '../storage/migrations/context.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createRunHistory, isTerminal, type RunFilter, type RunRecord, type RunTrigger } from './history.js';
-import { createExport, directoryBytes, removeStaleParts } from './kinds/export.js';
+import { createExport, directoryBytes, exportWindow, removeStaleParts } from './kinds/export.js';
 import { createAddressGuard } from './kinds/address-guard.js';
 import { createHttpCheck } from './kinds/http-check.js';
 import type { TaskKinds } from './kinds/kind.js';
-import type { KindName } from './kinds/params.js';
+import { KIND_PARAMS, type KindName } from './kinds/params.js';
 import { createRetention } from './kinds/retention.js';
 import { createSystemCheck } from './kinds/system-check.js';
 import { createLeases, type Lease, type Leases } from './lease.js';
@@ -25,7 +27,7 @@ import { createJobStore, type StoredPause } from './store.js';
 export class JobError extends Error {
   override name = 'JobError';
   constructor(
-    readonly code: 'not_found' | 'already_exists' | 'failed_precondition' | 'unavailable' | 'resource_exhausted',
+    readonly code: 'not_found' | 'already_exists' | 'failed_precondition' | 'unavailable' | 'resource_exhausted' | 'invalid_argument',
     message: string,
   ) {
     super(message);
@@ -55,8 +57,16 @@ export interface JobsOptions {
   /** Runs of scheduled jobs at once (the built-in system check aside); a tick past it is skipped. */
   maxScheduledRuns: number;
   exportDir: string;
-  /** Bytes the export directory may hold (`jobs.export_max_size`). */
+  /** Bytes the export directory may hold, tenant folders included (`jobs.export_max_size`). */
   exportMaxBytes: number;
+  /** Bytes one tenant's export folder may hold (`jobs.tenant_export_max_size`). */
+  tenantExportMaxBytes: number;
+  /** On-demand jobs of one tenant pending or running at once, past which a tenant-bound caller is refused (`jobs.max_submitted_per_tenant`). */
+  maxSubmittedPerTenant: number;
+  /** Longest timeout a tenant-bound caller may give a job (`jobs.tenant_max_timeout`). */
+  tenantMaxTimeoutMs: number;
+  /** The `query` section: the budgets and widest window of export jobs' storage queries. */
+  query: Config['query'];
   /** Networks http-check jobs may reach although link-local or cloud metadata (`jobs.http_check.allowed_networks`; default none). */
   httpCheckAllowedNetworks?: readonly string[];
   leaseTtlMs: number;
@@ -82,14 +92,19 @@ export interface Jobs {
   list(): ScheduledView[];
   /** NOT_FOUND when there is no such job; UNAVAILABLE until the stored jobs are loaded. */
   get(name: string): ScheduledView;
+  /** INVALID_ARGUMENT for an export wider than query.max_window (every run would fail). */
   create(spec: JobSpec): Promise<ScheduledView>;
   update(spec: JobSpec): Promise<ScheduledView>;
   remove(name: string): Promise<void>;
   setPaused(name: string, paused: boolean): Promise<ScheduledView>;
   /** Starts a run of the job now; resolves with it once it exists. */
   trigger(name: string): Promise<RunRecord>;
-  /** Queues an on-demand job and records it; RESOURCE_EXHAUSTED when the queue is full. */
-  submit(task: TaskSpec): Promise<RunRecord>;
+  /**
+   * Queues an on-demand job and records it; RESOURCE_EXHAUSTED when the queue is full, INVALID_ARGUMENT
+   * for an export wider than query.max_window. A caller bound to `tenant` is held to
+   * jobs.tenant_max_timeout (INVALID_ARGUMENT) and jobs.max_submitted_per_tenant (RESOURCE_EXHAUSTED).
+   */
+  submit(task: TaskSpec, caller?: { tenant?: string | undefined }): Promise<RunRecord>;
   getRun(id: string): Promise<RunRecord | undefined>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
   /** Cancels a pending or running run of this agent. */
@@ -149,7 +164,18 @@ export function createJobs(options: JobsOptions): Jobs {
   const history = createRunHistory({ storage: options.storage, logger });
   const store = createJobStore(options.storage);
   const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: options.leaseTtlMs, logger });
-  const exportRefusals = new Counter({ name: 'heimdall_export_refused_total', help: 'Export runs failed because the export directory would pass jobs.export_max_size.', registers: [options.metrics] });
+  const exportRefusals = new Counter({
+    name: 'heimdall_export_refused_total',
+    help: 'Export runs failed by a limit, by limit (export_max_size, tenant_export_max_size, max_window, timeout, max_memory).',
+    labelNames: ['limit'] as const,
+    registers: [options.metrics],
+  });
+  const submitRefusals = new Counter({
+    name: 'heimdall_job_submit_refused_total',
+    help: 'SubmitJob calls refused by a limit, by limit (queue_size, max_submitted_per_tenant, tenant_max_timeout, max_window).',
+    labelNames: ['limit'] as const,
+    registers: [options.metrics],
+  });
   /** The byte budgets the system check scores: the embedded store's, and the export directory's. */
   const budgets = () => [
     ...(options.storage.size ? [{ name: 'embedded store', ...options.storage.size }] : []),
@@ -159,11 +185,13 @@ export function createJobs(options: JobsOptions): Jobs {
     'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, budgets, reporter: systemReporter, reportsReadiness: (job) => entries.has(job) && checksReadiness(entries.get(job) as Entry), metrics: options.metrics }),
     'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics, guard: createAddressGuard(options.httpCheckAllowedNetworks ?? []) }),
     retention: createRetention({ storage: options.storage, schema: options.schema }),
-    export: createExport({ storage: options.storage, exportDir: options.exportDir, maxBytes: options.exportMaxBytes, refused: exportRefusals }),
+    export: createExport({ storage: options.storage, exportDir: options.exportDir, maxBytes: options.exportMaxBytes, tenantMaxBytes: options.tenantExportMaxBytes, query: options.query, refused: exportRefusals }),
   };
   const runner = createRunner({ kinds, history, pipeline: options.pipeline, instance, logger: options.logger, metrics: options.metrics });
   const entries = new Map<string, Entry>();
   const queue: LiveRun[] = [];
+  /** On-demand runs running now (the queue holds those pending). */
+  const runningOnDemand = new Set<LiveRun>();
   let active = 0;
   /** Runs of scheduled jobs running now, the built-in system check aside (see `bounded`). */
   let scheduledRuns = 0;
@@ -404,13 +432,44 @@ export function createJobs(options: JobsOptions): Jobs {
   const recorded = (l: LiveRun): Promise<void> =>
     history.flush().catch((err: unknown) => logger.warn({ err, run: l.record.id }, 'run accepted but not stored yet; stored when storage answers'));
 
+  /** Why a job's export would read more than query.max_window (INVALID_ARGUMENT naming the parameter), or undefined. */
+  const windowRefusal = (task: Pick<TaskSpec, 'kind' | 'params'>): string | undefined => {
+    if (task.kind !== 'export') return undefined;
+    const range = exportWindow(KIND_PARAMS.export.parse(task.params), Date.now(), options.query.max_window);
+    return 'refused' in range ? `job.params.${range.refused}` : undefined;
+  };
+
+  /** Refuses an on-demand job past a limit, naming it (and counting it). */
+  const admit = (task: TaskSpec, tenant: string | undefined): void => {
+    const refuse = (limit: string, code: JobError['code'], message: string): never => {
+      submitRefusals.inc({ limit });
+      throw new JobError(code, message);
+    };
+    const window = windowRefusal(task);
+    if (window) refuse('max_window', 'invalid_argument', window);
+    if (tenant !== undefined) {
+      if (task.timeout > options.tenantMaxTimeoutMs) {
+        refuse('tenant_max_timeout', 'invalid_argument', `job.timeout: at most ${formatMs(options.tenantMaxTimeoutMs)} for a token bound to a tenant (jobs.tenant_max_timeout), got ${formatMs(task.timeout)}`);
+      }
+      const own = [...queue, ...runningOnDemand].filter((l) => (l.record.params as { tenant?: unknown }).tenant === tenant).length;
+      if (own >= options.maxSubmittedPerTenant) {
+        refuse('max_submitted_per_tenant', 'resource_exhausted', `tenant ${JSON.stringify(tenant)} has ${own} jobs pending or running (jobs.max_submitted_per_tenant ${options.maxSubmittedPerTenant}); retry when one has ended`);
+      }
+    }
+    if (queue.length >= options.queueSize && active >= options.maxConcurrent) {
+      refuse('queue_size', 'resource_exhausted', `the job queue is full (${queue.length} waiting, ${active} running; jobs.queue_size ${options.queueSize}); retry later`);
+    }
+  };
+
   const pump = (): void => {
     while (!stopped && active < options.maxConcurrent && queue.length > 0) {
       const l = queue.shift();
       if (!l || !runner.live(l.record.id)) continue;
       active += 1;
+      runningOnDemand.add(l);
       void runner.execute(l).finally(() => {
         active -= 1;
+        runningOnDemand.delete(l);
         pump();
         report();
       });
@@ -549,6 +608,8 @@ export function createJobs(options: JobsOptions): Jobs {
     create: (spec) =>
       exclusive(async () => {
         mustRestored();
+        const window = windowRefusal(spec);
+        if (window) throw new JobError('invalid_argument', window);
         if (entries.has(spec.name)) throw new JobError('already_exists', `a scheduled job named ${JSON.stringify(spec.name)} exists`);
         const now = Date.now();
         await saved(() => store.put({ spec, createdAt: now, updatedAt: now }));
@@ -557,6 +618,8 @@ export function createJobs(options: JobsOptions): Jobs {
       }),
     update: (spec) =>
       exclusive(async () => {
+        const window = windowRefusal(spec);
+        if (window) throw new JobError('invalid_argument', window);
         const e = mustGet(spec.name);
         if (e.source === 'config') throw new JobError('failed_precondition', `job ${spec.name} is defined in the config file: change it there`);
         const times = { createdAt: e.createdAt, updatedAt: Date.now() };
@@ -603,12 +666,10 @@ export function createJobs(options: JobsOptions): Jobs {
       await recorded(l);
       return { ...l.record };
     },
-    async submit(task) {
+    async submit(task, caller = {}) {
       if (stopped) throw new JobError('unavailable', 'the agent is shutting down');
       mustStore('the job cannot be recorded');
-      if (queue.length >= options.queueSize && active >= options.maxConcurrent) {
-        throw new JobError('resource_exhausted', `the job queue is full (${queue.length} waiting, ${active} running; jobs.queue_size ${options.queueSize}); retry later`);
-      }
+      admit(task, caller.tenant);
       const l = runner.create({ jobName: '', kind: task.kind as KindName, params: task.params, ...ms(task), trigger: 'submit' });
       queue.push(l);
       pump();

@@ -41,6 +41,7 @@ const GRPC_CODE: Record<JobError['code'], status> = {
   failed_precondition: status.FAILED_PRECONDITION,
   unavailable: status.UNAVAILABLE,
   resource_exhausted: status.RESOURCE_EXHAUSTED,
+  invalid_argument: status.INVALID_ARGUMENT,
 };
 
 /** Runs `fn`, answering a JobError with its gRPC status. */
@@ -206,20 +207,21 @@ const name = (n: string): string => {
 };
 
 /**
- * A tenant-bound admin token is held to its tenant: it may submit export jobs (their parameters
- * carry its tenant, so they read only its rows) and follow or cancel its own jobs. Everything else
- * here acts on every tenant (scheduled jobs, listings, other kinds) and is refused.
+ * The tenant a caller's token is bound to, if any. Such an admin token is held to its tenant: it may
+ * submit export jobs (their parameters carry its tenant, so they read only its rows, and its
+ * budgets apply) and follow or cancel its own jobs. Everything else here acts on every tenant
+ * (scheduled jobs, listings, other kinds) and is refused.
  */
-const tenantOf = (ctx: CallContext): string | undefined => ctx.principal?.tenant;
+const boundTenant = (ctx: CallContext): string | undefined => ctx.principal?.tenant;
 
 function refuseTenant(ctx: CallContext, what: string): void {
-  const tenant = tenantOf(ctx);
+  const tenant = boundTenant(ctx);
   if (tenant !== undefined) throw new GrpcError(status.PERMISSION_DENIED, `token "${ctx.principal?.name ?? ''}" is bound to tenant "${tenant}": ${what} acts on every tenant; use a token without a tenant`);
 }
 
 /** SubmitJob's parameters for a tenant-bound token: an export of its own tenant's rows, or PERMISSION_DENIED. */
 function tenantParams(ctx: CallContext, kind: string, params: Record<string, unknown>): Record<string, unknown> {
-  const tenant = tenantOf(ctx);
+  const tenant = boundTenant(ctx);
   if (tenant === undefined) return params;
   if (kind !== 'export') refuseTenant(ctx, `job kind ${JSON.stringify(kind)}`);
   if (params.tenant !== undefined && params.tenant !== tenant) throw new GrpcError(status.PERMISSION_DENIED, `job.params.tenant: token "${ctx.principal?.name ?? ''}" is bound to tenant "${tenant}"`);
@@ -229,7 +231,7 @@ function tenantParams(ctx: CallContext, kind: string, params: Record<string, unk
 /** A run as a caller may see it: a tenant-bound token sees only runs made for its tenant (others are NOT_FOUND). */
 async function visibleRun(jobs: Jobs, id: string, ctx: CallContext): Promise<RunRecord> {
   const r = await jobs.getRun(id);
-  const tenant = tenantOf(ctx);
+  const tenant = boundTenant(ctx);
   if (!r || (tenant !== undefined && (r.params as { tenant?: unknown }).tenant !== tenant)) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(id)}`);
   return r;
 }
@@ -261,7 +263,7 @@ export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
         call(async () => {
           const params = tenantParams(ctx, req.kind, req.params ?? {});
           const task = validate(taskSchema, { kind: req.kind, params, ...(req.timeout ? { timeout: durationMs(req.timeout) } : {}), retry: retryInput(req.retry) }, 'job');
-          return { job: toJob(await jobs.submit(task)) };
+          return { job: toJob(await jobs.submit(task, { tenant: boundTenant(ctx) })) };
         }),
       getJob: (req, ctx) => call(async () => ({ job: toJob(await visibleRun(jobs, req.id, ctx)) })),
       listJobs: (req, ctx) =>
@@ -272,7 +274,7 @@ export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
         }),
       cancelJob: (req, ctx) =>
         call(async () => {
-          if (tenantOf(ctx) !== undefined) await visibleRun(jobs, req.id, ctx);
+          if (boundTenant(ctx) !== undefined) await visibleRun(jobs, req.id, ctx);
           return { job: toJob(await jobs.cancel(req.id)) };
         }),
       watchJob: (req, send, ctx) =>

@@ -10,21 +10,25 @@ export interface QuerySchedulerOptions {
   maxConcurrentPerTenant: number;
   /** Queries of one tenant waiting for a slot; past it RESOURCE_EXHAUSTED (`query.max_queued_per_tenant`, default 64). */
   maxQueuedPerTenant: number;
+  /** Queries waiting for a slot, all tenants together; past it RESOURCE_EXHAUSTED (`query.max_queued`, default 256). */
+  maxQueued: number;
   /** Longest a query waits for a slot; past it RESOURCE_EXHAUSTED (`query.queue_timeout`, default 30 s). */
   queueTimeoutMs: number;
   metrics: Registry;
-  /** Told the limit (`max_queued_per_tenant`, `queue_timeout`) each time a query is refused. */
-  onRefused?: (limit: 'max_queued_per_tenant' | 'queue_timeout') => void;
+  /** Told the limit (`max_queued_per_tenant`, `max_queued`, `queue_timeout`) each time a query is refused. */
+  onRefused?: (limit: 'max_queued_per_tenant' | 'max_queued' | 'queue_timeout') => void;
 }
 
 /** Slots for storage queries, shared fairly between tenants. */
 export interface QueryScheduler {
   /**
-   * Runs `work` once a slot is free for `tenant`. Each free slot goes to the waiting tenant with the
+   * Runs `work` once a slot is free for `tenant` (any key that names who takes turns, as it should
+   * read in a refusal: `tenant "a"`). Each free slot goes to the waiting tenant with the
    * fewest queries running, then to the one served least recently, so one tenant's many queries
    * delay another tenant's by at most the queries already running. Rejects
-   * with RESOURCE_EXHAUSTED naming the limit when the tenant's queue is full or the wait passes the
-   * queue timeout, and with the signal's reason when it aborts while waiting (the work never runs).
+   * with RESOURCE_EXHAUSTED naming the limit when the tenant's queue or the queue of all is full or
+   * the wait passes the queue timeout, and with the signal's reason when it aborts while waiting
+   * (the work never runs).
    */
   run<T>(tenant: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
@@ -93,13 +97,19 @@ export function createQueryScheduler(options: QuerySchedulerOptions): QuerySched
     run<T>(tenant: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
       if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
       const s = stateOf(tenant);
-      if (s.queue.length >= options.maxQueuedPerTenant && (running >= options.maxConcurrent || s.running >= options.maxConcurrentPerTenant)) {
+      const mustWait = running >= options.maxConcurrent || s.running >= options.maxConcurrentPerTenant;
+      if (mustWait && s.queue.length >= options.maxQueuedPerTenant) {
         options.onRefused?.('max_queued_per_tenant');
         forget(tenant, s);
         return Promise.reject(new GrpcError(
           status.RESOURCE_EXHAUSTED,
-          `too many queries of this tenant: ${s.running} running and ${s.queue.length} waiting (query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}, query.max_queued_per_tenant ${options.maxQueuedPerTenant}); retry later`,
+          `too many queries from ${tenant}: ${s.running} running and ${s.queue.length} waiting (query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}, query.max_queued_per_tenant ${options.maxQueuedPerTenant}); retry later`,
         ));
+      }
+      if (mustWait && queued >= options.maxQueued) {
+        options.onRefused?.('max_queued');
+        forget(tenant, s);
+        return Promise.reject(new GrpcError(status.RESOURCE_EXHAUSTED, `too many queries waiting, all callers together: ${queued} (query.max_queued ${options.maxQueued}); retry later`));
       }
       return new Promise<T>((resolve, reject) => {
         const fail = (err: unknown): void => reject(err instanceof Error ? err : new Error(String(err)));

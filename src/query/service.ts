@@ -1,23 +1,21 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
-import { formatMs } from '../config/units.js';
 import { EVENTS_TABLE, SEVERITY_NAMES } from '../events/events.js';
 import type { EventSchema } from '../gen/heimdall/v1/events_pb.js';
 import { QueryService, type LogRecordSchema, type SpanSchema, type TimelineItemSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
-import type { CallContext } from '../server/grpc-service.js';
-import { StorageError } from '../storage/errors.js';
 import type { Storage } from '../storage/storage.js';
-import type { QueryParams, QuerySettings } from '../storage/transport.js';
+import type { QueryParams } from '../storage/transport.js';
+import { createQueryBudget, type Query } from './budget.js';
 import { decodeCursor, encodeCursor, filterHash } from './cursor.js';
-import { createQueryScheduler } from './scheduler.js';
-import { timeRange, timestamp, withinWindow } from './time.js';
+import { summarize } from './summary.js';
+import { timestamp } from './time.js';
 
 /** Options for addQueryService. */
 export interface QueryServiceOptions {
@@ -27,12 +25,6 @@ export interface QueryServiceOptions {
   config: Config['query'];
   metrics: Registry;
 }
-
-/** Runs one storage query of a call. */
-type Query = <T>(sql: string, params: QueryParams) => Promise<T[]>;
-
-/** ClickHouse error codes of the budgets, and the limit each names. */
-const LIMIT_CODES: Record<number, 'timeout' | 'max_rows_to_read' | 'max_bytes_to_read'> = { 159: 'timeout', 160: 'timeout', 158: 'max_rows_to_read', 307: 'max_bytes_to_read' };
 
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
@@ -52,15 +44,9 @@ function pageSize(n: number): number {
   return n === 0 ? DEFAULT_PAGE : n;
 }
 
-/** The tenant a caller reads: a tenant-bound token's, else the one asked for (empty: all). */
-function tenantOf(principal: Principal | undefined, requested: string): string {
+/** The tenant whose rows a caller reads: a tenant-bound token's, else the one asked for (empty: every tenant). */
+function tenantRead(principal: Principal | undefined, requested: string): string {
   return principal?.tenant ?? requested;
-}
-
-/** Who takes turns for query slots: the tenant read, else the token, else every anonymous caller together. */
-function fairnessKey(principal: Principal | undefined, requested: string): string {
-  const tenant = tenantOf(principal, requested);
-  return tenant !== '' ? `tenant:${tenant}` : principal ? `token:${principal.name}` : '';
 }
 
 interface EventRow {
@@ -190,59 +176,7 @@ function spansWithDepth(rows: SpanRow[]): Array<MessageInitShape<typeof SpanSche
  */
 export function addQueryService(options: QueryServiceOptions): void {
   const limits = options.config;
-  const refused = new Counter({
-    name: 'heimdall_query_refused_total',
-    help: 'QueryService calls refused or ended by a budget, by limit (timeout, max_rows_to_read, max_bytes_to_read, max_window, max_queued_per_tenant, queue_timeout).',
-    labelNames: ['limit'] as const,
-    registers: [options.metrics],
-  });
-  const scheduler = createQueryScheduler({
-    maxConcurrent: limits.max_concurrent,
-    maxConcurrentPerTenant: limits.max_concurrent_per_tenant,
-    maxQueuedPerTenant: limits.max_queued_per_tenant,
-    queueTimeoutMs: limits.queue_timeout,
-    metrics: options.metrics,
-    onRefused: (limit) => refused.inc({ limit }),
-  });
-  // Every storage query of the service runs under the time limit (ClickHouse settings, on both
-  // transports). Summaries and trace lookups, which read all they match, also under the read limits;
-  // a listing stops at its page, but ClickHouse checks read limits against the rows its filter
-  // could match before the LIMIT stops it, so listings are bounded by the time limit only.
-  const timeLimit: QuerySettings = { max_execution_time: limits.timeout / 1000, timeout_overflow_mode: 'throw' };
-  const readLimits: QuerySettings = { ...timeLimit, max_rows_to_read: limits.max_rows_to_read, max_bytes_to_read: limits.max_bytes_to_read, read_overflow_mode: 'throw' };
-
-  /** A budget the engine enforced, as the gRPC status that names it; anything else as it is. */
-  const overBudget = (err: unknown): unknown => {
-    const limit = err instanceof StorageError && err.code !== undefined ? LIMIT_CODES[err.code] : undefined;
-    if (!limit) return err;
-    refused.inc({ limit });
-    if (limit === 'timeout') return new GrpcError(status.DEADLINE_EXCEEDED, `query.timeout: a storage query ran longer than ${formatMs(limits.timeout)} (ClickHouse max_execution_time) and was stopped; narrow the time window or add filters`);
-    const what = limit === 'max_rows_to_read' ? `${limits.max_rows_to_read} rows` : `${limits.max_bytes_to_read} bytes`;
-    return new GrpcError(status.RESOURCE_EXHAUSTED, `query.${limit}: a storage query would read more than ${what} and was stopped; narrow the time window or add filters`);
-  };
-
-  /** Storage queries for one call: each waits for its tenant's turn and runs under `settings`. */
-  const queriesFor = (ctx: CallContext, tenant: string, settings: QuerySettings): Query => async <T>(sql: string, params: QueryParams): Promise<T[]> => {
-    if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready (unreachable, or its schema is not migrated yet)');
-    try {
-      return await scheduler.run(fairnessKey(ctx.principal, tenant), () => options.storage.transport.query<T>(sql, params, settings), ctx.signal);
-    } catch (err) {
-      throw overBudget(err);
-    }
-  };
-  /** A window of at most query.max_window; `fallbackMs` wide, ending at end_time (else now), when start_time is absent. */
-  const window = (req: { startTime?: Timestamp | undefined; endTime?: Timestamp | undefined }, fallbackMs: number) => {
-    const range = timeRange(req.startTime, req.endTime, BigInt(fallbackMs) * 1_000_000n);
-    return checkedWindow(range, 'start_time');
-  };
-  const checkedWindow = <R extends { start: bigint; end: bigint }>(range: R, field: string): R => {
-    try {
-      return withinWindow(range, limits.max_window, field);
-    } catch (err) {
-      refused.inc({ limit: 'max_window' });
-      throw err;
-    }
-  };
+  const budget = createQueryBudget({ config: limits, storage: options.storage, metrics: options.metrics });
 
   /**
    * One page of a newest-first listing: the filters that apply (SQL with its parameters), keyset
@@ -258,7 +192,7 @@ export function addQueryService(options: QueryServiceOptions): void {
     const applied = filters.filter(([, , applies]) => applies);
     const hash = filterHash(applied.map(([sql, params]) => [sql, params]));
     const cursor = req.pageToken ? decodeCursor(req.pageToken, hash) : undefined;
-    const range = cursor ? checkedWindow({ start: BigInt(cursor.start), end: BigInt(cursor.end) }, 'page_token') : window(req, limits.default_window);
+    const range = cursor ? budget.checked({ start: BigInt(cursor.start), end: BigInt(cursor.end) }, 'page_token') : budget.window(req, limits.default_window);
     const limit = pageSize(req.pageSize);
     const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})', ...applied.map(([sql]) => sql)];
     const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), limit: limit + 1 };
@@ -279,11 +213,11 @@ export function addQueryService(options: QueryServiceOptions): void {
     QueryService,
     {
       async listEvents(req, ctx) {
-        const tenant = tenantOf(ctx.principal, req.tenantId);
+        const tenant = tenantRead(ctx.principal, req.tenantId);
         const minSeverity = req.minSeverity as number;
         if (minSeverity < 0 || minSeverity >= SEVERITY_NAMES.length) throw new GrpcError(status.INVALID_ARGUMENT, `min_severity: unknown severity ${minSeverity}`);
         const { rows, next } = await page<EventRow>(
-          queriesFor(ctx, tenant, timeLimit),
+          budget.queries(ctx, 'list'),
           { table: EVENTS_TABLE, columns: EVENT_COLUMNS, idExpr: 'Id', idType: 'String', idOf: (r) => r.Id },
           req,
           [
@@ -302,9 +236,9 @@ export function addQueryService(options: QueryServiceOptions): void {
       },
 
       async listLogs(req, ctx) {
-        const tenant = tenantOf(ctx.principal, '');
+        const tenant = tenantRead(ctx.principal, '');
         const { rows, next } = await page<LogRow>(
-          queriesFor(ctx, tenant, timeLimit),
+          budget.queries(ctx, 'list'),
           { table: 'otel_logs', columns: LOG_COLUMNS, idExpr: LOG_ID, idType: 'UInt64', idOf: (r) => r.id },
           req,
           [
@@ -319,8 +253,8 @@ export function addQueryService(options: QueryServiceOptions): void {
       },
 
       async getTrace(req, ctx) {
-        const tenant = tenantOf(ctx.principal, '');
-        const query = queriesFor(ctx, tenant, readLimits);
+        const tenant = tenantRead(ctx.principal, '');
+        const query = budget.queries(ctx, 'read');
         const spanTenant = tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : '';
         const eventTenant = tenant !== '' ? ' AND TenantId = {tenant:String}' : '';
         const base: QueryParams = tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE, max: MAX_TIMELINE } : { max: MAX_TIMELINE };
@@ -361,43 +295,7 @@ export function addQueryService(options: QueryServiceOptions): void {
       },
 
       async getSummary(req, ctx) {
-        const tenant = tenantOf(ctx.principal, '');
-        const query = queriesFor(ctx, tenant, readLimits);
-        const range = window(req, limits.summary_window);
-        const top = req.top === 0 ? 10 : Math.min(req.top, 1000);
-        const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), top, ...(tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE } : {}) };
-        const inRange = 'Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64})';
-        const events = `${EVENTS_TABLE} WHERE ${inRange}${tenant !== '' ? ' AND TenantId = {tenant:String}' : ''}`;
-        const otel = (table: string) => `${table} WHERE ${inRange}${tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : ''}`;
-        const counts = (column: string) => query<{ key: string; count: string }>(`SELECT toString(${column}) AS key, count() AS count FROM ${events} GROUP BY key ORDER BY count DESC, key`, params);
-        const [totals, bySeverity, bySource, byType, byCategory, topErrors, spans, logs] = await Promise.all([
-          query<{ n: string; errors: string }>(`SELECT count() AS n, countIf(Severity >= 5) AS errors FROM ${events}`, params),
-          counts('Severity'),
-          counts('Source'),
-          counts('EventType'),
-          counts('Category'),
-          query<{ key: string; count: string }>(`SELECT Source AS key, count() AS count FROM ${events} AND Severity >= 5 GROUP BY key ORDER BY count DESC, key LIMIT {top:UInt32}`, params),
-          query<{ service: string; spans: string; errors: string }>(`SELECT ServiceName AS service, count() AS spans, countIf(StatusCode = 'Error') AS errors FROM ${otel('otel_traces')} GROUP BY service`, params),
-          query<{ service: string; logs: string }>(`SELECT ServiceName AS service, count() AS logs FROM ${otel('otel_logs')} GROUP BY service`, params),
-        ]);
-        const n = Number(totals[0]?.n ?? 0);
-        const services = new Map<string, { serviceName: string; spans: bigint; errorSpans: bigint; logs: bigint }>();
-        const service = (name: string) => services.get(name) ?? services.set(name, { serviceName: name, spans: 0n, errorSpans: 0n, logs: 0n }).get(name)!;
-        for (const s of spans) Object.assign(service(s.service), { spans: BigInt(s.spans), errorSpans: BigInt(s.errors) });
-        for (const l of logs) service(l.service).logs = BigInt(l.logs);
-        const list = (rows: Array<{ key: string; count: string }>) => rows.map((r) => ({ key: r.key, count: BigInt(r.count) }));
-        return {
-          startTime: timestamp(range.start.toString()),
-          endTime: timestamp(range.end.toString()),
-          events: BigInt(n),
-          errorRate: n === 0 ? 0 : Number(totals[0]?.errors ?? 0) / n,
-          bySeverity: bySeverity.map((r) => ({ key: SEVERITY_NAMES[Number(r.key)] ?? r.key, count: BigInt(r.count) })),
-          bySource: list(bySource),
-          byEventType: list(byType),
-          byCategory: list(byCategory),
-          topErrorSources: list(topErrors),
-          services: [...services.values()].sort((a, b) => a.serviceName.localeCompare(b.serviceName)),
-        };
+        return summarize(budget.queries(ctx, 'read'), budget.window(req, limits.summary_window), tenantRead(ctx.principal, ''), req.top);
       },
     },
     'query',

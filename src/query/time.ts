@@ -1,7 +1,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
-import { formatMs } from '../config/units.js';
+import { formatMs, formatMsRoughly } from '../config/units.js';
 import { GrpcError } from '../server/errors.js';
 
 /** An hour in nanoseconds. */
@@ -26,14 +26,6 @@ export function timeRange(start: Timestamp | undefined, end: Timestamp | undefin
   return { start: s, end: e };
 }
 
-/** A width in the largest unit it reaches, to a tenth: `7.0d`, `2.5h`, `90.0s`, `15ms`. */
-function roughly(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
-    if (ms >= size) return `${(ms / size).toFixed(1)}${unit}`;
-  }
-  return `${ms}ms`;
-}
-
 /**
  * Refuses a range wider than `maxMs` (the `query.max_window` setting) with INVALID_ARGUMENT naming
  * `field`, the limit and the width asked for; returns the range when it fits.
@@ -41,7 +33,7 @@ function roughly(ms: number): string {
 export function withinWindow<R extends { start: bigint; end: bigint }>(range: R, maxMs: number, field: string): R {
   const widthMs = (range.end - range.start) / 1_000_000n;
   if (widthMs > BigInt(maxMs)) {
-    throw new GrpcError(status.INVALID_ARGUMENT, `${field}: the window is at most ${formatMs(maxMs)} (query.max_window), got ${roughly(Number(widthMs))}; narrow it, or ask for several narrower windows`);
+    throw new GrpcError(status.INVALID_ARGUMENT, `${field}: the window is at most ${formatMs(maxMs)} (query.max_window), got ${formatMsRoughly(Number(widthMs))}; narrow it, or ask for several narrower windows`);
   }
   return range;
 }

@@ -1,4 +1,4 @@
-import type { Authenticator, RequiredScope } from '../auth/auth.js';
+import type { AuthResult, Authenticator, Principal, RequiredScope } from '../auth/auth.js';
 import type { DescFile, DescMethod } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
@@ -72,6 +72,14 @@ function toStatus(err: unknown, logger: Logger, method: string): ServiceError {
   if (err instanceof GrpcError) return Object.assign(new Error(err.message), { code: err.code, details: err.message, metadata });
   logger.error({ err, method }, 'gRPC handler failed');
   return Object.assign(new Error('internal error'), { code: status.INTERNAL, details: 'internal error', metadata });
+}
+
+/** Why a response stream's token no longer holds once the tokens were reloaded (refused now, or bound to another tenant); undefined while it holds. */
+function revoked(now: AuthResult, before: Principal): GrpcError | undefined {
+  const reloaded = '(the tokens were reloaded while this stream was open)';
+  if (!now.ok) return new GrpcError(now.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, `${now.message} ${reloaded}`);
+  if (now.principal?.tenant !== before.tenant) return new GrpcError(status.PERMISSION_DENIED, `token "${before.name}" is bound to another tenant now ${reloaded}`);
+  return undefined;
 }
 
 /** The call metrics, shared by every gRPC server registered in one registry. */
@@ -187,13 +195,28 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     };
     let code = status.OK;
     let counted: string | undefined;
+    // A response stream outlives its token check: it ends when a reload revokes the token.
+    let revocation: Promise<never> | undefined;
+    let stopWatching: (() => void) | undefined;
     try {
       const scope = scopes.get(method.parent.typeName);
       if (scope) {
-        const authorization = metadata.get('authorization')[0];
-        const result = options.auth.check(typeof authorization === 'string' ? authorization : undefined, scope);
+        const value = metadata.get('authorization')[0];
+        const authorization = typeof value === 'string' ? value : undefined;
+        const result = options.auth.check(authorization, scope);
         if (!result.ok) throw new GrpcError(result.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, result.message);
-        ctx.principal = result.principal;
+        const principal = (ctx.principal = result.principal);
+        if (endsAtShutdown && principal) {
+          revocation = new Promise<never>((_, reject) => {
+            stopWatching = options.auth.onReload(() => {
+              const why = revoked(options.auth.check(authorization, scope), principal);
+              if (!why) return;
+              reject(why);
+              // The handler is stopped after the status is sent: its own end of the stream comes too late to replace it.
+              setImmediate(abort);
+            });
+          });
+        }
       }
       // Counted once the call is authenticated: a refused call never holds a stream.
       if (endsAtShutdown) {
@@ -207,9 +230,11 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         counted = service;
         streams.set((allStreams += 1));
       }
-      await runWithContext({ correlationId: ctx.correlationId }, () =>
+      const handled = runWithContext({ correlationId: ctx.correlationId }, () =>
         m.traced ? inServerSpan(path.slice(1), () => ({ ...m.spanAttributes, 'heimdall.correlation_id': ctx.correlationId }), () => run(ctx)) : run(ctx),
       );
+      if (revocation) void handled.catch(() => undefined); // settled after a revocation: nobody waits for it
+      await (revocation ? Promise.race([handled, revocation]) : handled);
     } catch (err) {
       const st = runWithContext({ correlationId: ctx.correlationId }, () => toStatus(err, logger, path));
       st.metadata.set(CORRELATION_HEADER, ctx.correlationId);
@@ -219,6 +244,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       // grpc-js emits 'cancelled' when a finished call's stream closes: stop listening first, so a
       // completed call does not pay for an abort (a DOMException per call).
       call.removeListener('cancelled', abort);
+      stopWatching?.();
       if (endsAtShutdown) shutdownController.signal.removeEventListener('abort', abort);
       if (counted !== undefined) {
         openStreams.set(counted, (openStreams.get(counted) ?? 1) - 1);

@@ -241,7 +241,7 @@ describe('heimdall jobs and heimdall job', () => {
       await agent.stop();
       dir.cleanup();
     }
-  });
+  }, 120_000); // about twenty CLI processes, each a Node start: seconds each on a loaded 2-core machine
 
   it('check-config names a bad job by its key path', () => {
     const dir = tempDir();

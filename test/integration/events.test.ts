@@ -316,7 +316,7 @@ describe('events and queries', () => {
     const trace = (await cli('trace', 'cli-corr')).stdout;
     expect(trace).toContain('0 spans, 0 logs, 1 events');
     expect(trace).toContain('event warning cli-src/cli.test: from the CLI');
-    const summary = (await cli('summary', '--since', '1h')).stdout;
+    const summary = (await cli('summary', '--since', '1h', '--top', '100')).stdout;
     expect(summary).toMatch(/events, error rate \d+\.\d+%/);
     expect(summary).toMatch(/cli-src\s+1/);
     const bad = await cli('events', '--since', 'yesterday').catch((err: { stderr: string; code: number }) => err);
@@ -327,7 +327,7 @@ describe('events and queries', () => {
   it('summarises a window with the same numbers as counting the events independently', async () => {
     const start = secondsAgo(3600);
     const all = await listAll(c, { startTime: start });
-    const res = await c.unary(QueryService.method.getSummary, { startTime: start, top: 3 });
+    const res = await c.unary(QueryService.method.getSummary, { startTime: start, top: 100 });
     expect(Number(res.events)).toBe(all.length);
     const count = (key: (e: Event) => string) => {
       const m = new Map<string, number>();
@@ -342,8 +342,21 @@ describe('events and queries', () => {
     const errors = all.filter((e) => e.severity >= Severity.ERROR);
     expect(res.errorRate).toBeCloseTo(errors.length / all.length, 10);
     const bySource = [...count((e) => e.source).keys()].map((s) => [s, errors.filter((e) => e.source === s).length] as const).filter(([, n]) => n > 0);
-    bySource.sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-    expect(res.topErrorSources.map((x) => [x.key, Number(x.count)])).toEqual(bySource.slice(0, 3));
+    bySource.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    // With top 3, each breakdown lists its three most frequent keys (by count, then key) and sums the rest as __other__.
+    const top3 = await c.unary(QueryService.method.getSummary, { startTime: start, top: 3 });
+    const topped = (m: Map<string, number>) => {
+      const sorted = [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+      const rest = sorted.slice(3).reduce((sum, [, n]) => sum + n, 0);
+      return [...sorted.slice(0, 3), ...(rest > 0 ? [['__other__', rest]] : [])];
+    };
+    expect(top3.bySource.map((x) => [x.key, Number(x.count)])).toEqual(topped(count((e) => e.source)));
+    expect(top3.byEventType.map((x) => [x.key, Number(x.count)])).toEqual(topped(count((e) => e.eventType)));
+    expect(top3.byCategory.map((x) => [x.key, Number(x.count)])).toEqual(topped(count((e) => e.category)));
+    expect(top3.topErrorSources.map((x) => [x.key, Number(x.count)])).toEqual(bySource.slice(0, 3));
+    expect(top3.services.length).toBeLessThanOrEqual(4);
+    const records = (list: typeof res.services) => list.reduce((sum, s) => sum + s.spans + s.logs, 0n);
+    expect(records(top3.services)).toBe(records(res.services));
     const front = res.services.find((s) => s.serviceName === 'front');
     const back = res.services.find((s) => s.serviceName === 'back');
     expect([Number(front?.spans), Number(back?.spans), Number(back?.logs)]).toEqual([2, 1, 1]);

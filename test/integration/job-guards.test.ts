@@ -3,7 +3,8 @@
  * own rows, nothing that acts on every tenant), CSV exports cannot carry spreadsheet formulas, and
  * http-check refuses link-local and cloud metadata addresses unless the config allows them.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
@@ -67,12 +68,12 @@ describe('job guards', () => {
     const events = await finished(TOKENS.adminA, 'export', { source: 'events', file: 'a-events.jsonl', since: '1h' });
     expect(events.status).toBe(JobStatus.SUCCEEDED);
     expect(events.params?.tenant).toBe('a');
-    const rows = readFileSync(join(exports.path, 'a-events.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { tenant_id: string; source: string });
+    const rows = readFileSync(join(exports.path, 'tenant=a', 'a-events.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { tenant_id: string; source: string });
     expect(rows.map((r) => r.source).sort()).toEqual(['src-a', 'src-a', 'src-a']);
     expect(new Set(rows.map((r) => r.tenant_id))).toEqual(new Set(['a']));
     const spans = await finished(TOKENS.adminA, 'export', { source: 'spans', file: 'a-spans.jsonl', since: '1h' });
     expect(spans.result?.rows).toBe(2);
-    expect(readFileSync(join(exports.path, 'a-spans.jsonl'), 'utf8')).not.toContain('svc-b');
+    expect(readFileSync(join(exports.path, 'tenant=a', 'a-spans.jsonl'), 'utf8')).not.toContain('svc-b');
     // A token without a tenant exports every tenant, or the one it names.
     expect((await finished(TOKENS.admin, 'export', { source: 'spans', file: 'all-spans.jsonl', since: '1h' })).result?.rows).toBe(7);
     expect((await finished(TOKENS.admin, 'export', { source: 'spans', file: 'b-spans.jsonl', since: '1h', tenant: 'b' })).result?.rows).toBe(5);
@@ -157,10 +158,116 @@ describe('the export directory budget', () => {
     expect(big.status).toBe(JobStatus.FAILED);
     expect(big.error).toMatch(/^the export directory would pass jobs\.export_max_size \(4096 bytes: \d+ used, \d+ more needed\): remove old exports/);
     expect(readdirSync(exports.path)).toEqual([]);
-    expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_export_refused_total [1-9]/m);
+    expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_export_refused_total\{limit="export_max_size"\} [1-9]/m);
     const small = await run({ source: 'events', file: 'small.jsonl', since: '1h', filters: { event_type: 'small' } });
     expect(small.status).toBe(JobStatus.SUCCEEDED);
     expect(readdirSync(exports.path)).toEqual(['small.jsonl']);
     c.close();
   });
 });
+
+describe("a tenant-bound token's jobs", () => {
+  const exports = tempDir();
+  const T = { a: 'admin-token-tenant-a-00001', b: 'admin-token-tenant-b-00001', admin: 'admin-token-all-tenants-01', ingestA: 'ingest-token-tenant-a-0001', ingestB: 'ingest-token-tenant-b-0001' };
+  let t: TestAgent;
+  // A server that never answers: an http-check against it holds the one job slot as long as it is asked to.
+  let silent: Server;
+  const client = (token: string) => connect({ addr: t.grpcAddress, token });
+  const job = async (token: string, id: string): Promise<Job | undefined> => (await client(token).unary(JobService.method.getJob, { id })).job;
+  const ended = (token: string, id: string): Promise<Job> => until(async () => {
+    const j = await job(token, id);
+    return j && j.status !== JobStatus.PENDING && j.status !== JobStatus.RUNNING ? j : undefined;
+  }, 30_000, 'the job to end');
+  const submit = async (token: string, params: JsonObject, timeout?: bigint): Promise<Job> => {
+    const { job: j } = await client(token).unary(JobService.method.submitJob, { kind: 'export', params, ...(timeout ? { timeout: { seconds: timeout } } : {}) });
+    if (!j) throw new Error('no job');
+    return j;
+  };
+  const metric = async (name: string) => (await t.agent.metrics.getSingleMetricAsString(name));
+
+  beforeAll(async () => {
+    silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t = await startTestAgent({
+      jobs: { export_dir: exports.path, system_check: { enabled: false }, max_concurrent: 1, max_submitted_per_tenant: 2, tenant_max_timeout: '30m', tenant_export_max_size: '4KiB', export_max_size: '1MiB' },
+      query: { max_window: '2d', default_window: '1h', summary_window: '1d' },
+      auth: {
+        enabled: true,
+        tokens: [
+          { name: 'admin-a', token: T.a, scopes: ['admin'], tenant: 'a' },
+          { name: 'admin-b', token: T.b, scopes: ['admin'], tenant: 'b' },
+          { name: 'admin', token: T.admin, scopes: ['admin'] },
+          { name: 'ingest-a', token: T.ingestA, scopes: ['ingest'], tenant: 'a' },
+          { name: 'ingest-b', token: T.ingestB, scopes: ['ingest'], tenant: 'b' },
+        ],
+      },
+    });
+    const events = (n: number, source: string) => Array.from({ length: n }, (_, i) => ({ eventType: 'tenant.test', source, severity: Severity.INFO, message: `${source} event ${i}` }));
+    await client(T.ingestA).unary(EventService.method.writeEvents, { events: events(3, 'src-a') });
+    await client(T.ingestB).unary(EventService.method.writeEvents, { events: events(2, 'src-b') });
+  });
+  afterAll(async () => {
+    await t.stop();
+    silent.closeAllConnections();
+    silent.close();
+    exports.cleanup();
+  });
+
+  it('refuses an export wider than query.max_window, and a timeout past jobs.tenant_max_timeout, naming them', async () => {
+    const allTime = await refused(submit(T.a, { source: 'events', start: '1970-01-01T00:00:00Z', chunk_rows: 100 }));
+    expect(allTime.code).toBe(status.INVALID_ARGUMENT);
+    expect(allTime.details).toMatch(/^job\.params\.start: the window is at most 2d \(query\.max_window\), got \d+\.\dd; export several narrower windows$/);
+    // Also for a token without a tenant: every export reads through the query budgets.
+    const week = await refused(submit(T.admin, { source: 'spans', since: '7d' }));
+    expect(week.details).toMatch(/^job\.params\.since: the window is at most 2d \(query\.max_window\), got 7\.0d/);
+    const scheduled = await refused(client(T.admin).unary(JobService.method.createScheduledJob, { job: { name: 'weekly', schedule: '0 3 * * 1', kind: 'export', params: { source: 'events', since: '7d' } } }));
+    expect(scheduled.code).toBe(status.INVALID_ARGUMENT);
+    expect(scheduled.details).toMatch(/^job\.params\.since: the window is at most 2d \(query\.max_window\)/);
+    const long = await refused(submit(T.a, { source: 'events', since: '1h' }, 86_400n * 20n));
+    expect(long.code).toBe(status.INVALID_ARGUMENT);
+    expect(long.details).toBe('job.timeout: at most 30m for a token bound to a tenant (jobs.tenant_max_timeout), got 20d');
+    const refusals = await metric('heimdall_job_submit_refused_total');
+    expect(refusals).toMatch(/\{limit="max_window"\} 2$/m);
+    expect(refusals).toMatch(/\{limit="tenant_max_timeout"\} 1$/m);
+  });
+
+  it('caps the jobs one tenant has pending or running, so other tenants still get in', async () => {
+    const { job: busy } = await client(T.admin).unary(JobService.method.submitJob, { kind: 'http-check', params: { url: `http://127.0.0.1:${(silent.address() as { port: number }).port}/`, timeout: '120s' } });
+    await until(async () => (await job(T.admin, busy?.id ?? ''))?.status === JobStatus.RUNNING, 15_000, 'the slot to be taken');
+    // Exports that find no rows: they leave empty files only.
+    const none = { source: 'events', since: '1h', filters: { event_type: 'none' } };
+    const pending = [await submit(T.a, none), await submit(T.a, none)];
+    const third = await refused(submit(T.a, none));
+    expect(third.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(third.details).toBe('tenant "a" has 2 jobs pending or running (jobs.max_submitted_per_tenant 2); retry when one has ended');
+    const other = await submit(T.b, none);
+    expect(other.status).toBe(JobStatus.PENDING);
+    expect(await metric('heimdall_job_submit_refused_total')).toMatch(/\{limit="max_submitted_per_tenant"\} 1$/m);
+    // Once the slot is free the queue drains, and tenant a may submit again.
+    await client(T.admin).unary(JobService.method.cancelJob, { id: busy?.id ?? '' });
+    for (const j of [...pending, other]) expect((await ended(T.admin, j.id)).status).toBe(JobStatus.SUCCEEDED);
+    expect((await ended(T.a, (await submit(T.a, none)).id)).status).toBe(JobStatus.SUCCEEDED);
+  });
+
+  it("writes a tenant's exports in its own folder, under its own share of the export budget", async () => {
+    const a = await ended(T.a, (await submit(T.a, { source: 'events', since: '1h', file: 'report.jsonl' })).id);
+    const b = await ended(T.b, (await submit(T.b, { source: 'events', since: '1h', file: 'report.jsonl' })).id);
+    expect(a.result?.file).toBe(join(exports.path, 'tenant=a', 'report.jsonl'));
+    expect(b.result?.file).toBe(join(exports.path, 'tenant=b', 'report.jsonl'));
+    // Before, both wrote <export_dir>/report.jsonl, the last to finish replacing the other's.
+    const sources = (tenant: string) => readFileSync(join(exports.path, `tenant=${tenant}`, 'report.jsonl'), 'utf8').trimEnd().split('\n').map((l) => (JSON.parse(l) as { source: string }).source);
+    expect(sources('a')).toEqual(['src-a', 'src-a', 'src-a']);
+    expect(sources('b')).toEqual(['src-b', 'src-b']);
+    // Tenant a's share is 4 KiB: an export that would pass it fails and leaves no file; the directory's budget is untouched.
+    await client(T.ingestA).unary(EventService.method.writeEvents, { events: Array.from({ length: 100 }, (_, i) => ({ eventType: 'big', source: 'src-a', severity: Severity.INFO, message: `a longer message to take some room, number ${i}` })) });
+    const big = await ended(T.a, (await submit(T.a, { source: 'events', since: '1h', file: 'big.jsonl', chunk_rows: 100 })).id);
+    expect(big.status).toBe(JobStatus.FAILED);
+    expect(big.error).toMatch(/^the export folder of tenant "a" would pass jobs\.tenant_export_max_size \(4096 bytes: \d+ used, \d+ more needed\)/);
+    expect(readdirSync(join(exports.path, 'tenant=a')).filter((f) => f.startsWith('big'))).toEqual([]);
+    expect(await metric('heimdall_export_refused_total')).toMatch(/\{limit="tenant_export_max_size"\} 1$/m);
+    const all = await ended(T.admin, (await submit(T.admin, { source: 'events', since: '1h', file: 'big.jsonl' })).id);
+    expect(all.status).toBe(JobStatus.SUCCEEDED);
+    expect(existsSync(join(exports.path, 'big.jsonl'))).toBe(true);
+  });
+});
+

@@ -1,15 +1,21 @@
 /**
  * API tokens reload without a restart, on the built agent as a process: a tokens file mounted as a
  * Kubernetes Secret volume (the file is a symlink through `..data`, which the kubelet swaps), and
- * SIGHUP for the tokens in the configuration file.
+ * SIGHUP for the tokens in the configuration file. In process: a revoked token's open streams end,
+ * every change of a token is logged, and a tokens file's YAML never reaches stderr.
  */
+import { execFile } from 'node:child_process';
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connect } from '../../src/cli/client.js';
+import { JobService, JobStatus } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { SystemService } from '../../src/gen/heimdall/v1/system_pb.js';
-import { startAgentProcess, type AgentProcess } from '../support/agent-process.js';
+import { MAIN, startAgentProcess, type AgentProcess } from '../support/agent-process.js';
+import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
 
@@ -115,3 +121,81 @@ describe('token reload', () => {
     expect(await code(TOKENS.oncall)).toBe(status.OK);
   });
 });
+
+describe('token reload, in process', () => {
+  const dir = tempDir();
+  const file = join(dir.path, 'tokens.yaml');
+  const T = { ops: 'ops-token-watching-a-job-01', keeper: 'keeper-token-stays-valid-01', viewer: 'viewer-token-changes-scope1' };
+  /** Replaces the tokens file at once (rename), as a deploy tool would. */
+  const publish = (yaml: string): void => {
+    writeFileSync(`${file}.new`, yaml);
+    renameSync(`${file}.new`, file);
+  };
+  const line = (name: string, token: string, scopes: string, tenant?: string) => `- { name: ${name}, token: ${token}, scopes: [${scopes}]${tenant ? `, tenant: ${tenant}` : ''} }\n`;
+  let t: TestAgent;
+  // A server that never answers: an http-check against it keeps its job running.
+  let silent: Server;
+  const authReason = () => t.agent.health.component('auth');
+
+  beforeAll(async () => {
+    publish(line('ops', T.ops, 'admin') + line('keeper', T.keeper, 'admin') + line('viewer', T.viewer, 'query'));
+    silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t = await startTestAgent({ jobs: { system_check: { enabled: false } }, auth: { enabled: true, tokens_file: file } });
+  });
+  afterAll(async () => {
+    await t.stop();
+    silent.closeAllConnections();
+    silent.close();
+    dir.cleanup();
+  });
+  afterEach(() => vi.restoreAllMocks());
+
+  it('ends an open WatchJob stream with UNAUTHENTICATED once its token is revoked; the job goes on', async () => {
+    const ops = connect({ addr: t.grpcAddress, token: T.ops });
+    const { job } = await ops.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: `http://127.0.0.1:${(silent.address() as { port: number }).port}/`, timeout: '120s' } });
+    const id = job?.id ?? '';
+    const seen: JobStatus[] = [];
+    const stream = ops.serverStream(JobService.method.watchJob, { id }, (m) => void seen.push(m.job?.status ?? JobStatus.UNSPECIFIED)).then(
+      () => 'ended without an error',
+      (err: { code: status; details: string }) => err,
+    );
+    await until(() => seen.includes(JobStatus.RUNNING), 15_000, 'the job to run');
+    publish(line('keeper', T.keeper, 'admin') + line('viewer', T.viewer, 'query'));
+    // Before, the stream went on until the job ended (two minutes here), sending every update.
+    const ended = await until(() => Promise.race([stream, new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))]), 15_000, 'the stream to end');
+    expect(ended).toMatchObject({ code: status.UNAUTHENTICATED, details: 'unknown API token (the tokens were reloaded while this stream was open)' });
+    const keeper = connect({ addr: t.grpcAddress, token: T.keeper });
+    expect((await keeper.unary(JobService.method.getJob, { id })).job?.status).toBe(JobStatus.RUNNING);
+    await keeper.unary(JobService.method.cancelJob, { id });
+  });
+
+  it('logs a change of scopes or tenant, not only tokens added and removed', async () => {
+    const reloaded = () => t.logs.filter((l) => l.msg === 'tokens reloaded');
+    const before = reloaded().length;
+    publish(line('keeper', T.keeper, 'admin') + line('viewer', T.viewer, 'query, admin'));
+    const changed = await until(() => reloaded()[before], 15_000, 'the reload to be logged');
+    expect(changed).toMatchObject({ component: 'auth', tokens: 2, added: [], removed: [], changed: ['viewer'] });
+    publish(line('keeper', T.keeper, 'admin') + line('viewer', T.viewer, 'query, admin', 'acme'));
+    expect(await until(() => reloaded()[before + 1], 15_000, 'the second reload to be logged')).toMatchObject({ added: [], removed: [], changed: ['viewer'] });
+  });
+
+  it('refuses a tokens file with YAML warnings, naming only line and column, and writes none of it to stderr', async () => {
+    const warnings = vi.spyOn(process, 'emitWarning');
+    publish(`- name: vaulted\n  token: !vault SUPERSECRETTOKENVALUE99\n  scopes: [query]\n${line('keeper', T.keeper, 'admin')}`);
+    const degraded = await until(() => (authReason()?.state === 'degraded' ? authReason() : undefined), 15_000, 'the file to be refused');
+    expect(degraded?.reason).toBe(`tokens not reloaded, the previous 2 kept: auth.tokens_file ${file} is not valid YAML: TAG_RESOLVE_FAILED at line 2, column 10`);
+    // Before, the yaml package printed the warning with the line it quotes (the token) to stderr, and the token was taken.
+    expect(warnings).not.toHaveBeenCalled();
+    expect(JSON.stringify(t.logs)).not.toContain('SUPERSECRET');
+    writeFileSync(join(dir.path, 'heimdall.yaml'), `auth: { enabled: true, tokens_file: ${file} }\n`);
+    const check = await promisify(execFile)(process.execPath, [MAIN, 'check-config', '--config', join(dir.path, 'heimdall.yaml')], { encoding: 'utf8' }).then(
+      (r) => ({ code: 0, ...r }),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    expect(check.code).not.toBe(0);
+    expect(check.stderr).toContain('is not valid YAML: TAG_RESOLVE_FAILED at line 2, column 10');
+    expect(check.stdout + check.stderr).not.toContain('SUPERSECRET');
+  });
+});
+

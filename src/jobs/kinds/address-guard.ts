@@ -4,9 +4,9 @@ import { BlockList, isIP } from 'node:net';
 /**
  * Link-local networks and cloud metadata endpoints: a probe there reads instance credentials
  * (AWS, GCP, Azure and OpenStack at 169.254.169.254, ECS at 169.254.170.2, AWS over IPv6 at
- * fd00:ec2::254, Alibaba Cloud at 100.100.100.200).
+ * fd00:ec2::254, Alibaba Cloud at 100.100.100.200, Azure's WireServer at 168.63.129.16).
  */
-const BLOCKED_NETWORKS = ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32'];
+const BLOCKED_NETWORKS = ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32', '168.63.129.16/32'];
 /** Names of metadata services, refused before they are resolved. */
 const BLOCKED_NAMES = /^(metadata|metadata\.google\.internal|metadata\.goog|instance-data(\.ec2\.internal)?)\.?$/i;
 
@@ -30,16 +30,32 @@ function blockList(networks: readonly string[]): BlockList {
   return list;
 }
 
-/** An IPv4-mapped IPv6 address (`::ffff:169.254.169.254`, `::ffff:a9fe:a9fe`) as the IPv4 address it stands for. */
+/** The eight 16-bit groups of an IPv6 address (dotted IPv4 tails included); undefined when it is not one. */
+function groups(address: string): number[] | undefined {
+  if (isIP(address) !== 6) return undefined;
+  let text = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) text = `${text.slice(0, dotted.index)}${((Number(dotted[1]) << 8) | Number(dotted[2])).toString(16)}:${((Number(dotted[3]) << 8) | Number(dotted[4])).toString(16)}`;
+  const [head = '', tail] = text.split('::');
+  const part = (t: string | undefined): number[] => (t ? t.split(':').map((g) => parseInt(g, 16)) : []);
+  const h = part(head);
+  const t = part(tail);
+  return tail === undefined ? h : [...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t];
+}
+
+/**
+ * The IPv4 address an IPv6 address carries in its last 32 bits, for the forms that reach an IPv4
+ * host: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`).
+ * Any other address is returned as it is.
+ */
 function unmapped(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
-  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  if (dotted) return { address: dotted, family: 'ipv4' };
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
-  if (hex) {
-    const n = (parseInt(hex[1] ?? '0', 16) << 16) | parseInt(hex[2] ?? '0', 16);
-    return { address: [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'), family: 'ipv4' };
-  }
-  return { address, family: isIP(address) === 4 ? 'ipv4' : 'ipv6' };
+  const g = groups(address);
+  if (!g) return { address, family: isIP(address) === 4 ? 'ipv4' : 'ipv6' };
+  const prefix = g.slice(0, 6).join(':');
+  const v4 = [g[6] ?? 0, g[7] ?? 0];
+  const carriesV4 = prefix === '0:0:0:0:0:65535' || prefix === '100:65435:0:0:0:0' || (prefix === '0:0:0:0:0:0' && (v4[0] ?? 0) !== 0);
+  if (!carriesV4) return { address, family: 'ipv6' };
+  return { address: [(v4[0] ?? 0) >> 8, (v4[0] ?? 0) & 255, (v4[1] ?? 0) >> 8, (v4[1] ?? 0) & 255].join('.'), family: 'ipv4' };
 }
 
 /** A probe refused before any connection: its host or resolved address is link-local or a metadata service. */

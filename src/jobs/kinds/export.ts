@@ -1,10 +1,14 @@
+import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
+import type { Config } from '../../config/schema.js';
+import { formatMs, formatMsRoughly } from '../../config/units.js';
 import { TENANT_ATTRIBUTE } from '../../ingest/processors/enrichment.js';
+import { budgetSettings, limitHit, limitRefusal } from '../../query/limits.js';
 import type { Storage } from '../../storage/storage.js';
-import { parseJsonLines, type QueryParams } from '../../storage/transport.js';
+import { parseJsonLines, type QueryParams, type QuerySettings } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TaskRunner } from './kind.js';
 import { KIND_PARAMS, type KindParams } from './params.js';
@@ -91,19 +95,73 @@ function csvChunk(lines: string, header: boolean): Chunk {
 }
 
 /**
+ * The time range an export reads, ms since the epoch ([start, end): end `now` unless given, start
+ * `since` before it unless given), or why it is refused: wider than query.max_window, naming the parameter.
+ */
+export function exportWindow(p: ExportParams, now: number, maxWindowMs: number): { start: number; end: number } | { refused: string } {
+  const end = p.end ? Date.parse(p.end) : now;
+  const start = p.start ? Date.parse(p.start) : end - p.since;
+  if (end - start <= maxWindowMs) return { start, end };
+  return { refused: `${p.start ? 'start' : 'since'}: the window is at most ${formatMs(maxWindowMs)} (query.max_window), got ${formatMsRoughly(end - start)}; export several narrower windows` };
+}
+
+/**
+ * The folder of a tenant's exports in the export directory: `tenant=<tenant>`, or `tenant=_<digest>`
+ * when the tenant is not a plain file name. Export file names have no "=", so these never meet them.
+ */
+export function tenantFolder(tenant: string): string {
+  return `tenant=${/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(tenant) ? tenant : `_${createHash('sha256').update(tenant).digest('hex').slice(0, 32)}`}`;
+}
+
+/** What an export may use: storage, its directory and byte budgets, and the query budgets its storage queries run under. */
+export interface ExportDeps {
+  storage: Storage;
+  exportDir: string;
+  /** Bytes the export directory may hold, tenant folders included (`jobs.export_max_size`). */
+  maxBytes: number;
+  /** Bytes one tenant's folder may hold (`jobs.tenant_export_max_size`). */
+  tenantMaxBytes: number;
+  /** The `query` section: time, memory and read limits of the export's storage queries, and its widest window. */
+  query: Config['query'];
+  /** Export runs failed by a limit, by limit. */
+  refused: Counter<'limit'>;
+}
+
+/**
  * The `export` task: counts the rows of the query, then reads them in key order, a chunk at a time
  * (keyset paging, so each chunk costs the same), writing JSON lines (the engine's own text) or CSV to `<file>.<run id>.part`
  * and reporting progress after every chunk; renamed to `<file>` (replacing it) when complete, removed when the run is
- * cancelled or fails. Filters travel as query parameters.
+ * cancelled or fails. Filters travel as query parameters. An export of one tenant's rows is written
+ * in that tenant's folder, under that folder's budget as well as the directory's. Its window is at
+ * most query.max_window, and every storage query runs under query.timeout (the count also under
+ * query.max_memory); one stopped by a budget fails the run with a message naming it.
  */
-export function createExport(deps: { storage: Storage; exportDir: string; maxBytes: number; refused: Counter }): TaskRunner {
+export function createExport(deps: ExportDeps): TaskRunner {
+  // A chunk's memory is the rows it returns (read in key order, chunk_rows at most), not query.max_memory's to bound.
+  const settings = { count: budgetSettings(deps.query), chunk: budgetSettings(deps.query, { memory: false }) };
+  /** Fails the run, counting the limit. */
+  const refuse = (limit: string, message: string): never => {
+    deps.refused.inc({ limit });
+    throw new Error(message);
+  };
   return async (raw, ctx) => {
     const p = KIND_PARAMS.export.parse(raw);
     if (!deps.storage.ready) throw new Error('storage is not ready');
     const t = deps.storage.transport;
+    /** A storage query; one the engine stopped at a budget fails the run naming it. */
+    const budgeted = async <T>(query: (settings: QuerySettings) => Promise<T>, which: QuerySettings): Promise<T> => {
+      try {
+        return await query(which);
+      } catch (err) {
+        const limit = limitHit(err);
+        if (limit) refuse(limit, limitRefusal(limit, deps.query).message);
+        throw err;
+      }
+    };
     const src = SOURCES[p.source];
-    const end = p.end ? Date.parse(p.end) : Date.now();
-    const start = p.start ? Date.parse(p.start) : end - p.since;
+    const range = exportWindow(p, Date.now(), deps.query.max_window);
+    if ('refused' in range) return refuse('max_window', range.refused);
+    const { start, end } = range;
     const params: QueryParams = { start: BigInt(start) * 1_000_000n + '', end: BigInt(end) * 1_000_000n + '', chunk: p.chunk_rows };
     const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})'];
     for (const [k, v] of Object.entries(p.filters)) {
@@ -116,21 +174,27 @@ export function createExport(deps: { storage: Storage; exportDir: string; maxByt
       where.push(src.tenant);
       Object.assign(params, { tenant: p.tenant, tenant_key: TENANT_ATTRIBUTE });
     }
-    const [count] = await t.query<{ n: string }>(`SELECT count() AS n FROM ${src.table} WHERE ${where.join(' AND ')}`, params);
+    const [count] = await budgeted((s) => t.query<{ n: string }>(`SELECT count() AS n FROM ${src.table} WHERE ${where.join(' AND ')}`, params, s), settings.count);
     const total = Number(count?.n ?? 0);
-    mkdirSync(deps.exportDir, { recursive: true });
-    const file = join(deps.exportDir, p.file ?? `${ctx.runId}.${p.format}`);
+    // One tenant's rows go to its folder: tenants never replace each other's files.
+    const dir = p.tenant !== undefined ? join(deps.exportDir, tenantFolder(p.tenant)) : deps.exportDir;
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, p.file ?? `${ctx.runId}.${p.format}`);
     // One part file per run: two runs writing the same file never mix; the last to finish wins.
     const part = `${file}.${ctx.runId}.part`;
     const out = createWriteStream(part);
-    // The export directory has a budget (it may share a size-limited volume with the store): checked
-    // before every chunk, with every file in it counted, so concurrent exports share it too.
+    // The export directory has a budget (it may share a size-limited volume with the store), and
+    // each tenant's folder its own share: checked before every chunk, with every file counted, so
+    // concurrent exports share them too.
     const write = async (text: string): Promise<void> => {
       const bytes = Buffer.byteLength(text);
       const used = directoryBytes(deps.exportDir) + out.writableLength;
       if (used + bytes > deps.maxBytes) {
-        deps.refused.inc();
-        throw new Error(`the export directory would pass jobs.export_max_size (${deps.maxBytes} bytes: ${used} used, ${bytes} more needed): remove old exports, export a shorter window, or raise it`);
+        refuse('export_max_size', `the export directory would pass jobs.export_max_size (${deps.maxBytes} bytes: ${used} used, ${bytes} more needed): remove old exports, export a shorter window, or raise it`);
+      }
+      const tenantUsed = p.tenant !== undefined ? directoryBytes(dir) + out.writableLength : 0;
+      if (p.tenant !== undefined && tenantUsed + bytes > deps.tenantMaxBytes) {
+        refuse('tenant_export_max_size', `the export folder of tenant ${JSON.stringify(p.tenant)} would pass jobs.tenant_export_max_size (${deps.tenantMaxBytes} bytes: ${tenantUsed} used, ${bytes} more needed): remove its old exports, or export a shorter window`);
       }
       if (!out.write(text)) await once(out, 'drain');
     };
@@ -144,7 +208,10 @@ export function createExport(deps: { storage: Storage; exportDir: string; maxByt
         const page = after ? ` AND ${src.key} > ${src.after}` : '';
         const pageParams = after ? { ...params, after_time: after[0], after_key: after[1] } : params;
         // The engine's JSON lines are written as they come; CSV is made from the parsed rows.
-        const lines = await t.queryText(`SELECT ${src.select} FROM ${src.table} WHERE ${where.join(' AND ')}${page} ORDER BY ${src.key} LIMIT {chunk:UInt32} SETTINGS output_format_json_escape_forward_slashes = 0`, pageParams);
+        const lines = await budgeted(
+          (s) => t.queryText(`SELECT ${src.select} FROM ${src.table} WHERE ${where.join(' AND ')}${page} ORDER BY ${src.key} LIMIT {chunk:UInt32} SETTINGS output_format_json_escape_forward_slashes = 0`, pageParams, s),
+          settings.chunk,
+        );
         if (lines === '') break;
         ctx.signal.throwIfAborted();
         const chunk = p.format === 'csv' ? csvChunk(lines, header) : jsonChunk(lines);
@@ -168,14 +235,24 @@ export function createExport(deps: { storage: Storage; exportDir: string; maxByt
   };
 }
 
-/** Bytes of the files in a directory (not its subdirectories); 0 when it does not exist. */
+/** Bytes of the files in a directory and its subdirectories (tenant folders); 0 when it does not exist. */
 export function directoryBytes(dir: string): number {
-  if (!existsSync(dir)) return 0;
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0; // absent, or removed meanwhile
+  }
   let bytes = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      bytes += directoryBytes(path);
+      continue;
+    }
     if (!entry.isFile()) continue;
     try {
-      bytes += statSync(join(dir, entry.name)).size;
+      bytes += statSync(path).size;
     } catch {
       // Renamed or removed meanwhile (another export finishing): not there any more.
     }
@@ -183,13 +260,17 @@ export function directoryBytes(dir: string): number {
   return bytes;
 }
 
-/** Part files of export runs that are not live here (left by a crash): removed at start. */
+/** Part files of export runs that are not live here (left by a crash), in the export directory and its tenant folders: removed at start. */
 export function removeStaleParts(exportDir: string, isLive: (runId: string) => boolean, logger: Logger): void {
   if (!existsSync(exportDir)) return;
-  for (const name of readdirSync(exportDir)) {
-    const id = /\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.part$/.exec(name)?.[1];
+  for (const entry of readdirSync(exportDir, { withFileTypes: true })) {
+    if (entry.isDirectory() && entry.name.startsWith('tenant=')) {
+      removeStaleParts(join(exportDir, entry.name), isLive, logger);
+      continue;
+    }
+    const id = /\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.part$/.exec(entry.name)?.[1];
     if (!id || isLive(id)) continue;
-    rmSync(join(exportDir, name), { force: true });
-    logger.info({ file: name }, 'removed the part file of an export that did not finish');
+    rmSync(join(exportDir, entry.name), { force: true });
+    logger.info({ file: join(exportDir, entry.name) }, 'removed the part file of an export that did not finish');
   }
 }

@@ -10,14 +10,17 @@ import { KIND_PARAMS, type KindParams } from './params.js';
 
 /**
  * One request, resolved to its status once the response headers arrive (the body is not read).
- * The connection goes to an address the guard checked; a refused host or address fails the request.
+ * The connection goes straight to an address the guard checked (never through a proxy); a refused
+ * host or address fails the request.
  */
 function probe(p: KindParams<'http-check'>, guard: AddressGuard, signal: AbortSignal): Promise<number> {
   const url = new URL(p.url);
   const refused = guard.refusedHost(url.hostname);
   if (refused) return Promise.reject(new AddressRefused(`refused: ${refused}`));
   return new Promise<number>((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: p.method, headers: p.headers, lookup: guard.lookup, signal }, (res) => {
+    // agent: false, a fresh agent without proxy settings: through a proxy (NODE_USE_ENV_PROXY with
+    // HTTP_PROXY) the proxy would resolve the name, past the guard.
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: p.method, headers: p.headers, lookup: guard.lookup, signal, agent: false }, (res) => {
       resolve(res.statusCode ?? 0);
       res.destroy();
     });

@@ -6,10 +6,10 @@ const isoTime = z.iso.datetime({ offset: true, error: (i) => `expected an RFC 33
 
 /** Parameters of each task kind, validated when a job is created (and again when it runs). */
 export const KIND_PARAMS = {
-  /** Storage, Redis, durable queue and disk; a score under `threshold` turns readiness off. */
+  /** Storage, Redis, durable queue and disk; a score under `threshold` turns the strict readiness off (never the pod readiness). */
   'system-check': z
     .strictObject({
-      /** Overall score (0-100) under which the agent reports not ready. */
+      /** Overall score (0-100) under which the agent is degraded (strict readiness off). */
       threshold: integer({ min: 0, max: 100 }).default(50),
       /**
        * Scopes whose scores make the overall one (the lowest of them). Redis is scored but left out

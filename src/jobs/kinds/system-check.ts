@@ -16,9 +16,9 @@ export interface SystemCheckDeps {
   dataPaths: readonly string[];
   /** Byte budgets set in config (the embedded store, the export directory), scored against their limits. */
   budgets: () => ReadonlyArray<{ name: string; used: number; limit: number }>;
-  /** The `system-check` health component (critical): not ready while the score is under the threshold. */
+  /** The `system-check` health component (gate strict): failed while the score is under the threshold. */
   reporter: HealthReporter;
-  /** Whether a run of this scheduled job sets readiness (an active scheduled check); on-demand runs only report. */
+  /** Whether a run of this scheduled job sets the component (an active scheduled check); on-demand runs only report. */
   reportsReadiness: (jobName: string) => boolean;
   metrics: Registry;
 }
@@ -50,8 +50,8 @@ async function timed(fn: () => Promise<void>, signal: AbortSignal): Promise<numb
  * The `system-check` task: scores storage and Redis (reachability and ping time), the pipeline
  * (memory and durable queue fill; 0 while the queue is stalled on its disk) and disk (space free where
  * the agent writes, and within the byte budgets set in config), 0-100 each; the
- * overall score is the lowest of the `critical` scopes. Under the threshold, the agent reports not
- * ready with the reasons.
+ * overall score is the lowest of the `critical` scopes. Under the threshold, the component fails with
+ * the reasons: /status says degraded and the strict readiness is off (never the pod readiness).
  */
 export function createSystemCheck(deps: SystemCheckDeps): TaskRunner {
   const gauge = new Gauge({ name: 'heimdall_system_check_score', help: 'Health score 0-100 of the last system check, by scope (and overall).', labelNames: ['scope'] as const, registers: [deps.metrics] });

@@ -1,7 +1,9 @@
 /** The http-check's address guard: link-local and metadata addresses refused, checked on the resolved address, resolved once. */
 import type { lookup as dnsLookup, LookupAddress } from 'node:dns';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAddressGuard } from '../../../src/jobs/kinds/address-guard.js';
@@ -39,10 +41,15 @@ describe('http-check address guard', () => {
 
   it('refuses link-local and cloud metadata addresses and names, in every spelling; other addresses pass', () => {
     const guard = createAddressGuard([]);
-    for (const host of ['169.254.169.254', '169.254.170.2', '169.254.0.1', '[fe80::1]', '[fd00:ec2::254]', '100.100.100.200', '[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]', 'metadata.google.internal', 'METADATA.GOOGLE.INTERNAL.', 'metadata.goog', 'metadata']) {
+    for (const host of [
+      '169.254.169.254', '169.254.170.2', '169.254.0.1', '[fe80::1]', '[fd00:ec2::254]', '100.100.100.200', '168.63.129.16',
+      // IPv6 forms that reach an IPv4 host: mapped, compatible, NAT64.
+      '[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]', '[0:0:0:0:0:ffff:a9fe:a9fe]', '[::169.254.169.254]', '[::a9fe:a9fe]', '[64:ff9b::a9fe:a9fe]', '[64:ff9b::169.254.169.254]',
+      'metadata.google.internal', 'METADATA.GOOGLE.INTERNAL.', 'metadata.goog', 'metadata',
+    ]) {
       expect(guard.refusedHost(host), host).toMatch(/link-local or cloud metadata address|cloud metadata service/);
     }
-    for (const host of ['127.0.0.1', '10.0.0.7', '[::1]', '192.168.1.1', 'example.com', 'metadata.example.com', '[fd00:ec2::253]']) expect(guard.refusedHost(host), host).toBeUndefined();
+    for (const host of ['127.0.0.1', '10.0.0.7', '[::1]', '[::]', '192.168.1.1', 'example.com', 'metadata.example.com', '[fd00:ec2::253]', '[64:ff9b::a00:7]', '[2001:db8::a9fe:a9fe]']) expect(guard.refusedHost(host), host).toBeUndefined();
   });
 
   it('lets configured networks through', () => {
@@ -72,6 +79,39 @@ describe('http-check address guard', () => {
     expect(dns.calls).toEqual(['rebind.example']);
     // The next probe resolves again, gets the rebound answer, and is refused.
     await expect(probe({ url: `http://rebind.example:${port}/health` }, ctx())).rejects.toThrow(/refused: rebind\.example resolves to 169\.254\.169\.254/);
+    expect(hits).toBe(before + 1);
+  });
+
+  it('never goes through a proxy from the environment (the proxy would resolve the name, past the guard)', async () => {
+    let proxied = 0;
+    const proxy = createServer((_req, res) => {
+      proxied += 1;
+      res.end('proxied');
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const before = hits;
+    // Node reads NODE_USE_ENV_PROXY at start: the probe runs in a process of its own, from the build.
+    const dist = join(import.meta.dirname, '..', '..', '..', 'dist');
+    const script = `import { Registry } from 'prom-client';
+      import { createAddressGuard } from '${dist}/jobs/kinds/address-guard.js';
+      import { createHttpCheck } from '${dist}/jobs/kinds/http-check.js';
+      const probe = createHttpCheck({ pipeline: { submit: async () => undefined, processors: { redaction: undefined, resourceDefaults: {} } }, metrics: new Registry(), guard: createAddressGuard([]) });
+      const ctx = { runId: 'r', jobName: 'p', correlationId: 'c', signal: new AbortController().signal, progress: () => undefined, logger: { info() {}, warn() {}, error() {}, debug() {} } };
+      const r = await probe({ url: 'http://127.0.0.1:${port}/via-env' }, ctx);
+      process.stdout.write(JSON.stringify(r.result));`;
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: join(import.meta.dirname, '..', '..', '..'),
+        env: { ...process.env, NODE_USE_ENV_PROXY: '1', HTTP_PROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, NO_PROXY: '' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`probe exited ${String(code)}`))));
+    });
+    await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    expect(JSON.parse(out)).toMatchObject({ status: 200, ok: true });
+    expect(proxied).toBe(0);
     expect(hits).toBe(before + 1);
   });
 });

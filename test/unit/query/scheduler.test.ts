@@ -24,7 +24,7 @@ const flush = () => new Promise((resolve) => setImmediate(resolve));
 function scheduler(o: Partial<QuerySchedulerOptions> = {}) {
   const refused: string[] = [];
   const metrics = new Registry();
-  const s = createQueryScheduler({ maxConcurrent: 1, maxConcurrentPerTenant: 1, maxQueuedPerTenant: 100, queueTimeoutMs: 60_000, metrics, onRefused: (l) => refused.push(l), ...o });
+  const s = createQueryScheduler({ maxConcurrent: 1, maxConcurrentPerTenant: 1, maxQueuedPerTenant: 100, maxQueued: 1000, queueTimeoutMs: 60_000, metrics, onRefused: (l) => refused.push(l), ...o });
   return { s, refused, metrics };
 }
 
@@ -92,6 +92,22 @@ describe('query scheduler', () => {
     for (const g of a) g.finish();
     expect(await Promise.all([...ok, b])).toEqual(['a0', 'a1', 'a2', 'b']);
     expect(refused).toEqual(['max_queued_per_tenant']);
+  });
+
+  it('refuses past query.max_queued, all callers together, with RESOURCE_EXHAUSTED naming it', async () => {
+    const { s, refused } = scheduler({ maxQueued: 3 });
+    const started: string[] = [];
+    const first = gate(started, 'a0');
+    const running = s.run('a', first.work);
+    // Three callers wait, one query each: no caller is over its own bound, but all together are.
+    const waiting = ['b', 'c', 'd'].map((k) => s.run(k, async () => k));
+    const err = (await s.run('e', async () => 'never').catch((e: unknown) => e)) as GrpcError;
+    expect(err).toBeInstanceOf(GrpcError);
+    expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(err.message).toBe('too many queries waiting, all callers together: 3 (query.max_queued 3); retry later');
+    expect(refused).toEqual(['max_queued']);
+    first.finish();
+    expect(await Promise.all([running, ...waiting])).toEqual(['a0', 'b', 'c', 'd']);
   });
 
   it('refuses a query that waits past query.queue_timeout, and never runs it', async () => {

@@ -479,7 +479,8 @@ export type GetSummaryRequest = Message<"heimdall.v1.GetSummaryRequest"> & {
   endTime?: Timestamp | undefined;
 
   /**
-   * How many sources to list by errors; 10 when 0.
+   * Rows each grouping lists (sources, event types, categories, error sources, services; the rest
+   * summed under "__other__"); 10 when 0, at most 1000.
    *
    * @generated from field: uint32 top = 3;
    */
