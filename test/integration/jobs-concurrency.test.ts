@@ -113,20 +113,27 @@ describe('jobs: retries of interrupted runs take the caps too', () => {
   });
 
   it('after a restart with jobs.max_scheduled_runs 1, one of two interrupted runs is retried; the other is skipped, counted and logged', async () => {
-    const agent = (maxScheduledRuns: number) => startTestAgent({ log: { level: 'info' }, storage: { embedded: { path: data.path } }, jobs: { system_check: { enabled: false }, max_scheduled_runs: maxScheduledRuns } });
-    const first = await agent(2);
-    let c = connect({ addr: first.grpcAddress });
+    /** An agent on the test's data, once its stored jobs are loaded (calls on them answer UNAVAILABLE until then). */
+    const agent = async (maxScheduledRuns: number): Promise<{ t: TestAgent; c: AgentClient }> => {
+      const t = await startTestAgent({ log: { level: 'info' }, storage: { embedded: { path: data.path } }, jobs: { system_check: { enabled: false }, max_scheduled_runs: maxScheduledRuns } });
+      const c = connect({ addr: t.grpcAddress });
+      await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined)) ?? false, 15_000, 'the jobs to be restored');
+      return { t, c };
+    };
     const ids: string[] = [];
-    for (const name of ['r1', 'r2']) {
-      await c.unary(JobService.method.createScheduledJob, { job: { name, schedule: '0 0 1 1 *', kind: 'http-check', params: { url: silent.url, timeout: '120s' }, concurrency: Concurrency.ALLOW, retry: { attempts: 2 } } });
-      ids.push((await c.unary(JobService.method.triggerScheduledJob, { name })).job?.id ?? '');
+    const { t: first, c: before } = await agent(2);
+    try {
+      for (const name of ['r1', 'r2']) {
+        await before.unary(JobService.method.createScheduledJob, { job: { name, schedule: '0 0 1 1 *', kind: 'http-check', params: { url: silent.url, timeout: '120s' }, concurrency: Concurrency.ALLOW, retry: { attempts: 2 } } });
+        ids.push((await before.unary(JobService.method.triggerScheduledJob, { name })).job?.id ?? '');
+      }
+      for (const id of ids) await until(async () => (await before.unary(JobService.method.getJob, { id })).job?.status === JobStatus.RUNNING, 10_000, 'the runs to start');
+    } finally {
+      before.close();
+      await first.stop();
     }
-    for (const id of ids) await until(async () => (await c.unary(JobService.method.getJob, { id })).job?.status === JobStatus.RUNNING, 10_000, 'the runs to start');
-    c.close();
-    await first.stop();
 
-    const second = await agent(1);
-    c = connect({ addr: second.grpcAddress });
+    const { t: second, c } = await agent(1);
     try {
       await until(() => second.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('interrupted run not retried: 1 runs of scheduled jobs are running (jobs.max_scheduled_runs 1)')), 30_000, 'a retry skipped at the cap');
       const running = async () => {
