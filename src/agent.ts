@@ -85,7 +85,7 @@ export function createAgent(options: AgentOptions): Agent {
   const logger = options.logger;
   const metrics = createMetrics({ version: VERSION, build: BUILD });
   const metricLimits = config.telemetry.metrics;
-  const seriesLimits = createSeriesLimits({ maxLabelLength: metricLimits.max_label_length, maxBytes: metricLimits.max_size, metrics, logger });
+  const seriesLimits = createSeriesLimits({ maxLabelLength: metricLimits.max_label_length, maxFamilyBytes: metricLimits.max_family_size, metrics, logger });
   const health = createHealthRegistry({ metrics });
   health.register('config').set('ready');
   logHealthTransitions(health, logger.child({ component: 'health' }));
@@ -96,10 +96,15 @@ export function createAgent(options: AgentOptions): Agent {
   const server = config.server;
   // Connection caps that leave server.fd_reserve file descriptors to the agent's own files.
   const limit = openFileLimit();
-  const fitted = fitConnectionCaps({ grpc: server.grpc.max_connections, otlp_http: server.otlp_http.max_connections, admin: server.admin.max_connections }, limit, server.fd_reserve);
-  if (fitted.lowered) logger.warn({ openFileLimit: limit, fdReserve: server.fd_reserve, maxConnections: fitted.caps }, 'max_connections lowered to fit the open-file limit (ulimit -n) minus server.fd_reserve');
-  const grpc = createGrpcServer({ address: server.grpc.address, tls: server.grpc.tls, maxRecvMsgSize: server.grpc.max_recv_msg_size, limits: { ...server.grpc, max_connections: fitted.caps.grpc }, logger, metrics, health, auth });
-  const otlpHttp = createHttpServer({ name: 'otlp_http', address: server.otlp_http.address, tls: server.otlp_http.tls, limits: { ...server.otlp_http, max_connections: fitted.caps.otlp_http }, logger, metrics, health, auth });
+  const cap = (l: { max_connections: number; reserved_connections: number }) => ({ max: l.max_connections, reserved: l.reserved_connections });
+  const fitted = fitConnectionCaps({ grpc: cap(server.grpc), otlp_http: cap(server.otlp_http), admin: cap(server.admin) }, limit, server.fd_reserve);
+  if (fitted.lowered) {
+    const each = (f: (c: { max: number; reserved: number }) => number) => Object.fromEntries(Object.entries(fitted.caps).map(([k, c]) => [k, f(c)]));
+    logger.warn({ openFileLimit: limit, fdReserve: server.fd_reserve, maxConnections: each((c) => c.max), reservedConnections: each((c) => c.reserved) }, 'max_connections (and reserved_connections with them) lowered to fit the open-file limit (ulimit -n) minus server.fd_reserve');
+  }
+  const fit = (name: keyof typeof fitted.caps) => ({ max_connections: fitted.caps[name].max, reserved_connections: fitted.caps[name].reserved });
+  const grpc = createGrpcServer({ address: server.grpc.address, tls: server.grpc.tls, maxRecvMsgSize: server.grpc.max_recv_msg_size, limits: { ...server.grpc, ...fit('grpc') }, logger, metrics, health, auth });
+  const otlpHttp = createHttpServer({ name: 'otlp_http', address: server.otlp_http.address, tls: server.otlp_http.tls, limits: { ...server.otlp_http, ...fit('otlp_http') }, logger, metrics, health, auth });
   const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });
   addOtlpReceivers({
     pipeline,
@@ -113,7 +118,7 @@ export function createAgent(options: AgentOptions): Agent {
   });
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, metrics });
   addQueryService({ grpc, storage, config: config.query, metrics });
-  const admin = createHttpServer({ name: 'admin', address: server.admin.address, tls: server.admin.tls, limits: { ...server.admin, max_connections: fitted.caps.admin }, logger, metrics, health, auth });
+  const admin = createHttpServer({ name: 'admin', address: server.admin.address, tls: server.admin.tls, limits: { ...server.admin, ...fit('admin') }, logger, metrics, health, auth });
   const redis = config.ratelimit.redis;
   const security = createSecurity({
     initialMode: config.ratelimit.security.mode,
@@ -132,7 +137,7 @@ export function createAgent(options: AgentOptions): Agent {
   const ratelimit = createRateLimiter({
     now: options.clock,
     security,
-    overLimit: createOverLimitReporter({ pipeline, windowMs: config.ratelimit.over_limit_window, logger }),
+    overLimit: createOverLimitReporter({ pipeline, windowMs: config.ratelimit.over_limit_window, maxKeys: config.ratelimit.over_limit_max_keys, logger }),
     configPath: config.ratelimit.config_path,
     maxKeys: config.ratelimit.max_keys,
     cacheBytes: config.ratelimit.cache_size,
@@ -185,7 +190,7 @@ export function createAgent(options: AgentOptions): Agent {
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
-  addAdminRoutes(admin, statusSource, metrics, { maxScrapes: metricLimits.max_scrapes, timeoutMs: metricLimits.scrape_timeout });
+  addAdminRoutes(admin, statusSource, metrics, { maxScrapes: metricLimits.max_scrapes, timeoutMs: metricLimits.scrape_timeout, stallTimeoutMs: metricLimits.stall_timeout, scope: metricLimits.scope === 'none' ? undefined : metricLimits.scope });
 
   const components: Component[] = [];
   if (config.telemetry.tracing.enabled) {

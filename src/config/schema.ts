@@ -27,9 +27,12 @@ const listener = (address: string) =>
 
 /** What bounds every listener's connections: a cap, a reserve for new peers, and a handshake deadline. */
 const connectionBounds = (maxConnections: number, reserved: number) => ({
-  /** Connections open at most (lowered at start to leave server.fd_reserve file descriptors free); past it a new one is closed at once. */
+  /**
+   * Connections open at most (lowered at start to leave server.fd_reserve file descriptors free); past it a new one is closed at
+   * once, except on HTTP listeners, where it takes the slot of an idle connection (no request in progress) of the peer holding most.
+   */
   max_connections: integer({ min: 1, max: 1_000_000 }).default(maxConnections),
-  /** The last this many of max_connections go only to peers holding fewer than half that many here: probes get in while one client holds the rest. */
+  /** The last this many of max_connections go only to peers holding fewer than half that many here: probes get in while one client holds the rest. Lowered with max_connections. */
   reserved_connections: integer({ min: 0, max: 100_000 }).default(reserved),
   /** A TLS handshake (and on gRPC, the first bytes of HTTP/2) must be done within this, or the connection is closed. */
   handshake_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('10s'),
@@ -265,7 +268,7 @@ export const configSchema = z.strictObject({
           ...connectionBounds(1024, 8),
           /** Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
           max_concurrent_streams: integer({ min: 1, max: 100_000 }).default(100),
-          /** Long-lived response streams (health Watch, WatchJob) open at once on the server; past it such a call answers RESOURCE_EXHAUSTED. */
+          /** Long-lived response streams (health Watch, WatchJob) open at once, per service; past it such a call answers RESOURCE_EXHAUSTED. */
           max_streams: integer({ min: 1, max: 1_000_000 }).default(512),
           /** A connection without calls for this long is closed (GOAWAY); one that sends nothing at all for this long (not even keepalive acks) is dropped. */
           idle_timeout: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('5m'),
@@ -330,6 +333,8 @@ export const configSchema = z.strictObject({
       max_bucket_key_length: integer({ min: 64, max: 65_536 }).default(512),
       /** Refusals are written as one event per domain, limit and entity per this window. */
       over_limit_window: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('1m'),
+      /** Domain, limit and entity keys counted per window; past it refusals count under one __overflow__ key. */
+      over_limit_max_keys: integer({ min: 1, max: 1_000_000 }).default(10_000),
       /** Also answer the legacy draft-03 X-RateLimit-* headers. */
       legacy_headers: boolean.default(false),
       /** The security layer: mode, block list (changed through approved actions). */
@@ -409,16 +414,20 @@ export const configSchema = z.strictObject({
       /** Bounds on /metrics: label values that come from clients (span names, descriptor values, domains), its size, its scrapes. */
       metrics: z
         .strictObject({
-          /** Longest label value kept; a longer one is cut, ending with "…". */
+          /** Longest label value kept, in bytes of /metrics text (UTF-8, escaped); a longer one is cut, ending with "…". */
           max_label_length: integer({ min: 16, max: 4096 }).default(128),
-          /** Label sets per client-labelled family (rate-limit descriptors, security refusals; RED metrics: ingest.red_metrics.max_series); the rest count as __overflow__. */
+          /** Label sets from clients per client-labelled family (rate-limit descriptors, security refusals; RED metrics: ingest.red_metrics.max_series); the rest count as __overflow__. */
           max_series: integer({ min: 1, max: 1_000_000 }).default(1_000),
-          /** Bytes of /metrics text the client-labelled label sets may take together; past it new ones count as __overflow__. */
-          max_size: byteSize.prefault('8MiB'),
-          /** /metrics responses in progress at once; past it 503 with Retry-After. */
-          max_scrapes: integer({ min: 1, max: 64 }).default(2),
+          /** Bytes of /metrics text the client label sets of one family may take; past it new ones count as __overflow__. Each family has its own. */
+          max_family_size: byteSize.prefault('24MiB'),
+          /** /metrics responses in progress at once; past it 503 with Retry-After. One at a time per client address. */
+          max_scrapes: integer({ min: 1, max: 64 }).default(4),
           /** A /metrics response not sent within this is cut (its connection closed). */
           scrape_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('10s'),
+          /** A /metrics response whose client has taken nothing of it for this long is cut, freeing its slot. */
+          stall_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('5s'),
+          /** Token scope /metrics needs (with auth on); none: open, as Prometheus scrapes without a token by default. */
+          scope: z.enum(['none', ...SCOPES]).default('none'),
         })
         .prefault({}),
     })
@@ -495,6 +504,9 @@ export const configSchema = z.strictObject({
   }
   if (c.query.max_concurrent_per_tenant > c.query.max_concurrent) {
     ctx.addIssue({ code: 'custom', path: ['query', 'max_concurrent_per_tenant'], message: `must not exceed query.max_concurrent (${c.query.max_concurrent})` });
+  }
+  if (c.telemetry.metrics.scope !== 'none' && !c.auth.enabled) {
+    ctx.addIssue({ code: 'custom', path: ['telemetry', 'metrics', 'scope'], message: `needs auth.enabled: true (without tokens no scrape could have scope ${c.telemetry.metrics.scope})` });
   }
   if (c.storage.retry.initial_interval > c.storage.retry.max_interval) {
     ctx.addIssue({ code: 'custom', path: ['storage', 'retry', 'initial_interval'], message: 'must not exceed storage.retry.max_interval' });

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
 import { sendText, type HttpHandler } from '../server/http.js';
 
 /** Options for createMetricsRoute. */
@@ -11,65 +11,119 @@ export interface MetricsRouteOptions {
   maxScrapes: number;
   /** A response not sent within this many milliseconds is cut (its connection closed). */
   timeoutMs: number;
+  /** A response whose client has taken nothing of it for this many milliseconds is cut. */
+  stallTimeoutMs: number;
 }
 
-/** Resolves once `res` takes more data, or is closed. */
-function writable(res: ServerResponse): Promise<void> {
+/** Lines of one metric family rendered at once: the event loop gets a turn between slices. */
+export const SLICE_LINES = 1_000;
+
+/** A registered metric as the registry holds it (its typings say MetricObject; it is the metric itself). */
+type Family = Pick<Metric, 'get'>;
+type MetricData = Awaited<ReturnType<Metric['get']>>;
+/**
+ * prom-client's text rendering of one metric's data (`Registry#getMetricsAsString`, public in its
+ * code but not in its typings): the same text as `registry.metrics()`, so slices of a family's
+ * values join into exactly the family's text.
+ */
+type Renderer = { getMetricsAsString(metric: { get(): Promise<MetricData> }): Promise<string> };
+
+/** Resolves once `res` takes more data (`drained`), is closed, or `stallMs` pass first (`stalled`). */
+function writable(res: ServerResponse, stallMs: number): Promise<'drained' | 'closed' | 'stalled'> {
   return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
+    const done = (how: 'drained' | 'closed' | 'stalled') => (): void => {
+      clearTimeout(timer);
+      res.off('drain', drain);
+      res.off('close', close);
+      resolve(how);
     };
-    res.on('drain', done);
-    res.on('close', done);
+    const drain = done('drained');
+    const close = done('closed');
+    const timer = setTimeout(done('stalled'), stallMs);
+    res.on('drain', drain);
+    res.on('close', close);
   });
 }
 
 /**
- * The `/metrics` handler. It streams the Prometheus text one metric family at a time, giving the
- * event loop a turn between families and waiting for the client to take what was written, so
- * probes and other requests are answered while it renders and a slow reader holds one family in
- * memory, not the whole text. Past `maxScrapes` responses in progress it answers 503 with
- * Retry-After; a response not finished within `timeoutMs` is cut. Refusals are counted in
- * `heimdall_metrics_scrapes_refused_total{reason}`.
+ * The text of one metric family in slices of SLICE_LINES lines, joined as `registry.metrics()`
+ * joins them (HELP and TYPE once, before the first slice).
+ */
+async function* familyText(registry: Registry, metric: Family): AsyncGenerator<string> {
+  const renderer = registry as unknown as Renderer;
+  const data = await metric.get();
+  const values = data.values;
+  for (let i = 0; i === 0 || i < values.length; i += SLICE_LINES) {
+    const text = await renderer.getMetricsAsString({ get: () => Promise.resolve({ ...data, values: values.slice(i, i + SLICE_LINES) }) });
+    // Later slices drop their HELP and TYPE lines, keeping the newline before their first sample.
+    yield i === 0 ? text : text.slice(text.indexOf('\n', text.indexOf('\n') + 1));
+  }
+}
+
+/**
+ * The `/metrics` handler. It streams the Prometheus text in slices of at most SLICE_LINES lines,
+ * giving the event loop a turn between slices and waiting for the client to take what was
+ * written, so probes and other requests are answered while it renders (even a family of many
+ * label sets) and a slow reader holds one slice in memory, not the whole text. At most
+ * `maxScrapes` responses are in progress, one per client address; past that 503 with Retry-After.
+ * A response is cut when its client takes nothing of it for `stallTimeoutMs` (a reader that
+ * stopped frees its slot for Prometheus) or when it is not sent within `timeoutMs`. Refusals and
+ * cuts are counted in `heimdall_metrics_scrapes_refused_total{reason}`.
  */
 export function createMetricsRoute(options: MetricsRouteOptions): HttpHandler {
   const { registry } = options;
-  let inFlight = 0;
+  /** Responses in progress, by client address. */
+  const inFlight = new Set<string>();
   new Gauge({
     name: 'heimdall_metrics_scrapes_in_flight',
     help: '/metrics responses in progress (this one included).',
     registers: [registry],
     collect() {
-      this.set(inFlight);
+      this.set(inFlight.size);
     },
   });
-  const refused = new Counter({ name: 'heimdall_metrics_scrapes_refused_total', help: '/metrics requests refused (busy: too many in progress) or cut (timeout).', labelNames: ['reason'] as const, registers: [registry] });
+  const refused = new Counter({
+    name: 'heimdall_metrics_scrapes_refused_total',
+    help: '/metrics requests refused (busy: too many in progress; peer: one of the client address in progress) or cut (timeout: not sent in time; stalled: the client took nothing for stall_timeout).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const busy = (res: ServerResponse, reason: 'busy' | 'peer', text: string): void => {
+    refused.inc({ reason });
+    res.setHeader('retry-after', '1');
+    sendText(res, 503, text);
+  };
 
-  return async (_req, res) => {
-    if (inFlight >= options.maxScrapes) {
-      refused.inc({ reason: 'busy' });
-      res.setHeader('retry-after', '1');
-      return sendText(res, 503, `${inFlight} /metrics responses are in progress (telemetry.metrics.max_scrapes is ${options.maxScrapes}); retry later\n`);
-    }
-    inFlight++;
-    const timer = setTimeout(() => {
-      refused.inc({ reason: 'timeout' });
+  return async (req, res) => {
+    const peer = req.socket.remoteAddress ?? '';
+    if (inFlight.has(peer)) return busy(res, 'peer', `a /metrics response to ${peer} is in progress (one per client address at once); retry later\n`);
+    if (inFlight.size >= options.maxScrapes) return busy(res, 'busy', `${inFlight.size} /metrics responses are in progress (telemetry.metrics.max_scrapes is ${options.maxScrapes}); retry later\n`);
+    inFlight.add(peer);
+    const cut = (reason: 'timeout' | 'stalled'): void => {
+      refused.inc({ reason });
       res.destroy();
-    }, options.timeoutMs);
+    };
+    const timer = setTimeout(() => cut('timeout'), options.timeoutMs);
     res.once('close', () => {
       clearTimeout(timer);
-      inFlight--;
+      inFlight.delete(peer);
     });
     res.writeHead(200, { 'content-type': registry.contentType });
     // The same text as registry.metrics(): families separated by a blank line, a final newline.
     let separator = '';
-    for (const family of registry.getMetricsAsArray()) {
-      const text = await registry.getSingleMetricAsString(family.name);
-      if (res.destroyed) return;
-      if (res.write(separator + text)) await nextTurn();
-      else await writable(res);
+    for (const metric of registry.getMetricsAsArray() as unknown as Family[]) {
+      for await (const text of familyText(registry, metric)) {
+        if (res.destroyed) return;
+        if (!res.write(separator + text)) {
+          const how = await writable(res, options.stallTimeoutMs);
+          if (how === 'stalled') return cut('stalled');
+          if (how === 'closed') return;
+        }
+        separator = '';
+        // A turn of the event loop after every slice: a drain can come without one (a socket that
+        // takes the write at once), and requests must not wait for the whole text.
+        await nextTurn();
+      }
       separator = '\n\n';
     }
     if (!res.destroyed) res.end('\n');

@@ -33,7 +33,10 @@ export interface HealthReporter {
 /** Whether the agent is ready, with the reasons when it is not. */
 export interface Readiness {
   ready: boolean;
+  /** `name: state (reason)` of each component that holds it off (reasons may quote backend errors). */
   reasons: string[];
+  /** The same as `name: state` only, for unauthenticated probes. */
+  blocking: string[];
 }
 
 /** The agent's health in one word, with what makes it so. */
@@ -108,10 +111,9 @@ export function createHealthRegistry(options: { metrics?: Registry; now?: () => 
     for (const state of STATES) gauge?.set({ component: entry.name, state }, state === entry.state ? 1 : 0);
   };
   const readinessOf = (gates: ReadonlySet<ReadinessGate>): Readiness => {
-    const reasons: string[] = [];
-    if (shuttingDown) reasons.push('agent: shutting down');
-    for (const e of entries.values()) if (gates.has(e.gate) && !isServing(e.state)) reasons.push(describeComponent(e));
-    return { ready: reasons.length === 0, reasons };
+    const held = [...entries.values()].filter((e) => gates.has(e.gate) && !isServing(e.state));
+    const agent = shuttingDown ? ['agent: shutting down'] : [];
+    return { ready: agent.length + held.length === 0, reasons: [...agent, ...held.map(describeComponent)], blocking: [...agent, ...held.map((e) => `${e.name}: ${e.state}`)] };
   };
   const POD: ReadonlySet<ReadinessGate> = new Set(['pod']);
   const STRICT: ReadonlySet<ReadinessGate> = new Set(['pod', 'strict']);

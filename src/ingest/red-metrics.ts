@@ -16,22 +16,25 @@ export interface RedMetrics {
   observe(spans: readonly SpanSummary[]): void;
 }
 
+const LABELS = ['service_name', 'span_name', 'span_kind', 'status_code'] as const;
+const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** The RED family (a counter and a histogram a label set), as the series limits size it. */
+export const RED_FAMILY = { name: 'heimdall_spans_total', labels: LABELS.length, shape: seriesShape(LABELS, [{ name: 'heimdall_spans_total' }, { name: 'heimdall_span_duration_seconds', buckets: BUCKETS }]) };
+
 /**
  * Creates the RED metrics: `heimdall_spans_total` and `heimdall_span_duration_seconds`. Their label
  * values come from clients, so they take the series limits: values cut to the length limit, and
- * past `maxSeries` label sets (or the /metrics size budget) spans count under the `__overflow__` set.
+ * past `maxSeries` label sets (or the family's size budget) spans count under the `__overflow__` set.
  */
 export function createRedMetrics(options: { metrics: Registry; maxSeries: number; limits: SeriesLimits }): RedMetrics {
-  const labelNames = ['service_name', 'span_name', 'span_kind', 'status_code'] as const;
-  const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-  const calls = new Counter({ name: 'heimdall_spans_total', help: 'Spans received, by service, span name, kind and status code.', labelNames, registers: [options.metrics] });
-  const duration = new Histogram({ name: 'heimdall_span_duration_seconds', help: 'Span durations, by service, span name, kind and status code.', labelNames, buckets, registers: [options.metrics] });
+  const calls = new Counter({ name: 'heimdall_spans_total', help: 'Spans received, by service, span name, kind and status code.', labelNames: LABELS, registers: [options.metrics] });
+  const duration = new Histogram({ name: 'heimdall_span_duration_seconds', help: 'Span durations, by service, span name, kind and status code.', labelNames: LABELS, buckets: BUCKETS, registers: [options.metrics] });
   // Bound children per label set: one lookup per span instead of two label-set hashes.
   const series = options.limits.family({
-    name: 'heimdall_spans_total',
-    labelNames,
+    name: RED_FAMILY.name,
+    labelNames: LABELS,
     maxSeries: options.maxSeries,
-    shape: seriesShape(labelNames, [{ name: 'heimdall_spans_total' }, { name: 'heimdall_span_duration_seconds', buckets }]),
+    shape: RED_FAMILY.shape,
     bind: (labels) => ({ calls: calls.labels(labels), duration: duration.labels(labels) }),
   });
   return {

@@ -260,6 +260,27 @@ export function createJobs(options: JobsOptions): Jobs {
     return undefined;
   };
 
+  let slots = 0;
+  /**
+   * Takes a slot for a run of `e` before anything is awaited (a cluster claim, a lease), so ticks,
+   * triggers and retries at once cannot pass its caps together: the cap that is full instead.
+   * Release it on every way out; runEntry, called right after the release, takes it for good.
+   */
+  const takeSlot = (e: Entry): { release: () => void; cap?: undefined } | { cap: NonNullable<ReturnType<typeof capped>> } => {
+    const cap = capped(e);
+    if (cap) return { cap };
+    const id = `slot:${(slots += 1)}`;
+    const counted = bounded(e);
+    e.running.add(id);
+    if (counted) scheduledRuns += 1;
+    return {
+      release: () => {
+        if (!e.running.delete(id)) return;
+        if (counted) scheduledRuns -= 1;
+      },
+    };
+  };
+
   /** Starts a run of a scheduled job; the run goes on in the background. */
   const runEntry = (e: Entry, trigger: RunTrigger, scheduledTime: number, lease: Lease | undefined, retry?: RunRecord): LiveRun => {
     const l = runner.create({ jobName: e.spec.name, kind: e.spec.kind as KindName, params: e.spec.params, ...ms(e.spec), trigger, scheduledTime, correlationId: retry?.correlationId, attempt: retry && retry.attempt + 1 });
@@ -293,8 +314,9 @@ export function createJobs(options: JobsOptions): Jobs {
     };
     if (e.spec.concurrency === 'forbid' && e.running.size > 0) return skip('overlap');
     // Past a cap the tick is skipped before any cluster claim, so another replica may run it.
-    const cap = capped(e);
-    if (cap) {
+    const slot = takeSlot(e);
+    if (slot.cap) {
+      const cap = slot.cap;
       if (e.skipping !== cap.reason) logger.warn({ job: e.spec.name, tick: new Date(tickMs).toISOString(), reason: cap.reason }, `tick skipped: ${cap.message}; later ticks are skipped (and counted) while it lasts`);
       e.skipping = cap.reason;
       return skip(cap.reason);
@@ -302,16 +324,20 @@ export function createJobs(options: JobsOptions): Jobs {
     e.skipping = undefined;
     let lease: Lease | undefined;
     if (e.spec.scope === 'cluster' && leases) {
+      let refused: string | undefined;
       try {
-        if (!(await leases.claimTick(e.spec.name, tickMs))) return skip('claimed-elsewhere');
-        const taken = await takeLease(e);
-        if (taken.refused) return skip(taken.refused);
-        lease = taken.lease;
+        if (!(await leases.claimTick(e.spec.name, tickMs))) refused = 'claimed-elsewhere';
+        else ({ lease, refused } = await takeLease(e));
       } catch (err) {
         logger.warn({ err, job: e.spec.name }, 'cluster job tick skipped: redis cannot grant its lease');
-        return skip('redis-unavailable');
+        refused = 'redis-unavailable';
+      }
+      if (refused) {
+        slot.release();
+        return skip(refused);
       }
     }
+    slot.release();
     const l = runEntry(e, trigger, tickMs, lease);
     await new Promise<void>((resolve) => {
       if (!runner.live(l.record.id)) return resolve();
@@ -482,9 +508,16 @@ export function createJobs(options: JobsOptions): Jobs {
       const e = r.jobName ? entries.get(r.jobName) : undefined;
       // A scheduled job's retry only while it is scheduled and active; another pod's pod-scoped job is that pod's.
       if (r.jobName && (!e || !e.spec.active || (!mine && e.spec.scope === 'pod'))) continue;
+      const slot = e && takeSlot(e);
+      if (slot?.cap) {
+        skipped.inc({ job: r.jobName, reason: slot.cap.reason });
+        logger.warn({ run: r.id, job: r.jobName, reason: slot.cap.reason }, `interrupted run not retried: ${slot.cap.message}; the job's next tick runs it`);
+        continue;
+      }
       logger.info({ run: r.id, job: r.jobName, kind: r.kind, attempt: r.attempt + 1 }, 'retrying an interrupted run');
       if (e) {
         const taken = await takeLease(e).catch((): LeaseGrant => ({ refused: 'redis-unavailable' }));
+        slot?.release();
         if (taken.refused) continue;
         runEntry(e, 'retry', r.scheduledTime, taken.lease, r);
       } else {
@@ -618,13 +651,15 @@ export function createJobs(options: JobsOptions): Jobs {
     async trigger(name) {
       const e = mustGet(name);
       if (e.spec.concurrency === 'forbid' && e.running.size > 0) throw new JobError('failed_precondition', `job ${name} is running (concurrency forbid); wait for its run to end`);
-      const cap = capped(e);
-      if (cap) throw new JobError('resource_exhausted', `${cap.message}; retry later`);
+      const slot = takeSlot(e);
+      if (slot.cap) throw new JobError('resource_exhausted', `${slot.cap.message}; retry later`);
       let taken: LeaseGrant;
       try {
         taken = await takeLease(e);
       } catch (err) {
         throw new JobError('unavailable', `redis cannot grant job ${name} its lease: ${(err as Error).message}`);
+      } finally {
+        slot.release();
       }
       if (taken.refused) throw new JobError('failed_precondition', `job ${name} is running on another replica`);
       const l = runEntry(e, 'manual', 0, taken.lease);

@@ -21,10 +21,15 @@ export function bucketKey(domain: string, entries: ReadonlyArray<{ key: string; 
 const SHOWN_VALUE = 64;
 
 /**
- * Entries as reports and limit names show them: a value over 64 characters becomes its first 32,
- * `…` and a digest of the whole value, so distinct long values stay distinct but short. The start
- * is copied (joined from its characters): a slice would keep the whole value alive.
+ * Text from a request as reports show it: over 64 characters, its first 32, `…` and a digest of
+ * the whole text (57 characters in all), so distinct long texts stay distinct but short. The start
+ * is copied (joined from its characters): a slice would keep the whole text alive.
  */
+export function shown(text: string): string {
+  return text.length > SHOWN_VALUE ? `${[...text.slice(0, 32)].join('')}…#${digest(text)}` : text;
+}
+
+/** Entries as reports and limit names show them: each value `shown`. */
 export function shownEntries(entries: ReadonlyArray<{ key: string; value: string }>): Array<{ key: string; value: string }> {
-  return entries.map(({ key, value }) => ({ key, value: value.length > SHOWN_VALUE ? `${[...value.slice(0, 32)].join('')}…#${digest(value)}` : value }));
+  return entries.map(({ key, value }) => ({ key, value: shown(value) }));
 }

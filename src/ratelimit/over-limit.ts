@@ -2,12 +2,11 @@ import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { submitAgentEvents } from '../events/events.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { Logger } from '../telemetry/logger.js';
+import { OVERFLOW } from '../telemetry/series-limits.js';
+import { shown } from './keys.js';
 
 /** The event type of an aggregated over-limit record. */
 export const OVER_LIMIT_EVENT = 'ratelimit.over_limit';
-/** Keys kept per window; the rest are counted under one overflow entity. */
-const MAX_KEYS = 10_000;
-const OVERFLOW = '__overflow__';
 
 /** Counts over-limit hits per (domain, limit, entity) and writes one event per key and window. */
 export interface OverLimitReporter {
@@ -18,12 +17,24 @@ export interface OverLimitReporter {
   shutdown(): void;
 }
 
+/** Options for createOverLimitReporter. */
+export interface OverLimitOptions {
+  pipeline: Pipeline;
+  /** Counts are written (and start again) this often. */
+  windowMs: number;
+  /** (domain, limit, entity) keys counted per window; the rest count under one overflow key. */
+  maxKeys: number;
+  logger: Logger;
+}
+
 /**
  * Creates the reporter: an attack refused a million times becomes one event per entity and window
  * (`ratelimit.over_limit`, category `ratelimit`, payload {domain, descriptor, entity, hits,
- * window_seconds}), not a million rows.
+ * window_seconds}), not a million rows. Its memory is bounded whatever requests carry: each text
+ * of a key is `shown` (at most 57 characters), and past `maxKeys` keys in a window hits count under
+ * the key whose domain, descriptor and entity are all `__overflow__`.
  */
-export function createOverLimitReporter(options: { pipeline: Pipeline; windowMs: number; logger: Logger }): OverLimitReporter {
+export function createOverLimitReporter(options: OverLimitOptions): OverLimitReporter {
   let counts = new Map<string, { domain: string; descriptor: string; entity: string; hits: number }>();
   let timer: NodeJS.Timeout | undefined;
   const flush = (): void => {
@@ -46,15 +57,15 @@ export function createOverLimitReporter(options: { pipeline: Pipeline; windowMs:
   };
   return {
     record(domain, descriptor, entries, hits) {
-      let entity = entries.map((e) => `${e.key}=${e.value}`).join(',');
-      let key = `${domain}\u0000${descriptor}\u0000${entity}`;
-      if (!counts.has(key) && counts.size >= MAX_KEYS) {
-        entity = OVERFLOW;
-        key = `${domain}\u0000${descriptor}\u0000${entity}`;
+      let fields = { domain: shown(domain), descriptor: shown(descriptor), entity: shown(entries.map((e) => `${e.key}=${e.value}`).join(',')) };
+      let key = `${fields.domain}\u0000${fields.descriptor}\u0000${fields.entity}`;
+      if (!counts.has(key) && counts.size >= options.maxKeys) {
+        fields = { domain: OVERFLOW, descriptor: OVERFLOW, entity: OVERFLOW };
+        key = OVERFLOW;
       }
       const c = counts.get(key);
       if (c) c.hits += Math.max(hits, 1);
-      else counts.set(key, { domain, descriptor, entity, hits: Math.max(hits, 1) });
+      else counts.set(key, { ...fields, hits: Math.max(hits, 1) });
     },
     flush,
     start() {

@@ -19,13 +19,18 @@ export interface ConnectionLimitOptions {
   handshakeBytes: number;
   /** A connection that has sent nothing for this long is closed; 0: no check. */
   idleTimeoutMs: number;
+  /**
+   * Whether a connection has no request in progress (HTTP: between requests, or before the first
+   * is in). With it, a connection that would be refused takes the slot of an idle connection of the
+   * peer holding the most (or its own peer's oldest idle one), so a probe always gets in while
+   * others only hold connections open. Without it (gRPC: calls in flight cannot be told), none is closed.
+   */
+  idle?: ((socket: Socket) => boolean) | undefined;
   metrics: Registry;
 }
 
 /** The connections of one listener, as limitConnections keeps them. */
 export interface ConnectionLimit {
-  /** Connections open now. */
-  readonly open: number;
   /** Destroys every open connection (after a shutdown's grace). */
   destroyAll(): void;
   /** Stops the timeout checks. Safe to call twice. */
@@ -48,47 +53,85 @@ function connectionMetrics(registry: Registry) {
       labelNames: ['server', 'reason'] as const,
       registers: [registry],
     }),
+    evicted: new Counter({
+      name: 'heimdall_server_connections_evicted_total',
+      help: 'Idle connections (no request in progress) closed at the cap to let in a connection of a peer holding fewer, by listener.',
+      labelNames: ['server'] as const,
+      registers: [registry],
+    }),
   }));
 }
 
 /**
- * Bounds the connections of a listening (or about to listen) net server: a cap (Node's
- * `maxConnections`, so a refused connection costs no more than its accept), a reserve for peers
- * holding no connection, a handshake deadline (first bytes) and an idle deadline (bytes received),
- * both checked by one timer. Call before the server's own `connection` listeners run.
+ * Bounds the connections of a listening (or about to listen) net server: a cap, a reserve for peers
+ * holding few connections, a handshake deadline (first bytes) and an idle deadline (bytes
+ * received), both checked by one timer. With `idle`, a connection past the cap or the reserve
+ * takes the slot of an idle connection of the peer holding the most (see the option); without it,
+ * the cap is Node's `maxConnections`, so a refused connection costs no more than its accept. Call
+ * before the server's own `connection` listeners run.
  */
 export function limitConnections(server: NetServer, options: ConnectionLimitOptions): ConnectionLimit {
-  const { open, refused, closed } = connectionMetrics(options.metrics);
+  const { open, refused, closed, evicted } = connectionMetrics(options.metrics);
   const labels = { server: options.name };
   const openGauge = open.labels(labels);
   openGauge.set(0);
-  /** Per open connection: when it opened, its bytes read at the last check and when they last grew. */
-  const sockets = new Map<Socket, { at: number; read: number; activeAt: number }>();
-  const peers = new Map<string, number>();
+  /** Per open connection: its peer, when it opened, its bytes read at the last check and when they last grew. */
+  const sockets = new Map<Socket, { peer: string; at: number; read: number; activeAt: number }>();
+  /** Each peer's open connections, oldest first. */
+  const peers = new Map<string, Set<Socket>>();
   const shared = Math.max(0, options.maxConnections - options.reserved);
   /** Connections a peer may hold and still take a reserved slot. */
   const peerReserve = Math.max(1, Math.floor(options.reserved / 2));
+  const idle = options.idle;
 
-  server.maxConnections = options.maxConnections;
+  const forget = (socket: Socket): void => {
+    const s = sockets.get(socket);
+    if (!s) return;
+    sockets.delete(socket);
+    const held = peers.get(s.peer);
+    held?.delete(socket);
+    if (held?.size === 0) peers.delete(s.peer);
+    openGauge.set(sockets.size);
+  };
+  /** The oldest idle connection of the peer holding the most that hold more than `peer` (or of `peer` itself). */
+  const victim = (peer: string, isIdle: (socket: Socket) => boolean): Socket | undefined => {
+    const own = peers.get(peer)?.size ?? 0;
+    let found: { socket: Socket; held: number } | undefined;
+    for (const [p, held] of peers) {
+      if ((p !== peer && held.size <= own) || (found && held.size <= found.held)) continue;
+      for (const socket of held) {
+        if (!isIdle(socket)) continue;
+        found = { socket, held: held.size };
+        break;
+      }
+    }
+    return found?.socket;
+  };
+
+  // One over the cap reaches the listener below, to take an idle connection's slot; Node drops the rest.
+  server.maxConnections = options.maxConnections + (idle ? 1 : 0);
   server.on('drop', () => refused.inc({ ...labels, reason: 'limit' }));
   server.prependListener('connection', (socket: Socket) => {
     const peer = socket.remoteAddress ?? '';
-    if (sockets.size >= shared && (peers.get(peer) ?? 0) >= peerReserve) {
-      refused.inc({ ...labels, reason: 'reserved' });
-      socket.destroy();
-      return;
+    const full = sockets.size >= options.maxConnections ? 'limit' : sockets.size >= shared && (peers.get(peer)?.size ?? 0) >= peerReserve ? 'reserved' : undefined;
+    if (full) {
+      const taken = idle && victim(peer, idle);
+      if (!taken) {
+        refused.inc({ ...labels, reason: full });
+        socket.destroy();
+        return;
+      }
+      forget(taken);
+      taken.destroy();
+      evicted.inc(labels);
     }
     const now = Date.now();
-    sockets.set(socket, { at: now, read: 0, activeAt: now });
-    peers.set(peer, (peers.get(peer) ?? 0) + 1);
+    sockets.set(socket, { peer, at: now, read: 0, activeAt: now });
+    const held = peers.get(peer) ?? new Set<Socket>();
+    held.add(socket);
+    peers.set(peer, held);
     openGauge.set(sockets.size);
-    socket.once('close', () => {
-      sockets.delete(socket);
-      const left = (peers.get(peer) ?? 1) - 1;
-      if (left > 0) peers.set(peer, left);
-      else peers.delete(peer);
-      openGauge.set(sockets.size);
-    });
+    socket.once('close', () => forget(socket));
   });
 
   const deadlines = [options.handshakeBytes > 0 ? options.handshakeTimeoutMs : 0, options.idleTimeoutMs].filter((ms) => ms > 0);
@@ -116,9 +159,6 @@ export function limitConnections(server: NetServer, options: ConnectionLimitOpti
   }
 
   return {
-    get open() {
-      return sockets.size;
-    },
     destroyAll() {
       for (const socket of sockets.keys()) socket.destroy();
     },

@@ -19,16 +19,29 @@ export function openFileLimit(read: () => string = () => readFileSync('/proc/sel
 /** Fewest connections a listener is lowered to, however few descriptors are left. */
 const MIN_CONNECTIONS = 16;
 
+/** A listener's connection cap and the part of it reserved for peers holding few (see connection-limit.ts). */
+export interface ConnectionCap {
+  max: number;
+  reserved: number;
+}
+
 /**
  * The listeners' connection caps, lowered in proportion when together they would leave fewer than
  * `reserve` of `limit` file descriptors to the agent's own files (queue segments, the embedded
- * engine's parts, exports, Redis and ClickHouse sockets). Unchanged when there is no limit.
+ * engine's parts, exports, Redis and ClickHouse sockets); each reserve is lowered in the same
+ * proportion (rounded up, and always under its cap), so shared slots remain. Unchanged when there
+ * is no limit.
  */
-export function fitConnectionCaps<K extends string>(caps: Record<K, number>, limit: number | undefined, reserve: number): { caps: Record<K, number>; lowered: boolean } {
-  const total = Object.values<number>(caps).reduce((a, b) => a + b, 0);
+export function fitConnectionCaps<K extends string>(caps: Record<K, ConnectionCap>, limit: number | undefined, reserve: number): { caps: Record<K, ConnectionCap>; lowered: boolean } {
+  const total = Object.values<ConnectionCap>(caps).reduce((a, b) => a + b.max, 0);
   const budget = limit === undefined ? Number.POSITIVE_INFINITY : limit - reserve;
   if (total <= budget) return { caps, lowered: false };
   const scale = Math.max(0, budget) / total;
-  const fitted = Object.fromEntries(Object.entries<number>(caps).map(([name, cap]) => [name, Math.max(MIN_CONNECTIONS, Math.floor(cap * scale))])) as Record<K, number>;
+  const fitted = Object.fromEntries(
+    Object.entries<ConnectionCap>(caps).map(([name, { max, reserved }]) => {
+      const lowered = Math.max(MIN_CONNECTIONS, Math.floor(max * scale));
+      return [name, { max: lowered, reserved: Math.min(lowered - 1, Math.ceil((reserved * lowered) / max)) }];
+    }),
+  ) as Record<K, ConnectionCap>;
   return { caps: fitted, lowered: true };
 }

@@ -95,7 +95,7 @@ function grpcMetrics(registry: Registry) {
     streams: new Gauge({ name: 'heimdall_grpc_server_streams', help: 'Long-lived response streams (Watch, WatchJob, ...) open now.', registers: [registry] }),
     streamsRefused: new Counter({
       name: 'heimdall_grpc_server_streams_refused_total',
-      help: 'Streaming calls refused with RESOURCE_EXHAUSTED because server.grpc.max_streams were open, by service and method.',
+      help: 'Streaming calls refused with RESOURCE_EXHAUSTED because server.grpc.max_streams of their service were open, by service and method.',
       labelNames: ['grpc_service', 'grpc_method'] as const,
       registers: [registry],
     }),
@@ -127,8 +127,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const services: GenService<GenServiceMethods>[] = [];
   const scopes = new Map<string, RequiredScope>();
   const { started, handled, duration, streams, streamsRefused } = grpcMetrics(options.metrics);
-  /** Long-lived response streams open now (bounded by limits.max_streams). */
-  let openStreams = 0;
+  /**
+   * Long-lived response streams open now, by service: each service has limits.max_streams of its
+   * own, so streams anyone may open (health Watch) never take those of services that need a token.
+   */
+  const openStreams = new Map<string, number>();
+  let allStreams = 0;
 
   // Per-method metric children and labels, built on a method's first call (no per-call label hashing).
   type MethodMetrics = { path: string; traced: boolean; spanAttributes: Record<string, string>; started: ReturnType<typeof started.labels>; duration: ReturnType<typeof duration.labels>; handled: Map<status, ReturnType<typeof handled.labels>> };
@@ -190,20 +194,11 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       principal: undefined,
     };
     let code = status.OK;
-    let counted = false;
+    let counted: string | undefined;
     // A response stream outlives its token check: it ends when a reload revokes the token.
     let revocation: Promise<never> | undefined;
     let stopWatching: (() => void) | undefined;
     try {
-      if (endsAtShutdown) {
-        if (openStreams >= limits.max_streams) {
-          streamsRefused.inc({ grpc_service: method.parent.typeName, grpc_method: method.name });
-          throw new GrpcError(status.RESOURCE_EXHAUSTED, `${openStreams} streams are open, the most server.grpc.max_streams (${limits.max_streams}) allows; retry later`);
-        }
-        openStreams += 1;
-        counted = true;
-        streams.set(openStreams);
-      }
       const scope = scopes.get(method.parent.typeName);
       if (scope) {
         const value = metadata.get('authorization')[0];
@@ -223,6 +218,18 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           });
         }
       }
+      // Counted once the call is authenticated: a refused call never holds a stream.
+      if (endsAtShutdown) {
+        const service = method.parent.typeName;
+        const open = openStreams.get(service) ?? 0;
+        if (open >= limits.max_streams) {
+          streamsRefused.inc({ grpc_service: service, grpc_method: method.name });
+          throw new GrpcError(status.RESOURCE_EXHAUSTED, `${open} ${service} streams are open, the most server.grpc.max_streams (${limits.max_streams}) allows a service; retry later`);
+        }
+        openStreams.set(service, open + 1);
+        counted = service;
+        streams.set((allStreams += 1));
+      }
       const handled = runWithContext({ correlationId: ctx.correlationId }, () =>
         m.traced ? inServerSpan(path.slice(1), () => ({ ...m.spanAttributes, 'heimdall.correlation_id': ctx.correlationId }), () => run(ctx)) : run(ctx),
       );
@@ -239,7 +246,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       call.removeListener('cancelled', abort);
       stopWatching?.();
       if (endsAtShutdown) shutdownController.signal.removeEventListener('abort', abort);
-      if (counted) streams.set((openStreams -= 1));
+      if (counted !== undefined) {
+        openStreams.set(counted, (openStreams.get(counted) ?? 1) - 1);
+        streams.set((allStreams -= 1));
+      }
       handledFor(m, method, code).inc();
       const seconds = (performance.now() - t0) / 1000;
       m.duration.observe(seconds);

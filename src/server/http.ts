@@ -1,6 +1,6 @@
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Authenticator, Principal, Scope } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
@@ -118,7 +118,17 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const routes = new Map<string, Map<string, { handler: HttpHandler; scope: Scope | undefined }>>();
   const { requests, duration } = httpMetrics(options.metrics);
 
+  /** Responses in progress, by connection (`address:port`, the same for a TLS socket and the TCP socket under it). */
+  const busy = new Map<string, number>();
+  const connectionOf = (socket: Socket): string => `${socket.remoteAddress}:${socket.remotePort}`;
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const connection = connectionOf(req.socket);
+    busy.set(connection, (busy.get(connection) ?? 0) + 1);
+    res.once('close', () => {
+      const left = (busy.get(connection) ?? 1) - 1;
+      if (left > 0) busy.set(connection, left);
+      else busy.delete(connection);
+    });
     const correlationId = correlationIdFrom(req.headers[CORRELATION_HEADER]);
     res.setHeader(CORRELATION_HEADER, correlationId);
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -182,14 +192,30 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       const s: Server = tls
         ? createHttps({ ...deadlines, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.requireClientCert, handshakeTimeout: l.handshake_timeout }, onRequest)
         : createHttp(deadlines, onRequest);
-      // Node's own deadlines cover slow HTTP clients (a silent connection gets no headers in time): no byte checks here.
-      connections = limitConnections(s, { name: options.name, maxConnections: l.max_connections, reserved: l.reserved_connections, handshakeTimeoutMs: l.handshake_timeout, handshakeBytes: 0, idleTimeoutMs: 0, metrics: options.metrics });
+      // Node's own deadlines cover slow HTTP clients (a silent connection gets no headers in time): no
+      // byte checks here. At the cap, a connection without a response in progress gives its slot to
+      // a peer holding fewer: a probe always gets in while others only hold connections open.
+      connections = limitConnections(s, {
+        name: options.name,
+        maxConnections: l.max_connections,
+        reserved: l.reserved_connections,
+        handshakeTimeoutMs: l.handshake_timeout,
+        handshakeBytes: 0,
+        idleTimeoutMs: 0,
+        idle: (socket) => !busy.has(connectionOf(socket)),
+        metrics: options.metrics,
+      });
       server = s;
       const hp = splitHostPort(options.address);
       if (!hp) throw new Error(`invalid address ${options.address}`);
       await new Promise<void>((resolve, reject) => {
-        s.once('error', (err) => reject(new Error(`cannot listen on ${options.address} (${options.name}): ${err.message}`)));
-        s.listen(hp.port, hp.host, () => resolve());
+        const failed = (err: Error): void => reject(new Error(`cannot listen on ${options.address} (${options.name}): ${err.message}`));
+        s.once('error', failed);
+        s.listen(hp.port, hp.host, () => {
+          // Once listening, an accept error (EMFILE, ...) is logged; the server keeps serving.
+          s.off('error', failed).on('error', (err) => logger.error({ err }, 'HTTP listener error'));
+          resolve();
+        });
       });
       port = (s.address() as AddressInfo).port;
       reporter.set('ready');

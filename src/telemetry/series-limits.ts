@@ -3,15 +3,15 @@ import type { Logger } from './logger.js';
 
 /** Ends a label value cut to the length limit. */
 export const TRUNCATED = '…';
-/** Every label of the label set that counts what a family's bounds refused. */
+/** Every label of the label set that counts what a family's bounds refused (and the reporter's overflow entity). */
 export const OVERFLOW = '__overflow__';
 
 /** Options for createSeriesLimits. */
 export interface SeriesLimitsOptions {
-  /** Longest label value kept (UTF-16 code units); a longer one is cut to it, ending with TRUNCATED. */
+  /** Longest label value kept, in bytes as /metrics writes it (UTF-8, escaped); a longer one is cut to it, ending with TRUNCATED. */
   maxLabelLength: number;
-  /** Bytes of /metrics text the label sets of every limited family may take together. */
-  maxBytes: number;
+  /** Bytes of /metrics text the label sets of one limited family may take. */
+  maxFamilyBytes: number;
   /** Registry for the limits' own metrics. */
   metrics: Registry;
   /** The agent's logger; the limits log as component `metrics`. */
@@ -29,7 +29,7 @@ export interface FamilyOptions<T> {
   /** Names the family in the limits' metrics and logs (its first metric's name). */
   name: string;
   labelNames: readonly string[];
-  /** Label sets kept at most; later ones count under the overflow set. */
+  /** Label sets from clients kept at most; later ones count under the overflow set. */
   maxSeries: number;
   shape: SeriesShape;
   /** Makes the metric children of one label set. */
@@ -39,13 +39,19 @@ export interface FamilyOptions<T> {
 /** The label sets of one family, bounded. */
 export interface BoundedFamily<T> {
   /**
-   * The children for these label values (in labelNames order), each cut to the length limit; the
-   * overflow set's once the family holds maxSeries label sets or the size budget is spent.
+   * The children for these label values from a client (in labelNames order), each cut to the length
+   * limit; the overflow set's once the family holds maxSeries such label sets or its size budget is spent.
    */
   get(values: readonly string[]): T;
+  /**
+   * The children for label values that come from the agent's configuration only (a configured
+   * limit's place, a configured domain): cut like the others, but outside the family's cap and
+   * budget, since the configuration bounds them. Clients can never make them overflow.
+   */
+  configured(values: readonly string[]): T;
 }
 
-/** Bounds shared by every metric family whose label values come from clients. */
+/** Bounds of every metric family whose label values come from clients, each family apart. */
 export interface SeriesLimits {
   family<T>(options: FamilyOptions<T>): BoundedFamily<T>;
 }
@@ -75,55 +81,87 @@ export function seriesShape(labelNames: readonly string[], metrics: ReadonlyArra
   return { lines, lineBytes: longest + labels + VALUE_BYTES };
 }
 
-/** Bytes of a label value in the text format (backslash, double quote and newline are escaped). */
-function escapedBytes(value: string): number {
-  let extra = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 0x5c || c === 0x22 || c === 0x0a) extra++;
-  }
-  return Buffer.byteLength(value) + extra;
+/**
+ * Bytes of /metrics text one label set of a family takes at most: every label value at the length
+ * limit. A family's cap times this is what its label sets can take, whatever clients send.
+ */
+export function worstSeriesBytes(shape: SeriesShape, labels: number, maxLabelLength: number): number {
+  return shape.lines * (shape.lineBytes + labels * maxLabelLength);
 }
 
-/** The value cut to `max` code units, the last one TRUNCATED (a surrogate pair is never split). */
+/** Bytes of one character (code point) in a label value in the text format: UTF-8, with backslash, double quote and newline escaped. */
+function charBytes(code: number): number {
+  if (code === 0x5c || code === 0x22 || code === 0x0a) return 2;
+  return code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+}
+
+/** Bytes of a label value in the text format. */
+function escapedBytes(value: string): number {
+  let n = 0;
+  for (const c of value) n += charBytes(c.codePointAt(0) ?? 0);
+  return n;
+}
+
+const TRUNCATED_BYTES = Buffer.byteLength(TRUNCATED);
+
+/** Whether the value takes more than `max` bytes in the text format (counted only when its length cannot tell). */
+function tooLong(value: string, max: number): boolean {
+  if (value.length * 3 <= max) return false;
+  return value.length > max || escapedBytes(value) > max;
+}
+
+/** The value cut to at most `max` bytes in the text format, TRUNCATED last (a character is never split). */
 function cut(value: string, max: number): string {
-  let end = max - 1;
-  const last = value.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--;
+  let bytes = TRUNCATED_BYTES;
+  let end = 0;
+  for (const c of value) {
+    bytes += charBytes(c.codePointAt(0) ?? 0);
+    if (bytes > max) break;
+    end += c.length;
+  }
   return value.slice(0, end) + TRUNCATED;
 }
 
 /**
- * Creates the limits: label values cut to `maxLabelLength`, label sets capped per family, and the
- * text they take in /metrics (estimated from the shape when a label set is made) capped across
- * families, so hostile span names or descriptor values cannot grow /metrics past a bound.
- * Refusals are counted in `heimdall_metrics_overflow_total{family,reason}` and logged once per
- * family and reason.
+ * Creates the limits: label values cut to `maxLabelLength` bytes, and per family a cap on label
+ * sets from clients and on the text they take in /metrics (estimated from the shape when a label
+ * set is made), so hostile span names or descriptor values cannot grow /metrics past a bound, and
+ * one family filling up never costs another its series. Refusals are counted in
+ * `heimdall_metrics_overflow_total{family,reason}` and logged once per family and reason.
  */
 export function createSeriesLimits(options: SeriesLimitsOptions): SeriesLimits {
   const logger = options.logger.child({ component: 'metrics' });
   const registers = [options.metrics];
-  const overflowed = new Counter({ name: 'heimdall_metrics_overflow_total', help: 'Observations counted under the __overflow__ label set, by family and reason (series: the family cap; size: the /metrics size budget).', labelNames: ['family', 'reason'] as const, registers });
+  const overflowed = new Counter({ name: 'heimdall_metrics_overflow_total', help: 'Observations counted under the __overflow__ label set, by family and reason (series: the family cap; size: the family size budget).', labelNames: ['family', 'reason'] as const, registers });
   const truncated = new Counter({ name: 'heimdall_metrics_truncated_label_values_total', help: 'Label values cut to the length limit (counted when their label set is made), by family.', labelNames: ['family'] as const, registers });
-  let used = 0;
+  const used = new Map<string, number>();
   new Gauge({
     name: 'heimdall_metrics_series_bytes',
-    help: 'Bytes of /metrics text the label sets of client-labelled families may take now (estimated), of telemetry.metrics.max_size.',
+    help: 'Bytes of /metrics text the label sets of a client-labelled family may take now (estimated), of telemetry.metrics.max_family_size, by family.',
+    labelNames: ['family'] as const,
     registers,
     collect() {
-      this.set(used);
+      for (const [family, bytes] of used) this.set({ family }, bytes);
     },
   });
   const max = options.maxLabelLength;
+  /** The values cut to the length limit, and how many were cut. */
+  const limited = (raw: readonly string[]): { values: readonly string[]; cuts: number } => {
+    let cuts = 0;
+    for (const v of raw) if (tooLong(v, max)) cuts++;
+    return { values: cuts > 0 ? raw.map((v) => (tooLong(v, max) ? cut(v, max) : v)) : raw, cuts };
+  };
 
   return {
     family<T>(f: FamilyOptions<T>): BoundedFamily<T> {
       const series = new Map<string, T>();
+      const configured = new Map<string, T>();
       const cost = (values: readonly string[]): number => f.shape.lines * (f.shape.lineBytes + values.reduce((n, v) => n + escapedBytes(v), 0));
       const labelsOf = (values: readonly string[]): Record<string, string> => Object.fromEntries(f.labelNames.map((l, i) => [l, values[i] ?? '']));
       const overflowValues = f.labelNames.map(() => OVERFLOW);
       // The overflow set is always there to count into: its bytes are taken up front.
-      used += cost(overflowValues);
+      let bytes = cost(overflowValues);
+      used.set(f.name, bytes);
       const overflow = f.bind(labelsOf(overflowValues));
       const refused = { series: overflowed.labels({ family: f.name, reason: 'series' }), size: overflowed.labels({ family: f.name, reason: 'size' }) };
       const warned = new Set<'series' | 'size'>();
@@ -131,26 +169,36 @@ export function createSeriesLimits(options: SeriesLimitsOptions): SeriesLimits {
         refused[reason].inc();
         if (!warned.has(reason)) {
           warned.add(reason);
-          logger.warn({ family: f.name, maxSeries: f.maxSeries, maxBytes: options.maxBytes }, reason === 'series' ? 'metric family reached its series cap; further label sets count as __overflow__' : '/metrics reached its size budget; further label sets count as __overflow__');
+          logger.warn({ family: f.name, maxSeries: f.maxSeries, maxBytes: options.maxFamilyBytes }, reason === 'series' ? 'metric family reached its series cap; further label sets count as __overflow__' : 'metric family reached its size budget (telemetry.metrics.max_family_size); further label sets count as __overflow__');
         }
         return overflow;
       };
+      const make = (values: readonly string[], cuts: number): T => {
+        if (cuts > 0) truncated.inc({ family: f.name }, cuts);
+        return f.bind(labelsOf(values));
+      };
       return {
         get(raw) {
-          let values = raw;
-          let cuts = 0;
-          for (const v of raw) if (v.length > max) cuts++;
-          if (cuts > 0) values = raw.map((v) => (v.length > max ? cut(v, max) : v));
+          const { values, cuts } = limited(raw);
           const key = values.join('\u0000');
-          const found = series.get(key);
+          const found = series.get(key) ?? configured.get(key);
           if (found !== undefined) return found;
           if (series.size >= f.maxSeries) return refuse('series');
-          const bytes = cost(values);
-          if (used + bytes > options.maxBytes) return refuse('size');
-          used += bytes;
-          if (cuts > 0) truncated.inc({ family: f.name }, cuts);
-          const bound = f.bind(labelsOf(values));
+          const size = cost(values);
+          if (bytes + size > options.maxFamilyBytes) return refuse('size');
+          bytes += size;
+          used.set(f.name, bytes);
+          const bound = make(values, cuts);
           series.set(key, bound);
+          return bound;
+        },
+        configured(raw) {
+          const { values, cuts } = limited(raw);
+          const key = values.join('\u0000');
+          const found = configured.get(key) ?? series.get(key);
+          if (found !== undefined) return found;
+          const bound = make(values, cuts);
+          configured.set(key, bound);
           return bound;
         },
       };

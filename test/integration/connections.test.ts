@@ -3,9 +3,13 @@
  * clients and silent or half-opened HTTP/2 and TLS connections; probes, connected clients and
  * accepted streams go on.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { get as httpGet } from 'node:http';
+import { connect as netConnect, createServer as netServer, Server as NetServer, type AddressInfo, type Socket } from 'node:net';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/cli/client.js';
+import { JobService } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving, type HealthCheckResponse } from '../../src/gen/grpc/health/v1/health_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { haveBinary } from '../support/binaries.js';
@@ -105,25 +109,9 @@ describe('connections: caps, reserve for new peers, deadlines (real sockets)', (
       stop();
       for (const h of held) h.socket.destroy();
     }
+    // Past the shared slots the peer's new connections were refused, or took the slot of its own oldest idle one.
     const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
-    expect(sample(metrics, 'heimdall_server_connections_refused_total{server="admin",reason="reserved"}')).toBeGreaterThanOrEqual(24);
-  }, 60_000);
-
-  it('admin: past max_connections every new connection is closed, whoever it is from; those accepted keep their answers', async () => {
-    // Many peers (127.0.0.10-29) take every slot, the reserved ones too.
-    const held: Held[] = [];
-    for (let i = 10; i < 30; i++) held.push(await hold(admin, `127.0.0.${i}`));
-    const extra = await hold(admin, '127.0.0.30');
-    await until(() => extra.closedAt !== undefined, 10_000, 'the connection past the cap closed');
-    // An accepted connection is served.
-    const first = held[0] as Held;
-    first.socket.write('GET /livez HTTP/1.1\r\nHost: x\r\n\r\n');
-    const answer = await new Promise<string>((resolve) => first.socket.once('data', (d: Buffer) => resolve(d.toString())));
-    expect(answer).toMatch(/^HTTP\/1\.1 200/);
-    for (const h of held) h.socket.destroy();
-    await until(async () => (await probe(`http://127.0.0.1:${admin}/livez`)).status === 200, 10_000, 'probes once the peers left');
-    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
-    expect(sample(metrics, 'heimdall_server_connections_refused_total{server="admin",reason="limit"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(metrics, 'heimdall_server_connections_refused_total{server="admin",reason="reserved"}') + sample(metrics, 'heimdall_server_connections_evicted_total{server="admin"}')).toBeGreaterThanOrEqual(24);
   }, 60_000);
 
   it('OTLP/HTTP: slowloris connections are capped and closed after headers_timeout; exports from another peer land meanwhile', async () => {
@@ -182,7 +170,7 @@ describe('connections: caps, reserve for new peers, deadlines (real sockets)', (
       const sixth = watch();
       const err = await sixth.failed;
       expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
-      expect(err.details).toBe('5 streams are open, the most server.grpc.max_streams (5) allows; retry later');
+      expect(err.details).toBe('5 grpc.health.v1.Health streams are open, the most server.grpc.max_streams (5) allows a service; retry later');
       await sleep(300);
       expect(ended.slice(0, 5)).toEqual([false, false, false, false, false]);
       // One ends: a new one is let in.
@@ -225,6 +213,89 @@ describe('connections: caps, reserve for new peers, deadlines (real sockets)', (
   }, 30_000);
 });
 
+describe('connections: at the cap, connections without a request in progress give way (admin)', () => {
+  let t: TestAgent;
+  let admin: number;
+  beforeAll(async () => {
+    // Long deadlines: the connections are held while the test looks.
+    t = await startTestAgent({ log: { level: 'info' }, server: { admin: { max_connections: 20, reserved_connections: 4, headers_timeout: '60s', request_timeout: '60s' } }, jobs: { system_check: { enabled: false } } });
+    admin = t.agent.admin.port;
+  }, 60_000);
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  /** Half of a request body: the request is in progress until the rest comes. */
+  const HALF = 'POST /ratelimit/json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n{"dom';
+  /** A connection with HALF sent, once the server took the request in hand (it answers 100 Continue then). */
+  const working = async (from: string): Promise<Held> => {
+    const h = await hold(admin, from);
+    const taken = new Promise((resolve) => h.socket.once('data', resolve));
+    h.socket.write(HALF);
+    await taken;
+    return h;
+  };
+  /** Sends the rest of HALF's body; resolves with the status line of the answer. */
+  const finish = (h: Held): Promise<string> =>
+    new Promise((resolve) => {
+      h.socket.once('data', (d: Buffer) => resolve(d.toString().split('\r\n')[0] ?? ''));
+      h.socket.write('ain"}');
+    });
+  /** A probe as the kubelet makes it: a new connection each time, closed after the answer (0: no answer). */
+  const freshProbe = (path: string): Promise<number> =>
+    new Promise((resolve) => {
+      const req = httpGet({ host: '127.0.0.1', port: admin, path, agent: false, headers: { connection: 'close' }, timeout: 10_000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(0));
+    });
+  const evictions = async () => sample(await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text(), 'heimdall_server_connections_evicted_total{server="admin"}');
+
+  it('past max_connections with every connection mid-request, a new connection is closed whoever it is from; those accepted keep their answers', async () => {
+    const held: Held[] = [];
+    for (let i = 10; i < 30; i++) held.push(await working(`127.0.0.${i}`));
+    try {
+      const extra = await hold(admin, '127.0.0.30');
+      await until(() => extra.closedAt !== undefined, 10_000, 'the connection past the cap closed');
+      expect(openCount(held)).toBe(20);
+      expect(await finish(held[0] as Held)).toMatch(/^HTTP\/1\.1 [24]\d\d /);
+    } finally {
+      for (const h of held) h.socket.destroy();
+    }
+    await until(async () => (await probe(`http://127.0.0.1:${admin}/livez`)).status === 200, 10_000, 'probes once the peers left');
+  }, 60_000);
+
+  it('idle connections from many addresses take every slot: a probe still gets in, in place of an idle one of the peer holding most; a request in progress keeps its answer', async () => {
+    const before = await evictions();
+    const busy = await working('127.0.0.50');
+    const idle: Held[] = [];
+    for (let i = 1; i <= 40; i++) idle.push(await hold(admin, `127.0.1.${i}`));
+    try {
+      // Every slot is taken: 19 idle connections and the one mid-request.
+      await until(() => openCount(idle) === 19, 10_000, 'the cap reached');
+      for (let i = 0; i < 3; i++) expect(await freshProbe('/livez')).toBe(200);
+      expect(await evictions()).toBeGreaterThan(before);
+      expect(busy.closedAt).toBeUndefined();
+      expect(await finish(busy)).toMatch(/^HTTP\/1\.1 [24]\d\d /);
+    } finally {
+      busy.socket.destroy();
+      for (const h of idle) h.socket.destroy();
+    }
+  }, 60_000);
+
+  it("a flood of idle connections from the probe's own address: the probe gets in, in place of that address' oldest idle connection", async () => {
+    const idle = await holdMany(40, admin, '127.0.0.1');
+    try {
+      await until(() => openCount(idle) <= 20, 10_000, 'the cap reached');
+      for (let i = 0; i < 3; i++) expect(await freshProbe('/readyz')).toBe(200);
+    } finally {
+      for (const h of idle) h.socket.destroy();
+    }
+  }, 60_000);
+});
+
 describe('connections: idle ones are closed, quiet streams are kept', () => {
   let t: TestAgent;
   beforeAll(async () => {
@@ -255,6 +326,84 @@ describe('connections: idle ones are closed, quiet streams are kept', () => {
     const held = await hold(t.agent.admin.port, '127.0.0.2', 'GET /livez HTTP/1.1\r\nHost: x\r\n\r\n');
     await until(() => held.closedAt !== undefined, 10_000, 'the idle connection closed');
   }, 30_000);
+});
+
+describe('connections: stream caps are counted after authentication, per service', () => {
+  const ADMIN = 'admin-token-for-streams-01';
+  const silent = netServer(() => undefined);
+  let t: TestAgent;
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t = await startTestAgent({ log: { level: 'info' }, auth: { enabled: true, tokens: [{ name: 'admin', token: ADMIN, scopes: ['admin'] }] }, server: { grpc: { max_streams: 3 } }, jobs: { system_check: { enabled: false } } });
+  }, 60_000);
+  afterAll(async () => {
+    await t.stop();
+    silent.close();
+  });
+
+  it('health Watches anyone may open never take the streams of a service that needs a token; calls refused by auth hold none', async () => {
+    const clients: TestClient[] = [];
+    const cancels: Array<() => void> = [];
+    // A connection each: the cap counts across connections.
+    const client = <T extends GenServiceMethods>(service: GenService<T>) => {
+      const c = testClient(service, t.grpcAddress, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+      clients.push(c);
+      return c;
+    };
+    /** Opens a stream; resolves with its first message, or the error that ended it. */
+    const open = <T extends GenServiceMethods>(service: GenService<T>, method: string, req: unknown, md?: Record<string, string>) => {
+      const stream = client(service).serverStream(method, req, md);
+      cancels.push(() => stream.cancel());
+      return new Promise<{ data?: unknown; error?: ServiceError }>((resolve) => {
+        stream.once('data', (data: unknown) => resolve({ data }));
+        stream.once('error', (error: ServiceError) => resolve({ error }));
+      });
+    };
+    try {
+      // Health (no token needed) up to its cap, then refused.
+      for (let i = 0; i < 3; i++) expect((await open(Health, 'Watch', { service: '' })).data).toBeDefined();
+      const fourth = await open(Health, 'Watch', { service: '' });
+      expect(fourth.error?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(fourth.error?.details).toBe('3 grpc.health.v1.Health streams are open, the most server.grpc.max_streams (3) allows a service; retry later');
+      // Without a token: UNAUTHENTICATED, holding no stream of JobService.
+      const c = connect({ addr: t.grpcAddress, token: ADMIN });
+      const job = (await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, timeout: '60s' } })).job;
+      for (let i = 0; i < 5; i++) expect((await open(JobService, 'WatchJob', { id: job?.id })).error?.code).toBe(status.UNAUTHENTICATED);
+      // With a token, WatchJob gets its streams while every Health stream is taken.
+      for (let i = 0; i < 3; i++) expect((await open(JobService, 'WatchJob', { id: job?.id }, { authorization: `Bearer ${ADMIN}` })).data).toBeDefined();
+      const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
+      expect(sample(metrics, 'heimdall_grpc_server_streams')).toBe(6);
+      await c.unary(JobService.method.cancelJob, { id: job?.id ?? '' });
+      c.close();
+    } finally {
+      for (const cancel of cancels) cancel();
+      for (const c of clients) c.close();
+    }
+  }, 60_000);
+});
+
+describe('connections: listener errors after start', () => {
+  let t: TestAgent;
+  beforeAll(async () => {
+    t = await startTestAgent({ log: { level: 'info' }, jobs: { system_check: { enabled: false } } });
+  }, 60_000);
+  afterAll(async () => {
+    await t.stop();
+  });
+
+  it('an HTTP listener logs every accept error and keeps serving (the second one used to be fatal)', async () => {
+    // The listening servers themselves: an accept error is what Node emits on them, e.g. when
+    // libuv's spare-descriptor trick for EMFILE fails (another thread took the descriptor).
+    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+    const listener = (port: number) => handles.find((h): h is NetServer => h instanceof NetServer && (h.address() as AddressInfo | null)?.port === port) as NetServer;
+    for (const port of [t.agent.admin.port, t.agent.otlpHttp.port]) {
+      for (let i = 0; i < 3; i++) listener(port).emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' }));
+    }
+    expect((await fetch(`${t.adminUrl}/livez`)).status).toBe(200);
+    const logged = t.logs.filter((l) => l.msg === 'HTTP listener error');
+    expect(logged.map((l) => l.component)).toEqual(['admin', 'admin', 'admin', 'otlp_http', 'otlp_http', 'otlp_http']);
+    expect(JSON.stringify(logged[0]?.err)).toContain('EMFILE');
+  });
 });
 
 describe.runIf(haveBinary('openssl'))('connections: a TLS handshake that never ends is closed after handshake_timeout', () => {

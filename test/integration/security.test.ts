@@ -60,7 +60,7 @@ describe('security layer', () => {
 
   it('blocks an entity only once a second admin approves, and audits every step', async () => {
     t = await startTestAgent(overrides());
-    await expect.poll(async () => ((await (await fetch(`${t.adminUrl}/readyz`)).json()) as { components: Array<{ name: string; reason: string }> }).components.find((c) => c.name === 'security')?.reason ?? '', { timeout: 10_000 }).toContain('mode normal');
+    await expect.poll(async () => ((await (await fetch(`${t.adminUrl}/status`, { headers: { authorization: `Bearer ${TOKENS.adminA}` } })).json()) as { components: Array<{ name: string; reason: string }> }).components.find((c) => c.name === 'security')?.reason ?? '', { timeout: 10_000 }).toContain('mode normal');
     const a = client(TOKENS.adminA);
     const { action } = await a.unary(SecurityService.method.requestAction, { change: { case: 'block', value: { entity: 'remote_address=203.0.113.7', reason: 'scanner', durationSeconds: 0 } }, reason: 'probing /admin' });
     expect((await check('203.0.113.7')).overallCode).toBe(RateLimitResponse_Code.OK); // pending: not yet blocked

@@ -59,6 +59,16 @@ describe('config', () => {
     expect(configWarnings(validateConfig({ server: { otlp_http: { max_body_size: '8MiB' } }, ingest: { memory: { limit: '256MiB', spike: '64MiB' } } }))).toEqual([]);
   });
 
+  it('warns when a metric family cap of label sets, every value at the length limit, cannot fit the family size budget; the defaults fit', () => {
+    expect(configWarnings(validateConfig({}))).toEqual([]);
+    // 2000 RED label sets at 128 bytes a value: 17 lines of 133 + 4 x 128 bytes each, 20.9MiB in all.
+    expect(configWarnings(validateConfig({ telemetry: { metrics: { max_family_size: '8MiB' } } }))).toEqual([
+      'ingest.red_metrics.max_series (2000) label sets of heimdall_spans_total take up to 20.9MiB of /metrics at telemetry.metrics.max_label_length (128), more than telemetry.metrics.max_family_size (8MiB): past about 765 long-valued label sets, new ones count as __overflow__ before the series cap; raise max_family_size to 20.9MiB or lower the cap',
+    ]);
+    expect(configWarnings(validateConfig({ ingest: { red_metrics: { max_series: 700 } }, telemetry: { metrics: { max_family_size: '8MiB' } } }))).toEqual([]);
+    expect(configWarnings(validateConfig({ telemetry: { metrics: { max_label_length: 512 } } })).map((w) => w.slice(0, w.indexOf(' label sets')))).toEqual(['ingest.red_metrics.max_series (2000)']);
+  });
+
   it('refuses unknown keys at any depth', () => {
     const message = errorOf(() => validateConfig({ bogus: 1, server: { grpc: { adress: 'x:1' } } }));
     expect(message).toContain('bogus: unknown key');

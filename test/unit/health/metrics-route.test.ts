@@ -2,24 +2,30 @@ import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Gauge, Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createMetricsRoute } from '../../../src/health/metrics-route.js';
+import { createMetricsRoute, SLICE_LINES } from '../../../src/health/metrics-route.js';
 import { sendJson } from '../../../src/server/http.js';
 
-/** A server with `/metrics` (the route under test) and `/livez`. */
-async function serve(registry: Registry, maxScrapes: number, timeoutMs: number): Promise<{ server: Server; url: string; port: number }> {
-  const metrics = createMetricsRoute({ registry, maxScrapes, timeoutMs });
+/** A server with `/metrics` (the route under test, its writes counted) and `/livez`. */
+async function serve(registry: Registry, maxScrapes: number, timeoutMs: number, stallTimeoutMs = 600_000): Promise<{ server: Server; url: string; port: number; writes: () => number }> {
+  const metrics = createMetricsRoute({ registry, maxScrapes, timeoutMs, stallTimeoutMs });
+  let writes = 0;
   const server = createServer((req, res) => {
-    if (req.url === '/metrics') void metrics(req, res, { correlationId: '', principal: undefined });
-    else sendJson(res, 200, { status: 'alive' });
+    if (req.url !== '/metrics') return sendJson(res, 200, { status: 'alive' });
+    const write = res.write.bind(res) as (chunk: string) => boolean;
+    res.write = ((chunk: string) => {
+      writes += 1;
+      return write(chunk);
+    }) as typeof res.write;
+    void metrics(req, res, { correlationId: '', principal: undefined });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return { server, port, url: `http://127.0.0.1:${port}` };
+  return { server, port, url: `http://127.0.0.1:${port}`, writes: () => writes };
 }
 
-/** A client that asks for /metrics and never reads the answer. */
-async function stalledScrape(port: number): Promise<Socket> {
-  const socket = connect(port, '127.0.0.1');
+/** A client (from `from`) that asks for /metrics and never reads the answer. */
+async function stalledScrape(port: number, from = '127.0.0.2'): Promise<Socket> {
+  const socket = connect({ port, host: '127.0.0.1', localAddress: from });
   socket.on('error', () => undefined);
   await new Promise((resolve) => socket.once('connect', resolve));
   socket.pause();
@@ -58,24 +64,67 @@ describe('/metrics route', () => {
     expect((await res.text()).replace('heimdall_metrics_scrapes_in_flight 1', 'heimdall_metrics_scrapes_in_flight 0')).toBe(await registry.metrics());
   });
 
-  it('answers other requests while a render waits for a slow reader, refuses scrapes past the cap, and frees the slot when the reader goes', async () => {
+  it('renders a family of many label sets in slices, the event loop turning between them, into the same text', async () => {
     const registry = bigRegistry();
-    const rendered = vi.spyOn(registry, 'getSingleMetricAsString');
-    const { server, url, port } = await serve(registry, 1, 600_000);
+    const { server, url, writes } = await serve(registry, 2, 600_000);
     servers.push(server);
-    const stalled = await stalledScrape(port);
-    await vi.waitFor(() => expect(rendered).toHaveBeenCalledWith('big'), { timeout: 30_000 });
-    // The render stops at the first family: the reader has not taken it; every other request is answered meanwhile.
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns += 1;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const text = await (await fetch(`${url}/metrics`)).text();
+    ticking = false;
+    // 60,000 lines of one family: at least one write and one turn per SLICE_LINES of them.
+    expect(writes()).toBeGreaterThanOrEqual(60_000 / SLICE_LINES);
+    expect(turns).toBeGreaterThanOrEqual(60_000 / SLICE_LINES);
+    expect(text.replace('heimdall_metrics_scrapes_in_flight 1', 'heimdall_metrics_scrapes_in_flight 0')).toBe(await registry.metrics());
+  }, 60_000);
+
+  it('answers other requests while a render waits for a slow reader; refuses a second scrape of its address and scrapes past the cap; frees the slot when the reader goes', async () => {
+    const registry = bigRegistry();
+    const { server, url, port, writes } = await serve(registry, 2, 600_000);
+    servers.push(server);
+    const stalled = await stalledScrape(port, '127.0.0.2');
+    // The render stops once the reader's buffers are full: far less than the 12 MB family is written.
+    await vi.waitFor(async () => expect(await registry.getSingleMetricAsString('heimdall_metrics_scrapes_in_flight')).toContain('heimdall_metrics_scrapes_in_flight 1'), { timeout: 30_000 });
     expect((await fetch(`${url}/livez`)).status).toBe(200);
-    expect(rendered.mock.calls.map((c) => c[0])).toEqual(['big']);
+    const before = writes();
+    expect(before).toBeLessThan(60_000 / SLICE_LINES);
+    // One response per client address at once.
+    const again = await stalledScrape(port, '127.0.0.2');
+    const answer = await new Promise<string>((resolve) => {
+      again.once('data', (d: Buffer) => resolve(d.toString()));
+      again.resume();
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 503/);
+    expect(answer).toContain('a /metrics response to 127.0.0.2 is in progress (one per client address at once)');
+    again.destroy();
+    // Another address gets the second slot; past the cap, 503.
+    const other = await stalledScrape(port, '127.0.0.3');
+    await vi.waitFor(async () => expect(await registry.getSingleMetricAsString('heimdall_metrics_scrapes_in_flight')).toContain('heimdall_metrics_scrapes_in_flight 2'), { timeout: 30_000 });
     const busy = await fetch(`${url}/metrics`);
     expect(busy.status).toBe(503);
     expect(busy.headers.get('retry-after')).toBe('1');
-    expect(await busy.text()).toContain('telemetry.metrics.max_scrapes is 1');
-    expect(rendered.mock.calls.map((c) => c[0])).toEqual(['big']);
+    expect(await busy.text()).toContain('telemetry.metrics.max_scrapes is 2');
     stalled.destroy();
-    await vi.waitFor(async () => expect((await fetch(`${url}/metrics`, { method: 'GET' })).status).toBe(200), { timeout: 30_000 });
-    expect(await registry.getSingleMetricAsString('heimdall_metrics_scrapes_refused_total')).toMatch(/^heimdall_metrics_scrapes_refused_total\{reason="busy"\} [1-9]/m);
+    other.destroy();
+    await vi.waitFor(async () => expect((await fetch(`${url}/metrics`)).status).toBe(200), { timeout: 30_000 });
+    const refused = await registry.getSingleMetricAsString('heimdall_metrics_scrapes_refused_total');
+    expect(refused).toMatch(/^heimdall_metrics_scrapes_refused_total\{reason="busy"\} [1-9]/m);
+    expect(refused).toMatch(/^heimdall_metrics_scrapes_refused_total\{reason="peer"\} 1$/m);
+  }, 60_000);
+
+  it('cuts a response whose reader takes nothing for the stall timeout, freeing its slot', async () => {
+    const registry = bigRegistry();
+    const { server, url, port } = await serve(registry, 1, 600_000, 300);
+    servers.push(server);
+    const stalled = await stalledScrape(port);
+    await vi.waitFor(async () => expect(await registry.getSingleMetricAsString('heimdall_metrics_scrapes_refused_total')).toContain('heimdall_metrics_scrapes_refused_total{reason="stalled"} 1'), { timeout: 30_000 });
+    expect((await fetch(`${url}/metrics`)).status).toBe(200);
+    stalled.destroy();
   }, 60_000);
 
   it('cuts a response not sent within its timeout', async () => {

@@ -8,7 +8,7 @@ describe('health registry', () => {
     const r = createHealthRegistry({ now: () => new Date(now) });
     const a = r.register('a');
     const b = r.register('b', { gate: 'none' });
-    expect(r.readiness()).toEqual({ ready: false, reasons: ['a: starting'] });
+    expect(r.readiness()).toEqual({ ready: false, reasons: ['a: starting'], blocking: ['a: starting'] });
     a.set('ready');
     expect(r.readiness().ready).toBe(true);
     b.set('failed', 'optional thing broke');
@@ -17,7 +17,7 @@ describe('health registry', () => {
     expect(r.readiness().ready).toBe(true);
     now = 5_000;
     a.set('failed', 'storage down');
-    expect(r.readiness()).toEqual({ ready: false, reasons: ['a: failed (storage down)'] });
+    expect(r.readiness()).toEqual({ ready: false, reasons: ['a: failed (storage down)'], blocking: ['a: failed'] });
     expect(r.component('a')).toMatchObject({ state: 'failed', reason: 'storage down', since: new Date(5_000), gate: 'pod' });
   });
 
@@ -31,8 +31,8 @@ describe('health registry', () => {
     expect(r.overall()).toEqual({ status: 'ok', ready: true, strictReady: true, reasons: [], degraded: [] });
     storage.set('failed', 'ClickHouse unreachable');
     redis.set('degraded', 'redis down');
-    expect(r.readiness()).toEqual({ ready: true, reasons: [] });
-    expect(r.strictReadiness()).toEqual({ ready: false, reasons: ['storage: failed (ClickHouse unreachable)'] });
+    expect(r.readiness()).toEqual({ ready: true, reasons: [], blocking: [] });
+    expect(r.strictReadiness()).toEqual({ ready: false, reasons: ['storage: failed (ClickHouse unreachable)'], blocking: ['storage: failed'] });
     expect(r.overall()).toEqual({
       status: 'degraded',
       ready: true,
@@ -68,7 +68,7 @@ describe('health registry', () => {
     r.register('a').set('ready');
     r.beginShutdown();
     expect(r.shuttingDown).toBe(true);
-    expect(r.readiness()).toEqual({ ready: false, reasons: ['agent: shutting down'] });
+    expect(r.readiness()).toEqual({ ready: false, reasons: ['agent: shutting down'], blocking: ['agent: shutting down'] });
   });
 
   it('refuses duplicate names and exports component state as a metric', async () => {

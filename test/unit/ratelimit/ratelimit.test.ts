@@ -4,7 +4,7 @@ import { prng } from '../../support/prng.js';
 import { RateLimitDescriptorSchema } from '../../../src/gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
 import { fullBucket, take } from '../../../src/ratelimit/bucket.js';
 import { parseDomainFile, RateLimitConfigError } from '../../../src/ratelimit/config.js';
-import { matchLimit } from '../../../src/ratelimit/service.js';
+import { matchLimit } from '../../../src/ratelimit/decide.js';
 import { encodeRateLimitResponse, type WireResponse } from '../../../src/ratelimit/wire.js';
 import { RateLimitResponseSchema } from '../../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 

@@ -54,7 +54,6 @@ describe('limitConnections (real sockets)', () => {
     const late = await from(port, '127.0.0.5', 1); // past max_connections
     await until(() => late[0]?.closed(), 5_000, 'a connection past the cap refused');
     expect([other[0]?.closed(), third[0]?.closed()]).toEqual([false, false]);
-    expect(limit?.open).toBe(6);
     const text = await metrics.metrics();
     expect(text).toContain('heimdall_server_connections_refused_total{server="test",reason="reserved"} 3');
     expect(text).toContain('heimdall_server_connections_refused_total{server="test",reason="limit"} 1');

@@ -18,15 +18,16 @@ describe('file descriptor budget', () => {
     expect(openFileLimit()).toBeGreaterThan(0);
   });
 
-  it('keeps the caps when they fit the limit minus the reserve, lowers them in proportion when not', () => {
-    const caps = { grpc: 1024, otlp_http: 1024, admin: 128 };
+  it('keeps the caps when they fit the limit minus the reserve, lowers them in proportion when not, and their reserves with them', () => {
+    const caps = { grpc: { max: 1024, reserved: 8 }, otlp_http: { max: 1024, reserved: 8 }, admin: { max: 128, reserved: 16 } };
     expect(fitConnectionCaps(caps, 20_000, 1024)).toEqual({ caps, lowered: false });
     expect(fitConnectionCaps(caps, undefined, 1024)).toEqual({ caps, lowered: false });
     const fitted = fitConnectionCaps(caps, 2048, 1024);
     expect(fitted.lowered).toBe(true);
-    expect(fitted.caps).toEqual({ grpc: 481, otlp_http: 481, admin: 60 });
-    expect(fitted.caps.grpc + fitted.caps.otlp_http + fitted.caps.admin).toBeLessThanOrEqual(1024);
-    // However few are left, every listener keeps a few.
-    expect(fitConnectionCaps(caps, 1024, 1024).caps).toEqual({ grpc: 16, otlp_http: 16, admin: 16 });
+    expect(fitted.caps).toEqual({ grpc: { max: 481, reserved: 4 }, otlp_http: { max: 481, reserved: 4 }, admin: { max: 60, reserved: 8 } });
+    expect(fitted.caps.grpc.max + fitted.caps.otlp_http.max + fitted.caps.admin.max).toBeLessThanOrEqual(1024);
+    // However few are left, every listener keeps a few, and shared slots besides its reserve.
+    expect(fitConnectionCaps(caps, 1024, 1024).caps).toEqual({ grpc: { max: 16, reserved: 1 }, otlp_http: { max: 16, reserved: 1 }, admin: { max: 16, reserved: 2 } });
+    expect(fitConnectionCaps({ admin: { max: 20, reserved: 19 } }, 100, 90).caps).toEqual({ admin: { max: 16, reserved: 15 } });
   });
 });

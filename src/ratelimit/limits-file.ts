@@ -1,0 +1,88 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { watchPath, type PathWatch } from '../config/watch.js';
+import type { HealthReporter } from '../health/registry.js';
+import type { Logger } from '../telemetry/logger.js';
+import { loadRateLimitConfig, RateLimitConfigError, type DescriptorNode, type Limit, type RateLimitConfig } from './config.js';
+
+/** Options for createLimitsFile. */
+export interface LimitsFileOptions {
+  /** A descriptor file or a directory of them (envoyproxy/ratelimit format); none: no limits. */
+  path: string | undefined;
+  /** Whether limits with `backend: redis` have a Redis (else such a file is refused). */
+  redis: boolean;
+  logger: Logger;
+  metrics: Registry;
+  /** Reports `ready`, or `degraded` with the reason while a changed file is refused. */
+  reporter: HealthReporter;
+}
+
+/** The configured limits, reloaded when their files change. */
+export interface LimitsFile {
+  /** The limits now: the last valid load (none before start or without a path). */
+  readonly current: RateLimitConfig;
+  /** Loads the files and watches them. */
+  start(): void;
+  /** Stops watching. Safe to call twice. */
+  close(): void;
+}
+
+/** The first limit in a tree that uses the Redis backend. */
+function firstRedisLimit(node: DescriptorNode): Limit | undefined {
+  if (node.limit?.backend === 'redis') return node.limit;
+  for (const child of [...node.children.values(), ...[...node.wildcards.values()].flat().map((w) => w.node)]) {
+    const found = firstRedisLimit(child);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * Loads the rate-limit files and reloads them shortly after any change (a ConfigMap swaps a
+ * symlink; editors replace files). A file that does not load keeps the previous limits, reports
+ * `degraded` and counts in `heimdall_ratelimit_config_errors_total`; domains a reload removes are
+ * logged as an error, naming them.
+ */
+export function createLimitsFile(options: LimitsFileOptions): LimitsFile {
+  const logger = options.logger;
+  const errors = new Counter({ name: 'heimdall_ratelimit_config_errors_total', help: 'Rate-limit configuration loads that failed (the previous configuration stays).', registers: [options.metrics] });
+  const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
+  let current: RateLimitConfig = new Map();
+  let watcher: PathWatch | undefined;
+
+  const load = (path: string): void => {
+    try {
+      const next = loadRateLimitConfig(path);
+      if (!options.redis) {
+        const redisLimit = [...next.values()].map(firstRedisLimit).find((l) => l !== undefined);
+        if (redisLimit) throw new RateLimitConfigError(path, undefined, `${redisLimit.path}: backend redis needs ratelimit.redis in the agent's configuration`);
+      }
+      // Limits that disappear stop protecting someone: say so loudly, naming the domains.
+      const lost = [...current.keys()].filter((d) => !next.has(d));
+      current = next;
+      domains.set(current.size);
+      options.reporter.set('ready');
+      if (lost.length > 0) logger.error({ path, lost, domains: [...current.keys()] }, `rate-limit domains removed by the reload, no longer limited: ${lost.join(', ')}`);
+      logger.info({ path, domains: [...current.keys()] }, 'rate-limit configuration loaded');
+    } catch (err) {
+      errors.inc();
+      const reason = err instanceof RateLimitConfigError ? err.message : `cannot read ${path}: ${(err as Error).message}`;
+      options.reporter.set('degraded', `rate-limit configuration not loaded, previous one kept: ${reason}`);
+      logger.error(err instanceof RateLimitConfigError ? { file: err.file, line: err.line, reason: err.reason } : { err }, 'invalid rate-limit configuration; keeping the previous one');
+    }
+  };
+
+  return {
+    get current() {
+      return current;
+    },
+    start() {
+      const path = options.path;
+      if (!path) return options.reporter.set('ready');
+      load(path);
+      watcher = watchPath(path, () => load(path), logger);
+    },
+    close() {
+      watcher?.close();
+    },
+  };
+}
