@@ -96,6 +96,13 @@ const ingest = z.strictObject({
    * data is in the on-disk queue (survives kill -9 and ClickHouse outages).
    */
   ack: z.enum(['stored', 'queued']).default('stored'),
+  /**
+   * Values one request (OTLP, WriteEvents, one StreamEvents message) may decode into: items,
+   * attributes, array and map entries, fields. Counted on the wire before decoding; past it the
+   * request is refused for good (413 / INVALID_ARGUMENT). Decoding holds the event loop and memory
+   * by values, not bytes.
+   */
+  max_elements: integer({ min: 1_000, max: 100_000_000 }).default(1_000_000),
   memory: z
     .strictObject({
       /** Hard limit of decoded data held in memory. */
@@ -275,13 +282,15 @@ export const configSchema = z.strictObject({
           /** The server pings every connection this often; a peer that does not answer within keepalive_timeout is dropped. */
           keepalive_time: duration({ min: 100, max: MAX_TIMER_MS }).prefault('1m'),
           keepalive_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('20s'),
+          /** A request message must arrive whole within this of the call asking for it (for a request stream: each message); past it the call ends with DEADLINE_EXCEEDED. */
+          message_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('30s'),
         })
         .prefault({}),
       otlp_http: listener('127.0.0.1:4318')
         .extend({
           ...connectionBounds(1024, 8),
           ...httpTimeouts('60s'),
-          max_body_size: byteSize.prefault('16MiB'),
+          max_body_size: byteSize.prefault('4MiB'),
           /** Origins allowed to send OTLP/HTTP from browsers; empty disables CORS. A bare "*" is refused. */
           cors_allowed_origins: z.array(z.string().refine((o) => o !== '*', 'a bare "*" is not allowed; list the origins')).default([]),
         })
@@ -370,6 +379,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Largest payload of one event, as JSON. */
       max_payload: byteSize.prefault('64KiB'),
+      /** Events in one WriteEvents request or StreamEvents message; past it INVALID_ARGUMENT before anything is stored (a reply lists one id per event). */
+      max_batch: integer({ min: 1, max: 1_000_000 }).default(10_000),
     })
     .prefault({}),
   /** Budgets of QueryService calls: every storage query's time and reads, windows, and fair slots between tenants. */

@@ -18,6 +18,12 @@ export interface CallContext {
   requestBytes: number;
   /** The caller, for services that need a scope while auth is on. */
   principal: Principal | undefined;
+  /**
+   * Gives back the memory reserved for a request message while it was read (services added with
+   * `reserve`): call it once the handler holds the message under its own admission. Otherwise it
+   * is given back when the call ends. Safe for any message, and twice.
+   */
+  releaseMessage(message: Buffer): void;
 }
 
 type Shape<D> = D extends DescMessage ? MessageShape<D> : never;
@@ -34,12 +40,17 @@ export interface RawUnaryHandler<O> {
   raw(request: Buffer, ctx: CallContext): Promise<O | Uint8Array>;
 }
 
+/** A client-streaming handler that takes the request messages' wire bytes and decodes them itself. */
+export interface RawStreamHandler<O> {
+  rawStream(requests: AsyncIterable<Buffer>, ctx: CallContext): Promise<O>;
+}
+
 type HandlerFor<M> = M extends { methodKind: 'unary'; input: infer I; output: infer O }
   ? ((request: Shape<I>, ctx: CallContext) => Promise<Init<O>>) | RawUnaryHandler<Init<O>>
   : M extends { methodKind: 'server_streaming'; input: infer I; output: infer O }
     ? (request: Shape<I>, send: Send<Init<O>>, ctx: CallContext) => Promise<void>
     : M extends { methodKind: 'client_streaming'; input: infer I; output: infer O }
-      ? (requests: AsyncIterable<Shape<I>>, ctx: CallContext) => Promise<Init<O>>
+      ? ((requests: AsyncIterable<Shape<I>>, ctx: CallContext) => Promise<Init<O>>) | RawStreamHandler<Init<O>>
       : M extends { methodKind: 'bidi_streaming'; input: infer I; output: infer O }
         ? (requests: AsyncIterable<Shape<I>>, send: Send<Init<O>>, ctx: CallContext) => Promise<void>
         : never;
@@ -77,8 +88,8 @@ const identity = (b: Buffer): Buffer => b;
  * Decodes a request stream. Iterates without `destroyOnReturn`: destroying a grpc-js duplex when its
  * read side ends would cancel the call before the handler's replies and status are sent.
  */
-async function* decodeStream(schema: DescMessage, stream: ServerReadableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>): AsyncGenerator<unknown> {
-  for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield decode(schema, chunk as Buffer);
+async function* decodeStream(schema: DescMessage | undefined, stream: ServerReadableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>): AsyncGenerator<unknown> {
+  for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield schema ? decode(schema, chunk as Buffer) : chunk;
 }
 
 function sender(schema: DescMessage, call: ServerWritableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>): Send<unknown> {
@@ -104,7 +115,8 @@ export function toGrpcService<T extends GenServiceMethods>(
   const handlers: Record<string, UntypedHandleCall> = {};
   for (const method of service.methods) {
     const handler = (impl as Record<string, unknown>)[method.localName];
-    const raw = typeof handler === 'object' && handler !== null ? (handler as RawUnaryHandler<unknown>) : undefined;
+    const raw = typeof handler === 'object' && handler !== null && 'raw' in handler ? (handler as RawUnaryHandler<unknown>) : undefined;
+    const rawStream = typeof handler === 'object' && handler !== null && 'rawStream' in handler ? (handler as RawStreamHandler<unknown>) : undefined;
     const fn = handler as (...args: unknown[]) => Promise<unknown>;
     const path = `/${service.typeName}/${method.name}`;
     const requestStream = method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming';
@@ -143,7 +155,8 @@ export function toGrpcService<T extends GenServiceMethods>(
       case 'client_streaming':
         handlers[method.name] = ((call: ServerReadableStream<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
           void wrap(method, call.metadata, call, async (ctx) => {
-            const reply = encode(method.output, await fn(decodeStream(method.input, call), ctx));
+            const requests = decodeStream(rawStream ? undefined : method.input, call);
+            const reply = encode(method.output, await (rawStream ? rawStream.rawStream(requests as AsyncIterable<Buffer>, ctx) : fn(requests, ctx)));
             call.sendMetadata(responseMetadata(ctx));
             callback(null, reply);
           }).catch((err: unknown) => callback(err as ServerErrorResponse));

@@ -2,7 +2,7 @@ import type { AuthResult, Authenticator, Principal, RequiredScope } from '../aut
 import type { DescFile, DescMethod } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, ServerInterceptingCall, status, type ServerInterceptor, type ServiceError } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
@@ -39,8 +39,27 @@ export interface GrpcServerOptions {
 /** How many connections and streams the gRPC server holds, and how long it waits for quiet peers (see the schema). */
 export type GrpcLimits = Pick<
   Config['server']['grpc'],
-  'max_connections' | 'reserved_connections' | 'handshake_timeout' | 'max_concurrent_streams' | 'max_streams' | 'idle_timeout' | 'keepalive_time' | 'keepalive_timeout'
+  'max_connections' | 'reserved_connections' | 'handshake_timeout' | 'max_concurrent_streams' | 'max_streams' | 'idle_timeout' | 'keepalive_time' | 'keepalive_timeout' | 'message_timeout'
 >;
+
+/** Memory reserved for a request message before grpc-js reads it. */
+export interface MessageReservation {
+  /** Sets the reservation to the message's size once it is read (less than reserved: never refuses). */
+  settle(bytes: number): void;
+  /** Gives the memory back. Safe to call twice. */
+  release(): void;
+}
+
+/** How a service's calls are admitted, beyond its scope. */
+export interface ServiceOptions {
+  /**
+   * Reserves memory for one request message of up to `bytes` (server.grpc.max_recv_msg_size)
+   * before grpc-js reads it, for each message; throws a GrpcError to refuse the call, before its
+   * message is read. Once read, the reservation is settled to the message's size, and given back
+   * once the handler took the message (CallContext.releaseMessage) or the call ended.
+   */
+  reserve?: (bytes: number) => MessageReservation;
+}
 
 /** Bytes a client sends first on HTTP/2: the connection preface (24) and a SETTINGS frame header (9). */
 const HTTP2_OPENING_BYTES = 33;
@@ -50,9 +69,10 @@ export interface GrpcServer {
   readonly name: 'grpc';
   /**
    * Adds a generated service with its implementation. Only before start. With a scope, every call
-   * needs a token with it (UNAUTHENTICATED without a known token, PERMISSION_DENIED without the scope).
+   * needs a token with it (UNAUTHENTICATED without a known token, PERMISSION_DENIED without the
+   * scope), checked on the call's headers, before its message is read.
    */
-  addService<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>, scope?: RequiredScope): void;
+  addService<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>, scope?: RequiredScope, serviceOptions?: ServiceOptions): void;
   /** Full names of the services added, e.g. `grpc.health.v1.Health`. */
   serviceNames(): string[];
   /** The files that define the services added (for reflection). */
@@ -122,10 +142,11 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     'grpc.max_connection_idle_ms': limits.idle_timeout,
     'grpc.keepalive_time_ms': limits.keepalive_time,
     'grpc.keepalive_timeout_ms': limits.keepalive_timeout,
+    // Defined below; resolved per call.
+    interceptors: [(definition, next) => interceptor(definition, next)],
   });
   const shutdownController = new AbortController();
   const services: GenService<GenServiceMethods>[] = [];
-  const scopes = new Map<string, RequiredScope>();
   const { started, handled, duration, streams, streamsRefused } = grpcMetrics(options.metrics);
   /**
    * Long-lived response streams open now, by service: each service has limits.max_streams of its
@@ -163,9 +184,105 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     return child;
   };
 
+  /** What the interceptor learnt of a call before its message was read, for the handler's context. */
+  interface CallAdmission {
+    principal: Principal | undefined;
+    releaseMessage(message: Buffer): void;
+  }
+  const admissions = new WeakMap<Metadata, CallAdmission>();
+  /** Scope and admission per method path, for the interceptor. */
+  const admittance = new Map<string, { scope: RequiredScope | undefined; reserve: ServiceOptions['reserve'] }>();
+
+  /**
+   * Runs on a call's headers, before grpc-js reads its message: checks the token (scoped services),
+   * reserves memory for each message before it is read (services with `reserve`), and ends a call
+   * whose message does not arrive whole within server.grpc.message_timeout. A refused call is
+   * answered at once and its bytes are never held.
+   */
+  const interceptor: ServerInterceptor = (definition, next) => {
+    const rule = admittance.get(definition.path);
+    let reading: MessageReservation | undefined;
+    const held = new Map<Buffer, MessageReservation>();
+    let received = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    const cleanup = (): void => {
+      ended = true;
+      clearTimeout(timer);
+      reading?.release();
+      reading = undefined;
+      for (const r of held.values()) r.release();
+      held.clear();
+    };
+    const refuse = (err: unknown): void => {
+      if (ended) return;
+      cleanup();
+      next.sendStatus(toStatus(err, logger, definition.path));
+    };
+    class AdmittedCall extends ServerInterceptingCall {
+      override startRead(): void {
+        if (ended) return;
+        // A unary call's second read only waits for the end of the request: nothing more to reserve.
+        if (rule?.reserve && !reading && (definition.requestStream || received === 0)) {
+          try {
+            reading = rule.reserve(options.maxRecvMsgSize);
+          } catch (err) {
+            return refuse(err);
+          }
+        }
+        clearTimeout(timer);
+        timer = setTimeout(() => refuse(new GrpcError(status.DEADLINE_EXCEEDED, `the request message did not arrive whole within server.grpc.message_timeout (${limits.message_timeout} ms)`)), limits.message_timeout);
+        super.startRead();
+      }
+    }
+    return new AdmittedCall(next, {
+      start: (startNext) =>
+        startNext({
+          onReceiveMetadata: (metadata, metadataNext) => {
+            let principal: Principal | undefined;
+            if (rule?.scope) {
+              const authorization = metadata.get('authorization')[0];
+              const result = options.auth.check(typeof authorization === 'string' ? authorization : undefined, rule.scope);
+              if (!result.ok) return refuse(new GrpcError(result.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, result.message));
+              principal = result.principal;
+            }
+            admissions.set(metadata, {
+              principal,
+              releaseMessage(message) {
+                held.get(message)?.release();
+                held.delete(message);
+              },
+            });
+            metadataNext(metadata);
+          },
+          onReceiveMessage: (message: Buffer, messageNext) => {
+            clearTimeout(timer);
+            received += 1;
+            // Held at its size until the handler takes it (a request stream may have several waiting).
+            reading?.settle(message.length);
+            if (reading) held.set(message, reading);
+            reading = undefined;
+            messageNext(message);
+          },
+          onReceiveHalfClose: (halfCloseNext) => {
+            clearTimeout(timer);
+            reading?.release();
+            reading = undefined;
+            halfCloseNext();
+          },
+          onCancel: cleanup,
+        }),
+      sendStatus: (st, statusNext) => {
+        cleanup();
+        statusNext(st);
+      },
+    });
+  };
+
   const wrap: CallWrapper = async (method: DescMethod, metadata, call, run) => {
     const m = metricsFor(method);
     const path = m.path;
+    const admitted = admissions.get(metadata);
     m.started.inc();
     const t0 = performance.now();
     // The abort signal is made only when a handler asks for it: most unary calls never do.
@@ -191,7 +308,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       },
       method: path,
       requestBytes: 0,
-      principal: undefined,
+      principal: admitted?.principal,
+      releaseMessage: (message) => admitted?.releaseMessage(message),
     };
     let code = status.OK;
     let counted: string | undefined;
@@ -199,24 +317,21 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     let revocation: Promise<never> | undefined;
     let stopWatching: (() => void) | undefined;
     try {
-      const scope = scopes.get(method.parent.typeName);
-      if (scope) {
+      // The token was checked on the call's headers (the interceptor); a response stream outlives that check.
+      const scope = admittance.get(path)?.scope;
+      const principal = ctx.principal;
+      if (endsAtShutdown && scope && principal) {
         const value = metadata.get('authorization')[0];
         const authorization = typeof value === 'string' ? value : undefined;
-        const result = options.auth.check(authorization, scope);
-        if (!result.ok) throw new GrpcError(result.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, result.message);
-        const principal = (ctx.principal = result.principal);
-        if (endsAtShutdown && principal) {
-          revocation = new Promise<never>((_, reject) => {
-            stopWatching = options.auth.onReload(() => {
-              const why = revoked(options.auth.check(authorization, scope), principal);
-              if (!why) return;
-              reject(why);
-              // The handler is stopped after the status is sent: its own end of the stream comes too late to replace it.
-              setImmediate(abort);
-            });
+        revocation = new Promise<never>((_, reject) => {
+          stopWatching = options.auth.onReload(() => {
+            const why = revoked(options.auth.check(authorization, scope), principal);
+            if (!why) return;
+            reject(why);
+            // The handler is stopped after the status is sent: its own end of the stream comes too late to replace it.
+            setImmediate(abort);
           });
-        }
+        });
       }
       // Counted once the call is authenticated: a refused call never holds a stream.
       if (endsAtShutdown) {
@@ -263,9 +378,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   let state: 'new' | 'started' | 'stopped' = 'new';
   return {
     name: 'grpc',
-    addService(service, impl, scope) {
+    addService(service, impl, scope, serviceOptions) {
       if (state !== 'new') throw new Error('services must be added before the gRPC server starts');
-      if (scope) scopes.set(service.typeName, scope);
+      for (const method of service.methods) admittance.set(`/${service.typeName}/${method.name}`, { scope, reserve: serviceOptions?.reserve });
       const { definition, handlers } = toGrpcService(service, impl, wrap);
       server.addService(definition, handlers);
       services.push(service);

@@ -10,8 +10,11 @@ import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../teleme
 import { perRegistry } from '../telemetry/metrics.js';
 import { inServerSpan } from '../telemetry/spans.js';
 import type { Logger } from '../telemetry/logger.js';
+import { readBody } from './body.js';
 import { limitConnections, type ConnectionLimit } from './connection-limit.js';
 import { readTls, type ListenerTls } from './tls.js';
+
+export { BodyTooLarge } from './body.js';
 
 /** Handles one request; the response is complete when the promise resolves. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: { correlationId: string; principal: Principal | undefined }) => Promise<void> | void;
@@ -61,34 +64,13 @@ export function sendJson(res: ServerResponse, code: number, body: unknown): void
   res.end(text);
 }
 
-/** A request body over its limit. */
-export class BodyTooLarge extends Error {}
-
 /**
- * Reads a request body of at most `max` bytes (checked against Content-Length first, then while
- * reading); rejects with BodyTooLarge past it. It reads with events, not `for await`: leaving an
- * async iterator destroys the socket, and the client would see a reset (and retry) instead of a 413.
+ * Reads a request body of at most `max` bytes, uncompressed (readBody: checked against
+ * Content-Length first, then while reading; BodyTooLarge past it, with the rest of the body
+ * drained so the client reads the 413; UnreadableBody when the client goes away).
  */
 export function readSmallBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > max) return Promise.reject(new BodyTooLarge(`request body of ${declared} bytes exceeds the limit of ${max} bytes`));
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > max) {
-        req.off('data', onData);
-        req.pause();
-        reject(new BodyTooLarge(`request body exceeds the limit of ${max} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
+  return readBody(req, { maxBytes: max });
 }
 
 /** Writes a plain-text response. */

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The built agent (test/global-setup.ts builds it before the suite). */
@@ -57,4 +58,11 @@ export async function startAgentProcess(config: string, options: { openFiles?: n
       return exited;
     },
   };
+}
+
+/** Resident and peak resident memory of a process, in MiB (from /proc). */
+export function rss(pid: number): { now: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const mib = (key: string) => Math.round(Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) / 1024);
+  return { now: mib('VmRSS'), peak: mib('VmHWM') };
 }

@@ -19,6 +19,8 @@ export interface MemoryLimiter {
    * never refused (data of a request that was already admitted).
    */
   acquire(bytes: number, options?: { force?: boolean; held?: number }): void;
+  /** Throws RequestTooLarge (and counts it) when a request needing `bytes` could never fit; reserves nothing. */
+  check(bytes: number): void;
   /** Returns bytes reserved by acquire. */
   release(bytes: number): void;
   readonly buffered: number;
@@ -39,12 +41,15 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): MemoryLimite
   new Gauge({ name: 'heimdall_memory_limiter_soft_limit_bytes', help: 'Buffered bytes above which new data is refused.', registers: [options.metrics] }).set(soft);
   const refused = new Counter({ name: 'heimdall_memory_limiter_refused_total', help: 'Requests refused (retryable) because the pipeline held too much data.', registers: [options.metrics] });
   const tooLarge = new Counter({ name: 'heimdall_memory_limiter_too_large_total', help: 'Requests refused for good: alone they need more memory than ingest.memory.limit.', registers: [options.metrics] });
+  const check = (bytes: number): void => {
+    if (bytes <= options.limitBytes) return;
+    tooLarge.inc();
+    throw new RequestTooLarge(`the request needs about ${bytes} bytes of memory to decode, more than ingest.memory.limit (${options.limitBytes} bytes)`);
+  };
   return {
+    check,
     acquire(bytes, { force = false, held = 0 } = {}) {
-      if (!force && held + bytes > options.limitBytes) {
-        tooLarge.inc();
-        throw new RequestTooLarge(`the request needs about ${held + bytes} bytes of memory to decode, more than ingest.memory.limit (${options.limitBytes} bytes)`);
-      }
+      if (!force) check(held + bytes);
       // A single request larger than the soft limit is still let through when nothing else is buffered.
       if (!force && buffered - held > 0 && buffered + bytes > soft) {
         refused.inc();

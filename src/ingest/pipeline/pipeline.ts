@@ -10,6 +10,7 @@ import { createBatcher, type TableRows } from './batcher.js';
 import { RequestTooLarge, RetryableError } from './errors.js';
 import { encodeTables } from './formats.js';
 import { createMemoryLimiter } from './limiter.js';
+import { createTurns } from './turns.js';
 import { createDurableQueue, type DurableQueue } from './queue.js';
 import { recordBytes } from './wal.js';
 import { createWriter } from './writer.js';
@@ -40,10 +41,17 @@ export interface Pipeline {
   submit(parts: readonly TableRows[]): Promise<void>;
   /**
    * Admits a request before it is read or decoded: reserves `bytes × perByte` of memory (`bytes` of
-   * body known so far, `perByte` the memory its decoder takes per byte); the admission grows as more
-   * of the body arrives. Throws as Admission.grow does (RetryableError too while shutting down).
+   * body known so far, `perByte` the memory its decoder is expected to take per byte); the admission
+   * grows as more of the body arrives, and is settled to the decoded size once it is known. Throws
+   * as Admission.grow does (RetryableError too while shutting down).
    */
   admit(bytes: number, perByte: number): Admission;
+  /**
+   * Waits for the caller's turn to run one heavy step (counting, decoding, converting, encoding a
+   * request of `bytes`): such steps run one per event-loop iteration, so probes are answered between
+   * them. A request under 64 KiB (a few milliseconds in all) goes on at once.
+   */
+  turn(bytes: number): Promise<void>;
   /** How full the pipeline is: memory held against its limit, and the durable queue (with ack: queued). */
   load(): PipelineLoad;
   /** The processors, for writers that encode rows themselves (the OTLP trace hot path, events). */
@@ -58,12 +66,13 @@ export interface Admission {
   /**
    * Reserves room for `bytes` more of the request's body (as read, or as decompressed). Throws
    * RetryableError when there is no room now (memory, shutting down), RequestTooLarge when the
-   * request can never fit (its memory alone passes ingest.memory.limit, or its body is larger than
-   * the durable queue with ack: queued).
+   * request can never fit (its memory alone passes ingest.memory.limit).
    */
   grow(bytes: number): void;
-  /** Raises the memory reserved per byte of body to `perByte`, for what was read so far too (a decoder that takes more than planned); throws as grow. */
-  raise(perByte: number): void;
+  /** Throws RequestTooLarge when a body of `bytes` (a declared Content-Length) could never fit; reserves nothing. */
+  expect(bytes: number): void;
+  /** Sets the memory reserved to `bytes` (the request's decoded size, once known), reserving more (throws as grow) or giving back. */
+  settle(bytes: number): void;
   /** Gives the memory back. Safe to call twice. */
   release(): void;
 }
@@ -76,18 +85,22 @@ export interface PipelineLoad {
   queue?: { bytes: number; capacity: number; records: number; stalled: string | undefined } | undefined;
 }
 
+/** Requests from this size up take turns for their heavy steps (see Pipeline.turn). */
+const TURN_BYTES = 64 * 1024;
+
 /** Creates the ingest pipeline component. */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { config } = options;
   const logger = options.logger.child({ component: 'pipeline' });
   const reporter = options.health.register('pipeline');
   const limiter = createMemoryLimiter({ limitBytes: config.memory.limit, spikeBytes: config.memory.spike, metrics: options.metrics });
+  const turns = createTurns();
   const queueTooLarge = new Counter({ name: 'heimdall_exporter_queue_too_large_total', help: 'Requests refused for good: alone they are larger than the durable queue (ingest.queue.max_size).', registers: [options.metrics] });
-  /** Throws RequestTooLarge when `bytes` can never fit in the durable queue (with ack: queued). */
-  const checkQueueFits = (bytes: number, what: string): void => {
+  /** Throws RequestTooLarge when a record of `bytes` can never fit in the durable queue (with ack: queued). */
+  const checkQueueFits = (bytes: number): void => {
     if (config.ack !== 'queued' || bytes <= config.queue.max_size) return;
     queueTooLarge.inc();
-    throw new RequestTooLarge(`${what} of ${bytes} bytes is larger than the durable queue (ingest.queue.max_size, ${config.queue.max_size} bytes)`);
+    throw new RequestTooLarge(`the request's rows take ${bytes} bytes, more than the durable queue holds (ingest.queue.max_size, ${config.queue.max_size} bytes)`);
   };
   const redaction = config.redaction.enabled
     ? createRedaction({
@@ -135,23 +148,21 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     processors: { redaction, resourceDefaults: enrichment?.attributes ?? {} },
     admit(bytes, perByte) {
       if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
-      let body = 0;
-      let rate = perByte;
       let held = 0;
       let released = false;
-      const reserve = (more: number): void => {
-        limiter.acquire(more, { held });
-        held += more;
-      };
       const admission: Admission = {
         grow(more) {
-          checkQueueFits(body + more, 'the request');
-          reserve(more * rate);
-          body += more;
+          const need = more * perByte;
+          limiter.acquire(need, { held });
+          held += need;
         },
-        raise(nextPerByte) {
-          if (nextPerByte > rate) reserve(body * (nextPerByte - rate));
-          rate = Math.max(rate, nextPerByte);
+        expect(body) {
+          limiter.check(body * perByte);
+        },
+        settle(total) {
+          if (total > held) limiter.acquire(total - held, { held });
+          else limiter.release(held - total);
+          held = total;
         },
         release() {
           if (!released) limiter.release(held);
@@ -161,6 +172,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       admission.grow(bytes);
       return admission;
     },
+    turn: (bytes) => (bytes < TURN_BYTES ? Promise.resolve() : turns.next()),
     load() {
       return { memoryBytes: limiter.buffered, memoryLimit: config.memory.limit, queue: queue && { bytes: queue.bytes, capacity: config.queue.max_size, records: queue.depth, stalled: queue.stalled } };
     },
@@ -173,7 +185,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
       const bytes = parts.reduce((n, p) => n + p.data.length, 0);
       if (bytes === 0) return;
-      checkQueueFits(recordBytes(parts), 'a record');
+      // Judged on the record, not the body: a verbose body (JSON) may hold rows that fit.
+      checkQueueFits(recordBytes(parts));
       // Counted, not refused: the request was admitted; its rows are what stays buffered.
       limiter.acquire(bytes, { force: true });
       try {

@@ -53,7 +53,8 @@ describe('config', () => {
 
   it('warns when a listener takes requests whose decoded form cannot fit the memory limit (they would be refused for good)', () => {
     expect(configWarnings(validateConfig({}))).toEqual([]);
-    expect(configWarnings(validateConfig({ ingest: { memory: { limit: '256MiB', spike: '64MiB' } } }))).toEqual([
+    expect(configWarnings(validateConfig({ ingest: { memory: { limit: '256MiB', spike: '64MiB' } } }))).toEqual([]);
+    expect(configWarnings(validateConfig({ server: { otlp_http: { max_body_size: '16MiB' } }, ingest: { memory: { limit: '256MiB', spike: '64MiB' } } }))).toEqual([
       'server.otlp_http.max_body_size (16MiB) takes requests that need up to 432MiB while decoded, more than ingest.memory.limit (256MiB): requests over 9.4MiB may be refused for good (413 / INVALID_ARGUMENT); lower it to 9.4MiB or raise the memory limit',
     ]);
     expect(configWarnings(validateConfig({ server: { otlp_http: { max_body_size: '8MiB' } }, ingest: { memory: { limit: '256MiB', spike: '64MiB' } } }))).toEqual([]);

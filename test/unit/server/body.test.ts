@@ -1,11 +1,10 @@
-/** OTLP/HTTP bodies are admitted before they are held: on Content-Length, per chunk, per inflated chunk. */
+/** Request bodies are admitted before they are held, per chunk and per inflated chunk; a body over its limit is drained so the client reads the answer. */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readAdmittedBody, UnreadableBody } from '../../../src/ingest/otlp/body.js';
 import { RetryableError } from '../../../src/ingest/pipeline/errors.js';
-import { BodyTooLarge } from '../../../src/server/http.js';
+import { BodyTooLarge, readBody, UnreadableBody } from '../../../src/server/body.js';
 
 /** An admission that records what it was asked for and refuses past `room` bytes. */
 function admission(room = Number.POSITIVE_INFINITY) {
@@ -26,10 +25,10 @@ afterEach(() => {
   server?.close();
 });
 
-/** A server that reads each body with readAdmittedBody and answers its size, or the error's name. */
+/** A server that reads each body with readBody (admitting each chunk) and answers its size, or the error's name. */
 async function serve(maxBytes: number, adm: ReturnType<typeof admission>): Promise<string> {
   server = createServer((req: IncomingMessage, res) => {
-    readAdmittedBody(req, { maxBytes, admission: adm }).then(
+    readBody(req, { maxBytes, decompress: true, take: (bytes) => adm.grow(bytes) }).then(
       (body) => res.end(`ok ${body.length}`),
       (err: Error) => {
         res.setHeader('connection', 'close');
@@ -55,17 +54,20 @@ function send(url: string, headers: Record<string, string | number>, chunks: Buf
   });
 }
 
-describe('readAdmittedBody', () => {
-  it('admits an uncompressed body on its Content-Length before reading it: a refusal is answered while the body is still on its way', async () => {
-    const adm = admission(1_000_000);
-    const url = await serve(20 * 1024 * 1024, adm);
-    // Declares 10 MB, sends 1 KB and waits: only an answer before the body ends lets this resolve.
-    expect(await send(url, { 'content-length': 10_000_000 }, [Buffer.alloc(1024)], false)).toBe('RetryableError');
-    expect(adm.grown).toEqual([]);
+describe('readBody', () => {
+  it('admits an uncompressed body as it arrives, not on its Content-Length: a request that sends only its headers holds nothing', async () => {
+    const adm = admission();
+    const url = new URL(await serve(20 * 1024 * 1024, adm));
+    // Declares 10 MB and sends 1 KB: only that KB is admitted (it used to reserve the 10 MB before the first byte).
+    const socket = connect(Number(url.port), url.hostname);
+    socket.write(`POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000\r\n\r\n`);
+    socket.write(Buffer.alloc(1024));
+    await expect.poll(() => adm.total()).toBe(1024);
+    socket.destroy();
     const ok = admission();
     const url2 = await serve(20 * 1024 * 1024, ok);
     expect(await send(url2, { 'content-length': 5000 }, [Buffer.alloc(5000)])).toBe('ok 5000');
-    expect(ok.grown).toEqual([5000]);
+    expect(ok.total()).toBe(5000);
   });
 
   it('admits a chunked body as it arrives, and stops reading at the first refusal', async () => {

@@ -1,41 +1,49 @@
 import type { IncomingMessage } from 'node:http';
 import { createGunzip, createInflate } from 'node:zlib';
-import { BodyTooLarge } from '../../server/http.js';
-import type { Admission } from '../pipeline/pipeline.js';
+
+/** A request body over its limit (on the wire or decompressed). */
+export class BodyTooLarge extends Error {
+  override name = 'BodyTooLarge';
+}
 
 /** A body that cannot be read: an encoding not supported, compressed data that does not inflate, a client gone. */
 export class UnreadableBody extends Error {
   override name = 'UnreadableBody';
 }
 
-/** Options for readAdmittedBody. */
-export interface AdmittedBodyOptions {
+/** Options for readBody. */
+export interface BodyOptions {
   /** Largest body, on the wire and decompressed. */
   maxBytes: number;
-  /** Reserves memory for the body before it is held. */
-  admission: Pick<Admission, 'grow'>;
+  /** Inflate `Content-Encoding: gzip` or `deflate`; without it, any encoding but identity is refused. */
+  decompress?: boolean;
+  /** Called with the size of each chunk (decompressed) before it is held; a throw refuses the body with that error. */
+  take?: (bytes: number) => void;
 }
 
 /**
- * Reads an OTLP/HTTP body (identity, gzip or deflate) into memory, admitting it before it is held:
- * an uncompressed body with a Content-Length on that length before its first byte is read; else as
- * it arrives, counting decompressed bytes as they are inflated, so a gzip bomb stops at the limit.
- * Rejects with BodyTooLarge past `maxBytes` (on the wire or decompressed), UnreadableBody, or what
- * `admission.grow` throws (RetryableError, RequestTooLarge); it then stops reading, and the caller
- * answers and closes the connection. It reads with events, not `for await`: leaving an async
- * iterator destroys the socket, and the client would see a reset (and retry) instead of the answer.
+ * Reads a request body into memory, holding no byte before `take` accepted it, so a body that only
+ * sends its headers holds nothing. Rejects with BodyTooLarge past `maxBytes` (its Content-Length
+ * first, then on the wire and decompressed, so a gzip bomb stops at the limit), UnreadableBody,
+ * or what `take` throws; it then stops holding the body. After BodyTooLarge the rest of the body,
+ * up to twice `maxBytes` more, is read and dropped (see discardBody), so the client reads the answer.
+ * It reads with events, not `for await`: leaving an async iterator destroys the socket, and the
+ * client would see a reset (and retry) instead of the answer.
  */
-export function readAdmittedBody(req: IncomingMessage, options: AdmittedBodyOptions): Promise<Buffer> {
-  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
-  if (!['gzip', 'deflate', 'identity', ''].includes(encoding)) return Promise.reject(new UnreadableBody(`unsupported Content-Encoding ${JSON.stringify(encoding)}: use gzip, deflate or none`));
+export function readBody(req: IncomingMessage, options: BodyOptions): Promise<Buffer> {
   const max = options.maxBytes;
+  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase().trim();
+  const tooLarge = (err: BodyTooLarge): Promise<never> => {
+    discardBody(req, 2 * max);
+    return Promise.reject(err);
+  };
+  if (!['identity', ''].includes(encoding) && !(options.decompress && ['gzip', 'deflate'].includes(encoding))) {
+    return Promise.reject(new UnreadableBody(`unsupported Content-Encoding ${JSON.stringify(encoding)}: use ${options.decompress ? 'gzip, deflate or none' : 'none'}`));
+  }
   const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-  if (declared !== undefined && declared > max) return Promise.reject(new BodyTooLarge(`request body of ${declared} bytes exceeds the limit of ${max} bytes`));
+  if (declared !== undefined && declared > max) return tooLarge(new BodyTooLarge(`request body of ${declared} bytes exceeds the limit of ${max} bytes`));
   const inflater = encoding === 'gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : undefined;
-  const upFront = !inflater && declared !== undefined;
   return new Promise<Buffer>((resolve, reject) => {
-    // A throw here (the admission refused) rejects the promise before any byte is read.
-    if (upFront) options.admission.grow(declared);
     const chunks: Buffer[] = [];
     let wire = 0;
     let size = 0;
@@ -44,21 +52,21 @@ export function readAdmittedBody(req: IncomingMessage, options: AdmittedBodyOpti
       if (settled) return;
       settled = true;
       req.off('data', onData);
-      req.pause();
       inflater?.destroy();
+      chunks.length = 0;
+      if (err instanceof BodyTooLarge && !req.complete) discardBody(req, 2 * max);
+      else req.pause();
       reject(err);
     };
-    /** Holds a chunk of the body (decompressed), once admitted. */
-    const take = (chunk: Buffer): void => {
+    /** Holds a chunk of the body (decompressed), once taken. */
+    const hold = (chunk: Buffer): void => {
       if (settled) return;
       size += chunk.length;
       if (size > max) return fail(new BodyTooLarge(inflater ? `decompressed body exceeds the limit of ${max} bytes` : `request body exceeds the limit of ${max} bytes`));
-      if (!upFront) {
-        try {
-          options.admission.grow(chunk.length);
-        } catch (err) {
-          return fail(err as Error);
-        }
+      try {
+        options.take?.(chunk.length);
+      } catch (err) {
+        return fail(err as Error);
       }
       chunks.push(chunk);
     };
@@ -68,7 +76,7 @@ export function readAdmittedBody(req: IncomingMessage, options: AdmittedBodyOpti
       resolve(Buffer.concat(chunks, size));
     };
     function onData(chunk: Buffer): void {
-      if (!inflater) return take(chunk);
+      if (!inflater) return hold(chunk);
       wire += chunk.length;
       if (wire > max) return fail(new BodyTooLarge(`request body exceeds the limit of ${max} bytes`));
       if (!inflater.write(chunk)) {
@@ -77,7 +85,7 @@ export function readAdmittedBody(req: IncomingMessage, options: AdmittedBodyOpti
       }
     }
     if (inflater) {
-      inflater.on('data', take);
+      inflater.on('data', hold);
       inflater.once('end', finish);
       inflater.once('error', (err) => fail(new UnreadableBody(`cannot decompress the ${encoding} body: ${err.message}`)));
       req.once('end', () => inflater.end());
