@@ -158,14 +158,14 @@ export function addEventService(options: EventServiceOptions): void {
           const total = emptyResult();
           const pending: Array<Promise<BatchResult>> = [];
           let offset = 0;
-          let failure: unknown;
+          let failure: Error | undefined;
           const settleFirst = async (): Promise<void> => {
             const first = pending.shift();
             if (!first) return;
             try {
               fold(total, await first);
             } catch (err) {
-              failure ??= err;
+              failure ??= err as Error; // writeBatch throws errors only (grpcRefusal keeps them)
             }
           };
           try {

@@ -46,7 +46,7 @@ function fieldPlan(f: DescField): FieldPlan {
     }
     case 'map':
       // A map entry is a message of key (1) and value (2).
-      return { kind: 'message', fields: new Map([[2, f.mapKind === 'message' ? ({ kind: 'message', fields: fieldsOf(f.message) } as FieldPlan) : VALUE]]) };
+      return { kind: 'message', fields: new Map([[2, f.mapKind === 'message' ? { kind: 'message', fields: fieldsOf(f.message) } : VALUE]]) };
     default:
       return VALUE;
   }
