@@ -99,15 +99,18 @@ export function createMetricsRoute(options: MetricsRouteOptions): HttpHandler {
     if (inFlight.has(peer)) return busy(res, 'peer', `a /metrics response to ${peer} is in progress (one per client address at once); retry later\n`);
     if (inFlight.size >= options.maxScrapes) return busy(res, 'busy', `${inFlight.size} /metrics responses are in progress (telemetry.metrics.max_scrapes is ${options.maxScrapes}); retry later\n`);
     inFlight.add(peer);
+    const free = (): void => {
+      clearTimeout(timer);
+      inFlight.delete(peer);
+    };
+    // The slot is free as soon as the response is cut (its 'close' comes a turn later).
     const cut = (reason: 'timeout' | 'stalled'): void => {
+      free();
       refused.inc({ reason });
       res.destroy();
     };
     const timer = setTimeout(() => cut('timeout'), options.timeoutMs);
-    res.once('close', () => {
-      clearTimeout(timer);
-      inFlight.delete(peer);
-    });
+    res.once('close', free);
     res.writeHead(200, { 'content-type': registry.contentType });
     // The same text as registry.metrics(): families separated by a blank line, a final newline.
     let separator = '';

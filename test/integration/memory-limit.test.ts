@@ -59,7 +59,8 @@ describe('memory limit before parsing', () => {
     writeFileSync(
       config,
       [
-        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+        // Bodies up to 16 MiB (the default is 4 MiB), so that one can need more than the memory limit.
+        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0", max_body_size: 16MiB }, admin: { address: "127.0.0.1:0" } }',
         `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
         `ingest: { memory: { limit: ${LIMIT_MIB}MiB, spike: 16MiB }, batch: { max_delay: 50ms } }`,
         'jobs: { system_check: { enabled: false } }',

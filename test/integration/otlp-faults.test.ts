@@ -3,11 +3,12 @@ import { spawn } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fromBinary } from '@bufbuild/protobuf';
+import { create, fromBinary } from '@bufbuild/protobuf';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { RetryInfoSchema } from '../../src/gen/google/rpc/error_details_pb.js';
 import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
+import { KeyValueSchema } from '../../src/gen/opentelemetry/proto/common/v1/common_pb.js';
 import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { connect } from '../../src/cli/client.js';
 import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
@@ -134,10 +135,12 @@ describe('requests that can never fit', () => {
       expect((await post(t, encodeTraces(traceRequest('fits', 5)))).status).toBe(200);
     });
     await withServerAgent({ ingest: { ack: 'queued', queue: { max_size: '256KiB', segment_size: '64KiB' } } }, {}, async (t) => {
-      // 300 KB of zeros in a ~300 byte gzip body: larger than the 256 KiB queue once inflated.
-      const overQueue = await post(t, gzipSync(Buffer.alloc(300 * 1024)), { 'content-encoding': 'gzip' });
+      // One span with a 300 KB attribute, in a ~1 KB gzip body: its row is larger than the 256 KiB queue.
+      const request = traceRequest('too-large-for-queue', 1);
+      request.resourceSpans[0]?.scopeSpans[0]?.spans[0]?.attributes.push(create(KeyValueSchema, { key: 'big', value: { value: { case: 'stringValue', value: 'x'.repeat(300 * 1024) } } }));
+      const overQueue = await post(t, gzipSync(encodeTraces(request)), { 'content-encoding': 'gzip' });
       expect(overQueue.status).toBe(413);
-      expect(fromBinary(StatusSchema, new Uint8Array(await overQueue.arrayBuffer())).message).toMatch(/larger than the durable queue \(ingest\.queue\.max_size, 262144 bytes\)/);
+      expect(fromBinary(StatusSchema, new Uint8Array(await overQueue.arrayBuffer())).message).toMatch(/more than the durable queue holds \(ingest\.queue\.max_size, 262144 bytes\)/);
       expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toMatch(/^heimdall_exporter_queue_too_large_total 1$/m);
       expect((await post(t, encodeTraces(traceRequest('fits', 5)))).status).toBe(200);
     });

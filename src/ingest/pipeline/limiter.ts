@@ -19,8 +19,12 @@ export interface MemoryLimiter {
    * never refused (data of a request that was already admitted).
    */
   acquire(bytes: number, options?: { force?: boolean; held?: number }): void;
-  /** Throws RequestTooLarge (and counts it) when a request needing `bytes` could never fit; reserves nothing. */
-  check(bytes: number): void;
+  /**
+   * Throws as acquire would for a request that will need `bytes` in all and holds `held` now, and
+   * reserves nothing: a request whose declared size could never fit, or does not fit now, is refused
+   * before its body is read, while one that sends nothing holds nothing.
+   */
+  check(bytes: number, held?: number): void;
   /** Returns bytes reserved by acquire. */
   release(bytes: number): void;
   readonly buffered: number;
@@ -41,20 +45,22 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): MemoryLimite
   new Gauge({ name: 'heimdall_memory_limiter_soft_limit_bytes', help: 'Buffered bytes above which new data is refused.', registers: [options.metrics] }).set(soft);
   const refused = new Counter({ name: 'heimdall_memory_limiter_refused_total', help: 'Requests refused (retryable) because the pipeline held too much data.', registers: [options.metrics] });
   const tooLarge = new Counter({ name: 'heimdall_memory_limiter_too_large_total', help: 'Requests refused for good: alone they need more memory than ingest.memory.limit.', registers: [options.metrics] });
-  const check = (bytes: number): void => {
-    if (bytes <= options.limitBytes) return;
-    tooLarge.inc();
-    throw new RequestTooLarge(`the request needs about ${bytes} bytes of memory to decode, more than ingest.memory.limit (${options.limitBytes} bytes)`);
+  /** Throws when a request holding `held` could not take `bytes` more now (see acquire). */
+  const check = (bytes: number, held = 0): void => {
+    if (held + bytes > options.limitBytes) {
+      tooLarge.inc();
+      throw new RequestTooLarge(`the request needs about ${held + bytes} bytes of memory to decode, more than ingest.memory.limit (${options.limitBytes} bytes)`);
+    }
+    // A single request larger than the soft limit is still let through when nothing else is buffered.
+    if (buffered - held > 0 && buffered + bytes > soft) {
+      refused.inc();
+      throw new RetryableError(`memory limit: ${buffered} bytes buffered, soft limit ${soft}`, 1_000);
+    }
   };
   return {
     check,
     acquire(bytes, { force = false, held = 0 } = {}) {
-      if (!force) check(held + bytes);
-      // A single request larger than the soft limit is still let through when nothing else is buffered.
-      if (!force && buffered - held > 0 && buffered + bytes > soft) {
-        refused.inc();
-        throw new RetryableError(`memory limit: ${buffered} bytes buffered, soft limit ${soft}`, 1_000);
-      }
+      if (!force) check(bytes, held);
       buffered += bytes;
     },
     release(bytes) {

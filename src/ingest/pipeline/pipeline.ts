@@ -69,7 +69,10 @@ export interface Admission {
    * request can never fit (its memory alone passes ingest.memory.limit).
    */
   grow(bytes: number): void;
-  /** Throws RequestTooLarge when a body of `bytes` (a declared Content-Length) could never fit; reserves nothing. */
+  /**
+   * Throws as grow would for a body of `bytes` in all (a declared Content-Length): RequestTooLarge
+   * when it could never fit, RetryableError when it does not fit now. Reserves nothing.
+   */
   expect(bytes: number): void;
   /** Sets the memory reserved to `bytes` (the request's decoded size, once known), reserving more (throws as grow) or giving back. */
   settle(bytes: number): void;
@@ -157,7 +160,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           held += need;
         },
         expect(body) {
-          limiter.check(body * perByte);
+          limiter.check(body * perByte - held, held);
         },
         settle(total) {
           if (total > held) limiter.acquire(total - held, { held });
