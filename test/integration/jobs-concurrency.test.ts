@@ -166,6 +166,8 @@ describe.runIf(haveBinary('redis-server'))('jobs: cluster ticks at once take the
     silent = await silentServer();
     t = await startTestAgent({ jobs: { system_check: { enabled: false }, max_scheduled_runs: 2, redis: { url: redis.url } } });
     c = connect({ addr: t.grpcAddress });
+    // Calls on scheduled jobs answer UNAVAILABLE until the stored ones are loaded.
+    await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined)) ?? false, 15_000, 'the jobs to be restored');
   }, 60_000);
   afterAll(async () => {
     c.close();

@@ -69,6 +69,8 @@ describe('readiness and storage through outages, full disks and budgets', () => 
     const t = await startTestAgent({
       storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '50ms', max_interval: '200ms' }, health_check_interval: '200ms' },
       ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue'), max_delay: '50ms' }, retry: { initial_interval: '20ms', max_interval: '100ms' } },
+      // The system check gates strict readiness too: run each second, so a score taken during the outage is not kept 30 s.
+      jobs: { system_check: { schedule: '* * * * * *' } },
     });
     cleanups.push(() => t.stop());
     const probes = watchReadyz(t);
