@@ -2,7 +2,7 @@ import type { AuthResult, Authenticator, Principal, RequiredScope } from '../aut
 import type { DescFile, DescMethod } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { Metadata, Server, ServerCredentials, ServerInterceptingCall, status, type ServerInterceptor, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
@@ -13,6 +13,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { splitHostPort } from '../config/units.js';
 import { limitConnections, type ConnectionLimit } from './connection-limit.js';
 import { GrpcError } from './errors.js';
+import { createAdmission, type MethodAdmission, type Reserve } from './grpc-admission.js';
 import { toGrpcService, type CallContext, type CallWrapper, type ServiceImpl } from './grpc-service.js';
 import { readTls, type ListenerTls } from './tls.js';
 
@@ -42,23 +43,15 @@ export type GrpcLimits = Pick<
   'max_connections' | 'reserved_connections' | 'handshake_timeout' | 'max_concurrent_streams' | 'max_streams' | 'idle_timeout' | 'keepalive_time' | 'keepalive_timeout' | 'message_timeout'
 >;
 
-/** Memory reserved for a request message before grpc-js reads it. */
-export interface MessageReservation {
-  /** Sets the reservation to the message's size once it is read (less than reserved: never refuses). */
-  settle(bytes: number): void;
-  /** Gives the memory back. Safe to call twice. */
-  release(): void;
-}
-
 /** How a service's calls are admitted, beyond its scope. */
 export interface ServiceOptions {
   /**
    * Reserves memory for one request message of up to `bytes` (server.grpc.max_recv_msg_size)
-   * before grpc-js reads it, for each message; throws a GrpcError to refuse the call, before its
-   * message is read. Once read, the reservation is settled to the message's size, and given back
-   * once the handler took the message (CallContext.releaseMessage) or the call ended.
+   * before grpc-js reads it, for each message (see createAdmission). Once read, the reservation is
+   * settled to the message's size, and given back once the handler took the message
+   * (CallContext.releaseMessage) or the call ended.
    */
-  reserve?: (bytes: number) => MessageReservation;
+  reserve?: Reserve;
 }
 
 /** Bytes a client sends first on HTTP/2: the connection preface (24) and a SETTINGS frame header (9). */
@@ -143,7 +136,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     'grpc.keepalive_time_ms': limits.keepalive_time,
     'grpc.keepalive_timeout_ms': limits.keepalive_timeout,
     // Defined below; resolved per call.
-    interceptors: [(definition, next) => interceptor(definition, next)],
+    interceptors: [(definition, next) => admission.interceptor(definition, next)],
   });
   const shutdownController = new AbortController();
   const services: GenService<GenServiceMethods>[] = [];
@@ -184,105 +177,38 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     return child;
   };
 
-  /** What the interceptor learnt of a call before its message was read, for the handler's context. */
-  interface CallAdmission {
-    principal: Principal | undefined;
-    releaseMessage(message: Buffer): void;
-  }
-  const admissions = new WeakMap<Metadata, CallAdmission>();
-  /** Scope and admission per method path, for the interceptor. */
-  const admittance = new Map<string, { scope: RequiredScope | undefined; reserve: ServiceOptions['reserve'] }>();
-
-  /**
-   * Runs on a call's headers, before grpc-js reads its message: checks the token (scoped services),
-   * reserves memory for each message before it is read (services with `reserve`), and ends a call
-   * whose message does not arrive whole within server.grpc.message_timeout. A refused call is
-   * answered at once and its bytes are never held.
-   */
-  const interceptor: ServerInterceptor = (definition, next) => {
-    const rule = admittance.get(definition.path);
-    let reading: MessageReservation | undefined;
-    const held = new Map<Buffer, MessageReservation>();
-    let received = 0;
-    let timer: NodeJS.Timeout | undefined;
-    let ended = false;
-    const cleanup = (): void => {
-      ended = true;
-      clearTimeout(timer);
-      reading?.release();
-      reading = undefined;
-      for (const r of held.values()) r.release();
-      held.clear();
-    };
-    const refuse = (err: unknown): void => {
-      if (ended) return;
-      cleanup();
-      next.sendStatus(toStatus(err, logger, definition.path));
-    };
-    class AdmittedCall extends ServerInterceptingCall {
-      override startRead(): void {
-        if (ended) return;
-        // A unary call's second read only waits for the end of the request: nothing more to reserve.
-        if (rule?.reserve && !reading && (definition.requestStream || received === 0)) {
-          try {
-            reading = rule.reserve(options.maxRecvMsgSize);
-          } catch (err) {
-            return refuse(err);
-          }
-        }
-        clearTimeout(timer);
-        timer = setTimeout(() => refuse(new GrpcError(status.DEADLINE_EXCEEDED, `the request message did not arrive whole within server.grpc.message_timeout (${limits.message_timeout} ms)`)), limits.message_timeout);
-        super.startRead();
-      }
-    }
-    return new AdmittedCall(next, {
-      start: (startNext) =>
-        startNext({
-          onReceiveMetadata: (metadata, metadataNext) => {
-            let principal: Principal | undefined;
-            if (rule?.scope) {
-              const authorization = metadata.get('authorization')[0];
-              const result = options.auth.check(typeof authorization === 'string' ? authorization : undefined, rule.scope);
-              if (!result.ok) return refuse(new GrpcError(result.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, result.message));
-              principal = result.principal;
-            }
-            admissions.set(metadata, {
-              principal,
-              releaseMessage(message) {
-                held.get(message)?.release();
-                held.delete(message);
-              },
-            });
-            metadataNext(metadata);
-          },
-          onReceiveMessage: (message: Buffer, messageNext) => {
-            clearTimeout(timer);
-            received += 1;
-            // Held at its size until the handler takes it (a request stream may have several waiting).
-            reading?.settle(message.length);
-            if (reading) held.set(message, reading);
-            reading = undefined;
-            messageNext(message);
-          },
-          onReceiveHalfClose: (halfCloseNext) => {
-            clearTimeout(timer);
-            reading?.release();
-            reading = undefined;
-            halfCloseNext();
-          },
-          onCancel: cleanup,
-        }),
-      sendStatus: (st, statusNext) => {
-        cleanup();
-        statusNext(st);
-      },
-    });
-  };
+  /** Scope and admission per method path, for the admission interceptor. */
+  const admittance = new Map<string, MethodAdmission>();
+  const admissionRefused = new Counter({
+    name: 'heimdall_grpc_server_admission_refused_total',
+    help: 'Calls refused by admission before their handler ran, by code (UNAUTHENTICATED, PERMISSION_DENIED; UNAVAILABLE: no memory to read the message; DEADLINE_EXCEEDED: the message not whole within server.grpc.message_timeout).',
+    labelNames: ['grpc_code'] as const,
+    registers: [options.metrics],
+  });
+  const admission = createAdmission({
+    auth: options.auth,
+    maxRecvMsgSize: options.maxRecvMsgSize,
+    messageTimeoutMs: limits.message_timeout,
+    methodAdmission: (path) => admittance.get(path),
+    toStatus: (err, path) => {
+      const st = toStatus(err, logger, path);
+      admissionRefused.inc({ grpc_code: status[st.code] });
+      return st;
+    },
+  });
+  new Gauge({
+    name: 'heimdall_grpc_server_admission_waiting',
+    help: 'Calls waiting for memory to read their request message.',
+    registers: [options.metrics],
+    collect() {
+      this.set(admission.waiting);
+    },
+  });
 
   const wrap: CallWrapper = async (method: DescMethod, metadata, call, run) => {
     const m = metricsFor(method);
     const path = m.path;
-    const admitted = admissions.get(metadata);
+    const admitted = admission.of(metadata);
     m.started.inc();
     const t0 = performance.now();
     // The abort signal is made only when a handler asks for it: most unary calls never do.

@@ -16,12 +16,12 @@ export function grpcRefusal(err: unknown): unknown {
 
 /**
  * Reserves pipeline memory for a gRPC request message of up to `bytes` before it is read (the
- * `reserve` of an ingest service), at most the whole memory limit: the message may be smaller, so
- * this never refuses it for good, only for now (UNAVAILABLE, as a GrpcError).
+ * `reserve` of an ingest service; see Pipeline.reserveUnread): the message may be smaller, so this
+ * never refuses it for good, only for now (UNAVAILABLE, as a GrpcError).
  */
-export function reserveMessage(pipeline: Pick<Pipeline, 'admit' | 'load'>, bytes: number): Admission {
+export function reserveMessage(pipeline: Pick<Pipeline, 'reserveUnread'>, bytes: number): Admission {
   try {
-    return pipeline.admit(Math.min(bytes, pipeline.load().memoryLimit), 1);
+    return pipeline.reserveUnread(bytes);
   } catch (err) {
     throw grpcRefusal(err);
   }

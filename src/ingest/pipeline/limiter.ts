@@ -16,9 +16,10 @@ export interface MemoryLimiter {
    * Reserves bytes for a request that already holds `held` of them. Throws RequestTooLarge when
    * held + bytes passes the hard limit (the request can never fit), RetryableError when it would
    * pass the soft limit while other requests hold memory. With `force`, the bytes are counted but
-   * never refused (data of a request that was already admitted).
+   * never refused (data of a request that was already admitted). With `share`, the soft limit is
+   * that share of itself (memory for data not read yet leaves room for data already read).
    */
-  acquire(bytes: number, options?: { force?: boolean; held?: number }): void;
+  acquire(bytes: number, options?: { force?: boolean; held?: number; share?: number }): void;
   /**
    * Throws as acquire would for a request that will need `bytes` in all and holds `held` now, and
    * reserves nothing: a request whose declared size could never fit, or does not fit now, is refused
@@ -46,21 +47,21 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): MemoryLimite
   const refused = new Counter({ name: 'heimdall_memory_limiter_refused_total', help: 'Requests refused (retryable) because the pipeline held too much data.', registers: [options.metrics] });
   const tooLarge = new Counter({ name: 'heimdall_memory_limiter_too_large_total', help: 'Requests refused for good: alone they need more memory than ingest.memory.limit.', registers: [options.metrics] });
   /** Throws when a request holding `held` could not take `bytes` more now (see acquire). */
-  const check = (bytes: number, held = 0): void => {
+  const check = (bytes: number, held = 0, share = 1): void => {
     if (held + bytes > options.limitBytes) {
       tooLarge.inc();
       throw new RequestTooLarge(`the request needs about ${held + bytes} bytes of memory to decode, more than ingest.memory.limit (${options.limitBytes} bytes)`);
     }
     // A single request larger than the soft limit is still let through when nothing else is buffered.
-    if (buffered - held > 0 && buffered + bytes > soft) {
+    if (buffered - held > 0 && buffered + bytes > soft * share) {
       refused.inc();
       throw new RetryableError(`memory limit: ${buffered} bytes buffered, soft limit ${soft}`, 1_000);
     }
   };
   return {
     check,
-    acquire(bytes, { force = false, held = 0 } = {}) {
-      if (!force) check(bytes, held);
+    acquire(bytes, { force = false, held = 0, share = 1 } = {}) {
+      if (!force) check(bytes, held, share);
       buffered += bytes;
     },
     release(bytes) {

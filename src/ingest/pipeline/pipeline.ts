@@ -47,6 +47,12 @@ export interface Pipeline {
    */
   admit(bytes: number, perByte: number): Admission;
   /**
+   * Reserves `bytes` for a message not read yet (a gRPC message while grpc-js reads it), within
+   * half the soft limit, so that requests already read always have room to be decoded; throws as
+   * Admission.grow. Settle it to the message's size once read.
+   */
+  reserveUnread(bytes: number): Admission;
+  /**
    * Waits for the caller's turn to run one heavy step (counting, decoding, converting, encoding a
    * request of `bytes`): such steps run one per event-loop iteration, so probes are answered between
    * them. A request under 64 KiB (a few milliseconds in all) goes on at once.
@@ -87,6 +93,9 @@ export interface PipelineLoad {
   /** Absent with ack: stored (no durable queue). `stalled`: why it cannot append or consume on its own (the disk), when it cannot. */
   queue?: { bytes: number; capacity: number; records: number; stalled: string | undefined } | undefined;
 }
+
+/** The share of the soft memory limit messages not read yet may take (see Pipeline.reserveUnread). */
+const UNREAD_SHARE = 0.5;
 
 /** Requests from this size up take turns for their heavy steps (see Pipeline.turn). */
 const TURN_BYTES = 64 * 1024;
@@ -145,36 +154,39 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         })
       : undefined;
   let stopping = false;
+  /** An admission of `bytes × perByte`, within `share` of the soft limit. */
+  const admit = (bytes: number, perByte: number, share: number): Admission => {
+    if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
+    let held = 0;
+    let released = false;
+    const admission: Admission = {
+      grow(more) {
+        const need = more * perByte;
+        limiter.acquire(need, { held, share });
+        held += need;
+      },
+      expect(body) {
+        limiter.check(body * perByte - held, held);
+      },
+      settle(total) {
+        if (total > held) limiter.acquire(total - held, { held });
+        else limiter.release(held - total);
+        held = total;
+      },
+      release() {
+        if (!released) limiter.release(held);
+        released = true;
+      },
+    };
+    admission.grow(bytes);
+    return admission;
+  };
 
   return {
     name: 'pipeline',
     processors: { redaction, resourceDefaults: enrichment?.attributes ?? {} },
-    admit(bytes, perByte) {
-      if (stopping) throw new RetryableError('the agent is shutting down', 1_000);
-      let held = 0;
-      let released = false;
-      const admission: Admission = {
-        grow(more) {
-          const need = more * perByte;
-          limiter.acquire(need, { held });
-          held += need;
-        },
-        expect(body) {
-          limiter.check(body * perByte - held, held);
-        },
-        settle(total) {
-          if (total > held) limiter.acquire(total - held, { held });
-          else limiter.release(held - total);
-          held = total;
-        },
-        release() {
-          if (!released) limiter.release(held);
-          released = true;
-        },
-      };
-      admission.grow(bytes);
-      return admission;
-    },
+    admit: (bytes, perByte) => admit(bytes, perByte, 1),
+    reserveUnread: (bytes) => admit(Math.min(bytes, config.memory.limit), 1, UNREAD_SHARE),
     turn: (bytes) => (bytes < TURN_BYTES ? Promise.resolve() : turns.next()),
     load() {
       return { memoryBytes: limiter.buffered, memoryLimit: config.memory.limit, queue: queue && { bytes: queue.bytes, capacity: config.queue.max_size, records: queue.depth, stalled: queue.stalled } };

@@ -1,0 +1,290 @@
+import type { Metadata} from '@grpc/grpc-js';
+import { ServerInterceptingCall, status, type ServerInterceptor, type ServerListener, type StatusObject } from '@grpc/grpc-js';
+import type { Authenticator, Principal, RequiredScope } from '../auth/auth.js';
+import { GrpcError } from './errors.js';
+
+/** Memory reserved for a request message before grpc-js reads it. */
+export interface MessageReservation {
+  /** Sets the reservation to the message's size once it is read (less than reserved: never refuses). */
+  settle(bytes: number): void;
+  /** Gives the memory back. Safe to call twice. */
+  release(): void;
+}
+
+/**
+ * Reserves memory for one request message of up to `bytes` before grpc-js reads it. Throws a
+ * GrpcError: UNAVAILABLE when there is no room now (the call waits for room, up to
+ * admissionWaitMs), any other code to refuse the call at once.
+ */
+export type Reserve = (bytes: number) => MessageReservation;
+
+/** How the calls of one method are admitted: the token scope they need, and their memory. */
+export interface MethodAdmission {
+  scope: RequiredScope | undefined;
+  reserve: Reserve | undefined;
+}
+
+/** What admission learnt of a call before its message was read, for the handler's context. */
+export interface CallAdmission {
+  principal: Principal | undefined;
+  /** Gives back the reservation of a message the handler now holds under its own admission. */
+  releaseMessage(message: Buffer): void;
+}
+
+/** Options for createAdmission. */
+export interface AdmissionOptions {
+  auth: Authenticator;
+  /** server.grpc.max_recv_msg_size: what a message may take while it is read. */
+  maxRecvMsgSize: number;
+  /** server.grpc.message_timeout: a message must arrive whole within this of the call asking for it. */
+  messageTimeoutMs: number;
+  /** The admission of a method path, if any. */
+  methodAdmission(path: string): MethodAdmission | undefined;
+  /** The status sent for a refusal (logged as the server logs its errors). */
+  toStatus(err: unknown, path: string): StatusObject;
+}
+
+/** The admission interceptor and what it learnt of each call. */
+export interface Admission {
+  interceptor: ServerInterceptor;
+  /** The admission of the call whose headers are `metadata` (undefined for a call it did not see). */
+  of(metadata: Metadata): CallAdmission | undefined;
+  /** Calls waiting for memory to read their message. */
+  readonly waiting: number;
+}
+
+/**
+ * Longest a call waits for memory to read its message before UNAVAILABLE (bursts and a saturated
+ * agent wait, floods are told to retry): half the message timeout, at most 5 s, well within an
+ * exporter's usual 10 s deadline.
+ */
+export const admissionWaitMs = (messageTimeoutMs: number): number => Math.min(5_000, messageTimeoutMs / 2);
+/** While calls wait, memory is tried again this often (the pipeline frees memory out of sight). */
+const RETRY_MS = 5;
+
+/** A grpc-js call whose reads wait for its gate. */
+class GatedCall extends ServerInterceptingCall {
+  constructor(
+    next: ConstructorParameters<typeof ServerInterceptingCall>[0],
+    responder: ConstructorParameters<typeof ServerInterceptingCall>[1],
+    private readonly gate: CallGate,
+  ) {
+    super(next, responder);
+  }
+
+  override startRead(): void {
+    this.gate.beforeRead(() => super.startRead());
+  }
+}
+
+/** Calls waiting for memory, oldest first: each retry returns true once its call is settled (admitted, refused or gone). */
+class WaitQueue {
+  private readonly calls: Array<() => boolean> = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  get size(): number {
+    return this.calls.length;
+  }
+
+  add(retry: () => boolean): void {
+    this.calls.push(retry);
+    this.timer ??= setInterval(() => this.wake(), RETRY_MS).unref();
+  }
+
+  remove(retry: () => boolean): void {
+    const i = this.calls.indexOf(retry);
+    if (i >= 0) this.calls.splice(i, 1);
+    this.stopWhenEmpty();
+  }
+
+  /** Lets waiting calls in, in order, while there is room. */
+  wake(): void {
+    for (let head = this.calls[0]; head; head = this.calls[0]) {
+      if (!head()) break;
+      // A call that ended while it was tried has already left the queue.
+      if (this.calls[0] === head) this.calls.shift();
+    }
+    this.stopWhenEmpty();
+  }
+
+  private stopWhenEmpty(): void {
+    if (this.calls.length > 0 || !this.timer) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** One call's admission: its token, its reservations, its message deadline. */
+class CallGate {
+  private reading: MessageReservation | undefined;
+  private readonly held = new Map<Buffer, MessageReservation>();
+  private received = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private ended = false;
+  private waitingRetry: (() => boolean) | undefined;
+
+  constructor(
+    private readonly options: AdmissionOptions,
+    private readonly queue: WaitQueue,
+    private readonly path: string,
+    private readonly requestStream: boolean,
+    private readonly rule: MethodAdmission | undefined,
+    private readonly send: (st: StatusObject) => void,
+  ) {}
+
+  /** Checks the token on the headers; returns the principal, or undefined after refusing the call. */
+  authenticate(metadata: Metadata): { principal: Principal | undefined } | undefined {
+    const scope = this.rule?.scope;
+    if (!scope) return { principal: undefined };
+    const authorization = metadata.get('authorization')[0];
+    const result = this.options.auth.check(typeof authorization === 'string' ? authorization : undefined, scope);
+    if (result.ok) return { principal: result.principal };
+    this.refuse(new GrpcError(result.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, result.message));
+    return undefined;
+  }
+
+  /** Runs `read` once the next message has room (at once without a reservation), or refuses the call. */
+  beforeRead(read: () => void): void {
+    if (this.ended) return;
+    // A unary call's second read only waits for the end of the request: nothing more to reserve.
+    const reserve = this.rule?.reserve;
+    if (!reserve || this.reading || (!this.requestStream && this.received > 0)) return this.startReading(read);
+    const attempt = (): boolean => {
+      if (this.ended) return true;
+      try {
+        this.reading = reserve(this.options.maxRecvMsgSize);
+      } catch (err) {
+        if (err instanceof GrpcError && err.code === status.UNAVAILABLE && this.waitingRetry) return false;
+        this.refuse(err);
+        return true;
+      }
+      // Taken off the queue by its caller (the queue's wake, or the deadline below).
+      this.waitingRetry = undefined;
+      this.startReading(read);
+      return true;
+    };
+    // Without room now the call waits a little: a burst's reservations are settled within a turn.
+    this.waitingRetry = attempt;
+    if (this.queue.size === 0 && attempt()) return;
+    this.queue.add(attempt);
+    this.timer = setTimeout(() => {
+      this.queue.remove(attempt);
+      this.waitingRetry = undefined;
+      attempt();
+    }, admissionWaitMs(this.options.messageTimeoutMs));
+  }
+
+  /** A message arrived: its reservation is held at its size until the handler takes it. */
+  messageArrived(message: Buffer): void {
+    clearTimeout(this.timer);
+    this.received += 1;
+    if (!this.reading) return;
+    this.reading.settle(message.length);
+    this.held.set(message, this.reading);
+    this.reading = undefined;
+    this.queue.wake();
+  }
+
+  halfClosed(): void {
+    clearTimeout(this.timer);
+    this.dropReading();
+  }
+
+  releaseMessage(message: Buffer): void {
+    const r = this.held.get(message);
+    if (!r) return;
+    r.release();
+    this.held.delete(message);
+    this.queue.wake();
+  }
+
+  /** The call ended (status sent, or cancelled): everything it holds is given back. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.stopWaiting();
+    this.dropReading();
+    for (const r of this.held.values()) r.release();
+    this.held.clear();
+    this.queue.wake();
+  }
+
+  private startReading(read: () => void): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(
+      () => this.refuse(new GrpcError(status.DEADLINE_EXCEEDED, `the request message did not arrive whole within server.grpc.message_timeout (${this.options.messageTimeoutMs} ms)`)),
+      this.options.messageTimeoutMs,
+    );
+    read();
+  }
+
+  private stopWaiting(): void {
+    if (!this.waitingRetry) return;
+    this.queue.remove(this.waitingRetry);
+    this.waitingRetry = undefined;
+  }
+
+  private dropReading(): void {
+    this.reading?.release();
+    this.reading = undefined;
+  }
+
+  private refuse(err: unknown): void {
+    if (this.ended) return;
+    this.end();
+    this.send(this.options.toStatus(err, this.path));
+  }
+}
+
+/**
+ * Creates the gRPC admission interceptor. On a call's headers, before grpc-js reads its message, it
+ * checks the token (methods with a scope) and reserves memory for each message (methods with
+ * `reserve`); a call without room waits up to admissionWaitMs, its stream paused (HTTP/2 flow
+ * control holds its data in the client), then gets UNAVAILABLE. A call whose message does not
+ * arrive whole within messageTimeoutMs ends with DEADLINE_EXCEEDED. A refused call is answered at
+ * once and its bytes are never held.
+ */
+export function createAdmission(options: AdmissionOptions): Admission {
+  const queue = new WaitQueue();
+  const calls = new WeakMap<Metadata, CallAdmission>();
+  const interceptor: ServerInterceptor = (definition, next) => {
+    let gate: CallGate;
+    const listener: ServerListener = {
+      onReceiveMetadata: (metadata, metadataNext) => {
+        const who = gate.authenticate(metadata);
+        if (!who) return;
+        calls.set(metadata, { principal: who.principal, releaseMessage: (message) => gate.releaseMessage(message) });
+        metadataNext(metadata);
+      },
+      onReceiveMessage: (message: Buffer, messageNext) => {
+        gate.messageArrived(message);
+        messageNext(message);
+      },
+      onReceiveHalfClose: (halfCloseNext) => {
+        gate.halfClosed();
+        halfCloseNext();
+      },
+      onCancel: () => gate.end(),
+    };
+    const call = new GatedCall(
+      next,
+      {
+        start: (startNext) => startNext(listener),
+        sendStatus: (st, statusNext) => {
+          gate.end();
+          statusNext(st);
+        },
+      },
+      (gate = new CallGate(options, queue, definition.path, definition.requestStream, options.methodAdmission(definition.path), (st) => next.sendStatus(st))),
+    );
+    return call;
+  };
+  return {
+    interceptor,
+    of: (metadata) => calls.get(metadata),
+    get waiting() {
+      return queue.size;
+    },
+  };
+}
