@@ -117,9 +117,14 @@ class WaitQueue {
 /** One call's admission: its token, its reservations, its message deadline. */
 class CallGate {
   private reading: MessageReservation | undefined;
-  private readonly held = new Map<Buffer, MessageReservation>();
+  /** Messages read and not yet taken by the handler, with their reservations (made on the first). */
+  private held: Map<Buffer, MessageReservation> | undefined;
   private received = 0;
-  private timer: NodeJS.Timeout | undefined;
+  /** The message deadline, made once and refreshed for each read (a cleared timer cannot be refreshed). */
+  private messageTimer: NodeJS.Timeout | undefined;
+  /** Whether a read asked for a message that has not arrived yet (what the deadline is for). */
+  private awaiting = false;
+  private waitTimer: NodeJS.Timeout | undefined;
   private ended = false;
   private waitingRetry: (() => boolean) | undefined;
 
@@ -158,43 +163,47 @@ class CallGate {
         this.refuse(err);
         return true;
       }
-      // Taken off the queue by its caller (the queue's wake, or the deadline below).
-      this.waitingRetry = undefined;
+      // Off the queue before reading: a message already read arrives at once and wakes the queue again.
+      this.stopWaiting();
       this.startReading(read);
       return true;
     };
-    // Without room now the call waits a little: a burst's reservations are settled within a turn.
+    // Without room now the call waits: a burst's reservations are settled within a turn. A stream
+    // that already sent messages waits as long as a message may take, as refusing it now would
+    // have its client send again what was already stored.
     this.waitingRetry = attempt;
     if (this.queue.size === 0 && attempt()) return;
     this.queue.add(attempt);
-    this.timer = setTimeout(() => {
-      this.queue.remove(attempt);
-      this.waitingRetry = undefined;
+    const waitMs = this.received > 0 ? this.options.messageTimeoutMs : admissionWaitMs(this.options.messageTimeoutMs);
+    this.waitTimer = setTimeout(() => {
+      this.stopWaiting();
       attempt();
-    }, admissionWaitMs(this.options.messageTimeoutMs));
+    }, waitMs);
   }
 
   /** A message arrived: its reservation is held at its size until the handler takes it. */
   messageArrived(message: Buffer): void {
-    clearTimeout(this.timer);
+    this.awaiting = false;
     this.received += 1;
     if (!this.reading) return;
     this.reading.settle(message.length);
-    this.held.set(message, this.reading);
+    (this.held ??= new Map()).set(message, this.reading);
     this.reading = undefined;
     this.queue.wake();
   }
 
   halfClosed(): void {
-    clearTimeout(this.timer);
+    this.awaiting = false;
+    if (!this.reading) return;
     this.dropReading();
+    this.queue.wake();
   }
 
   releaseMessage(message: Buffer): void {
-    const r = this.held.get(message);
+    const r = this.held?.get(message);
     if (!r) return;
     r.release();
-    this.held.delete(message);
+    this.held?.delete(message);
     this.queue.wake();
   }
 
@@ -202,24 +211,27 @@ class CallGate {
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    clearTimeout(this.timer);
+    clearTimeout(this.messageTimer);
     this.stopWaiting();
     this.dropReading();
-    for (const r of this.held.values()) r.release();
-    this.held.clear();
+    for (const r of this.held?.values() ?? []) r.release();
+    this.held = undefined;
     this.queue.wake();
   }
 
   private startReading(read: () => void): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(
-      () => this.refuse(new GrpcError(status.DEADLINE_EXCEEDED, `the request message did not arrive whole within server.grpc.message_timeout (${this.options.messageTimeoutMs} ms)`)),
-      this.options.messageTimeoutMs,
-    );
+    this.awaiting = true;
+    if (this.messageTimer) this.messageTimer.refresh();
+    else {
+      this.messageTimer = setTimeout(() => {
+        if (this.awaiting) this.refuse(new GrpcError(status.DEADLINE_EXCEEDED, `the request message did not arrive whole within server.grpc.message_timeout (${this.options.messageTimeoutMs} ms)`));
+      }, this.options.messageTimeoutMs);
+    }
     read();
   }
 
   private stopWaiting(): void {
+    clearTimeout(this.waitTimer);
     if (!this.waitingRetry) return;
     this.queue.remove(this.waitingRetry);
     this.waitingRetry = undefined;
