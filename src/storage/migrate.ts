@@ -1,7 +1,8 @@
 import type { Logger } from '../telemetry/logger.js';
 import { ttlExpression, type SchemaContext } from './migrations/context.js';
 import { MIGRATIONS_TABLE } from './migrations/0001-schema-migrations.js';
-import { MIGRATIONS, type Migration } from './migrations/index.js';
+import type { Migration } from './migrations/context.js';
+import { MIGRATIONS } from './migrations/index.js';
 import type { StorageTransport } from './transport.js';
 
 /** What a migration run did. */

@@ -1,4 +1,4 @@
-import type { Migration } from './index.js';
+import type { Migration } from './context.js';
 
 /** The table that records applied migrations. */
 export const MIGRATIONS_TABLE = 'heimdall_schema_migrations';

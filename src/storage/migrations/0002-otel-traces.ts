@@ -1,5 +1,4 @@
-import { TABLE_SETTINGS, ttlClause } from './context.js';
-import type { Migration } from './index.js';
+import { TABLE_SETTINGS, ttlClause, type Migration } from './context.js';
 
 // Layout of the OpenTelemetry Collector's ClickHouse exporter (exporter/clickhouseexporter), which
 // Grafana's ClickHouse datasource and other tools read: names, types, codecs, indexes and ordering match.

@@ -1,5 +1,4 @@
-import { TABLE_SETTINGS, ttlClause } from './context.js';
-import type { Migration } from './index.js';
+import { TABLE_SETTINGS, ttlClause, type Migration } from './context.js';
 
 // otel_logs as the Collector's ClickHouse exporter creates it, plus a TimestampTime ALIAS column
 // that Grafana's ClickHouse plugin still reads (collector-contrib #48770) at no storage cost.

@@ -1,5 +1,4 @@
-import { TABLE_SETTINGS, ttlClause, type SchemaContext } from './context.js';
-import type { Migration } from './index.js';
+import { TABLE_SETTINGS, ttlClause, type SchemaContext, type Migration } from './context.js';
 
 // The five metric tables of the Collector's ClickHouse exporter. Upstream is mid-way through moving
 // some of them to second-precision DateTime; all five keep nanosecond DateTime64(9) here, as OTLP has.

@@ -1,5 +1,4 @@
-import { TABLE_SETTINGS, ttlClause } from './context.js';
-import type { Migration } from './index.js';
+import { TABLE_SETTINGS, ttlClause, type Migration } from './context.js';
 
 // Heimdall's structured events. Ordered by time (and id, the page tiebreaker), so every listing
 // (newest first, any filters, one tenant or all) reads granules in key order from the newest and

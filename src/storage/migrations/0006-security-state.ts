@@ -1,4 +1,4 @@
-import type { Migration } from './index.js';
+import type { Migration } from './context.js';
 
 // The rate limiter's security state: the mode, blocks and approval actions, one row per record and
 // change; the newest version of a key wins, and a deleted one disappears (ReplacingMergeTree).

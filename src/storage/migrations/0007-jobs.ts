@@ -1,5 +1,4 @@
-import { ttlClause } from './context.js';
-import type { Migration } from './index.js';
+import { ttlClause, type Migration } from './context.js';
 
 // The scheduler's state. Scheduled jobs created through the API: one row per change, the newest
 // version of a name wins and a deleted one disappears. Runs: one row per state change of a run
