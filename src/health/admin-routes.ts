@@ -26,7 +26,7 @@ export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics
   server.route('GET', '/livez', (_req, res) => sendJson(res, 200, { status: 'alive' }));
   server.route('GET', '/readyz', probe(() => source.registry.readiness()));
   server.route('GET', '/readyz/strict', probe(() => source.registry.strictReadiness()));
-  server.route('GET', '/status', (_req, res) => sendJson(res, 200, agentStatus(source)), 'admin');
+  server.route('GET', '/status', (_req, res) => sendJson(res, 200, agentStatus(source)), { scope: 'admin' });
   const { scope, ...scrapes } = access;
-  server.route('GET', '/metrics', createMetricsRoute({ registry: metrics, ...scrapes }), scope);
+  server.route('GET', '/metrics', createMetricsRoute({ registry: metrics, ...scrapes }), { scope });
 }

@@ -146,7 +146,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         throw err;
       }
     },
-    'ratelimit',
+    { scope: 'ratelimit' },
   );
 
   return {

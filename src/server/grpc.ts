@@ -52,6 +52,8 @@ export interface ServiceOptions {
    * (CallContext.releaseMessage) or the call ended.
    */
   reserve?: Reserve;
+  /** Whether calls get a server span (default true). */
+  traced?: boolean;
 }
 
 /** Bytes a client sends first on HTTP/2: the connection preface (24) and a SETTINGS frame header (9). */
@@ -78,7 +80,6 @@ export interface GrpcServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-const OTLP_SERVICE_PREFIX = 'opentelemetry.proto.collector.';
 
 function toStatus(err: unknown, logger: Logger, method: string): ServiceError {
   const metadata = err instanceof GrpcError && err.metadata ? err.metadata : new Metadata();
@@ -157,8 +158,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       const labels = { grpc_service: method.parent.typeName, grpc_method: method.name };
       m = {
         path: `/${method.parent.typeName}/${method.name}`,
-        // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
-        traced: !method.parent.typeName.startsWith(OTLP_SERVICE_PREFIX),
+        traced: !untraced.has(method.parent.typeName),
         spanAttributes: { 'rpc.system': 'grpc', 'rpc.service': method.parent.typeName, 'rpc.method': method.name },
         started: started.labels(labels),
         duration: duration.labels(labels),
@@ -179,6 +179,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
 
   /** Scope and admission per method path, for the admission interceptor. */
   const admittance = new Map<string, MethodAdmission>();
+  /** Services whose calls get no server span (ServiceOptions.traced false). */
+  const untraced = new Set<string>();
   const admissionRefused = new Counter({
     name: 'heimdall_grpc_server_admission_refused_total',
     help: 'Calls refused by admission before their handler ran, by code (UNAUTHENTICATED, PERMISSION_DENIED; UNAVAILABLE: no memory to read the message; DEADLINE_EXCEEDED: the message not whole within server.grpc.message_timeout).',
@@ -306,6 +308,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     name: 'grpc',
     addService(service, impl, scope, serviceOptions) {
       if (state !== 'new') throw new Error('services must be added before the gRPC server starts');
+      if (serviceOptions?.traced === false) untraced.add(service.typeName);
       for (const method of service.methods) admittance.set(`/${service.typeName}/${method.name}`, { scope, reserve: serviceOptions?.reserve });
       const { definition, handlers } = toGrpcService(service, impl, wrap);
       server.addService(definition, handlers);

@@ -42,14 +42,19 @@ export interface HttpServerOptions {
 /** How many connections an HTTP listener holds, and how long it waits for slow clients (see the schema). */
 export type HttpLimits = Pick<Config['server']['admin'], 'max_connections' | 'reserved_connections' | 'handshake_timeout' | 'headers_timeout' | 'request_timeout' | 'idle_timeout'>;
 
+/** How a route is served beyond its handler. */
+export interface RouteOptions {
+  /** Requests need `authorization: Bearer <token>` with this scope (401 without a known token, 403 without the scope). */
+  scope?: Scope | undefined;
+  /** Whether requests get a server span (default true); telemetry ingestion is not traced, or an agent tracing itself into itself would loop. */
+  traced?: boolean;
+}
+
 /** An HTTP(S) listener with exact-path routes, correlation ids and request metrics. */
 export interface HttpServer {
   readonly name: string;
-  /**
-   * Adds a route. Only before start. With a scope, requests need `authorization: Bearer <token>`
-   * with it (401 without a known token, 403 without the scope).
-   */
-  route(method: string, path: string, handler: HttpHandler, scope?: Scope): void;
+  /** Adds a route. Only before start. */
+  route(method: string, path: string, handler: HttpHandler, options?: RouteOptions): void;
   start(): Promise<void>;
   /** The port bound, after start. */
   readonly port: number;
@@ -97,7 +102,8 @@ function httpMetrics(registry: Registry) {
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const logger = options.logger.child({ component: options.name });
   const reporter: HealthReporter = options.health.register(options.name);
-  const routes = new Map<string, Map<string, { handler: HttpHandler; scope: Scope | undefined }>>();
+  type Route = { handler: HttpHandler; scope: Scope | undefined; traced: boolean };
+  const routes = new Map<string, Map<string, Route>>();
   const { requests, duration } = httpMetrics(options.metrics);
 
   /** Responses in progress, by connection (`address:port`, the same for a TLS socket and the TCP socket under it). */
@@ -141,9 +147,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         principal = result.principal;
       }
       const handler = entry.handler;
-      // Telemetry ingestion (/v1/*) is not traced: an agent tracing itself into itself would loop.
       const run = async (): Promise<void> => handler(req, res, { correlationId, principal });
-      (path.startsWith('/v1/') ? run() : inServerSpan(`${method} ${path}`, () => ({ 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }), run)).catch((err: unknown) => {
+      (!entry.traced ? run() : inServerSpan(`${method} ${path}`, () => ({ 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }), run)).catch((err: unknown) => {
           logger.error({ err, path }, 'HTTP handler failed');
           if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
           else res.destroy();
@@ -157,10 +162,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   let stopped = false;
   return {
     name: options.name,
-    route(method, path, handler, scope) {
+    route(method, path, handler, { scope, traced = true } = {}) {
       if (server) throw new Error('routes must be added before the HTTP server starts');
-      const byMethod = routes.get(path) ?? new Map<string, { handler: HttpHandler; scope: Scope | undefined }>();
-      byMethod.set(method.toUpperCase(), { handler, scope });
+      const byMethod = routes.get(path) ?? new Map<string, Route>();
+      byMethod.set(method.toUpperCase(), { handler, scope, traced });
       routes.set(path, byMethod);
     },
     get port() {

@@ -78,7 +78,8 @@ function grpcExport<Req extends DescMessage, Res extends DescMessage>(signal: Si
 export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   const logger = options.logger.child({ component: 'otlp' });
   const ingest = createOtlpIngest({ pipeline: options.pipeline, red: options.red, maxElements: options.maxElements, metrics: options.metrics });
-  const admitted: ServiceOptions = { reserve: (bytes) => reserveMessage(options.pipeline, bytes) };
+  // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
+  const admitted: ServiceOptions = { reserve: (bytes) => reserveMessage(options.pipeline, bytes), traced: false };
   options.grpc.addService(TraceService, grpcExport(traces, ingest, options.pipeline), 'ingest', admitted);
   options.grpc.addService(LogsService, grpcExport(logs, ingest, options.pipeline), 'ingest', admitted);
   options.grpc.addService(MetricsService, grpcExport(metrics, ingest, options.pipeline), 'ingest', admitted);
@@ -91,7 +92,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
     }
   };
   for (const signal of [traces, logs, metrics] as Signal[]) {
-    options.http.route('POST', signal.path, httpExport(signal, { ingest, pipeline: options.pipeline, maxBodyBytes: options.maxBodyBytes, cors, logger }), 'ingest');
+    options.http.route('POST', signal.path, httpExport(signal, { ingest, pipeline: options.pipeline, maxBodyBytes: options.maxBodyBytes, cors, logger }), { scope: 'ingest', traced: false });
     if (options.corsAllowedOrigins.length === 0) continue;
     options.http.route('OPTIONS', signal.path, (req, res) => {
       cors(req, res);
@@ -101,6 +102,6 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
         'access-control-max-age': '600',
       });
       res.end();
-    });
+    }, { traced: false });
   }
 }
