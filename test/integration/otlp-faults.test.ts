@@ -18,6 +18,7 @@ import { startClickHouseHttp, type ClickHouseHttp } from '../support/clickhouse-
 import { testClient } from '../support/grpc-client.js';
 import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
 import { tempDir } from '../support/temp.js';
+import { until } from '../support/wait.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -251,7 +252,8 @@ describe('ack: queued', () => {
       }
     };
     const senders = [sender(), sender(), sender(), sender()];
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Killed once more than a thousand spans were acknowledged (a wait by count, not by time: the machine may be loaded).
+    await until(() => acked.length > 1000, 60_000, 'a thousand acknowledged spans');
     first.child.kill('SIGKILL');
     await Promise.all(senders);
     await first.exited;
