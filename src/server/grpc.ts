@@ -1,20 +1,17 @@
-import type { AuthResult, Authenticator, Principal, RequiredScope } from '../auth/auth.js';
-import type { DescFile, DescMethod } from '@bufbuild/protobuf';
+import type { Authenticator, RequiredScope } from '../auth/auth.js';
+import type { DescFile } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
-import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
-import { perRegistry } from '../telemetry/metrics.js';
-import { inServerSpan } from '../telemetry/spans.js';
 import type { Logger } from '../telemetry/logger.js';
 import { splitHostPort } from '../config/units.js';
 import { limitConnections, type ConnectionLimit } from './connection-limit.js';
-import { GrpcError } from './errors.js';
 import { createAdmission, type MethodAdmission, type Reserve } from './grpc-admission.js';
-import { toGrpcService, type CallContext, type CallWrapper, type ServiceImpl } from './grpc-service.js';
+import { createCallWrapper, toStatus } from './grpc-calls.js';
+import { toGrpcService, type ServiceImpl } from './grpc-service.js';
 import { readTls, type ListenerTls } from './tls.js';
 
 /** Options for createGrpcServer. */
@@ -81,48 +78,6 @@ export interface GrpcServer {
 }
 
 
-function toStatus(err: unknown, logger: Logger, method: string): ServiceError {
-  const metadata = err instanceof GrpcError && err.metadata ? err.metadata : new Metadata();
-  if (err instanceof GrpcError) return Object.assign(new Error(err.message), { code: err.code, details: err.message, metadata });
-  logger.error({ err, method }, 'gRPC handler failed');
-  return Object.assign(new Error('internal error'), { code: status.INTERNAL, details: 'internal error', metadata });
-}
-
-/** Why a response stream's token no longer holds once the tokens were reloaded (refused now, or bound to another tenant); undefined while it holds. */
-function revoked(now: AuthResult, before: Principal): GrpcError | undefined {
-  const reloaded = '(the tokens were reloaded while this stream was open)';
-  if (!now.ok) return new GrpcError(now.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, `${now.message} ${reloaded}`);
-  if (now.principal?.tenant !== before.tenant) return new GrpcError(status.PERMISSION_DENIED, `token "${before.name}" is bound to another tenant now ${reloaded}`);
-  return undefined;
-}
-
-/** The call metrics, shared by every gRPC server registered in one registry. */
-function grpcMetrics(registry: Registry) {
-  return perRegistry(registry, 'grpc', () => ({
-    started: new Counter({ name: 'heimdall_grpc_server_started_total', help: 'gRPC calls started, by service and method.', labelNames: ['grpc_service', 'grpc_method'] as const, registers: [registry] }),
-    handled: new Counter({
-      name: 'heimdall_grpc_server_handled_total',
-      help: 'gRPC calls completed, by service, method and status code.',
-      labelNames: ['grpc_service', 'grpc_method', 'grpc_code'] as const,
-      registers: [registry],
-    }),
-    streams: new Gauge({ name: 'heimdall_grpc_server_streams', help: 'Long-lived response streams (Watch, WatchJob, ...) open now.', registers: [registry] }),
-    streamsRefused: new Counter({
-      name: 'heimdall_grpc_server_streams_refused_total',
-      help: 'Streaming calls refused with RESOURCE_EXHAUSTED because server.grpc.max_streams of their service were open, by service and method.',
-      labelNames: ['grpc_service', 'grpc_method'] as const,
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: 'heimdall_grpc_server_handling_seconds',
-      help: 'Time to handle a gRPC call, by service and method.',
-      labelNames: ['grpc_service', 'grpc_method'] as const,
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }),
-  }));
-}
-
 /** Creates the gRPC server component (plaintext or TLS/mTLS) with correlation ids and call metrics. */
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const logger = options.logger.child({ component: 'grpc' });
@@ -141,42 +96,6 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   });
   const shutdownController = new AbortController();
   const services: GenService<GenServiceMethods>[] = [];
-  const { started, handled, duration, streams, streamsRefused } = grpcMetrics(options.metrics);
-  /**
-   * Long-lived response streams open now, by service: each service has limits.max_streams of its
-   * own, so streams anyone may open (health Watch) never take those of services that need a token.
-   */
-  const openStreams = new Map<string, number>();
-  let allStreams = 0;
-
-  // Per-method metric children and labels, built on a method's first call (no per-call label hashing).
-  type MethodMetrics = { path: string; traced: boolean; spanAttributes: Record<string, string>; started: ReturnType<typeof started.labels>; duration: ReturnType<typeof duration.labels>; handled: Map<status, ReturnType<typeof handled.labels>> };
-  const perMethod = new Map<DescMethod, MethodMetrics>();
-  const metricsFor = (method: DescMethod): MethodMetrics => {
-    let m = perMethod.get(method);
-    if (!m) {
-      const labels = { grpc_service: method.parent.typeName, grpc_method: method.name };
-      m = {
-        path: `/${method.parent.typeName}/${method.name}`,
-        traced: !untraced.has(method.parent.typeName),
-        spanAttributes: { 'rpc.system': 'grpc', 'rpc.service': method.parent.typeName, 'rpc.method': method.name },
-        started: started.labels(labels),
-        duration: duration.labels(labels),
-        handled: new Map(),
-      };
-      perMethod.set(method, m);
-    }
-    return m;
-  };
-  const handledFor = (m: MethodMetrics, method: DescMethod, code: status): ReturnType<typeof handled.labels> => {
-    let child = m.handled.get(code);
-    if (!child) {
-      child = handled.labels({ grpc_service: method.parent.typeName, grpc_method: method.name, grpc_code: status[code] });
-      m.handled.set(code, child);
-    }
-    return child;
-  };
-
   /** Scope and admission per method path, for the admission interceptor. */
   const admittance = new Map<string, MethodAdmission>();
   /** Services whose calls get no server span (ServiceOptions.traced false). */
@@ -207,98 +126,16 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     },
   });
 
-  const wrap: CallWrapper = async (method: DescMethod, metadata, call, run) => {
-    const m = metricsFor(method);
-    const path = m.path;
-    const admitted = admission.of(metadata);
-    m.started.inc();
-    const t0 = performance.now();
-    // The abort signal is made only when a handler asks for it: most unary calls never do.
-    let controller: AbortController | undefined;
-    let aborted = false;
-    const abort = (): void => {
-      aborted = true;
-      controller?.abort();
-    };
-    call.on('cancelled', abort);
-    // Server shutdown ends response streams (Watch, ...); unary and client-streaming calls finish.
-    const endsAtShutdown = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
-    if (endsAtShutdown) shutdownController.signal.addEventListener('abort', abort, { once: true });
-    const ctx: CallContext = {
-      correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]),
-      metadata,
-      get signal() {
-        if (!controller) {
-          controller = new AbortController();
-          if (aborted) controller.abort();
-        }
-        return controller.signal;
-      },
-      method: path,
-      requestBytes: 0,
-      principal: admitted?.principal,
-      releaseMessage: (message) => admitted?.releaseMessage(message),
-    };
-    let code = status.OK;
-    let counted: string | undefined;
-    // A response stream outlives its token check: it ends when a reload revokes the token.
-    let revocation: Promise<never> | undefined;
-    let stopWatching: (() => void) | undefined;
-    try {
-      // The token was checked on the call's headers (the interceptor); a response stream outlives that check.
-      const scope = admittance.get(path)?.scope;
-      const principal = ctx.principal;
-      if (endsAtShutdown && scope && principal) {
-        const value = metadata.get('authorization')[0];
-        const authorization = typeof value === 'string' ? value : undefined;
-        revocation = new Promise<never>((_, reject) => {
-          stopWatching = options.auth.onReload(() => {
-            const why = revoked(options.auth.check(authorization, scope), principal);
-            if (!why) return;
-            reject(why);
-            // The handler is stopped after the status is sent: its own end of the stream comes too late to replace it.
-            setImmediate(abort);
-          });
-        });
-      }
-      // Counted once the call is authenticated: a refused call never holds a stream.
-      if (endsAtShutdown) {
-        const service = method.parent.typeName;
-        const open = openStreams.get(service) ?? 0;
-        if (open >= limits.max_streams) {
-          streamsRefused.inc({ grpc_service: service, grpc_method: method.name });
-          throw new GrpcError(status.RESOURCE_EXHAUSTED, `${open} ${service} streams are open, the most server.grpc.max_streams (${limits.max_streams}) allows a service; retry later`);
-        }
-        openStreams.set(service, open + 1);
-        counted = service;
-        streams.set((allStreams += 1));
-      }
-      const handled = runWithContext({ correlationId: ctx.correlationId }, () =>
-        m.traced ? inServerSpan(path.slice(1), () => ({ ...m.spanAttributes, 'heimdall.correlation_id': ctx.correlationId }), () => run(ctx)) : run(ctx),
-      );
-      if (revocation) void handled.catch(() => undefined); // settled after a revocation: nobody waits for it
-      await (revocation ? Promise.race([handled, revocation]) : handled);
-    } catch (err) {
-      const st = runWithContext({ correlationId: ctx.correlationId }, () => toStatus(err, logger, path));
-      st.metadata.set(CORRELATION_HEADER, ctx.correlationId);
-      code = st.code;
-      throw st;
-    } finally {
-      // grpc-js emits 'cancelled' when a finished call's stream closes: stop listening first, so a
-      // completed call does not pay for an abort (a DOMException per call).
-      call.removeListener('cancelled', abort);
-      stopWatching?.();
-      if (endsAtShutdown) shutdownController.signal.removeEventListener('abort', abort);
-      if (counted !== undefined) {
-        openStreams.set(counted, (openStreams.get(counted) ?? 1) - 1);
-        streams.set((allStreams -= 1));
-      }
-      handledFor(m, method, code).inc();
-      const seconds = (performance.now() - t0) / 1000;
-      m.duration.observe(seconds);
-      if (logger.isLevelEnabled('debug')) runWithContext({ correlationId: ctx.correlationId }, () => logger.debug({ method: path, code: status[code], durationMs: seconds * 1000 }, 'gRPC call'));
-    }
-  };
+  const wrap = createCallWrapper({
+    auth: options.auth,
+    logger,
+    metrics: options.metrics,
+    maxStreams: limits.max_streams,
+    admissionOf: (metadata) => admission.of(metadata),
+    scopeOf: (path) => admittance.get(path)?.scope,
+    traced: (service) => !untraced.has(service),
+    shutdown: shutdownController.signal,
+  });
 
   let port = 0;
   let listener: NetServer | undefined;
