@@ -78,6 +78,54 @@ export interface GrpcServer {
 }
 
 
+/**
+ * Listens on options.address and hands each connection to grpc-js, through the connection limit
+ * (cap, reserve, handshake and idle deadlines). Resolves once listening, with the bound port.
+ */
+async function listen(server: Server, options: GrpcServerOptions, logger: Logger): Promise<{ listener: NetServer; connections: ConnectionLimit; port: number }> {
+  const creds = options.tls
+    ? (() => {
+        const tls = readTls(options.tls);
+        const ssl = ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert);
+        // grpc-js has no option for the TLS handshake deadline (Node's default is 120 s); its
+        // credentials hand these options to http2.createSecureServer (test/integration/connections.test.ts checks it holds).
+        const serverOptions = ssl._getConstructorOptions();
+        if (serverOptions) serverOptions.handshakeTimeout = options.limits.handshake_timeout;
+        return ssl;
+      })()
+    : ServerCredentials.createInsecure();
+  // The listening socket is ours and its connections are handed to grpc-js: grpc-js leaves
+  // Nagle's algorithm on, and with the peer's delayed ACK a response split over two segments
+  // waits up to 40 ms (measured: p99 6 ms -> 0.7 ms at 650 calls/s).
+  const hostPort = splitHostPort(options.address);
+  if (!hostPort) throw new Error(`cannot listen on ${options.address} (gRPC): not host:port`);
+  const injector = server.createConnectionInjector(creds);
+  // A socket refused by the connection limit is already destroyed when this listener runs.
+  const net = createNetServer({ noDelay: true, keepAlive: true }, (socket) => void (socket.destroyed || injector.injectConnection(socket)));
+  // A client must open HTTP/2 (or start TLS) within the handshake deadline; one that then sends
+  // nothing at all, not even keepalive acks, for idle_timeout is dropped.
+  const connections = limitConnections(net, {
+    name: 'grpc',
+    maxConnections: options.limits.max_connections,
+    reserved: options.limits.reserved_connections,
+    handshakeTimeoutMs: options.limits.handshake_timeout,
+    handshakeBytes: HTTP2_OPENING_BYTES,
+    idleTimeoutMs: options.limits.idle_timeout,
+    metrics: options.metrics,
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const failed = (err: Error): void => reject(new Error(`cannot listen on ${options.address} (gRPC): ${err.message}`));
+    net.once('error', failed);
+    net.listen(hostPort.port, hostPort.host, () => {
+      // Once listening, an accept error (EMFILE, ...) is logged; the server keeps serving.
+      net.off('error', failed).on('error', (err) => logger.error({ err }, 'gRPC listener error'));
+      const address = net.address();
+      resolve(typeof address === 'object' && address ? address.port : hostPort.port);
+    });
+  });
+  return { listener: net, connections, port };
+}
+
 /** Creates the gRPC server component (plaintext or TLS/mTLS) with correlation ids and call metrics. */
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const logger = options.logger.child({ component: 'grpc' });
@@ -157,47 +205,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       return port;
     },
     async start() {
-      const creds = options.tls
-        ? (() => {
-            const tls = readTls(options.tls);
-            const ssl = ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert);
-            // grpc-js has no option for the TLS handshake deadline (Node's default is 120 s); its
-            // credentials hand these options to http2.createSecureServer (test/integration/connections.test.ts checks it holds).
-            const serverOptions = ssl._getConstructorOptions();
-            if (serverOptions) serverOptions.handshakeTimeout = limits.handshake_timeout;
-            return ssl;
-          })()
-        : ServerCredentials.createInsecure();
-      // The listening socket is ours and its connections are handed to grpc-js: grpc-js leaves
-      // Nagle's algorithm on, and with the peer's delayed ACK a response split over two segments
-      // waits up to 40 ms (measured: p99 6 ms -> 0.7 ms at 650 calls/s).
-      const hostPort = splitHostPort(options.address);
-      if (!hostPort) throw new Error(`cannot listen on ${options.address} (gRPC): not host:port`);
-      const injector = server.createConnectionInjector(creds);
-      // A socket refused by the connection limit is already destroyed when this listener runs.
-      listener = createNetServer({ noDelay: true, keepAlive: true }, (socket) => void (socket.destroyed || injector.injectConnection(socket)));
-      const net = listener;
-      // A client must open HTTP/2 (or start TLS) within the handshake deadline; one that then sends
-      // nothing at all, not even keepalive acks, for idle_timeout is dropped.
-      connections = limitConnections(net, {
-        name: 'grpc',
-        maxConnections: limits.max_connections,
-        reserved: limits.reserved_connections,
-        handshakeTimeoutMs: limits.handshake_timeout,
-        handshakeBytes: HTTP2_OPENING_BYTES,
-        idleTimeoutMs: limits.idle_timeout,
-        metrics: options.metrics,
-      });
-      port = await new Promise<number>((resolve, reject) => {
-        const failed = (err: Error): void => reject(new Error(`cannot listen on ${options.address} (gRPC): ${err.message}`));
-        net.once('error', failed);
-        net.listen(hostPort.port, hostPort.host, () => {
-          // Once listening, an accept error (EMFILE, ...) is logged; the server keeps serving.
-          net.off('error', failed).on('error', (err) => logger.error({ err }, 'gRPC listener error'));
-          const address = net.address();
-          resolve(typeof address === 'object' && address ? address.port : hostPort.port);
-        });
-      });
+      ({ listener, connections, port } = await listen(server, options, logger));
       state = 'started';
       reporter.set('ready');
       logger.info({ address: options.address, port, tls: Boolean(options.tls), services: services.map((s) => s.typeName) }, 'gRPC server listening');
