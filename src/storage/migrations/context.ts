@@ -12,6 +12,15 @@ export interface SchemaContext {
   retention: { traces: number; logs: number; metrics: number; events: number };
 }
 
+/** One schema step: numbered, applied once, each statement idempotent on its own. */
+export interface Migration {
+  version: number;
+  name: string;
+  /** Tables this migration creates and the time column their retention TTL applies to. */
+  retention?: ReadonlyArray<{ table: string; column: string; signal: keyof SchemaContext['retention'] }>;
+  statements(ctx: SchemaContext): string[];
+}
+
 /** Renders ` TTL <column> + toIntervalSecond(n)` for a retention, or empty for 0 (keep forever). */
 export function ttlClause(column: string, retentionMs: number): string {
   return retentionMs > 0 ? `\nTTL ${ttlExpression(column, retentionMs)}` : '';

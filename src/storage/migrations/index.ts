@@ -1,4 +1,4 @@
-import type { SchemaContext } from './context.js';
+import type { Migration } from './context.js';
 import { migration0001 } from './0001-schema-migrations.js';
 import { migration0002 } from './0002-otel-traces.js';
 import { migration0003 } from './0003-otel-logs.js';
@@ -6,15 +6,6 @@ import { migration0004 } from './0004-otel-metrics.js';
 import { migration0005 } from './0005-heimdall-events.js';
 import { migration0006 } from './0006-security-state.js';
 import { migration0007 } from './0007-jobs.js';
-
-/** One schema step: numbered, applied once, each statement idempotent on its own. */
-export interface Migration {
-  version: number;
-  name: string;
-  /** Tables this migration creates and the time column their retention TTL applies to. */
-  retention?: ReadonlyArray<{ table: string; column: string; signal: keyof SchemaContext['retention'] }>;
-  statements(ctx: SchemaContext): string[];
-}
 
 /** Every migration in order. Never edit an applied one: add a new number. */
 export const MIGRATIONS: readonly Migration[] = [migration0001, migration0002, migration0003, migration0004, migration0005, migration0006, migration0007];
