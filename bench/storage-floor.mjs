@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeTraceRequest } from '../dist/ingest/otlp/traces-wire.js';
-import { insertOptionsFor } from '../dist/ingest/pipeline/formats.js';
+import { insertOptionsFor, TRACES } from '../dist/storage/tables.js';
 import { createEmbeddedTransport } from '../dist/storage/embedded.js';
 import { migrate, schemaContext } from '../dist/storage/migrate.js';
 import { traceRequestBytes } from './otlp-body.mjs';
@@ -25,7 +25,7 @@ for (let n = 0; n < TOTAL; n += BATCH) {
 }
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-for (const [i, b] of batches.entries()) await t.insert('otel_traces', b, { dedupToken: `floor-${i}`, ...insertOptionsFor('otel_traces') });
+for (const [i, b] of batches.entries()) await t.insert(TRACES.name, b, { dedupToken: `floor-${i}`, ...insertOptionsFor(TRACES.name) });
 const wall = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 process.stdout.write(JSON.stringify({ rowsPerSec: TOTAL / wall, cpuMicrosPerRow: (cpu.user + cpu.system) / TOTAL }) + '\n');

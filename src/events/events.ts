@@ -3,12 +3,11 @@ import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 import type { Event } from '../gen/heimdall/v1/events_pb.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { nanosToDateTime64 } from '../ingest/otlp/values.js';
+import { encodeRows } from '../ingest/pipeline/formats.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { Redaction } from '../ingest/processors/redaction.js';
+import { EVENTS } from '../storage/tables.js';
 import type { Logger } from '../telemetry/logger.js';
-
-/** The table events are stored in. */
-export const EVENTS_TABLE = 'heimdall_events';
 
 /** Severity names as stored and shown, by value (index 0 unused). */
 export const SEVERITY_NAMES = ['', 'debug', 'info', 'notice', 'warning', 'error', 'critical'] as const;
@@ -165,8 +164,7 @@ export type AgentEventSink = Pick<Pipeline, 'submit' | 'processors'>;
  * Best effort: a refusal is logged, never raised (what the event records has already happened).
  */
 export function submitAgentEvents(pipeline: AgentEventSink, events: readonly AgentEvent[], logger: Logger): void {
-  let text = '';
-  let rows = 0;
+  const rows: Array<Record<string, unknown>> = [];
   for (const e of events) {
     const out = eventToRow(
       { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, payload: e.payload as JsonObject },
@@ -175,9 +173,8 @@ export function submitAgentEvents(pipeline: AgentEventSink, events: readonly Age
       { maxPayloadBytes: 1 << 20, redaction: pipeline.processors.redaction },
     );
     if ('errors' in out) continue;
-    text += `${JSON.stringify(out.row)}\n`;
-    rows += 1;
+    rows.push(out.row);
   }
-  if (rows === 0) return;
-  pipeline.submit([{ table: EVENTS_TABLE, data: Buffer.from(text), rows }]).catch((err: unknown) => logger.warn({ err, rows }, 'agent events not stored'));
+  if (rows.length === 0) return;
+  pipeline.submit([encodeRows(EVENTS.name, rows)]).catch((err: unknown) => logger.warn({ err, rows: rows.length }, 'agent events not stored'));
 }

@@ -5,12 +5,14 @@ import { EventService, type Event } from '../gen/heimdall/v1/events_pb.js';
 import { countElements, DECODED_PER_ELEMENT, decodedBytes } from '../ingest/otlp/decoded-size.js';
 import { countTopLevel } from '../ingest/otlp/element-count.js';
 import { RetryableError } from '../ingest/pipeline/errors.js';
+import { encodeRows, type TableRows } from '../ingest/pipeline/formats.js';
 import { grpcRefusal, reserveMessage } from '../ingest/pipeline/grpc-refusal.js';
 import type { Admission, Pipeline } from '../ingest/pipeline/pipeline.js';
 import { GrpcError, invalidArgument } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { CallContext } from '../server/grpc-service.js';
-import { eventToRow, EVENTS_TABLE, parseTraceparent, type EventRules } from './events.js';
+import { EVENTS } from '../storage/tables.js';
+import { eventToRow, parseTraceparent, type EventRules } from './events.js';
 
 /** Options for addEventService. */
 export interface EventServiceOptions {
@@ -95,7 +97,7 @@ export function addEventService(options: EventServiceOptions): void {
       rejected.inc(result.rejected);
       if (result.accepted > 0) {
         try {
-          await pipeline.submit([{ table: EVENTS_TABLE, data: Buffer.from(result.text), rows: result.accepted }]);
+          await pipeline.submit([result.encoded]);
         } catch (err) {
           if (err instanceof RetryableError) refused.inc(result.accepted);
           throw err;
@@ -111,12 +113,13 @@ export function addEventService(options: EventServiceOptions): void {
   };
 
   /** Validates events and encodes the valid ones as rows. */
-  const toRows = (events: readonly Event[], offset: number, ctx: CallContext): BatchResult & { text: string } => {
+  const toRows = (events: readonly Event[], offset: number, ctx: CallContext): BatchResult & { encoded: TableRows } => {
     const rules: EventRules = { maxPayloadBytes: options.maxPayloadBytes, redaction: pipeline.processors.redaction };
     const traceparent = ctx.metadata.get('traceparent')[0];
     const trace = parseTraceparent(typeof traceparent === 'string' ? traceparent : undefined);
     const defaults = { correlationId: ctx.correlationId, traceId: trace?.traceId, spanId: trace?.spanId, tenant: ctx.principal?.tenant };
-    const result = { ...emptyResult(), text: '' };
+    const result = emptyResult();
+    const rows: Array<Record<string, unknown>> = [];
     for (const [i, e] of events.entries()) {
       const out = eventToRow(e, offset + i, defaults, rules);
       if ('errors' in out) {
@@ -124,11 +127,11 @@ export function addEventService(options: EventServiceOptions): void {
         for (const err of out.errors) if (result.errors.length < MAX_ERRORS) result.errors.push({ index: offset + i, field: err.field, message: err.message });
         continue;
       }
-      result.text += `${JSON.stringify(out.row)}\n`;
+      rows.push(out.row);
       result.ids.push(out.id);
       result.accepted += 1;
     }
-    return result;
+    return { ...result, encoded: encodeRows(EVENTS.name, rows) };
   };
 
   /** Adds a batch's result to a stream's running totals, keeping the first errors and ids only. */

@@ -1,9 +1,7 @@
 import { nanosToDateTime64 } from '../ingest/otlp/values.js';
 import type { Storage } from '../storage/storage.js';
+import { JOB_RUNS } from '../storage/tables.js';
 import type { Logger } from '../telemetry/logger.js';
-
-/** Table of run records (one row per state change; the newest version of an id wins). */
-export const RUNS_TABLE = 'heimdall_job_runs';
 
 export type RunStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type RunTrigger = 'schedule' | 'manual' | 'submit' | 'misfire' | 'retry';
@@ -173,7 +171,7 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
     const batch = [...waiting.values()];
     const rows = batch.map((r) => toRow(r, nextVersion()));
     try {
-      await storage.transport.insert(RUNS_TABLE, rows);
+      await storage.transport.insert(JOB_RUNS.name, rows);
     } catch (err) {
       failedAt = Date.now();
       throw err;
@@ -206,7 +204,7 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
     async get(id) {
       const w = waiting.get(id);
       if (w) return { ...w };
-      const rows = await read(`SELECT ${COLUMNS} FROM ${RUNS_TABLE} FINAL WHERE Id = {id:String}`, { id });
+      const rows = await read(`SELECT ${COLUMNS} FROM ${JOB_RUNS.name} FINAL WHERE Id = {id:String}`, { id });
       return rows[0] ? fromRow(rows[0]) : undefined;
     },
     async list(f) {
@@ -226,18 +224,18 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
         where.push('Id < {before:String}');
         params.before = f.beforeId;
       }
-      const rows = await read(`SELECT ${COLUMNS} FROM ${RUNS_TABLE} FINAL WHERE ${where.join(' AND ')} ORDER BY Id DESC LIMIT {limit:UInt32}`, params);
+      const rows = await read(`SELECT ${COLUMNS} FROM ${JOB_RUNS.name} FINAL WHERE ${where.join(' AND ')} ORDER BY Id DESC LIMIT {limit:UInt32}`, params);
       return rows.map(fromRow);
     },
     async lastTicks() {
       await flush();
-      const rows = await read(`SELECT JobName, toUnixTimestamp64Milli(max(ScheduledTime)) AS tick FROM ${RUNS_TABLE} FINAL WHERE Trigger IN ('schedule', 'misfire') GROUP BY JobName`, {});
+      const rows = await read(`SELECT JobName, toUnixTimestamp64Milli(max(ScheduledTime)) AS tick FROM ${JOB_RUNS.name} FINAL WHERE Trigger IN ('schedule', 'misfire') GROUP BY JobName`, {});
       return new Map(rows.map((r) => [String(r.JobName), Number(r.tick)]));
     },
     async unfinished(instance, staleBefore, since) {
       await flush();
       const rows = await read(
-        `SELECT ${COLUMNS} FROM ${RUNS_TABLE} FINAL WHERE CreatedAt >= fromUnixTimestamp64Milli({since:Int64}) AND Status IN ('pending', 'running') AND (Instance = {instance:String} OR Version < {stale:UInt64}) ORDER BY Id`,
+        `SELECT ${COLUMNS} FROM ${JOB_RUNS.name} FINAL WHERE CreatedAt >= fromUnixTimestamp64Milli({since:Int64}) AND Status IN ('pending', 'running') AND (Instance = {instance:String} OR Version < {stale:UInt64}) ORDER BY Id`,
         { instance, stale: staleBefore * 1000, since },
       );
       return rows.map(fromRow);

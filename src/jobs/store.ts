@@ -1,8 +1,6 @@
 import type { Storage } from '../storage/storage.js';
+import { JOBS } from '../storage/tables.js';
 import { jobSpecSchema, type JobSpec } from './spec.js';
-
-/** Table of scheduled jobs created through the API (and pauses of config jobs). */
-export const JOBS_TABLE = 'heimdall_jobs';
 
 /** A scheduled job created through the API, as stored. */
 export interface StoredJob {
@@ -43,11 +41,11 @@ export function createJobStore(storage: Storage): JobStore {
   let version = 0;
   const write = (name: string, data: StoredJob | { pause: StoredPause } | undefined): Promise<void> => {
     version = Math.max(version + 1, Date.now() * 1000);
-    return storage.transport.insert(JOBS_TABLE, [{ Name: name, Version: version, Deleted: data ? 0 : 1, Spec: data ? JSON.stringify(data) : '' }]);
+    return storage.transport.insert(JOBS.name, [{ Name: name, Version: version, Deleted: data ? 0 : 1, Spec: data ? JSON.stringify(data) : '' }]);
   };
   return {
     async load(onInvalid) {
-      const rows = await storage.transport.query<{ Name: string; Spec: string }>(`SELECT Name, Spec FROM ${JOBS_TABLE} FINAL WHERE Deleted = 0 ORDER BY Name`);
+      const rows = await storage.transport.query<{ Name: string; Spec: string }>(`SELECT Name, Spec FROM ${JOBS.name} FINAL WHERE Deleted = 0 ORDER BY Name`);
       const state: StoredState = { jobs: [], pauses: new Map() };
       for (const r of rows) {
         try {

@@ -4,13 +4,14 @@ import { status } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
-import { EVENTS_TABLE, SEVERITY_NAMES } from '../events/events.js';
+import { SEVERITY_NAMES } from '../events/events.js';
 import type { EventSchema } from '../gen/heimdall/v1/events_pb.js';
 import { QueryService, type LogRecordSchema, type SpanSchema, type TimelineItemSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
+import { EVENTS, LOGS, TRACE_ID_TS, TRACES, type TableWithRowId } from '../storage/tables.js';
 import type { QueryParams } from '../storage/transport.js';
 import { createQueryBudget, type Query } from './budget.js';
 import { decodeCursor, encodeCursor, filterHash } from './cursor.js';
@@ -105,9 +106,8 @@ interface LogRow {
   ResourceAttributes: Record<string, string>;
 }
 
-/** A stable id for a log record (the table has none): a hash of the record. */
-const LOG_ID = 'cityHash64(Timestamp, ServiceName, SeverityNumber, SeverityText, Body, TraceId, SpanId, TraceFlags, EventName, ScopeName, ScopeVersion, toString(LogAttributes), toString(ResourceAttributes), toString(ScopeAttributes))';
-const LOG_COLUMNS = `toString(toUnixTimestamp64Nano(Timestamp)) AS ts, toString(${LOG_ID}) AS id, ServiceName, SeverityText, SeverityNumber, Body, TraceId, SpanId, LogAttributes, ResourceAttributes`;
+/** A log record's id is its row id in the catalogue (a hash of the record: the table has none). */
+const LOG_COLUMNS = `toString(toUnixTimestamp64Nano(Timestamp)) AS ts, toString(${LOGS.rowId.expr}) AS id, ServiceName, SeverityText, SeverityNumber, Body, TraceId, SpanId, LogAttributes, ResourceAttributes`;
 
 function logOf(r: LogRow): MessageInitShape<typeof LogRecordSchema> {
   return {
@@ -185,7 +185,7 @@ export function addQueryService(options: QueryServiceOptions): void {
    */
   const page = async <T extends { ts: string }>(
     query: Query,
-    table: { table: string; columns: string; idExpr: string; idType: 'String' | 'UInt64'; idOf: (row: T) => string },
+    table: { spec: TableWithRowId; columns: string; idOf: (row: T) => string },
     req: { startTime?: Timestamp | undefined; endTime?: Timestamp | undefined; pageSize: number; pageToken: string },
     filters: ReadonlyArray<[sql: string, params: QueryParams, applies: boolean]>,
   ): Promise<{ rows: T[]; next: string }> => {
@@ -198,11 +198,11 @@ export function addQueryService(options: QueryServiceOptions): void {
     const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), limit: limit + 1 };
     for (const [, p] of applied) Object.assign(params, p);
     if (cursor) {
-      where.push(`(Timestamp, ${table.idExpr}) < (fromUnixTimestamp64Nano({lastTime:Int64}), {lastId:${table.idType}})`);
+      where.push(`(Timestamp, ${table.spec.rowId.expr}) < (fromUnixTimestamp64Nano({lastTime:Int64}), {lastId:${table.spec.rowId.type}})`);
       params.lastTime = cursor.lastTime;
       params.lastId = cursor.lastId;
     }
-    const rows = await query<T>(`SELECT ${table.columns} FROM ${table.table} WHERE ${where.join(' AND ')} ORDER BY Timestamp DESC, ${table.idExpr} DESC LIMIT {limit:UInt32}`, params);
+    const rows = await query<T>(`SELECT ${table.columns} FROM ${table.spec.name} WHERE ${where.join(' AND ')} ORDER BY Timestamp DESC, ${table.spec.rowId.expr} DESC LIMIT {limit:UInt32}`, params);
     const kept = rows.slice(0, limit);
     const last = kept[kept.length - 1];
     const next = rows.length > limit && last ? encodeCursor({ start: range.start.toString(), end: range.end.toString(), lastTime: last.ts, lastId: table.idOf(last), filters: hash }) : '';
@@ -218,7 +218,7 @@ export function addQueryService(options: QueryServiceOptions): void {
         if (minSeverity < 0 || minSeverity >= SEVERITY_NAMES.length) throw new GrpcError(status.INVALID_ARGUMENT, `min_severity: unknown severity ${minSeverity}`);
         const { rows, next } = await page<EventRow>(
           budget.queries(ctx, 'list'),
-          { table: EVENTS_TABLE, columns: EVENT_COLUMNS, idExpr: 'Id', idType: 'String', idOf: (r) => r.Id },
+          { spec: EVENTS, columns: EVENT_COLUMNS, idOf: (r) => r.Id },
           req,
           [
             ['TenantId = {tenant:String}', { tenant }, tenant !== ''],
@@ -239,7 +239,7 @@ export function addQueryService(options: QueryServiceOptions): void {
         const tenant = tenantRead(ctx.principal, '');
         const { rows, next } = await page<LogRow>(
           budget.queries(ctx, 'list'),
-          { table: 'otel_logs', columns: LOG_COLUMNS, idExpr: LOG_ID, idType: 'UInt64', idOf: (r) => r.id },
+          { spec: LOGS, columns: LOG_COLUMNS, idOf: (r) => r.id },
           req,
           [
             ['ResourceAttributes[{tenantKey:String}] = {tenant:String}', { tenant, tenantKey: TENANT_ATTRIBUTE }, tenant !== ''],
@@ -264,9 +264,9 @@ export function addQueryService(options: QueryServiceOptions): void {
           const id = req.id.value.toLowerCase();
           if (!/^[0-9a-f]{32}$/.test(id)) throw new GrpcError(status.INVALID_ARGUMENT, 'trace_id: must be 32 hex digits');
           traceIds = [id];
-          events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS_TABLE} WHERE TraceId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id });
+          events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS.name} WHERE TraceId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id });
         } else if (req.id.case === 'correlationId' && req.id.value !== '') {
-          events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS_TABLE} WHERE CorrelationId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id: req.id.value });
+          events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS.name} WHERE CorrelationId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id: req.id.value });
           traceIds = [...new Set(events.map((e) => e.TraceId).filter((t) => t !== ''))];
         } else throw new GrpcError(status.INVALID_ARGUMENT, 'id: give a trace_id or a correlation_id');
         let spans: SpanRow[] = [];
@@ -274,16 +274,16 @@ export function addQueryService(options: QueryServiceOptions): void {
         if (traceIds.length > 0) {
           // The lookup table bounds the scan of otel_traces to the traces' time range.
           const [bounds] = await query<{ start: number | string | null; end: number | string | null }>(
-            'SELECT toUnixTimestamp(min(Start)) AS start, toUnixTimestamp(max(End)) AS end, count() AS n FROM otel_traces_trace_id_ts WHERE TraceId IN {ids:Array(String)} HAVING n > 0',
+            `SELECT toUnixTimestamp(min(Start)) AS start, toUnixTimestamp(max(End)) AS end, count() AS n FROM ${TRACE_ID_TS.name} WHERE TraceId IN {ids:Array(String)} HAVING n > 0`,
             { ids: traceIds },
           );
           if (bounds?.start !== undefined && bounds.start !== null && bounds.end !== undefined && bounds.end !== null) {
             spans = await query<SpanRow>(
-              `SELECT ${SPAN_COLUMNS} FROM otel_traces WHERE TraceId IN {ids:Array(String)} AND toDateTime(Timestamp) >= toDateTime({start:UInt32}) AND toDateTime(Timestamp) <= toDateTime({end:UInt32})${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`,
+              `SELECT ${SPAN_COLUMNS} FROM ${TRACES.name} WHERE TraceId IN {ids:Array(String)} AND toDateTime(Timestamp) >= toDateTime({start:UInt32}) AND toDateTime(Timestamp) <= toDateTime({end:UInt32})${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`,
               { ...base, ids: traceIds, start: Number(bounds.start), end: Number(bounds.end) },
             );
           }
-          logs = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM otel_logs WHERE TraceId IN {ids:Array(String)}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds });
+          logs = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM ${LOGS.name} WHERE TraceId IN {ids:Array(String)}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds });
         }
         const items: Array<MessageInitShape<typeof TimelineItemSchema> & { ns: bigint }> = [
           ...spansWithDepth(spans).map((s, i) => ({ ns: BigInt(spans[i]?.ts ?? '0'), time: s.startTime, item: { case: 'span' as const, value: s } })),

@@ -1,7 +1,8 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { EVENTS_TABLE, SEVERITY_NAMES } from '../events/events.js';
+import { SEVERITY_NAMES } from '../events/events.js';
 import type { GetSummaryResponseSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
+import { EVENTS, LOGS, TRACES } from '../storage/tables.js';
 import type { QueryParams } from '../storage/transport.js';
 import type { Query, Range } from './budget.js';
 import { timestamp } from './time.js';
@@ -47,7 +48,7 @@ export async function summarize(query: Query, range: Range, tenant: string, requ
   const top = requestedTop === 0 ? DEFAULT_TOP : Math.min(requestedTop, MAX_TOP);
   const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), top, ...(tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE } : {}) };
   const inRange = 'Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64})';
-  const events = `${EVENTS_TABLE} WHERE ${inRange}${tenant !== '' ? ' AND TenantId = {tenant:String}' : ''}`;
+  const events = `${EVENTS.name} WHERE ${inRange}${tenant !== '' ? ' AND TenantId = {tenant:String}' : ''}`;
   const otel = (table: string) => `${table} WHERE ${inRange}${tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : ''}`;
   const counts = (column: string, limit: string) =>
     query<KeyCount>(`SELECT toString(${column}) AS key, count() AS count, sum(count()) OVER () AS total FROM ${events} GROUP BY key ORDER BY count DESC, key${limit}`, params);
@@ -64,9 +65,9 @@ export async function summarize(query: Query, range: Range, tenant: string, requ
       `SELECT service, sum(span_count) AS spans, sum(error_count) AS errors, sum(log_count) AS logs,
          sum(sum(span_count)) OVER () AS all_spans, sum(sum(error_count)) OVER () AS all_errors, sum(sum(log_count)) OVER () AS all_logs
        FROM (
-         SELECT ServiceName AS service, count() AS span_count, countIf(StatusCode = 'Error') AS error_count, toUInt64(0) AS log_count FROM ${otel('otel_traces')} GROUP BY service
+         SELECT ServiceName AS service, count() AS span_count, countIf(StatusCode = 'Error') AS error_count, toUInt64(0) AS log_count FROM ${otel(TRACES.name)} GROUP BY service
          UNION ALL
-         SELECT ServiceName AS service, toUInt64(0), toUInt64(0), count() FROM ${otel('otel_logs')} GROUP BY service
+         SELECT ServiceName AS service, toUInt64(0), toUInt64(0), count() FROM ${otel(LOGS.name)} GROUP BY service
        )
        GROUP BY service ORDER BY spans + logs DESC, service LIMIT {top:UInt32}`,
       params,

@@ -2,7 +2,7 @@ import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
-import { EVENTS_TABLE, submitAgentEvents, uuidv7 } from '../events/events.js';
+import { submitAgentEvents, uuidv7 } from '../events/events.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ActionState, SecurityMode, SecurityService, type ActionSchema, type RequestActionRequest } from '../gen/heimdall/v1/security_pb.js';
@@ -11,6 +11,7 @@ import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
+import { EVENTS, SECURITY_STATE } from '../storage/tables.js';
 import type { Logger } from '../telemetry/logger.js';
 import { redisClient, type RedisTarget } from './backends.js';
 import { HOUR_NS, timeRange, timestamp } from '../query/time.js';
@@ -51,7 +52,6 @@ export interface Security {
   shutdown(): Promise<void>;
 }
 
-const TABLE = 'heimdall_security_state';
 const MODE_NAMES: Record<SecurityMode, string> = {
   [SecurityMode.UNSPECIFIED]: 'unspecified',
   [SecurityMode.NORMAL]: 'normal',
@@ -133,7 +133,7 @@ export function createSecurity(options: SecurityOptions): Security {
   /** Stores a record (the newest version of a key wins). Throws UNAVAILABLE while storage cannot. */
   const persist = async (kind: 'mode' | 'block' | 'action', key: string, data: unknown, deleted = false): Promise<void> => {
     if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready: the security state cannot be saved; retry later');
-    await options.storage.transport.insert(TABLE, [{ Kind: kind, Key: key, Version: Date.now() * 1000 + Math.floor(Math.random() * 1000), Deleted: deleted ? 1 : 0, Data: JSON.stringify(data) }]);
+    await options.storage.transport.insert(SECURITY_STATE.name, [{ Kind: kind, Key: key, Version: Date.now() * 1000 + Math.floor(Math.random() * 1000), Deleted: deleted ? 1 : 0, Data: JSON.stringify(data) }]);
   };
 
   /** Writes an audit event; a failure is logged, not raised (the change itself is stored). */
@@ -271,7 +271,7 @@ export function createSecurity(options: SecurityOptions): Security {
         const top = req.top === 0 ? 10 : Math.min(req.top, 1000);
         if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready; retry later');
         const params = { type: OVER_LIMIT_EVENT, start: start.toString(), end: end.toString(), top, threshold: options.incidentThreshold };
-        const from = `(SELECT Timestamp, JSONExtractString(Payload, 'domain') AS domain, JSONExtractString(Payload, 'descriptor') AS descriptor, JSONExtractString(Payload, 'entity') AS entity, JSONExtractUInt(Payload, 'hits') AS hits FROM ${EVENTS_TABLE} WHERE EventType = {type:String} AND Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64}))`;
+        const from = `(SELECT Timestamp, JSONExtractString(Payload, 'domain') AS domain, JSONExtractString(Payload, 'descriptor') AS descriptor, JSONExtractString(Payload, 'entity') AS entity, JSONExtractUInt(Payload, 'hits') AS hits FROM ${EVENTS.name} WHERE EventType = {type:String} AND Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64}))`;
         const q = options.storage.transport.query.bind(options.storage.transport);
         const [byLimit, entities, incidents] = await Promise.all([
           q<{ domain: string; descriptor: string; hits: string }>(`SELECT domain, descriptor, sum(hits) AS hits FROM ${from} GROUP BY domain, descriptor ORDER BY hits DESC, domain, descriptor LIMIT 1000`, params),
@@ -305,7 +305,7 @@ export function createSecurity(options: SecurityOptions): Security {
   const restore = async (): Promise<void> => {
     while (!stopped && !options.storage.ready) await new Promise((r) => setTimeout(r, 200));
     if (stopped) return;
-    const rows = await options.storage.transport.query<{ Kind: string; Key: string; Data: string }>(`SELECT Kind, Key, Data FROM ${TABLE} FINAL WHERE Deleted = 0`);
+    const rows = await options.storage.transport.query<{ Kind: string; Key: string; Data: string }>(`SELECT Kind, Key, Data FROM ${SECURITY_STATE.name} FINAL WHERE Deleted = 0`);
     for (const r of rows) {
       const data = JSON.parse(r.Data) as Record<string, unknown>;
       if (r.Kind === 'mode') mode = Number(data.mode);

@@ -1,8 +1,7 @@
 import type { Logger } from '../telemetry/logger.js';
-import { ttlExpression, type SchemaContext } from './migrations/context.js';
-import { MIGRATIONS_TABLE } from './migrations/0001-schema-migrations.js';
-import type { Migration } from './migrations/context.js';
+import { ttlExpression, type Migration, type SchemaContext } from './migrations/context.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { SCHEMA_MIGRATIONS } from './tables.js';
 import type { StorageTransport } from './transport.js';
 
 /** What a migration run did. */
@@ -39,13 +38,13 @@ export function schemaContext(settings: SchemaSettings): SchemaContext {
 export async function migrate(transport: StorageTransport, ctx: SchemaContext, logger: Logger, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
   const first = migrations[0];
   if (first) for (const sql of first.statements(ctx)) await transport.command(sql);
-  const done = new Set((await transport.query<{ version: number }>(`SELECT DISTINCT version FROM ${MIGRATIONS_TABLE}`)).map((r) => Number(r.version)));
+  const done = new Set((await transport.query<{ version: number }>(`SELECT DISTINCT version FROM ${SCHEMA_MIGRATIONS.name}`)).map((r) => Number(r.version)));
   const applied: number[] = [];
   for (const m of migrations) {
     if (done.has(m.version)) continue;
     logger.info({ version: m.version, migration: m.name }, 'applying migration');
     for (const sql of m.statements(ctx)) await transport.command(sql);
-    await transport.insert(MIGRATIONS_TABLE, [{ version: m.version, name: m.name }]);
+    await transport.insert(SCHEMA_MIGRATIONS.name, [{ version: m.version, name: m.name }]);
     applied.push(m.version);
   }
   const retentionUpdated = await syncRetention(transport, ctx, migrations);

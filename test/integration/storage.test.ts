@@ -3,13 +3,13 @@
  * (@clickhouse/client over HTTP) against a ClickHouse HTTP endpoint backed by chdb.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TRACES_COLUMNS } from '../../src/ingest/otlp/traces.js';
 import { createEmbeddedTransport } from '../../src/storage/embedded.js';
 import { StorageError } from '../../src/storage/errors.js';
 import { migrate, schemaContext } from '../../src/storage/migrate.js';
 import { MIGRATIONS } from '../../src/storage/migrations/index.js';
 import { createServerTransport } from '../../src/storage/server.js';
 import { encodeRowBinary } from '../../src/storage/rowbinary.js';
+import { TRACES } from '../../src/storage/tables.js';
 import type { StorageTransport } from '../../src/storage/transport.js';
 import { startClickHouseHttp, type ClickHouseHttp } from '../support/clickhouse-http.js';
 import { silentLogger, tempDir } from '../support/temp.js';
@@ -181,11 +181,11 @@ describe.each(transports)('storage transport: %s', (_name, make) => {
       'Links.TraceState': [''],
       'Links.Attributes': [{ l: 'x' }],
     };
-    const data = encodeRowBinary([row], TRACES_COLUMNS);
-    const format = { format: 'RowBinary' as const, columns: TRACES_COLUMNS.map((c) => c.name) };
+    const data = encodeRowBinary([row], TRACES.columns);
+    const format = { format: 'RowBinary' as const, columns: TRACES.columns.map((c) => c.name) };
     await fx.transport.insert('otel_traces', data, { ...format, dedupToken: 'rb-1' });
     await fx.transport.insert('otel_traces', data, { ...format, dedupToken: 'rb-1' });
-    const columns = TRACES_COLUMNS.map((c) =>
+    const columns = TRACES.columns.map((c) =>
       c.type === 'DateTime64(9)' ? `toString(toUnixTimestamp64Nano(${c.name})) AS ${c.name}` : c.type === 'Array(DateTime64(9))' ? `arrayMap(t -> toString(toUnixTimestamp64Nano(t)), \`${c.name}\`) AS \`${c.name}\`` : `\`${c.name}\``,
     );
     const rows = await fx.transport.query<Record<string, unknown>>(`SELECT ${columns.join(', ')} FROM otel_traces WHERE ServiceName = 'rowbinary'`);

@@ -1,10 +1,8 @@
 import type { ExportLogsServiceRequest } from '../../gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
 import type { LogRecord } from '../../gen/opentelemetry/proto/logs/v1/logs_pb.js';
+import { LOGS } from '../../storage/tables.js';
 import { ConversionBuilder, type Conversion } from './result.js';
 import { anyValueToString, attributesToMap, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
-
-/** Table the log records go to. */
-const LOGS_TABLE = 'otel_logs';
 
 function invalidLog(log: LogRecord): string | undefined {
   if (log.traceId.length !== 0 && log.traceId.length !== 16) return `trace_id must be empty or 16 bytes, got ${log.traceId.length}`;
@@ -27,7 +25,7 @@ export function logsToRows(request: ExportLogsServiceRequest): Conversion {
         const invalid = invalidLog(log);
         if (invalid) return out.reject(1, `resource_logs[${r}].scope_logs[${s}].log_records[${i}]: ${invalid}`);
         const severity: number = log.severityNumber;
-        out.add(LOGS_TABLE, {
+        out.add(LOGS.name, {
           Timestamp: nanosToDateTime64(log.timeUnixNano !== 0n ? log.timeUnixNano : log.observedTimeUnixNano),
           TraceId: toHex(log.traceId),
           SpanId: toHex(log.spanId),

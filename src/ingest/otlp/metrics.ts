@@ -1,16 +1,8 @@
 import type { ExportMetricsServiceRequest } from '../../gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js';
 import type { Exemplar, Metric, NumberDataPoint } from '../../gen/opentelemetry/proto/metrics/v1/metrics_pb.js';
+import { METRIC_TABLES } from '../../storage/tables.js';
 import { ConversionBuilder, type Conversion, type Row } from './result.js';
 import { attributesToMap, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
-
-/** The metric tables, by OTLP data type. */
-const METRIC_TABLES = {
-  gauge: 'otel_metrics_gauge',
-  sum: 'otel_metrics_sum',
-  histogram: 'otel_metrics_histogram',
-  exponentialHistogram: 'otel_metrics_exp_histogram',
-  summary: 'otel_metrics_summary',
-} as const;
 
 /**
  * A Float64 for JSONEachRow: JSON has no NaN or infinities (JSON.stringify writes null, which
@@ -73,11 +65,11 @@ export function metricsToRows(request: ExportMetricsServiceRequest): Conversion 
         const data = metric.data;
         switch (data.case) {
           case 'gauge':
-            for (const p of data.value.dataPoints) out.add(METRIC_TABLES.gauge, { ...point(p), Value: numberValue(p.value), ...exemplarColumns(p.exemplars) });
+            for (const p of data.value.dataPoints) out.add(METRIC_TABLES.gauge.name, { ...point(p), Value: numberValue(p.value), ...exemplarColumns(p.exemplars) });
             break;
           case 'sum':
             for (const p of data.value.dataPoints) {
-              out.add(METRIC_TABLES.sum, {
+              out.add(METRIC_TABLES.sum.name, {
                 ...point(p),
                 Value: numberValue(p.value),
                 AggregationTemporality: data.value.aggregationTemporality,
@@ -91,7 +83,7 @@ export function metricsToRows(request: ExportMetricsServiceRequest): Conversion 
               if (p.bucketCounts.length !== 0 && p.bucketCounts.length !== p.explicitBounds.length + 1) {
                 return out.reject(1, `${where}.histogram.data_points[${i}]: ${p.bucketCounts.length} bucket counts for ${p.explicitBounds.length} bounds (want bounds + 1)`);
               }
-              out.add(METRIC_TABLES.histogram, {
+              out.add(METRIC_TABLES.histogram.name, {
                 ...point(p),
                 Count: p.count.toString(),
                 Sum: f64(p.sum ?? 0),
@@ -106,7 +98,7 @@ export function metricsToRows(request: ExportMetricsServiceRequest): Conversion 
             break;
           case 'exponentialHistogram':
             for (const p of data.value.dataPoints) {
-              out.add(METRIC_TABLES.exponentialHistogram, {
+              out.add(METRIC_TABLES.exponentialHistogram.name, {
                 ...point(p),
                 Count: p.count.toString(),
                 Sum: f64(p.sum ?? 0),
@@ -125,7 +117,7 @@ export function metricsToRows(request: ExportMetricsServiceRequest): Conversion 
             break;
           case 'summary':
             for (const p of data.value.dataPoints) {
-              out.add(METRIC_TABLES.summary, {
+              out.add(METRIC_TABLES.summary.name, {
                 ...point(p),
                 Count: p.count.toString(),
                 Sum: f64(p.sum),

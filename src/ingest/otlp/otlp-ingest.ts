@@ -1,6 +1,7 @@
 import { fromBinary, fromJson, type DescMessage, type JsonValue, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { Counter, type Registry } from 'prom-client';
 import type { Principal } from '../../auth/auth.js';
+import { TRACES } from '../../storage/tables.js';
 import { RetryableError } from '../pipeline/errors.js';
 import type { Admission, Pipeline } from '../pipeline/pipeline.js';
 import { mergeResourceAttributes, TENANT_ATTRIBUTE } from '../processors/enrichment.js';
@@ -9,7 +10,6 @@ import { countElements, DECODED_PER_ELEMENT, decodedBytes } from './decoded-size
 import { hexIdsToBase64 } from './json.js';
 import { rejectionMessage } from './result.js';
 import type { Prepared, Signal } from './signals.js';
-import { TRACES_TABLE } from './traces.js';
 
 /** A request whose bytes are not a valid message of its type (or not valid OTLP/JSON). */
 export class MalformedRequest extends Error {
@@ -124,7 +124,7 @@ export function createOtlpIngest(options: OtlpIngestOptions): OtlpIngest {
     await step();
     const parts = pipeline.process(conversion);
     // Span metrics are taken after the processors: their labels show span and service names as stored (redacted).
-    const spans: SpanSummary[] = (signal.name === 'traces' ? (conversion.tables.get(TRACES_TABLE) ?? []) : []).map((row) => ({
+    const spans: SpanSummary[] = (signal.name === 'traces' ? (conversion.tables.get(TRACES.name) ?? []) : []).map((row) => ({
       service: row.ServiceName as string,
       name: row.SpanName as string,
       kind: row.SpanKind as string,

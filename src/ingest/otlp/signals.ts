@@ -2,12 +2,13 @@ import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/prot
 import { ExportLogsServiceRequestSchema, ExportLogsServiceResponseSchema } from '../../gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
 import { ExportMetricsServiceRequestSchema, ExportMetricsServiceResponseSchema } from '../../gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js';
 import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
-import type { TableRows } from '../pipeline/batcher.js';
+import { TRACES } from '../../storage/tables.js';
+import type { TableRows } from '../pipeline/formats.js';
 import type { SpanSummary } from '../red-metrics.js';
 import { logsToRows } from './logs.js';
 import { metricsToRows } from './metrics.js';
 import type { Conversion } from './result.js';
-import { TRACES_TABLE, tracesToRows } from './traces.js';
+import { tracesToRows } from './traces.js';
 import { encodeTraceRequest, type TraceProcessors } from './traces-wire.js';
 
 /** A request converted and encoded, ready for the pipeline. */
@@ -44,7 +45,7 @@ export const traces: Signal<typeof ExportTraceServiceRequestSchema, typeof Expor
   convert: tracesToRows,
   fast: (bytes, processors) => {
     const e = encodeTraceRequest(bytes, processors);
-    return e && { parts: [{ table: TRACES_TABLE, data: e.data, rows: e.accepted }], accepted: e.accepted, rejected: e.rejected, reasons: e.reasons, spans: e.spans };
+    return e && { parts: [{ table: TRACES.name, data: e.data, rows: e.accepted }], accepted: e.accepted, rejected: e.rejected, reasons: e.reasons, spans: e.spans };
   },
   reply: (rejected, errorMessage) => (rejected > 0 ? { partialSuccess: { rejectedSpans: BigInt(rejected), errorMessage } } : {}),
 };

@@ -18,7 +18,7 @@ import { anyValueToString, doubleToString, mapKeyOrder } from './values.js';
 
 /** What the fast path made of a request. */
 export interface EncodedTraces {
-  /** otel_traces rows, RowBinary in TRACES_COLUMNS order. */
+  /** otel_traces rows, RowBinary in the order of TRACES.columns (storage/tables.ts). */
   data: Buffer;
   accepted: number;
   rejected: number;

@@ -1,37 +1,8 @@
 import type { ExportTraceServiceRequest } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { Span_SpanKind, Status_StatusCode } from '../../gen/opentelemetry/proto/trace/v1/trace_pb.js';
-import type { ColumnSpec } from '../../storage/rowbinary.js';
+import { TRACES } from '../../storage/tables.js';
 import { ConversionBuilder, type Conversion } from './result.js';
 import { attributesToMap, isZero, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
-
-/** Table the spans go to. */
-export const TRACES_TABLE = 'otel_traces';
-
-/** The otel_traces columns Heimdall writes, in RowBinary insert order (ALIAS columns are computed). */
-export const TRACES_COLUMNS: readonly ColumnSpec[] = [
-  { name: 'Timestamp', type: 'DateTime64(9)' },
-  { name: 'TraceId', type: 'String' },
-  { name: 'SpanId', type: 'String' },
-  { name: 'ParentSpanId', type: 'String' },
-  { name: 'TraceState', type: 'String' },
-  { name: 'SpanName', type: 'String' },
-  { name: 'SpanKind', type: 'String' },
-  { name: 'ServiceName', type: 'String' },
-  { name: 'ResourceAttributes', type: 'Map(String,String)' },
-  { name: 'ScopeName', type: 'String' },
-  { name: 'ScopeVersion', type: 'String' },
-  { name: 'SpanAttributes', type: 'Map(String,String)' },
-  { name: 'Duration', type: 'UInt64' },
-  { name: 'StatusCode', type: 'String' },
-  { name: 'StatusMessage', type: 'String' },
-  { name: 'Events.Timestamp', type: 'Array(DateTime64(9))' },
-  { name: 'Events.Name', type: 'Array(String)' },
-  { name: 'Events.Attributes', type: 'Array(Map(String,String))' },
-  { name: 'Links.TraceId', type: 'Array(String)' },
-  { name: 'Links.SpanId', type: 'Array(String)' },
-  { name: 'Links.TraceState', type: 'Array(String)' },
-  { name: 'Links.Attributes', type: 'Array(Map(String,String))' },
-];
 
 // The text the Collector's exporter stores for each enum value.
 export const KIND: Record<number, string> = {
@@ -70,7 +41,7 @@ export function tracesToRows(request: ExportTraceServiceRequest): Conversion {
         const invalid = invalidSpanIds(span.traceId, span.spanId, span.parentSpanId);
         if (invalid) return out.reject(1, `resource_spans[${r}].scope_spans[${s}].spans[${i}]: ${invalid}`);
         const duration = span.endTimeUnixNano > span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0n;
-        out.add(TRACES_TABLE, {
+        out.add(TRACES.name, {
           Timestamp: nanosToDateTime64(span.startTimeUnixNano),
           TraceId: toHex(span.traceId),
           SpanId: toHex(span.spanId),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Histogram, type Registry } from 'prom-client';
 import { RetryableError } from './errors.js';
+import type { TableRows } from './formats.js';
 import type { Writer } from './writer.js';
 
 /** Options for createBatcher. */
@@ -11,13 +12,6 @@ export interface BatcherOptions {
   /** ...or this long after its first row arrived. */
   maxDelayMs: number;
   metrics: Registry;
-}
-
-/** Encoded rows for one table (in the table's insert format) and their count. */
-export interface TableRows {
-  table: string;
-  data: Buffer;
-  rows: number;
 }
 
 /** Groups rows per table into large inserts (ClickHouse wants few, big inserts). */

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { insertOptionsFor } from '../../storage/tables.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Plan } from './checkpoint.js';
-import { insertOptionsFor } from './formats.js';
+import type { TableRows } from './formats.js';
 import { writeFileAtomic, type QueueFiles } from './queue-files.js';
 import type { Damage } from './segment-reader.js';
-import type { RecordPart } from './wal.js';
 
 /** Options for createDeadLetter. */
 export interface DeadLetterOptions {
@@ -22,7 +22,7 @@ export interface DeadLetterOptions {
 export interface RefusedRows {
   table: string;
   range: Plan;
-  parts: readonly RecordPart[];
+  parts: readonly TableRows[];
   error: Error;
 }
 
@@ -114,7 +114,7 @@ export function createDeadLetter(options: DeadLetterOptions): DeadLetter {
     },
     async refused(rows) {
       // JSONEachRow rows as text, RowBinary rows in base64.
-      const line = (part: RecordPart): string => {
+      const line = (part: TableRows): string => {
         const { format } = insertOptionsFor(part.table);
         return JSON.stringify({ table: part.table, rows: part.rows, format, data: part.data.toString(format === 'RowBinary' ? 'base64' : 'utf8') });
       };

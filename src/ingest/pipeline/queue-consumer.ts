@@ -7,7 +7,8 @@ import { isNoSpace } from './queue-files.js';
 import type { QueueStatus } from './queue-status.js';
 import type { SegmentLog } from './segment-log.js';
 import type { Position } from './segment-reader.js';
-import { decodeParts, segmentName, type RecordPart } from './wal.js';
+import type { TableRows } from './formats.js';
+import { decodeParts, segmentName } from './wal.js';
 
 /** Options for createQueueConsumer. */
 export interface QueueConsumerOptions {
@@ -69,7 +70,7 @@ const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
 const duration = (ms: number): string => (ms < 1_000 ? `${Math.round(ms)} ms` : `${Math.round(ms / 1_000)} s`);
 
 /** The parts of a record's payload, or undefined when it is malformed (its CRCs matched, its framing does not). */
-const partsOf = (payload: Buffer): RecordPart[] | undefined => {
+const partsOf = (payload: Buffer): TableRows[] | undefined => {
   try {
     return decodeParts(payload);
   } catch {

@@ -3,15 +3,15 @@ import type { Logger } from '../../telemetry/logger.js';
 import { backoffMs, sleep } from './backoff.js';
 import type { Plan } from './checkpoint.js';
 import type { DeadLetter, RefusedRows } from './dead-letter.js';
+import type { TableRows } from './formats.js';
 import { isNoSpace } from './queue-files.js';
 import type { QueueStatus } from './queue-status.js';
-import type { RecordPart } from './wal.js';
 import type { RefusalLimit, Writer } from './writer.js';
 
 /** A queued record, read and decoded: its sequence number and its rows per table. */
 export interface QueuedRecord {
   seq: bigint;
-  parts: RecordPart[];
+  parts: TableRows[];
 }
 
 /** Options for createQueueDelivery. */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';
+import type { TableRows } from './formats.js';
 
 /*
  * Segment file format (version 2):
@@ -40,18 +41,11 @@ export function crc32(bytes: Uint8Array, seed = 0): number {
   return zlibCrc32(bytes, seed);
 }
 
-/** Rows of one table inside a record: the table, the row count and the encoded rows. */
-export interface RecordPart {
-  table: string;
-  rows: number;
-  data: Buffer;
-}
-
 /**
  * Frames the parts of one append as a record payload: per part, u16 table length, table, u32 rows,
  * u32 data length, data. The encoded rows go in as they are (no second encoding, no escaping).
  */
-export function encodeParts(parts: readonly RecordPart[]): Buffer {
+export function encodeParts(parts: readonly TableRows[]): Buffer {
   const chunks: Buffer[] = [];
   for (const p of parts) {
     const table = Buffer.from(p.table);
@@ -65,13 +59,13 @@ export function encodeParts(parts: readonly RecordPart[]): Buffer {
 }
 
 /** Bytes a record of these parts takes in a segment: its header and the framing of encodeParts. */
-export function recordBytes(parts: readonly RecordPart[]): number {
+export function recordBytes(parts: readonly TableRows[]): number {
   return parts.reduce((n, p) => n + 10 + Buffer.byteLength(p.table) + p.data.length, HEADER_BYTES);
 }
 
 /** Reads the parts framed by encodeParts. Throws on a payload that is not such a frame. */
-export function decodeParts(payload: Buffer): RecordPart[] {
-  const parts: RecordPart[] = [];
+export function decodeParts(payload: Buffer): TableRows[] {
+  const parts: TableRows[] = [];
   const malformed = (): Error => new Error('durable queue: malformed record payload');
   let pos = 0;
   while (pos < payload.length) {

@@ -1,9 +1,9 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { isDiskFull, StorageError } from '../../storage/errors.js';
+import { insertOptionsFor, tableSpec } from '../../storage/tables.js';
 import type { StorageTransport } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { backoffMs, sleep } from './backoff.js';
-import { insertOptionsFor } from './formats.js';
 
 /** Outcome of writing one batch: stored, or given up on (the caller decides what that means). */
 export type WriteResult = { status: 'ok' } | { status: 'failed'; error: Error };
@@ -50,11 +50,10 @@ export interface Writer {
 /** Creates the storage writer. */
 export function createWriter(options: WriterOptions): Writer {
   const logger = options.logger.child({ component: 'writer' });
-  // What a table's rows are, in the Collector's vocabulary (otelcol_exporter_sent_spans, ...).
-  const itemOf = (table: string): string => (table === 'otel_traces' ? 'spans' : table === 'otel_logs' ? 'log_records' : table.startsWith('otel_metrics_') ? 'metric_points' : 'rows');
   const counters = new Map<string, Counter<'table'>>();
   const count = (kind: 'sent' | 'send_failed', table: string, n: number): void => {
-    const item = itemOf(table);
+    // What a table's rows are, in the Collector's vocabulary (otelcol_exporter_sent_spans, ...).
+    const item = tableSpec(table).item;
     const name = `heimdall_exporter_${kind}_${item}_total`;
     let c = counters.get(name);
     if (!c) {

@@ -8,6 +8,7 @@ import { formatMs, formatMsRoughly } from '../../config/units.js';
 import { TENANT_ATTRIBUTE } from '../../ingest/processors/enrichment.js';
 import { budgetSettings, limitHit, limitRefusal } from '../../query/limits.js';
 import type { Storage } from '../../storage/storage.js';
+import { EVENTS, LOGS, TRACES, type TableWithRowId } from '../../storage/tables.js';
 import { parseJsonLines, type QueryParams, type QuerySettings } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TaskRunner } from './kind.js';
@@ -15,15 +16,11 @@ import { KIND_PARAMS, type KindParams } from './params.js';
 
 type ExportParams = KindParams<'export'>;
 
-/** A source of an export: its table, the columns written, and a unique order to page by. */
+/** A source of an export: its table, the columns written, and a unique order to page by (time, then the row id). */
 interface Source {
-  table: string;
-  /** Select list; the first two output columns are the page key (time in ns as text, tiebreaker). */
+  table: TableWithRowId;
+  /** Select list; the first two output columns are the page key (time in ns as text, the table's row id). */
   select: string;
-  /** The key expression paged by, matching the first two output columns. */
-  key: string;
-  /** The previous page's last key, from the parameters after_time and after_key. */
-  after: string;
   filters: Partial<Record<keyof ExportParams['filters'], string>>;
   /** Only one tenant's rows (`{tenant:String}`, and `{tenant_key:String}` for the resource attribute). */
   tenant: string;
@@ -31,29 +28,24 @@ interface Source {
 
 const SOURCES: Record<ExportParams['source'], Source> = {
   events: {
-    table: 'heimdall_events',
-    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, Id AS id, TenantId AS tenant_id, Source AS source, EventType AS event_type, Severity AS severity, Category AS category,
+    table: EVENTS,
+    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, ${EVENTS.rowId.expr} AS id, TenantId AS tenant_id, Source AS source, EventType AS event_type, Severity AS severity, Category AS category,
       Message AS message, CorrelationId AS correlation_id, TraceId AS trace_id, SpanId AS span_id, ActorId AS actor_id, Status AS status, DurationMs AS duration_ms, Payload AS payload`,
-    key: '(Timestamp, Id)',
-    after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:String})',
     filters: { event_type: 'EventType = {event_type:String}', source: 'Source = {source:String}', min_severity: 'Severity >= {min_severity:UInt8}' },
     tenant: 'TenantId = {tenant:String}',
   },
   logs: {
-    table: 'otel_logs',
-    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, toString(cityHash64(ServiceName, Body, TraceId, SpanId, SeverityNumber, toString(LogAttributes), toString(ResourceAttributes))) AS row_hash,
+    table: LOGS,
+    // The record's id as query answers show it (a hash of the record).
+    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, toString(${LOGS.rowId.expr}) AS row_hash,
       ServiceName AS service_name, SeverityText AS severity_text, SeverityNumber AS severity_number, Body AS body, TraceId AS trace_id, SpanId AS span_id, ResourceAttributes AS resource_attributes, LogAttributes AS log_attributes`,
-    key: '(Timestamp, cityHash64(ServiceName, Body, TraceId, SpanId, SeverityNumber, toString(LogAttributes), toString(ResourceAttributes)))',
-    after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:UInt64})',
     filters: { service_name: 'ServiceName = {service_name:String}', min_severity: 'SeverityNumber >= {min_severity:UInt8}' },
     tenant: 'ResourceAttributes[{tenant_key:String}] = {tenant:String}',
   },
   spans: {
-    table: 'otel_traces',
-    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, SpanId AS span_id, TraceId AS trace_id, ParentSpanId AS parent_span_id, ServiceName AS service_name, SpanName AS span_name,
+    table: TRACES,
+    select: `toString(toUnixTimestamp64Nano(Timestamp)) AS time_unix_nano, ${TRACES.rowId.expr} AS span_id, TraceId AS trace_id, ParentSpanId AS parent_span_id, ServiceName AS service_name, SpanName AS span_name,
       SpanKind AS span_kind, Duration AS duration_ns, StatusCode AS status_code, StatusMessage AS status_message, ResourceAttributes AS resource_attributes, SpanAttributes AS span_attributes`,
-    key: '(Timestamp, SpanId)',
-    after: '(fromUnixTimestamp64Nano({after_time:Int64}), {after_key:String})',
     filters: { service_name: 'ServiceName = {service_name:String}' },
     tenant: 'ResourceAttributes[{tenant_key:String}] = {tenant:String}',
   },
@@ -159,6 +151,7 @@ export function createExport(deps: ExportDeps): TaskRunner {
       }
     };
     const src = SOURCES[p.source];
+    const key = `(Timestamp, ${src.table.rowId.expr})`;
     const range = exportWindow(p, Date.now(), deps.query.max_window);
     if ('refused' in range) return refuse('max_window', range.refused);
     const { start, end } = range;
@@ -174,7 +167,7 @@ export function createExport(deps: ExportDeps): TaskRunner {
       where.push(src.tenant);
       Object.assign(params, { tenant: p.tenant, tenant_key: TENANT_ATTRIBUTE });
     }
-    const [count] = await budgeted((s) => t.query<{ n: string }>(`SELECT count() AS n FROM ${src.table} WHERE ${where.join(' AND ')}`, params, s), settings.count);
+    const [count] = await budgeted((s) => t.query<{ n: string }>(`SELECT count() AS n FROM ${src.table.name} WHERE ${where.join(' AND ')}`, params, s), settings.count);
     const total = Number(count?.n ?? 0);
     // One tenant's rows go to its folder: tenants never replace each other's files.
     const dir = p.tenant !== undefined ? join(deps.exportDir, tenantFolder(p.tenant)) : deps.exportDir;
@@ -205,11 +198,11 @@ export function createExport(deps: ExportDeps): TaskRunner {
       ctx.progress(0, `exporting ${total} rows of ${p.source}`);
       for (;;) {
         ctx.signal.throwIfAborted();
-        const page = after ? ` AND ${src.key} > ${src.after}` : '';
+        const page = after ? ` AND ${key} > (fromUnixTimestamp64Nano({after_time:Int64}), {after_key:${src.table.rowId.type}})` : '';
         const pageParams = after ? { ...params, after_time: after[0], after_key: after[1] } : params;
         // The engine's JSON lines are written as they come; CSV is made from the parsed rows.
         const lines = await budgeted(
-          (s) => t.queryText(`SELECT ${src.select} FROM ${src.table} WHERE ${where.join(' AND ')}${page} ORDER BY ${src.key} LIMIT {chunk:UInt32} SETTINGS output_format_json_escape_forward_slashes = 0`, pageParams, s),
+          (s) => t.queryText(`SELECT ${src.select} FROM ${src.table.name} WHERE ${where.join(' AND ')}${page} ORDER BY ${key} LIMIT {chunk:UInt32} SETTINGS output_format_json_escape_forward_slashes = 0`, pageParams, s),
           settings.chunk,
         );
         if (lines === '') break;

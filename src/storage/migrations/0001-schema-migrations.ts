@@ -1,13 +1,11 @@
+import { SCHEMA_MIGRATIONS } from '../tables.js';
 import type { Migration } from './context.js';
-
-/** The table that records applied migrations. */
-export const MIGRATIONS_TABLE = 'heimdall_schema_migrations';
 
 export const migration0001: Migration = {
   version: 1,
   name: 'schema migrations table',
   statements: (ctx) => [
-    `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE}${ctx.onCluster} (
+    `CREATE TABLE IF NOT EXISTS ${SCHEMA_MIGRATIONS.name}${ctx.onCluster} (
   version UInt32,
   name String,
   applied_at DateTime64(3) DEFAULT now64(3)

@@ -1,3 +1,4 @@
+import { TRACE_ID_TS, TRACES } from '../tables.js';
 import { TABLE_SETTINGS, ttlClause, type Migration } from './context.js';
 
 // Layout of the OpenTelemetry Collector's ClickHouse exporter (exporter/clickhouseexporter), which
@@ -6,11 +7,11 @@ export const migration0002: Migration = {
   version: 2,
   name: 'otel_traces and the trace id lookup table',
   retention: [
-    { table: 'otel_traces', column: 'toDateTime(Timestamp)', signal: 'traces' },
-    { table: 'otel_traces_trace_id_ts', column: 'Start', signal: 'traces' },
+    { table: TRACES.name, column: 'toDateTime(Timestamp)', signal: 'traces' },
+    { table: TRACE_ID_TS.name, column: 'Start', signal: 'traces' },
   ],
   statements: (ctx) => [
-    `CREATE TABLE IF NOT EXISTS otel_traces${ctx.onCluster} (
+    `CREATE TABLE IF NOT EXISTS ${TRACES.name}${ctx.onCluster} (
   Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
   TraceId String CODEC(ZSTD(1)),
   SpanId String CODEC(ZSTD(1)),
@@ -51,7 +52,7 @@ PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)${ttlClause('toDateTime(Timestamp)', ctx.retention.traces)}
 SETTINGS ${TABLE_SETTINGS}`,
-    `CREATE TABLE IF NOT EXISTS otel_traces_trace_id_ts${ctx.onCluster} (
+    `CREATE TABLE IF NOT EXISTS ${TRACE_ID_TS.name}${ctx.onCluster} (
   TraceId String CODEC(ZSTD(1)),
   Start SimpleAggregateFunction(min, DateTime) CODEC(ZSTD(1)),
   End SimpleAggregateFunction(max, DateTime) CODEC(ZSTD(1))
@@ -59,13 +60,13 @@ SETTINGS ${TABLE_SETTINGS}`,
 PARTITION BY toStartOfWeek(Start)
 ORDER BY (TraceId)${ttlClause('Start', ctx.retention.traces)}
 SETTINGS ${TABLE_SETTINGS}`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS otel_traces_trace_id_ts_mv${ctx.onCluster}
-TO otel_traces_trace_id_ts
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${TRACE_ID_TS.name}_mv${ctx.onCluster}
+TO ${TRACE_ID_TS.name}
 AS SELECT
   TraceId,
   min(toDateTime(Timestamp)) AS Start,
   max(toDateTime(Timestamp)) AS End
-FROM otel_traces
+FROM ${TRACES.name}
 WHERE TraceId != ''
 GROUP BY TraceId`,
   ],

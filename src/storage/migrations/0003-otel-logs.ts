@@ -1,13 +1,14 @@
+import { LOGS } from '../tables.js';
 import { TABLE_SETTINGS, ttlClause, type Migration } from './context.js';
 
 // otel_logs as the Collector's ClickHouse exporter creates it, plus a TimestampTime ALIAS column
 // that Grafana's ClickHouse plugin still reads (collector-contrib #48770) at no storage cost.
 export const migration0003: Migration = {
   version: 3,
-  name: 'otel_logs',
-  retention: [{ table: 'otel_logs', column: 'toDateTime(Timestamp)', signal: 'logs' }],
+  name: LOGS.name,
+  retention: [{ table: LOGS.name, column: 'toDateTime(Timestamp)', signal: 'logs' }],
   statements: (ctx) => [
-    `CREATE TABLE IF NOT EXISTS otel_logs${ctx.onCluster} (
+    `CREATE TABLE IF NOT EXISTS ${LOGS.name}${ctx.onCluster} (
   Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
   TraceId String CODEC(ZSTD(1)),
   SpanId String CODEC(ZSTD(1)),

@@ -1,11 +1,12 @@
-import { TABLE_SETTINGS, ttlClause, type SchemaContext, type Migration } from './context.js';
+import { METRIC_TABLES } from '../tables.js';
+import { TABLE_SETTINGS, ttlClause, type Migration, type SchemaContext } from './context.js';
 
 // The five metric tables of the Collector's ClickHouse exporter. Upstream is mid-way through moving
 // some of them to second-precision DateTime; all five keep nanosecond DateTime64(9) here, as OTLP has.
-const TABLES = {
-  otel_metrics_gauge: ['Value Float64 CODEC(ZSTD(1))', 'Flags UInt32 CODEC(ZSTD(1))'],
-  otel_metrics_sum: ['Value Float64 CODEC(ZSTD(1))', 'Flags UInt32 CODEC(ZSTD(1))', 'AggregationTemporality Int32 CODEC(ZSTD(1))', 'IsMonotonic Boolean CODEC(Delta, ZSTD(1))'],
-  otel_metrics_histogram: [
+const TYPE_COLUMNS: Record<keyof typeof METRIC_TABLES, readonly string[]> = {
+  gauge: ['Value Float64 CODEC(ZSTD(1))', 'Flags UInt32 CODEC(ZSTD(1))'],
+  sum: ['Value Float64 CODEC(ZSTD(1))', 'Flags UInt32 CODEC(ZSTD(1))', 'AggregationTemporality Int32 CODEC(ZSTD(1))', 'IsMonotonic Boolean CODEC(Delta, ZSTD(1))'],
+  histogram: [
     'Count UInt64 CODEC(Delta, ZSTD(1))',
     'Sum Float64 CODEC(ZSTD(1))',
     'BucketCounts Array(UInt64) CODEC(ZSTD(1))',
@@ -15,7 +16,7 @@ const TABLES = {
     'Max Float64 CODEC(ZSTD(1))',
     'AggregationTemporality Int32 CODEC(ZSTD(1))',
   ],
-  otel_metrics_exp_histogram: [
+  exponentialHistogram: [
     'Count UInt64 CODEC(Delta, ZSTD(1))',
     'Sum Float64 CODEC(ZSTD(1))',
     'Scale Int32 CODEC(ZSTD(1))',
@@ -29,8 +30,8 @@ const TABLES = {
     'Max Float64 CODEC(ZSTD(1))',
     'AggregationTemporality Int32 CODEC(ZSTD(1))',
   ],
-  otel_metrics_summary: ['Count UInt64 CODEC(Delta, ZSTD(1))', 'Sum Float64 CODEC(ZSTD(1))', 'ValueAtQuantiles Nested (\n    Quantile Float64,\n    Value Float64\n  ) CODEC(ZSTD(1))', 'Flags UInt32 CODEC(ZSTD(1))'],
-} as const;
+  summary: ['Count UInt64 CODEC(Delta, ZSTD(1))', 'Sum Float64 CODEC(ZSTD(1))', 'ValueAtQuantiles Nested (\n    Quantile Float64,\n    Value Float64\n  ) CODEC(ZSTD(1))', 'Flags UInt32 CODEC(ZSTD(1))'],
+};
 
 const EXEMPLARS = `Exemplars Nested (
     FilteredAttributes Map(LowCardinality(String), String),
@@ -40,7 +41,7 @@ const EXEMPLARS = `Exemplars Nested (
     TraceId String
   ) CODEC(ZSTD(1))`;
 
-function metricTable(ctx: SchemaContext, table: keyof typeof TABLES): string {
+function metricTable(ctx: SchemaContext, type: keyof typeof METRIC_TABLES): string {
   const columns = [
     'ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1))',
     'ResourceSchemaUrl String CODEC(ZSTD(1))',
@@ -56,8 +57,8 @@ function metricTable(ctx: SchemaContext, table: keyof typeof TABLES): string {
     'Attributes Map(LowCardinality(String), String) CODEC(ZSTD(1))',
     'StartTimeUnix DateTime64(9) CODEC(Delta, ZSTD(1))',
     'TimeUnix DateTime64(9) CODEC(Delta, ZSTD(1))',
-    ...TABLES[table],
-    ...(table === 'otel_metrics_summary' ? [] : [EXEMPLARS]),
+    ...TYPE_COLUMNS[type],
+    ...(type === 'summary' ? [] : [EXEMPLARS]),
     'INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1',
     'INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1',
     'INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1',
@@ -65,7 +66,7 @@ function metricTable(ctx: SchemaContext, table: keyof typeof TABLES): string {
     'INDEX idx_attr_key mapKeys(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1',
     'INDEX idx_attr_value mapValues(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1',
   ];
-  return `CREATE TABLE IF NOT EXISTS ${table}${ctx.onCluster} (
+  return `CREATE TABLE IF NOT EXISTS ${METRIC_TABLES[type].name}${ctx.onCluster} (
   ${columns.join(',\n  ')}
 ) ENGINE = ${ctx.engine}
 PARTITION BY toDate(TimeUnix)
@@ -73,11 +74,11 @@ ORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))$
 SETTINGS ${TABLE_SETTINGS}`;
 }
 
-const NAMES = Object.keys(TABLES) as Array<keyof typeof TABLES>;
+const TYPES = Object.keys(METRIC_TABLES) as Array<keyof typeof METRIC_TABLES>;
 
 export const migration0004: Migration = {
   version: 4,
   name: 'otel_metrics_{gauge,sum,histogram,exp_histogram,summary}',
-  retention: NAMES.map((table) => ({ table, column: 'toDateTime(TimeUnix)', signal: 'metrics' as const })),
-  statements: (ctx) => NAMES.map((table) => metricTable(ctx, table)),
+  retention: TYPES.map((type) => ({ table: METRIC_TABLES[type].name, column: 'toDateTime(TimeUnix)', signal: 'metrics' as const })),
+  statements: (ctx) => TYPES.map((type) => metricTable(ctx, type)),
 };

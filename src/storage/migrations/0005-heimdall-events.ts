@@ -1,3 +1,4 @@
+import { EVENTS } from '../tables.js';
 import { TABLE_SETTINGS, ttlClause, type Migration } from './context.js';
 
 // Heimdall's structured events. Ordered by time (and id, the page tiebreaker), so every listing
@@ -6,10 +7,10 @@ import { TABLE_SETTINGS, ttlClause, type Migration } from './context.js';
 // id) and an n-gram filter the "message contains" search.
 export const migration0005: Migration = {
   version: 5,
-  name: 'heimdall_events',
-  retention: [{ table: 'heimdall_events', column: 'toDateTime(Timestamp)', signal: 'events' }],
+  name: EVENTS.name,
+  retention: [{ table: EVENTS.name, column: 'toDateTime(Timestamp)', signal: 'events' }],
   statements: (ctx) => [
-    `CREATE TABLE IF NOT EXISTS heimdall_events${ctx.onCluster} (
+    `CREATE TABLE IF NOT EXISTS ${EVENTS.name}${ctx.onCluster} (
   Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
   Id String CODEC(ZSTD(1)),
   TenantId LowCardinality(String) CODEC(ZSTD(1)),

@@ -1,12 +1,13 @@
+import { SECURITY_STATE } from '../tables.js';
 import type { Migration } from './context.js';
 
 // The rate limiter's security state: the mode, blocks and approval actions, one row per record and
 // change; the newest version of a key wins, and a deleted one disappears (ReplacingMergeTree).
 export const migration0006: Migration = {
   version: 6,
-  name: 'heimdall_security_state',
+  name: SECURITY_STATE.name,
   statements: (ctx) => [
-    `CREATE TABLE IF NOT EXISTS heimdall_security_state${ctx.onCluster} (
+    `CREATE TABLE IF NOT EXISTS ${SECURITY_STATE.name}${ctx.onCluster} (
   Kind LowCardinality(String),
   Key String,
   Version UInt64,

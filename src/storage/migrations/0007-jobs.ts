@@ -1,3 +1,4 @@
+import { JOB_RUNS, JOBS } from '../tables.js';
 import { ttlClause, type Migration } from './context.js';
 
 // The scheduler's state. Scheduled jobs created through the API: one row per change, the newest
@@ -6,17 +7,17 @@ import { ttlClause, type Migration } from './context.js';
 // is in creation order and listings read from the newest.
 export const migration0007: Migration = {
   version: 7,
-  name: 'heimdall_jobs',
-  retention: [{ table: 'heimdall_job_runs', column: 'toDateTime(CreatedAt)', signal: 'events' }],
+  name: JOBS.name,
+  retention: [{ table: JOB_RUNS.name, column: 'toDateTime(CreatedAt)', signal: 'events' }],
   statements: (ctx) => [
-    `CREATE TABLE IF NOT EXISTS heimdall_jobs${ctx.onCluster} (
+    `CREATE TABLE IF NOT EXISTS ${JOBS.name}${ctx.onCluster} (
   Name String,
   Version UInt64,
   Deleted UInt8,
   Spec String CODEC(ZSTD(1))
 ) ENGINE = ${ctx.replacingEngine('Version, Deleted')}
 ORDER BY Name`,
-    `CREATE TABLE IF NOT EXISTS heimdall_job_runs${ctx.onCluster} (
+    `CREATE TABLE IF NOT EXISTS ${JOB_RUNS.name}${ctx.onCluster} (
   Id String,
   JobName LowCardinality(String),
   Kind LowCardinality(String),

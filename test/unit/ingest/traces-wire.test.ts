@@ -10,7 +10,8 @@ import { ExportTraceServiceRequestSchema } from '../../../src/gen/opentelemetry/
 import type { AnyValueSchema } from '../../../src/gen/opentelemetry/proto/common/v1/common_pb.js';
 import type { Span_SpanKind, Status_StatusCode } from '../../../src/gen/opentelemetry/proto/trace/v1/trace_pb.js';
 import { encodeTables } from '../../../src/ingest/pipeline/formats.js';
-import { tracesToRows, TRACES_TABLE } from '../../../src/ingest/otlp/traces.js';
+import { tracesToRows } from '../../../src/ingest/otlp/traces.js';
+import { TRACES } from '../../../src/storage/tables.js';
 import { encodeTraceRequest, type TraceProcessors } from '../../../src/ingest/otlp/traces-wire.js';
 import { createEnrichment } from '../../../src/ingest/processors/enrichment.js';
 import { createRedaction, DEFAULT_KEY_PATTERNS } from '../../../src/ingest/processors/redaction.js';
@@ -39,8 +40,8 @@ function generic(bytes: Uint8Array, processors: boolean) {
     redaction.process(c);
   }
   // Span summaries (RED metric labels) are taken after the processors: they show no secret either.
-  const spans = (c.tables.get(TRACES_TABLE) ?? []).map((r) => ({ service: r.ServiceName, name: r.SpanName, kind: r.SpanKind, status: r.StatusCode, durationSeconds: Number(r.Duration) / 1e9 }));
-  const data = encodeTables(c).find((p) => p.table === TRACES_TABLE)?.data ?? Buffer.alloc(0);
+  const spans = (c.tables.get(TRACES.name) ?? []).map((r) => ({ service: r.ServiceName, name: r.SpanName, kind: r.SpanKind, status: r.StatusCode, durationSeconds: Number(r.Duration) / 1e9 }));
+  const data = encodeTables(c).find((p) => p.table === TRACES.name)?.data ?? Buffer.alloc(0);
   return { data, accepted: c.accepted, rejected: c.rejected, reasons: c.reasons, spans };
 }
 
