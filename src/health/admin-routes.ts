@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Scope } from '../auth/auth.js';
-import { sendJson, type HttpServer } from '../server/http.js';
+import type { HttpServer } from '../server/http.js';
+import { sendJson } from '../server/http-router.js';
 import { createMetricsRoute, type MetricsRouteOptions } from './metrics-route.js';
 import type { Readiness } from './registry.js';
 import { agentStatus, type StatusSource } from './status.js';

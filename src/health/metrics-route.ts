@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
-import { sendText, type HttpHandler } from '../server/http.js';
+import { sendText, type HttpHandler } from '../server/http-router.js';
 
 /** Options for createMetricsRoute. */
 export interface MetricsRouteOptions {

@@ -6,7 +6,9 @@ import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema
 import type { HealthRegistry } from '../health/registry.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
-import { BodyTooLarge, readSmallBody, sendJson, type HttpServer } from '../server/http.js';
+import { BodyTooLarge, readBody } from '../server/body.js';
+import type { HttpServer } from '../server/http.js';
+import { sendJson } from '../server/http-router.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { SeriesLimits } from '../telemetry/series-limits.js';
 import { createLocalBackend, createRedisBackend, type RedisBackendOptions } from './backends.js';
@@ -134,7 +136,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     async (req, res) => {
       let request: RateLimitRequest;
       try {
-        request = fromJson(RateLimitRequestSchema, JSON.parse((await readSmallBody(req, 1 << 20)).toString('utf8')) as JsonValue, { ignoreUnknownFields: true });
+        request = fromJson(RateLimitRequestSchema, JSON.parse((await readBody(req, { maxBytes: 1 << 20 })).toString('utf8')) as JsonValue, { ignoreUnknownFields: true });
       } catch (err) {
         return sendJson(res, err instanceof BodyTooLarge ? 413 : 400, { error: `malformed RateLimitRequest: ${(err as Error).message}` });
       }

@@ -1,23 +1,16 @@
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Authenticator, Principal, Scope } from '../auth/auth.js';
+import type { Registry } from 'prom-client';
+import type { Authenticator } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
 import { splitHostPort } from '../config/units.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
-import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
-import { perRegistry } from '../telemetry/metrics.js';
-import { inServerSpan } from '../telemetry/spans.js';
 import type { Logger } from '../telemetry/logger.js';
-import { readBody } from './body.js';
+import { createRouter, type HttpHandler, type RouteOptions } from './http-router.js';
 import { limitConnections, type ConnectionLimit } from './connection-limit.js';
 import { readTls, type ListenerTls } from './tls.js';
 
-export { BodyTooLarge } from './body.js';
-
-/** Handles one request; the response is complete when the promise resolves. */
-export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: { correlationId: string; principal: Principal | undefined }) => Promise<void> | void;
 
 /** Options for createHttpServer. */
 export interface HttpServerOptions {
@@ -42,14 +35,6 @@ export interface HttpServerOptions {
 /** How many connections an HTTP listener holds, and how long it waits for slow clients (see the schema). */
 export type HttpLimits = Pick<Config['server']['admin'], 'max_connections' | 'reserved_connections' | 'handshake_timeout' | 'headers_timeout' | 'request_timeout' | 'idle_timeout'>;
 
-/** How a route is served beyond its handler. */
-export interface RouteOptions {
-  /** Requests need `authorization: Bearer <token>` with this scope (401 without a known token, 403 without the scope). */
-  scope?: Scope | undefined;
-  /** Whether requests get a server span (default true); telemetry ingestion is not traced, or an agent tracing itself into itself would loop. */
-  traced?: boolean;
-}
-
 /** An HTTP(S) listener with exact-path routes, correlation ids and request metrics. */
 export interface HttpServer {
   readonly name: string;
@@ -62,49 +47,13 @@ export interface HttpServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-/** Writes a JSON response. */
-export function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
 
-/**
- * Reads a request body of at most `max` bytes, uncompressed (readBody: checked against
- * Content-Length first, then while reading; BodyTooLarge past it, with the rest of the body
- * drained so the client reads the 413; UnreadableBody when the client goes away).
- */
-export function readSmallBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  return readBody(req, { maxBytes: max });
-}
-
-/** Writes a plain-text response. */
-export function sendText(res: ServerResponse, code: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
-  res.writeHead(code, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** The request metrics, shared by every HTTP listener registered in one registry. */
-function httpMetrics(registry: Registry) {
-  return perRegistry(registry, 'http', () => ({
-    requests: new Counter({ name: 'heimdall_http_server_requests_total', help: 'HTTP requests answered, by listener, route, method and status code.', labelNames: ['server', 'route', 'method', 'code'] as const, registers: [registry] }),
-    duration: new Histogram({
-      name: 'heimdall_http_server_request_duration_seconds',
-      help: 'Time to answer an HTTP request, by listener, route and method.',
-      labelNames: ['server', 'route', 'method'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
-    }),
-  }));
-}
 
 /** Creates an HTTP or HTTPS (optionally mTLS) listener component. */
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const logger = options.logger.child({ component: options.name });
   const reporter: HealthReporter = options.health.register(options.name);
-  type Route = { handler: HttpHandler; scope: Scope | undefined; traced: boolean };
-  const routes = new Map<string, Map<string, Route>>();
-  const { requests, duration } = httpMetrics(options.metrics);
+  const router = createRouter({ name: options.name, auth: options.auth, logger, metrics: options.metrics });
 
   /** Responses in progress, by connection (`address:port`, the same for a TLS socket and the TCP socket under it). */
   const busy = new Map<string, number>();
@@ -117,43 +66,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       if (left > 0) busy.set(connection, left);
       else busy.delete(connection);
     });
-    const correlationId = correlationIdFrom(req.headers[CORRELATION_HEADER]);
-    res.setHeader(CORRELATION_HEADER, correlationId);
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const byMethod = routes.get(path);
-    const route = byMethod ? path : 'unmatched';
-    const method = req.method ?? 'GET';
-    const stop = duration.startTimer({ server: options.name, route, method });
-    res.on('finish', () => {
-      const seconds = stop();
-      requests.inc({ server: options.name, route, method, code: String(res.statusCode) });
-      runWithContext({ correlationId }, () => logger.debug({ method, path, code: res.statusCode, durationMs: seconds * 1000 }, 'HTTP request'));
-    });
-    const entry = byMethod?.get(method) ?? (method === 'HEAD' ? byMethod?.get('GET') : undefined);
-    runWithContext({ correlationId }, () => {
-      if (!byMethod) return sendJson(res, 404, { error: `no route for ${path}` });
-      if (!entry) {
-        res.setHeader('allow', [...byMethod.keys()].join(', '));
-        return sendJson(res, 405, { error: `method ${method} not allowed on ${path}` });
-      }
-      let principal: Principal | undefined;
-      if (entry.scope) {
-        const result = options.auth.check(req.headers.authorization, entry.scope);
-        if (!result.ok) {
-          if (result.reason === 'unauthenticated') res.setHeader('www-authenticate', 'Bearer');
-          req.resume();
-          return sendJson(res, result.reason === 'forbidden' ? 403 : 401, { error: result.message });
-        }
-        principal = result.principal;
-      }
-      const handler = entry.handler;
-      const run = async (): Promise<void> => handler(req, res, { correlationId, principal });
-      (!entry.traced ? run() : inServerSpan(`${method} ${path}`, () => ({ 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }), run)).catch((err: unknown) => {
-          logger.error({ err, path }, 'HTTP handler failed');
-          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-          else res.destroy();
-        });
-    });
+    router.handle(req, res);
   };
 
   let server: Server | undefined;
@@ -164,9 +77,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     name: options.name,
     route(method, path, handler, { scope, traced = true } = {}) {
       if (server) throw new Error('routes must be added before the HTTP server starts');
-      const byMethod = routes.get(path) ?? new Map<string, Route>();
-      byMethod.set(method.toUpperCase(), { handler, scope, traced });
-      routes.set(path, byMethod);
+      router.add(method, path, handler, { scope, traced });
     },
     get port() {
       return port;

@@ -3,7 +3,7 @@ import { create, toBinary, toJson, type DescMessage } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import { StatusSchema } from '../../gen/google/rpc/status_pb.js';
 import { BodyTooLarge, discardBody, readBody, UnreadableBody } from '../../server/body.js';
-import type { HttpHandler } from '../../server/http.js';
+import type { HttpHandler } from '../../server/http-router.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { RequestTooLarge, RetryableError } from '../pipeline/errors.js';
 import type { Admission, Pipeline } from '../pipeline/pipeline.js';

@@ -3,7 +3,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Gauge, Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMetricsRoute, SLICE_LINES } from '../../../src/health/metrics-route.js';
-import { sendJson } from '../../../src/server/http.js';
+import { sendJson } from '../../../src/server/http-router.js';
 
 /** A server with `/metrics` (the route under test, its writes counted) and `/livez`. */
 async function serve(registry: Registry, maxScrapes: number, timeoutMs: number, stallTimeoutMs = 600_000): Promise<{ server: Server; url: string; port: number; writes: () => number }> {
