@@ -3,8 +3,8 @@ import { EVENTS_TABLE, SEVERITY_NAMES } from '../events/events.js';
 import type { GetSummaryResponseSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
 import type { QueryParams } from '../storage/transport.js';
+import { timestamp } from '../time/range.js';
 import type { Query, Range } from './budget.js';
-import { timestamp } from './time.js';
 
 /** The key under which a breakdown sums the keys it does not list. */
 const OTHER_KEY = '__other__';

@@ -12,8 +12,8 @@ import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
+import { HOUR_NS, timeRange, timestamp } from '../time/range.js';
 import { redisClient, type RedisTarget } from './backends.js';
-import { HOUR_NS, timeRange, timestamp } from '../query/time.js';
 import { OVER_LIMIT_EVENT } from './over-limit.js';
 
 /** Options for createSecurity. */
