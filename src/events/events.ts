@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 import type { Event } from '../gen/heimdall/v1/events_pb.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
-import { nanosToDateTime64 } from '../ingest/otlp/values.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { Redaction } from '../ingest/processors/redaction.js';
 import type { Logger } from '../telemetry/logger.js';
+import { nanosToDateTime64 } from '../time/datetime64.js';
 
 /** The table events are stored in. */
 export const EVENTS_TABLE = 'heimdall_events';

@@ -1,6 +1,6 @@
-import { nanosToDateTime64 } from '../ingest/otlp/values.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
+import { nanosToDateTime64 } from '../time/datetime64.js';
 
 /** Table of run records (one row per state change; the newest version of an id wins). */
 export const RUNS_TABLE = 'heimdall_job_runs';

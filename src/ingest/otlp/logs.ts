@@ -1,7 +1,8 @@
 import type { ExportLogsServiceRequest } from '../../gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
 import type { LogRecord } from '../../gen/opentelemetry/proto/logs/v1/logs_pb.js';
+import { nanosToDateTime64 } from '../../time/datetime64.js';
 import { ConversionBuilder, type Conversion } from './result.js';
-import { anyValueToString, attributesToMap, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
+import { anyValueToString, attributesToMap, serviceNameOf, toHex } from './values.js';
 
 /** Table the log records go to. */
 const LOGS_TABLE = 'otel_logs';
