@@ -8,12 +8,12 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ActionState, SecurityMode, SecurityService, type ActionSchema, type RequestActionRequest } from '../gen/heimdall/v1/security_pb.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
+import { createRedisClient, type RedisTarget } from '../redis/client.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { HOUR_NS, timeRange, timestamp } from '../time/range.js';
-import { redisClient, type RedisTarget } from './backends.js';
 import { OVER_LIMIT_EVENT } from './over-limit.js';
 
 /** Options for createSecurity. */
@@ -152,9 +152,8 @@ export function createSecurity(options: SecurityOptions): Security {
     report();
   };
   const channel = options.redis ? `${options.redis.keyPrefix}security` : '';
-  const publisher = options.redis ? redisClient(options.redis.target) : undefined;
-  const subscriber = options.redis ? redisClient(options.redis.target, { enableOfflineQueue: true, maxRetriesPerRequest: null }) : undefined;
-  for (const c of [publisher, subscriber]) c?.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
+  const publisher = options.redis ? createRedisClient({ target: options.redis.target, logger }) : undefined;
+  const subscriber = options.redis ? createRedisClient({ target: options.redis.target, logger, overrides: { enableOfflineQueue: true, maxRetriesPerRequest: null } }) : undefined;
   /** Shares a change through Redis: kept in a hash (for agents that start later) and published. Best effort: the change already holds here. */
   const share = async (s: Shared): Promise<void> => {
     if (!publisher) return;
