@@ -6,11 +6,11 @@ import type { Config } from '../config/schema.js';
 import { formatMs, formatMsRoughly } from '../config/units.js';
 import { GrpcError } from '../server/errors.js';
 import type { CallContext } from '../server/grpc-service.js';
+import { budgetSettings, limitHit, limitRefusal, MAX_RESULT_ROWS } from '../storage/read-budget.js';
 import type { Storage } from '../storage/storage.js';
 import type { QueryParams } from '../storage/transport.js';
 import { timeRange } from '../time/range.js';
 import { createCallQueries } from './call.js';
-import { budgetSettings, limitHit, limitRefusal, MAX_RESULT_ROWS } from './limits.js';
 import { createQueryScheduler } from './scheduler.js';
 
 /**
