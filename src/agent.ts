@@ -11,10 +11,10 @@ import { addSystemService } from './health/system-service.js';
 import { createAuthenticator } from './auth/auth.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
-import type { RedisTarget } from './ratelimit/backends.js';
 import { createOverLimitReporter } from './ratelimit/over-limit.js';
 import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
+import { redisTargetOf } from './redis/client.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { fitConnectionCaps, openFileLimit } from './server/fd-budget.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
@@ -74,11 +74,6 @@ export interface Agent {
   shutdown(): Promise<void>;
 }
 
-/** Where the rate limiter's Redis is, from the `ratelimit.redis` section. */
-function redisTarget(r: NonNullable<Config['jobs']['redis']>): RedisTarget {
-  return { url: r.url, cluster: r.cluster, sentinels: r.sentinels, sentinelName: r.sentinel_name, password: r.password };
-}
-
 /** Builds the agent's components from the configuration; nothing listens until start. */
 export function createAgent(options: AgentOptions): Agent {
   const { config, hash } = options.loaded;
@@ -127,7 +122,7 @@ export function createAgent(options: AgentOptions): Agent {
     lockdownAllow: config.ratelimit.security.lockdown_allow,
     approvalTtlMs: config.ratelimit.security.approval_ttl,
     incidentThreshold: config.ratelimit.security.incident_threshold,
-    redis: redis && { target: redisTarget(redis), keyPrefix: redis.key_prefix },
+    redis: redis && { target: redisTargetOf(redis), keyPrefix: redis.key_prefix },
     grpc,
     storage,
     pipeline,
@@ -148,7 +143,7 @@ export function createAgent(options: AgentOptions): Agent {
     seriesLimits,
     maxSeries: metricLimits.max_series,
     redis: redis && {
-      ...redisTarget(redis),
+      ...redisTargetOf(redis),
       timeoutMs: redis.timeout,
       failureMode: redis.failure_mode,
       breakerFailures: redis.breaker.failures,
@@ -177,7 +172,7 @@ export function createAgent(options: AgentOptions): Agent {
     query: config.query,
     httpCheckAllowedNetworks: config.jobs.http_check.allowed_networks,
     leaseTtlMs: config.jobs.lease_ttl,
-    redis: jobsRedis && { target: redisTarget(jobsRedis), keyPrefix: jobsRedis.key_prefix },
+    redis: jobsRedis && { target: redisTargetOf(jobsRedis), keyPrefix: jobsRedis.key_prefix },
     sharedStorage: serverStorage,
     dataPaths: [...(serverStorage ? [] : [config.storage.embedded.path]), ...(config.ingest.ack === 'queued' ? [config.ingest.queue.path] : []), config.jobs.export_dir],
     schema: schemaContextFor(config.storage),

@@ -1,26 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 import type { Event } from '../gen/heimdall/v1/events_pb.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
-import { nanosToDateTime64 } from '../ingest/otlp/values.js';
 import { encodeRows } from '../ingest/pipeline/formats.js';
+import { uuidv7 } from '../ids/uuidv7.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { Redaction } from '../ingest/processors/redaction.js';
 import { EVENTS } from '../storage/tables.js';
 import type { Logger } from '../telemetry/logger.js';
+import { nanosToDateTime64 } from '../time/datetime64.js';
 
 /** Severity names as stored and shown, by value (index 0 unused). */
 export const SEVERITY_NAMES = ['', 'debug', 'info', 'notice', 'warning', 'error', 'critical'] as const;
-
-/** A UUIDv7 (RFC 9562): 48-bit unix milliseconds, version 7, random rest; sorts by creation time. */
-export function uuidv7(now = Date.now()): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(now, 0, 6);
-  b[6] = ((b[6] ?? 0) & 0x0f) | 0x70;
-  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
 
 /** Where an event came from, for the fields the request fills in. */
 export interface EventDefaults {

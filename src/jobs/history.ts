@@ -1,7 +1,7 @@
-import { nanosToDateTime64 } from '../ingest/otlp/values.js';
 import type { Storage } from '../storage/storage.js';
 import { JOB_RUNS } from '../storage/tables.js';
 import type { Logger } from '../telemetry/logger.js';
+import { nanosToDateTime64 } from '../time/datetime64.js';
 
 export type RunStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type RunTrigger = 'schedule' | 'manual' | 'submit' | 'misfire' | 'retry';

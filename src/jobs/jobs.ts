@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { formatMs } from '../config/units.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
-import type { RedisTarget } from '../ratelimit/backends.js';
+import type { RedisTarget } from '../redis/client.js';
 import type { SchemaContext } from '../storage/migrations/context.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';

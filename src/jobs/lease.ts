@@ -1,4 +1,4 @@
-import { redisClient, type RedisTarget } from '../ratelimit/backends.js';
+import { createRedisClient, type RedisTarget } from '../redis/client.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /** A job's run lease, held while one replica runs it. */
@@ -41,8 +41,7 @@ interface LeaseCommands {
 /** Creates the lease client. `instance` names this agent in lease values. */
 export function createLeases(options: { target: RedisTarget; keyPrefix: string; instance: string; ttlMs: number; logger: Logger }): Leases {
   const logger = options.logger.child({ component: 'job-leases' });
-  const client = redisClient(options.target, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000 });
-  client.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
+  const client = createRedisClient({ target: options.target, logger });
   client.defineCommand('heimdallRenew', { numberOfKeys: 1, lua: RENEW });
   client.defineCommand('heimdallRelease', { numberOfKeys: 1, lua: RELEASE });
   const cmd = client as unknown as LeaseCommands;

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { submitAgentEvents, uuidv7, type AgentEventSink } from '../events/events.js';
+import { submitAgentEvents, type AgentEventSink } from '../events/events.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
+import { uuidv7 } from '../ids/uuidv7.js';
 import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RunHistory, RunRecord, RunTrigger } from './history.js';

@@ -3,14 +3,27 @@ import { status } from '@grpc/grpc-js';
 import { Counter, type Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
+import { formatMs, formatMsRoughly } from '../config/units.js';
 import { GrpcError } from '../server/errors.js';
 import type { CallContext } from '../server/grpc-service.js';
+import { budgetSettings, limitHit, limitRefusal, MAX_RESULT_ROWS } from '../storage/read-budget.js';
 import type { Storage } from '../storage/storage.js';
 import type { QueryParams } from '../storage/transport.js';
+import { timeRange } from '../time/range.js';
 import { createCallQueries } from './call.js';
-import { budgetSettings, limitHit, limitRefusal, MAX_RESULT_ROWS } from './limits.js';
 import { createQueryScheduler } from './scheduler.js';
-import { timeRange, withinWindow } from './time.js';
+
+/**
+ * Refuses a range wider than `maxMs` (the `query.max_window` setting) with INVALID_ARGUMENT naming
+ * `field`, the limit and the width asked for; returns the range when it fits.
+ */
+function withinWindow<R extends { start: bigint; end: bigint }>(range: R, maxMs: number, field: string): R {
+  const widthMs = (range.end - range.start) / 1_000_000n;
+  if (widthMs > BigInt(maxMs)) {
+    throw new GrpcError(status.INVALID_ARGUMENT, `${field}: the window is at most ${formatMs(maxMs)} (query.max_window), got ${formatMsRoughly(Number(widthMs))}; narrow it, or ask for several narrower windows`);
+  }
+  return range;
+}
 
 /** Runs one storage query of a call. */
 export type Query = <T>(sql: string, params: QueryParams) => Promise<T[]>;

@@ -8,15 +8,15 @@ import { SEVERITY_NAMES } from '../events/events.js';
 import type { EventSchema } from '../gen/heimdall/v1/events_pb.js';
 import { QueryService, type LogRecordSchema, type SpanSchema, type TimelineItemSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
+import { decodeCursor, encodeCursor, filterHash } from '../paging/cursor.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import { EVENTS, LOGS, TRACE_ID_TS, TRACES, type TableWithRowId } from '../storage/tables.js';
 import type { QueryParams } from '../storage/transport.js';
+import { timestamp } from '../time/range.js';
 import { createQueryBudget, type Query } from './budget.js';
-import { decodeCursor, encodeCursor, filterHash } from './cursor.js';
 import { summarize } from './summary.js';
-import { timestamp } from './time.js';
 
 /** Options for addQueryService. */
 export interface QueryServiceOptions {

@@ -4,8 +4,8 @@ import type { GetSummaryResponseSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
 import { EVENTS, LOGS, TRACES } from '../storage/tables.js';
 import type { QueryParams } from '../storage/transport.js';
+import { timestamp } from '../time/range.js';
 import type { Query, Range } from './budget.js';
-import { timestamp } from './time.js';
 
 /** The key under which a breakdown sums the keys it does not list. */
 const OTHER_KEY = '__other__';

@@ -1,8 +1,7 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { splitHostPort } from '../config/units.js';
 import type { HealthReporter } from '../health/registry.js';
+import { createRedisClient, type RedisTarget } from '../redis/client.js';
 import type { Logger } from '../telemetry/logger.js';
 import { fullBucket, take, type BucketSpec, type BucketState, type Decision } from './bucket.js';
 
@@ -72,16 +71,8 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return {allowed, tostring(tokens)}
 `;
 
-/** Options for createRedisBackend. */
-export interface RedisBackendOptions {
-  /** `redis://host:port/db` of a standalone server (or the seed of a cluster, with `cluster`). */
-  url?: string | undefined;
-  /** Cluster seed nodes (host:port); set to use Redis Cluster. */
-  cluster?: readonly string[] | undefined;
-  /** Sentinels (host:port) and the monitored master's name; set to use Redis Sentinel. */
-  sentinels?: readonly string[] | undefined;
-  sentinelName?: string | undefined;
-  password?: string | undefined;
+/** Options for createRedisBackend: where Redis is, and how checks behave. */
+export interface RedisBackendOptions extends RedisTarget {
   /** Longest wait for one check; past it the failure mode answers. */
   timeoutMs: number;
   failureMode: 'allow' | 'deny';
@@ -96,31 +87,14 @@ export interface RedisBackendOptions {
   reporter?: HealthReporter | undefined;
 }
 
-/** host:port (validated by the config schema) as ioredis wants it. */
-const hostPort = (s: string) => splitHostPort(s) ?? { host: s, port: 6379 };
-
 /**
  * Buckets shared by every agent through Redis: one EVALSHA per check (ioredis loads the script
  * once), commands pipelined on one connection, a per-call timeout, a circuit breaker, and a short
  * local cache of keys known to be over their limit (they are refused without a round trip).
  */
-/** Where Redis is: a standalone URL, Cluster seeds, or Sentinels with the master's name. */
-export type RedisTarget = Pick<RedisBackendOptions, 'url' | 'cluster' | 'sentinels' | 'sentinelName' | 'password'>;
-
-/** A Redis client for a target; no offline queue, so calls fail fast while Redis is away. */
-export function redisClient(target: RedisTarget, extra: RedisOptions = {}): Redis | Cluster {
-  const common: RedisOptions = { password: target.password, enableAutoPipelining: false, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, connectTimeout: 2_000, ...extra };
-  return target.cluster?.length
-    ? new Cluster(target.cluster.map(hostPort), { redisOptions: common, enableOfflineQueue: common.enableOfflineQueue ?? false })
-    : target.sentinels?.length
-      ? new Redis({ ...common, sentinels: target.sentinels.map(hostPort), name: target.sentinelName ?? 'mymaster' })
-      : new Redis(target.url ?? 'redis://127.0.0.1:6379', common);
-}
-
 export function createRedisBackend(options: RedisBackendOptions): BucketBackend {
   const logger = options.logger.child({ component: 'ratelimit-redis' });
-  const client = redisClient(options);
-  client.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
+  const client = createRedisClient({ target: options, logger });
   client.defineCommand('heimdallBucket', { numberOfKeys: 1, lua: BUCKET_LUA });
   const run = client as unknown as { heimdallBucket(key: string, cap: number, rate: number, hits: number): Promise<[number, string]> };
 

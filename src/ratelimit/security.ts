@@ -2,19 +2,20 @@ import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
-import { submitAgentEvents, uuidv7 } from '../events/events.js';
+import { submitAgentEvents } from '../events/events.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { ActionState, SecurityMode, SecurityService, type ActionSchema, type RequestActionRequest } from '../gen/heimdall/v1/security_pb.js';
 import type { HealthRegistry } from '../health/registry.js';
+import { uuidv7 } from '../ids/uuidv7.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
+import { createRedisClient, type RedisTarget } from '../redis/client.js';
 import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import { EVENTS, SECURITY_STATE } from '../storage/tables.js';
 import type { Logger } from '../telemetry/logger.js';
-import { redisClient, type RedisTarget } from './backends.js';
-import { HOUR_NS, timeRange, timestamp } from '../query/time.js';
+import { HOUR_NS, timeRange, timestamp } from '../time/range.js';
 import { OVER_LIMIT_EVENT } from './over-limit.js';
 
 /** Options for createSecurity. */
@@ -152,9 +153,8 @@ export function createSecurity(options: SecurityOptions): Security {
     report();
   };
   const channel = options.redis ? `${options.redis.keyPrefix}security` : '';
-  const publisher = options.redis ? redisClient(options.redis.target) : undefined;
-  const subscriber = options.redis ? redisClient(options.redis.target, { enableOfflineQueue: true, maxRetriesPerRequest: null }) : undefined;
-  for (const c of [publisher, subscriber]) c?.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
+  const publisher = options.redis ? createRedisClient({ target: options.redis.target, logger }) : undefined;
+  const subscriber = options.redis ? createRedisClient({ target: options.redis.target, logger, overrides: { enableOfflineQueue: true, maxRetriesPerRequest: null } }) : undefined;
   /** Shares a change through Redis: kept in a hash (for agents that start later) and published. Best effort: the change already holds here. */
   const share = async (s: Shared): Promise<void> => {
     if (!publisher) return;

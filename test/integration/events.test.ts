@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
-import { uuidv7 } from '../../src/events/events.js';
 import { BadRequestSchema } from '../../src/gen/google/rpc/error_details_pb.js';
 import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
 import { EventService, Severity, type Event } from '../../src/gen/heimdall/v1/events_pb.js';
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { ExportLogsServiceRequestSchema, LogsService } from '../../src/gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
 import { ExportTraceServiceRequestSchema, TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import { uuidv7 } from '../../src/ids/uuidv7.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 
 const execFileAsync = promisify(execFile);

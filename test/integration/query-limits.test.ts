@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/cli/client.js';
-import { encodeCursor } from '../../src/query/cursor.js';
+import { encodeCursor } from '../../src/paging/cursor.js';
 import { JobService, JobStatus, type Job } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';

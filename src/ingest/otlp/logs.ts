@@ -1,8 +1,9 @@
 import type { ExportLogsServiceRequest } from '../../gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
 import type { LogRecord } from '../../gen/opentelemetry/proto/logs/v1/logs_pb.js';
 import { LOGS } from '../../storage/tables.js';
+import { nanosToDateTime64 } from '../../time/datetime64.js';
 import { ConversionBuilder, type Conversion } from './result.js';
-import { anyValueToString, attributesToMap, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
+import { anyValueToString, attributesToMap, serviceNameOf, toHex } from './values.js';
 
 function invalidLog(log: LogRecord): string | undefined {
   if (log.traceId.length !== 0 && log.traceId.length !== 16) return `trace_id must be empty or 16 bytes, got ${log.traceId.length}`;

@@ -1,8 +1,9 @@
 import type { ExportMetricsServiceRequest } from '../../gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js';
 import type { Exemplar, Metric, NumberDataPoint } from '../../gen/opentelemetry/proto/metrics/v1/metrics_pb.js';
 import { METRIC_TABLES } from '../../storage/tables.js';
+import { nanosToDateTime64 } from '../../time/datetime64.js';
 import { ConversionBuilder, type Conversion, type Row } from './result.js';
-import { attributesToMap, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
+import { attributesToMap, serviceNameOf, toHex } from './values.js';
 
 /**
  * A Float64 for JSONEachRow: JSON has no NaN or infinities (JSON.stringify writes null, which

@@ -1,8 +1,9 @@
 import type { ExportTraceServiceRequest } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { Span_SpanKind, Status_StatusCode } from '../../gen/opentelemetry/proto/trace/v1/trace_pb.js';
 import { TRACES } from '../../storage/tables.js';
+import { nanosToDateTime64 } from '../../time/datetime64.js';
 import { ConversionBuilder, type Conversion } from './result.js';
-import { attributesToMap, isZero, nanosToDateTime64, serviceNameOf, toHex } from './values.js';
+import { attributesToMap, isZero, serviceNameOf, toHex } from './values.js';
 
 // The text the Collector's exporter stores for each enum value.
 export const KIND: Record<number, string> = {

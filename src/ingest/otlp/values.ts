@@ -1,5 +1,4 @@
 import type { AnyValue, KeyValue } from '../../gen/opentelemetry/proto/common/v1/common_pb.js';
-import { MAX_DATETIME64_NANOS } from '../../storage/rowbinary.js';
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
@@ -14,18 +13,6 @@ export function toHex(bytes: Uint8Array): string {
 export function isZero(bytes: Uint8Array): boolean {
   for (const b of bytes) if (b !== 0) return false;
   return true;
-}
-
-
-/**
- * A unix-nanosecond timestamp as ClickHouse DateTime64(9) text: `ssssssssss.nnnnnnnnn`, seconds
- * zero-padded to ten digits. ClickHouse reads ten-digit seconds as a unix time (exact, whatever the
- * server's time zone) but tries shorter ones as dates, so 0 (an unset time) must be padded. Values
- * past 2262 are clamped to the largest DateTime64(9).
- */
-export function nanosToDateTime64(nanos: bigint): string {
-  const n = nanos > MAX_DATETIME64_NANOS ? MAX_DATETIME64_NANOS : nanos;
-  return `${(n / 1_000_000_000n).toString().padStart(10, '0')}.${(n % 1_000_000_000n).toString().padStart(9, '0')}`;
 }
 
 /** The plain JavaScript value of an AnyValue (nested arrays and maps included), for JSON. */

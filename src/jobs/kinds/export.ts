@@ -6,7 +6,7 @@ import type { Counter } from 'prom-client';
 import type { Config } from '../../config/schema.js';
 import { formatMs, formatMsRoughly } from '../../config/units.js';
 import { TENANT_ATTRIBUTE } from '../../ingest/processors/enrichment.js';
-import { budgetSettings, limitHit, limitRefusal } from '../../query/limits.js';
+import { budgetSettings, limitHit, limitRefusal } from '../../storage/read-budget.js';
 import type { Storage } from '../../storage/storage.js';
 import { EVENTS, LOGS, TRACES, type TableWithRowId } from '../../storage/tables.js';
 import { parseJsonLines, type QueryParams, type QuerySettings } from '../../storage/transport.js';

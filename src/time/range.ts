@@ -1,7 +1,6 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
 import { status } from '@grpc/grpc-js';
-import { formatMs, formatMsRoughly } from '../config/units.js';
 import { GrpcError } from '../server/errors.js';
 
 /** An hour in nanoseconds. */
@@ -24,16 +23,4 @@ export function timeRange(start: Timestamp | undefined, end: Timestamp | undefin
   const s = nanosOf(start, e - defaultSpan);
   if (s >= e) throw new GrpcError(status.INVALID_ARGUMENT, 'start_time: must be before end_time');
   return { start: s, end: e };
-}
-
-/**
- * Refuses a range wider than `maxMs` (the `query.max_window` setting) with INVALID_ARGUMENT naming
- * `field`, the limit and the width asked for; returns the range when it fits.
- */
-export function withinWindow<R extends { start: bigint; end: bigint }>(range: R, maxMs: number, field: string): R {
-  const widthMs = (range.end - range.start) / 1_000_000n;
-  if (widthMs > BigInt(maxMs)) {
-    throw new GrpcError(status.INVALID_ARGUMENT, `${field}: the window is at most ${formatMs(maxMs)} (query.max_window), got ${formatMsRoughly(Number(widthMs))}; narrow it, or ask for several narrower windows`);
-  }
-  return range;
 }

@@ -1,8 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import type { Config } from '../config/schema.js';
 import { formatBytes, formatMs } from '../config/units.js';
-import { StorageError } from '../storage/errors.js';
-import type { QuerySettings } from '../storage/transport.js';
+import { StorageError } from './errors.js';
+import type { QuerySettings } from './transport.js';
 
 /** A budget of the `query` section that ClickHouse enforces on one storage query (`max_result_rows` is ours, not a setting). */
 export type QueryLimit = 'timeout' | 'max_rows_to_read' | 'max_bytes_to_read' | 'max_memory' | 'max_result_rows';
