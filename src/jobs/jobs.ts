@@ -8,7 +8,7 @@ import type { SchemaContext } from '../storage/migrations/context.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { JobError } from './errors.js';
-import { createRunHistory, type RunFilter, type RunRecord } from './history.js';
+import { createRunHistory, type RunFilter, type RunHistory, type RunRecord } from './history.js';
 import { createJobTable, registerNextRunGauge, viewOf, type Entry, type JobTable, type ScheduledView } from './job-table.js';
 import { createAddressGuard } from './kinds/address-guard.js';
 import { createExport, directoryBytes, exportWindowRefusal, removeStaleParts } from './kinds/export.js';
@@ -210,15 +210,54 @@ function scheduledJobsApi(p: { table: JobTable; stored: StoredJobs; store: JobSt
   };
 }
 
+/** The API on runs: live ones from the runner, ended ones from history. */
+function runsApi(p: { runner: Runner; history: RunHistory; queue: OnDemandQueue; storage: Pick<Storage, 'ready'>; instance: string }): Pick<Jobs, 'getRun' | 'listRuns' | 'cancel' | 'watch'> {
+  const { runner, history, queue, instance } = p;
+  return {
+    async getRun(id) {
+      const l = runner.live(id);
+      if (l) return { ...l.record };
+      mustStore(p.storage, 'run history cannot be read');
+      return history.get(id);
+    },
+    async listRuns(filter) {
+      mustStore(p.storage, 'run history cannot be read');
+      return history.list(filter);
+    },
+    async cancel(id) {
+      const l = runner.live(id);
+      if (!l) {
+        mustStore(p.storage, 'run history cannot be read');
+        const r = await history.get(id);
+        if (!r) throw new JobError('not_found', `no job ${JSON.stringify(id)}`);
+        throw new JobError('failed_precondition', `job ${id} is ${r.status}${r.instance !== instance ? ` on ${r.instance}` : ''}: only a pending or running job of this agent can be cancelled`);
+      }
+      l.controller.abort(new RunAborted('cancelled'));
+      if (!queue.cancelPending(l)) {
+        await new Promise<void>((resolve) => {
+          if (!runner.live(id)) return resolve();
+          l.listeners.add((r) => r.status !== 'running' && resolve());
+        });
+      }
+      return { ...l.record };
+    },
+    watch(id, listener) {
+      const l = runner.live(id);
+      if (!l) return undefined;
+      l.listeners.add(listener);
+      return () => l.listeners.delete(listener);
+    },
+  };
+}
+
 /** Recorded: waits until the run's record is stored, so a crash after the answer cannot lose it; logged when storage fails (it stays waiting). */
 const recordedBy = (history: { flush(): Promise<void> }, logger: Logger) => (l: LiveRun): Promise<void> =>
   history.flush().catch((err: unknown) => logger.warn({ err, run: l.record.id }, 'run accepted but not stored yet; stored when storage answers'));
 
 /**
  * Creates the jobs component: croner schedules for scheduled jobs (config and API), a bounded queue
- * of on-demand jobs, run history in storage, and Redis leases for cluster-scoped jobs. This wires the
- * units (table, caps, scheduled runs, ticks, on-demand queue, recovery, stored jobs, maintenance) and
- * answers the API; it is over 80 lines because the wiring reads best in one place.
+ * of on-demand jobs, run history in storage, and Redis leases for cluster-scoped jobs. It wires the
+ * units (table, caps, scheduled runs, ticks, on-demand queue, recovery, stored jobs, maintenance).
  */
 export function createJobs(options: JobsOptions): Jobs {
   const logger = options.logger.child({ component: 'jobs' });
@@ -278,39 +317,7 @@ export function createJobs(options: JobsOptions): Jobs {
       await recorded(l);
       return { ...l.record };
     },
-    async getRun(id) {
-      const l = runner.live(id);
-      if (l) return { ...l.record };
-      mustStore(options.storage, 'run history cannot be read');
-      return history.get(id);
-    },
-    async listRuns(filter) {
-      mustStore(options.storage, 'run history cannot be read');
-      return history.list(filter);
-    },
-    async cancel(id) {
-      const l = runner.live(id);
-      if (!l) {
-        mustStore(options.storage, 'run history cannot be read');
-        const r = await history.get(id);
-        if (!r) throw new JobError('not_found', `no job ${JSON.stringify(id)}`);
-        throw new JobError('failed_precondition', `job ${id} is ${r.status}${r.instance !== instance ? ` on ${r.instance}` : ''}: only a pending or running job of this agent can be cancelled`);
-      }
-      l.controller.abort(new RunAborted('cancelled'));
-      if (!queue.cancelPending(l)) {
-        await new Promise<void>((resolve) => {
-          if (!runner.live(id)) return resolve();
-          l.listeners.add((r) => r.status !== 'running' && resolve());
-        });
-      }
-      return { ...l.record };
-    },
-    watch(id, listener) {
-      const l = runner.live(id);
-      if (!l) return undefined;
-      l.listeners.add(listener);
-      return () => l.listeners.delete(listener);
-    },
+    ...runsApi({ runner, history, queue, storage: options.storage, instance }),
     reconcile: (configJobs) => table.reconcile(configJobs),
     async start() {
       started = Date.now();
