@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { submitAgentEvents, type AgentEventSink } from '../events/events.js';
-import { Severity } from '../gen/heimdall/v1/events_pb.js';
+import { Gauge, type Registry } from 'prom-client';
+import type { AgentEventSink } from '../events/events.js';
 import { uuidv7 } from '../ids/uuidv7.js';
 import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RunHistory, RunRecord, RunTrigger } from './history.js';
 import type { TaskKinds } from './kinds/kind.js';
 import type { KindName } from './kinds/params.js';
+import { createRunReport } from './run-report.js';
 
 /** A run this agent has in hand (pending or running). */
 export interface LiveRun {
@@ -76,46 +76,51 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-/** Creates the runner. */
+/** A pending run's record, named by a new time-ordered id. */
+function newRecord(init: RunInit, instance: string): RunRecord {
+  const now = Date.now();
+  const id = uuidv7(now);
+  return {
+    id,
+    jobName: init.jobName,
+    kind: init.kind,
+    params: init.params,
+    timeoutMs: init.timeoutMs,
+    attempts: init.attempts,
+    backoffMs: init.backoffMs,
+    trigger: init.trigger,
+    status: 'pending',
+    attempt: init.attempt ?? 1,
+    progress: 0,
+    message: '',
+    error: '',
+    result: {},
+    correlationId: init.correlationId ?? id,
+    instance,
+    fence: 0,
+    scheduledTime: init.scheduledTime ?? 0,
+    createdAt: now,
+    startedAt: 0,
+    endedAt: 0,
+  };
+}
+
+/**
+ * Creates the runner. Owns the live runs; reporting is createRunReport's. Over 80 lines: the attempt
+ * loop (timeout, backoff, cancel, shutdown) reads best whole, next to the live runs it updates.
+ */
 export function createRunner(options: { kinds: TaskKinds; history: RunHistory; pipeline: AgentEventSink; instance: string; logger: Logger; metrics: Registry }): Runner {
   const { history, instance } = options;
   const logger = options.logger.child({ component: 'jobs' });
   const live = new Map<string, LiveRun>();
   const executing = new Set<Promise<void>>();
   let running = 0;
-  const registers = [options.metrics];
-  const runs = new Counter({ name: 'heimdall_job_runs_total', help: 'Job runs ended, by job (empty for on-demand), kind and status.', labelNames: ['job', 'kind', 'status'] as const, registers });
-  const duration = new Histogram({ name: 'heimdall_job_run_duration_seconds', help: 'Time from start to end of job runs, by job and kind.', labelNames: ['job', 'kind'] as const, buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600], registers });
-  const lastSuccess = new Gauge({ name: 'heimdall_job_last_success_timestamp_seconds', help: 'When a run of the job last succeeded (unix seconds).', labelNames: ['job', 'kind'] as const, registers });
-  new Gauge({ name: 'heimdall_jobs_running', help: 'Job runs running now.', registers, collect() { this.set(running); } });
-
-  const update = (l: LiveRun): void => {
-    history.save(l.record);
-    for (const fn of l.listeners) fn({ ...l.record });
-  };
-  const event = (r: RunRecord, what: 'started' | 'succeeded' | 'failed' | 'cancelled'): void => {
-    const severity = what === 'failed' ? Severity.ERROR : what === 'cancelled' ? Severity.WARNING : Severity.INFO;
-    const name = r.jobName ? `job ${r.jobName}` : `${r.kind} job`;
-    const message = what === 'started' ? `${name} started (${r.trigger}, attempt ${r.attempt})` : `${name} ${what}${r.error ? `: ${r.error}` : r.message ? `: ${r.message}` : ''}`;
-    submitAgentEvents(
-      options.pipeline,
-      [{ source: 'scheduler', correlationId: r.correlationId, eventType: `job.run.${what}`, severity, category: 'jobs', message, actorId: r.jobName || r.kind, status: what, payload: { run: r.id, job: r.jobName, kind: r.kind, trigger: r.trigger, attempt: r.attempt, ...(r.endedAt ? { duration_ms: r.endedAt - r.startedAt } : {}), ...(what === 'succeeded' ? { result: r.result } : {}) } }],
-      logger,
-    );
-  };
+  const report = createRunReport({ history, pipeline: options.pipeline, logger, metrics: options.metrics });
+  const update = (l: LiveRun): void => report.update(l);
+  new Gauge({ name: 'heimdall_jobs_running', help: 'Job runs running now.', registers: [options.metrics], collect() { this.set(running); } });
   const ended = (l: LiveRun): void => {
-    const r = l.record;
-    r.endedAt = Date.now();
-    live.delete(r.id);
-    update(l);
-    l.listeners.clear();
-    event(r, r.status as 'succeeded' | 'failed' | 'cancelled');
-    runs.inc({ job: r.jobName, kind: r.kind, status: r.status });
-    if (r.startedAt > 0) duration.observe({ job: r.jobName, kind: r.kind }, (r.endedAt - r.startedAt) / 1000);
-    if (r.status === 'succeeded') lastSuccess.set({ job: r.jobName, kind: r.kind }, r.endedAt / 1000);
-    const log = { run: r.id, job: r.jobName, kind: r.kind, status: r.status, attempt: r.attempt, correlationId: r.correlationId };
-    if (r.status === 'failed') logger.warn({ ...log, error: r.error }, 'job run failed');
-    else logger.info(log, `job run ${r.status}`);
+    live.delete(l.record.id);
+    report.ended(l);
   };
 
   const run = async (l: LiveRun, signal: AbortSignal | undefined, fence: number): Promise<void> => {
@@ -125,7 +130,7 @@ export function createRunner(options: { kinds: TaskKinds; history: RunHistory; p
     r.fence = fence;
     if (r.attempt < 1) r.attempt = 1;
     update(l);
-    event(r, 'started');
+    report.started(r);
     const task = options.kinds[r.kind as KindName];
     const stop = signal ? AbortSignal.any([l.controller.signal, signal]) : l.controller.signal;
     for (;;) {
@@ -187,33 +192,9 @@ export function createRunner(options: { kinds: TaskKinds; history: RunHistory; p
 
   return {
     create(init) {
-      const now = Date.now();
-      const id = uuidv7(now);
-      const record: RunRecord = {
-        id,
-        jobName: init.jobName,
-        kind: init.kind,
-        params: init.params,
-        timeoutMs: init.timeoutMs,
-        attempts: init.attempts,
-        backoffMs: init.backoffMs,
-        trigger: init.trigger,
-        status: 'pending',
-        attempt: init.attempt ?? 1,
-        progress: 0,
-        message: '',
-        error: '',
-        result: {},
-        correlationId: init.correlationId ?? id,
-        instance,
-        fence: 0,
-        scheduledTime: init.scheduledTime ?? 0,
-        createdAt: now,
-        startedAt: 0,
-        endedAt: 0,
-      };
+      const record = newRecord(init, instance);
       const l: LiveRun = { record, controller: new AbortController(), listeners: new Set() };
-      live.set(id, l);
+      live.set(record.id, l);
       history.save(record);
       return l;
     },

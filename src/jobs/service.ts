@@ -11,7 +11,8 @@ import type { GrpcServer } from '../server/grpc.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { HOUR_NS, timeRange } from '../time/range.js';
 import { isTerminal, type RunFilter, type RunRecord, type RunStatus, type RunTrigger } from './history.js';
-import { JobError, type Jobs, type ScheduledView } from './jobs.js';
+import { JobError } from './errors.js';
+import type { Jobs, ScheduledView } from './jobs.js';
 import { jobSpecSchema, taskSchema } from './spec.js';
 
 const STATUS: Record<RunStatus, JobStatus> = {

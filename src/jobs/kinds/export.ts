@@ -97,6 +97,13 @@ export function exportWindow(p: ExportParams, now: number, maxWindowMs: number):
   return { refused: `${p.start ? 'start' : 'since'}: the window is at most ${formatMs(maxWindowMs)} (query.max_window), got ${formatMsRoughly(end - start)}; export several narrower windows` };
 }
 
+/** Why a task's export would read more than `maxWindowMs` (naming the parameter, for INVALID_ARGUMENT), or undefined (also for other kinds). */
+export function exportWindowRefusal(task: { kind: string; params: Record<string, unknown> }, now: number, maxWindowMs: number): string | undefined {
+  if (task.kind !== 'export') return undefined;
+  const range = exportWindow(KIND_PARAMS.export.parse(task.params), now, maxWindowMs);
+  return 'refused' in range ? `job.params.${range.refused}` : undefined;
+}
+
 /**
  * The folder of a tenant's exports in the export directory: `tenant=<tenant>`, or `tenant=_<digest>`
  * when the tenant is not a plain file name. Export file names have no "=", so these never meet them.
