@@ -142,8 +142,8 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     for (let i = 1; i < progress.length; i += 1) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1] as number);
     expect(Math.max(...progress)).toBeLessThan(100);
     expect(seen.find((j) => j.status === JobStatus.RUNNING && j.message.startsWith('wrote'))?.message).toMatch(/^wrote \d+ of 1000000 rows$/);
-    // Nothing half-written is left behind.
-    await sleep(300);
+    // Nothing half-written is left behind (the part file goes once the chunk query in flight returns).
+    await until(() => readdirSync(exports.path).length === 0, 30_000, 'the part file to be removed').catch(() => undefined);
     expect(readdirSync(exports.path)).toEqual([]);
   });
 
