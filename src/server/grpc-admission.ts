@@ -1,5 +1,6 @@
 import type { Metadata} from '@grpc/grpc-js';
 import { ServerInterceptingCall, status, type ServerInterceptor, type ServerListener, type StatusObject } from '@grpc/grpc-js';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Authenticator, Principal, RequiredScope } from '../auth/auth.js';
 import { GrpcError } from './errors.js';
 
@@ -42,6 +43,8 @@ export interface AdmissionOptions {
   methodAdmission(path: string): MethodAdmission | undefined;
   /** The status sent for a refusal (logged as the server logs its errors). */
   toStatus(err: unknown, path: string): StatusObject;
+  /** Registry for the refusal counter and the waiting gauge. */
+  metrics: Registry;
 }
 
 /** The admission interceptor and what it learnt of each call. */
@@ -259,6 +262,28 @@ class CallGate {
  */
 export function createAdmission(options: AdmissionOptions): Admission {
   const queue = new WaitQueue();
+  const refused = new Counter({
+    name: 'heimdall_grpc_server_admission_refused_total',
+    help: 'Calls refused by admission before their handler ran, by code (UNAUTHENTICATED, PERMISSION_DENIED; UNAVAILABLE: no memory to read the message; DEADLINE_EXCEEDED: the message not whole within server.grpc.message_timeout).',
+    labelNames: ['grpc_code'] as const,
+    registers: [options.metrics],
+  });
+  new Gauge({
+    name: 'heimdall_grpc_server_admission_waiting',
+    help: 'Calls waiting for memory to read their request message.',
+    registers: [options.metrics],
+    collect() {
+      this.set(queue.size);
+    },
+  });
+  const gateOptions: AdmissionOptions = {
+    ...options,
+    toStatus(err, path) {
+      const st = options.toStatus(err, path);
+      refused.inc({ grpc_code: status[st.code] });
+      return st;
+    },
+  };
   const calls = new WeakMap<Metadata, CallAdmission>();
   const interceptor: ServerInterceptor = (definition, next) => {
     let gate: CallGate;
@@ -288,7 +313,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
           statusNext(st);
         },
       },
-      (gate = new CallGate(options, queue, definition.path, definition.requestStream, options.methodAdmission(definition.path), (st) => next.sendStatus(st))),
+      (gate = new CallGate(gateOptions, queue, definition.path, definition.requestStream, options.methodAdmission(definition.path), (st) => next.sendStatus(st))),
     );
     return call;
   };

@@ -2,8 +2,8 @@ import type { Authenticator, RequiredScope } from '../auth/auth.js';
 import type { DescFile } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { Server, ServerCredentials, status } from '@grpc/grpc-js';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -148,30 +148,13 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const admittance = new Map<string, MethodAdmission>();
   /** Services whose calls get no server span (ServiceOptions.traced false). */
   const untraced = new Set<string>();
-  const admissionRefused = new Counter({
-    name: 'heimdall_grpc_server_admission_refused_total',
-    help: 'Calls refused by admission before their handler ran, by code (UNAUTHENTICATED, PERMISSION_DENIED; UNAVAILABLE: no memory to read the message; DEADLINE_EXCEEDED: the message not whole within server.grpc.message_timeout).',
-    labelNames: ['grpc_code'] as const,
-    registers: [options.metrics],
-  });
   const admission = createAdmission({
     auth: options.auth,
     maxRecvMsgSize: options.maxRecvMsgSize,
     messageTimeoutMs: limits.message_timeout,
     methodAdmission: (path) => admittance.get(path),
-    toStatus: (err, path) => {
-      const st = toStatus(err, logger, path);
-      admissionRefused.inc({ grpc_code: status[st.code] });
-      return st;
-    },
-  });
-  new Gauge({
-    name: 'heimdall_grpc_server_admission_waiting',
-    help: 'Calls waiting for memory to read their request message.',
-    registers: [options.metrics],
-    collect() {
-      this.set(admission.waiting);
-    },
+    toStatus: (err, path) => toStatus(err, logger, path),
+    metrics: options.metrics,
   });
 
   const wrap = createCallWrapper({

@@ -1,4 +1,5 @@
 import { Metadata, status, type ServerInterceptingCallInterface, type StatusObject } from '@grpc/grpc-js';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { Authenticator } from '../../../src/auth/auth.js';
 import { GrpcError } from '../../../src/server/errors.js';
@@ -69,6 +70,7 @@ function setup(free: number, messageTimeoutMs = 1_000) {
     messageTimeoutMs,
     methodAdmission: () => ({ scope: undefined, reserve: (bytes) => memory.reserve(bytes) }),
     toStatus: (err) => ({ code: (err as GrpcError).code, details: (err as Error).message, metadata: new Metadata() }),
+    metrics: new Registry(),
   });
   const open = (requestStream: boolean) => {
     const base = baseCall();
