@@ -1,10 +1,6 @@
-/** Why a jobs operation was refused; the RPC layer maps `code` to a gRPC status once. */
-export class JobError extends Error {
+import { AgentError } from '../errors/agent-error.js';
+
+/** Why a jobs operation was refused; each transport maps its code once (see AgentError). */
+export class JobError extends AgentError {
   override name = 'JobError';
-  constructor(
-    readonly code: 'not_found' | 'already_exists' | 'failed_precondition' | 'unavailable' | 'resource_exhausted' | 'invalid_argument',
-    message: string,
-  ) {
-    super(message);
-  }
 }

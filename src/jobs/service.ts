@@ -6,12 +6,11 @@ import type { z } from 'zod';
 import { formatIssue } from '../config/load.js';
 import { Concurrency, JobScope, JobService, JobSource, JobStatus, JobTrigger, MisfirePolicy, type JobSchema, type RetryPolicy, type ScheduledJob, type ScheduledJobSchema } from '../gen/heimdall/v1/jobs_pb.js';
 import { decodeCursor, encodeCursor, filterHash } from '../paging/cursor.js';
-import { GrpcError } from '../server/errors.js';
+import { asGrpcError, GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { HOUR_NS, timeRange } from '../time/range.js';
 import { isTerminal, type RunFilter, type RunRecord, type RunStatus, type RunTrigger } from './history.js';
-import { JobError } from './errors.js';
 import type { Jobs, ScheduledView } from './jobs.js';
 import { jobSpecSchema, taskSchema } from './spec.js';
 
@@ -36,22 +35,12 @@ const TRIGGER_NAME = byValue(TRIGGER);
 const ts = (ms: number) => (ms > 0 ? timestampFromMs(ms) : undefined);
 const dur = (ms: number): MessageInitShape<typeof DurationSchema> => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
 
-const GRPC_CODE: Record<JobError['code'], status> = {
-  not_found: status.NOT_FOUND,
-  already_exists: status.ALREADY_EXISTS,
-  failed_precondition: status.FAILED_PRECONDITION,
-  unavailable: status.UNAVAILABLE,
-  resource_exhausted: status.RESOURCE_EXHAUSTED,
-  invalid_argument: status.INVALID_ARGUMENT,
-};
-
-/** Runs `fn`, answering a JobError with its gRPC status. */
+/** Runs `fn` (synchronous throws included), answering a JobError with its gRPC status. */
 async function call<T>(fn: () => Promise<T> | T): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof JobError) throw new GrpcError(GRPC_CODE[err.code], err.message);
-    throw err;
+    throw asGrpcError(err);
   }
 }
 

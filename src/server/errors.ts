@@ -3,6 +3,7 @@ import { anyPack, DurationSchema, type Any } from '@bufbuild/protobuf/wkt';
 import { Metadata, status } from '@grpc/grpc-js';
 import { BadRequestSchema, RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js';
 import { StatusSchema } from '../gen/google/rpc/status_pb.js';
+import { AgentError, type ErrorCode } from '../errors/agent-error.js';
 
 /** An error with a gRPC status code; thrown by handlers, mapped to the call's status once. */
 export class GrpcError extends Error {
@@ -36,4 +37,34 @@ export function invalidArgument(violations: ReadonlyArray<{ field: string; descr
   const message = shown.join('; ') + (violations.length > shown.length ? `; and ${violations.length - shown.length} more` : '');
   const badRequest: MessageInitShape<typeof BadRequestSchema> = { fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) };
   return new GrpcError(status.INVALID_ARGUMENT, message, statusDetails(status.INVALID_ARGUMENT, message, [anyPack(BadRequestSchema, create(BadRequestSchema, badRequest))]));
+}
+
+const GRPC_CODE: Record<ErrorCode, status> = {
+  invalid_argument: status.INVALID_ARGUMENT,
+  not_found: status.NOT_FOUND,
+  already_exists: status.ALREADY_EXISTS,
+  failed_precondition: status.FAILED_PRECONDITION,
+  permission_denied: status.PERMISSION_DENIED,
+  resource_exhausted: status.RESOURCE_EXHAUSTED,
+  unavailable: status.UNAVAILABLE,
+  deadline_exceeded: status.DEADLINE_EXCEEDED,
+};
+
+/** The HTTP status of each AgentError code. */
+export const HTTP_CODE: Record<ErrorCode, number> = {
+  invalid_argument: 400,
+  not_found: 404,
+  already_exists: 409,
+  failed_precondition: 409,
+  permission_denied: 403,
+  resource_exhausted: 429,
+  unavailable: 503,
+  deadline_exceeded: 504,
+};
+
+/** The gRPC answer to an error: an AgentError as its status (UNAVAILABLE with RetryInfo when it says when to retry), anything else as it is. */
+export function asGrpcError(err: unknown): unknown {
+  if (!(err instanceof AgentError)) return err;
+  if (err.code === 'unavailable' && err.retryAfterMs !== undefined) return unavailable(err.message, err.retryAfterMs);
+  return new GrpcError(GRPC_CODE[err.code], err.message);
 }

@@ -6,12 +6,13 @@ import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../teleme
 import type { Logger } from '../telemetry/logger.js';
 import { perRegistry } from '../telemetry/metrics.js';
 import { inServerSpan } from '../telemetry/spans.js';
-import { GrpcError } from './errors.js';
+import { asGrpcError, GrpcError } from './errors.js';
 import type { CallAdmission } from './grpc-admission.js';
 import type { CallContext, CallWrapper } from './grpc-service.js';
 
-/** The status a call ends with for `err`: a GrpcError as it is, anything else INTERNAL (and logged). */
-export function toStatus(err: unknown, logger: Logger, method: string): ServiceError {
+/** The status a call ends with for what it threw: a GrpcError as it is, an AgentError as its status, anything else INTERNAL (and logged). */
+export function toStatus(thrown: unknown, logger: Logger, method: string): ServiceError {
+  const err = asGrpcError(thrown);
   const metadata = err instanceof GrpcError && err.metadata ? err.metadata : new Metadata();
   if (err instanceof GrpcError) return Object.assign(new Error(err.message), { code: err.code, details: err.message, metadata });
   logger.error({ err, method }, 'gRPC handler failed');
