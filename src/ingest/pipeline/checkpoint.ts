@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/logger.js';
 import { writeAll, writeFileAtomic, type QueueFile, type QueueFiles } from './queue-files.js';
@@ -194,4 +195,25 @@ export function createCheckpointStore(options: CheckpointStoreOptions): Checkpoi
       await f?.close();
     },
   };
+}
+
+/**
+ * The sequence number new records are numbered past, from the checkpoint loaded at start: the
+ * planned batch's last record or the committed mark, whichever is higher (0 without a checkpoint).
+ */
+export function numberingFloor(loaded: LoadedCheckpoint | undefined): bigint {
+  if (!loaded) return 0n;
+  return loaded.plan && loaded.plan.to > loaded.committed ? loaded.plan.to : loaded.committed;
+}
+
+/**
+ * The checkpoint the consumer starts from: the loaded one (or a new queue id), with the log's
+ * `salt`; committed at least up to `oldest` (segments are removed only once their records are
+ * stored, so nothing before the oldest one waits); a plan only when it is past the committed mark
+ * (one at or under it, a stale plan.json of an earlier version, was stored already).
+ */
+export function resumeCheckpoint(loaded: LoadedCheckpoint | undefined, salt: Buffer, oldest: bigint): Checkpoint {
+  const committed = loaded && loaded.committed > oldest ? loaded.committed : oldest;
+  const plan = loaded?.plan && loaded.plan.to > committed ? loaded.plan : undefined;
+  return { id: loaded?.id ?? randomUUID(), salt, committed, plan };
 }
