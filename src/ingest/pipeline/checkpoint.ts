@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '../../telemetry/logger.js';
 import { writeAll, writeFileAtomic, type QueueFile, type QueueFiles } from './queue-files.js';
@@ -95,6 +96,52 @@ function decodeSlot(slot: Buffer): { checkpoint: Checkpoint; generation: bigint 
   return { generation: slot.readBigUInt64LE(4), checkpoint: { id: j.id, salt: Buffer.from(j.salt, 'hex'), committed: BigInt(j.committed), plan } };
 }
 
+/** Where a checkpoint store reads: its directory, files and logger. */
+type Where = Pick<CheckpointStoreOptions, 'dir' | 'files' | 'logger'>;
+
+/** Reads a small file and parses it; undefined when it is missing; damaged (thrown) when it cannot be read or parsed. */
+async function readIfThere<T>({ dir, files }: Where, name: string, parse: (data: Buffer) => T): Promise<T | undefined> {
+  if ((await files.size(join(dir, name))) === undefined) return undefined;
+  return parse(await files.readFile(join(dir, name)));
+}
+
+/** Logs a file that cannot be read and renames it `<name>.damaged`, so it is kept but no longer read. */
+async function setAside({ dir, files, logger }: Where, name: string, err: unknown): Promise<void> {
+  logger.error({ err, file: name }, `durable queue: cannot read ${name}; set aside as ${name}.damaged. Reading starts at the oldest queued segment: records stored before may be stored again (none is lost)`);
+  await files.rename(join(dir, name), join(dir, `${name}.damaged`)).catch((e: unknown) => logger.error({ err: e, file: name }, `durable queue: cannot set ${name} aside`));
+}
+
+/** The newer of the two slots of the checkpoint file; undefined when there is no file; throws when both slots are damaged. */
+async function loadFile(where: Where): Promise<{ checkpoint: Checkpoint; generation: bigint } | undefined> {
+  const data = await readIfThere(where, FILE, (d) => d);
+  if (!data) return undefined;
+  const slots = [decodeSlot(data.subarray(0, SLOT_BYTES)), decodeSlot(data.subarray(SLOT_BYTES, 2 * SLOT_BYTES))].filter((s) => s !== undefined);
+  const newest = slots.sort((a, b) => (a.generation < b.generation ? 1 : -1))[0];
+  if (!newest) throw new Error('both slots of the checkpoint are damaged');
+  return newest;
+}
+
+/** The state.json and plan.json of earlier versions; a damaged plan.json is set aside (state.json alone is used); throws when state.json is damaged. */
+async function loadLegacy(where: Where): Promise<LoadedCheckpoint | undefined> {
+  const state = await readIfThere(where, LEGACY_STATE, (d) => {
+    const j = JSON.parse(d.toString()) as { id: unknown; committed: unknown };
+    if (typeof j.id !== 'string' || typeof j.committed !== 'string') throw new Error(`${LEGACY_STATE} has no id or committed`);
+    return { id: j.id, committed: BigInt(j.committed) };
+  });
+  if (!state) return undefined;
+  let plan: Plan | undefined;
+  try {
+    plan = await readIfThere(where, LEGACY_PLAN, (d) => {
+      const j = JSON.parse(d.toString()) as { from: string; to: string };
+      return { from: BigInt(j.from), to: BigInt(j.to) };
+    });
+  } catch (err) {
+    // Without the plan, its batch is inserted again under another token: stored twice at worst.
+    await setAside(where, LEGACY_PLAN, err);
+  }
+  return { ...state, salt: undefined, plan };
+}
+
 /** Creates the checkpoint store of a queue directory. */
 export function createCheckpointStore(options: CheckpointStoreOptions): CheckpointStore {
   const { dir, files, logger } = options;
@@ -105,68 +152,27 @@ export function createCheckpointStore(options: CheckpointStoreOptions): Checkpoi
   /** Files of earlier versions, removed once the checkpoint file holds their content. */
   let legacy = false;
 
-  /** Reads a small file and parses it; undefined when it is missing; damaged (thrown) when it cannot be read or parsed. */
-  const readIfThere = async <T>(name: string, parse: (data: Buffer) => T): Promise<T | undefined> => {
-    if ((await files.size(join(dir, name))) === undefined) return undefined;
-    return parse(await files.readFile(join(dir, name)));
-  };
-
-  /** Logs a file that cannot be read and renames it `<name>.damaged`, so it is kept but no longer read. */
-  const setAside = async (name: string, err: unknown): Promise<void> => {
-    logger.error({ err, file: name }, `durable queue: cannot read ${name}; set aside as ${name}.damaged. Reading starts at the oldest queued segment: records stored before may be stored again (none is lost)`);
-    await files.rename(join(dir, name), join(dir, `${name}.damaged`)).catch((e: unknown) => logger.error({ err: e, file: name }, `durable queue: cannot set ${name} aside`));
-  };
-
-  const loadFile = async (): Promise<Checkpoint | undefined> => {
-    const data = await readIfThere(FILE, (d) => d);
-    if (!data) return undefined;
-    const slots = [decodeSlot(data.subarray(0, SLOT_BYTES)), decodeSlot(data.subarray(SLOT_BYTES, 2 * SLOT_BYTES))].filter((s) => s !== undefined);
-    const newest = slots.sort((a, b) => (a.generation < b.generation ? 1 : -1))[0];
-    if (!newest) throw new Error('both slots of the checkpoint are damaged');
-    generation = newest.generation;
-    return newest.checkpoint;
-  };
-
-  const loadLegacy = async (): Promise<LoadedCheckpoint | undefined> => {
-    const state = await readIfThere(LEGACY_STATE, (d) => {
-      const j = JSON.parse(d.toString()) as { id: unknown; committed: unknown };
-      if (typeof j.id !== 'string' || typeof j.committed !== 'string') throw new Error(`${LEGACY_STATE} has no id or committed`);
-      return { id: j.id, committed: BigInt(j.committed) };
-    });
-    if (!state) return undefined;
-    let plan: Plan | undefined;
-    try {
-      plan = await readIfThere(LEGACY_PLAN, (d) => {
-        const j = JSON.parse(d.toString()) as { from: string; to: string };
-        return { from: BigInt(j.from), to: BigInt(j.to) };
-      });
-    } catch (err) {
-      // Without the plan, its batch is inserted again under another token: stored twice at worst.
-      await setAside(LEGACY_PLAN, err);
-    }
-    return { ...state, salt: undefined, plan };
-  };
-
   return {
     get created() {
       return generation > 0n;
     },
     async load() {
       try {
-        const c = await loadFile();
-        if (c) {
+        const found = await loadFile(options);
+        if (found) {
+          generation = found.generation;
           legacy = (await files.size(join(dir, LEGACY_STATE)).catch(() => undefined)) !== undefined;
-          return c;
+          return found.checkpoint;
         }
       } catch (err) {
-        await setAside(FILE, err);
+        await setAside(options, FILE, err);
       }
       try {
-        const old = await loadLegacy();
+        const old = await loadLegacy(options);
         legacy = old !== undefined;
         return old;
       } catch (err) {
-        await setAside(LEGACY_STATE, err);
+        await setAside(options, LEGACY_STATE, err);
         return undefined;
       }
     },
@@ -194,4 +200,25 @@ export function createCheckpointStore(options: CheckpointStoreOptions): Checkpoi
       await f?.close();
     },
   };
+}
+
+/**
+ * The sequence number new records are numbered past, from the checkpoint loaded at start: the
+ * planned batch's last record or the committed mark, whichever is higher (0 without a checkpoint).
+ */
+export function numberingFloor(loaded: LoadedCheckpoint | undefined): bigint {
+  if (!loaded) return 0n;
+  return loaded.plan && loaded.plan.to > loaded.committed ? loaded.plan.to : loaded.committed;
+}
+
+/**
+ * The checkpoint the consumer starts from: the loaded one (or a new queue id), with the log's
+ * `salt`; committed at least up to `oldest` (segments are removed only once their records are
+ * stored, so nothing before the oldest one waits); a plan only when it is past the committed mark
+ * (one at or under it, a stale plan.json of an earlier version, was stored already).
+ */
+export function resumeCheckpoint(loaded: LoadedCheckpoint | undefined, salt: Buffer, oldest: bigint): Checkpoint {
+  const committed = loaded && loaded.committed > oldest ? loaded.committed : oldest;
+  const plan = loaded?.plan && loaded.plan.to > committed ? loaded.plan : undefined;
+  return { id: loaded?.id ?? randomUUID(), salt, committed, plan };
 }

@@ -4,7 +4,8 @@ import { insertOptionsFor } from '../../storage/tables.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Plan } from './checkpoint.js';
 import type { TableRows } from './formats.js';
-import { writeFileAtomic, type QueueFiles } from './queue-files.js';
+import { createDeadLetterFolder } from './dead-letter-folder.js';
+import type { QueueFiles } from './queue-files.js';
 import type { Damage } from './segment-reader.js';
 
 /** Options for createDeadLetter. */
@@ -46,9 +47,6 @@ export interface DeadLetter {
   damaged(d: Damage): Promise<void>;
 }
 
-/** The sequence number a dead-letter file's name starts from: files are removed oldest (lowest) first. */
-const orderOf = (name: string): bigint => BigInt(/^(?:damaged-seg-)?(\d+)/.exec(name)?.[1] ?? '0');
-
 /** Creates the dead-letter folder of a queue. */
 export function createDeadLetter(options: DeadLetterOptions): DeadLetter {
   const target = join(options.dir, 'dead-letter');
@@ -64,54 +62,22 @@ export function createDeadLetter(options: DeadLetterOptions): DeadLetter {
     registers: [metrics],
   });
   const removed = new Counter({ name: 'heimdall_exporter_queue_dead_letter_removed_total', help: 'Dead-letter files removed, oldest first, to keep the directory within ingest.queue.dead_letter_max_size.', registers: [metrics] });
-  /** The folder's files, oldest first, with their sizes. */
-  let held: Array<{ name: string; bytes: number }> = [];
+  const folder = createDeadLetterFolder({ path: target, files, maxBytes: options.maxBytes, removed, logger });
   new Gauge({
     name: 'heimdall_exporter_queue_dead_letter_bytes',
     help: 'Bytes in the dead-letter directory (at most ingest.queue.dead_letter_max_size).',
     registers: [metrics],
     collect() {
-      this.set(held.reduce((n, f) => n + f.bytes, 0));
+      this.set(folder.bytes);
     },
   });
   /** Regions seen by this process (a consumer that retries reads them again). */
   const seen = new Set<string>();
 
-  /** Removes the oldest files until `bytes` more fit the budget. */
-  const makeRoom = async (bytes: number): Promise<void> => {
-    let total = held.reduce((n, f) => n + f.bytes, 0);
-    while (held.length > 0 && total + bytes > options.maxBytes) {
-      const oldest = held[0] as { name: string; bytes: number };
-      await files.unlink(join(target, oldest.name));
-      held.shift();
-      total -= oldest.bytes;
-      removed.inc();
-      logger.error({ file: join(target, oldest.name), bytes: oldest.bytes, maxBytes: options.maxBytes }, 'durable queue: removed the oldest dead-letter file to stay within ingest.queue.dead_letter_max_size');
-    }
-  };
-
-  /** Writes a file within the budget; false when it is larger than the whole budget. */
-  const write = async (name: string, data: Buffer): Promise<boolean> => {
-    if (data.length > options.maxBytes) return false;
-    await makeRoom(data.length);
-    await files.mkdir(target);
-    await writeFileAtomic(files, target, name, data);
-    held.push({ name, bytes: data.length });
-    return true;
-  };
-
   const fileOf = (rows: RefusedRows): string => `${rows.range.from}-${rows.range.to}-${rows.table}.jsonl`;
 
   return {
-    async start() {
-      try {
-        const names = (await files.readdir(target).catch(() => [])).filter((n) => !n.startsWith('.'));
-        const sizes = await Promise.all(names.map((n) => files.size(join(target, n))));
-        held = names.map((name, i) => ({ name, bytes: sizes[i] ?? 0 })).sort((a, b) => (orderOf(a.name) < orderOf(b.name) ? -1 : orderOf(a.name) > orderOf(b.name) ? 1 : 0));
-      } catch (err) {
-        logger.warn({ err }, 'durable queue: cannot list the dead-letter directory; its budget counts only new files');
-      }
-    },
+    start: () => folder.start(),
     async refused(rows) {
       // JSONEachRow rows as text, RowBinary rows in base64.
       const line = (part: TableRows): string => {
@@ -119,7 +85,7 @@ export function createDeadLetter(options: DeadLetterOptions): DeadLetter {
         return JSON.stringify({ table: part.table, rows: part.rows, format, data: part.data.toString(format === 'RowBinary' ? 'base64' : 'utf8') });
       };
       const name = fileOf(rows);
-      if (!(await write(name, Buffer.from(rows.parts.map(line).join('\n') + '\n')))) {
+      if (!(await folder.write(name, Buffer.from(rows.parts.map(line).join('\n') + '\n')))) {
         dropped.inc({ kind: 'refused', reason: 'too_large' });
         logger.error({ err: rows.error, table: rows.table, from: String(rows.range.from), to: String(rows.range.to) }, 'durable queue: ClickHouse refuses these rows for good and they are larger than ingest.queue.dead_letter_max_size: dropped them');
         return;
@@ -146,7 +112,7 @@ export function createDeadLetter(options: DeadLetterOptions): DeadLetter {
         return;
       }
       try {
-        if (!(await write(name, d.bytes))) {
+        if (!(await folder.write(name, d.bytes))) {
           dropped.inc({ kind: 'damaged', reason: 'too_large' });
           logger.error(where, 'durable queue: damaged record(s) failed their checksum and are larger than ingest.queue.dead_letter_max_size: dropped them and went on with the next valid record');
           return;

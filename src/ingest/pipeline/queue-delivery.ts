@@ -54,6 +54,30 @@ const SPLIT_LIMIT: RefusalLimit = { attempts: 3, afterMs: 0 };
 /** How often the status looks at storage while a batch waits for it. */
 const STORAGE_CHECK_MS = 1_000;
 
+/** Keeps refused rows in the dead-letter folder, retrying a failed write for refusedTimeoutMs, then drops them. False when stopped. */
+async function keep(options: QueueDeliveryOptions, rows: RefusedRows, signal: AbortSignal): Promise<boolean> {
+  const { status } = options;
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await options.deadLetter.refused(rows);
+      status.set('consumer', undefined);
+      return true;
+    } catch (err) {
+      if (signal.aborted) return false;
+      if (Date.now() - started >= options.refusedTimeoutMs) {
+        options.deadLetter.dropRefused(rows, err);
+        status.set('consumer', undefined);
+        return true;
+      }
+      const delay = backoffMs(attempt, options.retry.initialMs, options.retry.maxMs);
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      status.set('consumer', `${isNoSpace(err) ? 'waiting for disk space: ' : ''}cannot write the dead-letter file: ${code}; retrying for ${Math.round(options.refusedTimeoutMs / 1_000)} s, then dropping the refused rows`);
+      await sleep(delay, signal);
+    }
+  }
+}
+
 /** Creates the delivery of a queue's planned batches. */
 export function createQueueDelivery(options: QueueDeliveryOptions): QueueDelivery {
   const { writer, status, logger } = options;
@@ -80,29 +104,6 @@ export function createQueueDelivery(options: QueueDeliveryOptions): QueueDeliver
     }
   };
 
-  /** Keeps refused rows in the dead-letter folder, retrying a failed write for refusedTimeoutMs, then drops them. False when stopped. */
-  const keep = async (rows: RefusedRows, signal: AbortSignal): Promise<boolean> => {
-    const started = Date.now();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await options.deadLetter.refused(rows);
-        status.set('consumer', undefined);
-        return true;
-      } catch (err) {
-        if (signal.aborted) return false;
-        if (Date.now() - started >= options.refusedTimeoutMs) {
-          options.deadLetter.dropRefused(rows, err);
-          status.set('consumer', undefined);
-          return true;
-        }
-        const delay = backoffMs(attempt, options.retry.initialMs, options.retry.maxMs);
-        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        status.set('consumer', `${isNoSpace(err) ? 'waiting for disk space: ' : ''}cannot write the dead-letter file: ${code}; retrying for ${Math.round(options.refusedTimeoutMs / 1_000)} s, then dropping the refused rows`);
-        await sleep(delay, signal);
-      }
-    }
-  };
-
   /**
    * Stores `records` of one table with `token` (the plan's token `base`, or a part's: `base:<from>-<to>`);
    * splits what storage refuses. False when stopped.
@@ -115,7 +116,7 @@ export function createQueueDelivery(options: QueueDeliveryOptions): QueueDeliver
     const first = records[0];
     const last = records.at(-1);
     if (!first || !last) return true;
-    if (records.length === 1) return keep({ table, range: { from: first.seq, to: last.seq }, parts: first.parts, error: result.error }, signal);
+    if (records.length === 1) return keep(options, { table, range: { from: first.seq, to: last.seq }, parts: first.parts, error: result.error }, signal);
     splits.inc();
     logger.warn({ err: result.error, table, from: String(first.seq), to: String(last.seq), records: records.length }, 'durable queue: ClickHouse keeps refusing a batch; splitting it in halves to find the records it refuses');
     const mid = Math.ceil(records.length / 2);

@@ -1,17 +1,16 @@
-import { randomUUID } from 'node:crypto';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { HealthRegistry } from '../../health/registry.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { createCheckpointStore } from './checkpoint.js';
+import { createCheckpointStore, numberingFloor, resumeCheckpoint } from './checkpoint.js';
 import { createDeadLetter } from './dead-letter.js';
-import { RetryableError } from './errors.js';
 import type { TableRows } from './formats.js';
 import { createQueueConsumer } from './queue-consumer.js';
 import { createQueueDelivery } from './queue-delivery.js';
-import { isNoSpace, nodeQueueFiles, type QueueFiles } from './queue-files.js';
+import { createQueueAppends } from './queue-appends.js';
+import { nodeQueueFiles, type QueueFiles } from './queue-files.js';
+import { registerQueueMetrics } from './queue-metrics.js';
 import { createQueueStatus } from './queue-status.js';
 import { createSegmentLog } from './segment-log.js';
-import { encodeParts, HEADER_BYTES } from './wal.js';
 import type { Writer } from './writer.js';
 
 /** Options for createDurableQueue. */
@@ -108,31 +107,8 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     logger,
   });
   const consumer = createQueueConsumer({ log, checkpoints, deadLetter, delivery, maxRows: options.maxRows, maxDelayMs: options.maxDelayMs, retry: options.retry, status, logger });
-  let stopped = false;
-
-  new Gauge({
-    name: 'heimdall_exporter_queue_size',
-    help: 'Requests in the durable queue not yet stored.',
-    registers: [options.metrics],
-    collect() {
-      this.set(depth());
-    },
-  });
-  new Gauge({ name: 'heimdall_exporter_queue_capacity_bytes', help: 'Bytes the durable queue may hold.', registers: [options.metrics] }).set(options.maxBytes);
-  new Gauge({
-    name: 'heimdall_exporter_queue_bytes',
-    help: 'Bytes the durable queue holds on disk.',
-    registers: [options.metrics],
-    collect() {
-      this.set(log.bytes);
-    },
-  });
-  const refused = new Counter({
-    name: 'heimdall_exporter_queue_refused_appends_total',
-    help: 'Appends the durable queue refused (retryable), by reason: full (ingest.queue.max_size) or write_failed (the disk write did not complete).',
-    labelNames: ['reason'] as const,
-    registers: [options.metrics],
-  });
+  const { refused } = registerQueueMetrics({ metrics: options.metrics, maxBytes: options.maxBytes, depth, bytes: () => log.bytes });
+  const appends = createQueueAppends({ log, maxBytes: options.maxBytes, refused, status });
 
   return {
     get depth() {
@@ -147,14 +123,9 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
     async start() {
       await files.mkdir(dir);
       const loaded = await checkpoints.load();
-      const floor = loaded ? (loaded.plan && loaded.plan.to > loaded.committed ? loaded.plan.to : loaded.committed) : 0n;
-      const salt = await log.recover(floor, loaded?.salt);
-      // Segments are removed only once their records are stored: nothing before the oldest one waits.
-      const oldest = log.start.first - 1n;
-      const committed = loaded && loaded.committed > oldest ? loaded.committed : oldest;
-      // A plan at or under the committed mark was stored already (a stale plan.json of an earlier version).
-      const plan = loaded?.plan && loaded.plan.to > committed ? loaded.plan : undefined;
-      const checkpoint = { id: loaded?.id ?? randomUUID(), salt, committed, plan };
+      const salt = await log.recover(numberingFloor(loaded), loaded?.salt);
+      const checkpoint = resumeCheckpoint(loaded, salt, log.start.first - 1n);
+      const { committed, plan } = checkpoint;
       await deadLetter.start();
       // Created now, before any append can fill the disk: from here on, commits are in-place writes.
       if (!checkpoints.created) await checkpoints.save(checkpoint).catch((err: unknown) => logger.warn({ err }, 'durable queue: cannot create the checkpoint yet'));
@@ -162,25 +133,9 @@ export function createDurableQueue(options: DurableQueueOptions): DurableQueue {
       status.start();
       consumer.start(checkpoint);
     },
-    async append(parts) {
-      if (stopped) throw new RetryableError('the agent is shutting down', 1_000);
-      const buf = encodeParts(parts);
-      if (log.bytes + buf.length + HEADER_BYTES > options.maxBytes) {
-        refused.inc({ reason: 'full' });
-        throw new RetryableError(`durable queue is full (${log.bytes} of ${options.maxBytes} bytes)`, 5_000);
-      }
-      try {
-        await log.append(buf);
-      } catch (err) {
-        refused.inc({ reason: 'write_failed' });
-        const code = (err as NodeJS.ErrnoException).code;
-        status.set('append', `${isNoSpace(err) ? 'waiting for disk space: ' : ''}appends fail: ${code ?? (err as Error).message}`);
-        throw new RetryableError(`durable queue write failed: ${(err as Error).message}`, 1_000);
-      }
-    },
+    append: (parts) => appends.append(parts),
     async shutdown() {
-      if (stopped) return;
-      stopped = true;
+      if (!appends.close()) return;
       await log.close();
       // The consumer stops first: an insert the writer gives up on at shutdown is not a refusal.
       const consumerStopped = consumer.shutdown();

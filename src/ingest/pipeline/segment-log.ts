@@ -1,9 +1,10 @@
-import { join } from 'node:path';
 import type { Logger } from '../../telemetry/logger.js';
-import { writeAll, type QueueFile, type QueueFiles } from './queue-files.js';
+import { createGroupCommit } from './group-commit.js';
+import { writeAll, type QueueFiles } from './queue-files.js';
 import { createSegmentReader, type LogItem, type Position } from './segment-reader.js';
-import { recoverSegments, type SegmentInfo } from './segment-recovery.js';
-import { encodeRecord, formatFor, HEADER_BYTES, newSalt, segmentHeader, segmentName } from './wal.js';
+import { recoverSegments } from './segment-recovery.js';
+import { createSegmentSet, type Segment } from './segment-set.js';
+import { encodeRecord, HEADER_BYTES, newSalt } from './wal.js';
 
 /** Options for createSegmentLog. */
 export interface SegmentLogOptions {
@@ -58,176 +59,73 @@ export interface SegmentLog {
   close(): Promise<void>;
 }
 
-interface Segment extends SegmentInfo {
-  /** Open for appends: only the newest segment, created by this process. */
-  file: QueueFile | undefined;
-}
-
-
-/** Creates the segment log of a queue directory. */
+/** Creates the segment log of a queue directory: its segment files, a group commit appending to the newest, a reader. */
 export function createSegmentLog(options: SegmentLogOptions): SegmentLog {
   const { dir, files, logger } = options;
-  let segments: Segment[] = [];
-  let active: Segment | undefined;
   let salt = newSalt();
   let nextSeq = 1n;
   let durableSeq = 0n;
   /** Bytes reserved by appends not yet durable. */
   let reserved = 0;
-  let pending: Array<{ payload: Buffer; resolve: () => void; reject: (e: Error) => void }> = [];
-  let flushing: Promise<void> | undefined;
   const reader = createSegmentReader({ files, logger });
+  const segments = createSegmentSet({ dir, files, logger, onRemoved: (name) => reader.forget(name) });
 
-  const startOf = (s: Segment): Position => ({ first: s.first, offset: s.dataStart, seq: s.first - 1n });
-
-  /** Stops appending to a segment; it stays readable up to its durable size. */
-  const seal = async (s: Segment): Promise<void> => {
-    const file = s.file;
-    s.file = undefined;
-    if (active === s) active = undefined;
-    await file?.close().catch((err: unknown) => logger.warn({ err, segment: s.name }, 'durable queue: cannot close a segment'));
-  };
-
-  /** Cuts a segment back to its durable size after a failed append (never extending it), then seals it. */
-  const undo = async (s: Segment): Promise<void> => {
+  /** Writes one group of records at the end of the active segment (or a new one), then fdatasyncs it. */
+  const write = async (payloads: Buffer[]): Promise<void> => {
+    const bytes = payloads.reduce((n, p) => n + p.length + HEADER_BYTES, 0);
+    let s: Segment | undefined;
     try {
-      const file = s.file;
-      if (file) {
-        if ((await file.size()) > s.size) await file.truncate(s.size);
-        const size = await file.size();
-        if (size !== s.size) throw new Error(`the segment is ${size} bytes after cutting it back to ${s.size}`);
-        await file.datasync();
-      }
-    } catch (err) {
-      logger.error({ err, segment: s.name, size: s.size }, 'durable queue: cannot cut back a failed append; readers stop at the last whole record');
-    }
-    await seal(s);
-  };
-
-  /** Starts a new segment at nextSeq: header written and durable, directory entry durable. */
-  const rotate = async (): Promise<Segment> => {
-    if (active) await seal(active);
-    const name = segmentName(nextSeq);
-    const path = join(dir, name);
-    const header = segmentHeader(salt);
-    const file = await files.open(path, 'w');
-    try {
-      await writeAll(file, [header], 0);
+      const active = segments.active;
+      s = active && active.size < options.segmentBytes ? active : await segments.rotate(nextSeq, salt);
+      const { file, format } = s;
+      if (!file || format.version !== 2) throw new Error('durable queue: the segment to append to is not open');
+      const first = nextSeq;
+      // Numbers of a failed batch are not reused: its bytes may still be on disk past the cut.
+      nextSeq += BigInt(payloads.length);
+      await writeAll(file, payloads.flatMap((p, i) => encodeRecord(first + BigInt(i), p, format)), s.size);
       await file.datasync();
-      await files.fsyncDir(dir);
+      s.size += bytes;
+      s.last = nextSeq - 1n;
+      durableSeq = s.last;
+      reserved -= bytes;
     } catch (err) {
-      await file.close().catch(() => undefined);
-      await files.unlink(path).catch(() => undefined);
+      reserved -= bytes;
+      if (s) await segments.cutBack(s);
       throw err;
     }
-    const s: Segment = { name, path, first: nextSeq, size: header.length, last: nextSeq - 1n, format: formatFor(salt, nextSeq), dataStart: header.length, file };
-    segments.push(s);
-    active = s;
-    return s;
   };
-
-  const flush = async (): Promise<void> => {
-    while (pending.length > 0) {
-      const batch = pending;
-      pending = [];
-      const bytes = batch.reduce((n, p) => n + p.payload.length + HEADER_BYTES, 0);
-      let s: Segment | undefined;
-      try {
-        s = active && active.size < options.segmentBytes ? active : await rotate();
-        const { file, format } = s;
-        if (!file || format.version !== 2) throw new Error('durable queue: the segment to append to is not open');
-        const first = nextSeq;
-        // Numbers of a failed batch are not reused: its bytes may still be on disk past the cut.
-        nextSeq += BigInt(batch.length);
-        await writeAll(file, batch.flatMap((p, i) => encodeRecord(first + BigInt(i), p.payload, format)), s.size);
-        await file.datasync();
-        s.size += bytes;
-        s.last = nextSeq - 1n;
-        durableSeq = s.last;
-        reserved -= bytes;
-        for (const p of batch) p.resolve();
-        options.onDurable();
-      } catch (err) {
-        reserved -= bytes;
-        if (s) await undo(s);
-        for (const p of batch) p.reject(err as Error);
-      }
-    }
-  };
-
-  const kick = (): void => {
-    flushing ??= flush().finally(() => {
-      flushing = undefined;
-      if (pending.length > 0) kick();
-    });
-  };
+  const appends = createGroupCommit({ write, onWritten: options.onDurable });
 
   return {
     get durableSeq() {
       return durableSeq;
     },
     get bytes() {
-      return segments.reduce((n, s) => n + s.size, 0) + reserved;
+      return segments.bytes + reserved;
     },
     get start() {
-      const s = segments[0];
-      return s ? startOf(s) : { first: nextSeq, offset: 0, seq: nextSeq - 1n };
+      return segments.start(nextSeq);
     },
-
     async recover(floor, queueSalt) {
       const found = await recoverSegments({ dir, files, salt: queueSalt, floor, logger });
-      segments = found.segments.map((s) => ({ ...s, file: undefined }));
-      active = undefined;
+      segments.reset(found.segments);
       durableSeq = found.durableSeq;
       nextSeq = found.top + 1n;
       salt = queueSalt ?? found.salt ?? salt;
       return salt;
     },
-
     append(payload) {
       reserved += payload.length + HEADER_BYTES;
-      return new Promise<void>((resolve, reject) => {
-        pending.push({ payload, resolve, reject });
-        kick();
-      });
+      return appends.add(payload);
     },
-
     async read(pos) {
-      let from = pos;
-      for (;;) {
-        let i = segments.findIndex((s) => s.first === from.first);
-        if (i < 0) {
-          i = segments.findIndex((s) => s.first > from.first);
-          const s = segments[i];
-          if (!s) return { from, sealed: false, items: [] };
-          from = startOf(s);
-        }
-        const s = segments[i] as Segment;
-        if (from.offset < s.dataStart) from = startOf(s);
-        if (from.offset < s.size) return { from, sealed: s !== active, items: await reader.read(s, from) };
-        const next = segments[i + 1];
-        if (!next) return { from, sealed: s !== active, items: [] };
-        from = startOf(next);
-      }
+      const { from, segment, sealed } = segments.locate(pos);
+      return { from, sealed, items: segment ? await reader.read(segment, from) : [] };
     },
-
-    async release(passed, committed) {
-      let removed = false;
-      for (let s = segments[0]; s && s !== active; s = segments[0]) {
-        const done = passed.first > s.first || (passed.first === s.first && passed.offset >= s.size);
-        if (!done || s.last > committed) break;
-        await files.unlink(s.path);
-        segments.shift();
-        reader.forget(s.name);
-        removed = true;
-      }
-      if (removed) await files.fsyncDir(dir);
-      return removed;
-    },
-
+    release: (passed, committed) => segments.release(passed, committed),
     async close() {
-      while (flushing) await flushing;
-      if (active) await seal(active);
+      await appends.idle();
+      await segments.close();
     },
   };
 }

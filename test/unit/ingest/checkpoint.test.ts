@@ -1,7 +1,7 @@
 import { existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createCheckpointStore, type Checkpoint } from '../../../src/ingest/pipeline/checkpoint.js';
+import { createCheckpointStore, numberingFloor, resumeCheckpoint, type Checkpoint } from '../../../src/ingest/pipeline/checkpoint.js';
 import { newSalt } from '../../../src/ingest/pipeline/wal.js';
 import { faultyFiles } from '../../support/faulty-files.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
@@ -126,5 +126,26 @@ describe('queue checkpoint', () => {
     const eio = faultyFiles((c) => (c.key === 'readFile:checkpoint' ? 'EIO' : undefined));
     expect(await store(other.path, eio).load()).toBeUndefined();
     other.cleanup();
+  });
+});
+
+describe('checkpoint at start', () => {
+  const salt = Buffer.from('0123456789abcdef', 'hex');
+  it('numbers new records past the planned batch or the committed mark, whichever is higher', () => {
+    expect(numberingFloor(undefined)).toBe(0n);
+    expect(numberingFloor({ id: 'q', salt, committed: 5n, plan: undefined })).toBe(5n);
+    expect(numberingFloor({ id: 'q', salt, committed: 5n, plan: { from: 6n, to: 9n } })).toBe(9n);
+    expect(numberingFloor({ id: 'q', salt: undefined, committed: 5n, plan: { from: 2n, to: 3n } })).toBe(5n);
+  });
+
+  it('resumes committed at least up to the oldest segment, keeping only a plan past the committed mark', () => {
+    expect(resumeCheckpoint({ id: 'q', salt: undefined, committed: 5n, plan: { from: 6n, to: 9n } }, salt, 2n)).toEqual({ id: 'q', salt, committed: 5n, plan: { from: 6n, to: 9n } });
+    // Segments before 11 were removed: their records were stored, and so was the plan.
+    expect(resumeCheckpoint({ id: 'q', salt, committed: 5n, plan: { from: 6n, to: 9n } }, salt, 10n)).toEqual({ id: 'q', salt, committed: 10n, plan: undefined });
+    // A stale plan.json at or under the committed mark.
+    expect(resumeCheckpoint({ id: 'q', salt: undefined, committed: 9n, plan: { from: 6n, to: 9n } }, salt, 0n).plan).toBeUndefined();
+    const fresh = resumeCheckpoint(undefined, salt, 3n);
+    expect(fresh).toMatchObject({ salt, committed: 3n, plan: undefined });
+    expect(fresh.id).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
