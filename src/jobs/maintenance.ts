@@ -9,7 +9,7 @@ export const SWEEP_WINDOW_MS = 2 * 86_400_000;
 
 /** Options for createMaintenance: what it calls. */
 export interface MaintenanceOptions {
-  storage: Pick<Storage, 'ready'>;
+  storage: Pick<Storage, 'ready' | 'whenReady'>;
   /** Loads what the store holds (API jobs, pauses); throws when storage cannot answer. */
   resync(): Promise<void>;
   /** The rest of the restore once the store is loaded (interrupted runs, missed ticks); throws to be retried. */
@@ -30,8 +30,7 @@ export interface MaintenanceOptions {
 /** The background work of the jobs component: restore at start, then heartbeats, resyncs and sweeps. */
 export interface Maintenance {
   /**
-   * Once storage is ready, resyncs and restores, retrying every 2 s until that succeeds (storage is
-   * polled every 200 ms while not ready); then every HEARTBEAT_MS: a heartbeat, a resync while storage
+   * Once storage is ready, resyncs and restores, retrying every 2 s until that succeeds; then every HEARTBEAT_MS: a heartbeat, a resync while storage
    * is ready, and a sweep of the last SWEEP_WINDOW_MS every SWEEP_EVERY rounds. Nothing after stop.
    */
   start(): void;
@@ -43,6 +42,7 @@ export interface Maintenance {
 export function createMaintenance(options: MaintenanceOptions): Maintenance {
   const { logger } = options;
   let restoring: Promise<void> | undefined;
+  const stopping = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const rounds = (): void => {
     let round = 0;
@@ -57,8 +57,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
   };
   const restore = async (): Promise<void> => {
     for (;;) {
-      while (!options.stopped() && !options.storage.ready) await new Promise((r) => setTimeout(r, 200));
-      if (options.stopped()) return;
+      if (!(await options.storage.whenReady(stopping.signal)) || options.stopped()) return;
       try {
         await options.resync();
         await options.restore();
@@ -78,6 +77,7 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
     },
     async shutdown() {
       clearInterval(timer);
+      stopping.abort();
       await restoring;
     },
   };

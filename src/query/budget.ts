@@ -109,7 +109,7 @@ export function createQueryBudget(options: QueryBudgetOptions): QueryBudget {
     queries(ctx, kind) {
       const run = createCallQueries({ scheduler, key: callerKey(ctx.principal), parallel: limits.max_concurrent_per_tenant, signal: ctx.signal });
       return async <T>(sql: string, params: QueryParams): Promise<T[]> => {
-        if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready (unreachable, or its schema is not migrated yet)');
+        options.storage.requireReady('unreachable, or its schema is not migrated yet');
         // Mapped inside the work: the call's other queries end with this same status, counted once.
         return run(async () => {
           try {

@@ -120,6 +120,7 @@ export function createSecurity(options: SecurityOptions): Security {
   let sweeper: NodeJS.Timeout | undefined;
   let restoring: Promise<void> | undefined;
   let stopped = false;
+  const stopping = new AbortController();
 
   const modeGauge = new Gauge({ name: 'heimdall_security_mode', help: 'The security mode: 1 for the current one, by mode.', labelNames: ['mode'] as const, registers: [options.metrics] });
   const blockGauge = new Gauge({ name: 'heimdall_security_blocks', help: 'Entities blocked now.', registers: [options.metrics] });
@@ -133,7 +134,7 @@ export function createSecurity(options: SecurityOptions): Security {
 
   /** Stores a record (the newest version of a key wins). Throws UNAVAILABLE while storage cannot. */
   const persist = async (kind: 'mode' | 'block' | 'action', key: string, data: unknown, deleted = false): Promise<void> => {
-    if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready: the security state cannot be saved; retry later');
+    options.storage.requireReady('the security state cannot be saved');
     await options.storage.transport.insert(SECURITY_STATE.name, [{ Kind: kind, Key: key, Version: Date.now() * 1000 + Math.floor(Math.random() * 1000), Deleted: deleted ? 1 : 0, Data: JSON.stringify(data) }]);
   };
 
@@ -269,7 +270,7 @@ export function createSecurity(options: SecurityOptions): Security {
         await sweep();
         const { start, end } = timeRange(req.startTime, req.endTime, HOUR_NS);
         const top = req.top === 0 ? 10 : Math.min(req.top, 1000);
-        if (!options.storage.ready) throw new GrpcError(status.UNAVAILABLE, 'storage is not ready; retry later');
+        options.storage.requireReady('the dashboard cannot be read');
         const params = { type: OVER_LIMIT_EVENT, start: start.toString(), end: end.toString(), top, threshold: options.incidentThreshold };
         const from = `(SELECT Timestamp, JSONExtractString(Payload, 'domain') AS domain, JSONExtractString(Payload, 'descriptor') AS descriptor, JSONExtractString(Payload, 'entity') AS entity, JSONExtractUInt(Payload, 'hits') AS hits FROM ${EVENTS.name} WHERE EventType = {type:String} AND Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64}))`;
         const q = options.storage.transport.query.bind(options.storage.transport);
@@ -303,8 +304,7 @@ export function createSecurity(options: SecurityOptions): Security {
 
   /** Loads the stored state once storage is ready (retrying in the background until then). */
   const restore = async (): Promise<void> => {
-    while (!stopped && !options.storage.ready) await new Promise((r) => setTimeout(r, 200));
-    if (stopped) return;
+    if (!(await options.storage.whenReady(stopping.signal)) || stopped) return;
     const rows = await options.storage.transport.query<{ Kind: string; Key: string; Data: string }>(`SELECT Kind, Key, Data FROM ${SECURITY_STATE.name} FINAL WHERE Deleted = 0`);
     for (const r of rows) {
       const data = JSON.parse(r.Data) as Record<string, unknown>;
@@ -359,6 +359,7 @@ export function createSecurity(options: SecurityOptions): Security {
     },
     async shutdown() {
       stopped = true;
+      stopping.abort();
       clearInterval(sweeper);
       await restoring;
       publisher?.disconnect();

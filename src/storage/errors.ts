@@ -1,3 +1,5 @@
+import { AgentError } from '../errors/agent-error.js';
+
 /** A storage call failed. `retryable` says whether the same call may succeed later. */
 export class StorageError extends Error {
   override name = 'StorageError';
@@ -44,4 +46,12 @@ function errorCode(err: unknown, message: string): number | undefined {
 /** True for a full disk (ENOSPC, NOT_ENOUGH_SPACE), however the engine or the OS words it. */
 export function isDiskFull(err: unknown): boolean {
   return DISK_FULL.test(`${err instanceof Error ? err.message : String(err)} ${String((err as { code?: unknown } | undefined)?.code)}`);
+}
+
+/** Storage does not answer now (unreachable, or its schema not migrated yet): retry later. */
+export class StorageNotReady extends AgentError {
+  override name = 'StorageNotReady';
+  constructor(what: string) {
+    super('unavailable', `storage is not ready: ${what}; retry later`, 1_000);
+  }
 }

@@ -2,6 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
+import { StorageNotReady } from './errors.js';
 import { createEmbeddedTransport } from './embedded.js';
 import { migrate, schemaContext } from './migrate.js';
 import { createServerTransport } from './server.js';
@@ -62,6 +63,10 @@ export interface Storage {
   readonly transport: StorageTransport;
   /** True while storage answers and its schema is migrated (writes can succeed). */
   readonly ready: boolean;
+  /** Throws StorageNotReady (an AgentError `unavailable`: "storage is not ready: <what>; retry later") unless ready. */
+  requireReady(what: string): void;
+  /** Resolves true once ready (at once if it is), false when `signal` aborts or storage stops first. */
+  whenReady(signal?: AbortSignal): Promise<boolean>;
   /**
    * Records the outcome of an insert: a retryable failure (full disk, overload) marks the component
    * failed, for the strict readiness and /status, until an insert succeeds or none has failed for
@@ -95,6 +100,11 @@ export function createStorage(options: StorageOptions): Storage {
   let migrated = false;
   let reachable = false;
   let failures = 0;
+  /** Callers of whenReady, resolved when storage becomes ready (true) or stops (false). */
+  const waiters = new Set<(ready: boolean) => void>();
+  const wake = (ready: boolean): void => {
+    for (const w of [...waiters]) w(ready);
+  };
   /** The last insert failure not yet followed by a success. */
   let writeError: { message: string; at: number } | undefined;
   const guard: SizeGuard | undefined =
@@ -134,6 +144,7 @@ export function createStorage(options: StorageOptions): Storage {
       if (!reachable) logger.info({ target: t.target, kind: t.kind }, 'storage is reachable');
       reachable = true;
       reportReachable();
+      wake(true);
       reachableGauge.set(1);
       failures = 0;
       schedule(config.health_check_interval);
@@ -158,6 +169,23 @@ export function createStorage(options: StorageOptions): Storage {
     },
     get ready() {
       return reachable && !stopped;
+    },
+    requireReady(what) {
+      if (!reachable || stopped) throw new StorageNotReady(what);
+    },
+    whenReady(signal) {
+      if (reachable && !stopped) return Promise.resolve(true);
+      if (stopped || signal?.aborted) return Promise.resolve(false);
+      return new Promise<boolean>((resolve) => {
+        const done = (ready: boolean): void => {
+          waiters.delete(done);
+          signal?.removeEventListener('abort', aborted);
+          resolve(ready);
+        };
+        const aborted = (): void => done(false);
+        waiters.add(done);
+        signal?.addEventListener('abort', aborted, { once: true });
+      });
     },
     get size() {
       return guard && { used: guard.used, limit: guard.limit };
@@ -191,6 +219,7 @@ export function createStorage(options: StorageOptions): Storage {
       stopped = true;
       reporter.set('stopping');
       clearTimeout(timer);
+      wake(false);
       await transport?.close();
       logger.info('storage closed');
     },

@@ -81,7 +81,15 @@ describe('readiness and storage through outages, full disks and budgets', () => 
     const during = await overall(t);
     expect(during).toMatchObject({ status: 'degraded', ready: true, strictReady: false });
     expect(during.degraded.join('; ')).toMatch(/storage: failed \(server storage at .* is not available/);
+    // Storage says so itself, and can be awaited (no polling).
+    expect(() => t.agent.storage.requireReady('a test read')).toThrow('storage is not ready: a test read; retry later');
+    let back: boolean | undefined;
+    const waiting = t.agent.storage.whenReady().then((ready) => (back = ready));
+    await sleep(300);
+    expect(back).toBeUndefined();
     await ch.up();
+    await waiting;
+    expect(back).toBe(true);
     await until(async () => (await queueSize(t)) === '0', 20_000, 'the queue to drain');
     await until(async () => (await strictStatus(t)) === 200, 10_000, '/readyz/strict to recover');
     const seen = await probes.stop();

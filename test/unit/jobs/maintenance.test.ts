@@ -5,7 +5,20 @@ import { silentLogger } from '../../support/temp.js';
 
 function setup(failRestores = 0) {
   const calls: string[] = [];
-  const storage = { ready: false };
+  // Storage whose readiness the test sets: whenReady resolves once it is set.
+  const waiters: Array<() => void> = [];
+  const storage = {
+    ready: false,
+    setReady() {
+      storage.ready = true;
+      for (const w of waiters.splice(0)) w();
+    },
+    whenReady: (signal?: AbortSignal): Promise<boolean> =>
+      storage.ready ? Promise.resolve(true) : new Promise<boolean>((resolve) => {
+        waiters.push(() => resolve(true));
+        signal?.addEventListener('abort', () => resolve(false));
+      }),
+  };
   let stopped = false;
   let failures = failRestores;
   const m = createMaintenance({
@@ -36,8 +49,8 @@ describe('jobs maintenance with a fake clock', () => {
     s.m.start();
     await vi.advanceTimersByTimeAsync(1_000);
     expect(s.calls).toEqual([]);
-    s.storage.ready = true;
-    await vi.advanceTimersByTimeAsync(200);
+    s.storage.setReady();
+    await vi.advanceTimersByTimeAsync(0);
     expect(s.calls).toEqual(['resync', 'restore']);
     await vi.advanceTimersByTimeAsync(1_900);
     expect(s.calls).toHaveLength(2);
