@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Authenticator, Principal, Scope } from '../auth/auth.js';
+import { AgentError } from '../errors/agent-error.js';
 import { CORRELATION_HEADER, correlationIdFrom, runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import { perRegistry } from '../telemetry/metrics.js';
 import { inServerSpan } from '../telemetry/spans.js';
+import { HTTP_CODE } from './errors.js';
 
 /** Handles one request; the response is complete when the promise resolves. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse, ctx: { correlationId: string; principal: Principal | undefined }) => Promise<void> | void;
@@ -48,8 +50,8 @@ export interface HttpRouter {
   add(method: string, path: string, handler: HttpHandler, options?: RouteOptions): void;
   /**
    * Answers a request: correlation id (in and out), request metrics and debug log, 404 / 405
-   * (with `allow`), the route's scope (401 / 403), a server span for traced routes, and 500 when a
-   * handler throws.
+   * (with `allow`), the route's scope (401 / 403), a server span for traced routes; a handler's
+   * AgentError answers its HTTP code (with Retry-After when it says when), anything else 500.
    */
   handle(req: IncomingMessage, res: ServerResponse): void;
 }
@@ -76,9 +78,16 @@ export function createRouter(options: { name: string; auth: Authenticator; logge
     const method = req.method ?? 'GET';
     const call = async (): Promise<void> => entry.handler(req, res, { correlationId, principal });
     (entry.traced ? inServerSpan(`${method} ${path}`, () => ({ 'http.request.method': method, 'http.route': path, 'heimdall.correlation_id': correlationId }), call) : call()).catch((err: unknown) => {
-      logger.error({ err, path }, 'HTTP handler failed');
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-      else res.destroy();
+      if (res.headersSent) {
+        logger.error({ err, path }, 'HTTP handler failed');
+        return res.destroy();
+      }
+      if (!(err instanceof AgentError)) {
+        logger.error({ err, path }, 'HTTP handler failed');
+        return sendJson(res, 500, { error: 'internal error' });
+      }
+      if (err.retryAfterMs !== undefined) res.setHeader('retry-after', String(Math.ceil(err.retryAfterMs / 1000)));
+      sendJson(res, HTTP_CODE[err.code], { error: err.message });
     });
   };
 

@@ -1,0 +1,43 @@
+/** The HTTP router over a real node:http listener: what a handler's errors answer. */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Authenticator } from '../../../src/auth/auth.js';
+import { AgentError } from '../../../src/errors/agent-error.js';
+import { createRouter } from '../../../src/server/http-router.js';
+import { silentLogger } from '../../support/temp.js';
+
+describe('HTTP router', () => {
+  let server: Server;
+  let url: string;
+  beforeAll(async () => {
+    const router = createRouter({ name: 'test', auth: {} as Authenticator, logger: silentLogger(), metrics: new Registry() });
+    router.add('GET', '/busy', () => {
+      throw new AgentError('unavailable', 'storage is not ready: a test; retry later', 2_000);
+    });
+    router.add('GET', '/missing', () => {
+      throw new AgentError('not_found', 'no such thing');
+    });
+    router.add('GET', '/broken', () => {
+      throw new Error('a bug');
+    });
+    server = createServer((req, res) => router.handle(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('answers an AgentError with its HTTP code, message and Retry-After; anything else with 500', async () => {
+    const busy = await fetch(`${url}/busy`);
+    expect(busy.status).toBe(503);
+    expect(busy.headers.get('retry-after')).toBe('2');
+    expect(await busy.json()).toEqual({ error: 'storage is not ready: a test; retry later' });
+    const missing = await fetch(`${url}/missing`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('retry-after')).toBeNull();
+    const broken = await fetch(`${url}/broken`);
+    expect(broken.status).toBe(500);
+    expect(await broken.json()).toEqual({ error: 'internal error' });
+  });
+});
