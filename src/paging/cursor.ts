@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { status } from '@grpc/grpc-js';
-import { GrpcError } from '../server/errors.js';
+import { AgentError } from '../errors/agent-error.js';
 
 /**
  * A page cursor: where the previous page ended (time and tiebreaker id of its last row), the
@@ -39,8 +38,8 @@ export function decodeCursor(token: string, filters: string): Cursor {
   }
   const int64 = (p: unknown) => typeof p === 'string' && /^\d{1,19}$/.test(p) && BigInt(p) <= 9_223_372_036_854_775_807n;
   const ok = Array.isArray(parts) && parts.length === 6 && parts[0] === 1 && parts.slice(1).every((p) => typeof p === 'string') && parts.slice(1, 4).every(int64) && (parts[4] as string).length <= 128;
-  if (!ok) throw new GrpcError(status.INVALID_ARGUMENT, 'page_token: not a token from this API');
+  if (!ok) throw new AgentError('invalid_argument', 'page_token: not a token from this API');
   const [, start, end, lastTime, lastId, hash] = parts as string[];
-  if (hash !== filters) throw new GrpcError(status.INVALID_ARGUMENT, 'page_token: made for different filters; repeat the request that returned it, changing only page_token');
+  if (hash !== filters) throw new AgentError('invalid_argument', 'page_token: made for different filters; repeat the request that returned it, changing only page_token');
   return { start: start ?? '', end: end ?? '', lastTime: lastTime ?? '', lastId: lastId ?? '', filters };
 }

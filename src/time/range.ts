@@ -1,7 +1,6 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Timestamp, TimestampSchema } from '@bufbuild/protobuf/wkt';
-import { status } from '@grpc/grpc-js';
-import { GrpcError } from '../server/errors.js';
+import { AgentError } from '../errors/agent-error.js';
 
 /** An hour in nanoseconds. */
 export const HOUR_NS = 3_600_000_000_000n;
@@ -21,6 +20,6 @@ export function timestamp(nanos: string | bigint): MessageInitShape<typeof Times
 export function timeRange(start: Timestamp | undefined, end: Timestamp | undefined, defaultSpan: bigint): { start: bigint; end: bigint } {
   const e = nanosOf(end, BigInt(Date.now()) * 1_000_000n);
   const s = nanosOf(start, e - defaultSpan);
-  if (s >= e) throw new GrpcError(status.INVALID_ARGUMENT, 'start_time: must be before end_time');
+  if (s >= e) throw new AgentError('invalid_argument', 'start_time: must be before end_time');
   return { start: s, end: e };
 }

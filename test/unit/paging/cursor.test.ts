@@ -1,18 +1,17 @@
-import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { decodeCursor, encodeCursor, filterHash, type Cursor } from '../../../src/paging/cursor.js';
-import { GrpcError } from '../../../src/server/errors.js';
+import { AgentError, type ErrorCode } from '../../../src/errors/agent-error.js';
 
 const cursor: Cursor = { start: '1700000000000000000', end: '1700003600000000000', lastTime: '1700000001000000001', lastId: 'row-7', filters: filterHash({ service: 'api' }) };
 
-/** The gRPC code and message a call throws, or undefined when it does not throw. */
-function refusal(f: () => unknown): { code: status; message: string } | undefined {
+/** The error code and message a call throws, or undefined when it does not throw. */
+function refusal(f: () => unknown): { code: ErrorCode; message: string } | undefined {
   try {
     f();
     return undefined;
   } catch (err) {
-    expect(err).toBeInstanceOf(GrpcError);
-    return { code: (err as GrpcError).code, message: (err as GrpcError).message };
+    expect(err).toBeInstanceOf(AgentError);
+    return { code: (err as AgentError).code, message: (err as AgentError).message };
   }
 }
 
@@ -31,14 +30,14 @@ describe('page cursors', () => {
 
   it('refuse a token made for other filters', () => {
     expect(refusal(() => decodeCursor(encodeCursor(cursor), filterHash({ service: 'db' })))).toEqual({
-      code: status.INVALID_ARGUMENT,
+      code: 'invalid_argument',
       message: 'page_token: made for different filters; repeat the request that returned it, changing only page_token',
     });
   });
 
   it('refuse what is not a token of this API', () => {
     const forged = (parts: unknown[]) => Buffer.from(JSON.stringify(parts)).toString('base64url');
-    const notOurs = { code: status.INVALID_ARGUMENT, message: 'page_token: not a token from this API' };
+    const notOurs = { code: 'invalid_argument', message: 'page_token: not a token from this API' };
     const valid = [1, cursor.start, cursor.end, cursor.lastTime, cursor.lastId, cursor.filters];
     expect(refusal(() => decodeCursor(forged(valid), cursor.filters))).toBeUndefined();
     for (const token of [

@@ -1,8 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { TimestampSchema } from '@bufbuild/protobuf/wkt';
-import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { GrpcError } from '../../../src/server/errors.js';
+import { AgentError } from '../../../src/errors/agent-error.js';
 import { HOUR_NS, timeRange, timestamp } from '../../../src/time/range.js';
 
 const ts = (nanos: bigint) => create(TimestampSchema, timestamp(nanos));
@@ -41,8 +40,8 @@ describe('time ranges', () => {
       } catch (err) {
         thrown = err;
       }
-      expect(thrown).toBeInstanceOf(GrpcError);
-      expect(thrown).toMatchObject({ code: status.INVALID_ARGUMENT, message: 'start_time: must be before end_time' });
+      expect(thrown).toBeInstanceOf(AgentError);
+      expect(thrown).toMatchObject({ code: 'invalid_argument', message: 'start_time: must be before end_time' });
     }
   });
 });
