@@ -1,7 +1,6 @@
-import { status } from '@grpc/grpc-js';
 import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
 import { RateLimitResponse_Code, type RateLimitRequest } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
-import { GrpcError } from '../server/errors.js';
+import { AgentError } from '../errors/agent-error.js';
 import type { BucketSpec, Decision } from './bucket.js';
 import { UNIT_SECONDS, type DescriptorNode, type Limit, type Unit } from './config.js';
 import { shownEntries } from './keys.js';
@@ -27,7 +26,7 @@ const OVERRIDE_UNIT: Record<number, Unit | undefined> = { 1: 'second', 2: 'minut
  * so a client could then pass any limit with one long header; they are digested in bucket keys.
  */
 export function validate(req: RateLimitRequest, maxKeyLength: number): void {
-  const bad = (field: string, message: string) => new GrpcError(status.INVALID_ARGUMENT, `${field}: ${message}`);
+  const bad = (field: string, message: string) => new AgentError('invalid_argument', `${field}: ${message}`);
   if (req.domain === '') throw bad('domain', 'is required');
   if (req.descriptors.length === 0) throw bad('descriptors', 'at least one descriptor is required');
   if (req.descriptors.length > MAX_DESCRIPTORS) throw bad('descriptors', `at most ${MAX_DESCRIPTORS} descriptors per request, got ${req.descriptors.length}`);

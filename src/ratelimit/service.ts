@@ -140,13 +140,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       } catch (err) {
         return sendJson(res, err instanceof BodyTooLarge ? 413 : 400, { error: `malformed RateLimitRequest: ${(err as Error).message}` });
       }
-      try {
-        const reply = create(RateLimitResponseSchema, (await shouldRateLimit(request)) as MessageInitShape<typeof RateLimitResponseSchema>);
-        sendJson(res, reply.overallCode === RateLimitResponse_Code.OVER_LIMIT ? 429 : 200, toJson(RateLimitResponseSchema, reply));
-      } catch (err) {
-        if (err instanceof GrpcError && err.code === status.INVALID_ARGUMENT) return sendJson(res, 400, { error: err.message });
-        throw err;
-      }
+      // An invalid request throws an AgentError: the router answers 400 with its message.
+      const reply = create(RateLimitResponseSchema, (await shouldRateLimit(request)) as MessageInitShape<typeof RateLimitResponseSchema>);
+      sendJson(res, reply.overallCode === RateLimitResponse_Code.OVER_LIMIT ? 429 : 200, toJson(RateLimitResponseSchema, reply));
     },
     { scope: 'ratelimit' },
   );
