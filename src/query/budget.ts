@@ -1,9 +1,9 @@
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
-import { status } from '@grpc/grpc-js';
 import { Counter, type Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
 import { formatMs, formatMsRoughly } from '../config/units.js';
+import { AgentError } from '../errors/agent-error.js';
 import { GrpcError } from '../server/errors.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { budgetSettings, limitHit, limitRefusal, MAX_RESULT_ROWS } from '../storage/read-budget.js';
@@ -20,7 +20,7 @@ import { createQueryScheduler } from './scheduler.js';
 function withinWindow<R extends { start: bigint; end: bigint }>(range: R, maxMs: number, field: string): R {
   const widthMs = (range.end - range.start) / 1_000_000n;
   if (widthMs > BigInt(maxMs)) {
-    throw new GrpcError(status.INVALID_ARGUMENT, `${field}: the window is at most ${formatMs(maxMs)} (query.max_window), got ${formatMsRoughly(Number(widthMs))}; narrow it, or ask for several narrower windows`);
+    throw new AgentError('invalid_argument', `${field}: the window is at most ${formatMs(maxMs)} (query.max_window), got ${formatMsRoughly(Number(widthMs))}; narrow it, or ask for several narrower windows`);
   }
   return range;
 }
