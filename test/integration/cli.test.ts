@@ -107,7 +107,7 @@ describe('heimdall run', () => {
     running.child.kill('SIGINT');
     expect(await running.exited).toBe(130);
     dir.cleanup();
-  });
+  }, 60_000); // an agent start and two waits for log lines: 30 s ran out once on a loaded 2-core machine
 
   it('exits non-zero with the key path when the config is invalid', () => {
     const dir = tempDir();
