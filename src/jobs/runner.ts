@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Gauge, type Registry } from 'prom-client';
+import { MAX_TIMER_MS } from '../config/units.js';
 import type { AgentEventSink } from '../events/events.js';
 import { uuidv7 } from '../ids/uuidv7.js';
 import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
+import { backoffMs } from '../time/backoff.js';
 import type { RunHistory, RunRecord, RunTrigger } from './history.js';
 import type { TaskKinds } from './kinds/kind.js';
 import type { KindName } from './kinds/params.js';
@@ -170,7 +172,7 @@ export function createRunner(options: { kinds: TaskKinds; history: RunHistory; p
           r.status = 'failed';
           break;
         }
-        const wait = r.backoffMs * 2 ** (r.attempt - 1);
+        const wait = backoffMs(r.attempt, r.backoffMs, MAX_TIMER_MS);
         r.message = `attempt ${r.attempt} failed: ${r.error}; retrying in ${wait} ms`;
         update(l);
         try {

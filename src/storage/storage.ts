@@ -2,6 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
+import { backoffMs, jittered } from '../time/backoff.js';
 import { StorageNotReady } from './errors.js';
 import { createEmbeddedTransport } from './embedded.js';
 import { migrate, schemaContext } from './migrate.js';
@@ -151,13 +152,13 @@ export function createStorage(options: StorageOptions): Storage {
     } catch (err) {
       if (stopped) return;
       failures += 1;
-      const delay = Math.min(config.retry.max_interval, config.retry.initial_interval * 2 ** Math.min(failures - 1, 20));
+      const delay = backoffMs(failures, config.retry.initial_interval, config.retry.max_interval);
       const reason = `${t.kind} storage at ${t.target} is not available: ${(err as Error).message}; retrying in ${Math.round(delay)} ms`;
       if (failures === 1 || failures % 10 === 0) logger.warn({ err, attempt: failures }, reason);
       reachable = false;
       reporter.set('failed', reason);
       reachableGauge.set(0);
-      schedule(delay * (0.8 + Math.random() * 0.4));
+      schedule(jittered(delay, 0.2));
     }
   };
 

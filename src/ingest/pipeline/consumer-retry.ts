@@ -1,5 +1,5 @@
 import type { Logger } from '../../telemetry/logger.js';
-import { backoffMs } from './backoff.js';
+import { backoffMs } from '../../time/backoff.js';
 import { isNoSpace } from './queue-files.js';
 import type { QueueStatus } from './queue-status.js';
 

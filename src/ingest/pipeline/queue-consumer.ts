@@ -1,5 +1,5 @@
 import type { Logger } from '../../telemetry/logger.js';
-import { createWakeableSleep } from './backoff.js';
+import { createWakeableSleep } from '../../time/backoff.js';
 import { createBatchReader, planBatch } from './batch-reader.js';
 import type { Checkpoint, CheckpointStore, Plan } from './checkpoint.js';
 import { createConsumerCheckpoint } from './consumer-checkpoint.js';

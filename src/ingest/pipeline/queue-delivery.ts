@@ -1,6 +1,6 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../telemetry/logger.js';
-import { backoffMs, sleep } from './backoff.js';
+import { backoffMs, sleep } from '../../time/backoff.js';
 import type { Plan } from './checkpoint.js';
 import type { DeadLetter, RefusedRows } from './dead-letter.js';
 import type { TableRows } from './formats.js';

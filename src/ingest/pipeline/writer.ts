@@ -3,7 +3,7 @@ import { isDiskFull, StorageError } from '../../storage/errors.js';
 import { insertOptionsFor, tableSpec } from '../../storage/tables.js';
 import type { StorageTransport } from '../../storage/transport.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { backoffMs, sleep } from './backoff.js';
+import { backoffMs, jittered, sleep } from '../../time/backoff.js';
 
 /** Outcome of writing one batch: stored, or given up on (the caller decides what that means). */
 export type WriteResult = { status: 'ok' } | { status: 'failed'; error: Error };
@@ -112,7 +112,7 @@ export function createWriter(options: WriterOptions): Writer {
           retries.inc({ table });
           const backoff = backoffMs(attempt, options.initialIntervalMs, options.maxIntervalMs);
           if (attempt === 1 || attempt % 10 === 0) logger.warn({ err, table, rows, attempt, backoffMs: backoff }, 'insert failed; retrying');
-          await sleep(backoff * (0.5 + Math.random()), stop.signal);
+          await sleep(jittered(backoff, 0.5), stop.signal);
         }
       }
     },

@@ -5,6 +5,11 @@ export function backoffMs(attempt: number, initialMs: number, maxMs: number): nu
   return Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
 }
 
+/** `ms` spread at random by ±`spread` (a fraction), so that many retrying clients do not fire together. */
+export function jittered(ms: number, spread: number): number {
+  return ms * (1 - spread + 2 * spread * Math.random());
+}
+
 /** Waits `ms`, or less once `signal` aborts. Never rejects. */
 export async function sleep(ms: number, signal: AbortSignal): Promise<void> {
   await delay(ms, undefined, { signal }).catch(() => undefined);
