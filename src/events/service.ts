@@ -8,7 +8,8 @@ import { RetryableError } from '../ingest/pipeline/errors.js';
 import { encodeRows, type TableRows } from '../ingest/pipeline/formats.js';
 import { grpcRefusal, reserveMessage } from '../ingest/pipeline/grpc-refusal.js';
 import type { Admission, Pipeline } from '../ingest/pipeline/pipeline.js';
-import { GrpcError, invalidArgument } from '../server/errors.js';
+import { invalidFields } from '../errors/agent-error.js';
+import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { EVENTS } from '../storage/tables.js';
@@ -69,7 +70,7 @@ export function addEventService(options: EventServiceOptions): void {
   const writeBatch = async (bytes: Buffer, count: number, offset: number, ctx: CallContext, what: string): Promise<BatchResult> => {
     if (count > options.maxBatch) {
       tooLarge.inc();
-      throw invalidArgument([{ field: 'events', description: `${what} holds ${count} events, more than events.max_batch (${options.maxBatch}) allows; send them in smaller batches` }]);
+      throw invalidFields([{ field: 'events', description: `${what} holds ${count} events, more than events.max_batch (${options.maxBatch}) allows; send them in smaller batches` }]);
     }
     let admission: Admission | undefined;
     try {
@@ -143,7 +144,7 @@ export function addEventService(options: EventServiceOptions): void {
   };
 
   const refuseIfAllInvalid = ({ accepted, rejected, errors, ids }: BatchResult): BatchResult => {
-    if (accepted === 0 && rejected > 0) throw invalidArgument(errors.map((e) => ({ field: e.field, description: e.message })));
+    if (accepted === 0 && rejected > 0) throw invalidFields(errors.map((e) => ({ field: e.field, description: e.message })));
     return { accepted, rejected, errors, ids };
   };
 

@@ -3,7 +3,7 @@ import { anyPack, DurationSchema, type Any } from '@bufbuild/protobuf/wkt';
 import { Metadata, status } from '@grpc/grpc-js';
 import { BadRequestSchema, RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js';
 import { StatusSchema } from '../gen/google/rpc/status_pb.js';
-import { AgentError, type ErrorCode } from '../errors/agent-error.js';
+import { AgentError, type ErrorCode, type FieldViolation } from '../errors/agent-error.js';
 
 /** An error with a gRPC status code; thrown by handlers, mapped to the call's status once. */
 export class GrpcError extends Error {
@@ -31,12 +31,10 @@ export function unavailable(message: string, retryAfterMs: number): GrpcError {
   return new GrpcError(status.UNAVAILABLE, message, statusDetails(status.UNAVAILABLE, message, [anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay }))]));
 }
 
-/** INVALID_ARGUMENT with google.rpc.BadRequest field violations; the message quotes the first ones. */
-export function invalidArgument(violations: ReadonlyArray<{ field: string; description: string }>): GrpcError {
-  const shown = violations.slice(0, 3).map((v) => `${v.field}: ${v.description}`);
-  const message = shown.join('; ') + (violations.length > shown.length ? `; and ${violations.length - shown.length} more` : '');
-  const badRequest: MessageInitShape<typeof BadRequestSchema> = { fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) };
-  return new GrpcError(status.INVALID_ARGUMENT, message, statusDetails(status.INVALID_ARGUMENT, message, [anyPack(BadRequestSchema, create(BadRequestSchema, badRequest))]));
+/** INVALID_ARGUMENT `message` with google.rpc.BadRequest details listing `violations`. */
+function badRequest(message: string, violations: readonly FieldViolation[]): GrpcError {
+  const details: MessageInitShape<typeof BadRequestSchema> = { fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) };
+  return new GrpcError(status.INVALID_ARGUMENT, message, statusDetails(status.INVALID_ARGUMENT, message, [anyPack(BadRequestSchema, create(BadRequestSchema, details))]));
 }
 
 const GRPC_CODE: Record<ErrorCode, status> = {
@@ -62,9 +60,13 @@ export const HTTP_CODE: Record<ErrorCode, number> = {
   deadline_exceeded: 504,
 };
 
-/** The gRPC answer to an error: an AgentError as its status (UNAVAILABLE with RetryInfo when it says when to retry), anything else as it is. */
+/**
+ * The gRPC answer to an error: an AgentError as its status (UNAVAILABLE with RetryInfo when it
+ * says when to retry, INVALID_ARGUMENT with BadRequest when it names fields), anything else as it is.
+ */
 export function asGrpcError(err: unknown): unknown {
   if (!(err instanceof AgentError)) return err;
   if (err.code === 'unavailable' && err.retryAfterMs !== undefined) return unavailable(err.message, err.retryAfterMs);
+  if (err.code === 'invalid_argument' && err.violations?.length) return badRequest(err.message, err.violations);
   return new GrpcError(GRPC_CODE[err.code], err.message);
 }

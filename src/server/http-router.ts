@@ -87,7 +87,7 @@ export function createRouter(options: { name: string; auth: Authenticator; logge
         return sendJson(res, 500, { error: 'internal error' });
       }
       if (err.retryAfterMs !== undefined) res.setHeader('retry-after', String(Math.ceil(err.retryAfterMs / 1000)));
-      sendJson(res, HTTP_CODE[err.code], { error: err.message });
+      sendJson(res, HTTP_CODE[err.code], { error: err.message, ...(err.violations?.length ? { violations: err.violations } : {}) });
     });
   };
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Authenticator } from '../../../src/auth/auth.js';
-import { AgentError } from '../../../src/errors/agent-error.js';
+import { AgentError, invalidFields } from '../../../src/errors/agent-error.js';
 import { createRouter } from '../../../src/server/http-router.js';
 import { silentLogger } from '../../support/temp.js';
 
@@ -18,6 +18,9 @@ describe('HTTP router', () => {
     });
     router.add('GET', '/missing', () => {
       throw new AgentError('not_found', 'no such thing');
+    });
+    router.add('GET', '/invalid', () => {
+      throw invalidFields([1, 2, 3, 4].map((i) => ({ field: `events[${i}].source`, description: 'is required' })));
     });
     router.add('GET', '/broken', () => {
       throw new Error('a bug');
@@ -36,6 +39,11 @@ describe('HTTP router', () => {
     const missing = await fetch(`${url}/missing`);
     expect(missing.status).toBe(404);
     expect(missing.headers.get('retry-after')).toBeNull();
+    const invalid = await fetch(`${url}/invalid`);
+    expect(invalid.status).toBe(400);
+    const body = (await invalid.json()) as { error: string; violations: unknown[] };
+    expect(body.error).toBe('events[1].source: is required; events[2].source: is required; events[3].source: is required; and 1 more');
+    expect(body.violations).toHaveLength(4);
     const broken = await fetch(`${url}/broken`);
     expect(broken.status).toBe(500);
     expect(await broken.json()).toEqual({ error: 'internal error' });
