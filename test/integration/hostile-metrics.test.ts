@@ -13,7 +13,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RateLimitRequestSchema, RateLimitResponseSchema, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
-import { startAgentProcess, type AgentProcess } from '../support/agent-process.js';
+import { startAgentProcess, type AgentProcess, writeAgentConfig } from '../support/agent-process.js';
 import { haveBinary } from '../support/binaries.js';
 import { testClient } from '../support/grpc-client.js';
 import { testResource } from '../support/otel-clients.js';
@@ -53,17 +53,7 @@ describe('metrics under a hostile client', () => {
   beforeAll(async () => {
     const limits = join(dir.path, 'ratelimit.yaml');
     writeFileSync(limits, 'domain: hostile\ndescriptors:\n  - key: user\n    detailed_metric: true\n    rate_limit: { unit: second, requests_per_unit: 1000000 }\n');
-    const config = join(dir.path, 'heimdall.yaml');
-    writeFileSync(
-      config,
-      [
-        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
-        `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
-        `ratelimit: { config_path: "${limits}" }`,
-        'jobs: { system_check: { enabled: false } }',
-        'shutdown: { drain: 0s }',
-      ].join('\n'),
-    );
+    const config = writeAgentConfig(dir.path, { ratelimit: { config_path: limits }, jobs: { system_check: { enabled: false } } });
     agent = await startAgentProcess(config);
     admin = `http://127.0.0.1:${agent.ports.admin}`;
   }, 60_000);

@@ -8,8 +8,6 @@
  */
 import { connect as netConnect } from 'node:net';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
@@ -17,7 +15,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
-import { rss, startAgentProcess, type AgentProcess } from '../support/agent-process.js';
+import { rss, startAgentProcess, type AgentProcess, writeAgentConfig } from '../support/agent-process.js';
 import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
 import { testResource } from '../support/otel-clients.js';
 import { tempDir } from '../support/temp.js';
@@ -105,18 +103,12 @@ describe('ingest admission and the event API under hostile input', () => {
     return ok ? performance.now() - t0 : Number.POSITIVE_INFINITY;
   };
   beforeAll(async () => {
-    const config = join(dir.path, 'heimdall.yaml');
-    writeFileSync(
-      config,
-      [
-        'server: { grpc: { address: "127.0.0.1:0", message_timeout: 2s }, otlp_http: { address: "127.0.0.1:0", max_body_size: 4MiB }, admin: { address: "127.0.0.1:0" } }',
-        `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
-        `auth: { enabled: true, tokens: [{ name: ingest, token: ${TOKEN}, scopes: [ingest] }] }`,
-        'ingest: { memory: { limit: 64MiB, spike: 16MiB }, batch: { max_delay: 50ms } }',
-        'jobs: { system_check: { enabled: false } }',
-        'shutdown: { drain: 0s }',
-      ].join('\n'),
-    );
+    const config = writeAgentConfig(dir.path, {
+      server: { grpc: { message_timeout: '2s' }, otlp_http: { max_body_size: '4MiB' } },
+      auth: { enabled: true, tokens: [{ name: 'ingest', token: TOKEN, scopes: ['ingest'] }] },
+      ingest: { memory: { limit: '64MiB', spike: '16MiB' }, batch: { max_delay: '50ms' } },
+      jobs: { system_check: { enabled: false } },
+    });
     agent = await startAgentProcess(config);
     admin = `http://127.0.0.1:${agent.ports.admin}`;
     otlp = `http://127.0.0.1:${agent.ports.otlp_http}`;

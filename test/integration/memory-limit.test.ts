@@ -5,15 +5,13 @@
  * that could never fit, which the real exporter does not retry. The agent runs as its own process.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rss, startAgentProcess, type AgentProcess } from '../support/agent-process.js';
+import { rss, startAgentProcess, type AgentProcess, writeAgentConfig } from '../support/agent-process.js';
 import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
 import { testResource } from '../support/otel-clients.js';
 import { tempDir } from '../support/temp.js';
@@ -55,18 +53,12 @@ describe('memory limit before parsing', () => {
   let admin: string;
   let otlp: string;
   beforeAll(async () => {
-    const config = join(dir.path, 'heimdall.yaml');
-    writeFileSync(
-      config,
-      [
-        // Bodies up to 16 MiB (the default is 4 MiB), so that one can need more than the memory limit.
-        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0", max_body_size: 16MiB }, admin: { address: "127.0.0.1:0" } }',
-        `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
-        `ingest: { memory: { limit: ${LIMIT_MIB}MiB, spike: 16MiB }, batch: { max_delay: 50ms } }`,
-        'jobs: { system_check: { enabled: false } }',
-        'shutdown: { drain: 0s }',
-      ].join('\n'),
-    );
+    const config = writeAgentConfig(dir.path, {
+      // Bodies up to 16 MiB (the default is 4 MiB), so that one can need more than the memory limit.
+      server: { otlp_http: { max_body_size: '16MiB' } },
+      ingest: { memory: { limit: `${LIMIT_MIB}MiB`, spike: '16MiB' }, batch: { max_delay: '50ms' } },
+      jobs: { system_check: { enabled: false } },
+    });
     agent = await startAgentProcess(config);
     admin = `http://127.0.0.1:${agent.ports.admin}`;
     otlp = `http://127.0.0.1:${agent.ports.otlp_http}`;

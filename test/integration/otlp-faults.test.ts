@@ -1,7 +1,5 @@
 /** Nothing acknowledged is lost: ClickHouse outages, memory pressure, and kill -9 with ack: queued. */
-import { spawn } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { create, fromBinary } from '@bufbuild/protobuf';
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -13,6 +11,7 @@ import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema, Trac
 import { connect } from '../../src/cli/client.js';
 import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
 import { createEmbeddedTransport } from '../../src/storage/embedded.js';
+import { startAgentProcess, writeAgentConfig } from '../support/agent-process.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { startClickHouseHttp, type ClickHouseHttp } from '../support/clickhouse-http.js';
 import { testClient } from '../support/grpc-client.js';
@@ -208,39 +207,10 @@ describe('ack: queued', () => {
 
   it('survives kill -9 under load: after restart every acknowledged span is stored exactly once', async () => {
     const dir = tempDir();
-    const config = join(dir.path, 'heimdall.yaml');
-    writeFileSync(
-      config,
-      [
-        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
-        `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
-        `ingest: { ack: queued, queue: { path: "${join(dir.path, 'queue')}" }, batch: { max_delay: 50ms, max_rows: 2000 } }`,
-        'shutdown: { drain: 0s }',
-      ].join('\n'),
-    );
-    const main = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
-    const start = async () => {
-      const child = spawn(process.execPath, [main, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      const ports = await new Promise<{ http: number; admin: number }>((resolve, reject) => {
-        let buf = '';
-        const found: Record<string, number> = {};
-        child.on('exit', (code) => reject(new Error(`agent exited ${code}`)));
-        child.stdout.on('data', (d: Buffer) => {
-          buf += d.toString();
-          for (const line of buf.split('\n').slice(0, -1)) {
-            const l = JSON.parse(line) as { component?: string; port?: number; msg?: string };
-            if (l.port && l.component) found[l.component] = l.port;
-            if (l.msg === 'Heimdall started' && found.otlp_http && found.admin) resolve({ http: found.otlp_http, admin: found.admin });
-          }
-          buf = buf.slice(buf.lastIndexOf('\n') + 1);
-        });
-      });
-      return { child, exited, ...ports };
-    };
-    const first = await start();
+    const config = writeAgentConfig(dir.path, { ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue') }, batch: { max_delay: '50ms', max_rows: 2000 } } });
+    const first = await startAgentProcess(config);
     const acked: string[] = [];
-    const url = `http://127.0.0.1:${first.http}/v1/traces`;
+    const url = `http://127.0.0.1:${first.ports.otlp_http}/v1/traces`;
     // Several senders in parallel; kill -9 lands while requests are in flight.
     const sender = async () => {
       for (;;) {
@@ -259,12 +229,11 @@ describe('ack: queued', () => {
     await first.exited;
     expect(acked.length).toBeGreaterThan(1000);
 
-    const second = await start();
+    const second = await startAgentProcess(config);
     await expect
-      .poll(async () => (await (await fetch(`http://127.0.0.1:${second.admin}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1], { timeout: 20_000 })
+      .poll(async () => (await (await fetch(`http://127.0.0.1:${second.ports.admin}/metrics`)).text()).match(/^heimdall_exporter_queue_size (\d+)/m)?.[1], { timeout: 20_000 })
       .toBe('0');
-    second.child.kill('SIGTERM');
-    await second.exited;
+    await second.stop();
     const transport = await createEmbeddedTransport({ path: join(dir.path, 'data') });
     const rows = await transport.query<{ SpanId: string; n: string }>("SELECT SpanId, count() AS n FROM otel_traces WHERE ServiceName = 'killed' GROUP BY SpanId");
     await transport.close();

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
 import { headerSalt, scanSegment, segmentFirst, segmentLayout } from '../../src/ingest/pipeline/wal.js';
 import { createEmbeddedTransport } from '../../src/storage/embedded.js';
-import { startAgentProcess } from '../support/agent-process.js';
+import { startAgentProcess, writeAgentConfig } from '../support/agent-process.js';
 import { startTestAgent } from '../support/agent.js';
 import { startClickHouseHttp } from '../support/clickhouse-http.js';
 import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
@@ -42,16 +42,7 @@ describe.runIf(canMountTmpfs())('ack: queued on a full disk (tmpfs)', () => {
     const disk = mountTmpfs('12m');
     mounts.push(disk);
     const dir = tempDir();
-    const config = join(dir.path, 'heimdall.yaml');
-    writeFileSync(
-      config,
-      [
-        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
-        `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
-        `ingest: { ack: queued, queue: { path: "${join(disk.path, 'queue')}" }, batch: { max_delay: 50ms, max_rows: 2000 } }`,
-        'shutdown: { drain: 0s }',
-      ].join('\n'),
-    );
+    const config = writeAgentConfig(dir.path, { ingest: { ack: 'queued', queue: { path: join(disk.path, 'queue') }, batch: { max_delay: '50ms', max_rows: 2000 } } });
     const first = await startAgentProcess(config);
     const url = `http://127.0.0.1:${first.ports.otlp_http}`;
     const acked: string[] = [];

@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { connect } from '../../src/cli/client.js';
 import { JobService, JobStatus } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { SystemService } from '../../src/gen/heimdall/v1/system_pb.js';
-import { MAIN, startAgentProcess, type AgentProcess } from '../support/agent-process.js';
+import { MAIN, startAgentProcess, type AgentProcess, writeAgentConfig } from '../support/agent-process.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
@@ -41,21 +41,12 @@ describe('token reload', () => {
     symlinkSync(name, join(secret, '..data_tmp'));
     renameSync(join(secret, '..data_tmp'), join(secret, '..data'));
   };
-  const writeConfig = (inline: Array<{ name: string; token: string }>): void =>
-    writeFileSync(
-      config,
-      [
-        'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
-        `storage: { embedded: { path: "${join(dir.path, 'data')}" } }`,
-        'jobs: { system_check: { enabled: false } }',
-        'shutdown: { drain: 0s }',
-        'auth:',
-        '  enabled: true',
-        `  tokens_file: ${join(secret, 'tokens.yaml')}`,
-        '  tokens:',
-        ...inline.map((t) => `    - { name: ${t.name}, token: ${t.token}, scopes: [admin] }`),
-      ].join('\n'),
-    );
+  const writeConfig = (inline: Array<{ name: string; token: string }>): void => {
+    writeAgentConfig(dir.path, {
+      jobs: { system_check: { enabled: false } },
+      auth: { enabled: true, tokens_file: join(secret, 'tokens.yaml'), tokens: inline.map((t) => ({ ...t, scopes: ['admin'] })) },
+    });
+  };
   const code = (token: string): Promise<status> =>
     connect({ addr: agent.addr, token })
       .unary(SystemService.method.getStatus, {})
@@ -142,6 +133,8 @@ describe('token reload, in process', () => {
     silent = createServer(() => undefined);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     t = await startTestAgent({ jobs: { system_check: { enabled: false } }, auth: { enabled: true, tokens_file: file } });
+    // Jobs are recorded in storage: submit them once it is ready (it connects after start).
+    await t.agent.storage.whenReady();
   });
   afterAll(async () => {
     await t.stop();

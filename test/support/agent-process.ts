@@ -1,9 +1,28 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { mergeTrees, type Tree } from './tree.js';
 
 /** The built agent (test/global-setup.ts builds it before the suite). */
 export const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+
+/**
+ * Writes `<dir>/heimdall.yaml` for an agent run as a process in a test and returns its path: every
+ * listener on 127.0.0.1 with a free port, embedded storage in `<dir>/data`, no drain at shutdown,
+ * with `sections` merged over that (e.g. `{ ingest: { ack: 'queued' } }`).
+ */
+export function writeAgentConfig(dir: string, sections: Tree = {}): string {
+  const listener = { address: '127.0.0.1:0' };
+  const base: Tree = {
+    server: { grpc: listener, otlp_http: listener, admin: listener },
+    storage: { embedded: { path: join(dir, 'data') } },
+    shutdown: { drain: '0s' },
+  };
+  const path = join(dir, 'heimdall.yaml');
+  writeFileSync(path, stringify(mergeTrees(base, sections)));
+  return path;
+}
 
 /** An agent running as its own process (its own chdb data directory), as in production. */
 export interface AgentProcess {

@@ -2,6 +2,7 @@ import { createAgent, type Agent } from '../../src/agent.js';
 import { hashConfig, validateConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { tempDir } from './temp.js';
+import { mergeTrees } from './tree.js';
 
 /** An in-process agent on free loopback ports, with its log lines captured. */
 export interface TestAgent {
@@ -14,20 +15,10 @@ export interface TestAgent {
   stop(): Promise<void>;
 }
 
-/** Deep-merges b into a (objects only). */
-function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const prev = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' ? merge(prev as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
-}
-
 /** Starts an agent with embedded storage in a temporary directory unless overrides say otherwise. */
 export async function startTestAgent(overrides: Record<string, unknown> = {}, options: { start?: boolean; clock?: () => number } = {}): Promise<TestAgent> {
   const dir = tempDir();
-  const tree = merge(
+  const tree = mergeTrees(
     {
       log: { level: 'debug' },
       server: { grpc: { address: '127.0.0.1:0' }, otlp_http: { address: '127.0.0.1:0' }, admin: { address: '127.0.0.1:0' } },
