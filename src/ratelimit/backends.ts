@@ -1,9 +1,11 @@
 import { LRUCache } from 'lru-cache';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { HealthReporter } from '../health/registry.js';
-import { createRedisClient, type RedisTarget } from '../redis/client.js';
+import type { Config } from '../config/schema.js';
+import type { HealthRegistry, HealthReporter } from '../health/registry.js';
+import { createRedisClient, redisTargetOf } from '../redis/client.js';
 import type { Logger } from '../telemetry/logger.js';
 import { fullBucket, take, type BucketSpec, type BucketState, type Decision } from './bucket.js';
+import type { Limit } from './config.js';
 
 /** Where buckets live. A backend never throws: when it cannot decide, it answers by its failure mode. */
 export interface BucketBackend {
@@ -14,15 +16,24 @@ export interface BucketBackend {
 /** Heap a cached bucket takes besides its key: the state object, the map entry and the cache's slots (measured ~250 bytes). */
 const BUCKET_BYTES = 256;
 
+/** Options for createLocalBackend. */
+export interface LocalBackendOptions {
+  /** `max_keys` (buckets at most) and `cache_size` (bytes they may take, keys included). */
+  config: Pick<Config['ratelimit'], 'max_keys' | 'cache_size'>;
+  /** Monotonic milliseconds. */
+  now: () => number;
+  metrics: Registry;
+}
+
 /**
- * In-process buckets in an LRU cache bounded by count and by bytes (a key at two bytes a
- * character, plus the bucket); an evicted key comes back as a full bucket.
+ * In-process buckets in an LRU cache bounded by count (`max_keys`) and by bytes (`cache_size`: a
+ * key at two bytes a character, plus the bucket); an evicted key comes back as a full bucket.
  */
-export function createLocalBackend(options: { maxKeys: number; maxBytes: number; now: () => number; metrics: Registry }): BucketBackend {
+export function createLocalBackend(options: LocalBackendOptions): BucketBackend {
   const evictions = new Counter({ name: 'heimdall_ratelimit_bucket_evictions_total', help: 'Local buckets evicted from the bounded cache (they come back full).', registers: [options.metrics] });
   const buckets = new LRUCache<string, BucketState>({
-    max: options.maxKeys,
-    maxSize: options.maxBytes,
+    max: options.config.max_keys,
+    maxSize: options.config.cache_size,
     sizeCalculation: (_v, key) => key.length * 2 + BUCKET_BYTES,
     dispose: (_v, _k, reason) => void (reason === 'evict' && evictions.inc()),
   });
@@ -71,15 +82,11 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return {allowed, tostring(tokens)}
 `;
 
-/** Options for createRedisBackend: where Redis is, and how checks behave. */
-export interface RedisBackendOptions extends RedisTarget {
-  /** Longest wait for one check; past it the failure mode answers. */
-  timeoutMs: number;
-  failureMode: 'allow' | 'deny';
-  /** Consecutive failures that open the circuit, and how long it stays open before one trial call. */
-  breakerFailures: number;
-  breakerCooldownMs: number;
-  keyPrefix: string;
+/** Options for createRedisBackend. */
+export interface RedisBackendOptions {
+  /** `ratelimit.redis`: where Redis is, the per-check timeout, failure mode, breaker and key prefix. */
+  config: NonNullable<Config['ratelimit']['redis']>;
+  /** Monotonic milliseconds. */
   now: () => number;
   logger: Logger;
   metrics: Registry;
@@ -94,7 +101,8 @@ export interface RedisBackendOptions extends RedisTarget {
  */
 export function createRedisBackend(options: RedisBackendOptions): BucketBackend {
   const logger = options.logger.child({ component: 'ratelimit-redis' });
-  const client = createRedisClient({ target: options, logger });
+  const { config } = options;
+  const client = createRedisClient({ target: redisTargetOf(config), logger });
   client.defineCommand('heimdallBucket', { numberOfKeys: 1, lua: BUCKET_LUA });
   const run = client as unknown as { heimdallBucket(key: string, cap: number, rate: number, hits: number): Promise<[number, string]> };
 
@@ -106,15 +114,15 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
   let failures = 0;
   let openUntil = 0;
   options.reporter?.set('ready', 'no check yet');
-  const fallback = (): Decision => ({ allowed: options.failureMode === 'allow', remaining: 0, resetMs: 0 });
+  const fallback = (): Decision => ({ allowed: config.failure_mode === 'allow', remaining: 0, resetMs: 0 });
   const failed = (err: unknown): Decision => {
     errors.inc();
     failures += 1;
-    if (failures >= options.breakerFailures && openUntil === 0) {
-      openUntil = options.now() + options.breakerCooldownMs;
+    if (failures >= config.breaker.failures && openUntil === 0) {
+      openUntil = options.now() + config.breaker.cooldown;
       breakerState.set(1);
-      logger.warn({ err, failures, cooldownMs: options.breakerCooldownMs, failureMode: options.failureMode }, 'redis checks failing: circuit open, answering by the failure mode');
-      options.reporter?.set('degraded', `redis checks failing (${(err as Error).message}): circuit open, answering by failure_mode ${options.failureMode}`);
+      logger.warn({ err, failures, cooldownMs: config.breaker.cooldown, failureMode: config.failure_mode }, 'redis checks failing: circuit open, answering by the failure mode');
+      options.reporter?.set('degraded', `redis checks failing (${(err as Error).message}): circuit open, answering by failure_mode ${config.failure_mode}`);
     }
     return fallback();
   };
@@ -126,15 +134,15 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
       if (until !== undefined && hits > 0 && t < until) return { allowed: false, remaining: 0, resetMs: Math.ceil(until - t) };
       if (openUntil > 0) {
         if (t < openUntil) return fallback();
-        openUntil = t + options.breakerCooldownMs; // half-open: this call is the trial
+        openUntil = t + config.breaker.cooldown; // half-open: this call is the trial
       }
       const stop = latency.startTimer();
       let timer: NodeJS.Timeout | undefined;
       try {
         const timeout = new Promise<never>((_r, reject) => {
-          timer = setTimeout(() => reject(new Error(`redis check took over ${options.timeoutMs} ms`)), options.timeoutMs);
+          timer = setTimeout(() => reject(new Error(`redis check took over ${config.timeout} ms`)), config.timeout);
         });
-        const [allowed, tokensText] = await Promise.race([run.heimdallBucket(`${options.keyPrefix}${key}`, spec.capacity, spec.ratePerMs, hits), timeout]);
+        const [allowed, tokensText] = await Promise.race([run.heimdallBucket(`${config.key_prefix}${key}`, spec.capacity, spec.ratePerMs, hits), timeout]);
         stop();
         if (failures > 0 || openUntil > 0) logger.info('redis checks succeed again: circuit closed');
         options.reporter?.set('ready');
@@ -161,5 +169,42 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
       client.disconnect();
       return Promise.resolve();
     },
+  };
+}
+
+/** Every limit's buckets: local, or shared through Redis for limits with `backend: redis`. */
+export interface Buckets {
+  /** Whether limits with `backend: redis` have a Redis (`ratelimit.redis` is set). */
+  readonly shared: boolean;
+  /** Takes `hits` from the bucket `key` where `limit` keeps it; answers synchronously for local buckets. Never throws. */
+  take(limit: Pick<Limit, 'backend'>, key: string, spec: BucketSpec, hits: number): Decision | Promise<Decision>;
+  /** Disconnects from Redis. */
+  close(): Promise<void>;
+}
+
+/** Options for createBuckets. */
+export interface BucketsOptions {
+  config: Config['ratelimit'];
+  /** Monotonic milliseconds. */
+  now: () => number;
+  logger: Logger;
+  metrics: Registry;
+  /** Gets `ratelimit-redis` (the circuit's state) when Redis is configured. */
+  health: HealthRegistry;
+}
+
+/**
+ * Chooses each limit's backend: the local LRU buckets, and with `ratelimit.redis` the Redis
+ * buckets (with their breaker) for limits that say `backend: redis`. Without Redis every limit is
+ * local (the limits file refuses `backend: redis` then).
+ */
+export function createBuckets(options: BucketsOptions): Buckets {
+  const { config, now, logger, metrics } = options;
+  const local = createLocalBackend({ config, now, metrics });
+  const shared = config.redis ? createRedisBackend({ config: config.redis, now, logger, metrics, reporter: options.health.register('ratelimit-redis', { gate: 'none' }) }) : undefined;
+  return {
+    shared: shared !== undefined,
+    take: (limit, key, spec, hits) => (limit.backend === 'redis' && shared ? shared : local).take(key, spec, hits),
+    close: async () => shared?.close(),
   };
 }

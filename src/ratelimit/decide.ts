@@ -9,7 +9,7 @@ import type { WireResponse, WireStatus } from './wire.js';
 /**
  * The pure steps of one check, as envoyproxy/ratelimit takes them: validate the request, match
  * each descriptor to its limit, size its bucket, and turn bucket decisions into statuses and
- * headers. The rate limiter (service.ts) only adds the buckets, the security layer and the metrics.
+ * headers. The check (check.ts) only adds the buckets, the security layer and the metrics.
  */
 
 /** Descriptors and entries one request may carry. */

@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
 import { watchPath, type PathWatch } from '../config/watch.js';
 import type { HealthReporter } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -6,10 +7,8 @@ import { loadRateLimitConfig, RateLimitConfigError, type DescriptorNode, type Li
 
 /** Options for createLimitsFile. */
 export interface LimitsFileOptions {
-  /** A descriptor file or a directory of them (envoyproxy/ratelimit format); none: no limits. */
-  path: string | undefined;
-  /** Whether limits with `backend: redis` have a Redis (else such a file is refused). */
-  redis: boolean;
+  /** `config_path`: a descriptor file or a directory of them (envoyproxy/ratelimit format), none: no limits; `redis`: without it, a file with `backend: redis` limits is refused. */
+  config: Pick<Config['ratelimit'], 'config_path' | 'redis'>;
   logger: Logger;
   metrics: Registry;
   /** Reports `ready`, or `degraded` with the reason while a changed file is refused. */
@@ -52,7 +51,7 @@ export function createLimitsFile(options: LimitsFileOptions): LimitsFile {
   const load = (path: string): void => {
     try {
       const next = loadRateLimitConfig(path);
-      if (!options.redis) {
+      if (!options.config.redis) {
         const redisLimit = [...next.values()].map(firstRedisLimit).find((l) => l !== undefined);
         if (redisLimit) throw new RateLimitConfigError(path, undefined, `${redisLimit.path}: backend redis needs ratelimit.redis in the agent's configuration`);
       }
@@ -76,7 +75,7 @@ export function createLimitsFile(options: LimitsFileOptions): LimitsFile {
       return current;
     },
     start() {
-      const path = options.path;
+      const path = options.config.config_path;
       if (!path) return options.reporter.set('ready');
       load(path);
       watcher = watchPath(path, () => load(path), logger);

@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { submitAgentEvents } from '../events/events.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
@@ -19,11 +20,9 @@ export interface OverLimitReporter {
 
 /** Options for createOverLimitReporter. */
 export interface OverLimitOptions {
+  /** `over_limit_window`: counts are written (and start again) this often; `over_limit_max_keys`: (domain, limit, entity) keys counted per window, the rest count under one overflow key. */
+  config: Pick<Config['ratelimit'], 'over_limit_window' | 'over_limit_max_keys'>;
   pipeline: Pipeline;
-  /** Counts are written (and start again) this often. */
-  windowMs: number;
-  /** (domain, limit, entity) keys counted per window; the rest count under one overflow key. */
-  maxKeys: number;
   logger: Logger;
 }
 
@@ -31,7 +30,7 @@ export interface OverLimitOptions {
  * Creates the reporter: an attack refused a million times becomes one event per entity and window
  * (`ratelimit.over_limit`, category `ratelimit`, payload {domain, descriptor, entity, hits,
  * window_seconds}), not a million rows. Its memory is bounded whatever requests carry: each text
- * of a key is `shown` (at most 57 characters), and past `maxKeys` keys in a window hits count under
+ * of a key is `shown` (at most 57 characters), and past `over_limit_max_keys` keys in a window hits count under
  * the key whose domain, descriptor and entity are all `__overflow__`.
  */
 export function createOverLimitReporter(options: OverLimitOptions): OverLimitReporter {
@@ -50,7 +49,7 @@ export function createOverLimitReporter(options: OverLimitOptions): OverLimitRep
         message: `${c.hits} hits over the limit ${c.descriptor} (domain ${c.domain}) for ${c.entity}`,
         actorId: c.entity,
         status: 'over_limit',
-        payload: { domain: c.domain, descriptor: c.descriptor, entity: c.entity, hits: c.hits, window_seconds: options.windowMs / 1000 },
+        payload: { domain: c.domain, descriptor: c.descriptor, entity: c.entity, hits: c.hits, window_seconds: options.config.over_limit_window / 1000 },
       })),
       options.logger,
     );
@@ -59,7 +58,7 @@ export function createOverLimitReporter(options: OverLimitOptions): OverLimitRep
     record(domain, descriptor, entries, hits) {
       let fields = { domain: shown(domain), descriptor: shown(descriptor), entity: shown(entries.map((e) => `${e.key}=${e.value}`).join(',')) };
       let key = `${fields.domain}\u0000${fields.descriptor}\u0000${fields.entity}`;
-      if (!counts.has(key) && counts.size >= options.maxKeys) {
+      if (!counts.has(key) && counts.size >= options.config.over_limit_max_keys) {
         fields = { domain: OVERFLOW, descriptor: OVERFLOW, entity: OVERFLOW };
         key = OVERFLOW;
       }
@@ -69,7 +68,7 @@ export function createOverLimitReporter(options: OverLimitOptions): OverLimitRep
     },
     flush,
     start() {
-      timer = setInterval(flush, options.windowMs);
+      timer = setInterval(flush, options.config.over_limit_window);
       timer.unref();
     },
     shutdown() {

@@ -1,0 +1,31 @@
+import { fromBinary } from '@bufbuild/protobuf';
+import { RateLimitRequestSchema, RateLimitService, type RateLimitRequest } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { AgentError } from '../errors/agent-error.js';
+import type { GrpcServer } from '../server/grpc.js';
+import type { RateLimitCheck } from './check.js';
+import { encodeRateLimitResponse } from './wire.js';
+
+/**
+ * Adds Envoy's `envoy.service.ratelimit.v3.RateLimitService` (scope `ratelimit`) to the gRPC
+ * server, answering ShouldRateLimit with `check`. The hot path: the request is decoded and the
+ * reply encoded by hand (see wire.ts); a request that does not decode is INVALID_ARGUMENT.
+ */
+export function addRlsService(grpc: GrpcServer, check: RateLimitCheck): void {
+  grpc.addService(
+    RateLimitService,
+    {
+      shouldRateLimit: {
+        async raw(bytes: Buffer) {
+          let req: RateLimitRequest;
+          try {
+            req = fromBinary(RateLimitRequestSchema, bytes);
+          } catch (err) {
+            throw new AgentError('invalid_argument', `malformed ${RateLimitRequestSchema.typeName}: ${(err as Error).message}`);
+          }
+          return encodeRateLimitResponse(await check(req));
+        },
+      },
+    },
+    'ratelimit',
+  );
+}

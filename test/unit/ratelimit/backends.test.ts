@@ -1,0 +1,100 @@
+/** The buckets: the bounded local cache, and the backend each limit chooses (Redis on a real redis-server, with its breaker). */
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../../src/config/load.js';
+import { createHealthRegistry } from '../../../src/health/registry.js';
+import type { BucketSpec } from '../../../src/ratelimit/bucket.js';
+import { createBuckets, createLocalBackend, type Buckets } from '../../../src/ratelimit/backends.js';
+import { haveBinary } from '../../support/binaries.js';
+import { startRedis, type TestRedis } from '../../support/redis.js';
+import { silentLogger } from '../../support/temp.js';
+import { until } from '../../support/wait.js';
+
+/** Two tokens, refilled at one a second: nothing comes back within a test unless the fake clock moves. */
+const SPEC: BucketSpec = { capacity: 2, ratePerMs: 0.001 };
+const LOCAL = { backend: 'local' } as const;
+const SHARED = { backend: 'redis' } as const;
+
+describe('local buckets', () => {
+  it('keep at most max_keys buckets; an evicted one comes back full (counted)', async () => {
+    const metrics = new Registry();
+    const local = createLocalBackend({ config: validateConfig({ ratelimit: { max_keys: 1 } }).ratelimit, now: () => 0, metrics });
+    expect(local.take('a', SPEC, 2)).toMatchObject({ allowed: true, remaining: 0 });
+    expect(local.take('a', SPEC, 1)).toMatchObject({ allowed: false });
+    expect(local.take('b', SPEC, 1)).toMatchObject({ allowed: true, remaining: 1 });
+    expect(local.take('a', SPEC, 1)).toMatchObject({ allowed: true, remaining: 1 });
+    expect((await metrics.getSingleMetric('heimdall_ratelimit_bucket_evictions_total')?.get())?.values[0]?.value).toBe(2);
+  });
+
+  it('without ratelimit.redis every limit is local, answered synchronously', async () => {
+    const buckets = createBuckets({ config: validateConfig({}).ratelimit, now: () => 0, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry() });
+    expect(buckets.shared).toBe(false);
+    expect(buckets.take(SHARED, 'k', SPEC, 1)).toEqual({ allowed: true, remaining: 1, resetMs: 1000 });
+    expect(buckets.take(LOCAL, 'k', SPEC, 1)).toEqual({ allowed: true, remaining: 0, resetMs: 2000 });
+    await buckets.close();
+  });
+});
+
+describe.runIf(haveBinary('redis-server'))('buckets shared through a real redis-server', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(() => redis.stop());
+
+  /** Buckets of one agent; a generous timeout, so a loaded machine does not trip the breaker. */
+  const agent = (t: { now: number }, keyPrefix: string, health = createHealthRegistry(), failureMode = 'allow') =>
+    createBuckets({
+      config: validateConfig({ ratelimit: { redis: { url: redis.url, timeout: '2s', failure_mode: failureMode, breaker: { failures: 1, cooldown: '1s' }, key_prefix: keyPrefix } } }).ratelimit,
+      now: () => t.now,
+      logger: silentLogger(),
+      metrics: new Registry(),
+      health,
+    });
+  /** Waits until Redis answers (a check of 0 hits sees the full bucket, not the failure mode's 0), moving the fake clock past each cooldown. */
+  const connected = (buckets: Buckets, t: { now: number }) =>
+    until(async () => {
+      t.now += 1_000;
+      return (await buckets.take(SHARED, `warm-up-${t.now}`, SPEC, 0)).remaining === 2;
+    }, 30_000, 'redis answering');
+
+  it("shares a backend: redis bucket between agents; a local one stays each agent's own", async () => {
+    const t = { now: 0 };
+    const prefix = `test:${Math.random()}:`;
+    const one = agent(t, prefix);
+    const two = agent(t, prefix);
+    try {
+      await connected(one, t);
+      await connected(two, t);
+      expect(one.shared).toBe(true);
+      const taken = one.take(SHARED, 'k', SPEC, 2);
+      expect(taken).toBeInstanceOf(Promise);
+      expect(await taken).toMatchObject({ allowed: true, remaining: 0 });
+      expect(await two.take(SHARED, 'k', SPEC, 1)).toMatchObject({ allowed: false, remaining: 0 });
+      expect(one.take(LOCAL, 'k', SPEC, 2)).toMatchObject({ allowed: true, remaining: 0 });
+      expect(two.take(LOCAL, 'k', SPEC, 2)).toMatchObject({ allowed: true, remaining: 0 });
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
+  it('answers by failure_mode with the circuit open while Redis is away (ratelimit-redis degraded), and closes it once Redis is back', async () => {
+    const t = { now: 0 };
+    const health = createHealthRegistry();
+    const buckets = agent(t, `test:${Math.random()}:`, health, 'deny');
+    try {
+      await connected(buckets, t);
+      expect(await buckets.take(SHARED, 'k', SPEC, 1)).toMatchObject({ allowed: true });
+      expect(health.component('ratelimit-redis')?.state).toBe('ready');
+      await redis.stop();
+      expect(await buckets.take(SHARED, 'k', SPEC, 1)).toEqual({ allowed: false, remaining: 0, resetMs: 0 });
+      expect(health.component('ratelimit-redis')).toMatchObject({ state: 'degraded', reason: expect.stringContaining('circuit open, answering by failure_mode deny') });
+      await redis.start();
+      await connected(buckets, t);
+      expect(health.component('ratelimit-redis')?.state).toBe('ready');
+    } finally {
+      await buckets.close();
+    }
+  });
+});
