@@ -16,7 +16,7 @@ import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
 import { redisTargetOf } from './redis/client.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
-import { fitConnectionCaps, openFileLimit } from './server/fd-budget.js';
+import { fitListeners } from './server/fd-budget.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
 import { addOtlpReceivers } from './ingest/otlp/receiver.js';
 import { createPipeline, type Pipeline } from './ingest/pipeline/pipeline.js';
@@ -88,18 +88,9 @@ export function createAgent(options: AgentOptions): Agent {
 
   const storage = createStorage({ config: config.storage, logger, health, metrics });
   const auth = createAuthenticator(config.auth, { logger, health, metrics });
-  const server = config.server;
-  // Connection caps that leave server.fd_reserve file descriptors to the agent's own files.
-  const limit = openFileLimit();
-  const cap = (l: { max_connections: number; reserved_connections: number }) => ({ max: l.max_connections, reserved: l.reserved_connections });
-  const fitted = fitConnectionCaps({ grpc: cap(server.grpc), otlp_http: cap(server.otlp_http), admin: cap(server.admin) }, limit, server.fd_reserve);
-  if (fitted.lowered) {
-    const each = (f: (c: { max: number; reserved: number }) => number) => Object.fromEntries(Object.entries(fitted.caps).map(([k, c]) => [k, f(c)]));
-    logger.warn({ openFileLimit: limit, fdReserve: server.fd_reserve, maxConnections: each((c) => c.max), reservedConnections: each((c) => c.reserved) }, 'max_connections (and reserved_connections with them) lowered to fit the open-file limit (ulimit -n) minus server.fd_reserve');
-  }
-  const fit = (name: keyof typeof fitted.caps) => ({ max_connections: fitted.caps[name].max, reserved_connections: fitted.caps[name].reserved });
-  const grpc = createGrpcServer({ address: server.grpc.address, tls: server.grpc.tls, maxRecvMsgSize: server.grpc.max_recv_msg_size, limits: { ...server.grpc, ...fit('grpc') }, logger, metrics, health, auth });
-  const otlpHttp = createHttpServer({ name: 'otlp_http', address: server.otlp_http.address, tls: server.otlp_http.tls, limits: { ...server.otlp_http, ...fit('otlp_http') }, logger, metrics, health, auth });
+  const listeners = fitListeners(config.server, logger);
+  const grpc = createGrpcServer({ config: listeners.grpc, logger, metrics, health, auth });
+  const otlpHttp = createHttpServer({ name: 'otlp_http', config: listeners.otlp_http, logger, metrics, health, auth });
   const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });
   addOtlpReceivers({
     pipeline,
@@ -114,7 +105,7 @@ export function createAgent(options: AgentOptions): Agent {
   });
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, maxBatch: config.events.max_batch, maxElements: config.ingest.max_elements, metrics });
   addQueryService({ grpc, storage, config: config.query, metrics });
-  const admin = createHttpServer({ name: 'admin', address: server.admin.address, tls: server.admin.tls, limits: { ...server.admin, ...fit('admin') }, logger, metrics, health, auth });
+  const admin = createHttpServer({ name: 'admin', config: listeners.admin, logger, metrics, health, auth });
   const redis = config.ratelimit.redis;
   const security = createSecurity({
     initialMode: config.ratelimit.security.mode,
@@ -173,7 +164,7 @@ export function createAgent(options: AgentOptions): Agent {
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);
   addReflection(grpc);
-  addAdminRoutes(admin, statusSource, metrics, { maxScrapes: metricLimits.max_scrapes, timeoutMs: metricLimits.scrape_timeout, stallTimeoutMs: metricLimits.stall_timeout, scope: metricLimits.scope === 'none' ? undefined : metricLimits.scope });
+  addAdminRoutes(admin, statusSource, metrics, config.telemetry.metrics);
 
   const components: Component[] = [];
   if (config.telemetry.tracing.enabled) {

@@ -1,13 +1,10 @@
 import type { Registry } from 'prom-client';
-import type { Scope } from '../auth/auth.js';
+import type { Config } from '../config/schema.js';
 import type { HttpServer } from '../server/http.js';
 import { sendJson } from '../server/http-router.js';
-import { createMetricsRoute, type MetricsRouteOptions } from './metrics-route.js';
+import { createMetricsRoute } from './metrics-route.js';
 import type { Readiness } from './registry.js';
 import { agentStatus, type StatusSource } from './status.js';
-
-/** How /metrics is served: its scrape bounds, and the token scope it needs (none: open). */
-export type MetricsAccess = Omit<MetricsRouteOptions, 'registry'> & { scope: Scope | undefined };
 
 /**
  * Adds the admin endpoints: `/livez` (200 while the process serves; no dependency checks),
@@ -16,9 +13,9 @@ export type MetricsAccess = Omit<MetricsRouteOptions, 'registry'> & { scope: Sco
  * agent's status document, scope admin) and `/metrics` (Prometheus text, streamed: `/livez` never
  * waits behind it; open unless a scope is given). The probes are open, so they name each component
  * and its state only: reasons can quote backend errors (and the rows they refused), and stay in
- * `/status`.
+ * `/status`. `config` (telemetry.metrics) gives the scrape bounds and the scope /metrics needs.
  */
-export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics: Registry, access: MetricsAccess): void {
+export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics: Registry, config: Config['telemetry']['metrics']): void {
   const probe = (readiness: () => Readiness) => (_req: unknown, res: Parameters<typeof sendJson>[0]) => {
     const { ready, blocking } = readiness();
     const components = source.registry.components().map(({ name, state, gate, since }) => ({ name, state, gate, since }));
@@ -28,6 +25,5 @@ export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics
   server.route('GET', '/readyz', probe(() => source.registry.readiness()));
   server.route('GET', '/readyz/strict', probe(() => source.registry.strictReadiness()));
   server.route('GET', '/status', (_req, res) => sendJson(res, 200, agentStatus(source)), { scope: 'admin' });
-  const { scope, ...scrapes } = access;
-  server.route('GET', '/metrics', createMetricsRoute({ registry: metrics, ...scrapes }), { scope });
+  server.route('GET', '/metrics', createMetricsRoute({ registry: metrics, config }), { scope: config.scope === 'none' ? undefined : config.scope });
 }

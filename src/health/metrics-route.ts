@@ -1,18 +1,19 @@
 import type { ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
 import { sendText, type HttpHandler } from '../server/http-router.js';
 
 /** Options for createMetricsRoute. */
 export interface MetricsRouteOptions {
   /** The registry served. */
   registry: Registry;
-  /** Responses in progress at once; past it 503 with Retry-After. */
-  maxScrapes: number;
-  /** A response not sent within this many milliseconds is cut (its connection closed). */
-  timeoutMs: number;
-  /** A response whose client has taken nothing of it for this many milliseconds is cut. */
-  stallTimeoutMs: number;
+  /**
+   * Its bounds, as `telemetry.metrics` has them: `max_scrapes` responses in progress at once (past
+   * it 503 with Retry-After); `scrape_timeout` ms for a response to be sent, else it is cut (its
+   * connection closed); `stall_timeout` ms a client may take nothing of it before it is cut.
+   */
+  config: Pick<Config['telemetry']['metrics'], 'max_scrapes' | 'scrape_timeout' | 'stall_timeout'>;
 }
 
 /** Lines of one metric family rendered at once: the event loop gets a turn between slices. */
@@ -65,9 +66,9 @@ async function* familyText(registry: Registry, metric: Family): AsyncGenerator<s
  * giving the event loop a turn between slices and waiting for the client to take what was
  * written, so probes and other requests are answered while it renders (even a family of many
  * label sets) and a slow reader holds one slice in memory, not the whole text. At most
- * `maxScrapes` responses are in progress, one per client address; past that 503 with Retry-After.
- * A response is cut when its client takes nothing of it for `stallTimeoutMs` (a reader that
- * stopped frees its slot for Prometheus) or when it is not sent within `timeoutMs`. Refusals and
+ * `max_scrapes` responses are in progress, one per client address; past that 503 with Retry-After.
+ * A response is cut when its client takes nothing of it for `stall_timeout` (a reader that
+ * stopped frees its slot for Prometheus) or when it is not sent within `scrape_timeout`. Refusals and
  * cuts are counted in `heimdall_metrics_scrapes_refused_total{reason}`.
  */
 export function createMetricsRoute(options: MetricsRouteOptions): HttpHandler {
@@ -97,7 +98,7 @@ export function createMetricsRoute(options: MetricsRouteOptions): HttpHandler {
   return async (req, res) => {
     const peer = req.socket.remoteAddress ?? '';
     if (inFlight.has(peer)) return busy(res, 'peer', `a /metrics response to ${peer} is in progress (one per client address at once); retry later\n`);
-    if (inFlight.size >= options.maxScrapes) return busy(res, 'busy', `${inFlight.size} /metrics responses are in progress (telemetry.metrics.max_scrapes is ${options.maxScrapes}); retry later\n`);
+    if (inFlight.size >= options.config.max_scrapes) return busy(res, 'busy', `${inFlight.size} /metrics responses are in progress (telemetry.metrics.max_scrapes is ${options.config.max_scrapes}); retry later\n`);
     inFlight.add(peer);
     const free = (): void => {
       clearTimeout(timer);
@@ -109,7 +110,7 @@ export function createMetricsRoute(options: MetricsRouteOptions): HttpHandler {
       refused.inc({ reason });
       res.destroy();
     };
-    const timer = setTimeout(() => cut('timeout'), options.timeoutMs);
+    const timer = setTimeout(() => cut('timeout'), options.config.scrape_timeout);
     res.once('close', free);
     res.writeHead(200, { 'content-type': registry.contentType });
     // The same text as registry.metrics(): families separated by a blank line, a final newline.
@@ -118,7 +119,7 @@ export function createMetricsRoute(options: MetricsRouteOptions): HttpHandler {
       for await (const text of familyText(registry, metric)) {
         if (res.destroyed) return;
         if (!res.write(separator + text)) {
-          const how = await writable(res, options.stallTimeoutMs);
+          const how = await writable(res, options.config.stall_timeout);
           if (how === 'stalled') return cut('stalled');
           if (how === 'closed') return;
         }

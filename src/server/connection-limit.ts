@@ -1,6 +1,7 @@
 import type { Server as NetServer, Socket } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { perRegistry } from '../telemetry/metrics.js';
+import { createConnectionTable, sweepDeadlines } from './connection-table.js';
 
 /** Options for limitConnections. */
 export interface ConnectionLimitOptions {
@@ -75,95 +76,42 @@ export function limitConnections(server: NetServer, options: ConnectionLimitOpti
   const labels = { server: options.name };
   const openGauge = open.labels(labels);
   openGauge.set(0);
-  /** Per open connection: its peer, when it opened, its bytes read at the last check and when they last grew. */
-  const sockets = new Map<Socket, { peer: string; at: number; read: number; activeAt: number }>();
-  /** Each peer's open connections, oldest first. */
-  const peers = new Map<string, Set<Socket>>();
+  const table = createConnectionTable();
   const shared = Math.max(0, options.maxConnections - options.reserved);
   /** Connections a peer may hold and still take a reserved slot. */
   const peerReserve = Math.max(1, Math.floor(options.reserved / 2));
   const idle = options.idle;
-
-  const forget = (socket: Socket): void => {
-    const s = sockets.get(socket);
-    if (!s) return;
-    sockets.delete(socket);
-    const held = peers.get(s.peer);
-    held?.delete(socket);
-    if (held?.size === 0) peers.delete(s.peer);
-    openGauge.set(sockets.size);
-  };
-  /** The oldest idle connection of the peer holding the most that hold more than `peer` (or of `peer` itself). */
-  const victim = (peer: string, isIdle: (socket: Socket) => boolean): Socket | undefined => {
-    const own = peers.get(peer)?.size ?? 0;
-    let found: { socket: Socket; held: number } | undefined;
-    for (const [p, held] of peers) {
-      if ((p !== peer && held.size <= own) || (found && held.size <= found.held)) continue;
-      for (const socket of held) {
-        if (!isIdle(socket)) continue;
-        found = { socket, held: held.size };
-        break;
-      }
-    }
-    return found?.socket;
-  };
 
   // One over the cap reaches the listener below, to take an idle connection's slot; Node drops the rest.
   server.maxConnections = options.maxConnections + (idle ? 1 : 0);
   server.on('drop', () => refused.inc({ ...labels, reason: 'limit' }));
   server.prependListener('connection', (socket: Socket) => {
     const peer = socket.remoteAddress ?? '';
-    const full = sockets.size >= options.maxConnections ? 'limit' : sockets.size >= shared && (peers.get(peer)?.size ?? 0) >= peerReserve ? 'reserved' : undefined;
+    const full = table.size >= options.maxConnections ? 'limit' : table.size >= shared && table.heldBy(peer) >= peerReserve ? 'reserved' : undefined;
     if (full) {
-      const taken = idle && victim(peer, idle);
+      const taken = idle && table.victim(peer, idle);
       if (!taken) {
         refused.inc({ ...labels, reason: full });
         socket.destroy();
         return;
       }
-      forget(taken);
+      table.forget(taken);
       taken.destroy();
       evicted.inc(labels);
     }
-    const now = Date.now();
-    sockets.set(socket, { peer, at: now, read: 0, activeAt: now });
-    const held = peers.get(peer) ?? new Set<Socket>();
-    held.add(socket);
-    peers.set(peer, held);
-    openGauge.set(sockets.size);
-    socket.once('close', () => forget(socket));
+    table.add(socket, peer, Date.now());
+    openGauge.set(table.size);
+    socket.once('close', () => {
+      table.forget(socket);
+      openGauge.set(table.size);
+    });
   });
-
-  const deadlines = [options.handshakeBytes > 0 ? options.handshakeTimeoutMs : 0, options.idleTimeoutMs].filter((ms) => ms > 0);
-  let timer: NodeJS.Timeout | undefined;
-  if (deadlines.length > 0) {
-    // One sweep for every connection, often enough to close one within a quarter of its deadline.
-    timer = setInterval(
-      () => {
-        const now = Date.now();
-        for (const [socket, s] of sockets) {
-          const read = socket.bytesRead;
-          if (read !== s.read) {
-            s.read = read;
-            s.activeAt = now;
-          }
-          const reason = options.handshakeBytes > 0 && read < options.handshakeBytes && now - s.at >= options.handshakeTimeoutMs ? 'handshake' : options.idleTimeoutMs > 0 && now - s.activeAt >= options.idleTimeoutMs ? 'idle' : undefined;
-          if (!reason) continue;
-          closed.inc({ ...labels, reason });
-          socket.destroy();
-        }
-      },
-      Math.max(50, Math.min(1_000, Math.min(...deadlines) / 4)),
-    );
-    timer.unref();
-  }
+  const stop = sweepDeadlines(table, options, (reason) => closed.inc({ ...labels, reason }));
 
   return {
     destroyAll() {
-      for (const socket of sockets.keys()) socket.destroy();
+      for (const [socket] of table.entries()) socket.destroy();
     },
-    stop() {
-      clearInterval(timer);
-    },
+    stop,
   };
 }

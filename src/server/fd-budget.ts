@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../telemetry/logger.js';
 
 /**
  * The process' limit of open files (the soft RLIMIT_NOFILE, which Node.js raises to the hard one at
@@ -44,4 +46,27 @@ export function fitConnectionCaps<K extends string>(caps: Record<K, ConnectionCa
     }),
   ) as Record<K, ConnectionCap>;
   return { caps: fitted, lowered: true };
+}
+
+/** The three listeners' config slices, with max_connections and reserved_connections fitted to the open-file limit. */
+export interface FittedListeners {
+  grpc: Config['server']['grpc'];
+  otlp_http: Config['server']['otlp_http'];
+  admin: Config['server']['admin'];
+}
+
+/**
+ * The listeners' slices of `server`, their connection caps lowered (fitConnectionCaps) to leave
+ * `server.fd_reserve` of the open-file `limit` (default: this process') to the agent's own files;
+ * logs a warning when it lowered them. Never throws.
+ */
+export function fitListeners(server: Config['server'], logger: Logger, limit: number | undefined = openFileLimit()): FittedListeners {
+  const cap = (l: { max_connections: number; reserved_connections: number }): ConnectionCap => ({ max: l.max_connections, reserved: l.reserved_connections });
+  const fitted = fitConnectionCaps({ grpc: cap(server.grpc), otlp_http: cap(server.otlp_http), admin: cap(server.admin) }, limit, server.fd_reserve);
+  if (fitted.lowered) {
+    const each = (f: (c: ConnectionCap) => number) => Object.fromEntries(Object.entries<ConnectionCap>(fitted.caps).map(([k, c]) => [k, f(c)]));
+    logger.warn({ openFileLimit: limit, fdReserve: server.fd_reserve, maxConnections: each((c) => c.max), reservedConnections: each((c) => c.reserved) }, 'max_connections (and reserved_connections with them) lowered to fit the open-file limit (ulimit -n) minus server.fd_reserve');
+  }
+  const fit = (name: keyof FittedListeners) => ({ max_connections: fitted.caps[name].max, reserved_connections: fitted.caps[name].reserved });
+  return { grpc: { ...server.grpc, ...fit('grpc') }, otlp_http: { ...server.otlp_http, ...fit('otlp_http') }, admin: { ...server.admin, ...fit('admin') } };
 }

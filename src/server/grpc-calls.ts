@@ -119,6 +119,58 @@ function createStreamCount(metrics: Metrics, maxStreams: number) {
   };
 }
 
+/**
+ * Watches tokens reloads for a response stream: the promise rejects with why once a reload revokes
+ * the stream's token, and the handler is then aborted (after the status is sent). `stop` ends the
+ * watch.
+ */
+function watchRevocation(auth: Authenticator, metadata: Metadata, scope: RequiredScope, principal: Principal, abort: () => void): { revocation: Promise<never>; stop: () => void } {
+  const value = metadata.get('authorization')[0];
+  const authorization = typeof value === 'string' ? value : undefined;
+  let stop: () => void = () => undefined;
+  const revocation = new Promise<never>((_, reject) => {
+    stop = auth.onReload(() => {
+      const why = revoked(auth.check(authorization, scope), principal);
+      if (!why) return;
+      reject(why);
+      // The handler is stopped after the status is sent: its own end of the stream comes too late to replace it.
+      setImmediate(abort);
+    });
+  });
+  return { revocation, stop };
+}
+
+/**
+ * A call's abort: the signal is made only when a handler asks for it (most unary calls never do);
+ * it aborts when the client cancels and, for a response stream, when the server shuts down.
+ * `dispose` stops listening (before grpc-js emits 'cancelled' for a finished call's stream, so a
+ * completed call does not pay for an abort: a DOMException per call).
+ */
+function createCallAbort(call: Parameters<CallWrapper>[2], shutdown: AbortSignal | undefined) {
+  let controller: AbortController | undefined;
+  let aborted = false;
+  const abort = (): void => {
+    aborted = true;
+    controller?.abort();
+  };
+  call.on('cancelled', abort);
+  shutdown?.addEventListener('abort', abort, { once: true });
+  return {
+    abort,
+    get signal(): AbortSignal {
+      if (!controller) {
+        controller = new AbortController();
+        if (aborted) controller.abort();
+      }
+      return controller.signal;
+    },
+    dispose(): void {
+      call.removeListener('cancelled', abort);
+      shutdown?.removeEventListener('abort', abort);
+    },
+  };
+}
+
 /** Options for createCallWrapper. */
 export interface CallWrapperOptions {
   auth: Authenticator;
@@ -147,49 +199,20 @@ export function createCallWrapper(options: CallWrapperOptions): CallWrapper {
   const metrics = grpcMetrics(options.metrics);
   const streams = createStreamCount(metrics, options.maxStreams);
   const { metricsFor, handledFor } = createMethodMetrics(metrics, options.traced);
-  /** Rejects once a tokens reload revokes the stream's token (then aborts the handler); returns the promise and how to stop watching. */
-  const watchRevocation = (metadata: Metadata, scope: RequiredScope, principal: Principal, abort: () => void) => {
-    const value = metadata.get('authorization')[0];
-    const authorization = typeof value === 'string' ? value : undefined;
-    let stop: () => void = () => undefined;
-    const revocation = new Promise<never>((_, reject) => {
-      stop = options.auth.onReload(() => {
-        const why = revoked(options.auth.check(authorization, scope), principal);
-        if (!why) return;
-        reject(why);
-        // The handler is stopped after the status is sent: its own end of the stream comes too late to replace it.
-        setImmediate(abort);
-      });
-    });
-    return { revocation, stop };
-  };
-
   return async (method, metadata, call, run) => {
     const m = metricsFor(method);
     const path = m.path;
     const admitted = options.admissionOf(metadata);
     m.started.inc();
     const t0 = performance.now();
-    // The abort signal is made only when a handler asks for it: most unary calls never do.
-    let controller: AbortController | undefined;
-    let aborted = false;
-    const abort = (): void => {
-      aborted = true;
-      controller?.abort();
-    };
-    call.on('cancelled', abort);
     // Server shutdown ends response streams (Watch, ...); unary and client-streaming calls finish.
     const endsAtShutdown = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
-    if (endsAtShutdown) options.shutdown.addEventListener('abort', abort, { once: true });
+    const callAbort = createCallAbort(call, endsAtShutdown ? options.shutdown : undefined);
     const ctx: CallContext = {
       correlationId: correlationIdFrom(metadata.get(CORRELATION_HEADER)[0]),
       metadata,
       get signal() {
-        if (!controller) {
-          controller = new AbortController();
-          if (aborted) controller.abort();
-        }
-        return controller.signal;
+        return callAbort.signal;
       },
       method: path,
       requestBytes: 0,
@@ -202,7 +225,7 @@ export function createCallWrapper(options: CallWrapperOptions): CallWrapper {
     try {
       // The token was checked on the call's headers (admission); a response stream outlives that check.
       const scope = options.scopeOf(path);
-      if (endsAtShutdown && scope && ctx.principal) watch = watchRevocation(metadata, scope, ctx.principal, abort);
+      if (endsAtShutdown && scope && ctx.principal) watch = watchRevocation(options.auth, metadata, scope, ctx.principal, callAbort.abort);
       if (endsAtShutdown) releaseStream = streams.take(method);
       const handled = runWithContext({ correlationId: ctx.correlationId }, () =>
         m.traced ? inServerSpan(path.slice(1), () => ({ ...m.spanAttributes, 'heimdall.correlation_id': ctx.correlationId }), () => run(ctx)) : run(ctx),
@@ -215,11 +238,8 @@ export function createCallWrapper(options: CallWrapperOptions): CallWrapper {
       code = st.code;
       throw st;
     } finally {
-      // grpc-js emits 'cancelled' when a finished call's stream closes: stop listening first, so a
-      // completed call does not pay for an abort (a DOMException per call).
-      call.removeListener('cancelled', abort);
+      callAbort.dispose();
       watch?.stop();
-      if (endsAtShutdown) options.shutdown.removeEventListener('abort', abort);
       releaseStream?.();
       handledFor(m, method, code).inc();
       const seconds = (performance.now() - t0) / 1000;

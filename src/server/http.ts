@@ -1,25 +1,26 @@
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Authenticator } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
-import { splitHostPort } from '../config/units.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createRouter, type HttpHandler, type RouteOptions } from './http-router.js';
 import { limitConnections, type ConnectionLimit } from './connection-limit.js';
-import { readTls, type ListenerTls } from './tls.js';
-
+import { listenOn } from './listen.js';
+import { readTls } from './tls.js';
 
 /** Options for createHttpServer. */
 export interface HttpServerOptions {
   /** Component name, also the `server` label of the metrics (e.g. `admin`, `otlp_http`). */
   name: string;
-  /** host:port to bind; port 0 picks a free one. */
-  address: string;
-  /** TLS, and mTLS with a client CA; plaintext when absent. */
-  tls?: ListenerTls | undefined;
+  /**
+   * The listener's slice (`server.admin` or `server.otlp_http`): address (port 0 picks a free one),
+   * TLS (mTLS with a client CA; plaintext when absent), and the connection bounds and deadlines
+   * (max_connections and reserved_connections as the agent fitted them to the open-file limit).
+   */
+  config: HttpListenerConfig;
   /** The agent's logger; the server logs as component `name`. */
   logger: Logger;
   /** Registry for the request metrics (shared by every HTTP listener in it). */
@@ -28,12 +29,10 @@ export interface HttpServerOptions {
   health: HealthRegistry;
   /** Checks the API token of requests to routes added with a scope. */
   auth: Authenticator;
-  /** Connection bounds and deadlines (ms), as the listener's config section has them. */
-  limits: HttpLimits;
 }
 
-/** How many connections an HTTP listener holds, and how long it waits for slow clients (see the schema). */
-export type HttpLimits = Pick<Config['server']['admin'], 'max_connections' | 'reserved_connections' | 'handshake_timeout' | 'headers_timeout' | 'request_timeout' | 'idle_timeout'>;
+/** What an HTTP listener's config slice holds (`server.otlp_http` has these and more). */
+export type HttpListenerConfig = Config['server']['admin'] | Config['server']['otlp_http'];
 
 /** An HTTP(S) listener with exact-path routes, correlation ids and request metrics. */
 export interface HttpServer {
@@ -48,26 +47,46 @@ export interface HttpServer {
 }
 
 
+/**
+ * Responses in progress, by connection (`address:port`, the same for a TLS socket and the TCP
+ * socket under it): tells the connection limit which connections are idle.
+ */
+function createBusyConnections() {
+  const busy = new Map<string, number>();
+  const connectionOf = (socket: Socket): string => `${socket.remoteAddress}:${socket.remotePort}`;
+  return {
+    /** Counts `res` as in progress on its connection until it closes. */
+    track(req: IncomingMessage, res: ServerResponse): void {
+      const connection = connectionOf(req.socket);
+      busy.set(connection, (busy.get(connection) ?? 0) + 1);
+      res.once('close', () => {
+        const left = (busy.get(connection) ?? 1) - 1;
+        if (left > 0) busy.set(connection, left);
+        else busy.delete(connection);
+      });
+    },
+    /** Whether `socket` has no response in progress. */
+    idle: (socket: Socket): boolean => !busy.has(connectionOf(socket)),
+  };
+}
+
+/** A Node HTTP or HTTPS (optionally mTLS) server with the listener's header, request, keep-alive and handshake deadlines. */
+function nodeServer(config: HttpListenerConfig, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  const tls = config.tls ? readTls(config.tls) : undefined;
+  // Node checks the header and request deadlines on a timer: often enough to close a slow client within a quarter of its deadline.
+  const deadlines = { headersTimeout: config.headers_timeout, requestTimeout: config.request_timeout, connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.headers_timeout / 4)), keepAliveTimeout: config.idle_timeout };
+  return tls
+    ? createHttps({ ...deadlines, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.requireClientCert, handshakeTimeout: config.handshake_timeout }, onRequest)
+    : createHttp(deadlines, onRequest);
+}
 
 /** Creates an HTTP or HTTPS (optionally mTLS) listener component. */
 export function createHttpServer(options: HttpServerOptions): HttpServer {
+  const { config } = options;
   const logger = options.logger.child({ component: options.name });
   const reporter: HealthReporter = options.health.register(options.name);
   const router = createRouter({ name: options.name, auth: options.auth, logger, metrics: options.metrics });
-
-  /** Responses in progress, by connection (`address:port`, the same for a TLS socket and the TCP socket under it). */
-  const busy = new Map<string, number>();
-  const connectionOf = (socket: Socket): string => `${socket.remoteAddress}:${socket.remotePort}`;
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const connection = connectionOf(req.socket);
-    busy.set(connection, (busy.get(connection) ?? 0) + 1);
-    res.once('close', () => {
-      const left = (busy.get(connection) ?? 1) - 1;
-      if (left > 0) busy.set(connection, left);
-      else busy.delete(connection);
-    });
-    router.handle(req, res);
-  };
+  const busy = createBusyConnections();
 
   let server: Server | undefined;
   let connections: ConnectionLimit | undefined;
@@ -83,41 +102,27 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       return port;
     },
     async start() {
-      const tls = options.tls ? readTls(options.tls) : undefined;
-      const l = options.limits;
-      // Node checks the header and request deadlines on a timer: often enough to close a slow client within a quarter of its deadline.
-      const deadlines = { headersTimeout: l.headers_timeout, requestTimeout: l.request_timeout, connectionsCheckingInterval: Math.min(1_000, Math.ceil(l.headers_timeout / 4)), keepAliveTimeout: l.idle_timeout };
-      const s: Server = tls
-        ? createHttps({ ...deadlines, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: tls.requireClientCert, handshakeTimeout: l.handshake_timeout }, onRequest)
-        : createHttp(deadlines, onRequest);
+      const s = nodeServer(config, (req, res) => {
+        busy.track(req, res);
+        router.handle(req, res);
+      });
       // Node's own deadlines cover slow HTTP clients (a silent connection gets no headers in time): no
       // byte checks here. At the cap, a connection without a response in progress gives its slot to
       // a peer holding fewer: a probe always gets in while others only hold connections open.
       connections = limitConnections(s, {
         name: options.name,
-        maxConnections: l.max_connections,
-        reserved: l.reserved_connections,
-        handshakeTimeoutMs: l.handshake_timeout,
+        maxConnections: config.max_connections,
+        reserved: config.reserved_connections,
+        handshakeTimeoutMs: config.handshake_timeout,
         handshakeBytes: 0,
         idleTimeoutMs: 0,
-        idle: (socket) => !busy.has(connectionOf(socket)),
+        idle: busy.idle,
         metrics: options.metrics,
       });
       server = s;
-      const hp = splitHostPort(options.address);
-      if (!hp) throw new Error(`invalid address ${options.address}`);
-      await new Promise<void>((resolve, reject) => {
-        const failed = (err: Error): void => reject(new Error(`cannot listen on ${options.address} (${options.name}): ${err.message}`));
-        s.once('error', failed);
-        s.listen(hp.port, hp.host, () => {
-          // Once listening, an accept error (EMFILE, ...) is logged; the server keeps serving.
-          s.off('error', failed).on('error', (err) => logger.error({ err }, 'HTTP listener error'));
-          resolve();
-        });
-      });
-      port = (s.address() as AddressInfo).port;
+      port = await listenOn(s, { address: config.address, what: options.name, logger, errorMessage: 'HTTP listener error' });
       reporter.set('ready');
-      logger.info({ address: options.address, port, tls: Boolean(tls) }, 'HTTP server listening');
+      logger.info({ address: config.address, port, tls: Boolean(config.tls) }, 'HTTP server listening');
     },
     async shutdown(graceMs = 5_000) {
       if (stopped) return;
@@ -135,4 +140,3 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     },
   };
 }
-

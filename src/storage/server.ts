@@ -30,6 +30,41 @@ function tlsOptions(tls: ServerTransportOptions['tls']) {
 }
 
 /**
+ * Creates the database (ON CLUSTER when one is set) unless it is `default`, through a client on
+ * `default`; once it succeeded, later calls do nothing. Rejects when ClickHouse refuses.
+ */
+function createDatabaseBootstrap(base: Parameters<typeof createClient>[0], options: Pick<ServerTransportOptions, 'database' | 'cluster'>): () => Promise<void> {
+  let databaseReady = false;
+  return async () => {
+    if (databaseReady) return;
+    if (options.database !== 'default') {
+      const bootstrap = createClient({ ...base, database: 'default' });
+      try {
+        await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${options.database}${options.cluster ? ` ON CLUSTER "${options.cluster}"` : ''}` });
+      } finally {
+        await bootstrap.close();
+      }
+    }
+    databaseReady = true;
+  };
+}
+
+/** Whether the server knows the deferred-index setting (older ones refuse unknown settings): asked once, again after a failed ask. */
+function createDeferSupport(client: ClickHouseClient): () => Promise<boolean> {
+  let deferKnown: Promise<boolean> | undefined;
+  return () => {
+    deferKnown ??= client
+      .query({ query: 'SELECT count() AS n FROM system.settings WHERE name = {name:String}', query_params: { name: DEFER_INDEXES_SETTING }, format: 'JSONEachRow' })
+      .then(async (rs) => Number((await rs.json<{ n: string }>())[0]?.n ?? 0) > 0)
+      .catch((err: unknown) => {
+        deferKnown = undefined; // ask again on the next insert
+        throw err;
+      });
+    return deferKnown;
+  };
+}
+
+/**
  * Talks to a ClickHouse server or cluster over HTTP with @clickhouse/client. Creating it does no
  * I/O; `ping` connects, and creates the database when it does not exist yet.
  */
@@ -50,34 +85,9 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
   const safeUrl = new URL(options.url);
   safeUrl.username = '';
   safeUrl.password = '';
-  let databaseReady = false;
+  const ensureDatabase = createDatabaseBootstrap(base, options);
+  const deferSupported = createDeferSupport(client);
   let closed = false;
-
-  const ensureDatabase = async (): Promise<void> => {
-    if (databaseReady) return;
-    if (options.database !== 'default') {
-      const bootstrap = createClient({ ...base, database: 'default' });
-      try {
-        await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${options.database}${options.cluster ? ` ON CLUSTER "${options.cluster}"` : ''}` });
-      } finally {
-        await bootstrap.close();
-      }
-    }
-    databaseReady = true;
-  };
-
-  // Whether the server knows the deferred-index setting (older ones refuse unknown settings); asked once.
-  let deferKnown: Promise<boolean> | undefined;
-  const deferSupported = (): Promise<boolean> => {
-    deferKnown ??= client
-      .query({ query: 'SELECT count() AS n FROM system.settings WHERE name = {name:String}', query_params: { name: DEFER_INDEXES_SETTING }, format: 'JSONEachRow' })
-      .then(async (rs) => Number((await rs.json<{ n: string }>())[0]?.n ?? 0) > 0)
-      .catch((err: unknown) => {
-        deferKnown = undefined; // ask again on the next insert
-        throw err;
-      });
-    return deferKnown;
-  };
 
   const call = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
     try {

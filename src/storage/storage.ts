@@ -1,11 +1,12 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import type { HealthRegistry } from '../health/registry.js';
+import type { HealthRegistry, HealthReporter } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
-import { backoffMs, jittered } from '../time/backoff.js';
 import { StorageNotReady } from './errors.js';
 import { createEmbeddedTransport } from './embedded.js';
 import { migrate, schemaContext } from './migrate.js';
+import { createReadyWaiters } from './ready-waiters.js';
+import { createReconnectLoop } from './reconnect.js';
 import { createServerTransport } from './server.js';
 import { createSizeGuard, type SizeGuard } from './size-guard.js';
 import type { StorageTransport } from './transport.js';
@@ -89,78 +90,92 @@ export interface Storage {
   shutdown(): Promise<void>;
 }
 
+/**
+ * The connect step of a check: ping, migrate the schema once (when `migrate_on_start`), and trim
+ * the embedded store to its size budget (a failure of that is logged, not thrown). Rejects when
+ * storage does not answer or the migration fails; the next check tries again.
+ */
+function createConnectStep(config: StorageConfig, guard: SizeGuard | undefined, logger: Logger): (t: StorageTransport) => Promise<void> {
+  let migrated = false;
+  return async (t) => {
+    await t.ping();
+    if (!migrated && config.migrate_on_start) await migrate(t, schemaContextFor(config), logger);
+    migrated = true;
+    if (!guard) return;
+    try {
+      await guard.enforce(t);
+    } catch (err) {
+      logger.warn({ err }, 'cannot measure or trim the embedded store against storage.embedded.max_size; trying again at the next check');
+    }
+  };
+}
+
+/**
+ * The health of reachable storage as its inserts make it: failed while the last insert failed
+ * (until one succeeds or none has failed for three health-check intervals) or while the size
+ * guard refuses inserts; ready otherwise.
+ */
+function createWriteHealth(reporter: HealthReporter, healthCheckIntervalMs: number, guard: SizeGuard | undefined) {
+  /** The last insert failure not yet followed by a success. */
+  let writeError: { message: string; at: number } | undefined;
+  return {
+    /** Records an insert's outcome (a non-retryable failure is the rows' fault, not storage's). Returns whether it changed anything. */
+    record(error: (Error & { retryable?: boolean }) | undefined): boolean {
+      if (error && error.retryable === false) return false;
+      writeError = error && { message: error.message, at: Date.now() };
+      return true;
+    },
+    /** Reports reachable storage: ready, or failed while its inserts fail or are refused. */
+    report(): void {
+      if (writeError && Date.now() - writeError.at > 3 * healthCheckIntervalMs) writeError = undefined;
+      const refusal = guard?.refusal();
+      if (writeError) reporter.set('failed', `reachable, but inserts fail: ${writeError.message}`);
+      else if (refusal) reporter.set('failed', `reachable, but inserts are refused: ${refusal}`);
+      else reporter.set('ready');
+    },
+  };
+}
+
+/** Waits for `work`, or at most `ms`: the work goes on after. */
+async function waitAtMost(work: Promise<void>, ms: number): Promise<void> {
+  let wait: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (wait = setTimeout(resolve, ms)))]);
+  clearTimeout(wait);
+}
+
 /** Creates the storage component. */
 export function createStorage(options: StorageOptions): Storage {
   const { config } = options;
   const logger = options.logger.child({ component: 'storage' });
   const reporter = options.health.register('storage', { gate: 'strict' });
   const reachableGauge = new Gauge({ name: 'heimdall_storage_reachable', help: 'Whether ClickHouse answered the last check (1) or not (0).', registers: [options.metrics] });
-  let transport: StorageTransport | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let migrated = false;
-  let reachable = false;
-  let failures = 0;
-  /** Callers of whenReady, resolved when storage becomes ready (true) or stops (false). */
-  const waiters = new Set<(ready: boolean) => void>();
-  const wake = (ready: boolean): void => {
-    for (const w of [...waiters]) w(ready);
-  };
-  /** The last insert failure not yet followed by a success. */
-  let writeError: { message: string; at: number } | undefined;
   const guard: SizeGuard | undefined =
     storageMode(config) === 'embedded' && config.embedded.max_size !== undefined ? createSizeGuard({ maxBytes: config.embedded.max_size, logger, metrics: options.metrics }) : undefined;
+  const writes = createWriteHealth(reporter, config.health_check_interval, guard);
+  const waiters = createReadyWaiters();
+  const connect = createConnectStep(config, guard, logger);
+  let transport: StorageTransport | undefined;
+  let [stopped, reachable] = [false, false];
 
-  /** Reports reachable storage: ready, or failed while its inserts fail. */
-  const reportReachable = (): void => {
-    if (stopped) return;
-    if (writeError && Date.now() - writeError.at > 3 * config.health_check_interval) writeError = undefined;
-    const refusal = guard?.refusal();
-    if (writeError) reporter.set('failed', `reachable, but inserts fail: ${writeError.message}`);
-    else if (refusal) reporter.set('failed', `reachable, but inserts are refused: ${refusal}`);
-    else reporter.set('ready');
-  };
-
-  const schedule = (ms: number): void => {
-    if (stopped) return;
-    timer = setTimeout(() => void attempt(), ms);
-    timer.unref();
-  };
-
-  const attempt = async (): Promise<void> => {
-    const t = transport;
-    if (!t || stopped) return;
-    try {
-      await t.ping();
-      if (!migrated && config.migrate_on_start) await migrate(t, schemaContextFor(config), logger);
-      migrated = true;
-      if (guard) {
-        try {
-          await guard.enforce(t);
-        } catch (err) {
-          logger.warn({ err }, 'cannot measure or trim the embedded store against storage.embedded.max_size; trying again at the next check');
-        }
-      }
-      if (stopped) return;
-      if (!reachable) logger.info({ target: t.target, kind: t.kind }, 'storage is reachable');
+  const loop = createReconnectLoop({
+    attempt: async () => transport && connect(transport),
+    intervalMs: config.health_check_interval,
+    retry: config.retry,
+    onUp: () => {
+      if (!reachable) logger.info({ target: transport?.target, kind: transport?.kind }, 'storage is reachable');
       reachable = true;
-      reportReachable();
-      wake(true);
+      writes.report();
+      waiters.wake(true);
       reachableGauge.set(1);
-      failures = 0;
-      schedule(config.health_check_interval);
-    } catch (err) {
-      if (stopped) return;
-      failures += 1;
-      const delay = backoffMs(failures, config.retry.initial_interval, config.retry.max_interval);
-      const reason = `${t.kind} storage at ${t.target} is not available: ${(err as Error).message}; retrying in ${Math.round(delay)} ms`;
+    },
+    onDown: (err, failures, delay) => {
+      const reason = `${transport?.kind} storage at ${transport?.target} is not available: ${(err as Error).message}; retrying in ${Math.round(delay)} ms`;
       if (failures === 1 || failures % 10 === 0) logger.warn({ err, attempt: failures }, reason);
       reachable = false;
       reporter.set('failed', reason);
       reachableGauge.set(0);
-      schedule(jittered(delay, 0.2));
-    }
-  };
+    },
+  });
 
   return {
     name: 'storage',
@@ -175,18 +190,7 @@ export function createStorage(options: StorageOptions): Storage {
       if (!reachable || stopped) throw new StorageNotReady(what);
     },
     whenReady(signal) {
-      if (reachable && !stopped) return Promise.resolve(true);
-      if (stopped || signal?.aborted) return Promise.resolve(false);
-      return new Promise<boolean>((resolve) => {
-        const done = (ready: boolean): void => {
-          waiters.delete(done);
-          signal?.removeEventListener('abort', aborted);
-          resolve(ready);
-        };
-        const aborted = (): void => done(false);
-        waiters.add(done);
-        signal?.addEventListener('abort', aborted, { once: true });
-      });
+      return stopped ? Promise.resolve(false) : reachable ? Promise.resolve(true) : waiters.wait(signal);
     },
     get size() {
       return guard && { used: guard.used, limit: guard.limit };
@@ -197,30 +201,23 @@ export function createStorage(options: StorageOptions): Storage {
     },
     recordWrite(bytes, error) {
       if (!error) guard?.noteInsert(bytes);
-      if (error && error.retryable === false) return;
-      writeError = error && { message: error.message, at: Date.now() };
-      if (reachable) reportReachable();
+      if (writes.record(error) && reachable && !stopped) writes.report();
     },
     async start() {
-      try {
-        transport = await openTransport(config);
-      } catch (err) {
+      transport = await openTransport(config).catch((err: unknown) => {
         reporter.set('failed', (err as Error).message);
         throw err;
-      }
+      });
       logger.info({ kind: transport.kind, target: transport.target }, 'storage transport opened');
-      // Wait for the first attempt only briefly: an unreachable server must not hold back the
-      // listeners for a whole request timeout. The attempt goes on and reports to health.
-      let wait: NodeJS.Timeout | undefined;
-      await Promise.race([attempt(), new Promise<void>((resolve) => (wait = setTimeout(resolve, FIRST_ATTEMPT_WAIT_MS)))]);
-      clearTimeout(wait);
+      // Briefly: an unreachable server must not hold back the listeners; the attempt goes on and reports to health.
+      await waitAtMost(loop.check(), FIRST_ATTEMPT_WAIT_MS);
     },
     async shutdown() {
       if (stopped) return;
       stopped = true;
+      loop.stop();
       reporter.set('stopping');
-      clearTimeout(timer);
-      wake(false);
+      waiters.wake(false);
       await transport?.close();
       logger.info('storage closed');
     },

@@ -27,7 +27,7 @@ function load(file: string): Doc[] {
 function adminRoutes(): string[] {
   const paths: string[] = [];
   const fake = { route: (_m: string, path: string) => void paths.push(path) } as unknown as HttpServer;
-  addAdminRoutes(fake, { version: '', build: '', startedAt: new Date(), configHash: '', registry: createHealthRegistry() }, new Registry(), { maxScrapes: 1, timeoutMs: 1_000, stallTimeoutMs: 1_000, scope: undefined });
+  addAdminRoutes(fake, { version: '', build: '', startedAt: new Date(), configHash: '', registry: createHealthRegistry() }, new Registry(), validateConfig({}).telemetry.metrics);
   return paths;
 }
 

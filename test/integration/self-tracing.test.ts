@@ -17,7 +17,7 @@ describe('self-tracing', () => {
 
   beforeAll(async () => {
     // A second gRPC server that decodes what the real OTLP exporter sends.
-    collector = createGrpcServer({ address: '127.0.0.1:0', maxRecvMsgSize: 4 << 20, limits: validateConfig({}).server.grpc, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry(), auth: createAuthenticator({ enabled: false, tokens: [] }, { logger: silentLogger(), health: createHealthRegistry(), metrics: new Registry() }) });
+    collector = createGrpcServer({ config: { ...validateConfig({}).server.grpc, address: '127.0.0.1:0', max_recv_msg_size: 4 << 20 }, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry(), auth: createAuthenticator({ enabled: false, tokens: [] }, { logger: silentLogger(), health: createHealthRegistry(), metrics: new Registry() }) });
     collector.addService(TraceService, {
       async export(req) {
         received.push(req);

@@ -1,6 +1,6 @@
 import type { Logger } from '../../telemetry/logger.js';
-import { createWakeableSleep } from '../../time/backoff.js';
-import { createBatchReader, planBatch } from './batch-reader.js';
+import { createWakeableSleep, type WakeableSleep } from '../../time/backoff.js';
+import { createBatchReader, planBatch, type Batch, type BatchReader } from './batch-reader.js';
 import type { Checkpoint, CheckpointStore, Plan } from './checkpoint.js';
 import { createConsumerCheckpoint } from './consumer-checkpoint.js';
 import { createConsumerRetry } from './consumer-retry.js';
@@ -59,6 +59,21 @@ async function releaseStored({ log, status, logger }: QueueConsumerOptions, pass
 }
 
 /**
+ * Reads the next batch after `committed`. With a fixed cut (no checkpoint file yet): up to maxRows
+ * rows of one segment, the same every time. Otherwise a batch smaller than maxRows may grow for
+ * up to maxDelayMs (unless stopping), then it is read again from the same position.
+ */
+async function readBatch(reader: BatchReader, o: { committed: bigint; fixedCut: boolean; maxRows: number; maxDelayMs: number; sleep: WakeableSleep; stop: AbortSignal }): Promise<Batch> {
+  const start = reader.position;
+  const batch = await reader.read(o.committed, { oneSegment: o.fixedCut });
+  if (o.fixedCut || batch.records.length === 0 || batch.rows >= o.maxRows || o.stop.aborted) return batch;
+  // Let a small batch grow for up to maxDelay, then take what there is.
+  await o.sleep.nap(o.maxDelayMs);
+  reader.position = start;
+  return reader.read(o.committed);
+}
+
+/**
  * Creates the consumer of a queue's log: a loop of steps (read, plan, store, commit) over a batch
  * reader (read position, dead-letter of damage), the checkpoint state (commit, plan) and the retry
  * state (backoff, status), each its own unit.
@@ -92,16 +107,9 @@ export function createQueueConsumer(options: QueueConsumerOptions): QueueConsume
       await deliver((await reader.read(cp.current.committed, { upTo: plan.to })).records, plan);
       return true;
     }
-    const start = reader.position;
     const horizon = log.durableSeq;
     const fixedCut = !checkpoints.created;
-    let batch = await reader.read(cp.current.committed, { oneSegment: fixedCut });
-    if (!fixedCut && batch.records.length > 0 && batch.rows < options.maxRows && !stop.signal.aborted) {
-      // Let a small batch grow for up to maxDelay, then take what there is.
-      await sleep.nap(options.maxDelayMs);
-      reader.position = start;
-      batch = await reader.read(cp.current.committed);
-    }
+    const batch = await readBatch(reader, { committed: cp.current.committed, fixedCut, maxRows: options.maxRows, maxDelayMs: options.maxDelayMs, sleep, stop: stop.signal });
     if (stop.signal.aborted) return false;
     const next = planBatch(batch, { fixedCut, horizon, committed: cp.current.committed });
     if (next.kind === 'none') {

@@ -7,7 +7,7 @@ import { sendJson } from '../../../src/server/http-router.js';
 
 /** A server with `/metrics` (the route under test, its writes counted) and `/livez`. */
 async function serve(registry: Registry, maxScrapes: number, timeoutMs: number, stallTimeoutMs = 600_000): Promise<{ server: Server; url: string; port: number; writes: () => number }> {
-  const metrics = createMetricsRoute({ registry, maxScrapes, timeoutMs, stallTimeoutMs });
+  const metrics = createMetricsRoute({ registry, config: { max_scrapes: maxScrapes, scrape_timeout: timeoutMs, stall_timeout: stallTimeoutMs } });
   let writes = 0;
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') return sendJson(res, 200, { status: 'alive' });

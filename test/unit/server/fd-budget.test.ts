@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fitConnectionCaps, openFileLimit } from '../../../src/server/fd-budget.js';
+import { validateConfig } from '../../../src/config/load.js';
+import { fitConnectionCaps, fitListeners, openFileLimit } from '../../../src/server/fd-budget.js';
+import { silentLogger } from '../../support/temp.js';
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units     
 Max cpu time              unlimited            unlimited            seconds   
@@ -29,5 +31,21 @@ describe('file descriptor budget', () => {
     // However few are left, every listener keeps a few, and shared slots besides its reserve.
     expect(fitConnectionCaps(caps, 1024, 1024).caps).toEqual({ grpc: { max: 16, reserved: 1 }, otlp_http: { max: 16, reserved: 1 }, admin: { max: 16, reserved: 2 } });
     expect(fitConnectionCaps({ admin: { max: 20, reserved: 19 } }, 100, 90).caps).toEqual({ admin: { max: 16, reserved: 15 } });
+  });
+});
+
+describe('fitListeners', () => {
+  it('gives each listener its slice, its caps fitted to the open-file limit, and warns only when it lowered them', () => {
+    const server = validateConfig({}).server;
+    const warnings: string[] = [];
+    const logger = { ...silentLogger(), warn: (_: unknown, msg: string) => void warnings.push(msg) } as unknown as ReturnType<typeof silentLogger>;
+    expect(fitListeners(server, logger, 100_000)).toEqual({ grpc: server.grpc, otlp_http: server.otlp_http, admin: server.admin });
+    expect(warnings).toEqual([]);
+    const fitted = fitListeners(server, logger, 2048);
+    expect(fitted.grpc).toEqual({ ...server.grpc, max_connections: 481, reserved_connections: 4 });
+    expect(fitted.otlp_http).toEqual({ ...server.otlp_http, max_connections: 481, reserved_connections: 4 });
+    expect(fitted.admin).toEqual({ ...server.admin, max_connections: 60, reserved_connections: 8 });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('lowered to fit the open-file limit');
   });
 });
