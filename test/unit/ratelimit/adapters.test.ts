@@ -33,10 +33,10 @@ describe('rate-limit transports', () => {
     const logger = silentLogger();
     const metrics = new Registry();
     const health = createHealthRegistry();
-    const config = validateConfig({});
+    const config = validateConfig({ server: { grpc: { address: '127.0.0.1:0' }, admin: { address: '127.0.0.1:0' } } });
     const auth = createAuthenticator(config.auth, { logger, health, metrics });
-    grpc = createGrpcServer({ address: '127.0.0.1:0', maxRecvMsgSize: 4 << 20, limits: config.server.grpc, logger, metrics, health, auth });
-    http = createHttpServer({ name: 'admin', address: '127.0.0.1:0', limits: config.server.admin, logger, metrics, health, auth });
+    grpc = createGrpcServer({ config: config.server.grpc, logger, metrics, health, auth });
+    http = createHttpServer({ name: 'admin', config: config.server.admin, logger, metrics, health, auth });
     const { domain, root } = parseDomainFile('limits.yaml', LIMITS);
     const stats = createLimitStats(metrics, createSeriesLimits({ maxLabelLength: 128, maxFamilyBytes: 1 << 20, metrics, logger }), 1_000);
     const buckets = createBuckets({ config: config.ratelimit, now: () => 0, logger, metrics, health });
