@@ -1,6 +1,5 @@
-import { status } from '@grpc/grpc-js';
 import { Gauge, type Registry } from 'prom-client';
-import { GrpcError } from '../server/errors.js';
+import { AgentError } from '../errors/agent-error.js';
 
 /** Options for createQueryScheduler. */
 export interface QuerySchedulerOptions {
@@ -101,22 +100,22 @@ export function createQueryScheduler(options: QuerySchedulerOptions): QuerySched
       if (mustWait && s.queue.length >= options.maxQueuedPerTenant) {
         options.onRefused?.('max_queued_per_tenant');
         forget(tenant, s);
-        return Promise.reject(new GrpcError(
-          status.RESOURCE_EXHAUSTED,
+        return Promise.reject(new AgentError(
+          'resource_exhausted',
           `too many queries from ${tenant}: ${s.running} running and ${s.queue.length} waiting (query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}, query.max_queued_per_tenant ${options.maxQueuedPerTenant}); retry later`,
         ));
       }
       if (mustWait && queued >= options.maxQueued) {
         options.onRefused?.('max_queued');
         forget(tenant, s);
-        return Promise.reject(new GrpcError(status.RESOURCE_EXHAUSTED, `too many queries waiting, all callers together: ${queued} (query.max_queued ${options.maxQueued}); retry later`));
+        return Promise.reject(new AgentError('resource_exhausted', `too many queries waiting, all callers together: ${queued} (query.max_queued ${options.maxQueued}); retry later`));
       }
       return new Promise<T>((resolve, reject) => {
         const fail = (err: unknown): void => reject(err instanceof Error ? err : new Error(String(err)));
         const onAbort = (): void => w.cancel(signal?.reason);
         const timer = setTimeout(() => {
           options.onRefused?.('queue_timeout');
-          w.cancel(new GrpcError(status.RESOURCE_EXHAUSTED, `no query slot within ${options.queueTimeoutMs} ms (query.queue_timeout; query.max_concurrent ${options.maxConcurrent} all tenants, query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}); retry later`));
+          w.cancel(new AgentError('resource_exhausted', `no query slot within ${options.queueTimeoutMs} ms (query.queue_timeout; query.max_concurrent ${options.maxConcurrent} all tenants, query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}); retry later`));
         }, options.queueTimeoutMs);
         const w: Waiter = {
           start() {

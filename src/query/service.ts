@@ -8,7 +8,7 @@ import type { EventSchema } from '../gen/heimdall/v1/events_pb.js';
 import { QueryService, type LogRecordSchema, type SpanSchema, type TimelineItemSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
 import { decodeCursor, encodeCursor, filterHash } from '../paging/cursor.js';
-import { AgentError } from '../errors/agent-error.js';
+import { invalidFields } from '../errors/agent-error.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { Storage } from '../storage/storage.js';
 import { EVENTS, LOGS, TRACE_ID_TS, TRACES, type TableWithRowId } from '../storage/tables.js';
@@ -40,7 +40,7 @@ function containsPattern(s: string): string {
 }
 
 function pageSize(n: number): number {
-  if (n > MAX_PAGE) throw new AgentError('invalid_argument', `page_size: at most ${MAX_PAGE}`);
+  if (n > MAX_PAGE) throw invalidFields([{ field: 'page_size', description: `at most ${MAX_PAGE}` }]);
   return n === 0 ? DEFAULT_PAGE : n;
 }
 
@@ -214,7 +214,7 @@ export function addQueryService(options: QueryServiceOptions): void {
       async listEvents(req, ctx) {
         const tenant = tenantRead(ctx.principal, req.tenantId);
         const minSeverity = req.minSeverity as number;
-        if (minSeverity < 0 || minSeverity >= SEVERITY_NAMES.length) throw new AgentError('invalid_argument', `min_severity: unknown severity ${minSeverity}`);
+        if (minSeverity < 0 || minSeverity >= SEVERITY_NAMES.length) throw invalidFields([{ field: 'min_severity', description: `unknown severity ${minSeverity}` }]);
         const { rows, next } = await page<EventRow>(
           budget.queries(ctx, 'list'),
           { spec: EVENTS, columns: EVENT_COLUMNS, idOf: (r) => r.Id },
@@ -261,13 +261,13 @@ export function addQueryService(options: QueryServiceOptions): void {
         let events: EventRow[];
         if (req.id.case === 'traceId') {
           const id = req.id.value.toLowerCase();
-          if (!/^[0-9a-f]{32}$/.test(id)) throw new AgentError('invalid_argument', 'trace_id: must be 32 hex digits');
+          if (!/^[0-9a-f]{32}$/.test(id)) throw invalidFields([{ field: 'trace_id', description: 'must be 32 hex digits' }]);
           traceIds = [id];
           events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS.name} WHERE TraceId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id });
         } else if (req.id.case === 'correlationId' && req.id.value !== '') {
           events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS.name} WHERE CorrelationId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id: req.id.value });
           traceIds = [...new Set(events.map((e) => e.TraceId).filter((t) => t !== ''))];
-        } else throw new AgentError('invalid_argument', 'id: give a trace_id or a correlation_id');
+        } else throw invalidFields([{ field: 'id', description: 'give a trace_id or a correlation_id' }]);
         let spans: SpanRow[] = [];
         let logs: LogRow[] = [];
         if (traceIds.length > 0) {
