@@ -22,10 +22,11 @@ import { addOtlpReceivers } from './ingest/otlp/receiver.js';
 import { createPipeline, type Pipeline } from './ingest/pipeline/pipeline.js';
 import { createRedMetrics } from './ingest/red-metrics.js';
 import { addReflection } from './server/reflection.js';
+import { jobsDeployment } from './jobs/deployment.js';
 import { createJobs, type Jobs } from './jobs/jobs.js';
 import { addJobService } from './jobs/service.js';
 import { configJobs } from './jobs/spec.js';
-import { createStorage, schemaContextFor, type Storage } from './storage/storage.js';
+import { createStorage, type Storage } from './storage/storage.js';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { createSeriesLimits } from './telemetry/series-limits.js';
@@ -134,32 +135,7 @@ export function createAgent(options: AgentOptions): Agent {
     metrics,
     health,
   });
-  const jobsRedis = config.jobs.redis ?? (redis && { ...redis, key_prefix: 'heimdall:jobs:' });
-  const serverStorage = Boolean(config.storage.clickhouse.url) && config.storage.mode !== 'embedded';
-  const jobs = createJobs({
-    configJobs: configJobs(config.jobs),
-    instance: config.jobs.instance,
-    maxConcurrent: config.jobs.max_concurrent,
-    queueSize: config.jobs.queue_size,
-    maxScheduledRuns: config.jobs.max_scheduled_runs,
-    exportDir: config.jobs.export_dir,
-    exportMaxBytes: config.jobs.export_max_size,
-    tenantExportMaxBytes: config.jobs.tenant_export_max_size,
-    maxSubmittedPerTenant: config.jobs.max_submitted_per_tenant,
-    tenantMaxTimeoutMs: config.jobs.tenant_max_timeout,
-    query: config.query,
-    httpCheckAllowedNetworks: config.jobs.http_check.allowed_networks,
-    leaseTtlMs: config.jobs.lease_ttl,
-    redis: jobsRedis && { target: redisTargetOf(jobsRedis), keyPrefix: jobsRedis.key_prefix },
-    sharedStorage: serverStorage,
-    dataPaths: [...(serverStorage ? [] : [config.storage.embedded.path]), ...(config.ingest.ack === 'queued' ? [config.ingest.queue.path] : []), config.jobs.export_dir],
-    schema: schemaContextFor(config.storage),
-    storage,
-    pipeline,
-    logger,
-    metrics,
-    health,
-  });
+  const jobs = createJobs({ config: config.jobs, query: config.query, ...jobsDeployment(config), storage, pipeline, logger, metrics, health });
   addJobService(grpc, jobs);
   addHealthService(grpc, health);
   addSystemService(grpc, statusSource);

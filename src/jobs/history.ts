@@ -2,6 +2,7 @@ import type { Storage } from '../storage/storage.js';
 import { JOB_RUNS } from '../storage/tables.js';
 import type { Logger } from '../telemetry/logger.js';
 import { nanosToDateTime64 } from '../time/datetime64.js';
+import { createHistoryBuffer } from './history-buffer.js';
 
 export type RunStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type RunTrigger = 'schedule' | 'manual' | 'submit' | 'misfire' | 'retry';
@@ -77,10 +78,6 @@ export interface RunHistory {
   shutdown(): Promise<void>;
 }
 
-/** Rows kept waiting at most; past it the oldest waiting states are dropped (and logged). */
-const MAX_WAITING = 50_000;
-const FLUSH_MS = 500;
-
 /** Times are read as milliseconds under their own names (an alias must not shadow the column in WHERE). */
 const COLUMNS = `Id, JobName, Kind, Params, TimeoutMs, Attempts, BackoffMs, Trigger, Status, Attempt, Progress, Message, Error, Result, CorrelationId, Instance, Fence, toString(Version) AS VersionText,
   toUnixTimestamp64Milli(ScheduledTime) AS ScheduledTimeMs, toUnixTimestamp64Milli(CreatedAt) AS CreatedAtMs, toUnixTimestamp64Milli(StartedAt) AS StartedAtMs, toUnixTimestamp64Milli(EndedAt) AS EndedAtMs`;
@@ -154,104 +151,69 @@ function fromRow(r: Row): RunRecord {
   };
 }
 
-/** Creates the run history over storage. */
-export function createRunHistory(options: { storage: Storage; logger: Logger }): RunHistory {
-  const { storage, logger } = options;
-  const waiting = new Map<string, RunRecord>();
-  let version = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let flushing: Promise<void> | undefined;
-  let failedAt = 0;
+/** The query of one page of runs, newest first. */
+function listQuery(f: RunFilter): { sql: string; params: Record<string, string | number> } {
+  const where = ['CreatedAt >= fromUnixTimestamp64Milli({start:Int64})', 'CreatedAt < fromUnixTimestamp64Milli({end:Int64})'];
+  const params: Record<string, string | number> = { start: f.start, end: f.end, limit: f.limit };
+  const add = (column: string, name: string, value: string | undefined): void => {
+    if (value === undefined || value === '') return;
+    where.push(`${column} = {${name}:String}`);
+    params[name] = value;
+  };
+  add('JobName', 'job', f.jobName);
+  add('Kind', 'kind', f.kind);
+  add('Status', 'status', f.status);
+  add('Trigger', 'trigger', f.trigger);
+  if (f.beforeId) {
+    where.push('Id < {before:String}');
+    params.before = f.beforeId;
+  }
+  return { sql: `SELECT ${COLUMNS} FROM ${JOB_RUNS.name} FINAL WHERE ${where.join(' AND ')} ORDER BY Id DESC LIMIT {limit:UInt32}`, params };
+}
 
+/** Creates the run history over storage: states written behind through a buffer, reads from storage. */
+export function createRunHistory(options: { storage: Storage; logger: Logger }): RunHistory {
+  const { storage } = options;
+  let version = 0;
   /** Versions grow with time and within one millisecond. */
   const nextVersion = (): number => (version = Math.max(version + 1, Date.now() * 1000));
-
-  const flushOnce = async (): Promise<void> => {
-    if (waiting.size === 0) return;
-    const batch = [...waiting.values()];
-    const rows = batch.map((r) => toRow(r, nextVersion()));
-    try {
-      await storage.transport.insert(JOB_RUNS.name, rows);
-    } catch (err) {
-      failedAt = Date.now();
-      throw err;
-    }
-    // A state saved while the insert ran is newer: keep it waiting.
-    for (const r of batch) if (waiting.get(r.id) === r) waiting.delete(r.id);
-  };
-  const flush = async (): Promise<void> => {
-    // A flush in flight may have taken its batch before the caller's states: wait, then flush again.
-    if (flushing) await flushing.catch(() => undefined);
-    flushing ??= flushOnce().finally(() => (flushing = undefined));
-    return flushing;
-  };
-  const read = (sql: string, params: Record<string, string | number>) => storage.transport.query<Row>(sql, params);
+  const buffer = createHistoryBuffer<RunRecord>({
+    insert: (runs) => storage.transport.insert(JOB_RUNS.name, runs.map((r) => toRow(r, nextVersion()))),
+    ready: () => storage.ready,
+    logger: options.logger,
+  });
+  const read = async (sql: string, params: Record<string, string | number>): Promise<RunRecord[]> => (await storage.transport.query<Row>(sql, params)).map(fromRow);
 
   return {
-    save(run) {
-      waiting.delete(run.id);
-      waiting.set(run.id, { ...run, params: run.params, result: run.result });
-      if (waiting.size > MAX_WAITING) {
-        const oldest = waiting.keys().next().value;
-        if (oldest !== undefined) waiting.delete(oldest);
-        logger.warn({ waiting: waiting.size }, 'run history is not reaching storage: dropping the oldest waiting run state');
-      }
-    },
-    flush,
+    save: (run) => buffer.save(run),
+    flush: () => buffer.flush(),
     get failedAt() {
-      return failedAt;
+      return buffer.failedAt;
     },
     async get(id) {
-      const w = waiting.get(id);
-      if (w) return { ...w };
-      const rows = await read(`SELECT ${COLUMNS} FROM ${JOB_RUNS.name} FINAL WHERE Id = {id:String}`, { id });
-      return rows[0] ? fromRow(rows[0]) : undefined;
+      const w = buffer.waiting(id);
+      if (w) return w;
+      const [run] = await read(`SELECT ${COLUMNS} FROM ${JOB_RUNS.name} FINAL WHERE Id = {id:String}`, { id });
+      return run;
     },
     async list(f) {
-      await flush();
-      const where = ['CreatedAt >= fromUnixTimestamp64Milli({start:Int64})', 'CreatedAt < fromUnixTimestamp64Milli({end:Int64})'];
-      const params: Record<string, string | number> = { start: f.start, end: f.end, limit: f.limit };
-      const add = (column: string, name: string, value: string | undefined): void => {
-        if (value === undefined || value === '') return;
-        where.push(`${column} = {${name}:String}`);
-        params[name] = value;
-      };
-      add('JobName', 'job', f.jobName);
-      add('Kind', 'kind', f.kind);
-      add('Status', 'status', f.status);
-      add('Trigger', 'trigger', f.trigger);
-      if (f.beforeId) {
-        where.push('Id < {before:String}');
-        params.before = f.beforeId;
-      }
-      const rows = await read(`SELECT ${COLUMNS} FROM ${JOB_RUNS.name} FINAL WHERE ${where.join(' AND ')} ORDER BY Id DESC LIMIT {limit:UInt32}`, params);
-      return rows.map(fromRow);
+      await buffer.flush();
+      const { sql, params } = listQuery(f);
+      return read(sql, params);
     },
     async lastTicks() {
-      await flush();
-      const rows = await read(`SELECT JobName, toUnixTimestamp64Milli(max(ScheduledTime)) AS tick FROM ${JOB_RUNS.name} FINAL WHERE Trigger IN ('schedule', 'misfire') GROUP BY JobName`, {});
+      await buffer.flush();
+      const rows = await storage.transport.query<Row>(`SELECT JobName, toUnixTimestamp64Milli(max(ScheduledTime)) AS tick FROM ${JOB_RUNS.name} FINAL WHERE Trigger IN ('schedule', 'misfire') GROUP BY JobName`, {});
       return new Map(rows.map((r) => [String(r.JobName), Number(r.tick)]));
     },
     async unfinished(instance, staleBefore, since) {
-      await flush();
-      const rows = await read(
+      await buffer.flush();
+      return read(
         `SELECT ${COLUMNS} FROM ${JOB_RUNS.name} FINAL WHERE CreatedAt >= fromUnixTimestamp64Milli({since:Int64}) AND Status IN ('pending', 'running') AND (Instance = {instance:String} OR Version < {stale:UInt64}) ORDER BY Id`,
         { instance, stale: staleBefore * 1000, since },
       );
-      return rows.map(fromRow);
     },
-    start() {
-      timer = setInterval(() => {
-        if (waiting.size === 0 || !storage.ready) return;
-        flush().catch((err: unknown) => logger.debug({ err, waiting: waiting.size }, 'run history not stored yet; retrying'));
-      }, FLUSH_MS);
-      timer.unref();
-    },
-    async shutdown() {
-      clearInterval(timer);
-      timer = undefined;
-      if (waiting.size === 0) return;
-      await flush().catch((err: unknown) => logger.error({ err, runs: waiting.size }, 'run history not stored at shutdown'));
-    },
+    start: () => buffer.start(),
+    shutdown: () => buffer.shutdown(),
   };
 }

@@ -3,10 +3,9 @@ import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HealthRegistry, HealthReporter } from '../health/registry.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
-import type { RedisTarget } from '../redis/client.js';
-import type { SchemaContext } from '../storage/migrations/context.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { JobsDeployment } from './deployment.js';
 import { JobError } from './errors.js';
 import { createRunHistory, type RunFilter, type RunHistory, type RunRecord } from './history.js';
 import { createJobTable, registerNextRunGauge, viewOf, type Entry, type JobTable, type ScheduledView } from './job-table.js';
@@ -24,7 +23,7 @@ import { createRecovery } from './recovery.js';
 import { createRunCaps } from './run-caps.js';
 import { createRunner, RunAborted, type LiveRun, type Runner } from './runner.js';
 import { createScheduledRuns, runPolicy } from './scheduled-runs.js';
-import type { JobSpec, TaskSpec } from './spec.js';
+import { configJobs, type JobSpec, type TaskSpec } from './spec.js';
 import { createStoredJobs, mustStore, type StoredJobs } from './stored-jobs.js';
 import { createJobStore, type JobStore } from './store.js';
 import { createTicks } from './ticks.js';
@@ -32,36 +31,11 @@ import { createTicks } from './ticks.js';
 export type { ScheduledView } from './job-table.js';
 
 /** Options for createJobs. */
-export interface JobsOptions {
-  /** Jobs from the config file (the built-in system check included). */
-  configJobs: readonly JobSpec[];
-  /** Names this agent in run records and leases. */
-  instance: string | undefined;
-  maxConcurrent: number;
-  queueSize: number;
-  /** Runs of scheduled jobs at once (the built-in system check aside); a tick past it is skipped. */
-  maxScheduledRuns: number;
-  exportDir: string;
-  /** Bytes the export directory may hold, tenant folders included (`jobs.export_max_size`). */
-  exportMaxBytes: number;
-  /** Bytes one tenant's export folder may hold (`jobs.tenant_export_max_size`). */
-  tenantExportMaxBytes: number;
-  /** On-demand jobs of one tenant pending or running at once, past which a tenant-bound caller is refused (`jobs.max_submitted_per_tenant`). */
-  maxSubmittedPerTenant: number;
-  /** Longest timeout a tenant-bound caller may give a job (`jobs.tenant_max_timeout`). */
-  tenantMaxTimeoutMs: number;
+export interface JobsOptions extends JobsDeployment {
+  /** The `jobs` section: the config file's scheduled jobs (the built-in system check included), caps, export budgets, leases. */
+  config: Config['jobs'];
   /** The `query` section: the budgets and widest window of export jobs' storage queries. */
   query: Config['query'];
-  /** Networks http-check jobs may reach although link-local or cloud metadata (`jobs.http_check.allowed_networks`; default none). */
-  httpCheckAllowedNetworks?: readonly string[];
-  leaseTtlMs: number;
-  /** Storage other agents may share (a ClickHouse server): runs of agents that went away are only retried under a Redis claim. */
-  sharedStorage: boolean;
-  /** Redis for cluster jobs' leases; without it cluster jobs run on this replica. */
-  redis: { target: RedisTarget; keyPrefix: string } | undefined;
-  /** Directories the system check watches for free space. */
-  dataPaths: readonly string[];
-  schema: Pick<SchemaContext, 'onCluster' | 'retention'>;
   storage: Storage;
   pipeline: Pick<Pipeline, 'submit' | 'load' | 'processors'>;
   logger: Logger;
@@ -111,7 +85,7 @@ function createKinds(options: JobsOptions, leases: Leases | undefined, reporter:
   /** The byte budgets the system check scores: the embedded store's, and the export directory's. */
   const budgets = () => [
     ...(options.storage.size ? [{ name: 'embedded store', ...options.storage.size }] : []),
-    { name: 'exports', used: directoryBytes(options.exportDir), limit: options.exportMaxBytes },
+    { name: 'exports', used: directoryBytes(options.config.export_dir), limit: options.config.export_max_size },
   ];
   const refused = new Counter({
     name: 'heimdall_export_refused_total',
@@ -125,9 +99,9 @@ function createKinds(options: JobsOptions, leases: Leases | undefined, reporter:
   };
   return {
     'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, budgets, reporter, reportsReadiness, metrics: options.metrics }),
-    'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics, guard: createAddressGuard(options.httpCheckAllowedNetworks ?? []) }),
+    'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics, guard: createAddressGuard(options.config.http_check.allowed_networks) }),
     retention: createRetention({ storage: options.storage, schema: options.schema }),
-    export: createExport({ storage: options.storage, exportDir: options.exportDir, maxBytes: options.exportMaxBytes, tenantMaxBytes: options.tenantExportMaxBytes, query: options.query, refused }),
+    export: createExport({ storage: options.storage, exportDir: options.config.export_dir, maxBytes: options.config.export_max_size, tenantMaxBytes: options.config.tenant_export_max_size, query: options.query, refused }),
   };
 }
 
@@ -261,13 +235,16 @@ const recordedBy = (history: { flush(): Promise<void> }, logger: Logger) => (l: 
  */
 export function createJobs(options: JobsOptions): Jobs {
   const logger = options.logger.child({ component: 'jobs' });
-  const instance = options.instance ?? process.env.HOSTNAME ?? hostname();
+  const config = options.config;
+  // The config file's jobs, checked now: a bad one fails the agent's construction, not its start.
+  const declared = configJobs(config);
+  const instance = config.instance ?? process.env.HOSTNAME ?? hostname();
   const reporter = options.health.register('scheduler', { gate: 'none' });
   const systemReporter = options.health.register('system-check', { gate: 'strict' });
   systemReporter.set('ready', 'no check has run yet');
   const history = createRunHistory({ storage: options.storage, logger });
   const store = createJobStore(options.storage);
-  const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: options.leaseTtlMs, logger });
+  const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: config.lease_ttl, logger });
   const skipped = new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'Ticks of scheduled jobs not run here, by job and reason (overlap, max-running, scheduler-full, claimed-elsewhere, lease-held, redis-unavailable).', labelNames: ['job', 'reason'] as const, registers: [options.metrics] });
   let started = 0;
   let stopped = false;
@@ -275,10 +252,10 @@ export function createJobs(options: JobsOptions): Jobs {
   const table = createJobTable({ onTick: (e, tickMs) => ticks.tick(e, 'schedule', tickMs), onOverlap: (e) => skipped.inc({ job: e.spec.name, reason: 'overlap' }), onChange: report, logger });
   registerNextRunGauge(table, options.metrics);
   const runner = createRunner({ kinds: createKinds(options, leases, systemReporter, table), history, pipeline: options.pipeline, instance, logger: options.logger, metrics: options.metrics });
-  const caps = createRunCaps({ maxScheduledRuns: options.maxScheduledRuns });
+  const caps = createRunCaps({ maxScheduledRuns: config.max_scheduled_runs });
   const runs = createScheduledRuns({ runner, caps, leases, skipped, onChange: report, logger });
   const ticks = createTicks({ runs, caps, runner, leases, skipped, current: (e) => !stopped && table.get(e.spec.name) === e, logger });
-  const queue = createOnDemandQueue({ maxConcurrent: options.maxConcurrent, queueSize: options.queueSize, maxSubmittedPerTenant: options.maxSubmittedPerTenant, tenantMaxTimeoutMs: options.tenantMaxTimeoutMs, maxWindowMs: options.query.max_window, metrics: options.metrics, runner, stopped: () => stopped, onChange: report });
+  const queue = createOnDemandQueue({ maxConcurrent: config.max_concurrent, queueSize: config.queue_size, maxSubmittedPerTenant: config.max_submitted_per_tenant, tenantMaxTimeoutMs: config.tenant_max_timeout, maxWindowMs: options.query.max_window, metrics: options.metrics, runner, stopped: () => stopped, onChange: report });
   const recovery = createRecovery({ history, runner, instance, sharedStorage: options.sharedStorage, leases, entry: (name) => table.get(name), retry: (e, r) => runs.retry(e, r), enqueue: (l) => queue.push(l), logger });
   const stored = createStoredJobs({ store, table, storage: options.storage, logger });
   const maintenance = createMaintenance({
@@ -286,7 +263,7 @@ export function createJobs(options: JobsOptions): Jobs {
     resync: () => stored.resync(),
     async restore() {
       await recovery.sweep(0);
-      removeStaleParts(options.exportDir, (id) => runner.live(id) !== undefined, logger);
+      removeStaleParts(config.export_dir, (id) => runner.live(id) !== undefined, logger);
       const last = await history.lastTicks();
       ticks.runMissed(table.entries(), last, started);
     },
@@ -322,7 +299,7 @@ export function createJobs(options: JobsOptions): Jobs {
     async start() {
       started = Date.now();
       history.start();
-      table.reconcile(options.configJobs);
+      table.reconcile(declared);
       maintenance.start();
     },
     async shutdown(graceMs = 5_000) {

@@ -1,12 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JsonObject, MessageInitShape } from '@bufbuild/protobuf';
 import { durationMs, timestampFromMs, type Duration, type DurationSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
-import { status } from '@grpc/grpc-js';
 import type { z } from 'zod';
 import { formatIssue } from '../config/load.js';
 import { Concurrency, JobScope, JobService, JobSource, JobStatus, JobTrigger, MisfirePolicy, type JobSchema, type RetryPolicy, type ScheduledJob, type ScheduledJobSchema } from '../gen/heimdall/v1/jobs_pb.js';
+import { AgentError, invalidFields, type FieldViolation } from '../errors/agent-error.js';
 import { decodeCursor, encodeCursor, filterHash } from '../paging/cursor.js';
-import { asGrpcError, GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { HOUR_NS, timeRange } from '../time/range.js';
@@ -35,21 +34,17 @@ const TRIGGER_NAME = byValue(TRIGGER);
 const ts = (ms: number) => (ms > 0 ? timestampFromMs(ms) : undefined);
 const dur = (ms: number): MessageInitShape<typeof DurationSchema> => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
 
-/** Runs `fn` (synchronous throws included), answering a JobError with its gRPC status. */
-async function call<T>(fn: () => Promise<T> | T): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw asGrpcError(err);
-  }
-}
-
-/** A protobuf message's fields validated by a zod schema; INVALID_ARGUMENT naming every bad field under `prefix`. */
+/** A protobuf message's fields validated by a zod schema; invalid_argument naming every bad field under `prefix` (all of them in the message). */
 function validate<S extends z.ZodType>(schema: S, input: unknown, prefix: string): z.output<S> {
   const r = schema.safeParse(input, { reportInput: true });
   if (r.success) return r.data;
   const lines = r.error.issues.flatMap((i) => formatIssue({ ...i, path: [prefix, ...i.path] }));
-  throw new GrpcError(status.INVALID_ARGUMENT, lines.join('; '));
+  // Each line reads "<field>: <what is wrong>" (the prefix makes every path non-empty).
+  const violations: FieldViolation[] = lines.map((line) => {
+    const at = line.indexOf(': ');
+    return { field: line.slice(0, at), description: line.slice(at + 2) };
+  });
+  throw new AgentError('invalid_argument', lines.join('; '), undefined, violations);
 }
 
 const durationOrDefault = (d: Duration | undefined): number | undefined => (d ? durationMs(d) : undefined);
@@ -125,7 +120,7 @@ const MAX_PAGE = 1000;
 
 /** One page of runs: the filters, the time range (pinned by the first page) and the last id seen travel in the token. */
 async function page(jobs: Jobs, f: Omit<RunFilter, 'start' | 'end' | 'limit' | 'beforeId'>, req: { startTime?: Timestamp | undefined; endTime?: Timestamp | undefined; pageSize: number; pageToken: string }) {
-  if (req.pageSize > MAX_PAGE) throw new GrpcError(status.INVALID_ARGUMENT, `page_size: at most ${MAX_PAGE}`);
+  if (req.pageSize > MAX_PAGE) throw invalidFields([{ field: 'page_size', description: `at most ${MAX_PAGE}` }]);
   const limit = req.pageSize || 100;
   const hash = filterHash(f);
   let start: bigint;
@@ -192,7 +187,7 @@ async function follow(jobs: Jobs, first: RunRecord, send: (r: RunRecord) => Prom
 }
 
 const name = (n: string): string => {
-  if (!n) throw new GrpcError(status.INVALID_ARGUMENT, 'name: required');
+  if (!n) throw invalidFields([{ field: 'name', description: 'required' }]);
   return n;
 };
 
@@ -206,7 +201,7 @@ const boundTenant = (ctx: CallContext): string | undefined => ctx.principal?.ten
 
 function refuseTenant(ctx: CallContext, what: string): void {
   const tenant = boundTenant(ctx);
-  if (tenant !== undefined) throw new GrpcError(status.PERMISSION_DENIED, `token "${ctx.principal?.name ?? ''}" is bound to tenant "${tenant}": ${what} acts on every tenant; use a token without a tenant`);
+  if (tenant !== undefined) throw new AgentError('permission_denied', `token "${ctx.principal?.name ?? ''}" is bound to tenant "${tenant}": ${what} acts on every tenant; use a token without a tenant`);
 }
 
 /** SubmitJob's parameters for a tenant-bound token: an export of its own tenant's rows, or PERMISSION_DENIED. */
@@ -214,7 +209,7 @@ function tenantParams(ctx: CallContext, kind: string, params: Record<string, unk
   const tenant = boundTenant(ctx);
   if (tenant === undefined) return params;
   if (kind !== 'export') refuseTenant(ctx, `job kind ${JSON.stringify(kind)}`);
-  if (params.tenant !== undefined && params.tenant !== tenant) throw new GrpcError(status.PERMISSION_DENIED, `job.params.tenant: token "${ctx.principal?.name ?? ''}" is bound to tenant "${tenant}"`);
+  if (params.tenant !== undefined && params.tenant !== tenant) throw new AgentError('permission_denied', `job.params.tenant: token "${ctx.principal?.name ?? ''}" is bound to tenant "${tenant}"`);
   return { ...params, tenant };
 }
 
@@ -222,18 +217,17 @@ function tenantParams(ctx: CallContext, kind: string, params: Record<string, unk
 async function visibleRun(jobs: Jobs, id: string, ctx: CallContext): Promise<RunRecord> {
   const r = await jobs.getRun(id);
   const tenant = boundTenant(ctx);
-  if (!r || (tenant !== undefined && (r.params as { tenant?: unknown }).tenant !== tenant)) throw new GrpcError(status.NOT_FOUND, `id: no job ${JSON.stringify(id)}`);
+  if (!r || (tenant !== undefined && (r.params as { tenant?: unknown }).tenant !== tenant)) throw new AgentError('not_found', `id: no job ${JSON.stringify(id)}`);
   return r;
 }
 
 /** Adds `heimdall.v1.JobService` (scope `admin`; a tenant-bound token only submits and follows exports of its tenant). */
 export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
   /** A call on scheduled jobs, which belong to every tenant. */
-  const scheduled = <T>(ctx: CallContext, fn: () => Promise<T> | T): Promise<T> =>
-    call(() => {
-      refuseTenant(ctx, 'a scheduled job');
-      return fn();
-    });
+  const scheduled = async <T>(ctx: CallContext, fn: () => Promise<T> | T): Promise<T> => {
+    refuseTenant(ctx, 'a scheduled job');
+    return fn();
+  };
   grpc.addService(
     JobService,
     {
@@ -249,36 +243,31 @@ export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
           return {};
         }),
       triggerScheduledJob: (req, ctx) => scheduled(ctx, async () => ({ job: toJob(await jobs.trigger(name(req.name))) })),
-      submitJob: (req, ctx) =>
-        call(async () => {
-          const params = tenantParams(ctx, req.kind, req.params ?? {});
-          const task = validate(taskSchema, { kind: req.kind, params, ...(req.timeout ? { timeout: durationMs(req.timeout) } : {}), retry: retryInput(req.retry) }, 'job');
-          return { job: toJob(await jobs.submit(task, { tenant: boundTenant(ctx) })) };
-        }),
-      getJob: (req, ctx) => call(async () => ({ job: toJob(await visibleRun(jobs, req.id, ctx)) })),
-      listJobs: (req, ctx) =>
-        call(async () => {
-          refuseTenant(ctx, 'listing jobs');
-          const p = await page(jobs, { kind: req.kind || undefined, status: STATUS_NAME.get(req.status) }, req);
-          return { jobs: p.runs, nextPageToken: p.next };
-        }),
-      cancelJob: (req, ctx) =>
-        call(async () => {
-          if (boundTenant(ctx) !== undefined) await visibleRun(jobs, req.id, ctx);
-          return { job: toJob(await jobs.cancel(req.id)) };
-        }),
-      watchJob: (req, send, ctx) =>
-        call(async () => {
-          const first = await visibleRun(jobs, req.id, ctx);
-          await send({ job: toJob(first) });
-          await follow(jobs, first, (r) => send({ job: toJob(r) }), ctx.signal);
-        }),
-      listRuns: (req, ctx) =>
-        call(async () => {
-          refuseTenant(ctx, 'listing runs');
-          const p = await page(jobs, { jobName: req.jobName || undefined, status: STATUS_NAME.get(req.status), trigger: TRIGGER_NAME.get(req.trigger) }, req);
-          return { runs: p.runs, nextPageToken: p.next };
-        }),
+      submitJob: async (req, ctx) => {
+        const params = tenantParams(ctx, req.kind, req.params ?? {});
+        const task = validate(taskSchema, { kind: req.kind, params, ...(req.timeout ? { timeout: durationMs(req.timeout) } : {}), retry: retryInput(req.retry) }, 'job');
+        return { job: toJob(await jobs.submit(task, { tenant: boundTenant(ctx) })) };
+      },
+      getJob: async (req, ctx) => ({ job: toJob(await visibleRun(jobs, req.id, ctx)) }),
+      listJobs: async (req, ctx) => {
+        refuseTenant(ctx, 'listing jobs');
+        const p = await page(jobs, { kind: req.kind || undefined, status: STATUS_NAME.get(req.status) }, req);
+        return { jobs: p.runs, nextPageToken: p.next };
+      },
+      cancelJob: async (req, ctx) => {
+        if (boundTenant(ctx) !== undefined) await visibleRun(jobs, req.id, ctx);
+        return { job: toJob(await jobs.cancel(req.id)) };
+      },
+      watchJob: async (req, send, ctx) => {
+        const first = await visibleRun(jobs, req.id, ctx);
+        await send({ job: toJob(first) });
+        await follow(jobs, first, (r) => send({ job: toJob(r) }), ctx.signal);
+      },
+      listRuns: async (req, ctx) => {
+        refuseTenant(ctx, 'listing runs');
+        const p = await page(jobs, { jobName: req.jobName || undefined, status: STATUS_NAME.get(req.status), trigger: TRIGGER_NAME.get(req.trigger) }, req);
+        return { runs: p.runs, nextPageToken: p.next };
+      },
     },
     'admin:tenant',
   );

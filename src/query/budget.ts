@@ -3,8 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
 import { formatMs, formatMsRoughly } from '../config/units.js';
-import { AgentError } from '../errors/agent-error.js';
-import { GrpcError } from '../server/errors.js';
+import { invalidFields } from '../errors/agent-error.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { budgetSettings, limitHit, limitRefusal, MAX_RESULT_ROWS } from '../storage/read-budget.js';
 import type { Storage } from '../storage/storage.js';
@@ -20,7 +19,7 @@ import { createQueryScheduler } from './scheduler.js';
 function withinWindow<R extends { start: bigint; end: bigint }>(range: R, maxMs: number, field: string): R {
   const widthMs = (range.end - range.start) / 1_000_000n;
   if (widthMs > BigInt(maxMs)) {
-    throw new AgentError('invalid_argument', `${field}: the window is at most ${formatMs(maxMs)} (query.max_window), got ${formatMsRoughly(Number(widthMs))}; narrow it, or ask for several narrower windows`);
+    throw invalidFields([{ field, description: `the window is at most ${formatMs(maxMs)} (query.max_window), got ${formatMsRoughly(Number(widthMs))}; narrow it, or ask for several narrower windows` }]);
   }
   return range;
 }
@@ -87,13 +86,12 @@ export function createQueryBudget(options: QueryBudgetOptions): QueryBudget {
   // could match before the LIMIT stops it: listings run under the time and memory limits only.
   const settings = { list: budgetSettings(limits, { maxResultRows: MAX_RESULT_ROWS }), read: budgetSettings(limits, { reads: true, maxResultRows: MAX_RESULT_ROWS }) };
 
-  /** A budget the engine enforced, as the gRPC status that names it; anything else as it is. */
+  /** A budget the engine enforced, as the refusal that names it; anything else as it is. */
   const overBudget = (err: unknown): unknown => {
     const limit = limitHit(err);
     if (!limit) return err;
     refused.inc({ limit });
-    const { code, message } = limitRefusal(limit, limits);
-    return new GrpcError(code, message);
+    return limitRefusal(limit, limits);
   };
 
   const checked = <R extends Range>(range: R, field: string): R => {

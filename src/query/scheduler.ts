@@ -1,6 +1,6 @@
-import { status } from '@grpc/grpc-js';
 import { Gauge, type Registry } from 'prom-client';
-import { GrpcError } from '../server/errors.js';
+import { AgentError } from '../errors/agent-error.js';
+import { createFairQueue, type TenantTurns } from './fair-queue.js';
 
 /** Options for createQueryScheduler. */
 export interface QuerySchedulerOptions {
@@ -38,118 +38,88 @@ interface Waiter {
   cancel(err: unknown): void;
 }
 
-interface TenantState {
-  running: number;
-  queue: Waiter[];
-  /** When the tenant last got a slot (a sequence number; 0: not since it was last idle). */
-  served: number;
-}
-
 /** Creates the fair scheduler of QueryService's storage queries. */
 export function createQueryScheduler(options: QuerySchedulerOptions): QueryScheduler {
-  const tenants = new Map<string, TenantState>();
-  // Tenants with queries waiting; the one served least recently goes next.
-  const waiting = new Set<string>();
-  let running = 0;
-  let served = 0;
   const runningGauge = new Gauge({ name: 'heimdall_query_running', help: 'Storage queries of QueryService running.', registers: [options.metrics] });
   const queuedGauge = new Gauge({ name: 'heimdall_query_queued', help: 'Storage queries of QueryService waiting for a slot.', registers: [options.metrics] });
-  let queued = 0;
+  const queue = createFairQueue<Waiter>({ onQueued: (n) => queuedGauge.set(n) });
+  let running = 0;
 
-  const stateOf = (tenant: string): TenantState => {
-    let s = tenants.get(tenant);
-    if (!s) tenants.set(tenant, (s = { running: 0, queue: [], served: 0 }));
-    return s;
-  };
-  const forget = (tenant: string, s: TenantState): void => {
-    if (s.running === 0 && s.queue.length === 0) tenants.delete(tenant);
-  };
-  const dequeue = (tenant: string, s: TenantState, w: Waiter): void => {
-    const i = s.queue.indexOf(w);
-    if (i === -1) return;
-    s.queue.splice(i, 1);
-    queued -= 1;
-    queuedGauge.set(queued);
-    if (s.queue.length === 0) waiting.delete(tenant);
-    forget(tenant, s);
-  };
-
-  /** Starts waiting queries while slots are free: each from the tenant with the fewest running, then the one served least recently. */
+  /** Starts waiting queries while slots are free, in the fair queue's order. */
   const dispatch = (): void => {
     while (running < options.maxConcurrent) {
-      let next: { tenant: string; s: TenantState } | undefined;
-      for (const tenant of waiting) {
-        const s = tenants.get(tenant);
-        if (!s || s.running >= options.maxConcurrentPerTenant) continue;
-        if (!next || s.running < next.s.running || (s.running === next.s.running && s.served < next.s.served)) next = { tenant, s };
-      }
+      const next = queue.next(options.maxConcurrentPerTenant);
       if (!next) return;
-      const w = next.s.queue.shift() as Waiter;
-      queued -= 1;
-      queuedGauge.set(queued);
-      if (next.s.queue.length === 0) waiting.delete(next.tenant);
-      next.s.served = ++served;
-      w.start();
+      next.waiter.start();
     }
   };
+
+  /** Why a query of `tenant` that must wait is refused (its queue, or the queue of all, is full), counted; undefined when it may wait. */
+  const refusal = (tenant: string, t: TenantTurns<Waiter>): AgentError | undefined => {
+    if (t.queue.length >= options.maxQueuedPerTenant) {
+      options.onRefused?.('max_queued_per_tenant');
+      return new AgentError(
+        'resource_exhausted',
+        `too many queries from ${tenant}: ${t.running} running and ${t.queue.length} waiting (query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}, query.max_queued_per_tenant ${options.maxQueuedPerTenant}); retry later`,
+      );
+    }
+    if (queue.queued >= options.maxQueued) {
+      options.onRefused?.('max_queued');
+      return new AgentError('resource_exhausted', `too many queries waiting, all callers together: ${queue.queued} (query.max_queued ${options.maxQueued}); retry later`);
+    }
+    return undefined;
+  };
+
+  /** Queues `work` for a slot: started by dispatch, or cancelled by the queue timeout or the signal (never run then). */
+  const wait = <T>(tenant: string, t: TenantTurns<Waiter>, work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const fail = (err: unknown): void => reject(err instanceof Error ? err : new Error(String(err)));
+      const onAbort = (): void => w.cancel(signal?.reason);
+      const timer = setTimeout(() => {
+        options.onRefused?.('queue_timeout');
+        w.cancel(new AgentError('resource_exhausted', `no query slot within ${options.queueTimeoutMs} ms (query.queue_timeout; query.max_concurrent ${options.maxConcurrent} all tenants, query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}); retry later`));
+      }, options.queueTimeoutMs);
+      const w: Waiter = {
+        start() {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          running += 1;
+          t.running += 1;
+          runningGauge.set(running);
+          void Promise.resolve()
+            .then(work)
+            .then(resolve, fail)
+            .finally(() => {
+              running -= 1;
+              t.running -= 1;
+              runningGauge.set(running);
+              queue.forget(tenant, t);
+              dispatch();
+            });
+        },
+        cancel(err) {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          queue.remove(tenant, t, w);
+          fail(err);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      queue.push(tenant, t, w);
+      dispatch();
+    });
 
   return {
     run<T>(tenant: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
       if (signal?.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-      const s = stateOf(tenant);
-      const mustWait = running >= options.maxConcurrent || s.running >= options.maxConcurrentPerTenant;
-      if (mustWait && s.queue.length >= options.maxQueuedPerTenant) {
-        options.onRefused?.('max_queued_per_tenant');
-        forget(tenant, s);
-        return Promise.reject(new GrpcError(
-          status.RESOURCE_EXHAUSTED,
-          `too many queries from ${tenant}: ${s.running} running and ${s.queue.length} waiting (query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}, query.max_queued_per_tenant ${options.maxQueuedPerTenant}); retry later`,
-        ));
+      const t = queue.turns(tenant);
+      const mustWait = running >= options.maxConcurrent || t.running >= options.maxConcurrentPerTenant;
+      const refused = mustWait ? refusal(tenant, t) : undefined;
+      if (refused) {
+        queue.forget(tenant, t);
+        return Promise.reject(refused);
       }
-      if (mustWait && queued >= options.maxQueued) {
-        options.onRefused?.('max_queued');
-        forget(tenant, s);
-        return Promise.reject(new GrpcError(status.RESOURCE_EXHAUSTED, `too many queries waiting, all callers together: ${queued} (query.max_queued ${options.maxQueued}); retry later`));
-      }
-      return new Promise<T>((resolve, reject) => {
-        const fail = (err: unknown): void => reject(err instanceof Error ? err : new Error(String(err)));
-        const onAbort = (): void => w.cancel(signal?.reason);
-        const timer = setTimeout(() => {
-          options.onRefused?.('queue_timeout');
-          w.cancel(new GrpcError(status.RESOURCE_EXHAUSTED, `no query slot within ${options.queueTimeoutMs} ms (query.queue_timeout; query.max_concurrent ${options.maxConcurrent} all tenants, query.max_concurrent_per_tenant ${options.maxConcurrentPerTenant}); retry later`));
-        }, options.queueTimeoutMs);
-        const w: Waiter = {
-          start() {
-            clearTimeout(timer);
-            signal?.removeEventListener('abort', onAbort);
-            running += 1;
-            s.running += 1;
-            runningGauge.set(running);
-            void Promise.resolve()
-              .then(work)
-              .then(resolve, fail)
-              .finally(() => {
-                running -= 1;
-                s.running -= 1;
-                runningGauge.set(running);
-                forget(tenant, s);
-                dispatch();
-              });
-          },
-          cancel(err) {
-            clearTimeout(timer);
-            signal?.removeEventListener('abort', onAbort);
-            dequeue(tenant, s, w);
-            fail(err);
-          },
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        s.queue.push(w);
-        queued += 1;
-        queuedGauge.set(queued);
-        waiting.add(tenant);
-        dispatch();
-      });
+      return wait(tenant, t, work, signal);
     },
   };
 }

@@ -1,6 +1,6 @@
-import { status } from '@grpc/grpc-js';
 import type { Config } from '../config/schema.js';
 import { formatBytes, formatMs } from '../config/units.js';
+import { AgentError } from '../errors/agent-error.js';
 import { StorageError } from './errors.js';
 import type { QuerySettings } from './transport.js';
 
@@ -34,19 +34,19 @@ export function limitHit(err: unknown): QueryLimit | undefined {
   return err instanceof StorageError && err.code !== undefined ? LIMIT_CODES[err.code] : undefined;
 }
 
-/** Why the engine stopped a query at `limit`, naming the setting and its value; DEADLINE_EXCEEDED for the time limit, else RESOURCE_EXHAUSTED. */
-export function limitRefusal(limit: QueryLimit, limits: Config['query']): { code: status; message: string } {
+/** Why the engine stopped a query at `limit`, naming the setting and its value: deadline_exceeded for the time limit, else resource_exhausted. */
+export function limitRefusal(limit: QueryLimit, limits: Config['query']): AgentError {
   const narrow = 'narrow the time window or add filters';
   switch (limit) {
     case 'timeout':
-      return { code: status.DEADLINE_EXCEEDED, message: `query.timeout: a storage query ran longer than ${formatMs(limits.timeout)} (ClickHouse max_execution_time) and was stopped; ${narrow}` };
+      return new AgentError('deadline_exceeded', `query.timeout: a storage query ran longer than ${formatMs(limits.timeout)} (ClickHouse max_execution_time) and was stopped; ${narrow}`);
     case 'max_memory':
-      return { code: status.RESOURCE_EXHAUSTED, message: `query.max_memory: a storage query needed more than ${formatBytes(limits.max_memory)} of memory (ClickHouse max_memory_usage) and was stopped; ${narrow}, or ask for fewer keys` };
+      return new AgentError('resource_exhausted', `query.max_memory: a storage query needed more than ${formatBytes(limits.max_memory)} of memory (ClickHouse max_memory_usage) and was stopped; ${narrow}, or ask for fewer keys`);
     case 'max_result_rows':
-      return { code: status.RESOURCE_EXHAUSTED, message: `a storage query would return more than ${MAX_RESULT_ROWS} rows (ClickHouse max_result_rows) and was stopped; ${narrow}` };
+      return new AgentError('resource_exhausted', `a storage query would return more than ${MAX_RESULT_ROWS} rows (ClickHouse max_result_rows) and was stopped; ${narrow}`);
     default: {
       const what = limit === 'max_rows_to_read' ? `${limits.max_rows_to_read} rows` : `${limits.max_bytes_to_read} bytes`;
-      return { code: status.RESOURCE_EXHAUSTED, message: `query.${limit}: a storage query would read more than ${what} and was stopped; ${narrow}` };
+      return new AgentError('resource_exhausted', `query.${limit}: a storage query would read more than ${what} and was stopped; ${narrow}`);
     }
   }
 }

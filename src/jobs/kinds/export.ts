@@ -126,6 +126,67 @@ export interface ExportDeps {
   refused: Counter<'limit'>;
 }
 
+/** The WHERE clauses and parameters of an export: its window, its filters, and its tenant. */
+function exportFilter(p: ExportParams, src: Source, range: { start: number; end: number }): { where: string[]; params: QueryParams } {
+  const params: QueryParams = { start: BigInt(range.start) * 1_000_000n + '', end: BigInt(range.end) * 1_000_000n + '', chunk: p.chunk_rows };
+  const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})'];
+  for (const [k, v] of Object.entries(p.filters)) {
+    const clause = src.filters[k as keyof ExportParams['filters']];
+    if (v === undefined || !clause) continue;
+    where.push(clause);
+    params[k] = v;
+  }
+  if (p.tenant !== undefined) {
+    where.push(src.tenant);
+    Object.assign(params, { tenant: p.tenant, tenant_key: TENANT_ATTRIBUTE });
+  }
+  return { where, params };
+}
+
+/** A part file of an export run under the byte budgets: written a chunk at a time, then renamed over its file or removed. */
+interface PartFile {
+  /** Writes `text`, failing the run (counted) when the directory or the tenant's folder would pass its budget. */
+  write(text: string): Promise<void>;
+  /** Ends the part file and renames it to the file (replacing it). */
+  commit(): Promise<void>;
+  /** Drops the part file (the run failed or was cancelled). */
+  abort(): void;
+}
+
+/**
+ * The part file `<file>.<run id>.part`: one per run, so two runs writing the same file never mix (the
+ * last to finish wins). The export directory has a budget (it may share a size-limited volume with
+ * the store), and each tenant's folder its own share: checked before every chunk, with every file
+ * counted, so concurrent exports share them too.
+ */
+function openPartFile(deps: ExportDeps, p: { file: string; dir: string; runId: string; tenant: string | undefined }, refuse: (limit: string, message: string) => never): PartFile {
+  const part = `${p.file}.${p.runId}.part`;
+  const out = createWriteStream(part);
+  return {
+    async write(text) {
+      const bytes = Buffer.byteLength(text);
+      const used = directoryBytes(deps.exportDir) + out.writableLength;
+      if (used + bytes > deps.maxBytes) {
+        refuse('export_max_size', `the export directory would pass jobs.export_max_size (${deps.maxBytes} bytes: ${used} used, ${bytes} more needed): remove old exports, export a shorter window, or raise it`);
+      }
+      const tenantUsed = p.tenant !== undefined ? directoryBytes(p.dir) + out.writableLength : 0;
+      if (p.tenant !== undefined && tenantUsed + bytes > deps.tenantMaxBytes) {
+        refuse('tenant_export_max_size', `the export folder of tenant ${JSON.stringify(p.tenant)} would pass jobs.tenant_export_max_size (${deps.tenantMaxBytes} bytes: ${tenantUsed} used, ${bytes} more needed): remove its old exports, or export a shorter window`);
+      }
+      if (!out.write(text)) await once(out, 'drain');
+    },
+    async commit() {
+      out.end();
+      await once(out, 'finish');
+      renameSync(part, p.file);
+    },
+    abort() {
+      out.destroy();
+      rmSync(part, { force: true });
+    },
+  };
+}
+
 /**
  * The `export` task: counts the rows of the query, then reads them in key order, a chunk at a time
  * (keyset paging, so each chunk costs the same), writing JSON lines (the engine's own text) or CSV to `<file>.<run id>.part`
@@ -143,61 +204,32 @@ export function createExport(deps: ExportDeps): TaskRunner {
     deps.refused.inc({ limit });
     throw new Error(message);
   };
+  /** A storage query; one the engine stopped at a budget fails the run naming it. */
+  const budgeted = async <T>(query: (settings: QuerySettings) => Promise<T>, which: QuerySettings): Promise<T> => {
+    try {
+      return await query(which);
+    } catch (err) {
+      const limit = limitHit(err);
+      if (limit) refuse(limit, limitRefusal(limit, deps.query).message);
+      throw err;
+    }
+  };
   return async (raw, ctx) => {
     const p = KIND_PARAMS.export.parse(raw);
     if (!deps.storage.ready) throw new Error('storage is not ready');
     const t = deps.storage.transport;
-    /** A storage query; one the engine stopped at a budget fails the run naming it. */
-    const budgeted = async <T>(query: (settings: QuerySettings) => Promise<T>, which: QuerySettings): Promise<T> => {
-      try {
-        return await query(which);
-      } catch (err) {
-        const limit = limitHit(err);
-        if (limit) refuse(limit, limitRefusal(limit, deps.query).message);
-        throw err;
-      }
-    };
     const src = SOURCES[p.source];
     const key = `(Timestamp, ${src.table.rowId.expr})`;
     const range = exportWindow(p, Date.now(), deps.query.max_window);
     if ('refused' in range) return refuse('max_window', range.refused);
-    const { start, end } = range;
-    const params: QueryParams = { start: BigInt(start) * 1_000_000n + '', end: BigInt(end) * 1_000_000n + '', chunk: p.chunk_rows };
-    const where = ['Timestamp >= fromUnixTimestamp64Nano({start:Int64})', 'Timestamp < fromUnixTimestamp64Nano({end:Int64})'];
-    for (const [k, v] of Object.entries(p.filters)) {
-      const clause = src.filters[k as keyof ExportParams['filters']];
-      if (v === undefined || !clause) continue;
-      where.push(clause);
-      params[k] = v;
-    }
-    if (p.tenant !== undefined) {
-      where.push(src.tenant);
-      Object.assign(params, { tenant: p.tenant, tenant_key: TENANT_ATTRIBUTE });
-    }
+    const { where, params } = exportFilter(p, src, range);
     const [count] = await budgeted((s) => t.query<{ n: string }>(`SELECT count() AS n FROM ${src.table.name} WHERE ${where.join(' AND ')}`, params, s), settings.count);
     const total = Number(count?.n ?? 0);
     // One tenant's rows go to its folder: tenants never replace each other's files.
     const dir = p.tenant !== undefined ? join(deps.exportDir, tenantFolder(p.tenant)) : deps.exportDir;
     mkdirSync(dir, { recursive: true });
     const file = join(dir, p.file ?? `${ctx.runId}.${p.format}`);
-    // One part file per run: two runs writing the same file never mix; the last to finish wins.
-    const part = `${file}.${ctx.runId}.part`;
-    const out = createWriteStream(part);
-    // The export directory has a budget (it may share a size-limited volume with the store), and
-    // each tenant's folder its own share: checked before every chunk, with every file counted, so
-    // concurrent exports share them too.
-    const write = async (text: string): Promise<void> => {
-      const bytes = Buffer.byteLength(text);
-      const used = directoryBytes(deps.exportDir) + out.writableLength;
-      if (used + bytes > deps.maxBytes) {
-        refuse('export_max_size', `the export directory would pass jobs.export_max_size (${deps.maxBytes} bytes: ${used} used, ${bytes} more needed): remove old exports, export a shorter window, or raise it`);
-      }
-      const tenantUsed = p.tenant !== undefined ? directoryBytes(dir) + out.writableLength : 0;
-      if (p.tenant !== undefined && tenantUsed + bytes > deps.tenantMaxBytes) {
-        refuse('tenant_export_max_size', `the export folder of tenant ${JSON.stringify(p.tenant)} would pass jobs.tenant_export_max_size (${deps.tenantMaxBytes} bytes: ${tenantUsed} used, ${bytes} more needed): remove its old exports, or export a shorter window`);
-      }
-      if (!out.write(text)) await once(out, 'drain');
-    };
+    const out = openPartFile(deps, { file, dir, runId: ctx.runId, tenant: p.tenant }, refuse);
     let written = 0;
     try {
       let after: [string, string] | undefined;
@@ -216,19 +248,16 @@ export function createExport(deps: ExportDeps): TaskRunner {
         ctx.signal.throwIfAborted();
         const chunk = p.format === 'csv' ? csvChunk(lines, header) : jsonChunk(lines);
         header = false;
-        await write(chunk.text);
+        await out.write(chunk.text);
         written += chunk.rows;
         const last = Object.values(chunk.last);
         after = [String(last[0]), String(last[1])];
         ctx.progress(total > 0 ? Math.min(99, Math.floor((written / total) * 100)) : 99, `wrote ${written} of ${total} rows`);
         if (chunk.rows < p.chunk_rows) break;
       }
-      out.end();
-      await once(out, 'finish');
-      renameSync(part, file);
+      await out.commit();
     } catch (err) {
-      out.destroy();
-      rmSync(part, { force: true });
+      out.abort();
       throw err;
     }
     return { message: `wrote ${written} rows of ${p.source} to ${file}`, result: { file, format: p.format, rows: written, bytes: statSync(file).size } };

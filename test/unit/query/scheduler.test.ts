@@ -3,7 +3,14 @@ import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createQueryScheduler, type QuerySchedulerOptions } from '../../../src/query/scheduler.js';
-import { GrpcError } from '../../../src/server/errors.js';
+import { AgentError } from '../../../src/errors/agent-error.js';
+import { asGrpcError, GrpcError } from '../../../src/server/errors.js';
+
+/** A refusal as the gRPC transport answers it, after checking it is a transport-neutral AgentError. */
+function onTheWire(err: unknown): unknown {
+  expect(err).toBeInstanceOf(AgentError);
+  return asGrpcError(err);
+}
 
 /** A query whose end the test decides, recording when it started. */
 function gate(log: string[], name: string) {
@@ -84,7 +91,7 @@ describe('query scheduler', () => {
     const started: string[] = [];
     const a = Array.from({ length: 3 }, (_, i) => gate(started, `a${i}`));
     const ok = a.map((g) => s.run('a', g.work));
-    const err = await s.run('a', async () => 'never').catch((e: unknown) => e);
+    const err = onTheWire(await s.run('a', async () => 'never').catch((e: unknown) => e));
     expect(err).toBeInstanceOf(GrpcError);
     expect((err as GrpcError).code).toBe(status.RESOURCE_EXHAUSTED);
     expect((err as GrpcError).message).toContain('query.max_queued_per_tenant 2');
@@ -101,7 +108,7 @@ describe('query scheduler', () => {
     const running = s.run('a', first.work);
     // Three callers wait, one query each: no caller is over its own bound, but all together are.
     const waiting = ['b', 'c', 'd'].map((k) => s.run(k, async () => k));
-    const err = (await s.run('e', async () => 'never').catch((e: unknown) => e)) as GrpcError;
+    const err = onTheWire(await s.run('e', async () => 'never').catch((e: unknown) => e)) as GrpcError;
     expect(err).toBeInstanceOf(GrpcError);
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(err.message).toBe('too many queries waiting, all callers together: 3 (query.max_queued 3); retry later');
@@ -121,7 +128,7 @@ describe('query scheduler', () => {
     await vi.advanceTimersByTimeAsync(4_999);
     expect(refused).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
-    const err = (await waiting) as GrpcError;
+    const err = onTheWire(await waiting) as GrpcError;
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(err.message).toContain('query.queue_timeout');
     expect(refused).toEqual(['queue_timeout']);

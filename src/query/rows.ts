@@ -1,0 +1,131 @@
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { EventSchema } from '../gen/heimdall/v1/events_pb.js';
+import type { LogRecordSchema, SpanSchema } from '../gen/heimdall/v1/query_pb.js';
+import { LOGS } from '../storage/tables.js';
+import { timestamp } from '../time/range.js';
+
+/** An events row as the query reads it (time in ns as text). */
+export interface EventRow {
+  ts: string;
+  Id: string;
+  TenantId: string;
+  EventType: string;
+  Source: string;
+  Severity: number;
+  Category: string;
+  Message: string;
+  CorrelationId: string;
+  TraceId: string;
+  SpanId: string;
+  ActorId: string;
+  Status: string;
+  DurationMs: number;
+  Payload: string;
+  ResourceAttributes: Record<string, string>;
+}
+
+/** The select list of EventRow. */
+export const EVENT_COLUMNS =
+  'toString(toUnixTimestamp64Nano(Timestamp)) AS ts, Id, TenantId, EventType, Source, Severity, Category, Message, CorrelationId, TraceId, SpanId, ActorId, Status, DurationMs, Payload, ResourceAttributes';
+
+/** An events row as the API shows it. */
+export function eventOf(r: EventRow): MessageInitShape<typeof EventSchema> {
+  return {
+    id: r.Id,
+    timestamp: timestamp(r.ts),
+    eventType: r.EventType,
+    source: r.Source,
+    severity: Number(r.Severity),
+    category: r.Category,
+    message: r.Message,
+    correlationId: r.CorrelationId,
+    traceId: r.TraceId,
+    spanId: r.SpanId,
+    tenantId: r.TenantId,
+    actorId: r.ActorId,
+    status: r.Status,
+    durationMs: Number(r.DurationMs),
+    ...(r.Payload ? { payload: JSON.parse(r.Payload) as Record<string, never> } : {}),
+    resourceAttributes: r.ResourceAttributes,
+  };
+}
+
+/** A logs row as the query reads it (time in ns as text, the row id as text). */
+export interface LogRow {
+  ts: string;
+  id: string;
+  ServiceName: string;
+  SeverityText: string;
+  SeverityNumber: number;
+  Body: string;
+  TraceId: string;
+  SpanId: string;
+  LogAttributes: Record<string, string>;
+  ResourceAttributes: Record<string, string>;
+}
+
+/** A log record's id is its row id in the catalogue (a hash of the record: the table has none). */
+export const LOG_COLUMNS = `toString(toUnixTimestamp64Nano(Timestamp)) AS ts, toString(${LOGS.rowId.expr}) AS id, ServiceName, SeverityText, SeverityNumber, Body, TraceId, SpanId, LogAttributes, ResourceAttributes`;
+
+/** A logs row as the API shows it. */
+export function logOf(r: LogRow): MessageInitShape<typeof LogRecordSchema> {
+  return {
+    id: r.id,
+    timestamp: timestamp(r.ts),
+    serviceName: r.ServiceName,
+    severityText: r.SeverityText,
+    severityNumber: Number(r.SeverityNumber),
+    body: r.Body,
+    traceId: r.TraceId,
+    spanId: r.SpanId,
+    attributes: r.LogAttributes,
+    resourceAttributes: r.ResourceAttributes,
+  };
+}
+
+/** A spans row as the query reads it (time in ns as text, duration in ns as text). */
+export interface SpanRow {
+  ts: string;
+  TraceId: string;
+  SpanId: string;
+  ParentSpanId: string;
+  SpanName: string;
+  ServiceName: string;
+  SpanKind: string;
+  Duration: string;
+  StatusCode: string;
+  StatusMessage: string;
+  SpanAttributes: Record<string, string>;
+}
+
+/** The select list of SpanRow. */
+export const SPAN_COLUMNS = 'toString(toUnixTimestamp64Nano(Timestamp)) AS ts, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, SpanKind, toString(Duration) AS Duration, StatusCode, StatusMessage, SpanAttributes';
+
+/** Spans with their depth in the trace tree (0 for roots and for spans whose parent is not stored). */
+export function spansWithDepth(rows: SpanRow[]): Array<MessageInitShape<typeof SpanSchema>> {
+  const byId = new Map(rows.map((r) => [`${r.TraceId}/${r.SpanId}`, r]));
+  const depth = new Map<SpanRow, number>();
+  const depthOf = (r: SpanRow, seen = new Set<SpanRow>()): number => {
+    const known = depth.get(r);
+    if (known !== undefined) return known;
+    const parent = r.ParentSpanId ? byId.get(`${r.TraceId}/${r.ParentSpanId}`) : undefined;
+    // A cycle in bad data counts as a root rather than recursing forever.
+    const d = parent && !seen.has(parent) ? depthOf(parent, seen.add(r)) + 1 : 0;
+    depth.set(r, d);
+    return d;
+  };
+  return rows.map((r) => ({
+    traceId: r.TraceId,
+    spanId: r.SpanId,
+    parentSpanId: r.ParentSpanId,
+    name: r.SpanName,
+    serviceName: r.ServiceName,
+    kind: r.SpanKind,
+    startTime: timestamp(r.ts),
+    durationMs: Number(r.Duration) / 1e6,
+    statusCode: r.StatusCode,
+    statusMessage: r.StatusMessage,
+    attributes: r.SpanAttributes,
+    depth: depthOf(r),
+  }));
+}

@@ -1,0 +1,65 @@
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { invalidFields } from '../errors/agent-error.js';
+import type { GetTraceRequest, GetTraceResponseSchema, TimelineItemSchema } from '../gen/heimdall/v1/query_pb.js';
+import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
+import { EVENTS, LOGS, TRACE_ID_TS, TRACES } from '../storage/tables.js';
+import type { QueryParams } from '../storage/transport.js';
+import { timestamp } from '../time/range.js';
+import type { Query } from './budget.js';
+import { EVENT_COLUMNS, eventOf, LOG_COLUMNS, logOf, SPAN_COLUMNS, spansWithDepth, type EventRow, type LogRow, type SpanRow } from './rows.js';
+
+/** A timeline holds at most this many items of each kind. */
+const MAX_TIMELINE = 10_000;
+
+/** The events a GetTrace id names and the traces they belong to: a trace id's own events, or a correlation id's events and their traces. */
+async function eventsOf(query: Query, id: GetTraceRequest['id'], base: QueryParams, eventTenant: string): Promise<{ traceIds: string[]; events: EventRow[] }> {
+  if (id.case === 'traceId') {
+    const traceId = id.value.toLowerCase();
+    if (!/^[0-9a-f]{32}$/.test(traceId)) throw invalidFields([{ field: 'trace_id', description: 'must be 32 hex digits' }]);
+    const events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS.name} WHERE TraceId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id: traceId });
+    return { traceIds: [traceId], events };
+  }
+  if (id.case === 'correlationId' && id.value !== '') {
+    const events = await query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ${EVENTS.name} WHERE CorrelationId = {id:String}${eventTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, id: id.value });
+    return { traceIds: [...new Set(events.map((e) => e.TraceId).filter((t) => t !== ''))], events };
+  }
+  throw invalidFields([{ field: 'id', description: 'give a trace_id or a correlation_id' }]);
+}
+
+/** The spans and logs of the traces (none for no traces). */
+async function spansAndLogs(query: Query, traceIds: string[], base: QueryParams, spanTenant: string): Promise<{ spans: SpanRow[]; logs: LogRow[] }> {
+  if (traceIds.length === 0) return { spans: [], logs: [] };
+  let spans: SpanRow[] = [];
+  // The lookup table bounds the scan of otel_traces to the traces' time range.
+  const [bounds] = await query<{ start: number | string | null; end: number | string | null }>(
+    `SELECT toUnixTimestamp(min(Start)) AS start, toUnixTimestamp(max(End)) AS end, count() AS n FROM ${TRACE_ID_TS.name} WHERE TraceId IN {ids:Array(String)} HAVING n > 0`,
+    { ids: traceIds },
+  );
+  if (bounds?.start !== undefined && bounds.start !== null && bounds.end !== undefined && bounds.end !== null) {
+    spans = await query<SpanRow>(
+      `SELECT ${SPAN_COLUMNS} FROM ${TRACES.name} WHERE TraceId IN {ids:Array(String)} AND toDateTime(Timestamp) >= toDateTime({start:UInt32}) AND toDateTime(Timestamp) <= toDateTime({end:UInt32})${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`,
+      { ...base, ids: traceIds, start: Number(bounds.start), end: Number(bounds.end) },
+    );
+  }
+  const logs = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM ${LOGS.name} WHERE TraceId IN {ids:Array(String)}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds });
+  return { spans, logs };
+}
+
+/**
+ * GetTrace for `tenant` (empty: every tenant): the spans (with their depth), logs and events of the
+ * traces `id` names, in time order, at most 10,000 of each kind.
+ */
+export async function traceTimeline(query: Query, tenant: string, id: GetTraceRequest['id']): Promise<MessageInitShape<typeof GetTraceResponseSchema>> {
+  const spanTenant = tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : '';
+  const eventTenant = tenant !== '' ? ' AND TenantId = {tenant:String}' : '';
+  const base: QueryParams = tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE, max: MAX_TIMELINE } : { max: MAX_TIMELINE };
+  const { traceIds, events } = await eventsOf(query, id, base, eventTenant);
+  const { spans, logs } = await spansAndLogs(query, traceIds, base, spanTenant);
+  const items: Array<MessageInitShape<typeof TimelineItemSchema> & { ns: bigint }> = [
+    ...spansWithDepth(spans).map((s, i) => ({ ns: BigInt(spans[i]?.ts ?? '0'), time: s.startTime, item: { case: 'span' as const, value: s } })),
+    ...logs.map((l) => ({ ns: BigInt(l.ts), time: timestamp(l.ts), item: { case: 'log' as const, value: logOf(l) } })),
+    ...events.map((e) => ({ ns: BigInt(e.ts), time: timestamp(e.ts), item: { case: 'event' as const, value: eventOf(e) } })),
+  ];
+  items.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
+  return { traceIds, items: items.map(({ ns: _ns, ...item }) => item), spanCount: spans.length, logCount: logs.length, eventCount: events.length };
+}
