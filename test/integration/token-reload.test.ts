@@ -133,8 +133,6 @@ describe('token reload, in process', () => {
     silent = createServer(() => undefined);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     t = await startTestAgent({ jobs: { system_check: { enabled: false } }, auth: { enabled: true, tokens_file: file } });
-    // Jobs are recorded in storage: submit them once it is ready (it connects after start).
-    await t.agent.storage.whenReady();
   });
   afterAll(async () => {
     await t.stop();

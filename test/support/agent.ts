@@ -15,7 +15,10 @@ export interface TestAgent {
   stop(): Promise<void>;
 }
 
-/** Starts an agent with embedded storage in a temporary directory unless overrides say otherwise. */
+/**
+ * Starts an agent with embedded storage in a temporary directory unless overrides say otherwise;
+ * with the default storage, resolves once storage is ready.
+ */
 export async function startTestAgent(overrides: Record<string, unknown> = {}, options: { start?: boolean; clock?: () => number } = {}): Promise<TestAgent> {
   const dir = tempDir();
   const tree = mergeTrees(
@@ -32,7 +35,12 @@ export async function startTestAgent(overrides: Record<string, unknown> = {}, op
   // The agent's own logger (with correlation ids), writing into the array.
   const logger = createLogger({ level: config.log.level, destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) } });
   const agent = createAgent({ loaded: { config, source: undefined, hash: hashConfig(config) }, logger, clock: options.clock });
-  if (options.start !== false) await agent.start();
+  if (options.start !== false) {
+    await agent.start();
+    // Embedded storage connects after start; tests that use it (jobs, queries) need it ready. A
+    // test that configures its own storage (an outage) decides itself what to wait for.
+    if (overrides.storage === undefined) await agent.storage.whenReady(AbortSignal.timeout(60_000));
+  }
   return {
     agent,
     get grpcAddress() {
