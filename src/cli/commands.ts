@@ -3,10 +3,11 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Command } from 'commander';
 import { SEVERITY_NAMES } from '../events/events.js';
 import { EventSchema, EventService } from '../gen/heimdall/v1/events_pb.js';
-import { GetSummaryResponseSchema, QueryService, TimelineItemSchema, type TimelineItem } from '../gen/heimdall/v1/query_pb.js';
+import { GetSummaryResponseSchema, QueryService, TimelineItemSchema, type GetSummaryResponse, type TimelineItem } from '../gen/heimdall/v1/query_pb.js';
 import { ago, clientCommand, iso, jsonObject, out, table, tsOf, withClient } from './common.js';
 import { addJobCommands } from './jobs.js';
 
+/** A `--severity` name as its number; throws naming the option and the accepted names. */
 function severityOf(name: string): number {
   const i = SEVERITY_NAMES.indexOf(name.toLowerCase() as (typeof SEVERITY_NAMES)[number]);
   if (i <= 0) throw new Error(`--severity: expected one of ${SEVERITY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(name)}`);
@@ -35,11 +36,9 @@ function printTimeline(items: TimelineItem[]): void {
   }
 }
 
-/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit, jobs, job. */
-export function addClientCommands(program: Command): void {
-  const client = (name: string, description: string) => clientCommand(program, name, description);
-
-  client('events', 'list events, newest first')
+/** `heimdall events`: pages through ListEvents up to `--limit`, as a table or one JSON object per line. */
+function addEventsCommand(program: Command): void {
+  clientCommand(program, 'events', 'list events, newest first')
     .option('--since <duration>', 'how far back', '1h')
     .option('--severity <level>', 'at least this severe (debug, info, notice, warning, error, critical)')
     .option('--source <source>', 'only from this source')
@@ -77,8 +76,11 @@ export function addClientCommands(program: Command): void {
         if (!g.json) table(['TIME', 'SEVERITY', 'SOURCE', 'TYPE', 'CORRELATION ID', 'MESSAGE'], rows);
       }),
     );
+}
 
-  client('trace', 'show the spans, logs and events of a trace id or a correlation id')
+/** `heimdall trace <id>`: a trace's (or a correlation id's) timeline, as a tree or one JSON item per line. */
+function addTraceCommand(program: Command): void {
+  clientCommand(program, 'trace', 'show the spans, logs and events of a trace id or a correlation id')
     .argument('<id>', 'a trace id (32 hex digits) or a correlation id')
     .action((id: string, _o: unknown, cmd: Command) =>
       withClient(cmd, async (c, g) => {
@@ -95,36 +97,44 @@ export function addClientCommands(program: Command): void {
         printTimeline(res.items);
       }),
     );
+}
 
-  client('summary', 'counts of events, errors, spans and logs over a time window')
+/** A summary as text: the window's totals, then a table per grouping that has rows. */
+function printSummary(res: GetSummaryResponse): void {
+  out(`${iso(res.startTime)} .. ${iso(res.endTime)}: ${res.events} events, error rate ${(res.errorRate * 100).toFixed(2)}%`);
+  const section = (title: string, counts: Array<{ key: string; count: bigint }>) => {
+    if (counts.length === 0) return;
+    out('');
+    table([title, 'COUNT'], counts.map((x) => [x.key || '(none)', String(x.count)]));
+  };
+  section('SEVERITY', res.bySeverity);
+  section('SOURCE', res.bySource);
+  section('EVENT TYPE', res.byEventType);
+  section('CATEGORY', res.byCategory);
+  section('TOP ERROR SOURCES', res.topErrorSources);
+  if (res.services.length > 0) {
+    out('');
+    table(['SERVICE', 'SPANS', 'ERROR SPANS', 'LOGS'], res.services.map((s) => [s.serviceName, String(s.spans), String(s.errorSpans), String(s.logs)]));
+  }
+}
+
+/** `heimdall summary`: counts over a window, as text or one JSON object. */
+function addSummaryCommand(program: Command): void {
+  clientCommand(program, 'summary', 'counts of events, errors, spans and logs over a time window')
     .option('--since <duration>', 'how far back', '24h')
     .option('--top <n>', 'rows each grouping lists (the rest summed as __other__)', '10')
     .action((o: Record<string, string | undefined>, cmd: Command) =>
       withClient(cmd, async (c, g) => {
         const res = await c.unary(QueryService.method.getSummary, { startTime: tsOf(ago(o.since ?? '24h', '--since')), top: Number(o.top ?? 10) });
-        if (g.json) {
-          out(JSON.stringify(toJson(GetSummaryResponseSchema, res)));
-          return;
-        }
-        out(`${iso(res.startTime)} .. ${iso(res.endTime)}: ${res.events} events, error rate ${(res.errorRate * 100).toFixed(2)}%`);
-        const section = (title: string, counts: Array<{ key: string; count: bigint }>) => {
-          if (counts.length === 0) return;
-          out('');
-          table([title, 'COUNT'], counts.map((x) => [x.key || '(none)', String(x.count)]));
-        };
-        section('SEVERITY', res.bySeverity);
-        section('SOURCE', res.bySource);
-        section('EVENT TYPE', res.byEventType);
-        section('CATEGORY', res.byCategory);
-        section('TOP ERROR SOURCES', res.topErrorSources);
-        if (res.services.length > 0) {
-          out('');
-          table(['SERVICE', 'SPANS', 'ERROR SPANS', 'LOGS'], res.services.map((s) => [s.serviceName, String(s.spans), String(s.errorSpans), String(s.logs)]));
-        }
+        if (g.json) out(JSON.stringify(toJson(GetSummaryResponseSchema, res)));
+        else printSummary(res);
       }),
     );
+}
 
-  client('emit', 'write one event')
+/** `heimdall emit`: writes one event and prints its id. */
+function addEmitCommand(program: Command): void {
+  clientCommand(program, 'emit', 'write one event')
     .requiredOption('--type <type>', 'event type')
     .requiredOption('--severity <level>', 'debug, info, notice, warning, error or critical')
     .requiredOption('--message <text>', 'message')
@@ -152,6 +162,13 @@ export function addClientCommands(program: Command): void {
         else out(res.ids[0] ?? '');
       }),
     );
+}
 
+/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit, jobs, job. */
+export function addClientCommands(program: Command): void {
+  addEventsCommand(program);
+  addTraceCommand(program);
+  addSummaryCommand(program);
+  addEmitCommand(program);
   addJobCommands(program);
 }

@@ -15,12 +15,14 @@ function durationOf(text: string, option: string): { seconds: bigint; nanos: num
   return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
 }
 
+/** A `--status` name as a JobStatus; throws naming the accepted names. */
 function statusOf(name: string): JobStatus {
   const s = Object.entries(STATUS_NAMES).find(([, n]) => n === name && n !== '');
   if (!s) throw new Error(`--status: expected one of ${Object.values(STATUS_NAMES).filter(Boolean).join(', ')}, got ${JSON.stringify(name)}`);
   return Number(s[0]);
 }
 
+/** A positive integer option; throws naming the option. */
 function positive(text: string, option: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${option}: expected a positive integer, got ${JSON.stringify(text)}`);
@@ -30,6 +32,7 @@ function positive(text: string, option: string): number {
 const took = (j: Job): string => (j.startedAt && j.endedAt ? `${((timestampDate(j.endedAt).getTime() - timestampDate(j.startedAt).getTime()) / 1000).toFixed(1)}s` : '');
 const line = (j: Job): string => `${STATUS_NAMES[j.status]} ${j.progress}%${j.attempt > 1 ? ` (attempt ${j.attempt})` : ''}${j.error ? `: ${j.error}` : j.message ? `: ${j.message}` : ''}`;
 
+/** Scheduled jobs as a table, or one JSON object per line. */
 function printJobs(jobs: ScheduledJob[], json: boolean | undefined): void {
   if (json) return jobs.forEach((j) => out(JSON.stringify(toJson(ScheduledJobSchema, j))));
   table(
@@ -38,6 +41,7 @@ function printJobs(jobs: ScheduledJob[], json: boolean | undefined): void {
   );
 }
 
+/** Runs as a table, or one JSON object per line. */
 function printRuns(runs: Job[], json: boolean | undefined): void {
   if (json) return runs.forEach((j) => out(JSON.stringify(toJson(JobSchema, j))));
   table(
@@ -57,18 +61,8 @@ async function follow(c: Parameters<Parameters<typeof withClient>[1]>[0], id: st
   if (last?.status !== JobStatus.SUCCEEDED) process.exitCode = 1;
 }
 
-/** Adds `heimdall jobs list|get|create|pause|resume|delete|trigger|runs` and `heimdall job submit|watch|cancel`. */
-export function addJobCommands(program: Command): void {
-  const jobs = program.command('jobs').description('scheduled jobs (needs a token with the admin scope)');
-  clientCommand(jobs, 'list', 'list scheduled jobs').action((_o: unknown, cmd: Command) => withClient(cmd, async (c, g) => printJobs((await c.unary(JobService.method.listScheduledJobs, {})).jobs, g.json)));
-  clientCommand(jobs, 'get', 'show a scheduled job')
-    .argument('<name>')
-    .action((name: string, _o: unknown, cmd: Command) =>
-      withClient(cmd, async (c) => {
-        const { job } = await c.unary(JobService.method.getScheduledJob, { name });
-        if (job) out(JSON.stringify(toJson(ScheduledJobSchema, job), null, 2));
-      }),
-    );
+/** `heimdall jobs create`: the options as a ScheduledJob; throws naming the option at fault. */
+function addCreateCommand(jobs: Command): void {
   clientCommand(jobs, 'create', 'create a scheduled job (stored by the agent)')
     .argument('<name>')
     .requiredOption('--schedule <cron>', 'cron expression, 5 fields or 6 with seconds first (croner syntax)')
@@ -104,6 +98,32 @@ export function addJobCommands(program: Command): void {
         if (job) printJobs([job], g.json);
       }),
     );
+}
+
+/** `heimdall jobs runs [name]`: pages through ListRuns up to `--limit`, newest first. */
+function addRunsCommand(jobs: Command): void {
+  clientCommand(jobs, 'runs', 'list runs, newest first (every job\'s, or one job\'s)')
+    .argument('[name]')
+    .option('--status <status>', 'pending, running, succeeded, failed or cancelled')
+    .option('--since <duration>', 'how far back', '24h')
+    .option('--limit <n>', 'at most this many runs', '50')
+    .action((name: string | undefined, o: Record<string, string | undefined>, cmd: Command) =>
+      withClient(cmd, async (c, g) => {
+        const limit = positive(o.limit ?? '50', '--limit');
+        const runs: Job[] = [];
+        let pageToken = '';
+        do {
+          const res = await c.unary(JobService.method.listRuns, { jobName: name ?? '', status: o.status ? statusOf(o.status) : JobStatus.UNSPECIFIED, startTime: tsOf(ago(o.since ?? '24h', '--since')), pageSize: Math.min(1000, limit - runs.length), pageToken });
+          runs.push(...res.runs);
+          pageToken = res.nextPageToken;
+        } while (pageToken && runs.length < limit);
+        printRuns(runs, g.json);
+      }),
+    );
+}
+
+/** `heimdall jobs pause|resume|delete|trigger <name>`: the calls on one scheduled job by name. */
+function addJobVerbs(jobs: Command): void {
   for (const [verb, paused, what] of [
     ['pause', true, 'stop a job\'s ticks until it is resumed'],
     ['resume', false, 'resume a paused job'],
@@ -136,25 +156,27 @@ export function addJobCommands(program: Command): void {
         else out(g.json ? JSON.stringify(toJson(JobSchema, job)) : job.id);
       }),
     );
-  clientCommand(jobs, 'runs', 'list runs, newest first (every job\'s, or one job\'s)')
-    .argument('[name]')
-    .option('--status <status>', 'pending, running, succeeded, failed or cancelled')
-    .option('--since <duration>', 'how far back', '24h')
-    .option('--limit <n>', 'at most this many runs', '50')
-    .action((name: string | undefined, o: Record<string, string | undefined>, cmd: Command) =>
-      withClient(cmd, async (c, g) => {
-        const limit = positive(o.limit ?? '50', '--limit');
-        const runs: Job[] = [];
-        let pageToken = '';
-        do {
-          const res = await c.unary(JobService.method.listRuns, { jobName: name ?? '', status: o.status ? statusOf(o.status) : JobStatus.UNSPECIFIED, startTime: tsOf(ago(o.since ?? '24h', '--since')), pageSize: Math.min(1000, limit - runs.length), pageToken });
-          runs.push(...res.runs);
-          pageToken = res.nextPageToken;
-        } while (pageToken && runs.length < limit);
-        printRuns(runs, g.json);
+}
+
+/** Adds `heimdall jobs list|get|create|pause|resume|delete|trigger|runs`: scheduled jobs. */
+function addScheduledJobCommands(program: Command): void {
+  const jobs = program.command('jobs').description('scheduled jobs (needs a token with the admin scope)');
+  clientCommand(jobs, 'list', 'list scheduled jobs').action((_o: unknown, cmd: Command) => withClient(cmd, async (c, g) => printJobs((await c.unary(JobService.method.listScheduledJobs, {})).jobs, g.json)));
+  clientCommand(jobs, 'get', 'show a scheduled job')
+    .argument('<name>')
+    .action((name: string, _o: unknown, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        const { job } = await c.unary(JobService.method.getScheduledJob, { name });
+        if (job) out(JSON.stringify(toJson(ScheduledJobSchema, job), null, 2));
       }),
     );
+  addCreateCommand(jobs);
+  addJobVerbs(jobs);
+  addRunsCommand(jobs);
+}
 
+/** Adds `heimdall job submit|watch|cancel|get`: on-demand jobs and runs by id. */
+function addOnDemandJobCommands(program: Command): void {
   const job = program.command('job').description('on-demand jobs (needs a token with the admin scope)');
   clientCommand(job, 'submit', 'queue a job; prints its id')
     .argument('<kind>', 'system-check, http-check, retention or export')
@@ -189,4 +211,10 @@ export function addJobCommands(program: Command): void {
         if (j) out(JSON.stringify(toJson(JobSchema, j), null, 2));
       }),
     );
+}
+
+/** Adds `heimdall jobs list|get|create|pause|resume|delete|trigger|runs` and `heimdall job submit|watch|cancel|get`. */
+export function addJobCommands(program: Command): void {
+  addScheduledJobCommands(program);
+  addOnDemandJobCommands(program);
 }

@@ -1,7 +1,6 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { status } from '@grpc/grpc-js';
+import { AgentError } from '../errors/agent-error.js';
 import { Health, HealthCheckResponse_ServingStatus as Serving, type HealthCheckResponseSchema } from '../gen/grpc/health/v1/health_pb.js';
-import { GrpcError } from '../server/errors.js';
 import type { GrpcServer } from '../server/grpc.js';
 import { isServing, type HealthRegistry } from './registry.js';
 
@@ -24,7 +23,7 @@ export function addHealthService(server: GrpcServer, registry: HealthRegistry): 
   server.addService(Health, {
     async check(req) {
       const s = servingStatus(registry, server, req.service);
-      if (s === undefined) throw new GrpcError(status.NOT_FOUND, `unknown service ${JSON.stringify(req.service)}`);
+      if (s === undefined) throw new AgentError('not_found', `unknown service ${JSON.stringify(req.service)}`);
       return { status: s };
     },
     async list() {

@@ -85,70 +85,95 @@ const STATES: readonly ComponentState[] = ['starting', 'ready', 'degraded', 'fai
 /** `name: state (reason)`, as the probes and the status list a component. */
 export const describeComponent = (e: ComponentHealth): string => `${e.name}: ${e.state}${e.reason ? ` (${e.reason})` : ''}`;
 
+const POD: ReadonlySet<ReadinessGate> = new Set(['pod']);
+const STRICT: ReadonlySet<ReadinessGate> = new Set(['pod', 'strict']);
+
+/** The readiness that waits for the components of `gates`: off while shutting down or while any of them does not serve. */
+export function readinessOf(components: Iterable<ComponentHealth>, gates: ReadonlySet<ReadinessGate>, shuttingDown: boolean): Readiness {
+  const held = [...components].filter((e) => gates.has(e.gate) && !isServing(e.state));
+  const agent = shuttingDown ? ['agent: shutting down'] : [];
+  return { ready: agent.length + held.length === 0, reasons: [...agent, ...held.map(describeComponent)], blocking: [...agent, ...held.map((e) => `${e.name}: ${e.state}`)] };
+}
+
+/** Registers `heimdall_component_state{component,state}`; returns what records an entry's current state in it. */
+function componentStateGauge(metrics: Registry): (entry: ComponentHealth) => void {
+  const gauge = new Gauge({
+    name: 'heimdall_component_state',
+    help: 'Component lifecycle state: 1 for the current state of each component, 0 for the others.',
+    labelNames: ['component', 'state'] as const,
+    registers: [metrics],
+  });
+  return (entry) => {
+    for (const state of STATES) gauge.set({ component: entry.name, state }, state === entry.state ? 1 : 0);
+  };
+}
+
+/** Registers `heimdall_ready{probe="pod"|"strict"}`, read from the registry at each scrape. */
+function readyGauge(metrics: Registry, registry: HealthRegistry): void {
+  new Gauge({
+    name: 'heimdall_ready',
+    help: 'Whether the agent is ready (1) or not (0): probe="pod" is what /readyz answers, probe="strict" also needs every backend (/readyz/strict).',
+    labelNames: ['probe'] as const,
+    registers: [metrics],
+    collect() {
+      this.set({ probe: 'pod' }, registry.readiness().ready ? 1 : 0);
+      this.set({ probe: 'strict' }, registry.strictReadiness().ready ? 1 : 0);
+    },
+  });
+}
+
+/** The reporter of one entry: a new state or reason updates it (a new state restamps `since`) and calls `changed`; a repeat does nothing. */
+function reporterOf(entry: ComponentHealth, now: () => Date, changed: (entry: ComponentHealth) => void): HealthReporter {
+  return {
+    get state() {
+      return entry.state;
+    },
+    set(state, reason = '') {
+      if (entry.state === state && entry.reason === reason) return;
+      if (entry.state !== state) entry.since = now();
+      entry.state = state;
+      entry.reason = reason;
+      changed(entry);
+    },
+  };
+}
+
 /**
- * Creates a health registry; with `metrics`, exports `heimdall_component_state{component,state}`
- * and `heimdall_ready{probe="pod"|"strict"}`.
+ * Creates a health registry: the components' entries, the shutdown flag and the change listeners.
+ * With `metrics`, exports `heimdall_component_state{component,state}` and `heimdall_ready{probe="pod"|"strict"}`.
  */
 export function createHealthRegistry(options: { metrics?: Registry; now?: () => Date } = {}): HealthRegistry {
   const now = options.now ?? (() => new Date());
   const entries = new Map<string, ComponentHealth>();
   const listeners = new Set<() => void>();
   let shuttingDown = false;
-
-  const gauge = options.metrics
-    ? new Gauge({
-        name: 'heimdall_component_state',
-        help: 'Component lifecycle state: 1 for the current state of each component, 0 for the others.',
-        labelNames: ['component', 'state'] as const,
-        registers: [options.metrics],
-      })
-    : undefined;
-
+  const record = options.metrics ? componentStateGauge(options.metrics) : undefined;
   const notify = (): void => {
     for (const listener of listeners) listener();
   };
-  const record = (entry: ComponentHealth): void => {
-    for (const state of STATES) gauge?.set({ component: entry.name, state }, state === entry.state ? 1 : 0);
+  const changed = (entry: ComponentHealth): void => {
+    record?.(entry);
+    notify();
   };
-  const readinessOf = (gates: ReadonlySet<ReadinessGate>): Readiness => {
-    const held = [...entries.values()].filter((e) => gates.has(e.gate) && !isServing(e.state));
-    const agent = shuttingDown ? ['agent: shutting down'] : [];
-    return { ready: agent.length + held.length === 0, reasons: [...agent, ...held.map(describeComponent)], blocking: [...agent, ...held.map((e) => `${e.name}: ${e.state}`)] };
-  };
-  const POD: ReadonlySet<ReadinessGate> = new Set(['pod']);
-  const STRICT: ReadonlySet<ReadinessGate> = new Set(['pod', 'strict']);
 
   const registry: HealthRegistry = {
     register(name, { gate = 'pod' } = {}) {
       if (entries.has(name)) throw new Error(`component ${name} is registered twice`);
       const entry: ComponentHealth = { name, state: 'starting', since: now(), reason: '', gate };
       entries.set(name, entry);
-      record(entry);
-      notify();
-      return {
-        get state() {
-          return entry.state;
-        },
-        set(state, reason = '') {
-          if (entry.state === state && entry.reason === reason) return;
-          if (entry.state !== state) entry.since = now();
-          entry.state = state;
-          entry.reason = reason;
-          record(entry);
-          notify();
-        },
-      };
+      changed(entry);
+      return reporterOf(entry, now, changed);
     },
     components: () => [...entries.values()].map((e) => ({ ...e })),
     component: (name) => {
       const e = entries.get(name);
       return e ? { ...e } : undefined;
     },
-    readiness: () => readinessOf(POD),
-    strictReadiness: () => readinessOf(STRICT),
+    readiness: () => readinessOf(entries.values(), POD, shuttingDown),
+    strictReadiness: () => readinessOf(entries.values(), STRICT, shuttingDown),
     overall() {
-      const pod = readinessOf(POD);
-      const strict = readinessOf(STRICT);
+      const pod = registry.readiness();
+      const strict = registry.strictReadiness();
       const degraded = [...entries.values()].filter((e) => e.state !== 'ready').map(describeComponent);
       return { status: !pod.ready ? 'not ready' : degraded.length > 0 ? 'degraded' : 'ok', ready: pod.ready, strictReady: strict.ready, reasons: pod.reasons, degraded };
     },
@@ -165,17 +190,6 @@ export function createHealthRegistry(options: { metrics?: Registry; now?: () => 
       return () => listeners.delete(listener);
     },
   };
-  if (options.metrics) {
-    new Gauge({
-      name: 'heimdall_ready',
-      help: 'Whether the agent is ready (1) or not (0): probe="pod" is what /readyz answers, probe="strict" also needs every backend (/readyz/strict).',
-      labelNames: ['probe'] as const,
-      registers: [options.metrics],
-      collect() {
-        this.set({ probe: 'pod' }, registry.readiness().ready ? 1 : 0);
-        this.set({ probe: 'strict' }, registry.strictReadiness().ready ? 1 : 0);
-      },
-    });
-  }
+  if (options.metrics) readyGauge(options.metrics, registry);
   return registry;
 }

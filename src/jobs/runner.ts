@@ -1,15 +1,15 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Gauge, type Registry } from 'prom-client';
-import { MAX_TIMER_MS } from '../config/units.js';
 import type { AgentEventSink } from '../events/events.js';
 import { uuidv7 } from '../ids/uuidv7.js';
 import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
-import { backoffMs } from '../time/backoff.js';
+import { RunAborted, runAttempts } from './attempts.js';
 import type { RunHistory, RunRecord, RunTrigger } from './history.js';
 import type { TaskKinds } from './kinds/kind.js';
 import type { KindName } from './kinds/params.js';
 import { createRunReport } from './run-report.js';
+
+export { RunAborted };
 
 /** A run this agent has in hand (pending or running). */
 export interface LiveRun {
@@ -56,28 +56,6 @@ export interface Runner {
   stopAll(graceMs: number): Promise<void>;
 }
 
-/** Why a run was aborted: a user's cancel, or the agent stopping. */
-export class RunAborted extends Error {
-  override name = 'RunAborted';
-  constructor(
-    message: string,
-    readonly shutdown = false,
-  ) {
-    super(message);
-  }
-}
-
-/** Rejects as soon as `signal` aborts, whether or not the work notices. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  work.catch(() => undefined);
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 /** A pending run's record, named by a new time-ordered id. */
 function newRecord(init: RunInit, instance: string): RunRecord {
   const now = Date.now();
@@ -108,8 +86,8 @@ function newRecord(init: RunInit, instance: string): RunRecord {
 }
 
 /**
- * Creates the runner. Owns the live runs; reporting is createRunReport's. Over 80 lines: the attempt
- * loop (timeout, backoff, cancel, shutdown) reads best whole, next to the live runs it updates.
+ * Creates the runner. Owns the live runs and the count of running ones; the attempt loop is
+ * runAttempts', reporting is createRunReport's.
  */
 export function createRunner(options: { kinds: TaskKinds; history: RunHistory; pipeline: AgentEventSink; instance: string; logger: Logger; metrics: Registry }): Runner {
   const { history, instance } = options;
@@ -118,78 +96,23 @@ export function createRunner(options: { kinds: TaskKinds; history: RunHistory; p
   const executing = new Set<Promise<void>>();
   let running = 0;
   const report = createRunReport({ history, pipeline: options.pipeline, logger, metrics: options.metrics });
-  const update = (l: LiveRun): void => report.update(l);
   new Gauge({ name: 'heimdall_jobs_running', help: 'Job runs running now.', registers: [options.metrics], collect() { this.set(running); } });
   const ended = (l: LiveRun): void => {
     live.delete(l.record.id);
     report.ended(l);
   };
 
-  const run = async (l: LiveRun, signal: AbortSignal | undefined, fence: number): Promise<void> => {
+  /** Marks the run started, runs its attempts, and reports its end (an interrupted run stays running in history: the next start retries it). */
+  const run = async (l: LiveRun, lease: AbortSignal | undefined, fence: number): Promise<void> => {
     const r = l.record;
     r.status = 'running';
     r.startedAt = Date.now();
     r.fence = fence;
     if (r.attempt < 1) r.attempt = 1;
-    update(l);
+    report.update(l);
     report.started(r);
-    const task = options.kinds[r.kind as KindName];
-    const stop = signal ? AbortSignal.any([l.controller.signal, signal]) : l.controller.signal;
-    for (;;) {
-      const timeout = AbortSignal.timeout(r.timeoutMs);
-      const attemptSignal = AbortSignal.any([stop, timeout]);
-      const ctx = {
-        runId: r.id,
-        jobName: r.jobName,
-        correlationId: r.correlationId,
-        signal: attemptSignal,
-        logger: logger.child({ run: r.id, correlationId: r.correlationId }),
-        progress: (percent: number, message: string) => {
-          if (attemptSignal.aborted || !live.has(r.id)) return;
-          r.progress = Math.max(0, Math.min(100, Math.round(percent)));
-          r.message = message;
-          update(l);
-        },
-      };
-      try {
-        const out = await untilAborted(task(r.params, ctx), attemptSignal);
-        r.status = 'succeeded';
-        r.progress = 100;
-        r.message = out.message;
-        r.result = out.result;
-        r.error = '';
-        break;
-      } catch (err) {
-        const reason = l.controller.signal.reason as unknown;
-        if (reason instanceof RunAborted) {
-          if (reason.shutdown) return; // stays running in history: interrupted, retried at the next start
-          r.status = 'cancelled';
-          r.error = reason.message;
-          break;
-        }
-        r.error = timeout.aborted ? `timed out after ${r.timeoutMs} ms` : signal?.aborted ? (signal.reason as Error).message : (err as Error).message || String(err);
-        if (r.attempt >= r.attempts || signal?.aborted) {
-          r.status = 'failed';
-          break;
-        }
-        const wait = backoffMs(r.attempt, r.backoffMs, MAX_TIMER_MS);
-        r.message = `attempt ${r.attempt} failed: ${r.error}; retrying in ${wait} ms`;
-        update(l);
-        try {
-          await sleep(wait, undefined, { signal: stop });
-        } catch {
-          const why = l.controller.signal.reason as unknown;
-          if (why instanceof RunAborted && why.shutdown) return;
-          r.status = why instanceof RunAborted ? 'cancelled' : 'failed';
-          r.error = why instanceof RunAborted ? why.message : (signal?.reason as Error | undefined)?.message ?? r.error;
-          break;
-        }
-        r.attempt += 1;
-        r.message = `attempt ${r.attempt}`;
-        update(l);
-      }
-    }
-    ended(l);
+    const hooks = { update: () => report.update(l), isLive: () => live.has(r.id), logger };
+    if ((await runAttempts(l, options.kinds[r.kind as KindName], lease, hooks)) === 'ended') ended(l);
   };
 
   return {

@@ -291,6 +291,7 @@ interface SpanFields {
   status: [number, number] | undefined;
 }
 
+/** Reads the span at `buf[start, end)` into `f` (reset first: `f` is reused across spans). */
 function readSpan(buf: Buffer, start: number, end: number, f: SpanFields): void {
   const r = new Reader(buf, start, end);
   f.traceId = [0, 0];
@@ -304,75 +305,77 @@ function readSpan(buf: Buffer, start: number, end: number, f: SpanFields): void 
   f.events = [];
   f.links = [];
   f.status = undefined;
-  while (r.pos < end) {
-    const tag = r.tag();
-    const wireType = tag & 7;
-    switch (tag >>> 3) {
-      case 1:
-        expect(wireType, WIRE_LEN);
-        f.traceId = [r.delimited(), r.pos];
-        break;
-      case 2:
-        expect(wireType, WIRE_LEN);
-        f.spanId = [r.delimited(), r.pos];
-        break;
-      case 3:
-        expect(wireType, WIRE_LEN);
-        f.traceState = readString(r);
-        break;
-      case 4:
-        expect(wireType, WIRE_LEN);
-        f.parentSpanId = [r.delimited(), r.pos];
-        break;
-      case 5:
-        expect(wireType, WIRE_LEN);
-        f.name = readString(r);
-        break;
-      case 6:
-        expect(wireType, WIRE_VARINT);
-        r.varint();
-        f.kind = varLo | 0;
-        break;
-      case 7:
-        expect(wireType, WIRE_I64);
-        f.startLo = r.fixed32();
-        f.startHi = r.fixed32();
-        break;
-      case 8:
-        expect(wireType, WIRE_I64);
-        f.endLo = r.fixed32();
-        f.endHi = r.fixed32();
-        break;
-      case 9:
-        expect(wireType, WIRE_LEN);
-        readKeyValue(r, f.attributes, 6);
-        break;
-      case 11:
-        expect(wireType, WIRE_LEN);
-        f.events.push([r.delimited(), r.pos]);
-        break;
-      case 13:
-        expect(wireType, WIRE_LEN);
-        f.links.push([r.delimited(), r.pos]);
-        break;
-      case 15:
-        expect(wireType, WIRE_LEN);
-        if (f.status) throw UNHANDLED;
-        f.status = [r.delimited(), r.pos];
-        break;
-      case 10:
-      case 12:
-      case 14:
-        expect(wireType, WIRE_VARINT);
-        r.varint();
-        break;
-      case 16:
-        expect(wireType, WIRE_I32);
-        r.fixed32();
-        break;
-      default:
-        r.skip(wireType);
-    }
+  while (r.pos < end) readSpanField(r, r.tag(), f);
+}
+
+/** Reads one field of a Span (its tag already read) into `f`; an unknown field is skipped, a wrong wire type left to the generic decoder. */
+function readSpanField(r: Reader, tag: number, f: SpanFields): void {
+  const wireType = tag & 7;
+  switch (tag >>> 3) {
+    case 1:
+      expect(wireType, WIRE_LEN);
+      f.traceId = [r.delimited(), r.pos];
+      break;
+    case 2:
+      expect(wireType, WIRE_LEN);
+      f.spanId = [r.delimited(), r.pos];
+      break;
+    case 3:
+      expect(wireType, WIRE_LEN);
+      f.traceState = readString(r);
+      break;
+    case 4:
+      expect(wireType, WIRE_LEN);
+      f.parentSpanId = [r.delimited(), r.pos];
+      break;
+    case 5:
+      expect(wireType, WIRE_LEN);
+      f.name = readString(r);
+      break;
+    case 6:
+      expect(wireType, WIRE_VARINT);
+      r.varint();
+      f.kind = varLo | 0;
+      break;
+    case 7:
+      expect(wireType, WIRE_I64);
+      f.startLo = r.fixed32();
+      f.startHi = r.fixed32();
+      break;
+    case 8:
+      expect(wireType, WIRE_I64);
+      f.endLo = r.fixed32();
+      f.endHi = r.fixed32();
+      break;
+    case 9:
+      expect(wireType, WIRE_LEN);
+      readKeyValue(r, f.attributes, 6);
+      break;
+    case 11:
+      expect(wireType, WIRE_LEN);
+      f.events.push([r.delimited(), r.pos]);
+      break;
+    case 13:
+      expect(wireType, WIRE_LEN);
+      f.links.push([r.delimited(), r.pos]);
+      break;
+    case 15:
+      expect(wireType, WIRE_LEN);
+      if (f.status) throw UNHANDLED;
+      f.status = [r.delimited(), r.pos];
+      break;
+    case 10:
+    case 12:
+    case 14:
+      expect(wireType, WIRE_VARINT);
+      r.varint();
+      break;
+    case 16:
+      expect(wireType, WIRE_I32);
+      r.fixed32();
+      break;
+    default:
+      r.skip(wireType);
   }
 }
 
