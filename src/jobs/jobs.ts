@@ -228,6 +228,17 @@ function runsApi(p: { runner: Runner; history: RunHistory; queue: OnDemandQueue;
 const recordedBy = (history: { flush(): Promise<void> }, logger: Logger) => (l: LiveRun): Promise<void> =>
   history.flush().catch((err: unknown) => logger.warn({ err, run: l.record.id }, 'run accepted but not stored yet; stored when storage answers'));
 
+/** The scheduler's component (no gate) and the system check's (strict readiness), as health reports them. */
+function registerReporters(health: HealthRegistry): { reporter: HealthReporter; systemReporter: HealthReporter } {
+  const systemReporter = health.register('system-check', { gate: 'strict' });
+  systemReporter.set('ready', 'no check has run yet');
+  return { reporter: health.register('scheduler', { gate: 'none' }), systemReporter };
+}
+
+/** heimdall_job_ticks_skipped_total: ticks not run here, by job and reason. */
+const skippedTicksCounter = (metrics: Registry) =>
+  new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'Ticks of scheduled jobs not run here, by job and reason (overlap, max-running, scheduler-full, claimed-elsewhere, lease-held, redis-unavailable).', labelNames: ['job', 'reason'] as const, registers: [metrics] });
+
 /**
  * Creates the jobs component: croner schedules for scheduled jobs (config and API), a bounded queue
  * of on-demand jobs, run history in storage, and Redis leases for cluster-scoped jobs. It wires the
@@ -239,13 +250,11 @@ export function createJobs(options: JobsOptions): Jobs {
   // The config file's jobs, checked now: a bad one fails the agent's construction, not its start.
   const declared = configJobs(config);
   const instance = config.instance ?? process.env.HOSTNAME ?? hostname();
-  const reporter = options.health.register('scheduler', { gate: 'none' });
-  const systemReporter = options.health.register('system-check', { gate: 'strict' });
-  systemReporter.set('ready', 'no check has run yet');
+  const { reporter, systemReporter } = registerReporters(options.health);
   const history = createRunHistory({ storage: options.storage, logger });
   const store = createJobStore(options.storage);
   const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: config.lease_ttl, logger });
-  const skipped = new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'Ticks of scheduled jobs not run here, by job and reason (overlap, max-running, scheduler-full, claimed-elsewhere, lease-held, redis-unavailable).', labelNames: ['job', 'reason'] as const, registers: [options.metrics] });
+  const skipped = skippedTicksCounter(options.metrics);
   let started = 0;
   let stopped = false;
   const report = (): void => reportStatus({ reporter, systemReporter, table, runner, queue, leases, instance });
