@@ -1,8 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
-import { submitAgentEvents } from '../events/events.js';
+import { submitAgentEvents, type AgentEventSink } from '../events/events.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { ActionState } from '../gen/heimdall/v1/security_pb.js';
-import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { Logger } from '../telemetry/logger.js';
 import { STATE_NAMES, type ActionBook, type ActionChange, type ActionRecord } from './security-actions.js';
 import { MODE_NAMES, type PolicyChange, type SecurityPolicy } from './security-policy.js';
@@ -17,7 +16,7 @@ export interface SecurityChangesOptions {
   /** With the Redis backend: where executed changes are shared. */
   share?: SecurityShare | undefined;
   /** Where audit events go (heimdall_events, through the ingest pipeline). */
-  pipeline: Pipeline;
+  pipeline: AgentEventSink;
   /** Called after every change to the mode, the blocks or the actions (to report them). */
   onChange: () => void;
   /** Wall-clock milliseconds since the epoch; default Date.now. */
