@@ -109,12 +109,8 @@ export function createAgent(options: AgentOptions): Agent {
   const admin = createHttpServer({ name: 'admin', config: listeners.admin, logger, metrics, health, auth });
   const redis = config.ratelimit.redis;
   const security = createSecurity({
-    initialMode: config.ratelimit.security.mode,
-    elevatedFactor: config.ratelimit.security.elevated_factor,
-    lockdownAllow: config.ratelimit.security.lockdown_allow,
-    approvalTtlMs: config.ratelimit.security.approval_ttl,
-    incidentThreshold: config.ratelimit.security.incident_threshold,
-    redis: redis && { target: redisTargetOf(redis), keyPrefix: redis.key_prefix },
+    config: config.ratelimit.security,
+    redis,
     grpc,
     storage,
     pipeline,

@@ -1,0 +1,92 @@
+import type { Config } from '../config/schema.js';
+import { SecurityMode } from '../gen/heimdall/v1/security_pb.js';
+
+/** A block (times in ms since the epoch; expiresAt 0: never expires). */
+export interface BlockRecord {
+  entity: string;
+  reason: string;
+  expiresAt: number;
+  createdAt: number;
+  requestedBy: string;
+  approvedBy: string;
+}
+
+/** A change to the mode or the block list: what an executed action does, and what agents share through Redis. */
+export type PolicyChange = { kind: 'mode'; mode: SecurityMode } | { kind: 'block'; block: BlockRecord } | { kind: 'unblock'; entity: string };
+
+/** What the security layer says about one descriptor before its limit is checked. */
+export type Verdict = { refuse: true; reason: 'blocked' | 'lockdown' } | { refuse: false; factor: number };
+
+/** Each mode's name, as metrics labels and logs spell it. */
+export const MODE_NAMES: Record<SecurityMode, string> = {
+  [SecurityMode.UNSPECIFIED]: 'unspecified',
+  [SecurityMode.NORMAL]: 'normal',
+  [SecurityMode.ELEVATED]: 'elevated',
+  [SecurityMode.LOCKDOWN]: 'lockdown',
+};
+
+/** The modes an agent can be in, in order. */
+export const MODES = [SecurityMode.NORMAL, SecurityMode.ELEVATED, SecurityMode.LOCKDOWN] as const;
+
+const MODE_BY_NAME = { normal: SecurityMode.NORMAL, elevated: SecurityMode.ELEVATED, lockdown: SecurityMode.LOCKDOWN } as const;
+
+/** Options for createSecurityPolicy. */
+export interface SecurityPolicyOptions {
+  /** The `ratelimit.security` section: the first mode, the elevated factor, the lockdown allow list. */
+  config: Pick<Config['ratelimit']['security'], 'mode' | 'elevated_factor' | 'lockdown_allow'>;
+  /** Wall-clock milliseconds since the epoch; default Date.now. */
+  now?: (() => number) | undefined;
+}
+
+/** The mode and the block list in force, and the verdict they give a descriptor. No I/O; never throws. */
+export interface SecurityPolicy {
+  readonly mode: SecurityMode;
+  /** The blocks held, in the order first made. */
+  blocks(): BlockRecord[];
+  /** Applies a change; returns the mode before it when the change switched the mode. */
+  apply(change: PolicyChange): SecurityMode | undefined;
+  /** The verdict for a descriptor's entries: blocked (an entry is, and not expired), lockdown (no entry allowed), or the factor of its limits. */
+  check(entries: ReadonlyArray<{ key: string; value: string }>): Verdict;
+  /** Drops the blocks past their expiry. */
+  dropExpired(): void;
+}
+
+/** Creates the policy in the configured mode with no blocks. */
+export function createSecurityPolicy(options: SecurityPolicyOptions): SecurityPolicy {
+  const now = options.now ?? Date.now;
+  const allow = new Set(options.config.lockdown_allow);
+  const blocks = new Map<string, BlockRecord>();
+  let mode: SecurityMode = MODE_BY_NAME[options.config.mode];
+  return {
+    get mode() {
+      return mode;
+    },
+    blocks: () => [...blocks.values()],
+    apply(change) {
+      if (change.kind === 'block') blocks.set(change.block.entity, change.block);
+      else if (change.kind === 'unblock') blocks.delete(change.entity);
+      else if (change.mode !== mode) {
+        const before = mode;
+        mode = change.mode;
+        return before;
+      }
+      return undefined;
+    },
+    check(entries) {
+      const t = now();
+      let allowed = false;
+      for (const e of entries) {
+        const entity = `${e.key}=${e.value}`;
+        const b = blocks.get(entity);
+        if (b && (b.expiresAt === 0 || b.expiresAt > t)) return { refuse: true, reason: 'blocked' };
+        if (allow.has(entity)) allowed = true;
+      }
+      if (mode === SecurityMode.LOCKDOWN && !allowed) return { refuse: true, reason: 'lockdown' };
+      return { refuse: false, factor: mode === SecurityMode.ELEVATED ? options.config.elevated_factor : 1 };
+    },
+    dropExpired() {
+      const t = now();
+      for (const [entity, b] of blocks) if (b.expiresAt > 0 && b.expiresAt <= t) blocks.delete(entity);
+    },
+  };
+}
