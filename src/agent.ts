@@ -14,7 +14,6 @@ import { addQueryService } from './query/service.js';
 import { createOverLimitReporter } from './ratelimit/over-limit.js';
 import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
-import { redisTargetOf } from './redis/client.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { fitListeners } from './server/fd-budget.js';
 import { createHttpServer, type HttpServer } from './server/http.js';

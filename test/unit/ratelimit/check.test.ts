@@ -9,7 +9,7 @@ import { createHealthRegistry } from '../../../src/health/registry.js';
 import { createBuckets } from '../../../src/ratelimit/backends.js';
 import { createRateLimitCheck } from '../../../src/ratelimit/check.js';
 import { parseDomainFile } from '../../../src/ratelimit/config.js';
-import type { Verdict } from '../../../src/ratelimit/security.js';
+import type { Verdict } from '../../../src/ratelimit/security-policy.js';
 import { createLimitStats } from '../../../src/ratelimit/stats.js';
 import { createSeriesLimits } from '../../../src/telemetry/series-limits.js';
 import { silentLogger } from '../../support/temp.js';

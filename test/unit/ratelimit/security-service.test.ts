@@ -25,6 +25,7 @@ import { refused } from '../../support/wait.js';
 
 const TOKENS = { adminA: 'admin-a-token-00000001', adminB: 'admin-b-token-00000001', reader: 'query-token-0000000001' };
 const config = validateConfig({
+  server: { grpc: { address: '127.0.0.1:0' } },
   auth: {
     enabled: true,
     tokens: [
@@ -53,7 +54,7 @@ describe('the security service', () => {
     pipeline = createPipeline({ config: config.ingest, storage: db.storage, logger, metrics, health });
     await pipeline.start();
     const auth = createAuthenticator(config.auth, { logger, health, metrics });
-    grpc = createGrpcServer({ address: '127.0.0.1:0', maxRecvMsgSize: config.server.grpc.max_recv_msg_size, limits: config.server.grpc, logger, metrics, health, auth });
+    grpc = createGrpcServer({ config: config.server.grpc, logger, metrics, health, auth });
     const book = createActionBook({ ttlMs: config.ratelimit.security.approval_ttl });
     const policy = createSecurityPolicy({ config: config.ratelimit.security });
     const changes = createSecurityChanges({ book, policy, store: createSecurityStore({ storage: db.storage }), pipeline, onChange: () => undefined, metrics, logger });
