@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { Authenticator } from './auth/auth.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { configWarnings } from './config/warnings.js';
@@ -23,6 +24,7 @@ import { createRedMetrics } from './ingest/red-metrics.js';
 import { addReflection } from './server/reflection.js';
 import { jobsDeployment } from './jobs/deployment.js';
 import { createJobs, type Jobs } from './jobs/jobs.js';
+import { createLifecycle, type Component } from './lifecycle/lifecycle.js';
 import { addJobService } from './jobs/service.js';
 import { configJobs } from './jobs/spec.js';
 import { createStorage, type Storage } from './storage/storage.js';
@@ -42,12 +44,6 @@ export interface AgentOptions {
   clock?: (() => number) | undefined;
 }
 
-/** A component as the agent drives it: started in order, shut down in reverse. */
-interface Component {
-  readonly name: string;
-  start(): Promise<void>;
-  shutdown(graceMs?: number): Promise<void>;
-}
 
 /** The running agent: every component built from one configuration. */
 export interface Agent {
@@ -74,20 +70,65 @@ export interface Agent {
   shutdown(): Promise<void>;
 }
 
-/** Builds the agent's components from the configuration; nothing listens until start. */
-export function createAgent(options: AgentOptions): Agent {
-  const { config, hash } = options.loaded;
-  const logger = options.logger;
+/** The agent-wide parts every component shares: metrics, series limits, health and the status source. */
+function createCore(loaded: LoadedConfig, logger: Logger) {
   const metrics = createMetrics({ version: VERSION, build: BUILD });
-  const metricLimits = config.telemetry.metrics;
-  const seriesLimits = createSeriesLimits({ maxLabelLength: metricLimits.max_label_length, maxFamilyBytes: metricLimits.max_family_size, metrics, logger });
+  const limits = loaded.config.telemetry.metrics;
+  const seriesLimits = createSeriesLimits({ maxLabelLength: limits.max_label_length, maxFamilyBytes: limits.max_family_size, metrics, logger });
   const health = createHealthRegistry({ metrics });
   health.register('config').set('ready');
   logHealthTransitions(health, logger.child({ component: 'health' }));
-  const statusSource: StatusSource = { version: VERSION, build: BUILD, startedAt: new Date(), configHash: hash, registry: health };
+  const statusSource: StatusSource = { version: VERSION, build: BUILD, startedAt: new Date(), configHash: loaded.hash, registry: health };
+  return { metrics, seriesLimits, health, statusSource };
+}
 
+type Core = ReturnType<typeof createCore>;
+
+/** Security and the rate limiter (RLS on gRPC, the JSON route on the admin port). */
+function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer; admin: HttpServer; storage: Storage; pipeline: Pipeline; logger: Logger; clock: (() => number) | undefined }) {
+  const { core, grpc, storage, pipeline, logger } = deps;
+  const { metrics, health } = core;
+  const security = createSecurity({ config: config.ratelimit.security, redis: config.ratelimit.redis, grpc, storage, pipeline, logger, metrics, health });
+  const ratelimit = createRateLimiter({
+    config: config.ratelimit,
+    maxSeries: config.telemetry.metrics.max_series,
+    seriesLimits: core.seriesLimits,
+    now: deps.clock,
+    security,
+    overLimit: createOverLimitReporter({ config: config.ratelimit, pipeline, logger }),
+    grpc,
+    http: deps.admin,
+    logger,
+    metrics,
+    health,
+  });
+  return { security, ratelimit };
+}
+
+/**
+ * Applies a reloaded configuration to a running agent: scheduled jobs reconciled, tokens reloaded;
+ * other changed sections are logged as needing a restart.
+ */
+function reloader(config: Config, parts: { jobs: Jobs; auth: Authenticator; logger: Logger }) {
+  return (next: LoadedConfig): void => {
+    parts.jobs.reconcile(configJobs(next.config.jobs));
+    parts.auth.reload(next.config.auth);
+    const changed = (Object.keys(next.config) as Array<keyof Config>).filter((k) => k !== 'jobs' && k !== 'auth' && JSON.stringify(next.config[k]) !== JSON.stringify(config[k]));
+    if (next.config.auth.enabled !== config.auth.enabled) changed.push('auth');
+    parts.logger.info({ configHash: next.hash, jobs: next.config.jobs.scheduled.length }, 'configuration reloaded: scheduled jobs reconciled, tokens reloaded');
+    if (changed.length > 0) parts.logger.warn({ sections: changed }, 'configuration sections changed that apply only after a restart');
+  };
+}
+
+/** Builds the agent's components from the configuration; nothing listens until start. */
+export function createAgent(options: AgentOptions): Agent {
+  const { loaded, logger } = options;
+  const { config } = loaded;
+  const core = createCore(loaded, logger);
+  const { metrics, health } = core;
   const storage = createStorage({ config: config.storage, logger, health, metrics });
   const auth = createAuthenticator(config.auth, { logger, health, metrics });
+  // Connection caps fitted to the open-file limit; nothing listens until start.
   const listeners = fitListeners(config.server, logger);
   const grpc = createGrpcServer({ config: listeners.grpc, logger, metrics, health, auth });
   const otlpHttp = createHttpServer({ name: 'otlp_http', config: listeners.otlp_http, logger, metrics, health, auth });
@@ -99,70 +140,29 @@ export function createAgent(options: AgentOptions): Agent {
     maxBodyBytes: config.server.otlp_http.max_body_size,
     maxElements: config.ingest.max_elements,
     corsAllowedOrigins: config.server.otlp_http.cors_allowed_origins,
-    red: config.ingest.red_metrics.enabled ? createRedMetrics({ metrics, maxSeries: config.ingest.red_metrics.max_series, limits: seriesLimits }) : undefined,
+    red: config.ingest.red_metrics.enabled ? createRedMetrics({ metrics, maxSeries: config.ingest.red_metrics.max_series, limits: core.seriesLimits }) : undefined,
     metrics,
     logger,
   });
   addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, maxBatch: config.events.max_batch, maxElements: config.ingest.max_elements, metrics });
   addQueryService({ grpc, storage, config: config.query, metrics });
   const admin = createHttpServer({ name: 'admin', config: listeners.admin, logger, metrics, health, auth });
-  const redis = config.ratelimit.redis;
-  const security = createSecurity({
-    config: config.ratelimit.security,
-    redis,
-    grpc,
-    storage,
-    pipeline,
-    logger,
-    metrics,
-    health,
-  });
-  const ratelimit = createRateLimiter({
-    config: config.ratelimit,
-    maxSeries: metricLimits.max_series,
-    seriesLimits,
-    now: options.clock,
-    security,
-    overLimit: createOverLimitReporter({ config: config.ratelimit, pipeline, logger }),
-    grpc,
-    http: admin,
-    logger,
-    metrics,
-    health,
-  });
+  const { security, ratelimit } = createRateLimiting(config, { core, grpc, admin, storage, pipeline, logger, clock: options.clock });
   const jobs = createJobs({ config: config.jobs, query: config.query, ...jobsDeployment(config), storage, pipeline, logger, metrics, health });
   addJobService(grpc, jobs);
   addHealthService(grpc, health);
-  addSystemService(grpc, statusSource);
+  addSystemService(grpc, core.statusSource);
   addReflection(grpc);
-  addAdminRoutes(admin, statusSource, metrics, config.telemetry.metrics);
+  addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics);
 
-  const components: Component[] = [];
-  if (config.telemetry.tracing.enabled) {
-    components.push(createSelfTracing({ endpoint: config.telemetry.tracing.endpoint, sampleRatio: config.telemetry.tracing.sample_ratio, logger }));
-  }
+  const tracing = config.telemetry.tracing;
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
-  components.push(admin, auth, storage, pipeline, security, ratelimit, jobs, grpc, otlpHttp);
-  const started: Component[] = [];
-  let stopping: Promise<void> | undefined;
-  // One deadline for the whole shutdown: each component gets what is left of it, minus a reserve
-  // for the components after it, so the process exits within shutdown.timeout.
-  let deadline = Number.POSITIVE_INFINITY;
-
-  const stopAll = async (): Promise<void> => {
-    const order = [...started].reverse();
-    started.length = 0;
-    for (const [i, c] of order.entries()) {
-      const left = deadline - Date.now() - (order.length - i - 1) * 250;
-      try {
-        await c.shutdown(Math.max(250, Math.min(left, config.shutdown.timeout)));
-      } catch (err) {
-        logger.error({ err, component: c.name }, 'component did not shut down cleanly');
-      }
-    }
-  };
-
+  const components: Component[] = [
+    ...(tracing.enabled ? [createSelfTracing({ endpoint: tracing.endpoint, sampleRatio: tracing.sample_ratio, logger })] : []),
+    ...[admin, auth, storage, pipeline, security, ratelimit, jobs, grpc, otlpHttp],
+  ];
+  const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });
   return {
     health,
     metrics,
@@ -172,41 +172,12 @@ export function createAgent(options: AgentOptions): Agent {
     otlpHttp,
     admin,
     jobs,
-    reload(next) {
-      jobs.reconcile(configJobs(next.config.jobs));
-      auth.reload(next.config.auth);
-      const changed = (Object.keys(next.config) as Array<keyof Config>).filter((k) => k !== 'jobs' && k !== 'auth' && JSON.stringify(next.config[k]) !== JSON.stringify(config[k]));
-      if (next.config.auth.enabled !== config.auth.enabled) changed.push('auth');
-      logger.info({ configHash: next.hash, jobs: next.config.jobs.scheduled.length }, 'configuration reloaded: scheduled jobs reconciled, tokens reloaded');
-      if (changed.length > 0) logger.warn({ sections: changed }, 'configuration sections changed that apply only after a restart');
-    },
+    reload: reloader(config, { jobs, auth, logger }),
     async start() {
-      logger.info({ version: VERSION, build: BUILD, configHash: hash, source: options.loaded.source ?? 'defaults' }, 'starting Heimdall');
+      logger.info({ version: VERSION, build: BUILD, configHash: loaded.hash, source: loaded.source ?? 'defaults' }, 'starting Heimdall');
       for (const warning of configWarnings(config)) logger.warn(`configuration: ${warning}`);
-      try {
-        for (const c of components) {
-          // A signal during start: stop starting; shutdown() stops what did start.
-          if (stopping) return;
-          await c.start();
-          started.push(c);
-        }
-      } catch (err) {
-        health.beginShutdown();
-        await stopAll();
-        throw err;
-      }
-      logger.info({ ready: health.readiness().ready }, 'Heimdall started');
+      if (await lifecycle.start()) logger.info({ ready: health.readiness().ready }, 'Heimdall started');
     },
-    shutdown() {
-      stopping ??= (async () => {
-        deadline = Date.now() + config.shutdown.timeout - 500;
-        health.beginShutdown();
-        logger.info({ drainMs: config.shutdown.drain }, 'shutting down: health is NOT_SERVING, draining');
-        await new Promise((resolve) => setTimeout(resolve, config.shutdown.drain));
-        await stopAll();
-        logger.info('Heimdall stopped');
-      })();
-      return stopping;
-    },
+    shutdown: () => lifecycle.shutdown(),
   };
 }

@@ -230,9 +230,10 @@ const recordedBy = (history: { flush(): Promise<void> }, logger: Logger) => (l: 
 
 /** The scheduler's component (no gate) and the system check's (strict readiness), as health reports them. */
 function registerReporters(health: HealthRegistry): { reporter: HealthReporter; systemReporter: HealthReporter } {
+  const reporter = health.register('scheduler', { gate: 'none' });
   const systemReporter = health.register('system-check', { gate: 'strict' });
   systemReporter.set('ready', 'no check has run yet');
-  return { reporter: health.register('scheduler', { gate: 'none' }), systemReporter };
+  return { reporter, systemReporter };
 }
 
 /** heimdall_job_ticks_skipped_total: ticks not run here, by job and reason. */
