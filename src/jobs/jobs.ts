@@ -63,7 +63,7 @@ export interface JobsOptions {
   dataPaths: readonly string[];
   schema: Pick<SchemaContext, 'onCluster' | 'retention'>;
   storage: Storage;
-  pipeline: Pick<Pipeline, 'submit' | 'load' | 'processors'>;
+  pipeline: Pick<Pipeline, 'consume' | 'load'>;
   logger: Logger;
   metrics: Registry;
   health: HealthRegistry;
