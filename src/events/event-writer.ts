@@ -8,6 +8,7 @@ import type { Admission } from '../ingest/pipeline/admission.js';
 import { RetryableError } from '../ingest/pipeline/errors.js';
 import { encodeRows, type TableRows } from '../ingest/pipeline/formats.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
+import type { Processors } from '../ingest/pipeline/processing.js';
 import type { Redaction } from '../ingest/processors/redaction.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { EVENTS } from '../storage/tables.js';
@@ -48,7 +49,7 @@ export interface EventWriter {
 }
 
 /** Validates events and encodes the valid ones as rows, redacted with `redaction`. */
-function toRows(events: readonly Event[], offset: number, ctx: CallContext, rules: { maxPayloadBytes: number; redaction: Redaction | undefined }): BatchResult & { encoded: TableRows } {
+function toRows(events: readonly Event[], offset: number, ctx: CallContext, rules: { maxPayloadBytes: number; redaction: Redaction | undefined }): { result: BatchResult; encoded: TableRows } {
   const traceparent = ctx.metadata.get('traceparent')[0];
   const trace = parseTraceparent(typeof traceparent === 'string' ? traceparent : undefined);
   const defaults = { correlationId: ctx.correlationId, traceId: trace?.traceId, spanId: trace?.spanId, tenant: ctx.principal?.tenant };
@@ -65,7 +66,7 @@ function toRows(events: readonly Event[], offset: number, ctx: CallContext, rule
     result.ids.push(out.id);
     result.accepted += 1;
   }
-  return { ...result, encoded: encodeRows(EVENTS.name, rows) };
+  return { result, encoded: encodeRows(EVENTS.name, rows) };
 }
 
 /**
@@ -100,7 +101,12 @@ export function createEventWriter(options: EventWriterOptions): EventWriter {
     }
     await pipeline.turn(bytes.length);
     let result = emptyResult();
-    const stored = pipeline.consume({ encode: ({ redaction }) => [(result = toRows(events, offset, ctx, { maxPayloadBytes: config.max_payload, redaction })).encoded] }, admission);
+    const encode = ({ redaction }: Processors): TableRows[] => {
+      const out = toRows(events, offset, ctx, { maxPayloadBytes: config.max_payload, redaction });
+      result = out.result;
+      return [out.encoded];
+    };
+    const stored = pipeline.consume({ encode }, admission);
     rejected.inc(result.rejected);
     try {
       await stored;
