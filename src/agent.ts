@@ -137,14 +137,13 @@ export function createAgent(options: AgentOptions): Agent {
     pipeline,
     grpc,
     http: otlpHttp,
-    maxBodyBytes: config.server.otlp_http.max_body_size,
-    maxElements: config.ingest.max_elements,
-    corsAllowedOrigins: config.server.otlp_http.cors_allowed_origins,
+    config: config.server.otlp_http,
+    ingest: config.ingest,
     red: config.ingest.red_metrics.enabled ? createRedMetrics({ metrics, maxSeries: config.ingest.red_metrics.max_series, limits: core.seriesLimits }) : undefined,
     metrics,
     logger,
   });
-  addEventService({ grpc, pipeline, maxPayloadBytes: config.events.max_payload, maxBatch: config.events.max_batch, maxElements: config.ingest.max_elements, metrics });
+  addEventService({ grpc, pipeline, config: config.events, ingest: config.ingest, metrics });
   addQueryService({ grpc, storage, config: config.query, metrics });
   const admin = createHttpServer({ name: 'admin', config: listeners.admin, logger, metrics, health, auth });
   const { security, ratelimit } = createRateLimiting(config, { core, grpc, admin, storage, pipeline, logger, clock: options.clock });

@@ -4,6 +4,7 @@ import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { encodeRows } from '../ingest/pipeline/formats.js';
 import { uuidv7 } from '../ids/uuidv7.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
+import type { Processors } from '../ingest/pipeline/processing.js';
 import type { Redaction } from '../ingest/processors/redaction.js';
 import { EVENTS } from '../storage/tables.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -145,26 +146,31 @@ export interface AgentEvent {
   payload: Record<string, unknown>;
 }
 
-/** What the agent's own events need of the pipeline: where they go and the redaction they take. */
-export type AgentEventSink = Pick<Pipeline, 'submit' | 'processors'>;
+/** Where the agent's own events go: the pipeline's one entry. */
+export type AgentEventSink = Pick<Pipeline, 'consume'>;
 
 /**
- * Stores events the agent emits through the ingest pipeline, as events from clients are, with the
- * same redaction (their messages and payloads quote what clients sent: URLs, descriptor values).
- * Best effort: a refusal is logged, never raised (what the event records has already happened).
+ * The one sink of the events the agent emits: through the ingest pipeline's entry, as events
+ * from clients are, with the same redaction (their messages and payloads quote what clients sent:
+ * URLs, descriptor values) and the same memory limit (they are admitted by their encoded size, so
+ * while the pipeline is full they are dropped). Best effort: a refusal is logged, never raised
+ * (what the event records has already happened).
  */
-export function submitAgentEvents(pipeline: AgentEventSink, events: readonly AgentEvent[], logger: Logger): void {
-  const rows: Array<Record<string, unknown>> = [];
-  for (const e of events) {
-    const out = eventToRow(
-      { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, payload: e.payload as JsonObject },
-      0,
-      { correlationId: uuidv7(), traceId: undefined, spanId: undefined, tenant: undefined },
-      { maxPayloadBytes: 1 << 20, redaction: pipeline.processors.redaction },
-    );
-    if ('errors' in out) continue;
-    rows.push(out.row);
-  }
-  if (rows.length === 0) return;
-  pipeline.submit([encodeRows(EVENTS.name, rows)]).catch((err: unknown) => logger.warn({ err, rows: rows.length }, 'agent events not stored'));
+export function submitAgentEvents(sink: AgentEventSink, events: readonly AgentEvent[], logger: Logger): void {
+  let rows = 0;
+  const encode = ({ redaction }: Processors) => {
+    const encoded: Array<Record<string, unknown>> = [];
+    for (const e of events) {
+      const out = eventToRow(
+        { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, payload: e.payload as JsonObject },
+        0,
+        { correlationId: uuidv7(), traceId: undefined, spanId: undefined, tenant: undefined },
+        { maxPayloadBytes: 1 << 20, redaction },
+      );
+      if (!('errors' in out)) encoded.push(out.row);
+    }
+    rows = encoded.length;
+    return rows === 0 ? undefined : [encodeRows(EVENTS.name, encoded)];
+  };
+  sink.consume({ encode }).catch((err: unknown) => logger.warn({ err, rows }, 'agent events not stored'));
 }

@@ -37,7 +37,7 @@ export interface JobsOptions extends JobsDeployment {
   /** The `query` section: the budgets and widest window of export jobs' storage queries. */
   query: Config['query'];
   storage: Storage;
-  pipeline: Pick<Pipeline, 'submit' | 'load' | 'processors'>;
+  pipeline: Pick<Pipeline, 'consume' | 'load'>;
   logger: Logger;
   metrics: Registry;
   health: HealthRegistry;

@@ -6,7 +6,8 @@ import { BodyTooLarge, discardBody, readBody, UnreadableBody } from '../../serve
 import type { HttpHandler } from '../../server/http-router.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { RequestTooLarge, RetryableError } from '../pipeline/errors.js';
-import type { Admission, Pipeline } from '../pipeline/pipeline.js';
+import type { Admission } from '../pipeline/admission.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
 import { DECODED_PER_BYTE } from './decoded-size.js';
 import { MalformedRequest, type OtlpIngest } from './otlp-ingest.js';
 import type { Signal } from './signals.js';

@@ -1,14 +1,16 @@
 import { fromBinary, fromJson, type DescMessage, type JsonValue, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Principal } from '../../auth/auth.js';
 import { TRACES } from '../../storage/tables.js';
-import { RetryableError } from '../pipeline/errors.js';
-import type { Admission, Pipeline } from '../pipeline/pipeline.js';
+import type { Admission } from '../pipeline/admission.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Batch } from '../pipeline/processing.js';
 import { mergeResourceAttributes, TENANT_ATTRIBUTE } from '../processors/enrichment.js';
 import type { RedMetrics, SpanSummary } from '../red-metrics.js';
 import { countElements, DECODED_PER_ELEMENT, decodedBytes } from './decoded-size.js';
 import { hexIdsToBase64 } from './json.js';
-import { rejectionMessage } from './result.js';
+import { createReceiverCounters } from './receiver-counters.js';
+import { rejectionMessage, type Conversion } from './result.js';
 import type { Prepared, Signal } from './signals.js';
 
 /** A request whose bytes are not a valid message of its type (or not valid OTLP/JSON). */
@@ -53,6 +55,45 @@ export interface OtlpIngest {
   ): Promise<MessageInitShape<Res>>;
 }
 
+/** What a request held once encoded: its items, and the spans stored (for the RED metrics). */
+type Outcome = Omit<Prepared, 'parts'>;
+
+/** A request handed to the pipeline: what it held (undefined: its encoder declined it), and its storing (already caught once, so never unhandled). */
+interface Handed<O extends Outcome | undefined = Outcome> {
+  outcome: O;
+  stored: Promise<void>;
+}
+
+/** `f(input)`, its error thrown as MalformedRequest of `schema` in `format`. */
+function malformedUnless<T>(schema: DescMessage, format: 'protobuf' | 'JSON', f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw new MalformedRequest(schema.typeName, (err as Error).message, format);
+  }
+}
+
+/** Decodes a request body (protobuf, or OTLP/JSON in two steps), each step in its turn. Throws MalformedRequest. */
+async function decodeBody<Req extends DescMessage>(schema: Req, body: Buffer, json: boolean, step: () => Promise<void>): Promise<MessageShape<Req>> {
+  await step();
+  if (!json) return malformedUnless(schema, 'protobuf', () => fromBinary(schema, body));
+  const tree = malformedUnless(schema, 'JSON', () => hexIdsToBase64(JSON.parse(body.toString('utf8'))) as JsonValue);
+  await step();
+  return malformedUnless(schema, 'JSON', () => fromJson(schema, tree, { ignoreUnknownFields: true }));
+}
+
+/** A conversion's items, and its spans as stored (read after the processors: names as redacted). */
+function outcomeOf(signal: Signal['name'], conversion: Conversion): Outcome {
+  const spans: SpanSummary[] = (signal === 'traces' ? (conversion.tables.get(TRACES.name) ?? []) : []).map((row) => ({
+    service: row.ServiceName as string,
+    name: row.SpanName as string,
+    kind: row.SpanKind as string,
+    status: row.StatusCode as string,
+    durationSeconds: Number(row.Duration) / 1e9,
+  }));
+  return { accepted: conversion.accepted, rejected: conversion.rejected, reasons: conversion.reasons, spans };
+}
+
 /**
  * Creates the receivers' shared path into the pipeline, with the Collector's counters
  * (heimdall_receiver_{accepted,refused,rejected,failed}_{spans,log_records,metric_points}_total).
@@ -61,95 +102,57 @@ export interface OtlpIngest {
  */
 export function createOtlpIngest(options: OtlpIngestOptions): OtlpIngest {
   const { pipeline } = options;
-  const counters = (kind: string, help: string) =>
-    Object.fromEntries(
-      (['spans', 'log_records', 'metric_points'] as const).map((item) => [
-        item,
-        new Counter({ name: `heimdall_receiver_${kind}_${item}_total`, help: help.replace('Items', item.replace('_', ' ')), labelNames: ['transport'] as const, registers: [options.metrics] }),
-      ]),
-    ) as Record<'spans' | 'log_records' | 'metric_points', Counter<'transport'>>;
-  const accepted = counters('accepted', 'Items accepted (stored, or queued with ack: queued), by transport.');
-  const refused = counters('refused', 'Items refused with a retryable error (memory, queue full, storage unavailable), by transport.');
-  const rejected = counters('rejected', 'Items rejected as invalid and reported in partial_success, by transport.');
-  const failed = counters('failed', 'Items lost to an internal error, by transport.');
+  const counters = createReceiverCounters(options.metrics);
 
-  const decode = <Req extends DescMessage>(schema: Req, bytes: Buffer): MessageShape<Req> => {
-    try {
-      return fromBinary(schema, bytes);
-    } catch (err) {
-      throw new MalformedRequest(schema.typeName, (err as Error).message, 'protobuf');
-    }
-  };
-  const parseJson = (schema: DescMessage, body: Buffer): JsonValue => {
-    try {
-      return hexIdsToBase64(JSON.parse(body.toString('utf8'))) as JsonValue;
-    } catch (err) {
-      throw new MalformedRequest(schema.typeName, (err as Error).message, 'JSON');
-    }
-  };
-  const decodeJson = <Req extends DescMessage>(schema: Req, json: JsonValue): MessageShape<Req> => {
-    try {
-      return fromJson(schema, json, { ignoreUnknownFields: true });
-    } catch (err) {
-      throw new MalformedRequest(schema.typeName, (err as Error).message, 'JSON');
-    }
+  /** Hands a batch to the pipeline, which processes and encodes it now; `taken` then says what it held. */
+  const hand = <O extends Outcome | undefined>(batch: Batch, admission: Admission, taken: () => O): Handed<O> => {
+    const stored = pipeline.consume(batch, admission);
+    // Awaited by ingest; until then a refusal must not count as unhandled.
+    stored.catch(() => undefined);
+    return { outcome: taken(), stored };
   };
 
   /**
-   * Converts and encodes a request (hot path first, else decoded). Data written with a
-   * tenant-bound token carries the token's tenant as a resource attribute.
+   * The hot path (trace requests in protobuf: wire bytes to rows, with the pipeline's processors),
+   * else decoded and converted. Data written with a tenant-bound token carries the token's tenant
+   * as a resource attribute.
    */
-  const prepare = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, body: Buffer, json: boolean, tenant: string | undefined, admission: Admission): Promise<Prepared> => {
+  const prepare = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, body: Buffer, json: boolean, tenant: string | undefined, admission: Admission): Promise<Handed> => {
     const step = () => pipeline.turn(body.length);
     await step();
     const elements = countElements(body, json ? 'json' : signal.request, options.maxElements);
     const overrides = tenant === undefined ? undefined : { [TENANT_ATTRIBUTE]: tenant };
-    if (!json && signal.fast) {
+    const fast = json ? undefined : signal.fast;
+    if (fast) {
       await step();
-      const fast = signal.fast(body, { ...pipeline.processors, resourceOverrides: overrides });
-      if (fast) return fast;
+      let prepared: Prepared | undefined;
+      const handed = hand({ encode: (processors) => (prepared = fast(body, { ...processors, resourceOverrides: overrides }))?.parts }, admission, () => prepared);
+      if (handed.outcome) return { outcome: handed.outcome, stored: handed.stored };
     }
     // Decoded messages take memory by their elements, whatever the bytes.
     admission.settle(decodedBytes(body.length, elements, DECODED_PER_ELEMENT[json ? 'json' : signal.name]));
-    await step();
-    let request: MessageShape<Req>;
-    if (json) {
-      const tree = parseJson(signal.request, body);
-      await step();
-      request = decodeJson(signal.request, tree);
-    } else request = decode(signal.request, body);
+    const request = await decodeBody(signal.request, body, json, step);
     await step();
     const conversion = signal.convert(request);
     if (overrides) mergeResourceAttributes(conversion, overrides, 'override');
     await step();
-    const parts = pipeline.process(conversion);
-    // Span metrics are taken after the processors: their labels show span and service names as stored (redacted).
-    const spans: SpanSummary[] = (signal.name === 'traces' ? (conversion.tables.get(TRACES.name) ?? []) : []).map((row) => ({
-      service: row.ServiceName as string,
-      name: row.SpanName as string,
-      kind: row.SpanKind as string,
-      status: row.StatusCode as string,
-      durationSeconds: Number(row.Duration) / 1e9,
-    }));
-    return { parts, accepted: conversion.accepted, rejected: conversion.rejected, reasons: conversion.reasons, spans };
+    return hand({ conversion }, admission, () => outcomeOf(signal.name, conversion));
   };
 
   return {
     async ingest(signal, body, encoding, transport, admission, principal) {
-      const labels = { transport };
-      const prepared = await prepare(signal, body, encoding === 'json', principal?.tenant, admission);
-      if (prepared.rejected > 0) rejected[signal.item].inc(labels, prepared.rejected);
+      const { outcome, stored } = await prepare(signal, body, encoding === 'json', principal?.tenant, admission);
+      counters.rejected(signal.item, transport, outcome.rejected);
       // Span metrics are counted only once the spans are accepted, so a refused and retried export counts once.
       try {
-        await pipeline.submit(prepared.parts);
-        options.red?.observe(prepared.spans);
-        accepted[signal.item].inc(labels, prepared.accepted);
+        await stored;
       } catch (err) {
-        if (err instanceof RetryableError) refused[signal.item].inc(labels, prepared.accepted);
-        else failed[signal.item].inc(labels, prepared.accepted);
+        counters.lost(signal.item, transport, outcome.accepted, err);
         throw err;
       }
-      return signal.reply(prepared.rejected, rejectionMessage(prepared, signal.item.replace('_', ' ')));
+      options.red?.observe(outcome.spans);
+      counters.accepted(signal.item, transport, outcome.accepted);
+      return signal.reply(outcome.rejected, rejectionMessage(outcome, signal.item.replace('_', ' ')));
     },
   };
 }

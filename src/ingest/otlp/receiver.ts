@@ -1,17 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DescMessage } from '@bufbuild/protobuf';
-import { status } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { LogsService } from '../../gen/opentelemetry/proto/collector/logs/v1/logs_service_pb.js';
 import { MetricsService } from '../../gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb.js';
 import { TraceService } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
-import { GrpcError } from '../../server/errors.js';
+import type { Config } from '../../config/schema.js';
+import { AgentError } from '../../errors/agent-error.js';
 import type { GrpcServer, ServiceOptions } from '../../server/grpc.js';
 import type { CallContext } from '../../server/grpc-service.js';
 import type { HttpServer } from '../../server/http.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { grpcRefusal, reserveMessage } from '../pipeline/grpc-refusal.js';
-import type { Admission, Pipeline } from '../pipeline/pipeline.js';
+import { reserveMessage } from '../pipeline/grpc-refusal.js';
+import type { Admission } from '../pipeline/admission.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
 import type { RedMetrics } from '../red-metrics.js';
 import { DECODED_PER_BYTE } from './decoded-size.js';
 import { httpExport } from './http-export.js';
@@ -26,12 +27,10 @@ export interface OtlpReceiverOptions {
   grpc: GrpcServer;
   /** The OTLP/HTTP listener, which gets POST /v1/{traces,metrics,logs}. */
   http: HttpServer;
-  /** Largest OTLP/HTTP body, checked on the wire and while it is decompressed. */
-  maxBodyBytes: number;
-  /** Most values one request may decode into (`ingest.max_elements`). */
-  maxElements: number;
-  /** Browser origins allowed by CORS; empty: no CORS headers. */
-  corsAllowedOrigins: readonly string[];
+  /** The OTLP/HTTP listener's section (`server.otlp_http`): max_body_size (checked on the wire and while decompressed), cors_allowed_origins (empty: no CORS headers). */
+  config: Pick<Config['server']['otlp_http'], 'max_body_size' | 'cors_allowed_origins'>;
+  /** The `ingest` section: max_elements, the most values one request may decode into. */
+  ingest: Pick<Config['ingest'], 'max_elements'>;
   /** Span-derived RED metrics, when enabled. */
   red: RedMetrics | undefined;
   /** Registry for the receiver counters. */
@@ -55,8 +54,8 @@ function grpcExport<Req extends DescMessage, Res extends DescMessage>(signal: Si
           admission = pipeline.admit(bytes.length, signal.fast ? DECODED_PER_BYTE.fast : DECODED_PER_BYTE.decoded);
           return await ingest.ingest(signal, bytes, 'protobuf', 'grpc', admission, ctx.principal);
         } catch (err) {
-          if (err instanceof MalformedRequest) throw new GrpcError(status.INVALID_ARGUMENT, `malformed ${err.typeName}: ${err.reason}`);
-          throw grpcRefusal(err);
+          if (err instanceof MalformedRequest) throw new AgentError('invalid_argument', `malformed ${err.typeName}: ${err.reason}`);
+          throw err;
         } finally {
           admission?.release();
         }
@@ -77,7 +76,7 @@ function grpcExport<Req extends DescMessage, Res extends DescMessage>(signal: Si
  */
 export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   const logger = options.logger.child({ component: 'otlp' });
-  const ingest = createOtlpIngest({ pipeline: options.pipeline, red: options.red, maxElements: options.maxElements, metrics: options.metrics });
+  const ingest = createOtlpIngest({ pipeline: options.pipeline, red: options.red, maxElements: options.ingest.max_elements, metrics: options.metrics });
   // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
   const admitted: ServiceOptions = { reserve: (bytes) => reserveMessage(options.pipeline, bytes), traced: false };
   options.grpc.addService(TraceService, grpcExport(traces, ingest, options.pipeline), 'ingest', admitted);
@@ -86,14 +85,14 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
 
   const cors = (req: IncomingMessage, res: ServerResponse): void => {
     const origin = req.headers.origin;
-    if (origin && options.corsAllowedOrigins.includes(origin)) {
+    if (origin && options.config.cors_allowed_origins.includes(origin)) {
       res.setHeader('access-control-allow-origin', origin);
       res.setHeader('vary', 'Origin');
     }
   };
   for (const signal of [traces, logs, metrics] as Signal[]) {
-    options.http.route('POST', signal.path, httpExport(signal, { ingest, pipeline: options.pipeline, maxBodyBytes: options.maxBodyBytes, cors, logger }), { scope: 'ingest', traced: false });
-    if (options.corsAllowedOrigins.length === 0) continue;
+    options.http.route('POST', signal.path, httpExport(signal, { ingest, pipeline: options.pipeline, maxBodyBytes: options.config.max_body_size, cors, logger }), { scope: 'ingest', traced: false });
+    if (options.config.cors_allowed_origins.length === 0) continue;
     options.http.route('OPTIONS', signal.path, (req, res) => {
       cors(req, res);
       res.writeHead(204, {

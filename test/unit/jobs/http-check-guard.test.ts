@@ -61,7 +61,7 @@ describe('http-check address guard', () => {
 
   it('checks the resolved address: a name that resolves to a metadata address is refused, with no connection made', async () => {
     const dns = resolver({ 'innocent.example': [['198.51.100.7', '169.254.169.254']] });
-    const probe = createHttpCheck({ pipeline: { submit: async () => undefined, processors: { redaction: undefined, resourceDefaults: {} } }, metrics: new Registry(), guard: createAddressGuard([], dns.resolve) });
+    const probe = createHttpCheck({ pipeline: { consume: async () => undefined }, metrics: new Registry(), guard: createAddressGuard([], dns.resolve) });
     await expect(probe({ url: 'http://innocent.example/latest/meta-data/', timeout: '2s' }, ctx())).rejects.toThrow(
       'GET http://innocent.example/latest/meta-data/: refused: innocent.example resolves to 169.254.169.254 is a link-local or cloud metadata address (allow it in jobs.http_check.allowed_networks)',
     );
@@ -71,7 +71,7 @@ describe('http-check address guard', () => {
   it('resolves once and connects to the address it checked (a second, rebound answer is never used)', async () => {
     // First answer: this machine; any later answer: the metadata service.
     const dns = resolver({ 'rebind.example': [['127.0.0.1'], ['169.254.169.254']] });
-    const probe = createHttpCheck({ pipeline: { submit: async () => undefined, processors: { redaction: undefined, resourceDefaults: {} } }, metrics: new Registry(), guard: createAddressGuard([], dns.resolve) });
+    const probe = createHttpCheck({ pipeline: { consume: async () => undefined }, metrics: new Registry(), guard: createAddressGuard([], dns.resolve) });
     const before = hits;
     const result = await probe({ url: `http://rebind.example:${port}/health` }, ctx());
     expect(result.result).toMatchObject({ status: 200, ok: true });
@@ -95,7 +95,7 @@ describe('http-check address guard', () => {
     const script = `import { Registry } from 'prom-client';
       import { createAddressGuard } from '${dist}/jobs/kinds/address-guard.js';
       import { createHttpCheck } from '${dist}/jobs/kinds/http-check.js';
-      const probe = createHttpCheck({ pipeline: { submit: async () => undefined, processors: { redaction: undefined, resourceDefaults: {} } }, metrics: new Registry(), guard: createAddressGuard([]) });
+      const probe = createHttpCheck({ pipeline: { consume: async () => undefined }, metrics: new Registry(), guard: createAddressGuard([]) });
       const ctx = { runId: 'r', jobName: 'p', correlationId: 'c', signal: new AbortController().signal, progress: () => undefined, logger: { info() {}, warn() {}, error() {}, debug() {} } };
       const r = await probe({ url: 'http://127.0.0.1:${port}/via-env' }, ctx);
       process.stdout.write(JSON.stringify(r.result));`;

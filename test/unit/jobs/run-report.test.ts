@@ -12,7 +12,7 @@ describe('run report', () => {
     const history = createRunHistory({ storage, logger: silentLogger() });
     const metrics = new Registry();
     const events: unknown[] = [];
-    const report = createRunReport({ history, pipeline: { submit: async (parts) => void events.push(...parts), processors: { redaction: undefined, resourceDefaults: {} } }, logger: silentLogger(), metrics });
+    const report = createRunReport({ history, pipeline: { consume: async (batch) => void events.push(batch) }, logger: silentLogger(), metrics });
     const record = { id: 'r1', jobName: 'j', kind: 'retention', params: {}, trigger: 'manual', status: 'running', attempt: 1, correlationId: 'c', startedAt: Date.now() - 1_000, endedAt: 0, error: '', message: '', result: {} } as unknown as RunRecord;
     const seen: string[] = [];
     const run = { record, listeners: new Set([(r: RunRecord) => void seen.push(r.status)]) };

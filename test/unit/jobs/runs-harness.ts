@@ -49,7 +49,7 @@ export function runsHarness(instance = 'test-agent'): RunsHarness {
   const logger = silentLogger();
   const history = createRunHistory({ storage: downStorage, logger });
   const metrics = new Registry();
-  const pipeline = { submit: async () => undefined, processors: { redaction: undefined, resourceDefaults: {} } };
+  const pipeline = { consume: async () => undefined };
   const runner = createRunner({ kinds, history, pipeline, instance, logger, metrics });
   return { runner, history, metrics, started };
 }
