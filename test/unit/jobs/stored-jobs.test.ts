@@ -1,8 +1,11 @@
 /** The stored jobs alone: UNAVAILABLE until the first load, writes and loads one at a time, write failures mapped once. */
 import { describe, expect, it } from 'vitest';
 import { JobError } from '../../../src/jobs/errors.js';
+import { createJobTable } from '../../../src/jobs/job-table.js';
+import { jobSpecSchema } from '../../../src/jobs/spec.js';
 import { createStoredJobs } from '../../../src/jobs/stored-jobs.js';
-import type { JobStore, StoredState } from '../../../src/jobs/store.js';
+import { createJobStore, type JobStore, type StoredState } from '../../../src/jobs/store.js';
+import { startEmbeddedStorage } from '../../support/embedded-storage.js';
 import { silentLogger } from '../../support/temp.js';
 
 /** A store whose loads the test answers one by one. */
@@ -65,5 +68,31 @@ describe('stored jobs', () => {
     storage.ready = true;
     await expect(stored.saved(() => Promise.reject(new Error('disk full')))).rejects.toThrow(new JobError('unavailable', 'storage cannot save the job: disk full; retry later'));
     await stored.saved(async () => undefined);
+  });
+});
+
+describe('stored jobs over shared storage', () => {
+  it('a resync picks up jobs created, paused and deleted by another replica', async () => {
+    const db = await startEmbeddedStorage();
+    const table = createJobTable({ onTick: async () => undefined, onOverlap: () => undefined, onChange: () => undefined, logger: silentLogger() });
+    try {
+      const stored = createStoredJobs({ store: createJobStore(db.storage), table, storage: db.storage, logger: silentLogger() });
+      // The other replica writes through its own store over the same tables.
+      const other = createJobStore(db.storage);
+      const spec = jobSpecSchema.parse({ name: 'elsewhere', schedule: '0 3 * * *', kind: 'system-check' });
+      const now = Date.now();
+      await other.put({ spec, createdAt: now, updatedAt: now });
+      await stored.resync();
+      expect(table.get('elsewhere')?.spec.active).toBe(true);
+      await other.put({ spec: { ...spec, active: false }, createdAt: now, updatedAt: now + 1 });
+      await stored.resync();
+      expect(table.get('elsewhere')?.spec.active).toBe(false);
+      await other.remove('elsewhere');
+      await stored.resync();
+      expect(table.get('elsewhere')).toBeUndefined();
+    } finally {
+      table.stop();
+      await db.stop();
+    }
   });
 });
