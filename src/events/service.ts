@@ -3,7 +3,6 @@ import type { Config } from '../config/schema.js';
 import { invalidFields } from '../errors/agent-error.js';
 import { EventService } from '../gen/heimdall/v1/events_pb.js';
 import { countTopLevel } from '../ingest/otlp/element-count.js';
-import { reserveMessage } from '../ingest/pipeline/grpc-refusal.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { CallContext } from '../server/grpc-service.js';
@@ -106,6 +105,6 @@ export function addEventService(options: EventServiceOptions): void {
       },
     },
     'ingest',
-    { reserve: (bytes) => reserveMessage(pipeline, bytes) },
+    { reserve: (bytes) => pipeline.reserveUnread(bytes) },
   );
 }

@@ -2,6 +2,7 @@ import type { Metadata} from '@grpc/grpc-js';
 import { ServerInterceptingCall, status, type ServerInterceptor, type ServerListener, type StatusObject } from '@grpc/grpc-js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Authenticator, Principal, RequiredScope } from '../auth/auth.js';
+import { AgentError } from '../errors/agent-error.js';
 import { GrpcError } from './errors.js';
 
 /** Memory reserved for a request message before grpc-js reads it. */
@@ -13,9 +14,9 @@ export interface MessageReservation {
 }
 
 /**
- * Reserves memory for one request message of up to `bytes` before grpc-js reads it. Throws a
- * GrpcError: UNAVAILABLE when there is no room now (the call waits for room, up to
- * admissionWaitMs), any other code to refuse the call at once.
+ * Reserves memory for one request message of up to `bytes` before grpc-js reads it. Throws an
+ * `unavailable` AgentError (or UNAVAILABLE GrpcError) when there is no room now: the call waits
+ * for room, up to admissionWaitMs. Anything else thrown refuses the call at once, as its status.
  */
 export type Reserve = (bytes: number) => MessageReservation;
 
@@ -162,7 +163,7 @@ class CallGate {
       try {
         this.reading = reserve(this.options.maxRecvMsgSize);
       } catch (err) {
-        if (err instanceof GrpcError && err.code === status.UNAVAILABLE && this.waitingRetry) return false;
+        if (isUnavailable(err) && this.waitingRetry) return false;
         this.refuse(err);
         return true;
       }
@@ -251,6 +252,9 @@ class CallGate {
     this.send(this.options.toStatus(err, this.path));
   }
 }
+
+/** Whether a reservation's refusal is "no room now" (the call may wait) rather than final. */
+const isUnavailable = (err: unknown): boolean => (err instanceof AgentError ? err.code === 'unavailable' : err instanceof GrpcError && err.code === status.UNAVAILABLE);
 
 /**
  * Creates the gRPC admission interceptor. On a call's headers, before grpc-js reads its message, it

@@ -10,7 +10,6 @@ import type { GrpcServer, ServiceOptions } from '../../server/grpc.js';
 import type { CallContext } from '../../server/grpc-service.js';
 import type { HttpServer } from '../../server/http.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { reserveMessage } from '../pipeline/grpc-refusal.js';
 import type { Admission } from '../pipeline/admission.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { RedMetrics } from '../red-metrics.js';
@@ -78,7 +77,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   const logger = options.logger.child({ component: 'otlp' });
   const ingest = createOtlpIngest({ pipeline: options.pipeline, red: options.red, maxElements: options.ingest.max_elements, metrics: options.metrics });
   // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
-  const admitted: ServiceOptions = { reserve: (bytes) => reserveMessage(options.pipeline, bytes), traced: false };
+  const admitted: ServiceOptions = { reserve: (bytes) => options.pipeline.reserveUnread(bytes), traced: false };
   options.grpc.addService(TraceService, grpcExport(traces, ingest, options.pipeline), 'ingest', admitted);
   options.grpc.addService(LogsService, grpcExport(logs, ingest, options.pipeline), 'ingest', admitted);
   options.grpc.addService(MetricsService, grpcExport(metrics, ingest, options.pipeline), 'ingest', admitted);

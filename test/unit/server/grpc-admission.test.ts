@@ -2,8 +2,10 @@ import { Metadata, status, type ServerInterceptingCallInterface, type StatusObje
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { Authenticator } from '../../../src/auth/auth.js';
-import { GrpcError } from '../../../src/server/errors.js';
+import { AgentError } from '../../../src/errors/agent-error.js';
 import { createAdmission, type MessageReservation } from '../../../src/server/grpc-admission.js';
+import { toStatus } from '../../../src/server/grpc-calls.js';
+import { silentLogger } from '../../support/temp.js';
 import { sleep } from '../../support/wait.js';
 
 /** A pool of memory for reservations: `free` bytes; counts what is reserved and how many reservations live. */
@@ -12,7 +14,7 @@ function pool(free: number) {
     free,
     live: 0,
     reserve(bytes: number): MessageReservation {
-      if (bytes > p.free) throw new GrpcError(status.UNAVAILABLE, 'no room');
+      if (bytes > p.free) throw new AgentError('unavailable', 'no room', 1_000);
       p.free -= bytes;
       p.live += 1;
       let held = bytes;
@@ -69,7 +71,7 @@ function setup(free: number, messageTimeoutMs = 1_000) {
     maxRecvMsgSize: 100,
     messageTimeoutMs,
     methodAdmission: () => ({ scope: undefined, reserve: (bytes) => memory.reserve(bytes) }),
-    toStatus: (err) => ({ code: (err as GrpcError).code, details: (err as Error).message, metadata: new Metadata() }),
+    toStatus: (err, path) => toStatus(err, silentLogger(), path),
     metrics: new Registry(),
   });
   const open = (requestStream: boolean) => {
