@@ -10,16 +10,14 @@ import { EventSchema, Severity, WriteEventsRequestSchema, type Event } from '../
 import { RequestTooLarge, RetryableError } from '../../../src/ingest/pipeline/errors.js';
 import type { CallContext } from '../../../src/server/grpc-service.js';
 import type { Storage } from '../../../src/storage/storage.js';
-import { createTestStorage, type TestStorage } from '../../support/embedded-storage.js';
+import { createTestStorage, startEmbeddedStorage, type TestStorage } from '../../support/embedded-storage.js';
 import { createTestPipeline, type TestPipeline } from '../../support/pipeline.js';
 
 let store: TestStorage;
 let t: TestPipeline | undefined;
 
 beforeAll(async () => {
-  store = createTestStorage();
-  await store.storage.start();
-  expect(await store.storage.whenReady()).toBe(true);
+  store = await startEmbeddedStorage();
 }, 120_000);
 afterAll(() => store.stop(), 60_000);
 afterEach(async () => {

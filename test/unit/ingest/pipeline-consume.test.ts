@@ -7,7 +7,7 @@ import { Severity } from '../../../src/gen/heimdall/v1/events_pb.js';
 import { KeyValueSchema } from '../../../src/gen/opentelemetry/proto/common/v1/common_pb.js';
 import { tracesToRows } from '../../../src/ingest/otlp/traces.js';
 import { RequestTooLarge, RetryableError } from '../../../src/ingest/pipeline/errors.js';
-import { createTestStorage, type TestStorage } from '../../support/embedded-storage.js';
+import { startEmbeddedStorage, type TestStorage } from '../../support/embedded-storage.js';
 import { createTestPipeline, type TestPipeline } from '../../support/pipeline.js';
 import { traceRequest } from '../../support/otlp-requests.js';
 
@@ -19,9 +19,7 @@ let store: TestStorage;
 let t: TestPipeline | undefined;
 
 beforeAll(async () => {
-  store = createTestStorage();
-  await store.storage.start();
-  expect(await store.storage.whenReady()).toBe(true);
+  store = await startEmbeddedStorage();
 }, 120_000);
 afterAll(() => store.stop(), 60_000);
 afterEach(async () => {

@@ -10,7 +10,7 @@ import { createMemoryLimiter, type MemoryLimiter } from '../../../src/ingest/pip
 import { createStoring, type Storing } from '../../../src/ingest/pipeline/storing.js';
 import { mergeTrees as merge } from '../../support/tree.js';
 import { traceRequest } from '../../support/otlp-requests.js';
-import { createTestStorage, type TestStorage } from '../../support/embedded-storage.js';
+import { startEmbeddedStorage, type TestStorage } from '../../support/embedded-storage.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
 
 const MiB = 1024 * 1024;
@@ -19,9 +19,7 @@ let store: TestStorage;
 const cleanups: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
-  store = createTestStorage();
-  await store.storage.start();
-  expect(await store.storage.whenReady()).toBe(true);
+  store = await startEmbeddedStorage();
 }, 120_000);
 afterAll(() => store.stop(), 60_000);
 afterEach(async () => {
