@@ -24,7 +24,7 @@ import { createRunCaps } from './run-caps.js';
 import { createRunner, RunAborted, type LiveRun, type Runner } from './runner.js';
 import { createScheduledRuns, runPolicy } from './scheduled-runs.js';
 import { configJobs, type JobSpec, type TaskSpec } from './spec.js';
-import { createStoredJobs, mustStore, type StoredJobs } from './stored-jobs.js';
+import { createStoredJobs, type StoredJobs } from './stored-jobs.js';
 import { createJobStore, type JobStore } from './store.js';
 import { createTicks } from './ticks.js';
 
@@ -185,23 +185,23 @@ function scheduledJobsApi(p: { table: JobTable; stored: StoredJobs; store: JobSt
 }
 
 /** The API on runs: live ones from the runner, ended ones from history. */
-function runsApi(p: { runner: Runner; history: RunHistory; queue: OnDemandQueue; storage: Pick<Storage, 'ready'>; instance: string }): Pick<Jobs, 'getRun' | 'listRuns' | 'cancel' | 'watch'> {
+function runsApi(p: { runner: Runner; history: RunHistory; queue: OnDemandQueue; storage: Pick<Storage, 'requireReady'>; instance: string }): Pick<Jobs, 'getRun' | 'listRuns' | 'cancel' | 'watch'> {
   const { runner, history, queue, instance } = p;
   return {
     async getRun(id) {
       const l = runner.live(id);
       if (l) return { ...l.record };
-      mustStore(p.storage, 'run history cannot be read');
+      p.storage.requireReady('run history cannot be read');
       return history.get(id);
     },
     async listRuns(filter) {
-      mustStore(p.storage, 'run history cannot be read');
+      p.storage.requireReady('run history cannot be read');
       return history.list(filter);
     },
     async cancel(id) {
       const l = runner.live(id);
       if (!l) {
-        mustStore(p.storage, 'run history cannot be read');
+        p.storage.requireReady('run history cannot be read');
         const r = await history.get(id);
         if (!r) throw new JobError('not_found', `no job ${JSON.stringify(id)}`);
         throw new JobError('failed_precondition', `job ${id} is ${r.status}${r.instance !== instance ? ` on ${r.instance}` : ''}: only a pending or running job of this agent can be cancelled`);
@@ -297,7 +297,7 @@ export function createJobs(options: JobsOptions): Jobs {
     },
     async submit(task, caller = {}) {
       if (stopped) throw new JobError('unavailable', 'the agent is shutting down');
-      mustStore(options.storage, 'the job cannot be recorded');
+      options.storage.requireReady('the job cannot be recorded');
       queue.admit(task, caller.tenant);
       const l = runner.create({ jobName: '', kind: task.kind as KindName, params: task.params, ...runPolicy(task), trigger: 'submit' });
       queue.push(l);

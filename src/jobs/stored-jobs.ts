@@ -4,11 +4,6 @@ import { JobError } from './errors.js';
 import type { JobTable } from './job-table.js';
 import type { JobStore } from './store.js';
 
-/** UNAVAILABLE while storage is not ready (`what` says what cannot be done). */
-export function mustStore(storage: Pick<Storage, 'ready'>, what = 'the job cannot be saved'): void {
-  if (!storage.ready) throw new JobError('unavailable', `storage is not ready: ${what}; retry later`);
-}
-
 /** The table kept in step with the job store: loads, and writes one at a time. */
 export interface StoredJobs {
   /** Runs `fn` after every store write and load before it, so a load never undoes a change in flight. */
@@ -24,7 +19,7 @@ export interface StoredJobs {
 }
 
 /** Creates it. Owns the write chain, the resync in flight and whether the store was loaded once. */
-export function createStoredJobs(options: { store: JobStore; table: Pick<JobTable, 'applyStored'>; storage: Pick<Storage, 'ready'>; logger: Logger }): StoredJobs {
+export function createStoredJobs(options: { store: JobStore; table: Pick<JobTable, 'applyStored'>; storage: Pick<Storage, 'requireReady'>; logger: Logger }): StoredJobs {
   const { store, logger } = options;
   let chain: Promise<unknown> = Promise.resolve();
   let syncing: Promise<void> | undefined;
@@ -44,7 +39,7 @@ export function createStoredJobs(options: { store: JobStore; table: Pick<JobTabl
   return {
     exclusive,
     async saved(write) {
-      mustStore(options.storage);
+      options.storage.requireReady('the job cannot be saved');
       try {
         await write();
       } catch (err) {

@@ -4,6 +4,7 @@ import { JobError } from '../../../src/jobs/errors.js';
 import { createJobTable } from '../../../src/jobs/job-table.js';
 import { jobSpecSchema } from '../../../src/jobs/spec.js';
 import { createStoredJobs } from '../../../src/jobs/stored-jobs.js';
+import { StorageNotReady } from '../../../src/storage/errors.js';
 import { createJobStore, type JobStore, type StoredState } from '../../../src/jobs/store.js';
 import { startEmbeddedStorage } from '../../support/embedded-storage.js';
 import { silentLogger } from '../../support/temp.js';
@@ -27,7 +28,7 @@ describe('stored jobs', () => {
   it('answers UNAVAILABLE until a load has succeeded; a call during a load joins it', async () => {
     const { store, loads } = deferredStore();
     const applied: boolean[] = [];
-    const stored = createStoredJobs({ store, table: { applyStored: (_s, first) => void applied.push(first) }, storage: { ready: true }, logger: silentLogger() });
+    const stored = createStoredJobs({ store, table: { applyStored: (_s, first) => void applied.push(first) }, storage: { requireReady: () => undefined }, logger: silentLogger() });
     expect(() => stored.mustRestored()).toThrow(new JobError('unavailable', 'scheduled jobs are not loaded from storage yet; retry later'));
     const failing = stored.resync();
     expect(stored.resync()).toBe(failing);
@@ -51,7 +52,7 @@ describe('stored jobs', () => {
   it('runs writes and loads one at a time in call order, so a load never undoes a change in flight', async () => {
     const { store, loads } = deferredStore();
     const order: string[] = [];
-    const stored = createStoredJobs({ store, table: { applyStored: () => void order.push('load applied') }, storage: { ready: true }, logger: silentLogger() });
+    const stored = createStoredJobs({ store, table: { applyStored: () => void order.push('load applied') }, storage: { requireReady: () => undefined }, logger: silentLogger() });
     const load = stored.resync();
     const write = stored.exclusive(async () => void order.push('write'));
     await flush();
@@ -62,10 +63,15 @@ describe('stored jobs', () => {
   });
 
   it('a write answers UNAVAILABLE while storage is not ready or when it fails', async () => {
-    const storage = { ready: false };
+    let ready = false;
+    const storage = {
+      requireReady(what: string) {
+        if (!ready) throw new StorageNotReady(what);
+      },
+    };
     const stored = createStoredJobs({ store: deferredStore().store, table: { applyStored: () => undefined }, storage, logger: silentLogger() });
-    await expect(stored.saved(async () => undefined)).rejects.toThrow(new JobError('unavailable', 'storage is not ready: the job cannot be saved; retry later'));
-    storage.ready = true;
+    await expect(stored.saved(async () => undefined)).rejects.toThrow(new StorageNotReady('the job cannot be saved'));
+    ready = true;
     await expect(stored.saved(() => Promise.reject(new Error('disk full')))).rejects.toThrow(new JobError('unavailable', 'storage cannot save the job: disk full; retry later'));
     await stored.saved(async () => undefined);
   });
