@@ -74,7 +74,7 @@ export interface Agent {
 function createCore(loaded: LoadedConfig, logger: Logger) {
   const metrics = createMetrics({ version: VERSION, build: BUILD });
   const limits = loaded.config.telemetry.metrics;
-  const seriesLimits = createSeriesLimits({ maxLabelLength: limits.max_label_length, maxFamilyBytes: limits.max_family_size, metrics, logger });
+  const seriesLimits = createSeriesLimits({ config: limits, metrics, logger });
   const health = createHealthRegistry({ metrics });
   health.register('config').set('ready');
   logHealthTransitions(health, logger.child({ component: 'health' }));
@@ -139,7 +139,7 @@ export function createAgent(options: AgentOptions): Agent {
     http: otlpHttp,
     config: config.server.otlp_http,
     ingest: config.ingest,
-    red: config.ingest.red_metrics.enabled ? createRedMetrics({ metrics, maxSeries: config.ingest.red_metrics.max_series, limits: core.seriesLimits }) : undefined,
+    red: config.ingest.red_metrics.enabled ? createRedMetrics({ config: config.ingest.red_metrics, metrics, limits: core.seriesLimits }) : undefined,
     metrics,
     logger,
   });
@@ -158,7 +158,7 @@ export function createAgent(options: AgentOptions): Agent {
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
   const components: Component[] = [
-    ...(tracing.enabled ? [createSelfTracing({ endpoint: tracing.endpoint, sampleRatio: tracing.sample_ratio, logger })] : []),
+    ...(tracing.enabled ? [createSelfTracing({ config: tracing, logger })] : []),
     ...[admin, auth, storage, pipeline, security, ratelimit, jobs, grpc, otlpHttp],
   ];
   const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });

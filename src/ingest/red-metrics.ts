@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.js';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { seriesShape, type SeriesLimits } from '../telemetry/series-limits.js';
 
@@ -24,16 +25,16 @@ export const RED_FAMILY = { name: 'heimdall_spans_total', labels: LABELS.length,
 /**
  * Creates the RED metrics: `heimdall_spans_total` and `heimdall_span_duration_seconds`. Their label
  * values come from clients, so they take the series limits: values cut to the length limit, and
- * past `maxSeries` label sets (or the family's size budget) spans count under the `__overflow__` set.
+ * past `ingest.red_metrics.max_series` label sets (or the family's size budget) spans count under the `__overflow__` set.
  */
-export function createRedMetrics(options: { metrics: Registry; maxSeries: number; limits: SeriesLimits }): RedMetrics {
+export function createRedMetrics(options: { config: Pick<Config['ingest']['red_metrics'], 'max_series'>; metrics: Registry; limits: SeriesLimits }): RedMetrics {
   const calls = new Counter({ name: 'heimdall_spans_total', help: 'Spans received, by service, span name, kind and status code.', labelNames: LABELS, registers: [options.metrics] });
   const duration = new Histogram({ name: 'heimdall_span_duration_seconds', help: 'Span durations, by service, span name, kind and status code.', labelNames: LABELS, buckets: BUCKETS, registers: [options.metrics] });
   // Bound children per label set: one lookup per span instead of two label-set hashes.
   const series = options.limits.family({
     name: RED_FAMILY.name,
     labelNames: LABELS,
-    maxSeries: options.maxSeries,
+    maxSeries: options.config.max_series,
     shape: RED_FAMILY.shape,
     bind: (labels) => ({ calls: calls.labels(labels), duration: duration.labels(labels) }),
   });

@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from './logger.js';
 
@@ -8,10 +9,12 @@ export const OVERFLOW = '__overflow__';
 
 /** Options for createSeriesLimits. */
 export interface SeriesLimitsOptions {
-  /** Longest label value kept, in bytes as /metrics writes it (UTF-8, escaped); a longer one is cut to it, ending with TRUNCATED. */
-  maxLabelLength: number;
-  /** Bytes of /metrics text the label sets of one limited family may take. */
-  maxFamilyBytes: number;
+  /**
+   * Of `telemetry.metrics`: `max_label_length`, the longest label value kept, in bytes as /metrics
+   * writes it (UTF-8, escaped; a longer one is cut to it, ending with TRUNCATED), and
+   * `max_family_size`, the bytes of /metrics text the label sets of one limited family may take.
+   */
+  config: Pick<Config['telemetry']['metrics'], 'max_label_length' | 'max_family_size'>;
   /** Registry for the limits' own metrics. */
   metrics: Registry;
   /** The agent's logger; the limits log as component `metrics`. */
@@ -144,7 +147,7 @@ export function createSeriesLimits(options: SeriesLimitsOptions): SeriesLimits {
       for (const [family, bytes] of used) this.set({ family }, bytes);
     },
   });
-  const max = options.maxLabelLength;
+  const max = options.config.max_label_length;
   /** The values cut to the length limit, and how many were cut. */
   const limited = (raw: readonly string[]): { values: readonly string[]; cuts: number } => {
     let cuts = 0;
@@ -169,7 +172,7 @@ export function createSeriesLimits(options: SeriesLimitsOptions): SeriesLimits {
         refused[reason].inc();
         if (!warned.has(reason)) {
           warned.add(reason);
-          logger.warn({ family: f.name, maxSeries: f.maxSeries, maxBytes: options.maxFamilyBytes }, reason === 'series' ? 'metric family reached its series cap; further label sets count as __overflow__' : 'metric family reached its size budget (telemetry.metrics.max_family_size); further label sets count as __overflow__');
+          logger.warn({ family: f.name, maxSeries: f.maxSeries, maxBytes: options.config.max_family_size }, reason === 'series' ? 'metric family reached its series cap; further label sets count as __overflow__' : 'metric family reached its size budget (telemetry.metrics.max_family_size); further label sets count as __overflow__');
         }
         return overflow;
       };
@@ -185,7 +188,7 @@ export function createSeriesLimits(options: SeriesLimitsOptions): SeriesLimits {
           if (found !== undefined) return found;
           if (series.size >= f.maxSeries) return refuse('series');
           const size = cost(values);
-          if (bytes + size > options.maxFamilyBytes) return refuse('size');
+          if (bytes + size > options.config.max_family_size) return refuse('size');
           bytes += size;
           used.set(f.name, bytes);
           const bound = make(values, cuts);

@@ -1,13 +1,12 @@
 import { setServerSpans } from './spans.js';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import type { Config } from '../config/schema.js';
 import type { Logger } from './logger.js';
 
 /** Options for createSelfTracing. */
 export interface SelfTracingOptions {
-  /** OTLP/gRPC endpoint receiving the agent's own spans. */
-  endpoint: string;
-  /** Fraction of root spans sampled, 0 to 1. */
-  sampleRatio: number;
+  /** The `telemetry.tracing` section: the OTLP/gRPC endpoint and the fraction of root spans sampled. */
+  config: Pick<Config['telemetry']['tracing'], 'endpoint' | 'sample_ratio'>;
   logger: Logger;
 }
 
@@ -32,13 +31,13 @@ export function createSelfTracing(options: SelfTracingOptions): SelfTracing {
       const [{ NodeSDK, tracing }, { OTLPTraceExporter }] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-grpc')]);
       sdk = new NodeSDK({
         serviceName: 'heimdall',
-        traceExporter: new OTLPTraceExporter({ url: options.endpoint }),
-        sampler: new tracing.ParentBasedSampler({ root: new tracing.TraceIdRatioBasedSampler(options.sampleRatio) }),
+        traceExporter: new OTLPTraceExporter({ url: options.config.endpoint }),
+        sampler: new tracing.ParentBasedSampler({ root: new tracing.TraceIdRatioBasedSampler(options.config.sample_ratio) }),
         instrumentations: [],
       });
       sdk.start();
       setServerSpans(true);
-      logger.info({ endpoint: options.endpoint, sampleRatio: options.sampleRatio }, 'self-tracing enabled');
+      logger.info({ endpoint: options.config.endpoint, sampleRatio: options.config.sample_ratio }, 'self-tracing enabled');
     },
     async shutdown() {
       const s = sdk;

@@ -10,7 +10,7 @@ describe('span RED metrics', () => {
     const metrics = new Registry();
     const logs: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void logs.push((JSON.parse(line) as { msg: string }).msg) });
-    const red = createRedMetrics({ metrics, maxSeries: 2, limits: createSeriesLimits({ maxLabelLength: 128, maxFamilyBytes: 1 << 20, metrics, logger }) });
+    const red = createRedMetrics({ config: { max_series: 2 }, metrics, limits: createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger }) });
     const span = (name: string, status = 'Ok') => ({ service: 'svc', name, kind: 'Server', status, durationSeconds: 0.25 });
     red.observe([span('a'), span('a'), span('b'), span('c'), span('d', 'Error')]);
     const text = await metrics.metrics();
@@ -25,7 +25,7 @@ describe('span RED metrics', () => {
 
   it('cuts span and service names to the label length limit (bytes, the marker included)', async () => {
     const metrics = new Registry();
-    const red = createRedMetrics({ metrics, maxSeries: 100, limits: createSeriesLimits({ maxLabelLength: 32, maxFamilyBytes: 1 << 20, metrics, logger: silentLogger() }) });
+    const red = createRedMetrics({ config: { max_series: 100 }, metrics, limits: createSeriesLimits({ config: { max_label_length: 32, max_family_size: 1 << 20 }, metrics, logger: silentLogger() }) });
     red.observe([{ service: 's'.repeat(1000), name: `GET /${'x'.repeat(100_000)}`, kind: 'Server', status: 'Ok', durationSeconds: 0.01 }]);
     const text = await metrics.metrics();
     expect(text).toContain(`heimdall_spans_total{service_name="${'s'.repeat(29)}…",span_name="GET /${'x'.repeat(24)}…",span_kind="Server",status_code="Ok"} 1`);

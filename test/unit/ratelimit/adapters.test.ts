@@ -38,7 +38,7 @@ describe('rate-limit transports', () => {
     grpc = createGrpcServer({ config: config.server.grpc, logger, metrics, health, auth });
     http = createHttpServer({ name: 'admin', config: config.server.admin, logger, metrics, health, auth });
     const { domain, root } = parseDomainFile('limits.yaml', LIMITS);
-    const stats = createLimitStats(metrics, createSeriesLimits({ maxLabelLength: 128, maxFamilyBytes: 1 << 20, metrics, logger }), 1_000);
+    const stats = createLimitStats(metrics, createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger }), 1_000);
     const buckets = createBuckets({ config: config.ratelimit, now: () => 0, logger, metrics, health });
     const check = createRateLimitCheck({ config: config.ratelimit, limits: { current: new Map([[domain, root]]) }, buckets, stats });
     addRlsService(grpc, check);

@@ -24,7 +24,7 @@ function setup(yaml = LIMITS, verdict: (entries: ReadonlyArray<{ key: string; va
   const now = () => t;
   const { domain, root } = parseDomainFile('limits.yaml', yaml);
   const limits = { current: new Map([[domain, root]]) };
-  const seriesLimits = createSeriesLimits({ maxLabelLength: 128, maxFamilyBytes: 1 << 20, metrics, logger: silentLogger() });
+  const seriesLimits = createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger: silentLogger() });
   const stats = createLimitStats(metrics, seriesLimits, 1_000);
   const buckets = createBuckets({ config, now, logger: silentLogger(), metrics, health: createHealthRegistry() });
   const recorded: Array<{ domain: string; descriptor: string; hits: number }> = [];

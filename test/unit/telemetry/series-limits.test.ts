@@ -21,7 +21,7 @@ function family(metrics: Registry, limits: ReturnType<typeof createSeriesLimits>
 describe('series limits', () => {
   it('cuts long label values to the length limit in bytes as /metrics writes them, marking the cut, so long values sharing a prefix share a series', async () => {
     const metrics = new Registry();
-    const limits = createSeriesLimits({ maxLabelLength: 16, maxFamilyBytes: 1 << 20, metrics, logger: silentLogger() });
+    const limits = createSeriesLimits({ config: { max_label_length: 16, max_family_size: 1 << 20 }, metrics, logger: silentLogger() });
     const f = family(metrics, limits, 'x', 100);
     f.get(['svc', 'a'.repeat(10_000)]).calls.inc();
     f.get(['svc', `${'a'.repeat(15)}bb`]).calls.inc();
@@ -43,7 +43,7 @@ describe('series limits', () => {
 
   it('counts label sets past a family cap under the overflow set, and counts them', async () => {
     const metrics = new Registry();
-    const limits = createSeriesLimits({ maxLabelLength: 128, maxFamilyBytes: 1 << 20, metrics, logger: silentLogger() });
+    const limits = createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger: silentLogger() });
     const f = family(metrics, limits, 'x', 2);
     for (const name of ['a', 'b', 'c', 'd', 'a']) f.get(['svc', name]).calls.inc();
     const text = await metrics.metrics();
@@ -55,7 +55,7 @@ describe('series limits', () => {
 
   it('keeps label sets from the configuration outside the cap and the budget: clients cannot make them overflow', async () => {
     const metrics = new Registry();
-    const limits = createSeriesLimits({ maxLabelLength: 128, maxFamilyBytes: 1 << 20, metrics, logger: silentLogger() });
+    const limits = createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger: silentLogger() });
     const f = family(metrics, limits, 'x', 2);
     for (const name of ['a', 'b', 'c']) f.get(['client', name]).calls.inc();
     f.configured(['config', 'limit']).calls.inc();
@@ -68,7 +68,7 @@ describe('series limits', () => {
   it('keeps the text of each limited family under its own size budget, whatever the values; one family full leaves the others theirs', async () => {
     const metrics = new Registry();
     const maxFamilyBytes = 64 * 1024;
-    const limits = createSeriesLimits({ maxLabelLength: 128, maxFamilyBytes, metrics, logger: silentLogger() });
+    const limits = createSeriesLimits({ config: { max_label_length: 128, max_family_size: maxFamilyBytes }, metrics, logger: silentLogger() });
     const a = family(metrics, limits, 'a', 100_000);
     const b = family(metrics, limits, 'b', 100_000);
     // Hostile values fill a: long, with characters that the text format escapes (each takes two bytes there).
