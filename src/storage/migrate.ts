@@ -1,5 +1,6 @@
 import type { Logger } from '../telemetry/logger.js';
 import { ttlExpression, type Migration, type SchemaContext } from './migrations/context.js';
+import { StorageError } from './errors.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { SCHEMA_MIGRATIONS } from './tables.js';
 import type { StorageTransport } from './transport.js';
@@ -50,6 +51,19 @@ export async function migrate(transport: StorageTransport, ctx: SchemaContext, l
   const retentionUpdated = await syncRetention(transport, ctx, migrations);
   if (applied.length > 0 || retentionUpdated.length > 0) logger.info({ applied, retentionUpdated }, 'storage schema is up to date');
   return { applied, retentionUpdated };
+}
+
+/**
+ * Resolves once every migration is recorded as applied; rejects with a retryable StorageError
+ * naming the missing versions otherwise (when another process, `heimdall migrate`, owns the DDL).
+ * Reads only: never changes the schema.
+ */
+export async function requireMigrated(transport: StorageTransport, migrations: readonly Migration[] = MIGRATIONS): Promise<void> {
+  const [table] = await transport.query<{ n: number }>('SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {name:String}', { name: SCHEMA_MIGRATIONS.name });
+  const done = Number(table?.n) > 0 ? new Set((await transport.query<{ version: number }>(`SELECT DISTINCT version FROM ${SCHEMA_MIGRATIONS.name}`)).map((r) => Number(r.version))) : new Set<number>();
+  const missing = migrations.filter((m) => !done.has(m.version)).map((m) => m.version);
+  if (missing.length === 0) return;
+  throw new StorageError(`schema not migrated: migrations ${missing.join(', ')} not applied (storage.migrate_on_start is false: run "heimdall migrate")`, { retryable: true });
 }
 
 /** Sets or removes each table's TTL where it differs from the configured retention. */

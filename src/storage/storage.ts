@@ -4,7 +4,7 @@ import type { HealthRegistry, HealthReporter } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { StorageNotReady } from './errors.js';
 import { createEmbeddedTransport } from './embedded.js';
-import { migrate, schemaContext } from './migrate.js';
+import { migrate, requireMigrated, schemaContext } from './migrate.js';
 import { createReadyWaiters } from './ready-waiters.js';
 import { createReconnectLoop } from './reconnect.js';
 import { createServerTransport } from './server.js';
@@ -91,7 +91,8 @@ export interface Storage {
 }
 
 /**
- * The connect step of a check: ping, migrate the schema once (when `migrate_on_start`), and trim
+ * The connect step of a check: ping, migrate the schema once (when `migrate_on_start`; else wait
+ * until every migration is recorded, so nothing is written to tables not made yet), and trim
  * the embedded store to its size budget (a failure of that is logged, not thrown). Rejects when
  * storage does not answer or the migration fails; the next check tries again.
  */
@@ -99,7 +100,7 @@ function createConnectStep(config: StorageConfig, guard: SizeGuard | undefined, 
   let migrated = false;
   return async (t) => {
     await t.ping();
-    if (!migrated && config.migrate_on_start) await migrate(t, schemaContextFor(config), logger);
+    if (!migrated) await (config.migrate_on_start ? migrate(t, schemaContextFor(config), logger) : requireMigrated(t));
     migrated = true;
     if (!guard) return;
     try {
