@@ -1,27 +1,30 @@
-/** The Kubernetes manifests and Dockerfile parse and point at ports, paths and files that exist. */
-import { existsSync, readFileSync } from 'node:fs';
+/** The Kubernetes manifests (the base and each overlay, rendered as kustomize does) and the Dockerfile parse and point at ports, paths, files and Secrets that exist. */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 import { substituteEnv } from '../../src/config/substitute.js';
 import { configWarnings } from '../../src/config/warnings.js';
 import { splitHostPort } from '../../src/config/units.js';
 import { addAdminRoutes } from '../../src/health/admin-routes.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
 import type { HttpServer } from '../../src/server/http.js';
+import { renderKustomization, type K8sObject as Doc } from '../support/kustomize.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const BASE = join(ROOT, 'deploy', 'kubernetes', 'base');
+const KUSTOMIZE = join(ROOT, 'deploy', 'kubernetes');
 
-// Kubernetes objects are deep, loosely typed trees; the assertions check their shape.
-type Doc = Record<string, any>;
-function load(file: string): Doc[] {
-  const docs = parseAllDocuments(readFileSync(join(BASE, file), 'utf8'));
-  for (const d of docs) expect(d.errors).toEqual([]);
-  return docs.map((d) => d.toJS() as Doc);
-}
+/**
+ * The Secrets the manifests' comments and the README ask for (kubectl create secret generic ...),
+ * each key with a value of the shape it takes.
+ */
+const SECRETS: Record<string, Record<string, string>> = {
+  'heimdall-tokens': { 'tokens.yaml': '- { name: app, token: 0123456789abcdef0123, scopes: [ingest] }\n', 'otlp-headers': 'authorization=Bearer%200123456789abcdef0123' },
+  'heimdall-clickhouse': { url: 'http://clickhouse.observability:8123', username: 'heimdall', password: 'a password' },
+};
 
 /** The admin listener's real routes, as addAdminRoutes registers them. */
 function adminRoutes(): string[] {
@@ -31,40 +34,75 @@ function adminRoutes(): string[] {
   return paths;
 }
 
-describe('deploy/kubernetes/base', () => {
-  const kustomization = load('kustomization.yaml')[0] as Doc;
-  const all = (kustomization.resources as string[]).flatMap((f) => {
-    expect(existsSync(join(BASE, f))).toBe(true);
-    return load(f);
-  });
+/** A container's environment as the kubelet would set it: values, Secret keys, downward-API fields (as "<fieldPath>"). */
+function containerEnv(container: Doc): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const e of (container.env ?? []) as Doc[]) {
+    const ref = e.valueFrom?.secretKeyRef as Doc | undefined;
+    env[e.name as string] = ref ? SECRETS[ref.name as string]?.[ref.key as string] : e.valueFrom?.fieldRef ? `<${e.valueFrom.fieldRef.fieldPath as string}>` : (e.value as string);
+  }
+  return env;
+}
+
+/** The workloads of a rendered layout and the parts every test looks at. */
+function layout(dir: string) {
+  const all = renderKustomization(join(KUSTOMIZE, dir));
+  const workloads = all.filter((d) => ['Deployment', 'DaemonSet', 'Job'].includes(d.kind as string));
+  const containersOf = (w: Doc): Doc[] => [...((w.spec.template.spec.initContainers ?? []) as Doc[]), ...(w.spec.template.spec.containers as Doc[])];
+  const agent = workloads.find((w) => w.kind !== 'Job' && containersOf(w).some((c) => c.name === 'heimdall')) as Doc;
   const configMap = all.find((d) => d.kind === 'ConfigMap') as Doc;
-  const deployment = all.find((d) => d.kind === 'Deployment') as Doc;
-  const service = all.find((d) => d.kind === 'Service') as Doc;
-  const pod = deployment.spec.template.spec as Doc;
-  const sidecar = (pod.initContainers as Doc[]).find((c) => c.name === 'heimdall') as Doc;
-  const config = validateConfig(substituteEnv(parseAllDocuments(configMap.data['heimdall.yaml'] as string)[0]?.toJS(), {}));
+  /** heimdall.yaml as a container with this environment reads it. */
+  const configFor = (container: Doc): Config => validateConfig(substituteEnv(parseAllDocuments(configMap.data['heimdall.yaml'] as string)[0]?.toJS(), containerEnv(container)));
+  const sidecar = containersOf(agent).find((c) => c.name === 'heimdall') as Doc;
+  const pod = agent.spec.template.spec as Doc;
+  return { all, workloads, containersOf, agent, pod, sidecar, configMap, config: configFor(sidecar), configFor, job: all.find((d) => d.kind === 'Job'), app: all.find((d) => d.kind === 'Deployment') as Doc };
+}
+
+describe.each([
+  ['base', 'base'],
+  ['overlays/embedded', 'overlays/embedded'],
+  ['overlays/daemonset', 'overlays/daemonset'],
+])('deploy/kubernetes/%s', (_name, dir) => {
+  const l = layout(dir);
+  const { sidecar, pod, config, configMap } = l;
   const portByName = new Map((sidecar.ports as Doc[]).map((p) => [p.name as string, p.containerPort as number]));
 
-  it('has a ConfigMap whose heimdall.yaml is a valid configuration, without settings that work against each other', () => {
+  it('has a ConfigMap whose heimdall.yaml, with the Secrets in the environment, is a valid configuration without settings that work against each other', () => {
     expect(configWarnings(config)).toEqual([]);
     expect(config.server.admin.address).toBe('0.0.0.0:9464');
-    expect(splitHostPort(config.server.grpc.address)?.host).toBe('127.0.0.1');
+    expect(config.auth.enabled).toBe(true);
   });
 
-  it('runs Heimdall as a native sidecar with its config mounted where HEIMDALL_CONFIG points', () => {
-    expect(sidecar.restartPolicy).toBe('Always');
-    const env = new Map((sidecar.env as Doc[]).map((e) => [e.name as string, e]));
-    const configPath = env.get('HEIMDALL_CONFIG')?.value as string;
+  it('refers only to the Secrets and keys it documents, and every $(VAR) to a variable defined above it', () => {
+    for (const w of l.workloads) {
+      for (const c of l.containersOf(w)) {
+        const defined = new Set<string>();
+        for (const e of (c.env ?? []) as Doc[]) {
+          const ref = e.valueFrom?.secretKeyRef as Doc | undefined;
+          if (ref) expect(Object.keys(SECRETS[ref.name as string] ?? {}), `${c.name as string} ${e.name as string}`).toContain(ref.key);
+          for (const [, name] of String(e.value ?? '').matchAll(/\$\((\w+)\)/g)) expect(defined, `${c.name as string} ${e.name as string}`).toContain(name);
+          defined.add(e.name as string);
+        }
+      }
+      for (const v of (w.spec.template.spec.volumes ?? []) as Doc[]) if (v.secret) expect(Object.keys(SECRETS)).toContain(v.secret.secretName);
+    }
+    const tokens = (pod.volumes as Doc[]).find((v) => v.secret?.secretName === 'heimdall-tokens') as Doc;
+    const mount = (sidecar.volumeMounts as Doc[]).find((m) => m.name === tokens.name) as Doc;
+    expect(config.auth.tokens_file).toBe(`${mount.mountPath as string}/tokens.yaml`);
+  });
+
+  it('runs the agent with its config mounted where HEIMDALL_CONFIG points, every path it writes on a writable mount', () => {
+    const configPath = containerEnv(sidecar).HEIMDALL_CONFIG as string;
     const mount = (sidecar.volumeMounts as Doc[]).find((m) => configPath.startsWith(`${m.mountPath as string}/`)) as Doc;
     const volume = (pod.volumes as Doc[]).find((v) => v.name === mount.name) as Doc;
     expect(volume.configMap.name).toBe(configMap.metadata.name);
     expect(configPath.slice((mount.mountPath as string).length + 1)).toBe('heimdall.yaml');
-    // The root file system is read-only: every path the agent writes is on a writable mount.
     expect(sidecar.securityContext.readOnlyRootFilesystem).toBe(true);
-    for (const path of [config.storage.embedded.path, config.ingest.queue.path, config.jobs.export_dir]) {
-      const mount = (sidecar.volumeMounts as Doc[]).find((m) => path === m.mountPath || path.startsWith(`${m.mountPath as string}/`));
-      expect(mount, path).toBeDefined();
-      expect(mount?.readOnly, path).toBeFalsy();
+    const written = [config.ingest.queue.path, config.jobs.export_dir, ...(config.storage.mode !== 'server' ? [config.storage.embedded.path] : [])];
+    for (const path of written) {
+      const m = (sidecar.volumeMounts as Doc[]).find((v) => path === v.mountPath || path.startsWith(`${v.mountPath as string}/`));
+      expect(m, path).toBeDefined();
+      expect(m?.readOnly, path).toBeFalsy();
     }
     expect((pod.volumes as Doc[]).map((v) => v.name)).toEqual(expect.arrayContaining((sidecar.volumeMounts as Doc[]).map((m) => m.name)));
     expect(sidecar.resources.requests.memory).toBeDefined();
@@ -88,27 +126,114 @@ describe('deploy/kubernetes/base', () => {
   });
 
   it('is scraped by Prometheus once: through the annotated Service at the admin port and /metrics, not the pod too', () => {
+    const services = l.all.filter((d) => d.kind === 'Service');
+    expect(services).toHaveLength(1);
+    const service = services[0] as Doc;
     const annotations = service.metadata.annotations as Doc;
     expect(annotations['prometheus.io/scrape']).toBe('true');
     expect(Number(annotations['prometheus.io/port'])).toBe(portByName.get('admin'));
     expect(adminRoutes()).toContain(annotations['prometheus.io/path']);
-    expect((deployment.spec.template.metadata.annotations as Doc | undefined)?.['prometheus.io/scrape']).toBeUndefined();
+    expect((l.agent.spec.template.metadata.annotations as Doc | undefined)?.['prometheus.io/scrape']).toBeUndefined();
     expect(portByName.has(service.spec.ports[0].targetPort as string)).toBe(true);
-    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    expect(service.spec.selector).toEqual(l.agent.spec.selector.matchLabels);
   });
 
   it('fits its data to the volume and its memory to the container limit', () => {
-    const dataMount = (sidecar.volumeMounts as Doc[]).find((m) => config.storage.embedded.path.startsWith(m.mountPath as string)) as Doc;
+    const dataMount = (sidecar.volumeMounts as Doc[]).find((m) => config.ingest.queue.path.startsWith(`${m.mountPath as string}/`)) as Doc;
     const volume = (pod.volumes as Doc[]).find((v) => v.name === dataMount.name) as Doc;
     const sizeLimit = quantity(volume.emptyDir.sizeLimit as string);
     // Every writer on the volume has a budget, and together they stay under 90% of its sizeLimit
     // (past it, the kubelet evicts the whole pod).
-    const budgets = [config.storage.embedded.max_size ?? Infinity, config.ingest.queue.max_size, config.ingest.queue.dead_letter_max_size, config.jobs.export_max_size];
+    const store = config.storage.mode !== 'server' ? [config.storage.embedded.max_size ?? Infinity] : [];
+    const budgets = [...store, config.ingest.queue.max_size, config.ingest.queue.dead_letter_max_size, config.jobs.export_max_size];
     expect(budgets.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(0.9 * sizeLimit);
-    // The engine's measured peak (README, bench:ingest over 10 minutes: 881 MiB) plus the decoded
-    // data the memory limiter lets the pipeline hold stay inside the container's memory limit.
-    const EMBEDDED_PEAK = 881 * 2 ** 20;
+    // The embedded engine's measured peak (README, bench:ingest over 10 minutes: 881 MiB) plus the
+    // decoded data the memory limiter lets the pipeline hold stay inside the container's memory limit.
+    const EMBEDDED_PEAK = config.storage.mode !== 'server' ? 881 * 2 ** 20 : 0;
     expect(EMBEDDED_PEAK + config.ingest.memory.limit).toBeLessThanOrEqual(quantity(sidecar.resources.limits.memory as string));
+  });
+});
+
+describe.each([['base'], ['overlays/daemonset']])('deploy/kubernetes/%s: shared ClickHouse', (dir) => {
+  const l = layout(dir);
+
+  it('writes to the ClickHouse server named by the heimdall-clickhouse Secret, and runs no DDL itself', () => {
+    const ch = SECRETS['heimdall-clickhouse'] ?? {};
+    expect(l.config.storage.mode).toBe('server');
+    expect(l.config.storage.clickhouse).toMatchObject({ url: ch.url, username: ch.username, password: ch.password });
+    expect(l.config.storage.migrate_on_start).toBe(false);
+  });
+
+  it('applies the schema in one migration Job, with the same storage settings as the agents', () => {
+    const job = l.job as Doc;
+    expect(job).toBeDefined();
+    const [container, ...others] = job.spec.template.spec.containers as Doc[];
+    expect(others).toEqual([]);
+    expect(container?.args).toEqual(['migrate']);
+    expect(container?.image).toBe(l.sidecar.image);
+    expect(job.spec.template.spec.restartPolicy).toBe('OnFailure');
+    const configPath = containerEnv(container as Doc).HEIMDALL_CONFIG as string;
+    const mount = (container?.volumeMounts as Doc[]).find((m) => configPath === `${m.mountPath as string}/heimdall.yaml`) as Doc;
+    expect((job.spec.template.spec.volumes as Doc[]).find((v) => v.name === mount.name)?.configMap.name).toBe(l.configMap.metadata.name);
+    const jobConfig = l.configFor(container as Doc);
+    expect(jobConfig.storage).toEqual(l.config.storage);
+    expect(container?.securityContext.readOnlyRootFilesystem).toBe(true);
+  });
+});
+
+describe('deploy/kubernetes/base', () => {
+  const l = layout('base');
+  it('runs Heimdall as a native sidecar with its data ports on loopback', () => {
+    expect(l.agent.kind).toBe('Deployment');
+    expect(l.sidecar.restartPolicy).toBe('Always');
+    expect(l.pod.initContainers).toContain(l.sidecar);
+    expect(splitHostPort(l.config.server.grpc.address)?.host).toBe('127.0.0.1');
+    expect(splitHostPort(l.config.server.otlp_http.address)?.host).toBe('127.0.0.1');
+  });
+});
+
+describe('deploy/kubernetes/overlays/embedded', () => {
+  const l = layout('overlays/embedded');
+  it('keeps the store in the one pod: embedded, migrated at start, no ClickHouse Secret or migration Job', () => {
+    expect(l.config.storage.mode).toBe('embedded');
+    expect(l.config.storage.migrate_on_start).toBe(true);
+    expect(l.job).toBeUndefined();
+    expect(JSON.stringify(l.all)).not.toContain('heimdall-clickhouse');
+    expect(l.agent.spec.replicas).toBe(1);
+    expect(l.sidecar.restartPolicy).toBe('Always');
+  });
+});
+
+describe('deploy/kubernetes/overlays/daemonset', () => {
+  const l = layout('overlays/daemonset');
+  const portByName = new Map((l.sidecar.ports as Doc[]).map((p) => [p.name as string, p]));
+
+  it('runs one agent per node, its data ports on host ports and bound beyond loopback, with auth on', () => {
+    expect(l.agent.kind).toBe('DaemonSet');
+    for (const [name, address] of [['otlp-grpc', l.config.server.grpc.address], ['otlp-http', l.config.server.otlp_http.address]] as const) {
+      expect(splitHostPort(address)?.host).toBe('0.0.0.0');
+      expect(portByName.get(name)?.hostPort).toBe(splitHostPort(address)?.port);
+    }
+    expect(portByName.get('admin')?.hostPort).toBeUndefined();
+    expect(l.pod.hostNetwork).toBeUndefined();
+    expect(l.config.auth.enabled).toBe(true);
+    // Two pods of one node cannot hold a host port at once: no surge.
+    expect(l.agent.spec.updateStrategy.rollingUpdate).toEqual({ maxUnavailable: 1, maxSurge: 0 });
+    // The agent serves every pod of the node: its own pod name must not land on their data.
+    expect(Object.keys(containerEnv(l.sidecar))).not.toContain('K8S_POD_NAME');
+    expect(Object.keys(containerEnv(l.sidecar))).not.toContain('K8S_NAMESPACE_NAME');
+  });
+
+  it('has the app send to the agent of its node (status.hostIP, gRPC, an ingest token), without a sidecar', () => {
+    expect(l.containersOf(l.app).map((c) => c.name)).toEqual(['app']);
+    expect(l.app.spec.template.spec.volumes).toEqual([]);
+    const app = l.containersOf(l.app)[0] as Doc;
+    const env = containerEnv(app);
+    expect(env.K8S_NODE_IP).toBe('<status.hostIP>');
+    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(`http://$(K8S_NODE_IP):${splitHostPort(l.config.server.grpc.address)?.port}`);
+    expect(env.OTEL_EXPORTER_OTLP_PROTOCOL).toBe('grpc');
+    expect(env.OTEL_EXPORTER_OTLP_HEADERS).toBe(SECRETS['heimdall-tokens']?.['otlp-headers']);
+    expect(env.OTEL_RESOURCE_ATTRIBUTES).toBe('k8s.pod.name=$(K8S_POD_NAME),k8s.namespace.name=$(K8S_NAMESPACE_NAME)');
   });
 });
 
