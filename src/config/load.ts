@@ -54,11 +54,22 @@ export function formatIssue(issue: z.core.$ZodIssue): string[] {
   return formatIssueText(isSecretPath(issue.path) ? withoutInput(issue) : issue).map(maskUrls);
 }
 
-/** An issue on a secret: no input to quote, and none in its message (our schema's messages end in "got <input>"). */
+/** An issue on a secret: no input to quote (messages never quote it themselves). */
 function withoutInput(issue: z.core.$ZodIssue): z.core.$ZodIssue {
-  const copy = { ...issue, message: issue.message.replace(/,?\s*\bgot\s.*$/s, '') };
+  const copy = { ...issue };
   delete copy.input;
   return copy;
+}
+
+/**
+ * `, got <value>` for an issue about a key's own value: the one place a value at fault is quoted,
+ * so messages of the schema never quote it. A refinement of a mapping (a cross-field check, a cron
+ * schedule) has that mapping as input and quotes nothing here.
+ */
+function got(issue: z.core.$ZodIssue): string {
+  if (!('input' in issue)) return '';
+  if (issue.code === 'custom' && (issue.input === undefined || (issue.input !== null && typeof issue.input === 'object'))) return '';
+  return `, got ${describe(issue.input)}`;
 }
 
 function formatIssueText(issue: z.core.$ZodIssue): string[] {
@@ -68,15 +79,14 @@ function formatIssueText(issue: z.core.$ZodIssue): string[] {
     case 'unrecognized_keys':
       return issue.keys.map((key) => `${at ? `${at}.` : ''}${key}: unknown key`);
     case 'invalid_type':
-      return [`${prefix}expected ${issue.expected}${'input' in issue ? `, got ${describe(issue.input)}` : ''}`];
+      return [`${prefix}expected ${issue.expected}${got(issue)}`];
     case 'invalid_value':
-      return [`${prefix}expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${'input' in issue ? `, got ${describe(issue.input)}` : ''}`];
+      return [`${prefix}expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${got(issue)}`];
     case 'invalid_union':
       // Our unions are "number or string with units": the string branch carries the useful message.
       return issue.errors.flat().length > 0 ? issue.errors.flat().flatMap((inner) => formatIssue({ ...inner, path: [...issue.path, ...inner.path] })).slice(-1) : [`${prefix}${issue.message}`];
     default:
-      // Messages of our own schema may quote the input already.
-      return [`${prefix}${issue.message}${issue.code === 'custom' || !('input' in issue) || issue.input === undefined || /\bgot\s/.test(issue.message) ? '' : `, got ${describe(issue.input)}`}`];
+      return [`${prefix}${issue.message}${got(issue)}`];
   }
 }
 

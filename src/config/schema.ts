@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseNetwork } from '../jobs/kinds/address-guard.js';
 import { KIND_PARAMS } from '../jobs/kinds/params.js';
 import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';
-import { boolean, byteSize, decimal, duration, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
+import { boolean, byteSize, byteSizeAtLeast, decimal, duration, formatBytes, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
 
 /** TLS for a listener; mTLS when `client_ca_file` is set. Absent means plaintext. */
 const serverTls = z
@@ -57,7 +57,7 @@ const retention = z.strictObject({
 
 const clickhouse = z.strictObject({
   /** HTTP(S) URL of a ClickHouse server or load balancer; setting it selects the server transport. */
-  url: z.url({ protocol: /^https?$/, error: (i) => `expected a URL such as "http://clickhouse:8123", got ${JSON.stringify(i.input)}` }).optional(),
+  url: z.url({ protocol: /^https?$/, error: 'expected a URL such as "http://clickhouse:8123"' }).optional(),
   username: z.string().default('default'),
   password: z.string().default(''),
   database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a database name of letters, digits and underscores').default('default'),
@@ -335,7 +335,7 @@ export const configSchema = z.strictObject({
       /** Local buckets kept at most; an evicted key comes back as a full bucket. */
       max_keys: integer({ min: 1, max: 10_000_000 }).default(100_000),
       /** Bytes the local buckets may take, keys included; past it the least recently used go (and come back full). */
-      cache_size: byteSize.pipe(z.number().min(64 * 1024, 'must be at least 64KiB')).prefault('64MiB'),
+      cache_size: byteSizeAtLeast(64 * 1024).prefault('64MiB'),
       /** Descriptor entry keys longer than this (characters) are refused with INVALID_ARGUMENT naming the entry. */
       max_key_length: integer({ min: 1, max: 65_536 }).default(256),
       /** Bucket keys (domain, entries, limit) longer than this (bytes) are kept, locally and in Redis, as the domain and a digest. */
@@ -393,7 +393,7 @@ export const configSchema = z.strictObject({
       /** Bytes one storage query may read, uncompressed (max_bytes_to_read); past it RESOURCE_EXHAUSTED. */
       max_bytes_to_read: byteSize.prefault('10GiB'),
       /** Memory one storage query may use (ClickHouse max_memory_usage; in the agent's own process on the embedded engine); past it RESOURCE_EXHAUSTED. */
-      max_memory: byteSize.pipe(z.number().min(1024 * 1024, 'must be at least 1MiB')).prefault('64MiB'),
+      max_memory: byteSizeAtLeast(1024 * 1024).prefault('64MiB'),
       /** Window of ListEvents and ListLogs without start_time (ending at end_time, else now). */
       default_window: duration({ min: 1 }).prefault('1h'),
       /** Window of GetSummary without start_time. */
@@ -418,7 +418,7 @@ export const configSchema = z.strictObject({
         .strictObject({
           enabled: boolean.default(false),
           /** OTLP/gRPC endpoint for the agent's own spans. */
-          endpoint: z.url({ protocol: /^https?$/, error: (i) => `expected an http(s) URL such as "http://collector:4317", got ${JSON.stringify(i.input)}` }).default('http://127.0.0.1:4317'),
+          endpoint: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as "http://collector:4317"' }).default('http://127.0.0.1:4317'),
           sample_ratio: decimal({ min: 0, max: 1 }).default(1),
         })
         .prefault({}),
@@ -481,10 +481,11 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['server', 'grpc', 'keepalive_time'], message: `must be shorter than server.grpc.idle_timeout (${c.server.grpc.idle_timeout} ms)` });
   }
   if (c.ingest.memory.spike >= c.ingest.memory.limit) {
-    ctx.addIssue({ code: 'custom', path: ['ingest', 'memory', 'spike'], message: 'must be smaller than ingest.memory.limit' });
+    ctx.addIssue({ code: 'custom', path: ['ingest', 'memory', 'spike'], message: `must be smaller than ingest.memory.limit (${formatBytes(c.ingest.memory.limit)})` });
   }
   if (!c.auth.enabled) {
-    const exposed = (['grpc', 'otlp_http', 'admin'] as const).filter((l) => !isLoopback(c.server[l].address));
+    // An address that is not host:port has its own issue; it is no exposed listener.
+    const exposed = (['grpc', 'otlp_http', 'admin'] as const).filter((l) => splitHostPort(c.server[l].address) !== undefined && !isLoopback(c.server[l].address));
     if (exposed.length > 0) {
       const which = exposed.map((l) => `server.${l}.address (${c.server[l].address})`).join(', ');
       ctx.addIssue({

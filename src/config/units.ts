@@ -11,7 +11,7 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? ''] ?? Number.NaN));
 }
 
-/** Parses `512`, `64KiB`, `4MiB`, `1GB` into bytes; undefined when malformed. */
+/** Parses `512` (bytes), `64KiB`, `4MiB`, `1GB` into bytes; undefined when malformed. */
 export function parseSize(text: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(text);
   if (!m) return undefined;
@@ -31,11 +31,11 @@ export function duration(bounds: { min?: number; max?: number } = {}) {
   return z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
     const ms = typeof value === 'number' ? value : parseDuration(value);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration such as "500ms", "5s", "1h" or "90d", got ${JSON.stringify(value)}` });
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as "500ms", "5s", "1h" or "90d"' });
       return z.NEVER;
     }
     if (ms < min || ms > max) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration from ${formatMs(min)} to ${formatMs(max)}, got ${JSON.stringify(value)}` });
+      ctx.addIssue({ code: 'custom', message: `expected a duration from ${formatMs(min)} to ${formatMs(max)}` });
       return z.NEVER;
     }
     return ms;
@@ -84,21 +84,36 @@ export function decimal(bounds: { min?: number; max?: number } = {}) {
 /** A boolean, also written as the text `true` or `false`. */
 export const boolean = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
 
-/** A size setting: a string such as `4MiB` or a number of bytes; parsed to bytes. */
-export const byteSize = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
-  if (typeof value === 'number') return value;
-  const bytes = parseSize(value);
-  if (bytes === undefined || bytes <= 0) {
-    ctx.addIssue({ code: 'custom', message: `expected a size such as "4MiB", "512KiB" or a number of bytes, got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return bytes;
-});
+/** The least any size setting takes: under it no request, payload, file or buffer is of use. */
+export const MIN_SIZE = 1024;
+
+/**
+ * A size setting of at least `min` bytes (and MIN_SIZE): a string such as `4MiB`, or a number of
+ * bytes (also as text, as environment substitution gives it); parsed to bytes. A number without a
+ * unit under the bound is refused saying that it counts as bytes.
+ */
+export function byteSizeAtLeast(min: number) {
+  const least = Math.max(min, MIN_SIZE);
+  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const bytes = typeof value === 'number' ? value : parseSize(value);
+    if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes < 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected a size such as "4MiB" or "512KiB" (a number without a unit counts as bytes)' });
+      return z.NEVER;
+    }
+    if (bytes < least) {
+      const bare = typeof value === 'number' || /^\s*\d+\s*$/.test(value);
+      ctx.addIssue({ code: 'custom', message: `expected at least ${formatBytes(least)}${bare ? ' (a number without a unit counts as bytes; write a unit, as in "64MiB")' : ''}` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+}
+
+/** A size setting of at least MIN_SIZE (see byteSizeAtLeast). */
+export const byteSize = byteSizeAtLeast(MIN_SIZE);
 
 /** A `host:port` listen address; port 0 picks a free port. IPv6 hosts are written in brackets. */
-export const listenAddress = z.string().refine((v) => splitHostPort(v) !== undefined, {
-  error: (issue) => `expected "host:port" (for example "127.0.0.1:4317"), got ${JSON.stringify(issue.input)}`,
-});
+export const listenAddress = z.string().refine((v) => splitHostPort(v) !== undefined, 'expected "host:port" (for example "127.0.0.1:4317") with a port from 0 to 65535');
 
 /** Splits `host:port` or `[v6]:port`; undefined when it is not one. */
 export function splitHostPort(address: string): { host: string; port: number } | undefined {

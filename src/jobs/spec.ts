@@ -16,13 +16,18 @@ function knownTimeZone(zone: string): boolean {
   }
 }
 
-/** Why a cron expression is not one croner takes (5 or 6 fields), or undefined when it is. */
+/**
+ * Why a cron expression is not one croner takes (5 or 6 fields), or undefined when it is. The
+ * expression is quoted once, in front: croner's own reasons for a wrong field count quote it again.
+ */
 export function cronError(schedule: string): string | undefined {
   try {
     new CronPattern(schedule, undefined, { mode: '5-or-6-parts' });
     return undefined;
   } catch (err) {
-    return `invalid cron expression ${JSON.stringify(schedule)}: ${(err as Error).message.replace(/^CronPattern: /, '')}`;
+    const fields = schedule.split(/\s+/).filter(Boolean).length;
+    const reason = fields === 5 || fields === 6 ? (err as Error).message.replace(/^CronPattern: /, '') : `${fields} field${fields === 1 ? '' : 's'}; expected 5, or 6 with seconds first`;
+    return `invalid cron expression ${JSON.stringify(schedule)}: ${reason}`;
   }
 }
 

@@ -1,3 +1,4 @@
+import { formatIssue } from '../config/load.js';
 import type { Storage } from '../storage/storage.js';
 import { JOBS } from '../storage/tables.js';
 import { jobSpecSchema, type JobSpec } from './spec.js';
@@ -54,9 +55,9 @@ export function createJobStore(storage: Storage): JobStore {
             state.pauses.set(r.Name, stored.pause);
             continue;
           }
-          const parsed = jobSpecSchema.safeParse(stored.spec);
+          const parsed = jobSpecSchema.safeParse(stored.spec, { reportInput: true });
           if (parsed.success) state.jobs.push({ spec: parsed.data, createdAt: Number(stored.createdAt), updatedAt: Number(stored.updatedAt) });
-          else onInvalid(r.Name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+          else onInvalid(r.Name, parsed.error.issues.flatMap(formatIssue).join('; '));
         } catch (err) {
           onInvalid(r.Name, (err as Error).message);
         }

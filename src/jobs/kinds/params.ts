@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { boolean, decimal, duration, integer } from '../../config/units.js';
 import { RETENTION_TABLES } from '../../storage/migrations/index.js';
 
-const isoTime = z.iso.datetime({ offset: true, error: (i) => `expected an RFC 3339 time such as "2026-01-31T12:00:00Z", got ${JSON.stringify(i.input)}` });
+const isoTime = z.iso.datetime({ offset: true, error: 'expected an RFC 3339 time such as "2026-01-31T12:00:00Z"' });
 
 /** Parameters of each task kind, validated when a job is created (and again when it runs). */
 export const KIND_PARAMS = {
@@ -25,7 +25,7 @@ export const KIND_PARAMS = {
     .refine((p) => p.disk_ok_percent > p.disk_min_percent, { path: ['disk_ok_percent'], message: 'must be greater than disk_min_percent' }),
   /** A synthetic HTTP probe. */
   'http-check': z.strictObject({
-    url: z.url({ protocol: /^https?$/, error: (i) => `expected an http(s) URL, got ${JSON.stringify(i.input)}` }),
+    url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
     method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS']).default('GET'),
     /** Statuses that pass; any 2xx when empty. */
     expected_status: z.union([integer({ min: 100, max: 599 }).transform((s) => [s]), z.array(integer({ min: 100, max: 599 }))]).default([]),
