@@ -111,10 +111,10 @@ const program = new Command()
   .showHelpAfterError();
 
 /** A command that reads the configuration file. */
-const withConfig = (name: string, description: string, options?: { isDefault?: boolean }) =>
-  program.command(name, options).description(description).option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)');
+const withConfig = (name: string, description: string) =>
+  program.command(name).description(description).option('-c, --config <path>', 'configuration file (default: $HEIMDALL_CONFIG, else built-in defaults)');
 
-withConfig('run', 'run the agent (default command)', { isDefault: true }).action(run);
+withConfig('run', 'run the agent (default command)').action(run);
 
 withConfig('check-config', 'validate the configuration (and auth.tokens_file) and print the effective configuration with secrets masked').action((opts: { config?: string }) => {
     const loaded = load(opts.config);
@@ -144,7 +144,25 @@ program
     process.stdout.write(`heimdall ${VERSION} (build ${BUILD}, node ${process.version})\n`);
   });
 
-program.parseAsync().catch((err: unknown) => {
+/**
+ * The arguments with `run` put first when they name no command (none at all, or options only:
+ * `heimdall --config x`). Commander's own default command would also take a mistyped command as
+ * an argument of `run` ("too many arguments for 'run'"); this way commander answers it as an
+ * unknown command, with a suggestion.
+ */
+function withDefaultCommand(args: string[]): string[] {
+  const first = args[0];
+  const programOption = first === '-h' || first === '--help' || first === '-V' || first === '--version';
+  return first === undefined || (first.startsWith('-') && !programOption) ? ['run', ...args] : args;
+}
+
+// A reader that goes away (`heimdall events --json | head -1`) ends the output, not in a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
+
+program.parseAsync(withDefaultCommand(process.argv.slice(2)), { from: 'user' }).catch((err: unknown) => {
   process.stderr.write(`heimdall: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -1,39 +1,17 @@
 import { toJson } from '@bufbuild/protobuf';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Command } from 'commander';
 import { SEVERITY_NAMES } from '../events/events.js';
 import { EventSchema, EventService } from '../gen/heimdall/v1/events_pb.js';
-import { GetSummaryResponseSchema, QueryService, TimelineItemSchema, type GetSummaryResponse, type TimelineItem } from '../gen/heimdall/v1/query_pb.js';
-import { ago, clientCommand, iso, jsonObject, out, table, tsOf, withClient } from './common.js';
+import { GetSummaryResponseSchema, QueryService, TimelineItemSchema, type GetSummaryResponse } from '../gen/heimdall/v1/query_pb.js';
+import { ago, clientCommand, cut, EXIT_NOT_FOUND, iso, jsonObject, out, table, tsOf, withClient } from './common.js';
 import { addJobCommands } from './jobs.js';
+import { ATTRIBUTE_VALUE_CHARS, formatTimeline, SPAN_ATTRIBUTES_SHOWN } from './timeline.js';
 
 /** A `--severity` name as its number; throws naming the option and the accepted names. */
 function severityOf(name: string): number {
   const i = SEVERITY_NAMES.indexOf(name.toLowerCase() as (typeof SEVERITY_NAMES)[number]);
   if (i <= 0) throw new Error(`--severity: expected one of ${SEVERITY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(name)}`);
   return i;
-}
-
-/** A trace timeline as an indented tree: spans by depth, logs and events under the span they belong to. */
-function printTimeline(items: TimelineItem[]): void {
-  const first = items[0]?.time;
-  const start = first ? timestampDate(first).getTime() : 0;
-  const depthOfSpan = new Map<string, number>();
-  for (const it of items) if (it.item.case === 'span') depthOfSpan.set(it.item.value.spanId, it.item.value.depth);
-  for (const it of items) {
-    const offset = `+${String((it.time ? timestampDate(it.time).getTime() : start) - start).padStart(6)} ms`;
-    const v = it.item;
-    if (v.case === 'span') {
-      const s = v.value;
-      out(`${offset}  ${'  '.repeat(s.depth)}${s.serviceName} ${s.name} (${s.durationMs.toFixed(1)} ms${s.statusCode === 'Error' ? ', error' : ''})`);
-    } else if (v.case === 'log') {
-      const d = (depthOfSpan.get(v.value.spanId) ?? -1) + 1;
-      out(`${offset}  ${'  '.repeat(d)}· log ${v.value.severityText || v.value.severityNumber}: ${v.value.body}`);
-    } else if (v.case === 'event') {
-      const d = (depthOfSpan.get(v.value.spanId) ?? -1) + 1;
-      out(`${offset}  ${'  '.repeat(d)}◆ event ${SEVERITY_NAMES[v.value.severity] ?? v.value.severity} ${v.value.source}/${v.value.eventType}: ${v.value.message}`);
-    }
-  }
 }
 
 /** `heimdall events`: pages through ListEvents up to `--limit`, as a table or one JSON object per line. */
@@ -68,7 +46,7 @@ function addEventsCommand(program: Command): void {
           });
           for (const e of res.events) {
             if (g.json) out(JSON.stringify(toJson(EventSchema, e)));
-            else rows.push([iso(e.timestamp), SEVERITY_NAMES[e.severity] ?? String(e.severity), e.source, e.eventType, e.correlationId, e.message.length > 80 ? `${e.message.slice(0, 79)}…` : e.message]);
+            else rows.push([iso(e.timestamp), SEVERITY_NAMES[e.severity] ?? String(e.severity), e.source, e.eventType, e.correlationId, cut(e.message, 80)]);
           }
           n += res.events.length;
           pageToken = res.nextPageToken;
@@ -78,23 +56,25 @@ function addEventsCommand(program: Command): void {
     );
 }
 
-/** `heimdall trace <id>`: a trace's (or a correlation id's) timeline, as a tree or one JSON item per line. */
+/** `heimdall trace <id>`: a trace's (or a correlation id's) timeline, as a tree or one JSON item per line; exit status 3 when nothing is stored for the id. */
 function addTraceCommand(program: Command): void {
-  clientCommand(program, 'trace', 'show the spans, logs and events of a trace id or a correlation id')
+  clientCommand(program, 'trace', `show the spans, logs and events of a trace id or a correlation id (exit status ${EXIT_NOT_FOUND} when nothing is stored for it)`)
     .argument('<id>', 'a trace id (32 hex digits) or a correlation id')
+    .addHelpText('after', `\nThe tree shows each span's kind, duration and status (with its message), and its first ${SPAN_ATTRIBUTES_SHOWN} attributes\nby key (values cut at ${ATTRIBUTE_VALUE_CHARS} characters); --json prints every item whole.\n\nExit status: 0 found, 1 the call failed or the input is bad, ${EXIT_NOT_FOUND} nothing stored for the id.`)
     .action((id: string, _o: unknown, cmd: Command) =>
       withClient(cmd, async (c, g) => {
         const res = await c.unary(QueryService.method.getTrace, { id: /^[0-9a-fA-F]{32}$/.test(id) ? { case: 'traceId', value: id } : { case: 'correlationId', value: id } });
+        if (res.items.length === 0) {
+          process.stderr.write(`heimdall: nothing stored for ${id}\n`);
+          process.exitCode = EXIT_NOT_FOUND;
+          return;
+        }
         if (g.json) {
           for (const it of res.items) out(JSON.stringify(toJson(TimelineItemSchema, it)));
           return;
         }
-        if (res.items.length === 0) {
-          out(`nothing stored for ${id}`);
-          return;
-        }
         out(`trace ${res.traceIds.join(', ') || '(none)'}: ${res.spanCount} spans, ${res.logCount} logs, ${res.eventCount} events`);
-        printTimeline(res.items);
+        for (const line of formatTimeline(res.items)) out(line);
       }),
     );
 }

@@ -23,6 +23,12 @@ export function table(header: string[], rows: string[][]): void {
   for (const r of [header, ...rows]) out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
 }
 
+/** `text` at most `max` characters long: cut to `max - 1` and `…` when longer. */
+export const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+/** Exit status of a client command whose id (a trace or correlation id) has nothing stored; 1 is a refused call or bad input. */
+export const EXIT_NOT_FOUND = 3;
+
 export const iso = (ts: Timestamp | undefined): string => (ts ? timestampDate(ts).toISOString() : '');
 export const ago = (text: string, option: string): Date => {
   const ms = parseDuration(text);

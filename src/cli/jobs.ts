@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../config/units.js';
 import { Concurrency, JobSchema, JobScope, JobService, JobSource, JobStatus, JobTrigger, MisfirePolicy, ScheduledJobSchema, type Job, type ScheduledJob } from '../gen/heimdall/v1/jobs_pb.js';
 import { ago, clientCommand, iso, jsonObject, out, table, tsOf, withClient } from './common.js';
+import { scheduledJobYaml } from './job-yaml.js';
 
 const STATUS_NAMES: Record<JobStatus, string> = { [JobStatus.UNSPECIFIED]: '', [JobStatus.PENDING]: 'pending', [JobStatus.RUNNING]: 'running', [JobStatus.SUCCEEDED]: 'succeeded', [JobStatus.FAILED]: 'failed', [JobStatus.CANCELLED]: 'cancelled' };
 const TRIGGER_NAMES: Record<JobTrigger, string> = { [JobTrigger.UNSPECIFIED]: '', [JobTrigger.SCHEDULE]: 'schedule', [JobTrigger.MANUAL]: 'manual', [JobTrigger.SUBMIT]: 'submit', [JobTrigger.MISFIRE]: 'misfire', [JobTrigger.RETRY]: 'retry' };
@@ -162,12 +163,17 @@ function addJobVerbs(jobs: Command): void {
 function addScheduledJobCommands(program: Command): void {
   const jobs = program.command('jobs').description('scheduled jobs (needs a token with the admin scope)');
   clientCommand(jobs, 'list', 'list scheduled jobs').action((_o: unknown, cmd: Command) => withClient(cmd, async (c, g) => printJobs((await c.unary(JobService.method.listScheduledJobs, {})).jobs, g.json)));
-  clientCommand(jobs, 'get', 'show a scheduled job')
+  clientCommand(jobs, 'get', 'show a scheduled job as an entry of jobs.scheduled in the configuration file (--json: the API\'s message)')
     .argument('<name>')
     .action((name: string, _o: unknown, cmd: Command) =>
-      withClient(cmd, async (c) => {
+      withClient(cmd, async (c, g) => {
         const { job } = await c.unary(JobService.method.getScheduledJob, { name });
-        if (job) out(JSON.stringify(toJson(ScheduledJobSchema, job), null, 2));
+        if (!job) return;
+        if (g.json) return out(JSON.stringify(toJson(ScheduledJobSchema, job)));
+        const lastRun = job.lastRun ? `${STATUS_NAMES[job.lastRun.status]} ${iso(job.lastRun.createdAt)}` : 'none';
+        out(`# from ${job.source === JobSource.CONFIG ? 'the configuration file' : 'the API'}; ${job.paused ? 'paused' : `next run ${iso(job.nextRunTime)}`}; last run ${lastRun}`);
+        out('# as an entry of jobs.scheduled in the configuration file:');
+        process.stdout.write(scheduledJobYaml(job));
       }),
     );
   addCreateCommand(jobs);

@@ -24,11 +24,12 @@ afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
 });
 
-function start(configText: string): { running: Running; dir: ReturnType<typeof tempDir> } {
+/** Starts the agent on `configText`; `args` are the command line, the config file's path in place of `$CONFIG`. */
+function start(configText: string, args = ['run', '--config', '$CONFIG']): { running: Running; dir: ReturnType<typeof tempDir> } {
   const dir = tempDir();
   const config = join(dir.path, 'heimdall.yaml');
   writeFileSync(config, configText.replaceAll('$DATA', join(dir.path, 'data')));
-  const child = spawn(process.execPath, [MAIN, 'run', '--config', config], { stdio: 'pipe' });
+  const child = spawn(process.execPath, [MAIN, ...args.map((a) => a.replace('$CONFIG', config))], { stdio: 'pipe', env: { ...process.env, HEIMDALL_CONFIG: config } });
   children.push(child);
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
@@ -181,6 +182,26 @@ describe('heimdall commands', () => {
     const second = run(['migrate', '--config', file]);
     expect(second.stdout).toContain('(applied: none; retention updated: none)');
     dir.cleanup();
+  });
+
+  it('runs the agent when no command is given: `heimdall` and `heimdall --config FILE`', async () => {
+    for (const args of [[], ['--config', '$CONFIG']]) {
+      const { running, dir } = start(CONFIG, args);
+      await running.waitFor((l) => l.msg === 'Heimdall started');
+      running.child.kill('SIGTERM');
+      expect(await running.exited).toBe(0);
+      dir.cleanup();
+    }
+  }, 90_000); // two agent starts on a loaded 2-core machine
+
+  it('answers a mistyped command as unknown, with a suggestion, and exits 1', () => {
+    const r = run(['evnets']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.startsWith("error: unknown command 'evnets'\n(Did you mean events?)\n\nUsage: heimdall [options] [command]\n")).toBe(true);
+    const far = run(['frobnicate', '--config', 'x.yaml']);
+    expect(far.status).toBe(1);
+    expect(far.stderr.split('\n')[0]).toBe("error: unknown command 'frobnicate'");
   });
 
   it('version and --help', () => {
