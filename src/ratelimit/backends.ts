@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { HealthRegistry, HealthReporter } from '../health/registry.js';
 import { createRedisClient, redisTargetOf } from '../redis/client.js';
 import type { Logger } from '../telemetry/logger.js';
-import { fullBucket, take, type BucketSpec, type BucketState, type Decision } from './bucket.js';
+import { decisionOf, fullBucket, take, type BucketSpec, type BucketState, type Decision } from './bucket.js';
 import type { Limit } from './config.js';
 
 /** Where buckets live. A backend never throws: when it cannot decide, it answers by its failure mode. */
@@ -109,12 +109,13 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
   const latency = new Histogram({ name: 'heimdall_ratelimit_backend_duration_seconds', help: 'Time of one Redis bucket check.', buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025], registers: [options.metrics] });
   const errors = new Counter({ name: 'heimdall_ratelimit_backend_errors_total', help: 'Redis checks that failed or timed out (answered by the failure mode).', registers: [options.metrics] });
   const breakerState = new Gauge({ name: 'heimdall_ratelimit_circuit_open', help: 'Whether the Redis circuit breaker is open (1) or closed (0).', registers: [options.metrics] });
-  const overLimit = new LRUCache<string, number>({ max: 10_000 });
+  // Keys refused lately: the bucket as Redis answered then, and until when the refused request could not pass.
+  const overLimit = new LRUCache<string, { state: BucketState; until: number }>({ max: 10_000 });
 
   let failures = 0;
   let openUntil = 0;
   options.reporter?.set('ready', 'no check yet');
-  const fallback = (): Decision => ({ allowed: config.failure_mode === 'allow', remaining: 0, resetMs: 0 });
+  const fallback = (): Decision => ({ allowed: config.failure_mode === 'allow', remaining: 0, resetMs: 0, retryMs: 0 });
   const failed = (err: unknown): Decision => {
     errors.inc();
     failures += 1;
@@ -130,8 +131,9 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
   return {
     async take(key, spec, hits) {
       const t = options.now();
-      const until = overLimit.get(key);
-      if (until !== undefined && hits > 0 && t < until) return { allowed: false, remaining: 0, resetMs: Math.ceil(until - t) };
+      const cached = overLimit.get(key);
+      // Refused from the cache: the bucket refilled locally from what Redis answered, as Redis would.
+      if (cached && hits > 0 && t < cached.until) return decisionOf(spec, Math.min(spec.capacity, cached.state.tokens + (t - cached.state.at) * spec.ratePerMs), hits, false);
       if (openUntil > 0) {
         if (t < openUntil) return fallback();
         openUntil = t + config.breaker.cooldown; // half-open: this call is the trial
@@ -150,14 +152,9 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
         openUntil = 0;
         breakerState.set(0);
         const tokens = Number(tokensText);
-        const missing = spec.capacity - tokens;
-        const decision: Decision = {
-          allowed: allowed === 1,
-          remaining: Math.max(0, Math.floor(tokens)),
-          resetMs: missing <= 0 ? 0 : spec.ratePerMs > 0 ? Math.ceil(missing / spec.ratePerMs) : Number.POSITIVE_INFINITY,
-        };
+        const decision = decisionOf(spec, tokens, hits, allowed === 1);
         // Remember a refusal until enough tokens could have come back for the same request.
-        if (!decision.allowed && spec.ratePerMs > 0 && hits <= spec.capacity) overLimit.set(key, t + Math.max(0, (Math.max(hits, 1) - tokens) / spec.ratePerMs));
+        if (!decision.allowed && Number.isFinite(decision.retryMs)) overLimit.set(key, { state: { tokens, at: t }, until: t + decision.retryMs });
         return decision;
       } catch (err) {
         return failed(err);

@@ -21,8 +21,13 @@ export interface Decision {
   allowed: boolean;
   /** Whole tokens left after the check. */
   remaining: number;
-  /** Milliseconds until the bucket is full again (0 when full). */
+  /** Milliseconds until the bucket is full again (0 when full; infinite when it never refills). */
   resetMs: number;
+  /**
+   * Milliseconds until the same request could pass: 0 when allowed, else until its `hits` (at
+   * least 1) tokens are back; infinite when they never will (more than the capacity, or no refill).
+   */
+  retryMs: number;
 }
 
 /** A new, full bucket. */
@@ -41,10 +46,19 @@ export function take(state: BucketState, spec: BucketSpec, hits: number, now: nu
   const need = Math.max(hits, hits === 0 ? 1 : 0);
   const allowed = hits <= spec.capacity && state.tokens >= need && spec.capacity > 0;
   if (allowed) state.tokens -= hits;
-  const missing = spec.capacity - state.tokens;
+  return decisionOf(spec, state.tokens, hits, allowed);
+}
+
+/** Milliseconds until `tokens` more are refilled at the spec's rate. */
+const refillMs = (spec: BucketSpec, tokens: number): number => (tokens <= 0 ? 0 : spec.ratePerMs > 0 ? Math.ceil(tokens / spec.ratePerMs) : Number.POSITIVE_INFINITY);
+
+/** The decision a bucket holding `tokens` answers after a check of `hits` (the shared backend computes it from Redis' answer too). */
+export function decisionOf(spec: BucketSpec, tokens: number, hits: number, allowed: boolean): Decision {
+  const need = Math.max(hits, 1);
   return {
     allowed,
-    remaining: Math.max(0, Math.floor(state.tokens)),
-    resetMs: missing <= 0 ? 0 : spec.ratePerMs > 0 ? Math.ceil(missing / spec.ratePerMs) : Number.POSITIVE_INFINITY,
+    remaining: Math.max(0, Math.floor(tokens)),
+    resetMs: refillMs(spec, spec.capacity - tokens),
+    retryMs: allowed ? 0 : need > spec.capacity ? Number.POSITIVE_INFINITY : refillMs(spec, need - tokens),
   };
 }

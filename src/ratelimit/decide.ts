@@ -94,25 +94,34 @@ export interface Policy {
   reset: number;
 }
 
-/** What one descriptor answers after its bucket decided, and the policy it reports. */
+/**
+ * What one descriptor answers after its bucket decided, and the policy it reports. OK: the tokens
+ * left and the time until the bucket is full (envoyproxy/ratelimit's window reset). OVER_LIMIT: 0
+ * remaining, as envoyproxy/ratelimit answers, and the time until this request could pass, in whole
+ * seconds (at least 1) in both the status and the headers; a request that never can (more than the
+ * capacity, or a bucket that never refills) gets the policy's window.
+ */
 export function limitStatus(limit: Limit, spec: BucketSpec, decision: Decision): { status: WireStatus; policy: Policy; over: boolean } {
   const over = !decision.allowed && !limit.shadowMode;
   // A bucket that never refills (0 per unit) reports a whole unit until reset.
+  const window = spec.ratePerMs > 0 ? Math.ceil(spec.capacity / spec.ratePerMs / 1000) : UNIT_SECONDS[limit.unit];
   const resetMs = Number.isFinite(decision.resetMs) ? decision.resetMs : UNIT_SECONDS[limit.unit] * 1000;
+  const retrySeconds = Number.isFinite(decision.retryMs) ? Math.max(1, Math.ceil(decision.retryMs / 1000)) : Math.max(1, window);
+  const remaining = over ? 0 : decision.remaining;
   return {
     over,
     policy: {
       name: limit.name ?? limit.path,
       quota: spec.capacity,
-      window: spec.ratePerMs > 0 ? Math.ceil(spec.capacity / spec.ratePerMs / 1000) : UNIT_SECONDS[limit.unit],
-      remaining: decision.remaining,
-      reset: Math.ceil(resetMs / 1000),
+      window,
+      remaining,
+      reset: over ? retrySeconds : Math.ceil(resetMs / 1000),
     },
     status: {
       code: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
       currentLimit: { ...(limit.name ? { name: limit.name } : {}), requestsPerUnit: limit.requestsPerUnit, unit: UNIT_CODE[limit.unit] },
-      limitRemaining: Math.min(decision.remaining, MAX_UINT32),
-      durationUntilReset: { seconds: BigInt(Math.floor(resetMs / 1000)), nanos: Math.floor(resetMs % 1000) * 1_000_000 },
+      limitRemaining: Math.min(remaining, MAX_UINT32),
+      durationUntilReset: over ? { seconds: BigInt(retrySeconds), nanos: 0 } : { seconds: BigInt(Math.floor(resetMs / 1000)), nanos: Math.floor(resetMs % 1000) * 1_000_000 },
     },
   };
 }

@@ -196,6 +196,20 @@ describe("envoyproxy/ratelimit README examples", () => {
     expect(await codes(11, 'edge_proxy_per_ip', d(['remote_address', '50.0.0.9']))).toEqual([...Array<Code>(10).fill(Code.OK), Code.OVER_LIMIT]);
   });
 
+  it('Example 3: an OVER_LIMIT status says 0 remaining (Envoy sends it as x-ratelimit-remaining), even with tokens left below hits_addend', async () => {
+    const addend = () => c.unary(RateLimitService.method.shouldRateLimit, { domain: 'edge_proxy_per_ip', descriptors: [d(['remote_address', '50.0.0.10'])], hitsAddend: 4 });
+    expect((await addend()).statuses[0]).toMatchObject({ code: Code.OK, limitRemaining: 6 });
+    expect((await addend()).statuses[0]).toMatchObject({ code: Code.OK, limitRemaining: 2 });
+    // 2 left, 4 asked: refused; the missing 2 tokens come back in 0.2 s, reported as a whole second.
+    const over = await addend();
+    expect(over.overallCode).toBe(Code.OVER_LIMIT);
+    expect(over.statuses[0]).toMatchObject({ code: Code.OVER_LIMIT, currentLimit: { requestsPerUnit: 10, unit: 1 }, limitRemaining: 0, durationUntilReset: { seconds: 1n, nanos: 0 } });
+    expect(over.responseHeadersToAdd.map((h) => [h.key, h.value])).toEqual([
+      ['RateLimit-Policy', '"edge_proxy_per_ip.remote_address";q=10;w=1'],
+      ['RateLimit', '"edge_proxy_per_ip.remote_address";r=0;t=1'],
+    ]);
+  });
+
   it('Example 4: a descriptor matches only configuration nested to the same depth', async () => {
     expect(await limitOf('example4_flat', ['key', 'value'], ['subkey', 'subvalue'])).toBeUndefined();
     expect(await limitOf('example4', ['key', 'value'], ['subkey', 'subvalue'])).toMatchObject({ requestsPerUnit: 300 });

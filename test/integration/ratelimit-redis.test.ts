@@ -80,6 +80,20 @@ describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', (
     expect(local.filter((c) => c === RateLimitResponse_Code.OK)).toHaveLength(10);
   });
 
+  it('refuses with 0 remaining and the time until the request could pass, from Redis as from local buckets', async () => {
+    const take = (hitsAddend: number) => ca.unary(RateLimitService.method.shouldRateLimit, { domain: 'shared', hitsAddend, descriptors: [{ entries: [{ key: 'user', value: 'addend' }] }] });
+    expect((await take(2)).statuses[0]).toMatchObject({ code: RateLimitResponse_Code.OK, limitRemaining: 3 });
+    // 3 left, 4 asked: refused; one token (one per 720 s) is missing, three for a full bucket (2,160 s).
+    for (const over of [await take(4), await take(4)]) {
+      expect(over.statuses[0]).toMatchObject({ code: RateLimitResponse_Code.OVER_LIMIT, limitRemaining: 0, durationUntilReset: { nanos: 0 } });
+      const seconds = Number(over.statuses[0]?.durationUntilReset?.seconds);
+      // Redis' clock moves: bounds no slow machine reaches.
+      expect(seconds).toBeGreaterThan(600);
+      expect(seconds).toBeLessThanOrEqual(720);
+      expect(over.responseHeadersToAdd).toEqual([expect.objectContaining({ key: 'RateLimit-Policy', value: '"shared.user";q=5;w=3600' }), expect.objectContaining({ key: 'RateLimit', value: `"shared.user";r=0;t=${seconds}` })]);
+    }
+  });
+
   it('shares blocks and the security mode with every agent on the same Redis', async () => {
     const adminA = connect({ addr: a.addr, token: TOKENS.adminA });
     const adminB = connect({ addr: a.addr, token: TOKENS.adminB });

@@ -45,9 +45,11 @@ describe('rate limiting over Envoy RLS', () => {
   let c: AgentClient;
   const dir = tempDir();
   const file = join(dir.path, 'edge.yaml');
+  // The buckets' clock moves only when a test moves it: nothing refills while a slow machine runs the calls.
+  let now = 0;
   beforeAll(async () => {
     writeFileSync(file, LIMITS);
-    t = await startTestAgent({ ratelimit: { config_path: dir.path, legacy_headers: true, over_limit_window: '1s', security: { incident_threshold: 3 } } });
+    t = await startTestAgent({ ratelimit: { config_path: dir.path, legacy_headers: true, over_limit_window: '1s', security: { incident_threshold: 3 } } }, { clock: () => now });
     c = connect({ addr: t.grpcAddress });
   });
   afterAll(async () => {
@@ -151,15 +153,35 @@ describe('rate limiting over Envoy RLS', () => {
     q.close();
   });
 
-  it('answers the same check over HTTP: POST /ratelimit/json, 200 or 429, 400 for malformed bodies', async () => {
+  it('answers the same check over HTTP: POST /ratelimit/json, 200 or 429 with the RateLimit headers and Retry-After, 400 for malformed bodies', async () => {
     const post = (body: string) => fetch(`${t.adminUrl}/ratelimit/json`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
-    const req = JSON.stringify({ domain: 'edge', descriptors: [{ entries: [{ key: 'remote_address', value: '203.0.113.50' }] }], hitsAddend: 3 });
-    const ok = await post(req);
+    const limitHeaders = (res: Response) => Object.fromEntries([...res.headers].filter(([k]) => /^(x-)?ratelimit|^retry-after$/.test(k)));
+    const req = (hitsAddend: number, value = '203.0.113.50') => JSON.stringify({ domain: 'edge', descriptors: [{ entries: [{ key: 'remote_address', value }] }], hitsAddend });
+    const ok = await post(req(3));
     expect(ok.status).toBe(200);
+    expect(limitHeaders(ok)).toEqual({ 'ratelimit-policy': '"per-ip";q=3;w=60', ratelimit: '"per-ip";r=0;t=60', 'x-ratelimit-limit': '3, 3;w=60;name="per-ip"', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '60' });
     expect(await ok.json()).toMatchObject({ overallCode: 'OK', statuses: [{ code: 'OK', currentLimit: { name: 'per-ip', requestsPerUnit: 3, unit: 'MINUTE' } }] });
-    const over = await post(req);
+    // 8 s later 0.4 of a token (one per 20 s) is back: one hit passes in 12 s, though the bucket is full only in 52.
+    now += 8_000;
+    const over = await post(req(1));
     expect(over.status).toBe(429);
-    expect(await over.json()).toMatchObject({ overallCode: 'OVER_LIMIT' });
+    expect(limitHeaders(over)).toEqual({ 'ratelimit-policy': '"per-ip";q=3;w=60', ratelimit: '"per-ip";r=0;t=12', 'x-ratelimit-limit': '3, 3;w=60;name="per-ip"', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '12', 'retry-after': '12' });
+    expect(await over.json()).toEqual({
+      overallCode: 'OVER_LIMIT',
+      statuses: [{ code: 'OVER_LIMIT', currentLimit: { name: 'per-ip', requestsPerUnit: 3, unit: 'MINUTE' }, durationUntilReset: '12s' }],
+      responseHeadersToAdd: [
+        { key: 'RateLimit-Policy', value: '"per-ip";q=3;w=60' },
+        { key: 'RateLimit', value: '"per-ip";r=0;t=12' },
+        { key: 'X-RateLimit-Limit', value: '3, 3;w=60;name="per-ip"' },
+        { key: 'X-RateLimit-Remaining', value: '0' },
+        { key: 'X-RateLimit-Reset', value: '12' },
+      ],
+    });
+    // A policy named after a long request value (a limit override) holds a `…`, which a header cannot carry.
+    const long = 'v'.repeat(100);
+    const named = await post(JSON.stringify({ domain: 'edge', descriptors: [{ entries: [{ key: 'client', value: long }], limit: { requestsPerUnit: 5, unit: 'HOUR' } }] }));
+    expect(named.status).toBe(200);
+    expect(named.headers.get('ratelimit')).toMatch(new RegExp(`^"edge\\.client_${'v'.repeat(32)}\\?#[\\w-]{22}#override";r=4;t=720$`));
     expect((await post('{"domain": ')).status).toBe(400);
     expect((await post(JSON.stringify({ domain: '', descriptors: [] }))).status).toBe(400);
   });

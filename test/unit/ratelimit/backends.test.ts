@@ -29,8 +29,8 @@ describe('local buckets', () => {
   it('without ratelimit.redis every limit is local, answered synchronously', async () => {
     const buckets = createBuckets({ config: validateConfig({}).ratelimit, now: () => 0, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry() });
     expect(buckets.shared).toBe(false);
-    expect(buckets.take(SHARED, 'k', SPEC, 1)).toEqual({ allowed: true, remaining: 1, resetMs: 1000 });
-    expect(buckets.take(LOCAL, 'k', SPEC, 1)).toEqual({ allowed: true, remaining: 0, resetMs: 2000 });
+    expect(buckets.take(SHARED, 'k', SPEC, 1)).toEqual({ allowed: true, remaining: 1, resetMs: 1000, retryMs: 0 });
+    expect(buckets.take(LOCAL, 'k', SPEC, 1)).toEqual({ allowed: true, remaining: 0, resetMs: 2000, retryMs: 0 });
     await buckets.close();
   });
 });
@@ -79,6 +79,28 @@ describe.runIf(haveBinary('redis-server'))('buckets shared through a real redis-
     }
   });
 
+  it('says when a refused request could pass, from Redis and from its cache of refused keys alike', async () => {
+    const t = { now: 0 };
+    const buckets = agent(t, `test:${Math.random()}:`);
+    // Three tokens, one back an hour: Redis' own clock moves, but no token comes back within the test.
+    const hourly: BucketSpec = { capacity: 3, ratePerMs: 1 / 3_600_000 };
+    try {
+      await connected(buckets, t);
+      expect(await buckets.take(SHARED, 'k', hourly, 2)).toMatchObject({ allowed: true, remaining: 1 });
+      const refused = await buckets.take(SHARED, 'k', hourly, 2);
+      // One token missing for these 2 hits (about an hour), two for a full bucket (about two hours).
+      expect(refused).toMatchObject({ allowed: false, remaining: 1 });
+      expect(refused.retryMs).toBeGreaterThan(3_500_000);
+      expect(refused.retryMs).toBeLessThanOrEqual(3_600_000);
+      expect(refused.resetMs).toBeGreaterThan(7_100_000);
+      expect(refused.resetMs).toBeLessThanOrEqual(7_200_000);
+      // The next refusal comes from the local cache (no time passed on the agent's clock): the same answer.
+      expect(await buckets.take(SHARED, 'k', hourly, 2)).toEqual(refused);
+    } finally {
+      await buckets.close();
+    }
+  });
+
   it('answers by failure_mode with the circuit open while Redis is away (ratelimit-redis degraded), and closes it once Redis is back', async () => {
     const t = { now: 0 };
     const health = createHealthRegistry();
@@ -88,7 +110,7 @@ describe.runIf(haveBinary('redis-server'))('buckets shared through a real redis-
       expect(await buckets.take(SHARED, 'k', SPEC, 1)).toMatchObject({ allowed: true });
       expect(health.component('ratelimit-redis')?.state).toBe('ready');
       await redis.stop();
-      expect(await buckets.take(SHARED, 'k', SPEC, 1)).toEqual({ allowed: false, remaining: 0, resetMs: 0 });
+      expect(await buckets.take(SHARED, 'k', SPEC, 1)).toEqual({ allowed: false, remaining: 0, resetMs: 0, retryMs: 0 });
       expect(health.component('ratelimit-redis')).toMatchObject({ state: 'degraded', reason: expect.stringContaining('circuit open, answering by failure_mode deny') });
       await redis.start();
       await connected(buckets, t);

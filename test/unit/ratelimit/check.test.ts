@@ -54,6 +54,34 @@ describe('rate-limit check', () => {
     expect(await metric('heimdall_ratelimit_over_limit_total')).toEqual([{ labels: { domain: 'api', descriptor: 'api.ip' }, value: 1 }]);
   });
 
+  it('refuses with 0 remaining and the time until the request could pass, in the status and the headers alike', async () => {
+    const { check, advance } = setup('domain: api\ndescriptors:\n  - key: user\n    rate_limit: { name: per-user, unit: minute, requests_per_unit: 5 }\n');
+    const over = (seconds: number) => ({
+      overallCode: RateLimitResponse_Code.OVER_LIMIT,
+      statuses: [{ code: RateLimitResponse_Code.OVER_LIMIT, currentLimit: { name: 'per-user', requestsPerUnit: 5, unit: 2 }, limitRemaining: 0, durationUntilReset: { seconds: BigInt(seconds), nanos: 0 } }],
+      responseHeadersToAdd: [
+        { key: 'RateLimit-Policy', value: '"per-user";q=5;w=60' },
+        { key: 'RateLimit', value: `"per-user";r=0;t=${seconds}` },
+        { key: 'X-RateLimit-Limit', value: '5, 5;w=60;name="per-user"' },
+        { key: 'X-RateLimit-Remaining', value: '0' },
+        { key: 'X-RateLimit-Reset', value: String(seconds) },
+      ],
+    });
+    // A token every 12 s: the sixth request could pass in 12 s, though the bucket is full only in 60.
+    for (let i = 0; i < 5; i++) await check(request('api', { user: 'a' }));
+    expect(await check(request('api', { user: 'a' }))).toEqual(over(12));
+    // 3 hits with 2 tokens left: refused with 0 remaining (not 2), one token (12 s) away.
+    await check(create(RateLimitRequestSchema, { ...request('api', { user: 'b' }), hitsAddend: 3 }));
+    expect(await check(create(RateLimitRequestSchema, { ...request('api', { user: 'b' }), hitsAddend: 3 }))).toEqual(over(12));
+    // Rounded up to whole seconds: 0.1 s later, 11.9 s is 12; 11.5 s later, 0.5 s is 1.
+    advance(100);
+    expect(await check(request('api', { user: 'a' }))).toEqual(over(12));
+    advance(11_400);
+    expect(await check(request('api', { user: 'a' }))).toEqual(over(1));
+    // More than the capacity never passes: the policy's window.
+    expect(await check(create(RateLimitRequestSchema, { ...request('api', { user: 'c' }), hitsAddend: 6 }))).toEqual(over(60));
+  });
+
   it('answers OK for descriptors without a limit and for unlimited ones, without headers', async () => {
     const { check } = setup();
     const reply = await check(request('api', { free: 'x' }, { other: 'y' }));

@@ -40,7 +40,7 @@ describe('token bucket', () => {
     const spec = { capacity: 10, ratePerMs: 10 / 1000 }; // 10 per second
     const s = fullBucket(spec, 0);
     expect(take(s, spec, 11, 0).allowed).toBe(false);
-    expect(take(s, spec, 10, 0)).toEqual({ allowed: true, remaining: 0, resetMs: 1000 });
+    expect(take(s, spec, 10, 0)).toEqual({ allowed: true, remaining: 0, resetMs: 1000, retryMs: 0 });
     expect(take(s, spec, 0, 0).allowed).toBe(false);
     expect(take(s, spec, 1, 50).allowed).toBe(false); // half a token
     expect(take(s, spec, 1, 100)).toMatchObject({ allowed: true, remaining: 0 });
@@ -48,6 +48,19 @@ describe('token bucket', () => {
     expect(take(s, spec, 1, 10_000)).toMatchObject({ allowed: true, remaining: 9, resetMs: 100 });
     const blocked = { capacity: 0, ratePerMs: 0 };
     expect(take(fullBucket(blocked, 0), blocked, 1, 5).allowed).toBe(false);
+  });
+
+  it('says when a refused request could pass (its hits back), apart from when the bucket is full', () => {
+    const spec = { capacity: 5, ratePerMs: 5 / 60_000 }; // 5 a minute: a token every 12 s
+    const s = fullBucket(spec, 0);
+    expect(take(s, spec, 5, 0)).toEqual({ allowed: true, remaining: 0, resetMs: 60_000, retryMs: 0 });
+    expect(take(s, spec, 1, 0)).toEqual({ allowed: false, remaining: 0, resetMs: 60_000, retryMs: 12_000 });
+    // Half a token back after 6 s: 3 hits need 2.5 more (30 s), a full bucket 4.5 more (54 s).
+    expect(take(s, spec, 3, 6_000)).toEqual({ allowed: false, remaining: 0, resetMs: 54_000, retryMs: 30_000 });
+    expect(take(s, spec, 0, 6_000)).toEqual({ allowed: false, remaining: 0, resetMs: 54_000, retryMs: 6_000 });
+    expect(take(s, spec, 6, 6_000)).toEqual({ allowed: false, remaining: 0, resetMs: 54_000, retryMs: Number.POSITIVE_INFINITY });
+    const blocked = { capacity: 0, ratePerMs: 0 };
+    expect(take(fullBucket(blocked, 0), blocked, 1, 5)).toEqual({ allowed: false, remaining: 0, resetMs: 0, retryMs: Number.POSITIVE_INFINITY });
   });
 });
 
