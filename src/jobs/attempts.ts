@@ -55,7 +55,7 @@ function taskContext(run: AttemptedRun, signal: AbortSignal, hooks: AttemptHooks
     jobName: r.jobName,
     correlationId: r.correlationId,
     signal,
-    logger: hooks.logger.child({ run: r.id, correlationId: r.correlationId }),
+    logger: hooks.logger.child({ run: r.id }),
     progress: (percent, message) => {
       if (signal.aborted || !hooks.isLive()) return;
       r.progress = Math.max(0, Math.min(100, Math.round(percent)));

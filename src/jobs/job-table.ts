@@ -76,13 +76,13 @@ export function registerNextRunGauge(table: Pick<JobTable, 'entries'>, metrics: 
   new Gauge({
     name: 'heimdall_job_next_run_timestamp_seconds',
     help: 'Next tick of each active scheduled job (unix seconds).',
-    labelNames: ['job'] as const,
+    labelNames: ['job_name'] as const,
     registers: [metrics],
     collect() {
       this.reset();
       for (const e of table.entries()) {
         const next = e.cron.nextRun();
-        if (next && !e.cron.isStopped() && e.spec.active) this.set({ job: e.spec.name }, next.getTime() / 1000);
+        if (next && !e.cron.isStopped() && e.spec.active) this.set({ job_name: e.spec.name }, next.getTime() / 1000);
       }
     },
   });

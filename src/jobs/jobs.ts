@@ -8,6 +8,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { JobsDeployment } from './deployment.js';
 import { JobError } from './errors.js';
 import { createRunHistory, type RunFilter, type RunHistory, type RunRecord } from './history.js';
+import { createJobSeries, type JobSeries } from './job-series.js';
 import { createJobTable, registerNextRunGauge, viewOf, type Entry, type JobTable, type ScheduledView } from './job-table.js';
 import { createAddressGuard } from './kinds/address-guard.js';
 import { createExport, directoryBytes, exportWindowRefusal, removeStaleParts } from './kinds/export.js';
@@ -22,7 +23,7 @@ import { createOnDemandQueue, type OnDemandQueue } from './on-demand-queue.js';
 import { createRecovery } from './recovery.js';
 import { createRunCaps } from './run-caps.js';
 import { createRunner, RunAborted, type LiveRun, type Runner } from './runner.js';
-import { createScheduledRuns, runPolicy } from './scheduled-runs.js';
+import { createScheduledRuns, runPolicy, type SkippedTicks } from './scheduled-runs.js';
 import { configJobs, type JobSpec, type TaskSpec } from './spec.js';
 import { createStoredJobs, type StoredJobs } from './stored-jobs.js';
 import { createJobStore, type JobStore } from './store.js';
@@ -81,7 +82,7 @@ export interface Jobs {
 const checksReadiness = (e: { spec: JobSpec }): boolean => e.spec.kind === 'system-check' && e.spec.active;
 
 /** The task kinds, wired to what they read. */
-function createKinds(options: JobsOptions, leases: Leases | undefined, reporter: HealthReporter, table: Pick<JobTable, 'get'>): TaskKinds {
+function createKinds(options: JobsOptions, leases: Leases | undefined, reporter: HealthReporter, table: Pick<JobTable, 'get'>, series: JobSeries): TaskKinds {
   /** The byte budgets the system check scores: the embedded store's, and the export directory's. */
   const budgets = () => [
     ...(options.storage.size ? [{ name: 'embedded store', ...options.storage.size }] : []),
@@ -99,14 +100,18 @@ function createKinds(options: JobsOptions, leases: Leases | undefined, reporter:
   };
   return {
     'system-check': createSystemCheck({ storage: options.storage, pipeline: options.pipeline, pingRedis: leases && (() => leases.ping()), dataPaths: options.dataPaths, budgets, reporter, reportsReadiness, metrics: options.metrics }),
-    'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics, guard: createAddressGuard(options.config.http_check.allowed_networks) }),
+    'http-check': createHttpCheck({ pipeline: options.pipeline, metrics: options.metrics, guard: createAddressGuard(options.config.http_check.allowed_networks), series }),
     retention: createRetention({ storage: options.storage, schema: options.schema }),
     export: createExport({ storage: options.storage, exportDir: options.config.export_dir, maxBytes: options.config.export_max_size, tenantMaxBytes: options.config.tenant_export_max_size, query: options.query, refused }),
   };
 }
 
-/** Sets the scheduler's health from the jobs and runs; clears the system check's hold on readiness once none is active. */
-function reportStatus(p: { reporter: HealthReporter; systemReporter: HealthReporter; table: JobTable; runner: Runner; queue: OnDemandQueue; leases: Leases | undefined; instance: string }): void {
+/**
+ * Sets the scheduler's health from the jobs and runs; clears the system check's hold on readiness once
+ * none is active; takes the series of deleted and paused jobs off /metrics.
+ */
+function reportStatus(p: { reporter: HealthReporter; systemReporter: HealthReporter; table: JobTable; runner: Runner; queue: OnDemandQueue; leases: Leases | undefined; instance: string; series: JobSeries }): void {
+  p.series.retain((name) => p.table.get(name)?.spec.active === true);
   const list = p.table.entries();
   const paused = list.filter((e) => !e.spec.active).length;
   const cluster = list.filter((e) => e.spec.scope === 'cluster').length;
@@ -236,9 +241,11 @@ function registerReporters(health: HealthRegistry): { reporter: HealthReporter; 
   return { reporter, systemReporter };
 }
 
-/** heimdall_job_ticks_skipped_total: ticks not run here, by job and reason. */
-const skippedTicksCounter = (metrics: Registry) =>
-  new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'Ticks of scheduled jobs not run here, by job and reason (overlap, max-running, scheduler-full, claimed-elsewhere, lease-held, redis-unavailable).', labelNames: ['job', 'reason'] as const, registers: [metrics] });
+/** heimdall_job_ticks_skipped_total: ticks not run here, by job_name and reason. */
+function skippedTicksCounter(metrics: Registry, series: JobSeries): SkippedTicks {
+  const counter = new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'Ticks of scheduled jobs not run here, by job_name and reason (overlap, max-running, scheduler-full, claimed-elsewhere, lease-held, redis-unavailable).', labelNames: ['job_name', 'reason'] as const, registers: [metrics] });
+  return (jobName, reason) => counter.inc(series.track(counter, jobName, { reason }));
+}
 
 /**
  * Creates the jobs component: croner schedules for scheduled jobs (config and API), a bounded queue
@@ -255,13 +262,14 @@ export function createJobs(options: JobsOptions): Jobs {
   const history = createRunHistory({ storage: options.storage, logger });
   const store = createJobStore(options.storage);
   const leases: Leases | undefined = options.redis && createLeases({ target: options.redis.target, keyPrefix: options.redis.keyPrefix, instance, ttlMs: config.lease_ttl, logger });
-  const skipped = skippedTicksCounter(options.metrics);
+  const series = createJobSeries();
+  const skipped = skippedTicksCounter(options.metrics, series);
   let started = 0;
   let stopped = false;
-  const report = (): void => reportStatus({ reporter, systemReporter, table, runner, queue, leases, instance });
-  const table = createJobTable({ onTick: (e, tickMs) => ticks.tick(e, 'schedule', tickMs), onOverlap: (e) => skipped.inc({ job: e.spec.name, reason: 'overlap' }), onChange: report, logger });
+  const report = (): void => reportStatus({ reporter, systemReporter, table, runner, queue, leases, instance, series });
+  const table = createJobTable({ onTick: (e, tickMs) => ticks.tick(e, 'schedule', tickMs), onOverlap: (e) => skipped(e.spec.name, 'overlap'), onChange: report, logger });
   registerNextRunGauge(table, options.metrics);
-  const runner = createRunner({ kinds: createKinds(options, leases, systemReporter, table), history, pipeline: options.pipeline, instance, logger: options.logger, metrics: options.metrics });
+  const runner = createRunner({ kinds: createKinds(options, leases, systemReporter, table, series), history, pipeline: options.pipeline, instance, logger: options.logger, metrics: options.metrics, series });
   const caps = createRunCaps({ maxScheduledRuns: config.max_scheduled_runs });
   const runs = createScheduledRuns({ runner, caps, leases, skipped, onChange: report, logger });
   const ticks = createTicks({ runs, caps, runner, leases, skipped, current: (e) => !stopped && table.get(e.spec.name) === e, logger });

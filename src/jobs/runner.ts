@@ -5,6 +5,7 @@ import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import { RunAborted, runAttempts } from './attempts.js';
 import type { RunHistory, RunRecord, RunTrigger } from './history.js';
+import type { JobSeries } from './job-series.js';
 import type { TaskKinds } from './kinds/kind.js';
 import type { KindName } from './kinds/params.js';
 import { createRunReport } from './run-report.js';
@@ -89,13 +90,13 @@ function newRecord(init: RunInit, instance: string): RunRecord {
  * Creates the runner. Owns the live runs and the count of running ones; the attempt loop is
  * runAttempts', reporting is createRunReport's.
  */
-export function createRunner(options: { kinds: TaskKinds; history: RunHistory; pipeline: AgentEventSink; instance: string; logger: Logger; metrics: Registry }): Runner {
+export function createRunner(options: { kinds: TaskKinds; history: RunHistory; pipeline: AgentEventSink; instance: string; logger: Logger; metrics: Registry; series?: JobSeries | undefined }): Runner {
   const { history, instance } = options;
   const logger = options.logger.child({ component: 'jobs' });
   const live = new Map<string, LiveRun>();
   const executing = new Set<Promise<void>>();
   let running = 0;
-  const report = createRunReport({ history, pipeline: options.pipeline, logger, metrics: options.metrics });
+  const report = createRunReport({ history, pipeline: options.pipeline, logger, metrics: options.metrics, series: options.series });
   new Gauge({ name: 'heimdall_jobs_running', help: 'Job runs running now.', registers: [options.metrics], collect() { this.set(running); } });
   const ended = (l: LiveRun): void => {
     live.delete(l.record.id);

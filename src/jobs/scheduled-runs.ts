@@ -1,4 +1,3 @@
-import type { Counter } from 'prom-client';
 import type { Logger } from '../telemetry/logger.js';
 import { JobError } from './errors.js';
 import type { RunRecord, RunTrigger } from './history.js';
@@ -26,11 +25,14 @@ export interface ScheduledRuns {
   retry(e: Entry, r: RunRecord): Promise<void>;
 }
 
+/** Counts a tick of a scheduled job not run here, by reason (heimdall_job_ticks_skipped_total). */
+export type SkippedTicks = (jobName: string, reason: string) => void;
+
 /** The run's timeout and retry policy as the runner takes them. */
 export const runPolicy = (spec: { timeout: number; retry: { attempts: number; backoff: number } }) => ({ timeoutMs: spec.timeout, attempts: spec.retry.attempts, backoffMs: spec.retry.backoff });
 
 /** Creates it; `skipped` is heimdall_job_ticks_skipped_total, `onChange` is called as runs start and end. */
-export function createScheduledRuns(options: { runner: Runner; caps: RunCaps; leases: Leases | undefined; skipped: Counter<'job' | 'reason'>; onChange: () => void; logger: Logger }): ScheduledRuns {
+export function createScheduledRuns(options: { runner: Runner; caps: RunCaps; leases: Leases | undefined; skipped: SkippedTicks; onChange: () => void; logger: Logger }): ScheduledRuns {
   const { runner, caps, leases, logger } = options;
   const start: ScheduledRuns['start'] = (e, trigger, scheduledTime, lease, retry) => {
     const l = runner.create({ jobName: e.spec.name, kind: e.spec.kind as KindName, params: e.spec.params, ...runPolicy(e.spec), trigger, scheduledTime, correlationId: retry?.correlationId, attempt: retry && retry.attempt + 1 });
@@ -71,7 +73,7 @@ export function createScheduledRuns(options: { runner: Runner; caps: RunCaps; le
     async retry(e, r) {
       const slot = caps.take(e);
       if (slot.cap) {
-        options.skipped.inc({ job: r.jobName, reason: slot.cap.reason });
+        options.skipped(r.jobName, slot.cap.reason);
         logger.warn({ run: r.id, job: r.jobName, reason: slot.cap.reason }, `interrupted run not retried: ${slot.cap.message}; the job's next tick runs it`);
         return;
       }

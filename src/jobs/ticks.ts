@@ -1,4 +1,3 @@
-import type { Counter } from 'prom-client';
 import type { Logger } from '../telemetry/logger.js';
 import type { RunTrigger } from './history.js';
 import type { Entry } from './job-table.js';
@@ -6,7 +5,7 @@ import type { Lease, Leases } from './lease.js';
 import type { RunCaps } from './run-caps.js';
 import type { Runner } from './runner.js';
 import { missedTick } from './schedule.js';
-import type { ScheduledRuns } from './scheduled-runs.js';
+import type { ScheduledRuns, SkippedTicks } from './scheduled-runs.js';
 
 /** Ticks of scheduled jobs: caps, the cluster claim of each tick, then the run. */
 export interface Ticks {
@@ -20,7 +19,7 @@ export interface Ticks {
 }
 
 /** Creates it; `current(e)` is false once `e` was replaced or removed, or the agent stops (its ticks are dropped). */
-export function createTicks(options: { runs: ScheduledRuns; caps: RunCaps; runner: Runner; leases: Leases | undefined; skipped: Counter<'job' | 'reason'>; current: (e: Entry) => boolean; logger: Logger }): Ticks {
+export function createTicks(options: { runs: ScheduledRuns; caps: RunCaps; runner: Runner; leases: Leases | undefined; skipped: SkippedTicks; current: (e: Entry) => boolean; logger: Logger }): Ticks {
   const { runs, leases, logger } = options;
   /** The claim of a cluster job's tick and its lease, or why it is not run here. */
   const claim = async (e: Entry, tickMs: number): Promise<{ lease?: Lease | undefined; refused?: string | undefined }> => {
@@ -36,7 +35,7 @@ export function createTicks(options: { runs: ScheduledRuns; caps: RunCaps; runne
   const tick: Ticks['tick'] = async (e, trigger, tickMs) => {
     if (!options.current(e)) return;
     const skip = (reason: string): void => {
-      options.skipped.inc({ job: e.spec.name, reason });
+      options.skipped(e.spec.name, reason);
       logger.debug({ job: e.spec.name, tick: new Date(tickMs).toISOString(), reason }, 'tick not run here');
     };
     if (e.spec.concurrency === 'forbid' && e.running.size > 0) return skip('overlap');

@@ -126,7 +126,7 @@ describe('job guards', () => {
       expect(run.status).toBe(JobStatus.FAILED);
       expect(run.error).toMatch(/refused: .* (link-local or cloud metadata address|cloud metadata service)/);
     }
-    expect(await t.agent.metrics.getSingleMetricAsString('heimdall_http_check_refused_total')).toMatch(/heimdall_http_check_refused_total\{job="on-demand"\} 3$/m);
+    expect(await t.agent.metrics.getSingleMetricAsString('heimdall_http_check_refused_total')).toMatch(/heimdall_http_check_refused_total\{job_name="\(on-demand\)"\} 3$/m);
     // Allowed in the config: the probe is attempted (whatever answers, or not, it is not refused).
     const allowed = await finished(TOKENS.admin, 'http-check', { url: 'http://169.254.169.254/latest/meta-data/', timeout: '300ms' });
     expect(allowed.error).not.toContain('refused');

@@ -47,7 +47,7 @@ describe('jobs: runs of scheduled jobs with concurrency allow are bounded (real 
       most = Math.max(most, await running('pile'));
       // Fails fast on a scheduler without a cap, whose runs keep piling up.
       if (most > 4) return true;
-      return sample(await metrics(), 'heimdall_job_ticks_skipped_total{job="pile",reason="max-running"}') >= 3;
+      return sample(await metrics(), 'heimdall_job_ticks_skipped_total{job_name="pile",reason="max-running"}') >= 3;
     }, 30_000, 'three ticks skipped past max_running');
     expect(most).toBeLessThanOrEqual(4);
     expect(await running('pile')).toBe(4);
@@ -79,7 +79,7 @@ describe('jobs: runs of scheduled jobs with concurrency allow are bounded (real 
       most = Math.max(most, (await running('a')) + (await running('b')));
       if (most > 5) return true;
       const text = await metrics();
-      return sample(text, 'heimdall_job_ticks_skipped_total{job="a",reason="scheduler-full"}') + sample(text, 'heimdall_job_ticks_skipped_total{job="b",reason="scheduler-full"}') >= 3;
+      return sample(text, 'heimdall_job_ticks_skipped_total{job_name="a",reason="scheduler-full"}') + sample(text, 'heimdall_job_ticks_skipped_total{job_name="b",reason="scheduler-full"}') >= 3;
     }, 30_000, 'three ticks skipped past jobs.max_scheduled_runs');
     expect(most).toBeLessThanOrEqual(5);
     expect((await running('a')) + (await running('b'))).toBe(5);
@@ -146,7 +146,7 @@ describe('jobs: retries of interrupted runs take the caps too', () => {
       expect(await running()).toBe(1);
       for (const id of ids) expect((await c.unary(JobService.method.getJob, { id })).job?.error).toBe('interrupted: the agent stopped while it ran');
       const text = await (await fetch(`${second.adminUrl}/metrics`)).text();
-      expect(sample(text, 'heimdall_job_ticks_skipped_total{job="r1",reason="scheduler-full"}') + sample(text, 'heimdall_job_ticks_skipped_total{job="r2",reason="scheduler-full"}')).toBe(1);
+      expect(sample(text, 'heimdall_job_ticks_skipped_total{job_name="r1",reason="scheduler-full"}') + sample(text, 'heimdall_job_ticks_skipped_total{job_name="r2",reason="scheduler-full"}')).toBe(1);
       for (const name of ['r1', 'r2']) await c.unary(JobService.method.deleteScheduledJob, { name });
       for (const r of (await c.unary(JobService.method.listRuns, { status: JobStatus.RUNNING, pageSize: 100 })).runs) await c.unary(JobService.method.cancelJob, { id: r.id });
     } finally {
@@ -199,7 +199,7 @@ describe.runIf(haveBinary('redis-server'))('jobs: cluster ticks at once take the
     }
     expect(most).toBe(2);
     const text = await (await fetch(`${t.adminUrl}/metrics`)).text();
-    expect(names.reduce((n, name) => n + sample(text, `heimdall_job_ticks_skipped_total{job="${name}",reason="scheduler-full"}`), 0)).toBeGreaterThanOrEqual(1);
+    expect(names.reduce((n, name) => n + sample(text, `heimdall_job_ticks_skipped_total{job_name="${name}",reason="scheduler-full"}`), 0)).toBeGreaterThanOrEqual(1);
     for (const name of names) await c.unary(JobService.method.deleteScheduledJob, { name });
     for (const r of (await c.unary(JobService.method.listRuns, { status: JobStatus.RUNNING, pageSize: 100 })).runs) await c.unary(JobService.method.cancelJob, { id: r.id });
   }, 60_000);

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -7,6 +8,7 @@ import { connect, type AgentClient } from '../../src/cli/client.js';
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { Concurrency, JobService, JobSource, JobStatus, JobTrigger, type Job } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { haveBinary } from '../support/binaries.js';
 import { tempDir } from '../support/temp.js';
 import { refused, sleep, until } from '../support/wait.js';
 
@@ -18,6 +20,9 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
   const start = async () => {
     t = await startTestAgent({ storage: { embedded: { path: data.path } }, jobs: { export_dir: exports.path, system_check: { schedule: '*/1 * * * * *' } } });
     c = connect({ addr: t.grpcAddress });
+    // With storage of its own, startTestAgent does not wait for it: the tests need it, and the stored jobs loaded.
+    await t.agent.storage.whenReady(AbortSignal.timeout(60_000));
+    await until(() => c.unary(JobService.method.listScheduledJobs, {}).then(() => true, () => false), 30_000, 'the stored jobs');
   };
   beforeAll(start, 60_000);
   afterAll(async () => {
@@ -28,6 +33,9 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
   });
 
   const runsOf = async (name: string): Promise<Job[]> => (await c.unary(JobService.method.listRuns, { jobName: name, pageSize: 1000 })).runs;
+  const scrape = async (): Promise<string> => (await fetch(`${t.adminUrl}/metrics`)).text();
+  /** The job families' series of a job on /metrics. */
+  const seriesOf = (text: string, name: string): string[] => text.split('\n').filter((l) => /^heimdall_(job|http_check)_/.test(l) && l.includes(`job_name="${name}"`));
 
   it('runs a job every second, records its runs and their events; pause stops it, resume restarts it, trigger runs it now', async () => {
     const url = `${t.adminUrl}/livez`;
@@ -62,6 +70,8 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     const paused = await c.unary(JobService.method.getScheduledJob, { name: 'probe' });
     expect(paused.job?.paused).toBe(true);
     expect(paused.job?.nextRunTime).toBeUndefined();
+    // A paused job's series leave /metrics (once a run that was going on has ended).
+    await until(async () => seriesOf(await scrape(), 'probe').length === 0, 10_000, 'no probe series while paused');
     await sleep(1_500);
     const before = (await runsOf('probe')).length;
     await sleep(2_500);
@@ -75,10 +85,37 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     await until(async () => (await runsOf('probe')).filter((r) => r.trigger === JobTrigger.SCHEDULE).length >= before + 2, 10_000, 'ticks after resume');
 
     // The metrics say when it runs next and how its runs ended.
-    const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
-    expect(metrics).toMatch(/heimdall_job_next_run_timestamp_seconds\{job="probe"\} \d+/);
-    expect(metrics).toMatch(/heimdall_job_runs_total\{job="probe",kind="http-check",status="succeeded"\} \d+/);
-    expect(metrics).toMatch(/heimdall_http_check_up\{job="probe"\} 1/);
+    // Resumed and run again, its series are back.
+    const metrics = await until(async () => {
+      const text = await scrape();
+      return /heimdall_http_check_up\{job_name="probe"\} 1/.test(text) ? text : undefined;
+    }, 10_000, 'probe series after resume');
+    expect(metrics).toMatch(/heimdall_job_next_run_timestamp_seconds\{job_name="probe"\} \d+/);
+    expect(metrics).toMatch(/heimdall_job_runs_total\{job_name="probe",kind="http-check",status="succeeded"\} \d+/);
+
+    // A deleted job's series leave /metrics.
+    await c.unary(JobService.method.createScheduledJob, { job: { name: 'doomed', schedule: '* * * * * *', kind: 'http-check', params: { url } } });
+    await until(async () => seriesOf(await scrape(), 'doomed').length > 0, 10_000, 'doomed series');
+    await c.unary(JobService.method.deleteScheduledJob, { name: 'doomed' });
+    await until(async () => seriesOf(await scrape(), 'doomed').length === 0, 10_000, 'no doomed series once deleted');
+  });
+
+  it('labels job metrics job_name, not job (Prometheus would rename it exported_job), on-demand runs "(on-demand)"; promtool accepts them', async () => {
+    const { job } = await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: `${t.adminUrl}/livez` } });
+    await until(async () => (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 10_000, 'the on-demand probe');
+    const text = await scrape();
+    const series = text.split('\n').filter((l) => /^heimdall_(job|http_check)_/.test(l) && l.includes('{'));
+    expect(series.filter((l) => /[{,](job|exported_job)=/.test(l) || l.includes('job_name=""'))).toEqual([]);
+    expect(text).toMatch(/^heimdall_http_check_up\{job_name="\(on-demand\)"\} 1$/m);
+    expect(text).toMatch(/^heimdall_job_runs_total\{job_name="\(on-demand\)",kind="http-check",status="succeeded"\} \d+$/m);
+    expect(text).toMatch(/^heimdall_job_runs_total\{job_name="system-check",kind="system-check",status="succeeded"\} \d+$/m);
+    if (!haveBinary('promtool')) return;
+    const dir = tempDir();
+    const file = join(dir.path, 'metrics.txt');
+    writeFileSync(file, text);
+    const out = execFileSync('sh', ['-c', `promtool check metrics < ${file} 2>&1; echo "exit=$?"`]).toString();
+    dir.cleanup();
+    expect(out.trim()).toBe('exit=0');
   });
 
   it('the built-in system check scores the agent, reports it in /status and keeps it ready', async () => {
@@ -91,6 +128,27 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     expect(status.reason).toMatch(/^score \d+ \(storage \d+, queue \d+, disk \d+\)/);
     const runs = await runsOf('system-check');
     expect(runs.some((r) => r.status === JobStatus.SUCCEEDED && typeof r.result?.overall === 'number')).toBe(true);
+  });
+
+  it('the system check runs stay in job history, not in the events and summary users read by default', async () => {
+    await c.unary(JobService.method.pauseScheduledJob, { name: 'probe' });
+    onTestFinished(async () => void (await c.unary(JobService.method.resumeScheduledJob, { name: 'probe' })));
+    const schedulerEvents = async (): Promise<number> => Number((await c.unary(QueryService.method.getSummary, {})).bySource.find((x) => x.key === 'scheduler')?.count ?? 0);
+    // Once the other jobs' last events are in, the summary's count holds still while system checks go on.
+    let last = -1;
+    const settled = await until(async () => {
+      const n = await schedulerEvents();
+      if (n === last) return { n };
+      last = n;
+      await sleep(1_000);
+      return undefined;
+    }, 30_000, 'the scheduler events to settle');
+    const succeeded = async (): Promise<number> => (await runsOf('system-check')).filter((r) => r.status === JobStatus.SUCCEEDED).length;
+    const before = await succeeded();
+    await until(async () => (await succeeded()) >= before + 3, 15_000, 'three more system checks in history');
+    expect(await schedulerEvents()).toBe(settled.n);
+    const { events } = await c.unary(QueryService.method.listEvents, { pageSize: 1000 });
+    expect(events.filter((e) => e.actorId === 'system-check' || e.message.startsWith('job system-check'))).toEqual([]);
   });
 
   it('refuses bad jobs with INVALID_ARGUMENT naming the field, and a taken name with ALREADY_EXISTS', async () => {

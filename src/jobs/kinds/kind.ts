@@ -25,6 +25,3 @@ export type TaskRunner = (params: Record<string, unknown>, ctx: TaskContext) => 
 
 /** A runner for every task kind. */
 export type TaskKinds = Record<KindName, TaskRunner>;
-
-/** A label for the job a task runs for: its name, or `on-demand`. */
-export const jobLabel = (ctx: Pick<TaskContext, 'jobName'>): string => ctx.jobName || 'on-demand';

@@ -18,14 +18,15 @@ const spec = (name: string, over: Record<string, unknown> = {}): JobSpec => jobS
 
 function scheduler(maxScheduledRuns = 10) {
   const h = runsHarness();
-  const skipped = new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'skipped', labelNames: ['job', 'reason'] as const, registers: [h.metrics] });
+  const counter = new Counter({ name: 'heimdall_job_ticks_skipped_total', help: 'skipped', labelNames: ['job_name', 'reason'] as const, registers: [h.metrics] });
+  const skipped = (jobName: string, reason: string): void => counter.inc({ job_name: jobName, reason });
   const caps = createRunCaps({ maxScheduledRuns });
   const logger = silentLogger();
   const runs = createScheduledRuns({ runner: h.runner, caps, leases: undefined, skipped, onChange: () => undefined, logger });
-  const table: JobTable = createJobTable({ onTick: (e, t) => ticks.tick(e, 'schedule', t), onOverlap: (e) => skipped.inc({ job: e.spec.name, reason: 'overlap' }), onChange: () => undefined, logger });
+  const table: JobTable = createJobTable({ onTick: (e, t) => ticks.tick(e, 'schedule', t), onOverlap: (e) => skipped(e.spec.name, 'overlap'), onChange: () => undefined, logger });
   const ticks = createTicks({ runs, caps, runner: h.runner, leases: undefined, skipped, current: (e) => table.get(e.spec.name) === e, logger });
   const skips = async (): Promise<Record<string, number>> =>
-    Object.fromEntries(((await h.metrics.getSingleMetric('heimdall_job_ticks_skipped_total')?.get())?.values ?? []).map((v) => [`${v.labels.job}/${v.labels.reason}`, v.value]));
+    Object.fromEntries(((await h.metrics.getSingleMetric('heimdall_job_ticks_skipped_total')?.get())?.values ?? []).map((v) => [`${v.labels.job_name}/${v.labels.reason}`, v.value]));
   return { ...h, caps, table, ticks, skips };
 }
 
