@@ -24,6 +24,10 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
+# Listeners on every interface and auth on with the token in $HEIMDALL_TOKEN (required):
+#   docker run -e HEIMDALL_TOKEN=<16+ characters> -p 4317:4317 -p 4318:4318 -p 9464:9464 heimdall
+COPY deploy/docker/heimdall.yaml /etc/heimdall/heimdall.yaml
+ENV HEIMDALL_CONFIG=/etc/heimdall/heimdall.yaml
 # Where the agent writes by default: storage.embedded.path ./data, ingest.queue.path ./queue,
 # jobs.export_dir ./exports.
 RUN mkdir -p /app/data /app/queue /app/exports && chown node:node /app/data /app/queue /app/exports

@@ -3,6 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { Session } from 'chdb';
+import { chdbAbsence, chdbUnavailableMessage, platformKey } from './chdb-unavailable.js';
 import { StorageError, StorageUnavailableError, toStorageError } from './errors.js';
 import { encodeJsonEachRow, insertColumnList, parseJsonLines, insertSettings, settingsClause, withQuerySettings, type InsertOptions, type QueryParams, type QuerySettings, type StorageTransport } from './transport.js';
 
@@ -16,11 +17,7 @@ async function loadChdb(): Promise<typeof Chdb> {
   try {
     return await import('chdb');
   } catch (err) {
-    throw new StorageUnavailableError(
-      'the embedded ClickHouse engine (npm package "chdb") is not installed. Install it with `npm install chdb`, ' +
-        'or point Heimdall at a ClickHouse server with storage.clickhouse.url (or HEIMDALL_CONFIG with that key).',
-      { cause: err },
-    );
+    throw new StorageUnavailableError(chdbUnavailableMessage(platformKey(), chdbAbsence(err)), { cause: err });
   }
 }
 

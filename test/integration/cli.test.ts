@@ -1,6 +1,6 @@
 /** The built `heimdall` binary as a user runs it: a real process, real signals, real exit codes. */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAgentProcess } from '../support/agent-process.js';
@@ -121,24 +121,36 @@ describe('heimdall run', () => {
     dir.cleanup();
   });
 
-  it('says how to fix it when chdb is not installed and no server is configured', () => {
+  it('says how to fix it when chdb or its build for this platform is not installed and no server is configured', () => {
     const dir = tempDir();
-    const withoutChdb = (command: string) =>
-      spawnSync(process.execPath, ['--import', join(import.meta.dirname, '..', 'support', 'no-chdb.mjs'), MAIN, command], {
-        cwd: dir.path,
-        env: { ...process.env, HEIMDALL_CONFIG: '' },
-        encoding: 'utf8',
-        timeout: 20_000,
-      });
-    const migrate = withoutChdb('migrate');
-    expect(migrate.status).toBe(1);
-    expect(migrate.stderr).toContain('the embedded ClickHouse engine (npm package "chdb") is not installed. Install it with `npm install chdb`, or point Heimdall at a ClickHouse server with storage.clickhouse.url');
-    const agent = withoutChdb('run');
-    expect(agent.status).toBe(1);
-    const fatal = agent.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'fatal');
-    expect(String(fatal?.msg)).toContain('npm package "chdb") is not installed');
+    const platform = `${process.platform}-${process.arch}`;
+    const server = 'Or run with a ClickHouse server instead: set storage.mode: server and storage.clickhouse.url (for example "http://clickhouse:8123") in the config file.';
+    const chdbVersion = (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'node_modules', 'chdb', 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies;
+    const build = Object.keys(chdbVersion).find((p) => p.startsWith(`@chdb/lib-${platform}`)) ?? '';
+    const cases = {
+      'no-chdb.mjs': `the embedded store needs chdb (npm package "chdb", with its native build for ${platform}), and it is not installed. Install it with \`npm install chdb\`. ${server}`,
+      'no-chdb-build.mjs':
+        `the embedded store needs chdb's native build for ${platform} (npm package "${build}"), and it is not installed ` +
+        `(npm install adds only the builds package-lock.json lists: linux-x64's). Install it with \`npm install --no-save ${build}@${chdbVersion[build] ?? ''}\`. ${server}`,
+    };
+    for (const [hook, message] of Object.entries(cases)) {
+      const without = (command: string) =>
+        spawnSync(process.execPath, ['--import', join(import.meta.dirname, '..', 'support', hook), MAIN, command], {
+          cwd: dir.path,
+          env: { ...process.env, HEIMDALL_CONFIG: '' },
+          encoding: 'utf8',
+          timeout: 20_000,
+        });
+      const migrate = without('migrate');
+      expect(migrate.stderr).toBe(`heimdall: ${message}\n`);
+      expect(migrate.status).toBe(1);
+      const agent = without('run');
+      expect(agent.status).toBe(1);
+      const fatal = agent.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'fatal');
+      expect(fatal?.msg).toBe(`cannot start: ${message}`);
+    }
     dir.cleanup();
-  });
+  }, 60_000); // four agent processes
 
   it('fails to start with a clear message when a port is taken', async () => {
     const { running, dir } = start(CONFIG);

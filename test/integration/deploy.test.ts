@@ -125,6 +125,21 @@ describe.each([
     expect(sidecar.livenessProbe.httpGet.path).toBe('/livez');
   });
 
+  it('points the sample app\'s OpenTelemetry SDK at the sidecar port that speaks the protocol it sets', () => {
+    // OTEL_EXPORTER_OTLP_ENDPOINT alone means the SDK's default protocol (http/protobuf in most):
+    // against the gRPC port it fails ("Parse Error: Expected HTTP/"). The pair is explicit and agrees.
+    const apps = (pod.containers as Doc[]).filter((c) => (c.env as Doc[] | undefined)?.some((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'));
+    expect(apps.length).toBeGreaterThan(0);
+    for (const app of apps) {
+      const env = new Map((app.env as Doc[]).map((e) => [e.name as string, e.value as string | undefined]));
+      const protocol = env.get('OTEL_EXPORTER_OTLP_PROTOCOL');
+      const listener = protocol === 'grpc' ? config.server.grpc : protocol === 'http/protobuf' || protocol === 'http/json' ? config.server.otlp_http : undefined;
+      expect(listener, `${app.name as string}: OTEL_EXPORTER_OTLP_PROTOCOL=${String(protocol)}`).toBeDefined();
+      const endpoint = new URL(env.get('OTEL_EXPORTER_OTLP_ENDPOINT') ?? '');
+      expect(`${endpoint.hostname}:${endpoint.port}`).toBe(listener?.address);
+    }
+  });
+
   it('is scraped by Prometheus once: through the annotated Service at the admin port and /metrics, not the pod too', () => {
     const services = l.all.filter((d) => d.kind === 'Service');
     expect(services).toHaveLength(1);

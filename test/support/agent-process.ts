@@ -41,13 +41,14 @@ export interface AgentProcess {
 
 /**
  * Starts `heimdall run --config <config>`; resolves once it logged "Heimdall started". With
- * `openFiles`, the process runs under that open-file limit (`ulimit -n`).
+ * `openFiles`, the process runs under that open-file limit (`ulimit -n`); `env` and `cwd` as for spawn.
  */
-export async function startAgentProcess(config: string, options: { openFiles?: number } = {}): Promise<AgentProcess> {
+export async function startAgentProcess(config: string, options: { openFiles?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<AgentProcess> {
   const args = [MAIN, 'run', '--config', config];
+  const spawnOptions = { stdio: ['ignore', 'pipe', 'inherit'] as ['ignore', 'pipe', 'inherit'], env: options.env, cwd: options.cwd };
   const child = options.openFiles
-    ? spawn('sh', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
-    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    ? spawn('sh', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...args], spawnOptions)
+    : spawn(process.execPath, args, spawnOptions);
   const ports: Record<string, number> = {};
   const lines: Array<Record<string, unknown>> = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
