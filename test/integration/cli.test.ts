@@ -197,7 +197,7 @@ describe('heimdall jobs and heimdall job', () => {
 
       const triggered = await cli('jobs', 'trigger', 'nightly-check', '--watch');
       expect(triggered.status).toBe(0);
-      expect(triggered.stdout.trim().split('\n').at(-1)).toMatch(/succeeded 100%: score \d+ \(storage \d+, queue \d+, disk \d+\)$/);
+      expect(triggered.stdout.trim().split('\n').at(-1)).toMatch(/succeeded 100%: score [\d.]+ \(storage [\d.]+, queue [\d.]+, disk [\d.]+\)$/);
 
       expect((await cli('jobs', 'pause', 'nightly-check')).stdout).toMatch(/nightly-check .* paused/);
       expect((await cli('jobs', 'resume', 'nightly-check')).stdout).toMatch(/nightly-check .* active/);

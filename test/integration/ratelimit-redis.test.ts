@@ -106,7 +106,8 @@ describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', (
     for (let i = 0; i < 6; i++) {
       const t0 = performance.now();
       const [ra, rb] = await Promise.all([check(ca, 'user', `down-${i}`), check(cb, 'user', `down-${i}`)]);
-      expect(performance.now() - t0).toBeLessThan(1_000);
+      // Far above the backend timeout, far below a wait for Redis to come back (which never ends here).
+      expect(performance.now() - t0).toBeLessThan(10_000);
       expect(ra.overallCode).toBe(RateLimitResponse_Code.OK); // failure_mode: allow
       expect(rb.overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT); // failure_mode: deny
     }
