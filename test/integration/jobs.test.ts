@@ -18,6 +18,9 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
   const start = async () => {
     t = await startTestAgent({ storage: { embedded: { path: data.path } }, jobs: { export_dir: exports.path, system_check: { schedule: '*/1 * * * * *' } } });
     c = connect({ addr: t.grpcAddress });
+    // Its own storage path (kept across the restart below): startTestAgent does not wait for it, and
+    // jobs load from storage after that. On a loaded machine both take seconds.
+    await until(() => c.unary(JobService.method.listScheduledJobs, {}).then(() => true, () => false), 60_000, 'scheduled jobs loaded from storage');
   };
   beforeAll(start, 60_000);
   afterAll(async () => {

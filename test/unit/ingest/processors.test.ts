@@ -81,22 +81,18 @@ describe('redaction', () => {
 
 describe('redaction performance', () => {
   it('stays linear on hostile values (no catastrophic backtracking)', () => {
-    // Each value at full size and at a quarter: linear time grows 4x, backtracking 16x or far more.
-    // The fastest of three runs each, so that a busy machine's pauses do not count.
-    const hostile = [(n: number) => 'eyJ-'.repeat(n), (n: number) => `http://${'a:'.repeat(n)}`, (n: number) => `Bearer ${'x'.repeat(2 * n)}`, (n: number) => '1 '.repeat(n), (n: number) => `?${'token='.repeat(n / 2)}`];
-    const fastest = (value: string) =>
-      Math.min(
+    // Linear: about 0.1 s each on an idle machine. Backtracking on values this long takes minutes,
+    // so the bound is far from both; the fastest of three runs, so that a busy machine's pauses do not count.
+    const hostile = ['eyJ-'.repeat(250_000), `http://${'a:'.repeat(200_000)}`, `Bearer ${'x'.repeat(500_000)}`, `${'1 '.repeat(300_000)}`, `?${'token='.repeat(100_000)}`];
+    for (const value of hostile) {
+      const fastest = Math.min(
         ...[1, 2, 3].map(() => {
           const t0 = performance.now();
           redaction.redactText(value);
           return performance.now() - t0;
         }),
       );
-    for (const make of hostile) {
-      const quarter = fastest(make(50_000));
-      const full = fastest(make(200_000));
-      // 8x: twice what linear needs; the 20 ms covers timer resolution on values that take a few ms.
-      expect(full, make(1).slice(0, 12)).toBeLessThan(8 * quarter + 20);
+      expect(fastest, value.slice(0, 12)).toBeLessThan(10_000);
     }
   });
 });
