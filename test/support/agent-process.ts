@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { mergeTrees, type Tree } from './tree.js';
+import { until } from './wait.js';
 
 /** The built agent (test/global-setup.ts builds it before the suite). */
 export const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
@@ -85,4 +86,9 @@ export function rss(pid: number): { now: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const mib = (key: string) => Math.round(Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) / 1024);
   return { now: mib('VmRSS'), peak: mib('VmHWM') };
+}
+
+/** Resolves once the agent's /readyz answers 200 (embedded storage connected, as it gates readiness); throws past `timeoutMs`. */
+export async function untilReady(agent: Pick<AgentProcess, 'ports'>, timeoutMs = 60_000): Promise<void> {
+  await until(async () => (await fetch(`http://127.0.0.1:${String(agent.ports.admin)}/readyz`).catch(() => undefined))?.status === 200, timeoutMs, '/readyz 200');
 }

@@ -81,11 +81,18 @@ describe('redaction', () => {
 
 describe('redaction performance', () => {
   it('stays linear on hostile values (no catastrophic backtracking)', () => {
+    // Linear: about 0.1 s each on an idle machine. Backtracking on values this long takes minutes,
+    // so the bound is far from both; the fastest of three runs, so that a busy machine's pauses do not count.
     const hostile = ['eyJ-'.repeat(250_000), `http://${'a:'.repeat(200_000)}`, `Bearer ${'x'.repeat(500_000)}`, `${'1 '.repeat(300_000)}`, `?${'token='.repeat(100_000)}`];
     for (const value of hostile) {
-      const t0 = performance.now();
-      redaction.redactText(value);
-      expect(performance.now() - t0).toBeLessThan(1_000);
+      const fastest = Math.min(
+        ...[1, 2, 3].map(() => {
+          const t0 = performance.now();
+          redaction.redactText(value);
+          return performance.now() - t0;
+        }),
+      );
+      expect(fastest, value.slice(0, 12)).toBeLessThan(10_000);
     }
   });
 });
