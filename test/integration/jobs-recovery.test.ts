@@ -3,13 +3,17 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
 import { JobScope, JobService, JobStatus, JobTrigger, MisfirePolicy, type Job } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { uuidv7 } from '../../src/ids/uuidv7.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { tempDir } from '../support/temp.js';
 import { refused, sleep, until } from '../support/wait.js';
+
+// Waits are polls that end as soon as the awaited state is there; on a loaded 2-core machine a run,
+// a restart or a stored-jobs load can take many seconds, so every wait and test gets room for that.
+vi.setConfig({ testTimeout: 120_000 });
 
 /** A TCP server that accepts connections and never answers: an http-check against it runs until its timeout. */
 async function silentServer(): Promise<{ server: Server; url: string }> {
@@ -52,7 +56,7 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
     t = await startTestAgent({ storage: { embedded: { path: data.path } }, jobs: { instance: 'pod-a', max_concurrent: 2, export_dir: exports.path, system_check: { enabled: false }, ...jobs } });
     c = connect({ addr: t.grpcAddress });
     // Stored jobs and unfinished runs are restored once storage answers.
-    await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined)) ?? false, 10_000, 'the jobs to be restored');
+    await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined)) ?? false, 30_000, 'the jobs to be restored');
   };
   const restart = async (pause = 0) => {
     c.close();
@@ -78,7 +82,7 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
     silent = await silentServer();
     ok = await okServer();
     await start();
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     c.close();
     await t.stop();
@@ -94,14 +98,14 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
     for (const attempts of [2, 1]) running.push((await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: silent.url, timeout: '60s' }, retry: { attempts } })).job as Job);
     const queued: Job[] = [];
     for (let i = 0; i < 2; i += 1) queued.push((await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: ok.url } })).job as Job);
-    for (const r of running) await until(async () => (await job(r.id)).status === JobStatus.RUNNING, 5_000, 'the runs to start');
+    for (const r of running) await until(async () => (await job(r.id)).status === JobStatus.RUNNING, 30_000, 'the runs to start');
     expect((await job(queued[0]?.id ?? '')).status).toBe(JobStatus.PENDING);
     // What an export killed mid-way leaves behind.
     const part = join(exports.path, `all.jsonl.${uuidv7(Date.now())}.part`);
     writeFileSync(part, '{"half":');
 
     await restart();
-    await until(() => !existsSync(part), 5_000, 'the part file to be removed');
+    await until(() => !existsSync(part), 30_000, 'the part file to be removed');
 
     // Accepted but never started: they run now, as themselves.
     for (const q of queued) {
@@ -125,7 +129,7 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
     expect(retries[0]?.attempt).toBe(2);
     expect(retries[1]).toBeUndefined();
     await c.unary(JobService.method.cancelJob, { id: retries[0]?.id ?? '' });
-  }, 60_000);
+  }, 120_000);
 
   it('recovers the runs of an agent that went away (no heartbeat): queued ones run, started ones fail and are retried; live ones are left alone and can be watched', async () => {
     const stalePending = uuidv7(Date.now() - 120_000);
@@ -153,7 +157,7 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
     expect((await refused(c.unary(JobService.method.cancelJob, { id: alive }))).code).toBe(status.FAILED_PRECONDITION);
     const seen: Job[] = [];
     const watching = c.serverStream(JobService.method.watchJob, { id: alive }, (m) => void (m.job && seen.push(m.job)));
-    await until(() => seen.length === 1, 5_000, 'the first state');
+    await until(() => seen.length === 1, 30_000, 'the first state');
     await t.agent.storage.transport.command(
       `INSERT INTO heimdall_job_runs (Id, Kind, Status, Attempt, Attempts, Progress, Message, CorrelationId, Instance, CreatedAt, Version)
        SELECT Id, Kind, 'succeeded', 1, 1, 100, 'done on pod-b', CorrelationId, Instance, CreatedAt, Version + 1 FROM heimdall_job_runs FINAL WHERE Id = {id:String}`,
@@ -162,26 +166,26 @@ describe('jobs: restarts, agents that went away, other replicas', () => {
     await watching;
     expect(seen.map((j) => j.status)).toEqual([JobStatus.RUNNING, JobStatus.SUCCEEDED]);
     expect(seen[1]?.message).toBe('done on pod-b');
-  }, 60_000);
+  }, 120_000);
 
   it('misfire: after downtime a run-once job runs its missed tick once, a skip job waits for its next tick', async () => {
     const url = ok.url;
     for (const [name, misfire] of [['catch-up', MisfirePolicy.RUN_ONCE], ['no-catch-up', MisfirePolicy.SKIP]] as const) {
       await c.unary(JobService.method.createScheduledJob, { job: { name, schedule: '*/2 * * * * *', kind: 'http-check', params: { url }, misfire } });
     }
-    await until(async () => (await runsOf('catch-up')).length > 0 && (await runsOf('no-catch-up')).length > 0, 10_000, 'a first run of each');
+    await until(async () => (await runsOf('catch-up')).length > 0 && (await runsOf('no-catch-up')).length > 0, 30_000, 'a first run of each');
     // Down for a few ticks.
     c.close();
     await t.agent.shutdown();
     await sleep(4_500);
     const back = Date.now();
     await start();
-    const misfired = await until(async () => (await runsOf('catch-up')).find((r) => r.trigger === JobTrigger.MISFIRE), 5_000, 'the missed tick');
+    const misfired = await until(async () => (await runsOf('catch-up')).find((r) => r.trigger === JobTrigger.MISFIRE), 30_000, 'the missed tick');
     expect(Number(misfired.scheduledTime?.seconds) * 1000).toBeLessThan(back);
     expect((await runsOf('catch-up')).filter((r) => r.trigger === JobTrigger.MISFIRE).length).toBe(1);
     expect((await runsOf('no-catch-up')).some((r) => r.trigger === JobTrigger.MISFIRE)).toBe(false);
     for (const name of ['catch-up', 'no-catch-up']) await c.unary(JobService.method.deleteScheduledJob, { name });
-  }, 60_000);
+  }, 120_000);
 
   it('a forbid job that is running refuses a trigger; a cluster job without redis runs here and /status says so', async () => {
     await c.unary(JobService.method.createScheduledJob, { job: { name: 'slow', schedule: '0 0 1 1 *', kind: 'http-check', params: { url: silent.url, timeout: '60s' }, scope: JobScope.CLUSTER } });
@@ -219,12 +223,12 @@ describe('jobs: the system check and readiness', () => {
       const strict = () => startTestAgent({ storage: { embedded: { path: data.path } }, jobs: { redis, system_check: { enabled: false }, scheduled: [{ name: 'strict-check', schedule: every, kind: 'system-check', params: { critical: ['storage', 'redis'] } }] } });
       t = await strict();
       let c = connect({ addr: t.grpcAddress });
-      await until(async () => (await check())?.state === 'failed', 10_000, 'the failing check');
+      await until(async () => (await check())?.state === 'failed', 30_000, 'the failing check');
       // The check feeds the strict readiness and /status; the pod stays ready.
       expect((await fetch(`${t.adminUrl}/readyz/strict`)).status).toBe(503);
       expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
       expect((await check())?.reason).toMatch(/is under 50: redis 0 \(unreachable: /);
-      await until(async () => (await c.unary(JobService.method.pauseScheduledJob, { name: 'strict-check' }).catch(() => undefined)) ?? false, 10_000, 'the pause');
+      await until(async () => (await c.unary(JobService.method.pauseScheduledJob, { name: 'strict-check' }).catch(() => undefined)) ?? false, 30_000, 'the pause');
       expect((await check())?.reason).toBe('no system check is scheduled');
       expect((await fetch(`${t.adminUrl}/readyz/strict`)).status).toBe(200);
 
@@ -232,16 +236,16 @@ describe('jobs: the system check and readiness', () => {
       await t.agent.shutdown();
       t = await strict();
       c = connect({ addr: t.grpcAddress });
-      const listed = await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined))?.jobs, 10_000, 'the stored jobs to load');
+      const listed = await until(async () => (await c.unary(JobService.method.listScheduledJobs, {}).catch(() => undefined))?.jobs, 30_000, 'the stored jobs to load');
       expect(listed.find((j) => j.name === 'strict-check')?.paused).toBe(true);
       await sleep(1_500);
       expect((await fetch(`${t.adminUrl}/readyz/strict`)).status).toBe(200);
       await c.unary(JobService.method.resumeScheduledJob, { name: 'strict-check' });
-      await until(async () => (await check())?.state === 'failed', 10_000, 'the check to fail again');
+      await until(async () => (await check())?.state === 'failed', 30_000, 'the check to fail again');
       c.close();
     } finally {
       await t.agent.shutdown();
       data.cleanup();
     }
-  }, 60_000);
+  }, 120_000);
 });

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { Concurrency, JobService, JobSource, JobStatus, JobTrigger, type Job } from '../../src/gen/heimdall/v1/jobs_pb.js';
@@ -11,6 +11,10 @@ import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { haveBinary } from '../support/binaries.js';
 import { tempDir } from '../support/temp.js';
 import { refused, sleep, until } from '../support/wait.js';
+
+// Waits are polls that end as soon as the awaited state is there; on a loaded 2-core machine a run,
+// a restart or a stored-jobs load can take many seconds, so every wait and test gets room for that.
+vi.setConfig({ testTimeout: 120_000 });
 
 describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => {
   const data = tempDir();
@@ -24,7 +28,7 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     // jobs load from storage after that. On a loaded machine both take seconds.
     await until(() => c.unary(JobService.method.listScheduledJobs, {}).then(() => true, () => false), 60_000, 'scheduled jobs loaded from storage');
   };
-  beforeAll(start, 60_000);
+  beforeAll(start, 120_000);
   afterAll(async () => {
     c.close();
     await t.stop();
@@ -71,7 +75,7 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     expect(paused.job?.paused).toBe(true);
     expect(paused.job?.nextRunTime).toBeUndefined();
     // A paused job's series leave /metrics (once a run that was going on has ended).
-    await until(async () => seriesOf(await scrape(), 'probe').length === 0, 10_000, 'no probe series while paused');
+    await until(async () => seriesOf(await scrape(), 'probe').length === 0, 30_000, 'no probe series while paused');
     await sleep(1_500);
     const before = (await runsOf('probe')).length;
     await sleep(2_500);
@@ -79,10 +83,10 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
 
     const triggered = await c.unary(JobService.method.triggerScheduledJob, { name: 'probe' });
     expect(triggered.job?.trigger).toBe(JobTrigger.MANUAL);
-    await until(async () => (await c.unary(JobService.method.getJob, { id: triggered.job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 10_000, 'the manual run');
+    await until(async () => (await c.unary(JobService.method.getJob, { id: triggered.job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 30_000, 'the manual run');
 
     await c.unary(JobService.method.resumeScheduledJob, { name: 'probe' });
-    await until(async () => (await runsOf('probe')).filter((r) => r.trigger === JobTrigger.SCHEDULE).length >= before + 2, 10_000, 'ticks after resume');
+    await until(async () => (await runsOf('probe')).filter((r) => r.trigger === JobTrigger.SCHEDULE).length >= before + 2, 30_000, 'ticks after resume');
 
     // The metrics say when it runs next and how its runs ended.
     // Resumed and run again, its series are back.
@@ -95,14 +99,14 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
 
     // A deleted job's series leave /metrics.
     await c.unary(JobService.method.createScheduledJob, { job: { name: 'doomed', schedule: '* * * * * *', kind: 'http-check', params: { url } } });
-    await until(async () => seriesOf(await scrape(), 'doomed').length > 0, 10_000, 'doomed series');
+    await until(async () => seriesOf(await scrape(), 'doomed').length > 0, 30_000, 'doomed series');
     await c.unary(JobService.method.deleteScheduledJob, { name: 'doomed' });
-    await until(async () => seriesOf(await scrape(), 'doomed').length === 0, 10_000, 'no doomed series once deleted');
+    await until(async () => seriesOf(await scrape(), 'doomed').length === 0, 30_000, 'no doomed series once deleted');
   });
 
   it('labels job metrics job_name, not job (Prometheus would rename it exported_job), on-demand runs "(on-demand)"; promtool accepts them', async () => {
     const { job } = await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url: `${t.adminUrl}/livez` } });
-    await until(async () => (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 10_000, 'the on-demand probe');
+    await until(async () => (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 30_000, 'the on-demand probe');
     const text = await scrape();
     const series = text.split('\n').filter((l) => /^heimdall_(job|http_check)_/.test(l) && l.includes('{'));
     expect(series.filter((l) => /[{,](job|exported_job)=/.test(l) || l.includes('job_name=""'))).toEqual([]);
@@ -145,7 +149,7 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     }, 30_000, 'the scheduler events to settle');
     const succeeded = async (): Promise<number> => (await runsOf('system-check')).filter((r) => r.status === JobStatus.SUCCEEDED).length;
     const before = await succeeded();
-    await until(async () => (await succeeded()) >= before + 3, 15_000, 'three more system checks in history');
+    await until(async () => (await succeeded()) >= before + 3, 30_000, 'three more system checks in history');
     expect(await schedulerEvents()).toBe(settled.n);
     const { events } = await c.unary(QueryService.method.listEvents, { pageSize: 1000 });
     expect(events.filter((e) => e.actorId === 'system-check' || e.message.startsWith('job system-check'))).toEqual([]);
@@ -207,7 +211,7 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     const done = await until(async () => {
       const j = (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job;
       return j && j.status !== JobStatus.PENDING && j.status !== JobStatus.RUNNING ? j : undefined;
-    }, 60_000, 'the export');
+    }, 100_000, 'the export');
     expect(done.status).toBe(JobStatus.SUCCEEDED);
     expect(done.result?.rows).toBe(1_000_000);
     expect(existsSync(join(exports.path, 'all.csv'))).toBe(true);
@@ -219,14 +223,14 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
        SELECT fromUnixTimestamp64Milli(toInt64(${base} + intDiv(number, 2))), concat('e-', toString(number)), 'odd', 'export-json', 3, concat('line 1\nline "2" ', toString(number), ' ✓'), '{"url":"http://x/y"}' FROM numbers(250)`,
     );
     const json = await c.unary(JobService.method.submitJob, { kind: 'export', params: { source: 'events', filters: { source: 'export-json' }, since: '1h', file: 'odd.jsonl', chunk_rows: 100 } });
-    await until(async () => (await c.unary(JobService.method.getJob, { id: json.job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 20_000, 'the JSON export');
+    await until(async () => (await c.unary(JobService.method.getJob, { id: json.job?.id ?? '' })).job?.status === JobStatus.SUCCEEDED, 30_000, 'the JSON export');
     const text = readFileSync(join(exports.path, 'odd.jsonl'), 'utf8');
     const rows = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     // Two events per millisecond, ordered by (time, id): e-0, e-1, e-2, ...
     expect(rows.map((r) => r.id)).toEqual(Array.from({ length: 250 }, (_, i) => `e-${i}`));
     expect(rows[0]).toMatchObject({ source: 'export-json', event_type: 'odd', severity: 3, message: 'line 1\nline "2" 0 ✓', payload: '{"url":"http://x/y"}' });
     expect(text).toContain('http://x/y');
-  }, 90_000);
+  }, 120_000);
 
   it('fails a job past its timeout with a clear error; a full queue answers RESOURCE_EXHAUSTED', async () => {
     // A server that accepts connections and never answers.
@@ -294,7 +298,7 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     onTestFinished(() => void silent.close());
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`;
     const { job } = await c.unary(JobService.method.submitJob, { kind: 'http-check', params: { url, timeout: '60s' }, retry: { attempts: 3 } });
-    await until(async () => (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job?.status === JobStatus.RUNNING, 5_000, 'the run to start');
+    await until(async () => (await c.unary(JobService.method.getJob, { id: job?.id ?? '' })).job?.status === JobStatus.RUNNING, 30_000, 'the run to start');
     c.close();
     await t.agent.shutdown();
     await start();
@@ -313,6 +317,6 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     expect(probe?.source).toBe(JobSource.API);
     expect(probe?.paused).toBe(false);
     expect(list.jobs.find((j) => j.name === 'system-check')?.source).toBe(JobSource.CONFIG);
-    await until(async () => (await runsOf('probe')).some((r) => Number(r.createdAt?.seconds) * 1000 > Date.now() - 3_000 && r.status === JobStatus.SUCCEEDED), 10_000, 'a run after the restart');
+    await until(async () => (await runsOf('probe')).some((r) => Number(r.createdAt?.seconds) * 1000 > Date.now() - 3_000 && r.status === JobStatus.SUCCEEDED), 30_000, 'a run after the restart');
   });
 });
