@@ -128,15 +128,19 @@ describe.each([
   it('points the sample app\'s OpenTelemetry SDK at the sidecar port that speaks the protocol it sets', () => {
     // OTEL_EXPORTER_OTLP_ENDPOINT alone means the SDK's default protocol (http/protobuf in most):
     // against the gRPC port it fails ("Parse Error: Expected HTTP/"). The pair is explicit and agrees.
-    const apps = (pod.containers as Doc[]).filter((c) => (c.env as Doc[] | undefined)?.some((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'));
+    // The application is in the agent's pod (sidecar) or a workload of its own (DaemonSet).
+    const apps = l.workloads.flatMap(l.containersOf).filter((c) => (c.env as Doc[] | undefined)?.some((e) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'));
     expect(apps.length).toBeGreaterThan(0);
     for (const app of apps) {
       const env = new Map((app.env as Doc[]).map((e) => [e.name as string, e.value as string | undefined]));
       const protocol = env.get('OTEL_EXPORTER_OTLP_PROTOCOL');
       const listener = protocol === 'grpc' ? config.server.grpc : protocol === 'http/protobuf' || protocol === 'http/json' ? config.server.otlp_http : undefined;
       expect(listener, `${app.name as string}: OTEL_EXPORTER_OTLP_PROTOCOL=${String(protocol)}`).toBeDefined();
-      const endpoint = new URL(env.get('OTEL_EXPORTER_OTLP_ENDPOINT') ?? '');
-      expect(`${endpoint.hostname}:${endpoint.port}`).toBe(listener?.address);
+      const endpoint = new URL((env.get('OTEL_EXPORTER_OTLP_ENDPOINT') ?? '').replace('$(K8S_NODE_IP)', 'node-ip'));
+      const [host, port] = (listener?.address ?? '').split(':');
+      // The port that speaks the protocol; the host is the listener's own, or any host when it binds every address.
+      expect(endpoint.port).toBe(port);
+      expect(host === '0.0.0.0' || endpoint.hostname === host, `${endpoint.hostname} reaches ${listener?.address ?? ''}`).toBe(true);
     }
   });
 
