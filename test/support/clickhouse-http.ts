@@ -62,6 +62,32 @@ function fail(res: ServerResponse, err: unknown): void {
 }
 
 /** Starts the endpoint on 127.0.0.1 (random port) over a chdb data directory. */
+/**
+ * Listens on `port`, or first on a free port below the kernel's ephemeral range (32768 and up on
+ * Linux). While the endpoint is down its port is free, and a port from the ephemeral range could be
+ * taken meanwhile as the local port of some outgoing connection, so that `up()` failed with
+ * EADDRINUSE; below that range only a listener can take it.
+ */
+async function listenOutsideEphemeral(s: Server, port: number): Promise<number> {
+  const attempt = (p: number) =>
+    new Promise<boolean>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' && port === 0 ? resolve(false) : reject(err));
+      s.once('error', onError);
+      s.listen(p, '127.0.0.1', () => {
+        s.off('error', onError);
+        resolve(true);
+      });
+    });
+  if (port !== 0) {
+    await attempt(port);
+    return port;
+  }
+  for (;;) {
+    const p = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await attempt(p)) return (s.address() as AddressInfo).port;
+  }
+}
+
 export async function startClickHouseHttp(dataPath: string, options: { user?: string; password?: string } = {}): Promise<ClickHouseHttp> {
   // Match the server's defaults, which chdb does not share.
   const session = new Session(dataPath, { connectionArgs: ['--output_format_json_quote_64bit_integers=1'] });
@@ -147,8 +173,7 @@ export async function startClickHouseHttp(dataPath: string, options: { user?: st
       sockets.add(sock);
       sock.on('close', () => sockets.delete(sock));
     });
-    await new Promise<void>((resolve) => s.listen(port, '127.0.0.1', resolve));
-    port = (s.address() as AddressInfo).port;
+    port = await listenOutsideEphemeral(s, port);
     server = s;
   };
   const stop = async (): Promise<void> => {
