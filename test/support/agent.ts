@@ -17,7 +17,7 @@ export interface TestAgent {
 
 /**
  * Starts an agent with embedded storage in a temporary directory unless overrides say otherwise;
- * with the default storage, resolves once storage is ready.
+ * with embedded storage, resolves once storage is ready.
  */
 export async function startTestAgent(overrides: Record<string, unknown> = {}, options: { start?: boolean; clock?: () => number } = {}): Promise<TestAgent> {
   const dir = tempDir();
@@ -38,8 +38,8 @@ export async function startTestAgent(overrides: Record<string, unknown> = {}, op
   if (options.start !== false) {
     await agent.start();
     // Embedded storage connects after start; tests that use it (jobs, queries) need it ready. A
-    // test that configures its own storage (an outage) decides itself what to wait for.
-    if (overrides.storage === undefined) await agent.storage.whenReady(AbortSignal.timeout(60_000));
+    // test that configures a ClickHouse server (an outage) decides itself what to wait for.
+    if (!config.storage.clickhouse.url) await agent.storage.whenReady(AbortSignal.timeout(60_000));
   }
   return {
     agent,
