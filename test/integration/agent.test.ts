@@ -1,7 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { connect as connectTcp } from 'node:net';
-import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
@@ -11,7 +8,7 @@ import { ServerReflection, type ServerReflectionRequestSchema, type ServerReflec
 import { ServerReflection as ServerReflectionV1Alpha } from '../../src/gen/grpc/reflection/v1alpha/reflection_pb.js';
 import { ComponentState, GetStatusRequestSchema, GetStatusResponseSchema, OverallStatus, ReadinessGate, SystemService } from '../../src/gen/heimdall/v1/system_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
-import { haveBinary } from '../support/binaries.js';
+import { haveBinary, promtoolCheck } from '../support/binaries.js';
 import { testClient } from '../support/grpc-client.js';
 import { tempDir } from '../support/temp.js';
 
@@ -158,14 +155,8 @@ describe('agent on embedded storage', () => {
     expect(text).toMatch(/^heimdall_grpc_server_handled_total\{grpc_service="grpc\.health\.v1\.Health",grpc_method="Check",grpc_code="OK"\} \d+$/m);
     const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] ?? '');
     expect(names.every((n) => n.startsWith('heimdall_'))).toBe(true);
-    if (!haveBinary('promtool')) return;
-    const dir = tempDir();
-    const file = join(dir.path, 'metrics.txt');
-    writeFileSync(file, text);
     // promtool exits non-zero and prints the problems when the exposition is not valid or lints fail.
-    const out = execFileSync('sh', ['-c', `promtool check metrics < ${file} 2>&1; echo "exit=$?"`]).toString();
-    dir.cleanup();
-    expect(out.trim()).toBe('exit=0');
+    if (haveBinary('promtool')) expect(promtoolCheck(text)).toBe('exit=0');
   });
 
   it('ends a stream whose request is malformed with INVALID_ARGUMENT (no hang)', async () => {

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -8,7 +7,7 @@ import { connect, type AgentClient } from '../../src/cli/client.js';
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { Concurrency, JobService, JobSource, JobStatus, JobTrigger, type Job } from '../../src/gen/heimdall/v1/jobs_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
-import { haveBinary } from '../support/binaries.js';
+import { haveBinary, promtoolCheck } from '../support/binaries.js';
 import { tempDir } from '../support/temp.js';
 import { refused, sleep, until } from '../support/wait.js';
 
@@ -113,13 +112,7 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     expect(text).toMatch(/^heimdall_http_check_up\{job_name="\(on-demand\)"\} 1$/m);
     expect(text).toMatch(/^heimdall_job_runs_total\{job_name="\(on-demand\)",kind="http-check",status="succeeded"\} \d+$/m);
     expect(text).toMatch(/^heimdall_job_runs_total\{job_name="system-check",kind="system-check",status="succeeded"\} \d+$/m);
-    if (!haveBinary('promtool')) return;
-    const dir = tempDir();
-    const file = join(dir.path, 'metrics.txt');
-    writeFileSync(file, text);
-    const out = execFileSync('sh', ['-c', `promtool check metrics < ${file} 2>&1; echo "exit=$?"`]).toString();
-    dir.cleanup();
-    expect(out.trim()).toBe('exit=0');
+    if (haveBinary('promtool')) expect(promtoolCheck(text)).toBe('exit=0');
   });
 
   it('the built-in system check scores the agent, reports it in /status and keeps it ready', async () => {

@@ -14,3 +14,11 @@ export function haveBinary(name: string): boolean {
     return false;
   }
 }
+
+/**
+ * What `promtool check metrics` says of a /metrics text, ending with its exit status: `exit=0`
+ * alone when the exposition is valid and passes the lints.
+ */
+export function promtoolCheck(text: string): string {
+  return execFileSync('sh', ['-c', 'promtool check metrics 2>&1; echo "exit=$?"'], { input: text }).toString().trim();
+}
