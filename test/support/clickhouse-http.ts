@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { gunzipSync, inflateSync } from 'node:zlib';
-import { Session } from 'chdb';
+import { drainPending, Session } from 'chdb';
 
 export interface ClickHouseHttp {
   readonly url: string;
@@ -197,6 +197,9 @@ export async function startClickHouseHttp(dataPath: string, options: { user?: st
     async close() {
       await stop();
       session.close();
+      // The engine binds one data directory per process: let queries still running end, so the next
+      // test may open embedded storage elsewhere at once.
+      await drainPending();
       rmSync(spool, { recursive: true, force: true });
     },
   };
