@@ -37,7 +37,7 @@ const targetsOf = (d: GrafanaDashboard) => panelsOf(d).flatMap((p) => (p.targets
 
 describe('Grafana dashboards: the JSON models', () => {
   it('parse, have unique uids, the current schemaVersion and a data source variable every panel and query uses', () => {
-    expect(dashboards.map((d) => d.uid).sort()).toEqual(['heimdall-agent', 'heimdall-logs', 'heimdall-services', 'heimdall-traces']);
+    expect(dashboards.map((d) => d.uid).sort()).toEqual(['heimdall-agent', 'heimdall-events', 'heimdall-logs', 'heimdall-services', 'heimdall-traces']);
     for (const d of dashboards) {
       expect(d.schemaVersion, d.uid).toBe(42);
       expect([CH, 'prometheus'], d.uid).toContain(dsType(d));
@@ -156,17 +156,18 @@ async function sendMetric(t: TestAgent): Promise<void> {
 let t: TestAgent;
 let sent: Sent;
 const dir = tempDir();
-const count = async (table: string) => Number((await t.agent.storage.transport.query<{ n: string }>(`SELECT count() AS n FROM ${table}`))[0]?.n);
+/** Rows of `table` (those `where` selects). */
+const count = async (table: string, where = '1') => Number((await t.agent.storage.transport.query<{ n: string }>(`SELECT count() AS n FROM ${table} WHERE ${where}`))[0]?.n);
 
 beforeAll(async () => {
   // A limit of one hit a minute (two checks: one within, one over), a system check every second
-  // (job runs), ack: queued (the durable queue's families), a size budget (the size guard's).
+  // (job runs), over-limit records every second, ack: queued (the durable queue's families), a size budget (the size guard's).
   const limits = join(dir.path, 'limits');
   mkdirSync(limits);
   writeFileSync(join(limits, 'shop.yaml'), ['domain: shop', 'descriptors:', '  - key: user', '    rate_limit: { unit: minute, requests_per_unit: 1 }'].join('\n'));
   t = await startTestAgent({
     storage: { embedded: { max_size: '1GiB' } },
-    ratelimit: { config_path: limits },
+    ratelimit: { config_path: limits, over_limit_window: '1s' },
     jobs: { system_check: { schedule: '*/1 * * * * *' } },
     ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue') }, batch: { max_delay: '20ms' } },
   });
@@ -177,6 +178,7 @@ beforeAll(async () => {
   await c.unary(EventService.method.writeEvents, { events: [{ eventType: 'deploy', source: 'shop', severity: Severity.INFO, message: 'v2 rolled out' }] });
   c.close();
   await until(async () => (await count('otel_traces')) === 30 && (await count('otel_logs')) === 12, 60_000, 'spans and logs stored');
+  await until(async () => (await count('heimdall_events', "EventType IN ('deploy', 'ratelimit.over_limit')")) === 2, 60_000, 'the event and the over-limit record stored');
 }, 120_000);
 
 afterAll(async () => {
@@ -216,6 +218,11 @@ const COLUMNS: Record<string, string[]> = {
   'heimdall-logs/Log volume': ['time', 'severity', 'records'],
   'heimdall-logs/Logs': ['timestamp', 'body', 'level', 'service', 'traceID', 'spanID', 'labels'],
   'heimdall-logs/Errors and warnings': ['time', 'service', 'severity', 'body', 'trace_id'],
+  'heimdall-events/Events': ['time', 'type', 'events'],
+  'heimdall-events/Latest events': ['time', 'type', 'source', 'severity', 'category', 'message', 'status', 'correlation_id', 'actor', 'trace_id'],
+  'heimdall-events/Over-limit hits by limit': ['time', 'limit', 'hits'],
+  'heimdall-events/Top entities': ['entity', 'hits'],
+  'heimdall-events/Incidents': ['time', 'domain', 'descriptor', 'entity', 'hits'],
 };
 
 describe('ClickHouse dashboards against an embedded store filled by the OpenTelemetry exporters', () => {
@@ -225,6 +232,9 @@ describe('ClickHouse dashboards against an embedded store filled by the OpenTele
     const options = Object.fromEntries(
       await Promise.all(chDashboards.map(async (d) => [d.uid, Object.fromEntries(Object.entries((await clickHouseContext(d)).variables).filter(([, v]) => v.options).map(([k, v]) => [k, v.options]))])),
     );
+    // The agent writes events of its own too.
+    expect(options['heimdall-events']).toEqual({ event_type: expect.arrayContaining(['deploy', 'ratelimit.over_limit']), source: expect.arrayContaining(['shop']) });
+    delete options['heimdall-events'];
     expect(options).toEqual({
       'heimdall-services': { service: ['checkout', 'payments'], kind: ['Client', 'Server'] },
       'heimdall-traces': { service: ['checkout', 'payments'], operation: ['POST /checkout', 'SELECT orders', 'charge'] },
@@ -237,7 +247,7 @@ describe('ClickHouse dashboards against an embedded store filled by the OpenTele
     expect(panels.map((x) => x.key).sort()).toEqual(Object.keys(COLUMNS).sort());
     for (const { d, p, key } of panels) {
       for (const target of p.targets ?? []) {
-        const rows = await runQuery(target.rawSql as string, await clickHouseContext(d, { trace_id: sent.traceIds[3]! }));
+        const rows = await runQuery(target.rawSql as string, await clickHouseContext(d, { trace_id: sent.traceIds[3]!, threshold: '1' }));
         expect(rows.length, key).toBeGreaterThan(0);
         expect(Object.keys(rows[0]!), key).toEqual(COLUMNS[key]);
       }
@@ -310,6 +320,17 @@ describe('ClickHouse dashboards against an embedded store filled by the OpenTele
     expect(table.map((r) => r.trace_id)).toEqual(FAILED.map((i) => sent.traceIds[i]).reverse());
     expect(await run('heimdall-logs', 'Logs', { search: 'DECLINED 7' })).toHaveLength(1);
     expect(await run('heimdall-logs', 'Logs', { trace_id: sent.traceIds[0]! })).toHaveLength(1);
+  });
+
+  it('Events: the events sent, the over-limit records, and the incidents past the threshold', async () => {
+    const latest = await run('heimdall-events', 'Latest events', { event_type: ['deploy'] });
+    expect(latest.map((r) => [r.type, r.source, r.severity, r.message])).toEqual([['deploy', 'shop', 'INFO', 'v2 rolled out']]);
+    expect(await run('heimdall-events', 'Latest events', { search: 'ROLLED', source: ['shop'] })).toHaveLength(1);
+    // One check over the limit of one a minute: one hit, below the default threshold (100).
+    expect(await run('heimdall-events', 'Incidents')).toEqual([]);
+    const incidents = await run('heimdall-events', 'Incidents', { threshold: '1' });
+    expect(incidents.map((r) => [r.domain, r.descriptor, r.entity, Number(r.hits)])).toEqual([['shop', 'shop.user', 'user=u1', 1]]);
+    expect((await run('heimdall-events', 'Top entities')).map((r) => [r.entity, Number(r.hits)])).toEqual([['user=u1', 1]]);
   });
 });
 
