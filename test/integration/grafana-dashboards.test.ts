@@ -14,7 +14,7 @@ import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { connect } from '../../src/cli/client.js';
 import { RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
@@ -47,6 +47,14 @@ describe('Grafana dashboards: the JSON models', () => {
       }
       for (const v of d.templating.list.filter((x) => x.type === 'query')) expect(v.datasource, `${d.uid}/${v.name}`).toEqual({ type: dsType(d), uid: '${datasource}' });
     }
+  });
+
+  it('come with provisioning files: a file provider, and example data sources of the types the dashboards pick from', () => {
+    const provisioning = join(DIR, '..', 'provisioning');
+    const providers = (parse(readFileSync(join(provisioning, 'dashboards.yaml'), 'utf8')) as { apiVersion: number; providers: Array<{ type: string; options: { path: string } }> }).providers;
+    expect(providers).toEqual([expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: '/var/lib/grafana/dashboards/heimdall' }) })]);
+    const sources = (parse(readFileSync(join(provisioning, 'datasources.example.yaml'), 'utf8')) as { datasources: Array<{ type: string }> }).datasources;
+    expect(sources.map((x) => x.type).sort()).toEqual([...new Set(dashboards.map(dsType))].sort());
   });
 
   it('links to dashboards and variables that exist', () => {
