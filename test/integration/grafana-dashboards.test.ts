@@ -22,6 +22,7 @@ import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { haveBinary, promtoolCheckRules } from '../support/binaries.js';
 import { applyConditionalAll, applyVariables, expandClickHouseQuery, panelsOf, type GrafanaDashboard, type GrafanaVariable, type QueryContext } from '../support/grafana.js';
 import { exporters, SeverityNumber, testResource } from '../support/otel-clients.js';
+import { startRedis, type TestRedis } from '../support/redis.js';
 import { familyOf, groupingLabelsOf, parseFamilies, selectorsOf, type Families } from '../support/promql.js';
 import { tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
@@ -162,6 +163,7 @@ async function sendMetric(t: TestAgent): Promise<void> {
 }
 
 let t: TestAgent;
+let redis: TestRedis | undefined;
 let sent: Sent;
 const dir = tempDir();
 /** Rows of `table` (those `where` selects). */
@@ -172,10 +174,15 @@ beforeAll(async () => {
   // (job runs), over-limit records every second, ack: queued (the durable queue's families), a size budget (the size guard's).
   const limits = join(dir.path, 'limits');
   mkdirSync(limits);
-  writeFileSync(join(limits, 'shop.yaml'), ['domain: shop', 'descriptors:', '  - key: user', '    rate_limit: { unit: minute, requests_per_unit: 1 }'].join('\n'));
+  writeFileSync(
+    join(limits, 'shop.yaml'),
+    ['domain: shop', 'descriptors:', '  - key: user', '    rate_limit: { unit: minute, requests_per_unit: 1 }', '  - key: team', '    rate_limit: { unit: minute, requests_per_unit: 100, backend: redis }'].join('\n'),
+  );
+  // Redis for the shared buckets' families (CI installs redis-server).
+  redis = haveBinary('redis-server') ? await startRedis() : undefined;
   t = await startTestAgent({
     storage: { embedded: { max_size: '1GiB' } },
-    ratelimit: { config_path: limits, over_limit_window: '1s' },
+    ratelimit: { config_path: limits, over_limit_window: '1s', ...(redis ? { redis: { url: redis.url, timeout: '2s' } } : {}) },
     jobs: { system_check: { schedule: '*/1 * * * * *' } },
     ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue') }, batch: { max_delay: '20ms' } },
   });
@@ -183,6 +190,7 @@ beforeAll(async () => {
   await sendMetric(t);
   const c = connect({ addr: t.grpcAddress });
   for (let i = 0; i < 2; i++) await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'shop', descriptors: [{ entries: [{ key: 'user', value: 'u1' }] }] });
+  if (redis) await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'shop', descriptors: [{ entries: [{ key: 'team', value: 't1' }] }] });
   await c.unary(EventService.method.writeEvents, { events: [{ eventType: 'deploy', source: 'shop', severity: Severity.INFO, message: 'v2 rolled out' }] });
   c.close();
   await until(async () => (await count('otel_traces')) === 30 && (await count('otel_logs')) === 12, 60_000, 'spans and logs stored');
@@ -191,6 +199,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await t?.stop();
+  await redis?.stop();
   dir.cleanup();
 });
 
@@ -368,7 +377,7 @@ function labelsOf(families: Families, family: string): Set<string> {
   return new Set(registered);
 }
 
-describe.runIf(haveBinary('promtool'))('the Prometheus dashboard against a real agent', () => {
+describe.runIf(haveBinary('promtool') && haveBinary('redis-server'))('the Prometheus dashboard against a real agent', () => {
   it('every expression parses (promtool check rules)', () => {
     const exprs = promExpressions();
     expect(exprs.length).toBeGreaterThan(40);
