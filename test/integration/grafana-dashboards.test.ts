@@ -23,7 +23,7 @@ import { haveBinary, promtoolCheckRules } from '../support/binaries.js';
 import { applyConditionalAll, applyVariables, expandClickHouseQuery, panelsOf, type GrafanaDashboard, type GrafanaVariable, type QueryContext } from '../support/grafana.js';
 import { exporters, SeverityNumber, testResource } from '../support/otel-clients.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
-import { familyOf, groupingLabelsOf, parseFamilies, selectorsOf, type Families } from '../support/promql.js';
+import { familyLabels, familyOf, parseFamilies, parsePromql, type Families } from '../support/promql.js';
 import { tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
 
@@ -371,10 +371,7 @@ function promExpressions(): Array<{ where: string; expr: string }> {
 
 /** The labels of `family`: those its samples carry, else (a family with no sample yet) those the agent registered it with. */
 function labelsOf(families: Families, family: string): Set<string> {
-  const seen = families.get(family)!.labels;
-  if (seen.size > 0) return seen;
-  const registered = (t.agent.metrics.getSingleMetric(family) as unknown as { labelNames?: string[] } | undefined)?.labelNames ?? [];
-  return new Set(registered);
+  return familyLabels(families, family, t.agent.metrics);
 }
 
 describe.runIf(haveBinary('promtool') && haveBinary('redis-server'))('the Prometheus dashboard against a real agent', () => {
@@ -387,7 +384,7 @@ describe.runIf(haveBinary('promtool') && haveBinary('redis-server'))('the Promet
 
   it('every metric an expression selects is on /metrics, with the labels the expression uses', async () => {
     const exprs = promExpressions();
-    const missing = (families: Families) => [...new Set(exprs.flatMap((e) => selectorsOf(e.expr).map((s) => s.metric)))].filter((m) => !familyOf(families, m));
+    const missing = (families: Families) => [...new Set(exprs.flatMap((e) => parsePromql(e.expr).selectors.map((s) => s.metric)))].filter((m) => !familyOf(families, m));
     const scrape = async () => parseFamilies(await (await fetch(`${t.adminUrl}/metrics`)).text());
     // Job runs (and the rows they insert) come within seconds of the start.
     await until(async () => (await scrape()).get('heimdall_job_runs_total')?.labels.size, 60_000, 'a job run');
@@ -397,10 +394,10 @@ describe.runIf(haveBinary('promtool') && haveBinary('redis-server'))('the Promet
     const TARGET = ['instance', 'job'];
     const problems: string[] = [];
     for (const { where, expr } of exprs) {
-      const selectors = selectorsOf(expr);
+      const { selectors, grouping } = parsePromql(expr);
       const labelsBySelector = selectors.map((s) => new Set([...labelsOf(families, familyOf(families, s.metric)!), ...TARGET, ...(s.metric.endsWith('_bucket') ? ['le'] : [])]));
       selectors.forEach((s, i) => problems.push(...s.labels.filter((l) => !labelsBySelector[i]!.has(l)).map((l) => `${where}: ${s.metric} has no label ${l}`)));
-      for (const l of groupingLabelsOf(expr)) if (!labelsBySelector.some((set) => set.has(l))) problems.push(`${where}: no selected metric has label ${l}`);
+      for (const l of grouping) if (!labelsBySelector.some((set) => set.has(l))) problems.push(`${where}: no selected metric has label ${l}`);
     }
     expect(problems).toEqual([]);
   }, 90_000);
