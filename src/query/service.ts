@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
 import { SEVERITY_NAMES } from '../events/events.js';
-import { invalidFields } from '../errors/agent-error.js';
+import { AgentError, invalidFields } from '../errors/agent-error.js';
 import { QueryService } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
 import type { GrpcServer } from '../server/grpc.js';
@@ -29,6 +29,11 @@ export interface QueryServiceOptions {
  */
 function containsPattern(s: string): string {
   return `%${s.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** Answers FAILED_PRECONDITION: the RPC is declared but not implemented yet. */
+function notYet(): never {
+  throw new AgentError('failed_precondition', 'not implemented yet');
 }
 
 /** The tenant whose rows a caller reads: a tenant-bound token's, else the one asked for (empty: every tenant). */
@@ -97,6 +102,12 @@ export function addQueryService(options: QueryServiceOptions): void {
       async getSummary(req, ctx) {
         return summarize(budget.queries(ctx, 'read'), budget.window(req, limits.summary_window), tenantRead(ctx.principal, ''), req.top);
       },
+
+      // Declared in the proto ahead of their implementations (the next commits).
+      listServices: notYet,
+      searchTraces: notYet,
+      getRedSeries: notYet,
+      getEventSeries: notYet,
     },
     'query',
   );
