@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
 import { SEVERITY_NAMES } from '../events/events.js';
-import { AgentError, invalidFields } from '../errors/agent-error.js';
+import { invalidFields } from '../errors/agent-error.js';
 import { QueryService } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
 import type { GrpcServer } from '../server/grpc.js';
@@ -11,7 +11,11 @@ import { EVENTS, LOGS } from '../storage/tables.js';
 import { createQueryBudget, type Query } from './budget.js';
 import { listPage, type PagedTable, type PageFilter, type PageRequest } from './page.js';
 import { EVENT_COLUMNS, eventOf, LOG_COLUMNS, logOf, type EventRow, type LogRow } from './rows.js';
+import { eventSeries } from './event-series.js';
+import { redSeries } from './red.js';
+import { listServices } from './services.js';
 import { summarize } from './summary.js';
+import { searchTraces } from './trace-search.js';
 import { traceTimeline } from './timeline.js';
 
 /** Options for addQueryService. */
@@ -31,11 +35,6 @@ function containsPattern(s: string): string {
   return `%${s.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
-/** Answers FAILED_PRECONDITION: the RPC is declared but not implemented yet. */
-function notYet(): never {
-  throw new AgentError('failed_precondition', 'not implemented yet');
-}
-
 /** The tenant whose rows a caller reads: a tenant-bound token's, else the one asked for (empty: every tenant). */
 function tenantRead(principal: Principal | undefined, requested: string): string {
   return principal?.tenant ?? requested;
@@ -44,7 +43,7 @@ function tenantRead(principal: Principal | undefined, requested: string): string
 /**
  * Adds `heimdall.v1.QueryService` (scope `query`). Every filter travels as a ClickHouse query
  * parameter; a tenant-bound token sees only its tenant's events (TenantId) and spans and logs
- * (resource attribute `tenant.id`).
+ * (resource attribute `tenant.id`), in every listing, search, series and summary.
  */
 export function addQueryService(options: QueryServiceOptions): void {
   const limits = options.config;
@@ -103,11 +102,21 @@ export function addQueryService(options: QueryServiceOptions): void {
         return summarize(budget.queries(ctx, 'read'), budget.window(req, limits.summary_window), tenantRead(ctx.principal, ''), req.top);
       },
 
-      // Declared in the proto ahead of their implementations (the next commits).
-      listServices: notYet,
-      searchTraces: notYet,
-      getRedSeries: notYet,
-      getEventSeries: notYet,
+      async listServices(req, ctx) {
+        return listServices(budget.queries(ctx, 'read'), budget.window(req, limits.default_window), tenantRead(ctx.principal, ''), req);
+      },
+
+      async searchTraces(req, ctx) {
+        return searchTraces(budget.queries(ctx, 'read'), budget, limits.default_window, tenantRead(ctx.principal, ''), req);
+      },
+
+      async getRedSeries(req, ctx) {
+        return redSeries(budget.queries(ctx, 'read'), budget.window(req, limits.default_window), tenantRead(ctx.principal, ''), req);
+      },
+
+      async getEventSeries(req, ctx) {
+        return eventSeries(budget.queries(ctx, 'read'), budget.window(req, limits.summary_window), tenantRead(ctx.principal, ''), req);
+      },
     },
     'query',
   );

@@ -2,11 +2,12 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { invalidFields } from '../errors/agent-error.js';
 import type { GetTraceRequest, GetTraceResponseSchema, TimelineItemSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
-import { EVENTS, LOGS, TRACE_ID_TS, TRACES } from '../storage/tables.js';
+import { EVENTS, LOGS, TRACES } from '../storage/tables.js';
 import type { QueryParams } from '../storage/transport.js';
 import { timestamp } from '../time/range.js';
 import type { Query } from './budget.js';
 import { EVENT_COLUMNS, eventOf, LOG_COLUMNS, logOf, SPAN_COLUMNS, spanOf, type EventRow, type LogRow, type SpanRow } from './rows.js';
+import { boundParams, IN_BOUNDS, traceBounds } from './trace-bounds.js';
 import { treeOrder } from './trace-tree.js';
 
 /** A timeline holds at most this many items of each kind. */
@@ -30,18 +31,10 @@ async function eventsOf(query: Query, id: GetTraceRequest['id'], base: QueryPara
 /** The spans and logs of the traces (none for no traces). */
 async function spansAndLogs(query: Query, traceIds: string[], base: QueryParams, spanTenant: string): Promise<{ spans: SpanRow[]; logs: LogRow[] }> {
   if (traceIds.length === 0) return { spans: [], logs: [] };
-  let spans: SpanRow[] = [];
-  // The lookup table bounds the scan of otel_traces to the traces' time range.
-  const [bounds] = await query<{ start: number | string | null; end: number | string | null }>(
-    `SELECT toUnixTimestamp(min(Start)) AS start, toUnixTimestamp(max(End)) AS end, count() AS n FROM ${TRACE_ID_TS.name} WHERE TraceId IN {ids:Array(String)} HAVING n > 0`,
-    { ids: traceIds },
-  );
-  if (bounds?.start !== undefined && bounds.start !== null && bounds.end !== undefined && bounds.end !== null) {
-    spans = await query<SpanRow>(
-      `SELECT ${SPAN_COLUMNS} FROM ${TRACES.name} WHERE TraceId IN {ids:Array(String)} AND toDateTime(Timestamp) >= toDateTime({start:UInt32}) AND toDateTime(Timestamp) <= toDateTime({end:UInt32})${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`,
-      { ...base, ids: traceIds, start: Number(bounds.start), end: Number(bounds.end) },
-    );
-  }
+  const bounds = await traceBounds(query, traceIds);
+  const spans = bounds
+    ? await query<SpanRow>(`SELECT ${SPAN_COLUMNS} FROM ${TRACES.name} WHERE TraceId IN {ids:Array(String)} AND ${IN_BOUNDS}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds, ...boundParams(bounds) })
+    : [];
   const logs = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM ${LOGS.name} WHERE TraceId IN {ids:Array(String)}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds });
   return { spans, logs };
 }
