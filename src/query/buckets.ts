@@ -3,7 +3,7 @@ import type { QueryParams } from '../storage/transport.js';
 import type { Range } from './budget.js';
 
 /** Buckets of a series when the request says 0, and the most it may ask for. */
-export const DEFAULT_BUCKETS = 60;
+const DEFAULT_BUCKETS = 60;
 export const MAX_BUCKETS = 300;
 
 const SECOND_NS = 1_000_000_000n;

@@ -19,7 +19,7 @@ const MAX_SERIES = 100;
  * A service's requests: its entry spans, kind server or consumer, as Grafana's Application
  * Observability counts them (Jaeger's monitor tab shows server spans by default).
  */
-export const ENTRY_KINDS = [KIND[Span_SpanKind.SERVER] ?? 'Server', KIND[Span_SpanKind.CONSUMER] ?? 'Consumer'];
+const ENTRY_KINDS = [KIND[Span_SpanKind.SERVER] ?? 'Server', KIND[Span_SpanKind.CONSUMER] ?? 'Consumer'];
 
 interface PointRow {
   key: string;

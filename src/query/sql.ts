@@ -5,7 +5,7 @@ import type { QueryParams } from '../storage/transport.js';
 import type { Range } from './budget.js';
 
 /** Rows whose Timestamp is in the window {start}..{end} (ns, end excluded); see windowParams. */
-export const IN_WINDOW = 'Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64})';
+const IN_WINDOW = 'Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64})';
 
 /** ` AND` rows of an OpenTelemetry table of the tenant (resource attribute tenant.id), when not empty (every tenant); see tenantParams. */
 export const otelTenant = (tenant: string): string => (tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : '');

@@ -16,8 +16,8 @@ import { boundParams, IN_BOUNDS, traceBounds } from './trace-bounds.js';
 const DEFAULT_PAGE = 20;
 const MAX_PAGE = 200;
 /** Attribute filters a search takes at most, and the longest key (a value: MAX_NAME). */
-export const MAX_ATTRIBUTE_FILTERS = 16;
-export const MAX_ATTRIBUTE_KEY = 256;
+const MAX_ATTRIBUTE_FILTERS = 16;
+const MAX_ATTRIBUTE_KEY = 256;
 /** Services a summary lists per trace. */
 const MAX_TRACE_SERVICES = 100;
 
