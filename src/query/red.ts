@@ -68,8 +68,8 @@ function fill(series: Map<string, Series>, rows: PointRow[], b: Buckets, range: 
 /**
  * GetRedSeries over `range` for `tenant` (empty: every tenant): requests (entry spans), rate,
  * errors, error rate and p50/p95/p99 duration per bucket, for each series the request names (the
- * busiest max_series when it groups). Percentiles are ClickHouse's quantilesTDigest: bounded memory,
- * exact for a few values and within about 1% of the rank for many.
+ * busiest max_series when it groups). Percentiles are ClickHouse's quantilesTDigest: bounded memory
+ * per bucket, approximate (ClickHouse documents at most 1% error).
  */
 export async function redSeries(query: Query, range: Range, tenant: string, req: GetRedSeriesRequest): Promise<MessageInitShape<typeof GetRedSeriesResponseSchema>> {
   const maxSeries = boundedCount(req.maxSeries, 'max_series', DEFAULT_SERIES, MAX_SERIES);
@@ -82,7 +82,7 @@ export async function redSeries(query: Query, range: Range, tenant: string, req:
       ? [g.single]
       : (await query<{ key: string }>(`SELECT ${g.key} AS key, count() AS n FROM ${TRACES.name} WHERE ${where} GROUP BY key ORDER BY n DESC, key LIMIT {maxSeries:UInt32}`, params)).map((r) => r.key);
   const listed = keys.slice(0, maxSeries).sort();
-  const rows = await query<PointRow>(
+  const rows = listed.length === 0 ? [] : await query<PointRow>(
     `SELECT ${g.key} AS key, toString(${BUCKET_INDEX}) AS bucket, count() AS requests, countIf(StatusCode = {error:String}) AS errors, quantilesTDigest(0.5, 0.95, 0.99)(Duration) AS q
      FROM ${TRACES.name} WHERE ${where} AND ${g.key} IN {keys:Array(String)} GROUP BY key, bucket`,
     { ...params, keys: listed },

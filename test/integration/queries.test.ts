@@ -298,6 +298,8 @@ describe('queries for the views', () => {
       expect(services.series.map((x) => [x.serviceName, x.requests.reduce((a, b) => a + b, 0n)])).toEqual([['checkout', 121n], ['payments', 1n], ['worker', 3n]]);
       const top = await red({ maxSeries: 1 });
       expect([top.series.map((x) => x.serviceName), top.truncated]).toEqual([['checkout'], true]);
+      const empty = await red({ startTime: ts(T0 - 60 * MINUTE), endTime: ts(T0 - 50 * MINUTE) });
+      expect([empty.series, empty.truncated, empty.bucketTimes.length]).toEqual([[], false, 10]);
     });
 
     it('counts only the tenant\'s spans for a tenant-bound token', async () => {
