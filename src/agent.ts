@@ -17,6 +17,7 @@ import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { fitListeners } from './server/fd-budget.js';
+import { createServiceRegistry, type ServiceRegistrar } from './server/service-registry.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
 import { addOtlpReceivers } from './ingest/otlp/receiver.js';
 import { createPipeline, type Pipeline } from './ingest/pipeline/pipeline.js';
@@ -85,10 +86,10 @@ function createCore(loaded: LoadedConfig, logger: Logger) {
 type Core = ReturnType<typeof createCore>;
 
 /** Security and the rate limiter (RLS on gRPC, the JSON route on the admin port). */
-function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer; admin: HttpServer; storage: Storage; pipeline: Pipeline; logger: Logger; clock: (() => number) | undefined }) {
+function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer; services: ServiceRegistrar; admin: HttpServer; storage: Storage; pipeline: Pipeline; logger: Logger; clock: (() => number) | undefined }) {
   const { core, grpc, storage, pipeline, logger } = deps;
   const { metrics, health } = core;
-  const security = createSecurity({ config: config.ratelimit.security, redis: config.ratelimit.redis, grpc, storage, pipeline, logger, metrics, health });
+  const security = createSecurity({ config: config.ratelimit.security, redis: config.ratelimit.redis, services: deps.services, storage, pipeline, logger, metrics, health });
   const ratelimit = createRateLimiter({
     config: config.ratelimit,
     maxSeries: config.telemetry.metrics.max_series,
@@ -130,7 +131,9 @@ export function createAgent(options: AgentOptions): Agent {
   const auth = createAuthenticator(config.auth, { logger, health, metrics });
   // Connection caps fitted to the open-file limit; nothing listens until start.
   const listeners = fitListeners(config.server, logger);
-  const grpc = createGrpcServer({ config: listeners.grpc, logger, metrics, health, auth });
+  // One list of services, read by every transport that serves them.
+  const services = createServiceRegistry();
+  const grpc = createGrpcServer({ config: listeners.grpc, logger, metrics, health, auth, services });
   const otlpHttp = createHttpServer({ name: 'otlp_http', config: listeners.otlp_http, logger, metrics, health, auth });
   const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });
   addOtlpReceivers({
@@ -143,14 +146,14 @@ export function createAgent(options: AgentOptions): Agent {
     metrics,
     logger,
   });
-  addEventService({ grpc, pipeline, config: config.events, ingest: config.ingest, metrics });
-  addQueryService({ grpc, storage, config: config.query, metrics });
+  addEventService({ services, pipeline, config: config.events, ingest: config.ingest, metrics });
+  addQueryService({ services, storage, config: config.query, metrics });
   const admin = createHttpServer({ name: 'admin', config: listeners.admin, logger, metrics, health, auth });
-  const { security, ratelimit } = createRateLimiting(config, { core, grpc, admin, storage, pipeline, logger, clock: options.clock });
+  const { security, ratelimit } = createRateLimiting(config, { core, grpc, services, admin, storage, pipeline, logger, clock: options.clock });
   const jobs = createJobs({ config: config.jobs, query: config.query, ...jobsDeployment(config), storage, pipeline, logger, metrics, health });
-  addJobService(grpc, jobs);
+  addJobService(services, jobs);
   addHealthService(grpc, health);
-  addSystemService(grpc, core.statusSource);
+  addSystemService(services, core.statusSource);
   addReflection(grpc);
   addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics);
 
