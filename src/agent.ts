@@ -18,6 +18,7 @@ import { createRateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { fitListeners } from './server/fd-budget.js';
 import { createServiceRegistry, type ServiceRegistrar } from './server/service-registry.js';
+import { addConnectApi } from './server/connect-api.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
 import { addOtlpReceivers } from './ingest/otlp/receiver.js';
 import { createPipeline, type Pipeline } from './ingest/pipeline/pipeline.js';
@@ -131,7 +132,7 @@ export function createAgent(options: AgentOptions): Agent {
   const auth = createAuthenticator(config.auth, { logger, health, metrics });
   // Connection caps fitted to the open-file limit; nothing listens until start.
   const listeners = fitListeners(config.server, logger);
-  // One list of services, read by every transport that serves them.
+  // One list of services, served by gRPC (4317) and, for heimdall.v1, by the Connect API on the admin port.
   const services = createServiceRegistry();
   const grpc = createGrpcServer({ config: listeners.grpc, logger, metrics, health, auth, services });
   const otlpHttp = createHttpServer({ name: 'otlp_http', config: listeners.otlp_http, logger, metrics, health, auth });
@@ -156,13 +157,15 @@ export function createAgent(options: AgentOptions): Agent {
   addSystemService(services, core.statusSource);
   addReflection(grpc);
   addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics);
+  // Read last: every service is added by now.
+  const connect = addConnectApi({ http: admin, services, auth, logger });
 
   const tracing = config.telemetry.tracing;
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
   const components: Component[] = [
     ...(tracing.enabled ? [createSelfTracing({ config: tracing, logger })] : []),
-    ...[admin, auth, storage, pipeline, security, ratelimit, jobs, grpc, otlpHttp],
+    ...[admin, auth, storage, pipeline, security, ratelimit, jobs, connect, grpc, otlpHttp],
   ];
   const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });
   return {
