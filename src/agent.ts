@@ -17,6 +17,8 @@ import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { fitListeners } from './server/fd-budget.js';
+import { createServiceRegistry, type ServiceRegistrar } from './server/service-registry.js';
+import { addConnectApi } from './server/connect-api.js';
 import { createHttpServer, type HttpServer } from './server/http.js';
 import { addOtlpReceivers } from './ingest/otlp/receiver.js';
 import { createPipeline, type Pipeline } from './ingest/pipeline/pipeline.js';
@@ -85,10 +87,10 @@ function createCore(loaded: LoadedConfig, logger: Logger) {
 type Core = ReturnType<typeof createCore>;
 
 /** Security and the rate limiter (RLS on gRPC, the JSON route on the admin port). */
-function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer; admin: HttpServer; storage: Storage; pipeline: Pipeline; logger: Logger; clock: (() => number) | undefined }) {
+function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer; services: ServiceRegistrar; admin: HttpServer; storage: Storage; pipeline: Pipeline; logger: Logger; clock: (() => number) | undefined }) {
   const { core, grpc, storage, pipeline, logger } = deps;
   const { metrics, health } = core;
-  const security = createSecurity({ config: config.ratelimit.security, redis: config.ratelimit.redis, grpc, storage, pipeline, logger, metrics, health });
+  const security = createSecurity({ config: config.ratelimit.security, redis: config.ratelimit.redis, services: deps.services, storage, pipeline, logger, metrics, health });
   const ratelimit = createRateLimiter({
     config: config.ratelimit,
     maxSeries: config.telemetry.metrics.max_series,
@@ -130,7 +132,9 @@ export function createAgent(options: AgentOptions): Agent {
   const auth = createAuthenticator(config.auth, { logger, health, metrics });
   // Connection caps fitted to the open-file limit; nothing listens until start.
   const listeners = fitListeners(config.server, logger);
-  const grpc = createGrpcServer({ config: listeners.grpc, logger, metrics, health, auth });
+  // One list of services, served by gRPC (4317) and, for heimdall.v1, by the Connect API on the admin port.
+  const services = createServiceRegistry();
+  const grpc = createGrpcServer({ config: listeners.grpc, logger, metrics, health, auth, services });
   const otlpHttp = createHttpServer({ name: 'otlp_http', config: listeners.otlp_http, logger, metrics, health, auth });
   const pipeline = createPipeline({ config: config.ingest, storage, logger, metrics, health });
   addOtlpReceivers({
@@ -143,23 +147,25 @@ export function createAgent(options: AgentOptions): Agent {
     metrics,
     logger,
   });
-  addEventService({ grpc, pipeline, config: config.events, ingest: config.ingest, metrics });
-  addQueryService({ grpc, storage, config: config.query, metrics });
+  addEventService({ services, pipeline, config: config.events, ingest: config.ingest, metrics });
+  addQueryService({ services, storage, config: config.query, metrics });
   const admin = createHttpServer({ name: 'admin', config: listeners.admin, logger, metrics, health, auth });
-  const { security, ratelimit } = createRateLimiting(config, { core, grpc, admin, storage, pipeline, logger, clock: options.clock });
+  const { security, ratelimit } = createRateLimiting(config, { core, grpc, services, admin, storage, pipeline, logger, clock: options.clock });
   const jobs = createJobs({ config: config.jobs, query: config.query, ...jobsDeployment(config), storage, pipeline, logger, metrics, health });
-  addJobService(grpc, jobs);
+  addJobService(services, jobs);
   addHealthService(grpc, health);
-  addSystemService(grpc, core.statusSource);
+  addSystemService(services, core.statusSource);
   addReflection(grpc);
   addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics);
+  // Read last: every service is added by now.
+  const connect = addConnectApi({ http: admin, services, auth, logger });
 
   const tracing = config.telemetry.tracing;
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
   const components: Component[] = [
     ...(tracing.enabled ? [createSelfTracing({ config: tracing, logger })] : []),
-    ...[admin, auth, storage, pipeline, security, ratelimit, jobs, grpc, otlpHttp],
+    ...[admin, auth, storage, pipeline, security, ratelimit, jobs, connect, grpc, otlpHttp],
   ];
   const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });
   return {

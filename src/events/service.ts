@@ -4,13 +4,14 @@ import { invalidFields } from '../errors/agent-error.js';
 import { EventService } from '../gen/heimdall/v1/events_pb.js';
 import { countTopLevel } from '../ingest/otlp/element-count.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
-import type { GrpcServer } from '../server/grpc.js';
+import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { createEventWriter, emptyResult, MAX_ERRORS, type BatchResult, type EventWriter } from './event-writer.js';
 
 /** Options for addEventService. */
 export interface EventServiceOptions {
-  grpc: GrpcServer;
+  /** Where the service is added (served on gRPC and on the admin port's Connect API). */
+  services: ServiceRegistrar;
   /** Where event rows go: the same batcher, writer, acknowledgement and durable queue as OTLP. */
   pipeline: Pipeline;
   /** The `events` section: max_payload, max_batch. */
@@ -90,7 +91,7 @@ async function writeStream(requests: AsyncIterable<Buffer>, ctx: CallContext, wr
 export function addEventService(options: EventServiceOptions): void {
   const { pipeline, config } = options;
   const writer = createEventWriter({ pipeline, config, maxElements: options.ingest.max_elements, metrics: options.metrics });
-  options.grpc.addService(
+  options.services.addService(
     EventService,
     {
       writeEvents: {

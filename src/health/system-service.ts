@@ -2,7 +2,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { ComponentState, OverallStatus, ReadinessGate, SystemService } from '../gen/heimdall/v1/system_pb.js';
 import { agentStatus, type StatusSource } from './status.js';
 import type { OverallHealth, ReadinessGate as Gate, ComponentState as State } from './registry.js';
-import type { GrpcServer } from '../server/grpc.js';
+import type { ServiceRegistrar } from '../server/service-registry.js';
 
 const STATE: Record<State, ComponentState> = {
   starting: ComponentState.STARTING,
@@ -15,8 +15,8 @@ const GATE: Record<Gate, ReadinessGate> = { pod: ReadinessGate.POD, strict: Read
 const OVERALL: Record<OverallHealth['status'], OverallStatus> = { ok: OverallStatus.OK, degraded: OverallStatus.DEGRADED, 'not ready': OverallStatus.NOT_READY };
 
 /** Adds `heimdall.v1.SystemService` (GetStatus: the same data as GET /status). */
-export function addSystemService(server: GrpcServer, source: StatusSource): void {
-  server.addService(SystemService, {
+export function addSystemService(services: ServiceRegistrar, source: StatusSource): void {
+  services.addService(SystemService, {
     async getStatus() {
       const s = agentStatus(source);
       return {

@@ -6,7 +6,7 @@ import { formatIssue } from '../config/load.js';
 import { Concurrency, JobScope, JobService, JobSource, JobStatus, JobTrigger, MisfirePolicy, type JobSchema, type RetryPolicy, type ScheduledJob, type ScheduledJobSchema } from '../gen/heimdall/v1/jobs_pb.js';
 import { AgentError, invalidFields, type FieldViolation } from '../errors/agent-error.js';
 import { decodeCursor, encodeCursor, filterHash } from '../paging/cursor.js';
-import type { GrpcServer } from '../server/grpc.js';
+import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { HOUR_NS, timeRange } from '../time/range.js';
 import { isTerminal, type RunFilter, type RunRecord, type RunStatus, type RunTrigger } from './history.js';
@@ -222,13 +222,13 @@ async function visibleRun(jobs: Jobs, id: string, ctx: CallContext): Promise<Run
 }
 
 /** Adds `heimdall.v1.JobService` (scope `admin`; a tenant-bound token only submits and follows exports of its tenant). */
-export function addJobService(grpc: GrpcServer, jobs: Jobs): void {
+export function addJobService(services: ServiceRegistrar, jobs: Jobs): void {
   /** A call on scheduled jobs, which belong to every tenant. */
   const scheduled = async <T>(ctx: CallContext, fn: () => Promise<T> | T): Promise<T> => {
     refuseTenant(ctx, 'a scheduled job');
     return fn();
   };
-  grpc.addService(
+  services.addService(
     JobService,
     {
       createScheduledJob: (req, ctx) => scheduled(ctx, async () => ({ job: toScheduled(await jobs.create(validate(jobSpecSchema, specInput(req.job), 'job'))) })),

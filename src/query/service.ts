@@ -5,7 +5,7 @@ import { SEVERITY_NAMES } from '../events/events.js';
 import { invalidFields } from '../errors/agent-error.js';
 import { QueryService } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
-import type { GrpcServer } from '../server/grpc.js';
+import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { Storage } from '../storage/storage.js';
 import { EVENTS, LOGS } from '../storage/tables.js';
 import { createQueryBudget, type Query } from './budget.js';
@@ -20,7 +20,8 @@ import { traceTimeline } from './timeline.js';
 
 /** Options for addQueryService. */
 export interface QueryServiceOptions {
-  grpc: GrpcServer;
+  /** Where the service is added (served on gRPC and on the admin port's Connect API). */
+  services: ServiceRegistrar;
   storage: Storage;
   /** The `query` section: budgets of every storage query, windows, fair slots between tenants. */
   config: Config['query'];
@@ -51,7 +52,7 @@ export function addQueryService(options: QueryServiceOptions): void {
 
   const page = <T extends { ts: string }>(query: Query, table: PagedTable<T>, req: PageRequest, filters: readonly PageFilter[]) => listPage(budget, limits.default_window, query, table, req, filters);
 
-  options.grpc.addService(
+  options.services.addService(
     QueryService,
     {
       async listEvents(req, ctx) {

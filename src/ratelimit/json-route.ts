@@ -1,12 +1,10 @@
 import { create, fromJson, toJson, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
 import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema, type RateLimitRequest, type RateLimitResponse } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
-import { BodyTooLarge, readBody } from '../server/body.js';
+import { ADMIN_MAX_BODY_BYTES, BodyTooLarge, readBody } from '../server/body.js';
 import type { HttpServer } from '../server/http.js';
 import { sendJson } from '../server/http-router.js';
 import type { RateLimitCheck } from './check.js';
 
-/** Largest JSON request body. */
-const MAX_BODY_BYTES = 1 << 20;
 /** Characters outside visible ASCII, space and tab (policy names may hold request values). */
 const NOT_IN_HEADER = /[^\t\x20-\x7e]/g;
 
@@ -34,7 +32,7 @@ export function addJsonRoute(http: HttpServer, check: RateLimitCheck): void {
     async (req, res) => {
       let request: RateLimitRequest;
       try {
-        request = fromJson(RateLimitRequestSchema, JSON.parse((await readBody(req, { maxBytes: MAX_BODY_BYTES })).toString('utf8')) as JsonValue, { ignoreUnknownFields: true });
+        request = fromJson(RateLimitRequestSchema, JSON.parse((await readBody(req, { maxBytes: ADMIN_MAX_BODY_BYTES })).toString('utf8')) as JsonValue, { ignoreUnknownFields: true });
       } catch (err) {
         return sendJson(res, err instanceof BodyTooLarge ? 413 : 400, { error: `malformed RateLimitRequest: ${(err as Error).message}` });
       }

@@ -4,7 +4,7 @@ import type { Principal } from '../auth/auth.js';
 import { AgentError } from '../errors/agent-error.js';
 import { ActionState, SecurityMode, SecurityService, type ActionSchema, type BlockSchema, type RequestActionRequest } from '../gen/heimdall/v1/security_pb.js';
 import { overLimitDashboard } from '../query/over-limit-dashboard.js';
-import type { GrpcServer } from '../server/grpc.js';
+import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { Storage } from '../storage/storage.js';
 import { HOUR_NS, timeRange, timestamp } from '../time/range.js';
 import { OVER_LIMIT_EVENT } from './over-limit.js';
@@ -14,7 +14,8 @@ import { MODE_NAMES, type BlockRecord, type SecurityPolicy } from './security-po
 
 /** Options for addSecurityService. */
 export interface SecurityServiceOptions {
-  grpc: GrpcServer;
+  /** Where the service is added (served on gRPC and on the admin port's Connect API). */
+  services: ServiceRegistrar;
   changes: SecurityChanges;
   policy: Pick<SecurityPolicy, 'mode' | 'blocks'>;
   book: Pick<ActionBook, 'list' | 'all'>;
@@ -62,7 +63,7 @@ const actor = (p: Principal | undefined): string => p?.name ?? 'anonymous';
 export function addSecurityService(options: SecurityServiceOptions): void {
   const { changes, policy, book, storage } = options;
   const pending = () => book.all().filter((a) => a.state === ActionState.PENDING);
-  options.grpc.addService(
+  options.services.addService(
     SecurityService,
     {
       async getState() {

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ActionState } from '../gen/heimdall/v1/security_pb.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
-import type { GrpcServer } from '../server/grpc.js';
+import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createActionBook } from './security-actions.js';
@@ -19,7 +19,8 @@ export interface SecurityOptions {
   config: Config['ratelimit']['security'];
   /** The `ratelimit.redis` section; with it, blocks and mode are shared with every agent on the same Redis. */
   redis?: Config['ratelimit']['redis'];
-  grpc: GrpcServer;
+  /** Where SecurityService is added. */
+  services: ServiceRegistrar;
   storage: Storage;
   /** Where audit events go (heimdall_events, through the ingest pipeline). */
   pipeline: Pipeline;
@@ -60,7 +61,7 @@ export function createSecurity(options: SecurityOptions): Security {
   };
   const store = createSecurityStore({ storage: options.storage });
   const changes = createSecurityChanges({ book, policy, store, share, pipeline: options.pipeline, onChange: report, metrics: options.metrics, logger });
-  addSecurityService({ grpc: options.grpc, changes, policy, book, storage: options.storage, incidentThreshold: options.config.incident_threshold });
+  addSecurityService({ services: options.services, changes, policy, book, storage: options.storage, incidentThreshold: options.config.incident_threshold });
 
   let sweeper: NodeJS.Timeout | undefined;
   let restoring: Promise<void> | undefined;

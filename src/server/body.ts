@@ -1,6 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { createGunzip, createInflate } from 'node:zlib';
 
+/** Largest request body the admin port's APIs read: a RateLimitRequest as JSON, a Connect request message. */
+export const ADMIN_MAX_BODY_BYTES = 1 << 20;
+
 /** A request body over its limit (on the wire or decompressed). */
 export class BodyTooLarge extends Error {
   override name = 'BodyTooLarge';

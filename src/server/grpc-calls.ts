@@ -20,7 +20,7 @@ export function toStatus(thrown: unknown, logger: Logger, method: string): Servi
 }
 
 /** Why a response stream's token no longer holds once the tokens were reloaded (refused now, or bound to another tenant); undefined while it holds. */
-function revoked(now: AuthResult, before: Principal): GrpcError | undefined {
+export function revoked(now: AuthResult, before: Principal): GrpcError | undefined {
   const reloaded = '(the tokens were reloaded while this stream was open)';
   if (!now.ok) return new GrpcError(now.reason === 'forbidden' ? status.PERMISSION_DENIED : status.UNAUTHENTICATED, `${now.message} ${reloaded}`);
   if (now.principal?.tenant !== before.tenant) return new GrpcError(status.PERMISSION_DENIED, `token "${before.name}" is bound to another tenant now ${reloaded}`);

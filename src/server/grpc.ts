@@ -8,9 +8,10 @@ import type { Config } from '../config/schema.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { limitConnections, type ConnectionLimit } from './connection-limit.js';
-import { createAdmission, type MethodAdmission, type Reserve } from './grpc-admission.js';
+import { createAdmission, type MethodAdmission } from './grpc-admission.js';
 import { createCallWrapper, toStatus } from './grpc-calls.js';
 import { toGrpcService, type ServiceImpl } from './grpc-service.js';
+import { createServiceRegistry, type ServiceOptions, type ServiceRegistrar, type ServiceRegistry } from './service-registry.js';
 import { listenOn } from './listen.js';
 import { readTls } from './tls.js';
 
@@ -30,31 +31,20 @@ export interface GrpcServerOptions {
   health: HealthRegistry;
   /** Checks the API token of calls to services added with a scope. */
   auth: Authenticator;
-}
-
-/** How a service's calls are admitted, beyond its scope. */
-export interface ServiceOptions {
-  /**
-   * Reserves memory for one request message of up to `bytes` (server.grpc.max_recv_msg_size)
-   * before grpc-js reads it, for each message (see createAdmission). Once read, the reservation is
-   * settled to the message's size, and given back once the handler took the message
-   * (CallContext.releaseMessage) or the call ended.
-   */
-  reserve?: Reserve;
-  /** Whether calls get a server span (default true). */
-  traced?: boolean;
+  /** The services to serve, read at start (default: a registry of its own, filled by addService). */
+  services?: ServiceRegistry;
 }
 
 /** Bytes a client sends first on HTTP/2: the connection preface (24) and a SETTINGS frame header (9). */
 const HTTP2_OPENING_BYTES = 33;
 
 /** The agent's one gRPC server; every gRPC service of the agent is added to it before start. */
-export interface GrpcServer {
+export interface GrpcServer extends ServiceRegistrar {
   readonly name: 'grpc';
   /**
-   * Adds a generated service with its implementation. Only before start. With a scope, every call
-   * needs a token with it (UNAUTHENTICATED without a known token, PERMISSION_DENIED without the
-   * scope), checked on the call's headers, before its message is read.
+   * Adds a generated service with its implementation to the server's registry. Only before start.
+   * With a scope, every call needs a token with it (UNAUTHENTICATED without a known token,
+   * PERMISSION_DENIED without the scope), checked on the call's headers, before its message is read.
    */
   addService<T extends GenServiceMethods>(service: GenService<T>, impl: ServiceImpl<T>, scope?: RequiredScope, serviceOptions?: ServiceOptions): void;
   /** Full names of the services added, e.g. `grpc.health.v1.Health`. */
@@ -108,9 +98,8 @@ async function listen(server: Server, config: Config['server']['grpc'], metrics:
   return { listener: net, connections, port };
 }
 
-/** The services added to a gRPC server before start, with each method's scope and admission. */
+/** The services a gRPC server serves, with each method's scope and admission. */
 function createServiceTable() {
-  const services: GenService<GenServiceMethods>[] = [];
   /** Scope and admission per method path, for the admission interceptor. */
   const admittance = new Map<string, MethodAdmission>();
   /** Services whose calls get no server span (ServiceOptions.traced false). */
@@ -120,12 +109,9 @@ function createServiceTable() {
     add(service: GenService<GenServiceMethods>, scope: RequiredScope | undefined, options: ServiceOptions | undefined): void {
       if (options?.traced === false) untraced.add(service.typeName);
       for (const method of service.methods) admittance.set(`/${service.typeName}/${method.name}`, { scope, reserve: options?.reserve });
-      services.push(service);
     },
     admission: (path: string): MethodAdmission | undefined => admittance.get(path),
     traced: (service: string): boolean => !untraced.has(service),
-    names: (): string[] => services.map((s) => s.typeName),
-    files: (): DescFile[] => [...new Set(services.map((s) => s.file))],
   };
 }
 
@@ -163,6 +149,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const logger = options.logger.child({ component: 'grpc' });
   const reporter: HealthReporter = options.health.register('grpc');
   const table = createServiceTable();
+  const registry = options.services ?? createServiceRegistry();
   const admission = createAdmission({
     auth: options.auth,
     maxRecvMsgSize: config.max_recv_msg_size,
@@ -192,20 +179,23 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     name: 'grpc',
     addService(service, impl, scope, serviceOptions) {
       if (state !== 'new') throw new Error('services must be added before the gRPC server starts');
-      table.add(service, scope, serviceOptions);
-      const { definition, handlers } = toGrpcService(service, impl, wrap);
-      server.addService(definition, handlers);
+      registry.addService(service, impl, scope, serviceOptions);
     },
-    serviceNames: table.names,
-    serviceFiles: table.files,
+    serviceNames: () => registry.names(),
+    serviceFiles: () => registry.files(),
     get port() {
       return port;
     },
     async start() {
+      for (const { service, impl, scope, options: serviceOptions } of registry.services()) {
+        table.add(service, scope, serviceOptions);
+        const { definition, handlers } = toGrpcService(service, impl, wrap);
+        server.addService(definition, handlers);
+      }
       ({ listener, connections, port } = await listen(server, config, options.metrics, logger));
       state = 'started';
       reporter.set('ready');
-      logger.info({ address: config.address, port, tls: Boolean(config.tls), services: table.names() }, 'gRPC server listening');
+      logger.info({ address: config.address, port, tls: Boolean(config.tls), services: registry.names() }, 'gRPC server listening');
     },
     async shutdown(graceMs = 5_000) {
       if (state === 'stopped') return;

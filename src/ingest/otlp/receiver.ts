@@ -6,7 +6,8 @@ import { MetricsService } from '../../gen/opentelemetry/proto/collector/metrics/
 import { TraceService } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import type { Config } from '../../config/schema.js';
 import { AgentError } from '../../errors/agent-error.js';
-import type { GrpcServer, ServiceOptions } from '../../server/grpc.js';
+import type { GrpcServer } from '../../server/grpc.js';
+import type { ServiceOptions } from '../../server/service-registry.js';
 import type { CallContext } from '../../server/grpc-service.js';
 import type { HttpServer } from '../../server/http.js';
 import type { Logger } from '../../telemetry/logger.js';

@@ -58,7 +58,7 @@ describe('the security service', () => {
     const book = createActionBook({ ttlMs: config.ratelimit.security.approval_ttl });
     const policy = createSecurityPolicy({ config: config.ratelimit.security });
     const changes = createSecurityChanges({ book, policy, store: createSecurityStore({ storage: db.storage }), pipeline, onChange: () => undefined, metrics, logger });
-    addSecurityService({ grpc, changes, policy, book, storage: db.storage, incidentThreshold: config.ratelimit.security.incident_threshold });
+    addSecurityService({ services: grpc, changes, policy, book, storage: db.storage, incidentThreshold: config.ratelimit.security.incident_threshold });
     await grpc.start();
   });
   afterAll(async () => {
