@@ -4,6 +4,7 @@ import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { configWarnings } from './config/warnings.js';
 import { addAdminRoutes } from './health/admin-routes.js';
+import { addConsoleRoutes } from './console/console-routes.js';
 import { addHealthService } from './health/grpc-health.js';
 import { createHealthRegistry, type HealthRegistry } from './health/registry.js';
 import { logHealthTransitions } from './health/transitions.js';
@@ -153,6 +154,7 @@ export function createAgent(options: AgentOptions): Agent {
   addSystemService(grpc, core.statusSource);
   addReflection(grpc);
   addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics);
+  addConsoleRoutes(admin, { logger });
 
   const tracing = config.telemetry.tracing;
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
