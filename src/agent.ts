@@ -11,6 +11,7 @@ import { logHealthTransitions } from './health/transitions.js';
 import type { StatusSource } from './health/status.js';
 import { addSystemService } from './health/system-service.js';
 import { createAuthenticator } from './auth/auth.js';
+import { addWhoAmIRoute } from './auth/whoami-route.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
 import { createOverLimitReporter } from './ratelimit/over-limit.js';
@@ -155,6 +156,7 @@ export function createAgent(options: AgentOptions): Agent {
   addReflection(grpc);
   addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics);
   addConsoleRoutes(admin, { logger });
+  addWhoAmIRoute(admin, auth);
 
   const tracing = config.telemetry.tracing;
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in

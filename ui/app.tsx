@@ -12,7 +12,7 @@ import { ServicesPage } from './pages/services.js';
 import { SignIn } from './pages/sign-in.js';
 import { TracesPage } from './pages/traces.js';
 import { BASE, href, Link, useLocation } from './router.js';
-import { probeAccess, storedToken, storeToken, type Access } from './session.js';
+import { fetchAccess, storedToken, storeToken, type Access } from './session.js';
 
 /** A navigation entry: its path under /ui/, its label, and whether the token may use it. */
 interface NavItem {
@@ -61,7 +61,8 @@ function Page(props: { path: string }): JSX.Element {
 function Layout(props: { access: Access; onSignOut: () => void }): JSX.Element {
   const { path } = useLocation();
   const current = path.slice(BASE.length).replace(/\/+$/, '') || '/';
-  const scopes = props.access.authEnabled ? [props.access.admin && 'admin', props.access.query && 'query'].filter(Boolean).join(', ') || 'no console scopes' : 'auth off';
+  const a = props.access;
+  const scopes = a.authEnabled ? `${a.name}: ${[a.admin && 'admin', a.query && 'query'].filter(Boolean).join(', ') || 'no console scopes'}${a.tenant ? ` (tenant ${a.tenant})` : ''}` : 'auth off';
   return (
     <div class="layout">
       <header class="topbar">
@@ -99,7 +100,7 @@ export function App(): JSX.Element {
   const [attempt, setAttempt] = useState(0);
   useEffect(() => {
     setChecking(true);
-    probeAccess(api, token !== undefined)
+    fetchAccess(api)
       .then(setAccess, (err: unknown) => {
         setAccess(undefined);
         // No token yet: asking for one is no error. A token the agent does not know is forgotten.

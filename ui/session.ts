@@ -3,14 +3,18 @@ import { ApiError, type Api } from './api/client.js';
 /** Where the token is kept: this tab's session storage only (gone when the tab closes). */
 const TOKEN_KEY = 'heimdall.token';
 
-/** What the signed-in token may do, as found by calling the API. */
+/** What the signed-in token may do, as GET /auth/whoami says. */
 export interface Access {
   /** Whether the agent checks tokens (false: no sign-in, everything allowed). */
   authEnabled: boolean;
-  /** SystemService, JobService, SecurityService approvals: scope `admin`. */
+  /** The token's name (empty with auth off). */
+  name: string;
+  /** SystemService, JobService, SecurityService: scope `admin`. */
   admin: boolean;
   /** QueryService (logs, events, traces): scope `query`. */
   query: boolean;
+  /** The tenant a token is bound to, if any. */
+  tenant: string | undefined;
 }
 
 /** Reads the stored token. */
@@ -24,27 +28,25 @@ export function storeToken(token: string | undefined): void {
   else sessionStorage.setItem(TOKEN_KEY, token);
 }
 
-/** Whether a probe call was allowed: refused for lack of scope is false; an unknown token throws. */
-async function allowed(probe: Promise<unknown>): Promise<boolean> {
-  try {
-    await probe;
-    return true;
-  } catch (err) {
-    if (err instanceof ApiError && err.code === 'permission_denied') return false;
-    throw err;
-  }
+/** The answer of GET /auth/whoami. */
+interface WhoAmI {
+  authEnabled: boolean;
+  authenticated: boolean;
+  name?: string;
+  scopes?: string[];
+  tenant?: string;
 }
 
 /**
- * Finds what the current token (or no token) may do with one cheap call per scope: GetStatus (admin)
- * and a one-record ListLogs over the last second (query). Rejects with ApiError `unauthenticated`
- * when a token is needed or unknown.
+ * Finds what the current token (or no token) may do (GET /auth/whoami: one call, always 200, so no
+ * failed request shows). Rejects with ApiError `unauthenticated` when the agent needs a token and has
+ * none it knows.
  */
-export async function probeAccess(api: Api, hasToken: boolean): Promise<Access> {
-  const now = Date.now();
-  const [admin, query] = await Promise.all([
-    allowed(api.call('SystemService', 'GetStatus', {})),
-    allowed(api.call('QueryService', 'ListLogs', { startTime: new Date(now - 1_000).toISOString(), endTime: new Date(now).toISOString(), pageSize: 1 })),
-  ]);
-  return { authEnabled: hasToken, admin, query };
+export async function fetchAccess(api: Api, signal?: AbortSignal): Promise<Access> {
+  const who = JSON.parse(await api.text('/auth/whoami', signal)) as WhoAmI;
+  if (!who.authEnabled) return { authEnabled: false, name: '', admin: true, query: true, tenant: undefined };
+  if (!who.authenticated) throw new ApiError('unauthenticated', 'unknown API token');
+  const scopes = new Set(who.scopes ?? []);
+  // A tenant-bound admin token is refused the calls on every tenant (status, scheduled jobs): the console offers it none.
+  return { authEnabled: true, name: who.name ?? '', admin: scopes.has('admin') && who.tenant === undefined, query: scopes.has('query'), tenant: who.tenant };
 }
