@@ -97,7 +97,7 @@ function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer
     seriesLimits: core.seriesLimits,
     now: deps.clock,
     security,
-    overLimit: createOverLimitReporter({ config: config.ratelimit, pipeline, logger }),
+    overLimit: createOverLimitReporter({ config: config.ratelimit, incidentThreshold: config.ratelimit.security.incident_threshold, pipeline, metrics, logger }),
     grpc,
     http: deps.admin,
     logger,

@@ -1,3 +1,4 @@
+import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { submitAgentEvents } from '../events/events.js';
@@ -22,7 +23,10 @@ export interface OverLimitReporter {
 export interface OverLimitOptions {
   /** `over_limit_window`: counts are written (and start again) this often; `over_limit_max_keys`: (domain, limit, entity) keys counted per window, the rest count under one overflow key. */
   config: Pick<Config['ratelimit'], 'over_limit_window' | 'over_limit_max_keys'>;
+  /** Hits of one key in one window that make an incident (`ratelimit.security.incident_threshold`), counted in heimdall_ratelimit_incidents_total. */
+  incidentThreshold: number;
   pipeline: Pipeline;
+  metrics: Registry;
   logger: Logger;
 }
 
@@ -31,15 +35,19 @@ export interface OverLimitOptions {
  * (`ratelimit.over_limit`, category `ratelimit`, payload {domain, descriptor, entity, hits,
  * window_seconds}), not a million rows. Its memory is bounded whatever requests carry: each text
  * of a key is `shown` (at most 57 characters), and past `over_limit_max_keys` keys in a window hits count under
- * the key whose domain, descriptor and entity are all `__overflow__`.
+ * the key whose domain, descriptor and entity are all `__overflow__`. Each written record with at least
+ * `incidentThreshold` hits (an incident, as the security dashboard lists them) counts in
+ * `heimdall_ratelimit_incidents_total`, which alert rules watch.
  */
 export function createOverLimitReporter(options: OverLimitOptions): OverLimitReporter {
   let counts = new Map<string, { domain: string; descriptor: string; entity: string; hits: number }>();
   let timer: NodeJS.Timeout | undefined;
+  const incidents = new Counter({ name: 'heimdall_ratelimit_incidents_total', help: 'Over-limit records (one domain, limit and entity in one ratelimit.over_limit_window) with at least ratelimit.security.incident_threshold hits.', registers: [options.metrics] });
   const flush = (): void => {
     if (counts.size === 0) return;
     const current = counts;
     counts = new Map();
+    for (const c of current.values()) if (c.hits >= options.incidentThreshold) incidents.inc();
     submitAgentEvents(
       options.pipeline,
       [...current.values()].map((c) => ({

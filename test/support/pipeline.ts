@@ -1,9 +1,11 @@
 import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createHealthRegistry, type HealthRegistry } from '../../src/health/registry.js';
 import { createPipeline, type Pipeline } from '../../src/ingest/pipeline/pipeline.js';
 import type { Storage } from '../../src/storage/storage.js';
+import { startEmbeddedStorage, type TestStorage } from './embedded-storage.js';
 import { mergeTrees } from './tree.js';
 import { silentLogger, tempDir } from './temp.js';
 
@@ -36,6 +38,42 @@ export function createTestPipeline(storage: Storage, ingest: Record<string, unkn
     async stop() {
       await pipeline.shutdown();
       dir.cleanup();
+    },
+  };
+}
+
+/** A file's embedded storage and the pipelines its tests start on it. */
+export interface TestPipelines {
+  /** The file's embedded storage (started before the file's first test). */
+  readonly store: TestStorage;
+  /** Creates and starts a pipeline with `ingest` overrides over `storage` (the file's store by default); stopped after the test. */
+  start(ingest?: Record<string, unknown>, storage?: Storage): Promise<TestPipeline>;
+}
+
+/**
+ * Registers the hooks of a file whose tests run pipelines over embedded storage: the storage starts
+ * before the file's tests and stops after them; each test's pipeline stops after that test.
+ */
+export function useTestPipelines(): TestPipelines {
+  let store: TestStorage | undefined;
+  const started: TestPipeline[] = [];
+  beforeAll(async () => {
+    store = await startEmbeddedStorage();
+  }, 120_000);
+  afterAll(() => store?.stop(), 60_000);
+  afterEach(async () => {
+    for (const t of started.splice(0)) await t.stop();
+  }, 60_000);
+  return {
+    get store(): TestStorage {
+      if (!store) throw new Error('the embedded storage starts in beforeAll: use it inside a test');
+      return store;
+    },
+    async start(ingest = {}, storage) {
+      const t = createTestPipeline(storage ?? this.store.storage, ingest);
+      started.push(t);
+      await t.pipeline.start();
+      return t;
     },
   };
 }

@@ -2,7 +2,7 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Metadata } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../src/config/load.js';
 import { AgentError } from '../../../src/errors/agent-error.js';
 import { createEventWriter, type EventWriter } from '../../../src/events/event-writer.js';
@@ -10,25 +10,14 @@ import { EventSchema, Severity, WriteEventsRequestSchema, type Event } from '../
 import { RequestTooLarge, RetryableError } from '../../../src/ingest/pipeline/errors.js';
 import type { CallContext } from '../../../src/server/grpc-service.js';
 import type { Storage } from '../../../src/storage/storage.js';
-import { createTestStorage, startEmbeddedStorage, type TestStorage } from '../../support/embedded-storage.js';
-import { createTestPipeline, type TestPipeline } from '../../support/pipeline.js';
+import { createTestStorage } from '../../support/embedded-storage.js';
+import { useTestPipelines, type TestPipeline } from '../../support/pipeline.js';
 
-let store: TestStorage;
-let t: TestPipeline | undefined;
-
-beforeAll(async () => {
-  store = await startEmbeddedStorage();
-}, 120_000);
-afterAll(() => store.stop(), 60_000);
-afterEach(async () => {
-  await t?.stop();
-  t = undefined;
-}, 60_000);
+const pipelines = useTestPipelines();
 
 /** A writer (events.max_batch 3, at most `maxElements` values a message) over a started pipeline with `ingest` overrides, on the file's storage unless given one. */
 async function writerWith(options: { ingest?: Record<string, unknown>; maxElements?: number; storage?: Storage } = {}): Promise<{ writer: EventWriter; metrics: Registry; p: TestPipeline }> {
-  t = createTestPipeline(options.storage ?? store.storage, options.ingest);
-  await t.pipeline.start();
+  const t = await pipelines.start(options.ingest, options.storage);
   const metrics = new Registry();
   const writer = createEventWriter({ pipeline: t.pipeline, config: validateConfig({ events: { max_batch: 3 } }).events, maxElements: options.maxElements ?? 1_000_000, metrics });
   return { writer, metrics, p: t };
@@ -63,7 +52,7 @@ const event = (eventType: string, more: EventFields = {}): Event => create(Event
 const message = (events: Event[]) => Buffer.from(toBinary(WriteEventsRequestSchema, create(WriteEventsRequestSchema, { events })));
 const counter = async (metrics: Registry, name: string) => (await metrics.getSingleMetric(name)?.get())?.values[0]?.value ?? 0;
 const rowsOf = (eventType: string) =>
-  store.rows<{ Id: string; TenantId: string; CorrelationId: string; TraceId: string; SpanId: string }>('SELECT Id, TenantId, CorrelationId, TraceId, SpanId FROM heimdall_events WHERE EventType = {t:String} ORDER BY Id', { t: eventType });
+  pipelines.store.rows<{ Id: string; TenantId: string; CorrelationId: string; TraceId: string; SpanId: string }>('SELECT Id, TenantId, CorrelationId, TraceId, SpanId FROM heimdall_events WHERE EventType = {t:String} ORDER BY Id', { t: eventType });
 
 describe('event writer', () => {
   it('stores the valid events of a message with the request defaults, numbering errors from the stream offset', async () => {
@@ -133,7 +122,6 @@ describe('event writer', () => {
       expect([await counter(metrics, 'heimdall_events_refused_total'), await counter(metrics, 'heimdall_events_accepted_total')]).toEqual([2, 0]);
       expect(p.pipeline.load().memoryBytes).toBe(0);
     } finally {
-      await t?.stop();
       await down.stop();
     }
   }, 60_000);

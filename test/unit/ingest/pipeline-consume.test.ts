@@ -1,39 +1,21 @@
 /** The pipeline's one entry, `consume`, over a real pipeline on embedded storage: processing, admission and what gets stored. */
 import { create } from '@bufbuild/protobuf';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { submitAgentEvents, type AgentEvent, type AgentEventSink } from '../../../src/events/events.js';
 import { Severity } from '../../../src/gen/heimdall/v1/events_pb.js';
 import { KeyValueSchema } from '../../../src/gen/opentelemetry/proto/common/v1/common_pb.js';
 import { tracesToRows } from '../../../src/ingest/otlp/traces.js';
 import { RequestTooLarge, RetryableError } from '../../../src/ingest/pipeline/errors.js';
-import { startEmbeddedStorage, type TestStorage } from '../../support/embedded-storage.js';
-import { createTestPipeline, type TestPipeline } from '../../support/pipeline.js';
+import { useTestPipelines, type TestPipeline } from '../../support/pipeline.js';
 import { traceRequest } from '../../support/otlp-requests.js';
 
 const MiB = 1024 * 1024;
 /** A pipeline whose soft memory limit is 3 MiB: an admission of 3.5 MiB fills it. */
 const SMALL_MEMORY = { memory: { limit: '4MiB', spike: '1MiB' } };
 
-let store: TestStorage;
-let t: TestPipeline | undefined;
-
-beforeAll(async () => {
-  store = await startEmbeddedStorage();
-}, 120_000);
-afterAll(() => store.stop(), 60_000);
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  await t?.stop();
-  t = undefined;
-}, 60_000);
-
-/** Creates and starts a pipeline over the file's storage with `ingest` overrides. */
-async function pipelineWith(ingest: Record<string, unknown> = {}): Promise<TestPipeline> {
-  t = createTestPipeline(store.storage, ingest);
-  await t.pipeline.start();
-  return t;
-}
+const pipelines = useTestPipelines();
+const pipelineWith = (ingest: Record<string, unknown> = {}): Promise<TestPipeline> => pipelines.start(ingest);
 
 /** An agent event marked by `eventType` (its message quotes a bearer token, its payload a URL password and a password). */
 const agentEvent = (eventType: string): AgentEvent => ({
@@ -54,7 +36,7 @@ function keptSink(p: TestPipeline): AgentEventSink & { stored: Promise<void> | u
   return sink;
 }
 
-const eventRows = (eventType: string) => store.rows<{ Message: string; Payload: string; Source: string }>('SELECT Message, Payload, Source FROM heimdall_events WHERE EventType = {t:String}', { t: eventType });
+const eventRows = (eventType: string) => pipelines.store.rows<{ Message: string; Payload: string; Source: string }>('SELECT Message, Payload, Source FROM heimdall_events WHERE EventType = {t:String}', { t: eventType });
 
 describe('pipeline.consume: conversions', () => {
   it('stores a conversion enriched and redacted, processing it before it returns', async () => {
@@ -68,7 +50,7 @@ describe('pipeline.consume: conversions', () => {
     const first = conversion.tables.get('otel_traces')?.[0];
     expect(first?.ResourceAttributes).toMatchObject({ 'k8s.node.name': 'node-7', 'service.name': 'consume-conversion' });
     await stored;
-    const rows = await store.rows<{ node: string; pw: string }>(
+    const rows = await pipelines.store.rows<{ node: string; pw: string }>(
       "SELECT ResourceAttributes['k8s.node.name'] AS node, SpanAttributes['db.password'] AS pw FROM otel_traces WHERE ServiceName = 'consume-conversion' ORDER BY pw DESC",
     );
     expect(rows).toHaveLength(3);
@@ -90,7 +72,7 @@ describe('pipeline.consume: conversions', () => {
       admission.release();
     }
     expect(p.pipeline.load().memoryBytes).toBe(0);
-    expect(await store.rows("SELECT 1 FROM otel_traces WHERE ServiceName = 'consume-admitted'")).toHaveLength(5);
+    expect(await pipelines.store.rows("SELECT 1 FROM otel_traces WHERE ServiceName = 'consume-admitted'")).toHaveLength(5);
   }, 60_000);
 
   it('refuses for good rows that alone pass the memory limit when no admission holds them', async () => {
