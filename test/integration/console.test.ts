@@ -8,7 +8,7 @@ import { context, trace } from '@opentelemetry/api';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
-import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../../src/console/console-routes.js';
@@ -42,6 +42,15 @@ async function sendTelemetry(otlpHttpUrl: string): Promise<{ traceId: string }> 
     await p.shutdown();
   }
   return { traceId: root.spanContext().traceId };
+}
+
+/** Sends `n` spans of service `frontend` (traffic for the overview's rate chart). */
+async function sendSpans(otlpHttpUrl: string, n: number): Promise<void> {
+  const exporter = new OTLPTraceExporter({ url: `${otlpHttpUrl}/v1/traces`, headers: { authorization: `Bearer ${INGEST}` } });
+  const provider = new BasicTracerProvider({ resource: testResource('frontend'), spanProcessors: [new BatchSpanProcessor(exporter)] });
+  for (let i = 0; i < n; i += 1) provider.getTracer('console-test').startSpan(`GET /page/${i % 5}`).end();
+  await provider.forceFlush();
+  await provider.shutdown();
 }
 
 /** Fails with what a page did wrong: console errors, failed requests, CSP violations. */
@@ -104,8 +113,18 @@ describe.runIf(haveChromium())('web console in Chromium', () => {
     const components = page.locator('[data-testid="components"] tbody tr');
     await expect.poll(() => components.count(), { timeout: 20_000 }).toBeGreaterThan(5);
     expect(await page.locator('[data-testid="components"] tr[data-key="storage"]').textContent()).toContain('ready');
-    // The rate needs two /metrics readings, 5 s apart.
-    await expect.poll(() => page.locator('[data-testid="ingest-rate"] .stat-value').textContent(), { timeout: 30_000 }).not.toBe('…');
+    // The chart needs three /metrics readings, 5 s apart: traffic meanwhile, so it shows a rate.
+    let feeding = Promise.resolve();
+    const feed = setInterval(() => {
+      feeding = feeding.then(() => sendSpans(t.otlpHttpUrl, 50));
+    }, 1_000);
+    try {
+      await page.locator('[data-testid="ingest-chart"] canvas').waitFor({ timeout: 45_000 });
+    } finally {
+      clearInterval(feed);
+      await feeding;
+    }
+    expect(await page.locator('[data-testid="ingest-rate"] .stat-value').textContent()).not.toBe('…');
     await screenshot(page, 'overview');
     await expectClean(admin.record);
   }, 90_000);

@@ -119,7 +119,7 @@ function SubmitForm(): JSX.Element {
 }
 
 /** Follows one run through WatchJob (a server stream): its status, progress bar and message as they change. */
-function WatchPanel(props: { id: string }): JSX.Element {
+function WatchPanel(props: { id: string; onEnd: () => void }): JSX.Element {
   const { api } = useConsole();
   const [job, setJob] = useState<Job>();
   const [error, setError] = useState<unknown>();
@@ -127,7 +127,9 @@ function WatchPanel(props: { id: string }): JSX.Element {
     const ctl = new AbortController();
     setJob(undefined);
     setError(undefined);
-    api.stream<JobResponse>('JobService', 'WatchJob', { id: props.id }, (m) => m.job && setJob(m.job), ctl.signal).catch((err: unknown) => !ctl.signal.aborted && setError(err));
+    api
+      .stream<JobResponse>('JobService', 'WatchJob', { id: props.id }, (m) => m.job && setJob(m.job), ctl.signal)
+      .then(props.onEnd, (err: unknown) => !ctl.signal.aborted && setError(err));
     return () => ctl.abort();
   }, [props.id]);
   const progress = job?.progress ?? 0;
@@ -166,7 +168,7 @@ export function JobsPage(): JSX.Element {
       <PageHeader title="Jobs" />
       <ScheduledJobs onChange={runs.reload} />
       <SubmitForm />
-      {watch && <WatchPanel id={watch} />}
+      {watch && <WatchPanel id={watch} onEnd={runs.reload} />}
       <div class="card">
         <h2>
           Runs{job ? ` of ${job}` : ''} {job && <Link href={href('/jobs')}>(all)</Link>}

@@ -118,7 +118,11 @@ export function OverviewPage(): JSX.Element {
       </div>
       {error !== undefined && <ErrorBox error={error} />}
       <div class="card">
-        <TimeChart title="Items per second (since this page opened)" series={[{ label: 'accepted', stroke: '#2f7d32' }, { label: 'refused', stroke: '#c62828' }]} data={series} testId="ingest-chart" />
+        {(series[0]?.length ?? 0) >= 2 ? (
+          <TimeChart title="Items per second (since this page opened)" series={[{ label: 'accepted', stroke: '#2f7d32' }, { label: 'refused', stroke: '#c62828' }]} data={series} testId="ingest-chart" />
+        ) : (
+          <p class="muted chart-wait">Items per second: the chart starts after three readings of /metrics, 5 s apart.</p>
+        )}
       </div>
       {access.admin ? (
         <div class="card">
