@@ -23,7 +23,7 @@ const status = (j: Job | undefined): string => word(j?.status, 'JOB_STATUS_');
 const runColumns: Array<Column<Job>> = [
   { title: 'Created', class: 'nowrap', cell: (j) => formatTime(j.createdAt) },
   { title: 'Job', class: 'nowrap', cell: (j) => (j.jobName ? <Link href={href('/jobs', { job: j.jobName })}>{j.jobName}</Link> : <em>on demand</em>) },
-  { title: 'Kind', cell: (j) => j.kind },
+  { title: 'Kind', class: 'nowrap', cell: (j) => j.kind },
   { title: 'Trigger', cell: (j) => word(j.trigger, 'JOB_TRIGGER_') },
   { title: 'Status', cell: (j) => <StateBadge state={status(j)} /> },
   { title: 'Progress', class: 'num', cell: (j) => `${j.progress ?? 0}%` },
