@@ -265,3 +265,31 @@ describe.runIf(haveChromium())('web console in Chromium', () => {
     }
   });
 });
+
+describe.runIf(haveChromium())('web console with auth off', () => {
+  let t: TestAgent;
+  let browser: Browser;
+  beforeAll(async () => {
+    t = await startTestAgent();
+    browser = await launchBrowser();
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it('needs no sign-in: every page is offered at once, and there is no sign out', async () => {
+    const { context, page, record } = await openPage(browser);
+    try {
+      await page.goto(`${t.adminUrl}/ui/jobs`);
+      await page.locator('[data-testid="scheduled-jobs"] tr[data-key="system-check"]').waitFor({ timeout: 20_000 });
+      expect(await page.locator('[data-testid="scopes"]').textContent()).toBe('auth off');
+      expect(await page.locator('header nav a').allTextContents()).toEqual(['Overview', 'Services', 'Traces', 'Logs', 'Events', 'Jobs', 'Security']);
+      expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+      expect(await page.locator('input[name="token"]').count()).toBe(0);
+      await expectClean(record);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+});
