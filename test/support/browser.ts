@@ -1,5 +1,6 @@
 /** Headless Chromium (Debian's, driven by playwright-core) for the web console's browser tests. */
 import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { haveBinary } from './binaries.js';
@@ -7,8 +8,11 @@ import { haveBinary } from './binaries.js';
 /** Debian's chromium (`.ci/run` installs it). */
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** Where the console's screenshots are kept (committed; the README shows them). */
-export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
+/**
+ * Where screenshots go: docs/screenshots (committed; the README shows them) when the run sets
+ * UPDATE_SCREENSHOTS=1, else a temporary folder, so a test run leaves the checkout as it was.
+ */
+export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', '..', 'docs', 'screenshots') : join(tmpdir(), 'heimdall-screenshots');
 
 /** Whether Chromium is installed: in CI a missing one fails, locally the tests are skipped with the reason printed. */
 export function haveChromium(): boolean {
@@ -73,7 +77,7 @@ export async function signIn(page: Page, consoleUrl: string, token: string): Pro
   await page.locator('header nav').waitFor();
 }
 
-/** Saves a screenshot of the page as docs/screenshots/<name>.png. */
+/** Saves a screenshot of the page as `<name>.png` in SCREENSHOTS. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
