@@ -106,7 +106,7 @@ async function runMigrate(opts: { config?: string }): Promise<void> {
 
 const program = new Command()
   .name('heimdall')
-  .description('OpenTelemetry-native observability sidecar: OTLP into ClickHouse, queries, health, metrics, rate limits and jobs.')
+  .description('OpenTelemetry-native observability sidecar: OTLP into ClickHouse, queries, health, metrics, rate limits (and their security layer) and jobs.')
   .version(`${VERSION} (${BUILD})`, '-V, --version')
   .showHelpAfterError();
 

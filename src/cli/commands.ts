@@ -5,6 +5,7 @@ import { EventSchema, EventService } from '../gen/heimdall/v1/events_pb.js';
 import { GetSummaryResponseSchema, QueryService, TimelineItemSchema, type GetSummaryResponse } from '../gen/heimdall/v1/query_pb.js';
 import { ago, clientCommand, cut, EXIT_NOT_FOUND, iso, jsonObject, out, table, tsOf, withClient } from './common.js';
 import { addJobCommands } from './jobs.js';
+import { addSecurityCommands } from './security.js';
 import { ATTRIBUTE_VALUE_CHARS, formatTimeline, SPAN_ATTRIBUTES_SHOWN } from './timeline.js';
 
 /** A `--severity` name as its number; throws naming the option and the accepted names. */
@@ -144,11 +145,12 @@ function addEmitCommand(program: Command): void {
     );
 }
 
-/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit, jobs, job. */
+/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit, jobs, job, security. */
 export function addClientCommands(program: Command): void {
   addEventsCommand(program);
   addTraceCommand(program);
   addSummaryCommand(program);
   addEmitCommand(program);
   addJobCommands(program);
+  addSecurityCommands(program);
 }

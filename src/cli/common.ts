@@ -26,7 +26,7 @@ export function table(header: string[], rows: string[][]): void {
 /** `text` at most `max` characters long: cut to `max - 1` and `…` when longer. */
 export const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
-/** Exit status of a client command whose id (a trace or correlation id) has nothing stored; 1 is a refused call or bad input. */
+/** Exit status of a client command whose id (a trace or correlation id, a security action id) has nothing stored; 1 is a refused call or bad input. */
 export const EXIT_NOT_FOUND = 3;
 
 export const iso = (ts: Timestamp | undefined): string => (ts ? timestampDate(ts).toISOString() : '');
@@ -36,6 +36,13 @@ export const ago = (text: string, option: string): Date => {
   return new Date(Date.now() - ms);
 };
 export const tsOf = (d: Date): { seconds: bigint; nanos: number } => ({ seconds: BigInt(Math.floor(d.getTime() / 1000)), nanos: (d.getTime() % 1000) * 1e6 });
+
+/** A positive integer option; throws naming the option. */
+export function positive(text: string, option: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${option}: expected a positive integer, got ${JSON.stringify(text)}`);
+  return n;
+}
 
 /** Parses an option's value as a JSON object; a readable error naming the option otherwise. */
 export function jsonObject(text: string, option: string): JsonObject {
@@ -49,8 +56,11 @@ export function jsonObject(text: string, option: string): JsonObject {
   return v as JsonObject;
 }
 
-/** Runs `fn` with a client from the command's global options; gRPC failures become one readable line and exit 1. */
-export async function withClient(cmd: Command, fn: (client: AgentClient, opts: GlobalOptions) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` with a client from the command's global options; gRPC failures become one readable line
+ * and exit 1, or `notFoundExit` for NOT_FOUND when given (a command on an id).
+ */
+export async function withClient(cmd: Command, fn: (client: AgentClient, opts: GlobalOptions) => Promise<void>, notFoundExit = 1): Promise<void> {
   const opts = cmd.optsWithGlobals<GlobalOptions>();
   const client = connect({ addr: opts.addr, token: opts.token, tls: opts.tls, ca: opts.ca });
   try {
@@ -59,7 +69,7 @@ export async function withClient(cmd: Command, fn: (client: AgentClient, opts: G
     const e = err as ServiceError;
     if (typeof e.code === 'number') {
       process.stderr.write(`heimdall: ${status[e.code]}: ${e.details || e.message}\n`);
-      process.exitCode = 1;
+      process.exitCode = e.code === status.NOT_FOUND ? notFoundExit : 1;
     } else throw err;
   } finally {
     client.close();

@@ -3,7 +3,7 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Command } from 'commander';
 import { parseDuration } from '../config/units.js';
 import { Concurrency, JobSchema, JobScope, JobService, JobSource, JobStatus, JobTrigger, MisfirePolicy, ScheduledJobSchema, type Job, type ScheduledJob } from '../gen/heimdall/v1/jobs_pb.js';
-import { ago, clientCommand, iso, jsonObject, out, table, tsOf, withClient } from './common.js';
+import { ago, clientCommand, iso, jsonObject, out, positive, table, tsOf, withClient } from './common.js';
 import { scheduledJobYaml } from './job-yaml.js';
 
 const STATUS_NAMES: Record<JobStatus, string> = { [JobStatus.UNSPECIFIED]: '', [JobStatus.PENDING]: 'pending', [JobStatus.RUNNING]: 'running', [JobStatus.SUCCEEDED]: 'succeeded', [JobStatus.FAILED]: 'failed', [JobStatus.CANCELLED]: 'cancelled' };
@@ -21,13 +21,6 @@ function statusOf(name: string): JobStatus {
   const s = Object.entries(STATUS_NAMES).find(([, n]) => n === name && n !== '');
   if (!s) throw new Error(`--status: expected one of ${Object.values(STATUS_NAMES).filter(Boolean).join(', ')}, got ${JSON.stringify(name)}`);
   return Number(s[0]);
-}
-
-/** A positive integer option; throws naming the option. */
-function positive(text: string, option: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${option}: expected a positive integer, got ${JSON.stringify(text)}`);
-  return n;
 }
 
 const took = (j: Job): string => (j.startedAt && j.endedAt ? `${((timestampDate(j.endedAt).getTime() - timestampDate(j.startedAt).getTime()) / 1000).toFixed(1)}s` : '');

@@ -19,6 +19,7 @@ import { RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_p
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { haveBinary } from '../support/binaries.js';
+import { familyLabels, familyOf, parseFamilies, parsePromql, type Selector } from '../support/promql.js';
 import { testResource } from '../support/otel-clients.js';
 import { freePort } from '../support/redis.js';
 import { tempDir } from '../support/temp.js';
@@ -47,60 +48,6 @@ const unitTests = (): UnitTests => parse(readFileSync(UNIT_TESTS, 'utf8')) as Un
 function promtool(...args: string[]): string {
   const r = spawnSync('promtool', args, { cwd: DIR, encoding: 'utf8' });
   return `${r.stdout}${r.stderr}exit=${r.status}`;
-}
-
-/** A metric selector of a PromQL expression: the metric's name and the label names its matchers use. */
-interface Selector {
-  metric: string;
-  labels: string[];
-}
-
-/** Aggregations and keywords: never metric names. */
-const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan', 'sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile']);
-/** Clauses whose parentheses hold label names. */
-const GROUPING = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right']);
-
-/**
- * The selectors of a PromQL expression and the labels of its by/without/on/ignoring/group_* clauses:
- * a tokenizer that skips strings, ranges, numbers, durations and calls (enough for rule files).
- */
-function parsePromql(expr: string): { selectors: Selector[]; grouping: string[] } {
-  const text = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""').replace(/\[[^\]]*\]/g, '');
-  const selectors: Selector[] = [];
-  const grouping: string[] = [];
-  const token = /(\d[\w.]*)|([A-Za-z_:][\w:]*)\s*([({])?|\{/g;
-  for (let m = token.exec(text); m; m = token.exec(text)) {
-    const [, number, name, next] = m;
-    if (number !== undefined) continue;
-    if (name === undefined) throw new Error(`a selector without a metric name in: ${expr}`);
-    if (next === '(') {
-      if (!GROUPING.has(name)) continue;
-      const close = text.indexOf(')', token.lastIndex);
-      grouping.push(...text.slice(token.lastIndex, close).split(',').map((l) => l.trim()).filter((l) => l !== ''));
-      token.lastIndex = close + 1;
-      continue;
-    }
-    if (KEYWORDS.has(name.toLowerCase())) continue;
-    let labels: string[] = [];
-    if (next === '{') {
-      const close = text.indexOf('}', token.lastIndex);
-      labels = [...text.slice(token.lastIndex, close).matchAll(/([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1] ?? '');
-      token.lastIndex = close + 1;
-    }
-    selectors.push({ metric: name, labels });
-  }
-  return { selectors, grouping };
-}
-
-/** The families of a /metrics text, each with the label names its samples carry. */
-function families(text: string): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
-  for (const m of text.matchAll(/^# TYPE (\S+) (\w+)$/gm)) out.set(m[1] ?? '', new Set());
-  for (const m of text.matchAll(/^([a-zA-Z_:][\w:]*)\{(.*)\} /gm)) {
-    const family = out.get(m[1] ?? '') ?? out.get((m[1] ?? '').replace(/_(?:bucket|sum|count)$/, ''));
-    for (const l of (m[2] ?? '').matchAll(/(\w+)="(?:[^"\\]|\\.)*"/g)) family?.add(l[1] ?? '');
-  }
-  return out;
 }
 
 describe('the selector parser', () => {
@@ -205,17 +152,9 @@ describe('the metrics and labels the rules name, in a real agent', () => {
       const s = await scrape();
       return /^heimdall_job_runs_total\{.*status="failed"/m.test(s) && /^heimdall_job_ticks_skipped_total\{.*reason="overlap"/m.test(s) && /^heimdall_spans_total\{service_name="checkout"/m.test(s) && s;
     }, 30_000, 'a failed run, an overlapping tick and the spans in /metrics');
-    const found = families(text);
-    /**
-     * The label names of a family: those its samples carry, or for a family without samples yet
-     * (a refusal, a retry, a dropped dead letter: faults this agent does not have) the names its
-     * prom-client metric declares, which are what /metrics will show.
-     */
-    const labelsOf = (name: string): Set<string> => {
-      const family = found.get(name) ?? found.get(name.replace(/_(?:bucket|sum|count)$/, ''));
-      if (family === undefined || family.size > 0) return family ?? new Set();
-      return new Set((t.agent.metrics.getSingleMetric(name) as unknown as { labelNames: string[] }).labelNames);
-    };
+    const found = parseFamilies(text);
+    // A refusal, a retry, a dropped dead letter: families without samples here get their declared labels.
+    const labelsOf = (name: string): Set<string> => familyLabels(found, familyOf(found, name) ?? name, t.agent.metrics);
     const recorded = new Set(rules().flatMap((r) => (r.record ? [r.record] : [])));
     const problems: string[] = [];
     const checkSelectors = (where: string, selectors: Selector[], ignore: string[] = []): void => {
@@ -224,7 +163,7 @@ describe('the metrics and labels the rules name, in a real agent', () => {
           if (!recorded.has(s.metric)) problems.push(`${where}: ${s.metric} is not recorded by any rule`);
           continue;
         }
-        if (!found.has(s.metric) && !found.has(s.metric.replace(/_(?:bucket|sum|count)$/, ''))) problems.push(`${where}: no family ${s.metric} in /metrics`);
+        if (familyOf(found, s.metric) === undefined) problems.push(`${where}: no family ${s.metric} in /metrics`);
         else for (const l of s.labels) if (!ignore.includes(l) && !labelsOf(s.metric).has(l)) problems.push(`${where}: ${s.metric} has no label ${l}`);
       }
     };

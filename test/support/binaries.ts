@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './temp.js';
 
 /**
  * Whether an external binary the test needs is on PATH. In CI a missing binary fails the test
@@ -21,4 +24,19 @@ export function haveBinary(name: string): boolean {
  */
 export function promtoolCheck(text: string): string {
   return execFileSync('sh', ['-c', 'promtool check metrics 2>&1; echo "exit=$?"'], { input: text }).toString().trim();
+}
+
+/**
+ * What `promtool check rules` says of a rules file (YAML text), ending with its exit status:
+ * `exit=0` (after promtool's summary) when every expression parses.
+ */
+export function promtoolCheckRules(yaml: string): string {
+  const dir = tempDir('heimdall-rules-');
+  try {
+    const file = join(dir.path, 'rules.yaml');
+    writeFileSync(file, yaml);
+    return execFileSync('sh', ['-c', 'promtool check rules "$1" 2>&1; echo "exit=$?"', 'sh', file]).toString().trim();
+  } finally {
+    dir.cleanup();
+  }
 }
