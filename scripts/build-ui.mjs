@@ -1,6 +1,7 @@
 // Builds the web console (ui/) into dist/ui/: esbuild bundles ui/main.tsx (Preact, uPlot, the API client)
 // and its CSS into content-hashed, minified files under dist/ui/assets/, and writes dist/ui/index.html
-// naming them. Run by `npm run build`; prints each file's size (raw and gzip).
+// naming them. Run by `npm run build`; prints each file's size (raw and gzip). No source maps unless
+// `--sourcemap` is given: the agent holds the console in memory (~100 KB; the map alone is ~500 KB).
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -10,7 +11,7 @@ const ROOT = join(import.meta.dirname, '..');
 const OUT = join(ROOT, 'dist', 'ui');
 
 /** Builds the console; returns the sizes of its files (source maps apart). */
-export async function buildUi({ quiet = false } = {}) {
+export async function buildUi({ quiet = false, sourcemap = false } = {}) {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
   const result = await build({
@@ -23,7 +24,7 @@ export async function buildUi({ quiet = false } = {}) {
     target: 'es2022',
     outdir: join(OUT, 'assets'),
     entryNames: '[name]-[hash]',
-    sourcemap: 'linked',
+    sourcemap: sourcemap ? 'linked' : false,
     legalComments: 'none',
     metafile: true,
     logLevel: 'warning',
@@ -55,4 +56,4 @@ export async function buildUi({ quiet = false } = {}) {
   return sizes;
 }
 
-if (process.argv[1] === import.meta.filename) await buildUi();
+if (process.argv[1] === import.meta.filename) await buildUi({ sourcemap: process.argv.includes('--sourcemap') });
