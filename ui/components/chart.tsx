@@ -24,7 +24,8 @@ export function TimeChart(props: { title: string; series: ChartSeries[]; data: A
       width: el.clientWidth || 600,
       height: props.height ?? 220,
       series: [{}, ...props.series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, points: { show: false } }))],
-      axes: [{}, { size: 60 }],
+      // Whole seconds on the time axis (uPlot's default labels milliseconds on short ranges).
+      axes: [{ space: 90, incrs: [1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600], values: (_u, splits) => splits.map((s) => new Date(s * 1000).toLocaleTimeString()) }, { size: 60 }],
       legend: { live: false },
     };
     const u = new uPlot(opts, props.data as uPlot.AlignedData, el);
