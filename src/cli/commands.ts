@@ -5,6 +5,7 @@ import { EventSchema, EventService } from '../gen/heimdall/v1/events_pb.js';
 import { GetSummaryResponseSchema, QueryService, TimelineItemSchema, type GetSummaryResponse } from '../gen/heimdall/v1/query_pb.js';
 import { ago, clientCommand, cut, EXIT_NOT_FOUND, iso, jsonObject, out, table, tsOf, withClient } from './common.js';
 import { addJobCommands } from './jobs.js';
+import { addQueryCommands } from './queries.js';
 import { addSecurityCommands } from './security.js';
 import { ATTRIBUTE_VALUE_CHARS, formatTimeline, SPAN_ATTRIBUTES_SHOWN } from './timeline.js';
 
@@ -145,12 +146,13 @@ function addEmitCommand(program: Command): void {
     );
 }
 
-/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit, jobs, job, security. */
+/** Adds the commands that talk to a running agent over gRPC: events, trace, summary, emit, services, traces, logs, jobs, job, security. */
 export function addClientCommands(program: Command): void {
   addEventsCommand(program);
   addTraceCommand(program);
   addSummaryCommand(program);
   addEmitCommand(program);
+  addQueryCommands(program);
   addJobCommands(program);
   addSecurityCommands(program);
 }

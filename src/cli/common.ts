@@ -88,3 +88,17 @@ export function clientCommand(parent: Command, name: string, description: string
     .option('--ca <file>', 'CA bundle to trust (with --tls)');
 }
 
+
+/** Parses an option's value as an integer from 1 to `max`; a readable error naming the option otherwise. */
+export function positiveInt(text: string, option: string, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`${option}: expected an integer from 1 to ${max}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** Parses an option's value as a duration in milliseconds (250ms, 2s, 1m); a readable error naming the option otherwise. */
+export function durationMs(text: string, option: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new Error(`${option}: expected a duration such as 250ms, 2s or 1m, got ${JSON.stringify(text)}`);
+  return ms;
+}

@@ -8,10 +8,11 @@ export const SPAN_ATTRIBUTES_SHOWN = 8;
 /** Characters of an attribute value the tree shows. */
 export const ATTRIBUTE_VALUE_CHARS = 80;
 
-/** A span's head line after its offset: service, name, kind, duration, status and status message. */
+/** A span's head line after its offset: service, name, kind, duration, status and status message; for an orphan, the parent it names. */
 function spanHead(s: Span): string {
   const status = `${s.statusCode.toLowerCase() || 'unset'}${s.statusMessage ? `: ${cut(s.statusMessage, ATTRIBUTE_VALUE_CHARS)}` : ''}`;
-  return `${s.serviceName} ${s.name} (${s.kind.toLowerCase() || 'unspecified'}, ${s.durationMs.toFixed(1)} ms, ${status})`;
+  const orphan = s.orphan ? ` [orphan: parent ${s.parentSpanId} not stored]` : '';
+  return `${s.serviceName} ${s.name} (${s.kind.toLowerCase() || 'unspecified'}, ${s.durationMs.toFixed(1)} ms, ${status})${orphan}`;
 }
 
 /** A span's attributes, one `key=value` a line, the first SPAN_ATTRIBUTES_SHOWN by key, values cut; then how many more. */
@@ -23,13 +24,14 @@ function spanAttributes(s: Span): string[] {
 }
 
 /**
- * A trace timeline as an indented tree, one string a line: each item's offset from the first, spans
- * by depth with kind, duration, status and their attributes under them, logs and events under the
- * span they belong to. Attribute values keep to one line (control characters escaped).
+ * A trace timeline (in GetTrace's tree order) as an indented tree, one string a line: each item's
+ * offset from the earliest, spans by depth with kind, duration, status and their attributes under
+ * them, orphans marked, logs and events under the span they belong to. Attribute values keep to one
+ * line (control characters escaped).
  */
 export function formatTimeline(items: TimelineItem[]): string[] {
-  const first = items[0]?.time;
-  const start = first ? timestampDate(first).getTime() : 0;
+  // Items are in tree order, not time order: offsets count from the earliest.
+  const start = Math.min(...items.flatMap((it) => (it.time ? [timestampDate(it.time).getTime()] : [])));
   const depthOfSpan = new Map<string, number>();
   for (const it of items) if (it.item.case === 'span') depthOfSpan.set(it.item.value.spanId, it.item.value.depth);
   const lines: string[] = [];

@@ -101,20 +101,9 @@ export interface SpanRow {
 /** The select list of SpanRow. */
 export const SPAN_COLUMNS = 'toString(toUnixTimestamp64Nano(Timestamp)) AS ts, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, SpanKind, toString(Duration) AS Duration, StatusCode, StatusMessage, SpanAttributes';
 
-/** Spans with their depth in the trace tree (0 for roots and for spans whose parent is not stored). */
-export function spansWithDepth(rows: SpanRow[]): Array<MessageInitShape<typeof SpanSchema>> {
-  const byId = new Map(rows.map((r) => [`${r.TraceId}/${r.SpanId}`, r]));
-  const depth = new Map<SpanRow, number>();
-  const depthOf = (r: SpanRow, seen = new Set<SpanRow>()): number => {
-    const known = depth.get(r);
-    if (known !== undefined) return known;
-    const parent = r.ParentSpanId ? byId.get(`${r.TraceId}/${r.ParentSpanId}`) : undefined;
-    // A cycle in bad data counts as a root rather than recursing forever.
-    const d = parent && !seen.has(parent) ? depthOf(parent, seen.add(r)) + 1 : 0;
-    depth.set(r, d);
-    return d;
-  };
-  return rows.map((r) => ({
+/** A spans row as the API shows it, with its place in the trace tree (see treeOrder). */
+export function spanOf(r: SpanRow, depth: number, orphan: boolean): MessageInitShape<typeof SpanSchema> {
+  return {
     traceId: r.TraceId,
     spanId: r.SpanId,
     parentSpanId: r.ParentSpanId,
@@ -126,6 +115,7 @@ export function spansWithDepth(rows: SpanRow[]): Array<MessageInitShape<typeof S
     statusCode: r.StatusCode,
     statusMessage: r.StatusMessage,
     attributes: r.SpanAttributes,
-    depth: depthOf(r),
-  }));
+    depth,
+    orphan,
+  };
 }

@@ -11,7 +11,11 @@ import { EVENTS, LOGS } from '../storage/tables.js';
 import { createQueryBudget, type Query } from './budget.js';
 import { listPage, type PagedTable, type PageFilter, type PageRequest } from './page.js';
 import { EVENT_COLUMNS, eventOf, LOG_COLUMNS, logOf, type EventRow, type LogRow } from './rows.js';
+import { eventSeries } from './event-series.js';
+import { redSeries } from './red.js';
+import { listServices } from './services.js';
 import { summarize } from './summary.js';
+import { searchTraces } from './trace-search.js';
 import { traceTimeline } from './timeline.js';
 
 /** Options for addQueryService. */
@@ -39,7 +43,7 @@ function tenantRead(principal: Principal | undefined, requested: string): string
 /**
  * Adds `heimdall.v1.QueryService` (scope `query`). Every filter travels as a ClickHouse query
  * parameter; a tenant-bound token sees only its tenant's events (TenantId) and spans and logs
- * (resource attribute `tenant.id`).
+ * (resource attribute `tenant.id`), in every listing, search, series and summary.
  */
 export function addQueryService(options: QueryServiceOptions): void {
   const limits = options.config;
@@ -96,6 +100,22 @@ export function addQueryService(options: QueryServiceOptions): void {
 
       async getSummary(req, ctx) {
         return summarize(budget.queries(ctx, 'read'), budget.window(req, limits.summary_window), tenantRead(ctx.principal, ''), req.top);
+      },
+
+      async listServices(req, ctx) {
+        return listServices(budget.queries(ctx, 'read'), budget.window(req, limits.default_window), tenantRead(ctx.principal, ''), req);
+      },
+
+      async searchTraces(req, ctx) {
+        return searchTraces(budget.queries(ctx, 'read'), budget, limits.default_window, tenantRead(ctx.principal, ''), req);
+      },
+
+      async getRedSeries(req, ctx) {
+        return redSeries(budget.queries(ctx, 'read'), budget.window(req, limits.default_window), tenantRead(ctx.principal, ''), req);
+      },
+
+      async getEventSeries(req, ctx) {
+        return eventSeries(budget.queries(ctx, 'read'), budget.window(req, limits.summary_window), tenantRead(ctx.principal, ''), req);
       },
     },
     'query',

@@ -1,11 +1,11 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { SEVERITY_NAMES } from '../events/events.js';
 import type { GetSummaryResponseSchema } from '../gen/heimdall/v1/query_pb.js';
-import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
 import { EVENTS, LOGS, TRACES } from '../storage/tables.js';
 import type { QueryParams } from '../storage/transport.js';
 import { timestamp } from '../time/range.js';
 import type { Query, Range } from './budget.js';
+import { eventsWhere, otelWhere, windowParams } from './sql.js';
 
 /** The key under which a breakdown sums the keys it does not list. */
 const OTHER_KEY = '__other__';
@@ -46,10 +46,9 @@ function withOther(rows: KeyCount[]): Array<{ key: string; count: bigint }> {
  */
 export async function summarize(query: Query, range: Range, tenant: string, requestedTop: number): Promise<MessageInitShape<typeof GetSummaryResponseSchema>> {
   const top = requestedTop === 0 ? DEFAULT_TOP : Math.min(requestedTop, MAX_TOP);
-  const params: QueryParams = { start: range.start.toString(), end: range.end.toString(), top, ...(tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE } : {}) };
-  const inRange = 'Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64})';
-  const events = `${EVENTS.name} WHERE ${inRange}${tenant !== '' ? ' AND TenantId = {tenant:String}' : ''}`;
-  const otel = (table: string) => `${table} WHERE ${inRange}${tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : ''}`;
+  const params: QueryParams = { ...windowParams(range, tenant), top };
+  const events = `${EVENTS.name} WHERE ${eventsWhere(tenant)}`;
+  const otel = (table: string) => `${table} WHERE ${otelWhere(tenant)}`;
   const counts = (column: string, limit: string) =>
     query<KeyCount>(`SELECT toString(${column}) AS key, count() AS count, sum(count()) OVER () AS total FROM ${events} GROUP BY key ORDER BY count DESC, key${limit}`, params);
   const topCounts = (column: string) => counts(column, ' LIMIT {top:UInt32}');

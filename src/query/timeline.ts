@@ -2,11 +2,13 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { invalidFields } from '../errors/agent-error.js';
 import type { GetTraceRequest, GetTraceResponseSchema, TimelineItemSchema } from '../gen/heimdall/v1/query_pb.js';
 import { TENANT_ATTRIBUTE } from '../ingest/processors/enrichment.js';
-import { EVENTS, LOGS, TRACE_ID_TS, TRACES } from '../storage/tables.js';
+import { EVENTS, LOGS, TRACES } from '../storage/tables.js';
 import type { QueryParams } from '../storage/transport.js';
 import { timestamp } from '../time/range.js';
 import type { Query } from './budget.js';
-import { EVENT_COLUMNS, eventOf, LOG_COLUMNS, logOf, SPAN_COLUMNS, spansWithDepth, type EventRow, type LogRow, type SpanRow } from './rows.js';
+import { EVENT_COLUMNS, eventOf, LOG_COLUMNS, logOf, SPAN_COLUMNS, spanOf, type EventRow, type LogRow, type SpanRow } from './rows.js';
+import { boundParams, IN_BOUNDS, traceBounds } from './trace-bounds.js';
+import { treeOrder } from './trace-tree.js';
 
 /** A timeline holds at most this many items of each kind. */
 const MAX_TIMELINE = 10_000;
@@ -29,25 +31,31 @@ async function eventsOf(query: Query, id: GetTraceRequest['id'], base: QueryPara
 /** The spans and logs of the traces (none for no traces). */
 async function spansAndLogs(query: Query, traceIds: string[], base: QueryParams, spanTenant: string): Promise<{ spans: SpanRow[]; logs: LogRow[] }> {
   if (traceIds.length === 0) return { spans: [], logs: [] };
-  let spans: SpanRow[] = [];
-  // The lookup table bounds the scan of otel_traces to the traces' time range.
-  const [bounds] = await query<{ start: number | string | null; end: number | string | null }>(
-    `SELECT toUnixTimestamp(min(Start)) AS start, toUnixTimestamp(max(End)) AS end, count() AS n FROM ${TRACE_ID_TS.name} WHERE TraceId IN {ids:Array(String)} HAVING n > 0`,
-    { ids: traceIds },
-  );
-  if (bounds?.start !== undefined && bounds.start !== null && bounds.end !== undefined && bounds.end !== null) {
-    spans = await query<SpanRow>(
-      `SELECT ${SPAN_COLUMNS} FROM ${TRACES.name} WHERE TraceId IN {ids:Array(String)} AND toDateTime(Timestamp) >= toDateTime({start:UInt32}) AND toDateTime(Timestamp) <= toDateTime({end:UInt32})${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`,
-      { ...base, ids: traceIds, start: Number(bounds.start), end: Number(bounds.end) },
-    );
-  }
+  const bounds = await traceBounds(query, traceIds);
+  const spans = bounds
+    ? await query<SpanRow>(`SELECT ${SPAN_COLUMNS} FROM ${TRACES.name} WHERE TraceId IN {ids:Array(String)} AND ${IN_BOUNDS}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds, ...boundParams(bounds) })
+    : [];
   const logs = await query<LogRow>(`SELECT ${LOG_COLUMNS} FROM ${LOGS.name} WHERE TraceId IN {ids:Array(String)}${spanTenant} ORDER BY Timestamp LIMIT {max:UInt32}`, { ...base, ids: traceIds });
   return { spans, logs };
 }
 
+/** The timeline's items in tree order (see treeOrder): spans with their depth, each followed by its own logs and events and its children, in time order. */
+function timelineItems(spans: SpanRow[], logs: LogRow[], events: EventRow[]): Array<MessageInitShape<typeof TimelineItemSchema>> {
+  type Note = { traceId: string; spanId: string; time: bigint; item: MessageInitShape<typeof TimelineItemSchema> };
+  const notes: Note[] = [
+    ...logs.map((l) => ({ traceId: l.TraceId, spanId: l.SpanId, time: BigInt(l.ts), item: { time: timestamp(l.ts), item: { case: 'log' as const, value: logOf(l) } } })),
+    ...events.map((e) => ({ traceId: e.TraceId, spanId: e.SpanId, time: BigInt(e.ts), item: { time: timestamp(e.ts), item: { case: 'event' as const, value: eventOf(e) } } })),
+  ];
+  const tree = treeOrder(
+    spans.map((row) => ({ row, traceId: row.TraceId, spanId: row.SpanId, parentSpanId: row.ParentSpanId, start: BigInt(row.ts) })),
+    notes,
+  );
+  return tree.map((p) => ('note' in p ? p.note.item : { time: timestamp(p.span.row.ts), item: { case: 'span' as const, value: spanOf(p.span.row, p.depth, p.orphan) } }));
+}
+
 /**
  * GetTrace for `tenant` (empty: every tenant): the spans (with their depth), logs and events of the
- * traces `id` names, in time order, at most 10,000 of each kind.
+ * traces `id` names, in tree order (see timelineItems), at most 10,000 of each kind.
  */
 export async function traceTimeline(query: Query, tenant: string, id: GetTraceRequest['id']): Promise<MessageInitShape<typeof GetTraceResponseSchema>> {
   const spanTenant = tenant !== '' ? ' AND ResourceAttributes[{tenantKey:String}] = {tenant:String}' : '';
@@ -55,11 +63,5 @@ export async function traceTimeline(query: Query, tenant: string, id: GetTraceRe
   const base: QueryParams = tenant !== '' ? { tenant, tenantKey: TENANT_ATTRIBUTE, max: MAX_TIMELINE } : { max: MAX_TIMELINE };
   const { traceIds, events } = await eventsOf(query, id, base, eventTenant);
   const { spans, logs } = await spansAndLogs(query, traceIds, base, spanTenant);
-  const items: Array<MessageInitShape<typeof TimelineItemSchema> & { ns: bigint }> = [
-    ...spansWithDepth(spans).map((s, i) => ({ ns: BigInt(spans[i]?.ts ?? '0'), time: s.startTime, item: { case: 'span' as const, value: s } })),
-    ...logs.map((l) => ({ ns: BigInt(l.ts), time: timestamp(l.ts), item: { case: 'log' as const, value: logOf(l) } })),
-    ...events.map((e) => ({ ns: BigInt(e.ts), time: timestamp(e.ts), item: { case: 'event' as const, value: eventOf(e) } })),
-  ];
-  items.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
-  return { traceIds, items: items.map(({ ns: _ns, ...item }) => item), spanCount: spans.length, logCount: logs.length, eventCount: events.length };
+  return { traceIds, items: timelineItems(spans, logs, events), spanCount: spans.length, logCount: logs.length, eventCount: events.length };
 }

@@ -239,7 +239,8 @@ describe('events and queries', () => {
     expect(byTrace.spanCount).toBe(3);
     expect(byTrace.logCount).toBe(1);
     expect(byTrace.eventCount).toBe(2);
-    expect(byTrace.items.map((i) => i.item.case)).toEqual(['span', 'event', 'span', 'span', 'log', 'event']);
+    // Tree order: op-3's log and event under it; the event naming no span after the root's subtree.
+    expect(byTrace.items.map((i) => (i.item.case === 'span' ? i.item.value.name : i.item.case === 'event' ? i.item.value.eventType : i.item.case))).toEqual(['op-1', 'op-2', 'op-3', 'log', 'cache.miss', 'order.placed']);
     const depths = byTrace.items.flatMap((i) => (i.item.case === 'span' ? [[i.item.value.name, i.item.value.depth, i.item.value.serviceName]] : []));
     expect(depths).toEqual([
       ['op-1', 0, 'front'],

@@ -36,4 +36,17 @@ describe('formatTimeline', () => {
       '+  1200 ms    front render (internal, 1.0 ms, unset)',
     ]);
   });
+
+  it('prints items in the order given (tree order), offsets from the earliest, and marks orphans with the parent they name', () => {
+    const items: TimelineItem[] = [
+      create(TimelineItemSchema, { time: at(10), item: { case: 'span', value: { spanId: 'p', serviceName: 'front', name: 'parent', kind: 'Server', durationMs: 50, statusCode: 'Unset', depth: 0 } } }),
+      create(TimelineItemSchema, { time: at(4), item: { case: 'span', value: { spanId: 'c', parentSpanId: 'p', serviceName: 'back', name: 'skewed child', kind: 'Server', durationMs: 5, statusCode: 'Ok', depth: 1 } } }),
+      create(TimelineItemSchema, { time: at(30), item: { case: 'span', value: { spanId: 'o', parentSpanId: '00000000000000ff', serviceName: 'lost', name: 'orphan', kind: 'Internal', durationMs: 1, statusCode: 'Unset', depth: 0, orphan: true } } }),
+    ];
+    expect(formatTimeline(items)).toEqual([
+      '+     6 ms  front parent (server, 50.0 ms, unset)',
+      '+     0 ms    back skewed child (server, 5.0 ms, ok)',
+      '+    26 ms  lost orphan (internal, 1.0 ms, unset) [orphan: parent 00000000000000ff not stored]',
+    ]);
+  });
 });

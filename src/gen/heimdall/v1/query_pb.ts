@@ -2,8 +2,8 @@
 // @generated from file heimdall/v1/query.proto (package heimdall.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Event, Severity } from "./events_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file heimdall/v1/query.proto.
  */
 export const file_heimdall_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChdoZWltZGFsbC92MS9xdWVyeS5wcm90bxILaGVpbWRhbGwudjEi5gIKEUxpc3RFdmVudHNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtldmVudF90eXBlcxgDIAMoCRIPCgdzb3VyY2VzGAQgAygJEisKDG1pbl9zZXZlcml0eRgFIAEoDjIVLmhlaW1kYWxsLnYxLlNldmVyaXR5EhIKCmNhdGVnb3JpZXMYBiADKAkSFgoOY29ycmVsYXRpb25faWQYByABKAkSEQoJdGVuYW50X2lkGAggASgJEhAKCGFjdG9yX2lkGAkgASgJEg4KBnN0YXR1cxgKIAEoCRIYChBtZXNzYWdlX2NvbnRhaW5zGAsgASgJEhEKCXBhZ2Vfc2l6ZRgMIAEoDRISCgpwYWdlX3Rva2VuGA0gASgJIlEKEkxpc3RFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5oZWltZGFsbC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkitAMKCUxvZ1JlY29yZBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNlcnZpY2VfbmFtZRgCIAEoCRIVCg1zZXZlcml0eV90ZXh0GAMgASgJEhcKD3NldmVyaXR5X251bWJlchgEIAEoBRIMCgRib2R5GAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEg8KB3NwYW5faWQYByABKAkSOgoKYXR0cmlidXRlcxgIIAMoCzImLmhlaW1kYWxsLnYxLkxvZ1JlY29yZC5BdHRyaWJ1dGVzRW50cnkSSwoTcmVzb3VyY2VfYXR0cmlidXRlcxgJIAMoCzIuLmhlaW1kYWxsLnYxLkxvZ1JlY29yZC5SZXNvdXJjZUF0dHJpYnV0ZXNFbnRyeRIKCgJpZBgKIAEoCRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo5ChdSZXNvdXJjZUF0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIu4BCg9MaXN0TG9nc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcnZpY2VzGAMgAygJEhsKE21pbl9zZXZlcml0eV9udW1iZXIYBCABKAUSEAoIdHJhY2VfaWQYBSABKAkSFQoNYm9keV9jb250YWlucxgGIAEoCRIRCglwYWdlX3NpemUYByABKA0SEgoKcGFnZV90b2tlbhgIIAEoCSJUChBMaXN0TG9nc1Jlc3BvbnNlEicKB3JlY29yZHMYASADKAsyFi5oZWltZGFsbC52MS5Mb2dSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKD0dldFRyYWNlUmVxdWVzdBISCgh0cmFjZV9pZBgBIAEoCUgAEhgKDmNvcnJlbGF0aW9uX2lkGAIgASgJSABCBAoCaWQi3gIKBFNwYW4SEAoIdHJhY2VfaWQYASABKAkSDwoHc3Bhbl9pZBgCIAEoCRIWCg5wYXJlbnRfc3Bhbl9pZBgDIAEoCRIMCgRuYW1lGAQgASgJEhQKDHNlcnZpY2VfbmFtZRgFIAEoCRIMCgRraW5kGAYgASgJEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAggASgBEhMKC3N0YXR1c19jb2RlGAkgASgJEhYKDnN0YXR1c19tZXNzYWdlGAogASgJEjUKCmF0dHJpYnV0ZXMYCyADKAsyIS5oZWltZGFsbC52MS5TcGFuLkF0dHJpYnV0ZXNFbnRyeRINCgVkZXB0aBgMIAEoDRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKvAQoMVGltZWxpbmVJdGVtEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiEKBHNwYW4YAiABKAsyES5oZWltZGFsbC52MS5TcGFuSAASJQoDbG9nGAMgASgLMhYuaGVpbWRhbGwudjEuTG9nUmVjb3JkSAASIwoFZXZlbnQYBCABKAsyEi5oZWltZGFsbC52MS5FdmVudEgAQgYKBGl0ZW0iiwEKEEdldFRyYWNlUmVzcG9uc2USEQoJdHJhY2VfaWRzGAEgAygJEigKBWl0ZW1zGAIgAygLMhkuaGVpbWRhbGwudjEuVGltZWxpbmVJdGVtEhIKCnNwYW5fY291bnQYAyABKA0SEQoJbG9nX2NvdW50GAQgASgNEhMKC2V2ZW50X2NvdW50GAUgASgNIn4KEUdldFN1bW1hcnlSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0b3AYAyABKA0iIwoFQ291bnQSCwoDa2V5GAEgASgJEg0KBWNvdW50GAIgASgEIlYKDFNlcnZpY2VDb3VudBIUCgxzZXJ2aWNlX25hbWUYASABKAkSDQoFc3BhbnMYAiABKAQSEwoLZXJyb3Jfc3BhbnMYAyABKAQSDAoEbG9ncxgEIAEoBCKWAwoSR2V0U3VtbWFyeVJlc3BvbnNlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZldmVudHMYAyABKAQSEgoKZXJyb3JfcmF0ZRgEIAEoARInCgtieV9zZXZlcml0eRgFIAMoCzISLmhlaW1kYWxsLnYxLkNvdW50EiUKCWJ5X3NvdXJjZRgGIAMoCzISLmhlaW1kYWxsLnYxLkNvdW50EikKDWJ5X2V2ZW50X3R5cGUYByADKAsyEi5oZWltZGFsbC52MS5Db3VudBInCgtieV9jYXRlZ29yeRgIIAMoCzISLmhlaW1kYWxsLnYxLkNvdW50Ei0KEXRvcF9lcnJvcl9zb3VyY2VzGAkgAygLMhIuaGVpbWRhbGwudjEuQ291bnQSKwoIc2VydmljZXMYCiADKAsyGS5oZWltZGFsbC52MS5TZXJ2aWNlQ291bnQyvgIKDFF1ZXJ5U2VydmljZRJNCgpMaXN0RXZlbnRzEh4uaGVpbWRhbGwudjEuTGlzdEV2ZW50c1JlcXVlc3QaHy5oZWltZGFsbC52MS5MaXN0RXZlbnRzUmVzcG9uc2USRwoITGlzdExvZ3MSHC5oZWltZGFsbC52MS5MaXN0TG9nc1JlcXVlc3QaHS5oZWltZGFsbC52MS5MaXN0TG9nc1Jlc3BvbnNlEkcKCEdldFRyYWNlEhwuaGVpbWRhbGwudjEuR2V0VHJhY2VSZXF1ZXN0Gh0uaGVpbWRhbGwudjEuR2V0VHJhY2VSZXNwb25zZRJNCgpHZXRTdW1tYXJ5Eh4uaGVpbWRhbGwudjEuR2V0U3VtbWFyeVJlcXVlc3QaHy5oZWltZGFsbC52MS5HZXRTdW1tYXJ5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_heimdall_v1_events]);
+  fileDesc("ChdoZWltZGFsbC92MS9xdWVyeS5wcm90bxILaGVpbWRhbGwudjEi5gIKEUxpc3RFdmVudHNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtldmVudF90eXBlcxgDIAMoCRIPCgdzb3VyY2VzGAQgAygJEisKDG1pbl9zZXZlcml0eRgFIAEoDjIVLmhlaW1kYWxsLnYxLlNldmVyaXR5EhIKCmNhdGVnb3JpZXMYBiADKAkSFgoOY29ycmVsYXRpb25faWQYByABKAkSEQoJdGVuYW50X2lkGAggASgJEhAKCGFjdG9yX2lkGAkgASgJEg4KBnN0YXR1cxgKIAEoCRIYChBtZXNzYWdlX2NvbnRhaW5zGAsgASgJEhEKCXBhZ2Vfc2l6ZRgMIAEoDRISCgpwYWdlX3Rva2VuGA0gASgJIlEKEkxpc3RFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5oZWltZGFsbC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkitAMKCUxvZ1JlY29yZBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNlcnZpY2VfbmFtZRgCIAEoCRIVCg1zZXZlcml0eV90ZXh0GAMgASgJEhcKD3NldmVyaXR5X251bWJlchgEIAEoBRIMCgRib2R5GAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEg8KB3NwYW5faWQYByABKAkSOgoKYXR0cmlidXRlcxgIIAMoCzImLmhlaW1kYWxsLnYxLkxvZ1JlY29yZC5BdHRyaWJ1dGVzRW50cnkSSwoTcmVzb3VyY2VfYXR0cmlidXRlcxgJIAMoCzIuLmhlaW1kYWxsLnYxLkxvZ1JlY29yZC5SZXNvdXJjZUF0dHJpYnV0ZXNFbnRyeRIKCgJpZBgKIAEoCRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo5ChdSZXNvdXJjZUF0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIu4BCg9MaXN0TG9nc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcnZpY2VzGAMgAygJEhsKE21pbl9zZXZlcml0eV9udW1iZXIYBCABKAUSEAoIdHJhY2VfaWQYBSABKAkSFQoNYm9keV9jb250YWlucxgGIAEoCRIRCglwYWdlX3NpemUYByABKA0SEgoKcGFnZV90b2tlbhgIIAEoCSJUChBMaXN0TG9nc1Jlc3BvbnNlEicKB3JlY29yZHMYASADKAsyFi5oZWltZGFsbC52MS5Mb2dSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKD0dldFRyYWNlUmVxdWVzdBISCgh0cmFjZV9pZBgBIAEoCUgAEhgKDmNvcnJlbGF0aW9uX2lkGAIgASgJSABCBAoCaWQi7gIKBFNwYW4SEAoIdHJhY2VfaWQYASABKAkSDwoHc3Bhbl9pZBgCIAEoCRIWCg5wYXJlbnRfc3Bhbl9pZBgDIAEoCRIMCgRuYW1lGAQgASgJEhQKDHNlcnZpY2VfbmFtZRgFIAEoCRIMCgRraW5kGAYgASgJEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAggASgBEhMKC3N0YXR1c19jb2RlGAkgASgJEhYKDnN0YXR1c19tZXNzYWdlGAogASgJEjUKCmF0dHJpYnV0ZXMYCyADKAsyIS5oZWltZGFsbC52MS5TcGFuLkF0dHJpYnV0ZXNFbnRyeRINCgVkZXB0aBgMIAEoDRIOCgZvcnBoYW4YDSABKAgaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEirwEKDFRpbWVsaW5lSXRlbRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIhCgRzcGFuGAIgASgLMhEuaGVpbWRhbGwudjEuU3BhbkgAEiUKA2xvZxgDIAEoCzIWLmhlaW1kYWxsLnYxLkxvZ1JlY29yZEgAEiMKBWV2ZW50GAQgASgLMhIuaGVpbWRhbGwudjEuRXZlbnRIAEIGCgRpdGVtIosBChBHZXRUcmFjZVJlc3BvbnNlEhEKCXRyYWNlX2lkcxgBIAMoCRIoCgVpdGVtcxgCIAMoCzIZLmhlaW1kYWxsLnYxLlRpbWVsaW5lSXRlbRISCgpzcGFuX2NvdW50GAMgASgNEhEKCWxvZ19jb3VudBgEIAEoDRITCgtldmVudF9jb3VudBgFIAEoDSJ+ChFHZXRTdW1tYXJ5UmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDdG9wGAMgASgNIiMKBUNvdW50EgsKA2tleRgBIAEoCRINCgVjb3VudBgCIAEoBCJWCgxTZXJ2aWNlQ291bnQSFAoMc2VydmljZV9uYW1lGAEgASgJEg0KBXNwYW5zGAIgASgEEhMKC2Vycm9yX3NwYW5zGAMgASgEEgwKBGxvZ3MYBCABKAQilgMKEkdldFN1bW1hcnlSZXNwb25zZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGZXZlbnRzGAMgASgEEhIKCmVycm9yX3JhdGUYBCABKAESJwoLYnlfc2V2ZXJpdHkYBSADKAsyEi5oZWltZGFsbC52MS5Db3VudBIlCglieV9zb3VyY2UYBiADKAsyEi5oZWltZGFsbC52MS5Db3VudBIpCg1ieV9ldmVudF90eXBlGAcgAygLMhIuaGVpbWRhbGwudjEuQ291bnQSJwoLYnlfY2F0ZWdvcnkYCCADKAsyEi5oZWltZGFsbC52MS5Db3VudBItChF0b3BfZXJyb3Jfc291cmNlcxgJIAMoCzISLmhlaW1kYWxsLnYxLkNvdW50EisKCHNlcnZpY2VzGAogAygLMhkuaGVpbWRhbGwudjEuU2VydmljZUNvdW50IqEBChNMaXN0U2VydmljZXNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxtYXhfc2VydmljZXMYAyABKA0SFgoObWF4X29wZXJhdGlvbnMYBCABKA0iRwoJT3BlcmF0aW9uEhEKCXNwYW5fbmFtZRgBIAEoCRISCgpzcGFuX2NvdW50GAIgASgEEhMKC2Vycm9yX2NvdW50GAMgASgEIpwBChFTZXJ2aWNlT3BlcmF0aW9ucxIUCgxzZXJ2aWNlX25hbWUYASABKAkSEgoKc3Bhbl9jb3VudBgCIAEoBBITCgtlcnJvcl9jb3VudBgDIAEoBBIqCgpvcGVyYXRpb25zGAQgAygLMhYuaGVpbWRhbGwudjEuT3BlcmF0aW9uEhwKFG9wZXJhdGlvbnNfdHJ1bmNhdGVkGAUgASgIIrkBChRMaXN0U2VydmljZXNSZXNwb25zZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoIc2VydmljZXMYAyADKAsyHi5oZWltZGFsbC52MS5TZXJ2aWNlT3BlcmF0aW9ucxIRCgl0cnVuY2F0ZWQYBCABKAgiLQoPQXR0cmlidXRlRmlsdGVyEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCSLQAgoTU2VhcmNoVHJhY2VzUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMc2VydmljZV9uYW1lGAMgASgJEhEKCXNwYW5fbmFtZRgEIAEoCRIwCgphdHRyaWJ1dGVzGAUgAygLMhwuaGVpbWRhbGwudjEuQXR0cmlidXRlRmlsdGVyEhcKD21pbl9kdXJhdGlvbl9tcxgGIAEoARIXCg9tYXhfZHVyYXRpb25fbXMYByABKAESJwoGc3RhdHVzGAggASgOMhcuaGVpbWRhbGwudjEuU3BhblN0YXR1cxIRCglwYWdlX3NpemUYCSABKA0SEgoKcGFnZV90b2tlbhgKIAEoCSLpAQoMVHJhY2VTdW1tYXJ5EhAKCHRyYWNlX2lkGAEgASgJEhkKEXJvb3Rfc2VydmljZV9uYW1lGAIgASgJEhYKDnJvb3Rfc3Bhbl9uYW1lGAMgASgJEhQKDHJvb3RfbWlzc2luZxgEIAEoCBIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkdXJhdGlvbl9tcxgGIAEoARISCgpzcGFuX2NvdW50GAcgASgNEhMKC2Vycm9yX2NvdW50GAggASgNEhAKCHNlcnZpY2VzGAkgAygJIloKFFNlYXJjaFRyYWNlc1Jlc3BvbnNlEikKBnRyYWNlcxgBIAMoCzIZLmhlaW1kYWxsLnYxLlRyYWNlU3VtbWFyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki2wEKE0dldFJlZFNlcmllc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNlcnZpY2VfbmFtZRgDIAEoCRIRCglzcGFuX25hbWUYBCABKAkSFAoMYnlfc3Bhbl9uYW1lGAUgASgIEhIKCm1heF9zZXJpZXMYBiABKA0SEwoLbWF4X2J1Y2tldHMYByABKA0iqAEKCVJlZFNlcmllcxIUCgxzZXJ2aWNlX25hbWUYASABKAkSEQoJc3Bhbl9uYW1lGAIgASgJEhAKCHJlcXVlc3RzGAMgAygEEgwKBHJhdGUYBCADKAESDgoGZXJyb3JzGAUgAygEEhIKCmVycm9yX3JhdGUYBiADKAESDgoGcDUwX21zGAcgAygBEg4KBnA5NV9tcxgIIAMoARIOCgZwOTlfbXMYCSADKAEi9wEKFEdldFJlZFNlcmllc1Jlc3BvbnNlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdGVwX3NlY29uZHMYAyABKA0SMAoMYnVja2V0X3RpbWVzGAQgAygLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgZzZXJpZXMYBSADKAsyFi5oZWltZGFsbC52MS5SZWRTZXJpZXMSEQoJdHJ1bmNhdGVkGAYgASgIIooBChVHZXRFdmVudFNlcmllc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC21heF9idWNrZXRzGAMgASgNIkkKDlNldmVyaXR5Q291bnRzEicKCHNldmVyaXR5GAEgASgOMhUuaGVpbWRhbGwudjEuU2V2ZXJpdHkSDgoGY291bnRzGAIgAygEIusBChZHZXRFdmVudFNlcmllc1Jlc3BvbnNlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdGVwX3NlY29uZHMYAyABKA0SMAoMYnVja2V0X3RpbWVzGAQgAygLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgZzZXJpZXMYBSADKAsyGy5oZWltZGFsbC52MS5TZXZlcml0eUNvdW50cyprCgpTcGFuU3RhdHVzEhsKF1NQQU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRU1BBTl9TVEFUVVNfVU5TRVQQARISCg5TUEFOX1NUQVRVU19PSxACEhUKEVNQQU5fU1RBVFVTX0VSUk9SEAMymAUKDFF1ZXJ5U2VydmljZRJNCgpMaXN0RXZlbnRzEh4uaGVpbWRhbGwudjEuTGlzdEV2ZW50c1JlcXVlc3QaHy5oZWltZGFsbC52MS5MaXN0RXZlbnRzUmVzcG9uc2USRwoITGlzdExvZ3MSHC5oZWltZGFsbC52MS5MaXN0TG9nc1JlcXVlc3QaHS5oZWltZGFsbC52MS5MaXN0TG9nc1Jlc3BvbnNlEkcKCEdldFRyYWNlEhwuaGVpbWRhbGwudjEuR2V0VHJhY2VSZXF1ZXN0Gh0uaGVpbWRhbGwudjEuR2V0VHJhY2VSZXNwb25zZRJNCgpHZXRTdW1tYXJ5Eh4uaGVpbWRhbGwudjEuR2V0U3VtbWFyeVJlcXVlc3QaHy5oZWltZGFsbC52MS5HZXRTdW1tYXJ5UmVzcG9uc2USUwoMTGlzdFNlcnZpY2VzEiAuaGVpbWRhbGwudjEuTGlzdFNlcnZpY2VzUmVxdWVzdBohLmhlaW1kYWxsLnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlElMKDFNlYXJjaFRyYWNlcxIgLmhlaW1kYWxsLnYxLlNlYXJjaFRyYWNlc1JlcXVlc3QaIS5oZWltZGFsbC52MS5TZWFyY2hUcmFjZXNSZXNwb25zZRJTCgxHZXRSZWRTZXJpZXMSIC5oZWltZGFsbC52MS5HZXRSZWRTZXJpZXNSZXF1ZXN0GiEuaGVpbWRhbGwudjEuR2V0UmVkU2VyaWVzUmVzcG9uc2USWQoOR2V0RXZlbnRTZXJpZXMSIi5oZWltZGFsbC52MS5HZXRFdmVudFNlcmllc1JlcXVlc3QaIy5oZWltZGFsbC52MS5HZXRFdmVudFNlcmllc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_heimdall_v1_events]);
 
 /**
  * @generated from message heimdall.v1.ListEventsRequest
@@ -370,6 +370,14 @@ export type Span = Message<"heimdall.v1.Span"> & {
    * @generated from field: uint32 depth = 12;
    */
   depth: number;
+
+  /**
+   * The span names a parent (parent_span_id) that is not stored in the trace: it heads a subtree of
+   * its own at depth 0, after the trace's roots that start before it.
+   *
+   * @generated from field: bool orphan = 13;
+   */
+  orphan: boolean;
 };
 
 /**
@@ -380,7 +388,7 @@ export const SpanSchema: GenMessage<Span> = /*@__PURE__*/
   messageDesc(file_heimdall_v1_query, 6);
 
 /**
- * One entry of a timeline, in time order.
+ * One entry of a timeline; see GetTraceResponse.items for the order.
  *
  * @generated from message heimdall.v1.TimelineItem
  */
@@ -433,6 +441,12 @@ export type GetTraceResponse = Message<"heimdall.v1.GetTraceResponse"> & {
   traceIds: string[];
 
   /**
+   * In tree order: each span is followed by its subtree, in which the span's own log records and
+   * events (by span id) and its children (each with its subtree) come in time order, children by
+   * start time. Roots and orphans head subtrees of their own, in time order with the log records and
+   * events that name no stored span. Spans alone give a waterfall: children under their parent,
+   * indented by depth.
+   *
    * @generated from field: repeated heimdall.v1.TimelineItem items = 2;
    */
   items: TimelineItem[];
@@ -619,6 +633,662 @@ export const GetSummaryResponseSchema: GenMessage<GetSummaryResponse> = /*@__PUR
   messageDesc(file_heimdall_v1_query, 12);
 
 /**
+ * @generated from message heimdall.v1.ListServicesRequest
+ */
+export type ListServicesRequest = Message<"heimdall.v1.ListServicesRequest"> & {
+  /**
+   * The last query.default_window (1h) when start_time is absent; now when end_time is.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Services listed (those with the most spans); 100 when 0, at most 1000.
+   *
+   * @generated from field: uint32 max_services = 3;
+   */
+  maxServices: number;
+
+  /**
+   * Operations listed per service (those with the most spans); 100 when 0, at most 1000.
+   *
+   * @generated from field: uint32 max_operations = 4;
+   */
+  maxOperations: number;
+};
+
+/**
+ * Describes the message heimdall.v1.ListServicesRequest.
+ * Use `create(ListServicesRequestSchema)` to create a new message.
+ */
+export const ListServicesRequestSchema: GenMessage<ListServicesRequest> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 13);
+
+/**
+ * One operation of a service: the spans of one span name.
+ *
+ * @generated from message heimdall.v1.Operation
+ */
+export type Operation = Message<"heimdall.v1.Operation"> & {
+  /**
+   * @generated from field: string span_name = 1;
+   */
+  spanName: string;
+
+  /**
+   * @generated from field: uint64 span_count = 2;
+   */
+  spanCount: bigint;
+
+  /**
+   * Spans with status error.
+   *
+   * @generated from field: uint64 error_count = 3;
+   */
+  errorCount: bigint;
+};
+
+/**
+ * Describes the message heimdall.v1.Operation.
+ * Use `create(OperationSchema)` to create a new message.
+ */
+export const OperationSchema: GenMessage<Operation> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 14);
+
+/**
+ * @generated from message heimdall.v1.ServiceOperations
+ */
+export type ServiceOperations = Message<"heimdall.v1.ServiceOperations"> & {
+  /**
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+
+  /**
+   * Spans of every operation of the service in the window (also those not listed).
+   *
+   * @generated from field: uint64 span_count = 2;
+   */
+  spanCount: bigint;
+
+  /**
+   * @generated from field: uint64 error_count = 3;
+   */
+  errorCount: bigint;
+
+  /**
+   * By span name.
+   *
+   * @generated from field: repeated heimdall.v1.Operation operations = 4;
+   */
+  operations: Operation[];
+
+  /**
+   * The service had more operations than max_operations.
+   *
+   * @generated from field: bool operations_truncated = 5;
+   */
+  operationsTruncated: boolean;
+};
+
+/**
+ * Describes the message heimdall.v1.ServiceOperations.
+ * Use `create(ServiceOperationsSchema)` to create a new message.
+ */
+export const ServiceOperationsSchema: GenMessage<ServiceOperations> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 15);
+
+/**
+ * @generated from message heimdall.v1.ListServicesResponse
+ */
+export type ListServicesResponse = Message<"heimdall.v1.ListServicesResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * By service name.
+   *
+   * @generated from field: repeated heimdall.v1.ServiceOperations services = 3;
+   */
+  services: ServiceOperations[];
+
+  /**
+   * There were more services than max_services.
+   *
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message heimdall.v1.ListServicesResponse.
+ * Use `create(ListServicesResponseSchema)` to create a new message.
+ */
+export const ListServicesResponseSchema: GenMessage<ListServicesResponse> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 16);
+
+/**
+ * A span attribute equal to a value.
+ *
+ * @generated from message heimdall.v1.AttributeFilter
+ */
+export type AttributeFilter = Message<"heimdall.v1.AttributeFilter"> & {
+  /**
+   * At most 256 characters.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * At most 1024 characters.
+   *
+   * @generated from field: string value = 2;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message heimdall.v1.AttributeFilter.
+ * Use `create(AttributeFilterSchema)` to create a new message.
+ */
+export const AttributeFilterSchema: GenMessage<AttributeFilter> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 17);
+
+/**
+ * @generated from message heimdall.v1.SearchTracesRequest
+ */
+export type SearchTracesRequest = Message<"heimdall.v1.SearchTracesRequest"> & {
+  /**
+   * The last query.default_window (1h) when start_time is absent; now when end_time is. A trace is
+   * found by a matching span that starts in the window.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * A trace matches when one of its spans matches every filter given (as Jaeger searches); each
+   * filter is ignored when empty or 0. Names at most 1024 characters.
+   *
+   * @generated from field: string service_name = 3;
+   */
+  serviceName: string;
+
+  /**
+   * @generated from field: string span_name = 4;
+   */
+  spanName: string;
+
+  /**
+   * At most 16.
+   *
+   * @generated from field: repeated heimdall.v1.AttributeFilter attributes = 5;
+   */
+  attributes: AttributeFilter[];
+
+  /**
+   * @generated from field: double min_duration_ms = 6;
+   */
+  minDurationMs: number;
+
+  /**
+   * @generated from field: double max_duration_ms = 7;
+   */
+  maxDurationMs: number;
+
+  /**
+   * @generated from field: heimdall.v1.SpanStatus status = 8;
+   */
+  status: SpanStatus;
+
+  /**
+   * 20 when 0, at most 200.
+   *
+   * @generated from field: uint32 page_size = 9;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token, the filters unchanged (as ListEvents).
+   *
+   * @generated from field: string page_token = 10;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message heimdall.v1.SearchTracesRequest.
+ * Use `create(SearchTracesRequestSchema)` to create a new message.
+ */
+export const SearchTracesRequestSchema: GenMessage<SearchTracesRequest> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 18);
+
+/**
+ * @generated from message heimdall.v1.TraceSummary
+ */
+export type TraceSummary = Message<"heimdall.v1.TraceSummary"> & {
+  /**
+   * 32 hex digits.
+   *
+   * @generated from field: string trace_id = 1;
+   */
+  traceId: string;
+
+  /**
+   * The root span (the earliest span without a parent); when no such span is stored, root_missing
+   * is set and these name the trace's earliest span.
+   *
+   * @generated from field: string root_service_name = 2;
+   */
+  rootServiceName: string;
+
+  /**
+   * @generated from field: string root_span_name = 3;
+   */
+  rootSpanName: string;
+
+  /**
+   * @generated from field: bool root_missing = 4;
+   */
+  rootMissing: boolean;
+
+  /**
+   * Of the whole trace: its earliest span's start, to its latest span's end.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 5;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: double duration_ms = 6;
+   */
+  durationMs: number;
+
+  /**
+   * @generated from field: uint32 span_count = 7;
+   */
+  spanCount: number;
+
+  /**
+   * Spans with status error.
+   *
+   * @generated from field: uint32 error_count = 8;
+   */
+  errorCount: number;
+
+  /**
+   * Services with spans in the trace, by name (at most 100).
+   *
+   * @generated from field: repeated string services = 9;
+   */
+  services: string[];
+};
+
+/**
+ * Describes the message heimdall.v1.TraceSummary.
+ * Use `create(TraceSummarySchema)` to create a new message.
+ */
+export const TraceSummarySchema: GenMessage<TraceSummary> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 19);
+
+/**
+ * @generated from message heimdall.v1.SearchTracesResponse
+ */
+export type SearchTracesResponse = Message<"heimdall.v1.SearchTracesResponse"> & {
+  /**
+   * Newest first, by the start of each trace's earliest matching span.
+   *
+   * @generated from field: repeated heimdall.v1.TraceSummary traces = 1;
+   */
+  traces: TraceSummary[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message heimdall.v1.SearchTracesResponse.
+ * Use `create(SearchTracesResponseSchema)` to create a new message.
+ */
+export const SearchTracesResponseSchema: GenMessage<SearchTracesResponse> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 20);
+
+/**
+ * @generated from message heimdall.v1.GetRedSeriesRequest
+ */
+export type GetRedSeriesRequest = Message<"heimdall.v1.GetRedSeriesRequest"> & {
+  /**
+   * The last query.default_window (1h) when start_time is absent; now when end_time is.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Empty: one series per service (the max_series with the most requests).
+   *
+   * @generated from field: string service_name = 3;
+   */
+  serviceName: string;
+
+  /**
+   * With service_name: only this operation.
+   *
+   * @generated from field: string span_name = 4;
+   */
+  spanName: string;
+
+  /**
+   * With service_name: one series per operation (the max_series with the most requests).
+   *
+   * @generated from field: bool by_span_name = 5;
+   */
+  bySpanName: boolean;
+
+  /**
+   * 10 when 0, at most 100.
+   *
+   * @generated from field: uint32 max_series = 6;
+   */
+  maxSeries: number;
+
+  /**
+   * Buckets at most; 60 when 0, else 2 to 300.
+   *
+   * @generated from field: uint32 max_buckets = 7;
+   */
+  maxBuckets: number;
+};
+
+/**
+ * Describes the message heimdall.v1.GetRedSeriesRequest.
+ * Use `create(GetRedSeriesRequestSchema)` to create a new message.
+ */
+export const GetRedSeriesRequestSchema: GenMessage<GetRedSeriesRequest> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 21);
+
+/**
+ * Values per bucket, aligned with GetRedSeriesResponse.bucket_times. Requests are the service's
+ * entry spans: span kind server or consumer (what Grafana's Application Observability counts;
+ * Jaeger's monitor tab shows server spans by default).
+ *
+ * @generated from message heimdall.v1.RedSeries
+ */
+export type RedSeries = Message<"heimdall.v1.RedSeries"> & {
+  /**
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+
+  /**
+   * Empty: every operation of the service together.
+   *
+   * @generated from field: string span_name = 2;
+   */
+  spanName: string;
+
+  /**
+   * @generated from field: repeated uint64 requests = 3;
+   */
+  requests: bigint[];
+
+  /**
+   * Requests per second over the part of the bucket inside the window.
+   *
+   * @generated from field: repeated double rate = 4;
+   */
+  rate: number[];
+
+  /**
+   * Requests with status error.
+   *
+   * @generated from field: repeated uint64 errors = 5;
+   */
+  errors: bigint[];
+
+  /**
+   * errors / requests; 0 without requests.
+   *
+   * @generated from field: repeated double error_rate = 6;
+   */
+  errorRate: number[];
+
+  /**
+   * Duration percentiles in milliseconds (ClickHouse quantilesTDigest); 0 without requests.
+   *
+   * @generated from field: repeated double p50_ms = 7;
+   */
+  p50Ms: number[];
+
+  /**
+   * @generated from field: repeated double p95_ms = 8;
+   */
+  p95Ms: number[];
+
+  /**
+   * @generated from field: repeated double p99_ms = 9;
+   */
+  p99Ms: number[];
+};
+
+/**
+ * Describes the message heimdall.v1.RedSeries.
+ * Use `create(RedSeriesSchema)` to create a new message.
+ */
+export const RedSeriesSchema: GenMessage<RedSeries> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 22);
+
+/**
+ * @generated from message heimdall.v1.GetRedSeriesResponse
+ */
+export type GetRedSeriesResponse = Message<"heimdall.v1.GetRedSeriesResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Width of a bucket: 1, 2, 5, 10, 15 or 30 s, 1, 2, 5, 10, 15 or 30 min, 1, 2, 3, 6 or 12 h, or
+   * whole days; buckets start at multiples of it since the epoch.
+   *
+   * @generated from field: uint32 step_seconds = 3;
+   */
+  stepSeconds: number;
+
+  /**
+   * Start of each bucket (the first and last may reach outside the window; only spans inside count).
+   *
+   * @generated from field: repeated google.protobuf.Timestamp bucket_times = 4;
+   */
+  bucketTimes: Timestamp[];
+
+  /**
+   * By service name, then span name.
+   *
+   * @generated from field: repeated heimdall.v1.RedSeries series = 5;
+   */
+  series: RedSeries[];
+
+  /**
+   * There were more series than max_series.
+   *
+   * @generated from field: bool truncated = 6;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message heimdall.v1.GetRedSeriesResponse.
+ * Use `create(GetRedSeriesResponseSchema)` to create a new message.
+ */
+export const GetRedSeriesResponseSchema: GenMessage<GetRedSeriesResponse> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 23);
+
+/**
+ * @generated from message heimdall.v1.GetEventSeriesRequest
+ */
+export type GetEventSeriesRequest = Message<"heimdall.v1.GetEventSeriesRequest"> & {
+  /**
+   * The last query.summary_window (24h) when start_time is absent; now when end_time is.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * As GetRedSeriesRequest.max_buckets.
+   *
+   * @generated from field: uint32 max_buckets = 3;
+   */
+  maxBuckets: number;
+};
+
+/**
+ * Describes the message heimdall.v1.GetEventSeriesRequest.
+ * Use `create(GetEventSeriesRequestSchema)` to create a new message.
+ */
+export const GetEventSeriesRequestSchema: GenMessage<GetEventSeriesRequest> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 24);
+
+/**
+ * Events of one severity per bucket, aligned with GetEventSeriesResponse.bucket_times.
+ *
+ * @generated from message heimdall.v1.SeverityCounts
+ */
+export type SeverityCounts = Message<"heimdall.v1.SeverityCounts"> & {
+  /**
+   * @generated from field: heimdall.v1.Severity severity = 1;
+   */
+  severity: Severity;
+
+  /**
+   * @generated from field: repeated uint64 counts = 2;
+   */
+  counts: bigint[];
+};
+
+/**
+ * Describes the message heimdall.v1.SeverityCounts.
+ * Use `create(SeverityCountsSchema)` to create a new message.
+ */
+export const SeverityCountsSchema: GenMessage<SeverityCounts> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 25);
+
+/**
+ * @generated from message heimdall.v1.GetEventSeriesResponse
+ */
+export type GetEventSeriesResponse = Message<"heimdall.v1.GetEventSeriesResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * As GetRedSeriesResponse.
+   *
+   * @generated from field: uint32 step_seconds = 3;
+   */
+  stepSeconds: number;
+
+  /**
+   * @generated from field: repeated google.protobuf.Timestamp bucket_times = 4;
+   */
+  bucketTimes: Timestamp[];
+
+  /**
+   * One per severity, debug to critical.
+   *
+   * @generated from field: repeated heimdall.v1.SeverityCounts series = 5;
+   */
+  series: SeverityCounts[];
+};
+
+/**
+ * Describes the message heimdall.v1.GetEventSeriesResponse.
+ * Use `create(GetEventSeriesResponseSchema)` to create a new message.
+ */
+export const GetEventSeriesResponseSchema: GenMessage<GetEventSeriesResponse> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 26);
+
+/**
+ * A span status to search for.
+ *
+ * @generated from enum heimdall.v1.SpanStatus
+ */
+export enum SpanStatus {
+  /**
+   * Any status.
+   *
+   * @generated from enum value: SPAN_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: SPAN_STATUS_UNSET = 1;
+   */
+  UNSET = 1,
+
+  /**
+   * @generated from enum value: SPAN_STATUS_OK = 2;
+   */
+  OK = 2,
+
+  /**
+   * @generated from enum value: SPAN_STATUS_ERROR = 3;
+   */
+  ERROR = 3,
+}
+
+/**
+ * Describes the enum heimdall.v1.SpanStatus.
+ */
+export const SpanStatusSchema: GenEnum<SpanStatus> = /*@__PURE__*/
+  enumDesc(file_heimdall_v1_query, 0);
+
+/**
  * Reads back what Heimdall stored. Needs a token with the `query` scope when authentication is on;
  * a tenant-bound token only ever sees its tenant's data.
  *
@@ -646,7 +1316,8 @@ export const QueryService: GenService<{
     output: typeof ListLogsResponseSchema;
   },
   /**
-   * One timeline of the spans, log records and events that share a trace id or a correlation id.
+   * One timeline of the spans, log records and events that share a trace id or a correlation id,
+   * spans in tree order.
    *
    * @generated from rpc heimdall.v1.QueryService.GetTrace
    */
@@ -664,6 +1335,47 @@ export const QueryService: GenService<{
     methodKind: "unary";
     input: typeof GetSummaryRequestSchema;
     output: typeof GetSummaryResponseSchema;
+  },
+  /**
+   * Services and their operations (span names) seen in a window, with span and error counts.
+   *
+   * @generated from rpc heimdall.v1.QueryService.ListServices
+   */
+  listServices: {
+    methodKind: "unary";
+    input: typeof ListServicesRequestSchema;
+    output: typeof ListServicesResponseSchema;
+  },
+  /**
+   * Traces with a span that matches every filter, newest first, each summarised; pages like ListEvents.
+   *
+   * @generated from rpc heimdall.v1.QueryService.SearchTraces
+   */
+  searchTraces: {
+    methodKind: "unary";
+    input: typeof SearchTracesRequestSchema;
+    output: typeof SearchTracesResponseSchema;
+  },
+  /**
+   * Rate, errors and duration percentiles of services' entry spans (kind server or consumer) in
+   * time buckets.
+   *
+   * @generated from rpc heimdall.v1.QueryService.GetRedSeries
+   */
+  getRedSeries: {
+    methodKind: "unary";
+    input: typeof GetRedSeriesRequestSchema;
+    output: typeof GetRedSeriesResponseSchema;
+  },
+  /**
+   * Heimdall events per time bucket by severity: the series behind GetSummary.
+   *
+   * @generated from rpc heimdall.v1.QueryService.GetEventSeries
+   */
+  getEventSeries: {
+    methodKind: "unary";
+    input: typeof GetEventSeriesRequestSchema;
+    output: typeof GetEventSeriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_heimdall_v1_query, 0);
