@@ -10,6 +10,9 @@ RUN npm install --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json
+COPY ui ./ui
+COPY scripts/build-ui.mjs ./scripts/
+RUN node scripts/build-ui.mjs
 
 FROM node:24-bookworm-slim AS deps
 ARG OMIT_OPTIONAL=false

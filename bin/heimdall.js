@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `heimdall` command (package.json "bin"), as `npx heimdall` and `npm exec heimdall` run it.
 // Runs the built dist/main.js. In a checkout without dist/ it builds first (`npm run build`) when the
-// TypeScript compiler is installed, and otherwise says what to run. npm puts node_modules/.bin first
+// TypeScript compiler is installed, and otherwise says what to run; the web console (dist/ui) likewise with esbuild. npm puts node_modules/.bin first
 // on PATH for `npx` and `npm exec`, so `node` here is the repository's own (the `node` dev dependency).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -26,5 +26,14 @@ function buildOrExplain() {
   }
 }
 
+/** Builds the web console (dist/ui) when a checkout has its sources but no build; the agent runs without it (/ui/ says what to run). */
+function buildConsole() {
+  const script = join(ROOT, 'scripts', 'build-ui.mjs');
+  if (existsSync(join(ROOT, 'dist', 'ui', 'index.html')) || !existsSync(script) || !existsSync(join(ROOT, 'node_modules', 'esbuild'))) return;
+  const built = spawnSync(process.execPath, [script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (built.status !== 0) process.stderr.write('heimdall: the web console did not build; run `npm run build` to see why.\n');
+}
+
 if (!existsSync(MAIN)) buildOrExplain();
+buildConsole();
 await import(pathToFileURL(MAIN).href);

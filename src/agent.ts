@@ -4,12 +4,14 @@ import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { configWarnings } from './config/warnings.js';
 import { addAdminRoutes } from './health/admin-routes.js';
+import { addConsoleRoutes } from './console/console-routes.js';
 import { addHealthService } from './health/grpc-health.js';
 import { createHealthRegistry, type HealthRegistry } from './health/registry.js';
 import { logHealthTransitions } from './health/transitions.js';
 import type { StatusSource } from './health/status.js';
 import { addSystemService } from './health/system-service.js';
 import { createAuthenticator } from './auth/auth.js';
+import { addWhoAmIRoute } from './auth/whoami-route.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
 import { createOverLimitReporter } from './ratelimit/over-limit.js';
@@ -157,6 +159,8 @@ export function createAgent(options: AgentOptions): Agent {
   addSystemService(services, core.statusSource);
   addReflection(grpc);
   addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics);
+  addConsoleRoutes(admin, { logger });
+  addWhoAmIRoute(admin, auth);
   // Read last: every service is added by now.
   const connect = addConnectApi({ http: admin, services, auth, logger });
 

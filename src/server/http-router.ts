@@ -47,6 +47,7 @@ function httpMetrics(registry: Registry) {
 
 /** Exact-path routes of one listener, and the request handling around them. */
 export interface HttpRouter {
+  /** Adds a route for `path`; a path ending in `/*` (e.g. `/ui/*`) matches every path under that prefix that no exact route takes. */
   add(method: string, path: string, handler: HttpHandler, options?: RouteOptions): void;
   /**
    * Answers a request: correlation id (in and out), request metrics and debug log, 404 / 405
@@ -61,6 +62,14 @@ export function createRouter(options: { name: string; auth: Authenticator; logge
   const { name, logger } = options;
   type Route = { handler: HttpHandler; scope: Scope | undefined; traced: boolean };
   const routes = new Map<string, Map<string, Route>>();
+  /** Prefix routes (`/ui/*` is stored as `/ui/`), longest first. */
+  const prefixes: string[] = [];
+  /** The route pattern serving `path` (its metrics label), when any. */
+  const match = (path: string): string | undefined => {
+    if (routes.has(path)) return path;
+    const prefix = prefixes.find((p) => path.startsWith(p));
+    return prefix === undefined ? undefined : `${prefix}*`;
+  };
   const { requests, duration } = httpMetrics(options.metrics);
 
   /** Runs a matched route: its scope, then its handler (in a span when traced). */
@@ -96,13 +105,18 @@ export function createRouter(options: { name: string; auth: Authenticator; logge
       const byMethod = routes.get(path) ?? new Map<string, Route>();
       byMethod.set(method.toUpperCase(), { handler, scope, traced });
       routes.set(path, byMethod);
+      if (path.endsWith('/*') && !prefixes.includes(path.slice(0, -1))) {
+        prefixes.push(path.slice(0, -1));
+        prefixes.sort((a, b) => b.length - a.length);
+      }
     },
     handle(req, res) {
       const correlationId = correlationIdFrom(req.headers[CORRELATION_HEADER]);
       res.setHeader(CORRELATION_HEADER, correlationId);
       const path = (req.url ?? '/').split('?')[0] ?? '/';
-      const byMethod = routes.get(path);
-      const route = byMethod ? path : 'unmatched';
+      const matched = match(path);
+      const byMethod = matched === undefined ? undefined : routes.get(matched);
+      const route = matched ?? 'unmatched';
       const method = req.method ?? 'GET';
       const stop = duration.startTimer({ server: name, route, method });
       res.on('finish', () => {
@@ -117,7 +131,7 @@ export function createRouter(options: { name: string; auth: Authenticator; logge
           res.setHeader('allow', [...byMethod.keys()].join(', '));
           return sendJson(res, 405, { error: `method ${method} not allowed on ${path}` });
         }
-        run(req, res, entry, path, correlationId);
+        run(req, res, entry, route, correlationId);
       });
     },
   };

@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Authenticator } from '../../../src/auth/auth.js';
 import { AgentError, invalidFields } from '../../../src/errors/agent-error.js';
-import { createRouter } from '../../../src/server/http-router.js';
+import { createRouter, sendText } from '../../../src/server/http-router.js';
 import { silentLogger } from '../../support/temp.js';
 
 describe('HTTP router', () => {
@@ -25,6 +25,8 @@ describe('HTTP router', () => {
     router.add('GET', '/broken', () => {
       throw new Error('a bug');
     });
+    router.add('GET', '/ui/*', (req, res) => sendText(res, 200, `prefix ${req.url}`));
+    router.add('GET', '/ui/exact', (_req, res) => sendText(res, 200, 'exact'));
     server = createServer((req, res) => router.handle(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -47,5 +49,14 @@ describe('HTTP router', () => {
     const broken = await fetch(`${url}/broken`);
     expect(broken.status).toBe(500);
     expect(await broken.json()).toEqual({ error: 'internal error' });
+  });
+
+  it('serves every path under a prefix route that no exact route takes, and nothing beside it', async () => {
+    expect(await (await fetch(`${url}/ui/`)).text()).toBe('prefix /ui/');
+    expect(await (await fetch(`${url}/ui/traces/abc?x=1`)).text()).toBe('prefix /ui/traces/abc?x=1');
+    expect(await (await fetch(`${url}/ui/exact`)).text()).toBe('exact');
+    expect((await fetch(`${url}/ui`)).status).toBe(404);
+    expect((await fetch(`${url}/uix/a`)).status).toBe(404);
+    expect((await fetch(`${url}/ui/a`, { method: 'POST' })).status).toBe(405);
   });
 });
