@@ -72,7 +72,8 @@ function toConnectError(thrown: unknown, logger: Logger, method: string): Connec
 
 /**
  * The gate of a service's calls, run on the headers before the body is read: client and
- * bidirectional streams are refused (UNIMPLEMENTED: served on gRPC only), then the token is checked
+ * bidirectional streams are refused (UNIMPLEMENTED: served on gRPC only, where each message is
+ * admitted before it is read; browsers cannot send them anyway), then the token is checked
  * for the service's scope (UNAUTHENTICATED / PERMISSION_DENIED with gRPC's messages), then memory is
  * reserved for the message (services added with `reserve`; refused at once, with its retry delay).
  */
@@ -80,7 +81,7 @@ function gate(entry: RegisteredService, auth: Authenticator, maxMessageBytes: nu
   return (hctx: HandlerContext): void => {
     const { method } = hctx;
     if (method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming') {
-      throw new ConnectError(`${method.parent.typeName}/${method.name} streams its requests: it is served on the gRPC port only (HTTP/1.1 clients and browsers cannot stream a request)`, Code.Unimplemented);
+      throw new ConnectError(`${method.parent.typeName}/${method.name} streams its requests, which the Connect API does not serve (browsers cannot stream a request body): call it on the gRPC port, or use a unary method`, Code.Unimplemented);
     }
     const state = hctx.values.get(CALL);
     if (entry.scope) {
