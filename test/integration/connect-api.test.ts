@@ -87,9 +87,16 @@ describe('Connect API on the admin port', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
     expect(res.headers.get('x-correlation-id')).toBe('curl-1');
-    const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toHaveProperty('startTime');
-    expect(body).toHaveProperty('endTime');
+    const body = (await res.json()) as { startTime: string; endTime: string };
+    // `since` sets the window: one hour ending now (the default without it is 24 hours).
+    expect(Date.parse(body.endTime) - Date.parse(body.startTime)).toBe(3_600_000);
+    const headers = { authorization: `Bearer ${TOKENS.everything}`, 'content-type': 'application/json' };
+    const bad = await post('/heimdall.v1.QueryService/GetSummary', '{"since":"an hour"}', headers);
+    expect([bad.status, ((await bad.json()) as { message: string }).message]).toEqual([400, 'since: expected a duration such as 15m, 1h or 7d (units ms, s, m, h, d, w), got "an hour"']);
+    const both = await post('/heimdall.v1.QueryService/ListLogs', '{"since":"1h","startTime":"2026-01-01T00:00:00Z"}', headers);
+    expect([both.status, ((await both.json()) as { message: string }).message]).toEqual([400, 'since: give start_time or since, not both']);
+    const wide = await post('/heimdall.v1.QueryService/ListEvents', '{"since":"400d"}', headers);
+    expect(wide.status).toBe(400);
     const generated = await post('/heimdall.v1.SystemService/GetStatus', '{}', { authorization: `Bearer ${TOKENS.admin}`, 'content-type': 'application/json' });
     expect(generated.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
     // Counted like every admin route, one route per method.
