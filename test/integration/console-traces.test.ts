@@ -3,16 +3,19 @@
  * embedded storage) filled by the real OpenTelemetry SDK over OTLP/HTTP: a known trace (root → two
  * children → a grandchild with an error, a child starting before its parent) and its logs. The search
  * finds it by service and attribute, and by status; the view shows the tree in order with its depths,
- * a span's attributes and the trace's logs; the URLs of a search and of a selected span open the same
+ * a span's attributes and the trace's logs and events; the URLs of a search and of a selected span open the same
  * view in a fresh browser. Saves traces.png and trace.png to docs/screenshots/.
  */
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/cli/client.js';
+import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { haveChromium, launchBrowser, openPage, screenshot, signIn, type PageRecord } from '../support/browser.js';
 import { SeverityNumber, testResource } from '../support/otel-clients.js';
@@ -43,7 +46,7 @@ function providers(otlpHttpUrl: string) {
  * Sends the known trace and one more trace of `shop` without an error. Start times are set: `charge
  * card` starts 30 ms before its parent (time order would put it first), `reserve stock` after it.
  */
-async function sendTelemetry(otlpHttpUrl: string): Promise<{ traceId: string; spanIds: Record<string, string> }> {
+async function sendTelemetry(otlpHttpUrl: string): Promise<{ traceId: string; spanIds: Record<string, string>; t0: number }> {
   const p = providers(otlpHttpUrl);
   const t0 = Date.now() - 5_000;
   const shop = p.shop.getTracer('console-traces');
@@ -68,7 +71,27 @@ async function sendTelemetry(otlpHttpUrl: string): Promise<{ traceId: string; sp
     await provider.shutdown();
   }
   const spanIds = Object.fromEntries([root, charge, authorize, reserve].map((s, i) => [TREE[i]?.[0] ?? '', s.spanContext().spanId]));
-  return { traceId: root.spanContext().traceId, spanIds };
+  return { traceId: root.spanContext().traceId, spanIds, t0 };
+}
+
+/** Writes a Heimdall event on `charge card` of the known trace (WriteEvents over gRPC, as the CLI client does). */
+async function sendEvent(grpcAddress: string, traceId: string, spanId: string, atMs: number): Promise<void> {
+  const client = connect({ addr: grpcAddress, token: INGEST });
+  try {
+    const event = { eventType: 'payment.declined', source: 'payments', severity: Severity.WARNING, message: 'issuer declined the order', traceId, spanId, timestamp: timestampFromMs(atMs) };
+    await client.unary(EventService.method.writeEvents, { events: [event] });
+  } finally {
+    client.close();
+  }
+}
+
+/** Sends `n` one-span traces of service `bulk` (more than a page of the search). */
+async function sendBulk(otlpHttpUrl: string, n: number): Promise<void> {
+  const exporter = new OTLPTraceExporter({ url: `${otlpHttpUrl}/v1/traces`, headers: { authorization: `Bearer ${INGEST}` } });
+  const provider = new BasicTracerProvider({ resource: testResource('bulk'), spanProcessors: [new BatchSpanProcessor(exporter)] });
+  for (let i = 0; i < n; i += 1) provider.getTracer('console-traces').startSpan(`job ${i}`).end();
+  await provider.forceFlush();
+  await provider.shutdown();
 }
 
 /** Fails with what a page did wrong: console errors, failed requests, CSP violations. */
@@ -103,7 +126,10 @@ describe.runIf(haveChromium())('console traces in Chromium', () => {
       ingest: { batch: { max_delay: '20ms' } },
     });
     ui = `${t.adminUrl}/ui/`;
-    ({ traceId, spanIds } = await sendTelemetry(t.otlpHttpUrl));
+    const sent = await sendTelemetry(t.otlpHttpUrl);
+    ({ traceId, spanIds } = sent);
+    await sendEvent(t.grpcAddress, traceId, spanIds['charge card'] ?? '', sent.t0 + 130);
+    await sendBulk(t.otlpHttpUrl, 25);
     browser = await launchBrowser();
   }, 180_000);
   afterAll(async () => {
@@ -117,7 +143,7 @@ describe.runIf(haveChromium())('console traces in Chromium', () => {
       await signIn(page, `${ui}traces`, ADMIN);
       const rows = page.locator('[data-testid="traces"] tbody tr[data-key]');
       // The service picker is filled from ListServices; the search form puts the filters in the URL.
-      await expect.poll(() => page.locator('select[name="service"] option').allTextContents(), { timeout: 20_000 }).toEqual(['any', 'payments', 'shop']);
+      await expect.poll(() => page.locator('select[name="service"] option').allTextContents(), { timeout: 20_000 }).toEqual(['any', 'bulk', 'payments', 'shop']);
       await page.locator('select[name="service"]').selectOption('shop');
       await expect.poll(() => page.locator('select[name="operation"] option').allTextContents()).toEqual(['any', 'GET /checkout', 'GET /health', 'reserve stock']);
       await page.getByRole('button', { name: '+ Attribute' }).click();
@@ -138,6 +164,13 @@ describe.runIf(haveChromium())('console traces in Chromium', () => {
       await expect.poll(() => rows.count(), { timeout: 20_000 }).toBe(2);
       await page.locator('[data-testid="trace-scatter"] canvas').waitFor();
       await screenshot(page, 'traces');
+      // A page of 20, then the rest on demand.
+      await page.goto(`${ui}traces?service=bulk&since=1h`);
+      await expect.poll(() => rows.count(), { timeout: 20_000 }).toBe(20);
+      await page.getByRole('button', { name: 'Load more' }).click();
+      await expect.poll(() => rows.count()).toBe(25);
+      expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+      expect(new Set(await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-key')))).size).toBe(25);
       // A malformed duration is refused in the page, not sent.
       await page.goto(`${ui}traces?min=soon&since=1h`);
       await expect.poll(() => page.locator('[role="alert"]').textContent()).toContain('"soon" is not a duration');
@@ -160,12 +193,20 @@ describe.runIf(haveChromium())('console traces in Chromium', () => {
       await page.locator('[data-testid="waterfall"] .wf-span').first().waitFor({ timeout: 20_000 });
       expect(await spanRows(page)).toEqual(TREE);
       // Each log sits under its span, one level deeper, in time order with the span's children; and marks the time axis.
-      const items = await page.locator('[data-testid="waterfall"] .wf-span, [data-testid="waterfall"] .wf-log').evaluateAll((els) =>
+      const items = await page.locator('[data-testid="waterfall"] :is(.wf-span, .wf-log, .wf-event)').evaluateAll((els) =>
         els.map((e) => `${e.getAttribute('data-depth') ?? ''} ${(e.querySelector('.span-name, .note-text')?.textContent ?? '').trim()}`),
       );
       // (The root's log comes after `charge card`, which starts before it.)
-      expect(items).toEqual(['0 GET /checkout', '1 charge card', '2 authorize payment', '3 issuer declined the card', `1 checkout of ${ORDER} started`, '1 reserve stock']);
-      expect(await page.locator('[data-testid="trace-axis"] .wf-axis-mark').count()).toBe(2);
+      expect(items).toEqual([
+        '0 GET /checkout',
+        '1 charge card',
+        '2 authorize payment',
+        '3 issuer declined the card',
+        '2 payment.declined: issuer declined the order',
+        `1 checkout of ${ORDER} started`,
+        '1 reserve stock',
+      ]);
+      expect(await page.locator('[data-testid="trace-axis"] .wf-axis-mark').count()).toBe(3);
       expect(await page.locator(`.wf-span[data-span-id="${spanIds['authorize payment']}"]`).getAttribute('class')).toContain('error');
       // A log's attributes on click.
       await page.locator('.wf-log', { hasText: 'issuer declined the card' }).click();
@@ -178,6 +219,7 @@ describe.runIf(haveChromium())('console traces in Chromium', () => {
       expect(await details.locator('[data-testid="span-attributes"] tr[data-key="payment.provider"] td').textContent()).toBe('acme');
       expect(await details.locator('[data-testid="span-attributes"] tr[data-key="amount.cents"] td').textContent()).toBe('4200');
       expect(await details.textContent()).toContain(spanIds['GET /checkout']);
+      expect(await details.locator('[data-testid="span-notes"]').textContent()).toContain('payment.declined: issuer declined the order');
       await screenshot(page, 'trace');
       await page.locator(`.wf-span[data-span-id="${spanIds['authorize payment']}"]`).click();
       await expect.poll(() => details.textContent()).toContain('card declined by issuer');

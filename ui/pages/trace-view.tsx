@@ -10,6 +10,11 @@ import { formatTime } from '../time.js';
 import { formatMs, layoutTrace, serviceColor, type TraceLayout, type WaterfallRow } from '../trace-layout.js';
 import { useCall } from '../use-call.js';
 
+/** `1 span`, `3 spans`. */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 /** The trace at a glance: root, start, duration, counts, and the services with their colours. */
 function TraceSummaryBar(props: { layout: TraceLayout; data: GetTraceResponse }): JSX.Element {
   const { layout, data } = props;
@@ -22,10 +27,10 @@ function TraceSummaryBar(props: { layout: TraceLayout; data: GetTraceResponse })
       </span>
       <span>{formatTime(new Date(layout.startUs / 1000).toISOString())}</span>
       <span>{formatMs(layout.durationUs / 1000)}</span>
-      <span>{data.spanCount ?? 0} spans</span>
-      {errors > 0 && <span class="badge sev-error">{errors} {errors === 1 ? 'error' : 'errors'}</span>}
-      <span>{data.logCount ?? 0} logs</span>
-      <span>{data.eventCount ?? 0} events</span>
+      <span>{count(data.spanCount ?? 0, 'span')}</span>
+      {errors > 0 && <span class="badge sev-error">{count(errors, 'error')}</span>}
+      <span>{count(data.logCount ?? 0, 'log')}</span>
+      <span>{count(data.eventCount ?? 0, 'event')}</span>
       <span class="legend">
         {layout.services.map((s, i) => (
           <span class="legend-item">
