@@ -40,20 +40,24 @@ function noteText(r: WaterfallRow): string {
   return '';
 }
 
+/** A key handler running `fn` on Enter or Space (rows act as buttons). */
+function onEnter(fn: () => void): (e: KeyboardEvent) => void {
+  return (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      fn();
+    }
+  };
+}
+
 /** One span: indented name with its service colour, and its bar on the trace's time axis. */
 function SpanRow(props: { row: Extract<WaterfallRow, { kind: 'span' }>; color: string; selected: boolean; onSelect: () => void }): JSX.Element {
   const { row } = props;
   const s = row.span;
   const error = s.statusCode === 'Error';
   const labelAfter = row.left + row.width < 82;
-  const onKey = (e: KeyboardEvent) => {
-    if (e.key === 'Enter' || e.key === ' ') {
-      e.preventDefault();
-      props.onSelect();
-    }
-  };
   return (
-    <div class={`wf-row wf-span${props.selected ? ' selected' : ''}${error ? ' wf-error' : ''}`} data-span-id={s.spanId} data-depth={row.depth} role="button" tabIndex={0} onClick={props.onSelect} onKeyDown={onKey}>
+    <div class={`wf-row wf-span${props.selected ? ' selected' : ''}${error ? ' wf-error' : ''}`} data-span-id={s.spanId} data-depth={row.depth} role="button" tabIndex={0} onClick={props.onSelect} onKeyDown={onEnter(props.onSelect)}>
       <div class="wf-label" style={{ paddingLeft: `${8 + row.depth * INDENT}px` }} title={`${s.serviceName ?? ''} · ${s.name ?? ''}`}>
         <span class="svc-chip" style={{ background: props.color }} />
         <span class="wf-service">{s.serviceName}</span>
@@ -80,7 +84,7 @@ function NoteRow(props: { row: Exclude<WaterfallRow, { kind: 'span' }>; open: bo
   const attrs = isLog ? row.log.attributes : undefined;
   return (
     <>
-      <div class={`wf-row wf-note wf-${row.kind}`} data-depth={row.depth} role="button" tabIndex={0} onClick={props.onToggle}>
+      <div class={`wf-row wf-note wf-${row.kind}`} data-depth={row.depth} role="button" tabIndex={0} onClick={props.onToggle} onKeyDown={onEnter(props.onToggle)}>
         <div class="wf-label" style={{ paddingLeft: `${8 + row.depth * INDENT}px` }} title={text}>
           <SeverityBadge severity={severity ?? (isLog ? 0 : 'SEVERITY_UNSPECIFIED')} text={isLog ? row.log.severityText : undefined} />
           <span class="muted small">{isLog ? 'log' : 'event'}</span>
