@@ -96,10 +96,19 @@ export interface SpanRow {
   StatusCode: string;
   StatusMessage: string;
   SpanAttributes: Record<string, string>;
+  /** The span's events in the order recorded: nanoseconds since the epoch, name, attributes. */
+  EventTimes: string[];
+  EventNames: string[];
+  EventAttributes: Array<Record<string, string>>;
 }
 
+/** The most events GetTrace shows of one span (the OpenTelemetry SDKs keep 128 by default). */
+export const MAX_SPAN_EVENTS = 128;
+
 /** The select list of SpanRow. */
-export const SPAN_COLUMNS = 'toString(toUnixTimestamp64Nano(Timestamp)) AS ts, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, SpanKind, toString(Duration) AS Duration, StatusCode, StatusMessage, SpanAttributes';
+export const SPAN_COLUMNS =
+  'toString(toUnixTimestamp64Nano(Timestamp)) AS ts, TraceId, SpanId, ParentSpanId, SpanName, ServiceName, SpanKind, toString(Duration) AS Duration, StatusCode, StatusMessage, SpanAttributes, ' +
+  `arrayMap(t -> toString(toUnixTimestamp64Nano(t)), arraySlice(\`Events.Timestamp\`, 1, ${MAX_SPAN_EVENTS})) AS EventTimes, arraySlice(\`Events.Name\`, 1, ${MAX_SPAN_EVENTS}) AS EventNames, arraySlice(\`Events.Attributes\`, 1, ${MAX_SPAN_EVENTS}) AS EventAttributes`;
 
 /** A spans row as the API shows it, with its place in the trace tree (see treeOrder). */
 export function spanOf(r: SpanRow, depth: number, orphan: boolean): MessageInitShape<typeof SpanSchema> {
@@ -117,5 +126,6 @@ export function spanOf(r: SpanRow, depth: number, orphan: boolean): MessageInitS
     attributes: r.SpanAttributes,
     depth,
     orphan,
+    events: r.EventTimes.map((t, i) => ({ time: timestamp(t), name: r.EventNames[i] ?? '', attributes: r.EventAttributes[i] ?? {} })),
   };
 }

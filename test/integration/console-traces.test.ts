@@ -55,6 +55,7 @@ async function sendTelemetry(otlpHttpUrl: string): Promise<{ traceId: string; sp
   const root = shop.startSpan('GET /checkout', { kind: SpanKind.SERVER, startTime: t0, attributes: { 'order.id': ORDER, 'http.method': 'GET' } });
   const rootCtx = trace.setSpan(context.active(), root);
   const charge = payments.startSpan('charge card', { kind: SpanKind.SERVER, startTime: t0 - 30, attributes: { 'payment.provider': 'acme', 'amount.cents': 4200 } }, rootCtx);
+  charge.addEvent('fraud check passed', { 'fraud.score': '0.02' }, t0 + 5);
   const chargeCtx = trace.setSpan(rootCtx, charge);
   const authorize = payments.startSpan('authorize payment', { kind: SpanKind.CLIENT, startTime: t0 + 10 }, chargeCtx);
   authorize.setStatus({ code: SpanStatusCode.ERROR, message: 'card declined by issuer' });
@@ -220,6 +221,11 @@ describe.runIf(haveChromium())('console traces in Chromium', () => {
       expect(await details.locator('[data-testid="span-attributes"] tr[data-key="amount.cents"] td').textContent()).toBe('4200');
       expect(await details.textContent()).toContain(spanIds['GET /checkout']);
       expect(await details.locator('[data-testid="span-notes"]').textContent()).toContain('payment.declined: issuer declined the order');
+      // Its span event, 35 ms after the span's start, with its attributes.
+      const spanEvents = details.locator('[data-testid="span-events"] li');
+      expect(await spanEvents.count()).toBe(1);
+      expect(await spanEvents.first().textContent()).toMatch(/^\+35(\.0)? ?ms fraud check passed/);
+      expect(await spanEvents.first().locator('tr[data-key="fraud.score"] td').textContent()).toBe('0.02');
       await screenshot(page, 'trace');
       await page.locator(`.wf-span[data-span-id="${spanIds['authorize payment']}"]`).click();
       await expect.poll(() => details.textContent()).toContain('card declined by issuer');

@@ -62,9 +62,10 @@ function sender(t: TestAgent, token: string) {
 }
 
 /** Starts and ends a span at fixed times (ms since the epoch); a root unless `parent` is given. */
-function span(tracer: Tracer, name: string, kind: SpanKind, startMs: number, durationMs: number, options: { parent?: Span; error?: boolean; attributes?: Record<string, string> } = {}): Span {
+function span(tracer: Tracer, name: string, kind: SpanKind, startMs: number, durationMs: number, options: { parent?: Span; error?: boolean; attributes?: Record<string, string>; events?: Array<{ name: string; atMs: number; attributes: Record<string, string> }> } = {}): Span {
   const ctx = options.parent ? trace.setSpan(ROOT_CONTEXT, options.parent) : ROOT_CONTEXT;
   const s = tracer.startSpan(name, { kind, startTime: new Date(startMs), attributes: options.attributes, root: !options.parent }, ctx);
+  for (const e of options.events ?? []) s.addEvent(e.name, e.attributes, new Date(e.atMs));
   s.setStatus({ code: options.error ? SpanStatusCode.ERROR : SpanStatusCode.OK });
   s.end(new Date(startMs + durationMs));
   return s;
@@ -95,7 +96,14 @@ describe('queries for the views', () => {
     const at = T0 + 8 * MINUTE;
     const root = span(checkout, 'POST /pay', SpanKind.SERVER, at, 400);
     const charge = span(checkout, 'charge', SpanKind.CLIENT, at + 10, 350, { parent: root, attributes: { 'payment.method': 'card' } });
-    const remote = span(payments, 'POST /charge', SpanKind.SERVER, at + 5, 300, { parent: charge, error: true });
+    const remote = span(payments, 'POST /charge', SpanKind.SERVER, at + 5, 300, {
+      parent: charge,
+      error: true,
+      events: [
+        { name: 'retry', atMs: at + 100, attributes: { attempt: '1' } },
+        { name: 'exception', atMs: at + 250, attributes: { 'exception.type': 'CardDeclined', 'exception.message': 'card declined' } },
+      ],
+    });
     ids.t1 = root.spanContext().traceId;
     // T2 in minute 9: its parent is not stored.
     const missingParent = trace.wrapSpanContext({ traceId: 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', spanId: ids.t2Parent, traceFlags: TraceFlags.SAMPLED, isRemote: true });
@@ -353,6 +361,13 @@ describe('queries for the views', () => {
         'POST /charge@2',
         'log:card declined, retrying',
         'log:charge started',
+      ]);
+      // Span events come with their span, in the order recorded, with their times and attributes.
+      const failed = res.items.find((i) => i.item.case === 'span' && i.item.value.name === 'POST /charge');
+      const events = failed?.item.case === 'span' ? failed.item.value.events : [];
+      expect(events.map((e) => [e.name, Number(e.time?.seconds) * 1000 + Math.round((e.time?.nanos ?? 0) / 1e6), e.attributes])).toEqual([
+        ['retry', T0 + 8 * MINUTE + 100, { attempt: '1' }],
+        ['exception', T0 + 8 * MINUTE + 250, { 'exception.type': 'CardDeclined', 'exception.message': 'card declined' }],
       ]);
       const orphan = await client(TOKENS.queryA).unary(QueryService.method.getTrace, { id: { case: 'traceId', value: ids.t2 } });
       expect(orphan.items.map((i) => (i.item.case === 'span' ? [i.item.value.name, i.item.value.depth, i.item.value.orphan] : []))).toEqual([

@@ -20,6 +20,15 @@ export interface Span {
   attributes?: Record<string, string>;
   depth?: number;
   orphan?: boolean;
+  /** The span's own events (exceptions, annotations), in the order recorded. */
+  events?: SpanEvent[];
+}
+
+/** An event recorded on a span. */
+export interface SpanEvent {
+  time?: string;
+  name?: string;
+  attributes?: Record<string, string>;
 }
 
 /** A Heimdall event on a trace's timeline (the span it names, if any). */

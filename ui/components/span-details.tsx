@@ -1,7 +1,7 @@
 import type { JSX } from 'preact';
 import type { Span } from '../api/trace-types.js';
 import { formatTime } from '../time.js';
-import { formatMs, type WaterfallRow } from '../trace-layout.js';
+import { formatMs, timeUs, type WaterfallRow } from '../trace-layout.js';
 import { Attributes } from './attributes.js';
 import { SeverityBadge } from './severity.js';
 
@@ -44,7 +44,27 @@ function SpanNotes(props: { notes: WaterfallRow[] }): JSX.Element | null {
   );
 }
 
-/** The details of a selected span: service, name, kind, status, timing, ids, attributes, and its logs and events. */
+/** A span's own events (exceptions, annotations): offset from the span's start, name, attributes. */
+function SpanEvents(props: { span: Span }): JSX.Element | null {
+  const events = props.span.events ?? [];
+  if (events.length === 0) return null;
+  const start = timeUs(props.span.startTime);
+  return (
+    <>
+      <h3>Span events</h3>
+      <ul class="span-notes" data-testid="span-events">
+        {events.map((e) => (
+          <li>
+            <span class="muted small">+{formatMs((timeUs(e.time) - start) / 1000)}</span> <b>{e.name}</b>
+            {Object.keys(e.attributes ?? {}).length > 0 ? <Attributes attrs={e.attributes} /> : null}
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+/** The details of a selected span: service, name, kind, status, timing, ids, attributes, its span events, and its logs and Heimdall events. */
 export function SpanDetails(props: { span: Span; notes: WaterfallRow[]; offsetUs: number; onClose: () => void }): JSX.Element {
   const s = props.span;
   const fields: Array<[string, JSX.Element | string]> = [
@@ -74,6 +94,7 @@ export function SpanDetails(props: { span: Span; notes: WaterfallRow[]; offsetUs
       </dl>
       <h3>Attributes</h3>
       <Attributes attrs={s.attributes} testId="span-attributes" />
+      <SpanEvents span={s} />
       <SpanNotes notes={props.notes} />
     </aside>
   );

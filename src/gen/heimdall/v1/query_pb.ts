@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file heimdall/v1/query.proto.
  */
 export const file_heimdall_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChdoZWltZGFsbC92MS9xdWVyeS5wcm90bxILaGVpbWRhbGwudjEi9QIKEUxpc3RFdmVudHNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtldmVudF90eXBlcxgDIAMoCRIPCgdzb3VyY2VzGAQgAygJEisKDG1pbl9zZXZlcml0eRgFIAEoDjIVLmhlaW1kYWxsLnYxLlNldmVyaXR5EhIKCmNhdGVnb3JpZXMYBiADKAkSFgoOY29ycmVsYXRpb25faWQYByABKAkSEQoJdGVuYW50X2lkGAggASgJEhAKCGFjdG9yX2lkGAkgASgJEg4KBnN0YXR1cxgKIAEoCRIYChBtZXNzYWdlX2NvbnRhaW5zGAsgASgJEhEKCXBhZ2Vfc2l6ZRgMIAEoDRISCgpwYWdlX3Rva2VuGA0gASgJEg0KBXNpbmNlGA4gASgJIlEKEkxpc3RFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5oZWltZGFsbC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkitAMKCUxvZ1JlY29yZBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNlcnZpY2VfbmFtZRgCIAEoCRIVCg1zZXZlcml0eV90ZXh0GAMgASgJEhcKD3NldmVyaXR5X251bWJlchgEIAEoBRIMCgRib2R5GAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEg8KB3NwYW5faWQYByABKAkSOgoKYXR0cmlidXRlcxgIIAMoCzImLmhlaW1kYWxsLnYxLkxvZ1JlY29yZC5BdHRyaWJ1dGVzRW50cnkSSwoTcmVzb3VyY2VfYXR0cmlidXRlcxgJIAMoCzIuLmhlaW1kYWxsLnYxLkxvZ1JlY29yZC5SZXNvdXJjZUF0dHJpYnV0ZXNFbnRyeRIKCgJpZBgKIAEoCRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo5ChdSZXNvdXJjZUF0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIv0BCg9MaXN0TG9nc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcnZpY2VzGAMgAygJEhsKE21pbl9zZXZlcml0eV9udW1iZXIYBCABKAUSEAoIdHJhY2VfaWQYBSABKAkSFQoNYm9keV9jb250YWlucxgGIAEoCRIRCglwYWdlX3NpemUYByABKA0SEgoKcGFnZV90b2tlbhgIIAEoCRINCgVzaW5jZRgJIAEoCSJUChBMaXN0TG9nc1Jlc3BvbnNlEicKB3JlY29yZHMYASADKAsyFi5oZWltZGFsbC52MS5Mb2dSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKD0dldFRyYWNlUmVxdWVzdBISCgh0cmFjZV9pZBgBIAEoCUgAEhgKDmNvcnJlbGF0aW9uX2lkGAIgASgJSABCBAoCaWQi7gIKBFNwYW4SEAoIdHJhY2VfaWQYASABKAkSDwoHc3Bhbl9pZBgCIAEoCRIWCg5wYXJlbnRfc3Bhbl9pZBgDIAEoCRIMCgRuYW1lGAQgASgJEhQKDHNlcnZpY2VfbmFtZRgFIAEoCRIMCgRraW5kGAYgASgJEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAggASgBEhMKC3N0YXR1c19jb2RlGAkgASgJEhYKDnN0YXR1c19tZXNzYWdlGAogASgJEjUKCmF0dHJpYnV0ZXMYCyADKAsyIS5oZWltZGFsbC52MS5TcGFuLkF0dHJpYnV0ZXNFbnRyeRINCgVkZXB0aBgMIAEoDRIOCgZvcnBoYW4YDSABKAgaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEirwEKDFRpbWVsaW5lSXRlbRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIhCgRzcGFuGAIgASgLMhEuaGVpbWRhbGwudjEuU3BhbkgAEiUKA2xvZxgDIAEoCzIWLmhlaW1kYWxsLnYxLkxvZ1JlY29yZEgAEiMKBWV2ZW50GAQgASgLMhIuaGVpbWRhbGwudjEuRXZlbnRIAEIGCgRpdGVtIosBChBHZXRUcmFjZVJlc3BvbnNlEhEKCXRyYWNlX2lkcxgBIAMoCRIoCgVpdGVtcxgCIAMoCzIZLmhlaW1kYWxsLnYxLlRpbWVsaW5lSXRlbRISCgpzcGFuX2NvdW50GAMgASgNEhEKCWxvZ19jb3VudBgEIAEoDRITCgtldmVudF9jb3VudBgFIAEoDSKNAQoRR2V0U3VtbWFyeVJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3RvcBgDIAEoDRINCgVzaW5jZRgEIAEoCSIjCgVDb3VudBILCgNrZXkYASABKAkSDQoFY291bnQYAiABKAQiVgoMU2VydmljZUNvdW50EhQKDHNlcnZpY2VfbmFtZRgBIAEoCRINCgVzcGFucxgCIAEoBBITCgtlcnJvcl9zcGFucxgDIAEoBBIMCgRsb2dzGAQgASgEIpYDChJHZXRTdW1tYXJ5UmVzcG9uc2USLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmV2ZW50cxgDIAEoBBISCgplcnJvcl9yYXRlGAQgASgBEicKC2J5X3NldmVyaXR5GAUgAygLMhIuaGVpbWRhbGwudjEuQ291bnQSJQoJYnlfc291cmNlGAYgAygLMhIuaGVpbWRhbGwudjEuQ291bnQSKQoNYnlfZXZlbnRfdHlwZRgHIAMoCzISLmhlaW1kYWxsLnYxLkNvdW50EicKC2J5X2NhdGVnb3J5GAggAygLMhIuaGVpbWRhbGwudjEuQ291bnQSLQoRdG9wX2Vycm9yX3NvdXJjZXMYCSADKAsyEi5oZWltZGFsbC52MS5Db3VudBIrCghzZXJ2aWNlcxgKIAMoCzIZLmhlaW1kYWxsLnYxLlNlcnZpY2VDb3VudCKwAQoTTGlzdFNlcnZpY2VzUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbWF4X3NlcnZpY2VzGAMgASgNEhYKDm1heF9vcGVyYXRpb25zGAQgASgNEg0KBXNpbmNlGAUgASgJIkcKCU9wZXJhdGlvbhIRCglzcGFuX25hbWUYASABKAkSEgoKc3Bhbl9jb3VudBgCIAEoBBITCgtlcnJvcl9jb3VudBgDIAEoBCKcAQoRU2VydmljZU9wZXJhdGlvbnMSFAoMc2VydmljZV9uYW1lGAEgASgJEhIKCnNwYW5fY291bnQYAiABKAQSEwoLZXJyb3JfY291bnQYAyABKAQSKgoKb3BlcmF0aW9ucxgEIAMoCzIWLmhlaW1kYWxsLnYxLk9wZXJhdGlvbhIcChRvcGVyYXRpb25zX3RydW5jYXRlZBgFIAEoCCK5AQoUTGlzdFNlcnZpY2VzUmVzcG9uc2USLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKCHNlcnZpY2VzGAMgAygLMh4uaGVpbWRhbGwudjEuU2VydmljZU9wZXJhdGlvbnMSEQoJdHJ1bmNhdGVkGAQgASgIIi0KD0F0dHJpYnV0ZUZpbHRlchILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAki3wIKE1NlYXJjaFRyYWNlc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNlcnZpY2VfbmFtZRgDIAEoCRIRCglzcGFuX25hbWUYBCABKAkSMAoKYXR0cmlidXRlcxgFIAMoCzIcLmhlaW1kYWxsLnYxLkF0dHJpYnV0ZUZpbHRlchIXCg9taW5fZHVyYXRpb25fbXMYBiABKAESFwoPbWF4X2R1cmF0aW9uX21zGAcgASgBEicKBnN0YXR1cxgIIAEoDjIXLmhlaW1kYWxsLnYxLlNwYW5TdGF0dXMSEQoJcGFnZV9zaXplGAkgASgNEhIKCnBhZ2VfdG9rZW4YCiABKAkSDQoFc2luY2UYCyABKAki6QEKDFRyYWNlU3VtbWFyeRIQCgh0cmFjZV9pZBgBIAEoCRIZChFyb290X3NlcnZpY2VfbmFtZRgCIAEoCRIWCg5yb290X3NwYW5fbmFtZRgDIAEoCRIUCgxyb290X21pc3NpbmcYBCABKAgSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fbXMYBiABKAESEgoKc3Bhbl9jb3VudBgHIAEoDRITCgtlcnJvcl9jb3VudBgIIAEoDRIQCghzZXJ2aWNlcxgJIAMoCSJaChRTZWFyY2hUcmFjZXNSZXNwb25zZRIpCgZ0cmFjZXMYASADKAsyGS5oZWltZGFsbC52MS5UcmFjZVN1bW1hcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuoBChNHZXRSZWRTZXJpZXNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzZXJ2aWNlX25hbWUYAyABKAkSEQoJc3Bhbl9uYW1lGAQgASgJEhQKDGJ5X3NwYW5fbmFtZRgFIAEoCBISCgptYXhfc2VyaWVzGAYgASgNEhMKC21heF9idWNrZXRzGAcgASgNEg0KBXNpbmNlGAggASgJIqgBCglSZWRTZXJpZXMSFAoMc2VydmljZV9uYW1lGAEgASgJEhEKCXNwYW5fbmFtZRgCIAEoCRIQCghyZXF1ZXN0cxgDIAMoBBIMCgRyYXRlGAQgAygBEg4KBmVycm9ycxgFIAMoBBISCgplcnJvcl9yYXRlGAYgAygBEg4KBnA1MF9tcxgHIAMoARIOCgZwOTVfbXMYCCADKAESDgoGcDk5X21zGAkgAygBIvcBChRHZXRSZWRTZXJpZXNSZXNwb25zZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMc3RlcF9zZWNvbmRzGAMgASgNEjAKDGJ1Y2tldF90aW1lcxgEIAMoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoGc2VyaWVzGAUgAygLMhYuaGVpbWRhbGwudjEuUmVkU2VyaWVzEhEKCXRydW5jYXRlZBgGIAEoCCKZAQoVR2V0RXZlbnRTZXJpZXNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgttYXhfYnVja2V0cxgDIAEoDRINCgVzaW5jZRgEIAEoCSJJCg5TZXZlcml0eUNvdW50cxInCghzZXZlcml0eRgBIAEoDjIVLmhlaW1kYWxsLnYxLlNldmVyaXR5Eg4KBmNvdW50cxgCIAMoBCLrAQoWR2V0RXZlbnRTZXJpZXNSZXNwb25zZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMc3RlcF9zZWNvbmRzGAMgASgNEjAKDGJ1Y2tldF90aW1lcxgEIAMoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoGc2VyaWVzGAUgAygLMhsuaGVpbWRhbGwudjEuU2V2ZXJpdHlDb3VudHMqawoKU3BhblN0YXR1cxIbChdTUEFOX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVNQQU5fU1RBVFVTX1VOU0VUEAESEgoOU1BBTl9TVEFUVVNfT0sQAhIVChFTUEFOX1NUQVRVU19FUlJPUhADMpgFCgxRdWVyeVNlcnZpY2USTQoKTGlzdEV2ZW50cxIeLmhlaW1kYWxsLnYxLkxpc3RFdmVudHNSZXF1ZXN0Gh8uaGVpbWRhbGwudjEuTGlzdEV2ZW50c1Jlc3BvbnNlEkcKCExpc3RMb2dzEhwuaGVpbWRhbGwudjEuTGlzdExvZ3NSZXF1ZXN0Gh0uaGVpbWRhbGwudjEuTGlzdExvZ3NSZXNwb25zZRJHCghHZXRUcmFjZRIcLmhlaW1kYWxsLnYxLkdldFRyYWNlUmVxdWVzdBodLmhlaW1kYWxsLnYxLkdldFRyYWNlUmVzcG9uc2USTQoKR2V0U3VtbWFyeRIeLmhlaW1kYWxsLnYxLkdldFN1bW1hcnlSZXF1ZXN0Gh8uaGVpbWRhbGwudjEuR2V0U3VtbWFyeVJlc3BvbnNlElMKDExpc3RTZXJ2aWNlcxIgLmhlaW1kYWxsLnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaIS5oZWltZGFsbC52MS5MaXN0U2VydmljZXNSZXNwb25zZRJTCgxTZWFyY2hUcmFjZXMSIC5oZWltZGFsbC52MS5TZWFyY2hUcmFjZXNSZXF1ZXN0GiEuaGVpbWRhbGwudjEuU2VhcmNoVHJhY2VzUmVzcG9uc2USUwoMR2V0UmVkU2VyaWVzEiAuaGVpbWRhbGwudjEuR2V0UmVkU2VyaWVzUmVxdWVzdBohLmhlaW1kYWxsLnYxLkdldFJlZFNlcmllc1Jlc3BvbnNlElkKDkdldEV2ZW50U2VyaWVzEiIuaGVpbWRhbGwudjEuR2V0RXZlbnRTZXJpZXNSZXF1ZXN0GiMuaGVpbWRhbGwudjEuR2V0RXZlbnRTZXJpZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_heimdall_v1_events]);
+  fileDesc("ChdoZWltZGFsbC92MS9xdWVyeS5wcm90bxILaGVpbWRhbGwudjEi9QIKEUxpc3RFdmVudHNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtldmVudF90eXBlcxgDIAMoCRIPCgdzb3VyY2VzGAQgAygJEisKDG1pbl9zZXZlcml0eRgFIAEoDjIVLmhlaW1kYWxsLnYxLlNldmVyaXR5EhIKCmNhdGVnb3JpZXMYBiADKAkSFgoOY29ycmVsYXRpb25faWQYByABKAkSEQoJdGVuYW50X2lkGAggASgJEhAKCGFjdG9yX2lkGAkgASgJEg4KBnN0YXR1cxgKIAEoCRIYChBtZXNzYWdlX2NvbnRhaW5zGAsgASgJEhEKCXBhZ2Vfc2l6ZRgMIAEoDRISCgpwYWdlX3Rva2VuGA0gASgJEg0KBXNpbmNlGA4gASgJIlEKEkxpc3RFdmVudHNSZXNwb25zZRIiCgZldmVudHMYASADKAsyEi5oZWltZGFsbC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkitAMKCUxvZ1JlY29yZBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNlcnZpY2VfbmFtZRgCIAEoCRIVCg1zZXZlcml0eV90ZXh0GAMgASgJEhcKD3NldmVyaXR5X251bWJlchgEIAEoBRIMCgRib2R5GAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEg8KB3NwYW5faWQYByABKAkSOgoKYXR0cmlidXRlcxgIIAMoCzImLmhlaW1kYWxsLnYxLkxvZ1JlY29yZC5BdHRyaWJ1dGVzRW50cnkSSwoTcmVzb3VyY2VfYXR0cmlidXRlcxgJIAMoCzIuLmhlaW1kYWxsLnYxLkxvZ1JlY29yZC5SZXNvdXJjZUF0dHJpYnV0ZXNFbnRyeRIKCgJpZBgKIAEoCRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo5ChdSZXNvdXJjZUF0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIv0BCg9MaXN0TG9nc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcnZpY2VzGAMgAygJEhsKE21pbl9zZXZlcml0eV9udW1iZXIYBCABKAUSEAoIdHJhY2VfaWQYBSABKAkSFQoNYm9keV9jb250YWlucxgGIAEoCRIRCglwYWdlX3NpemUYByABKA0SEgoKcGFnZV90b2tlbhgIIAEoCRINCgVzaW5jZRgJIAEoCSJUChBMaXN0TG9nc1Jlc3BvbnNlEicKB3JlY29yZHMYASADKAsyFi5oZWltZGFsbC52MS5Mb2dSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKD0dldFRyYWNlUmVxdWVzdBISCgh0cmFjZV9pZBgBIAEoCUgAEhgKDmNvcnJlbGF0aW9uX2lkGAIgASgJSABCBAoCaWQilgMKBFNwYW4SEAoIdHJhY2VfaWQYASABKAkSDwoHc3Bhbl9pZBgCIAEoCRIWCg5wYXJlbnRfc3Bhbl9pZBgDIAEoCRIMCgRuYW1lGAQgASgJEhQKDHNlcnZpY2VfbmFtZRgFIAEoCRIMCgRraW5kGAYgASgJEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAggASgBEhMKC3N0YXR1c19jb2RlGAkgASgJEhYKDnN0YXR1c19tZXNzYWdlGAogASgJEjUKCmF0dHJpYnV0ZXMYCyADKAsyIS5oZWltZGFsbC52MS5TcGFuLkF0dHJpYnV0ZXNFbnRyeRINCgVkZXB0aBgMIAEoDRIOCgZvcnBoYW4YDSABKAgSJgoGZXZlbnRzGA4gAygLMhYuaGVpbWRhbGwudjEuU3BhbkV2ZW50GjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrIBCglTcGFuRXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbmFtZRgCIAEoCRI6CgphdHRyaWJ1dGVzGAMgAygLMiYuaGVpbWRhbGwudjEuU3BhbkV2ZW50LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKvAQoMVGltZWxpbmVJdGVtEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiEKBHNwYW4YAiABKAsyES5oZWltZGFsbC52MS5TcGFuSAASJQoDbG9nGAMgASgLMhYuaGVpbWRhbGwudjEuTG9nUmVjb3JkSAASIwoFZXZlbnQYBCABKAsyEi5oZWltZGFsbC52MS5FdmVudEgAQgYKBGl0ZW0iiwEKEEdldFRyYWNlUmVzcG9uc2USEQoJdHJhY2VfaWRzGAEgAygJEigKBWl0ZW1zGAIgAygLMhkuaGVpbWRhbGwudjEuVGltZWxpbmVJdGVtEhIKCnNwYW5fY291bnQYAyABKA0SEQoJbG9nX2NvdW50GAQgASgNEhMKC2V2ZW50X2NvdW50GAUgASgNIo0BChFHZXRTdW1tYXJ5UmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDdG9wGAMgASgNEg0KBXNpbmNlGAQgASgJIiMKBUNvdW50EgsKA2tleRgBIAEoCRINCgVjb3VudBgCIAEoBCJWCgxTZXJ2aWNlQ291bnQSFAoMc2VydmljZV9uYW1lGAEgASgJEg0KBXNwYW5zGAIgASgEEhMKC2Vycm9yX3NwYW5zGAMgASgEEgwKBGxvZ3MYBCABKAQilgMKEkdldFN1bW1hcnlSZXNwb25zZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGZXZlbnRzGAMgASgEEhIKCmVycm9yX3JhdGUYBCABKAESJwoLYnlfc2V2ZXJpdHkYBSADKAsyEi5oZWltZGFsbC52MS5Db3VudBIlCglieV9zb3VyY2UYBiADKAsyEi5oZWltZGFsbC52MS5Db3VudBIpCg1ieV9ldmVudF90eXBlGAcgAygLMhIuaGVpbWRhbGwudjEuQ291bnQSJwoLYnlfY2F0ZWdvcnkYCCADKAsyEi5oZWltZGFsbC52MS5Db3VudBItChF0b3BfZXJyb3Jfc291cmNlcxgJIAMoCzISLmhlaW1kYWxsLnYxLkNvdW50EisKCHNlcnZpY2VzGAogAygLMhkuaGVpbWRhbGwudjEuU2VydmljZUNvdW50IrABChNMaXN0U2VydmljZXNSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxtYXhfc2VydmljZXMYAyABKA0SFgoObWF4X29wZXJhdGlvbnMYBCABKA0SDQoFc2luY2UYBSABKAkiRwoJT3BlcmF0aW9uEhEKCXNwYW5fbmFtZRgBIAEoCRISCgpzcGFuX2NvdW50GAIgASgEEhMKC2Vycm9yX2NvdW50GAMgASgEIpwBChFTZXJ2aWNlT3BlcmF0aW9ucxIUCgxzZXJ2aWNlX25hbWUYASABKAkSEgoKc3Bhbl9jb3VudBgCIAEoBBITCgtlcnJvcl9jb3VudBgDIAEoBBIqCgpvcGVyYXRpb25zGAQgAygLMhYuaGVpbWRhbGwudjEuT3BlcmF0aW9uEhwKFG9wZXJhdGlvbnNfdHJ1bmNhdGVkGAUgASgIIrkBChRMaXN0U2VydmljZXNSZXNwb25zZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoIc2VydmljZXMYAyADKAsyHi5oZWltZGFsbC52MS5TZXJ2aWNlT3BlcmF0aW9ucxIRCgl0cnVuY2F0ZWQYBCABKAgiLQoPQXR0cmlidXRlRmlsdGVyEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCSLfAgoTU2VhcmNoVHJhY2VzUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMc2VydmljZV9uYW1lGAMgASgJEhEKCXNwYW5fbmFtZRgEIAEoCRIwCgphdHRyaWJ1dGVzGAUgAygLMhwuaGVpbWRhbGwudjEuQXR0cmlidXRlRmlsdGVyEhcKD21pbl9kdXJhdGlvbl9tcxgGIAEoARIXCg9tYXhfZHVyYXRpb25fbXMYByABKAESJwoGc3RhdHVzGAggASgOMhcuaGVpbWRhbGwudjEuU3BhblN0YXR1cxIRCglwYWdlX3NpemUYCSABKA0SEgoKcGFnZV90b2tlbhgKIAEoCRINCgVzaW5jZRgLIAEoCSLpAQoMVHJhY2VTdW1tYXJ5EhAKCHRyYWNlX2lkGAEgASgJEhkKEXJvb3Rfc2VydmljZV9uYW1lGAIgASgJEhYKDnJvb3Rfc3Bhbl9uYW1lGAMgASgJEhQKDHJvb3RfbWlzc2luZxgEIAEoCBIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkdXJhdGlvbl9tcxgGIAEoARISCgpzcGFuX2NvdW50GAcgASgNEhMKC2Vycm9yX2NvdW50GAggASgNEhAKCHNlcnZpY2VzGAkgAygJIloKFFNlYXJjaFRyYWNlc1Jlc3BvbnNlEikKBnRyYWNlcxgBIAMoCzIZLmhlaW1kYWxsLnYxLlRyYWNlU3VtbWFyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki6gEKE0dldFJlZFNlcmllc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHNlcnZpY2VfbmFtZRgDIAEoCRIRCglzcGFuX25hbWUYBCABKAkSFAoMYnlfc3Bhbl9uYW1lGAUgASgIEhIKCm1heF9zZXJpZXMYBiABKA0SEwoLbWF4X2J1Y2tldHMYByABKA0SDQoFc2luY2UYCCABKAkiqAEKCVJlZFNlcmllcxIUCgxzZXJ2aWNlX25hbWUYASABKAkSEQoJc3Bhbl9uYW1lGAIgASgJEhAKCHJlcXVlc3RzGAMgAygEEgwKBHJhdGUYBCADKAESDgoGZXJyb3JzGAUgAygEEhIKCmVycm9yX3JhdGUYBiADKAESDgoGcDUwX21zGAcgAygBEg4KBnA5NV9tcxgIIAMoARIOCgZwOTlfbXMYCSADKAEi9wEKFEdldFJlZFNlcmllc1Jlc3BvbnNlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdGVwX3NlY29uZHMYAyABKA0SMAoMYnVja2V0X3RpbWVzGAQgAygLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgZzZXJpZXMYBSADKAsyFi5oZWltZGFsbC52MS5SZWRTZXJpZXMSEQoJdHJ1bmNhdGVkGAYgASgIIpkBChVHZXRFdmVudFNlcmllc1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC21heF9idWNrZXRzGAMgASgNEg0KBXNpbmNlGAQgASgJIkkKDlNldmVyaXR5Q291bnRzEicKCHNldmVyaXR5GAEgASgOMhUuaGVpbWRhbGwudjEuU2V2ZXJpdHkSDgoGY291bnRzGAIgAygEIusBChZHZXRFdmVudFNlcmllc1Jlc3BvbnNlEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdGVwX3NlY29uZHMYAyABKA0SMAoMYnVja2V0X3RpbWVzGAQgAygLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgZzZXJpZXMYBSADKAsyGy5oZWltZGFsbC52MS5TZXZlcml0eUNvdW50cyprCgpTcGFuU3RhdHVzEhsKF1NQQU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRU1BBTl9TVEFUVVNfVU5TRVQQARISCg5TUEFOX1NUQVRVU19PSxACEhUKEVNQQU5fU1RBVFVTX0VSUk9SEAMymAUKDFF1ZXJ5U2VydmljZRJNCgpMaXN0RXZlbnRzEh4uaGVpbWRhbGwudjEuTGlzdEV2ZW50c1JlcXVlc3QaHy5oZWltZGFsbC52MS5MaXN0RXZlbnRzUmVzcG9uc2USRwoITGlzdExvZ3MSHC5oZWltZGFsbC52MS5MaXN0TG9nc1JlcXVlc3QaHS5oZWltZGFsbC52MS5MaXN0TG9nc1Jlc3BvbnNlEkcKCEdldFRyYWNlEhwuaGVpbWRhbGwudjEuR2V0VHJhY2VSZXF1ZXN0Gh0uaGVpbWRhbGwudjEuR2V0VHJhY2VSZXNwb25zZRJNCgpHZXRTdW1tYXJ5Eh4uaGVpbWRhbGwudjEuR2V0U3VtbWFyeVJlcXVlc3QaHy5oZWltZGFsbC52MS5HZXRTdW1tYXJ5UmVzcG9uc2USUwoMTGlzdFNlcnZpY2VzEiAuaGVpbWRhbGwudjEuTGlzdFNlcnZpY2VzUmVxdWVzdBohLmhlaW1kYWxsLnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlElMKDFNlYXJjaFRyYWNlcxIgLmhlaW1kYWxsLnYxLlNlYXJjaFRyYWNlc1JlcXVlc3QaIS5oZWltZGFsbC52MS5TZWFyY2hUcmFjZXNSZXNwb25zZRJTCgxHZXRSZWRTZXJpZXMSIC5oZWltZGFsbC52MS5HZXRSZWRTZXJpZXNSZXF1ZXN0GiEuaGVpbWRhbGwudjEuR2V0UmVkU2VyaWVzUmVzcG9uc2USWQoOR2V0RXZlbnRTZXJpZXMSIi5oZWltZGFsbC52MS5HZXRFdmVudFNlcmllc1JlcXVlc3QaIy5oZWltZGFsbC52MS5HZXRFdmVudFNlcmllc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_heimdall_v1_events]);
 
 /**
  * @generated from message heimdall.v1.ListEventsRequest
@@ -394,6 +394,13 @@ export type Span = Message<"heimdall.v1.Span"> & {
    * @generated from field: bool orphan = 13;
    */
   orphan: boolean;
+
+  /**
+   * The span's events (OTLP span events: exceptions, annotations) in the order recorded; at most 128.
+   *
+   * @generated from field: repeated heimdall.v1.SpanEvent events = 14;
+   */
+  events: SpanEvent[];
 };
 
 /**
@@ -402,6 +409,35 @@ export type Span = Message<"heimdall.v1.Span"> & {
  */
 export const SpanSchema: GenMessage<Span> = /*@__PURE__*/
   messageDesc(file_heimdall_v1_query, 6);
+
+/**
+ * An event recorded on a span.
+ *
+ * @generated from message heimdall.v1.SpanEvent
+ */
+export type SpanEvent = Message<"heimdall.v1.SpanEvent"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: map<string, string> attributes = 3;
+   */
+  attributes: { [key: string]: string };
+};
+
+/**
+ * Describes the message heimdall.v1.SpanEvent.
+ * Use `create(SpanEventSchema)` to create a new message.
+ */
+export const SpanEventSchema: GenMessage<SpanEvent> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_query, 7);
 
 /**
  * One entry of a timeline; see GetTraceResponse.items for the order.
@@ -443,7 +479,7 @@ export type TimelineItem = Message<"heimdall.v1.TimelineItem"> & {
  * Use `create(TimelineItemSchema)` to create a new message.
  */
 export const TimelineItemSchema: GenMessage<TimelineItem> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 7);
+  messageDesc(file_heimdall_v1_query, 8);
 
 /**
  * @generated from message heimdall.v1.GetTraceResponse
@@ -490,7 +526,7 @@ export type GetTraceResponse = Message<"heimdall.v1.GetTraceResponse"> & {
  * Use `create(GetTraceResponseSchema)` to create a new message.
  */
 export const GetTraceResponseSchema: GenMessage<GetTraceResponse> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 8);
+  messageDesc(file_heimdall_v1_query, 9);
 
 /**
  * @generated from message heimdall.v1.GetSummaryRequest
@@ -530,7 +566,7 @@ export type GetSummaryRequest = Message<"heimdall.v1.GetSummaryRequest"> & {
  * Use `create(GetSummaryRequestSchema)` to create a new message.
  */
 export const GetSummaryRequestSchema: GenMessage<GetSummaryRequest> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 9);
+  messageDesc(file_heimdall_v1_query, 10);
 
 /**
  * @generated from message heimdall.v1.Count
@@ -552,7 +588,7 @@ export type Count = Message<"heimdall.v1.Count"> & {
  * Use `create(CountSchema)` to create a new message.
  */
 export const CountSchema: GenMessage<Count> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 10);
+  messageDesc(file_heimdall_v1_query, 11);
 
 /**
  * @generated from message heimdall.v1.ServiceCount
@@ -584,7 +620,7 @@ export type ServiceCount = Message<"heimdall.v1.ServiceCount"> & {
  * Use `create(ServiceCountSchema)` to create a new message.
  */
 export const ServiceCountSchema: GenMessage<ServiceCount> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 11);
+  messageDesc(file_heimdall_v1_query, 12);
 
 /**
  * @generated from message heimdall.v1.GetSummaryResponse
@@ -654,7 +690,7 @@ export type GetSummaryResponse = Message<"heimdall.v1.GetSummaryResponse"> & {
  * Use `create(GetSummaryResponseSchema)` to create a new message.
  */
 export const GetSummaryResponseSchema: GenMessage<GetSummaryResponse> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 12);
+  messageDesc(file_heimdall_v1_query, 13);
 
 /**
  * @generated from message heimdall.v1.ListServicesRequest
@@ -700,7 +736,7 @@ export type ListServicesRequest = Message<"heimdall.v1.ListServicesRequest"> & {
  * Use `create(ListServicesRequestSchema)` to create a new message.
  */
 export const ListServicesRequestSchema: GenMessage<ListServicesRequest> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 13);
+  messageDesc(file_heimdall_v1_query, 14);
 
 /**
  * One operation of a service: the spans of one span name.
@@ -731,7 +767,7 @@ export type Operation = Message<"heimdall.v1.Operation"> & {
  * Use `create(OperationSchema)` to create a new message.
  */
 export const OperationSchema: GenMessage<Operation> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 14);
+  messageDesc(file_heimdall_v1_query, 15);
 
 /**
  * @generated from message heimdall.v1.ServiceOperations
@@ -774,7 +810,7 @@ export type ServiceOperations = Message<"heimdall.v1.ServiceOperations"> & {
  * Use `create(ServiceOperationsSchema)` to create a new message.
  */
 export const ServiceOperationsSchema: GenMessage<ServiceOperations> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 15);
+  messageDesc(file_heimdall_v1_query, 16);
 
 /**
  * @generated from message heimdall.v1.ListServicesResponse
@@ -810,7 +846,7 @@ export type ListServicesResponse = Message<"heimdall.v1.ListServicesResponse"> &
  * Use `create(ListServicesResponseSchema)` to create a new message.
  */
 export const ListServicesResponseSchema: GenMessage<ListServicesResponse> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 16);
+  messageDesc(file_heimdall_v1_query, 17);
 
 /**
  * A span attribute equal to a value.
@@ -838,7 +874,7 @@ export type AttributeFilter = Message<"heimdall.v1.AttributeFilter"> & {
  * Use `create(AttributeFilterSchema)` to create a new message.
  */
 export const AttributeFilterSchema: GenMessage<AttributeFilter> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 17);
+  messageDesc(file_heimdall_v1_query, 18);
 
 /**
  * @generated from message heimdall.v1.SearchTracesRequest
@@ -920,7 +956,7 @@ export type SearchTracesRequest = Message<"heimdall.v1.SearchTracesRequest"> & {
  * Use `create(SearchTracesRequestSchema)` to create a new message.
  */
 export const SearchTracesRequestSchema: GenMessage<SearchTracesRequest> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 18);
+  messageDesc(file_heimdall_v1_query, 19);
 
 /**
  * @generated from message heimdall.v1.TraceSummary
@@ -988,7 +1024,7 @@ export type TraceSummary = Message<"heimdall.v1.TraceSummary"> & {
  * Use `create(TraceSummarySchema)` to create a new message.
  */
 export const TraceSummarySchema: GenMessage<TraceSummary> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 19);
+  messageDesc(file_heimdall_v1_query, 20);
 
 /**
  * @generated from message heimdall.v1.SearchTracesResponse
@@ -1014,7 +1050,7 @@ export type SearchTracesResponse = Message<"heimdall.v1.SearchTracesResponse"> &
  * Use `create(SearchTracesResponseSchema)` to create a new message.
  */
 export const SearchTracesResponseSchema: GenMessage<SearchTracesResponse> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 20);
+  messageDesc(file_heimdall_v1_query, 21);
 
 /**
  * @generated from message heimdall.v1.GetRedSeriesRequest
@@ -1081,7 +1117,7 @@ export type GetRedSeriesRequest = Message<"heimdall.v1.GetRedSeriesRequest"> & {
  * Use `create(GetRedSeriesRequestSchema)` to create a new message.
  */
 export const GetRedSeriesRequestSchema: GenMessage<GetRedSeriesRequest> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 21);
+  messageDesc(file_heimdall_v1_query, 22);
 
 /**
  * Values per bucket, aligned with GetRedSeriesResponse.bucket_times. Requests are the service's
@@ -1152,7 +1188,7 @@ export type RedSeries = Message<"heimdall.v1.RedSeries"> & {
  * Use `create(RedSeriesSchema)` to create a new message.
  */
 export const RedSeriesSchema: GenMessage<RedSeries> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 22);
+  messageDesc(file_heimdall_v1_query, 23);
 
 /**
  * @generated from message heimdall.v1.GetRedSeriesResponse
@@ -1203,7 +1239,7 @@ export type GetRedSeriesResponse = Message<"heimdall.v1.GetRedSeriesResponse"> &
  * Use `create(GetRedSeriesResponseSchema)` to create a new message.
  */
 export const GetRedSeriesResponseSchema: GenMessage<GetRedSeriesResponse> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 23);
+  messageDesc(file_heimdall_v1_query, 24);
 
 /**
  * @generated from message heimdall.v1.GetEventSeriesRequest
@@ -1242,7 +1278,7 @@ export type GetEventSeriesRequest = Message<"heimdall.v1.GetEventSeriesRequest">
  * Use `create(GetEventSeriesRequestSchema)` to create a new message.
  */
 export const GetEventSeriesRequestSchema: GenMessage<GetEventSeriesRequest> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 24);
+  messageDesc(file_heimdall_v1_query, 25);
 
 /**
  * Events of one severity per bucket, aligned with GetEventSeriesResponse.bucket_times.
@@ -1266,7 +1302,7 @@ export type SeverityCounts = Message<"heimdall.v1.SeverityCounts"> & {
  * Use `create(SeverityCountsSchema)` to create a new message.
  */
 export const SeverityCountsSchema: GenMessage<SeverityCounts> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 25);
+  messageDesc(file_heimdall_v1_query, 26);
 
 /**
  * @generated from message heimdall.v1.GetEventSeriesResponse
@@ -1307,7 +1343,7 @@ export type GetEventSeriesResponse = Message<"heimdall.v1.GetEventSeriesResponse
  * Use `create(GetEventSeriesResponseSchema)` to create a new message.
  */
 export const GetEventSeriesResponseSchema: GenMessage<GetEventSeriesResponse> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_query, 26);
+  messageDesc(file_heimdall_v1_query, 27);
 
 /**
  * A span status to search for.
