@@ -43,7 +43,8 @@ function sender(t: TestAgent, token: string) {
   return {
     tracer(service: string): Tracer {
       const exporter = new OTLPTraceExporter({ url: `${t.otlpHttpUrl}/v1/traces`, headers });
-      const provider = new BasicTracerProvider({ resource: testResource(service), spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4096, maxExportBatchSize: 1024, scheduledDelayMillis: 3_600_000 })] });
+      // Up to 1000 events a span (the SDK keeps 128 by default): GetTrace's own bound is tested.
+      const provider = new BasicTracerProvider({ resource: testResource(service), spanLimits: { eventCountLimit: 1000 }, spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4096, maxExportBatchSize: 1024, scheduledDelayMillis: 3_600_000 })] });
       providers.push(provider);
       return provider.getTracer('queries-test');
     },
@@ -108,7 +109,9 @@ describe('queries for the views', () => {
     // T2 in minute 9: its parent is not stored.
     const missingParent = trace.wrapSpanContext({ traceId: 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', spanId: ids.t2Parent, traceFlags: TraceFlags.SAMPLED, isRemote: true });
     const nightly = batch.startSpan('nightly', { kind: SpanKind.INTERNAL, startTime: new Date(T0 + 9 * MINUTE) }, trace.setSpan(ROOT_CONTEXT, missingParent));
-    span(batch, 'step', SpanKind.INTERNAL, T0 + 9 * MINUTE + 1, 10, { parent: nightly });
+    // 130 span events: GetTrace shows the first 128.
+    const noisy = Array.from({ length: 130 }, (_, i) => ({ name: `tick ${i}`, atMs: T0 + 9 * MINUTE + 1, attributes: {} }));
+    span(batch, 'step', SpanKind.INTERNAL, T0 + 9 * MINUTE + 1, 10, { parent: nightly, events: noisy });
     nightly.end(new Date(T0 + 9 * MINUTE + 50));
     ids.t2 = nightly.spanContext().traceId;
     await a.flush();
@@ -374,6 +377,9 @@ describe('queries for the views', () => {
         ['nightly', 0, true],
         ['step', 1, false],
       ]);
+      const step = orphan.items.find((i) => i.item.case === 'span' && i.item.value.name === 'step');
+      const stepEvents = step?.item.case === 'span' ? step.item.value.events.map((e) => e.name) : [];
+      expect([stepEvents.length, stepEvents.at(-1)]).toEqual([128, 'tick 127']);
     });
   });
 
