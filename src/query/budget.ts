@@ -2,7 +2,7 @@ import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { Counter, type Registry } from 'prom-client';
 import type { Principal } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
-import { formatMs, formatMsRoughly } from '../config/units.js';
+import { formatMs, formatMsRoughly, parseDuration } from '../config/units.js';
 import { invalidFields } from '../errors/agent-error.js';
 import type { CallContext } from '../server/grpc-service.js';
 import { budgetSettings, limitHit, limitRefusal, MAX_RESULT_ROWS } from '../storage/read-budget.js';
@@ -33,6 +33,23 @@ export interface Range {
   end: bigint;
 }
 
+/** The window fields of a QueryService request. */
+export interface WindowRequest {
+  startTime?: Timestamp | undefined;
+  endTime?: Timestamp | undefined;
+  /** A duration back from end_time, e.g. `1h`; empty when not given. */
+  since?: string;
+}
+
+/** How wide a window without start_time is: `since` when given (INVALID_ARGUMENT naming it when malformed or beside start_time), else `fallbackMs`. */
+function widthOf(req: WindowRequest, fallbackMs: number): number {
+  if (!req.since) return fallbackMs;
+  if (req.startTime) throw invalidFields([{ field: 'since', description: 'give start_time or since, not both' }]);
+  const ms = parseDuration(req.since);
+  if (ms === undefined || ms <= 0) throw invalidFields([{ field: 'since', description: `expected a duration such as 15m, 1h or 7d (units ms, s, m, h, d, w), got ${JSON.stringify(req.since.slice(0, 64))}` }]);
+  return ms;
+}
+
 /** Options for createQueryBudget. */
 export interface QueryBudgetOptions {
   /** The `query` section. */
@@ -48,8 +65,11 @@ export interface QueryBudget {
    * (summaries, trace lookups) and also run under the read limits; `list` queries stop at their page.
    */
   queries(ctx: CallContext, kind: 'list' | 'read'): Query;
-  /** A request's window, at most query.max_window; `fallbackMs` wide, ending at end_time (else now), without start_time. */
-  window(req: { startTime?: Timestamp | undefined; endTime?: Timestamp | undefined }, fallbackMs: number): Range;
+  /**
+   * A request's window, at most query.max_window: [start_time, end_time), or without start_time
+   * `since` (a duration) or else `fallbackMs` wide, ending at end_time (else now).
+   */
+  window(req: WindowRequest, fallbackMs: number): Range;
   /** `range` when it is at most query.max_window wide, else INVALID_ARGUMENT naming `field`. */
   checked<R extends Range>(range: R, field: string): R;
 }
@@ -118,7 +138,7 @@ export function createQueryBudget(options: QueryBudgetOptions): QueryBudget {
         });
       };
     },
-    window: (req, fallbackMs) => checked(timeRange(req.startTime, req.endTime, BigInt(fallbackMs) * 1_000_000n), 'start_time'),
+    window: (req, fallbackMs) => checked(timeRange(req.startTime, req.endTime, BigInt(widthOf(req, fallbackMs)) * 1_000_000n), req.since ? 'since' : 'start_time'),
     checked,
   };
 }

@@ -46,7 +46,14 @@ interface CallState {
   reservation: MessageReservation | undefined;
 }
 
-const CALL = createContextKey<CallState>({ correlationId: '', principal: undefined, reservation: undefined }, { description: 'heimdall call' });
+const CALL = createContextKey<CallState | undefined>(undefined, { description: 'heimdall call' });
+
+/** The state `serve` made for this call (never a shared default: a principal must not outlive its call). */
+function stateOf(hctx: HandlerContext): CallState {
+  const state = hctx.values.get(CALL);
+  if (!state) throw new ConnectError('call served outside the admin route', Code.Internal);
+  return state;
+}
 
 /** The request's headers as gRPC metadata, for handlers that read it (e.g. `traceparent`); a header metadata cannot hold is left out. */
 function metadataOf(headers: Headers): Metadata {
@@ -72,7 +79,8 @@ function toConnectError(thrown: unknown, logger: Logger, method: string): Connec
 
 /**
  * The gate of a service's calls, run on the headers before the body is read: client and
- * bidirectional streams are refused (UNIMPLEMENTED: served on gRPC only), then the token is checked
+ * bidirectional streams are refused (UNIMPLEMENTED: served on gRPC only, where each message is
+ * admitted before it is read; browsers cannot send them anyway), then the token is checked
  * for the service's scope (UNAUTHENTICATED / PERMISSION_DENIED with gRPC's messages), then memory is
  * reserved for the message (services added with `reserve`; refused at once, with its retry delay).
  */
@@ -80,9 +88,9 @@ function gate(entry: RegisteredService, auth: Authenticator, maxMessageBytes: nu
   return (hctx: HandlerContext): void => {
     const { method } = hctx;
     if (method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming') {
-      throw new ConnectError(`${method.parent.typeName}/${method.name} streams its requests: it is served on the gRPC port only (HTTP/1.1 clients and browsers cannot stream a request)`, Code.Unimplemented);
+      throw new ConnectError(`${method.parent.typeName}/${method.name} streams its requests, which the Connect API does not serve (browsers cannot stream a request body): call it on the gRPC port, or use a unary method`, Code.Unimplemented);
     }
-    const state = hctx.values.get(CALL);
+    const state = stateOf(hctx);
     if (entry.scope) {
       const result = auth.check(hctx.requestHeader.get('authorization') ?? undefined, entry.scope);
       if (!result.ok) throw new ConnectError(result.message, result.reason === 'forbidden' ? Code.PermissionDenied : Code.Unauthenticated);
@@ -105,7 +113,7 @@ function gate(entry: RegisteredService, auth: Authenticator, maxMessageBytes: nu
  */
 function callWrapper(entry: RegisteredService, auth: Authenticator, logger: Logger): ConnectCallWrapper {
   return async (method: DescMethod, hctx, run, endStream) => {
-    const state = hctx.values.get(CALL);
+    const state = stateOf(hctx);
     const path = `/${method.parent.typeName}/${method.name}`;
     let metadata: Metadata | undefined;
     const ctx: CallContext = {

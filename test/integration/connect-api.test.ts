@@ -87,11 +87,21 @@ describe('Connect API on the admin port', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
     expect(res.headers.get('x-correlation-id')).toBe('curl-1');
-    const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toHaveProperty('startTime');
-    expect(body).toHaveProperty('endTime');
+    const body = (await res.json()) as { startTime: string; endTime: string };
+    // `since` sets the window: one hour ending now (the default without it is 24 hours).
+    expect(Date.parse(body.endTime) - Date.parse(body.startTime)).toBe(3_600_000);
+    const headers = { authorization: `Bearer ${TOKENS.everything}`, 'content-type': 'application/json' };
+    const bad = await post('/heimdall.v1.QueryService/GetSummary', '{"since":"an hour"}', headers);
+    expect([bad.status, ((await bad.json()) as { message: string }).message]).toEqual([400, 'since: expected a duration such as 15m, 1h or 7d (units ms, s, m, h, d, w), got "an hour"']);
+    const both = await post('/heimdall.v1.QueryService/ListLogs', '{"since":"1h","startTime":"2026-01-01T00:00:00Z"}', headers);
+    expect([both.status, ((await both.json()) as { message: string }).message]).toEqual([400, 'since: give start_time or since, not both']);
+    const wide = await post('/heimdall.v1.QueryService/ListEvents', '{"since":"400d"}', headers);
+    expect(wide.status).toBe(400);
     const generated = await post('/heimdall.v1.SystemService/GetStatus', '{}', { authorization: `Bearer ${TOKENS.admin}`, 'content-type': 'application/json' });
     expect(generated.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
+    // Counted like every admin route, one route per method.
+    const metrics = await (await fetch(`${t.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/heimdall_http_server_requests_total\{[^}]*route="\/heimdall\.v1\.QueryService\/GetSummary"[^}]*code="200"/);
   });
 
   it('serves each service to a typed client, in JSON and in binary', async () => {
@@ -216,14 +226,14 @@ describe('Connect API on the admin port', () => {
     expect(fits.status).toBe(200);
   });
 
-  it('refuses the client stream StreamEvents with unimplemented, naming the gRPC port, before reading it', async () => {
+  it('refuses the client stream StreamEvents with unimplemented, naming the gRPC port', async () => {
     const events: Client<typeof EventService> = createClient(EventService, transport(TOKENS.everything));
     async function* one() {
       yield { events: [{ eventType: 'x', source: 'y', severity: Severity.INFO }] };
     }
     const err = await connectError(events.streamEvents(one()));
     expect(err.code).toBe(Code.Unimplemented);
-    expect(err.rawMessage).toMatch(/served on the gRPC port only/);
+    expect(err.rawMessage).toBe('heimdall.v1.EventService/StreamEvents streams its requests, which the Connect API does not serve (browsers cannot stream a request body): call it on the gRPC port, or use a unary method');
   });
 
   it('keeps the admin routes and 404s as they were; no CORS', async () => {
