@@ -10,6 +10,14 @@ export function isWindow(text: string | null | undefined): text is Window {
   return (WINDOWS as readonly string[]).includes(text ?? '');
 }
 
+const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** The request fields of a window ending at `now`: `{startTime, endTime}` as RFC 3339 (proto3 JSON Timestamps). */
+export function windowRange(window: Window, now: number): { startTime: string; endTime: string } {
+  const ms = Number(window.slice(0, -1)) * (UNIT_MS[window.slice(-1)] ?? 0);
+  return { startTime: new Date(now - ms).toISOString(), endTime: new Date(now).toISOString() };
+}
+
 /** A timestamp as local `YYYY-MM-DD HH:MM:SS.mmm`; empty for none. */
 export function formatTime(iso: string | undefined): string {
   if (!iso) return '';

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { END_STREAM, createEnvelopeReader, encodeEnvelope } from '../../../ui/api/envelope.js';
 import { sumByName, total } from '../../../ui/metrics-text.js';
-import { formatBytes, formatDuration, isWindow } from '../../../ui/time.js';
+import { formatBytes, formatDuration, isWindow, windowRange } from '../../../ui/time.js';
 
 /** An end-stream envelope as a Connect server writes it. */
 function endEnvelope(json: unknown): Uint8Array {
@@ -47,6 +47,12 @@ describe('time windows and formats', () => {
     expect(isWindow('1h')).toBe(true);
     expect(isWindow('2h')).toBe(false);
     expect(isWindow(null)).toBe(false);
+  });
+
+  it('turns a window into RFC 3339 start and end times', () => {
+    const now = Date.parse('2026-03-01T12:00:00Z');
+    expect(windowRange('15m', now)).toEqual({ startTime: '2026-03-01T11:45:00.000Z', endTime: '2026-03-01T12:00:00.000Z' });
+    expect(windowRange('7d', now).startTime).toBe('2026-02-22T12:00:00.000Z');
   });
 
   it('formats durations and sizes', () => {
