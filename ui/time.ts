@@ -1,16 +1,16 @@
 /** Time windows and times as the console shows them. DOM-free (unit-tested under Node). */
 
-/** The windows offered by the time-range picker, newest data last. */
+/** The windows offered by the time-range picker, as QueryService's `since` takes them. */
 export const WINDOWS = ['15m', '1h', '6h', '24h', '7d'] as const;
 /** A window offered by the picker. */
 export type Window = (typeof WINDOWS)[number];
-
-const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Whether `text` is a window the picker offers. */
 export function isWindow(text: string | null | undefined): text is Window {
   return (WINDOWS as readonly string[]).includes(text ?? '');
 }
+
+const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** The request fields of a window ending at `now`: `{startTime, endTime}` as RFC 3339 (proto3 JSON Timestamps). */
 export function windowRange(window: Window, now: number): { startTime: string; endTime: string } {

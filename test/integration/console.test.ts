@@ -150,7 +150,7 @@ describe.runIf(haveChromium())('web console in Chromium', () => {
     await expectClean(admin.record);
   }, 60_000);
 
-  it('jobs: pauses and resumes a scheduled job', async () => {
+  it('jobs: pauses, resumes and triggers a scheduled job', async () => {
     const { page } = admin;
     await page.goto(`${ui}jobs`);
     const row = page.locator('[data-testid="scheduled-jobs"] tr[data-key="nightly-retention"]');
@@ -162,6 +162,12 @@ describe.runIf(haveChromium())('web console in Chromium', () => {
     await row.getByRole('button', { name: 'Resume' }).click();
     await expect.poll(() => row.locator('.badge').first().textContent()).toBe('active');
     expect(t.agent.jobs.list().find((j) => j.spec.name === 'nightly-retention')?.paused).toBe(false);
+    // Trigger: a manual run of the job shows in its run history.
+    await row.getByRole('button', { name: 'Trigger' }).click();
+    await row.getByRole('link', { name: 'nightly-retention' }).click();
+    await expect.poll(() => page.url()).toBe(`${ui}jobs?job=nightly-retention`);
+    const runs = page.locator('[data-testid="runs"] tbody tr[data-key]');
+    await expect.poll(() => runs.allTextContents(), { timeout: 20_000 }).toEqual([expect.stringMatching(/nightly-retention.*manual/)]);
     await expectClean(admin.record);
   }, 60_000);
 

@@ -7,7 +7,7 @@ import { Table, type Column } from '../components/table.js';
 import { TimeRange } from '../components/time-range.js';
 import { useConsole } from '../context.js';
 import { href, Link, navigate, useLocation } from '../router.js';
-import { formatTime, isWindow, windowRange, type Window } from '../time.js';
+import { formatTime, isWindow, type Window } from '../time.js';
 import { useCall } from '../use-call.js';
 
 /** Event severities as the API names them, for the filter. */
@@ -49,7 +49,7 @@ const columns: Array<Column<HeimdallEvent>> = [
 
 function requestOf(f: Filters, pageToken: string) {
   return {
-    ...windowRange(f.window, Date.now()),
+    since: f.window,
     eventTypes: f.type ? [f.type] : [],
     sources: f.source ? [f.source] : [],
     categories: f.category ? [f.category] : [],

@@ -7,7 +7,7 @@ import { Table, type Column } from '../components/table.js';
 import { TimeRange } from '../components/time-range.js';
 import { useConsole } from '../context.js';
 import { href, Link, navigate, useLocation } from '../router.js';
-import { formatTime, isWindow, windowRange, type Window } from '../time.js';
+import { formatTime, isWindow, type Window } from '../time.js';
 import { useCall } from '../use-call.js';
 
 /** The search a logs URL holds: `/ui/logs?service=checkout&severity=error&q=timeout&window=1h`. */
@@ -58,7 +58,7 @@ export function LogsPage(): JSX.Element {
   }, [key]);
   const result = useCall(async (signal) => {
     const min = LOG_SEVERITIES.find(([name]) => name === search.severity)?.[1] ?? 0;
-    const body = { ...windowRange(search.window, Date.now()), services: search.service ? [search.service] : [], minSeverityNumber: min, bodyContains: search.q, pageSize: PAGE_SIZE, pageToken: pages[pages.length - 1] };
+    const body = { since: search.window, services: search.service ? [search.service] : [], minSeverityNumber: min, bodyContains: search.q, pageSize: PAGE_SIZE, pageToken: pages[pages.length - 1] };
     return api.call<ListLogsResponse>('QueryService', 'ListLogs', body, signal);
   }, [key, pages.length]);
   const submit = (e: Event) => {
