@@ -50,13 +50,12 @@ export function ActionsTable(props: { actions: Action[]; loading: boolean; onDon
   const act = useActionCall(props.onDone);
   const columns: Array<Column<Action>> = [
     { title: 'State', cell: (a) => <StateBadge state={actionState(a)} /> },
-    { title: 'Change', class: 'nowrap', cell: (a) => describeChange(a) },
-    { title: 'Reason', class: 'wide', cell: (a) => a.reason },
+    { title: 'Change', class: 'nowrap', cell: (a) => <span title={`action ${a.id ?? ''}`}>{describeChange(a)}</span> },
+    { title: 'Reason', class: 'wide reason', cell: (a) => a.reason },
     { title: 'Requested by', class: 'nowrap', cell: (a) => a.requestedBy },
     { title: 'Decided by', class: 'nowrap', cell: (a) => a.decidedBy || <span class="muted">–</span> },
     { title: 'Created', class: 'nowrap', cell: (a) => formatTime(a.createdAt) },
     { title: 'Decided / expires', class: 'nowrap', cell: (a) => (actionState(a) === 'pending' ? `expires ${formatTime(a.expiresAt)}` : formatTime(a.decidedAt)) },
-    { title: 'ID', class: 'nowrap mono', cell: (a) => a.id },
   ];
   if (access.admin) {
     columns.push({

@@ -34,11 +34,11 @@ function opColumns(service: string, since: Window): Array<Column<OpRow>> {
   const dash = (r: OpRow, f: (t: RedTotals) => string) => (r.red ? f(r.red) : <span class="muted">–</span>);
   return [
     { title: 'Operation', class: 'wide', cell: (r) => <Link href={tracesHref(since, service, r.name)} class="op-link" title="Traces of this operation">{r.name}</Link> },
-    { title: 'Spans', class: 'num', cell: (r) => Number(r.op?.spanCount ?? 0) },
-    { title: 'Error spans', class: 'num', cell: (r) => <ErrorsLink errors={Number(r.op?.errorCount ?? 0)} to={tracesHref(since, service, r.name, true)} /> },
-    { title: 'Requests/s', class: 'num', cell: (r) => dash(r, (t) => formatRate(t.rate)) },
-    { title: 'Errors', class: 'num', cell: (r) => dash(r, (t) => `${t.errors} (${formatPercent(t.errorRate)})`) },
-    { title: 'p95 (peak)', class: 'num', cell: (r) => dash(r, (t) => formatMs(t.p95PeakMs)) },
+    { title: 'Spans', class: 'num nowrap', cell: (r) => Number(r.op?.spanCount ?? 0) },
+    { title: 'Error spans', class: 'num nowrap', cell: (r) => <ErrorsLink errors={Number(r.op?.errorCount ?? 0)} to={tracesHref(since, service, r.name, true)} /> },
+    { title: 'Requests/s', class: 'num nowrap', cell: (r) => dash(r, (t) => formatRate(t.rate)) },
+    { title: 'Errors', class: 'num nowrap', cell: (r) => dash(r, (t) => `${t.errors} (${formatPercent(t.errorRate)})`) },
+    { title: 'p95 (peak)', class: 'num nowrap', cell: (r) => dash(r, (t) => formatMs(t.p95PeakMs)) },
     { title: 'Requests over time', cell: (r) => (r.red ? <Sparkline values={r.rates} title={`${r.name}: requests per second`} /> : '') },
   ];
 }

@@ -60,11 +60,11 @@ function columns(since: Window): Array<Column<Row>> {
   const dash = (r: Row, f: (t: RedTotals) => string) => (r.red ? f(r.red) : <span class="muted">–</span>);
   return [
     { title: 'Service', class: 'nowrap', cell: (r) => <Link href={serviceHref(r.name, since)}>{r.name}</Link> },
-    { title: 'Spans', class: 'num', cell: (r) => Number(r.service?.spanCount ?? 0) },
-    { title: 'Error spans', class: 'num', cell: (r) => <ErrorsLink errors={Number(r.service?.errorCount ?? 0)} to={tracesHref(since, r.name, undefined, true)} /> },
-    { title: 'Requests/s', class: 'num', cell: (r) => dash(r, (t) => formatRate(t.rate)) },
-    { title: 'Error rate', class: 'num', cell: (r) => dash(r, (t) => formatPercent(t.errorRate)) },
-    { title: 'p95 (peak)', class: 'num', cell: (r) => dash(r, (t) => formatMs(t.p95PeakMs)) },
+    { title: 'Spans', class: 'num nowrap', cell: (r) => Number(r.service?.spanCount ?? 0) },
+    { title: 'Error spans', class: 'num nowrap', cell: (r) => <ErrorsLink errors={Number(r.service?.errorCount ?? 0)} to={tracesHref(since, r.name, undefined, true)} /> },
+    { title: 'Requests/s', class: 'num nowrap', cell: (r) => dash(r, (t) => formatRate(t.rate)) },
+    { title: 'Error rate', class: 'num nowrap', cell: (r) => dash(r, (t) => formatPercent(t.errorRate)) },
+    { title: 'p95 (peak)', class: 'num nowrap', cell: (r) => dash(r, (t) => formatMs(t.p95PeakMs)) },
     { title: 'Requests over time', cell: (r) => (r.red ? <Sparkline values={r.rates} title={`${r.name}: requests per second`} /> : '') },
     { title: '', class: 'nowrap', cell: (r) => <Link href={tracesHref(since, r.name)}>traces</Link> },
   ];
