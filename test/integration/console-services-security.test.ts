@@ -203,6 +203,15 @@ describe.runIf(haveChromium())('console: services and security pages in Chromium
     expect(Object.fromEntries(errors.searchParams)).toEqual({ service: 'checkout', operation: 'POST /pay', status: 'error', since: '1h' });
     await page.waitForLoadState('networkidle');
     await screenshot(page, 'service');
+    // The window picker keeps the service in the URL; a week's charts draw too.
+    await page.locator('select[name="since"]').selectOption('7d');
+    await expect.poll(() => page.url()).toBe(`${ui}services/checkout?since=7d`);
+    await expect.poll(() => page.locator('[data-testid="operations"] tr[data-key="POST /pay"] a.op-link').getAttribute('href')).toBe('/ui/traces?service=checkout&operation=POST+%2Fpay&since=7d');
+    await page.locator('[data-testid="chart-duration"] canvas').waitFor();
+    await expect.poll(() => page.locator('[data-testid="stat-rate"] .stat-value').textContent()).toBe('0.000017/s');
+    await expect.poll(async () => (await rowCells(page, 'operations', 'POST /pay'))[3]).toBe('0.0000099/s');
+    await page.locator('select[name="since"]').selectOption('1h');
+    await expect.poll(() => page.url()).toBe(`${ui}services/checkout?since=1h`);
     await op.click();
     await expect.poll(() => page.url()).toBe(target.href);
     await page.locator('main h1').waitFor();
@@ -263,6 +272,43 @@ describe.runIf(haveChromium())('console: services and security pages in Chromium
     // Admin A's page sees the new mode at its next refresh.
     await expect.poll(() => page.locator('[data-testid="mode"]').textContent(), { timeout: 20_000 }).toBe('lockdown');
     await expectClean(record);
+  }, 90_000);
+
+  it('security: a block admin A requests applies once admin B approves it, and shows with its end, reason and an Unblock that is a request too', async () => {
+    const { page, record } = adminA;
+    const entity = 'remote_address=198.51.100.9';
+    await page.goto(`${ui}security?since=1h`);
+    await page.locator('[data-testid="request-block"] input[name="entity"]').fill(entity);
+    await page.locator('[data-testid="request-block"] select[name="duration"]').selectOption('3600');
+    await page.locator('[data-testid="request-block"] input[name="reason"]').fill('scraping');
+    await page.getByRole('button', { name: 'Request block' }).click();
+    await expect.poll(() => page.locator('[data-testid="action-notice"]').textContent()).toMatch(new RegExp(`^Action \\S+ \\(block ${entity} for 1h\\) is pending: a second admin \\(not admin-a\\) must approve it`));
+    expect(await page.locator(`[data-testid="blocks"] tr[data-key="${entity}"]`).count()).toBe(0);
+    await expectClean(record);
+
+    const adminB = await openPage(browser);
+    records.push(adminB.record);
+    try {
+      const b = adminB.page;
+      await signIn(b, ui, TOKENS.adminB);
+      await b.goto(`${ui}security?since=1h`);
+      const pending = b.locator('[data-testid="actions"] tbody tr[data-key]').first();
+      await expect.poll(() => pending.textContent(), { timeout: 20_000 }).toContain(`block ${entity} for 1h`);
+      await pending.getByRole('button', { name: 'Approve' }).click();
+      const block = b.locator(`[data-testid="blocks"] tr[data-key="${entity}"]`);
+      await expect.poll(() => block.count()).toBe(1);
+      const [shown, until, reason, by] = await block.locator('td').allTextContents();
+      expect([shown, reason, by]).toEqual([entity, 'scraping', 'admin-a / admin-b']);
+      expect(until).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
+      // Unblocking is a change too: it waits for another admin.
+      await block.getByRole('button', { name: 'Unblock' }).click();
+      await expect.poll(() => b.locator('[data-testid="action-notice"]').textContent()).toMatch(new RegExp(`\\(unblock ${entity}\\) is pending: a second admin \\(not admin-b\\)`));
+      await expect.poll(() => b.locator('[data-testid="actions"] tbody tr[data-key]').first().textContent()).toContain(`unblock ${entity}`);
+      expect(await block.count()).toBe(1);
+      await expectClean(adminB.record);
+    } finally {
+      await adminB.context.close();
+    }
   }, 90_000);
 
   it('a query-only token gets the services pages but no security page, approve, reject or request button', async () => {
