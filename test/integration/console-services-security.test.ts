@@ -274,7 +274,7 @@ describe.runIf(haveChromium())('console: services and security pages in Chromium
     await expectClean(record);
   }, 90_000);
 
-  it('security: a block admin A requests applies once admin B approves it, and shows with its end, reason and an Unblock that is a request too', async () => {
+  it('security: a block admin A requests applies once admin B approves it, and shows with its end and reason; its Unblock is a request too, which admin A rejects', async () => {
     const { page, record } = adminA;
     const entity = 'remote_address=198.51.100.9';
     await page.goto(`${ui}security?since=1h`);
@@ -309,6 +309,17 @@ describe.runIf(haveChromium())('console: services and security pages in Chromium
     } finally {
       await adminB.context.close();
     }
+    // Admin A rejects B's unblock: the block stays.
+    await page.goto(`${ui}security?since=1h`);
+    const unblock = page.locator('[data-testid="actions"] tbody tr[data-key]').first();
+    await expect.poll(() => unblock.textContent(), { timeout: 20_000 }).toContain(`unblock ${entity}`);
+    await unblock.getByRole('button', { name: 'Reject' }).click();
+    await expect.poll(() => page.locator('[data-testid="action-notice"]').textContent()).toMatch(new RegExp(`\\(unblock ${entity}\\) rejected: now rejected\\.$`));
+    // No action is pending now: the newest, the rejected unblock, comes first.
+    await expect.poll(() => unblock.locator('.badge').textContent()).toBe('rejected');
+    expect(await unblock.textContent()).toContain(`unblock ${entity}`);
+    expect(await page.locator(`[data-testid="blocks"] tr[data-key="${entity}"]`).count()).toBe(1);
+    await expectClean(record);
   }, 90_000);
 
   it('a query-only token gets the services pages but no security page, approve, reject or request button', async () => {

@@ -113,7 +113,7 @@ export function SecurityPage(): JSX.Element {
   if (!access.admin)
     return (
       <section>
-        {header}
+        <PageHeader title="Rate limits and security" />
         <div class="card muted">Security needs a token with the admin scope.</div>
       </section>
     );
