@@ -8,6 +8,7 @@ import { JobsPage } from './pages/jobs.js';
 import { LogsPage } from './pages/logs.js';
 import { OverviewPage } from './pages/overview.js';
 import { SecurityPage } from './pages/security.js';
+import { ServicePage } from './pages/service.js';
 import { ServicesPage } from './pages/services.js';
 import { SignIn } from './pages/sign-in.js';
 import { TracesPage } from './pages/traces.js';
@@ -32,11 +33,13 @@ const NAV: NavItem[] = [
   { path: '/security', label: 'Security', allowed: (a) => a.admin },
 ];
 
-/** The page for a path under /ui/ (`/traces/<id>` included); unknown paths get the overview's 404 text. */
+/** The page for a path under /ui/ (`/traces/<id>` and `/services/<name>` included); unknown paths get the overview's 404 text. */
 function Page(props: { path: string }): JSX.Element {
   const rest = props.path.slice(BASE.length).replace(/\/+$/, '') || '/';
   const trace = /^\/traces\/([^/]+)$/.exec(rest);
   if (trace?.[1]) return <TracesPage traceId={decodeURIComponent(trace[1])} />;
+  const service = /^\/services\/([^/]+)$/.exec(rest);
+  if (service?.[1]) return <ServicePage service={decodeURIComponent(service[1])} />;
   switch (rest) {
     case '/':
       return <OverviewPage />;
