@@ -7,16 +7,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { context, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
-import { haveChromium, launchBrowser, openPage, screenshot, signIn, type PageRecord } from '../support/browser.js';
-import { testClient } from '../support/grpc-client.js';
-import { testResource } from '../support/otel-clients.js';
+import { expectClean, haveChromium, launchBrowser, openPage, type PageRecord, screenshot, signIn } from '../support/browser.js';
+import { EDGE_LIMITS, overLimitBurst } from '../support/over-limit.js';
+import { sendTraces } from '../support/otel-clients.js';
 import { tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
 
@@ -42,15 +39,9 @@ const EXPECTED = {
 
 /** Sends the spans of EXPECTED through the OTLP/HTTP protobuf exporter, each with a known duration. */
 async function sendSpans(otlpHttpUrl: string): Promise<void> {
-  const send = async (service: string, fill: (tracer: ReturnType<BasicTracerProvider['getTracer']>) => void) => {
-    const exporter = new OTLPTraceExporter({ url: `${otlpHttpUrl}/v1/traces`, headers: { authorization: `Bearer ${TOKENS.apps}` } });
-    const provider = new BasicTracerProvider({ resource: testResource(service), spanProcessors: [new BatchSpanProcessor(exporter)] });
-    fill(provider.getTracer('console-services-test'));
-    await provider.forceFlush();
-    await provider.shutdown();
-  };
+  const send = (service: string, fill: (tracer: Tracer) => void) => sendTraces(otlpHttpUrl, TOKENS.apps, service, fill);
   const now = Date.now();
-  const server = (tracer: ReturnType<BasicTracerProvider['getTracer']>, name: string, i: number, error: boolean) => {
+  const server = (tracer: Tracer, name: string, i: number, error: boolean) => {
     const start = now - 60_000 + i * 1_000;
     const span = tracer.startSpan(name, { kind: SpanKind.SERVER, startTime: start });
     if (error) span.setStatus({ code: SpanStatusCode.ERROR, message: 'failed' });
@@ -76,27 +67,6 @@ async function call<T>(adminUrl: string, token: string, method: string, body: un
   return (await res.json()) as T;
 }
 
-/** Over the limit (2 an hour): the offender takes it, then three checks over it with THRESHOLD hits each; another entity 3 hits once. */
-async function overLimit(grpcAddress: string): Promise<void> {
-  const rls = testClient(RateLimitService, grpcAddress);
-  const check = (ip: string, hitsAddend: number) =>
-    rls.unary('ShouldRateLimit', RateLimitRequestSchema, RateLimitResponseSchema, { domain: 'edge', hitsAddend, descriptors: [{ entries: [{ key: 'remote_address', value: ip }] }] }, { authorization: `Bearer ${TOKENS.envoy}` });
-  try {
-    expect((await check('192.0.2.50', 2)).reply.overallCode).toBe(RateLimitResponse_Code.OK);
-    for (let i = 0; i < 3; i++) expect((await check('192.0.2.50', THRESHOLD)).reply.overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
-    expect((await check('192.0.2.51', 3)).reply.overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
-  } finally {
-    rls.close();
-  }
-}
-
-/** Fails with what a page did wrong: console errors, failed requests, CSP violations. */
-async function expectClean(record: PageRecord): Promise<void> {
-  expect(record.errors).toEqual([]);
-  expect(record.failed).toEqual([]);
-  expect(await record.cspViolations()).toEqual([]);
-}
-
 /** The data-key of each row, in order. */
 const keys = async (rows: Locator): Promise<Array<string | null>> => Promise.all((await rows.all()).map((r) => r.getAttribute('data-key')));
 
@@ -113,7 +83,7 @@ describe.runIf(haveChromium())('console: services and security pages in Chromium
 
   beforeAll(async () => {
     mkdirSync(join(dir.path, 'limits'));
-    writeFileSync(join(dir.path, 'limits', 'edge.yaml'), 'domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: { unit: hour, requests_per_unit: 2 }\n');
+    writeFileSync(join(dir.path, 'limits', 'edge.yaml'), EDGE_LIMITS);
     t = await startTestAgent({
       auth: {
         enabled: true,
@@ -130,7 +100,7 @@ describe.runIf(haveChromium())('console: services and security pages in Chromium
       jobs: { system_check: { enabled: false } },
     });
     ui = `${t.adminUrl}/ui/`;
-    await Promise.all([sendSpans(t.otlpHttpUrl), overLimit(t.grpcAddress)]);
+    await Promise.all([sendSpans(t.otlpHttpUrl), overLimitBurst(t.grpcAddress, TOKENS.envoy, THRESHOLD)]);
     // What the pages show is stored once its batch and its over-limit window are written.
     type Services = { services?: Array<{ serviceName?: string; spanCount?: string }> };
     await until(async () => {

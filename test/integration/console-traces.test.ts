@@ -10,15 +10,15 @@ import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/cli/client.js';
 import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
-import { haveChromium, launchBrowser, openPage, screenshot, signIn, type PageRecord } from '../support/browser.js';
-import { SeverityNumber, testResource } from '../support/otel-clients.js';
+import { expectClean, haveChromium, launchBrowser, openPage, screenshot, signIn } from '../support/browser.js';
+import { sendTraces, SeverityNumber, testResource } from '../support/otel-clients.js';
 
 const ADMIN = 'traces-admin-token-5c2e8a1f9d';
 const INGEST = 'traces-ingest-token-3b7d1f6e2a';
@@ -87,20 +87,10 @@ async function sendEvent(grpcAddress: string, traceId: string, spanId: string, a
 }
 
 /** Sends `n` one-span traces of service `bulk` (more than a page of the search). */
-async function sendBulk(otlpHttpUrl: string, n: number): Promise<void> {
-  const exporter = new OTLPTraceExporter({ url: `${otlpHttpUrl}/v1/traces`, headers: { authorization: `Bearer ${INGEST}` } });
-  const provider = new BasicTracerProvider({ resource: testResource('bulk'), spanProcessors: [new BatchSpanProcessor(exporter)] });
-  for (let i = 0; i < n; i += 1) provider.getTracer('console-traces').startSpan(`job ${i}`).end();
-  await provider.forceFlush();
-  await provider.shutdown();
-}
-
-/** Fails with what a page did wrong: console errors, failed requests, CSP violations. */
-async function expectClean(record: PageRecord): Promise<void> {
-  expect(record.errors).toEqual([]);
-  expect(record.failed).toEqual([]);
-  expect(await record.cspViolations()).toEqual([]);
-}
+const sendBulk = (otlpHttpUrl: string, n: number): Promise<void> =>
+  sendTraces(otlpHttpUrl, INGEST, 'bulk', (tracer) => {
+    for (let i = 0; i < n; i += 1) tracer.startSpan(`job ${i}`).end();
+  });
 
 /** The waterfall's span rows as [name, depth], in DOM order. */
 async function spanRows(page: Page): Promise<Array<[string, number]>> {

@@ -8,13 +8,13 @@ import { context, trace } from '@opentelemetry/api';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
-import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../../src/console/console-routes.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
-import { haveChromium, launchBrowser, openPage, screenshot, signIn, type PageRecord } from '../support/browser.js';
-import { SeverityNumber, testResource } from '../support/otel-clients.js';
+import { expectClean, haveChromium, launchBrowser, openPage, type PageRecord, screenshot, signIn } from '../support/browser.js';
+import { sendTraces, SeverityNumber, testResource } from '../support/otel-clients.js';
 import { tempDir } from '../support/temp.js';
 
 const ADMIN = 'console-admin-token-7f3a9c1e5b';
@@ -45,20 +45,10 @@ async function sendTelemetry(otlpHttpUrl: string): Promise<{ traceId: string }> 
 }
 
 /** Sends `n` spans of service `frontend` (traffic for the overview's rate chart). */
-async function sendSpans(otlpHttpUrl: string, n: number): Promise<void> {
-  const exporter = new OTLPTraceExporter({ url: `${otlpHttpUrl}/v1/traces`, headers: { authorization: `Bearer ${INGEST}` } });
-  const provider = new BasicTracerProvider({ resource: testResource('frontend'), spanProcessors: [new BatchSpanProcessor(exporter)] });
-  for (let i = 0; i < n; i += 1) provider.getTracer('console-test').startSpan(`GET /page/${i % 5}`).end();
-  await provider.forceFlush();
-  await provider.shutdown();
-}
-
-/** Fails with what a page did wrong: console errors, failed requests, CSP violations. */
-async function expectClean(record: PageRecord): Promise<void> {
-  expect(record.errors).toEqual([]);
-  expect(record.failed).toEqual([]);
-  expect(await record.cspViolations()).toEqual([]);
-}
+const sendSpans = (otlpHttpUrl: string, n: number): Promise<void> =>
+  sendTraces(otlpHttpUrl, INGEST, 'frontend', (tracer) => {
+    for (let i = 0; i < n; i += 1) tracer.startSpan(`GET /page/${i % 5}`).end();
+  });
 
 describe.runIf(haveChromium())('web console in Chromium', () => {
   const exportsDir = tempDir();

@@ -3,11 +3,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
-import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { SecurityService } from '../../src/gen/heimdall/v1/security_pb.js';
 import { startAgentProcess, untilReady, writeAgentConfig, type AgentProcess } from '../support/agent-process.js';
 import { processTimeout, runCli, type CliResult } from '../support/cli.js';
-import { testClient } from '../support/grpc-client.js';
+import { EDGE_LIMITS, overLimitBurst } from '../support/over-limit.js';
 import { tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
 
@@ -32,7 +31,7 @@ describe('heimdall security', () => {
 
   beforeAll(async () => {
     mkdirSync(join(dir.path, 'limits'));
-    writeFileSync(join(dir.path, 'limits', 'edge.yaml'), 'domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: { unit: hour, requests_per_unit: 2 }\n');
+    writeFileSync(join(dir.path, 'limits', 'edge.yaml'), EDGE_LIMITS);
     const config = writeAgentConfig(dir.path, {
       auth: {
         enabled: true,
@@ -57,18 +56,7 @@ describe('heimdall security', () => {
   });
 
   it('dashboard prints the over-limit hits, top offenders and incidents after rate-limit refusals', async () => {
-    const rls = testClient(RateLimitService, agent.addr);
-    const check = (ip: string, hitsAddend: number) =>
-      rls.unary('ShouldRateLimit', RateLimitRequestSchema, RateLimitResponseSchema, { domain: 'edge', hitsAddend, descriptors: [{ entries: [{ key: 'remote_address', value: ip }] }] }, { authorization: `Bearer ${TOKENS.envoy}` });
-    try {
-      // The limit (2 an hour) taken, then three checks over it, each with THRESHOLD hits: each window's
-      // record of the offender is an incident however the windows fall; one hit of another entity is not.
-      expect((await check('192.0.2.50', 2)).reply.overallCode).toBe(RateLimitResponse_Code.OK);
-      for (let i = 0; i < 3; i++) expect((await check('192.0.2.50', THRESHOLD)).reply.overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
-      expect((await check('192.0.2.51', 3)).reply.overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
-    } finally {
-      rls.close();
-    }
+    await overLimitBurst(agent.addr, TOKENS.envoy, THRESHOLD);
     // The refusals reach storage once their window is written: wait for both entities' hits.
     await until(async () => (await client.unary(SecurityService.method.getDashboard, {})).topEntities.reduce((n, e) => n + Number(e.hits), 0) === 3 * THRESHOLD + 3, 60_000, 'the refusals on the dashboard');
 

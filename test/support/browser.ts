@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { haveBinary } from './binaries.js';
 
 /** Debian's chromium (`.ci/run` installs it). */
@@ -81,4 +82,11 @@ export async function signIn(page: Page, consoleUrl: string, token: string): Pro
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Fails with what a page did wrong: console errors, failed requests, CSP violations. */
+export async function expectClean(record: PageRecord): Promise<void> {
+  expect(record.errors).toEqual([]);
+  expect(record.failed).toEqual([]);
+  expect(await record.cspViolations()).toEqual([]);
 }

@@ -11,6 +11,8 @@ import { OTLPTraceExporter as TracesHttpJson } from '@opentelemetry/exporter-tra
 import { OTLPTraceExporter as TracesHttpProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { Tracer } from '@opentelemetry/api';
 
 export { SeverityNumber };
 
@@ -49,4 +51,16 @@ export function gzipTraceExporter(transport: 'grpc' | 'http/protobuf', grpcAddre
 /** A resource naming the service (and the transport, so tests can tell their rows apart). */
 export function testResource(service: string) {
   return resourceFromAttributes({ 'service.name': service, 'deployment.environment.name': 'test', 'host.name': 'box' });
+}
+
+/**
+ * Records spans of `service` with the real SDK (`fill` starts and ends them) and exports them over
+ * OTLP/HTTP protobuf to `httpUrl` with `token`; resolves once they are sent.
+ */
+export async function sendTraces(httpUrl: string, token: string, service: string, fill: (tracer: Tracer) => void): Promise<void> {
+  const exporter = new TracesHttpProto({ url: `${httpUrl}/v1/traces`, headers: { authorization: `Bearer ${token}` } });
+  const provider = new BasicTracerProvider({ resource: testResource(service), spanProcessors: [new BatchSpanProcessor(exporter)] });
+  fill(provider.getTracer('heimdall-test'));
+  await provider.forceFlush();
+  await provider.shutdown();
 }

@@ -1,14 +1,14 @@
 import type { JSX } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
 import type { Event as HeimdallEvent, ListEventsResponse } from '../api/types.js';
 import { SeverityBadge } from '../components/severity.js';
 import { ErrorBox, PageHeader } from '../components/status.js';
 import { Table, type Column } from '../components/table.js';
 import { TimeRange } from '../components/time-range.js';
 import { useConsole } from '../context.js';
-import { href, Link, navigate, useLocation } from '../router.js';
+import { href, Link, navigate } from '../router.js';
 import { formatTime, isWindow, type Window } from '../time.js';
 import { useCall } from '../use-call.js';
+import { useUrlSearch } from '../use-search.js';
 
 /** Event severities as the API names them, for the filter. */
 const SEVERITIES = ['debug', 'info', 'notice', 'warning', 'error', 'critical'];
@@ -64,15 +64,7 @@ function requestOf(f: Filters, pageToken: string) {
 /** Event search with filters in the URL; a correlation id links to every event that shares it. */
 export function EventsPage(): JSX.Element {
   const { api } = useConsole();
-  const { query } = useLocation();
-  const filters = readFilters(query);
-  const [form, setForm] = useState(filters);
-  const [pages, setPages] = useState<string[]>(['']);
-  const key = query.toString();
-  useEffect(() => {
-    setForm(readFilters(query));
-    setPages(['']);
-  }, [key]);
+  const { search: filters, form, setForm, pages, setPages, key } = useUrlSearch(readFilters);
   const result = useCall((signal) => api.call<ListEventsResponse>('QueryService', 'ListEvents', requestOf(filters, pages[pages.length - 1] ?? ''), signal), [key, pages.length]);
   const submit = (e: Event) => {
     e.preventDefault();

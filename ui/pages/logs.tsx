@@ -1,14 +1,14 @@
 import type { JSX } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
 import type { ListLogsResponse, LogRecord } from '../api/types.js';
 import { LOG_SEVERITIES, SeverityBadge } from '../components/severity.js';
 import { ErrorBox, PageHeader } from '../components/status.js';
 import { Table, type Column } from '../components/table.js';
 import { TimeRange } from '../components/time-range.js';
 import { useConsole } from '../context.js';
-import { href, Link, navigate, useLocation } from '../router.js';
+import { href, Link, navigate } from '../router.js';
 import { formatTime, isWindow, type Window } from '../time.js';
 import { useCall } from '../use-call.js';
+import { useUrlSearch } from '../use-search.js';
 
 /** The search a logs URL holds: `/ui/logs?service=checkout&severity=error&q=timeout&window=1h`. */
 interface LogSearch {
@@ -47,15 +47,7 @@ const columns: Array<Column<LogRecord>> = [
 /** Log search: service, minimum severity, body text and window; each record links to its trace. The search lives in the URL. */
 export function LogsPage(): JSX.Element {
   const { api } = useConsole();
-  const { query } = useLocation();
-  const search = readSearch(query);
-  const [form, setForm] = useState(search);
-  const [pages, setPages] = useState<string[]>(['']);
-  const key = query.toString();
-  useEffect(() => {
-    setForm(readSearch(query));
-    setPages(['']);
-  }, [key]);
+  const { search, form, setForm, pages, setPages, key } = useUrlSearch(readSearch);
   const result = useCall(async (signal) => {
     const min = LOG_SEVERITIES.find(([name]) => name === search.severity)?.[1] ?? 0;
     const body = { since: search.window, services: search.service ? [search.service] : [], minSeverityNumber: min, bodyContains: search.q, pageSize: PAGE_SIZE, pageToken: pages[pages.length - 1] };
