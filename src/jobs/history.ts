@@ -65,8 +65,11 @@ export interface RunHistory {
   get(id: string): Promise<RunRecord | undefined>;
   /** Runs, newest first. */
   list(filter: RunFilter): Promise<RunRecord[]>;
-  /** The newest scheduled tick recorded for each job (ms). */
-  lastTicks(): Promise<Map<string, number>>;
+  /**
+   * The newest scheduled tick recorded for each job (ms) before `beforeMs`: the ticks of runs that
+   * started after it (this agent's own, once it is up) do not hide a tick missed while it was down.
+   */
+  lastTicks(beforeMs: number): Promise<Map<string, number>>;
   /**
    * Runs created at or after `since` (ms) that never ended: those of `instance` (the agent stopped
    * under them), and those of other instances not saved since `staleBefore` (ms; their agent went
@@ -201,9 +204,12 @@ export function createRunHistory(options: { storage: Storage; logger: Logger }):
       const { sql, params } = listQuery(f);
       return read(sql, params);
     },
-    async lastTicks() {
+    async lastTicks(beforeMs) {
       await buffer.flush();
-      const rows = await storage.transport.query<Row>(`SELECT JobName, toUnixTimestamp64Milli(max(ScheduledTime)) AS tick FROM ${JOB_RUNS.name} FINAL WHERE Trigger IN ('schedule', 'misfire') GROUP BY JobName`, {});
+      const rows = await storage.transport.query<Row>(
+        `SELECT JobName, toUnixTimestamp64Milli(max(ScheduledTime)) AS tick FROM ${JOB_RUNS.name} FINAL WHERE Trigger IN ('schedule', 'misfire') AND ScheduledTime < fromUnixTimestamp64Milli({before:Int64}) GROUP BY JobName`,
+        { before: beforeMs },
+      );
       return new Map(rows.map((r) => [String(r.JobName), Number(r.tick)]));
     },
     async unfinished(instance, staleBefore, since) {

@@ -282,7 +282,7 @@ export function createJobs(options: JobsOptions): Jobs {
     async restore() {
       await recovery.sweep(0);
       removeStaleParts(config.export_dir, (id) => runner.live(id) !== undefined, logger);
-      const last = await history.lastTicks();
+      const last = await history.lastTicks(started);
       ticks.runMissed(table.entries(), last, started);
     },
     sweep: (since) => recovery.sweep(since),
