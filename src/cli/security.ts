@@ -61,11 +61,14 @@ function addBlockCommands(security: Command): void {
 function addActionCommands(security: Command): void {
   clientCommand(security, 'actions', 'list actions (requested changes), newest first')
     .option('--status <state>', 'only pending, executed, rejected or expired ones')
-    .action((o: { status?: string }, cmd: Command) =>
+    .option('--limit <n>', 'at most this many (up to 1000)', '100')
+    .action((o: { status?: string; limit: string }, cmd: Command) =>
       withClient(cmd, async (c, g) => {
-        const { actions } = await c.unary(SecurityService.method.listActions, { state: o.status === undefined ? ActionState.UNSPECIFIED : stateOf(o.status) });
+        const limit = positive(o.limit, '--limit');
+        const { actions, truncated } = await c.unary(SecurityService.method.listActions, { state: o.status === undefined ? ActionState.UNSPECIFIED : stateOf(o.status), limit });
         if (g.json) for (const a of actions) out(JSON.stringify(toJson(ActionSchema, a)));
         else table(ACTION_HEADER, actionRows(actions));
+        if (truncated && !g.json) process.stderr.write(`(the newest ${limit}; more with --limit)\n`);
       }),
     );
   const exitHelp = `\nExit status: 0 done, 1 the call was refused (e.g. PERMISSION_DENIED: you requested it yourself) or the input is bad, ${EXIT_NOT_FOUND} no action with that id.`;

@@ -36,6 +36,8 @@ export interface ActionBookOptions {
   ttlMs: number;
   /** Wall-clock milliseconds since the epoch; default Date.now. */
   now?: (() => number) | undefined;
+  /** Decided actions kept (the oldest go first; they stay in storage and the audit events); default 1000. */
+  maxDecided?: number | undefined;
 }
 
 /**
@@ -64,6 +66,7 @@ export interface ActionBook {
 /** Creates an empty action book. */
 export function createActionBook(options: ActionBookOptions): ActionBook {
   const now = options.now ?? Date.now;
+  const maxDecided = options.maxDecided ?? 1_000;
   const actions = new Map<string, ActionRecord>();
   const decided = (a: ActionRecord, state: ActionState, by: string): ActionRecord => ({ ...a, state, decidedBy: by, decidedAt: now() });
   const pending = (id: string): ActionRecord => {
@@ -92,6 +95,9 @@ export function createActionBook(options: ActionBookOptions): ActionBook {
     },
     record(action) {
       actions.set(action.id, action);
+      if (action.state === ActionState.PENDING) return;
+      const decidedIds = [...actions.values()].filter((x) => x.state !== ActionState.PENDING).map((x) => x.id);
+      for (const id of decidedIds.slice(0, Math.max(0, decidedIds.length - maxDecided))) actions.delete(id);
     },
     list(state = ActionState.UNSPECIFIED) {
       return [...actions.values()].filter((a) => state === ActionState.UNSPECIFIED || a.state === state).sort((x, y) => y.createdAt - x.createdAt);

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { Principal } from '../auth/auth.js';
-import { AgentError } from '../errors/agent-error.js';
+import { AgentError, invalidFields } from '../errors/agent-error.js';
 import { ActionState, SecurityMode, SecurityService, type ActionSchema, type BlockSchema, type RequestActionRequest } from '../gen/heimdall/v1/security_pb.js';
 import { overLimitDashboard } from '../query/over-limit-dashboard.js';
 import type { ServiceRegistrar } from '../server/service-registry.js';
@@ -11,6 +11,10 @@ import { OVER_LIMIT_EVENT } from './over-limit.js';
 import type { ActionBook, ActionChange, ActionRecord } from './security-actions.js';
 import type { SecurityChanges } from './security-changes.js';
 import { MODE_NAMES, type BlockRecord, type SecurityPolicy } from './security-policy.js';
+
+/** ListActions answers this many when the request names no limit, and at most MAX_LIST_ACTIONS. */
+const DEFAULT_LIST_ACTIONS = 100;
+const MAX_LIST_ACTIONS = 1_000;
 
 /** Options for addSecurityService. */
 export interface SecurityServiceOptions {
@@ -88,8 +92,11 @@ export function addSecurityService(options: SecurityServiceOptions): void {
         return { startTime: timestamp(range.start), endTime: timestamp(range.end), mode: policy.mode, blocks: policy.blocks().map(toBlock), pendingActions: pending().map(toAction), ...dashboard };
       },
       async listActions(req) {
+        if (req.limit > MAX_LIST_ACTIONS) throw invalidFields([{ field: 'limit', description: `at most ${MAX_LIST_ACTIONS}, got ${req.limit}` }]);
         await changes.sweep();
-        return { actions: book.list(req.state).map(toAction) };
+        const all = book.list(req.state);
+        const limit = req.limit || DEFAULT_LIST_ACTIONS;
+        return { actions: all.slice(0, limit).map(toAction), truncated: all.length > limit };
       },
     },
     'admin',

@@ -61,6 +61,24 @@ describe('the action book', () => {
     expect(b.expired().map((a) => a.id)).toEqual([second.id]);
   });
 
+  it('keeps at most maxDecided decided actions, dropping the oldest; pending ones are always kept', () => {
+    const clock = { t: 1_700_000_000_000 };
+    const b = createActionBook({ ttlMs: 60_000, now: () => clock.t, maxDecided: 2 });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const a = b.propose(BLOCK, '', 'a');
+      b.record(a);
+      ids.push(a.id);
+      clock.t += 1_000;
+    }
+    for (const id of ids.slice(0, 3)) b.record(b.reject(id, 'b', ''));
+    expect(b.list().map((a) => [a.id, a.state])).toEqual([
+      [ids[3], ActionState.PENDING],
+      [ids[2], ActionState.REJECTED],
+      [ids[1], ActionState.REJECTED],
+    ]);
+  });
+
   it('lists by state, newest first', () => {
     const { clock, book: b } = book();
     const ids: string[] = [];

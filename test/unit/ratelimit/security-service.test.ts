@@ -112,6 +112,11 @@ describe('the security service', () => {
     expect(rejected.action).toMatchObject({ state: ActionState.REJECTED, requestedBy: 'admin-b', decidedBy: 'admin-a', reason: 'keep it' });
     expect((await a.unary(SecurityService.method.listActions, { state: ActionState.REJECTED })).actions.map((x) => x.id)).toEqual([unblock?.id]);
     expect((await a.unary(SecurityService.method.listActions, {})).actions.map((x) => x.id)).toEqual([unblock?.id, id]);
+    // A limit: the newest first, and whether more matched; past 1000 it is refused naming the field.
+    const one = await a.unary(SecurityService.method.listActions, { limit: 1 });
+    expect([one.actions.map((x) => x.id), one.truncated]).toEqual([[unblock?.id], true]);
+    expect((await a.unary(SecurityService.method.listActions, { limit: 2 })).truncated).toBe(false);
+    expect(await answer(a.unary(SecurityService.method.listActions, { limit: 1001 }))).toEqual([status.INVALID_ARGUMENT, 'limit: at most 1000, got 1001']);
   });
 
   it('answers the dashboard with the state and the last hour by default', async () => {
