@@ -232,7 +232,9 @@ await settle();
 const redis5k = await atRate(agent, RLS, redisBody, 5000);
 
 // 5. Allocation per call over the local-backend runs without ingest.
-const perCall = (server, runs) => {
+// Runs where calls failed (overload) are left out: their calls may not all have been served.
+const perCall = (server, all) => {
+  const runs = all.filter((r) => !r.errors);
   const bytes = runs.reduce((s, r) => s + r.allocated - idleRate[server] * r.wall, 0);
   return bytes / runs.reduce((s, r) => s + r.calls, 0);
 };
@@ -250,21 +252,24 @@ rmSync(work, { recursive: true, force: true });
 const met = (ok) => (ok ? 'met' : '**not met**');
 const p99 = (r) => `${f(r.p99, 2)} ms${r.errors ? ` (${r.errors} failed)` : ''}`;
 const ratioP99 = (a, b) => a.p99 / b.p99;
+// A p99 target counts as met only when no call of the measured side failed (rlload gives up on a
+// call 5 s after the last one was sent, so an overloaded server shows failures, not a finite p99).
+const p99Met = (a, b, target) => !a.errors && ratioP99(a, b) <= target;
 const [at1k, atHalf] = latency;
 const rows = [
   ['peak checks/s (h2load)', f(agentPeak.rps, 0), f(barePeak.rps, 0), agentPeak.rps / barePeak.rps, '>= 0.8', agentPeak.rps / barePeak.rps >= 0.8],
-  ['p99 at 1,000/s', p99(at1k.agent), p99(at1k.bare), ratioP99(at1k.agent, at1k.bare), '<= 2', ratioP99(at1k.agent, at1k.bare) <= 2],
-  [`p99 at ${half}/s (half of the bare peak)`, p99(atHalf.agent), p99(atHalf.bare), ratioP99(atHalf.agent, atHalf.bare), '<= 2', ratioP99(atHalf.agent, atHalf.bare) <= 2],
+  ['p99 at 1,000/s', p99(at1k.agent), p99(at1k.bare), ratioP99(at1k.agent, at1k.bare), '<= 2', p99Met(at1k.agent, at1k.bare, 2)],
+  [`p99 at ${half}/s (half of the bare peak)`, p99(atHalf.agent), p99(atHalf.bare), ratioP99(atHalf.agent, atHalf.bare), '<= 2', p99Met(atHalf.agent, atHalf.bare, 2)],
   [
     `p99 at 1,000/s with OTLP ingest at ${ingestRate} req/s (${f(ingestResult.achieved * SPANS, 0)} spans/s achieved; capacity ${f(capacityRps * SPANS, 0)}) vs without`,
     p99(withIngest),
     p99(noIngest),
     ratioP99(withIngest, noIngest),
     '<= 1.5',
-    ratioP99(withIngest, noIngest) <= 1.5,
+    p99Met(withIngest, noIngest, 1.5),
   ],
-  ['p99 at 5,000/s, Redis backend vs local backend (agent both)', p99(redis5k), p99(local5k), ratioP99(redis5k, local5k), '<= 2', ratioP99(redis5k, local5k) <= 2],
-  ['bytes allocated per call (V8 --trace-gc-nvp, idle subtracted)', f(alloc.agent, 0), f(alloc.bare, 0), alloc.agent / alloc.bare, '(reported)', null],
+  ['p99 at 5,000/s, Redis backend vs local backend (agent both)', p99(redis5k), p99(local5k), ratioP99(redis5k, local5k), '<= 2', p99Met(redis5k, local5k, 2)],
+  ['bytes allocated per call (V8 --trace-gc-nvp, idle subtracted, runs without failures)', f(alloc.agent, 0), f(alloc.bare, 0), alloc.agent / alloc.bare, '(reported)', null],
   ['CPU per call at peak', `${f(agentPeak.cpuMicros, 1)} µs`, `${f(barePeak.cpuMicros, 1)} µs`, agentPeak.cpuMicros / barePeak.cpuMicros, '', null],
   ['RSS at the end (peak)', `${f(rss.agent.rss, 0)} MiB (${f(rss.agent.peak, 0)})`, `${f(rss.bare.rss, 0)} MiB (${f(rss.bare.peak, 0)})`, rss.agent.rss / rss.bare.rss, '', null],
 ];
