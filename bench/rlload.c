@@ -41,6 +41,7 @@ typedef struct {
   int status;        // HTTP :status
   int grpc_status;   // -1 until trailers
   int done;
+  size_t body_sent;  // bytes of the body already handed to nghttp2 (bodies over one DATA frame)
 } call_t;
 
 static uint8_t body[65536];
@@ -105,13 +106,14 @@ static int close_cb(nghttp2_session *s, int32_t id, uint32_t code, void *user) {
 
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                          nghttp2_data_source *src, void *user) {
-  (void)s;
-  (void)id;
   (void)src;
   (void)user;
-  size_t n = body_len < len ? body_len : len;
-  memcpy(buf, body, n);
-  *flags |= NGHTTP2_DATA_FLAG_EOF;
+  call_t *call = nghttp2_session_get_stream_user_data(s, id);
+  size_t left = body_len - call->body_sent;
+  size_t n = left < len ? left : len;
+  memcpy(buf, body + call->body_sent, n);
+  call->body_sent += n;
+  if (call->body_sent == body_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
 }
 
@@ -142,6 +144,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   body_len = fread(body, 1, sizeof body, bf);
+  if (fgetc(bf) != EOF) {
+    fprintf(stderr, "rlload: body over %zu bytes\n", sizeof body);
+    return 1;
+  }
   fclose(bf);
 
   char authority[300];
