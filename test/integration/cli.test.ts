@@ -97,7 +97,7 @@ describe('heimdall run', () => {
     running.child.kill('SIGINT');
     expect(await running.exited).toBe(130);
     dir.cleanup();
-    // An agent start and two log waits: 30 s ran out under the full suite's load (twice, months apart).
+    // An agent start and two log waits: 30 s ran out under the full suite's load (twice).
   }, processTimeout(1, 30_000));
 
   it('exits non-zero with the key path when the config is invalid', async () => {
