@@ -18,7 +18,7 @@ import { connect } from '../../src/cli/client.js';
 import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { expectClean, haveChromium, launchBrowser, openPage, screenshot, signIn } from '../support/browser.js';
-import { sendTraces, SeverityNumber, testResource } from '../support/otel-clients.js';
+import { sendLogs, sendTraces, SeverityNumber, testResource } from '../support/otel-clients.js';
 
 const ADMIN = 'traces-admin-token-5c2e8a1f9d';
 const INGEST = 'traces-ingest-token-3b7d1f6e2a';
@@ -92,6 +92,9 @@ const sendBulk = (otlpHttpUrl: string, n: number): Promise<void> =>
     for (let i = 0; i < n; i += 1) tracer.startSpan(`job ${i}`).end();
   });
 
+/** Log records of service `bulk`: more than one page of the logs page (100). */
+const BULK_LOGS = 130;
+
 /** The waterfall's span rows as [name, depth], in DOM order. */
 async function spanRows(page: Page): Promise<Array<[string, number]>> {
   const rows = page.locator('[data-testid="waterfall"] .wf-span');
@@ -121,6 +124,9 @@ describe.runIf(haveChromium())('console traces in Chromium', () => {
     ({ traceId, spanIds } = sent);
     await sendEvent(t.grpcAddress, traceId, spanIds['charge card'] ?? '', sent.t0 + 130);
     await sendBulk(t.otlpHttpUrl, 25);
+    await sendLogs(t.otlpHttpUrl, INGEST, 'bulk', (logger) => {
+      for (let i = 0; i < BULK_LOGS; i += 1) logger.emit({ severityNumber: SeverityNumber.INFO, body: `bulk line ${i}`, timestamp: Date.now() - 60_000 + i });
+    });
     browser = await launchBrowser();
   }, 180_000);
   afterAll(async () => {
@@ -245,6 +251,28 @@ describe.runIf(haveChromium())('console traces in Chromium', () => {
       // An id with no data says so.
       await page.goto(`${ui}traces/${'0'.repeat(31)}1`);
       await page.locator('[data-testid="no-trace"]').waitFor({ timeout: 20_000 });
+      await expectClean(record);
+    } finally {
+      await ctx.close();
+    }
+  }, 90_000);
+
+  it('the logs page pages through more than a page: Older shows the rest, Newer the first page again', async () => {
+    const { context: ctx, page, record } = await openPage(browser);
+    try {
+      await signIn(page, `${ui}logs?service=bulk&window=1h`, ADMIN);
+      const rows = page.locator('[data-testid="logs"] tbody tr');
+      const bodies = async () => (await rows.allTextContents()).map((text) => /bulk line (\d+)/.exec(text)?.[1]).filter((n) => n !== undefined).map(Number);
+      await expect.poll(bodies, { timeout: 20_000 }).toHaveLength(100);
+      const first = await bodies();
+      expect(first[0]).toBe(BULK_LOGS - 1); // newest first
+      await page.getByRole('button', { name: 'Older' }).click();
+      await expect.poll(bodies, { timeout: 20_000 }).toHaveLength(BULK_LOGS - 100);
+      expect(new Set([...first, ...(await bodies())]).size).toBe(BULK_LOGS);
+      expect(await page.getByRole('button', { name: 'Older' }).count()).toBe(0);
+      await page.getByRole('button', { name: 'Newer' }).click();
+      await expect.poll(bodies, { timeout: 20_000 }).toEqual(first);
+      expect(await page.getByRole('button', { name: 'Newer' }).count()).toBe(0);
       await expectClean(record);
     } finally {
       await ctx.close();

@@ -13,6 +13,8 @@ import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Tracer } from '@opentelemetry/api';
+import type { Logger } from '@opentelemetry/api-logs';
+import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
 
 export { SeverityNumber };
 
@@ -61,6 +63,18 @@ export async function sendTraces(httpUrl: string, token: string, service: string
   const exporter = new TracesHttpProto({ url: `${httpUrl}/v1/traces`, headers: { authorization: `Bearer ${token}` } });
   const provider = new BasicTracerProvider({ resource: testResource(service), spanProcessors: [new BatchSpanProcessor(exporter)] });
   fill(provider.getTracer('heimdall-test'));
+  await provider.forceFlush();
+  await provider.shutdown();
+}
+
+/**
+ * Emits log records of `service` with the real SDK (`fill` emits them) and exports them over
+ * OTLP/HTTP protobuf to `httpUrl` with `token`; resolves once they are sent.
+ */
+export async function sendLogs(httpUrl: string, token: string, service: string, fill: (logger: Logger) => void): Promise<void> {
+  const exporter = new LogsHttpProto({ url: `${httpUrl}/v1/logs`, headers: { authorization: `Bearer ${token}` } });
+  const provider = new LoggerProvider({ resource: testResource(service), processors: [new BatchLogRecordProcessor({ exporter })] });
+  fill(provider.getLogger('heimdall-test'));
   await provider.forceFlush();
   await provider.shutdown();
 }

@@ -1,5 +1,6 @@
 import type { JSX } from 'preact';
 import type { Event as HeimdallEvent, ListEventsResponse } from '../api/types.js';
+import { Pager } from '../components/pager.js';
 import { SeverityBadge } from '../components/severity.js';
 import { ErrorBox, PageHeader } from '../components/status.js';
 import { Table, type Column } from '../components/table.js';
@@ -103,10 +104,7 @@ export function EventsPage(): JSX.Element {
       </form>
       {result.error !== undefined && <ErrorBox error={result.error} />}
       <Table testId="events" columns={columns} rows={events} rowKey={(e) => e.id ?? `${e.timestamp}`} empty={result.loading ? 'Searching…' : 'No events match.'} />
-      <div class="pager">
-        {pages.length > 1 && <button onClick={() => setPages(pages.slice(0, -1))}>Newer</button>}
-        {next && <button onClick={() => setPages([...pages, next])}>Older</button>}
-      </div>
+      <Pager pages={pages} setPages={setPages} next={next} />
     </section>
   );
 }

@@ -1,5 +1,6 @@
 import type { JSX } from 'preact';
 import type { ListLogsResponse, LogRecord } from '../api/types.js';
+import { Pager } from '../components/pager.js';
 import { LOG_SEVERITIES, SeverityBadge } from '../components/severity.js';
 import { ErrorBox, PageHeader } from '../components/status.js';
 import { Table, type Column } from '../components/table.js';
@@ -88,10 +89,7 @@ export function LogsPage(): JSX.Element {
       </form>
       {result.error !== undefined && <ErrorBox error={result.error} />}
       <Table testId="logs" columns={columns} rows={records} rowKey={(r) => r.id ?? `${r.timestamp}${r.spanId}`} empty={result.loading ? 'Searching…' : 'No log records match.'} />
-      <div class="pager">
-        {pages.length > 1 && <button onClick={() => setPages(pages.slice(0, -1))}>Newer</button>}
-        {next && <button onClick={() => setPages([...pages, next])}>Older</button>}
-      </div>
+      <Pager pages={pages} setPages={setPages} next={next} />
     </section>
   );
 }
