@@ -1,8 +1,9 @@
 import { Counter, type Registry } from 'prom-client';
-import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
 import { seriesShape, type SeriesLimits } from '../telemetry/series-limits.js';
 import type { Decision } from './bucket.js';
+import type { Limit } from './config.js';
 import type { MatchedLimit } from './decide.js';
+import type { RequestDescriptor } from './wire-request.js';
 
 const LIMIT_LABELS = ['domain', 'descriptor'] as const;
 const LIMIT_COUNTERS = ['total_hits', 'over_limit', 'near_limit', 'within_limit', 'shadow_mode'] as const;
@@ -16,7 +17,7 @@ export const SECURITY_REFUSALS_FAMILY = { name: 'heimdall_security_refused_total
 /** The rate limiter's metrics whose labels may come from requests. */
 export interface LimitStats {
   /** Counts one descriptor's hits under its limit. */
-  record(domain: string, matched: MatchedLimit, d: RateLimitDescriptor, hits: number, decision: Decision, capacity: number): void;
+  record(domain: string, matched: MatchedLimit, d: Pick<RequestDescriptor, 'entries'>, hits: number, decision: Decision, capacity: number): void;
   /** Counts a descriptor the security layer refused. */
   refused(domain: string, reason: string): void;
 }
@@ -47,13 +48,16 @@ export function createLimitStats(registry: Registry, limits: SeriesLimits, maxSe
   });
   const refusalCounter = new Counter({ name: SECURITY_REFUSALS_FAMILY.name, help: 'Descriptors refused by the security layer, by domain and reason (blocked, lockdown).', labelNames: REFUSAL_LABELS, registers: [registry] });
   const refusals = limits.family({ name: SECURITY_REFUSALS_FAMILY.name, labelNames: REFUSAL_LABELS, maxSeries, shape: SECURITY_REFUSALS_FAMILY.shape, bind: (labels) => refusalCounter.labels(labels) });
+  // A configured limit's children, found once: its domain and path never change, and configured children stay.
+  const configured = new WeakMap<Limit, ReturnType<typeof series.configured>>();
+  const configuredOf = (domain: string, limit: Limit) => {
+    let bound = configured.get(limit);
+    if (!bound) configured.set(limit, (bound = series.configured([domain, limit.path])));
+    return bound;
+  };
   return {
     record(domain, { limit, override }, d, hits, decision, capacity) {
-      const bound = limit.detailedMetric
-        ? series.get([domain, `${limit.path}|${d.entries.map((e) => `${e.key}_${e.value}`).join('.')}`])
-        : override
-          ? series.get([domain, limit.path])
-          : series.configured([domain, limit.path]);
+      const bound = limit.detailedMetric ? series.get([domain, `${limit.path}|${d.entries.map((e) => `${e.key}_${e.value}`).join('.')}`]) : override ? series.get([domain, limit.path]) : configuredOf(domain, limit);
       bound.total.inc(hits);
       if (!decision.allowed && !limit.shadowMode) bound.over.inc(hits);
       else if (!decision.allowed) bound.shadow.inc(hits);

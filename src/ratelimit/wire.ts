@@ -18,101 +18,109 @@ export interface WireResponse {
   responseHeadersToAdd: Array<{ key: string; value: string }>;
 }
 
-class Writer {
-  private buf = Buffer.allocUnsafe(256);
-  pos = 0;
+/**
+ * The encoder's scratch buffer and position: one encode runs at a time (encoding is synchronous),
+ * and each answer is copied out once at the end, so a call makes no writer, no closures and no
+ * intermediate copies.
+ */
+let buf = Buffer.allocUnsafe(1024);
+let pos = 0;
 
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
+function ensure(n: number): void {
+  if (pos + n <= buf.length) return;
+  const next = Buffer.allocUnsafe(Math.max(buf.length * 2, pos + n));
+  buf.copy(next, 0, 0, pos);
+  buf = next;
+}
 
-  varint(v: number): void {
-    this.ensure(10);
-    let n = v;
-    while (n >= 0x80) {
-      this.buf[this.pos++] = (n % 0x80) | 0x80;
-      n = Math.floor(n / 0x80);
-    }
-    this.buf[this.pos++] = n;
+function varint(v: number): void {
+  ensure(10);
+  let n = v;
+  while (n >= 0x80) {
+    buf[pos++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
   }
+  buf[pos++] = n;
+}
 
-  tag(field: number, wireType: number): void {
-    this.varint(field * 8 + wireType);
-  }
+/** A varint field, omitted when 0 (proto3). */
+function uint(field: number, v: number): void {
+  if (v === 0) return;
+  varint(field * 8);
+  varint(v);
+}
 
-  /** A varint field, omitted when 0 (proto3). */
-  uint(field: number, v: number): void {
-    if (v === 0) return;
-    this.tag(field, 0);
-    this.varint(v);
-  }
+function string(field: number, s: string | undefined): void {
+  if (!s) return;
+  const n = Buffer.byteLength(s);
+  varint(field * 8 + 2);
+  varint(n);
+  ensure(n);
+  pos += buf.write(s, pos);
+}
 
-  string(field: number, s: string | undefined): void {
-    if (!s) return;
-    const n = Buffer.byteLength(s);
-    this.tag(field, 2);
-    this.varint(n);
-    this.ensure(n);
-    this.pos += this.buf.write(s, this.pos);
-  }
+/** Starts a length-delimited sub-message: reserves one length byte and answers where it is. */
+function begin(field: number): number {
+  varint(field * 8 + 2);
+  ensure(1);
+  return pos++;
+}
 
-  /** A length-delimited sub-message written by `body` (its length is patched in afterwards). */
-  message(field: number, body: () => void): void {
-    this.tag(field, 2);
-    // Reserve one length byte; move the body if its length needs more.
-    this.ensure(1);
-    const lenAt = this.pos++;
-    const start = this.pos;
-    body();
-    const len = this.pos - start;
-    if (len < 0x80) {
-      this.buf[lenAt] = len;
-      return;
-    }
-    const bodyCopy = Buffer.from(this.buf.subarray(start, this.pos));
-    this.pos = lenAt;
-    this.varint(len);
-    this.ensure(len);
-    bodyCopy.copy(this.buf, this.pos);
-    this.pos += len;
+/** Ends the sub-message begun at `lenAt`: writes its length, moving the body in place when the length takes more than one byte. */
+function end(lenAt: number): void {
+  const len = pos - lenAt - 1;
+  if (len < 0x80) {
+    buf[lenAt] = len;
+    return;
   }
+  let extra = 0;
+  for (let n = len >> 7; n > 0; n >>= 7) extra += 1;
+  ensure(extra);
+  buf.copyWithin(lenAt + 1 + extra, lenAt + 1, pos);
+  pos += extra;
+  let at = lenAt;
+  let n = len;
+  while (n >= 0x80) {
+    buf[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[at] = n;
+}
 
-  finish(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
+function status(s: WireStatus): void {
+  const at = begin(2);
+  uint(1, s.code);
+  const limit = s.currentLimit;
+  if (limit) {
+    const limitAt = begin(2);
+    uint(1, limit.requestsPerUnit);
+    uint(2, limit.unit);
+    string(3, limit.name);
+    end(limitAt);
   }
+  uint(3, s.limitRemaining ?? 0);
+  const d = s.durationUntilReset;
+  if (d) {
+    const durationAt = begin(4);
+    uint(1, Number(d.seconds));
+    uint(2, d.nanos);
+    end(durationAt);
+  }
+  end(at);
 }
 
 /** Encodes a RateLimitResponse. */
 export function encodeRateLimitResponse(r: WireResponse): Buffer {
-  const w = new Writer();
-  w.uint(1, r.overallCode);
-  for (const s of r.statuses) {
-    w.message(2, () => {
-      w.uint(1, s.code);
-      const limit = s.currentLimit;
-      if (limit)
-        w.message(2, () => {
-          w.uint(1, limit.requestsPerUnit);
-          w.uint(2, limit.unit);
-          w.string(3, limit.name);
-        });
-      w.uint(3, s.limitRemaining ?? 0);
-      const d = s.durationUntilReset;
-      if (d)
-        w.message(4, () => {
-          w.uint(1, Number(d.seconds));
-          w.uint(2, d.nanos);
-        });
-    });
-  }
+  pos = 0;
+  uint(1, r.overallCode);
+  for (const s of r.statuses) status(s);
   for (const h of r.responseHeadersToAdd) {
-    w.message(3, () => {
-      w.string(1, h.key);
-      w.string(2, h.value);
-    });
+    const at = begin(3);
+    string(1, h.key);
+    string(2, h.value);
+    end(at);
   }
-  return w.finish();
+  const out = Buffer.allocUnsafe(pos);
+  buf.copy(out, 0, 0, pos);
+  return out;
 }
