@@ -16,6 +16,7 @@
 // Run: npx tsc -b tsconfig.build.json && node bench/rls-alloc.mjs
 import { spawnSync } from 'node:child_process';
 import { f } from './lib.mjs';
+import { codecs, parts, requests } from './rls-parts.mjs';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -69,69 +70,6 @@ function parent() {
     `${CALLS} calls per run over 1,000 distinct requests of 1-3 descriptors (local backend, metrics, security policy); node ${process.version}. Target: reported (issue 16: allocation per call measured).`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/** The agent's per-call parts from dist, built as the rate limiter builds them. */
-async function parts() {
-  const { Registry } = await import('prom-client');
-  const { pino } = await import('pino');
-  const { validateConfig } = await import('../dist/config/load.js');
-  const { createHealthRegistry } = await import('../dist/health/registry.js');
-  const { createBuckets } = await import('../dist/ratelimit/backends.js');
-  const { createRateLimitCheck } = await import('../dist/ratelimit/check.js');
-  const { parseDomainFile } = await import('../dist/ratelimit/config.js');
-  const { createLimitStats } = await import('../dist/ratelimit/stats.js');
-  const { createSecurityPolicy } = await import('../dist/ratelimit/security-policy.js');
-  const { createSeriesLimits } = await import('../dist/telemetry/series-limits.js');
-  const config = validateConfig({}).ratelimit;
-  const logger = pino({ level: 'silent' });
-  const metrics = new Registry();
-  const limitsYaml = [
-    'domain: bench',
-    'descriptors:',
-    '  - key: remote_address',
-    '    rate_limit: { unit: second, requests_per_unit: 1000000 }',
-    '    descriptors:',
-    '      - key: path',
-    '        rate_limit: { unit: minute, requests_per_unit: 1000000 }',
-    '  - key: user',
-    '    rate_limit: { name: per-user, unit: hour, requests_per_unit: 1000000 }',
-  ].join('\n');
-  const { domain, root } = parseDomainFile('limits.yaml', limitsYaml);
-  const seriesLimits = createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger });
-  const stats = createLimitStats(metrics, seriesLimits, 1_000);
-  const buckets = createBuckets({ config, now: () => performance.now(), logger, metrics, health: createHealthRegistry() });
-  const security = createSecurityPolicy({ config: config.security });
-  return createRateLimitCheck({ config, limits: { current: new Map([[domain, root]]) }, buckets, stats, security });
-}
-
-/** 1,000 requests as Envoy sends them, encoded. */
-async function requests() {
-  const { create, toBinary } = await import('@bufbuild/protobuf');
-  const { RateLimitRequestSchema } = await import('../dist/gen/envoy/service/ratelimit/v3/rls_pb.js');
-  const out = [];
-  for (let i = 0; i < 1000; i++) {
-    const ip = `10.${(i * 7) % 20}.${(i * 13) % 250}.${(i * 31) % 250}`;
-    const all = [[{ key: 'remote_address', value: ip }], [{ key: 'user', value: `user-${(i * 17) % 2000}` }], [{ key: 'remote_address', value: ip }, { key: 'path', value: `/api/v1/items/${i % 50}` }]];
-    const descriptors = all.slice(0, 1 + (i % 3)).map((entries) => ({ entries }));
-    out.push(Buffer.from(toBinary(RateLimitRequestSchema, create(RateLimitRequestSchema, { domain: 'bench', descriptors }))));
-  }
-  return out;
-}
-
-/** The decoder the agent uses (the hand-written one when built), and the bare codec. */
-async function codecs() {
-  const { create, fromBinary, toBinary } = await import('@bufbuild/protobuf');
-  const rls = await import('../dist/gen/envoy/service/ratelimit/v3/rls_pb.js');
-  const { encodeRateLimitResponse } = await import('../dist/ratelimit/wire.js');
-  const hand = await import('../dist/ratelimit/wire-request.js').catch(() => undefined);
-  const decode = hand ? hand.decodeRateLimitRequest : (b) => fromBinary(rls.RateLimitRequestSchema, b);
-  const bare = (bytes) => {
-    const req = fromBinary(rls.RateLimitRequestSchema, bytes);
-    const statuses = req.descriptors.map(() => ({ code: 1, currentLimit: { requestsPerUnit: 1_000_000_000, unit: 1 }, limitRemaining: 999_999_999 }));
-    return Buffer.from(toBinary(rls.RateLimitResponseSchema, create(rls.RateLimitResponseSchema, { overallCode: 1, statuses })));
-  };
-  return { decode, encode: encodeRateLimitResponse, bare };
 }
 
 /** One stage's loop over `n` calls (async like the gRPC handler, which awaits the check). */
