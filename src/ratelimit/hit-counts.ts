@@ -20,11 +20,11 @@ export interface HitSlot {
 /** The counts of `counters`, by slot. */
 export interface HitCounts {
   /** A slot for one label set (make it once per label set: it is the label set's identity). */
-  slot(labels: Record<string, string>): HitSlot;
+  readonly slot: (labels: Record<string, string>) => HitSlot;
   /** Adds `n` to counter `c` of a slot (0 makes the label set appear, as inc(0) does). */
   add(slot: HitSlot, c: number, n: number): void;
-  /** Hands every count to its counter; each counter's `collect` calls it. */
-  flush(): void;
+  /** Hands every count to its counter; each counter's `collect` calls it (a plain function: no `this`). */
+  readonly flush: () => void;
 }
 
 /** Creates the counts for `counters()` (read at flush, so the counters can take `flush` as their collect). */
@@ -40,7 +40,7 @@ export function createHitCounts(counters: () => ReadonlyArray<Counter<string>>):
       }
       slot.counts[c] = (slot.counts[c] as number) + n;
     },
-    flush() {
+    flush: () => {
       counters().forEach((counter, c) => {
         for (const slot of order[c] ?? []) {
           const n = slot.counts[c] as number;
