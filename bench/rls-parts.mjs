@@ -1,17 +1,21 @@
 // The agent's per-call parts for the in-process rate-limit benches (rls-alloc.mjs, rls-redis.mjs),
-// built from dist as the rate limiter builds them, and the requests they are fed.
+// built from dist as the rate limiter builds them, and the requests they are fed. BENCH_DIST: another
+// build to load them from (e.g. the code before a change, for a same-run comparison).
+import { pathToFileURL } from 'node:url';
+
+const DIST = process.env.BENCH_DIST ? pathToFileURL(process.env.BENCH_DIST).href : new URL('../dist', import.meta.url).href;
 /** The agent's per-call parts from dist, built as the rate limiter builds them. */
 export async function parts(redis) {
   const { Registry } = await import('prom-client');
   const { pino } = await import('pino');
-  const { validateConfig } = await import('../dist/config/load.js');
-  const { createHealthRegistry } = await import('../dist/health/registry.js');
-  const { createBuckets } = await import('../dist/ratelimit/backends.js');
-  const { createRateLimitCheck } = await import('../dist/ratelimit/check.js');
-  const { parseDomainFile } = await import('../dist/ratelimit/config.js');
-  const { createLimitStats } = await import('../dist/ratelimit/stats.js');
-  const { createSecurityPolicy } = await import('../dist/ratelimit/security-policy.js');
-  const { createSeriesLimits } = await import('../dist/telemetry/series-limits.js');
+  const { validateConfig } = await import(`${DIST}/config/load.js`);
+  const { createHealthRegistry } = await import(`${DIST}/health/registry.js`);
+  const { createBuckets } = await import(`${DIST}/ratelimit/backends.js`);
+  const { createRateLimitCheck } = await import(`${DIST}/ratelimit/check.js`);
+  const { parseDomainFile } = await import(`${DIST}/ratelimit/config.js`);
+  const { createLimitStats } = await import(`${DIST}/ratelimit/stats.js`);
+  const { createSecurityPolicy } = await import(`${DIST}/ratelimit/security-policy.js`);
+  const { createSeriesLimits } = await import(`${DIST}/telemetry/series-limits.js`);
   const config = validateConfig({ ratelimit: redis ? { redis } : {} }).ratelimit;
   const logger = pino({ level: 'silent' });
   const metrics = new Registry();
@@ -39,14 +43,14 @@ export async function parts(redis) {
   const buckets = createBuckets({ config, now: () => performance.now(), logger, metrics, health: createHealthRegistry() });
   const security = createSecurityPolicy({ config: config.security });
   const check = createRateLimitCheck({ config, limits: { current: new Map([[domain, root]]) }, buckets, stats, security });
-  return Object.assign(check, { close: () => buckets.close() });
+  return Object.assign(check, { metrics, close: () => buckets.close() });
 }
 
 /** 1,000 requests as Envoy sends them, encoded; `shared`: their keys are those of the limits with `backend: redis`. */
 export async function requests(shared = false) {
   const k = (key) => (shared ? `shared_${key.replace('remote_', '')}` : key);
   const { create, toBinary } = await import('@bufbuild/protobuf');
-  const { RateLimitRequestSchema } = await import('../dist/gen/envoy/service/ratelimit/v3/rls_pb.js');
+  const { RateLimitRequestSchema } = await import(`${DIST}/gen/envoy/service/ratelimit/v3/rls_pb.js`);
   const out = [];
   for (let i = 0; i < 1000; i++) {
     const ip = `10.${(i * 7) % 20}.${(i * 13) % 250}.${(i * 31) % 250}`;
@@ -60,9 +64,9 @@ export async function requests(shared = false) {
 /** The decoder the agent uses (the hand-written one when built), and the bare codec. */
 export async function codecs() {
   const { create, fromBinary, toBinary } = await import('@bufbuild/protobuf');
-  const rls = await import('../dist/gen/envoy/service/ratelimit/v3/rls_pb.js');
-  const { encodeRateLimitResponse } = await import('../dist/ratelimit/wire.js');
-  const hand = await import('../dist/ratelimit/wire-request.js').catch(() => undefined);
+  const rls = await import(`${DIST}/gen/envoy/service/ratelimit/v3/rls_pb.js`);
+  const { encodeRateLimitResponse } = await import(`${DIST}/ratelimit/wire.js`);
+  const hand = await import(`${DIST}/ratelimit/wire-request.js`).catch(() => undefined);
   const decode = hand ? hand.decodeRateLimitRequest : (b) => fromBinary(rls.RateLimitRequestSchema, b);
   const bare = (bytes) => {
     const req = fromBinary(rls.RateLimitRequestSchema, bytes);

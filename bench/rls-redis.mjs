@@ -9,6 +9,8 @@
 //   Redis with batching (ratelimit.redis.max_batch 128: the checks of one event-loop turn in one
 //   script call); Redis without (max_batch 1: one script call per descriptor, as before).
 // - Script calls per check: from Redis' INFO commandstats (evalsha + eval) over each run.
+// - ratelimit.redis.timeout BENCH_REDIS_TIMEOUT (default 20ms, as bench:ratelimit): descriptors
+//   answered by failure_mode past it are counted beside each run.
 // Run: npx tsc -b tsconfig.build.json && node bench/rls-redis.mjs
 import { execFileSync, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
@@ -18,6 +20,8 @@ import { codecs, parts, requests } from './rls-parts.mjs';
 const RATE = Number(process.env.BENCH_RATE ?? 5000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** ratelimit.redis.timeout, as bench:ratelimit sets it: a check waiting longer is answered by failure_mode (counted). */
+const TIMEOUT = process.env.BENCH_REDIS_TIMEOUT ?? '20ms';
 
 if (process.argv[2] === '--child') await child(process.argv[3]);
 else await parent();
@@ -58,21 +62,24 @@ async function openLoop(answer, bodies) {
     };
     tick();
   });
-  return { latencies, errors };
+  return { latencies, errors, issued: i };
 }
 
 async function child(mode) {
   const port = Number(process.env.BENCH_REDIS_PORT);
-  const redis = mode === 'local' ? undefined : { url: `redis://127.0.0.1:${port}`, timeout: '1s', max_batch: mode === 'redis' ? 128 : 1 };
+  const redis = mode === 'local' ? undefined : { url: `redis://127.0.0.1:${port}`, timeout: TIMEOUT, max_batch: mode === 'redis' ? 128 : 1 };
   const check = await parts(redis);
   const bodies = await requests(mode !== 'local');
   const { decode, encode } = await codecs();
   const answer = async (bytes) => encode(await check(decode(bytes)));
-  const { latencies, errors } = await openLoop(answer, bodies);
+  const cpu0 = process.cpuUsage();
+  const { latencies, errors, issued } = await openLoop(answer, bodies);
+  const cpu = process.cpuUsage(cpu0);
+  const fallbacks = (await check.metrics.getSingleMetric('heimdall_ratelimit_backend_errors_total')?.get())?.values[0]?.value ?? 0;
   await check.close();
   latencies.sort((a, b) => a - b);
   const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
-  process.stdout.write(`${JSON.stringify({ mode, calls: latencies.length, errors, p50: q(0.5), p99: q(0.99), p999: q(0.999) })}\n`);
+  process.stdout.write(`${JSON.stringify({ mode, calls: latencies.length, errors, p50: q(0.5), p99: q(0.99), p999: q(0.999), cpuMicros: (cpu.user + cpu.system) / issued, fallbacks })}\n`);
 }
 
 async function parent() {
@@ -113,17 +120,18 @@ function report(runs) {
     const rs = ratios(mode);
     const met = target === undefined ? '' : median(rs) <= target ? 'met' : '**not met**';
     const calls = median(runs[mode].map((r) => r.scriptCallsPerCheck));
-    return `| ${label} | ${f(p99(mode), 2)} ms | ${f(p99('local'), 2)} ms | ${f(median(rs), 2)} (${spread(rs)}) | ${target === undefined ? '(reported)' : `<= ${target}`} ${met} | ${f(calls, 3)} |`;
+    const cpu = (m) => median(runs[m].map((r) => r.cpuMicros));
+    return `| ${label} | ${f(p99(mode), 2)} ms | ${f(p99('local'), 2)} ms | ${f(median(rs), 2)} (${spread(rs)}) | ${target === undefined ? '(reported)' : `<= ${target}`} ${met} | ${f(calls, 3)} | ${f(cpu(mode), 1)} / ${f(cpu('local'), 1)} |`;
   };
   const lines = [
-    `| p99 at ${RATE}/s, in process | Redis | local backend (same run) | ratio, median of ${ROUNDS} rounds (spread) | target | script calls per check |`,
-    '|---|---|---|---|---|---|',
+    `| p99 at ${RATE}/s, in process | Redis | local backend (same run) | ratio, median of ${ROUNDS} rounds (spread) | target | script calls per check | CPU µs per check, this / local |`,
+    '|---|---|---|---|---|---|---|',
     row('Redis, checks of one event-loop turn batched (max_batch 128)', 'redis', 2),
     row('Redis, one script call per descriptor (max_batch 1)', 'unbatched'),
     '',
-    '| run | p50 / p99 / p99.9 ms (errors) |',
-    '|---|---|',
-    ...Object.entries(runs).flatMap(([mode, rs]) => rs.map((r, i) => `| ${mode}, round ${i + 1} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)}${r.errors ? ` (${r.errors})` : ''} |`)),
+    `| run | p50 / p99 / p99.9 ms (errors) | CPU µs per check | descriptors answered by failure_mode (Redis over ${TIMEOUT}) |`,
+    '|---|---|---|---|',
+    ...Object.entries(runs).flatMap(([mode, rs]) => rs.map((r, i) => `| ${mode}, round ${i + 1} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)}${r.errors ? ` (${r.errors})` : ''} | ${f(r.cpuMicros, 1)} | ${r.fallbacks ?? 0} |`)),
     '',
     `Checks of 1-3 descriptors, open loop (Poisson) at ${RATE}/s for ${SECONDS} s after 1 s of warm-up; check on core 0, redis-server on core 1; node ${process.version}.`,
   ];

@@ -54,10 +54,12 @@ export function createRedisBatcher(options: RedisBatcherOptions): RedisBatcher {
 
   const flush = (batch: Batch): void => {
     if (open === batch) open = undefined;
-    options.run(batch.keys, batch.args).then(
-      (reply) => settle(batch, reply, undefined),
-      (err: unknown) => settle(batch, undefined, err instanceof Error ? err : new Error(String(err))),
-    );
+    const failed = (err: unknown) => settle(batch, undefined, err instanceof Error ? err : new Error(String(err)));
+    try {
+      options.run(batch.keys, batch.args).then((reply) => settle(batch, reply, undefined), failed);
+    } catch (err) {
+      failed(err);
+    }
   };
 
   const start = (): Batch => {

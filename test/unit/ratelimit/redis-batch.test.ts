@@ -64,4 +64,15 @@ describe('redis batcher', () => {
     calls[2]?.answer([1, '0', 1, '0']);
     expect(await Promise.all(slow)).toEqual(['redis check took over 5 ms', 'redis check took over 5 ms']);
   });
+
+  it('fails a batch whose call throws at once (no connection)', async () => {
+    const batcher = createRedisBatcher({
+      run: () => {
+        throw new Error('Stream isn\'t writeable');
+      },
+      timeoutMs: 60_000,
+      maxBatch: 1,
+    });
+    await expect(batcher.take('a', 1, 1, 1)).rejects.toThrow("Stream isn't writeable");
+  });
 });
