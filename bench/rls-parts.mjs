@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 
 const DIST = process.env.BENCH_DIST ? pathToFileURL(process.env.BENCH_DIST).href : new URL('../dist', import.meta.url).href;
 /** The agent's per-call parts from dist, built as the rate limiter builds them. */
-export async function parts(redis) {
+export async function parts(redis, redisMaxBatch) {
   const { Registry } = await import('prom-client');
   const { pino } = await import('pino');
   const { validateConfig } = await import(`${DIST}/config/load.js`);
@@ -40,7 +40,7 @@ export async function parts(redis) {
   const { domain, root } = parseDomainFile('limits.yaml', limitsYaml);
   const seriesLimits = createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger });
   const stats = createLimitStats(metrics, seriesLimits, 1_000);
-  const buckets = createBuckets({ config, now: () => performance.now(), logger, metrics, health: createHealthRegistry() });
+  const buckets = createBuckets({ config, now: () => performance.now(), logger, metrics, health: createHealthRegistry(), redisMaxBatch });
   const security = createSecurityPolicy({ config: config.security });
   const check = createRateLimitCheck({ config, limits: { current: new Map([[domain, root]]) }, buckets, stats, security });
   return Object.assign(check, { metrics, close: () => buckets.close() });

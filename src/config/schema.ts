@@ -370,8 +370,6 @@ export const configSchema = z.strictObject({
           failure_mode: z.enum(['allow', 'deny']).default('allow'),
           breaker: z.strictObject({ failures: integer({ min: 1, max: 1000 }).default(5), cooldown: duration({ min: 1, max: MAX_TIMER_MS }).prefault('2s') }).prefault({}),
           key_prefix: z.string().default('heimdall:rl:'),
-          /** Bucket checks per script call at most: the checks of one event-loop turn go out together (1: each alone). */
-          max_batch: integer({ min: 1, max: 1024 }).default(128),
         })
         .optional(),
     })
