@@ -1,18 +1,19 @@
-import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
-import { RateLimitResponse_Code, type RateLimitRequest } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { RateLimitResponse_Code } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { Config } from '../config/schema.js';
+import { createLimitPlans, limitStatus, PolicyHeaders, type LimitPlan, type LimitPlans } from './answer.js';
 import type { Buckets } from './backends.js';
 import type { Decision } from './bucket.js';
-import { bucketSpec, limitStatus, matchDescriptors, MAX_UINT32, rateLimitHeaders, validate, type Policy } from './decide.js';
+import { matchDescriptors, MAX_UINT32, validate, type MatchedLimit } from './decide.js';
 import { bucketKey, shownEntries } from './keys.js';
 import type { LimitsFile } from './limits-file.js';
 import type { OverLimitReporter } from './over-limit.js';
 import type { Security } from './security.js';
 import type { LimitStats } from './stats.js';
+import type { RateLimitInput, RequestDescriptor } from './wire-request.js';
 import type { WireResponse, WireStatus } from './wire.js';
 
-/** One rate-limit check: the answer to a RateLimitRequest, whatever transport carried it. */
-export type RateLimitCheck = (req: RateLimitRequest) => Promise<WireResponse>;
+/** One rate-limit check: the answer to a RateLimitRequest (decoded by hand or by @bufbuild), whatever transport carried it. */
+export type RateLimitCheck = (req: RateLimitInput) => Promise<WireResponse>;
 
 /** Options for createRateLimitCheck. */
 export interface RateLimitCheckOptions {
@@ -28,49 +29,89 @@ export interface RateLimitCheckOptions {
   overLimit?: Pick<OverLimitReporter, 'record'> | undefined;
 }
 
+/** What stays the same for every call of one check. */
+interface CheckParts extends RateLimitCheckOptions {
+  plans: LimitPlans;
+}
+
+// Statuses without a bucket are the same in every answer (frozen: answers share them).
+const OK_STATUS: WireStatus = Object.freeze({ code: RateLimitResponse_Code.OK });
+const UNLIMITED_STATUS: WireStatus = Object.freeze({ code: RateLimitResponse_Code.OK, limitRemaining: MAX_UINT32 });
+const REFUSED_STATUS: WireStatus = Object.freeze({ code: RateLimitResponse_Code.OVER_LIMIT });
+const NO_VERDICT = { refuse: false, factor: 1 } as const;
+
+/**
+ * One answer as it is put together: a status per descriptor, the policies' headers, whether any
+ * descriptor is over, and the Redis decisions still awaited. A class: one is made per check, and
+ * its methods are not closures made per call.
+ */
+class Answer {
+  readonly statuses: WireStatus[] = [];
+  readonly headers = new PolicyHeaders();
+  over = false;
+  pending: Array<Promise<void>> | undefined;
+
+  constructor(
+    private readonly parts: CheckParts,
+    private readonly req: RateLimitInput,
+  ) {}
+
+  /** Takes from the descriptor's bucket; the status is set now (local buckets) or once Redis answers. */
+  evaluate(d: RequestDescriptor, i: number, m: MatchedLimit | undefined, requestHits: number): void {
+    const { parts, req } = this;
+    const verdict = parts.security?.check(d.entries) ?? NO_VERDICT;
+    if (verdict.refuse) {
+      this.over = true;
+      parts.stats.refused(req.domain, verdict.reason);
+      parts.overLimit?.record(req.domain, `security:${verdict.reason}`, shownEntries(d.entries), requestHits);
+      this.statuses[i] = REFUSED_STATUS;
+      return;
+    }
+    if (!m) return void (this.statuses[i] = OK_STATUS);
+    const { limit } = m;
+    if (limit.unlimited) return void (this.statuses[i] = UNLIMITED_STATUS);
+    const hits = d.hitsAddend !== undefined ? Math.min(Number(d.hitsAddend), MAX_UINT32) : requestHits;
+    const plan = parts.plans.get(limit, verdict.factor);
+    const key = bucketKey(req.domain, d.entries, plan.keySuffix, parts.config.max_bucket_key_length);
+    const decided = parts.buckets.take(limit, key, plan.spec, hits);
+    if (!(decided instanceof Promise)) return this.finish(d, i, m, plan, hits, decided);
+    this.statuses[i] = OK_STATUS; // a place held until Redis answers
+    (this.pending ??= []).push(decided.then((decision) => this.finish(d, i, m, plan, hits, decision)));
+  }
+
+  /** Records a decision: the status, the policy's headers, the metrics and an over-limit record. */
+  finish(d: RequestDescriptor, i: number, m: MatchedLimit, plan: LimitPlan, hits: number, decision: Decision): void {
+    const { parts, req } = this;
+    const status = limitStatus(m.limit, plan, decision, this.headers);
+    const over = status.code === (RateLimitResponse_Code.OVER_LIMIT as number);
+    this.over ||= over;
+    this.statuses[i] = status;
+    parts.stats.record(req.domain, m, d, hits, decision, plan.spec.capacity);
+    if (over) parts.overLimit?.record(req.domain, m.limit.path, shownEntries(d.entries), hits);
+  }
+
+  response(legacy: boolean): WireResponse {
+    return { overallCode: this.over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK, statuses: this.statuses, responseHeadersToAdd: this.headers.headers(legacy) };
+  }
+}
+
 /**
  * Creates the check both transports answer with: validate the request (an AgentError
  * `invalid_argument` naming the field), match its descriptors to the current limits, let the
  * security layer refuse or shrink them, take from each bucket, and count the outcome in the
- * metrics and the over-limit reporter. Only a Redis-backed descriptor makes it wait.
+ * metrics and the over-limit reporter. Only a Redis-backed descriptor makes it wait; what a limit's
+ * answers share (its bucket spec, key suffix, current_limit and header text) is made once per limit.
  */
 export function createRateLimitCheck(options: RateLimitCheckOptions): RateLimitCheck {
-  const { config, stats, security, overLimit } = options;
+  const parts: CheckParts = { ...options, plans: createLimitPlans() };
   return async (req) => {
-    validate(req, config.max_key_length);
-    const matched = matchDescriptors(options.limits.current.get(req.domain), req);
+    validate(req, parts.config.max_key_length);
+    const matched = matchDescriptors(parts.limits.current.get(req.domain), req);
     const requestHits = req.hitsAddend === 0 ? 1 : req.hitsAddend;
-    const policies: Policy[] = [];
-    let over = false;
-    // Local buckets answer synchronously: only a Redis-backed descriptor makes the check wait.
-    const evaluate = (d: RateLimitDescriptor, i: number): WireStatus | Promise<WireStatus> => {
-      const verdict = security?.check(d.entries) ?? { refuse: false, factor: 1 };
-      if (verdict.refuse) {
-        over = true;
-        stats.refused(req.domain, verdict.reason);
-        overLimit?.record(req.domain, `security:${verdict.reason}`, shownEntries(d.entries), requestHits);
-        return { code: RateLimitResponse_Code.OVER_LIMIT };
-      }
-      const m = matched[i];
-      if (!m) return { code: RateLimitResponse_Code.OK };
-      const { limit } = m;
-      if (limit.unlimited) return { code: RateLimitResponse_Code.OK, limitRemaining: MAX_UINT32 };
-      const hits = d.hitsAddend !== undefined ? Math.min(Number(d.hitsAddend), MAX_UINT32) : requestHits;
-      const spec = bucketSpec(limit, verdict.factor);
-      const key = bucketKey(req.domain, d.entries, `${limit.path}\u0000${spec.capacity}/${limit.requestsPerUnit}/${limit.unit}`, config.max_bucket_key_length);
-      const finish = (decision: Decision): WireStatus => {
-        const answer = limitStatus(limit, spec, decision);
-        over ||= answer.over;
-        policies.push(answer.policy);
-        stats.record(req.domain, m, d, hits, decision, spec.capacity);
-        if (answer.over) overLimit?.record(req.domain, limit.path, shownEntries(d.entries), hits);
-        return answer.status;
-      };
-      const decided = options.buckets.take(limit, key, spec, hits);
-      return decided instanceof Promise ? decided.then(finish) : finish(decided);
-    };
-    const evaluated = req.descriptors.map(evaluate);
-    const statuses = evaluated.some((st) => st instanceof Promise) ? await Promise.all(evaluated.map((st) => Promise.resolve(st))) : (evaluated as WireStatus[]);
-    return { overallCode: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK, statuses, responseHeadersToAdd: rateLimitHeaders(policies, config.legacy_headers) };
+    const answer = new Answer(parts, req);
+    const { descriptors } = req;
+    for (let i = 0; i < descriptors.length; i++) answer.evaluate(descriptors[i] as RequestDescriptor, i, matched[i], requestHits);
+    if (answer.pending) await Promise.all(answer.pending);
+    return answer.response(parts.config.legacy_headers);
   };
 }

@@ -1,22 +1,19 @@
-import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
-import { RateLimitResponse_Code, type RateLimitRequest } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { AgentError } from '../errors/agent-error.js';
-import type { BucketSpec, Decision } from './bucket.js';
+import type { BucketSpec } from './bucket.js';
 import { UNIT_SECONDS, type DescriptorNode, type Limit, type Unit } from './config.js';
 import { shownEntries } from './keys.js';
-import type { WireResponse, WireStatus } from './wire.js';
+import type { RateLimitInput, RequestDescriptor } from './wire-request.js';
 
 /**
  * The pure steps of one check, as envoyproxy/ratelimit takes them: validate the request, match
- * each descriptor to its limit, size its bucket, and turn bucket decisions into statuses and
- * headers. The check (check.ts) only adds the buckets, the security layer and the metrics.
+ * each descriptor to its limit and size its bucket (answer.ts turns bucket decisions into statuses
+ * and headers). The check (check.ts) only adds the buckets, the security layer and the metrics.
  */
 
 /** Descriptors and entries one request may carry. */
 const MAX_DESCRIPTORS = 64;
 const MAX_ENTRIES = 32;
 export const MAX_UINT32 = 4_294_967_295;
-const UNIT_CODE: Record<Unit, number> = { second: 1, minute: 2, hour: 3, day: 4, month: 5, year: 6, week: 7 };
 const OVERRIDE_UNIT: Record<number, Unit | undefined> = { 1: 'second', 2: 'minute', 3: 'hour', 4: 'day', 5: 'month', 6: 'year', 7: 'week' };
 
 /**
@@ -25,27 +22,33 @@ const OVERRIDE_UNIT: Record<number, Unit | undefined> = { 1: 'second', 2: 'minut
  * a long one is a mistake or an attack). Long values are not refused: Envoy fails open on an error,
  * so a client could then pass any limit with one long header; they are digested in bucket keys.
  */
-export function validate(req: RateLimitRequest, maxKeyLength: number): void {
-  const bad = (field: string, message: string) => new AgentError('invalid_argument', `${field}: ${message}`);
+export function validate(req: RateLimitInput, maxKeyLength: number): void {
   if (req.domain === '') throw bad('domain', 'is required');
-  if (req.descriptors.length === 0) throw bad('descriptors', 'at least one descriptor is required');
-  if (req.descriptors.length > MAX_DESCRIPTORS) throw bad('descriptors', `at most ${MAX_DESCRIPTORS} descriptors per request, got ${req.descriptors.length}`);
-  req.descriptors.forEach((d, i) => {
-    if (d.entries.length === 0) throw bad(`descriptors[${i}].entries`, 'at least one entry is required');
-    if (d.entries.length > MAX_ENTRIES) throw bad(`descriptors[${i}].entries`, `at most ${MAX_ENTRIES} entries, got ${d.entries.length}`);
-    d.entries.forEach((e, j) => {
+  const { descriptors } = req;
+  if (descriptors.length === 0) throw bad('descriptors', 'at least one descriptor is required');
+  if (descriptors.length > MAX_DESCRIPTORS) throw bad('descriptors', `at most ${MAX_DESCRIPTORS} descriptors per request, got ${descriptors.length}`);
+  for (let i = 0; i < descriptors.length; i++) {
+    const { entries } = descriptors[i] as RequestDescriptor;
+    if (entries.length === 0) throw bad(`descriptors[${i}].entries`, 'at least one entry is required');
+    if (entries.length > MAX_ENTRIES) throw bad(`descriptors[${i}].entries`, `at most ${MAX_ENTRIES} entries, got ${entries.length}`);
+    for (let j = 0; j < entries.length; j++) {
+      const e = entries[j] as { key: string; value: string };
       if (e.key === '') throw bad(`descriptors[${i}].entries[${j}].key`, 'is required');
       if (e.key.length > maxKeyLength) throw bad(`descriptors[${i}].entries[${j}].key`, `${e.key.length} characters, over ratelimit.max_key_length (${maxKeyLength})`);
       if (e.value === '') throw bad(`descriptors[${i}].entries[${j}].value`, 'is required');
-    });
-  });
+    }
+  }
 }
 
+const bad = (field: string, message: string) => new AgentError('invalid_argument', `${field}: ${message}`);
+
 /** The limit for one request descriptor, matched as envoyproxy/ratelimit does: key_value, then wildcard values, then key; depth must match. */
-export function matchLimit(root: DescriptorNode, descriptor: RateLimitDescriptor): Limit | undefined {
+export function matchLimit(root: DescriptorNode, descriptor: Pick<RequestDescriptor, 'entries'>): Limit | undefined {
   let node = root;
-  const last = descriptor.entries.length - 1;
-  for (const [i, { key, value }] of descriptor.entries.entries()) {
+  const { entries } = descriptor;
+  const last = entries.length - 1;
+  for (let i = 0; i <= last; i++) {
+    const { key, value } = entries[i] as { key: string; value: string };
     const next = node.children.get(`${key}_${value}`) ?? node.wildcards.get(key)?.find((w) => value.startsWith(w.prefix))?.node ?? node.children.get(key);
     if (!next) return undefined;
     if (i === last) return next.limit;
@@ -65,85 +68,38 @@ export interface MatchedLimit {
  * matched limit may replace others by name. A descriptor's own `limit` replaces the configured one
  * (or applies where none is configured), as in envoyproxy/ratelimit.
  */
-export function matchDescriptors(root: DescriptorNode | undefined, req: RateLimitRequest): Array<MatchedLimit | undefined> {
-  const matched = req.descriptors.map((d): MatchedLimit | undefined => {
-    if (!root) return undefined;
-    const unit = d.limit && d.limit.requestsPerUnit >= 0 ? OVERRIDE_UNIT[d.limit.unit] : undefined;
-    const base = matchLimit(root, d);
-    if (!d.limit || !unit) return base && { limit: base, override: false };
-    const path = `${req.domain}.${shownEntries(d.entries).map((e) => `${e.key}_${e.value}`).join('.')}#override`;
-    const limit: Limit = { ...(base ?? { name: undefined, unlimited: false, replaces: [], backend: 'local', shadowMode: false, detailedMetric: false }), unit, requestsPerUnit: d.limit.requestsPerUnit, capacity: d.limit.requestsPerUnit, path };
-    return { limit, override: true };
-  });
+export function matchDescriptors(root: DescriptorNode | undefined, req: RateLimitInput): Array<MatchedLimit | undefined> {
+  const matched: Array<MatchedLimit | undefined> = [];
+  let replacing = false;
+  for (const d of req.descriptors) {
+    const m = root && matchOne(root, req.domain, d);
+    if (m && m.limit.replaces.length > 0) replacing = true;
+    matched.push(m);
+  }
+  if (!replacing) return matched;
   const replaced = new Set(matched.flatMap((m) => m?.limit.replaces ?? []));
   return matched.map((m) => (m && m.limit.name !== undefined && replaced.has(m.limit.name) ? undefined : m));
+}
+
+/** Each configured limit's match (the same object every time: matches are never changed). */
+const configuredMatches = new WeakMap<Limit, MatchedLimit>();
+
+function matchOne(root: DescriptorNode, domain: string, d: RequestDescriptor): MatchedLimit | undefined {
+  const unit = d.limit && d.limit.requestsPerUnit >= 0 ? OVERRIDE_UNIT[d.limit.unit] : undefined;
+  const base = matchLimit(root, d);
+  if (!d.limit || !unit) {
+    if (!base) return undefined;
+    let m = configuredMatches.get(base);
+    if (!m) configuredMatches.set(base, (m = { limit: base, override: false }));
+    return m;
+  }
+  const path = `${domain}.${shownEntries(d.entries).map((e) => `${e.key}_${e.value}`).join('.')}#override`;
+  const limit: Limit = { ...(base ?? { name: undefined, unlimited: false, replaces: [], backend: 'local', shadowMode: false, detailedMetric: false }), unit, requestsPerUnit: d.limit.requestsPerUnit, capacity: d.limit.requestsPerUnit, path };
+  return { limit, override: true };
 }
 
 /** The bucket of a limit; elevated security mode (`factor` < 1) makes it a separate, smaller one while it lasts. */
 export function bucketSpec(limit: Limit, factor: number): BucketSpec {
   const capacity = factor === 1 || limit.capacity === 0 ? limit.capacity : Math.max(1, Math.floor(limit.capacity * factor));
   return { capacity, ratePerMs: (limit.requestsPerUnit * factor) / (UNIT_SECONDS[limit.unit] * 1000) };
-}
-
-/** One matched policy, as the RateLimit headers name it. */
-export interface Policy {
-  name: string;
-  quota: number;
-  window: number;
-  remaining: number;
-  reset: number;
-}
-
-/**
- * What one descriptor answers after its bucket decided, and the policy it reports. OK: the tokens
- * left and the time until the bucket is full (envoyproxy/ratelimit's window reset). OVER_LIMIT: 0
- * remaining, as envoyproxy/ratelimit answers, and the time until this request could pass, in whole
- * seconds (at least 1) in both the status and the headers; a request that never can (more than the
- * capacity, or a bucket that never refills) gets the policy's window.
- */
-export function limitStatus(limit: Limit, spec: BucketSpec, decision: Decision): { status: WireStatus; policy: Policy; over: boolean } {
-  const over = !decision.allowed && !limit.shadowMode;
-  // A bucket that never refills (0 per unit) reports a whole unit until reset.
-  const window = spec.ratePerMs > 0 ? Math.ceil(spec.capacity / spec.ratePerMs / 1000) : UNIT_SECONDS[limit.unit];
-  const resetMs = Number.isFinite(decision.resetMs) ? decision.resetMs : UNIT_SECONDS[limit.unit] * 1000;
-  const retrySeconds = Number.isFinite(decision.retryMs) ? Math.max(1, Math.ceil(decision.retryMs / 1000)) : Math.max(1, window);
-  const remaining = over ? 0 : decision.remaining;
-  return {
-    over,
-    policy: {
-      name: limit.name ?? limit.path,
-      quota: spec.capacity,
-      window,
-      remaining,
-      reset: over ? retrySeconds : Math.ceil(resetMs / 1000),
-    },
-    status: {
-      code: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
-      currentLimit: { ...(limit.name ? { name: limit.name } : {}), requestsPerUnit: limit.requestsPerUnit, unit: UNIT_CODE[limit.unit] },
-      limitRemaining: Math.min(remaining, MAX_UINT32),
-      durationUntilReset: over ? { seconds: BigInt(retrySeconds), nanos: 0 } : { seconds: BigInt(Math.floor(resetMs / 1000)), nanos: Math.floor(resetMs % 1000) * 1_000_000 },
-    },
-  };
-}
-
-/** A structured-field string for a policy name (quotes and backslashes escaped). */
-const sfString = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-
-/**
- * Headers for every matched policy (draft-ietf-httpapi-ratelimit-headers), and with `legacy` the
- * draft-03 X-RateLimit-* for the policy closest to its limit.
- */
-export function rateLimitHeaders(policies: readonly Policy[], legacy: boolean): WireResponse['responseHeadersToAdd'] {
-  if (policies.length === 0) return [];
-  const headers = [
-    { key: 'RateLimit-Policy', value: policies.map((p) => `${sfString(p.name)};q=${p.quota};w=${p.window}`).join(', ') },
-    { key: 'RateLimit', value: policies.map((p) => `${sfString(p.name)};r=${p.remaining};t=${p.reset}`).join(', ') },
-  ];
-  if (legacy) {
-    const closest = policies.reduce((a, b) => (b.remaining < a.remaining ? b : a));
-    headers.push({ key: 'X-RateLimit-Limit', value: [String(closest.quota), ...policies.map((p) => `${p.quota};w=${p.window};name=${sfString(p.name)}`)].join(', ') });
-    headers.push({ key: 'X-RateLimit-Remaining', value: String(closest.remaining) });
-    headers.push({ key: 'X-RateLimit-Reset', value: String(closest.reset) });
-  }
-  return headers;
 }

@@ -13,7 +13,10 @@ const longerThan = (text: string, max: number): boolean => text.length > max || 
  * readable one: entries always hold a `=`, a digest never does.
  */
 export function bucketKey(domain: string, entries: ReadonlyArray<{ key: string; value: string }>, limit: string, maxBytes: number): string {
-  const key = `${domain}\u0000${entries.map((e) => `${e.key}=${e.value}`).join('\u0000')}\u0000${limit}`;
+  // Joined in a loop: no array or closure per call.
+  let key = entries.length === 0 ? `${domain}\u0000` : domain;
+  for (const e of entries) key += `\u0000${e.key}=${e.value}`;
+  key += `\u0000${limit}`;
   return longerThan(key, maxBytes) ? `${domain}\u0000#${digest(key)}` : key;
 }
 

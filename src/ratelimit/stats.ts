@@ -1,8 +1,10 @@
 import { Counter, type Registry } from 'prom-client';
-import type { RateLimitDescriptor } from '../gen/envoy/extensions/common/ratelimit/v3/ratelimit_pb.js';
 import { seriesShape, type SeriesLimits } from '../telemetry/series-limits.js';
 import type { Decision } from './bucket.js';
+import { createHitCounts } from './hit-counts.js';
+import type { Limit } from './config.js';
 import type { MatchedLimit } from './decide.js';
+import type { RequestDescriptor } from './wire-request.js';
 
 const LIMIT_LABELS = ['domain', 'descriptor'] as const;
 const LIMIT_COUNTERS = ['total_hits', 'over_limit', 'near_limit', 'within_limit', 'shadow_mode'] as const;
@@ -16,7 +18,7 @@ export const SECURITY_REFUSALS_FAMILY = { name: 'heimdall_security_refused_total
 /** The rate limiter's metrics whose labels may come from requests. */
 export interface LimitStats {
   /** Counts one descriptor's hits under its limit. */
-  record(domain: string, matched: MatchedLimit, d: RateLimitDescriptor, hits: number, decision: Decision, capacity: number): void;
+  record(domain: string, matched: MatchedLimit, d: Pick<RequestDescriptor, 'entries'>, hits: number, decision: Decision, capacity: number): void;
   /** Counts a descriptor the security layer refused. */
   refused(domain: string, reason: string): void;
 }
@@ -31,35 +33,37 @@ export interface LimitStats {
  * length limit; past `maxSeries` label sets or the family's size budget, hits count under "__overflow__").
  */
 export function createLimitStats(registry: Registry, limits: SeriesLimits, maxSeries: number): LimitStats {
-  const counter = (name: string, help: string) => new Counter({ name: `heimdall_ratelimit_${name}_total`, help, labelNames: LIMIT_LABELS, registers: [registry] });
-  const total = counter('total_hits', 'Hits checked, by domain and descriptor.');
-  const over = counter('over_limit', 'Hits refused (over the limit, not in shadow mode), by domain and descriptor.');
-  const near = counter('near_limit', 'Hits allowed with 80% or more of the bucket used, by domain and descriptor.');
-  const within = counter('within_limit', 'Hits allowed, by domain and descriptor.');
-  const shadow = counter('shadow_mode', 'Hits over the limit but allowed by shadow mode, by domain and descriptor.');
-  // Bound children per label set: one map lookup per check instead of five label hashes.
-  const series = limits.family({
-    name: LIMIT_STATS_FAMILY.name,
-    labelNames: LIMIT_LABELS,
-    maxSeries,
-    shape: LIMIT_STATS_FAMILY.shape,
-    bind: (labels) => ({ total: total.labels(labels), over: over.labels(labels), near: near.labels(labels), within: within.labels(labels), shadow: shadow.labels(labels) }),
-  });
+  // Hits are counted as plain numbers per label set, handed to the counters when they are collected.
+  const counts = createHitCounts(() => counters);
+  const counter = (name: string, help: string) => new Counter({ name: `heimdall_ratelimit_${name}_total`, help, labelNames: LIMIT_LABELS, registers: [registry], collect: counts.flush });
+  const counters = [
+    counter('total_hits', 'Hits checked, by domain and descriptor.'),
+    counter('over_limit', 'Hits refused (over the limit, not in shadow mode), by domain and descriptor.'),
+    counter('near_limit', 'Hits allowed with 80% or more of the bucket used, by domain and descriptor.'),
+    counter('within_limit', 'Hits allowed, by domain and descriptor.'),
+    counter('shadow_mode', 'Hits over the limit but allowed by shadow mode, by domain and descriptor.'),
+  ];
+  const [TOTAL, OVER, NEAR, WITHIN, SHADOW] = [0, 1, 2, 3, 4] as const;
+  // One slot per label set: one map lookup per check, no label hashing.
+  const series = limits.family({ name: LIMIT_STATS_FAMILY.name, labelNames: LIMIT_LABELS, maxSeries, shape: LIMIT_STATS_FAMILY.shape, bind: counts.slot });
   const refusalCounter = new Counter({ name: SECURITY_REFUSALS_FAMILY.name, help: 'Descriptors refused by the security layer, by domain and reason (blocked, lockdown).', labelNames: REFUSAL_LABELS, registers: [registry] });
   const refusals = limits.family({ name: SECURITY_REFUSALS_FAMILY.name, labelNames: REFUSAL_LABELS, maxSeries, shape: SECURITY_REFUSALS_FAMILY.shape, bind: (labels) => refusalCounter.labels(labels) });
+  // A configured limit's children, found once: its domain and path never change, and configured children stay.
+  const configured = new WeakMap<Limit, ReturnType<typeof series.configured>>();
+  const configuredOf = (domain: string, limit: Limit) => {
+    let bound = configured.get(limit);
+    if (!bound) configured.set(limit, (bound = series.configured([domain, limit.path])));
+    return bound;
+  };
   return {
     record(domain, { limit, override }, d, hits, decision, capacity) {
-      const bound = limit.detailedMetric
-        ? series.get([domain, `${limit.path}|${d.entries.map((e) => `${e.key}_${e.value}`).join('.')}`])
-        : override
-          ? series.get([domain, limit.path])
-          : series.configured([domain, limit.path]);
-      bound.total.inc(hits);
-      if (!decision.allowed && !limit.shadowMode) bound.over.inc(hits);
-      else if (!decision.allowed) bound.shadow.inc(hits);
+      const bound = limit.detailedMetric ? series.get([domain, `${limit.path}|${d.entries.map((e) => `${e.key}_${e.value}`).join('.')}`]) : override ? series.get([domain, limit.path]) : configuredOf(domain, limit);
+      counts.add(bound, TOTAL, hits);
+      if (!decision.allowed && !limit.shadowMode) counts.add(bound, OVER, hits);
+      else if (!decision.allowed) counts.add(bound, SHADOW, hits);
       else {
-        bound.within.inc(hits);
-        if (decision.remaining <= capacity * 0.2) bound.near.inc(hits);
+        counts.add(bound, WITHIN, hits);
+        if (decision.remaining <= capacity * 0.2) counts.add(bound, NEAR, hits);
       }
     },
     refused(domain, reason) {

@@ -7,6 +7,9 @@ export interface TestRedis {
   readonly url: string;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Stalls the server (SIGSTOP): connections stay open, nothing is answered until `resume`. */
+  pause(): void;
+  resume(): void;
 }
 
 /** A TCP port free on loopback right now. */
@@ -41,6 +44,8 @@ export async function startRedis(): Promise<TestRedis> {
     port,
     url: `redis://127.0.0.1:${port}`,
     start,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     stop: () =>
       new Promise<void>((resolve) => {
         if (!child || child.exitCode !== null) return resolve();

@@ -1,4 +1,5 @@
 /** The buckets: the bounded local cache, and the backend each limit chooses (Redis on a real redis-server, with its breaker). */
+import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../src/config/load.js';
@@ -43,9 +44,9 @@ describe.runIf(haveBinary('redis-server'))('buckets shared through a real redis-
   afterAll(() => redis.stop());
 
   /** Buckets of one agent; a generous timeout, so a loaded machine does not trip the breaker. */
-  const agent = (t: { now: number }, keyPrefix: string, health = createHealthRegistry(), failureMode = 'allow') =>
+  const agent = (t: { now: number }, keyPrefix: string, health = createHealthRegistry(), failureMode = 'allow', timeout = '2s') =>
     createBuckets({
-      config: validateConfig({ ratelimit: { redis: { url: redis.url, timeout: '2s', failure_mode: failureMode, breaker: { failures: 1, cooldown: '1s' }, key_prefix: keyPrefix } } }).ratelimit,
+      config: validateConfig({ ratelimit: { redis: { url: redis.url, timeout, failure_mode: failureMode, breaker: { failures: 1, cooldown: '1s' }, key_prefix: keyPrefix } } }).ratelimit,
       now: () => t.now,
       logger: silentLogger(),
       metrics: new Registry(),
@@ -116,6 +117,63 @@ describe.runIf(haveBinary('redis-server'))('buckets shared through a real redis-
       await connected(buckets, t);
       expect(health.component('ratelimit-redis')?.state).toBe('ready');
     } finally {
+      await buckets.close();
+    }
+  });
+
+  it('gives exact counts to many concurrent checks from two agents, in a few script calls rather than one per check', async () => {
+    const t = { now: 0 };
+    const prefix = `test:${Math.random()}:`;
+    const one = agent(t, prefix);
+    const two = agent(t, prefix);
+    const admin = new Redis(redis.url);
+    const scriptCalls = async () => {
+      const stats = await admin.info('commandstats');
+      return [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    // Fifty tokens, one back an hour: none comes back within the test.
+    const hourly: BucketSpec = { capacity: 50, ratePerMs: 1 / 3_600_000 };
+    try {
+      await connected(one, t);
+      await connected(two, t);
+      const before = await scriptCalls();
+      // 200 checks of one hit in one turn of the event loop, on two buckets, plus checks of 0 hits that take nothing.
+      const taken = await Promise.all(Array.from({ length: 200 }, async (_v, i) => (i % 2 === 0 ? one : two).take(SHARED, i % 4 < 2 ? 'a' : 'b', hourly, i % 10 === 9 ? 0 : 1)));
+      const calls = (await scriptCalls()) - before;
+      const allowed = (key: string) => taken.filter((d, i) => (i % 4 < 2 ? 'a' : 'b') === key && i % 10 !== 9 && d.allowed).length;
+      expect([allowed('a'), allowed('b')]).toEqual([50, 50]);
+      expect(taken.filter((d, i) => i % 10 !== 9 && !d.allowed).every((d) => d.remaining === 0)).toBe(true);
+      // One agent's 100 checks fit one batch (128): one script call each, and one more when the script had to be loaded.
+      expect(calls).toBeLessThanOrEqual(4);
+      // The buckets are as the checks left them: empty.
+      expect(await one.take(SHARED, 'a', hourly, 0)).toMatchObject({ allowed: false, remaining: 0 });
+    } finally {
+      admin.disconnect();
+      await one.close();
+      await two.close();
+    }
+  });
+
+  it('answers by failure_mode within its timeout while Redis is stalled, and counts again once it answers', async () => {
+    const t = { now: 0 };
+    const buckets = agent(t, `test:${Math.random()}:`, createHealthRegistry(), 'deny', '300ms');
+    try {
+      await connected(buckets, t);
+      expect(await buckets.take(SHARED, 'k', SPEC, 1)).toMatchObject({ allowed: true, remaining: 1 });
+      redis.pause();
+      const started = performance.now();
+      const stalled = await Promise.all(['k', 'other'].map(async (key) => buckets.take(SHARED, key, SPEC, 1)));
+      // Answered by the timeout (300 ms), not by Redis: well within the bound however loaded the machine.
+      expect(performance.now() - started).toBeLessThan(10_000);
+      expect(stalled).toEqual([0, 1].map(() => ({ allowed: false, remaining: 0, resetMs: 0, retryMs: 0 })));
+      redis.resume();
+      // Once Redis answers again (past the breaker's cooldown), Redis answers the checks (a full bucket, not the failure mode's 0).
+      await until(async () => {
+        t.now += 1_000;
+        return (await buckets.take(SHARED, `after-${t.now}`, SPEC, 0)).remaining === 2;
+      }, 30_000, 'redis answering again');
+    } finally {
+      redis.resume();
       await buckets.close();
     }
   });
