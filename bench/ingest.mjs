@@ -19,6 +19,8 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const SPANS = 100;
 /** Which runs: any of stored, queued, server (comma-separated); all by default. */
 const RUNS = new Set((process.env.BENCH_RUNS ?? 'stored,queued,server').split(','));
+/** A directory for V8 CPU profiles of the agent (warm-up and run), summarized per phase by bench/profile-summary.mjs. */
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-ingest-'));
 const bodyFile = join(work, 'request.bin');
 writeFileSync(bodyFile, traceRequestBytes(SPANS));
@@ -53,7 +55,8 @@ async function phase(name, extraConfig, storageUrl) {
       'shutdown: { drain: 0s }',
     ].join('\n'),
   );
-  const agent = startPinned(0, [MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  const agent = startPinned(0, [...profile, MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started');
   await agent.found;
   const grpc = agent.lines.find((l) => l.component === 'grpc' && l.port).port;
   const admin = agent.lines.find((l) => l.component === 'admin' && l.port).port;
