@@ -146,9 +146,11 @@ export class RowBinaryWriter {
     this.pos = to;
   }
 
-  /** Everything written, copied into a right-sized buffer. */
+  /** Everything written, copied into a right-sized buffer (not zero-filled first: every byte is copied over). */
   finish(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
+    const out = Buffer.allocUnsafe(this.pos);
+    this.buf.copy(out, 0, 0, this.pos);
+    return out;
   }
 }
 
