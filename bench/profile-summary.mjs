@@ -10,6 +10,8 @@ const AREAS = [
   ['GC', (fn) => fn === '(garbage collector)'],
   ['idle', (fn) => fn === '(idle)'],
   ['native, no JS on the stack (event loop, nghttp2, sockets)', (fn) => fn === '(program)'],
+  ['Buffer allocation and copies (batch join, rows copied out, gRPC message join)', (fn, url) => /^(concat|FastBuffer|createUnsafeBuffer|allocate|fromArrayLike|_copyActual|copy)$/.test(fn) && /buffer|^$/.test(url)],
+  ['start-up (module loading)', (fn, url) => /node:internal\/modules|node:internal\/bootstrap/.test(url) || /^(ModuleWrap|compileSourceTextModule|wrapSafe)$/.test(fn)],
   ['gzip / zlib (insert compression)', (fn, url) => /zlib|deflate|gzip/i.test(fn + url)],
   ['@clickhouse/client + node:http', (fn, url) => /@clickhouse|node:_http|node:http|_http_/.test(url)],
   ['grpc-js + node:http2', (fn, url) => /@grpc\/grpc-js|node:internal\/http2|node:http2/.test(url)],

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
-import { constants as zlibConstants, gzip, zstdCompress } from 'node:zlib';
+import { constants as zlibConstants, gzip, zstdCompressSync } from 'node:zlib';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { toStorageError } from './errors.js';
 import { DEFER_INDEXES_SETTING, encodeJsonEachRow, insertColumnList, insertSettings, type InsertOptions, type QueryParams, type QuerySettings, type StorageTransport } from './transport.js';
@@ -28,20 +28,19 @@ export interface ServerTransportOptions {
 /** Compression of insert bodies: zstd (level 1), gzip (zlib's default level) or none. */
 export type InsertCompression = 'zstd' | 'gzip' | 'none';
 
-/** Output chunks of one compression call: few, so the body is compressed in one trip to the thread pool. */
-const COMPRESS_CHUNK = 1 << 20;
-const zstdAsync = promisify(zstdCompress);
+/** Output chunks of one gzip call (a batch compresses to about a tenth of its size). */
+const GZIP_CHUNK = 256 * 1024;
 const gzipAsync = promisify(gzip);
 
 /**
- * Compresses an insert body in one call on the thread pool (no stream: one callback per body, not
- * one per 16 KiB). zstd at level 1 costs about a fifth of gzip's default level in CPU and
- * compresses OTLP rows as well or better.
+ * Compresses an insert body in one call. zstd at level 1 (about a fifth of gzip's default level in
+ * CPU, compressing OTLP rows as well or better) runs on the calling thread, sized to the body: on
+ * this project's 2-core machine ~0.65 ms for a 225 KB batch (400 spans), ~7 ms for 5.6 MB (10k).
+ * gzip, several times slower, runs on the thread pool.
  */
-export function compressInsertBody(body: Uint8Array, codec: Exclude<InsertCompression, 'none'>): Promise<Buffer> {
-  return codec === 'zstd'
-    ? zstdAsync(body, { chunkSize: COMPRESS_CHUNK, params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } })
-    : gzipAsync(body, { chunkSize: COMPRESS_CHUNK });
+export async function compressInsertBody(body: Uint8Array, codec: Exclude<InsertCompression, 'none'>): Promise<Buffer> {
+  if (codec === 'zstd') return zstdCompressSync(body, { pledgedSrcSize: body.byteLength, params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } });
+  return gzipAsync(body, { chunkSize: GZIP_CHUNK });
 }
 
 /** TLS for https URLs: a private CA and/or a client certificate (mutual TLS). */
