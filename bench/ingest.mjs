@@ -13,12 +13,15 @@ import { f, rssMiB, startPinned, threadCpuSeconds } from './lib.mjs';
 import { traceRequestBytes } from './otlp-body.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
-const MAIN = join(ROOT, 'dist', 'main.js');
+/** BENCH_DIST: another build's dist directory, to compare two builds. */
+const MAIN = join(process.env.BENCH_DIST ?? join(ROOT, 'dist'), 'main.js');
 const DURATION = Number(process.env.BENCH_DURATION ?? 30_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const SPANS = 100;
 /** Which runs: any of stored, queued, server (comma-separated); all by default. */
 const RUNS = new Set((process.env.BENCH_RUNS ?? 'stored,queued,server').split(','));
+/** A directory for V8 CPU profiles of the agent (warm-up and run), summarized per phase by bench/profile-summary.mjs. */
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-ingest-'));
 const bodyFile = join(work, 'request.bin');
 writeFileSync(bodyFile, traceRequestBytes(SPANS));
@@ -53,7 +56,8 @@ async function phase(name, extraConfig, storageUrl) {
       'shutdown: { drain: 0s }',
     ].join('\n'),
   );
-  const agent = startPinned(0, [MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  const agent = startPinned(0, [...profile, MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started');
   await agent.found;
   const grpc = agent.lines.find((l) => l.component === 'grpc' && l.port).port;
   const admin = agent.lines.find((l) => l.component === 'admin' && l.port).port;
@@ -85,7 +89,8 @@ async function phase(name, extraConfig, storageUrl) {
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const half = samples.slice(Math.floor(samples.length / 2));
   const rssTimeline = `${f(mean(samples.slice(0, span)), 0)} -> ${f(mean(samples.slice(-span)), 0)} MiB (2nd half ${f(Math.min(...half), 0)}-${f(Math.max(...half), 0)})`;
-  return { name, rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, enginePer100k: (engine / spans) * 1e5, perOwnCore: spans / own, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, statuses: r.statuses, acked: spans, stored };
+  const mainThread = cpu1.js - cpu0.js;
+  return { name, server: Boolean(storageUrl), mainThreadShare: mainThread / Math.max(own, 1e-9), rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, enginePer100k: (engine / spans) * 1e5, perOwnCore: spans / own, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, statuses: r.statuses, acked: spans, stored };
 }
 
 const results = [];
@@ -112,6 +117,12 @@ const lines = [
       `| ${r.name} | ${f(r.spansPerSec, 0)} | ${f(r.spansPerSec / ceiling.decode, 2)} | ${f(r.cpuPer100k, 2)} (${f(r.enginePer100k, 2)}) | ${f(r.perOwnCore, 0)} | ${f(r.cpuUtil * 100, 0)}% | ${f(r.p50, 1)} / ${f(r.p99, 1)} ms | ${f(r.peakRss, 0)} MiB | ${r.rssTimeline} | ${r.failed}${r.failed ? ` (${Object.entries(r.statuses).filter(([c]) => c !== '0').map(([c, n]) => `${n}× ${c === '14' ? 'UNAVAILABLE' : `status ${c}`}`).join(', ')})` : ''} | ${r.acked} / ${r.stored} |`,
   ),
   '',
+  ...results
+    .filter((r) => r.server)
+    .map(
+      (r) =>
+        `Server transport: ${f(r.perOwnCore / 1000, 1)}k spans/s per core of the agent's own CPU (${f(r.mainThreadShare * 100, 0)}% of it on the main thread), target >= 100k (2x the Collector's ~50k): ${r.perOwnCore >= 100_000 ? 'met' : 'not met'}; same-run ceilings on one core: decode only ${f(ceiling.decode / 1000, 0)}k, hot path ${f(ceiling.hot / 1000, 0)}k spans/s.`,
+    ),
   `Load: ${CONCURRENCY} requests in flight over 4 HTTP/2 connections, ${DURATION / 1000} s per run after a 3 s warm-up; node ${process.version}.`,
 ];
 process.stdout.write(`\n${lines.join('\n')}\n`);

@@ -79,6 +79,8 @@ const clickhouse = z.strictObject({
     .optional(),
   request_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('30s'),
   max_open_connections: integer({ min: 1, max: 1000 }).default(10),
+  /** Compression of insert bodies (Content-Encoding): zstd (level 1), gzip (zlib's default level) or none. */
+  insert_compression: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
 });
 
 const regexList = z.array(z.string().refine((p) => {

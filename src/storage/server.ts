@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { rootCertificates } from 'node:tls';
+import { promisify } from 'node:util';
+import { constants as zlibConstants, gzip, zstdCompressSync } from 'node:zlib';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { toStorageError } from './errors.js';
-import { DEFER_INDEXES_SETTING, insertColumnList, insertSettings, type InsertOptions, type QueryParams, type QuerySettings, type StorageTransport } from './transport.js';
+import { DEFER_INDEXES_SETTING, encodeJsonEachRow, insertColumnList, insertSettings, type InsertOptions, type QueryParams, type QuerySettings, type StorageTransport } from './transport.js';
 
 /** Options for createServerTransport. */
 export interface ServerTransportOptions {
@@ -17,7 +20,27 @@ export interface ServerTransportOptions {
   /** Per-request timeout in milliseconds. */
   requestTimeout: number;
   maxOpenConnections: number;
+  /** How insert bodies are compressed (`Content-Encoding`); zstd by default. */
+  insertCompression?: InsertCompression | undefined;
   tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
+}
+
+/** Compression of insert bodies: zstd (level 1), gzip (zlib's default level) or none. */
+export type InsertCompression = 'zstd' | 'gzip' | 'none';
+
+/** Output chunks of one gzip call (a batch compresses to about a tenth of its size). */
+const GZIP_CHUNK = 256 * 1024;
+const gzipAsync = promisify(gzip);
+
+/**
+ * Compresses an insert body in one call. zstd at level 1 (about a fifth of gzip's default level in
+ * CPU, compressing OTLP rows as well or better) runs on the calling thread, sized to the body: on
+ * this project's 2-core machine ~0.65 ms for a 225 KB batch (400 spans), ~7 ms for 5.6 MB (10k).
+ * gzip, several times slower, runs on the thread pool.
+ */
+export async function compressInsertBody(body: Uint8Array, codec: Exclude<InsertCompression, 'none'>): Promise<Buffer> {
+  if (codec === 'zstd') return zstdCompressSync(body, { pledgedSrcSize: body.byteLength, params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } });
+  return gzipAsync(body, { chunkSize: GZIP_CHUNK });
 }
 
 /** TLS for https URLs: a private CA and/or a client certificate (mutual TLS). */
@@ -78,7 +101,8 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
     application: 'heimdall',
     // Failures surface as StorageError to our own logger; the client's console logger stays quiet.
     log: { level: ClickHouseLogLevel.OFF },
-    compression: { request: true, response: true },
+    // Insert bodies are compressed here (compressInsertBody), queries are small.
+    compression: { request: false, response: true },
     tls: tlsOptions(options.tls),
   };
   const client: ClickHouseClient = createClient({ ...base, database: options.database });
@@ -87,7 +111,18 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
   safeUrl.password = '';
   const ensureDatabase = createDatabaseBootstrap(base, options);
   const deferSupported = createDeferSupport(client);
+  const codec = options.insertCompression ?? 'zstd';
   let closed = false;
+
+  /** Sends an encoded insert body, compressed as configured. */
+  const send = async (query: string, body: Uint8Array, clickhouse_settings: Record<string, string>): Promise<void> => {
+    const payload = codec === 'none' ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : await compressInsertBody(body, codec);
+    const http_headers = codec === 'none' ? undefined : { 'content-encoding': codec };
+    const { stream } = await client.exec({ query, values: Readable.from([payload]), clickhouse_settings, http_headers });
+    // Read the (empty) answer to its end, so that the socket goes back to the pool at once.
+    stream.resume();
+    await finished(stream);
+  };
 
   const call = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
     try {
@@ -129,10 +164,9 @@ export function createServerTransport(options: ServerTransportOptions): StorageT
         const clickhouse_settings = insertSettings(insertOptions, insertOptions.deferredIndexes ? await deferSupported() : false);
         if (rows instanceof Uint8Array) {
           const columns = insertOptions.format === 'RowBinary' ? ` (${insertColumnList(insertOptions.columns ?? [])})` : '';
-          const query = `INSERT INTO ${table}${columns} FORMAT ${insertOptions.format ?? 'JSONEachRow'}`;
-          await client.exec({ query, values: Readable.from([Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)]), clickhouse_settings });
+          await send(`INSERT INTO ${table}${columns} FORMAT ${insertOptions.format ?? 'JSONEachRow'}`, rows, clickhouse_settings);
         } else {
-          await client.insert({ table, values: rows, format: 'JSONEachRow', clickhouse_settings });
+          await send(`INSERT INTO ${table} FORMAT JSONEachRow`, encodeJsonEachRow(rows), clickhouse_settings);
         }
       }),
     async close() {

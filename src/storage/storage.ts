@@ -37,6 +37,7 @@ export async function openTransport(config: StorageConfig): Promise<StorageTrans
     cluster: ch.cluster,
     requestTimeout: ch.request_timeout,
     maxOpenConnections: ch.max_open_connections,
+    insertCompression: ch.insert_compression,
     tls: ch.tls ? { caFile: ch.tls.ca_file, certFile: ch.tls.cert_file, keyFile: ch.tls.key_file } : undefined,
   });
 }

@@ -265,6 +265,37 @@ describe('server transport outages', () => {
   });
 });
 
+describe('server transport insert compression', () => {
+  it('sends insert bodies as zstd by default, or gzip, or plain, and every one is stored', async () => {
+    const dir = tempDir();
+    const endpoint = await startClickHouseHttp(dir.path);
+    const open = (insertCompression?: 'zstd' | 'gzip' | 'none') => createServerTransport({ url: endpoint.url, username: 'default', password: '', database: 'default', requestTimeout: 5_000, maxOpenConnections: 2, insertCompression });
+    const reader = open();
+    try {
+      await reader.command('CREATE TABLE codec_t (k UInt64, s String) ENGINE = MergeTree ORDER BY k');
+      const cases = [[undefined, 'zstd'], ['zstd', 'zstd'], ['gzip', 'gzip'], ['none', undefined]] as const;
+      for (const [i, [codec, sent]] of cases.entries()) {
+        const transport = open(codec);
+        const rows = Array.from({ length: 2000 }, (_, n) => ({ k: String(i * 10_000 + n), s: `row ${n} ${'x'.repeat(n % 50)}` }));
+        try {
+          await transport.insert('codec_t', rows.slice(0, 1000));
+          await transport.insert('codec_t', encodeRowBinary(rows.slice(1000), [{ name: 'k', type: 'UInt64' }, { name: 's', type: 'String' }]), { format: 'RowBinary', columns: ['k', 's'] });
+        } finally {
+          await transport.close();
+        }
+        const inserts = endpoint.log.filter((l) => l.sql.startsWith('INSERT INTO codec_t')).slice(-2);
+        expect(inserts.map((l) => l.encoding)).toEqual([sent, sent]);
+        const stored = await reader.query<{ k: string; s: string }>('SELECT k, s FROM codec_t WHERE k >= {lo:UInt64} AND k < {hi:UInt64} ORDER BY k', { lo: i * 10_000, hi: (i + 1) * 10_000 });
+        expect(stored).toEqual(rows);
+      }
+    } finally {
+      await reader.close();
+      await endpoint.close();
+      dir.cleanup();
+    }
+  });
+});
+
 describe('schema context', () => {
   it('renders ON CLUSTER and the replicated engines when a cluster is named', () => {
     const ctx = schemaContext({ cluster: 'prod', retention });

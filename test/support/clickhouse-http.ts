@@ -2,7 +2,7 @@
  * A test-only server that speaks ClickHouse's HTTP interface over the embedded engine (chdb), so the
  * server transport (@clickhouse/client) is tested against real SQL without a ClickHouse server.
  * It implements what the client uses: /ping, queries in the body or in `query`, `param_*` query
- * parameters, inserts with data in the body (gzip or not; JSONEachRow or RowBinary), per-insert settings, and ClickHouse's
+ * parameters, inserts with data in the body (gzip, deflate, zstd or none; JSONEachRow or RowBinary), per-insert settings, and ClickHouse's
  * error format. It can be switched "down" (connections refused) to test outages.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { gunzipSync, inflateSync } from 'node:zlib';
+import { gunzipSync, inflateSync, zstdDecompressSync } from 'node:zlib';
 import { drainPending, Session } from 'chdb';
 
 export interface ClickHouseHttp {
   readonly url: string;
   readonly port: number;
   /** Requests answered so far, with their SQL (for assertions). */
-  readonly log: Array<{ sql: string; params: Record<string, string> }>;
+  readonly log: Array<{ sql: string; params: Record<string, string>; encoding?: string | undefined }>;
   /** Stops listening and drops every connection (an outage); `up` listens on the same port again. */
   down(): Promise<void>;
   up(): Promise<void>;
@@ -50,6 +50,7 @@ async function body(req: IncomingMessage): Promise<Buffer> {
   const enc = req.headers['content-encoding'];
   if (enc === 'gzip') return gunzipSync(raw);
   if (enc === 'deflate') return inflateSync(raw);
+  if (enc === 'zstd') return zstdDecompressSync(raw);
   return raw;
 }
 
@@ -127,7 +128,7 @@ export async function startClickHouseHttp(dataPath: string, options: { user?: st
       if (database && database !== 'default') throw new Error(`Code: 81. DB::Exception: Database ${database} does not exist in this test endpoint. (UNKNOWN_DATABASE)`);
       const insert = queryParam ? INSERT.exec(queryParam) : null;
       if (insert) {
-        log.push({ sql: queryParam ?? '', params });
+        log.push({ sql: queryParam ?? '', params, encoding: req.headers['content-encoding'] });
         const [, table = '', columns, format = ''] = insert;
         if (format === 'RowBinary') {
           // chdb reads binary formats from files only.

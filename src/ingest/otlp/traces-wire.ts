@@ -6,6 +6,7 @@ import type { SpanSummary } from '../red-metrics.js';
 import { MAX_REASONS } from './result.js';
 import { invalidSpanIds, KIND, STATUS } from './traces.js';
 import { anyValueToString, doubleToString, mapKeyOrder } from './values.js';
+import { createWireText } from './wire-text.js';
 
 /**
  * The hot path for OTLP traces: from the wire bytes of an ExportTraceServiceRequest straight to
@@ -47,6 +48,8 @@ const WIRE_LEN = 2;
 const WIRE_I32 = 5;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** The scratch writer's size (see encode). */
+const SCRATCH_BYTES = 256 * 1024;
 const EMPTY = new Uint8Array(0);
 const EMPTY_MAP = Uint8Array.of(0);
 
@@ -147,8 +150,13 @@ class Reader {
 /** Node's Buffer reads ASCII fastest through latin1Slice (what toString('latin1') calls after checking its arguments). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
-/** Text of `buf[start, end)`: ASCII read directly, other UTF-8 strictly (invalid text is left to the generic decoder). */
+/** Short ASCII texts by their bytes (keys and values repeat from span to span): 4096 slots of 64 bytes, 256 KiB. */
+const wireText = createWireText({ slots: 4096, maxBytes: 64 });
+
+/** Text of `buf[start, end)`: ASCII read directly (short texts through the cache), other UTF-8 strictly (invalid text is left to the generic decoder). */
 function text(buf: Buffer, start: number, end: number): string {
+  const cached = wireText.ascii(buf, start, end);
+  if (cached !== undefined) return cached;
   for (let i = start; i < end; i++) if ((buf[i] ?? 0) > 0x7f) return decodeUtf8(buf, start, end);
   return (buf as Latin1Buffer).latin1Slice(start, end);
 }
@@ -288,24 +296,50 @@ interface SpanFields {
   attributes: Map<string, string>;
   events: Array<[number, number]>;
   links: Array<[number, number]>;
-  status: [number, number] | undefined;
+  /** The status message's bounds; hasStatus says whether there is one. */
+  status: [number, number];
+  hasStatus: boolean;
 }
 
-/** Reads the span at `buf[start, end)` into `f` (reset first: `f` is reused across spans). */
+/** Span fields to read into, all reset by readSpan. */
+function newSpanFields(): SpanFields {
+  return { traceId: [0, 0], spanId: [0, 0], parentSpanId: [0, 0], traceState: '', name: '', kind: 0, startLo: 0, startHi: 0, endLo: 0, endHi: 0, attributes: new Map(), events: [], links: [], status: [0, 0], hasStatus: false };
+}
+
+/** Reads the span at `buf[start, end)` into `f` (reset first: `f`, its arrays and map are reused across spans). */
 function readSpan(buf: Buffer, start: number, end: number, f: SpanFields): void {
   const r = new Reader(buf, start, end);
-  f.traceId = [0, 0];
-  f.spanId = [0, 0];
-  f.parentSpanId = [0, 0];
+  f.traceId[0] = f.traceId[1] = 0;
+  f.spanId[0] = f.spanId[1] = 0;
+  f.parentSpanId[0] = f.parentSpanId[1] = 0;
   f.traceState = '';
   f.name = '';
   f.kind = 0;
   f.startLo = f.startHi = f.endLo = f.endHi = 0;
-  f.attributes = new Map();
-  f.events = [];
-  f.links = [];
-  f.status = undefined;
+  f.attributes.clear();
+  f.events.length = 0;
+  f.links.length = 0;
+  f.hasStatus = false;
   while (r.pos < end) readSpanField(r, r.tag(), f);
+}
+
+/** Sets `pair` to the bounds of the length-delimited field at the reader. */
+function bounds(r: Reader, pair: [number, number]): void {
+  pair[0] = r.delimited();
+  pair[1] = r.pos;
+}
+
+/** Whether the span's ids are valid as invalidSpanIds judges them (checked here without slicing the request; invalidSpanIds words the reason). */
+function validIds(buf: Buffer, f: SpanFields): boolean {
+  const [ts, te] = f.traceId;
+  const [ss, se] = f.spanId;
+  const parent = f.parentSpanId[1] - f.parentSpanId[0];
+  if (te - ts !== 16 || se - ss !== 8 || (parent !== 0 && parent !== 8)) return false;
+  let t = 0;
+  for (let i = ts; i < te; i++) t |= buf[i] ?? 0;
+  let sp = 0;
+  for (let i = ss; i < se; i++) sp |= buf[i] ?? 0;
+  return t !== 0 && sp !== 0;
 }
 
 /** Reads one field of a Span (its tag already read) into `f`; an unknown field is skipped, a wrong wire type left to the generic decoder. */
@@ -314,11 +348,11 @@ function readSpanField(r: Reader, tag: number, f: SpanFields): void {
   switch (tag >>> 3) {
     case 1:
       expect(wireType, WIRE_LEN);
-      f.traceId = [r.delimited(), r.pos];
+      bounds(r, f.traceId);
       break;
     case 2:
       expect(wireType, WIRE_LEN);
-      f.spanId = [r.delimited(), r.pos];
+      bounds(r, f.spanId);
       break;
     case 3:
       expect(wireType, WIRE_LEN);
@@ -326,7 +360,7 @@ function readSpanField(r: Reader, tag: number, f: SpanFields): void {
       break;
     case 4:
       expect(wireType, WIRE_LEN);
-      f.parentSpanId = [r.delimited(), r.pos];
+      bounds(r, f.parentSpanId);
       break;
     case 5:
       expect(wireType, WIRE_LEN);
@@ -361,8 +395,9 @@ function readSpanField(r: Reader, tag: number, f: SpanFields): void {
       break;
     case 15:
       expect(wireType, WIRE_LEN);
-      if (f.status) throw UNHANDLED;
-      f.status = [r.delimited(), r.pos];
+      if (f.hasStatus) throw UNHANDLED;
+      f.hasStatus = true;
+      bounds(r, f.status);
       break;
     case 10:
     case 12:
@@ -405,6 +440,10 @@ interface Events {
   names: string[];
   attrs: Array<Map<string, string>>;
 }
+
+/** A span without events or links (shared: never written to). */
+const NO_EVENTS: Events = { times: [], names: [], attrs: [] };
+const NO_LINKS: Links = { ids: [], states: [], attrs: [] };
 
 /** Reads a span's events (every span's, even a rejected one's: invalid text must be caught as fromBinary does). */
 function readEvents(buf: Buffer, events: Array<[number, number]>): Events {
@@ -612,10 +651,23 @@ export function encodeTraceRequest(bytes: Uint8Array, p: TraceProcessors): Encod
   }
 }
 
+/** Rows are written here first (one request at a time: encoding is synchronous), then copied out right-sized. */
+let scratch = new RowBinaryWriter(SCRATCH_BYTES);
+
 function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
-  const w = new RowBinaryWriter(Math.max(1024, buf.length * 2));
+  const w = scratch;
+  w.truncate(0);
+  try {
+    return encodeInto(w, buf, p);
+  } finally {
+    // A very large request leaves the scratch large: let it go.
+    if (w.capacity > 4 * SCRATCH_BYTES) scratch = new RowBinaryWriter(SCRATCH_BYTES);
+  }
+}
+
+function encodeInto(w: RowBinaryWriter, buf: Buffer, p: TraceProcessors): EncodedTraces {
   const out: EncodedTraces = { data: Buffer.alloc(0), accepted: 0, rejected: 0, reasons: [], spans: [] };
-  const f = {} as SpanFields;
+  const f = newSpanFields();
   const top = split(buf, 0, buf.length, -1, 1);
   top.list.forEach(([rsStart, rsEnd], ri) => {
     const rs = split(buf, rsStart, rsEnd, 1, 2);
@@ -625,10 +677,10 @@ function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
       const scope = readScope(buf, ss.one);
       ss.list.forEach(([spStart, spEnd], i) => {
         readSpan(buf, spStart, spEnd, f);
-        const status = readStatus(buf, f.status);
-        const events = readEvents(buf, f.events);
-        const links = readLinks(buf, f.links);
-        const invalid = invalidSpanIds(buf.subarray(...f.traceId), buf.subarray(...f.spanId), f.parentSpanId[0] === f.parentSpanId[1] ? EMPTY : buf.subarray(...f.parentSpanId));
+        const status = readStatus(buf, f.hasStatus ? f.status : undefined);
+        const events = f.events.length === 0 ? NO_EVENTS : readEvents(buf, f.events);
+        const links = f.links.length === 0 ? NO_LINKS : readLinks(buf, f.links);
+        const invalid = validIds(buf, f) ? undefined : invalidSpanIds(buf.subarray(...f.traceId), buf.subarray(...f.spanId), f.parentSpanId[0] === f.parentSpanId[1] ? EMPTY : buf.subarray(...f.parentSpanId));
         if (invalid) {
           out.rejected += 1;
           if (out.reasons.length < MAX_REASONS) out.reasons.push(`resource_spans[${ri}].scope_spans[${si}].spans[${i}]: ${invalid}`);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Histogram, type Registry } from 'prom-client';
 import { RetryableError } from './errors.js';
 import type { TableRows } from './formats.js';
+import { createPayloadPool } from './payload-pool.js';
 import type { Writer } from './writer.js';
 
 /** Options for createBatcher. */
@@ -34,11 +35,15 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** Batch payloads kept for reuse: two of up to 8 MiB (a full batch of ordinary spans is ~6 MB), for 10 s after the last batch. */
+const PAYLOAD_POOL = { maxBuffers: 2, maxBytes: 8 * 1024 * 1024, idleMs: 10_000 };
+
 /** Creates a batcher over a writer; each batch gets one deduplication token for all its retries. */
 export function createBatcher(options: BatcherOptions): Batcher {
   const tables = new Map<string, Pending>();
   const inFlight = new Set<Promise<void>>();
   let pendingRows = 0;
+  const payloads = createPayloadPool(PAYLOAD_POOL);
   const size = new Histogram({
     name: 'heimdall_batch_rows',
     help: 'Rows per insert, by table.',
@@ -54,8 +59,9 @@ export function createBatcher(options: BatcherOptions): Batcher {
     clearTimeout(p.timer);
     pendingRows -= p.rows;
     size.observe({ table }, p.rows);
-    const payload = p.chunks.length === 1 && p.chunks[0] ? p.chunks[0] : Buffer.concat(p.chunks);
+    const payload = payloads.join(p.chunks);
     const write = options.writer.write(table, payload, p.rows, randomUUID()).then((result) => {
+      payloads.release(payload);
       if (result.status === 'ok') for (const w of p.waiters) w.resolve();
       else for (const w of p.waiters) w.reject(new RetryableError(`storage did not take the data: ${result.error.message}`, 5_000));
     });

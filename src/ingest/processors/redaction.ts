@@ -87,6 +87,10 @@ function isCardNumber(candidate: string): boolean {
   return digits.length >= 13 && digits.length <= 19 && CARD_ISSUER.test(digits) && luhn(digits);
 }
 
+/** Texts up to this length have their redaction remembered, at most this many at once (then the memo starts over). */
+const MEMO_TEXT_LENGTH = 256;
+const MEMO_ENTRIES = 8_192;
+
 /** Options for createRedaction. */
 export interface RedactionOptions {
   /** Key patterns (regular expressions, case-insensitive) whose values are replaced whole. */
@@ -145,8 +149,20 @@ export function createRedaction(options: RedactionOptions): Redaction {
     }
     return out;
   };
+  // Values repeat (span names, attribute values): each distinct text is searched once, while it is in the memo.
+  const memo = new Map<string, string>();
   // Values shorter than this hold no secret worth finding (every built-in needs more).
-  const redactFreeText = (text: string): string => (text.length >= 8 ? redactText(text) : text);
+  const redactFreeText = (text: string): string => {
+    if (text.length < 8) return text;
+    if (text.length > MEMO_TEXT_LENGTH) return redactText(text);
+    let out = memo.get(text);
+    if (out === undefined) {
+      out = redactText(text);
+      if (memo.size >= MEMO_ENTRIES) memo.clear();
+      memo.set(text, out);
+    }
+    return out;
+  };
   const redactAttribute = (key: string, value: string): string => (secretKey(key) ? replacement : redactFreeText(value));
   const redactMap = (map: Record<string, string>): void => {
     for (const key of Object.keys(map)) map[key] = redactAttribute(key, map[key] ?? '');

@@ -79,6 +79,21 @@ describe('redaction', () => {
   });
 });
 
+describe('redaction memo', () => {
+  it('answers a repeated text as the first time, past the memo\'s size too, and texts too long for it alike', () => {
+    const memoized = createRedaction({ keys: DEFAULT_KEY_PATTERNS, values: ['internal-\\d+'], builtins: true, replacement: '[X]' });
+    const texts = Array.from({ length: 20_000 }, (_, i) =>
+      i % 3 === 0 ? `Authorization: Bearer abcdefghijklmnop${i}` : i % 3 === 1 ? `GET /api/internal-${i}?token=secret${i}` : `plain text number ${i % 500} ${'y'.repeat(i % 300)}`,
+    );
+    // redactText is the search itself, never remembered.
+    const expected = new Map(texts.map((t) => [t, memoized.redactText(t)]));
+    // Each text three times, spread out, so that the memo starts over several times in between.
+    for (const t of [...texts, ...texts.slice().reverse(), ...texts]) expect(memoized.redactFreeText(t)).toBe(expected.get(t));
+    expect(memoized.redactFreeText('GET /api/internal-7')).toBe('GET /api/[X]');
+    expect(memoized.redactAttribute('db.password', 'GET /api/internal-7')).toBe('[X]');
+  });
+});
+
 describe('redaction performance', () => {
   it('stays linear on hostile values (no catastrophic backtracking)', () => {
     // Linear: about 0.1 s each on an idle machine. Backtracking on values this long takes minutes,

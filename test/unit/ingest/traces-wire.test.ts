@@ -219,6 +219,16 @@ describe('OTLP trace hot path', () => {
     expect(took).toBe(300);
   });
 
+  it('equals the generic path on requests drawn from thousands of texts, repeated and colliding in the text cache (fuzz)', () => {
+    const rnd = prng(0xcafe);
+    const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789./-_ =?&:ü';
+    const word = () => Array.from({ length: Math.floor(rnd() * 80) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+    const texts = [...TEXTS, ...Array.from({ length: 8000 }, word), ...Array.from({ length: 50 }, (_, i) => `Bearer ${word()}${i}xxxxxxxxxxxx`)];
+    let took = 0;
+    for (let n = 0; n < 400; n++) if (expectSame(bytesOf(randomRequest(rnd, texts)))) took++;
+    expect(took).toBe(400);
+  });
+
   it('never takes what the generic decoder refuses, and equals it otherwise, on corrupted requests (fuzz)', () => {
     const rnd = prng(0xbad);
     let refused = 0;
@@ -239,10 +249,12 @@ describe('OTLP trace hot path', () => {
 });
 
 
-function randomRequest(rnd: () => number): RequestInit {
+const TEXTS = ['', 'a', 'service.name', 'GET /x', 'ünï', 'Bearer abcdefghijklmnopqrst', 'internal-77', '123', '0', 'x'.repeat(70), 'token', 'db.password', '4111111111111111'];
+
+function randomRequest(rnd: () => number, texts: readonly string[] = TEXTS): RequestInit {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   const count = (max: number) => Math.floor(rnd() * (max + 1));
-  const text = () => pick(['', 'a', 'service.name', 'GET /x', 'ünï', 'Bearer abcdefghijklmnopqrst', 'internal-77', '123', '0', 'x'.repeat(70), 'token', 'db.password', '4111111111111111']);
+  const text = () => pick(texts);
   const anyValue = (depth: number): AnyInit => {
     switch (count(7)) {
       case 0:
