@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { createPlainHistogram } from '../telemetry/plain-histogram.js';
 import { seriesShape, type SeriesLimits } from '../telemetry/series-limits.js';
 
 /** What the RED metrics need of one span (the texts as stored in otel_traces). */
@@ -28,22 +29,19 @@ export const RED_FAMILY = { name: 'heimdall_spans_total', labels: LABELS.length,
  * past `ingest.red_metrics.max_series` label sets (or the family's size budget) spans count under the `__overflow__` set.
  */
 export function createRedMetrics(options: { config: Pick<Config['ingest']['red_metrics'], 'max_series'>; metrics: Registry; limits: SeriesLimits }): RedMetrics {
-  const calls = new Counter({ name: 'heimdall_spans_total', help: 'Spans received, by service, span name, kind and status code.', labelNames: LABELS, registers: [options.metrics] });
-  const duration = new Histogram({ name: 'heimdall_span_duration_seconds', help: 'Span durations, by service, span name, kind and status code.', labelNames: LABELS, buckets: BUCKETS, registers: [options.metrics] });
-  // Bound children per label set: one lookup per span instead of two label-set hashes.
-  const series = options.limits.family({
-    name: RED_FAMILY.name,
-    labelNames: LABELS,
-    maxSeries: options.config.max_series,
-    shape: RED_FAMILY.shape,
-    bind: (labels) => ({ calls: calls.labels(labels), duration: duration.labels(labels) }),
+  // Plain numbers per label set: a span costs one lookup and no label hashing (prom-client hashes twice).
+  const red = createPlainHistogram({
+    name: 'heimdall_span_duration_seconds',
+    help: 'Span durations, by service, span name, kind and status code.',
+    buckets: BUCKETS,
+    counter: { name: 'heimdall_spans_total', help: 'Spans received, by service, span name, kind and status code.' },
+    registers: [options.metrics],
   });
+  const series = options.limits.family({ name: RED_FAMILY.name, labelNames: LABELS, maxSeries: options.config.max_series, shape: RED_FAMILY.shape, bind: (labels) => red.series(labels) });
   return {
     observe(spans) {
       for (const span of spans) {
-        const bound = series.get([span.service, span.name, span.kind, span.status]);
-        bound.calls.inc();
-        bound.duration.observe(span.durationSeconds);
+        red.observe(series.get([span.service, span.name, span.kind, span.status]), span.durationSeconds);
       }
     },
   };
