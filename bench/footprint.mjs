@@ -48,10 +48,10 @@ export function agentConfig(dir, storageUrl) {
   return file;
 }
 
-/** Starts the agent on `config` pinned to core 0; resolves with its ports once /readyz is 200, and the ms that took. */
-export async function startAgent(config) {
+/** Starts the agent on `config` pinned to core 0 (`env` added to its environment); resolves with its ports once /readyz is 200, and the ms that took. */
+export async function startAgent(config, env = {}) {
   const t0 = performance.now();
-  const p = startPinned(0, [MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+  const p = startPinned(0, [MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started', env);
   await p.found;
   const admin = p.lines.find((l) => l.component === 'admin' && l.port).port;
   const grpc = p.lines.find((l) => l.component === 'grpc' && l.port).port;
@@ -162,9 +162,9 @@ export async function mixedLoad({ grpc, admin, rate, ms, queryEveryMs }) {
  * figures, the peak during the load, the first second at which RSS was back within 20% of idle
  * (undefined when it never was), and RSS at the end.
  */
-export async function footprintRun({ work, storageUrl, idleMs, loadMs, afterMs, rate, queryEveryMs }) {
+export async function footprintRun({ work, storageUrl, idleMs, loadMs, afterMs, rate, queryEveryMs, env }) {
   const dir = mkdtempSync(join(work, 'agent-'));
-  const agent = await startAgent(agentConfig(dir, storageUrl));
+  const agent = await startAgent(agentConfig(dir, storageUrl), env);
   const pid = agent.child.pid;
   try {
     await sleep(idleMs);
