@@ -1,19 +1,12 @@
-import type * as OtelApi from '@opentelemetry/api';
-import type { Attributes, Tracer } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 
-/** The OpenTelemetry API's enum values used here (SpanKind.SERVER, SpanStatusCode.ERROR), so this module does not load the API. */
-const SPAN_KIND_SERVER = 1 satisfies OtelApi.SpanKind.SERVER;
-const SPAN_STATUS_ERROR = 2 satisfies OtelApi.SpanStatusCode.ERROR;
+const tracer = trace.getTracer('heimdall');
+/** Whether self-tracing runs; off, a call skips the span machinery entirely (even a no-op span costs ~10% of a small call). */
+let enabled = false;
 
-/**
- * The tracer while self-tracing runs, else undefined: off, a call skips the span machinery entirely
- * (even a no-op span costs ~10% of a small call), and the OpenTelemetry API is never loaded.
- */
-let tracer: Tracer | undefined;
-
-/** Turns server spans on with the loaded OpenTelemetry API (self-tracing started), or off with undefined. */
-export function setServerSpans(api: typeof OtelApi | undefined): void {
-  tracer = api?.trace.getTracer('heimdall');
+/** Turns server spans on (self-tracing started) or off. */
+export function setServerSpans(on: boolean): void {
+  enabled = on;
 }
 
 /**
@@ -22,12 +15,12 @@ export function setServerSpans(api: typeof OtelApi | undefined): void {
  * when fn settles and is marked as an error when fn throws; fn's result or error passes through.
  */
 export function inServerSpan<T>(name: string, attributes: () => Attributes, fn: () => Promise<T>): Promise<T> {
-  if (!tracer) return fn();
-  return tracer.startActiveSpan(name, { kind: SPAN_KIND_SERVER, attributes: attributes() }, async (span) => {
+  if (!enabled) return fn();
+  return tracer.startActiveSpan(name, { kind: SpanKind.SERVER, attributes: attributes() }, async (span) => {
     try {
       return await fn();
     } catch (err) {
-      span.setStatus({ code: SPAN_STATUS_ERROR, message: err instanceof Error ? err.message : String(err) });
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
       throw err;
     } finally {
       span.end();

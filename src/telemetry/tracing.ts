@@ -28,7 +28,7 @@ export function createSelfTracing(options: SelfTracingOptions): SelfTracing {
   return {
     name: 'tracing',
     async start() {
-      const [{ NodeSDK, tracing }, { OTLPTraceExporter }, api] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-grpc'), import('@opentelemetry/api')]);
+      const [{ NodeSDK, tracing }, { OTLPTraceExporter }] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-grpc')]);
       sdk = new NodeSDK({
         serviceName: 'heimdall',
         traceExporter: new OTLPTraceExporter({ url: options.config.endpoint }),
@@ -36,13 +36,13 @@ export function createSelfTracing(options: SelfTracingOptions): SelfTracing {
         instrumentations: [],
       });
       sdk.start();
-      setServerSpans(api);
+      setServerSpans(true);
       logger.info({ endpoint: options.config.endpoint, sampleRatio: options.config.sample_ratio }, 'self-tracing enabled');
     },
     async shutdown() {
       const s = sdk;
       sdk = undefined;
-      setServerSpans(undefined);
+      setServerSpans(false);
       await s?.shutdown().catch((err: unknown) => logger.warn({ err }, 'self-tracing did not flush'));
     },
   };
