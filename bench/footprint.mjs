@@ -1,13 +1,27 @@
 // Footprint measurements for bench/foundation.mjs (issue 16): idle RSS and threads of the agent
 // (embedded and server transport) and of a bare Node process, and RSS after a mixed load (paced OTLP
 // ingest plus queries) against the idle figure.
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, constants } from 'node:http2';
 import { join } from 'node:path';
 import { traceRequestBytes } from './otlp-body.mjs';
 import { rssMiB, startPinned } from './lib.mjs';
 
 const MAIN = join(import.meta.dirname, '..', 'dist', 'main.js');
+
+/**
+ * The Node flags and environment the image runs the agent with (the Dockerfile's ENTRYPOINT flags
+ * before dist/main.js and its `ENV MALLOC_*` settings), so the bench measures what production runs;
+ * none with BENCH_IMAGE_SETTINGS=0.
+ */
+export function imageSettings() {
+  if (process.env.BENCH_IMAGE_SETTINGS === '0') return { nodeArgs: [], env: {} };
+  const dockerfile = readFileSync(join(import.meta.dirname, '..', 'Dockerfile'), 'utf8');
+  const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '["node", "dist/main.js"]');
+  const env = Object.fromEntries([...dockerfile.matchAll(/\b(MALLOC_\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+  return { nodeArgs: entry.slice(1, entry.indexOf('dist/main.js')), env };
+}
+const IMAGE = imageSettings();
 
 /** Threads of a process now. */
 export const threadCount = (pid) => readdirSync(`/proc/${pid}/task`).length;
@@ -51,7 +65,7 @@ export function agentConfig(dir, storageUrl) {
 /** Starts the agent on `config` pinned to core 0 (`env` added to its environment); resolves with its ports once /readyz is 200, and the ms that took. */
 export async function startAgent(config, env = {}) {
   const t0 = performance.now();
-  const p = startPinned(0, [MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started', env);
+  const p = startPinned(0, [...IMAGE.nodeArgs, MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started', { ...IMAGE.env, ...env });
   await p.found;
   const admin = p.lines.find((l) => l.component === 'admin' && l.port).port;
   const grpc = p.lines.find((l) => l.component === 'grpc' && l.port).port;

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { agentConfig, bareNodeIdle, footprintRun, startAgent, startClickHouseEndpoint, stop, waitFor200 } from './footprint.mjs';
+import { agentConfig, bareNodeIdle, footprintRun, imageSettings, startAgent, startClickHouseEndpoint, stop, waitFor200 } from './footprint.mjs';
 import { cpuSeconds, f, h2load, percentile, rssMiB, sequentialGets, startPinned } from './lib.mjs';
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 5);
@@ -81,7 +81,7 @@ const loads = [
   ['embedded', embedded],
 ].map(([name, r]) => `${name}: ${r.load.ok}/${r.load.sent} OTLP requests ok (${f((r.load.ok * 100) / (r.load.wallMs / 1000), 0)} spans/s), ${r.load.skipped} skipped at 64 in flight, ${r.load.queries} queries ok, ${r.load.queryFailures} failed`);
 const footprintTable = ['| footprint (issue 16) | agent | bare Node (same run) | ratio | target | |', '|---|---|---|---|---|---|', ...footprint.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-process.stdout.write(`\n${footprintTable}\n\nIdle: ${IDLE_MS / 1000} s after /readyz 200, median of 5 one-second samples. Load: OTLP/gRPC ${LOAD_RATE} requests/s of 100 spans (open loop) and a query every 500 ms (SearchTraces, GetSummary, ListServices over Connect JSON). ${loads.join('; ')}.\n`);
+process.stdout.write(`\n${footprintTable}\n\nIdle: ${IDLE_MS / 1000} s after /readyz 200, median of 5 one-second samples. Load: OTLP/gRPC ${LOAD_RATE} requests/s of 100 spans (open loop) and a query every 500 ms (SearchTraces, GetSummary, ListServices over Connect JSON). ${loads.join('; ')}. Agent started as the image starts it: node ${JSON.stringify(imageSettings())}.\n`);
 
 // 3. Load (skipped with BENCH_THROUGHPUT=0): /readyz over HTTP/1.1 and Health/Check over gRPC, agent vs baselines.
 if (process.env.BENCH_THROUGHPUT !== '0') {
