@@ -34,6 +34,9 @@ ENV HEIMDALL_CONFIG=/etc/heimdall/heimdall.yaml
 # Where the agent writes by default: storage.embedded.path ./data, ingest.queue.path ./queue,
 # jobs.export_dir ./exports.
 RUN mkdir -p /app/data /app/queue /app/exports && chown node:node /app/data /app/queue /app/exports
+# Node's compile cache of the agent's modules, made once here: starts skip compiling them.
+ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+RUN node dist/main.js version >/dev/null && chown -R node:node /app/.node-compile-cache
 # The image's unprivileged "node" user (uid 1000).
 USER node
 # gRPC (OTLP, heimdall.v1, Envoy RLS, health), OTLP/HTTP, admin (probes, /metrics, /status).
