@@ -5,6 +5,7 @@
 // on PATH for `npx` and `npm exec`, so `node` here is the repository's own (the `node` dev dependency).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { enableCompileCache } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -36,4 +37,7 @@ function buildConsole() {
 
 if (!existsSync(MAIN)) buildOrExplain();
 buildConsole();
+// Node's on-disk compile cache (in the OS temporary directory, or $NODE_COMPILE_CACHE): later starts
+// skip compiling the agent's ~650 modules again.
+enableCompileCache();
 await import(pathToFileURL(MAIN).href);

@@ -34,6 +34,7 @@ import { configJobs } from './jobs/spec.js';
 import { createStorage, type Storage } from './storage/storage.js';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
+import { createMemoryReturn } from './telemetry/memory-return.js';
 import { createSeriesLimits } from './telemetry/series-limits.js';
 import { createSelfTracing } from './telemetry/tracing.js';
 import { BUILD, VERSION } from './version.js';
@@ -166,10 +167,11 @@ export function createAgent(options: AgentOptions): Agent {
 
   const tracing = config.telemetry.tracing;
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
-  // reverse: listeners stop, then the pipeline flushes its batches, then storage closes.
+  // reverse: listeners stop, then the pipeline flushes its batches, then storage closes. The memory
+  // return (a full collection once quiet after a load) runs once everything else has started.
   const components: Component[] = [
     ...(tracing.enabled ? [createSelfTracing({ config: tracing, logger })] : []),
-    ...[admin, auth, storage, pipeline, security, ratelimit, jobs, connect, grpc, otlpHttp],
+    ...[admin, auth, storage, pipeline, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger })],
   ];
   const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });
   return {

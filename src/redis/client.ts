@@ -1,4 +1,6 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type * as Ioredis from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { splitHostPort } from '../config/units.js';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -42,6 +44,12 @@ export interface RedisClientOptions {
   overrides?: RedisOptions | undefined;
 }
 
+/**
+ * ioredis, loaded at the first client: an agent without Redis never loads it (~40 modules, ~20 MiB
+ * at start). It is CommonJS, so `require` loads it synchronously and createRedisClient stays sync.
+ */
+const loadIoredis = (): typeof Ioredis => createRequire(import.meta.url)('ioredis') as typeof Ioredis;
+
 /** host:port (validated by the config schema) as ioredis wants it. */
 const hostPort = (s: string) => splitHostPort(s) ?? { host: s, port: 6379 };
 
@@ -52,11 +60,12 @@ const hostPort = (s: string) => splitHostPort(s) ?? { host: s, port: 6379 };
 export function createRedisClient(options: RedisClientOptions): Redis | Cluster {
   const { target } = options;
   const common: RedisOptions = { password: target.password, enableAutoPipelining: false, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, connectTimeout: 2_000, ...options.overrides };
+  const { Cluster: ClusterClient, Redis: RedisClient } = loadIoredis();
   const client = target.cluster?.length
-    ? new Cluster(target.cluster.map(hostPort), { redisOptions: common, enableOfflineQueue: common.enableOfflineQueue ?? false })
+    ? new ClusterClient(target.cluster.map(hostPort), { redisOptions: common, enableOfflineQueue: common.enableOfflineQueue ?? false })
     : target.sentinels?.length
-      ? new Redis({ ...common, sentinels: target.sentinels.map(hostPort), name: target.sentinelName ?? 'mymaster' })
-      : new Redis(target.url ?? 'redis://127.0.0.1:6379', common);
+      ? new RedisClient({ ...common, sentinels: target.sentinels.map(hostPort), name: target.sentinelName ?? 'mymaster' })
+      : new RedisClient(target.url ?? 'redis://127.0.0.1:6379', common);
   client.on('error', (err: Error) => options.logger.debug({ err }, 'redis connection error'));
   return client;
 }

@@ -1,6 +1,5 @@
 import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { anyPack, DurationSchema, type Any } from '@bufbuild/protobuf/wkt';
-import { ConnectError, type Code } from '@connectrpc/connect';
 import { Metadata, status } from '@grpc/grpc-js';
 import { BadRequestSchema, RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js';
 import { StatusSchema } from '../gen/google/rpc/status_pb.js';
@@ -26,11 +25,13 @@ function statusDetails(code: status, message: string, details: Any[]): Metadata 
   return md;
 }
 
-const retryInfo = (retryAfterMs: number): MessageInitShape<typeof RetryInfoSchema> => ({
+/** google.rpc.RetryInfo asking to retry after `retryAfterMs`. */
+export const retryInfo = (retryAfterMs: number): MessageInitShape<typeof RetryInfoSchema> => ({
   retryDelay: create(DurationSchema, { seconds: BigInt(Math.floor(retryAfterMs / 1000)), nanos: (retryAfterMs % 1000) * 1e6 }),
 });
 
-const badRequestOf = (violations: readonly FieldViolation[]): MessageInitShape<typeof BadRequestSchema> => ({ fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) });
+/** google.rpc.BadRequest listing `violations`. */
+export const badRequestOf = (violations: readonly FieldViolation[]): MessageInitShape<typeof BadRequestSchema> => ({ fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) });
 
 /** UNAVAILABLE with google.rpc.RetryInfo: the client should retry after `retryAfterMs`. */
 export function unavailable(message: string, retryAfterMs: number): GrpcError {
@@ -42,7 +43,8 @@ function badRequest(message: string, violations: readonly FieldViolation[]): Grp
   return new GrpcError(status.INVALID_ARGUMENT, message, statusDetails(status.INVALID_ARGUMENT, message, [anyPack(BadRequestSchema, create(BadRequestSchema, badRequestOf(violations)))]));
 }
 
-const GRPC_CODE: Record<ErrorCode, status> = {
+/** The gRPC status of each AgentError code (Connect numbers its codes alike). */
+export const GRPC_CODE: Record<ErrorCode, status> = {
   invalid_argument: status.INVALID_ARGUMENT,
   not_found: status.NOT_FOUND,
   already_exists: status.ALREADY_EXISTS,
@@ -74,18 +76,4 @@ export function asGrpcError(err: unknown): unknown {
   if (err.code === 'unavailable' && err.retryAfterMs !== undefined) return unavailable(err.message, err.retryAfterMs);
   if (err.code === 'invalid_argument' && err.violations?.length) return badRequest(err.message, err.violations);
   return new GrpcError(GRPC_CODE[err.code], err.message);
-}
-
-/**
- * The Connect answer to an error, with the same code, message and details as asGrpcError's status:
- * an AgentError as its code (RetryInfo when it says when to retry, BadRequest when it names
- * fields), a GrpcError by its code (gRPC and Connect number their codes alike), anything else as it is.
- */
-export function asConnectError(err: unknown): unknown {
-  if (err instanceof GrpcError) return new ConnectError(err.message, err.code as number);
-  if (!(err instanceof AgentError)) return err;
-  const code = GRPC_CODE[err.code] as number as Code;
-  if (err.code === 'unavailable' && err.retryAfterMs !== undefined) return new ConnectError(err.message, code, undefined, [{ desc: RetryInfoSchema, value: retryInfo(err.retryAfterMs) }]);
-  if (err.code === 'invalid_argument' && err.violations?.length) return new ConnectError(err.message, code, undefined, [{ desc: BadRequestSchema, value: badRequestOf(err.violations) }]);
-  return new ConnectError(err.message, code);
 }

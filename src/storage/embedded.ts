@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
@@ -12,6 +12,21 @@ export interface EmbeddedTransportOptions {
   /** Data directory; created when missing. One process per directory. */
   path: string;
 }
+
+/**
+ * The engine's server settings, written to the data directory and passed as its configuration file:
+ * caches sized for a sidecar. ClickHouse's defaults size them for a server (5 GiB each for marks,
+ * primary indexes and skip-index marks, 100 MiB for query conditions), and the caches keep what
+ * queries read until they are full: after a load with queries, that stayed resident.
+ */
+const ENGINE_CONFIG = `<clickhouse>
+  <mark_cache_size>33554432</mark_cache_size>
+  <index_mark_cache_size>8388608</index_mark_cache_size>
+  <primary_index_cache_size>16777216</primary_index_cache_size>
+  <query_condition_cache_size>8388608</query_condition_cache_size>
+  <uncompressed_cache_size>0</uncompressed_cache_size>
+</clickhouse>
+`;
 
 async function loadChdb(): Promise<typeof Chdb> {
   try {
@@ -32,7 +47,9 @@ export async function createEmbeddedTransport(options: EmbeddedTransportOptions)
   let session: Session;
   try {
     mkdirSync(path, { recursive: true });
-    session = new chdb.Session(path, { connectionArgs: ['--output_format_json_quote_64bit_integers=1'] });
+    const engineConfig = join(path, '.heimdall-engine.xml');
+    writeFileSync(engineConfig, ENGINE_CONFIG);
+    session = new chdb.Session(path, { connectionArgs: ['--output_format_json_quote_64bit_integers=1', `--config-file=${engineConfig}`] });
   } catch (err) {
     throw toStorageError(err, `cannot open the embedded ClickHouse data directory ${path} (is another Heimdall using it?)`);
   }

@@ -7,7 +7,6 @@ import { createEmbeddedTransport } from './embedded.js';
 import { migrate, requireMigrated, schemaContext } from './migrate.js';
 import { createReadyWaiters } from './ready-waiters.js';
 import { createReconnectLoop } from './reconnect.js';
-import { createServerTransport } from './server.js';
 import { createSizeGuard, type SizeGuard } from './size-guard.js';
 import type { StorageTransport } from './transport.js';
 
@@ -23,12 +22,15 @@ function storageMode(config: StorageConfig): 'embedded' | 'server' {
 
 /**
  * Opens the transport the config selects. Embedded: loads chdb and opens the data directory (throws
- * StorageUnavailableError when chdb is missing). Server: no I/O until the first call.
+ * StorageUnavailableError when chdb is missing). Server: no I/O until the first call. Only the
+ * selected transport's client is loaded (@clickhouse/client is ~40 modules and ~10 MiB an embedded
+ * agent does not need; chdb is loaded by the embedded transport itself).
  */
 export async function openTransport(config: StorageConfig): Promise<StorageTransport> {
   if (storageMode(config) === 'embedded') return createEmbeddedTransport({ path: config.embedded.path });
   const ch = config.clickhouse;
   if (!ch.url) throw new Error('storage.mode is "server" but storage.clickhouse.url is not set');
+  const { createServerTransport } = await import('./server.js');
   return createServerTransport({
     url: ch.url,
     username: ch.username,

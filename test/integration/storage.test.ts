@@ -308,3 +308,23 @@ describe('schema context', () => {
     expect(custom.engine).toBe("ReplicatedMergeTree('/ch/{shard}/{table}', '{replica}')");
   });
 });
+
+describe('embedded engine settings', () => {
+  it('sizes the engine caches for a sidecar (not ClickHouse server defaults of 5 GiB each)', async () => {
+    const dir = tempDir();
+    const transport = await createEmbeddedTransport({ path: dir.path });
+    try {
+      const rows = await transport.query<{ name: string; value: string }>("SELECT name, value FROM system.server_settings WHERE name IN ('mark_cache_size', 'index_mark_cache_size', 'primary_index_cache_size', 'query_condition_cache_size', 'uncompressed_cache_size') ORDER BY name");
+      expect(Object.fromEntries(rows.map((r) => [r.name, Number(r.value)]))).toEqual({
+        index_mark_cache_size: 8 * 2 ** 20,
+        mark_cache_size: 32 * 2 ** 20,
+        primary_index_cache_size: 16 * 2 ** 20,
+        query_condition_cache_size: 8 * 2 ** 20,
+        uncompressed_cache_size: 0,
+      });
+    } finally {
+      await transport.close();
+      dir.cleanup();
+    }
+  });
+});

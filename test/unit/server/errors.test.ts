@@ -4,7 +4,8 @@ import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { AgentError, invalidFields, type ErrorCode } from '../../../src/errors/agent-error.js';
 import { BadRequestSchema, RetryInfoSchema } from '../../../src/gen/google/rpc/error_details_pb.js';
-import { asConnectError, asGrpcError, GrpcError } from '../../../src/server/errors.js';
+import { asConnectError } from '../../../src/server/connect-errors.js';
+import { asGrpcError, GrpcError } from '../../../src/server/errors.js';
 
 const CODES: Record<ErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,

@@ -1,0 +1,19 @@
+import { ConnectError, type Code } from '@connectrpc/connect';
+import { AgentError } from '../errors/agent-error.js';
+import { BadRequestSchema, RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js';
+import { badRequestOf, GRPC_CODE, GrpcError, retryInfo } from './errors.js';
+
+/**
+ * The Connect answer to an error, with the same code, message and details as asGrpcError's status:
+ * an AgentError as its code (RetryInfo when it says when to retry, BadRequest when it names
+ * fields), a GrpcError by its code (gRPC and Connect number their codes alike), anything else as it is.
+ * Apart from errors.ts so that only the Connect router loads @connectrpc/connect.
+ */
+export function asConnectError(err: unknown): unknown {
+  if (err instanceof GrpcError) return new ConnectError(err.message, err.code as number);
+  if (!(err instanceof AgentError)) return err;
+  const code = GRPC_CODE[err.code] as number as Code;
+  if (err.code === 'unavailable' && err.retryAfterMs !== undefined) return new ConnectError(err.message, code, undefined, [{ desc: RetryInfoSchema, value: retryInfo(err.retryAfterMs) }]);
+  if (err.code === 'invalid_argument' && err.violations?.length) return new ConnectError(err.message, code, undefined, [{ desc: BadRequestSchema, value: badRequestOf(err.violations) }]);
+  return new ConnectError(err.message, code);
+}

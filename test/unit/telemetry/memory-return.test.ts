@@ -1,0 +1,95 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+import { createMemoryReturn, type MemoryReading } from '../../../src/telemetry/memory-return.js';
+import { silentLogger } from '../../support/temp.js';
+
+const MiB = 2 ** 20;
+
+/** A process whose memory and event-loop utilisation the test sets; `collect` drops memory back to `afterCollect`. */
+function fakeProcess() {
+  const memory: MemoryReading = { heapUsed: 20 * MiB, external: 2 * MiB };
+  const state = { memory, busy: 0, afterCollect: { heapUsed: 20 * MiB, external: 2 * MiB }, collections: 0 };
+  const elu = (busy: number): EventLoopUtilization => ({ idle: 1 - busy, active: busy, utilization: busy });
+  return {
+    state,
+    options: {
+      logger: silentLogger(),
+      read: () => state.memory,
+      utilization: (previous?: EventLoopUtilization) => elu(previous ? state.busy : 0),
+      collect: async () => {
+        state.collections++;
+        state.memory = state.afterCollect;
+      },
+    },
+  };
+}
+
+describe('createMemoryReturn', () => {
+  it('collects once when the process is quiet and memory grew past the threshold since the last collection', async () => {
+    const p = fakeProcess();
+    const m = createMemoryReturn({ ...p.options, growthBytes: 16 * MiB });
+    await m.start();
+    p.state.memory = { heapUsed: 30 * MiB, external: 40 * MiB };
+    expect(await m.check()).toBe(true);
+    expect(p.state.collections).toBe(1);
+    // Back at the baseline: nothing more to do.
+    expect(await m.check()).toBe(false);
+    expect(p.state.collections).toBe(1);
+    await m.shutdown();
+    await m.shutdown();
+  });
+
+  it('does not collect while the event loop is busy (a load is running), and does once it is quiet', async () => {
+    const p = fakeProcess();
+    const m = createMemoryReturn({ ...p.options, growthBytes: 16 * MiB, quietUtilization: 0.1 });
+    await m.start();
+    p.state.memory = { heapUsed: 60 * MiB, external: 40 * MiB };
+    p.state.busy = 0.5;
+    expect(await m.check()).toBe(false);
+    p.state.busy = 0.02;
+    expect(await m.check()).toBe(true);
+  });
+
+  it('does not collect for growth under the threshold', async () => {
+    const p = fakeProcess();
+    const m = createMemoryReturn({ ...p.options, growthBytes: 16 * MiB });
+    await m.start();
+    p.state.memory = { heapUsed: 30 * MiB, external: 7 * MiB };
+    expect(await m.check()).toBe(false);
+    expect(p.state.collections).toBe(0);
+  });
+
+  it('measures growth from the lowest memory seen, not from start', async () => {
+    const p = fakeProcess();
+    p.state.memory = { heapUsed: 50 * MiB, external: 10 * MiB };
+    const m = createMemoryReturn({ ...p.options, growthBytes: 16 * MiB });
+    await m.start();
+    p.state.memory = { heapUsed: 20 * MiB, external: 2 * MiB };
+    expect(await m.check()).toBe(false);
+    p.state.memory = { heapUsed: 30 * MiB, external: 10 * MiB };
+    expect(await m.check()).toBe(true);
+  });
+
+  it('never rejects when the collection fails', async () => {
+    const p = fakeProcess();
+    const m = createMemoryReturn({ ...p.options, growthBytes: MiB, collect: () => Promise.reject(new Error('no')) });
+    await m.start();
+    p.state.memory = { heapUsed: 60 * MiB, external: 40 * MiB };
+    expect(await m.check()).toBe(false);
+  });
+
+  it('with the defaults, runs a real full collection: garbage promoted to the old generation is collected', async () => {
+    const m = createMemoryReturn({ logger: silentLogger(), quietUtilization: 1.01 });
+    await m.start();
+    // 64 MiB of Buffers held by an object that survives long enough to be promoted, then dropped.
+    let collected = false;
+    const registry = new FinalizationRegistry(() => (collected = true));
+    const holder: { buffers?: Buffer[] } = { buffers: Array.from({ length: 64 }, () => Buffer.alloc(MiB, 1)) };
+    registry.register(holder.buffers ?? [], 'buffers');
+    for (let i = 0; i < 4; i++) Array.from({ length: 100_000 }, (_, j) => ({ j }));
+    delete holder.buffers;
+    expect(await m.check()).toBe(true);
+    await expect.poll(() => collected, { timeout: 5_000 }).toBe(true);
+    await m.shutdown();
+  });
+});
