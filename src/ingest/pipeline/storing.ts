@@ -56,7 +56,8 @@ export function createStoring(options: StoringOptions): Storing {
     // The durable queue keeps retrying until storage is back; an exporter waiting on ack: stored is told to retry.
     maxElapsedMs: config.ack === 'queued' ? 0 : config.retry.max_elapsed,
   });
-  const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, metrics: options.metrics });
+  // The embedded engine runs one insert at a time: a batch due meanwhile gathers rows instead of queueing as a small part.
+  const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, maxInFlight: options.storage.mode === 'embedded' ? 1 : undefined, metrics: options.metrics });
   const queue: DurableQueue | undefined =
     config.ack === 'queued'
       ? createDurableQueue({
