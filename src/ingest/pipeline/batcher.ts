@@ -14,7 +14,8 @@ export interface BatcherOptions {
   /**
    * Inserts of one table at a time (default unbounded). A batch that is due while this many are
    * running waits and keeps gathering rows (up to maxRows, then it waits full): fewer, larger inserts
-   * for an engine that runs them one after the other anyway.
+   * for an engine that runs them one after the other anyway. A waiting batch's retries end
+   * max_elapsed after it began to wait, so waiting adds nothing to how long a client waits at most.
    */
   maxInFlight?: number | undefined;
   metrics: Registry;
@@ -40,6 +41,8 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
   /** Its time is up, but it waits for an insert of its table to end. */
   due: boolean;
+  /** When it began to wait for an insert slot: its insert's retries end max_elapsed after it, not after a wait plus max_elapsed. */
+  waitingSince: number | undefined;
 }
 
 /** The histogram of rows per insert. */
@@ -76,7 +79,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
     running.set(table, (running.get(table) ?? 0) + 1);
     size.observe({ table }, p.rows);
     const payload = p.chunks.length === 1 && p.chunks[0] ? p.chunks[0] : Buffer.concat(p.chunks);
-    const done = options.writer.write(table, payload, p.rows, randomUUID()).then((result) => {
+    const done = options.writer.write(table, payload, p.rows, randomUUID(), undefined, p.waitingSince).then((result) => {
       if (result.status === 'ok') for (const w of p.waiters) w.resolve();
       else for (const w of p.waiters) w.reject(new RetryableError(`storage did not take the data: ${result.error.message}`, 5_000));
       running.set(table, (running.get(table) ?? 1) - 1);
@@ -98,6 +101,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
     const p = tables.get(table);
     if (!p || p.rows === 0) return;
     if (!busy(table)) return write(table, take(table, p));
+    p.waitingSince ??= Date.now();
     if (!isFull) {
       p.due = true;
       return;
@@ -111,7 +115,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
     new Promise((resolve, reject) => {
       let p = tables.get(part.table);
       if (!p) {
-        p = { chunks: [], rows: 0, waiters: [], timer: undefined, due: false };
+        p = { chunks: [], rows: 0, waiters: [], timer: undefined, due: false, waitingSince: undefined };
         tables.set(part.table, p);
         p.timer = setTimeout(() => flush(part.table, false), options.maxDelayMs);
       }

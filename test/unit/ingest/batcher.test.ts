@@ -7,11 +7,11 @@ import type { WriteResult, Writer } from '../../../src/ingest/pipeline/writer.js
 
 /** A writer whose inserts wait until released, recording each one's table and rows. */
 function gatedWriter() {
-  const writes: Array<{ table: string; rows: number; payload: string }> = [];
+  const writes: Array<{ table: string; rows: number; payload: string; since?: number | undefined }> = [];
   const gates: Array<(r: WriteResult) => void> = [];
   const writer: Writer = {
-    write: (table, payload, rows) => {
-      writes.push({ table, rows, payload: payload.toString() });
+    write: (table, payload, rows, _token, _limit, since) => {
+      writes.push({ table, rows, payload: payload.toString(), ...(since === undefined ? {} : { since }) });
       return new Promise<WriteResult>((resolve) => gates.push(resolve));
     },
     shutdown() {},
@@ -50,8 +50,8 @@ describe('batcher', () => {
     await batcher.shutdown();
   });
 
-  it('with max_in_flight 1, a batch due while its table inserts keeps gathering rows and goes when the insert ends', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  it('with max_in_flight 1, a batch due while its table inserts keeps gathering rows and goes when the insert ends, its retries counted from when it began to wait', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000 });
     const w = gatedWriter();
     const batcher = createBatcher({ writer: w.writer, maxRows: 100, maxDelayMs: 200, maxInFlight: 1, metrics: new Registry() });
     const first = batcher.add([rows('t', 5, 'a')]);
@@ -69,6 +69,8 @@ describe('batcher', () => {
     await w.release(); // t's first insert ends: the due batch (b and c together) starts at once
     await first;
     expect(w.writes.map((x) => [x.payload, x.rows])).toEqual([['a', 5], ['other table', 5], ['bc', 10]]);
+    // b was due 400 ms after the start (the first insert was still running): its insert's max_elapsed counts from then.
+    expect(w.writes.map((x) => x.since)).toEqual([undefined, undefined, 1_000_400]);
     expect(settled).toBe(false);
     await w.release();
     await w.release();
