@@ -30,9 +30,15 @@ const pinned = (script, ...args) => JSON.parse(execFileSync('taskset', ['-c', '0
 const ceiling = pinned('ceiling.mjs', bodyFile, '3000', String(SPANS));
 const floor = pinned('storage-floor.mjs', '10000', '200000');
 
-async function metric(admin, name) {
+async function metric(admin, name, labels = '[^}]*') {
   const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
-  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+  return Number(new RegExp(`^${name}(?:\\{${labels}\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+}
+
+/** The otel_traces parts an embedded data directory holds (after the agent exited): active parts, rows, merge levels, insert blocks. */
+function embeddedParts(dataDir) {
+  const sql = `SELECT count() AS parts, sum(rows) AS rows, max(level) AS maxLevel, sum(max_block_number - min_block_number + 1) AS blocks FROM system.parts WHERE active AND table = 'otel_traces'`;
+  return JSON.parse(execFileSync(process.execPath, [join(import.meta.dirname, 'parts.mjs'), dataDir, sql], { encoding: 'utf8' }).trim());
 }
 
 function load(grpcPort, durationMs) {
@@ -63,6 +69,7 @@ async function phase(name, extraConfig, storageUrl) {
   const admin = agent.lines.find((l) => l.component === 'admin' && l.port).port;
   await load(grpc, 3_000); // warm-up
   const sent0 = await metric(admin, 'heimdall_exporter_sent_spans_total');
+  const inserts0 = await metric(admin, 'heimdall_batch_rows_count', 'table="otel_traces"');
   const cpu0 = threadCpuSeconds(agent.child.pid);
   let peak = 0;
   const samples = [];
@@ -80,9 +87,12 @@ async function phase(name, extraConfig, storageUrl) {
   // Let queued data drain before counting what was stored.
   for (let i = 0; i < 100 && (await metric(admin, 'heimdall_exporter_queue_size')) > 0; i++) await new Promise((res) => setTimeout(res, 200));
   const stored = (await metric(admin, 'heimdall_exporter_sent_spans_total')) - sent0;
+  const inserts = (await metric(admin, 'heimdall_batch_rows_count', 'table="otel_traces"')) - inserts0;
+  const merges = cpu1.byName.MergeMutate - (cpu0.byName.MergeMutate ?? 0) || 0;
   const hwm = rssMiB(agent.child.pid).peak;
   agent.child.kill('SIGTERM');
   await new Promise((res) => agent.child.once('exit', res));
+  const parts = storageUrl ? undefined : embeddedParts(join(dir, 'data'));
   const spans = r.ok * SPANS;
   // RSS over the run: the mean of the first and of the last minute (or tenth), and the range of the second half.
   const span = Math.max(1, Math.min(120, Math.floor(samples.length / 10)));
@@ -90,7 +100,7 @@ async function phase(name, extraConfig, storageUrl) {
   const half = samples.slice(Math.floor(samples.length / 2));
   const rssTimeline = `${f(mean(samples.slice(0, span)), 0)} -> ${f(mean(samples.slice(-span)), 0)} MiB (2nd half ${f(Math.min(...half), 0)}-${f(Math.max(...half), 0)})`;
   const mainThread = cpu1.js - cpu0.js;
-  return { name, server: Boolean(storageUrl), mainThreadShare: mainThread / Math.max(own, 1e-9), rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, enginePer100k: (engine / spans) * 1e5, perOwnCore: spans / own, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, statuses: r.statuses, acked: spans, stored };
+  return { name, server: Boolean(storageUrl), mainThreadShare: mainThread / Math.max(own, 1e-9), rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, enginePer100k: (engine / spans) * 1e5, perOwnCore: spans / own, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, statuses: r.statuses, acked: spans, stored, inserts, mergeCpuPer100k: (merges / spans) * 1e5, parts };
 }
 
 const results = [];
@@ -108,7 +118,7 @@ rmSync(work, { recursive: true, force: true });
 
 const lines = [
   `Same-run ceilings on core 0: decode only (@bufbuild fromBinary) ${f(ceiling.decode / 1000, 0)}k spans/s; generic path (decode, rows, redaction, encode) ${f(ceiling.generic / 1000, 0)}k; hot path (wire to RowBinary, redaction) ${f(ceiling.hot / 1000, 0)}k.`,
-  `Embedded engine alone (chdb inserting those rows in RowBinary, 10k-row batches, core 0): ${f(floor.rowsPerSec / 1000, 1)}k rows/s, ${f(floor.cpuMicrosPerRow, 1)} CPU-µs per row.`,
+  `Embedded engine alone (chdb inserting those rows in RowBinary, 10k-row batches, core 0): ${f(floor.rowsPerSec / 1000, 1)}k rows/s, ${f(floor.cpuMicrosPerRow, 1)} CPU-µs per row (${f(floor.cpuMicrosPerRowMerged, 1)} with the merges it started).`,
   '',
   '| run | spans/s | ratio to decode-only | agent CPU-s per 100k spans (of which ClickHouse engine) | spans/s per core of Heimdall\'s own CPU | agent CPU used | export p50 / p99 | peak RSS | RSS first -> last minute | failed requests | spans acknowledged / stored |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -123,6 +133,11 @@ const lines = [
       (r) =>
         `Server transport: ${f(r.perOwnCore / 1000, 1)}k spans/s per core of the agent's own CPU (${f(r.mainThreadShare * 100, 0)}% of it on the main thread), target >= 100k (2x the Collector's ~50k): ${r.perOwnCore >= 100_000 ? 'met' : 'not met'}; same-run ceilings on one core: decode only ${f(ceiling.decode / 1000, 0)}k, hot path ${f(ceiling.hot / 1000, 0)}k spans/s.`,
     ),
+  ...results.filter((r) => r.parts).map((r) => `${r.name}: ${r.inserts} otel_traces inserts in the run (${f(r.stored / Math.max(1, r.inserts), 0)} rows each), merge threads ${f(r.mergeCpuPer100k, 2)} CPU-s per 100k spans; at exit ${r.parts.parts} active parts, ${r.parts.rows} rows from ${r.parts.blocks} insert blocks, deepest merge level ${r.parts.maxLevel}.`),
+  ...results
+    .filter((r) => r.parts)
+    .map((r) => `${r.name} / engine alone: ${f(r.spansPerSec / floor.rowsPerSec, 2)} in spans/s (target >= 0.5); in CPU per span (the core is shared): ${f(floor.cpuMicrosPerRow / (r.cpuPer100k * 10), 2)} (${f(floor.cpuMicrosPerRowMerged / (r.cpuPer100k * 10), 2)} against the engine with its merges).`),
+  '',
   `Load: ${CONCURRENCY} requests in flight over 4 HTTP/2 connections, ${DURATION / 1000} s per run after a 3 s warm-up; node ${process.version}.`,
 ];
 process.stdout.write(`\n${lines.join('\n')}\n`);

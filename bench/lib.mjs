@@ -88,10 +88,11 @@ const NODE_THREADS = new Set(['V8Worker', 'libuv-worker', 'DelayedTaskSche', 'Si
 /**
  * CPU seconds used so far by a process, split into its JavaScript main thread (`js`), Node's other
  * threads (`node`: GC, libuv pool) and every other thread (`engine`: the embedded ClickHouse
- * engine's, some of which inherit the name MainThread, hence the split by thread id).
+ * engine's, some of which inherit the name MainThread, hence the split by thread id); `byName` splits
+ * the engine's seconds by thread name (MergeMutate: merges).
  */
 export function threadCpuSeconds(pid) {
-  const out = { js: 0, node: 0, engine: 0 };
+  const out = { js: 0, node: 0, engine: 0, byName: {} };
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     let stat;
     try {
@@ -102,7 +103,9 @@ export function threadCpuSeconds(pid) {
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const kind = tid === String(pid) ? 'js' : NODE_THREADS.has(name) ? 'node' : 'engine';
-    out[kind] += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    const seconds = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    out[kind] += seconds;
+    if (kind === 'engine') out.byName[name] = (out.byName[name] ?? 0) + seconds;
   }
   return out;
 }

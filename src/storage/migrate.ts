@@ -17,6 +17,8 @@ export interface SchemaSettings {
   cluster?: string | undefined;
   engine?: { name: string; params: string } | undefined;
   retention: SchemaContext['retention'];
+  /** The engine is the embedded one (default false: a server). */
+  embedded?: boolean | undefined;
 }
 
 /** Builds the SchemaContext: `ON CLUSTER` when a cluster is named, and the table engine. */
@@ -28,6 +30,7 @@ export function schemaContext(settings: SchemaSettings): SchemaContext {
     aggregatingEngine: `${/^(Replicated|Shared)?MergeTree$/.test(engine.name) ? engine.name.replace(/MergeTree$/, 'AggregatingMergeTree') : engine.name}(${engine.params})`,
     replacingEngine: (args) => `${/^(Replicated|Shared)?MergeTree$/.test(engine.name) ? engine.name.replace(/MergeTree$/, 'ReplacingMergeTree') : engine.name}(${[engine.params, args].filter((p) => p !== '').join(', ')})`,
     retention: settings.retention,
+    embedded: settings.embedded ?? false,
   };
 }
 

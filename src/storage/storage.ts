@@ -44,9 +44,9 @@ export async function openTransport(config: StorageConfig): Promise<StorageTrans
   });
 }
 
-/** The schema context (cluster, engine, retention) a storage config asks for. */
+/** The schema context (cluster, engine, retention, embedded or server) a storage config asks for. */
 export function schemaContextFor(config: StorageConfig) {
-  return schemaContext({ cluster: config.clickhouse.cluster, engine: config.clickhouse.table_engine, retention: config.retention });
+  return schemaContext({ cluster: config.clickhouse.cluster, engine: config.clickhouse.table_engine, retention: config.retention, embedded: storageMode(config) === 'embedded' });
 }
 
 /** Options for createStorage. */
@@ -64,6 +64,8 @@ export interface StorageOptions {
 /** The storage component: owns the transport and keeps readiness true to whether storage answers. */
 export interface Storage {
   readonly name: 'storage';
+  /** Embedded engine (chdb, in this process) or a ClickHouse server, as the config says. */
+  readonly mode: 'embedded' | 'server';
   /** The open transport. Throws before start. */
   readonly transport: StorageTransport;
   /** True while storage answers and its schema is migrated (writes can succeed). */
@@ -183,6 +185,7 @@ export function createStorage(options: StorageOptions): Storage {
 
   return {
     name: 'storage',
+    mode: storageMode(config),
     get transport() {
       if (!transport) throw new Error('storage is not started');
       return transport;

@@ -12,6 +12,13 @@ export interface BatcherOptions {
   maxRows: number;
   /** ...or this long after its first row arrived. */
   maxDelayMs: number;
+  /**
+   * Inserts of one table at a time (default unbounded). A batch that is due while this many are
+   * running waits and keeps gathering rows (up to maxRows, then it waits full): fewer, larger inserts
+   * for an engine that runs them one after the other anyway. A waiting batch's retries end
+   * max_elapsed after it began to wait, so waiting adds nothing to how long a client waits at most.
+   */
+  maxInFlight?: number | undefined;
   metrics: Registry;
 }
 
@@ -33,55 +40,93 @@ interface Pending {
   rows: number;
   waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   timer: NodeJS.Timeout | undefined;
+  /** Its time is up, but it waits for an insert of its table to end. */
+  due: boolean;
+  /** When it began to wait for an insert slot: its insert's retries end max_elapsed after it, not after a wait plus max_elapsed. */
+  waitingSince: number | undefined;
 }
 
 /** Batch payloads kept for reuse: two of up to 8 MiB (a full batch of ordinary spans is ~6 MB), for 10 s after the last batch. */
 const PAYLOAD_POOL = { maxBuffers: 2, maxBytes: 8 * 1024 * 1024, idleMs: 10_000 };
 
-/** Creates a batcher over a writer; each batch gets one deduplication token for all its retries. */
-export function createBatcher(options: BatcherOptions): Batcher {
-  const tables = new Map<string, Pending>();
-  const inFlight = new Set<Promise<void>>();
-  let pendingRows = 0;
-  const payloads = createPayloadPool(PAYLOAD_POOL);
-  const size = new Histogram({
+/** The histogram of rows per insert. */
+function batchRows(metrics: Registry): Histogram<'table'> {
+  return new Histogram({
     name: 'heimdall_batch_rows',
     help: 'Rows per insert, by table.',
     labelNames: ['table'] as const,
     buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000, 100000],
-    registers: [options.metrics],
+    registers: [metrics],
   });
+}
 
-  const flush = (table: string): void => {
-    const p = tables.get(table);
-    if (!p || p.rows === 0) return;
+/** Creates a batcher over a writer; each batch gets one deduplication token for all its retries. */
+export function createBatcher(options: BatcherOptions): Batcher {
+  /** Each table's open batch, its full batches waiting for an insert slot, and its inserts running. */
+  const [tables, full, running] = [new Map<string, Pending>(), new Map<string, Pending[]>(), new Map<string, number>()];
+  const maxInFlight = options.maxInFlight ?? Infinity;
+  const inFlight = new Set<Promise<void>>();
+  let pendingRows = 0;
+  const [payloads, size] = [createPayloadPool(PAYLOAD_POOL), batchRows(options.metrics)];
+
+  const busy = (table: string): boolean => (running.get(table) ?? 0) >= maxInFlight;
+  /** Takes the open batch of `table` out of the map (new rows start a new one). */
+  const take = (table: string, p: Pending): Pending => {
     tables.delete(table);
     clearTimeout(p.timer);
+    return p;
+  };
+  const write = (table: string, p: Pending): void => {
     pendingRows -= p.rows;
+    running.set(table, (running.get(table) ?? 0) + 1);
     size.observe({ table }, p.rows);
     const payload = payloads.join(p.chunks);
-    const write = options.writer.write(table, payload, p.rows, randomUUID()).then((result) => {
+    const done = options.writer.write(table, payload, p.rows, randomUUID(), undefined, p.waitingSince).then((result) => {
       payloads.release(payload);
       if (result.status === 'ok') for (const w of p.waiters) w.resolve();
       else for (const w of p.waiters) w.reject(new RetryableError(`storage did not take the data: ${result.error.message}`, 5_000));
+      running.set(table, (running.get(table) ?? 1) - 1);
+      next(table);
     });
-    inFlight.add(write);
-    void write.finally(() => inFlight.delete(write));
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  };
+  /** Starts the next waiting batch of `table` when an insert slot is free: a full one first, else the open one once due. */
+  const next = (table: string): void => {
+    if (busy(table)) return;
+    const waiting = full.get(table)?.shift();
+    if (waiting) return write(table, waiting);
+    const open = tables.get(table);
+    if (open?.due) write(table, take(table, open));
+  };
+  /** Writes the open batch of `table` now, or, while its inserts are busy, marks it due (or sets it aside when full). */
+  const flush = (table: string, isFull: boolean): void => {
+    const p = tables.get(table);
+    if (!p || p.rows === 0) return;
+    if (!busy(table)) return write(table, take(table, p));
+    p.waitingSince ??= Date.now();
+    if (!isFull) {
+      p.due = true;
+      return;
+    }
+    const queue = full.get(table) ?? [];
+    queue.push(take(table, p));
+    full.set(table, queue);
   };
 
   const addOne = (part: TableRows): Promise<void> =>
     new Promise((resolve, reject) => {
       let p = tables.get(part.table);
       if (!p) {
-        p = { chunks: [], rows: 0, waiters: [], timer: undefined };
+        p = { chunks: [], rows: 0, waiters: [], timer: undefined, due: false, waitingSince: undefined };
         tables.set(part.table, p);
-        p.timer = setTimeout(() => flush(part.table), options.maxDelayMs);
+        p.timer = setTimeout(() => flush(part.table, false), options.maxDelayMs);
       }
       p.chunks.push(part.data);
       p.rows += part.rows;
       pendingRows += part.rows;
       p.waiters.push({ resolve, reject });
-      if (p.rows >= options.maxRows) flush(part.table);
+      if (p.rows >= options.maxRows) flush(part.table, true);
     });
 
   let closing: Promise<void> | undefined;
@@ -94,7 +139,8 @@ export function createBatcher(options: BatcherOptions): Batcher {
     },
     shutdown() {
       closing ??= (async () => {
-        for (const table of [...tables.keys()]) flush(table);
+        for (const table of [...tables.keys()]) flush(table, true);
+        // Each insert that ends starts the next one waiting for its table.
         while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
       })();
       return closing;

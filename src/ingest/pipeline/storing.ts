@@ -11,6 +11,9 @@ import { createDurableQueue, type DurableQueue } from './queue.js';
 import { recordBytes } from './wal.js';
 import { createWriter } from './writer.js';
 
+/** Inserts of one table at a time with embedded storage (two: one may run while the next batch is built and sent). */
+export const EMBEDDED_INSERTS_IN_FLIGHT = 2;
+
 /** Options for createStoring. */
 export interface StoringOptions {
   /** The `ingest` section of the configuration (ack, batch, queue, retry). */
@@ -56,7 +59,9 @@ export function createStoring(options: StoringOptions): Storing {
     // The durable queue keeps retrying until storage is back; an exporter waiting on ack: stored is told to retry.
     maxElapsedMs: config.ack === 'queued' ? 0 : config.retry.max_elapsed,
   });
-  const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, metrics: options.metrics });
+  // The embedded engine shares the agent's cores: past two inserts of a table at once, a batch due
+  // gathers rows instead of queueing as one more small part to merge.
+  const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, maxInFlight: options.storage.mode === 'embedded' ? EMBEDDED_INSERTS_IN_FLIGHT : undefined, metrics: options.metrics });
   const queue: DurableQueue | undefined =
     config.ack === 'queued'
       ? createDurableQueue({

@@ -40,9 +40,10 @@ export interface Writer {
   /**
    * Inserts one batch, encoded in the table's insert format. Every retry carries the same deduplication token, so a batch
    * whose first attempt was stored but not confirmed is never stored twice. Gives up on an error retrying cannot fix, at
-   * shutdown, past maxElapsedMs, or past `limit`. Never throws.
+   * shutdown, past maxElapsedMs (counted from `since`, when the batch waited before its insert began), or past `limit`.
+   * Never throws.
    */
-  write(table: string, payload: Buffer, rows: number, token: string, limit?: RefusalLimit): Promise<WriteResult>;
+  write(table: string, payload: Buffer, rows: number, token: string, limit?: RefusalLimit, since?: number): Promise<WriteResult>;
   /** Stops retrying: batches still retrying fail at their next backoff. Safe to call twice. */
   shutdown(): void;
 }
@@ -74,8 +75,8 @@ export function createWriter(options: WriterOptions): Writer {
   const stop = new AbortController();
 
   return {
-    async write(table, payload, rows, token, limit) {
-      const started = Date.now();
+    async write(table, payload, rows, token, limit, since) {
+      const started = since ?? Date.now();
       /** Refusals by a storage that answers (see RefusalLimit), and when the first one came. */
       const refused = { count: 0, since: 0 };
       for (let attempt = 1; ; attempt++) {

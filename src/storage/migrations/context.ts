@@ -10,6 +10,8 @@ export interface SchemaContext {
   replacingEngine: (args: string) => string;
   /** Retention per signal in milliseconds; 0 keeps data forever. */
   retention: { traces: number; logs: number; metrics: number; events: number };
+  /** The engine is the embedded one (chdb, in this process, on the sidecar's cores), not a server. */
+  embedded: boolean;
 }
 
 /** One schema step: numbered, applied once, each statement idempotent on its own. */

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { schemaContext } from '../../../src/storage/migrate.js';
+import { migration0008 } from '../../../src/storage/migrations/0008-embedded-merges.js';
 import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
 
 /**
- * Digests of each migration's name, DDL and retention tables, for a single node with no retention
- * and for a cluster with retention: an applied migration never changes (a change is a new
+ * Digests of each migration's name, DDL and retention tables, for the embedded engine with no
+ * retention and for a server cluster with retention: an applied migration never changes (a change is a new
  * migration), so these digests only ever gain entries.
  */
 const DIGESTS: Record<number, [string, string]> = {
@@ -16,15 +17,23 @@ const DIGESTS: Record<number, [string, string]> = {
   5: ['a4efd58cfe214fc5ca5f08fc44444420a48855015c51975a349421ab1b4a0c2e', '90e696a126daad10592a5eae0fa62352b66dbee0b968a4799cd8099c3b24763c'],
   6: ['ee102d5f0da01758aa72d118b37c500ee2f9beb363ddd9bbf1915bdd2f4e9e75', '73791f37ebc0c2b5e40db4ef4fab28347a917be18ef326eeb93d368c66f3bf6f'],
   7: ['35a8941110957511e6b73f683f72766968225ec6d90dbc924b8c0a907dc3fa40', '88cf7b1f33f8a71453d1ad93beef360da568a49368ccf57bfb3d15046fc46266'],
+  8: ['4d1ef7e4e543e87cf0e321ab69b514ea373263682a1abc058f2049bb2b6b6d59', 'b22c36ae41440106500db1c9830280c6c2a340d257206e30bdd38ad7bd6c1d86'],
+  9: ['acd0b410d5ad323bbd65fd5e2c21ac441392021ef02106c9e7ce920b95de63d6', '58e7349fe035eb1c21394c227de591940358acde2eab03bbce74ea4967ef92f3'],
 };
 
 describe('migrations', () => {
   it('render the same DDL as when they were applied', () => {
     const contexts = [
-      schemaContext({ retention: { traces: 0, logs: 0, metrics: 0, events: 0 } }),
+      schemaContext({ retention: { traces: 0, logs: 0, metrics: 0, events: 0 }, embedded: true }),
       schemaContext({ cluster: 'prod', retention: { traces: 86_400_000, logs: 3_600_000, metrics: 7_200_000, events: 1_000 } }),
     ];
     const digests = Object.fromEntries(MIGRATIONS.map((m) => [m.version, contexts.map((c) => createHash('sha256').update(JSON.stringify([m.name, m.statements(c), m.retention ?? []])).digest('hex'))]));
     expect(digests).toEqual(DIGESTS);
+  });
+
+  it('leave a server\'s merges to its operator: wider merges only for the embedded engine', () => {
+    const retention = { traces: 0, logs: 0, metrics: 0, events: 0 };
+    expect(migration0008.statements(schemaContext({ retention }))).toEqual([]);
+    expect(migration0008.statements(schemaContext({ retention, embedded: true }))).toContain('ALTER TABLE otel_traces MODIFY SETTING merge_selector_base = 20');
   });
 });
