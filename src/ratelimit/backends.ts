@@ -187,7 +187,7 @@ export interface BucketsOptions {
   logger: Logger;
   metrics: Registry;
   /** Gets `ratelimit-redis` (the circuit's state) when Redis is configured. */
-  health: HealthRegistry;
+  health: Pick<HealthRegistry, 'register'>;
 }
 
 /**

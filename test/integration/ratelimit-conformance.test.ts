@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
 import { RateLimitResponse_Code as Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
-import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { sharedClock, startTestAgent, type TestAgent } from '../support/agent.js';
 import { tempDir } from '../support/temp.js';
 
 const EXAMPLES: Record<string, string> = {
@@ -158,7 +158,7 @@ describe("envoyproxy/ratelimit README examples", () => {
     mkdirSync(limits);
     for (const [name, text] of Object.entries(EXAMPLES)) writeFileSync(join(limits, name), text);
     // The buckets' clock stands still: per-second limits must not refill while a slow machine runs the calls.
-    t = await startTestAgent({ ratelimit: { config_path: limits } }, { clock: () => 0 });
+    t = await startTestAgent({ ratelimit: { config_path: limits } }, { clock: sharedClock() });
     c = connect({ addr: t.grpcAddress });
   });
   afterAll(async () => {

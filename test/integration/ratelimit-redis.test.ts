@@ -28,7 +28,7 @@ async function agent(dir: string, name: string, redisTarget: string, failureMode
   writeFileSync(
     config,
     [
-      'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+      'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" }, ratelimit: { address: "127.0.0.1:0" } }',
       `storage: { embedded: { path: "${join(dir, `${name}-data`)}" } }`,
       `ratelimit: { config_path: "${join(dir, 'limits')}", redis: { ${redisTarget}, timeout: 250ms, failure_mode: ${failureMode}, breaker: { failures: 3, cooldown: 300ms } } }`,
       `auth: { enabled: true, tokens: [{ name: admin-a, token: ${TOKENS.adminA}, scopes: [admin] }, { name: admin-b, token: ${TOKENS.adminB}, scopes: [admin] }, { name: envoy, token: ${TOKENS.envoy}, scopes: [ratelimit] }] }`,
