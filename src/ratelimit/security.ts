@@ -8,7 +8,7 @@ import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createActionBook } from './security-actions.js';
 import { createSecurityChanges } from './security-changes.js';
-import { createSecurityPolicy, MODE_NAMES, MODES, type SecuritySnapshot, type Verdict } from './security-policy.js';
+import { createSecurityPolicy, MODE_NAMES, MODES, type SecuritySnapshot } from './security-policy.js';
 import { addSecurityService } from './security-service.js';
 import { createSecurityShare } from './security-share.js';
 import { createSecurityStore } from './security-store.js';
@@ -29,11 +29,9 @@ export interface SecurityOptions {
   health: HealthRegistry;
 }
 
-/** The security layer: mode, block list and approvals; state kept in storage. */
+/** The security layer: mode, block list and approvals; state kept in storage, replicated to the rate-limit worker (which checks against it). */
 export interface Security {
   readonly name: 'security';
-  /** The verdict for a descriptor's entries. */
-  check(entries: ReadonlyArray<{ key: string; value: string }>): Verdict;
   /** The mode and blocks in force now (for the rate-limit worker's replica). */
   snapshot(): SecuritySnapshot;
   /** Calls `listener` after every change to the mode or the blocks (local, approved, or from Redis); returns the unsubscribe function. */
@@ -79,7 +77,6 @@ export function createSecurity(options: SecurityOptions): Security {
   };
   return {
     name: 'security',
-    check: (entries) => policy.check(entries),
     snapshot: () => ({ mode: policy.mode, blocks: policy.blocks() }),
     onChange(listener) {
       listeners.add(listener);
