@@ -79,7 +79,11 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   });
   addRlsService(options.grpc, worker.answer);
   addJsonRoute(options.http, worker.answer);
-  const unsubscribe: Array<() => void> = [];
+  // Replicated from now on: the worker starts here (loading while the other components start),
+  // and security reports its restored state before the rate limiter starts.
+  const unsubscribe: Array<() => void> = [auth.onReload(() => worker.post({ t: 'tokens', tokens: auth.digests('ratelimit') }))];
+  if (security) unsubscribe.push(security.onChange(() => worker.post({ t: 'security', snapshot: security.snapshot() })));
+  worker.prepare();
 
   return {
     name: 'ratelimit',
@@ -88,11 +92,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     },
     metrics: () => worker.metrics(),
     terminateWorker: () => worker.terminate(),
-    async start() {
-      if (security) unsubscribe.push(security.onChange(() => worker.post({ t: 'security', snapshot: security.snapshot() })));
-      unsubscribe.push(auth.onReload(() => worker.post({ t: 'tokens', tokens: auth.digests('ratelimit') })));
-      await worker.start();
-    },
+    start: () => worker.start(),
     async shutdown(graceMs) {
       for (const off of unsubscribe.splice(0)) off();
       await worker.shutdown(graceMs);

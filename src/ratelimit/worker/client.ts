@@ -33,7 +33,12 @@ export interface WorkerClient {
   metrics(): Promise<MetricFamily[]>;
   /** Ends the worker thread as a crash would (tests use it); it is restarted like after one. */
   terminate(): Promise<void>;
-  /** Starts the worker; resolves once it serves, rejects when its listener cannot bind. */
+  /**
+   * Starts the worker thread without its listener (it loads its modules and the limits file while
+   * the agent's other components start); it does not keep the process alive until start.
+   */
+  prepare(): void;
+  /** Starts the worker (unless prepared) and its listener; resolves once it serves, rejects when its listener cannot bind. */
   start(): Promise<void>;
   /** Shuts the worker down (its listener drains for up to graceMs), then ends the thread. Safe to call twice. */
   shutdown(graceMs?: number): Promise<void>;
@@ -74,6 +79,25 @@ function restartLater(code: number, delayMs: number, options: WorkerClientOption
   return setTimeout(spawn, delayMs).unref();
 }
 
+/** A new worker thread (dist's module, or the source under vitest) whose messages and exit go to the handlers given. */
+function startThread(init: WorkerInit, logger: Logger, onMessage: (m: FromWorker) => void, onExit: (code: number) => void): Worker {
+  const entry = threadEntry('entry');
+  const w = new Worker(entry.url, { workerData: init, execArgv: entry.execArgv, name: 'heimdall-ratelimit' });
+  w.on('message', onMessage);
+  w.on('error', (err) => logger.error({ err }, 'rate-limit worker failed'));
+  w.on('exit', onExit);
+  return w;
+}
+
+/** Hands a check to `worker`: a copy of its bytes, transferred (the caller's buffer may share a pool slab). */
+async function forward(worker: Worker | undefined, checks: PendingCalls<Uint8Array>, bytes: Uint8Array): Promise<Uint8Array> {
+  if (!worker) throw gone();
+  const { id, answer } = checks.open();
+  const owned = new Uint8Array(bytes);
+  worker.postMessage({ t: 'check', id, bytes: owned } satisfies ToWorker, [owned.buffer]);
+  return answer;
+}
+
 type Started = { resolve(): void; reject(err: Error): void };
 
 /** Hands on what the worker reports: log lines, health, over-limit records. */
@@ -100,7 +124,6 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
   let restarts = 0;
   let restartTimer: NodeJS.Timeout | undefined;
   let closed: (() => void) | undefined;
-
   const onMessage = (m: FromWorker, started: Started): void => {
     if (m.t === 'answer') checks.resolve(m.id, m.bytes);
     else if (m.t === 'error') checks.reject(m.id, m.code ? new AgentError(m.code, m.message, undefined, m.violations) : new Error(m.message));
@@ -113,15 +136,11 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
     else if (m.t === 'closed') closed?.();
     else relay(m, options);
   };
-  const spawn = (): Promise<void> =>
+  /** Starts a worker; `listen`: its listener binds at once (else on start). Resolves once it serves. */
+  const spawn = (listen: boolean): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      const entry = threadEntry('entry');
-      const w = new Worker(entry.url, { workerData: options.init(), execArgv: entry.execArgv, name: 'heimdall-ratelimit' });
-      worker = w;
       const started: Started = { resolve, reject };
-      w.on('message', (m: FromWorker) => onMessage(m, started));
-      w.on('error', (err) => options.logger.error({ err }, 'rate-limit worker failed'));
-      w.on('exit', (code) => {
+      const w: Worker = startThread(options.init(), options.logger, (m) => onMessage(m, started), (code) => {
         if (worker === w) worker = undefined;
         port = 0;
         checks.rejectAll(gone());
@@ -129,29 +148,35 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
         reject(new Error(`the rate-limit worker exited (code ${code}) before it served`));
         if (!stopping) restart(code);
       });
+      worker = w;
+      if (listen) w.postMessage({ t: 'listen' } satisfies ToWorker);
+      else w.unref();
     });
-  const respawn = (): void => void spawn().catch((err: unknown) => void (options.logger.error({ err }, 'rate-limit worker did not start'), worker?.terminate()));
+  /** Whether the agent started (a new worker listens at once); the latest worker's start. */
+  let serving = false;
+  let current: Promise<void> | undefined;
+  const launch = (): Promise<void> => (current = spawn(serving));
+  const respawn = (): void => void launch().catch((err: unknown) => void (options.logger.error({ err }, 'rate-limit worker did not start'), worker?.terminate()));
   const restart = (code: number): void => void (restartTimer = restartLater(code, Math.min(5_000, 100 * 2 ** restarts++), options, respawn));
-
   return {
-    async answer(bytes) {
-      if (!worker) throw gone();
-      const { id, answer } = checks.open();
-      const owned = new Uint8Array(bytes);
-      worker.postMessage({ t: 'check', id, bytes: owned } satisfies ToWorker, [owned.buffer]);
-      return answer;
-    },
+    answer: (bytes) => forward(worker, checks, bytes),
     post: (message) => worker?.postMessage(message),
     get port() {
       return port;
     },
     metrics: () => (worker ? readMetrics(worker, reads) : Promise.resolve([])),
-    async terminate() {
-      await worker?.terminate();
-    },
+    terminate: async () => void (await worker?.terminate()),
+    // A failure is the start's to report.
+    prepare: () => void (current ?? launch()).catch(() => undefined),
     async start() {
+      serving = true;
       try {
-        await spawn();
+        if (!worker || !current) await launch();
+        else {
+          worker.ref();
+          worker.postMessage({ t: 'listen' } satisfies ToWorker);
+          await current;
+        }
       } catch (err) {
         stopping = true;
         await worker?.terminate();

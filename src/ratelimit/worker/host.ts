@@ -64,8 +64,8 @@ function answerForwarded(answer: RlsAnswer, id: number, bytes: Uint8Array, post:
 /**
  * Runs the rate limiter in this (worker) thread: it owns the limits file (loaded and watched here),
  * the buckets (local, or Redis with its breaker), the metrics of both, the security replica and the
- * over-limit counts, and serves Envoy's RLS API on its own listener. The main thread's messages
- * (protocol.ts) hand it checks, security snapshots, tokens, metric reads and the shutdown.
+ * over-limit counts, and serves Envoy's RLS API on its own listener once told to listen. The main
+ * thread's messages (protocol.ts) hand it checks, security snapshots, tokens, metric reads and the shutdown.
  */
 export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   const post: Post = (message, transfer) => port.postMessage(message, transfer);
@@ -74,8 +74,15 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   const core = createRateLimitCore(init, post, logger, metrics);
   const tokens = createTokenTable(init.tokens);
   const listener = init.listener.enabled ? createRlsListener({ config: init.listener, answer: core.answer, tokens, logger, metrics }) : undefined;
+  const listen = (): void => {
+    (listener?.start() ?? Promise.resolve(0)).then(
+      (bound) => post({ t: 'listening', port: bound }),
+      (err: unknown) => post({ t: 'failed', message: (err as Error).message }),
+    );
+  };
   port.on('message', (m: ToWorker) => {
-    if (m.t === 'check') answerForwarded(core.answer, m.id, m.bytes, post, logger);
+    if (m.t === 'listen') listen();
+    else if (m.t === 'check') answerForwarded(core.answer, m.id, m.bytes, post, logger);
     else if (m.t === 'security') core.security?.replace(m.snapshot);
     else if (m.t === 'tokens') tokens.replace(m.tokens);
     else if (m.t === 'metrics') void metrics.getMetricsAsJSON().then((families) => post({ t: 'metrics', id: m.id, families }));
@@ -90,8 +97,4 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   };
   core.overLimit.start();
   core.limits.start();
-  (listener?.start() ?? Promise.resolve(0)).then(
-    (bound) => post({ t: 'listening', port: bound }),
-    (err: unknown) => post({ t: 'failed', message: (err as Error).message }),
-  );
 }

@@ -34,6 +34,8 @@ export type MetricFamily = MetricObjectWithValues<MetricValue<string>>;
 
 /** Main thread to worker. */
 export type ToWorker =
+  /** Bind the listener (the agent starts). */
+  | { t: 'listen' }
   | { t: 'check'; id: number; bytes: Uint8Array }
   | { t: 'security'; snapshot: SecuritySnapshot }
   | { t: 'tokens'; tokens: TokenDigest[] }

@@ -30,6 +30,7 @@ describe('rate-limit worker client', () => {
       overLimit: (r) => records.push(...r),
       logger: silentLogger(),
     });
+    client.prepare(); // as the agent does: the thread loads before start, its listener binds at start
     await client.start();
   });
   afterAll(async () => {
