@@ -1,5 +1,6 @@
-// Rate-limit benchmark (issue 16's "before" figures): ShouldRateLimit on the agent pinned to core 0
-// against a bare grpc-js server (bench/baselines/grpc-rls.mjs) answering the same method path with
+// Rate-limit benchmark: ShouldRateLimit on the agent pinned to core 0 (its rate-limit worker
+// thread's own port, server.ratelimit, for the main figures; 4317, which forwards to the worker, on
+// lines of its own) against a bare grpc-js server (bench/baselines/grpc-rls.mjs) answering the same method path with
 // the same codec (@bufbuild/protobuf decode of the request, encode of an OK response), also pinned
 // to core 0; all load comes from core 1 (a Node client cannot saturate a Node gRPC server). Both
 // servers run for the whole bench and are measured alternately, so one sees the other idle.
@@ -94,7 +95,7 @@ const config = join(work, 'heimdall.yaml');
 writeFileSync(
   config,
   [
-    'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+    'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" }, ratelimit: { address: "127.0.0.1:0" } }',
     `storage: { embedded: { path: "${join(work, 'data')}" } }`,
     `ratelimit: { config_path: "${join(work, 'limits')}", redis: { url: "redis://127.0.0.1:${redisPort}", timeout: 20ms } }`,
     'shutdown: { drain: 0s }',
@@ -117,8 +118,13 @@ function startServer(args, ready) {
   });
   return server;
 }
-const agent = startServer([join(ROOT, 'dist', 'main.js'), 'run', '--config', config], (l) => l.component === 'grpc' && typeof l.port === 'number');
-agent.port = (await agent.found).port;
+const agent = startServer([join(ROOT, 'dist', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+await agent.found;
+const portOf = (component) => agent.lines.find((l) => l.component === component && typeof l.port === 'number')?.port;
+// The main figures are taken on the worker's own port; `agent4317` is the same process asked on 4317.
+agent.port = portOf('ratelimit');
+const grpcPort = portOf('grpc');
+const agent4317 = Object.create(agent, { port: { value: grpcPort } });
 const bare = startServer([join(ROOT, 'bench', 'baselines', 'grpc-rls.mjs')], (l) => typeof l.port === 'number');
 bare.port = (await bare.found).port;
 await new Promise((r) => setTimeout(r, 1500));
@@ -127,6 +133,7 @@ await new Promise((r) => setTimeout(r, 1500));
 // bare server must answer the same method.
 for (const [port, keys] of [
   [agent.port, ['remote_address', 'shared_address']],
+  [grpcPort, ['remote_address']],
   [bare.port, ['remote_address']],
 ]) {
   const client = connect({ addr: `127.0.0.1:${port}` });
@@ -188,16 +195,19 @@ const settle = () => new Promise((r) => setTimeout(r, 1000));
 
 // 1. Peaks, alternating bare and agent for PEAK_ROUNDS rounds; the best round of each counts (other
 // processes on this shared machine only ever take throughput away).
-const peaks = { bare: [], agent: [] };
+const peaks = { bare: [], agent: [], agent4317: [] };
 for (let i = 0; i < PEAK_ROUNDS; i++) {
   peaks.bare.push(await peak(bare, rlBody));
   await settle();
   peaks.agent.push(await peak(agent, rlBody));
   await settle();
+  peaks.agent4317.push(await peak(agent4317, rlBody));
+  await settle();
 }
 const best = (runs) => runs.reduce((a, b) => (b.rps > a.rps ? b : a));
 const barePeak = best(peaks.bare);
 const agentPeak = best(peaks.agent);
+const peak4317 = best(peaks.agent4317);
 
 // 2. Latency at 1,000/s and at half of the bare server's peak, alternating.
 const half = Math.round(barePeak.rps / 2);
@@ -209,16 +219,18 @@ for (const rate of [1000, half]) {
   await settle();
   latency.push({ rate, agent: a, bare: b });
 }
+const at1k4317 = await atRate(agent4317, RLS, rlBody, 1000);
+await settle();
 
 // 3. ShouldRateLimit at 1,000/s with OTLP ingest at half of its capacity, and right before without.
-const capRun = await onCore1(process.execPath, [join(ROOT, 'bench', 'load-grpc.mjs'), `127.0.0.1:${agent.port}`, otlpMessage, String(SECONDS * 1000), '64']);
+const capRun = await onCore1(process.execPath, [join(ROOT, 'bench', 'load-grpc.mjs'), `127.0.0.1:${grpcPort}`, otlpMessage, String(SECONDS * 1000), '64']);
 const cap = JSON.parse(capRun.out.trim().split('\n').pop());
 const capacityRps = cap.ok / cap.wall;
 await new Promise((r) => setTimeout(r, 3000)); // let the storage catch up
 const ingestRate = Math.max(1, Math.round(capacityRps / 2));
 const noIngest = await atRate(agent, RLS, rlBody, 1000);
 await settle();
-const ingestRun = onCore1(rlload, ['127.0.0.1', String(agent.port), OTLP, otlpBody, String(ingestRate), String(SECONDS + 3), '4', '1']);
+const ingestRun = onCore1(rlload, ['127.0.0.1', String(grpcPort), OTLP, otlpBody, String(ingestRate), String(SECONDS + 3), '4', '1']);
 await new Promise((r) => setTimeout(r, 2000));
 const withIngest = await atRate(agent, RLS, rlBody, 1000);
 const ingest = await ingestRun;
@@ -269,27 +281,30 @@ const rows = [
     p99Met(withIngest, noIngest, 1.5),
   ],
   ['p99 at 5,000/s, Redis backend vs local backend (agent both)', p99(redis5k), p99(local5k), ratioP99(redis5k, local5k), '<= 2', p99Met(redis5k, local5k, 2)],
+  ['peak checks/s on 4317 (forwarded to the worker) vs the bare server', f(peak4317.rps, 0), f(barePeak.rps, 0), peak4317.rps / barePeak.rps, '(reported)', null],
+  ['p99 at 1,000/s on 4317 (forwarded to the worker) vs the bare server', p99(at1k4317), p99(at1k.bare), ratioP99(at1k4317, at1k.bare), '(reported)', null],
   ['bytes allocated per call (V8 --trace-gc-nvp, idle subtracted, runs without failures)', f(alloc.agent, 0), f(alloc.bare, 0), alloc.agent / alloc.bare, '(reported)', null],
   ['CPU per call at peak', `${f(agentPeak.cpuMicros, 1)} µs`, `${f(barePeak.cpuMicros, 1)} µs`, agentPeak.cpuMicros / barePeak.cpuMicros, '', null],
   ['RSS at the end (peak)', `${f(rss.agent.rss, 0)} MiB (${f(rss.agent.peak, 0)})`, `${f(rss.bare.rss, 0)} MiB (${f(rss.bare.peak, 0)})`, rss.agent.rss / rss.bare.rss, '', null],
 ];
 const ms = (r) => `${f(r.achieved, 0)}/s, ${f(r.cpu * 100, 0)}% CPU, ${f(r.cpuMicros, 0)} µs/call, ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)} ms${r.errors ? `, ${r.errors} failed` : ''}`;
 const lines = [
-  '| measure | agent ShouldRateLimit | baseline (same run) | ratio | target | |',
+  '| measure | agent ShouldRateLimit (worker port unless named) | baseline (same run) | ratio | target | |',
   '|---|---|---|---|---|---|',
   ...rows.map(([name, a, b, ratio, target, ok]) => `| ${name} | ${a} | ${b} | ${f(ratio, 2)} | ${target} | ${ok === null ? '' : met(ok)} |`),
   '',
   '| open-loop run | achieved, server CPU, CPU per call, p50 / p99 / p999 |',
   '|---|---|',
   ...latency.flatMap(({ rate, agent: a, bare: b }) => [`| agent, ${rate}/s | ${ms(a)} |`, `| bare grpc-js, ${rate}/s | ${ms(b)} |`]),
+  `| agent on 4317 (forwarded), 1000/s | ${ms(at1k4317)} |`,
   `| agent, 1000/s, no ingest | ${ms(noIngest)} |`,
   `| agent, 1000/s, during ingest | ${ms(withIngest)} |`,
-  `| peaks, every round (h2load, checks/s) | agent ${peaks.agent.map((r) => f(r.rps, 0)).join(', ')}; bare ${peaks.bare.map((r) => f(r.rps, 0)).join(', ')} |`,
+  `| peaks, every round (h2load, checks/s) | agent ${peaks.agent.map((r) => f(r.rps, 0)).join(', ')}; agent on 4317 ${peaks.agent4317.map((r) => f(r.rps, 0)).join(', ')}; bare ${peaks.bare.map((r) => f(r.rps, 0)).join(', ')} |`,
   `| OTLP ingest into the agent at ${ingestRate} req/s x ${SPANS} spans (open loop, beside the above) | ${f(ingestResult.achieved, 0)} req/s, ${f(ingestResult.p50, 1)} / ${f(ingestResult.p99, 1)} / ${f(ingestResult.p999, 1)} ms${ingestResult.errors ? `, ${ingestResult.errors} failed` : ''} |`,
   `| agent, 5000/s, local backend | ${ms(local5k)} |`,
   `| agent, 5000/s, Redis backend | ${ms(redis5k)} |`,
   '',
-  `Servers on core 0, both with --trace-gc-nvp (agent: embedded storage), load on core 1. Peaks: h2load, 8 connections x 32 streams, ${SECONDS} s after 2 s warm-up. ` +
+  `Servers on core 0 (the agent's rate-limit worker thread too), both with --trace-gc-nvp (agent: embedded storage; OTLP ingest on 4317), load on core 1. Peaks: h2load, 8 connections x 32 streams, ${SECONDS} s after 2 s warm-up. ` +
     `Fixed loads: bench/rlload.c, 4 connections, Poisson arrivals, ${SECONDS} s after 1 s of warm-up. ` +
     `Ingest capacity: bench/load-grpc.mjs, 64 in flight, ${SECONDS} s (${f(capacityRps, 0)} req/s). ` +
     `Idle allocation: agent ${f(idleRate.agent / 1024, 0)} KiB/s, bare ${f(idleRate.bare / 1024, 0)} KiB/s. redis-server on core 1; node ${process.version}.`,

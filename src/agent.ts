@@ -14,9 +14,9 @@ import { createAuthenticator } from './auth/auth.js';
 import { addWhoAmIRoute } from './auth/whoami-route.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
-import { createOverLimitReporter } from './ratelimit/over-limit.js';
+import { overLimitEvents } from './ratelimit/over-limit.js';
 import { createSecurity } from './ratelimit/security.js';
-import { createRateLimiter } from './ratelimit/service.js';
+import { createRateLimiter, type RateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { fitListeners } from './server/fd-budget.js';
 import { createServiceRegistry, type ServiceRegistrar } from './server/service-registry.js';
@@ -45,8 +45,8 @@ export interface AgentOptions {
   loaded: LoadedConfig;
   /** The one logger; every component takes a child of it. */
   logger: Logger;
-  /** Monotonic milliseconds for the rate-limit buckets (default `performance.now`; tests stop it). */
-  clock?: (() => number) | undefined;
+  /** Monotonic milliseconds for the rate-limit buckets, in shared memory ([0]) so the worker thread reads it (default `performance.now`; tests stop it). */
+  clock?: Float64Array | undefined;
 }
 
 
@@ -59,6 +59,8 @@ export interface Agent {
   readonly grpc: GrpcServer;
   readonly otlpHttp: HttpServer;
   readonly admin: HttpServer;
+  /** The rate limiter: its worker thread and that worker's listener (server.ratelimit). */
+  readonly ratelimit: RateLimiter;
   readonly jobs: Jobs;
   /**
    * Applies a reloaded configuration: scheduled jobs are reconciled and API tokens replaced (the
@@ -89,22 +91,23 @@ function createCore(loaded: LoadedConfig, logger: Logger) {
 
 type Core = ReturnType<typeof createCore>;
 
-/** Security and the rate limiter (RLS on gRPC, the JSON route on the admin port). */
-function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer; services: ServiceRegistrar; admin: HttpServer; storage: Storage; pipeline: Pipeline; logger: Logger; clock: (() => number) | undefined }) {
+/** Security and the rate limiter (its worker thread and listener; RLS on gRPC and the JSON route on the admin port forward to it). */
+function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer; services: ServiceRegistrar; admin: HttpServer; storage: Storage; pipeline: Pipeline; auth: Authenticator; listener: Config['server']['ratelimit']; logger: Logger; clock: Float64Array | undefined }) {
   const { core, grpc, storage, pipeline, logger } = deps;
   const { metrics, health } = core;
   const security = createSecurity({ config: config.ratelimit.security, redis: config.ratelimit.redis, services: deps.services, storage, pipeline, logger, metrics, health });
   const ratelimit = createRateLimiter({
     config: config.ratelimit,
-    maxSeries: config.telemetry.metrics.max_series,
-    seriesLimits: core.seriesLimits,
-    now: deps.clock,
+    listener: deps.listener,
+    metricsConfig: config.telemetry.metrics,
+    logLevel: config.log.level,
+    clock: deps.clock,
     security,
-    overLimit: createOverLimitReporter({ config: config.ratelimit, incidentThreshold: config.ratelimit.security.incident_threshold, pipeline, metrics, logger }),
+    overLimit: overLimitEvents(pipeline, config.ratelimit.over_limit_window, logger),
     grpc,
     http: deps.admin,
+    auth: deps.auth,
     logger,
-    metrics,
     health,
   });
   return { security, ratelimit };
@@ -153,13 +156,13 @@ export function createAgent(options: AgentOptions): Agent {
   addEventService({ services, pipeline, config: config.events, ingest: config.ingest, metrics });
   addQueryService({ services, storage, config: config.query, metrics });
   const admin = createHttpServer({ name: 'admin', config: listeners.admin, logger, metrics, health, auth });
-  const { security, ratelimit } = createRateLimiting(config, { core, grpc, services, admin, storage, pipeline, logger, clock: options.clock });
+  const { security, ratelimit } = createRateLimiting(config, { core, grpc, services, admin, storage, pipeline, auth, listener: listeners.ratelimit, logger, clock: options.clock });
   const jobs = createJobs({ config: config.jobs, query: config.query, ...jobsDeployment(config), storage, pipeline, logger, metrics, health });
   addJobService(services, jobs);
   addHealthService(grpc, health);
   addSystemService(services, core.statusSource);
   addReflection(grpc);
-  addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics);
+  addAdminRoutes(admin, core.statusSource, metrics, config.telemetry.metrics, () => ratelimit.metrics());
   addConsoleRoutes(admin, { logger });
   addWhoAmIRoute(admin, auth);
   // Read last: every service is added by now.
@@ -182,6 +185,7 @@ export function createAgent(options: AgentOptions): Agent {
     grpc,
     otlpHttp,
     admin,
+    ratelimit,
     jobs,
     reload: reloader(config, { jobs, auth, logger }),
     async start() {

@@ -28,12 +28,24 @@ export interface Principal {
 /** The outcome of checking a call: allowed (with the caller, when auth is on), or refused and why. */
 export type AuthResult = { ok: true; principal: Principal | undefined } | { ok: false; reason: 'unauthenticated' | 'forbidden'; message: string };
 
+/** A token as another isolate checks it: its SHA-256 digest (hex), its name, whether it holds the scope asked for. */
+export interface TokenDigest {
+  digest: string;
+  name: string;
+  allowed: boolean;
+}
+
 /** Checks API tokens. Tokens are compared in constant time and never logged. */
 export interface Authenticator {
   readonly name: 'auth';
   readonly enabled: boolean;
   /** Checks an `authorization` header (or metadata) value for a call that needs `scope`; with auth off, every call passes. */
   check(authorization: string | undefined, scope: RequiredScope): AuthResult;
+  /**
+   * The tokens as another isolate checks them (the rate-limit worker's listener): each token's
+   * SHA-256 digest (hex), name, and whether it holds `scope`; empty with auth off. Never the tokens.
+   */
+  digests(scope: Scope): TokenDigest[];
   /**
    * Takes the tokens of a reloaded `auth` section, reading its `tokens_file` again. When they
    * cannot be used, the current tokens stay, the reason is logged and the `auth` component is
@@ -186,6 +198,7 @@ export function createAuthenticator(config: Config['auth'], options: Authenticat
       }
       return { ok: true, principal: found };
     },
+    digests: (scope) => (config.enabled ? entries.map((e) => ({ digest: e.digest.toString('hex'), name: e.principal.name, allowed: e.principal.scopes.has(scope) })) : []),
     reload,
     onReload(listener) {
       listeners.add(listener);

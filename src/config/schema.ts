@@ -297,6 +297,23 @@ export const configSchema = z.strictObject({
           cors_allowed_origins: z.array(z.string().refine((o) => o !== '*', 'a bare "*" is not allowed; list the origins')).default([]),
         })
         .prefault({}),
+      /** Envoy's RLS API (ShouldRateLimit, scope `ratelimit`) from the rate-limit worker thread, on envoyproxy/ratelimit's gRPC port. 4317 answers it too. */
+      ratelimit: listener('127.0.0.1:8081')
+        .extend({
+          /** Whether the worker listens; off, it still answers 4317 and /ratelimit/json. */
+          enabled: boolean.default(true),
+          max_recv_msg_size: byteSize.prefault('1MiB'),
+          ...connectionBounds(1024, 8),
+          /** Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+          max_concurrent_streams: integer({ min: 1, max: 100_000 }).default(100),
+          /** A connection without calls for this long is closed (GOAWAY); one that sends nothing at all for this long is dropped. */
+          idle_timeout: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('5m'),
+          keepalive_time: duration({ min: 100, max: MAX_TIMER_MS }).prefault('1m'),
+          keepalive_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('20s'),
+          /** Checks 4317 and /ratelimit/json hand the worker at once; past it they answer RESOURCE_EXHAUSTED. */
+          max_forwarded: integer({ min: 1, max: 1_000_000 }).default(4096),
+        })
+        .prefault({}),
       /** Probes, /metrics and /status. Loopback by default; on a pod IP (for probes and Prometheus) it needs auth on. */
       admin: listener('127.0.0.1:9464')
         .extend({ ...connectionBounds(128, 16), ...httpTimeouts('30s') })
@@ -471,7 +488,7 @@ export const configSchema = z.strictObject({
     // The segment being written is released only when the next one starts: keep it a small part of the bound.
     ctx.addIssue({ code: 'custom', path: ['ingest', 'queue', 'segment_size'], message: `must be at most a quarter of ingest.queue.max_size (${c.ingest.queue.max_size} bytes)` });
   }
-  for (const l of ['grpc', 'otlp_http', 'admin'] as const) {
+  for (const l of ['grpc', 'otlp_http', 'admin', 'ratelimit'] as const) {
     const s = c.server[l];
     if (s.reserved_connections >= s.max_connections) ctx.addIssue({ code: 'custom', path: ['server', l, 'reserved_connections'], message: `must be less than server.${l}.max_connections (${s.max_connections})` });
   }
@@ -487,7 +504,7 @@ export const configSchema = z.strictObject({
   }
   if (!c.auth.enabled) {
     // An address that is not host:port has its own issue; it is no exposed listener.
-    const exposed = (['grpc', 'otlp_http', 'admin'] as const).filter((l) => splitHostPort(c.server[l].address) !== undefined && !isLoopback(c.server[l].address));
+    const exposed = (['grpc', 'otlp_http', 'admin', 'ratelimit'] as const).filter((l) => l !== 'ratelimit' || c.server.ratelimit.enabled).filter((l) => splitHostPort(c.server[l].address) !== undefined && !isLoopback(c.server[l].address));
     if (exposed.length > 0) {
       const which = exposed.map((l) => `server.${l}.address (${c.server[l].address})`).join(', ');
       ctx.addIssue({

@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HttpServer } from '../server/http.js';
 import { sendJson } from '../server/http-router.js';
-import { createMetricsRoute } from './metrics-route.js';
+import { createMetricsRoute, type ExtraFamily } from './metrics-route.js';
 import type { Readiness } from './registry.js';
 import { agentStatus, type StatusSource } from './status.js';
 
@@ -13,9 +13,10 @@ import { agentStatus, type StatusSource } from './status.js';
  * agent's status document, scope admin) and `/metrics` (Prometheus text, streamed: `/livez` never
  * waits behind it; open unless a scope is given). The probes are open, so they name each component
  * and its state only: reasons can quote backend errors (and the rows they refused), and stay in
- * `/status`. `config` (telemetry.metrics) gives the scrape bounds and the scope /metrics needs.
+ * `/status`. `config` (telemetry.metrics) gives the scrape bounds and the scope /metrics needs;
+ * `extra` the families of other isolates' registries (the rate-limit worker's) /metrics merges in.
  */
-export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics: Registry, config: Config['telemetry']['metrics']): void {
+export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics: Registry, config: Config['telemetry']['metrics'], extra?: () => Promise<ExtraFamily[]>): void {
   const probe = (readiness: () => Readiness) => (_req: unknown, res: Parameters<typeof sendJson>[0]) => {
     const { ready, blocking } = readiness();
     const components = source.registry.components().map(({ name, state, gate, since }) => ({ name, state, gate, since }));
@@ -25,5 +26,5 @@ export function addAdminRoutes(server: HttpServer, source: StatusSource, metrics
   server.route('GET', '/readyz', probe(() => source.registry.readiness()));
   server.route('GET', '/readyz/strict', probe(() => source.registry.strictReadiness()));
   server.route('GET', '/status', (_req, res) => sendJson(res, 200, agentStatus(source)), { scope: 'admin' });
-  server.route('GET', '/metrics', createMetricsRoute({ registry: metrics, config }), { scope: config.scope === 'none' ? undefined : config.scope });
+  server.route('GET', '/metrics', createMetricsRoute({ registry: metrics, config, extra }), { scope: config.scope === 'none' ? undefined : config.scope });
 }

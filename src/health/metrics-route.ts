@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
+import { Counter, Gauge, type Metric, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { sendText, type HttpHandler } from '../server/http-router.js';
 
@@ -14,7 +14,12 @@ export interface MetricsRouteOptions {
    * connection closed); `stall_timeout` ms a client may take nothing of it before it is cut.
    */
   config: Pick<Config['telemetry']['metrics'], 'max_scrapes' | 'scrape_timeout' | 'stall_timeout'>;
+  /** Families of another isolate's registry (the rate-limit worker's), read once per scrape and merged in by family name. */
+  extra?: (() => Promise<ExtraFamily[]>) | undefined;
 }
+
+/** A family as prom-client's getMetricsAsJSON gives it. */
+export type ExtraFamily = MetricObjectWithValues<MetricValue<string>>;
 
 /** Lines of one metric family rendered at once: the event loop gets a turn between slices. */
 export const SLICE_LINES = 1_000;
@@ -28,6 +33,35 @@ type MetricData = Awaited<ReturnType<Metric['get']>>;
  * values join into exactly the family's text.
  */
 type Renderer = { getMetricsAsString(metric: { get(): Promise<MetricData> }): Promise<string> };
+
+/** A sample's identity in its family: its metric name (histogram parts) and its labels. */
+const sampleKey = (v: MetricValue<string> & { metricName?: string }): string => JSON.stringify([v.metricName ?? '', Object.entries(v.labels).sort(([a], [b]) => (a < b ? -1 : 1))]);
+
+/**
+ * One family's samples from two registries: samples with the same name and labels are summed
+ * (counters and histograms count one thing from two threads), the others kept side by side, so
+ * the family appears once.
+ */
+export function mergeFamily(data: ExtraFamily, extra: ExtraFamily): ExtraFamily {
+  const values = new Map<string, MetricValue<string>>();
+  for (const v of [...data.values, ...extra.values]) {
+    const key = sampleKey(v);
+    const seen = values.get(key);
+    values.set(key, seen ? { ...seen, value: seen.value + v.value } : v);
+  }
+  return { ...data, values: [...values.values()] };
+}
+
+/** The families to render: the registry's (each merged with the extra family of its name), then the extra families it lacks. */
+function familiesOf(registry: Registry, extra: ExtraFamily[]): Family[] {
+  const byName = new Map(extra.map((f) => [f.name, f]));
+  const own = (registry.getMetricsAsArray() as unknown as Array<Family & { name: string }>).map((metric): Family => {
+    const other = byName.get(metric.name);
+    byName.delete(metric.name);
+    return other ? { get: async () => mergeFamily(await metric.get(), other) } : metric;
+  });
+  return [...own, ...[...byName.values()].map((f): Family => ({ get: () => Promise.resolve(f as MetricData) }))];
+}
 
 /** Resolves once `res` takes more data (`drained`), is closed, or `stallMs` pass first (`stalled`). */
 function writable(res: ServerResponse, stallMs: number): Promise<'drained' | 'closed' | 'stalled'> {
@@ -112,10 +146,12 @@ export function createMetricsRoute(options: MetricsRouteOptions): HttpHandler {
     };
     const timer = setTimeout(() => cut('timeout'), options.config.scrape_timeout);
     res.once('close', free);
+    const extra = (await options.extra?.()) ?? [];
+    if (res.destroyed) return;
     res.writeHead(200, { 'content-type': registry.contentType });
     // The same text as registry.metrics(): families separated by a blank line, a final newline.
     let separator = '';
-    for (const metric of registry.getMetricsAsArray() as unknown as Family[]) {
+    for (const metric of familiesOf(registry, extra)) {
       for await (const text of familyText(registry, metric)) {
         if (res.destroyed) return;
         if (!res.write(separator + text)) {

@@ -201,7 +201,7 @@ export interface BucketsOptions {
   logger: Logger;
   metrics: Registry;
   /** Gets `ratelimit-redis` (the circuit's state) when Redis is configured. */
-  health: HealthRegistry;
+  health: Pick<HealthRegistry, 'register'>;
   /** Redis bucket checks per script call at most; default 128 (benchmarks compare 1). */
   redisMaxBatch?: number | undefined;
 }

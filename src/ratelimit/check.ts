@@ -7,7 +7,7 @@ import { matchDescriptors, MAX_UINT32, validate, type MatchedLimit } from './dec
 import { bucketKey, shownEntries } from './keys.js';
 import type { LimitsFile } from './limits-file.js';
 import type { OverLimitReporter } from './over-limit.js';
-import type { Security } from './security.js';
+import type { SecurityPolicy } from './security-policy.js';
 import type { LimitStats } from './stats.js';
 import type { RateLimitInput, RequestDescriptor } from './wire-request.js';
 import type { WireResponse, WireStatus } from './wire.js';
@@ -24,7 +24,7 @@ export interface RateLimitCheckOptions {
   buckets: Pick<Buckets, 'take'>;
   stats: LimitStats;
   /** Block list and security mode, consulted before any limit; none: nothing is refused by it. */
-  security?: Pick<Security, 'check'> | undefined;
+  security?: Pick<SecurityPolicy, 'check'> | undefined;
   /** Where refusals are counted as aggregated events. */
   overLimit?: Pick<OverLimitReporter, 'record'> | undefined;
 }

@@ -1,9 +1,9 @@
-import { create, fromJson, toJson, type JsonValue, type MessageInitShape } from '@bufbuild/protobuf';
+import { fromBinary, fromJson, toBinary, toJson, type JsonValue } from '@bufbuild/protobuf';
 import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema, type RateLimitRequest, type RateLimitResponse } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { ADMIN_MAX_BODY_BYTES, BodyTooLarge, readBody } from '../server/body.js';
 import type { HttpServer } from '../server/http.js';
 import { sendJson } from '../server/http-router.js';
-import type { RateLimitCheck } from './check.js';
+import type { RlsAnswer } from './rls-answer.js';
 
 /** Characters outside visible ASCII, space and tab (policy names may hold request values). */
 const NOT_IN_HEADER = /[^\t\x20-\x7e]/g;
@@ -18,14 +18,14 @@ function retryAfter(reply: RateLimitResponse): number | undefined {
 }
 
 /**
- * Adds `POST /ratelimit/json` (scope `ratelimit`), the same check for clients without gRPC: a
+ * Adds `POST /ratelimit/json` (scope `ratelimit`), the same answer for clients without gRPC: a
  * RateLimitRequest in the protobuf JSON mapping (unknown fields ignored); 200 when OK, 429 when
  * over limit, with the RateLimitResponse as JSON. Its `response_headers_to_add` (the RateLimit
  * headers) are HTTP headers of the answer too (a character a header cannot carry, as in a long
  * value's `…`, becomes `?`), and a 429 carries `Retry-After`. A body that does not parse is 400
  * (413 over 1 MiB); an invalid request throws an AgentError, which the router answers with 400.
  */
-export function addJsonRoute(http: HttpServer, check: RateLimitCheck): void {
+export function addJsonRoute(http: HttpServer, answer: RlsAnswer): void {
   http.route(
     'POST',
     '/ratelimit/json',
@@ -36,7 +36,7 @@ export function addJsonRoute(http: HttpServer, check: RateLimitCheck): void {
       } catch (err) {
         return sendJson(res, err instanceof BodyTooLarge ? 413 : 400, { error: `malformed RateLimitRequest: ${(err as Error).message}` });
       }
-      const reply = create(RateLimitResponseSchema, (await check(request)) as MessageInitShape<typeof RateLimitResponseSchema>);
+      const reply = fromBinary(RateLimitResponseSchema, await answer(toBinary(RateLimitRequestSchema, request)));
       for (const h of reply.responseHeadersToAdd) res.setHeader(h.key, h.value.replace(NOT_IN_HEADER, '?'));
       const over = reply.overallCode === RateLimitResponse_Code.OVER_LIMIT;
       const wait = over ? retryAfter(reply) : undefined;

@@ -1,8 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
-import { submitAgentEvents } from '../events/events.js';
-import type { Pipeline } from '../ingest/pipeline/pipeline.js';
+import { submitAgentEvents, type AgentEventSink } from '../events/events.js';
 import type { Logger } from '../telemetry/logger.js';
 import { OVERFLOW } from '../telemetry/series-limits.js';
 import { shown } from './keys.js';
@@ -10,7 +9,39 @@ import { shown } from './keys.js';
 /** The event type of an aggregated over-limit record. */
 export const OVER_LIMIT_EVENT = 'ratelimit.over_limit';
 
-/** Counts over-limit hits per (domain, limit, entity) and writes one event per key and window. */
+/** One window's over-limit hits of one (domain, limit, entity) key. */
+export interface OverLimitRecord {
+  domain: string;
+  descriptor: string;
+  entity: string;
+  hits: number;
+}
+
+/** Where a window's records go (the rate-limit worker posts them to the main thread, which writes them as events). */
+export type OverLimitSink = (records: OverLimitRecord[]) => void;
+
+/**
+ * The sink that writes records as events (`ratelimit.over_limit`, category `ratelimit`, payload
+ * {domain, descriptor, entity, hits, window_seconds}) through the ingest pipeline. Never throws.
+ */
+export function overLimitEvents(pipeline: AgentEventSink, windowMs: number, logger: Logger): OverLimitSink {
+  return (records) =>
+    submitAgentEvents(
+      pipeline,
+      records.map((c) => ({
+        eventType: OVER_LIMIT_EVENT,
+        severity: Severity.WARNING,
+        category: 'ratelimit',
+        message: `${c.hits} hits over the limit ${c.descriptor} (domain ${c.domain}) for ${c.entity}`,
+        actorId: c.entity,
+        status: 'over_limit',
+        payload: { domain: c.domain, descriptor: c.descriptor, entity: c.entity, hits: c.hits, window_seconds: windowMs / 1000 },
+      })),
+      logger,
+    );
+}
+
+/** Counts over-limit hits per (domain, limit, entity) and hands one record per key and window to its sink. */
 export interface OverLimitReporter {
   record(domain: string, descriptor: string, entries: ReadonlyArray<{ key: string; value: string }>, hits: number): void;
   /** Writes what is counted now (on each window and at shutdown). */
@@ -25,22 +56,21 @@ export interface OverLimitOptions {
   config: Pick<Config['ratelimit'], 'over_limit_window' | 'over_limit_max_keys'>;
   /** Hits of one key in one window that make an incident (`ratelimit.security.incident_threshold`), counted in heimdall_ratelimit_incidents_total. */
   incidentThreshold: number;
-  pipeline: Pipeline;
+  /** Gets each window's records (overLimitEvents writes them as events). */
+  sink: OverLimitSink;
   metrics: Registry;
-  logger: Logger;
 }
 
 /**
- * Creates the reporter: an attack refused a million times becomes one event per entity and window
- * (`ratelimit.over_limit`, category `ratelimit`, payload {domain, descriptor, entity, hits,
- * window_seconds}), not a million rows. Its memory is bounded whatever requests carry: each text
+ * Creates the reporter: an attack refused a million times becomes one record per entity and window
+ * (written as one `ratelimit.over_limit` event by overLimitEvents), not a million rows. Its memory is bounded whatever requests carry: each text
  * of a key is `shown` (at most 57 characters), and past `over_limit_max_keys` keys in a window hits count under
  * the key whose domain, descriptor and entity are all `__overflow__`. Each written record with at least
  * `incidentThreshold` hits (an incident, as the security dashboard lists them) counts in
  * `heimdall_ratelimit_incidents_total`, which alert rules watch.
  */
 export function createOverLimitReporter(options: OverLimitOptions): OverLimitReporter {
-  let counts = new Map<string, { domain: string; descriptor: string; entity: string; hits: number }>();
+  let counts = new Map<string, OverLimitRecord>();
   let timer: NodeJS.Timeout | undefined;
   const incidents = new Counter({ name: 'heimdall_ratelimit_incidents_total', help: 'Over-limit records (one domain, limit and entity in one ratelimit.over_limit_window) with at least ratelimit.security.incident_threshold hits.', registers: [options.metrics] });
   const flush = (): void => {
@@ -48,19 +78,7 @@ export function createOverLimitReporter(options: OverLimitOptions): OverLimitRep
     const current = counts;
     counts = new Map();
     for (const c of current.values()) if (c.hits >= options.incidentThreshold) incidents.inc();
-    submitAgentEvents(
-      options.pipeline,
-      [...current.values()].map((c) => ({
-        eventType: OVER_LIMIT_EVENT,
-        severity: Severity.WARNING,
-        category: 'ratelimit',
-        message: `${c.hits} hits over the limit ${c.descriptor} (domain ${c.domain}) for ${c.entity}`,
-        actorId: c.entity,
-        status: 'over_limit',
-        payload: { domain: c.domain, descriptor: c.descriptor, entity: c.entity, hits: c.hits, window_seconds: options.config.over_limit_window / 1000 },
-      })),
-      options.logger,
-    );
+    options.sink([...current.values()]);
   };
   return {
     record(domain, descriptor, entries, hits) {

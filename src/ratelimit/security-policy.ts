@@ -14,6 +14,12 @@ export interface BlockRecord {
 /** A change to the mode or the block list: what an executed action does, and what agents share through Redis. */
 export type PolicyChange = { kind: 'mode'; mode: SecurityMode } | { kind: 'block'; block: BlockRecord } | { kind: 'unblock'; entity: string };
 
+/** The mode and the blocks in force: what the main thread replicates to the rate-limit worker. */
+export interface SecuritySnapshot {
+  mode: SecurityMode;
+  blocks: BlockRecord[];
+}
+
 /** What the security layer says about one descriptor before its limit is checked. */
 export type Verdict = { refuse: true; reason: 'blocked' | 'lockdown' } | { refuse: false; factor: number };
 

@@ -8,7 +8,7 @@ import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createActionBook } from './security-actions.js';
 import { createSecurityChanges } from './security-changes.js';
-import { createSecurityPolicy, MODE_NAMES, MODES, type Verdict } from './security-policy.js';
+import { createSecurityPolicy, MODE_NAMES, MODES, type SecuritySnapshot } from './security-policy.js';
 import { addSecurityService } from './security-service.js';
 import { createSecurityShare } from './security-share.js';
 import { createSecurityStore } from './security-store.js';
@@ -29,11 +29,13 @@ export interface SecurityOptions {
   health: HealthRegistry;
 }
 
-/** The security layer: mode, block list and approvals; state kept in storage. */
+/** The security layer: mode, block list and approvals; state kept in storage, replicated to the rate-limit worker (which checks against it). */
 export interface Security {
   readonly name: 'security';
-  /** The verdict for a descriptor's entries. */
-  check(entries: ReadonlyArray<{ key: string; value: string }>): Verdict;
+  /** The mode and blocks in force now (for the rate-limit worker's replica). */
+  snapshot(): SecuritySnapshot;
+  /** Calls `listener` after every change to the mode or the blocks (local, approved, or from Redis); returns the unsubscribe function. */
+  onChange(listener: () => void): () => void;
   start(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -52,7 +54,9 @@ export function createSecurity(options: SecurityOptions): Security {
   const share = options.redis ? createSecurityShare({ redis: options.redis, logger }) : undefined;
   const modeGauge = new Gauge({ name: 'heimdall_security_mode', help: 'The security mode: 1 for the current one, by mode.', labelNames: ['mode'] as const, registers: [options.metrics] });
   const blockGauge = new Gauge({ name: 'heimdall_security_blocks', help: 'Entities blocked now.', registers: [options.metrics] });
+  const listeners = new Set<() => void>();
   const report = (): void => {
+    for (const listener of listeners) listener();
     for (const m of MODES) modeGauge.set({ mode: MODE_NAMES[m] }, m === policy.mode ? 1 : 0);
     const blocks = policy.blocks().length;
     blockGauge.set(blocks);
@@ -73,7 +77,11 @@ export function createSecurity(options: SecurityOptions): Security {
   };
   return {
     name: 'security',
-    check: (entries) => policy.check(entries),
+    snapshot: () => ({ mode: policy.mode, blocks: policy.blocks() }),
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     async start() {
       report();
       share?.subscribe((change) => changes.applyShared(change, 'redis'));

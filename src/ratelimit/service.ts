@@ -1,77 +1,102 @@
-import type { Registry } from 'prom-client';
+import type { Authenticator } from '../auth/auth.js';
 import type { Config } from '../config/schema.js';
-import type { HealthRegistry } from '../health/registry.js';
+import type { HealthRegistry, HealthReporter } from '../health/registry.js';
 import type { GrpcServer } from '../server/grpc.js';
 import type { HttpServer } from '../server/http.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { SeriesLimits } from '../telemetry/series-limits.js';
-import { createBuckets } from './backends.js';
-import { createRateLimitCheck } from './check.js';
 import { addJsonRoute } from './json-route.js';
-import { createLimitsFile } from './limits-file.js';
-import type { OverLimitReporter } from './over-limit.js';
+import type { OverLimitSink } from './over-limit.js';
 import { addRlsService } from './rls-service.js';
 import type { Security } from './security.js';
-import { createLimitStats } from './stats.js';
+import { createWorkerClient } from './worker/client.js';
+import type { MetricFamily } from './worker/protocol.js';
 
 /** Options for createRateLimiter. */
 export interface RateLimiterOptions {
   /** The `ratelimit` section: limits file, bucket bounds, key lengths, headers, Redis. */
   config: Config['ratelimit'];
-  /** `telemetry.metrics.max_series`: label sets of each request-labelled metric family at most (the rest count as __overflow__). */
-  maxSeries: number;
-  /** Bounds on the metrics whose labels come from requests (descriptor values, domains). */
-  seriesLimits: SeriesLimits;
-  /** Gets the RLS service. */
+  /** `server.ratelimit` (connection caps fitted): the worker's own listener, and max_forwarded. */
+  listener: Config['server']['ratelimit'];
+  /** `telemetry.metrics`: bounds of the metrics whose labels come from requests (descriptor values, domains). */
+  metricsConfig: Config['telemetry']['metrics'];
+  /** `log.level` of the worker's logger (its lines go through `logger`). */
+  logLevel: string;
+  /** Answers RLS on 4317 (scope `ratelimit`), forwarding to the worker. */
   grpc: GrpcServer;
-  /** Gets `POST /ratelimit/json` (for clients without gRPC). */
+  /** Gets `POST /ratelimit/json` (for clients without gRPC), forwarding to the worker. */
   http: HttpServer;
+  /** The tokens the worker's listener checks (their digests, sent again after every reload). */
+  auth: Authenticator;
   logger: Logger;
-  metrics: Registry;
   health: HealthRegistry;
-  /** Monotonic milliseconds (tests pass a fake clock); default performance.now. */
-  now?: (() => number) | undefined;
-  /** Block list and security mode, consulted before any limit. */
-  security?: Pick<Security, 'check'> | undefined;
-  /** Where refusals are counted as aggregated events; started and shut down with the rate limiter. */
-  overLimit?: OverLimitReporter | undefined;
+  /** A test clock in shared memory ([0]: the buckets' monotonic milliseconds); default performance.now in the worker. */
+  clock?: Float64Array | undefined;
+  /** Block list and security mode, replicated to the worker on start and on every change. */
+  security?: Pick<Security, 'snapshot' | 'onChange'> | undefined;
+  /** Where each window's over-limit records go (written as events on this thread). */
+  overLimit: OverLimitSink;
 }
 
-/** The rate-limit component: Envoy's RLS API over refilling token buckets, with hot-reloaded limits. */
+/** The rate-limit component: Envoy's RLS API answered by the rate-limit worker thread. */
 export interface RateLimiter {
   readonly name: 'ratelimit';
+  /** The worker listener's port (0: disabled, or no worker now). */
+  readonly port: number;
+  /** The worker registry's metric families (merged into /metrics). */
+  metrics(): Promise<MetricFamily[]>;
+  /** Ends the worker thread as a crash would (for tests); it is reported and restarted. */
+  terminateWorker(): Promise<void>;
   start(): Promise<void>;
-  shutdown(): Promise<void>;
+  shutdown(graceMs?: number): Promise<void>;
 }
 
 /**
- * Creates the rate limiter from its parts, as envoyproxy/ratelimit keeps them apart: the watched
- * limits file (config), the buckets (limiter: local, or Redis with its breaker) and one check
- * (service), which the RLS gRPC service (scope `ratelimit`) and `POST /ratelimit/json` answer with.
+ * Creates the rate limiter. Its state (the watched limits file, the buckets, local or in Redis with
+ * its breaker, the stats, the security replica, the over-limit counts) lives in a worker thread
+ * with its own heap and its own listener (server.ratelimit, default 127.0.0.1:8081), so ingest
+ * garbage and storage work never pause it; 4317 (scope `ratelimit`) and `POST /ratelimit/json`
+ * forward their requests to it, so every port answers from the same buckets.
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
-  const { config, metrics } = options;
+  const { config, security, auth } = options;
   const logger = options.logger.child({ component: 'ratelimit' });
-  const reporter = options.health.register('ratelimit', { gate: 'none' });
-  const now = options.now ?? (() => performance.now());
-  const limits = createLimitsFile({ config, logger, metrics, reporter });
-  const stats = createLimitStats(metrics, options.seriesLimits, options.maxSeries);
-  const buckets = createBuckets({ config, now, logger: options.logger, metrics, health: options.health });
-  const check = createRateLimitCheck({ config, limits, buckets, stats, security: options.security, overLimit: options.overLimit });
-  addRlsService(options.grpc, check);
-  addJsonRoute(options.http, check);
+  const reporters = new Map<string, HealthReporter>([['ratelimit', options.health.register('ratelimit', { gate: 'none' })]]);
+  if (config.redis) reporters.set('ratelimit-redis', options.health.register('ratelimit-redis', { gate: 'none' }));
+  const worker = createWorkerClient({
+    init: () => ({
+      ratelimit: config,
+      listener: options.listener,
+      metrics: options.metricsConfig,
+      logLevel: options.logLevel,
+      clock: options.clock,
+      tokens: auth.digests('ratelimit'),
+      security: security?.snapshot(),
+    }),
+    maxForwarded: options.listener.max_forwarded,
+    reporters,
+    overLimit: options.overLimit,
+    logger,
+  });
+  addRlsService(options.grpc, worker.answer);
+  addJsonRoute(options.http, worker.answer);
+  // Replicated from now on: the worker starts here (loading while the other components start),
+  // and security reports its restored state before the rate limiter starts.
+  const unsubscribe: Array<() => void> = [auth.onReload(() => worker.post({ t: 'tokens', tokens: auth.digests('ratelimit') }))];
+  if (security) unsubscribe.push(security.onChange(() => worker.post({ t: 'security', snapshot: security.snapshot() })));
+  worker.prepare();
 
   return {
     name: 'ratelimit',
-    async start() {
-      options.overLimit?.start();
-      limits.start();
+    get port() {
+      return worker.port;
     },
-    async shutdown() {
-      limits.close();
-      await buckets.close();
-      options.overLimit?.shutdown();
-      reporter.set('stopping');
+    metrics: () => worker.metrics(),
+    terminateWorker: () => worker.terminate(),
+    start: () => worker.start(),
+    async shutdown(graceMs) {
+      for (const off of unsubscribe.splice(0)) off();
+      await worker.shutdown(graceMs);
+      for (const r of reporters.values()) r.set('stopping');
     },
   };
 }

@@ -48,11 +48,13 @@ export function fitConnectionCaps<K extends string>(caps: Record<K, ConnectionCa
   return { caps: fitted, lowered: true };
 }
 
-/** The three listeners' config slices, with max_connections and reserved_connections fitted to the open-file limit. */
+/** The listeners' config slices, with max_connections and reserved_connections fitted to the open-file limit. */
 export interface FittedListeners {
   grpc: Config['server']['grpc'];
   otlp_http: Config['server']['otlp_http'];
   admin: Config['server']['admin'];
+  /** The rate-limit worker's listener (counted only when enabled). */
+  ratelimit: Config['server']['ratelimit'];
 }
 
 /**
@@ -62,11 +64,12 @@ export interface FittedListeners {
  */
 export function fitListeners(server: Config['server'], logger: Logger, limit: number | undefined = openFileLimit()): FittedListeners {
   const cap = (l: { max_connections: number; reserved_connections: number }): ConnectionCap => ({ max: l.max_connections, reserved: l.reserved_connections });
-  const fitted = fitConnectionCaps({ grpc: cap(server.grpc), otlp_http: cap(server.otlp_http), admin: cap(server.admin) }, limit, server.fd_reserve);
+  const rls = server.ratelimit.enabled ? { ratelimit: cap(server.ratelimit) } : {};
+  const fitted = fitConnectionCaps<keyof FittedListeners>({ grpc: cap(server.grpc), otlp_http: cap(server.otlp_http), admin: cap(server.admin), ...rls } as Record<keyof FittedListeners, ConnectionCap>, limit, server.fd_reserve);
   if (fitted.lowered) {
     const each = (f: (c: ConnectionCap) => number) => Object.fromEntries(Object.entries<ConnectionCap>(fitted.caps).map(([k, c]) => [k, f(c)]));
     logger.warn({ openFileLimit: limit, fdReserve: server.fd_reserve, maxConnections: each((c) => c.max), reservedConnections: each((c) => c.reserved) }, 'max_connections (and reserved_connections with them) lowered to fit the open-file limit (ulimit -n) minus server.fd_reserve');
   }
-  const fit = (name: keyof FittedListeners) => ({ max_connections: fitted.caps[name].max, reserved_connections: fitted.caps[name].reserved });
-  return { grpc: { ...server.grpc, ...fit('grpc') }, otlp_http: { ...server.otlp_http, ...fit('otlp_http') }, admin: { ...server.admin, ...fit('admin') } };
+  const fit = (name: keyof FittedListeners) => (fitted.caps[name] ? { max_connections: fitted.caps[name].max, reserved_connections: fitted.caps[name].reserved } : {});
+  return { grpc: { ...server.grpc, ...fit('grpc') }, otlp_http: { ...server.otlp_http, ...fit('otlp_http') }, admin: { ...server.admin, ...fit('admin') }, ratelimit: { ...server.ratelimit, ...fit('ratelimit') } };
 }

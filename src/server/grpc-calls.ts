@@ -27,8 +27,8 @@ export function revoked(now: AuthResult, before: Principal): GrpcError | undefin
   return undefined;
 }
 
-/** The call metrics, shared by every gRPC server registered in one registry. */
-function grpcMetrics(registry: Registry) {
+/** The call metrics, shared by every gRPC server registered in one registry (the rate-limit worker's listener counts its calls in them too). */
+export function grpcCallMetrics(registry: Registry) {
   return perRegistry(registry, 'grpc', () => ({
     started: new Counter({ name: 'heimdall_grpc_server_started_total', help: 'gRPC calls started, by service and method.', labelNames: ['grpc_service', 'grpc_method'] as const, registers: [registry] }),
     handled: new Counter({
@@ -54,7 +54,7 @@ function grpcMetrics(registry: Registry) {
   }));
 }
 
-type Metrics = ReturnType<typeof grpcMetrics>;
+type Metrics = ReturnType<typeof grpcCallMetrics>;
 /** One method's metric children and labels, built on its first call (no per-call label hashing). */
 interface MethodMetrics {
   path: string;
@@ -196,7 +196,7 @@ export interface CallWrapperOptions {
  */
 export function createCallWrapper(options: CallWrapperOptions): CallWrapper {
   const { logger } = options;
-  const metrics = grpcMetrics(options.metrics);
+  const metrics = grpcCallMetrics(options.metrics);
   const streams = createStreamCount(metrics, options.maxStreams);
   const { metricsFor, handledFor } = createMethodMetrics(metrics, options.traced);
   return async (method, metadata, call, run) => {

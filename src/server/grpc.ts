@@ -59,8 +59,11 @@ export interface GrpcServer extends ServiceRegistrar {
   shutdown(graceMs?: number): Promise<void>;
 }
 
+/** What listenGrpc needs of a gRPC listener's slice (`server.grpc`, `server.ratelimit`). */
+export type GrpcListenerConfig = Pick<Config['server']['grpc'], 'address' | 'tls' | 'handshake_timeout' | 'idle_timeout' | 'max_connections' | 'reserved_connections'>;
+
 /** grpc-js credentials for the listener: TLS (mTLS with a client CA, handshake deadline) or plaintext. */
-function credentials(config: Config['server']['grpc']): ServerCredentials {
+function credentials(config: GrpcListenerConfig): ServerCredentials {
   if (!config.tls) return ServerCredentials.createInsecure();
   const tls = readTls(config.tls);
   const ssl = ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert);
@@ -73,9 +76,10 @@ function credentials(config: Config['server']['grpc']): ServerCredentials {
 
 /**
  * Listens on config.address and hands each connection to grpc-js, through the connection limit
- * (cap, reserve, handshake and idle deadlines). Resolves once listening, with the bound port.
+ * (cap, reserve, handshake and idle deadlines), counted under `name` (the `server` label; `what`
+ * names the listener in a bind error). Resolves once listening, with the bound port.
  */
-async function listen(server: Server, config: Config['server']['grpc'], metrics: Registry, logger: Logger): Promise<{ listener: NetServer; connections: ConnectionLimit; port: number }> {
+export async function listenGrpc(server: Server, config: GrpcListenerConfig, metrics: Registry, logger: Logger, name = 'grpc', what = 'gRPC'): Promise<{ listener: NetServer; connections: ConnectionLimit; port: number }> {
   const creds = credentials(config);
   // The listening socket is ours and its connections are handed to grpc-js: grpc-js leaves
   // Nagle's algorithm on, and with the peer's delayed ACK a response split over two segments
@@ -86,7 +90,7 @@ async function listen(server: Server, config: Config['server']['grpc'], metrics:
   // A client must open HTTP/2 (or start TLS) within the handshake deadline; one that then sends
   // nothing at all, not even keepalive acks, for idle_timeout is dropped.
   const connections = limitConnections(net, {
-    name: 'grpc',
+    name,
     maxConnections: config.max_connections,
     reserved: config.reserved_connections,
     handshakeTimeoutMs: config.handshake_timeout,
@@ -94,7 +98,7 @@ async function listen(server: Server, config: Config['server']['grpc'], metrics:
     idleTimeoutMs: config.idle_timeout,
     metrics,
   });
-  const port = await listenOn(net, { address: config.address, what: 'gRPC', logger, errorMessage: 'gRPC listener error' });
+  const port = await listenOn(net, { address: config.address, what, logger, errorMessage: `${what} listener error` });
   return { listener: net, connections, port };
 }
 
@@ -116,7 +120,7 @@ function createServiceTable() {
 }
 
 /** Lets calls in flight finish for up to graceMs (no new ones), then cuts the rest. Never rejects. */
-function drain(server: Server, graceMs: number): Promise<void> {
+export function drainGrpc(server: Server, graceMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();
@@ -192,7 +196,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         const { definition, handlers } = toGrpcService(service, impl, wrap);
         server.addService(definition, handlers);
       }
-      ({ listener, connections, port } = await listen(server, config, options.metrics, logger));
+      ({ listener, connections, port } = await listenGrpc(server, config, options.metrics, logger));
       state = 'started';
       reporter.set('ready');
       logger.info({ address: config.address, port, tls: Boolean(config.tls), services: registry.names() }, 'gRPC server listening');
@@ -205,7 +209,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       shutdownController.abort();
       if (wasStarted) {
         listener?.close();
-        await drain(server, graceMs);
+        await drainGrpc(server, graceMs);
         connections?.stop();
       }
       logger.info('gRPC server stopped');

@@ -63,6 +63,7 @@ server:
   grpc: { address: "127.0.0.1:0" }
   otlp_http: { address: "127.0.0.1:0" }
   admin: { address: "127.0.0.1:0" }
+  ratelimit: { address: "127.0.0.1:0" }
 storage:
   embedded: { path: "$DATA" }
 shutdown: { drain: 200ms, timeout: 10s }

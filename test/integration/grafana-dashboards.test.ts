@@ -18,13 +18,16 @@ import { parse, stringify } from 'yaml';
 import { connect } from '../../src/cli/client.js';
 import { RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
+import { Registry } from 'prom-client';
+import { createLimitStats } from '../../src/ratelimit/stats.js';
+import { createSeriesLimits } from '../../src/telemetry/series-limits.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
 import { haveBinary, promtoolCheckRules } from '../support/binaries.js';
 import { applyConditionalAll, applyVariables, expandClickHouseQuery, panelsOf, type GrafanaDashboard, type GrafanaVariable, type QueryContext } from '../support/grafana.js';
 import { exporters, SeverityNumber, testResource } from '../support/otel-clients.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { familyLabels, familyOf, parseFamilies, parsePromql, type Families } from '../support/promql.js';
-import { tempDir } from '../support/temp.js';
+import { silentLogger, tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
 
 const DIR = join(import.meta.dirname, '..', '..', 'deploy', 'grafana', 'dashboards');
@@ -369,9 +372,17 @@ function promExpressions(): Array<{ where: string; expr: string }> {
   return [...targets, ...variables].map((e) => ({ ...e, expr: expandPromQL(e.expr) }));
 }
 
-/** The labels of `family`: those its samples carry, else (a family with no sample yet) those the agent registered it with. */
+/**
+ * The request-labelled rate-limit families as the rate-limit worker registers them (its registry is in
+ * its own thread): the same factory, in a registry of the test's.
+ */
+const workerFamilies = new Registry();
+createLimitStats(workerFamilies, createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics: workerFamilies, logger: silentLogger() }), 1_000);
+
+/** The labels of `family`: those its samples carry, else (a family with no sample yet) those the agent (or its rate-limit worker) registered it with. */
 function labelsOf(families: Families, family: string): Set<string> {
-  return familyLabels(families, family, t.agent.metrics);
+  const own = familyLabels(families, family, t.agent.metrics);
+  return own.size > 0 ? own : familyLabels(families, family, workerFamilies);
 }
 
 describe.runIf(haveBinary('promtool') && haveBinary('redis-server'))('the Prometheus dashboard against a real agent', () => {

@@ -14,7 +14,7 @@ import { sleep } from '../support/wait.js';
 
 function configText(dir: string, name: string, redisUrl: string, probeUrl: string, extraJobs = ''): string {
   return [
-    'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+    'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" }, ratelimit: { address: "127.0.0.1:0" } }',
     `storage: { embedded: { path: "${join(dir, `${name}-data`)}" } }`,
     'shutdown: { drain: 0s }',
     'jobs:',

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type AgentClient } from '../../src/cli/client.js';
 import { RateLimitResponse_Code as Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
-import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { sharedClock, startTestAgent, type TestAgent } from '../support/agent.js';
 import { tempDir } from '../support/temp.js';
 
 const EXAMPLES: Record<string, string> = {
@@ -149,7 +149,11 @@ descriptors:
 type Entry = [string, string];
 const d = (...entries: Entry[]) => ({ entries: entries.map(([key, value]) => ({ key, value })) });
 
-describe("envoyproxy/ratelimit README examples", () => {
+/** Every answer each port gave, in order: both runs must be the same. */
+const answers: Record<Port, unknown[]> = { grpc: [], ratelimit: [] };
+type Port = 'grpc' | 'ratelimit';
+
+describe.each<Port>(['grpc', 'ratelimit'])('envoyproxy/ratelimit README examples (port %s)', (port) => {
   const dir = tempDir();
   let t: TestAgent;
   let c: AgentClient;
@@ -158,15 +162,16 @@ describe("envoyproxy/ratelimit README examples", () => {
     mkdirSync(limits);
     for (const [name, text] of Object.entries(EXAMPLES)) writeFileSync(join(limits, name), text);
     // The buckets' clock stands still: per-second limits must not refill while a slow machine runs the calls.
-    t = await startTestAgent({ ratelimit: { config_path: limits } }, { clock: () => 0 });
-    c = connect({ addr: t.grpcAddress });
+    t = await startTestAgent({ ratelimit: { config_path: limits } }, { clock: sharedClock() });
+    c = connect({ addr: port === 'grpc' ? t.grpcAddress : t.ratelimitAddress });
   });
   afterAll(async () => {
     c.close();
     await t.stop();
     dir.cleanup();
   });
-  const check = (domain: string, ...descriptors: ReturnType<typeof d>[]) => c.unary(RateLimitService.method.shouldRateLimit, { domain, descriptors });
+  const record = <T>(reply: T): T => (answers[port].push(reply), reply);
+  const check = async (domain: string, ...descriptors: ReturnType<typeof d>[]) => record(await c.unary(RateLimitService.method.shouldRateLimit, { domain, descriptors }));
   const limitOf = async (domain: string, ...entries: Entry[]) => (await check(domain, d(...entries))).statuses[0]?.currentLimit;
   const codes = async (n: number, domain: string, ...descriptors: ReturnType<typeof d>[]) => {
     const out: Code[] = [];
@@ -197,7 +202,7 @@ describe("envoyproxy/ratelimit README examples", () => {
   });
 
   it('Example 3: an OVER_LIMIT status says 0 remaining (Envoy sends it as x-ratelimit-remaining), even with tokens left below hits_addend', async () => {
-    const addend = () => c.unary(RateLimitService.method.shouldRateLimit, { domain: 'edge_proxy_per_ip', descriptors: [d(['remote_address', '50.0.0.10'])], hitsAddend: 4 });
+    const addend = async () => record(await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'edge_proxy_per_ip', descriptors: [d(['remote_address', '50.0.0.10'])], hitsAddend: 4 }));
     expect((await addend()).statuses[0]).toMatchObject({ code: Code.OK, limitRemaining: 6 });
     expect((await addend()).statuses[0]).toMatchObject({ code: Code.OK, limitRemaining: 2 });
     // 2 left, 4 asked: refused; the missing 2 tokens come back in 0.2 s, reported as a whole second.
@@ -249,5 +254,41 @@ describe("envoyproxy/ratelimit README examples", () => {
     expect(await limitOf('example9', ['key1', 'value_1'])).toMatchObject({ requestsPerUnit: 20, unit: 2 });
     expect(await limitOf('example9', ['key1', 'value_2'])).toMatchObject({ requestsPerUnit: 20 });
     expect(await limitOf('example9', ['key1', 'other'])).toBeUndefined();
+  });
+});
+
+describe('both ports', () => {
+  it('gave the same answers, call for call (4317 forwards to the worker that serves its own port)', () => {
+    expect(answers.grpc.length).toBeGreaterThan(80);
+    expect(answers.ratelimit).toEqual(answers.grpc);
+  });
+
+  it('share one set of buckets: hits on either port (and on /ratelimit/json) count on the others', async () => {
+    const dir = tempDir();
+    const limits = join(dir.path, 'limits');
+    mkdirSync(limits);
+    writeFileSync(join(limits, 'example3.yaml'), EXAMPLES['example3.yaml'] ?? '');
+    const t = await startTestAgent({ ratelimit: { config_path: limits } }, { clock: sharedClock() });
+    const clients = [connect({ addr: t.grpcAddress }), connect({ addr: t.ratelimitAddress })];
+    try {
+      const request = { domain: 'edge_proxy_per_ip', descriptors: [d(['remote_address', '198.51.100.1'])] };
+      const codes: Code[] = [];
+      // 10 a second, the clock stands still: calls alternate between 4317, the worker's port and the JSON route.
+      for (let i = 0; i < 9; i++) {
+        if (i % 3 === 2) {
+          const res = await fetch(`${t.adminUrl}/ratelimit/json`, { method: 'POST', body: JSON.stringify(request) });
+          codes.push(res.status === 200 ? Code.OK : Code.OVER_LIMIT);
+        } else codes.push((await (clients[i % 3] as AgentClient).unary(RateLimitService.method.shouldRateLimit, request)).overallCode);
+      }
+      const tenth = await (clients[1] as AgentClient).unary(RateLimitService.method.shouldRateLimit, request);
+      expect(tenth.statuses[0]).toMatchObject({ code: Code.OK, limitRemaining: 0 });
+      codes.push((await (clients[0] as AgentClient).unary(RateLimitService.method.shouldRateLimit, request)).overallCode);
+      expect(codes).toEqual([...Array<Code>(9).fill(Code.OK), Code.OVER_LIMIT]);
+      expect((await fetch(`${t.adminUrl}/ratelimit/json`, { method: 'POST', body: JSON.stringify(request) })).status).toBe(429);
+    } finally {
+      for (const c of clients) c.close();
+      await t.stop();
+      dir.cleanup();
+    }
   });
 });

@@ -22,13 +22,13 @@ descriptors:
 
 const TOKENS = { adminA: 'admin-a-token-000000001', adminB: 'admin-b-token-000000001', envoy: 'envoy-token-00000000001' };
 
-/** Starts an agent process; resolves with its gRPC address. */
-async function agent(dir: string, name: string, redisTarget: string, failureMode: 'allow' | 'deny'): Promise<{ child: ChildProcess; addr: string; metrics: () => Promise<string> }> {
+/** Starts an agent process; resolves with its gRPC address and its rate-limit worker's. */
+async function agent(dir: string, name: string, redisTarget: string, failureMode: 'allow' | 'deny'): Promise<{ child: ChildProcess; addr: string; rlAddr: string; metrics: () => Promise<string> }> {
   const config = join(dir, `${name}.yaml`);
   writeFileSync(
     config,
     [
-      'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" } }',
+      'server: { grpc: { address: "127.0.0.1:0" }, otlp_http: { address: "127.0.0.1:0" }, admin: { address: "127.0.0.1:0" }, ratelimit: { address: "127.0.0.1:0" } }',
       `storage: { embedded: { path: "${join(dir, `${name}-data`)}" } }`,
       `ratelimit: { config_path: "${join(dir, 'limits')}", redis: { ${redisTarget}, timeout: 250ms, failure_mode: ${failureMode}, breaker: { failures: 3, cooldown: 300ms } } }`,
       `auth: { enabled: true, tokens: [{ name: admin-a, token: ${TOKENS.adminA}, scopes: [admin] }, { name: admin-b, token: ${TOKENS.adminB}, scopes: [admin] }, { name: envoy, token: ${TOKENS.envoy}, scopes: [ratelimit] }] }`,
@@ -39,7 +39,7 @@ async function agent(dir: string, name: string, redisTarget: string, failureMode
   // Security changes are saved to storage: wait for it (seconds on a loaded machine).
   await untilReady(started);
   const { child, ports } = started;
-  return { child, addr: `127.0.0.1:${ports.grpc}`, metrics: async () => (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text() };
+  return { child, addr: `127.0.0.1:${ports.grpc}`, rlAddr: `127.0.0.1:${ports.ratelimit}`, metrics: async () => (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text() };
 }
 
 describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', () => {
@@ -56,7 +56,9 @@ describe.runIf(haveBinary('redis-server'))('rate limits shared through Redis', (
     writeFileSync(join(limits, 'shared.yaml'), LIMITS);
     [a, b] = await Promise.all([agent(dir.path, 'a', `url: "${redis.url}"`, 'allow'), agent(dir.path, 'b', `url: "${redis.url}"`, 'deny')]);
     ca = connect({ addr: a.addr, token: TOKENS.envoy });
-    cb = connect({ addr: b.addr, token: TOKENS.envoy });
+    // Agent b is asked on its rate-limit worker's own port: the worker holds the Redis client, and
+    // the security state another agent shares through Redis reaches it through b's main thread.
+    cb = connect({ addr: b.rlAddr, token: TOKENS.envoy });
   }, 60_000);
   afterAll(async () => {
     ca.close();

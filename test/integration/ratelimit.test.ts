@@ -8,7 +8,7 @@ import { RateLimitUnit } from '../../src/gen/envoy/type/v3/ratelimit_unit_pb.js'
 import { RateLimitResponse_Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { SecurityMode, SecurityService } from '../../src/gen/heimdall/v1/security_pb.js';
-import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { sharedClock, startTestAgent, type TestAgent } from '../support/agent.js';
 import { tempDir } from '../support/temp.js';
 
 const LIMITS = `
@@ -46,10 +46,10 @@ describe('rate limiting over Envoy RLS', () => {
   const dir = tempDir();
   const file = join(dir.path, 'edge.yaml');
   // The buckets' clock moves only when a test moves it: nothing refills while a slow machine runs the calls.
-  let now = 0;
+  const clock = sharedClock();
   beforeAll(async () => {
     writeFileSync(file, LIMITS);
-    t = await startTestAgent({ ratelimit: { config_path: dir.path, legacy_headers: true, over_limit_window: '1s', security: { incident_threshold: 3 } } }, { clock: () => now });
+    t = await startTestAgent({ ratelimit: { config_path: dir.path, legacy_headers: true, over_limit_window: '1s', security: { incident_threshold: 3 } } }, { clock });
     c = connect({ addr: t.grpcAddress });
   });
   afterAll(async () => {
@@ -162,7 +162,7 @@ describe('rate limiting over Envoy RLS', () => {
     expect(limitHeaders(ok)).toEqual({ 'ratelimit-policy': '"per-ip";q=3;w=60', ratelimit: '"per-ip";r=0;t=60', 'x-ratelimit-limit': '3, 3;w=60;name="per-ip"', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '60' });
     expect(await ok.json()).toMatchObject({ overallCode: 'OK', statuses: [{ code: 'OK', currentLimit: { name: 'per-ip', requestsPerUnit: 3, unit: 'MINUTE' } }] });
     // 8 s later 0.4 of a token (one per 20 s) is back: one hit passes in 12 s, though the bucket is full only in 52.
-    now += 8_000;
+    clock[0] = (clock[0] ?? 0) + 8_000;
     const over = await post(req(1));
     expect(over.status).toBe(429);
     expect(limitHeaders(over)).toEqual({ 'ratelimit-policy': '"per-ip";q=3;w=60', ratelimit: '"per-ip";r=0;t=12', 'x-ratelimit-limit': '3, 3;w=60;name="per-ip"', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '12', 'retry-after': '12' });

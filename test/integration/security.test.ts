@@ -51,6 +51,12 @@ describe('security layer', () => {
     await t.stop();
     dir.cleanup();
   });
+  /** The same check on the rate-limit worker's own port. */
+  const onWorker = (ip: string, token = TOKENS.rl) => {
+    const c = connect({ addr: t.ratelimitAddress, token });
+    clients.push(c);
+    return c.unary(RateLimitService.method.shouldRateLimit, { domain: 'edge', descriptors: [{ entries: [{ key: 'remote_address', value: ip }] }] });
+  };
   const check = (ip: string) => client(TOKENS.rl).unary(RateLimitService.method.shouldRateLimit, { domain: 'edge', descriptors: [{ entries: [{ key: 'remote_address', value: ip }] }] });
   const act = async (change: Parameters<AgentClient['unary']>[1], requester = TOKENS.adminA, approver = TOKENS.adminB) => {
     const { action } = await client(requester).unary(SecurityService.method.requestAction, change);
@@ -70,6 +76,8 @@ describe('security layer', () => {
     expect(approved.action).toMatchObject({ state: ActionState.EXECUTED, requestedBy: 'admin-a', decidedBy: 'admin-b' });
     expect(await failure(client(TOKENS.adminB).unary(SecurityService.method.approveAction, { id: action?.id ?? '' }))).toBe(status.FAILED_PRECONDITION);
     expect((await check('203.0.113.7')).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
+    // Replicated to the worker with the approval: its own port refuses on the next call.
+    expect((await onWorker('203.0.113.7')).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
     expect((await check('198.51.100.1')).overallCode).toBe(RateLimitResponse_Code.OK);
     const state = await a.unary(SecurityService.method.getState, {});
     expect(state.blocks.map((b) => [b.entity, b.reason, b.requestedBy, b.approvedBy])).toEqual([['remote_address=203.0.113.7', 'scanner', 'admin-a', 'admin-b']]);
@@ -85,14 +93,24 @@ describe('security layer', () => {
     for (let i = 0; i < 6; i++) codes.push((await check('192.0.2.10')).overallCode);
     expect(codes.filter((c) => c === RateLimitResponse_Code.OK)).toHaveLength(5);
     expect(await (await fetch(`${t.adminUrl}/metrics`)).text()).toContain('heimdall_security_mode{mode="elevated"} 1');
+    // Elevated on the worker's port too: the bucket of 192.0.2.10 (5 of 10) was emptied through 4317.
+    expect((await onWorker('192.0.2.10')).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
     await act({ change: { case: 'setMode', value: { mode: SecurityMode.LOCKDOWN } } });
     expect((await check('192.0.2.11')).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
+    expect((await onWorker('192.0.2.12')).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
     const probe = await client(TOKENS.rl).unary(RateLimitService.method.shouldRateLimit, { domain: 'edge', descriptors: [{ entries: [{ key: 'health', value: 'probe' }] }] });
     expect(probe.overallCode).toBe(RateLimitResponse_Code.OK);
     const { action } = await client(TOKENS.adminB).unary(SecurityService.method.requestAction, { change: { case: 'unblock', value: { entity: 'remote_address=203.0.113.7' } } });
     const rejected = await client(TOKENS.adminA).unary(SecurityService.method.rejectAction, { id: action?.id ?? '', reason: 'keep it blocked' });
     expect(rejected.action).toMatchObject({ state: ActionState.REJECTED, decidedBy: 'admin-a', reason: 'keep it blocked' });
     expect((await client(TOKENS.adminA).unary(SecurityService.method.listActions, { state: ActionState.REJECTED })).actions).toHaveLength(1);
+  });
+
+  it("the worker's port needs a token with scope ratelimit, as 4317 does", async () => {
+    expect(await failure(onWorker('192.0.2.20', ''))).toBe(status.UNAUTHENTICATED);
+    expect(await failure(onWorker('192.0.2.20', 'not-a-token-000000000'))).toBe(status.UNAUTHENTICATED);
+    expect(await failure(onWorker('192.0.2.20', TOKENS.query))).toBe(status.PERMISSION_DENIED);
+    expect(await failure(onWorker('192.0.2.20', TOKENS.rl))).toBe(status.OK);
   });
 
   it('restores mode and blocks after a restart, and expires actions nobody decided on', async () => {

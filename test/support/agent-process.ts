@@ -16,7 +16,7 @@ export const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 export function writeAgentConfig(dir: string, sections: Tree = {}): string {
   const listener = { address: '127.0.0.1:0' };
   const base: Tree = {
-    server: { grpc: listener, otlp_http: listener, admin: listener },
+    server: { grpc: listener, otlp_http: listener, admin: listener, ratelimit: listener },
     storage: { embedded: { path: join(dir, 'data') } },
     shutdown: { drain: '0s' },
   };
@@ -28,7 +28,7 @@ export function writeAgentConfig(dir: string, sections: Tree = {}): string {
 /** An agent running as its own process (its own chdb data directory), as in production. */
 export interface AgentProcess {
   child: ChildProcess;
-  /** Listener ports by component (grpc, otlp_http, admin). */
+  /** Listener ports by component (grpc, otlp_http, admin, ratelimit). */
   ports: Record<string, number>;
   /** `127.0.0.1:<grpc port>`. */
   addr: string;

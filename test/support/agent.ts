@@ -8,6 +8,8 @@ import { mergeTrees } from './tree.js';
 export interface TestAgent {
   agent: Agent;
   grpcAddress: string;
+  /** `127.0.0.1:<port>` of the rate-limit worker's listener (server.ratelimit). */
+  ratelimitAddress: string;
   adminUrl: string;
   otlpHttpUrl: string;
   /** Every log line written so far, parsed. */
@@ -19,12 +21,12 @@ export interface TestAgent {
  * Starts an agent with embedded storage in a temporary directory unless overrides say otherwise;
  * with embedded storage, resolves once storage is ready.
  */
-export async function startTestAgent(overrides: Record<string, unknown> = {}, options: { start?: boolean; clock?: () => number } = {}): Promise<TestAgent> {
+export async function startTestAgent(overrides: Record<string, unknown> = {}, options: { start?: boolean; clock?: Float64Array } = {}): Promise<TestAgent> {
   const dir = tempDir();
   const tree = mergeTrees(
     {
       log: { level: 'debug' },
-      server: { grpc: { address: '127.0.0.1:0' }, otlp_http: { address: '127.0.0.1:0' }, admin: { address: '127.0.0.1:0' } },
+      server: { grpc: { address: '127.0.0.1:0' }, otlp_http: { address: '127.0.0.1:0' }, admin: { address: '127.0.0.1:0' }, ratelimit: { address: '127.0.0.1:0' } },
       storage: { embedded: { path: dir.path } },
       shutdown: { drain: '0s' },
     },
@@ -46,6 +48,9 @@ export async function startTestAgent(overrides: Record<string, unknown> = {}, op
     get grpcAddress() {
       return `127.0.0.1:${agent.grpc.port}`;
     },
+    get ratelimitAddress() {
+      return `127.0.0.1:${agent.ratelimit.port}`;
+    },
     get adminUrl() {
       return `http://127.0.0.1:${agent.admin.port}`;
     },
@@ -58,4 +63,11 @@ export async function startTestAgent(overrides: Record<string, unknown> = {}, op
       dir.cleanup();
     },
   };
+}
+
+/** A clock for the rate-limit buckets in shared memory, as the worker thread reads it: `clock[0]` is now, in ms; tests move it. */
+export function sharedClock(ms = 0): Float64Array {
+  const clock = new Float64Array(new SharedArrayBuffer(8));
+  clock[0] = ms;
+  return clock;
 }

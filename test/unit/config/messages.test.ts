@@ -72,6 +72,12 @@ describe('configuration messages', () => {
       'server.grpc.address: expected "host:port" (for example "127.0.0.1:4317") with a port from 0 to 65535, got "nonsense"',
       'auth.enabled: is false, but server.admin.address (0.0.0.0:9464) is not loopback: either turn auth on (auth.enabled: true with auth.tokens or auth.tokens_file), or bind every listener to loopback (127.0.0.1 or ::1)',
     ]);
+    // The rate-limit worker's listener too, unless it is off.
+    expect(problems({ server: { ratelimit: { address: '0.0.0.0:8081' } } })).toEqual([
+      'auth.enabled: is false, but server.ratelimit.address (0.0.0.0:8081) is not loopback: either turn auth on (auth.enabled: true with auth.tokens or auth.tokens_file), or bind every listener to loopback (127.0.0.1 or ::1)',
+    ]);
+    expect(validateConfig({ server: { ratelimit: { address: '0.0.0.0:8081', enabled: false } } }).server.ratelimit.enabled).toBe(false);
+    expect(problems({ server: { ratelimit: { max_connections: 8, reserved_connections: 8 } } })).toEqual(['server.ratelimit.reserved_connections: must be less than server.ratelimit.max_connections (8)']);
   });
 });
 

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMetricsRoute, SLICE_LINES } from '../../../src/health/metrics-route.js';
 import { sendJson } from '../../../src/server/http-router.js';
@@ -137,4 +137,28 @@ describe('/metrics route', () => {
     expect(await registry.getSingleMetricAsString('heimdall_metrics_scrapes_in_flight')).toContain('heimdall_metrics_scrapes_in_flight 0');
     stalled.destroy();
   }, 60_000);
+});
+
+describe('/metrics with another isolate\'s families', () => {
+  it('merges a family both registries hold (same samples summed, others side by side) and adds the rest once, as prom-client renders them', async () => {
+    const main = new Registry();
+    const other = new Registry();
+    for (const r of [main, other]) {
+      const calls = new Counter({ name: 'calls_total', help: 'Calls.', labelNames: ['method'] as const, registers: [r] });
+      calls.inc({ method: 'Check' }, r === main ? 2 : 3);
+      new Gauge({ name: 'connections', help: 'Open.', labelNames: ['server'] as const, registers: [r] }).set({ server: r === main ? 'grpc' : 'ratelimit' }, 1);
+    }
+    new Histogram({ name: 'only_there_seconds', help: 'Timing.', buckets: [0.1], registers: [other] }).observe(0.05);
+    const families = await other.getMetricsAsJSON();
+    const route = createMetricsRoute({ registry: main, config: { max_scrapes: 2, scrape_timeout: 10_000, stall_timeout: 10_000 }, extra: () => Promise.resolve(families) });
+    const server = createServer((req, res) => void route(req, res, { correlationId: '', principal: undefined }));
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const text = await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`)).text();
+    expect(text.match(/# TYPE calls_total/g)).toHaveLength(1);
+    expect(text).toContain('calls_total{method="Check"} 5');
+    expect(text).toContain('connections{server="grpc"} 1\nconnections{server="ratelimit"} 1');
+    expect(text).toContain('only_there_seconds_bucket{le="0.1"} 1');
+    expect(text.match(/# TYPE only_there_seconds/g)).toHaveLength(1);
+  });
 });

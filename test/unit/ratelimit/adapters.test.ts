@@ -11,6 +11,7 @@ import { createBuckets } from '../../../src/ratelimit/backends.js';
 import { createRateLimitCheck } from '../../../src/ratelimit/check.js';
 import { parseDomainFile } from '../../../src/ratelimit/config.js';
 import { addJsonRoute } from '../../../src/ratelimit/json-route.js';
+import { createRlsAnswer } from '../../../src/ratelimit/rls-answer.js';
 import { addRlsService } from '../../../src/ratelimit/rls-service.js';
 import { createLimitStats } from '../../../src/ratelimit/stats.js';
 import { createGrpcServer, type GrpcServer } from '../../../src/server/grpc.js';
@@ -41,8 +42,10 @@ describe('rate-limit transports', () => {
     const stats = createLimitStats(metrics, createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger }), 1_000);
     const buckets = createBuckets({ config: config.ratelimit, now: () => 0, logger, metrics, health });
     const check = createRateLimitCheck({ config: config.ratelimit, limits: { current: new Map([[domain, root]]) }, buckets, stats });
-    addRlsService(grpc, check);
-    addJsonRoute(http, check);
+    // The answer the rate-limit worker gives every transport (bytes in, bytes out).
+    const answer = createRlsAnswer(check);
+    addRlsService(grpc, answer);
+    addJsonRoute(http, answer);
     await grpc.start();
     await http.start();
     client = testClient(RateLimitService, `127.0.0.1:${grpc.port}`);

@@ -39,13 +39,19 @@ describe('fitListeners', () => {
     const server = validateConfig({}).server;
     const warnings: string[] = [];
     const logger = { ...silentLogger(), warn: (_: unknown, msg: string) => void warnings.push(msg) } as unknown as ReturnType<typeof silentLogger>;
-    expect(fitListeners(server, logger, 100_000)).toEqual({ grpc: server.grpc, otlp_http: server.otlp_http, admin: server.admin });
+    expect(fitListeners(server, logger, 100_000)).toEqual({ grpc: server.grpc, otlp_http: server.otlp_http, admin: server.admin, ratelimit: server.ratelimit });
     expect(warnings).toEqual([]);
+    // The rate-limit worker's listener counts too: 3200 connections into 1024 descriptors.
     const fitted = fitListeners(server, logger, 2048);
-    expect(fitted.grpc).toEqual({ ...server.grpc, max_connections: 481, reserved_connections: 4 });
-    expect(fitted.otlp_http).toEqual({ ...server.otlp_http, max_connections: 481, reserved_connections: 4 });
-    expect(fitted.admin).toEqual({ ...server.admin, max_connections: 60, reserved_connections: 8 });
-    expect(warnings).toHaveLength(1);
+    expect(fitted.grpc).toEqual({ ...server.grpc, max_connections: 327, reserved_connections: 3 });
+    expect(fitted.otlp_http).toEqual({ ...server.otlp_http, max_connections: 327, reserved_connections: 3 });
+    expect(fitted.admin).toEqual({ ...server.admin, max_connections: 40, reserved_connections: 5 });
+    expect(fitted.ratelimit).toEqual({ ...server.ratelimit, max_connections: 327, reserved_connections: 3 });
+    // Disabled, it takes no share.
+    const without = fitListeners(validateConfig({ server: { ratelimit: { enabled: false } } }).server, logger, 2048);
+    expect(without.grpc).toEqual({ ...server.grpc, max_connections: 481, reserved_connections: 4 });
+    expect(without.admin).toEqual({ ...server.admin, max_connections: 60, reserved_connections: 8 });
+    expect(warnings).toHaveLength(2);
     expect(warnings[0]).toContain('lowered to fit the open-file limit');
   });
 });

@@ -1,0 +1,103 @@
+import { Server, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import type { Server as NetServer } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Config } from '../../config/schema.js';
+import { RateLimitService } from '../../gen/envoy/service/ratelimit/v3/rls_pb.js';
+import type { ConnectionLimit } from '../../server/connection-limit.js';
+import { grpcCallMetrics, toStatus } from '../../server/grpc-calls.js';
+import { drainGrpc, listenGrpc } from '../../server/grpc.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { RlsAnswer } from '../rls-answer.js';
+import type { TokenTable } from './tokens.js';
+
+/** Options for createRlsListener. */
+export interface RlsListenerOptions {
+  /** `server.ratelimit`: address (port 0 picks one), TLS, message size, connection and stream bounds. */
+  config: Config['server']['ratelimit'];
+  answer: RlsAnswer;
+  tokens: TokenTable;
+  logger: Logger;
+  /** Gets the call metrics (heimdall_grpc_server_*) and the connection metrics (`server="ratelimit"`). */
+  metrics: Registry;
+}
+
+/** The worker's gRPC listener: Envoy's ShouldRateLimit only. */
+export interface RlsListener {
+  /** Binds; resolves with the bound port. */
+  start(): Promise<number>;
+  /** Refuses new calls, lets calls in flight finish for up to graceMs, then closes. Safe to call twice. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+const identity = (b: Buffer): Buffer => b;
+const METHOD = RateLimitService.method.shouldRateLimit;
+const PATH = `/${RateLimitService.typeName}/${METHOD.name}`;
+
+/**
+ * Creates the listener: grpc-js with identity (Buffer) serializers and one raw handler, no
+ * interceptors; a call's token is checked from its metadata (scope `ratelimit`), its bytes go to
+ * `answer`, and it counts in the same call metrics as 4317's calls. No tracing.
+ */
+export function createRlsListener(options: RlsListenerOptions): RlsListener {
+  const { config, logger } = options;
+  const calls = grpcCallMetrics(options.metrics);
+  const labels = { grpc_service: RateLimitService.typeName, grpc_method: METHOD.name };
+  const started = calls.started.labels(labels);
+  const duration = calls.duration.labels(labels);
+  const handled = new Map<status, ReturnType<typeof calls.handled.labels>>();
+  const finish = (code: status, t0: number): void => {
+    let child = handled.get(code);
+    if (!child) handled.set(code, (child = calls.handled.labels({ ...labels, grpc_code: status[code] })));
+    child.inc();
+    duration.observe((performance.now() - t0) / 1000);
+  };
+  const handler = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
+    const t0 = performance.now();
+    started.inc();
+    const refused = options.tokens.refusal(call.metadata.get('authorization')[0]);
+    if (refused) {
+      finish(refused.code, t0);
+      return callback(toStatus(refused, logger, PATH));
+    }
+    options.answer(call.request).then(
+      (bytes) => {
+        finish(status.OK, t0);
+        callback(null, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      },
+      (err: unknown) => {
+        const st = toStatus(err, logger, PATH);
+        finish(st.code ?? status.UNKNOWN, t0);
+        callback(st);
+      },
+    );
+  };
+  const server = new Server({
+    'grpc.max_receive_message_length': config.max_recv_msg_size,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': config.max_concurrent_streams,
+    'grpc.max_connection_idle_ms': config.idle_timeout,
+    'grpc.keepalive_time_ms': config.keepalive_time,
+    'grpc.keepalive_timeout_ms': config.keepalive_timeout,
+  });
+  const definition = { path: PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+  server.addService({ [METHOD.name]: definition }, { [METHOD.name]: handler });
+
+  let listener: NetServer | undefined;
+  let connections: ConnectionLimit | undefined;
+  let stopped = false;
+  return {
+    async start() {
+      let port: number;
+      ({ listener, connections, port } = await listenGrpc(server, config, options.metrics, logger, 'ratelimit', 'rate-limit gRPC'));
+      logger.info({ address: config.address, port, tls: Boolean(config.tls) }, 'rate-limit listener serving ShouldRateLimit');
+      return port;
+    },
+    async shutdown(graceMs) {
+      if (stopped) return;
+      stopped = true;
+      listener?.close();
+      await drainGrpc(server, graceMs);
+      connections?.stop();
+    },
+  };
+}

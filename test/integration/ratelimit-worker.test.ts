@@ -1,0 +1,113 @@
+/**
+ * The rate-limit worker thread: its own listener, its metrics in the one /metrics, over-limit events
+ * written by the main thread, its death reported and healed, and a clean shutdown; from the TypeScript
+ * sources (in-process agent) and from dist/ (the built agent as a process).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { connect } from '../../src/cli/client.js';
+import { RateLimitResponse_Code as Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
+import { sharedClock, startTestAgent } from '../support/agent.js';
+import { startAgentProcess, writeAgentConfig } from '../support/agent-process.js';
+import { haveBinary, promtoolCheck } from '../support/binaries.js';
+import { tempDir } from '../support/temp.js';
+import { until } from '../support/wait.js';
+
+const LIMITS = 'domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: { unit: hour, requests_per_unit: 2 }\n';
+const request = (ip: string) => ({ domain: 'edge', descriptors: [{ entries: [{ key: 'remote_address', value: ip }] }] });
+
+/** Each family's `# TYPE` lines in a /metrics text, by name. */
+const typeLines = (text: string) => text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
+
+describe('rate-limit worker (in-process agent, TypeScript sources)', () => {
+  it('shows its families once in /metrics (promtool accepts it), and its over-limit records arrive in storage', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir.path, 'limits'));
+    writeFileSync(join(dir.path, 'limits', 'edge.yaml'), LIMITS);
+    const t = await startTestAgent({ ratelimit: { config_path: join(dir.path, 'limits'), over_limit_window: '1s' } }, { clock: sharedClock() });
+    const grpc = connect({ addr: t.grpcAddress });
+    const worker = connect({ addr: t.ratelimitAddress });
+    try {
+      for (const c of [grpc, worker, grpc, worker]) await c.unary(RateLimitService.method.shouldRateLimit, request('203.0.113.9'));
+      const text = await (await fetch(`${t.adminUrl}/metrics`)).text();
+      const names = typeLines(text);
+      expect(names.length).toBe(new Set(names).size);
+      for (const family of ['heimdall_ratelimit_total_hits_total', 'heimdall_ratelimit_over_limit_total', 'heimdall_ratelimit_domains', 'heimdall_ratelimit_bucket_cache_bytes', 'heimdall_ratelimit_incidents_total', 'heimdall_grpc_server_handled_total', 'heimdall_server_connections']) expect(names).toContain(family);
+      expect(text).toContain('heimdall_ratelimit_total_hits_total{domain="edge",descriptor="edge.remote_address"} 4');
+      expect(text).toContain('heimdall_ratelimit_over_limit_total{domain="edge",descriptor="edge.remote_address"} 2');
+      // Calls of both ports count in one series; the worker's connections under its own listener name.
+      expect(text).toContain('heimdall_grpc_server_handled_total{grpc_service="envoy.service.ratelimit.v3.RateLimitService",grpc_method="ShouldRateLimit",grpc_code="OK"} 4');
+      expect(text).toMatch(/heimdall_server_connections\{server="ratelimit"\} 1/);
+      if (haveBinary('promtool')) expect(promtoolCheck(text)).toBe('exit=0');
+      const q = connect({ addr: t.grpcAddress });
+      const events = await until(async () => {
+        const { events: found } = await q.unary(QueryService.method.listEvents, { categories: ['ratelimit'] });
+        return found.length > 0 && found;
+      }, 20_000, 'an over-limit event');
+      expect(events[0]?.eventType).toBe('ratelimit.over_limit');
+      q.close();
+    } finally {
+      grpc.close();
+      worker.close();
+      await t.stop();
+      dir.cleanup();
+    }
+  });
+
+  it('reports a worker that died (ratelimit degraded, logged) and starts a new one, its buckets full again', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir.path, 'limits'));
+    writeFileSync(join(dir.path, 'limits', 'edge.yaml'), LIMITS);
+    const t = await startTestAgent({ ratelimit: { config_path: join(dir.path, 'limits') } }, { clock: sharedClock() });
+    const grpc = connect({ addr: t.grpcAddress });
+    try {
+      const codes = async (n: number) => {
+        const out: Code[] = [];
+        for (let i = 0; i < n; i++) out.push((await grpc.unary(RateLimitService.method.shouldRateLimit, request('198.51.100.3'))).overallCode);
+        return out;
+      };
+      expect(await codes(3)).toEqual([Code.OK, Code.OK, Code.OVER_LIMIT]);
+      await t.agent.ratelimit.terminateWorker();
+      await until(() => t.logs.some((l) => l.msg === 'rate-limit worker exited; restarting it (local buckets start full again)'), 10_000, 'the exit logged');
+      expect(t.logs.some((l) => String(l.msg).includes('rate-limit worker exited'))).toBe(true);
+      await until(() => t.agent.ratelimit.port > 0, 20_000, 'a new worker listening');
+      await until(() => t.agent.health.component('ratelimit')?.state === 'ready', 20_000, 'ratelimit ready again');
+      // The agent lived on; the new worker's buckets are full.
+      expect(await codes(3)).toEqual([Code.OK, Code.OK, Code.OVER_LIMIT]);
+      const worker = connect({ addr: t.ratelimitAddress });
+      expect((await worker.unary(RateLimitService.method.shouldRateLimit, request('198.51.100.3'))).overallCode).toBe(Code.OVER_LIMIT);
+      worker.close();
+    } finally {
+      grpc.close();
+      await t.stop();
+      dir.cleanup();
+    }
+  });
+});
+
+describe('rate-limit worker (the built agent as a process)', () => {
+  it('serves its own port from dist/, and the agent shuts down cleanly (the worker listener drained)', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir.path, 'edge.yaml'), LIMITS);
+    const agent = await startAgentProcess(writeAgentConfig(dir.path, { ratelimit: { config_path: join(dir.path, 'edge.yaml') } }));
+    try {
+      expect(agent.ports.ratelimit).toBeGreaterThan(0);
+      const worker = connect({ addr: `127.0.0.1:${String(agent.ports.ratelimit)}` });
+      const grpc = connect({ addr: agent.addr });
+      expect((await worker.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OK);
+      expect((await grpc.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OK);
+      expect((await worker.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OVER_LIMIT);
+      worker.close();
+      grpc.close();
+      const started = Date.now();
+      expect(await agent.stop()).toBe(0);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(agent.lines.some((l) => l.component === 'ratelimit' && l.level === 'error')).toBe(false);
+    } finally {
+      await agent.stop();
+      dir.cleanup();
+    }
+  });
+});
