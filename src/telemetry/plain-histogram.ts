@@ -29,7 +29,7 @@ export interface PlainHistogram {
   observe(series: PlainSeries, value: number): void;
 }
 
-type Value = MetricValueWithName<string> & { sharedLabels?: Record<string, string> };
+type Value = Omit<MetricValueWithName<string>, 'metricName'> & { metricName?: string; sharedLabels?: Readonly<Record<string, string>>; exemplar?: null };
 
 /**
  * Creates a histogram for hot paths: observing one value is a bucket search and three additions —
@@ -48,9 +48,9 @@ export function createPlainHistogram(options: PlainHistogramOptions): PlainHisto
       let acc = 0;
       bounds.forEach((le, i) => {
         acc += s.buckets[i] as number;
-        values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: `${name}_bucket` });
+        values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: `${name}_bucket`, exemplar: null });
       });
-      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${name}_bucket` });
+      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${name}_bucket`, exemplar: null });
       values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${name}_sum` });
       values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${name}_count` });
     }
@@ -80,7 +80,7 @@ export function createPlainHistogram(options: PlainHistogramOptions): PlainHisto
   });
   const { counter } = options;
   const metrics = [
-    ...(counter ? [family(counter.name, counter.help, 'counter', () => shown().map((s) => ({ labels: s.labels, value: s.count, metricName: counter.name })))] : []),
+    ...(counter ? [family(counter.name, counter.help, 'counter', () => shown().map((s) => ({ labels: s.labels, value: s.count })))] : []),
     family(name, options.help, 'histogram', histogramValues),
   ];
   for (const registry of options.registers) for (const m of metrics) registry.registerMetric(m as unknown as Metric);
