@@ -312,6 +312,8 @@ export const configSchema = z.strictObject({
           keepalive_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('20s'),
           /** Checks 4317 and /ratelimit/json hand the worker at once; past it they answer RESOURCE_EXHAUSTED. */
           max_forwarded: integer({ min: 1, max: 1_000_000 }).default(4096),
+          /** Niceness the agent's main thread takes once the worker serves (Linux: that thread only): on a busy core, ingest and storage work yield to rate-limit checks. 0 leaves it. */
+          main_thread_nice: integer({ min: 0, max: 19 }).default(5),
         })
         .prefault({}),
       /** Probes, /metrics and /status. Loopback by default; on a pod IP (for probes and Prometheus) it needs auth on. */

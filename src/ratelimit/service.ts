@@ -73,6 +73,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       security: security?.snapshot(),
     }),
     maxForwarded: options.listener.max_forwarded,
+    mainThreadNice: options.listener.main_thread_nice,
     reporters,
     overLimit: options.overLimit,
     logger,

@@ -3,7 +3,7 @@
  * written by the main thread, its death reported and healed, and a clean shutdown; from the TypeScript
  * sources (in-process agent) and from dist/ (the built agent as a process).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/cli/client.js';
@@ -17,6 +17,12 @@ import { until } from '../support/wait.js';
 
 const LIMITS = 'domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: { unit: hour, requests_per_unit: 2 }\n';
 const request = (ip: string) => ({ domain: 'edge', descriptors: [{ entries: [{ key: 'remote_address', value: ip }] }] });
+
+/** A thread's name and niceness, from /proc (field 19 of stat, after the parenthesised name). */
+function thread(pid: number, tid: string): { name: string; nice: number } {
+  const stat = readFileSync(`/proc/${String(pid)}/task/${tid}/stat`, 'utf8');
+  return { name: readFileSync(`/proc/${String(pid)}/task/${tid}/comm`, 'utf8').trim(), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
+}
 
 /** Each family's `# TYPE` lines in a /metrics text, by name. */
 const typeLines = (text: string) => text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
@@ -99,6 +105,11 @@ describe('rate-limit worker (the built agent as a process)', () => {
       expect((await worker.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OK);
       expect((await grpc.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OK);
       expect((await worker.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OVER_LIMIT);
+      // The main thread yields to the worker on a shared core (server.ratelimit.main_thread_nice, 5); the worker keeps 0.
+      const pid = agent.child.pid ?? 0;
+      expect(thread(pid, String(pid)).nice).toBe(5);
+      const threads = readdirSync(`/proc/${String(pid)}/task`).map((tid) => thread(pid, tid));
+      expect(threads.find((th) => th.name.includes('heimdall-rate'))?.nice).toBe(0);
       worker.close();
       grpc.close();
       const started = Date.now();

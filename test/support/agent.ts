@@ -26,7 +26,8 @@ export async function startTestAgent(overrides: Record<string, unknown> = {}, op
   const tree = mergeTrees(
     {
       log: { level: 'debug' },
-      server: { grpc: { address: '127.0.0.1:0' }, otlp_http: { address: '127.0.0.1:0' }, admin: { address: '127.0.0.1:0' }, ratelimit: { address: '127.0.0.1:0' } },
+      // main_thread_nice 0: the agent runs in the test's own process, whose children would inherit a lower priority.
+      server: { grpc: { address: '127.0.0.1:0' }, otlp_http: { address: '127.0.0.1:0' }, admin: { address: '127.0.0.1:0' }, ratelimit: { address: '127.0.0.1:0', main_thread_nice: 0 } },
       storage: { embedded: { path: dir.path } },
       shutdown: { drain: '0s' },
     },

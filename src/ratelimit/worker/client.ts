@@ -1,3 +1,4 @@
+import { getPriority, setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AgentError } from '../../errors/agent-error.js';
 import type { HealthReporter } from '../../health/registry.js';
@@ -14,6 +15,8 @@ export interface WorkerClientOptions {
   init: () => WorkerInit;
   /** `server.ratelimit.max_forwarded`: checks handed to the worker at once. */
   maxForwarded: number;
+  /** `server.ratelimit.main_thread_nice`: the calling (main) thread's niceness once the worker serves; 0 leaves it. */
+  mainThreadNice?: number | undefined;
   /** Where the worker's components report (`ratelimit`, `ratelimit-redis`); `ratelimit` also says when the worker is gone. */
   reporters: ReadonlyMap<string, HealthReporter>;
   /** Gets the over-limit records of each window. */
@@ -107,6 +110,19 @@ function relay(m: Extract<FromWorker, { t: 'log' | 'health' | 'overLimit' }>, op
   else options.reporters.get(m.component)?.set(m.state, m.reason);
 }
 
+/**
+ * Lowers the calling thread's priority to `nice` (never raises it): on Linux, setpriority on the
+ * calling thread affects only that thread, so the worker thread keeps its own and wins a shared
+ * core. Unprivileged processes may do this; a failure is logged and changes nothing.
+ */
+function yieldThread(nice: number, logger: Logger): void {
+  try {
+    if (nice > getPriority()) setPriority(nice);
+  } catch (err) {
+    logger.warn({ err, nice }, 'cannot lower the main thread priority; rate-limit checks share the CPU with it evenly');
+  }
+}
+
 const gone = (): AgentError => new AgentError('unavailable', 'the rate-limit worker is restarting', 1_000);
 
 /**
@@ -177,6 +193,7 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
           worker.postMessage({ t: 'listen' } satisfies ToWorker);
           await current;
         }
+        yieldThread(options.mainThreadNice ?? 0, options.logger);
       } catch (err) {
         stopping = true;
         await worker?.terminate();
