@@ -14,7 +14,7 @@ import { createAuthenticator } from './auth/auth.js';
 import { addWhoAmIRoute } from './auth/whoami-route.js';
 import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
-import { overLimitEvents } from './ratelimit/over-limit.js';
+import { overLimitEvents } from './ratelimit/over-limit-events.js';
 import { createSecurity } from './ratelimit/security.js';
 import { createRateLimiter, type RateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { parseNetwork } from '../jobs/kinds/address-guard.js';
 import { KIND_PARAMS } from '../jobs/kinds/params.js';
 import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';
-import { boolean, byteSize, byteSizeAtLeast, decimal, duration, formatBytes, integer, listenAddress, MAX_TIMER_MS, splitHostPort } from './units.js';
+import { boolean, byteSize, byteSizeAtLeast, decimal, duration, formatBytes, integer, listenAddress, MAX_TIMER_MS } from './units.js';
+import { splitHostPort } from './host-port.js';
 
 /** TLS for a listener; mTLS when `client_ca_file` is set. Absent means plaintext. */
 const serverTls = z

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { splitHostPort } from './host-port.js';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
@@ -114,12 +115,3 @@ export const byteSize = byteSizeAtLeast(MIN_SIZE);
 
 /** A `host:port` listen address; port 0 picks a free port. IPv6 hosts are written in brackets. */
 export const listenAddress = z.string().refine((v) => splitHostPort(v) !== undefined, 'expected "host:port" (for example "127.0.0.1:4317") with a port from 0 to 65535');
-
-/** Splits `host:port` or `[v6]:port`; undefined when it is not one. */
-export function splitHostPort(address: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  return { host: m[1] ?? m[2] ?? '', port };
-}

@@ -1,4 +1,3 @@
-import { Cluster } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
@@ -123,7 +122,8 @@ export function createRedisBackend(options: RedisBackendOptions): BucketBackend 
   const batcher = createRedisBatcher({
     run: (keys, args) => script.heimdallBuckets(keys.length, ...keys, ...args),
     timeoutMs: config.timeout,
-    maxBatch: client instanceof Cluster ? 1 : (options.maxBatch ?? MAX_BATCH),
+    // A Redis Cluster client (createRedisClient makes one for cluster seeds) sends each check alone.
+    maxBatch: config.cluster?.length ? 1 : (options.maxBatch ?? MAX_BATCH),
   });
 
   const latency = new Histogram({ name: 'heimdall_ratelimit_backend_duration_seconds', help: 'Time of one Redis bucket check.', buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025], registers: [options.metrics] });

@@ -1,8 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import { Severity } from '../gen/heimdall/v1/events_pb.js';
-import { submitAgentEvents, type AgentEventSink } from '../events/events.js';
-import type { Logger } from '../telemetry/logger.js';
 import { OVERFLOW } from '../telemetry/series-limits.js';
 import { shown } from './keys.js';
 
@@ -19,27 +16,6 @@ export interface OverLimitRecord {
 
 /** Where a window's records go (the rate-limit worker posts them to the main thread, which writes them as events). */
 export type OverLimitSink = (records: OverLimitRecord[]) => void;
-
-/**
- * The sink that writes records as events (`ratelimit.over_limit`, category `ratelimit`, payload
- * {domain, descriptor, entity, hits, window_seconds}) through the ingest pipeline. Never throws.
- */
-export function overLimitEvents(pipeline: AgentEventSink, windowMs: number, logger: Logger): OverLimitSink {
-  return (records) =>
-    submitAgentEvents(
-      pipeline,
-      records.map((c) => ({
-        eventType: OVER_LIMIT_EVENT,
-        severity: Severity.WARNING,
-        category: 'ratelimit',
-        message: `${c.hits} hits over the limit ${c.descriptor} (domain ${c.domain}) for ${c.entity}`,
-        actorId: c.entity,
-        status: 'over_limit',
-        payload: { domain: c.domain, descriptor: c.descriptor, entity: c.entity, hits: c.hits, window_seconds: windowMs / 1000 },
-      })),
-      logger,
-    );
-}
 
 /** Counts over-limit hits per (domain, limit, entity) and hands one record per key and window to its sink. */
 export interface OverLimitReporter {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type * as Ioredis from 'ioredis';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import { splitHostPort } from '../config/units.js';
+import { splitHostPort } from '../config/host-port.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /** Where Redis is: a standalone URL, Cluster seeds, or Sentinels with the master's name. */

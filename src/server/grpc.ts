@@ -1,19 +1,18 @@
 import type { Authenticator, RequiredScope } from '../auth/auth.js';
 import type { DescFile } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
-import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { Server, ServerCredentials, type ServerInterceptor } from '@grpc/grpc-js';
+import type { Server as NetServer } from 'node:net';
+import { Server, type ServerInterceptor } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { HealthReporter, HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
-import { limitConnections, type ConnectionLimit } from './connection-limit.js';
+import type { ConnectionLimit } from './connection-limit.js';
 import { createAdmission, type MethodAdmission } from './grpc-admission.js';
 import { createCallWrapper, toStatus } from './grpc-calls.js';
 import { toGrpcService, type ServiceImpl } from './grpc-service.js';
 import { createServiceRegistry, type ServiceOptions, type ServiceRegistrar, type ServiceRegistry } from './service-registry.js';
-import { listenOn } from './listen.js';
-import { readTls } from './tls.js';
+import { drainGrpc, listenGrpc } from './grpc-listen.js';
 
 /** Options for createGrpcServer. */
 export interface GrpcServerOptions {
@@ -34,9 +33,6 @@ export interface GrpcServerOptions {
   /** The services to serve, read at start (default: a registry of its own, filled by addService). */
   services?: ServiceRegistry;
 }
-
-/** Bytes a client sends first on HTTP/2: the connection preface (24) and a SETTINGS frame header (9). */
-const HTTP2_OPENING_BYTES = 33;
 
 /** The agent's one gRPC server; every gRPC service of the agent is added to it before start. */
 export interface GrpcServer extends ServiceRegistrar {
@@ -59,49 +55,6 @@ export interface GrpcServer extends ServiceRegistrar {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-/** What listenGrpc needs of a gRPC listener's slice (`server.grpc`, `server.ratelimit`). */
-export type GrpcListenerConfig = Pick<Config['server']['grpc'], 'address' | 'tls' | 'handshake_timeout' | 'idle_timeout' | 'max_connections' | 'reserved_connections'>;
-
-/** grpc-js credentials for the listener: TLS (mTLS with a client CA, handshake deadline) or plaintext. */
-function credentials(config: GrpcListenerConfig): ServerCredentials {
-  if (!config.tls) return ServerCredentials.createInsecure();
-  const tls = readTls(config.tls);
-  const ssl = ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.requireClientCert);
-  // grpc-js has no option for the TLS handshake deadline (Node's default is 120 s); its
-  // credentials hand these options to http2.createSecureServer (test/integration/connections.test.ts checks it holds).
-  const serverOptions = ssl._getConstructorOptions();
-  if (serverOptions) serverOptions.handshakeTimeout = config.handshake_timeout;
-  return ssl;
-}
-
-/**
- * Listens on config.address and hands each connection to grpc-js, through the connection limit
- * (cap, reserve, handshake and idle deadlines), counted under `name` (the `server` label; `what`
- * names the listener in a bind error). Resolves once listening, with the bound port.
- */
-export async function listenGrpc(server: Server, config: GrpcListenerConfig, metrics: Registry, logger: Logger, name = 'grpc', what = 'gRPC'): Promise<{ listener: NetServer; connections: ConnectionLimit; port: number }> {
-  const creds = credentials(config);
-  // The listening socket is ours and its connections are handed to grpc-js: grpc-js leaves
-  // Nagle's algorithm on, and with the peer's delayed ACK a response split over two segments
-  // waits up to 40 ms (measured: p99 6 ms -> 0.7 ms at 650 calls/s).
-  const injector = server.createConnectionInjector(creds);
-  // A socket refused by the connection limit is already destroyed when this listener runs.
-  const net = createNetServer({ noDelay: true, keepAlive: true }, (socket) => void (socket.destroyed || injector.injectConnection(socket)));
-  // A client must open HTTP/2 (or start TLS) within the handshake deadline; one that then sends
-  // nothing at all, not even keepalive acks, for idle_timeout is dropped.
-  const connections = limitConnections(net, {
-    name,
-    maxConnections: config.max_connections,
-    reserved: config.reserved_connections,
-    handshakeTimeoutMs: config.handshake_timeout,
-    handshakeBytes: HTTP2_OPENING_BYTES,
-    idleTimeoutMs: config.idle_timeout,
-    metrics,
-  });
-  const port = await listenOn(net, { address: config.address, what, logger, errorMessage: `${what} listener error` });
-  return { listener: net, connections, port };
-}
-
 /** The services a gRPC server serves, with each method's scope and admission. */
 function createServiceTable() {
   /** Scope and admission per method path, for the admission interceptor. */
@@ -117,20 +70,6 @@ function createServiceTable() {
     admission: (path: string): MethodAdmission | undefined => admittance.get(path),
     traced: (service: string): boolean => !untraced.has(service),
   };
-}
-
-/** Lets calls in flight finish for up to graceMs (no new ones), then cuts the rest. Never rejects. */
-export function drainGrpc(server: Server, graceMs: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    server.tryShutdown(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 /** The grpc-js server with the listener's message, stream and keepalive bounds; every call goes through `interceptor`. */

@@ -1,5 +1,5 @@
 import type { Server } from 'node:net';
-import { splitHostPort } from '../config/units.js';
+import { splitHostPort } from '../config/host-port.js';
 import type { Logger } from '../telemetry/logger.js';
 
 /** Where and as what listenOn binds. */

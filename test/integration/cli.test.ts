@@ -173,7 +173,7 @@ describe('heimdall commands', () => {
     writeFileSync(file, `storage:\n  embedded:\n    path: ${join(dir.path, 'data')}\n`);
     const first = await run(['migrate', '--config', file]);
     expect(first.status).toBe(0);
-    expect(first.stdout).toContain('(applied: 1, 2, 3, 4, 5, 6, 7; retention updated: none)');
+    expect(first.stdout).toContain('(applied: 1, 2, 3, 4, 5, 6, 7, 8, 9; retention updated: none)');
     const second = await run(['migrate', '--config', file]);
     expect(second.stdout).toContain('(applied: none; retention updated: none)');
     dir.cleanup();

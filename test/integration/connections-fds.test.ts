@@ -72,12 +72,13 @@ describe('file descriptors: a connection flood leaves the agent its own files', 
 
   it(`under ulimit -n ${OPEN_FILES}: caps lowered, ${OPEN_FILES} connections to each listener leave fds free; probes, queued writes and queries go on`, async () => {
     const lowered = agent.lines.find((l) => l.msg === 'max_connections (and reserved_connections with them) lowered to fit the open-file limit (ulimit -n) minus server.fd_reserve') as { maxConnections: Record<string, number>; reservedConnections: Record<string, number> } | undefined;
-    expect(lowered?.maxConnections).toEqual({ grpc: 224, otlp_http: 224, admin: 28 });
-    // The reserves (8, 8, 16 by default) lowered in proportion: shared slots remain.
-    expect(lowered?.reservedConnections).toEqual({ grpc: 2, otlp_http: 2, admin: 4 });
+    expect(lowered?.maxConnections).toEqual({ grpc: 152, otlp_http: 152, ratelimit: 152, admin: 19 });
+    // The reserves (8, 8, 8, 16 by default) lowered in proportion: shared slots remain.
+    expect(lowered?.reservedConnections).toEqual({ grpc: 2, otlp_http: 2, ratelimit: 2, admin: 3 });
 
     const flood: Array<[number, string | undefined]> = [
       [agent.ports.grpc ?? 0, undefined],
+      [agent.ports.ratelimit ?? 0, undefined],
       [agent.ports.otlp_http ?? 0, 'POST /v1/traces HTTP/1.1\r\nHost: x\r\n'],
       [agent.ports.admin ?? 0, 'GET /metrics HTTP/1.1\r\nHost: x\r\n'],
     ];

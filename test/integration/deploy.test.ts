@@ -8,7 +8,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { substituteEnv } from '../../src/config/substitute.js';
 import { configWarnings } from '../../src/config/warnings.js';
-import { splitHostPort } from '../../src/config/units.js';
+import { splitHostPort } from '../../src/config/host-port.js';
 import { addAdminRoutes } from '../../src/health/admin-routes.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
 import type { HttpServer } from '../../src/server/http.js';

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { substituteEnv } from '../../src/config/substitute.js';
-import { splitHostPort } from '../../src/config/units.js';
+import { splitHostPort } from '../../src/config/host-port.js';
 import { MAIN, startAgentProcess, type AgentProcess } from '../support/agent-process.js';
 import { tempDir } from '../support/temp.js';
 

@@ -310,6 +310,6 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     expect(probe?.source).toBe(JobSource.API);
     expect(probe?.paused).toBe(false);
     expect(list.jobs.find((j) => j.name === 'system-check')?.source).toBe(JobSource.CONFIG);
-    await until(async () => (await runsOf('probe')).some((r) => Number(r.createdAt?.seconds) * 1000 > Date.now() - 3_000 && r.status === JobStatus.SUCCEEDED), 30_000, 'a run after the restart');
+    await until(async () => (await runsOf('probe')).some((r) => Number(r.createdAt?.seconds) * 1000 > Date.now() - 3_000 && r.status === JobStatus.SUCCEEDED), 60_000, 'a run after the restart');
   });
 });

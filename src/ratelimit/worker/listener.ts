@@ -5,7 +5,7 @@ import type { Config } from '../../config/schema.js';
 import { RateLimitService } from '../../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { ConnectionLimit } from '../../server/connection-limit.js';
 import { grpcCallMetrics, toStatus } from '../../server/grpc-calls.js';
-import { drainGrpc, listenGrpc } from '../../server/grpc.js';
+import { drainGrpc, listenGrpc } from '../../server/grpc-listen.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { RlsAnswer } from '../rls-answer.js';
 import type { TokenTable } from './tokens.js';

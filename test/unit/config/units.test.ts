@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseDuration, parseSize, splitHostPort } from '../../../src/config/units.js';
+import { splitHostPort } from '../../../src/config/host-port.js';
+import { parseDuration, parseSize } from '../../../src/config/units.js';
 import { substituteEnv } from '../../../src/config/substitute.js';
 
 describe('units', () => {
