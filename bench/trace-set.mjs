@@ -6,18 +6,8 @@
 // resource (service instance) per request, as an SDK's exporter sends them.
 import { create, toBinary } from '@bufbuild/protobuf';
 import { ExportTraceServiceRequestSchema } from '../dist/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
-
-/** mulberry32: a small seeded PRNG, so every run stores the same spans. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32, shared with the tests (Node 24 strips its types), so every run stores the same spans.
+import { prng } from '../test/support/prng.ts';
 
 const SERVICES = [
   { name: 'frontend', version: '2.14.3', lang: 'nodejs', sdk: '2.0.1', routes: ['GET /', 'GET /product/{id}', 'POST /cart', 'GET /cart', 'POST /checkout', 'GET /api/recommendations'] },
