@@ -35,7 +35,7 @@ export interface LimitPlan {
 const sfString = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 
 /** The plan of `limit` with its bucket scaled by `factor` (elevated security mode makes it a separate, smaller one). */
-export function limitPlan(limit: Limit, factor: number): LimitPlan {
+function limitPlan(limit: Limit, factor: number): LimitPlan {
   const spec = bucketSpec(limit, factor);
   const window = spec.ratePerMs > 0 ? Math.ceil(spec.capacity / spec.ratePerMs / 1000) : UNIT_SECONDS[limit.unit];
   const quoted = sfString(limit.name ?? limit.path);
