@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, maskSecrets, type LoadedConfig } from './confi
 import { configWarnings } from './config/warnings.js';
 import { migrate } from './storage/migrate.js';
 import { openTransport, schemaContextFor } from './storage/storage.js';
-import { createLogger, type Logger } from './telemetry/logger.js';
+import { createLogger } from './telemetry/logger.js';
 import { BUILD, VERSION } from './version.js';
 
 /** Exit code for an invalid configuration (sysexits EX_CONFIG). */
@@ -26,10 +26,19 @@ function load(path: string | undefined): LoadedConfig {
   }
 }
 
-function exitAfterFlush(logger: Logger, code: number): void {
-  logger.flush(() => process.exit(code));
-  // If flushing cannot finish, do not hang.
-  setTimeout(() => process.exit(code), 1_000).unref();
+/**
+ * Ends the process with `code` as process.exit does (the 'exit' listeners run: pino writes out the
+ * lines it holds), but without exit(3)'s native handlers: with the embedded engine's background
+ * threads still running (a second signal while draining, a shutdown past its timeout, a crash),
+ * ClickHouse's static destructors can deadlock, and the process would never end. execve(2) replaces
+ * the process image, ending every thread; the new image, a bare Node, exits with `code`. Where execve
+ * is not available (Windows), this is process.exit.
+ */
+function exitNow(code: number): never {
+  if (!process.execve) process.exit(code);
+  process.exitCode = code;
+  process.emit('exit', code);
+  return process.execve(process.execPath, [process.execPath, '-e', `process.exit(${String(code)})`], {});
 }
 
 async function run(opts: { config?: string }): Promise<void> {
@@ -48,20 +57,20 @@ async function run(opts: { config?: string }): Promise<void> {
     signals += 1;
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting now');
-      exitAfterFlush(logger, signal === 'SIGINT' ? 130 : 143);
+      exitNow(signal === 'SIGINT' ? 130 : 143);
       return;
     }
     logger.info({ signal }, 'signal received');
     const limit = setTimeout(() => {
       logger.error({ timeoutMs: loaded.config.shutdown.timeout }, 'shutdown did not finish in time: exiting');
-      exitAfterFlush(logger, 1);
+      exitNow(1);
     }, loaded.config.shutdown.timeout);
     limit.unref();
     agent.shutdown().then(
-      () => exitAfterFlush(logger, 0),
+      () => exitNow(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
-        exitAfterFlush(logger, 1);
+        exitNow(1);
       },
     );
   };
@@ -79,7 +88,7 @@ async function run(opts: { config?: string }): Promise<void> {
   // non-zero (with ack: queued, acknowledged data is on disk and replays at the next start).
   const crash = (err: unknown, what: string): void => {
     logger.fatal({ err }, `${what}: exiting`);
-    exitAfterFlush(logger, 1);
+    exitNow(1);
   };
   process.on('unhandledRejection', (err) => crash(err, 'unhandled promise rejection'));
   process.on('uncaughtException', (err) => crash(err, 'uncaught exception'));
@@ -87,7 +96,7 @@ async function run(opts: { config?: string }): Promise<void> {
     await agent.start();
   } catch (err) {
     logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
-    exitAfterFlush(logger, 1);
+    exitNow(1);
   }
 }
 
