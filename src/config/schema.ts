@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseNetwork } from '../jobs/kinds/address-guard.js';
 import { KIND_PARAMS } from '../jobs/kinds/params.js';
 import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';
+import { automationSchema } from './automation.js';
 import { boolean, byteSize, byteSizeAtLeast, decimal, duration, formatBytes, integer, listenAddress, MAX_TIMER_MS } from './units.js';
 import { splitHostPort } from './host-port.js';
 
@@ -381,6 +382,8 @@ export const configSchema = z.strictObject({
           approval_ttl: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('1h'),
           /** Over-limit hits of one entity in one window that make an incident on the dashboard. */
           incident_threshold: integer({ min: 1, max: 1_000_000_000 }).default(100),
+          /** What acts by itself: honeypots, elevation and block rules, their webhooks. */
+          automation: automationSchema.prefault({}),
         })
         .prefault({}),
       /** Shared buckets for limits with `backend: redis`: standalone (url), Sentinel or Cluster. */

@@ -8,6 +8,9 @@ import type { Query, Range } from './budget.js';
 /** Entities and incidents the dashboard lists when the request says 0, and at most. */
 const DEFAULT_TOP = 10;
 const MAX_TOP = 1000;
+
+/** How many of each list the dashboard answers for a request's `top`: 10 when 0, at most 1000. */
+export const dashboardTop = (top: number): number => (top === 0 ? DEFAULT_TOP : Math.min(top, MAX_TOP));
 /** Limits listed at most (each one configured, so few). */
 const MAX_LIMITS = 1000;
 
@@ -30,7 +33,7 @@ export interface OverLimitDashboardOptions {
  * query parameter; each grouping returns a bounded number of rows.
  */
 export async function overLimitDashboard(query: Query, range: Range, options: OverLimitDashboardOptions): Promise<OverLimitDashboard> {
-  const top = options.top === 0 ? DEFAULT_TOP : Math.min(options.top, MAX_TOP);
+  const top = dashboardTop(options.top);
   const params: QueryParams = { type: options.eventType, start: range.start.toString(), end: range.end.toString(), top, threshold: options.incidentThreshold };
   const from = `(SELECT Timestamp, JSONExtractString(Payload, 'domain') AS domain, JSONExtractString(Payload, 'descriptor') AS descriptor, JSONExtractString(Payload, 'entity') AS entity, JSONExtractUInt(Payload, 'hits') AS hits FROM ${EVENTS.name} WHERE EventType = {type:String} AND Timestamp >= fromUnixTimestamp64Nano({start:Int64}) AND Timestamp < fromUnixTimestamp64Nano({end:Int64}))`;
   const [byLimit, entities, incidents] = await Promise.all([

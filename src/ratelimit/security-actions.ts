@@ -3,7 +3,7 @@ import { ActionState, type SecurityMode } from '../gen/heimdall/v1/security_pb.j
 import { uuidv7 } from '../ids/uuidv7.js';
 
 /** The change an action makes once approved. */
-export type ActionChange = { kind: 'block'; entity: string; reason: string; durationSeconds: number } | { kind: 'unblock'; entity: string } | { kind: 'mode'; mode: SecurityMode };
+export type ActionChange = { kind: 'block'; entity: string; reason: string; durationSeconds: number } | { kind: 'unblock'; entity: string } | { kind: 'mode'; mode: SecurityMode; pin?: boolean | undefined };
 
 /** An action as stored (times in ms since the epoch; 0: not yet). */
 export interface ActionRecord {
@@ -49,6 +49,8 @@ export interface ActionBookOptions {
 export interface ActionBook {
   /** A new pending action requested by `by`, expiring ttlMs from now. */
   propose(change: ActionChange, reason: string, by: string): ActionRecord;
+  /** A new action requested and executed at once by `by` (automation: no approval). */
+  executedBy(change: ActionChange, reason: string, by: string): ActionRecord;
   /** Pending action `id` approved by `by`: executed. not_found, failed_precondition (not pending), permission_denied (`by` requested it). */
   approve(id: string, by: string): ActionRecord;
   /** Pending action `id` rejected by `by`, with `reason` when one is given. not_found, failed_precondition (not pending). */
@@ -79,6 +81,10 @@ export function createActionBook(options: ActionBookOptions): ActionBook {
     propose(change, reason, by) {
       const t = now();
       return { id: uuidv7(t), change, state: ActionState.PENDING, reason, requestedBy: by, decidedBy: '', createdAt: t, decidedAt: 0, expiresAt: t + options.ttlMs };
+    },
+    executedBy(change, reason, by) {
+      const t = now();
+      return { id: uuidv7(t), change, state: ActionState.EXECUTED, reason, requestedBy: by, decidedBy: by, createdAt: t, decidedAt: t, expiresAt: 0 };
     },
     approve(id, by) {
       const a = pending(id);

@@ -4,7 +4,7 @@ import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { ActionState } from '../gen/heimdall/v1/security_pb.js';
 import type { Logger } from '../telemetry/logger.js';
 import { STATE_NAMES, type ActionBook, type ActionChange, type ActionRecord } from './security-actions.js';
-import { MODE_NAMES, type PolicyChange, type SecurityPolicy } from './security-policy.js';
+import { MODE_NAMES, SYSTEM_ACTOR, type PolicyChange, type SecurityPolicy } from './security-policy.js';
 import type { SecurityShare } from './security-share.js';
 import type { SecurityStore } from './security-store.js';
 
@@ -39,6 +39,11 @@ export interface SecurityChanges {
   reject(id: string, by: string, reason: string): Promise<ActionRecord>;
   /** Expires pending actions past their time (a failed write leaves one pending) and drops blocks past theirs. Never throws. */
   sweep(): Promise<void>;
+  /**
+   * Executes `change` at once as SYSTEM_ACTOR (automation: no approval), stored, applied, shared and
+   * audited like an approved action. A mode change while the mode is pinned is not made: undefined.
+   */
+  automatic(change: ActionChange, reason: string): Promise<ActionRecord | undefined>;
   /** Applies a change another agent made (`from` names where it came from). */
   applyShared(change: PolicyChange, from: string): void;
   /** Loads the stored state, then the shared one (newer: it wins), then sweeps. */
@@ -85,8 +90,8 @@ export function createSecurityChanges(options: SecurityChangesOptions): Security
       await store.removeBlock(c.entity);
       change = { kind: 'unblock', entity: c.entity };
     } else {
-      await store.saveMode(c.mode);
-      change = { kind: 'mode', mode: c.mode };
+      await store.saveMode(c.mode, c.pin ?? false, a.decidedBy);
+      change = { kind: 'mode', mode: c.mode, pinned: c.pin ?? false, by: a.decidedBy };
     }
     apply(change, a.decidedBy);
     await share?.share(change);
@@ -113,11 +118,17 @@ export function createSecurityChanges(options: SecurityChangesOptions): Security
       await sweep();
       return decided(book.reject(id, by, reason));
     },
+    async automatic(change, reason) {
+      if (change.kind === 'mode' && policy.pinned) return undefined;
+      const a = book.executedBy(change, reason, SYSTEM_ACTOR);
+      await execute(a);
+      return transition(a, `${describe(a)} executed by ${SYSTEM_ACTOR}: ${reason}`);
+    },
     sweep,
     applyShared: apply,
     async restore() {
       const stored = await store.load();
-      if (stored.mode !== undefined) policy.apply({ kind: 'mode', mode: stored.mode });
+      if (stored.mode !== undefined) policy.apply({ kind: 'mode', ...stored.mode });
       for (const block of stored.blocks) policy.apply({ kind: 'block', block });
       for (const a of stored.actions) book.record(a);
       // Shared state in Redis is newer than what this agent stored: it wins.

@@ -11,8 +11,15 @@ export interface BlockRecord {
   approvedBy: string;
 }
 
-/** A change to the mode or the block list: what an executed action does, and what agents share through Redis. */
-export type PolicyChange = { kind: 'mode'; mode: SecurityMode } | { kind: 'block'; block: BlockRecord } | { kind: 'unblock'; entity: string };
+/** The actor of automatic changes (honeypots, rules): it requests and executes them, with no approval. */
+export const SYSTEM_ACTOR = 'system';
+
+/**
+ * A change to the mode or the block list: what an executed action does, and what agents share
+ * through Redis. A mode change says whether it pins the mode (automation then leaves it alone) and
+ * who set it (absent: the configured first mode).
+ */
+export type PolicyChange = { kind: 'mode'; mode: SecurityMode; pinned?: boolean | undefined; by?: string | undefined } | { kind: 'block'; block: BlockRecord } | { kind: 'unblock'; entity: string };
 
 /** The mode and the blocks in force: what the main thread replicates to the rate-limit worker. */
 export interface SecuritySnapshot {
@@ -47,6 +54,10 @@ export interface SecurityPolicyOptions {
 /** The mode and the block list in force, and the verdict they give a descriptor. No I/O; never throws. */
 export interface SecurityPolicy {
   readonly mode: SecurityMode;
+  /** The mode is pinned by an admin: automation does not change it. */
+  readonly pinned: boolean;
+  /** Who set the mode: an admin, SYSTEM_ACTOR, or '' (the configured first mode). */
+  readonly modeSetBy: string;
   /** The blocks held, in the order first made. */
   blocks(): BlockRecord[];
   /** Applies a change; returns the mode before it when the change switched the mode. */
@@ -63,18 +74,30 @@ export function createSecurityPolicy(options: SecurityPolicyOptions): SecurityPo
   const allow = new Set(options.config.lockdown_allow);
   const blocks = new Map<string, BlockRecord>();
   let mode: SecurityMode = MODE_BY_NAME[options.config.mode];
+  let pinned = false;
+  let modeSetBy = '';
   return {
     get mode() {
       return mode;
+    },
+    get pinned() {
+      return pinned;
+    },
+    get modeSetBy() {
+      return modeSetBy;
     },
     blocks: () => [...blocks.values()],
     apply(change) {
       if (change.kind === 'block') blocks.set(change.block.entity, change.block);
       else if (change.kind === 'unblock') blocks.delete(change.entity);
-      else if (change.mode !== mode) {
-        const before = mode;
-        mode = change.mode;
-        return before;
+      else {
+        pinned = change.pinned ?? false;
+        modeSetBy = change.by ?? '';
+        if (change.mode !== mode) {
+          const before = mode;
+          mode = change.mode;
+          return before;
+        }
       }
       return undefined;
     },

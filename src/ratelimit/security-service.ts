@@ -3,14 +3,14 @@ import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { Principal } from '../auth/auth.js';
 import { AgentError, invalidFields } from '../errors/agent-error.js';
 import { ActionState, SecurityMode, SecurityService, type ActionSchema, type BlockSchema, type RequestActionRequest } from '../gen/heimdall/v1/security_pb.js';
-import { overLimitDashboard } from '../query/over-limit-dashboard.js';
+import { dashboardTop, overLimitDashboard } from '../query/over-limit-dashboard.js';
 import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { Storage } from '../storage/storage.js';
 import { HOUR_NS, timeRange, timestamp } from '../time/range.js';
 import { OVER_LIMIT_EVENT } from './over-limit.js';
 import type { ActionBook, ActionChange, ActionRecord } from './security-actions.js';
 import type { SecurityChanges } from './security-changes.js';
-import { MODE_NAMES, type BlockRecord, type SecurityPolicy } from './security-policy.js';
+import { MODE_NAMES, SYSTEM_ACTOR, type BlockRecord, type SecurityPolicy } from './security-policy.js';
 
 /** ListActions answers this many when the request names no limit, and at most MAX_LIST_ACTIONS. */
 const DEFAULT_LIST_ACTIONS = 100;
@@ -21,7 +21,7 @@ export interface SecurityServiceOptions {
   /** Where the service is added (served on gRPC and on the admin port's Connect API). */
   services: ServiceRegistrar;
   changes: SecurityChanges;
-  policy: Pick<SecurityPolicy, 'mode' | 'blocks'>;
+  policy: Pick<SecurityPolicy, 'mode' | 'blocks' | 'pinned' | 'modeSetBy'>;
   book: Pick<ActionBook, 'list' | 'all'>;
   /** Where the dashboard reads over-limit events. */
   storage: Pick<Storage, 'requireReady' | 'transport'>;
@@ -39,7 +39,7 @@ function toAction(a: ActionRecord): MessageInitShape<typeof ActionSchema> {
       ? { case: 'block' as const, value: { entity: a.change.entity, reason: a.change.reason, durationSeconds: a.change.durationSeconds } }
       : a.change.kind === 'unblock'
         ? { case: 'unblock' as const, value: { entity: a.change.entity } }
-        : { case: 'setMode' as const, value: { mode: a.change.mode } };
+        : { case: 'setMode' as const, value: { mode: a.change.mode, pin: a.change.pin ?? false } };
   return { id: a.id, change, state: a.state, reason: a.reason, requestedBy: a.requestedBy, decidedBy: a.decidedBy, createdAt: ts(a.createdAt), decidedAt: ts(a.decidedAt), expiresAt: ts(a.expiresAt) };
 }
 
@@ -56,7 +56,7 @@ function changeOf(req: RequestActionRequest): ActionChange {
   if (c.case === 'unblock') return { kind: 'unblock', entity: entity(c.value.entity, 'unblock.entity') };
   if (c.case === 'setMode') {
     if (!(c.value.mode in MODE_NAMES) || c.value.mode === SecurityMode.UNSPECIFIED) throw new AgentError('invalid_argument', 'set_mode.mode: use normal, elevated or lockdown');
-    return { kind: 'mode', mode: c.value.mode };
+    return { kind: 'mode', mode: c.value.mode, pin: c.value.pin };
   }
   throw new AgentError('invalid_argument', 'change: give block, unblock or set_mode');
 }
@@ -72,7 +72,7 @@ export function addSecurityService(options: SecurityServiceOptions): void {
     {
       async getState() {
         await changes.sweep();
-        return { mode: policy.mode, blocks: policy.blocks().map(toBlock), pendingActions: pending().length };
+        return { mode: policy.mode, blocks: policy.blocks().map(toBlock), pendingActions: pending().length, pinned: policy.pinned, modeSetBy: policy.modeSetBy };
       },
       async requestAction(req, ctx) {
         return { action: toAction(await changes.request(changeOf(req), req.reason, actor(ctx.principal))) };
@@ -89,7 +89,18 @@ export function addSecurityService(options: SecurityServiceOptions): void {
         storage.requireReady('the dashboard cannot be read');
         const query = storage.transport.query.bind(storage.transport);
         const dashboard = await overLimitDashboard(query, range, { eventType: OVER_LIMIT_EVENT, top: req.top, incidentThreshold: options.incidentThreshold });
-        return { startTime: timestamp(range.start), endTime: timestamp(range.end), mode: policy.mode, blocks: policy.blocks().map(toBlock), pendingActions: pending().map(toAction), ...dashboard };
+        const [fromMs, toMs] = [Number(range.start / 1_000_000n), Number(range.end / 1_000_000n)];
+        const automatic = book.list(ActionState.EXECUTED).filter((a) => a.requestedBy === SYSTEM_ACTOR && a.decidedAt >= fromMs && a.decidedAt < toMs);
+        return {
+          startTime: timestamp(range.start),
+          endTime: timestamp(range.end),
+          mode: policy.mode,
+          pinned: policy.pinned,
+          blocks: policy.blocks().map(toBlock),
+          pendingActions: pending().map(toAction),
+          automaticActions: automatic.slice(0, dashboardTop(req.top)).map(toAction),
+          ...dashboard,
+        };
       },
       async listActions(req) {
         if (req.limit > MAX_LIST_ACTIONS) throw invalidFields([{ field: 'limit', description: `at most ${MAX_LIST_ACTIONS}, got ${req.limit}` }]);

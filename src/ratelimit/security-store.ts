@@ -4,9 +4,9 @@ import { SECURITY_STATE } from '../storage/tables.js';
 import type { ActionRecord } from './security-actions.js';
 import type { BlockRecord } from './security-policy.js';
 
-/** The security state as stored: the mode (when one was ever set), the blocks and the actions, in storage's order. */
+/** The security state as stored: the mode (when one was ever set: whether pinned, who set it), the blocks and the actions, in storage's order. */
 export interface StoredSecurity {
-  mode: SecurityMode | undefined;
+  mode: { mode: SecurityMode; pinned: boolean; by: string } | undefined;
   blocks: BlockRecord[];
   actions: ActionRecord[];
 }
@@ -22,7 +22,7 @@ export interface SecurityStoreOptions {
  * UNAVAILABLE) while storage cannot take them, and storage errors as they come.
  */
 export interface SecurityStore {
-  saveMode(mode: SecurityMode): Promise<void>;
+  saveMode(mode: SecurityMode, pinned?: boolean, by?: string): Promise<void>;
   saveBlock(block: BlockRecord): Promise<void>;
   /** Removes the block of `entity` (a tombstone: the next load does not return it). */
   removeBlock(entity: string): Promise<void>;
@@ -39,7 +39,7 @@ export function createSecurityStore(options: SecurityStoreOptions): SecurityStor
     await storage.transport.insert(SECURITY_STATE.name, [{ Kind: kind, Key: key, Version: Date.now() * 1000 + Math.floor(Math.random() * 1000), Deleted: deleted ? 1 : 0, Data: JSON.stringify(data) }]);
   };
   return {
-    saveMode: (mode) => put('mode', 'mode', { mode }),
+    saveMode: (mode, pinned = false, by = '') => put('mode', 'mode', { mode, pinned, by }),
     saveBlock: (block) => put('block', block.entity, block),
     removeBlock: (entity) => put('block', entity, {}, true),
     saveAction: (action) => put('action', action.id, action),
@@ -48,7 +48,7 @@ export function createSecurityStore(options: SecurityStoreOptions): SecurityStor
       const stored: StoredSecurity = { mode: undefined, blocks: [], actions: [] };
       for (const r of rows) {
         const data = JSON.parse(r.Data) as Record<string, unknown>;
-        if (r.Kind === 'mode') stored.mode = Number(data.mode);
+        if (r.Kind === 'mode') stored.mode = { mode: Number(data.mode), pinned: data.pinned === true, by: typeof data.by === 'string' ? data.by : '' };
         else if (r.Kind === 'block') stored.blocks.push(data as unknown as BlockRecord);
         else if (r.Kind === 'action') stored.actions.push(data as unknown as ActionRecord);
       }

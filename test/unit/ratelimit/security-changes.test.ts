@@ -131,6 +131,39 @@ describe('security changes', () => {
     ]);
   });
 
+  it('executes an automatic change at once as the system actor: stored, applied and audited, with no approval', async () => {
+    const { clock, book, policy, store, changes } = changesOver(db.storage, pipeline);
+    const a = await changes.automatic({ kind: 'block', entity: 'remote_address=203.0.113.9', reason: 'honeypot wp-login', durationSeconds: 3600 }, 'honeypot wp-login hit');
+    expect(a).toMatchObject({ state: ActionState.EXECUTED, requestedBy: 'system', decidedBy: 'system', createdAt: clock.t, decidedAt: clock.t });
+    expect(book.list(ActionState.PENDING)).toEqual([]);
+    expect(policy.check([{ key: 'remote_address', value: '203.0.113.9' }])).toEqual({ refuse: true, reason: 'blocked' });
+    expect((await store.load()).blocks).toContainEqual(expect.objectContaining({ entity: 'remote_address=203.0.113.9', expiresAt: clock.t + 3_600_000, requestedBy: 'system', approvedBy: 'system' }));
+    expect((await audits(a?.id ?? '', 1)).map((e) => [e.EventType, e.ActorId, e.Message])).toEqual([
+      ['security.action.executed', 'system', 'block remote_address=203.0.113.9 executed by system: honeypot wp-login hit'],
+    ]);
+    // A rule's block expires by itself.
+    clock.t += 3_600_000;
+    await changes.sweep();
+    expect(policy.blocks()).toEqual([]);
+  });
+
+  it('a pinned mode is left alone by automation until an admin sets a mode without pin', async () => {
+    const { policy, store, changes } = changesOver(db.storage, pipeline);
+    const pin = await changes.request({ kind: 'mode', mode: SecurityMode.ELEVATED, pin: true }, 'hold it', 'admin-a');
+    await changes.approve(pin.id, 'admin-b');
+    expect([policy.mode, policy.pinned, policy.modeSetBy]).toEqual([SecurityMode.ELEVATED, true, 'admin-b']);
+    expect((await store.load()).mode).toEqual({ mode: SecurityMode.ELEVATED, pinned: true, by: 'admin-b' });
+    expect(await changes.automatic({ kind: 'mode', mode: SecurityMode.LOCKDOWN }, 'rule burst')).toBeUndefined();
+    expect(policy.mode).toBe(SecurityMode.ELEVATED);
+    // Blocks are not modes: automation still blocks while the mode is pinned.
+    expect(await changes.automatic({ kind: 'unblock', entity: 'user=nobody' }, 'rule')).toBeDefined();
+    const unpin = await changes.request({ kind: 'mode', mode: SecurityMode.ELEVATED }, 'let automation act', 'admin-a');
+    await changes.approve(unpin.id, 'admin-b');
+    expect(policy.pinned).toBe(false);
+    await changes.automatic({ kind: 'mode', mode: SecurityMode.NORMAL }, 'rule quiet');
+    expect([policy.mode, policy.modeSetBy]).toEqual([SecurityMode.NORMAL, 'system']);
+  });
+
   it('changes nothing when storage cannot take a write: the request, approval and rejection fail, the sweep leaves the action pending', async () => {
     const dir = tempDir();
     // Storage that is never started: every write is refused as not ready.

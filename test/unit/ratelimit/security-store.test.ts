@@ -49,7 +49,7 @@ describe('the security store', () => {
     await store.removeBlock('user=eve');
     await store.saveAction(action('a1', ActionState.EXECUTED));
     const loaded = await store.load();
-    expect(loaded.mode).toBe(SecurityMode.LOCKDOWN);
+    expect(loaded.mode).toEqual({ mode: SecurityMode.LOCKDOWN, pinned: false, by: '' });
     expect(loaded.blocks).toEqual([block('user=mallory')]);
     expect(loaded.actions).toEqual([action('a1', ActionState.EXECUTED)]);
   });
@@ -60,6 +60,6 @@ describe('the security store', () => {
     await expect(store.saveMode(SecurityMode.NORMAL)).rejects.toThrow(new StorageNotReady('the security state cannot be saved'));
     db = await startEmbeddedStorage(dir.path);
     const loaded = await createSecurityStore({ storage: db.storage }).load();
-    expect(loaded).toEqual({ mode: SecurityMode.LOCKDOWN, blocks: [block('user=mallory')], actions: [action('a1', ActionState.EXECUTED)] });
+    expect(loaded).toEqual({ mode: { mode: SecurityMode.LOCKDOWN, pinned: false, by: '' }, blocks: [block('user=mallory')], actions: [action('a1', ActionState.EXECUTED)] });
   });
 });

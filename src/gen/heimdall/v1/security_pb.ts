@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file heimdall/v1/security.proto.
  */
 export const file_heimdall_v1_security: GenFile = /*@__PURE__*/
-  fileDesc("ChpoZWltZGFsbC92MS9zZWN1cml0eS5wcm90bxILaGVpbWRhbGwudjEisgEKBUJsb2NrEg4KBmVudGl0eRgBIAEoCRIOCgZyZWFzb24YAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GAUgASgJEhMKC2FwcHJvdmVkX2J5GAYgASgJIkcKC0Jsb2NrQWN0aW9uEg4KBmVudGl0eRgBIAEoCRIOCgZyZWFzb24YAiABKAkSGAoQZHVyYXRpb25fc2Vjb25kcxgDIAEoDSIfCg1VbmJsb2NrQWN0aW9uEg4KBmVudGl0eRgBIAEoCSI4Cg1TZXRNb2RlQWN0aW9uEicKBG1vZGUYASABKA4yGS5oZWltZGFsbC52MS5TZWN1cml0eU1vZGUimwMKBkFjdGlvbhIKCgJpZBgBIAEoCRIpCgVibG9jaxgCIAEoCzIYLmhlaW1kYWxsLnYxLkJsb2NrQWN0aW9uSAASLQoHdW5ibG9jaxgDIAEoCzIaLmhlaW1kYWxsLnYxLlVuYmxvY2tBY3Rpb25IABIuCghzZXRfbW9kZRgEIAEoCzIaLmhlaW1kYWxsLnYxLlNldE1vZGVBY3Rpb25IABInCgVzdGF0ZRgFIAEoDjIYLmhlaW1kYWxsLnYxLkFjdGlvblN0YXRlEg4KBnJlYXNvbhgGIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYByABKAkSEgoKZGVjaWRlZF9ieRgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpkZWNpZGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZjaGFuZ2UiEQoPR2V0U3RhdGVSZXF1ZXN0IngKEEdldFN0YXRlUmVzcG9uc2USJwoEbW9kZRgBIAEoDjIZLmhlaW1kYWxsLnYxLlNlY3VyaXR5TW9kZRIiCgZibG9ja3MYAiADKAsyEi5oZWltZGFsbC52MS5CbG9jaxIXCg9wZW5kaW5nX2FjdGlvbnMYAyABKA0iugEKFFJlcXVlc3RBY3Rpb25SZXF1ZXN0EikKBWJsb2NrGAEgASgLMhguaGVpbWRhbGwudjEuQmxvY2tBY3Rpb25IABItCgd1bmJsb2NrGAIgASgLMhouaGVpbWRhbGwudjEuVW5ibG9ja0FjdGlvbkgAEi4KCHNldF9tb2RlGAMgASgLMhouaGVpbWRhbGwudjEuU2V0TW9kZUFjdGlvbkgAEg4KBnJlYXNvbhgEIAEoCUIICgZjaGFuZ2UiPAoVUmVxdWVzdEFjdGlvblJlc3BvbnNlEiMKBmFjdGlvbhgBIAEoCzITLmhlaW1kYWxsLnYxLkFjdGlvbiIiChRBcHByb3ZlQWN0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSI8ChVBcHByb3ZlQWN0aW9uUmVzcG9uc2USIwoGYWN0aW9uGAEgASgLMhMuaGVpbWRhbGwudjEuQWN0aW9uIjEKE1JlamVjdEFjdGlvblJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjsKFFJlamVjdEFjdGlvblJlc3BvbnNlEiMKBmFjdGlvbhgBIAEoCzITLmhlaW1kYWxsLnYxLkFjdGlvbiJMChJMaXN0QWN0aW9uc1JlcXVlc3QSJwoFc3RhdGUYASABKA4yGC5oZWltZGFsbC52MS5BY3Rpb25TdGF0ZRINCgVsaW1pdBgCIAEoDSJOChNMaXN0QWN0aW9uc1Jlc3BvbnNlEiQKB2FjdGlvbnMYASADKAsyEy5oZWltZGFsbC52MS5BY3Rpb24SEQoJdHJ1bmNhdGVkGAIgASgIIoABChNHZXREYXNoYm9hcmRSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0b3AYAyABKA0iQgoOT3ZlckxpbWl0Q291bnQSDgoGZG9tYWluGAEgASgJEhIKCmRlc2NyaXB0b3IYAiABKAkSDAoEaGl0cxgDIAEoBCIrCgtFbnRpdHlDb3VudBIOCgZlbnRpdHkYASABKAkSDAoEaGl0cxgCIAEoBCJ2CghJbmNpZGVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkb21haW4YAiABKAkSEgoKZGVzY3JpcHRvchgDIAEoCRIOCgZlbnRpdHkYBCABKAkSDAoEaGl0cxgFIAEoBCL6AgoUR2V0RGFzaGJvYXJkUmVzcG9uc2USLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBG1vZGUYAyABKA4yGS5oZWltZGFsbC52MS5TZWN1cml0eU1vZGUSIgoGYmxvY2tzGAQgAygLMhIuaGVpbWRhbGwudjEuQmxvY2sSLAoPcGVuZGluZ19hY3Rpb25zGAUgAygLMhMuaGVpbWRhbGwudjEuQWN0aW9uEi8KCm92ZXJfbGltaXQYBiADKAsyGy5oZWltZGFsbC52MS5PdmVyTGltaXRDb3VudBIuCgx0b3BfZW50aXRpZXMYByADKAsyGC5oZWltZGFsbC52MS5FbnRpdHlDb3VudBIoCglpbmNpZGVudHMYCCADKAsyFS5oZWltZGFsbC52MS5JbmNpZGVudCp/CgxTZWN1cml0eU1vZGUSHQoZU0VDVVJJVFlfTU9ERV9VTlNQRUNJRklFRBAAEhgKFFNFQ1VSSVRZX01PREVfTk9STUFMEAESGgoWU0VDVVJJVFlfTU9ERV9FTEVWQVRFRBACEhoKFlNFQ1VSSVRZX01PREVfTE9DS0RPV04QAyqVAQoLQWN0aW9uU3RhdGUSHAoYQUNUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQUNUSU9OX1NUQVRFX1BFTkRJTkcQARIZChVBQ1RJT05fU1RBVEVfRVhFQ1VURUQQAhIZChVBQ1RJT05fU1RBVEVfUkVKRUNURUQQAxIYChRBQ1RJT05fU1RBVEVfRVhQSVJFRBAEMoYECg9TZWN1cml0eVNlcnZpY2USRwoIR2V0U3RhdGUSHC5oZWltZGFsbC52MS5HZXRTdGF0ZVJlcXVlc3QaHS5oZWltZGFsbC52MS5HZXRTdGF0ZVJlc3BvbnNlElYKDVJlcXVlc3RBY3Rpb24SIS5oZWltZGFsbC52MS5SZXF1ZXN0QWN0aW9uUmVxdWVzdBoiLmhlaW1kYWxsLnYxLlJlcXVlc3RBY3Rpb25SZXNwb25zZRJWCg1BcHByb3ZlQWN0aW9uEiEuaGVpbWRhbGwudjEuQXBwcm92ZUFjdGlvblJlcXVlc3QaIi5oZWltZGFsbC52MS5BcHByb3ZlQWN0aW9uUmVzcG9uc2USUwoMUmVqZWN0QWN0aW9uEiAuaGVpbWRhbGwudjEuUmVqZWN0QWN0aW9uUmVxdWVzdBohLmhlaW1kYWxsLnYxLlJlamVjdEFjdGlvblJlc3BvbnNlElAKC0xpc3RBY3Rpb25zEh8uaGVpbWRhbGwudjEuTGlzdEFjdGlvbnNSZXF1ZXN0GiAuaGVpbWRhbGwudjEuTGlzdEFjdGlvbnNSZXNwb25zZRJTCgxHZXREYXNoYm9hcmQSIC5oZWltZGFsbC52MS5HZXREYXNoYm9hcmRSZXF1ZXN0GiEuaGVpbWRhbGwudjEuR2V0RGFzaGJvYXJkUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChpoZWltZGFsbC92MS9zZWN1cml0eS5wcm90bxILaGVpbWRhbGwudjEisgEKBUJsb2NrEg4KBmVudGl0eRgBIAEoCRIOCgZyZWFzb24YAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GAUgASgJEhMKC2FwcHJvdmVkX2J5GAYgASgJIkcKC0Jsb2NrQWN0aW9uEg4KBmVudGl0eRgBIAEoCRIOCgZyZWFzb24YAiABKAkSGAoQZHVyYXRpb25fc2Vjb25kcxgDIAEoDSIfCg1VbmJsb2NrQWN0aW9uEg4KBmVudGl0eRgBIAEoCSJFCg1TZXRNb2RlQWN0aW9uEicKBG1vZGUYASABKA4yGS5oZWltZGFsbC52MS5TZWN1cml0eU1vZGUSCwoDcGluGAIgASgIIpsDCgZBY3Rpb24SCgoCaWQYASABKAkSKQoFYmxvY2sYAiABKAsyGC5oZWltZGFsbC52MS5CbG9ja0FjdGlvbkgAEi0KB3VuYmxvY2sYAyABKAsyGi5oZWltZGFsbC52MS5VbmJsb2NrQWN0aW9uSAASLgoIc2V0X21vZGUYBCABKAsyGi5oZWltZGFsbC52MS5TZXRNb2RlQWN0aW9uSAASJwoFc3RhdGUYBSABKA4yGC5oZWltZGFsbC52MS5BY3Rpb25TdGF0ZRIOCgZyZWFzb24YBiABKAkSFAoMcmVxdWVzdGVkX2J5GAcgASgJEhIKCmRlY2lkZWRfYnkYCCABKAkSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZGVjaWRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGY2hhbmdlIhEKD0dldFN0YXRlUmVxdWVzdCKdAQoQR2V0U3RhdGVSZXNwb25zZRInCgRtb2RlGAEgASgOMhkuaGVpbWRhbGwudjEuU2VjdXJpdHlNb2RlEiIKBmJsb2NrcxgCIAMoCzISLmhlaW1kYWxsLnYxLkJsb2NrEhcKD3BlbmRpbmdfYWN0aW9ucxgDIAEoDRIOCgZwaW5uZWQYBCABKAgSEwoLbW9kZV9zZXRfYnkYBSABKAkiugEKFFJlcXVlc3RBY3Rpb25SZXF1ZXN0EikKBWJsb2NrGAEgASgLMhguaGVpbWRhbGwudjEuQmxvY2tBY3Rpb25IABItCgd1bmJsb2NrGAIgASgLMhouaGVpbWRhbGwudjEuVW5ibG9ja0FjdGlvbkgAEi4KCHNldF9tb2RlGAMgASgLMhouaGVpbWRhbGwudjEuU2V0TW9kZUFjdGlvbkgAEg4KBnJlYXNvbhgEIAEoCUIICgZjaGFuZ2UiPAoVUmVxdWVzdEFjdGlvblJlc3BvbnNlEiMKBmFjdGlvbhgBIAEoCzITLmhlaW1kYWxsLnYxLkFjdGlvbiIiChRBcHByb3ZlQWN0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSI8ChVBcHByb3ZlQWN0aW9uUmVzcG9uc2USIwoGYWN0aW9uGAEgASgLMhMuaGVpbWRhbGwudjEuQWN0aW9uIjEKE1JlamVjdEFjdGlvblJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjsKFFJlamVjdEFjdGlvblJlc3BvbnNlEiMKBmFjdGlvbhgBIAEoCzITLmhlaW1kYWxsLnYxLkFjdGlvbiJMChJMaXN0QWN0aW9uc1JlcXVlc3QSJwoFc3RhdGUYASABKA4yGC5oZWltZGFsbC52MS5BY3Rpb25TdGF0ZRINCgVsaW1pdBgCIAEoDSJOChNMaXN0QWN0aW9uc1Jlc3BvbnNlEiQKB2FjdGlvbnMYASADKAsyEy5oZWltZGFsbC52MS5BY3Rpb24SEQoJdHJ1bmNhdGVkGAIgASgIIoABChNHZXREYXNoYm9hcmRSZXF1ZXN0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0b3AYAyABKA0iQgoOT3ZlckxpbWl0Q291bnQSDgoGZG9tYWluGAEgASgJEhIKCmRlc2NyaXB0b3IYAiABKAkSDAoEaGl0cxgDIAEoBCIrCgtFbnRpdHlDb3VudBIOCgZlbnRpdHkYASABKAkSDAoEaGl0cxgCIAEoBCJ2CghJbmNpZGVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkb21haW4YAiABKAkSEgoKZGVzY3JpcHRvchgDIAEoCRIOCgZlbnRpdHkYBCABKAkSDAoEaGl0cxgFIAEoBCJ7CgtIb25leXBvdEhpdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghob25leXBvdBgCIAEoCRIOCgZkb21haW4YAyABKAkSDwoHZW50cmllcxgEIAEoCRIPCgdibG9ja2VkGAUgAygJIusDChRHZXREYXNoYm9hcmRSZXNwb25zZRIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEbW9kZRgDIAEoDjIZLmhlaW1kYWxsLnYxLlNlY3VyaXR5TW9kZRIiCgZibG9ja3MYBCADKAsyEi5oZWltZGFsbC52MS5CbG9jaxIsCg9wZW5kaW5nX2FjdGlvbnMYBSADKAsyEy5oZWltZGFsbC52MS5BY3Rpb24SLwoKb3Zlcl9saW1pdBgGIAMoCzIbLmhlaW1kYWxsLnYxLk92ZXJMaW1pdENvdW50Ei4KDHRvcF9lbnRpdGllcxgHIAMoCzIYLmhlaW1kYWxsLnYxLkVudGl0eUNvdW50EigKCWluY2lkZW50cxgIIAMoCzIVLmhlaW1kYWxsLnYxLkluY2lkZW50Eg4KBnBpbm5lZBgJIAEoCBIuChFhdXRvbWF0aWNfYWN0aW9ucxgKIAMoCzITLmhlaW1kYWxsLnYxLkFjdGlvbhIvCg1ob25leXBvdF9oaXRzGAsgAygLMhguaGVpbWRhbGwudjEuSG9uZXlwb3RIaXQqfwoMU2VjdXJpdHlNb2RlEh0KGVNFQ1VSSVRZX01PREVfVU5TUEVDSUZJRUQQABIYChRTRUNVUklUWV9NT0RFX05PUk1BTBABEhoKFlNFQ1VSSVRZX01PREVfRUxFVkFURUQQAhIaChZTRUNVUklUWV9NT0RFX0xPQ0tET1dOEAMqlQEKC0FjdGlvblN0YXRlEhwKGEFDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEFDVElPTl9TVEFURV9QRU5ESU5HEAESGQoVQUNUSU9OX1NUQVRFX0VYRUNVVEVEEAISGQoVQUNUSU9OX1NUQVRFX1JFSkVDVEVEEAMSGAoUQUNUSU9OX1NUQVRFX0VYUElSRUQQBDKGBAoPU2VjdXJpdHlTZXJ2aWNlEkcKCEdldFN0YXRlEhwuaGVpbWRhbGwudjEuR2V0U3RhdGVSZXF1ZXN0Gh0uaGVpbWRhbGwudjEuR2V0U3RhdGVSZXNwb25zZRJWCg1SZXF1ZXN0QWN0aW9uEiEuaGVpbWRhbGwudjEuUmVxdWVzdEFjdGlvblJlcXVlc3QaIi5oZWltZGFsbC52MS5SZXF1ZXN0QWN0aW9uUmVzcG9uc2USVgoNQXBwcm92ZUFjdGlvbhIhLmhlaW1kYWxsLnYxLkFwcHJvdmVBY3Rpb25SZXF1ZXN0GiIuaGVpbWRhbGwudjEuQXBwcm92ZUFjdGlvblJlc3BvbnNlElMKDFJlamVjdEFjdGlvbhIgLmhlaW1kYWxsLnYxLlJlamVjdEFjdGlvblJlcXVlc3QaIS5oZWltZGFsbC52MS5SZWplY3RBY3Rpb25SZXNwb25zZRJQCgtMaXN0QWN0aW9ucxIfLmhlaW1kYWxsLnYxLkxpc3RBY3Rpb25zUmVxdWVzdBogLmhlaW1kYWxsLnYxLkxpc3RBY3Rpb25zUmVzcG9uc2USUwoMR2V0RGFzaGJvYXJkEiAuaGVpbWRhbGwudjEuR2V0RGFzaGJvYXJkUmVxdWVzdBohLmhlaW1kYWxsLnYxLkdldERhc2hib2FyZFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One blocked entity: a descriptor entry `key=value`, e.g. `remote_address=203.0.113.7`.
@@ -116,6 +116,14 @@ export type SetModeAction = Message<"heimdall.v1.SetModeAction"> & {
    * @generated from field: heimdall.v1.SecurityMode mode = 1;
    */
   mode: SecurityMode;
+
+  /**
+   * Pins the mode: automation (ratelimit.security.automation rules) leaves it alone until a set_mode
+   * without pin is executed.
+   *
+   * @generated from field: bool pin = 2;
+   */
+  pin: boolean;
 };
 
 /**
@@ -233,6 +241,20 @@ export type GetStateResponse = Message<"heimdall.v1.GetStateResponse"> & {
    * @generated from field: uint32 pending_actions = 3;
    */
   pendingActions: number;
+
+  /**
+   * The mode is pinned: automation does not change it.
+   *
+   * @generated from field: bool pinned = 4;
+   */
+  pinned: boolean;
+
+  /**
+   * Who set the mode: the approving admin, "system" (automation), or "" (the configured first mode).
+   *
+   * @generated from field: string mode_set_by = 5;
+   */
+  modeSetBy: string;
 };
 
 /**
@@ -546,6 +568,51 @@ export const IncidentSchema: GenMessage<Incident> = /*@__PURE__*/
   messageDesc(file_heimdall_v1_security, 18);
 
 /**
+ * One hit of a honeypot: a trap descriptor no real client sends.
+ *
+ * @generated from message heimdall.v1.HoneypotHit
+ */
+export type HoneypotHit = Message<"heimdall.v1.HoneypotHit"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * The honeypot's name (ratelimit.security.automation.honeypots).
+   *
+   * @generated from field: string honeypot = 2;
+   */
+  honeypot: string;
+
+  /**
+   * @generated from field: string domain = 3;
+   */
+  domain: string;
+
+  /**
+   * The hit descriptor's entries, `key=value` joined with ",".
+   *
+   * @generated from field: string entries = 4;
+   */
+  entries: string;
+
+  /**
+   * The entities blocked for it; none when they are allowed or were blocked already.
+   *
+   * @generated from field: repeated string blocked = 5;
+   */
+  blocked: string[];
+};
+
+/**
+ * Describes the message heimdall.v1.HoneypotHit.
+ * Use `create(HoneypotHitSchema)` to create a new message.
+ */
+export const HoneypotHitSchema: GenMessage<HoneypotHit> = /*@__PURE__*/
+  messageDesc(file_heimdall_v1_security, 19);
+
+/**
  * @generated from message heimdall.v1.GetDashboardResponse
  */
 export type GetDashboardResponse = Message<"heimdall.v1.GetDashboardResponse"> & {
@@ -588,6 +655,25 @@ export type GetDashboardResponse = Message<"heimdall.v1.GetDashboardResponse"> &
    * @generated from field: repeated heimdall.v1.Incident incidents = 8;
    */
   incidents: Incident[];
+
+  /**
+   * @generated from field: bool pinned = 9;
+   */
+  pinned: boolean;
+
+  /**
+   * Actions automation executed in the window (requested by "system", no approval), newest first.
+   *
+   * @generated from field: repeated heimdall.v1.Action automatic_actions = 10;
+   */
+  automaticActions: Action[];
+
+  /**
+   * Honeypot hits in the window, newest first (at most `top`).
+   *
+   * @generated from field: repeated heimdall.v1.HoneypotHit honeypot_hits = 11;
+   */
+  honeypotHits: HoneypotHit[];
 };
 
 /**
@@ -595,7 +681,7 @@ export type GetDashboardResponse = Message<"heimdall.v1.GetDashboardResponse"> &
  * Use `create(GetDashboardResponseSchema)` to create a new message.
  */
 export const GetDashboardResponseSchema: GenMessage<GetDashboardResponse> = /*@__PURE__*/
-  messageDesc(file_heimdall_v1_security, 19);
+  messageDesc(file_heimdall_v1_security, 20);
 
 /**
  * @generated from enum heimdall.v1.SecurityMode
