@@ -41,6 +41,11 @@ function isSecretPath(path: readonly PropertyKey[]): boolean {
   return path.some((k) => typeof k === 'string' && isSecretKey(k));
 }
 
+/** A URL with everything after its origin replaced by `/***`. */
+function maskPath(url: string): string {
+  return URL.canParse(url) ? `${new URL(url).origin}/***` : '***';
+}
+
 /** Credentials in URLs (`//user:password@`) and secret-looking query parameters (`api_key=`, `token=`, ...) replaced by `***`. */
 function maskUrls(text: string): string {
   return text.replace(/(:\/\/)[^/@\s"]*@/g, '$1***@').replace(/([?&][^=&\s"#]*(?:password|secret|token|credential|api[_-]?key|apikey|signature|sig)[^=&\s"#]*=)[^&#\s"]*/gi, '$1***');
@@ -142,14 +147,17 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
 
 /**
  * A deep copy of the config with every secret-looking value replaced by `"***"`: keys such as
- * password or token, every header value and body (http-check jobs), and in URLs the credentials and
- * secret-looking query parameters (`api_key=`).
+ * password or token, every header value and body (http-check jobs), a webhook URL's path, and in
+ * URLs the credentials and secret-looking query parameters (`api_key=`).
  */
 export function maskSecrets(value: unknown, key = ''): unknown {
   if (isSecretKey(key) && typeof value === 'string' && value !== '') return '***';
   if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return maskUrls(value);
   if (Array.isArray(value)) return value.map((v) => maskSecrets(v, key));
-  // Every value under `headers` counts as a secret (an Authorization or API-key header).
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, key === 'headers' ? key : k)]));
+  // Every value under `headers` counts as a secret (an Authorization or API-key header); so does a
+  // webhook URL's path (chat webhooks carry their token in it).
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, key === 'webhook' && k === 'url' && typeof v === 'string' ? maskPath(v) : maskSecrets(v, key === 'headers' ? key : k)]));
+  }
   return value;
 }

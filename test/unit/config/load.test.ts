@@ -127,6 +127,12 @@ describe('config', () => {
     const probe = { name: 'login', schedule: '* * * * *', kind: 'http-check', params: { url: 'http://app/login', method: 'POST', headers: { authorization: 'Bearer HEADERSECRET1' }, body: '{"password":"BODYSECRET1"}' } };
     const printed = JSON.stringify(maskSecrets(validateConfig({ jobs: { scheduled: [probe] } })));
     expect(printed).not.toMatch(/HEADERSECRET1|BODYSECRET1/);
+    // A webhook's URL path (a chat webhook's token) and its headers.
+    const webhook = { url: 'https://hooks.example.com/services/T0/B0/PATHSECRET3', headers: { authorization: 'Bearer HEADERSECRET3' } };
+    const automation = { honeypots: [{ name: 'trap', entries: ['path=/.env'], webhook }], rules: [{ name: 'burst', on: 'refusals', threshold: 10, then: 'elevated', webhook }] };
+    const hooks = maskSecrets(validateConfig({ ratelimit: { security: { automation } } })) as typeof a;
+    expect(JSON.stringify(hooks)).not.toMatch(/PATHSECRET3|HEADERSECRET3/);
+    expect(hooks.ratelimit.security.automation.rules[0]?.webhook?.url).toBe('https://hooks.example.com/***');
   });
 
   it('never quotes a mapping or a list given where a scalar or another shape was expected (it may hold secrets)', () => {
