@@ -72,12 +72,17 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
 
 /**
  * The delivery of `notification` to `webhook`: the notification as JSON plus `source` and `agent`,
- * the webhook's headers, and an `idempotency-key` (the action id and a digest of the URL) that is the
+ * the webhook's headers (credentials in the URL as Basic authorization), and an `idempotency-key` (the action id and a digest of the URL) that is the
  * same on every attempt and on every agent, so that a receiver can drop a duplicate.
  */
 function webhookDelivery(webhook: WebhookConfig, notification: SecurityNotification, agent: string): Delivery {
   const url = new URL(webhook.url);
   const headers = new Headers(webhook.headers);
+  if (url.username || url.password) {
+    // fetch refuses a URL with credentials: they go as Basic authorization (unless one is configured).
+    if (!headers.has('authorization')) headers.set('authorization', `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`);
+    url.username = url.password = '';
+  }
   headers.set('content-type', 'application/json');
   headers.set('user-agent', `heimdall/${VERSION}`);
   headers.set('idempotency-key', `${notification.action_id}.${createHash('sha256').update(webhook.url).digest('base64url').slice(0, 16)}`);

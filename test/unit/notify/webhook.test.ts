@@ -106,6 +106,16 @@ describe('webhook notifier', () => {
     expect([await n.attempts('ok'), await n.failed(), await n.dropped(), await n.pending()]).toEqual([1, 0, 0, 0]);
   });
 
+  it('sends credentials in the URL as Basic authorization, and logs neither', async () => {
+    const r = await startReceiver((res) => res.writeHead(403).end());
+    const n = start();
+    n.notifier.notify(webhook(r.origin.replace('//', '//hook%40ops:S3CRET%3Apass@') + '/h'), notification());
+    await until(async () => (await n.failed()) === 1, 10_000, 'the refusal');
+    expect(r.received[0]!.headers.authorization).toBe(`Basic ${Buffer.from('hook@ops:S3CRET:pass').toString('base64')}`);
+    expect(n.lines.join('')).toContain(r.origin);
+    expect(n.lines.join('')).not.toMatch(/S3CRET|hook%40ops|hook@ops/);
+  });
+
   it('retries a 503 with backoff and delivers once, with the same idempotency key on every attempt', async () => {
     const r = await startReceiver((res, i) => (i < 2 ? res.writeHead(503).end() : ok(res)));
     const n = start();
