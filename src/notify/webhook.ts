@@ -71,9 +71,10 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): WebhookN
 }
 
 /**
- * The delivery of `notification` to `webhook`: the notification as JSON plus `source` and `agent`,
- * the webhook's headers (credentials in the URL as Basic authorization), and an `idempotency-key` (the action id and a digest of the URL) that is the
- * same on every attempt and on every agent, so that a receiver can drop a duplicate.
+ * The delivery of `notification` to `webhook`: the notification as JSON plus `source` and `agent`, the
+ * webhook's headers (credentials in the URL as Basic authorization), and an `idempotency-key` (the
+ * action id and a digest of the URL) that is the same on every attempt and on every agent, so that a
+ * receiver can drop a duplicate.
  */
 function webhookDelivery(webhook: WebhookConfig, notification: SecurityNotification, agent: string): Delivery {
   const url = new URL(webhook.url);
