@@ -1,0 +1,81 @@
+/** One window's count to add to, with the distinct entities its signals came from. */
+export interface WindowAdd {
+  key: string;
+  count: number;
+  entities: readonly string[];
+  /** The window's counts are dropped this long after the last add (about two windows). */
+  ttlMs: number;
+}
+
+/** A window's totals after an add. */
+export interface WindowTotals {
+  count: number;
+  /** Distinct entities (estimated by HyperLogLog when shared through Redis). */
+  entities: number;
+}
+
+/**
+ * What the rules engine counts and decides with: window counts, claims (each decision is made by
+ * the one agent that claims it) and holds (a mode rule holds its mode while its hold lasts). In
+ * memory for one agent, or in Redis for every agent on it (redis-store.ts). Never throws.
+ */
+export interface AutomationStore {
+  /** Adds to each window; its totals, in the same order. */
+  add(adds: readonly WindowAdd[]): Promise<WindowTotals[]>;
+  /** Whether this agent is the first to claim `key` within ttlMs. */
+  claim(key: string, ttlMs: number): Promise<boolean>;
+  /** Holds `key` for ttlMs from now (a later hold replaces it). */
+  hold(key: string, ttlMs: number): Promise<void>;
+  /** Whether each key is held now, in the same order. */
+  held(keys: readonly string[]): Promise<boolean[]>;
+  shutdown(): void;
+}
+
+/** Distinct entities counted per window in memory: the largest `min_entities` a rule may ask for. */
+const MAX_WINDOW_ENTITIES = 10_000;
+
+/**
+ * The store of one agent, in memory. Each window, claim and hold is dropped once past its time (on
+ * the next call), and a window counts at most 10,000 distinct entities, so memory stays bounded by
+ * the rules and the signals of about two windows.
+ */
+export function createMemoryStore(now: () => number): AutomationStore {
+  const windows = new Map<string, { count: number; entities: Set<string>; until: number }>();
+  const until = new Map<string, number>();
+  const prune = (t: number): void => {
+    for (const [k, w] of windows) if (w.until <= t) windows.delete(k);
+    for (const [k, u] of until) if (u <= t) until.delete(k);
+  };
+  return {
+    async add(adds) {
+      const t = now();
+      prune(t);
+      return adds.map((a) => {
+        let w = windows.get(a.key);
+        if (!w) windows.set(a.key, (w = { count: 0, entities: new Set(), until: 0 }));
+        w.count += a.count;
+        w.until = t + a.ttlMs;
+        for (const e of a.entities) if (w.entities.size < MAX_WINDOW_ENTITIES) w.entities.add(e);
+        return { count: w.count, entities: w.entities.size };
+      });
+    },
+    async claim(key, ttlMs) {
+      const t = now();
+      prune(t);
+      if (until.has(key)) return false;
+      until.set(key, t + ttlMs);
+      return true;
+    },
+    async hold(key, ttlMs) {
+      until.set(key, now() + ttlMs);
+    },
+    async held(keys) {
+      const t = now();
+      return keys.map((k) => (until.get(k) ?? 0) > t);
+    },
+    shutdown() {
+      windows.clear();
+      until.clear();
+    },
+  };
+}
