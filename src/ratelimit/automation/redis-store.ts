@@ -29,7 +29,8 @@ export function createRedisStore(options: RedisStoreOptions): AutomationStore {
   const { fallback, logger } = options;
   const now = options.now ?? Date.now;
   const prefix = `${options.redis.key_prefix}{automation}:`;
-  const client = createRedisClient({ target: redisTargetOf(options.redis), logger, overrides: { commandTimeout: COMMAND_TIMEOUT_MS } });
+// Queued while (re)connecting, each call for at most 500 ms (ioredis drops the queue when a reconnection fails).
+  const client = createRedisClient({ target: redisTargetOf(options.redis), logger, overrides: { commandTimeout: COMMAND_TIMEOUT_MS, enableOfflineQueue: true } });
   let warnedAt = -Infinity;
   let failures = 0;
   /** Runs `call` on Redis; on a failure, warns (rate-limited) and runs `local`. */
