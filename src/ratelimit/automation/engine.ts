@@ -9,7 +9,7 @@ import type { SecuritySignals } from '../signals.js';
 import { createDecisions, type Decisions } from './decisions.js';
 import { createRedisStore } from './redis-store.js';
 import { fires, heldMode, isModeRule, RULE_MODE, signalsOf, windowOf, type ModeRule } from './rules.js';
-import { createMemoryStore, type AutomationStore, type WindowAdd, type WindowTotals } from './store.js';
+import { createMemoryStore, MAX_MEMORY_KEYS, type AutomationStore, type WindowAdd, type WindowTotals } from './store.js';
 import { createTickCollector, type TickSignals } from './tick.js';
 
 type RuleConfig = Config['ratelimit']['security']['automation']['rules'][number];
@@ -87,20 +87,20 @@ export function createAutomation(options: AutomationOptions): Automation {
   const { rules } = options.config;
   const modeRules = rules.filter(isModeRule);
   const local = createMemoryStore(now);
-  const store: AutomationStore = options.redis ? createRedisStore({ redis: options.redis, fallback: local, logger, now }) : local;
+  const store: AutomationStore = options.redis && rules.length > 0 ? createRedisStore({ redis: options.redis, fallback: local, logger, now }) : local;
   const decisions = createDecisions({ allow: options.config.allow, policy: options.policy, changes: options.changes, notify: options.notify, now });
   const firings = new Counter({ name: 'heimdall_security_rule_firings_total', help: 'Automation rule firings executed by this agent (one per rule and window across agents sharing Redis; block rules: per entity), by rule.', labelNames: ['rule'] as const, registers: [options.metrics] });
   const tick = createTickCollector();
   // A transition's claim outlives the change's trip to the other agents (through the security share).
   const lowerTtl = Math.max(5_000, 2 * Math.min(2_500, ...modeRules.map((r) => r.window)));
-  /** Firings this agent saw, by key, until their window is over (one per window on this agent). */
+  /** Firings this agent saw, by key, until their window is over (one per window on this agent; past the bound, the claim alone decides). */
   const seen = new Map<string, number>();
 
   const fire = async (target: Target, totals: WindowTotals, t: number): Promise<void> => {
     const { rule } = target;
     const key = `${rule.name}:${target.window}${target.entity !== undefined ? `:${target.entity}` : ''}`;
     if (seen.has(key)) return;
-    seen.set(key, t + 2 * rule.window);
+    if (seen.size < MAX_MEMORY_KEYS) seen.set(key, t + 2 * rule.window);
     if (isModeRule(rule)) await store.hold(`h:${rule.name}`, rule.quiet);
     if (!(await store.claim(`c:${key}`, 2 * rule.window))) return;
     firings.inc({ rule: rule.name });

@@ -33,16 +33,23 @@ export interface AutomationStore {
 
 /** Distinct entities counted per window in memory: the largest `min_entities` a rule may ask for. */
 const MAX_WINDOW_ENTITIES = 10_000;
+/** Windows, and claims and holds, kept in memory (each until its time is past). */
+export const MAX_MEMORY_KEYS = 100_000;
 
 /**
  * The store of one agent, in memory. Each window, claim and hold is dropped once past its time (on
- * the next call), and a window counts at most 10,000 distinct entities, so memory stays bounded by
- * the rules and the signals of about two windows.
+ * the next call), a window counts at most 10,000 distinct entities, and at most 100,000 windows and
+ * 100,000 claims and holds are kept: past that, a new window counts only what one add brings, and
+ * a new claim is refused (no decision rather than an unbounded memory).
  */
 export function createMemoryStore(now: () => number): AutomationStore {
   const windows = new Map<string, { count: number; entities: Set<string>; until: number }>();
   const until = new Map<string, number>();
+  let prunedAt = -Infinity;
+  /** Drops what is past its time (at most once a second: each pass reads every key). */
   const prune = (t: number): void => {
+    if (t - prunedAt < 1_000) return;
+    prunedAt = t;
     for (const [k, w] of windows) if (w.until <= t) windows.delete(k);
     for (const [k, u] of until) if (u <= t) until.delete(k);
   };
@@ -52,7 +59,11 @@ export function createMemoryStore(now: () => number): AutomationStore {
       prune(t);
       return adds.map((a) => {
         let w = windows.get(a.key);
-        if (!w) windows.set(a.key, (w = { count: 0, entities: new Set(), until: 0 }));
+        if (!w || w.until <= t) {
+          const kept = w !== undefined || windows.size < MAX_MEMORY_KEYS;
+          w = { count: 0, entities: new Set(), until: 0 };
+          if (kept) windows.set(a.key, w);
+        }
         w.count += a.count;
         w.until = t + a.ttlMs;
         for (const e of a.entities) if (w.entities.size < MAX_WINDOW_ENTITIES) w.entities.add(e);
@@ -62,12 +73,12 @@ export function createMemoryStore(now: () => number): AutomationStore {
     async claim(key, ttlMs) {
       const t = now();
       prune(t);
-      if (until.has(key)) return false;
+      if ((until.get(key) ?? 0) > t || until.size >= MAX_MEMORY_KEYS) return false;
       until.set(key, t + ttlMs);
       return true;
     },
     async hold(key, ttlMs) {
-      until.set(key, now() + ttlMs);
+      if (until.has(key) || until.size < MAX_MEMORY_KEYS) until.set(key, now() + ttlMs);
     },
     async held(keys) {
       const t = now();

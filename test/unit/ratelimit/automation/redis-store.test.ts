@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisStore } from '../../../../src/ratelimit/automation/redis-store.js';
 import { createMemoryStore, type AutomationStore } from '../../../../src/ratelimit/automation/store.js';
 import { createRedisClient } from '../../../../src/redis/client.js';
+import { createLogger } from '../../../../src/telemetry/logger.js';
 import { haveBinary } from '../../../support/binaries.js';
 import { startRedis, type TestRedis } from '../../../support/redis.js';
 import { silentLogger } from '../../../support/temp.js';
@@ -10,8 +11,8 @@ import { silentLogger } from '../../../support/temp.js';
 describe.runIf(haveBinary('redis-server'))('automation store in Redis', () => {
   let redis: TestRedis;
   const stores: AutomationStore[] = [];
-  const store = () => {
-    const s = createRedisStore({ redis: { url: redis.url, sentinel_name: 'mymaster', key_prefix: 'test:' }, fallback: createMemoryStore(Date.now), logger: silentLogger() });
+  const store = (logger = silentLogger()) => {
+    const s = createRedisStore({ redis: { url: redis.url, sentinel_name: 'mymaster', key_prefix: 'test:' }, fallback: createMemoryStore(Date.now), logger });
     stores.push(s);
     return s;
   };
@@ -48,8 +49,9 @@ describe.runIf(haveBinary('redis-server'))('automation store in Redis', () => {
     }
   });
 
-  it('counts and decides on this agent alone while Redis is away, and never throws', async () => {
-    const s = store();
+  it('counts and decides on this agent alone while Redis is away, warns once, and never throws', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const s = store(createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } }));
     await s.hold('h:o', 60_000);
     redis.pause();
     try {
@@ -58,6 +60,7 @@ describe.runIf(haveBinary('redis-server'))('automation store in Redis', () => {
       expect(await s.claim('c:o:1', 2_000)).toBe(true);
       expect(await s.held(['h:o'])).toEqual([true]); // held here too
       expect(Date.now() - started).toBeLessThan(10_000); // each call gives up after 500 ms
+      expect(lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual(['automation rules cannot reach redis; counting and deciding on this agent alone meanwhile']);
     } finally {
       redis.resume();
     }

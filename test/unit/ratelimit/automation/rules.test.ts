@@ -4,7 +4,7 @@ import type { RuleConfig } from '../../../../src/config/automation.js';
 import { validateConfig } from '../../../../src/config/load.js';
 import { SecurityMode } from '../../../../src/gen/heimdall/v1/security_pb.js';
 import { blockTargets, fires, heldMode, isModeRule, signalsOf, windowOf, type ModeRule } from '../../../../src/ratelimit/automation/rules.js';
-import { createMemoryStore } from '../../../../src/ratelimit/automation/store.js';
+import { createMemoryStore, MAX_MEMORY_KEYS } from '../../../../src/ratelimit/automation/store.js';
 import { createTickCollector } from '../../../../src/ratelimit/automation/tick.js';
 import { shown } from '../../../../src/ratelimit/keys.js';
 
@@ -103,5 +103,22 @@ describe('in-memory store', () => {
     const store = createMemoryStore(() => 0);
     const entities = Array.from({ length: 12_000 }, (_, i) => `e=${i}`);
     expect(await store.add([{ key: 'w', count: 12_000, entities, ttlMs: 1_000 }])).toEqual([{ count: 12_000, entities: 10_000 }]);
+  });
+});
+
+describe('in-memory store bounds', () => {
+  it('keeps at most 100,000 windows and claims: past that, a window counts one add and a claim is refused', async () => {
+    const clock = { t: 0 };
+    const store = createMemoryStore(() => clock.t);
+    const adds = Array.from({ length: MAX_MEMORY_KEYS }, (_, i) => ({ key: `w${i}`, count: 1, entities: [], ttlMs: 2_000 }));
+    await store.add(adds);
+    await store.add([{ key: 'over', count: 1, entities: [], ttlMs: 2_000 }]);
+    expect(await store.add([{ key: 'over', count: 1, entities: [], ttlMs: 2_000 }])).toEqual([{ count: 1, entities: 0 }]);
+    expect(await store.add([{ key: 'w0', count: 1, entities: [], ttlMs: 2_000 }])).toEqual([{ count: 2, entities: 0 }]);
+    for (let i = 0; i < MAX_MEMORY_KEYS; i++) await store.hold(`h${i}`, 2_000);
+    expect(await store.claim('c', 2_000)).toBe(false);
+    clock.t += 2_000; // all past their time: dropped
+    expect(await store.claim('c', 2_000)).toBe(true);
+    expect(await store.add([{ key: 'over', count: 1, entities: [], ttlMs: 2_000 }, { key: 'over', count: 1, entities: [], ttlMs: 2_000 }])).toEqual([{ count: 1, entities: 0 }, { count: 2, entities: 0 }]);
   });
 });
