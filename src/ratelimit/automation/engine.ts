@@ -14,6 +14,9 @@ import { createTickCollector, type TickSignals } from './tick.js';
 
 type RuleConfig = Config['ratelimit']['security']['automation']['rules'][number];
 
+/** A transition down is claimed for this long: longer than the change's trip to the other agents (through the security share). */
+const LOWER_CLAIM_MS = 5_000;
+
 /** Options for createAutomation. */
 export interface AutomationOptions {
   /** `ratelimit.security.automation`: the rules, and the entries never blocked. */
@@ -91,8 +94,6 @@ export function createAutomation(options: AutomationOptions): Automation {
   const decisions = createDecisions({ allow: options.config.allow, policy: options.policy, changes: options.changes, notify: options.notify, now });
   const firings = new Counter({ name: 'heimdall_security_rule_firings_total', help: 'Automation rule firings executed by this agent (one per rule and window across agents sharing Redis; block rules: per entity), by rule.', labelNames: ['rule'] as const, registers: [options.metrics] });
   const tick = createTickCollector();
-  // A transition's claim outlives the change's trip to the other agents (through the security share).
-  const lowerTtl = Math.max(5_000, 2 * Math.min(2_500, ...modeRules.map((r) => r.window)));
   /** Firings this agent saw, by key, until their window is over (one per window on this agent; past the bound, the claim alone decides). */
   const seen = new Map<string, number>();
 
@@ -119,7 +120,7 @@ export function createAutomation(options: AutomationOptions): Automation {
       const sum = totals[i];
       if (x && sum && fires(x.target.rule, sum)) await fire(x.target, sum, t);
     }
-    await lowerWhenQuiet(options.policy, modeRules, store, decisions, lowerTtl);
+    await lowerWhenQuiet(options.policy, modeRules, store, decisions);
   };
 
   let timer: NodeJS.Timeout | undefined;
@@ -146,12 +147,12 @@ export function createAutomation(options: AutomationOptions): Automation {
 }
 
 /** Lowers a mode the system set, once no rule holding it is held any more (to the highest still held, else normal), by the agent that claims the transition. */
-async function lowerWhenQuiet(policy: Pick<SecurityPolicy, 'mode' | 'pinned' | 'modeSetBy'>, modeRules: readonly ModeRule[], store: AutomationStore, decisions: Decisions, claimTtl: number): Promise<void> {
+async function lowerWhenQuiet(policy: Pick<SecurityPolicy, 'mode' | 'pinned' | 'modeSetBy'>, modeRules: readonly ModeRule[], store: AutomationStore, decisions: Decisions): Promise<void> {
   const from = policy.mode;
   if (policy.pinned || policy.modeSetBy !== SYSTEM_ACTOR || from === SecurityMode.NORMAL) return;
   const to = heldMode(modeRules, await store.held(modeRules.map((r) => `h:${r.name}`)));
   if (to >= from || policy.mode !== from) return;
-  if (!(await store.claim(`c:lower:${MODE_NAMES[from]}:${MODE_NAMES[to]}`, claimTtl))) return;
+  if (!(await store.claim(`c:lower:${MODE_NAMES[from]}:${MODE_NAMES[to]}`, LOWER_CLAIM_MS))) return;
   const left = modeRules.filter((r) => RULE_MODE[r.then] === from);
   await decisions.lower(to, left, `no rule holding ${MODE_NAMES[from]} fired for its quiet period`);
 }
