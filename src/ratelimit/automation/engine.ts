@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import type { RuleConfig } from '../../config/automation.js';
 import type { Config } from '../../config/schema.js';
 import { SecurityMode } from '../../gen/heimdall/v1/security_pb.js';
 import type { Notify } from '../../notify/notification.js';
@@ -11,8 +12,6 @@ import { createRedisStore } from './redis-store.js';
 import { fires, heldMode, isModeRule, RULE_MODE, signalsOf, windowOf, type ModeRule } from './rules.js';
 import { createMemoryStore, MAX_MEMORY_KEYS, type AutomationStore, type WindowAdd, type WindowTotals } from './store.js';
 import { createTickCollector, type TickSignals } from './tick.js';
-
-type RuleConfig = Config['ratelimit']['security']['automation']['rules'][number];
 
 /** A transition down is claimed for this long: longer than the change's trip to the other agents (through the security share). */
 const LOWER_CLAIM_MS = 5_000;
