@@ -104,6 +104,7 @@ function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer
     clock: deps.clock,
     security,
     overLimit: overLimitEvents(pipeline, config.ratelimit.over_limit_window, logger),
+    signals: (s) => security.automation.signals(s),
     grpc,
     http: deps.admin,
     auth: deps.auth,

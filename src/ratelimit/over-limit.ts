@@ -2,6 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { OVERFLOW } from '../telemetry/series-limits.js';
 import { shown } from './keys.js';
+import type { SignalCollector } from './signals.js';
 
 /** The event type of an aggregated over-limit record. */
 export const OVER_LIMIT_EVENT = 'ratelimit.over_limit';
@@ -34,8 +35,16 @@ export interface OverLimitOptions {
   incidentThreshold: number;
   /** Gets each window's records (overLimitEvents writes them as events). */
   sink: OverLimitSink;
+  /**
+   * Gets each refusal over a limit and each incident at the hit that makes it (once per key and
+   * window); not refusals by the security layer (descriptor `security:<reason>`) nor the overflow key.
+   */
+  signals?: Pick<SignalCollector, 'refused' | 'incident'> | undefined;
   metrics: Registry;
 }
+
+/** The descriptor under which check.ts records refusals by the security layer starts with this. */
+const SECURITY_DESCRIPTOR = 'security:';
 
 /**
  * Creates the reporter: an attack refused a million times becomes one record per entity and window
@@ -48,6 +57,7 @@ export interface OverLimitOptions {
 export function createOverLimitReporter(options: OverLimitOptions): OverLimitReporter {
   let counts = new Map<string, OverLimitRecord>();
   let timer: NodeJS.Timeout | undefined;
+  const { signals } = options;
   const incidents = new Counter({ name: 'heimdall_ratelimit_incidents_total', help: 'Over-limit records (one domain, limit and entity in one ratelimit.over_limit_window) with at least ratelimit.security.incident_threshold hits.', registers: [options.metrics] });
   const flush = (): void => {
     if (counts.size === 0) return;
@@ -64,9 +74,15 @@ export function createOverLimitReporter(options: OverLimitOptions): OverLimitRep
         fields = { domain: OVERFLOW, descriptor: OVERFLOW, entity: OVERFLOW };
         key = OVERFLOW;
       }
-      const c = counts.get(key);
-      if (c) c.hits += Math.max(hits, 1);
-      else counts.set(key, { ...fields, hits: Math.max(hits, 1) });
+      const added = Math.max(hits, 1);
+      let c = counts.get(key);
+      const before = c?.hits ?? 0;
+      if (c) c.hits += added;
+      else counts.set(key, (c = { ...fields, hits: added }));
+      if (signals && key !== OVERFLOW && !descriptor.startsWith(SECURITY_DESCRIPTOR)) {
+        signals.refused(c.entity);
+        if (before < options.incidentThreshold && c.hits >= options.incidentThreshold) signals.incident({ domain: c.domain, descriptor: c.descriptor, entity: c.entity, entries });
+      }
     },
     flush,
     start() {

@@ -5,7 +5,9 @@ import type { HealthRegistry } from '../health/registry.js';
 import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { Storage } from '../storage/storage.js';
+import type { Notify } from '../notify/notification.js';
 import type { Logger } from '../telemetry/logger.js';
+import { createAutomation, type Automation } from './automation/engine.js';
 import { createActionBook } from './security-actions.js';
 import { createSecurityChanges } from './security-changes.js';
 import { createSecurityPolicy, MODE_NAMES, MODES, type SecuritySnapshot } from './security-policy.js';
@@ -27,6 +29,8 @@ export interface SecurityOptions {
   logger: Logger;
   metrics: Registry;
   health: HealthRegistry;
+  /** Hands automation rules' notifications to their webhooks; none: nobody is told. */
+  notify?: Notify | undefined;
 }
 
 /** The security layer: mode, block list and approvals; state kept in storage, replicated to the rate-limit worker (which checks against it). */
@@ -36,6 +40,8 @@ export interface Security {
   snapshot(): SecuritySnapshot;
   /** Calls `listener` after every change to the mode or the blocks (local, approved, or from Redis); returns the unsubscribe function. */
   onChange(listener: () => void): () => void;
+  /** The automation rules (`automation.rules`): they take the rate-limit worker's signals and honeypot hits. */
+  readonly automation: Pick<Automation, 'signals' | 'honeypotHits'>;
   start(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -44,7 +50,7 @@ export interface Security {
  * Creates the security layer and adds `heimdall.v1.SecurityService` (scope `admin`). Every change
  * goes through an action: requested by one admin, approved (and executed) by another, or rejected,
  * or expired; each transition is stored and audited as an event (category `security`). Wires the
- * policy (mode, blocks), the action book, the store, the Redis share and the service.
+ * policy (mode, blocks), the action book, the store, the Redis share, the service and the automation rules.
  */
 export function createSecurity(options: SecurityOptions): Security {
   const logger = options.logger.child({ component: 'security' });
@@ -65,6 +71,7 @@ export function createSecurity(options: SecurityOptions): Security {
   };
   const store = createSecurityStore({ storage: options.storage });
   const changes = createSecurityChanges({ book, policy, store, share, pipeline: options.pipeline, onChange: report, metrics: options.metrics, logger });
+  const automation = createAutomation({ config: options.config.automation, redis: options.redis, policy, changes, notify: options.notify, metrics: options.metrics, logger });
   addSecurityService({ services: options.services, changes, policy, book, storage: options.storage, incidentThreshold: options.config.incident_threshold });
 
   let sweeper: NodeJS.Timeout | undefined;
@@ -78,6 +85,7 @@ export function createSecurity(options: SecurityOptions): Security {
   return {
     name: 'security',
     snapshot: () => ({ mode: policy.mode, blocks: policy.blocks() }),
+    automation,
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -91,10 +99,12 @@ export function createSecurity(options: SecurityOptions): Security {
       });
       sweeper = setInterval(() => void changes.sweep(), 10_000);
       sweeper.unref();
+      automation.start();
     },
     async shutdown() {
       stopping.abort();
       clearInterval(sweeper);
+      await automation.shutdown();
       await restoring;
       share?.shutdown();
       reporter.set('stopping');

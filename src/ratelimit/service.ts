@@ -8,6 +8,7 @@ import { addJsonRoute } from './json-route.js';
 import type { OverLimitSink } from './over-limit.js';
 import { addRlsService } from './rls-service.js';
 import type { Security } from './security.js';
+import type { SignalSink } from './signals.js';
 import { createWorkerClient } from './worker/client.js';
 import type { MetricFamily } from './worker/protocol.js';
 
@@ -35,6 +36,8 @@ export interface RateLimiterOptions {
   security?: Pick<Security, 'snapshot' | 'onChange'> | undefined;
   /** Where each window's over-limit records go (written as events on this thread). */
   overLimit: OverLimitSink;
+  /** Gets the worker's refusals and incidents (for automation rules, main thread). */
+  signals?: SignalSink | undefined;
 }
 
 /** The rate-limit component: Envoy's RLS API answered by the rate-limit worker thread. */
@@ -76,6 +79,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     mainThreadNice: options.listener.main_thread_nice,
     reporters,
     overLimit: options.overLimit,
+    signals: options.signals,
     logger,
   });
   addRlsService(options.grpc, worker.answer);

@@ -5,6 +5,7 @@ import type { HealthReporter } from '../../health/registry.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { OverLimitSink } from '../over-limit.js';
 import type { RlsAnswer } from '../rls-answer.js';
+import type { SignalSink } from '../signals.js';
 import { createPendingCalls, type PendingCalls } from './pending.js';
 import type { FromWorker, MetricFamily, ToWorker, WorkerInit } from './protocol.js';
 import { threadEntry } from './thread-url.js';
@@ -21,6 +22,8 @@ export interface WorkerClientOptions {
   reporters: ReadonlyMap<string, HealthReporter>;
   /** Gets the over-limit records of each window. */
   overLimit: OverLimitSink;
+  /** Gets the worker's signals for automation rules (refusals, incidents); none: they are dropped. */
+  signals?: SignalSink | undefined;
   logger: Logger;
 }
 
@@ -104,8 +107,9 @@ async function forward(worker: Worker | undefined, checks: PendingCalls<Uint8Arr
 type Started = { resolve(): void; reject(err: Error): void };
 
 /** Hands on what the worker reports: log lines, health, over-limit records. */
-function relay(m: Extract<FromWorker, { t: 'log' | 'health' | 'overLimit' }>, options: WorkerClientOptions): void {
+function relay(m: Extract<FromWorker, { t: 'log' | 'health' | 'overLimit' | 'signals' }>, options: WorkerClientOptions): void {
   if (m.t === 'overLimit') options.overLimit(m.records);
+  else if (m.t === 'signals') options.signals?.(m.signals);
   else if (m.t === 'log') relayLog(options.logger, m.line);
   else options.reporters.get(m.component)?.set(m.state, m.reason);
 }

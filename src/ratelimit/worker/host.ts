@@ -10,6 +10,7 @@ import { createLimitsFile } from '../limits-file.js';
 import { createOverLimitReporter } from '../over-limit.js';
 import { createRlsAnswer, type RlsAnswer } from '../rls-answer.js';
 import { createSecurityReplica } from '../security-replica.js';
+import { createSignalCollector } from '../signals.js';
 import { createLimitStats } from '../stats.js';
 import { createRlsListener } from './listener.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
@@ -41,9 +42,11 @@ function createRateLimitCore(init: WorkerInit, post: Post, logger: Logger, metri
   const stats = createLimitStats(metrics, seriesLimits, init.metrics.max_series);
   const buckets = createBuckets({ config, now, logger, metrics, health: { register: (name) => remoteReporter(name, post) } });
   const security = init.security ? createSecurityReplica(config.security, init.security) : undefined;
-  const overLimit = createOverLimitReporter({ config, incidentThreshold: config.security.incident_threshold, sink: (records) => post({ t: 'overLimit', records }), metrics });
+  // Signals only feed automation rules: none configured, none counted.
+  const signals = config.security.automation.rules.length > 0 ? createSignalCollector({ sink: (s) => post({ t: 'signals', signals: s }) }) : undefined;
+  const overLimit = createOverLimitReporter({ config, incidentThreshold: config.security.incident_threshold, sink: (records) => post({ t: 'overLimit', records }), signals, metrics });
   const check = createRateLimitCheck({ config, limits, buckets, stats, security, overLimit });
-  return { limits, buckets, security, overLimit, answer: createRlsAnswer(check) };
+  return { limits, buckets, security, overLimit, signals, answer: createRlsAnswer(check) };
 }
 
 /** Answers one forwarded check: its encoded reply (buffer transferred), or its error. */
@@ -63,8 +66,8 @@ function answerForwarded(answer: RlsAnswer, id: number, bytes: Uint8Array, post:
 
 /**
  * Runs the rate limiter in this (worker) thread: it owns the limits file (loaded and watched here),
- * the buckets (local, or Redis with its breaker), the metrics of both, the security replica and the
- * over-limit counts, and serves Envoy's RLS API on its own listener once told to listen. The main
+ * the buckets (local, or Redis with its breaker), the metrics of both, the security replica, the
+ * over-limit counts and the signals of automation rules, and serves Envoy's RLS API on its own listener once told to listen. The main
  * thread's messages (protocol.ts) hand it checks, security snapshots, tokens, metric reads and the shutdown.
  */
 export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
@@ -92,9 +95,11 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
     await listener?.shutdown(graceMs);
     core.limits.close();
     core.overLimit.shutdown();
+    core.signals?.shutdown();
     await core.buckets.close();
     post({ t: 'closed' });
   };
   core.overLimit.start();
+  core.signals?.start();
   core.limits.start();
 }

@@ -5,6 +5,7 @@ import type { ErrorCode, FieldViolation } from '../../errors/agent-error.js';
 import type { ComponentState } from '../../health/registry.js';
 import type { OverLimitRecord } from '../over-limit.js';
 import type { SecuritySnapshot } from '../security-policy.js';
+import type { SecuritySignals } from '../signals.js';
 
 /**
  * The messages between the main thread and the rate-limit worker (one MessagePort, the worker's
@@ -54,6 +55,8 @@ export type FromWorker =
   | { t: 'health'; component: string; state: ComponentState; reason: string }
   | { t: 'log'; line: string }
   | { t: 'overLimit'; records: OverLimitRecord[] }
+  /** Refusals and incidents for automation rules, at most once a second, only when any. */
+  | { t: 'signals'; signals: SecuritySignals }
   | { t: 'metrics'; id: number; families: MetricFamily[] }
   /** Shut down: the listener closed, records flushed, Redis disconnected. */
   | { t: 'closed' };
