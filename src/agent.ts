@@ -16,6 +16,7 @@ import { addEventService } from './events/service.js';
 import { addQueryService } from './query/service.js';
 import { overLimitEvents } from './ratelimit/over-limit-events.js';
 import { createSecurity } from './ratelimit/security.js';
+import { createWebhookNotifier } from './notify/webhook.js';
 import { createRateLimiter, type RateLimiter } from './ratelimit/service.js';
 import { createGrpcServer, type GrpcServer } from './server/grpc.js';
 import { fitListeners } from './server/fd-budget.js';
@@ -95,7 +96,9 @@ type Core = ReturnType<typeof createCore>;
 function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer; services: ServiceRegistrar; admin: HttpServer; storage: Storage; pipeline: Pipeline; auth: Authenticator; listener: Config['server']['ratelimit']; logger: Logger; clock: Float64Array | undefined }) {
   const { core, grpc, storage, pipeline, logger } = deps;
   const { metrics, health } = core;
-  const security = createSecurity({ config: config.ratelimit.security, redis: config.ratelimit.redis, services: deps.services, storage, pipeline, logger, metrics, health });
+  // Automation's webhooks: started before security, stopped after it (what it told last is delivered).
+  const notifier = createWebhookNotifier({ logger, metrics });
+  const security = createSecurity({ config: config.ratelimit.security, redis: config.ratelimit.redis, services: deps.services, storage, pipeline, notify: notifier.notify, logger, metrics, health });
   const ratelimit = createRateLimiter({
     config: config.ratelimit,
     listener: deps.listener,
@@ -111,7 +114,7 @@ function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer
     logger,
     health,
   });
-  return { security, ratelimit };
+  return { notifier, security, ratelimit };
 }
 
 /**
@@ -157,7 +160,7 @@ export function createAgent(options: AgentOptions): Agent {
   addEventService({ services, pipeline, config: config.events, ingest: config.ingest, metrics });
   addQueryService({ services, storage, config: config.query, metrics });
   const admin = createHttpServer({ name: 'admin', config: listeners.admin, logger, metrics, health, auth });
-  const { security, ratelimit } = createRateLimiting(config, { core, grpc, services, admin, storage, pipeline, auth, listener: listeners.ratelimit, logger, clock: options.clock });
+  const { notifier, security, ratelimit } = createRateLimiting(config, { core, grpc, services, admin, storage, pipeline, auth, listener: listeners.ratelimit, logger, clock: options.clock });
   const jobs = createJobs({ config: config.jobs, query: config.query, ...jobsDeployment(config), storage, pipeline, logger, metrics, health });
   addJobService(services, jobs);
   addHealthService(grpc, health);
@@ -175,7 +178,7 @@ export function createAgent(options: AgentOptions): Agent {
   // return (a full collection once quiet after a load) runs once everything else has started.
   const components: Component[] = [
     ...(tracing.enabled ? [createSelfTracing({ config: tracing, logger })] : []),
-    ...[admin, auth, storage, pipeline, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger })],
+    ...[admin, auth, storage, pipeline, notifier, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger })],
   ];
   const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });
   return {
