@@ -6,6 +6,9 @@ import type { Pipeline } from '../ingest/pipeline/pipeline.js';
 import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { Storage } from '../storage/storage.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { Notify } from '../notify/notification.js';
+import type { HoneypotHitReport } from './honeypot-hits.js';
+import { createHoneypots } from './honeypots.js';
 import { createActionBook } from './security-actions.js';
 import { createSecurityChanges } from './security-changes.js';
 import { createSecurityPolicy, MODE_NAMES, MODES, type SecuritySnapshot } from './security-policy.js';
@@ -27,6 +30,10 @@ export interface SecurityOptions {
   logger: Logger;
   metrics: Registry;
   health: HealthRegistry;
+  /** Tells the webhooks of honeypots that have one about their automatic blocks; none: nobody is told. */
+  notify?: Notify | undefined;
+  /** Hears each honeypot hit (count, entities) for the automation rules; none: nobody does. */
+  onHoneypotHit?: ((count: number, entities: string[]) => void) | undefined;
 }
 
 /** The security layer: mode, block list and approvals; state kept in storage, replicated to the rate-limit worker (which checks against it). */
@@ -36,6 +43,8 @@ export interface Security {
   snapshot(): SecuritySnapshot;
   /** Calls `listener` after every change to the mode or the blocks (local, approved, or from Redis); returns the unsubscribe function. */
   onChange(listener: () => void): () => void;
+  /** Takes a honeypot hit the rate-limit worker reports: its entities are blocked, the hit audited. Never throws. */
+  honeypotHit(hit: HoneypotHitReport): void;
   start(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -65,6 +74,7 @@ export function createSecurity(options: SecurityOptions): Security {
   };
   const store = createSecurityStore({ storage: options.storage });
   const changes = createSecurityChanges({ book, policy, store, share, pipeline: options.pipeline, onChange: report, metrics: options.metrics, logger });
+  const honeypots = createHoneypots({ config: options.config.automation.honeypots, changes, policy, pipeline: options.pipeline, notify: options.notify, onHit: options.onHoneypotHit, onProcessed: report, metrics: options.metrics, logger });
   addSecurityService({ services: options.services, changes, policy, book, storage: options.storage, incidentThreshold: options.config.incident_threshold });
 
   let sweeper: NodeJS.Timeout | undefined;
@@ -77,7 +87,8 @@ export function createSecurity(options: SecurityOptions): Security {
   };
   return {
     name: 'security',
-    snapshot: () => ({ mode: policy.mode, blocks: policy.blocks() }),
+    snapshot: () => ({ mode: policy.mode, blocks: policy.blocks(), hits: honeypots.acks() }),
+    honeypotHit: (hit) => honeypots.report(hit),
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -96,6 +107,7 @@ export function createSecurity(options: SecurityOptions): Security {
       stopping.abort();
       clearInterval(sweeper);
       await restoring;
+      await honeypots.idle();
       share?.shutdown();
       reporter.set('stopping');
     },
