@@ -48,11 +48,14 @@ export interface Honeypots {
   idle(): Promise<void>;
 }
 
+/** How long a honeypot's block lasts, in whole seconds (as blocks are made). */
+const blockSeconds = (h: HoneypotConfig): number => Math.ceil(h.block_ttl / 1000);
+
 const splitEntity = (entity: string) => ({ key: entity.slice(0, entity.indexOf('=')), value: entity.slice(entity.indexOf('=') + 1) });
 
 /** The webhook's notification of an automatic block. */
 function blockNotification(h: HoneypotConfig, a: ActionRecord, entity: string) {
-  const expires = new Date(a.decidedAt + h.block_ttl).toISOString();
+  const expires = new Date(a.decidedAt + blockSeconds(h) * 1000).toISOString();
   return { kind: 'block' as const, rule: h.name, text: `Heimdall blocked ${entity} until ${expires}: honeypot ${h.name} was hit`, reason: a.reason, action_id: a.id, time: new Date(a.decidedAt).toISOString(), entity, expires_at: expires };
 }
 
@@ -86,7 +89,7 @@ export function createHoneypots(options: HoneypotsOptions): Honeypots {
       const v = policy.check([splitEntity(entity)]);
       if (v.refuse && v.reason === 'blocked') continue;
       try {
-        const a = await options.changes.automatic({ kind: 'block', entity, reason: `honeypot ${h.name}`, durationSeconds: Math.ceil(h.block_ttl / 1000) }, `honeypot ${h.name} hit in ${hit.domain}: ${hit.descriptor}`);
+        const a = await options.changes.automatic({ kind: 'block', entity, reason: `honeypot ${h.name}`, durationSeconds: blockSeconds(h) }, `honeypot ${h.name} hit in ${hit.domain}: ${hit.descriptor}`);
         if (!a) continue;
         blocked.push(entity);
         if (h.webhook) options.notify?.(h.webhook, blockNotification(h, a, entity));
