@@ -62,13 +62,12 @@ class Answer {
   constructor(
     private readonly parts: CheckParts,
     private readonly req: RateLimitInput,
-    private readonly root: DescriptorNode | undefined,
   ) {}
 
-  /** Takes from the descriptor's bucket; the status is set now (local buckets) or once Redis answers. */
-  evaluate(d: RequestDescriptor, i: number, m: MatchedLimit | undefined, requestHits: number): void {
+  /** Takes from the descriptor's bucket (unless it springs a trap of `root`, the domain's tree); the status is set now (local buckets) or once Redis answers. */
+  evaluate(d: RequestDescriptor, i: number, m: MatchedLimit | undefined, requestHits: number, root: DescriptorNode | undefined): void {
     const { parts, req } = this;
-    const trap = parts.traps?.match(this.root, d);
+    const trap = parts.traps?.match(root, d);
     if (trap !== undefined) return this.trapped(d, i, trap, requestHits);
     const verdict = parts.security?.check(d.entries) ?? NO_VERDICT;
     if (verdict.refuse) {
@@ -130,9 +129,9 @@ export function createRateLimitCheck(options: RateLimitCheckOptions): RateLimitC
     const root = parts.limits.current.get(req.domain);
     const matched = matchDescriptors(root, req);
     const requestHits = req.hitsAddend === 0 ? 1 : req.hitsAddend;
-    const answer = new Answer(parts, req, root);
+    const answer = new Answer(parts, req);
     const { descriptors } = req;
-    for (let i = 0; i < descriptors.length; i++) answer.evaluate(descriptors[i] as RequestDescriptor, i, matched[i], requestHits);
+    for (let i = 0; i < descriptors.length; i++) answer.evaluate(descriptors[i] as RequestDescriptor, i, matched[i], requestHits, root);
     if (answer.pending) await Promise.all(answer.pending);
     return answer.response(parts.config.legacy_headers);
   };
