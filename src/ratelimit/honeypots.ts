@@ -28,7 +28,7 @@ export interface HoneypotsOptions {
   pipeline: AgentEventSink;
   /** Called for each automatic block of a honeypot with a webhook; none: nobody is told. */
   notify?: Notify | undefined;
-  /** Called once per hit processed, with the entities it would block (the rules' honeypot_hits signal). */
+  /** Called once per hit processed, with its entities that are not allowed (those it blocks or found blocked already by another agent), for the rules' honeypot_hits signal. */
   onHit?: ((count: number, entities: string[]) => void) | undefined;
   /** Called once a report is processed: its acknowledgement (acks) is for the worker to hear, in a new snapshot. */
   onProcessed: () => void;
@@ -101,7 +101,7 @@ export function createHoneypots(options: HoneypotsOptions): Honeypots {
     return { blocked, ok };
   };
 
-  const process = async (hit: HoneypotHitReport): Promise<void> => {
+  const handle = async (hit: HoneypotHitReport): Promise<void> => {
     const h = byName.get(hit.honeypot);
     if (!h) return void logger.error({ honeypot: hit.honeypot }, 'a honeypot hit names no configured honeypot');
     const { blocked, ok } = await block(h, hit);
@@ -120,7 +120,7 @@ export function createHoneypots(options: HoneypotsOptions): Honeypots {
       }
       queued += 1;
       chain = chain
-        .then(() => process(hit))
+        .then(() => handle(hit))
         .catch((err: unknown) => void (fail(hit, byName.get(hit.honeypot)), logger.error({ err }, 'honeypot hit not processed')))
         .finally(() => {
           queued -= 1;
