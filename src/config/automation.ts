@@ -87,13 +87,24 @@ export type WebhookConfig = z.output<typeof webhookSchema>;
 export type HoneypotConfig = AutomationConfig['honeypots'][number];
 export type RuleConfig = AutomationConfig['rules'][number];
 
+/** A `key=value` pattern taken apart: its key, and its value or (`prefix`) the start of the values it matches. */
+export interface EntryPattern {
+  key: string;
+  value: string;
+  prefix: boolean;
+}
+
+/** Takes a pattern of entryPattern's form apart (once, for patterns matched on every call). */
+export function parseEntryPattern(p: string): EntryPattern {
+  const eq = p.indexOf('=');
+  const v = p.slice(eq + 1);
+  return { key: p.slice(0, eq), value: v.endsWith('*') ? v.slice(0, -1) : v, prefix: v.endsWith('*') };
+}
+
+/** Whether the entry `key`=`value` matches `p`. */
+export const entryMatches = (p: EntryPattern, key: string, value: string): boolean => p.key === key && (p.prefix ? value.startsWith(p.value) : value === p.value);
+
 /** Whether `entity` (`key=value`) matches a pattern of `patterns` (exact, or a value prefix ending in `*`). */
 export function matchesEntry(patterns: readonly string[], key: string, value: string): boolean {
-  for (const p of patterns) {
-    const eq = p.indexOf('=');
-    if (p.slice(0, eq) !== key) continue;
-    const v = p.slice(eq + 1);
-    if (v.endsWith('*') ? value.startsWith(v.slice(0, -1)) : value === v) return true;
-  }
-  return false;
+  return patterns.some((p) => entryMatches(parseEntryPattern(p), key, value));
 }

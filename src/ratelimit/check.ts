@@ -1,9 +1,13 @@
 import { RateLimitResponse_Code } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { Config } from '../config/schema.js';
 import { createLimitPlans, limitStatus, PolicyHeaders, type LimitPlan, type LimitPlans } from './answer.js';
+import type { HoneypotConfig } from '../config/automation.js';
 import type { Buckets } from './backends.js';
 import type { Decision } from './bucket.js';
+import type { DescriptorNode } from './config.js';
 import { matchDescriptors, MAX_UINT32, validate, type MatchedLimit } from './decide.js';
+import type { HoneypotHits } from './honeypot-hits.js';
+import type { HoneypotTraps } from './honeypot-traps.js';
 import { bucketKey, shownEntries } from './keys.js';
 import type { LimitsFile } from './limits-file.js';
 import type { OverLimitReporter } from './over-limit.js';
@@ -27,6 +31,10 @@ export interface RateLimitCheckOptions {
   security?: Pick<SecurityPolicy, 'check'> | undefined;
   /** Where refusals are counted as aggregated events. */
   overLimit?: Pick<OverLimitReporter, 'record'> | undefined;
+  /** The honeypots' traps, consulted first: a descriptor that springs one is refused; none (no honeypot configured): no cost. */
+  traps?: HoneypotTraps | undefined;
+  /** Where hits go (blocks and reports). */
+  honeypots?: Pick<HoneypotHits, 'hit'> | undefined;
 }
 
 /** What stays the same for every call of one check. */
@@ -56,9 +64,11 @@ class Answer {
     private readonly req: RateLimitInput,
   ) {}
 
-  /** Takes from the descriptor's bucket; the status is set now (local buckets) or once Redis answers. */
-  evaluate(d: RequestDescriptor, i: number, m: MatchedLimit | undefined, requestHits: number): void {
+  /** Takes from the descriptor's bucket (unless it springs a trap of `root`, the domain's tree); the status is set now (local buckets) or once Redis answers. */
+  evaluate(d: RequestDescriptor, i: number, m: MatchedLimit | undefined, requestHits: number, root: DescriptorNode | undefined): void {
     const { parts, req } = this;
+    const trap = parts.traps?.match(root, d);
+    if (trap !== undefined) return this.trapped(d, i, trap, requestHits);
     const verdict = parts.security?.check(d.entries) ?? NO_VERDICT;
     if (verdict.refuse) {
       this.over = true;
@@ -79,6 +89,16 @@ class Answer {
     (this.pending ??= []).push(decided.then((decision) => this.finish(d, i, m, plan, hits, decision)));
   }
 
+  /** Refuses a descriptor that sprang `honeypot`'s trap, counts it (reason `honeypot`) and hands the hit on. */
+  trapped(d: RequestDescriptor, i: number, honeypot: HoneypotConfig, requestHits: number): void {
+    const { parts, req } = this;
+    this.over = true;
+    parts.stats.refused(req.domain, 'honeypot');
+    parts.overLimit?.record(req.domain, 'security:honeypot', shownEntries(d.entries), requestHits);
+    parts.honeypots?.hit(honeypot, req, d);
+    this.statuses[i] = REFUSED_STATUS;
+  }
+
   /** Records a decision: the status, the policy's headers, the metrics and an over-limit record. */
   finish(d: RequestDescriptor, i: number, m: MatchedLimit, plan: LimitPlan, hits: number, decision: Decision): void {
     const { parts, req } = this;
@@ -97,8 +117,8 @@ class Answer {
 
 /**
  * Creates the check both transports answer with: validate the request (an AgentError
- * `invalid_argument` naming the field), match its descriptors to the current limits, let the
- * security layer refuse or shrink them, take from each bucket, and count the outcome in the
+ * `invalid_argument` naming the field), match its descriptors to the current limits, refuse those
+ * that spring a honeypot's trap, let the security layer refuse or shrink the others, take from each bucket, and count the outcome in the
  * metrics and the over-limit reporter. Only a Redis-backed descriptor makes it wait; what a limit's
  * answers share (its bucket spec, key suffix, current_limit and header text) is made once per limit.
  */
@@ -106,11 +126,12 @@ export function createRateLimitCheck(options: RateLimitCheckOptions): RateLimitC
   const parts: CheckParts = { ...options, plans: createLimitPlans() };
   return async (req) => {
     validate(req, parts.config.max_key_length);
-    const matched = matchDescriptors(parts.limits.current.get(req.domain), req);
+    const root = parts.limits.current.get(req.domain);
+    const matched = matchDescriptors(root, req);
     const requestHits = req.hitsAddend === 0 ? 1 : req.hitsAddend;
     const answer = new Answer(parts, req);
     const { descriptors } = req;
-    for (let i = 0; i < descriptors.length; i++) answer.evaluate(descriptors[i] as RequestDescriptor, i, matched[i], requestHits);
+    for (let i = 0; i < descriptors.length; i++) answer.evaluate(descriptors[i] as RequestDescriptor, i, matched[i], requestHits, root);
     if (answer.pending) await Promise.all(answer.pending);
     return answer.response(parts.config.legacy_headers);
   };

@@ -26,6 +26,7 @@ type DescriptorInput = {
   descriptors?: DescriptorInput[] | undefined;
   shadow_mode?: boolean | undefined;
   detailed_metric?: boolean | undefined;
+  honeypot?: string | undefined;
 };
 
 const descriptor: z.ZodType<DescriptorInput> = z.lazy(() =>
@@ -36,6 +37,8 @@ const descriptor: z.ZodType<DescriptorInput> = z.lazy(() =>
     descriptors: z.array(descriptor).optional(),
     shadow_mode: z.boolean().optional(),
     detailed_metric: z.boolean().optional(),
+    /** Heimdall: a trap, naming a honeypot of ratelimit.security.automation.honeypots; a request descriptor matching this one is a hit. */
+    honeypot: z.string().min(1).optional(),
   }),
 );
 
@@ -64,6 +67,8 @@ export interface DescriptorNode {
   children: Map<string, DescriptorNode>;
   /** Wildcard values (`prefix*`) per key, longest prefix first. */
   wildcards: Map<string, Array<{ prefix: string; node: DescriptorNode }>>;
+  /** The honeypot this descriptor is a trap of (`honeypot: <name>`); none: not a trap. */
+  honeypot: string | undefined;
 }
 
 /** Every domain's descriptor tree. */
@@ -80,7 +85,7 @@ export class RateLimitConfigError extends Error {
   }
 }
 
-const node = (): DescriptorNode => ({ limit: undefined, children: new Map(), wildcards: new Map() });
+const node = (): DescriptorNode => ({ limit: undefined, children: new Map(), wildcards: new Map(), honeypot: undefined });
 
 /** The YAML node at a zod issue path, for its line number. */
 function nodeAt(root: Node | null | undefined, path: ReadonlyArray<PropertyKey>): Node | undefined {
@@ -98,6 +103,7 @@ function nodeAt(root: Node | null | undefined, path: ReadonlyArray<PropertyKey>)
 function addDescriptors(file: string, parent: DescriptorNode, list: DescriptorInput[], prefix: string): void {
   for (const d of list) {
     const child = node();
+    child.honeypot = d.honeypot;
     const path = `${prefix}.${d.key}${d.value !== undefined ? `_${d.value}` : ''}`;
     if (d.rate_limit) {
       const r = rateLimit.parse(d.rate_limit);
@@ -131,8 +137,21 @@ function addDescriptors(file: string, parent: DescriptorNode, list: DescriptorIn
   }
 }
 
-/** Parses one envoyproxy/ratelimit YAML file into its domain and tree. */
-export function parseDomainFile(file: string, text: string): { domain: string; root: DescriptorNode } {
+/** The path (in the file's mapping) of the first `honeypot:` that names none of `known`, and its name. */
+function unknownHoneypot(list: DescriptorInput[], known: ReadonlySet<string>, path: PropertyKey[]): { path: PropertyKey[]; name: string } | undefined {
+  for (const [i, d] of list.entries()) {
+    if (d.honeypot !== undefined && !known.has(d.honeypot)) return { path: [...path, i, 'honeypot'], name: d.honeypot };
+    const nested = d.descriptors && unknownHoneypot(d.descriptors, known, [...path, i, 'descriptors']);
+    if (nested) return nested;
+  }
+  return undefined;
+}
+
+/**
+ * Parses one envoyproxy/ratelimit YAML file into its domain and tree. A `honeypot:` must name one
+ * of `honeypots` (ratelimit.security.automation.honeypots), else a RateLimitConfigError at its line.
+ */
+export function parseDomainFile(file: string, text: string, honeypots: ReadonlySet<string> = new Set()): { domain: string; root: DescriptorNode } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   const yamlError = doc.errors[0];
@@ -145,6 +164,12 @@ export function parseDomainFile(file: string, text: string): { domain: string; r
     const line = at?.range ? lineCounter.linePos(at.range[0]).line : undefined;
     throw new RateLimitConfigError(file, line, `${(issue?.path ?? []).join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
   }
+  const unknown = unknownHoneypot(parsed.data.descriptors, honeypots, ['descriptors']);
+  if (unknown) {
+    const at = nodeAt(doc.contents, unknown.path);
+    const configured = honeypots.size > 0 ? `configured: ${[...honeypots].join(', ')}` : 'none is configured';
+    throw new RateLimitConfigError(file, at?.range ? lineCounter.linePos(at.range[0]).line : undefined, `${unknown.path.join('.')}: unknown honeypot ${JSON.stringify(unknown.name)} (ratelimit.security.automation.honeypots; ${configured})`);
+  }
   const root = node();
   addDescriptors(file, root, parsed.data.descriptors, parsed.data.domain);
   return { domain: parsed.data.domain, root };
@@ -152,9 +177,10 @@ export function parseDomainFile(file: string, text: string): { domain: string; r
 
 /**
  * Loads a file, or every `.yaml` / `.yml` file of a directory (as a Kubernetes ConfigMap mounts
- * them). Throws RateLimitConfigError naming the file, line and reason; a domain defined twice is an error.
+ * them), its `honeypot:` keys naming `honeypots`. Throws RateLimitConfigError naming the file, line
+ * and reason; a domain defined twice is an error.
  */
-export function loadRateLimitConfig(path: string): RateLimitConfig {
+export function loadRateLimitConfig(path: string, honeypots: ReadonlySet<string> = new Set()): RateLimitConfig {
   const files = statSync(path).isDirectory()
     ? readdirSync(path)
         .filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.'))
@@ -163,7 +189,7 @@ export function loadRateLimitConfig(path: string): RateLimitConfig {
     : [path];
   const config: RateLimitConfig = new Map();
   for (const file of files) {
-    const { domain, root } = parseDomainFile(file, readFileSync(file, 'utf8'));
+    const { domain, root } = parseDomainFile(file, readFileSync(file, 'utf8'), honeypots);
     if (config.has(domain)) throw new RateLimitConfigError(file, 1, `domain "${domain}" is defined in another file too`);
     config.set(domain, root);
   }

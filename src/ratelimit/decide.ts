@@ -42,8 +42,8 @@ export function validate(req: RateLimitInput, maxKeyLength: number): void {
 
 const bad = (field: string, message: string) => new AgentError('invalid_argument', `${field}: ${message}`);
 
-/** The limit for one request descriptor, matched as envoyproxy/ratelimit does: key_value, then wildcard values, then key; depth must match. */
-export function matchLimit(root: DescriptorNode, descriptor: Pick<RequestDescriptor, 'entries'>): Limit | undefined {
+/** The descriptor node a request descriptor matches, as envoyproxy/ratelimit matches them: key_value, then wildcard values, then key; depth must match. */
+export function matchNode(root: DescriptorNode, descriptor: Pick<RequestDescriptor, 'entries'>): DescriptorNode | undefined {
   let node = root;
   const { entries } = descriptor;
   const last = entries.length - 1;
@@ -51,10 +51,15 @@ export function matchLimit(root: DescriptorNode, descriptor: Pick<RequestDescrip
     const { key, value } = entries[i] as { key: string; value: string };
     const next = node.children.get(`${key}_${value}`) ?? node.wildcards.get(key)?.find((w) => value.startsWith(w.prefix))?.node ?? node.children.get(key);
     if (!next) return undefined;
-    if (i === last) return next.limit;
+    if (i === last) return next;
     node = next;
   }
   return undefined;
+}
+
+/** The limit for one request descriptor: its matchNode's. */
+export function matchLimit(root: DescriptorNode, descriptor: Pick<RequestDescriptor, 'entries'>): Limit | undefined {
+  return matchNode(root, descriptor)?.limit;
 }
 
 /** A descriptor's limit: as configured, or as the request overrides it (then its path names the request's values). */

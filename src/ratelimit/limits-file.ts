@@ -7,8 +7,8 @@ import { loadRateLimitConfig, RateLimitConfigError, type DescriptorNode, type Li
 
 /** Options for createLimitsFile. */
 export interface LimitsFileOptions {
-  /** `config_path`: a descriptor file or a directory of them (envoyproxy/ratelimit format), none: no limits; `redis`: without it, a file with `backend: redis` limits is refused. */
-  config: Pick<Config['ratelimit'], 'config_path' | 'redis'>;
+  /** `config_path`: a descriptor file or a directory of them (envoyproxy/ratelimit format), none: no limits; `redis`: without it, a file with `backend: redis` limits is refused; `security.automation.honeypots`: the names a `honeypot:` may give. */
+  config: Pick<Config['ratelimit'], 'config_path' | 'redis'> & { security: Pick<Config['ratelimit']['security'], 'automation'> };
   logger: Logger;
   metrics: Registry;
   /** Reports `ready`, or `degraded` with the reason while a changed file is refused. */
@@ -47,10 +47,11 @@ export function createLimitsFile(options: LimitsFileOptions): LimitsFile {
   const domains = new Gauge({ name: 'heimdall_ratelimit_domains', help: 'Domains in the loaded rate-limit configuration.', registers: [options.metrics] });
   let current: RateLimitConfig = new Map();
   let watcher: PathWatch | undefined;
+  const honeypots = new Set(options.config.security.automation.honeypots.map((h) => h.name));
 
   const load = (path: string): void => {
     try {
-      const next = loadRateLimitConfig(path);
+      const next = loadRateLimitConfig(path, honeypots);
       if (!options.config.redis) {
         const redisLimit = [...next.values()].map(firstRedisLimit).find((l) => l !== undefined);
         if (redisLimit) throw new RateLimitConfigError(path, undefined, `${redisLimit.path}: backend redis needs ratelimit.redis in the agent's configuration`);

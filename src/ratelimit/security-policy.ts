@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { SecurityMode } from '../gen/heimdall/v1/security_pb.js';
+import type { HoneypotAcks } from './honeypot-overlay.js';
 
 /** A block (times in ms since the epoch; expiresAt 0: never expires). */
 export interface BlockRecord {
@@ -25,6 +26,8 @@ export type PolicyChange = { kind: 'mode'; mode: SecurityMode; pinned?: boolean 
 export interface SecuritySnapshot {
   mode: SecurityMode;
   blocks: BlockRecord[];
+  /** The worker's honeypot hit reports processed so far (their blocks are in `blocks`); none: no honeypots. */
+  hits?: HoneypotAcks | undefined;
 }
 
 /** What the security layer says about one descriptor before its limit is checked. */

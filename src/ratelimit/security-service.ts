@@ -3,10 +3,12 @@ import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { Principal } from '../auth/auth.js';
 import { AgentError, invalidFields } from '../errors/agent-error.js';
 import { ActionState, SecurityMode, SecurityService, type ActionSchema, type BlockSchema, type RequestActionRequest } from '../gen/heimdall/v1/security_pb.js';
+import { honeypotHitsDashboard } from '../query/honeypot-dashboard.js';
 import { dashboardTop, overLimitDashboard } from '../query/over-limit-dashboard.js';
 import type { ServiceRegistrar } from '../server/service-registry.js';
 import type { Storage } from '../storage/storage.js';
 import { HOUR_NS, timeRange, timestamp } from '../time/range.js';
+import { HONEYPOT_HIT_EVENT } from './honeypots.js';
 import { OVER_LIMIT_EVENT } from './over-limit.js';
 import type { ActionBook, ActionChange, ActionRecord } from './security-actions.js';
 import type { SecurityChanges } from './security-changes.js';
@@ -88,7 +90,7 @@ export function addSecurityService(options: SecurityServiceOptions): void {
         const range = timeRange(req.startTime, req.endTime, HOUR_NS);
         storage.requireReady('the dashboard cannot be read');
         const query = storage.transport.query.bind(storage.transport);
-        const dashboard = await overLimitDashboard(query, range, { eventType: OVER_LIMIT_EVENT, top: req.top, incidentThreshold: options.incidentThreshold });
+        const [dashboard, honeypotHits] = await Promise.all([overLimitDashboard(query, range, { eventType: OVER_LIMIT_EVENT, top: req.top, incidentThreshold: options.incidentThreshold }), honeypotHitsDashboard(query, range, { eventType: HONEYPOT_HIT_EVENT, top: req.top })]);
         const [fromMs, toMs] = [Number(range.start / 1_000_000n), Number(range.end / 1_000_000n)];
         const automatic = book.list(ActionState.EXECUTED).filter((a) => a.requestedBy === SYSTEM_ACTOR && a.decidedAt >= fromMs && a.decidedAt < toMs);
         return {
@@ -100,6 +102,7 @@ export function addSecurityService(options: SecurityServiceOptions): void {
           pendingActions: pending().map(toAction),
           automaticActions: automatic.slice(0, dashboardTop(req.top)).map(toAction),
           ...dashboard,
+          honeypotHits,
         };
       },
       async listActions(req) {

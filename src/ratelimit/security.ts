@@ -8,6 +8,8 @@ import type { Storage } from '../storage/storage.js';
 import type { Notify } from '../notify/notification.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createAutomation, type Automation } from './automation/engine.js';
+import type { HoneypotHitReport } from './honeypot-hits.js';
+import { createHoneypots } from './honeypots.js';
 import { createActionBook } from './security-actions.js';
 import { createSecurityChanges } from './security-changes.js';
 import { createSecurityPolicy, MODE_NAMES, MODES, type SecuritySnapshot } from './security-policy.js';
@@ -29,7 +31,7 @@ export interface SecurityOptions {
   logger: Logger;
   metrics: Registry;
   health: HealthRegistry;
-  /** Hands automation rules' notifications to their webhooks; none: nobody is told. */
+  /** Hands automation's notifications (rules', honeypots' automatic actions) to their webhooks; none: nobody is told. */
   notify?: Notify | undefined;
 }
 
@@ -40,8 +42,10 @@ export interface Security {
   snapshot(): SecuritySnapshot;
   /** Calls `listener` after every change to the mode or the blocks (local, approved, or from Redis); returns the unsubscribe function. */
   onChange(listener: () => void): () => void;
-  /** The automation rules (`automation.rules`): they take the rate-limit worker's signals and honeypot hits. */
-  readonly automation: Pick<Automation, 'signals' | 'honeypotHits'>;
+  /** The automation rules (`automation.rules`): they take the rate-limit worker's signals. */
+  readonly automation: Pick<Automation, 'signals'>;
+  /** Takes a honeypot hit the rate-limit worker reports: its entities are blocked, the hit audited (and counted by the rules). Never throws. */
+  honeypotHit(hit: HoneypotHitReport): void;
   start(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -72,6 +76,17 @@ export function createSecurity(options: SecurityOptions): Security {
   const store = createSecurityStore({ storage: options.storage });
   const changes = createSecurityChanges({ book, policy, store, share, pipeline: options.pipeline, onChange: report, metrics: options.metrics, logger });
   const automation = createAutomation({ config: options.config.automation, redis: options.redis, policy, changes, notify: options.notify, metrics: options.metrics, logger });
+  const honeypots = createHoneypots({
+    config: options.config.automation.honeypots,
+    changes,
+    policy,
+    pipeline: options.pipeline,
+    notify: options.notify,
+    onHit: (count, entities) => automation.honeypotHits(count, entities),
+    onProcessed: report,
+    metrics: options.metrics,
+    logger,
+  });
   addSecurityService({ services: options.services, changes, policy, book, storage: options.storage, incidentThreshold: options.config.incident_threshold });
 
   let sweeper: NodeJS.Timeout | undefined;
@@ -84,8 +99,9 @@ export function createSecurity(options: SecurityOptions): Security {
   };
   return {
     name: 'security',
-    snapshot: () => ({ mode: policy.mode, blocks: policy.blocks() }),
+    snapshot: () => ({ mode: policy.mode, blocks: policy.blocks(), hits: honeypots.acks() }),
     automation,
+    honeypotHit: (hit) => honeypots.report(hit),
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -106,6 +122,7 @@ export function createSecurity(options: SecurityOptions): Security {
       clearInterval(sweeper);
       await automation.shutdown();
       await restoring;
+      await honeypots.idle();
       share?.shutdown();
       reporter.set('stopping');
     },

@@ -33,7 +33,7 @@ export interface RateLimiterOptions {
   /** A test clock in shared memory ([0]: the buckets' monotonic milliseconds); default performance.now in the worker. */
   clock?: Float64Array | undefined;
   /** Block list and security mode, replicated to the worker on start and on every change. */
-  security?: Pick<Security, 'snapshot' | 'onChange'> | undefined;
+  security?: Pick<Security, 'snapshot' | 'onChange' | 'honeypotHit'> | undefined;
   /** Where each window's over-limit records go (written as events on this thread). */
   overLimit: OverLimitSink;
   /** Gets the worker's refusals and incidents (for automation rules, main thread). */
@@ -80,6 +80,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     reporters,
     overLimit: options.overLimit,
     signals: options.signals,
+    honeypotHits: security && ((hit) => security.honeypotHit(hit)),
     logger,
   });
   addRlsService(options.grpc, worker.answer);

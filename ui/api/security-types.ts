@@ -60,6 +60,16 @@ export interface Incident {
   hits?: string;
 }
 
+export interface HoneypotHit {
+  time?: string;
+  honeypot?: string;
+  domain?: string;
+  /** The hit descriptor's entries, `key=value` joined with ",". */
+  entries?: string;
+  /** The entities blocked for it. */
+  blocked?: string[];
+}
+
 export interface GetDashboardResponse {
   startTime?: string;
   endTime?: string;
@@ -69,4 +79,5 @@ export interface GetDashboardResponse {
   overLimit?: OverLimitCount[];
   topEntities?: EntityCount[];
   incidents?: Incident[];
+  honeypotHits?: HoneypotHit[];
 }

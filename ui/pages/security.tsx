@@ -1,6 +1,6 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import type { Block, EntityCount, GetDashboardResponse, GetStateResponse, Incident, ListActionsResponse, OverLimitCount } from '../api/security-types.js';
+import type { Block, EntityCount, GetDashboardResponse, GetStateResponse, HoneypotHit, Incident, ListActionsResponse, OverLimitCount } from '../api/security-types.js';
 import { ErrorBox, PageHeader } from '../components/status.js';
 import { Table, type Column } from '../components/table.js';
 import { TimeRange } from '../components/time-range.js';
@@ -30,6 +30,13 @@ const incidentColumns: Array<Column<Incident>> = [
   { title: 'Limit', class: 'nowrap mono', cell: (i) => i.descriptor },
   { title: 'Entity', class: 'wide mono', cell: (i) => i.entity },
   { title: 'Hits over limit', class: 'num', cell: (i) => Number(i.hits ?? 0) },
+];
+const honeypotColumns: Array<Column<HoneypotHit>> = [
+  { title: 'Time', class: 'nowrap', cell: (h) => formatTime(h.time) },
+  { title: 'Honeypot', class: 'nowrap', cell: (h) => h.honeypot },
+  { title: 'Domain', class: 'nowrap', cell: (h) => h.domain },
+  { title: 'Descriptor', class: 'wide mono', cell: (h) => h.entries },
+  { title: 'Blocked', class: 'mono', cell: (h) => (h.blocked?.length ? h.blocked.join(', ') : '—') },
 ];
 
 /** The mode, as a badge that stands out when it is not normal. */
@@ -64,7 +71,7 @@ function BlocksTable(props: { blocks: Block[]; onDone: (o: Outcome) => void }): 
   return <Table testId="blocks" columns={columns} rows={props.blocks} rowKey={(b) => b.entity ?? ''} empty="No entity is blocked." />;
 }
 
-/** Over-limit hits in the window: by limit, top offenders, incidents (GetDashboard). */
+/** Over-limit hits in the window: by limit, top offenders, incidents; and honeypot hits, newest first (GetDashboard). */
 function Dashboard(props: { data: GetDashboardResponse | undefined; loading: boolean }): JSX.Element {
   const empty = props.loading ? 'Loading…' : 'None in this window.';
   return (
@@ -82,6 +89,10 @@ function Dashboard(props: { data: GetDashboardResponse | undefined; loading: boo
       <div class="card section">
         <h2>Incidents</h2>
         <Table testId="incidents" columns={incidentColumns} rows={props.data?.incidents ?? []} rowKey={(i) => `${i.time ?? ''}/${i.domain ?? ''}/${i.descriptor ?? ''}/${i.entity ?? ''}`} empty={empty} />
+      </div>
+      <div class="card section">
+        <h2>Honeypot hits</h2>
+        <Table testId="honeypot-hits" columns={honeypotColumns} rows={props.data?.honeypotHits ?? []} rowKey={(h) => `${h.time ?? ''}/${h.honeypot ?? ''}/${h.entries ?? ''}`} empty={empty} />
       </div>
     </>
   );

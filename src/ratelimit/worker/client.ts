@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { AgentError } from '../../errors/agent-error.js';
 import type { HealthReporter } from '../../health/registry.js';
 import type { Logger } from '../../telemetry/logger.js';
+import type { HoneypotHitSink } from '../honeypot-hits.js';
 import type { OverLimitSink } from '../over-limit.js';
 import type { RlsAnswer } from '../rls-answer.js';
 import type { SignalSink } from '../signals.js';
@@ -24,6 +25,8 @@ export interface WorkerClientOptions {
   overLimit: OverLimitSink;
   /** Gets the worker's signals for automation rules (refusals, incidents); none: they are dropped. */
   signals?: SignalSink | undefined;
+  /** Gets the worker's honeypot hit reports; none: they are dropped. */
+  honeypotHits?: HoneypotHitSink | undefined;
   logger: Logger;
 }
 
@@ -106,10 +109,11 @@ async function forward(worker: Worker | undefined, checks: PendingCalls<Uint8Arr
 
 type Started = { resolve(): void; reject(err: Error): void };
 
-/** Hands on what the worker reports: log lines, health, over-limit records. */
-function relay(m: Extract<FromWorker, { t: 'log' | 'health' | 'overLimit' | 'signals' }>, options: WorkerClientOptions): void {
+/** Hands on what the worker reports: log lines, health, over-limit records, signals, honeypot hits. */
+function relay(m: Extract<FromWorker, { t: 'log' | 'health' | 'overLimit' | 'signals' | 'honeypotHit' }>, options: WorkerClientOptions): void {
   if (m.t === 'overLimit') options.overLimit(m.records);
   else if (m.t === 'signals') options.signals?.(m.signals);
+  else if (m.t === 'honeypotHit') options.honeypotHits?.(m.hit);
   else if (m.t === 'log') relayLog(options.logger, m.line);
   else options.reporters.get(m.component)?.set(m.state, m.reason);
 }
@@ -132,7 +136,7 @@ const gone = (): AgentError => new AgentError('unavailable', 'the rate-limit wor
 /**
  * Creates the client: starts the worker (dist's built module, or the TypeScript source under
  * vitest, see thread-url.ts), forwards checks to it with their buffers transferred, relays its
- * logs, health, over-limit records and metrics. A worker that dies is logged, `ratelimit` reports
+ * logs, health, over-limit records, honeypot hits and metrics. A worker that dies is logged, `ratelimit` reports
  * degraded, pending checks fail UNAVAILABLE, and a new worker starts (its buckets full again).
  */
 export function createWorkerClient(options: WorkerClientOptions): WorkerClient {

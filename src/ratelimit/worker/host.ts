@@ -6,6 +6,9 @@ import { createLogger, type Logger } from '../../telemetry/logger.js';
 import { createSeriesLimits } from '../../telemetry/series-limits.js';
 import { createBuckets } from '../backends.js';
 import { createRateLimitCheck } from '../check.js';
+import { createHoneypotHits } from '../honeypot-hits.js';
+import { createHoneypotOverlay } from '../honeypot-overlay.js';
+import { createHoneypotTraps } from '../honeypot-traps.js';
 import { createLimitsFile } from '../limits-file.js';
 import { createOverLimitReporter } from '../over-limit.js';
 import { createRlsAnswer, type RlsAnswer } from '../rls-answer.js';
@@ -32,7 +35,7 @@ function remoteReporter(component: string, post: Post): HealthReporter {
   };
 }
 
-/** Every part of the rate limiter that holds state, built in the worker: limits, buckets, stats, security replica, over-limit counts. */
+/** Every part of the rate limiter that holds state, built in the worker: limits, buckets, stats, security replica (with the honeypots' overlay), over-limit counts. */
 function createRateLimitCore(init: WorkerInit, post: Post, logger: Logger, metrics: Registry) {
   const config = init.ratelimit;
   const clock = init.clock;
@@ -41,11 +44,14 @@ function createRateLimitCore(init: WorkerInit, post: Post, logger: Logger, metri
   const seriesLimits = createSeriesLimits({ config: init.metrics, metrics, logger });
   const stats = createLimitStats(metrics, seriesLimits, init.metrics.max_series);
   const buckets = createBuckets({ config, now, logger, metrics, health: { register: (name) => remoteReporter(name, post) } });
-  const security = init.security ? createSecurityReplica(config.security, init.security) : undefined;
+  const traps = createHoneypotTraps(config.security.automation.honeypots);
+  const overlay = traps && createHoneypotOverlay();
+  const security = init.security ? createSecurityReplica(config.security, init.security, overlay) : undefined;
+  const honeypots = overlay && createHoneypotHits({ config: config.security.automation, overlay, blocked: security && ((e) => security.blocked(e)), sink: (hit) => post({ t: 'honeypotHit', hit }), firstSeq: init.security?.hits?.acked, metrics });
   // Signals only feed automation rules: none configured, none counted.
   const signals = config.security.automation.rules.length > 0 ? createSignalCollector({ sink: (s) => post({ t: 'signals', signals: s }) }) : undefined;
   const overLimit = createOverLimitReporter({ config, incidentThreshold: config.security.incident_threshold, sink: (records) => post({ t: 'overLimit', records }), signals, metrics });
-  const check = createRateLimitCheck({ config, limits, buckets, stats, security, overLimit });
+  const check = createRateLimitCheck({ config, limits, buckets, stats, security, overLimit, traps, honeypots });
   return { limits, buckets, security, overLimit, signals, answer: createRlsAnswer(check) };
 }
 

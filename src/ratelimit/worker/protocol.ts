@@ -3,6 +3,7 @@ import type { TokenDigest } from '../../auth/auth.js';
 import type { Config } from '../../config/schema.js';
 import type { ErrorCode, FieldViolation } from '../../errors/agent-error.js';
 import type { ComponentState } from '../../health/registry.js';
+import type { HoneypotHitReport } from '../honeypot-hits.js';
 import type { OverLimitRecord } from '../over-limit.js';
 import type { SecuritySnapshot } from '../security-policy.js';
 import type { SecuritySignals } from '../signals.js';
@@ -57,6 +58,8 @@ export type FromWorker =
   | { t: 'overLimit'; records: OverLimitRecord[] }
   /** Refusals and incidents for automation rules, at most once a second, only when any. */
   | { t: 'signals'; signals: SecuritySignals }
+  /** A honeypot hit: its entities are blocked in the worker's overlay until a security snapshot acknowledges `hit.seq`. */
+  | { t: 'honeypotHit'; hit: HoneypotHitReport }
   | { t: 'metrics'; id: number; families: MetricFamily[] }
   /** Shut down: the listener closed, records flushed, Redis disconnected. */
   | { t: 'closed' };

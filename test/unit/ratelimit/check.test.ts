@@ -7,7 +7,8 @@ import { RateLimitRequestSchema, RateLimitResponse_Code, type RateLimitRequest }
 import { AgentError } from '../../../src/errors/agent-error.js';
 import { createHealthRegistry } from '../../../src/health/registry.js';
 import { createBuckets } from '../../../src/ratelimit/backends.js';
-import { createRateLimitCheck } from '../../../src/ratelimit/check.js';
+import { createRateLimitCheck, type RateLimitCheckOptions } from '../../../src/ratelimit/check.js';
+import { createHoneypotTraps } from '../../../src/ratelimit/honeypot-traps.js';
 import { parseDomainFile } from '../../../src/ratelimit/config.js';
 import type { Verdict } from '../../../src/ratelimit/security-policy.js';
 import { createLimitStats } from '../../../src/ratelimit/stats.js';
@@ -17,19 +18,19 @@ import { silentLogger } from '../../support/temp.js';
 const LIMITS = 'domain: api\ndescriptors:\n  - key: ip\n    rate_limit: { name: per-ip, unit: second, requests_per_unit: 2 }\n  - key: free\n    rate_limit: { unlimited: true }\n';
 
 /** A check over `yaml`'s limits; `verdict` stands in for the security layer's answer. */
-function setup(yaml = LIMITS, verdict: (entries: ReadonlyArray<{ key: string; value: string }>) => Verdict = () => ({ refuse: false, factor: 1 })) {
+function setup(yaml = LIMITS, verdict: (entries: ReadonlyArray<{ key: string; value: string }>) => Verdict = () => ({ refuse: false, factor: 1 }), honeypots: Pick<RateLimitCheckOptions, 'traps' | 'honeypots'> & { names?: string[] } = {}) {
   const config = validateConfig({ ratelimit: { legacy_headers: true } }).ratelimit;
   const metrics = new Registry();
   let t = 0;
   const now = () => t;
-  const { domain, root } = parseDomainFile('limits.yaml', yaml);
+  const { domain, root } = parseDomainFile('limits.yaml', yaml, new Set(honeypots.names));
   const limits = { current: new Map([[domain, root]]) };
   const seriesLimits = createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger: silentLogger() });
   const stats = createLimitStats(metrics, seriesLimits, 1_000);
   const buckets = createBuckets({ config, now, logger: silentLogger(), metrics, health: createHealthRegistry() });
   const recorded: Array<{ domain: string; descriptor: string; hits: number }> = [];
   const overLimit = { record: (d: string, descriptor: string, _e: unknown, hits: number) => void recorded.push({ domain: d, descriptor, hits }) };
-  const check = createRateLimitCheck({ config, limits, buckets, stats, security: { check: verdict }, overLimit });
+  const check = createRateLimitCheck({ config, limits, buckets, stats, security: { check: verdict }, overLimit, traps: honeypots.traps, honeypots: honeypots.honeypots });
   const metric = async (name: string) => (await metrics.getSingleMetric(name)?.get())?.values;
   return { check, limits, recorded, metric, advance: (ms: number) => void (t += ms) };
 }
@@ -112,5 +113,25 @@ describe('rate-limit check', () => {
     // Elevated: half the bucket (1 of 2), a bucket of its own.
     expect((await blocked.check(request('api', { ip: 'good' }))).statuses[0]?.limitRemaining).toBe(0);
     expect((await blocked.check(request('api', { ip: 'good' }))).overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
+  });
+
+  it('refuses a descriptor that springs a honeypot trap before the security layer and its limit (counted as honeypot), and hands the hit on', async () => {
+    const honeypots = validateConfig({ ratelimit: { security: { automation: { honeypots: [{ name: 'env', entries: ['path=/.env'] }, { name: 'trap' }] } } } }).ratelimit.security.automation.honeypots;
+    const hits: string[] = [];
+    const yaml = `${LIMITS}  - key: path\n    value: /wp-admin\n    honeypot: trap\n`;
+    const trapped = setup(yaml, () => ({ refuse: true, reason: 'blocked' }), { traps: createHoneypotTraps(honeypots), honeypots: { hit: (h, req, d) => void hits.push(`${h.name} ${req.domain} ${d.entries.map((e) => e.value).join()}`) }, names: ['trap'] });
+    const answer = await trapped.check(request('api', { free: 'x' }, { path: '/wp-admin' }, { path: '/.env', ip: '1.2.3.4' }));
+    expect(answer.overallCode).toBe(RateLimitResponse_Code.OVER_LIMIT);
+    expect(answer.statuses.map((s) => s.code)).toEqual([RateLimitResponse_Code.OVER_LIMIT, RateLimitResponse_Code.OVER_LIMIT, RateLimitResponse_Code.OVER_LIMIT]);
+    expect(hits).toEqual(['trap api /wp-admin', 'env api /.env,1.2.3.4']);
+    expect(trapped.recorded).toEqual([
+      { domain: 'api', descriptor: 'security:blocked', hits: 1 },
+      { domain: 'api', descriptor: 'security:honeypot', hits: 1 },
+      { domain: 'api', descriptor: 'security:honeypot', hits: 1 },
+    ]);
+    expect(await trapped.metric('heimdall_security_refused_total')).toEqual([
+      { labels: { domain: 'api', reason: 'blocked' }, value: 1 },
+      { labels: { domain: 'api', reason: 'honeypot' }, value: 2 },
+    ]);
   });
 });

@@ -76,6 +76,19 @@ describe('limits file', () => {
     expect(health.component('ratelimit')?.state).toBe('ready');
   });
 
+  it('refuses a honeypot: naming no configured honeypot (file:line), and loads it once the honeypot is configured', () => {
+    const path = join(dir.path, 'limits.yaml');
+    writeFileSync(path, 'domain: edge\ndescriptors:\n  - key: path\n    value: /.env\n    honeypot: dotenv\n');
+    const without = open({ config_path: path });
+    without.start();
+    expect(without.current.size).toBe(0);
+    expect(health.component('ratelimit')?.reason).toContain(`${path}:5: descriptors.0.honeypot: unknown honeypot "dotenv"`);
+    without.close();
+    const configured = open({ config_path: path, security: { automation: { honeypots: [{ name: 'dotenv' }] } } });
+    configured.start();
+    expect(configured.current.get('edge')?.children.get('path_/.env')?.honeypot).toBe('dotenv');
+  });
+
   it('without config_path: no limits, ready; close is safe twice', () => {
     const limits = open({});
     limits.start();

@@ -148,6 +148,23 @@ descriptors:
     expect(bad('domain: [\n')[0]).toBe('limits.yaml');
     expect(bad('descriptors: []\n')).toEqual(['limits.yaml', 1, expect.stringContaining('domain')]);
   });
+
+  it('a descriptor marked honeypot: <name> must name a configured honeypot (file:line, the configured names)', () => {
+    const text = 'domain: d\ndescriptors:\n  - key: a\n    descriptors:\n      - key: path\n        value: /wp-admin\n        honeypot: wordpres\n';
+    const reason = (known: string[]) => {
+      try {
+        parseDomainFile('limits.yaml', text, new Set(known));
+      } catch (err) {
+        if (err instanceof RateLimitConfigError) return err.message;
+        throw err;
+      }
+      return 'loaded';
+    };
+    expect(reason(['wordpress', 'env'])).toBe('limits.yaml:7: descriptors.0.descriptors.0.honeypot: unknown honeypot "wordpres" (ratelimit.security.automation.honeypots; configured: wordpress, env)');
+    expect(reason([])).toBe('limits.yaml:7: descriptors.0.descriptors.0.honeypot: unknown honeypot "wordpres" (ratelimit.security.automation.honeypots; none is configured)');
+    expect(reason(['wordpres'])).toBe('loaded');
+    expect(parseDomainFile('limits.yaml', text, new Set(['wordpres'])).root.children.get('a')?.children.get('path_/wp-admin')?.honeypot).toBe('wordpres');
+  });
 });
 
 describe('RateLimitResponse encoder', () => {
