@@ -17,7 +17,7 @@ export function actionState(a: Action): string {
 
 /** What an action changes: `set mode lockdown`, `block k=v for 1h`, `block k=v until unblocked`, `unblock k=v`. */
 export function describeChange(a: Action): string {
-  if (a.setMode) return `set mode ${modeName(a.setMode.mode)}`;
+  if (a.setMode) return `set mode ${modeName(a.setMode.mode)}${a.setMode.pin ? ' (pinned)' : ''}`;
   if (a.unblock) return `unblock ${a.unblock.entity ?? ''}`;
   if (a.block) {
     const d = a.block.durationSeconds ?? 0;

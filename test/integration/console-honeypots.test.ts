@@ -16,7 +16,7 @@ import { expectClean, haveChromium, launchBrowser, openPage, screenshot, signIn 
 import { tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
 
-const TOKENS = { admin: 'console-hp-admin-token-7c2e9a41', envoy: 'console-hp-envoy-token-3b8d1f64' };
+const TOKENS = { admin: 'console-hp-admin-token-7c2e9a41', adminB: 'console-hp-admin-b-token-5d1e0c92', envoy: 'console-hp-envoy-token-3b8d1f64' };
 
 describe.runIf(haveChromium())('console: honeypot hits on the security page in Chromium', () => {
   const dir = tempDir();
@@ -27,7 +27,7 @@ describe.runIf(haveChromium())('console: honeypot hits on the security page in C
     mkdirSync(join(dir.path, 'limits'));
     writeFileSync(join(dir.path, 'limits', 'edge.yaml'), 'domain: edge\ndescriptors:\n  - key: remote_address\n    rate_limit: { unit: hour, requests_per_unit: 1000 }\n  - key: path\n    value: /wp-login.php\n    honeypot: wordpress\n');
     t = await startTestAgent({
-      auth: { enabled: true, tokens: [{ name: 'admin', token: TOKENS.admin, scopes: ['admin', 'query'] }, { name: 'envoy', token: TOKENS.envoy, scopes: ['ratelimit'] }] },
+      auth: { enabled: true, tokens: [{ name: 'admin', token: TOKENS.admin, scopes: ['admin', 'query'] }, { name: 'admin-b', token: TOKENS.adminB, scopes: ['admin'] }, { name: 'envoy', token: TOKENS.envoy, scopes: ['ratelimit'] }] },
       ingest: { batch: { max_delay: '20ms' } },
       ratelimit: { config_path: join(dir.path, 'limits'), security: { automation: { allow: ['remote_address=10.0.0.*'], honeypots: [{ name: 'wordpress' }, { name: 'dotenv', entries: ['path=/.env'] }] } } },
       jobs: { system_check: { enabled: false } },
@@ -70,6 +70,40 @@ describe.runIf(haveChromium())('console: honeypot hits on the security page in C
     await page.locator('[data-testid="honeypot-hits"]').scrollIntoViewIfNeeded();
     await page.waitForLoadState('networkidle');
     await screenshot(page, 'security-honeypots');
+    // The automatic block is listed with the window's automatic actions, by the system actor.
+    const automatic = page.locator('[data-testid="automatic-actions"] tbody tr[data-key]');
+    await expect.poll(() => automatic.count(), { timeout: 20_000 }).toBe(1);
+    const auto = await automatic.first().locator('td').allTextContents();
+    expect(auto.slice(0, 5)).toEqual(['executed', 'block remote_address=203.0.113.40 for 1h', 'honeypot wordpress hit in edge: path=/wp-login.php', 'system', 'system']);
+    await expectClean(record);
+  }, 60_000);
+
+  it('shows a pinned mode and who set it, and requests a pinned mode from the form', async () => {
+    const { page, record } = await openPage(browser);
+    const ui = `${t.adminUrl}/ui/`;
+    await signIn(page, ui, TOKENS.admin);
+    await page.goto(`${ui}security?since=1h`);
+    await expect.poll(() => page.locator('[data-testid="mode"]').textContent(), { timeout: 20_000 }).toBe('normal');
+    expect(await page.locator('[data-testid="pinned"]').count()).toBe(0);
+    const form = page.locator('[data-testid="request-mode"]');
+    await form.locator('select[name="mode"]').selectOption('elevated');
+    await form.locator('input[name="reason"]').fill('hold while we look');
+    await form.locator('input[name="pin"]').check();
+    await form.locator('button[type="submit"]').click();
+    const pending = page.locator('[data-testid="actions"] tbody tr[data-key]', { hasText: 'set mode elevated (pinned)' });
+    await expect.poll(() => pending.count(), { timeout: 20_000 }).toBe(1);
+    const id = (await pending.first().getAttribute('data-key')) ?? '';
+    const other = connect({ addr: t.grpcAddress, token: TOKENS.adminB });
+    try {
+      await other.unary(SecurityService.method.approveAction, { id });
+    } finally {
+      other.close();
+    }
+    await expect.poll(() => page.locator('[data-testid="pinned"]').count(), { timeout: 20_000 }).toBe(1);
+    expect(await page.locator('[data-testid="mode"]').textContent()).toBe('elevated');
+    expect(await page.locator('[data-testid="mode-detail"]').textContent()).toMatch(/^set by admin-b · /);
+    await page.locator('[data-testid="mode"]').scrollIntoViewIfNeeded();
+    await screenshot(page, 'security-pinned');
     await expectClean(record);
   }, 60_000);
 });

@@ -16,7 +16,7 @@ export interface Action {
   id?: string;
   block?: { entity?: string; reason?: string; durationSeconds?: number };
   unblock?: { entity?: string };
-  setMode?: { mode?: SecurityMode };
+  setMode?: { mode?: SecurityMode; pin?: boolean };
   /** `ACTION_STATE_PENDING`, `..._EXECUTED`, `..._REJECTED`, `..._EXPIRED`. */
   state?: string;
   reason?: string;
@@ -31,6 +31,10 @@ export interface GetStateResponse {
   mode?: SecurityMode;
   blocks?: Block[];
   pendingActions?: number;
+  /** Automation does not change a pinned mode. */
+  pinned?: boolean;
+  /** An admin, `system` (automation), or absent (the configured first mode). */
+  modeSetBy?: string;
 }
 
 export interface ListActionsResponse {
@@ -80,4 +84,6 @@ export interface GetDashboardResponse {
   topEntities?: EntityCount[];
   incidents?: Incident[];
   honeypotHits?: HoneypotHit[];
+  /** Actions automation executed in the window (by `system`), newest first. */
+  automaticActions?: Action[];
 }

@@ -45,7 +45,7 @@ export function useActionCall(onDone: (o: Outcome) => void): (method: string, bo
 }
 
 /** Actions, pending first, with approve and reject on pending ones for admins. */
-export function ActionsTable(props: { actions: Action[]; loading: boolean; onDone: (o: Outcome) => void }): JSX.Element {
+export function ActionsTable(props: { actions: Action[]; loading: boolean; onDone: (o: Outcome) => void; testId?: string; empty?: string }): JSX.Element {
   const { access } = useConsole();
   const act = useActionCall(props.onDone);
   const columns: Array<Column<Action>> = [
@@ -70,7 +70,7 @@ export function ActionsTable(props: { actions: Action[]; loading: boolean; onDon
         ) : null,
     });
   }
-  return <Table testId="actions" columns={columns} rows={sortActions(props.actions)} rowKey={(a) => a.id ?? ''} empty={props.loading ? 'Loading…' : 'No actions.'} />;
+  return <Table testId={props.testId ?? 'actions'} columns={columns} rows={sortActions(props.actions)} rowKey={(a) => a.id ?? ''} empty={props.loading ? 'Loading…' : (props.empty ?? 'No actions.')} />;
 }
 
 /** Block durations offered, in seconds (0: until unblocked). */
@@ -86,12 +86,13 @@ export function RequestForms(props: { onDone: (o: Outcome) => void }): JSX.Eleme
   const act = useActionCall(props.onDone);
   const [mode, setMode] = useState<string>('lockdown');
   const [modeReason, setModeReason] = useState('');
+  const [pin, setPin] = useState(false);
   const [entity, setEntity] = useState('');
   const [duration, setDuration] = useState(3_600);
   const [blockReason, setBlockReason] = useState('');
   const requestMode = (e: Event) => {
     e.preventDefault();
-    act('RequestAction', { setMode: { mode: `SECURITY_MODE_${mode.toUpperCase()}` }, reason: modeReason }, 'requested');
+    act('RequestAction', { setMode: { mode: `SECURITY_MODE_${mode.toUpperCase()}`, pin }, reason: modeReason }, 'requested');
   };
   const requestBlock = (e: Event) => {
     e.preventDefault();
@@ -114,6 +115,10 @@ export function RequestForms(props: { onDone: (o: Outcome) => void }): JSX.Eleme
           <label class="field grow">
             <span>Reason</span>
             <input name="reason" value={modeReason} placeholder="why" onInput={(e) => setModeReason(e.currentTarget.value)} />
+          </label>
+          <label class="field" title="Automation rules leave a pinned mode alone until a mode is set without pin">
+            <span>Pin</span>
+            <input type="checkbox" name="pin" checked={pin} onChange={(e) => setPin(e.currentTarget.checked)} />
           </label>
           <button type="submit" class="primary">
             Request mode change

@@ -48,7 +48,13 @@ function ModeCard(props: { state: GetStateResponse | undefined }): JSX.Element {
       <span class={`mode-badge mode-${mode}`} data-testid="mode">
         {props.state ? mode : '…'}
       </span>
-      <span class="muted">
+      {props.state?.pinned && (
+        <span class="mode-badge" data-testid="pinned" title="Automation rules leave a pinned mode alone">
+          pinned
+        </span>
+      )}
+      <span class="muted" data-testid="mode-detail">
+        {props.state?.modeSetBy ? `set by ${props.state.modeSetBy} · ` : ''}
         {props.state?.blocks?.length ?? 0} blocked · {props.state?.pendingActions ?? 0} pending actions
       </span>
     </div>
@@ -71,8 +77,8 @@ function BlocksTable(props: { blocks: Block[]; onDone: (o: Outcome) => void }): 
   return <Table testId="blocks" columns={columns} rows={props.blocks} rowKey={(b) => b.entity ?? ''} empty="No entity is blocked." />;
 }
 
-/** Over-limit hits in the window: by limit, top offenders, incidents; and honeypot hits, newest first (GetDashboard). */
-function Dashboard(props: { data: GetDashboardResponse | undefined; loading: boolean }): JSX.Element {
+/** Over-limit hits in the window: by limit, top offenders, incidents; automatic actions and honeypot hits, newest first (GetDashboard). */
+function Dashboard(props: { data: GetDashboardResponse | undefined; loading: boolean; onDone: (o: Outcome) => void }): JSX.Element {
   const empty = props.loading ? 'Loading…' : 'None in this window.';
   return (
     <>
@@ -89,6 +95,10 @@ function Dashboard(props: { data: GetDashboardResponse | undefined; loading: boo
       <div class="card section">
         <h2>Incidents</h2>
         <Table testId="incidents" columns={incidentColumns} rows={props.data?.incidents ?? []} rowKey={(i) => `${i.time ?? ''}/${i.domain ?? ''}/${i.descriptor ?? ''}/${i.entity ?? ''}`} empty={empty} />
+      </div>
+      <div class="card section">
+        <h2>Automatic actions</h2>
+        <ActionsTable testId="automatic-actions" actions={props.data?.automaticActions ?? []} loading={props.loading} onDone={props.onDone} empty="None in this window." />
       </div>
       <div class="card section">
         <h2>Honeypot hits</h2>
@@ -144,7 +154,7 @@ export function SecurityPage(): JSX.Element {
         <h2>Blocked entities</h2>
         <BlocksTable blocks={state.data?.blocks ?? []} onDone={onDone} />
       </div>
-      <Dashboard data={dashboard.data} loading={dashboard.loading} />
+      <Dashboard data={dashboard.data} loading={dashboard.loading} onDone={onDone} />
     </section>
   );
 }
