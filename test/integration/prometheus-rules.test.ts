@@ -118,7 +118,7 @@ describe('the metrics and labels the rules name, in a real agent', () => {
     ];
     t = await startTestAgent({
       ingest: { ack: 'queued', queue: { path: dirs.queue.path } },
-      ratelimit: { config_path: dirs.limits.path, over_limit_window: '1s', security: { incident_threshold: 3 } },
+      ratelimit: { config_path: dirs.limits.path, over_limit_window: '1s', security: { incident_threshold: 3, automation: { honeypots: [{ name: 'trap', entries: ['path=/trap'] }] } } },
       jobs: { system_check: { enabled: false }, scheduled },
     });
     c = connect({ addr: t.grpcAddress });
@@ -147,11 +147,13 @@ describe('the metrics and labels the rules name, in a real agent', () => {
       { service: 'checkout', name: 'pay', status: SpanStatusCode.ERROR },
       { service: 'checkout', name: 'pay', status: SpanStatusCode.OK },
     ]);
+    // A honeypot hit: the rate-limit worker's family gets its honeypot label.
+    await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'alerts', descriptors: [{ entries: [{ key: 'path', value: '/trap' }] }] });
     // The jobs' families get their labels once a run failed and a tick overlapped.
     const text = await until(async () => {
       const s = await scrape();
-      return /^heimdall_job_runs_total\{.*status="failed"/m.test(s) && /^heimdall_job_ticks_skipped_total\{.*reason="overlap"/m.test(s) && /^heimdall_spans_total\{service_name="checkout"/m.test(s) && s;
-    }, 30_000, 'a failed run, an overlapping tick and the spans in /metrics');
+      return /^heimdall_job_runs_total\{.*status="failed"/m.test(s) && /^heimdall_job_ticks_skipped_total\{.*reason="overlap"/m.test(s) && /^heimdall_spans_total\{service_name="checkout"/m.test(s) && /^heimdall_security_honeypot_hits_total\{honeypot="trap"/m.test(s) && s;
+    }, 30_000, 'a failed run, an overlapping tick, the spans and the honeypot hit in /metrics');
     const found = parseFamilies(text);
     // A refusal, a retry, a dropped dead letter: families without samples here get their declared labels.
     const labelsOf = (name: string): Set<string> => familyLabels(found, familyOf(found, name) ?? name, t.agent.metrics);
