@@ -77,3 +77,40 @@ export function useTestPipelines(): TestPipelines {
     },
   };
 }
+
+/** A file's embedded storage and one started pipeline over it, shared by the file's tests. */
+export interface SharedPipeline {
+  readonly db: TestStorage;
+  readonly pipeline: Pipeline;
+}
+
+/**
+ * Registers the hooks of a file whose tests share one embedded storage and one pipeline over it
+ * (security tests whose changes are audited as events): started before the file's first test,
+ * stopped after its last.
+ */
+export function useSharedPipeline(): SharedPipeline {
+  let db: TestStorage | undefined;
+  let t: TestPipeline | undefined;
+  beforeAll(async () => {
+    db = await startEmbeddedStorage();
+    t = createTestPipeline(db.storage);
+    await t.pipeline.start();
+  }, 120_000);
+  afterAll(async () => {
+    await t?.stop();
+    await db?.stop();
+  }, 60_000);
+  const started = <T>(x: T | undefined): T => {
+    if (x === undefined) throw new Error('the storage and pipeline start in beforeAll: use them inside a test');
+    return x;
+  };
+  return {
+    get db() {
+      return started(db);
+    },
+    get pipeline() {
+      return started(t).pipeline;
+    },
+  };
+}

@@ -1,17 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { configErrorOf } from '../../support/config-error.js';
 import { matchesEntry } from '../../../src/config/automation.js';
-import { ConfigError, validateConfig } from '../../../src/config/load.js';
+import { validateConfig } from '../../../src/config/load.js';
 
 const automation = (a: unknown) => () => validateConfig({ ratelimit: { security: { automation: a } } });
-const errorOf = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-};
+const errorOf = configErrorOf;
 
 describe('ratelimit.security.automation', () => {
   it('defaults to nothing automatic, and fills the defaults of honeypots, rules and webhooks', () => {

@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, hashConfig, loadConfig, maskSecrets, validateConfig } from '../../../src/config/load.js';
+import { configErrorOf } from '../../support/config-error.js';
+import { hashConfig, loadConfig, maskSecrets, validateConfig } from '../../../src/config/load.js';
 import { configWarnings } from '../../../src/config/warnings.js';
 
 function writeYaml(text: string): string {
@@ -11,15 +12,7 @@ function writeYaml(text: string): string {
   return path;
 }
 
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+const errorOf = configErrorOf;
 
 describe('config', () => {
   it('has a default for every setting, with safe binds', () => {

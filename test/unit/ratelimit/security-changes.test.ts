@@ -4,13 +4,13 @@
  * rejection, expiry by the sweep, and a failed storage write that changes nothing.
  */
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../src/config/load.js';
 import { AgentError } from '../../../src/errors/agent-error.js';
+import { createHealthRegistry } from '../../../src/health/registry.js';
 import { Severity } from '../../../src/gen/heimdall/v1/events_pb.js';
 import { ActionState, SecurityMode } from '../../../src/gen/heimdall/v1/security_pb.js';
-import { createHealthRegistry } from '../../../src/health/registry.js';
-import { createPipeline, type Pipeline } from '../../../src/ingest/pipeline/pipeline.js';
+import type { Pipeline } from '../../../src/ingest/pipeline/pipeline.js';
 import { createActionBook, type ActionChange } from '../../../src/ratelimit/security-actions.js';
 import { createSecurityChanges } from '../../../src/ratelimit/security-changes.js';
 import { createSecurityPolicy } from '../../../src/ratelimit/security-policy.js';
@@ -18,7 +18,7 @@ import { createSecurityStore } from '../../../src/ratelimit/security-store.js';
 import { StorageNotReady } from '../../../src/storage/errors.js';
 import { createStorage, type Storage } from '../../../src/storage/storage.js';
 import { EVENTS } from '../../../src/storage/tables.js';
-import { startEmbeddedStorage } from '../../support/embedded-storage.js';
+import { useSharedPipeline } from '../../support/pipeline.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
 import { until } from '../../support/wait.js';
 
@@ -40,23 +40,13 @@ function changesOver(storage: Storage, pipeline: Pipeline) {
 }
 
 describe('security changes', () => {
-  let db: Awaited<ReturnType<typeof startEmbeddedStorage>>;
-  let pipeline: Pipeline;
-  beforeAll(async () => {
-    db = await startEmbeddedStorage();
-    pipeline = createPipeline({ config: config.ingest, storage: db.storage, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry() });
-    await pipeline.start();
-  });
-  afterAll(async () => {
-    await pipeline.shutdown();
-    await db.stop();
-  });
+  const env = useSharedPipeline();
 
   /** The audit events of action `id`, oldest first, once `count` of them are stored. */
   const audits = (id: string, count: number) =>
     until(
       async () => {
-        const rows = await db.storage.transport.query<{ EventType: string; Severity: number; Category: string; ActorId: string; Message: string }>(
+        const rows = await env.db.storage.transport.query<{ EventType: string; Severity: number; Category: string; ActorId: string; Message: string }>(
           `SELECT EventType, Severity, Category, ActorId, Message FROM ${EVENTS.name} WHERE JSONExtractString(Payload, 'action') = {id:String} ORDER BY Timestamp`,
           { id },
         );
@@ -67,7 +57,7 @@ describe('security changes', () => {
     );
 
   it('requests a pending action, then on the approval of a second admin stores, applies and audits its change', async () => {
-    const { clock, book, policy, store, metrics, seen, changes } = changesOver(db.storage, pipeline);
+    const { clock, book, policy, store, metrics, seen, changes } = changesOver(env.db.storage, env.pipeline);
     const requested = await changes.request(BLOCK, 'probing', 'admin-a');
     expect(requested).toMatchObject({ state: ActionState.PENDING, requestedBy: 'admin-a', expiresAt: clock.t + TTL });
     expect(book.list(ActionState.PENDING)).toEqual([requested]);
@@ -98,7 +88,7 @@ describe('security changes', () => {
   });
 
   it("rejects with the decider's reason: stored and audited, nothing applied", async () => {
-    const { book, policy, store, changes } = changesOver(db.storage, pipeline);
+    const { book, policy, store, changes } = changesOver(env.db.storage, env.pipeline);
     const requested = await changes.request({ kind: 'mode', mode: SecurityMode.LOCKDOWN }, 'incident', 'admin-a');
     const rejected = await changes.reject(requested.id, 'admin-a', 'not now');
     expect(rejected).toMatchObject({ state: ActionState.REJECTED, decidedBy: 'admin-a', reason: 'not now' });
@@ -112,7 +102,7 @@ describe('security changes', () => {
   });
 
   it('expires a pending action once its TTL has passed, on the sweep; it can no longer be approved', async () => {
-    const { clock, book, policy, store, metrics, changes } = changesOver(db.storage, pipeline);
+    const { clock, book, policy, store, metrics, changes } = changesOver(env.db.storage, env.pipeline);
     const requested = await changes.request({ kind: 'mode', mode: SecurityMode.ELEVATED }, '', 'admin-a');
     clock.t += TTL - 1;
     await changes.sweep();
@@ -132,7 +122,7 @@ describe('security changes', () => {
   });
 
   it('executes an automatic change at once as the system actor: stored, applied and audited, with no approval', async () => {
-    const { clock, book, policy, store, changes } = changesOver(db.storage, pipeline);
+    const { clock, book, policy, store, changes } = changesOver(env.db.storage, env.pipeline);
     const a = await changes.automatic({ kind: 'block', entity: 'remote_address=203.0.113.9', reason: 'honeypot wp-login', durationSeconds: 3600 }, 'honeypot wp-login hit');
     expect(a).toMatchObject({ state: ActionState.EXECUTED, requestedBy: 'system', decidedBy: 'system', createdAt: clock.t, decidedAt: clock.t });
     expect(book.list(ActionState.PENDING)).toEqual([]);
@@ -148,7 +138,7 @@ describe('security changes', () => {
   });
 
   it('a pinned mode is left alone by automation until an admin sets a mode without pin', async () => {
-    const { policy, store, changes } = changesOver(db.storage, pipeline);
+    const { policy, store, changes } = changesOver(env.db.storage, env.pipeline);
     const pin = await changes.request({ kind: 'mode', mode: SecurityMode.ELEVATED, pin: true }, 'hold it', 'admin-a');
     await changes.approve(pin.id, 'admin-b');
     expect([policy.mode, policy.pinned, policy.modeSetBy]).toEqual([SecurityMode.ELEVATED, true, 'admin-b']);
@@ -168,7 +158,7 @@ describe('security changes', () => {
     const dir = tempDir();
     // Storage that is never started: every write is refused as not ready.
     const down = createStorage({ config: validateConfig({ storage: { embedded: { path: dir.path } } }).storage, logger: silentLogger(), health: createHealthRegistry(), metrics: new Registry() });
-    const { clock, book, policy, metrics, seen, changes } = changesOver(down, pipeline);
+    const { clock, book, policy, metrics, seen, changes } = changesOver(down, env.pipeline);
     const pending = book.propose(BLOCK, 'probing', 'admin-a');
     book.record(pending);
     const notReady = new StorageNotReady('the security state cannot be saved');

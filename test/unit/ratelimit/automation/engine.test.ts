@@ -5,11 +5,10 @@
  * never lowered, a pin respected, block rules, notifications.
  */
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../../src/config/load.js';
 import { ActionState, SecurityMode } from '../../../../src/gen/heimdall/v1/security_pb.js';
-import { createHealthRegistry } from '../../../../src/health/registry.js';
-import { createPipeline, type Pipeline } from '../../../../src/ingest/pipeline/pipeline.js';
+import type { Pipeline } from '../../../../src/ingest/pipeline/pipeline.js';
 import type { SecurityNotification } from '../../../../src/notify/notification.js';
 import { createAutomation } from '../../../../src/ratelimit/automation/engine.js';
 import { createActionBook } from '../../../../src/ratelimit/security-actions.js';
@@ -17,7 +16,7 @@ import { createSecurityChanges } from '../../../../src/ratelimit/security-change
 import { createSecurityPolicy, SYSTEM_ACTOR } from '../../../../src/ratelimit/security-policy.js';
 import { createSecurityStore } from '../../../../src/ratelimit/security-store.js';
 import type { Storage } from '../../../../src/storage/storage.js';
-import { startEmbeddedStorage } from '../../../support/embedded-storage.js';
+import { useSharedPipeline } from '../../../support/pipeline.js';
 import { silentLogger } from '../../../support/temp.js';
 
 const WEBHOOK = { url: 'https://hooks.example.com/heimdall' };
@@ -45,20 +44,10 @@ function engineOver(storage: Storage, pipeline: Pipeline) {
 }
 
 describe('automation rules engine', () => {
-  let db: Awaited<ReturnType<typeof startEmbeddedStorage>>;
-  let pipeline: Pipeline;
-  beforeAll(async () => {
-    db = await startEmbeddedStorage();
-    pipeline = createPipeline({ config: config.ingest, storage: db.storage, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry() });
-    await pipeline.start();
-  });
-  afterAll(async () => {
-    await pipeline.shutdown();
-    await db.stop();
-  });
+  const env = useSharedPipeline();
 
   it('elevates at threshold refusals from min_entities entities, once per window, and tells the webhook', async () => {
-    const e = engineOver(db.storage, pipeline);
+    const e = engineOver(env.db.storage, env.pipeline);
     e.refusals(30, ['remote_address=a', 'remote_address=b']);
     await e.automation.evaluate();
     expect(e.policy.mode).toBe(SecurityMode.NORMAL); // 30 refusals, 2 entities
@@ -79,7 +68,7 @@ describe('automation rules engine', () => {
   });
 
   it('goes back to normal once the rules holding the mode have been quiet, and to the mode still held before that', async () => {
-    const e = engineOver(db.storage, pipeline);
+    const e = engineOver(env.db.storage, env.pipeline);
     e.refusals(10, ['remote_address=a', 'remote_address=b', 'remote_address=c']);
     e.automation.honeypotHits(3, ['remote_address=t']);
     await e.automation.evaluate();
@@ -111,7 +100,7 @@ describe('automation rules engine', () => {
   });
 
   it("never lowers a mode an admin set, but raises it; a pinned mode is left alone", async () => {
-    const e = engineOver(db.storage, pipeline);
+    const e = engineOver(env.db.storage, env.pipeline);
     const admin = await e.changes.request({ kind: 'mode', mode: SecurityMode.ELEVATED }, 'incident', 'admin-a');
     await e.changes.approve(admin.id, 'admin-b');
     e.clock.t += 60_000;
@@ -135,7 +124,7 @@ describe('automation rules engine', () => {
   });
 
   it("blocks an incident's entries under block_keys (minus allow) once its entity reaches threshold, for block_ttl", async () => {
-    const e = engineOver(db.storage, pipeline);
+    const e = engineOver(env.db.storage, env.pipeline);
     const incident = (entity: string, entries: Array<{ key: string; value: string }>) => ({ domain: 'edge', descriptor: 'edge.x', entity, entries });
     const mallory = incident('remote_address=203.0.113.9,user=mallory,path=/x', [
       { key: 'remote_address', value: '203.0.113.9' },
