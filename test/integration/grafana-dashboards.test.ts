@@ -185,7 +185,7 @@ beforeAll(async () => {
   redis = haveBinary('redis-server') ? await startRedis() : undefined;
   t = await startTestAgent({
     storage: { embedded: { max_size: '1GiB' } },
-    ratelimit: { config_path: limits, over_limit_window: '1s', ...(redis ? { redis: { url: redis.url, timeout: '2s' } } : {}) },
+    ratelimit: { config_path: limits, over_limit_window: '1s', ...(redis ? { redis: { url: redis.url, timeout: '2s' } } : {}), security: { automation: { honeypots: [{ name: 'trap', entries: ['path=/trap'] }] } } },
     jobs: { system_check: { schedule: '*/1 * * * * *' } },
     ingest: { ack: 'queued', queue: { path: join(dir.path, 'queue') }, batch: { max_delay: '20ms' } },
   });
@@ -397,6 +397,9 @@ describe.runIf(haveBinary('promtool') && haveBinary('redis-server'))('the Promet
     const exprs = promExpressions();
     const missing = (families: Families) => [...new Set(exprs.flatMap((e) => parsePromql(e.expr).selectors.map((s) => s.metric)))].filter((m) => !familyOf(families, m));
     const scrape = async () => parseFamilies(await (await fetch(`${t.adminUrl}/metrics`)).text());
+    // A honeypot hit (here, after the other panels' data is checked): the worker's family gets its label.
+    const c = connect({ addr: t.grpcAddress });
+    await c.unary(RateLimitService.method.shouldRateLimit, { domain: 'shop', descriptors: [{ entries: [{ key: 'path', value: '/trap' }] }] }).finally(() => c.close());
     // Job runs (and the rows they insert) come within seconds of the start.
     await until(async () => (await scrape()).get('heimdall_job_runs_total')?.labels.size, 60_000, 'a job run');
     const families = await scrape();
