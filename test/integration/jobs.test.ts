@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -27,8 +28,17 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
     // jobs load from storage after that. On a loaded machine both take seconds.
     await until(() => c.unary(JobService.method.listScheduledJobs, {}).then(() => true, () => false), 60_000, 'scheduled jobs loaded from storage');
   };
+  // What the probe checks: a server that outlives the agent's restart below (the agent's own admin
+  // port changes with it).
+  const target = createHttpServer((_req, res) => res.end('ok'));
+  let targetUrl = '';
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}/`;
+  });
   beforeAll(start, 120_000);
   afterAll(async () => {
+    target.close();
     c.close();
     await t.stop();
     data.cleanup();
@@ -41,7 +51,7 @@ describe('jobs: scheduled jobs end to end (real time, embedded storage)', () => 
   const seriesOf = (text: string, name: string): string[] => text.split('\n').filter((l) => /^heimdall_(job|http_check)_/.test(l) && l.includes(`job_name="${name}"`));
 
   it('runs a job every second, records its runs and their events; pause stops it, resume restarts it, trigger runs it now', async () => {
-    const url = `${t.adminUrl}/livez`;
+    const url = targetUrl;
     const created = await c.unary(JobService.method.createScheduledJob, { job: { name: 'probe', schedule: '* * * * * *', kind: 'http-check', params: { url } } });
     expect(created.job?.source).toBe(JobSource.API);
     expect(created.job?.concurrency).toBe(Concurrency.FORBID);
