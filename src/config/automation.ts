@@ -72,6 +72,8 @@ export const automationSchema = z
   .superRefine((a, ctx) => {
     a.rules.forEach((r, i) => {
       if (r.then === 'block' && r.on !== 'incidents') ctx.addIssue({ code: 'custom', path: ['rules', i, 'then'], message: `block needs on: incidents (the entity blocked is the incident's), got on: ${r.on}` });
+      // A quiet period shorter than a window would lower the mode while the next window still counts up to the threshold: flapping.
+      if (r.then !== 'block' && r.quiet < r.window) ctx.addIssue({ code: 'custom', path: ['rules', i, 'quiet'], message: `must be at least the rule's window (${r.window} ms), else the mode flaps between windows` });
     });
     for (const [what, list] of [['honeypots', a.honeypots], ['rules', a.rules]] as const) {
       const seen = new Set<string>();

@@ -14,8 +14,8 @@ import { SYSTEM_ACTOR, type SecurityPolicy } from './security-policy.js';
 export const HONEYPOT_HIT_EVENT = 'security.honeypot.hit';
 /** Reports waiting to be processed at most; the excess blocks nothing here (the worker's overlay still blocks for the TTL). */
 const MAX_QUEUED = 1_000;
-/** Failed reports remembered at most (until their blocks end), so the worker keeps their blocks. */
-const MAX_FAILED = 1_000;
+/** Failed reports remembered at most (until their blocks end), so the worker keeps their blocks: as many as its overlay holds. */
+const MAX_FAILED = 10_000;
 
 /** Options for createHoneypots. */
 export interface HoneypotsOptions {

@@ -99,8 +99,10 @@ export function createSecurityChanges(options: SecurityChangesOptions): Security
 
   const sweep = async (): Promise<void> => {
     for (const a of book.expired()) await decided(a).catch(() => undefined);
-    policy.dropExpired();
+    const dropped = policy.dropExpired();
     options.onChange();
+    // Expired blocks leave the shared hash too (automatic blocks of a scan would pile up there).
+    if (dropped.length > 0) await share?.forget(dropped);
   };
 
   return {

@@ -67,8 +67,8 @@ export interface SecurityPolicy {
   apply(change: PolicyChange): SecurityMode | undefined;
   /** The verdict for a descriptor's entries: blocked (an entry is, and not expired), lockdown (no entry allowed), or the factor of its limits. */
   check(entries: ReadonlyArray<{ key: string; value: string }>): Verdict;
-  /** Drops the blocks past their expiry. */
-  dropExpired(): void;
+  /** Drops the blocks past their expiry; answers their entities. */
+  dropExpired(): string[];
 }
 
 /** Creates the policy in the configured mode with no blocks. */
@@ -118,7 +118,10 @@ export function createSecurityPolicy(options: SecurityPolicyOptions): SecurityPo
     },
     dropExpired() {
       const t = now();
-      for (const [entity, b] of blocks) if (b.expiresAt > 0 && b.expiresAt <= t) blocks.delete(entity);
+      const dropped: string[] = [];
+      for (const [entity, b] of blocks) if (b.expiresAt > 0 && b.expiresAt <= t) dropped.push(entity);
+      for (const entity of dropped) blocks.delete(entity);
+      return dropped;
     },
   };
 }

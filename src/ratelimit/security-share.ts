@@ -18,6 +18,8 @@ export interface SecurityShareOptions {
 export interface SecurityShare {
   /** Keeps and publishes a change. */
   share(change: PolicyChange): Promise<void>;
+  /** Removes the blocks of `entities` from the hash (they expired); best effort, never throws. */
+  forget(entities: readonly string[]): Promise<void>;
   /** The changes kept in the hash, one per mode and blocked entity (none when Redis cannot answer). */
   load(): Promise<PolicyChange[]>;
   /** Calls `onChange` with each change another agent publishes from now on. */
@@ -41,6 +43,9 @@ export function createSecurityShare(options: SecurityShareOptions): SecurityShar
       } catch (err) {
         logger.warn({ err, change: change.kind }, 'security change not shared through redis; other agents see it after their restart');
       }
+    },
+    async forget(entities) {
+      await publisher.hdel(channel, ...entities.map((e) => `block:${e}`)).catch((err: unknown) => logger.warn({ err, blocks: entities.length }, 'cannot remove expired blocks from the shared security state in redis'));
     },
     async load() {
       const shared = await publisher.hgetall(channel).catch((err: unknown) => {

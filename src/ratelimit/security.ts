@@ -109,13 +109,17 @@ export function createSecurity(options: SecurityOptions): Security {
     async start() {
       report();
       share?.subscribe((change) => changes.applyShared(change, 'redis'));
-      restoring = restore().catch((err: unknown) => {
-        reporter.set('degraded', `security state not restored: ${(err as Error).message}`);
-        logger.error({ err }, 'cannot restore the security state');
-      });
+      // Automation decides only once the stored state is known: before it, a pin (or an admin's
+      // mode) would look absent, and a shared decision would undo it on every agent.
+      restoring = restore().then(
+        () => void (stopping.signal.aborted || automation.start()),
+        (err: unknown) => {
+          reporter.set('degraded', `security state not restored (automation rules off): ${(err as Error).message}`);
+          logger.error({ err }, 'cannot restore the security state; automation rules stay off');
+        },
+      );
       sweeper = setInterval(() => void changes.sweep(), 10_000);
       sweeper.unref();
-      automation.start();
     },
     async shutdown() {
       stopping.abort();

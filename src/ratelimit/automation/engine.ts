@@ -99,9 +99,11 @@ export function createAutomation(options: AutomationOptions): Automation {
   const fire = async (target: Target, totals: WindowTotals, t: number): Promise<void> => {
     const { rule } = target;
     const key = `${rule.name}:${target.window}${target.entity !== undefined ? `:${target.entity}` : ''}`;
+    // Held again at every evaluation over the threshold (not only the first of the window), so the
+    // quiet period counts from the last one.
+    if (isModeRule(rule)) await store.hold(`h:${rule.name}`, rule.quiet);
     if (seen.has(key)) return;
     if (seen.size < MAX_MEMORY_KEYS) seen.set(key, t + 2 * rule.window);
-    if (isModeRule(rule)) await store.hold(`h:${rule.name}`, rule.quiet);
     if (!(await store.claim(`c:${key}`, 2 * rule.window))) return;
     firings.inc({ rule: rule.name });
     const reason = describeFiring(rule, totals, target.entity);
@@ -117,7 +119,8 @@ export function createAutomation(options: AutomationOptions): Automation {
     for (let i = 0; i < targets.length; i++) {
       const x = targets[i];
       const sum = totals[i];
-      if (x && sum && fires(x.target.rule, sum)) await fire(x.target, sum, t);
+      // One target's failure (storage down) leaves the others, and the way down, to run.
+      if (x && sum && fires(x.target.rule, sum)) await fire(x.target, sum, t).catch((err: unknown) => logger.error({ err, rule: x.target.rule.name }, 'automation rule fired but its action failed'));
     }
     await lowerWhenQuiet(options.policy, modeRules, store, decisions);
   };

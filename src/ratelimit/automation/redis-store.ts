@@ -89,7 +89,9 @@ export function createRedisStore(options: RedisStoreOptions): AutomationStore {
       orLocal(
         'held',
         async () => (keys.length === 0 ? [] : (await client.mget(keys.map((k) => prefix + k))).map((v) => v !== null)),
-        () => fallback.held(keys),
+        // Unknown while Redis fails: held (another agent's hold may be there), so no agent lowers a
+        // mode during an attack because Redis was slow; it is lowered once Redis answers again.
+        async () => keys.map(() => true),
       ),
     shutdown() {
       client.disconnect();

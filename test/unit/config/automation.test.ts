@@ -25,6 +25,7 @@ describe('ratelimit.security.automation', () => {
     expect(errorOf(automation({ rules: [{ name: 'r', on: 'refusals', threshold: 0, then: 'elevated' }] }))).toContain('ratelimit.security.automation.rules[0].threshold');
     expect(errorOf(automation({ honeypots: [{ name: 'x', entries: ['path=/a'], block_ttl: '400d' }] }))).toContain('ratelimit.security.automation.honeypots[0].block_ttl');
     expect(errorOf(automation({ rules: [{ name: 'r', on: 'refusals', threshold: 1, then: 'elevated', extra: 1 }] }))).toContain('ratelimit.security.automation.rules[0].extra: unknown key');
+    expect(errorOf(automation({ rules: [{ name: 'r', on: 'refusals', threshold: 1, then: 'elevated', window: '1m', quiet: '30s' }] }))).toContain("ratelimit.security.automation.rules[0].quiet: must be at least the rule's window (60000 ms)");
   });
 });
 

@@ -56,6 +56,17 @@ describe.runIf(haveBinary('redis-server'))('security changes shared through Redi
     expect(await other.load()).toEqual([]);
   });
 
+  it('forgets expired blocks: they leave the hash, the rest stays', async () => {
+    const a = share('forget:');
+    // Connected once a shared change is there to load (no offline queue).
+    await until(async () => (await a.share(blockOf('user=live')), (await a.load()).length > 0), 15_000, 'a connected client');
+    for (const e of ['user=old1', 'user=old2']) await a.share(blockOf(e));
+    await a.share({ kind: 'mode', mode: SecurityMode.ELEVATED });
+    await a.forget(['user=old1', 'user=old2']);
+    expect(await a.load()).toEqual(expect.arrayContaining([blockOf('user=live'), { kind: 'mode', mode: SecurityMode.ELEVATED }]));
+    expect(await a.load()).toHaveLength(2);
+  });
+
   it('neither throws nor loads anything while Redis is away', async () => {
     const away = createSecurityShare({ redis: section(`redis://127.0.0.1:${await freePort()}`), logger: silentLogger() });
     shares.push(away);
