@@ -106,7 +106,15 @@ export function parseEntryPattern(p: string): EntryPattern {
 /** Whether the entry `key`=`value` matches `p`. */
 export const entryMatches = (p: EntryPattern, key: string, value: string): boolean => p.key === key && (p.prefix ? value.startsWith(p.value) : value === p.value);
 
-/** Whether `entity` (`key=value`) matches a pattern of `patterns` (exact, or a value prefix ending in `*`). */
+/** Longest value an automatic block takes (longer ones are left alone: an entity is at most 1,024 characters of value). */
+export const MAX_AUTO_BLOCK_VALUE = 1_024;
+
+/** Whether automation may block the entry `key=value`: its key is one of `blockKeys`, its value not too long, and it is not on the `allow` list. */
+export function autoBlockable(blockKeys: readonly string[], allow: readonly string[], key: string, value: string): boolean {
+  return blockKeys.includes(key) && value.length <= MAX_AUTO_BLOCK_VALUE && !matchesEntry(allow, key, value);
+}
+
+/** Whether the entry `key=value` matches a pattern of `patterns` (exact, or a value prefix ending in `*`). */
 export function matchesEntry(patterns: readonly string[], key: string, value: string): boolean {
   return patterns.some((p) => entryMatches(parseEntryPattern(p), key, value));
 }

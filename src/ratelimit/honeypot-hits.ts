@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import { matchesEntry, type AutomationConfig, type HoneypotConfig } from '../config/automation.js';
+import { autoBlockable, type AutomationConfig, type HoneypotConfig } from '../config/automation.js';
 import type { HoneypotOverlay } from './honeypot-overlay.js';
 import { shown } from './keys.js';
 import type { RateLimitInput, RequestDescriptor } from './wire-request.js';
@@ -25,8 +25,6 @@ export type HoneypotHitSink = (hit: HoneypotHitReport) => void;
 
 /** Reports posted per second at most; the rest are counted in heimdall_security_honeypot_reports_dropped_total. */
 export const MAX_REPORTS_PER_SECOND = 100;
-/** Entity values longer than this are never blocked (nor reported): a block key is an address or an id. */
-export const MAX_ENTITY_VALUE = 1024;
 /** Entities one hit blocks at most. */
 export const MAX_ENTITIES_PER_HIT = 16;
 /** Request entries a report shows at most. */
@@ -62,7 +60,7 @@ function entitiesToBlock(honeypot: HoneypotConfig, req: Pick<RateLimitInput, 'de
   for (const d of req.descriptors)
     for (const e of d.entries) {
       if (out.size >= MAX_ENTITIES_PER_HIT) break;
-      if (!honeypot.block_keys.includes(e.key) || e.value.length > MAX_ENTITY_VALUE || matchesEntry(options.config.allow, e.key, e.value)) continue;
+      if (!autoBlockable(honeypot.block_keys, options.config.allow, e.key, e.value)) continue;
       const entity = `${e.key}=${e.value}`;
       if (options.overlay.has(entity) || options.blocked?.(e)) held += 1;
       else out.add(entity);

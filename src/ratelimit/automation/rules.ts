@@ -1,5 +1,4 @@
-import type { RuleConfig } from '../../config/automation.js';
-import { matchesEntry } from '../../config/automation.js';
+import { autoBlockable, type RuleConfig } from '../../config/automation.js';
 import { SecurityMode } from '../../gen/heimdall/v1/security_pb.js';
 import type { WindowTotals } from './store.js';
 import type { SignalCount, TickSignals } from './tick.js';
@@ -14,9 +13,6 @@ export type ModeRule = RuleConfig & { then: 'elevated' | 'lockdown' };
 
 /** The mode a mode rule switches to. */
 export const RULE_MODE = { elevated: SecurityMode.ELEVATED, lockdown: SecurityMode.LOCKDOWN } as const;
-
-/** Longest value an automatic block names (a longer entity is not blocked automatically). */
-export const MAX_BLOCK_VALUE = 1_024;
 
 /** A value `shown` shortened (its start, `…#` and a digest): it names no request's value, so it is never blocked. */
 const SHORTENED = /…#[A-Za-z0-9_-]{22}$/;
@@ -54,8 +50,7 @@ export function blockTargets(rule: Pick<RuleConfig, 'block_keys'>, entries: Read
   const out: string[] = [];
   for (const { key, value } of entries) {
     const entity = `${key}=${value}`;
-    if (!rule.block_keys.includes(key) || value.length > MAX_BLOCK_VALUE || SHORTENED.test(value)) continue;
-    if (matchesEntry(allow, key, value) || blocked.has(entity) || out.includes(entity)) continue;
+    if (!autoBlockable(rule.block_keys, allow, key, value) || SHORTENED.test(value) || blocked.has(entity) || out.includes(entity)) continue;
     out.push(entity);
   }
   return out;
