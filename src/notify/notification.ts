@@ -24,3 +24,9 @@ export interface SecurityNotification {
 
 /** Hands a notification to a webhook; never throws, never waits (delivery, retries and bounds are the notifier's). */
 export type Notify = (webhook: WebhookConfig, notification: SecurityNotification) => void;
+
+/** The notification of an automatic block of `entity` by `rule` for `seconds`, made by `action` (its id, reason and decision time in ms); `why` ends the text. */
+export function blockNotification(rule: string, action: { id: string; reason: string; decidedAt: number }, entity: string, seconds: number, why: string): SecurityNotification {
+  const expires = new Date(action.decidedAt + seconds * 1000).toISOString();
+  return { kind: 'block', rule, text: `Heimdall blocked ${entity} until ${expires}: ${why}`, reason: action.reason, action_id: action.id, time: new Date(action.decidedAt).toISOString(), entity, expires_at: expires };
+}

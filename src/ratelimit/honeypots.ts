@@ -2,11 +2,10 @@ import { Counter, type Registry } from 'prom-client';
 import type { AutomationConfig, HoneypotConfig } from '../config/automation.js';
 import { submitAgentEvents, type AgentEventSink } from '../events/events.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
-import type { Notify } from '../notify/notification.js';
+import { blockNotification, type Notify } from '../notify/notification.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { HoneypotHitReport } from './honeypot-hits.js';
 import type { HoneypotAcks } from './honeypot-overlay.js';
-import type { ActionRecord } from './security-actions.js';
 import type { SecurityChanges } from './security-changes.js';
 import { SYSTEM_ACTOR, type SecurityPolicy } from './security-policy.js';
 
@@ -54,11 +53,6 @@ const blockSeconds = (h: HoneypotConfig): number => Math.ceil(h.block_ttl / 1000
 const splitEntity = (entity: string) => ({ key: entity.slice(0, entity.indexOf('=')), value: entity.slice(entity.indexOf('=') + 1) });
 
 /** The webhook's notification of an automatic block. */
-function blockNotification(h: HoneypotConfig, a: ActionRecord, entity: string) {
-  const expires = new Date(a.decidedAt + blockSeconds(h) * 1000).toISOString();
-  return { kind: 'block' as const, rule: h.name, text: `Heimdall blocked ${entity} until ${expires}: honeypot ${h.name} was hit`, reason: a.reason, action_id: a.id, time: new Date(a.decidedAt).toISOString(), entity, expires_at: expires };
-}
-
 /**
  * Creates the honeypots' main-thread side. Each report's entities not blocked already are blocked with
  * `changes.automatic` (stored, shared through Redis, audited as executed by the system actor) for the
@@ -92,7 +86,7 @@ export function createHoneypots(options: HoneypotsOptions): Honeypots {
         const a = await options.changes.automatic({ kind: 'block', entity, reason: `honeypot ${h.name}`, durationSeconds: blockSeconds(h) }, `honeypot ${h.name} hit in ${hit.domain}: ${hit.descriptor}`);
         if (!a) continue;
         blocked.push(entity);
-        if (h.webhook) options.notify?.(h.webhook, blockNotification(h, a, entity));
+        if (h.webhook) options.notify?.(h.webhook, blockNotification(h.name, a, entity, blockSeconds(h), `honeypot ${h.name} was hit`));
       } catch (err) {
         ok = false;
         logger.error({ err, honeypot: h.name, entity }, 'cannot block a honeypot hit entity; the rate-limit worker blocks it until its block_ttl ends');

@@ -1,6 +1,6 @@
 import type { AutomationConfig, RuleConfig } from '../../config/automation.js';
 import type { SecurityMode } from '../../gen/heimdall/v1/security_pb.js';
-import type { Notify, SecurityNotification } from '../../notify/notification.js';
+import { blockNotification, type Notify, type SecurityNotification } from '../../notify/notification.js';
 import type { ActionRecord } from '../security-actions.js';
 import type { SecurityChanges } from '../security-changes.js';
 import { MODE_NAMES, type SecurityPolicy } from '../security-policy.js';
@@ -59,8 +59,7 @@ export function createDecisions(options: DecisionsOptions): Decisions {
       for (const target of blockTargets(rule, entries, options.allow, blocked)) {
         const a = await changes.automatic({ kind: 'block', entity: target, reason: `rule ${rule.name}`, durationSeconds }, reason);
         if (!a) continue;
-        const expires = iso(a.decidedAt + durationSeconds * 1000);
-        tell(rule, a, { kind: 'block', text: `Heimdall blocked ${target} until ${expires}: ${reason}`, entity: target, expires_at: expires });
+        if (rule.webhook) options.notify?.(rule.webhook, blockNotification(rule.name, a, target, durationSeconds, reason));
       }
     },
     lower: (mode, rules, reason) => setMode(mode, rules, reason),
