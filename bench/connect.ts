@@ -49,7 +49,7 @@ async function startAgent() {
     'heimdall.yaml',
     `server:\n  grpc: { address: "127.0.0.1:0" }\n  otlp_http: { address: "127.0.0.1:0" }\n  admin: { address: "127.0.0.1:0" }\nstorage:\n  embedded: { path: "${join(work, 'data')}" }\nshutdown: { drain: 0s }\n`,
   );
-  const p = startPinned(0, [join(ROOT, 'dist', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+  const p = startPinned(0, [join(ROOT, 'dist', 'bundle', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
   await p.found;
   const admin: number = p.lines.find((l) => l.component === 'admin' && l.port).port;
   const grpc: number = p.lines.find((l) => l.component === 'grpc' && l.port).port;

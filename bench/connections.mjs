@@ -11,7 +11,7 @@ import grpc from '@grpc/grpc-js';
 import { f, percentile, rssMiB, startPinned } from './lib.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
-const MAIN = join(ROOT, 'dist', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bundle', 'main.js');
 /** Connections per listener in the flood (this process must hold three times as many descriptors). */
 const FLOOD = Number(process.env.BENCH_FLOOD ?? 5_000);
 const WATCHES = Number(process.env.BENCH_WATCHES ?? 20_000);

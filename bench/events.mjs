@@ -42,7 +42,7 @@ writeFileSync(
     'shutdown: { drain: 0s }',
   ].join('\n'),
 );
-const agent = startPinned(0, [join(ROOT, 'dist', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+const agent = startPinned(0, [join(ROOT, 'dist', 'bundle', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
 await agent.found;
 const grpc = agent.lines.find((l) => l.component === 'grpc' && l.port).port;
 

@@ -8,21 +8,21 @@ import { join } from 'node:path';
 import { traceRequestBytes } from './otlp-body.mjs';
 import { rssMiB, startPinned } from './lib.mjs';
 
-const MAIN = join(import.meta.dirname, '..', 'dist', 'main.js');
+const MAIN = join(import.meta.dirname, '..', 'dist', 'bundle', 'main.js');
 
 /**
  * The Node flags and environment the image runs the agent with (the Dockerfile's ENTRYPOINT flags
- * before dist/main.js, its `ENV MALLOC_*` settings and its compile cache), so the bench measures
+ * before dist/bundle/main.js, its `ENV MALLOC_*` settings and its compile cache), so the bench measures
  * what production runs; none with BENCH_IMAGE_SETTINGS=0.
  */
 export function imageSettings() {
   if (process.env.BENCH_IMAGE_SETTINGS === '0') return { nodeArgs: [], env: {} };
   const dockerfile = readFileSync(join(import.meta.dirname, '..', 'Dockerfile'), 'utf8');
-  const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '["node", "dist/main.js"]');
+  const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '["node", "dist/bundle/main.js"]');
   const env = Object.fromEntries([...dockerfile.matchAll(/\b(MALLOC_\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
   // The image makes its compile cache at build; here the bench's first start makes it.
   if (/^ENV NODE_COMPILE_CACHE=/m.test(dockerfile)) env.NODE_COMPILE_CACHE = join(tmpdir(), 'heimdall-bench-compile-cache');
-  return { nodeArgs: entry.slice(1, entry.indexOf('dist/main.js')), env };
+  return { nodeArgs: entry.slice(1, entry.indexOf('dist/bundle/main.js')), env };
 }
 const IMAGE = imageSettings();
 

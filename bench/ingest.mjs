@@ -14,7 +14,7 @@ import { traceRequestBytes } from './otlp-body.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
 /** BENCH_DIST: another build's dist directory, to compare two builds. */
-const MAIN = join(process.env.BENCH_DIST ?? join(ROOT, 'dist'), 'main.js');
+const MAIN = join(process.env.BENCH_DIST ?? join(ROOT, 'dist'), 'bundle', 'main.js');
 const DURATION = Number(process.env.BENCH_DURATION ?? 30_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const SPANS = 100;

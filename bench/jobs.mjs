@@ -33,7 +33,7 @@ writeFileSync(
     'shutdown: { drain: 0s }',
   ].join('\n'),
 );
-const agent = startPinned(0, [join(ROOT, 'dist', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started', {});
+const agent = startPinned(0, [join(ROOT, 'dist', 'bundle', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started', {});
 await agent.found;
 const port = (component) => agent.lines.find((l) => l.component === component && l.port).port;
 const admin = port('admin');

@@ -45,7 +45,7 @@ writeFileSync(
     ...(process.env.BENCH_QUERY ? [`query: ${process.env.BENCH_QUERY}`] : []),
   ].join('\n'),
 );
-const agent = startPinned(0, [join(dist, 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+const agent = startPinned(0, [join(dist, 'bundle', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
 await agent.found;
 const grpc = agent.lines.find((l) => l.component === 'grpc' && l.port).port;
 const victim = connect({ addr: `127.0.0.1:${grpc}`, token: TOKENS.victim });

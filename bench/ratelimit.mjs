@@ -25,7 +25,8 @@
 //   sent (warm-up included). Counting stops at the last collection in a window, so each window is off
 //   by at most one young generation (a few MB) against hundreds of MB allocated over the runs.
 // Knobs: BENCH_SECONDS (default 10) per measured run; BENCH_PEAK_ROUNDS (default 2) alternating peak
-// rounds, best of each server reported; BENCH_TRACE_GC=0 runs both servers without --trace-gc-nvp
+// rounds, best of each server reported; BENCH_LATENCY_ROUNDS (default 3) alternating rounds at each
+// fixed load, the median-p99 round of each server reported; BENCH_TRACE_GC=0 runs both servers without --trace-gc-nvp
 // (no allocation figure).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +42,7 @@ import { traceRequestBytes } from './otlp-body.mjs';
 const ROOT = join(import.meta.dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const PEAK_ROUNDS = Number(process.env.BENCH_PEAK_ROUNDS ?? 2);
+const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 3);
 const SPANS = 100;
 const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-rl-'));
 const rlload = join(work, 'rlload');
@@ -118,7 +120,7 @@ function startServer(args, ready) {
   });
   return server;
 }
-const agent = startServer([join(ROOT, 'dist', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+const agent = startServer([join(ROOT, 'dist', 'bundle', 'main.js'), 'run', '--config', config], (l) => l.msg === 'Heimdall started');
 await agent.found;
 const portOf = (component) => agent.lines.find((l) => l.component === component && typeof l.port === 'number')?.port;
 // The main figures are taken on the worker's own port; `agent4317` is the same process asked on 4317.
@@ -209,15 +211,21 @@ const barePeak = best(peaks.bare);
 const agentPeak = best(peaks.agent);
 const peak4317 = best(peaks.agent4317);
 
-// 2. Latency at 1,000/s and at half of the bare server's peak, alternating.
+// 2. Latency at 1,000/s and at half of the bare server's peak: LATENCY_ROUNDS rounds per load, agent and
+// bare alternating (which goes first alternates too); each side's figure is its median-p99 round (a
+// p99 of 10 s runs moves by several x between runs on this shared machine, in either server).
 const half = Math.round(barePeak.rps / 2);
+const medianRun = (runs) => [...runs].sort((x, y) => x.p99 - y.p99)[Math.floor(runs.length / 2)];
 const latency = [];
 for (const rate of [1000, half]) {
-  const a = await atRate(agent, RLS, rlBody, rate);
-  await settle();
-  const b = await atRate(bare, RLS, rlBody, rate);
-  await settle();
-  latency.push({ rate, agent: a, bare: b });
+  const rounds = { agent: [], bare: [] };
+  for (let i = 0; i < LATENCY_ROUNDS; i++) {
+    for (const side of i % 2 === 0 ? ['agent', 'bare'] : ['bare', 'agent']) {
+      rounds[side].push(await atRate(side === 'agent' ? agent : bare, RLS, rlBody, rate));
+      await settle();
+    }
+  }
+  latency.push({ rate, agent: medianRun(rounds.agent), bare: medianRun(rounds.bare), rounds });
 }
 const at1k4317 = await atRate(agent4317, RLS, rlBody, 1000);
 await settle();
@@ -250,8 +258,8 @@ const perCall = (server, all) => {
   const bytes = runs.reduce((s, r) => s + r.allocated - idleRate[server] * r.wall, 0);
   return bytes / runs.reduce((s, r) => s + r.calls, 0);
 };
-const agentRuns = [...latency.map((l) => l.agent), noIngest, local5k];
-const bareRuns = latency.map((l) => l.bare);
+const agentRuns = [...latency.flatMap((l) => l.rounds.agent), noIngest, local5k];
+const bareRuns = latency.flatMap((l) => l.rounds.bare);
 const alloc = { agent: perCall('agent', agentRuns), bare: perCall('bare', bareRuns) };
 const rss = { agent: rssMiB(agent.child.pid), bare: rssMiB(bare.child.pid) };
 
@@ -295,7 +303,11 @@ const lines = [
   '',
   '| open-loop run | achieved, server CPU, CPU per call, p50 / p99 / p999 |',
   '|---|---|',
-  ...latency.flatMap(({ rate, agent: a, bare: b }) => [`| agent, ${rate}/s | ${ms(a)} |`, `| bare grpc-js, ${rate}/s | ${ms(b)} |`]),
+  ...latency.flatMap(({ rate, agent: a, bare: b, rounds }) => [
+    `| agent, ${rate}/s (median-p99 round) | ${ms(a)} |`,
+    `| bare grpc-js, ${rate}/s (median-p99 round) | ${ms(b)} |`,
+    `| p99 of every round at ${rate}/s | agent ${rounds.agent.map((r) => f(r.p99, 2)).join(', ')} ms; bare ${rounds.bare.map((r) => f(r.p99, 2)).join(', ')} ms |`,
+  ]),
   `| agent on 4317 (forwarded), 1000/s | ${ms(at1k4317)} |`,
   `| agent, 1000/s, no ingest | ${ms(noIngest)} |`,
   `| agent, 1000/s, during ingest | ${ms(withIngest)} |`,
@@ -305,7 +317,7 @@ const lines = [
   `| agent, 5000/s, Redis backend | ${ms(redis5k)} |`,
   '',
   `Servers on core 0 (the agent's rate-limit worker thread too), both with --trace-gc-nvp (agent: embedded storage; OTLP ingest on 4317), load on core 1. Peaks: h2load, 8 connections x 32 streams, ${SECONDS} s after 2 s warm-up. ` +
-    `Fixed loads: bench/rlload.c, 4 connections, Poisson arrivals, ${SECONDS} s after 1 s of warm-up. ` +
+    `Fixed loads: bench/rlload.c, 4 connections, Poisson arrivals, ${SECONDS} s after 1 s of warm-up; at 1,000/s and half the bare peak ${LATENCY_ROUNDS} alternating rounds, the median-p99 round of each side. ` +
     `Ingest capacity: bench/load-grpc.mjs, 64 in flight, ${SECONDS} s (${f(capacityRps, 0)} req/s). ` +
     `Idle allocation: agent ${f(idleRate.agent / 1024, 0)} KiB/s, bare ${f(idleRate.bare / 1024, 0)} KiB/s. redis-server on core 1; node ${process.version}.`,
 ];

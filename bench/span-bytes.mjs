@@ -28,7 +28,7 @@ writeFileSync(
     'shutdown: { drain: 0s }',
   ].join('\n'),
 );
-const agent = startPinned(0, [join(import.meta.dirname, '..', 'dist', 'main.js'), 'run', '--config', join(work, 'heimdall.yaml')], (l) => l.msg === 'Heimdall started');
+const agent = startPinned(0, [join(import.meta.dirname, '..', 'dist', 'bundle', 'main.js'), 'run', '--config', join(work, 'heimdall.yaml')], (l) => l.msg === 'Heimdall started');
 await agent.found;
 const port = agent.lines.find((l) => l.component === 'otlp_http' && l.port).port;
 let next = 0;

@@ -3,10 +3,11 @@ import type { ServerResponse } from 'node:http';
 import type { HttpServer } from '../server/http.js';
 import { sendJson } from '../server/http-router.js';
 import type { Logger } from '../telemetry/logger.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 import { readConsoleFiles, type ConsoleFile } from './console-files.js';
 
-/** Where `npm run build` writes the console: `dist/ui` of the package (this file runs from `src/console` or `dist/console`). */
-export const CONSOLE_DIR = join(import.meta.dirname, '..', '..', 'dist', 'ui');
+/** Where `npm run build` writes the console: `dist/ui` of the package. */
+export const CONSOLE_DIR = join(PACKAGE_ROOT, 'dist', 'ui');
 
 /**
  * The console's Content-Security-Policy: its own scripts, styles and API only; no inline script or

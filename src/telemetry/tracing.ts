@@ -28,7 +28,10 @@ export function createSelfTracing(options: SelfTracingOptions): SelfTracing {
   return {
     name: 'tracing',
     async start() {
-      const [{ NodeSDK, tracing }, { OTLPTraceExporter }] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-grpc')]);
+      // Both are CommonJS: their exports are `default` both in Node and in the bundle's split chunks.
+      const [sdkNode, exporter] = await Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-grpc')]);
+      const { NodeSDK, tracing } = sdkNode.default;
+      const { OTLPTraceExporter } = exporter.default;
       sdk = new NodeSDK({
         serviceName: 'heimdall',
         traceExporter: new OTLPTraceExporter({ url: options.config.endpoint }),

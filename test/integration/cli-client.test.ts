@@ -10,9 +10,9 @@ import { connect, type AgentClient } from '../../src/cli/client.js';
 import { EventService, Severity } from '../../src/gen/heimdall/v1/events_pb.js';
 import { ExportTraceServiceRequestSchema, TraceService } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { startTestAgent, type TestAgent } from '../support/agent.js';
+import { MAIN } from '../support/agent-process.js';
 import { tempDir } from '../support/temp.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
 const execFileAsync = promisify(execFile);
 
 describe('heimdall client commands', () => {

@@ -39,7 +39,7 @@ describe('the heimdall command in a checkout', () => {
     copyFileSync(join(ROOT, 'package.json'), join(dir.path, 'package.json'));
     copyFileSync(join(ROOT, 'bin', 'heimdall.js'), join(dir.path, 'bin', 'heimdall.js'));
     const r = npm('npx', ['heimdall', 'version'], dir.path);
-    expect(r.stderr).toBe(`heimdall: ${join(dir.path, 'dist', 'main.js')} is missing. Run \`npm install && npm run build\` in ${dir.path}.\n`);
+    expect(r.stderr).toBe(`heimdall: ${join(dir.path, 'dist', 'bundle', 'main.js')} is missing. Run \`npm install && npm run build\` in ${dir.path}.\n`);
     expect(r.status).toBe(1);
     dir.cleanup();
   }, 120_000);
@@ -51,9 +51,9 @@ describe('npm start', () => {
   const build = (...flags: string[]) => spawnSync(process.execPath, [tsc, '-b', config, ...flags], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
 
   it('builds only when sources changed', () => {
-    expect(pkg.scripts.start).toBe('npm run build && node dist/main.js run');
-    // The console's bundle (esbuild, well under a second) is written each time; the TypeScript build only when sources changed.
-    expect(pkg.scripts.build).toBe('tsc -b tsconfig.build.json && node scripts/build-ui.mjs');
+    expect(pkg.scripts.start).toBe('npm run build && node dist/bundle/main.js run');
+    // The agent's and the console's bundles (esbuild, a few seconds) are written each time; the TypeScript build only when sources changed.
+    expect(pkg.scripts.build).toBe('tsc -b tsconfig.build.json && node scripts/build-agent.mjs && node scripts/build-ui.mjs');
     // The suite's global setup built the tree: the build step of a start writes nothing.
     const before = statSync(join(ROOT, 'dist', 'main.js')).mtimeMs;
     expect(build().status).toBe(0);

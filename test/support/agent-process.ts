@@ -5,8 +5,8 @@ import { stringify } from 'yaml';
 import { mergeTrees, type Tree } from './tree.js';
 import { until } from './wait.js';
 
-/** The built agent (test/global-setup.ts builds it before the suite). */
-export const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'main.js');
+/** The built agent, as the image runs it: the bundle (test/global-setup.ts builds it before the suite). */
+export const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'bundle', 'main.js');
 
 /**
  * Writes `<dir>/heimdall.yaml` for an agent run as a process in a test and returns its path: every

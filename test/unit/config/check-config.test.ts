@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../support/temp.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', '..', 'dist', 'main.js');
+const MAIN = join(import.meta.dirname, '..', '..', '..', 'dist', 'bundle', 'main.js');
 
 const BAD = `
 server:
