@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { z } from 'zod';
+import { z } from '../config/zod.js';
 import { apiToken, type Config, type SCOPES } from '../config/schema.js';
 import { watchPath, type PathWatch } from '../config/watch.js';
 import { Counter, type Registry } from 'prom-client';

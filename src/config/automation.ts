@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './zod.js';
 import { duration, integer } from './units.js';
 
 /** Longest time an automatic block or a quiet period may be set to: 30 days. */

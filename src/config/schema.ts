@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './zod.js';
 import { parseNetwork } from '../jobs/kinds/address-guard.js';
 import { KIND_PARAMS } from '../jobs/kinds/params.js';
 import { cronError, jobSpecSchema, SYSTEM_CHECK_JOB } from '../jobs/spec.js';

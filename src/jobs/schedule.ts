@@ -38,7 +38,8 @@ export function scheduleJob(spec: JobSpec, handlers: TickHandlers): Cron {
     new Cron(
       spec.schedule,
       {
-        timezone: spec.time_zone,
+        // UTC as an offset: the same times without initialising ICU's time zones (~40 ms of a cold start).
+        ...(spec.time_zone === 'UTC' ? { utcOffset: 0 } : { timezone: spec.time_zone }),
         paused: !spec.active,
         mode: '5-or-6-parts',
         unref: true,

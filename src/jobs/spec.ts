@@ -1,13 +1,14 @@
 import { CronPattern } from 'croner';
-import { z } from 'zod';
+import { z } from '../config/zod.js';
 import { boolean, duration, integer, MAX_TIMER_MS } from '../config/units.js';
 import { KIND_PARAMS, KIND_NAMES } from './kinds/params.js';
 
 /** Names of scheduled jobs: what Redis keys, metric labels and file names can carry. */
 export const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-/** Whether `zone` is an IANA time zone this runtime knows. */
+/** Whether `zone` is an IANA time zone this runtime knows (UTC, the default, without initialising ICU's time zones). */
 function knownTimeZone(zone: string): boolean {
+  if (zone === 'UTC') return true;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
     return true;

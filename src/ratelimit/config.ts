@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, LineCounter, parseDocument, type Node } from 'yaml';
-import { z } from 'zod';
+import { z } from '../config/zod.js';
 
 /** Seconds per envoyproxy/ratelimit unit (a month is 30 days, a year 365). */
 export const UNIT_SECONDS = { second: 1, minute: 60, hour: 3_600, day: 86_400, week: 604_800, month: 2_592_000, year: 31_536_000 } as const;

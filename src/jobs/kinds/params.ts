@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../../config/zod.js';
 import { boolean, decimal, duration, integer } from '../../config/units.js';
 import { RETENTION_TABLES } from '../../storage/migrations/index.js';
 
