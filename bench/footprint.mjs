@@ -65,10 +65,10 @@ export function agentConfig(dir, storageUrl) {
   return file;
 }
 
-/** Starts the agent on `config` pinned to core 0 (`env` added to its environment); resolves with its ports once /readyz is 200, and the ms that took. */
-export async function startAgent(config, env = {}) {
+/** Starts the agent on `config` pinned to `cores` (taskset list, default core 0; `env` added to its environment); resolves with its ports once /readyz is 200, and the ms that took. */
+export async function startAgent(config, env = {}, cores = '0') {
   const t0 = performance.now();
-  const p = startPinned(0, [...IMAGE.nodeArgs, MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started', { ...IMAGE.env, ...env });
+  const p = startPinned(cores, [...IMAGE.nodeArgs, MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started', { ...IMAGE.env, ...env });
   await p.found;
   const admin = p.lines.find((l) => l.component === 'admin' && l.port).port;
   const grpc = p.lines.find((l) => l.component === 'grpc' && l.port).port;
