@@ -50,9 +50,9 @@ for (let i = 0; i < STARTS; i++) {
   agentStarts.push(a.ms);
   readyRss = rssMiB(a.child.pid);
   await stop(a.child);
-  const b = await startAgent(startConfig, {}, '0,1');
-  twoCoreStarts.push(b.ms);
-  await stop(b.child);
+  const both = await startAgent(startConfig, {}, '0,1');
+  twoCoreStarts.push(both.ms);
+  await stop(both.child);
 }
 
 // 2. Idle footprint and RSS after a load, embedded and with the server transport, beside a bare Node process.
