@@ -281,7 +281,7 @@ describe('Dockerfile', () => {
   });
   it('starts the agent with the footprint settings bench:foundation measures: a small young generation, 2 malloc arenas, a compile cache made at build', () => {
     expect(JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(text)?.[1] ?? '[]')).toEqual(['node', '--max-semi-space-size=4', 'dist/bundle/main.js']);
-    expect(text).toMatch(/^ENV MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072$/m);
+    expect(text).toMatch(/^ENV MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072$/m);
     const cache = /^ENV NODE_COMPILE_CACHE=(\S+)$/m.exec(text)?.[1];
     expect(cache).toBe('/app/.node-compile-cache');
     // Made as root before USER node, then handed to that user (Node updates it at exit).
