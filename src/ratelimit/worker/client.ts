@@ -17,7 +17,7 @@ export interface WorkerClientOptions {
   init: () => WorkerInit;
   /** `server.ratelimit.max_forwarded`: checks handed to the worker at once. */
   maxForwarded: number;
-  /** `server.ratelimit.main_thread_nice`: the calling (main) thread's niceness once the worker serves; 0 leaves it. */
+  /** `server.ratelimit.main_thread_nice`: the calling (main) thread's niceness once the worker thread exists; 0 leaves it. */
   mainThreadNice?: number | undefined;
   /** Where the worker's components report (`ratelimit`, `ratelimit-redis`); `ratelimit` also says when the worker is gone. */
   reporters: ReadonlyMap<string, HealthReporter>;
@@ -190,8 +190,13 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
     },
     metrics: () => (worker ? readMetrics(worker, reads) : Promise.resolve([])),
     terminate: async () => void (await worker?.terminate()),
-    // A failure is the start's to report.
-    prepare: () => void (current ?? launch()).catch(() => undefined),
+    // A failure is the start's to report. The worker thread exists once launched: the main thread
+    // yields now, so the threads it makes afterwards (the embedded engine's pools, libuv's) inherit
+    // its lower priority, not the worker's.
+    prepare() {
+      void (current ?? launch()).catch(() => undefined);
+      yieldThread(options.mainThreadNice ?? 0, options.logger);
+    },
     async start() {
       serving = true;
       try {
