@@ -106,8 +106,9 @@ describe('honeypots', () => {
     expect(await check('198.51.100.7')).toBe(RateLimitResponse_Code.OVER_LIMIT);
     expect(await check('198.51.100.7', undefined, rlWorker)).toBe(RateLimitResponse_Code.OVER_LIMIT);
     await expect.poll(async () => (await blocks()).map((b) => [b.entity, b.reason, b.requestedBy, b.approvedBy]), { timeout: 20_000 }).toContainEqual(['remote_address=198.51.100.7', 'honeypot wordpress', 'system', 'system']);
-    const executed = (await client(TOKENS.adminA).unary(SecurityService.method.listActions, { state: ActionState.EXECUTED })).actions;
-    expect(executed.find((a) => a.change.case === 'block' && a.change.value.entity === 'remote_address=198.51.100.7')).toMatchObject({ requestedBy: 'system', decidedBy: 'system' });
+    // The action is recorded once its write to storage returns, which may come after the block applies.
+    const executed = async () => (await client(TOKENS.adminA).unary(SecurityService.method.listActions, { state: ActionState.EXECUTED })).actions.find((a) => a.change.case === 'block' && a.change.value.entity === 'remote_address=198.51.100.7');
+    await expect.poll(executed, { timeout: 20_000 }).toMatchObject({ requestedBy: 'system', decidedBy: 'system' });
     // The allow list: the trap refuses the hit itself, but the address is not blocked.
     expect(await check('10.1.2.3', '/wp-login.php')).toBe(RateLimitResponse_Code.OVER_LIMIT);
     expect(await check('10.1.2.3')).toBe(RateLimitResponse_Code.OK);
@@ -115,9 +116,9 @@ describe('honeypots', () => {
   });
 
   it('audits each hit, counts it in /metrics and lists it on the dashboard, newest first', async () => {
-    await expect.poll(() => metric(/^heimdall_security_honeypot_hits_total\{honeypot="wordpress"\}/)).toBe(2);
+    await expect.poll(() => metric(/^heimdall_security_honeypot_hits_total\{honeypot="wordpress"\}/), { timeout: 20_000 }).toBe(2);
     expect(await metric(/^heimdall_security_honeypot_hits_total\{honeypot="dotenv"\}/)).toBe(1);
-    expect(await metric(/^heimdall_security_refused_total\{domain="edge",reason="honeypot"\}/)).toBe(3);
+    await expect.poll(() => metric(/^heimdall_security_refused_total\{domain="edge",reason="honeypot"\}/), { timeout: 20_000 }).toBe(3);
     await expect.poll(async () => (await client(TOKENS.query).unary(QueryService.method.listEvents, { eventTypes: ['security.honeypot.hit'] })).events, { timeout: 20_000 }).toHaveLength(3);
     const listed = (await client(TOKENS.query).unary(QueryService.method.listEvents, { eventTypes: ['security.honeypot.hit'] })).events;
     expect(listed.map((e) => e.payload)).toContainEqual({ honeypot: 'dotenv', domain: 'edge', descriptor: 'path=/.env.production', entries: 'remote_address=203.0.113.5,path=/.env.production', blocked: ['remote_address=203.0.113.5'] });
