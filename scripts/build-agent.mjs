@@ -4,6 +4,8 @@
 // ~30 files instead of ~650 modules (issue 16: cold start and idle memory; figures in the README).
 // Writes dist/bundle/meta.json (esbuild's metafile: which sources each chunk holds) and source maps
 // without sources (`node --enable-source-maps dist/bundle/main.js` maps stack traces to src/).
+// Minified, names kept: each isolate (main and worker) holds the source text of the chunks it loads,
+// and the halved text took idle RSS from 132 to 129 MiB (server transport, three runs each).
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +39,9 @@ export async function buildAgent() {
     sourcemap: 'linked',
     sourcesContent: false,
     legalComments: 'none',
+    minify: true,
+    // Error classes, components and stack traces keep their names.
+    keepNames: true,
     metafile: true,
     logLevel: 'warning',
   });
