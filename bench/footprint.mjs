@@ -1,10 +1,11 @@
 // Footprint measurements for bench/foundation.mjs (issue 16): idle RSS and threads of the agent
 // (embedded and server transport) and of a bare Node process, and RSS after a mixed load (paced OTLP
 // ingest plus queries) against the idle figure.
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, globSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, constants } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { traceRequestBytes } from './otlp-body.mjs';
 import { rssMiB, startPinned } from './lib.mjs';
 
@@ -25,6 +26,20 @@ export function imageSettings() {
   return { nodeArgs: entry.slice(1, entry.indexOf('dist/bundle/main.js')), env };
 }
 const IMAGE = imageSettings();
+
+/**
+ * The allocator the Kubernetes manifests give an agent on server storage (deploy/kubernetes/base:
+ * LD_PRELOAD jemalloc, MALLOC_CONF), with the library where this machine has it (Debian's
+ * libjemalloc2); throws when it is missing.
+ */
+export function serverStorageAllocator() {
+  const manifest = parseAllDocuments(readFileSync(join(import.meta.dirname, '..', 'deploy', 'kubernetes', 'base', 'deployment.yaml'), 'utf8')).map((d) => d.toJS());
+  const sidecar = manifest.find((d) => d?.kind === 'Deployment').spec.template.spec.initContainers.find((c) => c.name === 'heimdall');
+  const env = Object.fromEntries(sidecar.env.filter((e) => e.name === 'LD_PRELOAD' || e.name === 'MALLOC_CONF').map((e) => [e.name, e.value]));
+  const lib = [env.LD_PRELOAD, ...globSync('/usr/lib/*-linux-gnu/libjemalloc.so.2')].find((p) => p && existsSync(p));
+  if (!lib) throw new Error(`${env.LD_PRELOAD} (libjemalloc2) is not installed: apt-get install libjemalloc2`);
+  return { ...env, LD_PRELOAD: lib };
+}
 
 /** Threads of a process now. */
 export const threadCount = (pid) => readdirSync(`/proc/${pid}/task`).length;

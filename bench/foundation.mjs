@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { agentConfig, bareNodeIdle, footprintRun, imageSettings, startAgent, startClickHouseEndpoint, stop, waitFor200 } from './footprint.mjs';
+import { agentConfig, bareNodeIdle, footprintRun, imageSettings, serverStorageAllocator, startAgent, startClickHouseEndpoint, stop, waitFor200 } from './footprint.mjs';
 import { cpuSeconds, f, h2load, percentile, rssMiB, sequentialGets, startPinned } from './lib.mjs';
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 5);
@@ -55,23 +55,34 @@ for (let i = 0; i < STARTS; i++) {
   await stop(both.child);
 }
 
-// 2. Idle footprint and RSS after a load, embedded and with the server transport, beside a bare Node process.
+// 2. Idle footprint and RSS after a load, embedded and with the server transport, beside a bare Node
+// process. The server transport runs with the allocator its manifests preload (jemalloc), and once
+// more with glibc's malloc (the image's default, which the embedded agent keeps) for comparison.
 const bare = await bareNodeIdle(IDLE_MS);
 const loadOptions = { work, idleMs: IDLE_MS, loadMs: LOAD_MS, afterMs: AFTER_MS, rate: LOAD_RATE, queryEveryMs: 500 };
 const embedded = await footprintRun(loadOptions);
-const ch = await startClickHouseEndpoint(work);
-const server = await footprintRun({ ...loadOptions, storageUrl: ch.url });
-await ch.stop();
+const allocator = serverStorageAllocator();
+const serverRun = async (env) => {
+  const ch = await startClickHouseEndpoint(work);
+  try {
+    return await footprintRun({ ...loadOptions, storageUrl: ch.url, env });
+  } finally {
+    await ch.stop();
+  }
+};
+const server = await serverRun(allocator);
+const serverGlibc = await serverRun({});
 
 const within = (r) => (r.backAfterS === undefined ? `not within ${AFTER_MS / 1000} s (${f(r.end, 0)} MiB at the end, ${f(r.end / r.idle.rss, 2)}x idle)` : `${r.backAfterS} s`);
 const met = (ok) => (ok ? 'met' : 'NOT met');
 const footprint = [
-  ['idle RSS, server transport', `${f(server.idle.rss, 0)} MiB, ${server.idle.threads} threads`, `${f(bare.rss, 0)} MiB, ${bare.threads} threads`, `${f(server.idle.rss / bare.rss, 2)}x`, '<= 100 MiB', met(server.idle.rss <= 100)],
+  [`idle RSS, server transport (jemalloc; ${f(serverGlibc.idle.rss, 0)} MiB with glibc malloc)`, `${f(server.idle.rss, 0)} MiB, ${server.idle.threads} threads`, `${f(bare.rss, 0)} MiB, ${bare.threads} threads`, `${f(server.idle.rss / bare.rss, 2)}x`, '<= 100 MiB', met(server.idle.rss <= 100)],
   ['idle RSS, embedded', `${f(embedded.idle.rss, 0)} MiB, ${embedded.idle.threads} threads`, `${f(bare.rss, 0)} MiB, ${bare.threads} threads`, `${f(embedded.idle.rss / bare.rss, 2)}x`, '<= 250 MiB', met(embedded.idle.rss <= 250)],
   [`cold start to /readyz 200, embedded, existing data directory (median of ${STARTS})`, `${f(median(agentStarts), 0)} ms (min ${f(Math.min(...agentStarts), 0)}, max ${f(Math.max(...agentStarts), 0)}; first start on an empty directory ${f(first.ms, 0)} ms)`, `${f(median(baselineStarts), 0)} ms (bare node:http start)`, `${f(median(agentStarts) / median(baselineStarts), 1)}x`, '<= 1000 ms', met(median(agentStarts) <= 1000)],
   [`the same on two cores (not pinned; median of ${STARTS})`, `${f(median(twoCoreStarts), 0)} ms (min ${f(Math.min(...twoCoreStarts), 0)}, max ${f(Math.max(...twoCoreStarts), 0)})`, '', `${f(median(twoCoreStarts) / median(baselineStarts), 1)}x`, '<= 1000 ms', met(median(twoCoreStarts) <= 1000)],
   ...[
-    ['server transport', server],
+    ['server transport (jemalloc)', server],
+    ['server transport with glibc malloc (for comparison)', serverGlibc],
     ['embedded', embedded],
   ].map(([name, r]) => [
     `after ${LOAD_MS / 1000} s of load, ${name}: back within 20% of idle`,
@@ -83,11 +94,12 @@ const footprint = [
   ]),
 ];
 const loads = [
-  ['server transport', server],
+  ['server transport (jemalloc)', server],
+  ['server transport (glibc)', serverGlibc],
   ['embedded', embedded],
 ].map(([name, r]) => `${name}: ${r.load.ok}/${r.load.sent} OTLP requests ok (${f((r.load.ok * 100) / (r.load.wallMs / 1000), 0)} spans/s), ${r.load.skipped} skipped at 64 in flight, ${r.load.queries} queries ok, ${r.load.queryFailures} failed`);
 const footprintTable = ['| footprint (issue 16) | agent | bare Node (same run) | ratio | target | |', '|---|---|---|---|---|---|', ...footprint.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-process.stdout.write(`\n${footprintTable}\n\nIdle: ${IDLE_MS / 1000} s after /readyz 200, median of 5 one-second samples. Load: OTLP/gRPC ${LOAD_RATE} requests/s of 100 spans (open loop) and a query every 500 ms (SearchTraces, GetSummary, ListServices over Connect JSON). ${loads.join('; ')}. Agent started as the image starts it: node ${JSON.stringify(imageSettings())}.\n`);
+process.stdout.write(`\n${footprintTable}\n\nIdle: ${IDLE_MS / 1000} s after /readyz 200, median of 5 one-second samples. Load: OTLP/gRPC ${LOAD_RATE} requests/s of 100 spans (open loop) and a query every 500 ms (SearchTraces, GetSummary, ListServices over Connect JSON). ${loads.join('; ')}. Agent started as the image starts it: node ${JSON.stringify(imageSettings())}; on server storage with the manifests' allocator: ${JSON.stringify(allocator)}.\n`);
 
 // 3. Load (skipped with BENCH_THROUGHPUT=0): /readyz over HTTP/1.1 and Health/Check over gRPC, agent vs baselines.
 if (process.env.BENCH_THROUGHPUT !== '0') {

@@ -14,8 +14,11 @@ const USE_A_SERVER =
   'Or run with a ClickHouse server instead: set storage.mode: server and storage.clickhouse.url ' +
   '(for example "http://clickhouse:8123") in the config file.';
 
-/** What the embedded store lacks: chdb itself, its native build for the platform, or a loadable chdb. */
-export type ChdbAbsence = { kind: 'package' } | { kind: 'build'; version: string | undefined } | { kind: 'load'; detail: string };
+/**
+ * What the embedded store lacks: chdb itself, its native build for the platform, a loadable chdb, or
+ * glibc's malloc (another allocator is preloaded).
+ */
+export type ChdbAbsence = { kind: 'package' } | { kind: 'build'; version: string | undefined } | { kind: 'load'; detail: string } | { kind: 'allocator'; preload: string };
 
 /**
  * Why the embedded store cannot open on `platform` (`<process.platform>-<process.arch>`) and what to
@@ -24,6 +27,12 @@ export type ChdbAbsence = { kind: 'package' } | { kind: 'build'; version: string
 export function chdbUnavailableMessage(platform: string, absence: ChdbAbsence): string {
   const build = CHDB_BUILDS[platform];
   if (absence.kind === 'load') return `the embedded store cannot load chdb: ${absence.detail}. ${USE_A_SERVER}`;
+  if (absence.kind === 'allocator') {
+    return (
+      `the embedded store cannot run with ${absence.preload} preloaded (LD_PRELOAD): chdb frees memory with glibc's malloc, ` +
+      `so the process would abort ("free(): invalid pointer"). Unset LD_PRELOAD to use the embedded store (jemalloc is for server storage). ${USE_A_SERVER}`
+    );
+  }
   if (build === undefined) {
     return (
       `the embedded store needs chdb's native build, and chdb has none for ${platform} ` +
@@ -38,6 +47,14 @@ export function chdbUnavailableMessage(platform: string, absence: ChdbAbsence): 
     `the embedded store needs chdb's native build for ${platform} (npm package "${build}"), and it is not installed ` +
     `(npm install adds only the builds package-lock.json lists: linux-x64's). Install it with \`npm install --no-save ${spec}\`. ${USE_A_SERVER}`
   );
+}
+
+/** Allocators that replace malloc when preloaded; chdb's engine cannot run beside them. */
+const ALLOCATORS = /(?:^|\/)lib(?:jemalloc|tcmalloc[\w-]*|mimalloc)\.so[\d.]*$/;
+
+/** The allocator library `LD_PRELOAD` (in `env`) puts in place of glibc's malloc, if any. Never throws. */
+export function preloadedAllocator(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return (env.LD_PRELOAD ?? '').split(/[\s:]+/).find((lib) => ALLOCATORS.test(lib));
 }
 
 /** `<process.platform>-<process.arch>` of this process, as chdb names its builds. */

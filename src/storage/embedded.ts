@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { Session } from 'chdb';
-import { chdbAbsence, chdbUnavailableMessage, platformKey } from './chdb-unavailable.js';
+import { chdbAbsence, chdbUnavailableMessage, platformKey, preloadedAllocator } from './chdb-unavailable.js';
 import { StorageError, StorageUnavailableError, toStorageError } from './errors.js';
 import { encodeJsonEachRow, insertColumnList, parseJsonLines, insertSettings, settingsClause, withQuerySettings, type InsertOptions, type QueryParams, type QuerySettings, type StorageTransport } from './transport.js';
 
@@ -29,6 +29,8 @@ const ENGINE_CONFIG = `<clickhouse>
 `;
 
 async function loadChdb(): Promise<typeof Chdb> {
+  const preload = preloadedAllocator();
+  if (preload !== undefined) throw new StorageUnavailableError(chdbUnavailableMessage(platformKey(), { kind: 'allocator', preload }));
   try {
     return await import('chdb');
   } catch (err) {

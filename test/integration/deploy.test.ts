@@ -9,12 +9,15 @@ import type { Config } from '../../src/config/schema.js';
 import { substituteEnv } from '../../src/config/substitute.js';
 import { configWarnings } from '../../src/config/warnings.js';
 import { splitHostPort } from '../../src/config/host-port.js';
+import { preloadedAllocator } from '../../src/storage/chdb-unavailable.js';
 import { addAdminRoutes } from '../../src/health/admin-routes.js';
 import { createHealthRegistry } from '../../src/health/registry.js';
 import type { HttpServer } from '../../src/server/http.js';
 import { renderKustomization, type K8sObject as Doc } from '../support/kustomize.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+/** Where the image links jemalloc (the Dockerfile's libjemalloc2 step). */
+const JEMALLOC = '/usr/local/lib/libjemalloc.so.2';
 const KUSTOMIZE = join(ROOT, 'deploy', 'kubernetes');
 
 /**
@@ -71,6 +74,14 @@ describe.each([
     expect(configWarnings(config)).toEqual([]);
     expect(config.server.admin.address).toBe('0.0.0.0:9464');
     expect(config.auth.enabled).toBe(true);
+  });
+
+  it('preloads jemalloc, from the path the image links it to, exactly where storage is a ClickHouse server (the embedded engine aborts with it)', () => {
+    const env = containerEnv(sidecar);
+    const server = (config.storage.mode ?? (config.storage.clickhouse.url ? 'server' : 'embedded')) === 'server';
+    expect(env.LD_PRELOAD).toBe(server ? JEMALLOC : undefined);
+    expect(env.MALLOC_CONF).toBe(server ? 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2' : undefined);
+    expect(preloadedAllocator(env)).toBe(server ? JEMALLOC : undefined);
   });
 
   it('refers only to the Secrets and keys it documents, and every $(VAR) to a variable defined above it', () => {
@@ -279,9 +290,13 @@ describe('Dockerfile', () => {
     const chowned = /^RUN mkdir -p .* && chown node:node (.+)$/m.exec(text)?.[1]?.split(/\s+/) ?? [];
     for (const path of [defaults.storage.embedded.path, defaults.ingest.queue.path, defaults.jobs.export_dir]) expect(chowned).toContain(join('/app', path));
   });
-  it('starts the agent with the footprint settings bench:foundation measures: a small young generation, 2 malloc arenas, a compile cache made at build', () => {
+  it('starts the agent with the footprint settings bench:foundation measures: a small young generation, 2 malloc arenas, jemalloc at hand, a compile cache made at build', () => {
     expect(JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(text)?.[1] ?? '[]')).toEqual(['node', '--max-semi-space-size=4', 'dist/bundle/main.js']);
     expect(text).toMatch(/^ENV MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072$/m);
+    // jemalloc installed and linked where the manifests preload it, but not preloaded by the image (the default config is embedded).
+    expect(text).toMatch(/^RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 /m);
+    expect(text).toContain(`ln -s "$(find /usr/lib -name libjemalloc.so.2 -print -quit)" ${JEMALLOC}`);
+    expect(text).not.toMatch(/^ENV .*LD_PRELOAD/m);
     const cache = /^ENV NODE_COMPILE_CACHE=(\S+)$/m.exec(text)?.[1];
     expect(cache).toBe('/app/.node-compile-cache');
     // Made as root before USER node, then handed to that user (Node updates it at exit).

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, globSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './temp.js';
 
@@ -39,4 +39,16 @@ export function promtoolCheckRules(yaml: string): string {
   } finally {
     dir.cleanup();
   }
+}
+
+/**
+ * jemalloc's shared library (Debian's libjemalloc2), as the image links it. In CI a missing library
+ * fails the test (.ci/run installs it); locally undefined, with the reason printed.
+ */
+export function jemallocLibrary(): string | undefined {
+  const found = ['/usr/local/lib', '/usr/lib', ...globSync('/usr/lib/*-linux-gnu')].map((d) => join(d, 'libjemalloc.so.2')).find((p) => existsSync(p));
+  if (found !== undefined) return found;
+  if (process.env.CI) throw new Error('libjemalloc.so.2 is required in CI but is not installed (.ci/run installs libjemalloc2)');
+  console.warn('skipping: libjemalloc.so.2 is not installed here (CI installs libjemalloc2)');
+  return undefined;
 }

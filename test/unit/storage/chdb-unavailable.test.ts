@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chdbAbsence, chdbUnavailableMessage } from '../../../src/storage/chdb-unavailable.js';
+import { chdbAbsence, chdbUnavailableMessage, preloadedAllocator } from '../../../src/storage/chdb-unavailable.js';
 
 const SERVER = 'Or run with a ClickHouse server instead: set storage.mode: server and storage.clickhouse.url (for example "http://clickhouse:8123") in the config file.';
 
@@ -32,5 +32,23 @@ describe('chdbAbsence', () => {
     const unsupported = Object.assign(new Error('chdb: no native binding for darwin-arm64'), { name: 'ChdbPlatformUnsupportedError' });
     expect(chdbAbsence(unsupported).kind).toBe('build');
     expect(chdbAbsence(new Error('boom'))).toEqual({ kind: 'load', detail: 'boom' });
+  });
+});
+
+describe('preloadedAllocator', () => {
+  it('finds jemalloc, tcmalloc or mimalloc among LD_PRELOAD libraries (space or colon separated), nothing else', () => {
+    expect(preloadedAllocator({ LD_PRELOAD: '/usr/local/lib/libjemalloc.so.2' })).toBe('/usr/local/lib/libjemalloc.so.2');
+    expect(preloadedAllocator({ LD_PRELOAD: '/opt/libfoo.so:/usr/lib/libtcmalloc_minimal.so.4' })).toBe('/usr/lib/libtcmalloc_minimal.so.4');
+    expect(preloadedAllocator({ LD_PRELOAD: 'libfoo.so libmimalloc.so' })).toBe('libmimalloc.so');
+    expect(preloadedAllocator({ LD_PRELOAD: '/opt/libjemalloc-wrapper-tools.so' })).toBeUndefined();
+    expect(preloadedAllocator({ LD_PRELOAD: '' })).toBeUndefined();
+    expect(preloadedAllocator({})).toBeUndefined();
+  });
+  it('says why the embedded store refuses it and what to do', () => {
+    expect(chdbUnavailableMessage('linux-x64', { kind: 'allocator', preload: '/usr/local/lib/libjemalloc.so.2' })).toBe(
+      'the embedded store cannot run with /usr/local/lib/libjemalloc.so.2 preloaded (LD_PRELOAD): chdb frees memory with glibc\'s malloc, so the process would abort ("free(): invalid pointer"). ' +
+        'Unset LD_PRELOAD to use the embedded store (jemalloc is for server storage). ' +
+        SERVER,
+    );
   });
 });
