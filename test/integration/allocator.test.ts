@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startAgentProcess, untilReady, writeAgentConfig, type AgentProcess } from '../support/agent-process.js';
 import { jemallocLibrary } from '../support/binaries.js';
 import { startClickHouseHttp, type ClickHouseHttp } from '../support/clickhouse-http.js';
-import { processTimeout, runCli } from '../support/cli.js';
+import { expectStoreRefused, processTimeout } from '../support/cli.js';
 import { renderKustomization, type K8sObject } from '../support/kustomize.js';
 import { encodeTraces, traceRequest } from '../support/otlp-requests.js';
 import { tempDir } from '../support/temp.js';
@@ -60,13 +60,7 @@ describe.runIf(lib !== undefined)('a preloaded jemalloc', () => {
       'Unset LD_PRELOAD to use the embedded store (jemalloc is for server storage). ' +
       'Or run with a ClickHouse server instead: set storage.mode: server and storage.clickhouse.url (for example "http://clickhouse:8123") in the config file.';
     const embedded = tempDir();
-    const options = { cwd: embedded.path, env: { ...manifestAllocatorEnv(lib ?? ''), HEIMDALL_CONFIG: '' } };
-    const [migrate, run] = await Promise.all([runCli(['migrate'], options), runCli(['run'], options)]);
-    expect(migrate.stderr).toBe(`heimdall: ${message}\n`);
-    expect(migrate.status).toBe(1);
-    expect(run.status).toBe(1);
-    const fatal = run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'fatal');
-    expect(fatal?.msg).toBe(`cannot start: ${message}`);
+    await expectStoreRefused({ cwd: embedded.path, env: { ...manifestAllocatorEnv(lib ?? ''), HEIMDALL_CONFIG: '' } }, message);
     embedded.cleanup();
   }, processTimeout(2));
 });

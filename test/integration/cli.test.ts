@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAIN, startAgentProcess } from '../support/agent-process.js';
-import { PROCESS_START_MS, processTimeout, runCli, type CliResult } from '../support/cli.js';
+import { expectStoreRefused, PROCESS_START_MS, processTimeout, runCli, type CliResult } from '../support/cli.js';
 import { tempDir } from '../support/temp.js';
 import { until } from '../support/wait.js';
 
@@ -124,15 +124,7 @@ describe('heimdall run', () => {
         `the embedded store needs chdb's native build for ${platform} (npm package "${build}"), and it is not installed ` +
         `(npm install adds only the builds package-lock.json lists: linux-x64's). Install it with \`npm install --no-save ${build}@${chdbVersion[build] ?? ''}\`. ${server}`,
     };
-    for (const [hook, message] of Object.entries(cases)) {
-      const without = (command: string) => runCli([command], { nodeArgs: ['--import', join(import.meta.dirname, '..', 'support', hook)], cwd: dir.path, env: { HEIMDALL_CONFIG: '' } });
-      const [migrate, agent] = await Promise.all([without('migrate'), without('run')]);
-      expect(migrate.stderr).toBe(`heimdall: ${message}\n`);
-      expect(migrate.status).toBe(1);
-      expect(agent.status).toBe(1);
-      const fatal = agent.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'fatal');
-      expect(fatal?.msg).toBe(`cannot start: ${message}`);
-    }
+    for (const [hook, message] of Object.entries(cases)) await expectStoreRefused({ nodeArgs: ['--import', join(import.meta.dirname, '..', 'support', hook)], cwd: dir.path, env: { HEIMDALL_CONFIG: '' } }, message);
     dir.cleanup();
   }, processTimeout(4));
 

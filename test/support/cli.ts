@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { expect } from 'vitest';
 import { MAIN } from './agent-process.js';
 
 /**
@@ -44,4 +45,18 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
       else resolve({ status: err ? Number(err.code) : 0, stdout, stderr });
     });
   });
+}
+
+/**
+ * Runs `heimdall migrate` and `heimdall run` with `options`, together, and expects both to refuse to
+ * open the store: exit status 1, `heimdall: <message>` on migrate's stderr and `cannot start:
+ * <message>` as run's fatal log line.
+ */
+export async function expectStoreRefused(options: CliOptions, message: string): Promise<void> {
+  const [migrate, agent] = await Promise.all([runCli(['migrate'], options), runCli(['run'], options)]);
+  expect(migrate.stderr).toBe(`heimdall: ${message}\n`);
+  expect(migrate.status).toBe(1);
+  expect(agent.status).toBe(1);
+  const fatal = agent.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'fatal');
+  expect(fatal?.msg).toBe(`cannot start: ${message}`);
 }
