@@ -9,6 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { imageSettings, serverStorageAllocator } from './footprint.mjs';
 import { f, rssMiB, startPinned, threadCpuSeconds } from './lib.mjs';
 import { traceRequestBytes } from './otlp-body.mjs';
 
@@ -50,6 +51,12 @@ function load(grpcPort, durationMs) {
   });
 }
 
+/** The image's Node flags and malloc settings (BENCH_IMAGE_SETTINGS=0: none), as production runs the agent. */
+const IMAGE = imageSettings();
+
+/** The agent's environment: the image's, and on server storage the allocator the manifests preload (jemalloc), unless BENCH_IMAGE_SETTINGS=0. */
+const agentEnv = (storageUrl) => ({ ...IMAGE.env, ...(storageUrl && process.env.BENCH_IMAGE_SETTINGS !== '0' ? serverStorageAllocator() : {}) });
+
 async function phase(name, extraConfig, storageUrl) {
   const dir = mkdtempSync(join(work, 'agent-'));
   const config = join(dir, 'heimdall.yaml');
@@ -63,7 +70,7 @@ async function phase(name, extraConfig, storageUrl) {
     ].join('\n'),
   );
   const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
-  const agent = startPinned(0, [...profile, MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started');
+  const agent = startPinned(0, [...profile, ...IMAGE.nodeArgs, MAIN, 'run', '--config', config], (l) => l.msg === 'Heimdall started', agentEnv(storageUrl));
   await agent.found;
   const grpc = agent.lines.find((l) => l.component === 'grpc' && l.port).port;
   const admin = agent.lines.find((l) => l.component === 'admin' && l.port).port;
@@ -133,11 +140,11 @@ const lines = [
       (r) =>
         `Server transport: ${f(r.perOwnCore / 1000, 1)}k spans/s per core of the agent's own CPU (${f(r.mainThreadShare * 100, 0)}% of it on the main thread), target >= 100k (2x the Collector's ~50k): ${r.perOwnCore >= 100_000 ? 'met' : 'not met'}; same-run ceilings on one core: decode only ${f(ceiling.decode / 1000, 0)}k, hot path ${f(ceiling.hot / 1000, 0)}k spans/s.`,
     ),
-  ...results.filter((r) => r.parts).map((r) => `${r.name}: ${r.inserts} otel_traces inserts in the run (${f(r.stored / Math.max(1, r.inserts), 0)} rows each), merge threads ${f(r.mergeCpuPer100k, 2)} CPU-s per 100k spans; at exit ${r.parts.parts} active parts, ${r.parts.rows} rows from ${r.parts.blocks} insert blocks, deepest merge level ${r.parts.maxLevel}.`),
+  ...results.filter((r) => r.parts).map((r) => `${r.name}: ${r.inserts} otel_traces inserts counted in the run${r.inserts > 0 ? ` (${f(r.stored / r.inserts, 0)} rows each)` : ''}, merge threads ${f(r.mergeCpuPer100k, 2)} CPU-s per 100k spans; at exit ${r.parts.parts} active parts, ${r.parts.rows} rows from ${r.parts.blocks} insert blocks, deepest merge level ${r.parts.maxLevel}.`),
   ...results
     .filter((r) => r.parts)
     .map((r) => `${r.name} / engine alone: ${f(r.spansPerSec / floor.rowsPerSec, 2)} in spans/s (target >= 0.5); in CPU per span (the core is shared): ${f(floor.cpuMicrosPerRow / (r.cpuPer100k * 10), 2)} (${f(floor.cpuMicrosPerRowMerged / (r.cpuPer100k * 10), 2)} against the engine with its merges).`),
   '',
-  `Load: ${CONCURRENCY} requests in flight over 4 HTTP/2 connections, ${DURATION / 1000} s per run after a 3 s warm-up; node ${process.version}.`,
+  `Load: ${CONCURRENCY} requests in flight over 4 HTTP/2 connections, ${DURATION / 1000} s per run after a 3 s warm-up; node ${process.version}. Agent started as the image starts it: ${JSON.stringify(IMAGE)}; on server storage with ${JSON.stringify(agentEnv('server'))}.`,
 ];
 process.stdout.write(`\n${lines.join('\n')}\n`);

@@ -12,7 +12,7 @@ export interface MaintenanceOptions {
   storage: Pick<Storage, 'ready' | 'whenReady'>;
   /** Loads what the store holds (API jobs, pauses); throws when storage cannot answer. */
   resync(): Promise<void>;
-  /** The rest of the restore once the store is loaded (interrupted runs, missed ticks); throws to be retried. */
+  /** The restore at start: loads the store (as resync), runs missed ticks, handles interrupted runs; throws to be retried. */
   restore(): Promise<void>;
   /** Looks for interrupted runs created since (ms). */
   sweep(since: number): Promise<void>;
@@ -30,7 +30,7 @@ export interface MaintenanceOptions {
 /** The background work of the jobs component: restore at start, then heartbeats, resyncs and sweeps. */
 export interface Maintenance {
   /**
-   * Once storage is ready, resyncs and restores, retrying every 2 s until that succeeds; then every HEARTBEAT_MS: a heartbeat, a resync while storage
+   * Once storage is ready, restores, retrying every 2 s until that succeeds; then every HEARTBEAT_MS: a heartbeat, a resync while storage
    * is ready, and a sweep of the last SWEEP_WINDOW_MS every SWEEP_EVERY rounds. Nothing after stop.
    */
   start(): void;
@@ -59,7 +59,6 @@ export function createMaintenance(options: MaintenanceOptions): Maintenance {
     for (;;) {
       if (!(await options.storage.whenReady(stopping.signal)) || options.stopped()) return;
       try {
-        await options.resync();
         await options.restore();
         if (options.stopped()) return;
         logger.info({ jobs: options.count() }, 'jobs restored');

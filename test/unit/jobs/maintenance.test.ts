@@ -51,13 +51,13 @@ describe('jobs maintenance with a fake clock', () => {
     expect(s.calls).toEqual([]);
     s.storage.setReady();
     await vi.advanceTimersByTimeAsync(0);
-    expect(s.calls).toEqual(['resync', 'restore']);
+    expect(s.calls).toEqual(['restore']);
     await vi.advanceTimersByTimeAsync(1_900);
-    expect(s.calls).toHaveLength(2);
+    expect(s.calls).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(100);
-    expect(s.calls).toEqual(['resync', 'restore', 'resync', 'restore']);
+    expect(s.calls).toEqual(['restore', 'restore']);
     await vi.advanceTimersByTimeAsync(HEARTBEAT_MS);
-    expect(s.calls.slice(4)).toEqual(['heartbeat', 'resync']);
+    expect(s.calls.slice(2)).toEqual(['heartbeat', 'resync']);
     s.stop();
     await s.m.shutdown();
   });
