@@ -82,8 +82,8 @@ export async function sequentialGets(url, count) {
 /** Formats a number with fixed decimals. */
 export const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : String(n));
 
-/** Node's own threads besides the JavaScript main thread (GC and compiler workers, libuv pool, ...). */
-const NODE_THREADS = new Set(['V8Worker', 'libuv-worker', 'DelayedTaskSche', 'SignalInspector']);
+/** Node's own threads besides the JavaScript main thread (GC and compiler workers, libuv pool, ...), and jemalloc's background thread when it is preloaded. */
+const NODE_THREADS = new Set(['V8Worker', 'libuv-worker', 'DelayedTaskSche', 'SignalInspector', 'jemalloc_bg_thd']);
 
 /**
  * CPU seconds used so far by a process, split into its JavaScript main thread (`js`), Node's other
