@@ -282,9 +282,7 @@ export function createJobs(options: JobsOptions): Jobs {
     async restore() {
       await recovery.sweep(0);
       removeStaleParts(config.export_dir, (id) => runner.live(id) !== undefined, logger);
-      // The last recorded ticks, then the stored jobs, then their missed ticks in the same turn as the
-      // load: before any regular tick of theirs, which would make a forbid job skip its catch-up. Last,
-      // so a retried restore does not run them twice.
+      // Missed ticks in the load's turn (no regular tick first, so forbid skips none) and last (no repeat).
       const last = await history.lastTicks(started);
       await stored.resync();
       ticks.runMissed(table.entries(), last, started);
