@@ -282,7 +282,8 @@ export function createJobs(options: JobsOptions): Jobs {
     async restore() {
       await recovery.sweep(0);
       removeStaleParts(config.export_dir, (id) => runner.live(id) !== undefined, logger);
-      // Missed ticks in the load's turn (no regular tick first, so forbid skips none) and last (no repeat).
+      // Missed ticks run in the same turn as the load, before a regular tick could make a forbid job
+      // skip its catch-up; last, so a retried restore does not run them twice.
       const last = await history.lastTicks(started);
       await stored.resync();
       ticks.runMissed(table.entries(), last, started);
@@ -294,7 +295,6 @@ export function createJobs(options: JobsOptions): Jobs {
     stopped: () => stopped,
     logger,
   });
-  const recorded = recordedBy(history, logger);
 
   return {
     name: 'jobs',
@@ -302,7 +302,7 @@ export function createJobs(options: JobsOptions): Jobs {
     ...scheduledJobsApi({ table, stored, store, maxWindowMs: options.query.max_window, logger }),
     async trigger(name) {
       const l = await runs.trigger(mustGet(table, stored, name));
-      await recorded(l);
+      await recordedBy(history, logger)(l);
       return { ...l.record };
     },
     async submit(task, caller = {}) {
@@ -311,7 +311,7 @@ export function createJobs(options: JobsOptions): Jobs {
       queue.admit(task, caller.tenant);
       const l = runner.create({ jobName: '', kind: task.kind as KindName, params: task.params, ...runPolicy(task), trigger: 'submit' });
       queue.push(l);
-      await recorded(l);
+      await recordedBy(history, logger)(l);
       return { ...l.record };
     },
     ...runsApi({ runner, history, queue, storage: options.storage, instance }),
