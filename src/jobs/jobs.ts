@@ -280,13 +280,13 @@ export function createJobs(options: JobsOptions): Jobs {
     storage: options.storage,
     resync: () => stored.resync(),
     async restore() {
-      await recovery.sweep(0);
-      removeStaleParts(config.export_dir, (id) => runner.live(id) !== undefined, logger);
       // Missed ticks run in the same turn as the load, before a regular tick could make a forbid job
-      // skip its catch-up; last, so a retried restore does not run them twice.
+      // skip its catch-up; then interrupted runs, whose retries need the loaded jobs.
       const last = await history.lastTicks(started);
       await stored.resync();
       ticks.runMissed(table.entries(), last, started);
+      await recovery.sweep(0);
+      removeStaleParts(config.export_dir, (id) => runner.live(id) !== undefined, logger);
     },
     sweep: (since) => recovery.sweep(since),
     storageDown: () => recovery.storageDown(),

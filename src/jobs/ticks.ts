@@ -14,7 +14,7 @@ export interface Ticks {
    * protection sees it; a tick not run here is counted in heimdall_job_ticks_skipped_total by reason.
    */
   tick(e: Entry, trigger: RunTrigger, tickMs: number): Promise<void>;
-  /** Runs, for each active run-once job in `entries`, the newest tick missed between its last recorded tick and `startedAt`. */
+  /** Runs, for each active run-once job in `entries`, the newest tick missed between its last recorded tick and `startedAt`; once per start (a retried restore calls it again: no-op). */
   runMissed(entries: readonly Entry[], lastTicks: ReadonlyMap<string, number>, startedAt: number): void;
 }
 
@@ -60,9 +60,12 @@ export function createTicks(options: { runs: ScheduledRuns; caps: RunCaps; runne
       l.controller.signal.addEventListener('abort', () => resolve(), { once: true });
     });
   };
+  let missedRun = false;
   return {
     tick,
     runMissed(entries, lastTicks, startedAt) {
+      if (missedRun) return;
+      missedRun = true;
       for (const e of entries) {
         if (e.spec.misfire !== 'run-once' || !e.spec.active) continue;
         const missed = missedTick(e.cron, lastTicks.get(e.spec.name), startedAt);
