@@ -5,7 +5,7 @@ import type { Redaction } from '../processors/redaction.js';
 import type { SpanSummary } from '../red-metrics.js';
 import { MAX_REASONS } from './result.js';
 import { invalidSpanIds, KIND, STATUS } from './traces.js';
-import { anyValueToString, doubleToString, mapKeyOrder } from './values.js';
+import { anyValueToString, doubleToString, isIndexKey } from './values.js';
 import { createWireText } from './wire-text.js';
 
 /**
@@ -51,6 +51,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** The scratch writer's size (see encode). */
 const SCRATCH_BYTES = 256 * 1024;
 const EMPTY = new Uint8Array(0);
+const EMPTY_BUFFER = Buffer.alloc(0);
 const EMPTY_MAP = Uint8Array.of(0);
 
 /** The last decoded varint's halves (a varint is read into these to avoid allocating). */
@@ -59,13 +60,16 @@ let varHi = 0;
 
 /** A protobuf cursor over `buf`, bounded by `end`. */
 class Reader {
-  pos: number;
-  constructor(
-    readonly buf: Buffer,
-    start: number,
-    readonly end: number,
-  ) {
+  buf: Buffer = EMPTY_BUFFER;
+  pos = 0;
+  end = 0;
+
+  /** Points the cursor at `buf[start, end)`; returns it. */
+  at(buf: Buffer, start: number, end: number): this {
+    this.buf = buf;
     this.pos = start;
+    this.end = end;
+    return this;
   }
 
   /** Reads a varint of up to 64 bits into varLo / varHi. */
@@ -147,6 +151,16 @@ class Reader {
   }
 }
 
+/**
+ * The cursors, one per nesting level of the reads (encoding is synchronous and never re-entered):
+ * a message of the request (span, status, event, link, resource, scope), a KeyValue, an AnyValue.
+ * Reused, so reading allocates no cursor.
+ */
+const MESSAGE = new Reader();
+const KEY_VALUE = new Reader();
+const ANY_VALUE = new Reader();
+const READERS = [MESSAGE, KEY_VALUE, ANY_VALUE];
+
 /** Node's Buffer reads ASCII fastest through latin1Slice (what toString('latin1') calls after checking its arguments). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
@@ -187,7 +201,7 @@ function int64Text(lo: number, hi: number): string {
 
 /** AnyValue at depth `depth` (the request is depth 1) as stored text; fields other than scalars go through the generic AnyValue decoder. */
 function anyValueText(buf: Buffer, start: number, end: number, depth: number): string {
-  const r = new Reader(buf, start, end);
+  const r = ANY_VALUE.at(buf, start, end);
   let out = '';
   let fields = 0;
   while (r.pos < end) {
@@ -234,12 +248,31 @@ function anyValueText(buf: Buffer, start: number, end: number, depth: number): s
 }
 
 /**
- * Reads the KeyValue fields (number `field`) of a message into `into` (a repeated key keeps its last
- * value), with the AnyValues at depth `depth`.
+ * An attribute list as read: keys and values in arrival order, duplicates included (encodeMap keeps
+ * a repeated key's last value). A span's list is reused from span to span, without the Map that
+ * would be rebuilt for each.
  */
-function readKeyValue(r: Reader, into: Map<string, string>, depth: number): void {
+class Attributes {
+  readonly keys: string[] = [];
+  readonly values: string[] = [];
+  size = 0;
+
+  add(key: string, value: string): void {
+    this.keys[this.size] = key;
+    this.values[this.size] = value;
+    this.size++;
+  }
+
+  has(key: string): boolean {
+    for (let i = 0; i < this.size; i++) if (this.keys[i] === key) return true;
+    return false;
+  }
+}
+
+/** Reads a KeyValue message into `into`, with its AnyValue at depth `depth`. */
+function readKeyValue(r: Reader, into: Attributes, depth: number): void {
   const start = r.delimited();
-  const kv = new Reader(r.buf, start, r.pos);
+  const kv = KEY_VALUE.at(r.buf, start, r.pos);
   let key = '';
   let value = '';
   let seenValue = false;
@@ -260,16 +293,60 @@ function readKeyValue(r: Reader, into: Map<string, string>, depth: number): void
       kv.varint();
     } else kv.skip(tag & 7);
   }
-  into.set(key, value);
+  into.add(key, value);
 }
 
-/** A finished attribute map: keys sorted, the processors applied, RowBinary-encoded. */
-function encodeMap(w: RowBinaryWriter, entries: Map<string, string>, redaction: Redaction | undefined): void {
-  w.varUInt(entries.size);
-  if (entries.size === 0) return;
-  const keys = mapKeyOrder([...entries.keys()]);
-  for (const k of keys) {
-    const v = entries.get(k) ?? '';
+/**
+ * Whether entry `a` of `keys` comes before entry `b` in the order of an attribute map built by
+ * attributesToMap: sorted, except that array-index keys ("0", "42") come first in numeric order, as
+ * in every JavaScript object; the same key by arrival.
+ */
+function before(keys: readonly string[], a: number, b: number): boolean {
+  const ka = keys[a] ?? '';
+  const kb = keys[b] ?? '';
+  if (ka === kb) return a < b;
+  const ia = isIndexKey(ka);
+  if (ia !== isIndexKey(kb)) return ia;
+  return ia ? Number(ka) < Number(kb) : ka < kb;
+}
+
+/** Lists up to this long are put in order by insertion sort, into ORDER (reused); longer ones by Array.prototype.sort. */
+const SHORT_LIST = 64;
+const ORDER = new Int32Array(SHORT_LIST);
+
+/** The first `n` (at most SHORT_LIST) entries' indexes in map order, in ORDER: insertion sort, which costs nothing on the usual sorted list. */
+function sortEntries(keys: readonly string[], n: number): Int32Array {
+  const o = ORDER;
+  for (let i = 0; i < n; i++) {
+    let j = i;
+    while (j > 0 && before(keys, i, o[j - 1] ?? 0)) {
+      o[j] = o[j - 1] ?? 0;
+      j--;
+    }
+    o[j] = i;
+  }
+  return o;
+}
+
+/** A finished attribute map as the generic path builds it (keys in that order, a repeated key's last value), the processors applied, RowBinary-encoded. */
+function encodeMap(w: RowBinaryWriter, entries: Attributes, redaction: Redaction | undefined): void {
+  const n = entries.size;
+  if (n === 0) {
+    w.varUInt(0);
+    return;
+  }
+  const { keys, values } = entries;
+  // Insertion sort is quadratic: a long list is sorted by the engine.
+  const o = n <= SHORT_LIST ? sortEntries(keys, n) : Int32Array.from(Array.from({ length: n }, (_, i) => i).sort((a, b) => (before(keys, a, b) ? -1 : 1)));
+  // Each key once, with the value it arrived with last: the last of its run in `o`.
+  let distinct = 1;
+  for (let j = 1; j < n; j++) if (keys[o[j] ?? 0] !== keys[o[j - 1] ?? 0]) distinct++;
+  w.varUInt(distinct);
+  for (let j = 0; j < n; j++) {
+    const i = o[j] ?? 0;
+    const k = keys[i] ?? '';
+    if (j < n - 1 && keys[o[j + 1] ?? 0] === k) continue;
+    const v = values[i] ?? '';
     w.string(k);
     w.string(redaction ? redaction.redactAttribute(k, v) : v);
   }
@@ -293,7 +370,7 @@ interface SpanFields {
   startHi: number;
   endLo: number;
   endHi: number;
-  attributes: Map<string, string>;
+  attributes: Attributes;
   events: Array<[number, number]>;
   links: Array<[number, number]>;
   /** The status message's bounds; hasStatus says whether there is one. */
@@ -303,12 +380,12 @@ interface SpanFields {
 
 /** Span fields to read into, all reset by readSpan. */
 function newSpanFields(): SpanFields {
-  return { traceId: [0, 0], spanId: [0, 0], parentSpanId: [0, 0], traceState: '', name: '', kind: 0, startLo: 0, startHi: 0, endLo: 0, endHi: 0, attributes: new Map(), events: [], links: [], status: [0, 0], hasStatus: false };
+  return { traceId: [0, 0], spanId: [0, 0], parentSpanId: [0, 0], traceState: '', name: '', kind: 0, startLo: 0, startHi: 0, endLo: 0, endHi: 0, attributes: new Attributes(), events: [], links: [], status: [0, 0], hasStatus: false };
 }
 
 /** Reads the span at `buf[start, end)` into `f` (reset first: `f`, its arrays and map are reused across spans). */
 function readSpan(buf: Buffer, start: number, end: number, f: SpanFields): void {
-  const r = new Reader(buf, start, end);
+  const r = MESSAGE.at(buf, start, end);
   f.traceId[0] = f.traceId[1] = 0;
   f.spanId[0] = f.spanId[1] = 0;
   f.parentSpanId[0] = f.parentSpanId[1] = 0;
@@ -316,7 +393,7 @@ function readSpan(buf: Buffer, start: number, end: number, f: SpanFields): void 
   f.name = '';
   f.kind = 0;
   f.startLo = f.startHi = f.endLo = f.endHi = 0;
-  f.attributes.clear();
+  f.attributes.size = 0;
   f.events.length = 0;
   f.links.length = 0;
   f.hasStatus = false;
@@ -414,11 +491,16 @@ function readSpanField(r: Reader, tag: number, f: SpanFields): void {
   }
 }
 
+/** What readStatus returns (reused: read before the next span's). */
+const STATUS_READ = { message: '', code: 0 };
+
 /** Status message and code of a span. */
 function readStatus(buf: Buffer, bounds: [number, number] | undefined): { message: string; code: number } {
-  const out = { message: '', code: 0 };
+  const out = STATUS_READ;
+  out.message = '';
+  out.code = 0;
   if (!bounds) return out;
-  const r = new Reader(buf, bounds[0], bounds[1]);
+  const r = MESSAGE.at(buf, bounds[0], bounds[1]);
   while (r.pos < r.end) {
     const tag = r.tag();
     const field = tag >>> 3;
@@ -438,10 +520,11 @@ function readStatus(buf: Buffer, bounds: [number, number] | undefined): { messag
 interface Events {
   times: number[];
   names: string[];
-  attrs: Array<Map<string, string>>;
+  attrs: Attributes[];
 }
 
-/** A span without events or links (shared: never written to). */
+/** A span without events or links, and an empty list (shared: never written to). */
+const NO_ATTRIBUTES = new Attributes();
 const NO_EVENTS: Events = { times: [], names: [], attrs: [] };
 const NO_LINKS: Links = { ids: [], states: [], attrs: [] };
 
@@ -449,13 +532,13 @@ const NO_LINKS: Links = { ids: [], states: [], attrs: [] };
 function readEvents(buf: Buffer, events: Array<[number, number]>): Events {
   const times: number[] = [];
   const names: string[] = [];
-  const attrs: Array<Map<string, string>> = [];
+  const attrs: Attributes[] = [];
   for (const [start, end] of events) {
-    const r = new Reader(buf, start, end);
+    const r = MESSAGE.at(buf, start, end);
     let lo = 0;
     let hi = 0;
     let name = '';
-    const a = new Map<string, string>();
+    const a = new Attributes();
     while (r.pos < end) {
       const tag = r.tag();
       const field = tag >>> 3;
@@ -486,28 +569,28 @@ function writeEvents(w: RowBinaryWriter, { times, names, attrs }: Events, redact
   w.varUInt(names.length);
   for (let i = 0; i < times.length; i += 2) writeTimestamp(w, times[i] ?? 0, times[i + 1] ?? 0);
   w.varUInt(names.length);
-  for (const n of names) w.string(n);
+  for (let i = 0; i < names.length; i++) w.string(names[i] ?? '');
   w.varUInt(attrs.length);
-  for (const a of attrs) encodeMap(w, a, redaction);
+  for (let i = 0; i < attrs.length; i++) encodeMap(w, attrs[i] ?? NO_ATTRIBUTES, redaction);
 }
 
 /** A span's links: id bounds (trace id start/end, span id start/end), trace states and attributes. */
 interface Links {
   ids: Array<[number, number, number, number]>;
   states: string[];
-  attrs: Array<Map<string, string>>;
+  attrs: Attributes[];
 }
 
 /** Reads a span's links (every span's, as readEvents). */
 function readLinks(buf: Buffer, links: Array<[number, number]>): Links {
   const ids: Array<[number, number, number, number]> = [];
   const states: string[] = [];
-  const attrs: Array<Map<string, string>> = [];
+  const attrs: Attributes[] = [];
   for (const [start, end] of links) {
-    const r = new Reader(buf, start, end);
+    const r = MESSAGE.at(buf, start, end);
     const id: [number, number, number, number] = [0, 0, 0, 0];
     let state = '';
-    const a = new Map<string, string>();
+    const a = new Attributes();
     while (r.pos < end) {
       const tag = r.tag();
       const field = tag >>> 3;
@@ -543,14 +626,15 @@ function readLinks(buf: Buffer, links: Array<[number, number]>): Links {
 
 /** Writes the Links.* columns of a span. */
 function writeLinks(w: RowBinaryWriter, buf: Buffer, { ids, states, attrs }: Links, redaction: Redaction | undefined): void {
+  // Indexed loops: writing a span's (usually empty) lists allocates no iterator.
   w.varUInt(ids.length);
-  for (const id of ids) w.hex(buf, id[0], id[1]);
+  for (let i = 0; i < ids.length; i++) w.hex(buf, ids[i]?.[0] ?? 0, ids[i]?.[1] ?? 0);
   w.varUInt(ids.length);
-  for (const id of ids) w.hex(buf, id[2], id[3]);
+  for (let i = 0; i < ids.length; i++) w.hex(buf, ids[i]?.[2] ?? 0, ids[i]?.[3] ?? 0);
   w.varUInt(states.length);
-  for (const s of states) w.string(s);
+  for (let i = 0; i < states.length; i++) w.string(states[i] ?? '');
   w.varUInt(attrs.length);
-  for (const a of attrs) encodeMap(w, a, redaction);
+  for (let i = 0; i < attrs.length; i++) encodeMap(w, attrs[i] ?? NO_ATTRIBUTES, redaction);
 }
 
 /** A resource: its encoded attribute map (processors applied) and service name. */
@@ -560,10 +644,10 @@ interface ResourceInfo {
 }
 
 function readResource(buf: Buffer, bounds: [number, number] | undefined, p: TraceProcessors): ResourceInfo {
-  const entries = new Map<string, string>();
+  const entries = new Attributes();
   let serviceName: string | undefined;
   if (bounds) {
-    const r = new Reader(buf, bounds[0], bounds[1]);
+    const r = MESSAGE.at(buf, bounds[0], bounds[1]);
     while (r.pos < r.end) {
       const tag = r.tag();
       const field = tag >>> 3;
@@ -571,7 +655,7 @@ function readResource(buf: Buffer, bounds: [number, number] | undefined, p: Trac
         expect(tag & 7, WIRE_LEN);
         readKeyValue(r, entries, 5);
         // service.name is the first such attribute, not the last.
-        if (serviceName === undefined && entries.has('service.name')) serviceName = entries.get('service.name');
+        if (serviceName === undefined && entries.keys[entries.size - 1] === 'service.name') serviceName = entries.values[entries.size - 1];
       } else if (field === 2) {
         expect(tag & 7, WIRE_VARINT);
         r.varint();
@@ -579,8 +663,9 @@ function readResource(buf: Buffer, bounds: [number, number] | undefined, p: Trac
       else r.skip(tag & 7);
     }
   }
-  for (const [k, v] of Object.entries(p.resourceDefaults)) if (!entries.has(k)) entries.set(k, v);
-  if (p.resourceOverrides) for (const [k, v] of Object.entries(p.resourceOverrides)) entries.set(k, v);
+  for (const [k, v] of Object.entries(p.resourceDefaults)) if (!entries.has(k)) entries.add(k, v);
+  // Added last, an override is the value its key keeps.
+  if (p.resourceOverrides) for (const [k, v] of Object.entries(p.resourceOverrides)) entries.add(k, v);
   const w = new RowBinaryWriter(256);
   encodeMap(w, entries, p.redaction);
   return { map: w.finish(), serviceName: p.redaction ? p.redaction.redactFreeText(serviceName ?? '') : (serviceName ?? '') };
@@ -590,7 +675,7 @@ function readResource(buf: Buffer, bounds: [number, number] | undefined, p: Trac
 function readScope(buf: Buffer, bounds: [number, number] | undefined): { name: string; version: string } {
   const out = { name: '', version: '' };
   if (!bounds) return out;
-  const r = new Reader(buf, bounds[0], bounds[1]);
+  const r = MESSAGE.at(buf, bounds[0], bounds[1]);
   while (r.pos < r.end) {
     const tag = r.tag();
     const field = tag >>> 3;
@@ -603,7 +688,7 @@ function readScope(buf: Buffer, bounds: [number, number] | undefined): { name: s
     } else if (field === 3) {
       // Scope attributes have no otel_traces column, but are read so that invalid text is caught as fromBinary does.
       expect(tag & 7, WIRE_LEN);
-      readKeyValue(r, new Map(), 6);
+      readKeyValue(r, new Attributes(), 6);
     } else if (field === 4) {
       expect(tag & 7, WIRE_VARINT);
       r.varint();
@@ -614,12 +699,13 @@ function readScope(buf: Buffer, bounds: [number, number] | undefined): { name: s
 
 /**
  * The bounds of the singular message field `single` and of each repeated `many` field of a message
- * (ResourceSpans, ScopeSpans: fields 1 and 2, and a schema_url string as field 3; the request: field 1 only).
+ * (ResourceSpans, ScopeSpans: fields 1 and 2, and a schema_url string as field 3; the request: field
+ * 1 only); `list` holds the repeated fields' starts and ends in turn.
  */
-function split(buf: Buffer, start: number, end: number, single: number, many: number): { one: [number, number] | undefined; list: Array<[number, number]> } {
-  const r = new Reader(buf, start, end);
+function split(buf: Buffer, start: number, end: number, single: number, many: number): { one: [number, number] | undefined; list: number[] } {
+  const r = MESSAGE.at(buf, start, end);
   let one: [number, number] | undefined;
-  const list: Array<[number, number]> = [];
+  const list: number[] = [];
   while (r.pos < end) {
     const tag = r.tag();
     const field = tag >>> 3;
@@ -629,7 +715,7 @@ function split(buf: Buffer, start: number, end: number, single: number, many: nu
     } else if (field === single || field === many) {
       expect(tag & 7, WIRE_LEN);
       const s = r.delimited();
-      if (field === many) list.push([s, r.pos]);
+      if (field === many) list.push(s, r.pos);
       else if (one) throw UNHANDLED; // a repeated singular message merges: generic rules
       else one = [s, r.pos];
     } else r.skip(tag & 7);
@@ -660,6 +746,8 @@ function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
   try {
     return encodeInto(w, buf, p);
   } finally {
+    // The cursors let go of the request.
+    for (const r of READERS) r.at(EMPTY_BUFFER, 0, 0);
     // A very large request leaves the scratch large: let it go.
     if (w.capacity > 4 * SCRATCH_BYTES) scratch = new RowBinaryWriter(SCRATCH_BYTES);
   }
@@ -668,61 +756,70 @@ function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
 function encodeInto(w: RowBinaryWriter, buf: Buffer, p: TraceProcessors): EncodedTraces {
   const out: EncodedTraces = { data: Buffer.alloc(0), accepted: 0, rejected: 0, reasons: [], spans: [] };
   const f = newSpanFields();
-  const top = split(buf, 0, buf.length, -1, 1);
-  top.list.forEach(([rsStart, rsEnd], ri) => {
-    const rs = split(buf, rsStart, rsEnd, 1, 2);
+  // Indexed loops over the bounds lists (start, end in turn): no closure or iterator a span.
+  const top = split(buf, 0, buf.length, -1, 1).list;
+  for (let a = 0; a < top.length; a += 2) {
+    const rs = split(buf, top[a] ?? 0, top[a + 1] ?? 0, 1, 2);
     const resource = readResource(buf, rs.one, p);
-    rs.list.forEach(([ssStart, ssEnd], si) => {
-      const ss = split(buf, ssStart, ssEnd, 1, 2);
+    for (let b = 0; b < rs.list.length; b += 2) {
+      const ss = split(buf, rs.list[b] ?? 0, rs.list[b + 1] ?? 0, 1, 2);
       const scope = readScope(buf, ss.one);
-      ss.list.forEach(([spStart, spEnd], i) => {
-        readSpan(buf, spStart, spEnd, f);
-        const status = readStatus(buf, f.hasStatus ? f.status : undefined);
-        const events = f.events.length === 0 ? NO_EVENTS : readEvents(buf, f.events);
-        const links = f.links.length === 0 ? NO_LINKS : readLinks(buf, f.links);
-        const invalid = validIds(buf, f) ? undefined : invalidSpanIds(buf.subarray(...f.traceId), buf.subarray(...f.spanId), f.parentSpanId[0] === f.parentSpanId[1] ? EMPTY : buf.subarray(...f.parentSpanId));
-        if (invalid) {
-          out.rejected += 1;
-          if (out.reasons.length < MAX_REASONS) out.reasons.push(`resource_spans[${ri}].scope_spans[${si}].spans[${i}]: ${invalid}`);
-          return;
-        }
-        const kind = KIND[f.kind] ?? 'Unspecified';
-        const code = STATUS[status.code] ?? 'Unset';
-        // Duration: end - start when end is later (unsigned 64-bit), else 0.
-        let dLo = 0;
-        let dHi = 0;
-        if (f.endHi > f.startHi || (f.endHi === f.startHi && f.endLo > f.startLo)) {
-          dLo = f.endLo - f.startLo;
-          dHi = f.endHi - f.startHi;
-          if (dLo < 0) {
-            dLo += 4294967296;
-            dHi -= 1;
-          }
-        }
-        const name = p.redaction ? p.redaction.redactFreeText(f.name) : f.name;
-        writeTimestamp(w, f.startLo, f.startHi);
-        w.hex(buf, f.traceId[0], f.traceId[1]);
-        w.hex(buf, f.spanId[0], f.spanId[1]);
-        w.hex(buf, f.parentSpanId[0], f.parentSpanId[1]);
-        w.string(f.traceState);
-        w.string(name);
-        w.string(kind);
-        w.string(resource.serviceName);
-        w.raw(resource.map);
-        w.string(scope.name);
-        w.string(scope.version);
-        if (f.attributes.size === 0) w.raw(EMPTY_MAP);
-        else encodeMap(w, f.attributes, p.redaction);
-        w.u64(dLo, dHi);
-        w.string(code);
-        w.string(p.redaction ? p.redaction.redactFreeText(status.message) : status.message);
-        writeEvents(w, events, p.redaction);
-        writeLinks(w, buf, links, p.redaction);
-        out.accepted += 1;
-        out.spans.push({ service: resource.serviceName, name, kind, status: code, durationSeconds: (dHi * 4294967296 + dLo) / 1e9 });
-      });
-    });
-  });
+      for (let c = 0; c < ss.list.length; c += 2) {
+        readSpan(buf, ss.list[c] ?? 0, ss.list[c + 1] ?? 0, f);
+        const invalid = writeSpan(w, buf, f, resource, scope, p, out);
+        if (invalid === undefined) continue;
+        out.rejected += 1;
+        if (out.reasons.length < MAX_REASONS) out.reasons.push(`resource_spans[${a / 2}].scope_spans[${b / 2}].spans[${c / 2}]: ${invalid}`);
+      }
+    }
+  }
   out.data = w.finish();
   return out;
+}
+
+/**
+ * Reads the rest of the span `f` was read from (status, events, links: every span's, for their
+ * text) and writes its row, counted in `out`; returns why the span is invalid instead, when it is.
+ */
+function writeSpan(w: RowBinaryWriter, buf: Buffer, f: SpanFields, resource: ResourceInfo, scope: { name: string; version: string }, p: TraceProcessors, out: EncodedTraces): string | undefined {
+  const status = readStatus(buf, f.hasStatus ? f.status : undefined);
+  const events = f.events.length === 0 ? NO_EVENTS : readEvents(buf, f.events);
+  const links = f.links.length === 0 ? NO_LINKS : readLinks(buf, f.links);
+  const invalid = validIds(buf, f) ? undefined : invalidSpanIds(buf.subarray(...f.traceId), buf.subarray(...f.spanId), f.parentSpanId[0] === f.parentSpanId[1] ? EMPTY : buf.subarray(...f.parentSpanId));
+  if (invalid) return invalid;
+  const kind = KIND[f.kind] ?? 'Unspecified';
+  const code = STATUS[status.code] ?? 'Unset';
+  // Duration: end - start when end is later (unsigned 64-bit), else 0.
+  let dLo = 0;
+  let dHi = 0;
+  if (f.endHi > f.startHi || (f.endHi === f.startHi && f.endLo > f.startLo)) {
+    dLo = f.endLo - f.startLo;
+    dHi = f.endHi - f.startHi;
+    if (dLo < 0) {
+      dLo += 4294967296;
+      dHi -= 1;
+    }
+  }
+  const name = p.redaction ? p.redaction.redactFreeText(f.name) : f.name;
+  writeTimestamp(w, f.startLo, f.startHi);
+  w.hex(buf, f.traceId[0], f.traceId[1]);
+  w.hex(buf, f.spanId[0], f.spanId[1]);
+  w.hex(buf, f.parentSpanId[0], f.parentSpanId[1]);
+  w.string(f.traceState);
+  w.string(name);
+  w.string(kind);
+  w.string(resource.serviceName);
+  w.raw(resource.map);
+  w.string(scope.name);
+  w.string(scope.version);
+  if (f.attributes.size === 0) w.raw(EMPTY_MAP);
+  else encodeMap(w, f.attributes, p.redaction);
+  w.u64(dLo, dHi);
+  w.string(code);
+  w.string(p.redaction ? p.redaction.redactFreeText(status.message) : status.message);
+  writeEvents(w, events, p.redaction);
+  writeLinks(w, buf, links, p.redaction);
+  out.accepted += 1;
+  out.spans.push({ service: resource.serviceName, name, kind, status: code, durationSeconds: (dHi * 4294967296 + dLo) / 1e9 });
+  return undefined;
 }

@@ -80,23 +80,9 @@ export function attributesToMap(attributes: readonly KeyValue[]): Record<string,
 }
 
 /** Whether a key is an array index, which JavaScript objects list first, in numeric order. */
-function isIndexKey(key: string): boolean {
+export function isIndexKey(key: string): boolean {
   const c = key.charCodeAt(0);
   return c >= 48 && c <= 57 && /^(?:0|[1-9]\d{0,9})$/.test(key) && Number(key) < 4294967295;
-}
-
-/**
- * Attribute keys in the order an attribute map built by attributesToMap lists them: sorted, except
- * that array-index keys ("0", "42") come first in numeric order, as in every JavaScript object.
- * Sorts `keys` in place and returns it.
- */
-export function mapKeyOrder(keys: string[]): string[] {
-  let sorted = true;
-  for (let i = 1; i < keys.length && sorted; i++) sorted = (keys[i - 1] ?? '') < (keys[i] ?? '');
-  if (!sorted) keys.sort();
-  if (!keys.some(isIndexKey)) return keys;
-  const index = keys.filter(isIndexKey).sort((a, b) => Number(a) - Number(b));
-  return [...index, ...keys.filter((k) => !isIndexKey(k))];
 }
 
 /** The `service.name` resource attribute, or "" when absent. */

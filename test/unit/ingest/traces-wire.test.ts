@@ -212,6 +212,17 @@ describe('OTLP trace hot path', () => {
     expect(refused).toBeGreaterThan(0);
   });
 
+  it('orders attribute maps as the generic path does: long lists, repeated keys (the last value kept) and index keys first', () => {
+    const rnd = prng(0x0a77);
+    const keys = ['b', 'a', '10', '2', 'service.name', 'a', '0', '01', 'z', '4294967295', '4294967294'];
+    for (const length of [1, 2, 10, 63, 64, 65, 200, 1000]) {
+      const attributes = Array.from({ length }, (_, i) => kv(i < keys.length ? (keys[i] ?? '') : `k${Math.floor(rnd() * length)}`, str(`v${i}`)));
+      const resource = { attributes: [...attributes].reverse() };
+      const spans = [{ traceId: id(1, 16), spanId: id(2, 8), name: 's', attributes, events: [{ name: 'e', attributes }], links: [{ traceId: id(3, 16), spanId: id(4, 8), attributes }] }];
+      expect(expectSame(bytesOf({ resourceSpans: [{ resource, scopeSpans: [{ spans }, { spans }] }] })), `${length} attributes`).toBe(true);
+    }
+  });
+
   it('equals the generic path on random requests (fuzz)', () => {
     const rnd = prng(0x5eed);
     let took = 0;
