@@ -126,6 +126,33 @@ function cut(value: string, max: number): string {
 }
 
 /**
+ * Items by exactly `depth` (> 0) label values: one nested map a value, so a lookup neither joins nor
+ * allocates. Other lengths are never found nor added.
+ */
+function createValueTree<T>(depth: number): { find(values: readonly string[]): T | undefined; add(values: readonly string[], item: T): void } {
+  const root = new Map<string, unknown>();
+  return {
+    find(values) {
+      if (values.length !== depth || depth === 0) return undefined;
+      let level: unknown = root;
+      for (let i = 0; i < depth && level !== undefined; i++) level = (level as Map<string, unknown>).get(values[i] ?? '');
+      return level as T | undefined;
+    },
+    add(values, item) {
+      if (values.length !== depth || depth === 0) return;
+      let level = root;
+      for (let i = 0; i < depth - 1; i++) {
+        const v = values[i] ?? '';
+        let next = level.get(v) as Map<string, unknown> | undefined;
+        if (!next) level.set(v, (next = new Map()));
+        level = next;
+      }
+      level.set(values[depth - 1] ?? '', item);
+    },
+  };
+}
+
+/**
  * Creates the limits: label values cut to `maxLabelLength` bytes, and per family a cap on label
  * sets from clients and on the text they take in /metrics (estimated from the shape when a label
  * set is made), so hostile span names or descriptor values cannot grow /metrics past a bound, and
@@ -159,6 +186,8 @@ export function createSeriesLimits(options: SeriesLimitsOptions): SeriesLimits {
     family<T>(f: FamilyOptions<T>): BoundedFamily<T> {
       const series = new Map<string, T>();
       const configured = new Map<string, T>();
+      // Label sets get has returned, found again without joining their values (none with a value cut: no long text kept).
+      const known = createValueTree<T>(f.labelNames.length);
       const cost = (values: readonly string[]): number => f.shape.lines * (f.shape.lineBytes + values.reduce((n, v) => n + escapedBytes(v), 0));
       const labelsOf = (values: readonly string[]): Record<string, string> => Object.fromEntries(f.labelNames.map((l, i) => [l, values[i] ?? '']));
       const overflowValues = f.labelNames.map(() => OVERFLOW);
@@ -182,10 +211,15 @@ export function createSeriesLimits(options: SeriesLimitsOptions): SeriesLimits {
       };
       return {
         get(raw) {
+          const seen = known.find(raw);
+          if (seen !== undefined) return seen;
           const { values, cuts } = limited(raw);
           const key = values.join('\u0000');
           const found = series.get(key) ?? configured.get(key);
-          if (found !== undefined) return found;
+          if (found !== undefined) {
+            if (cuts === 0) known.add(raw, found);
+            return found;
+          }
           if (series.size >= f.maxSeries) return refuse('series');
           const size = cost(values);
           if (bytes + size > options.config.max_family_size) return refuse('size');
@@ -193,6 +227,7 @@ export function createSeriesLimits(options: SeriesLimitsOptions): SeriesLimits {
           used.set(f.name, bytes);
           const bound = make(values, cuts);
           series.set(key, bound);
+          if (cuts === 0) known.add(raw, bound);
           return bound;
         },
         configured(raw) {

@@ -41,6 +41,22 @@ describe('series limits', () => {
     expect(text).toMatch(/^heimdall_metrics_truncated_label_values_total\{family="x_total"\} 3$/m);
   });
 
+  it('finds a label set again as the same series, and never as another set sharing some of its values', async () => {
+    const metrics = new Registry();
+    const limits = createSeriesLimits({ config: { max_label_length: 8, max_family_size: 1 << 20 }, metrics, logger: silentLogger() });
+    const f = family(metrics, limits, 'x', 100);
+    const sets = [['a', 'b'], ['b', 'a'], ['a', ''], ['', 'a'], ['a', 'b'], ['a\u0000b', ''], ['long', 'x'.repeat(20)], ['long', 'x'.repeat(20)]];
+    for (const set of sets) f.get(set).calls.inc();
+    expect(f.get(['a', 'b'])).toBe(f.get(['a', 'b']));
+    expect(f.get(['long', 'x'.repeat(30)])).toBe(f.get(['long', 'x'.repeat(20)]));
+    const text = await metrics.metrics();
+    expect(text).toContain('x_total{service_name="a",span_name="b"} 2');
+    expect(text).toContain('x_total{service_name="b",span_name="a"} 1');
+    expect(text).toContain('x_total{service_name="a",span_name=""} 1');
+    expect(text).toContain('x_total{service_name="",span_name="a"} 1');
+    expect(text).toContain(`x_total{service_name="long",span_name="${'x'.repeat(5)}…"} 2`);
+  });
+
   it('counts label sets past a family cap under the overflow set, and counts them', async () => {
     const metrics = new Registry();
     const limits = createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger: silentLogger() });
