@@ -89,7 +89,7 @@ const NODE_THREADS = new Set(['V8Worker', 'libuv-worker', 'DelayedTaskSche', 'Si
  * CPU seconds used so far by a process, split into its JavaScript main thread (`js`), Node's other
  * threads (`node`: GC, libuv pool) and every other thread (`engine`: the embedded ClickHouse
  * engine's, some of which inherit the name MainThread, hence the split by thread id); `byName` splits
- * the engine's seconds by thread name (MergeMutate: merges).
+ * the seconds of every thread but the main one by thread name (MergeMutate: merges).
  */
 export function threadCpuSeconds(pid) {
   const out = { js: 0, node: 0, engine: 0, byName: {} };
@@ -105,7 +105,7 @@ export function threadCpuSeconds(pid) {
     const kind = tid === String(pid) ? 'js' : NODE_THREADS.has(name) ? 'node' : 'engine';
     const seconds = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
     out[kind] += seconds;
-    if (kind === 'engine') out.byName[name] = (out.byName[name] ?? 0) + seconds;
+    if (kind !== 'js') out.byName[name] = (out.byName[name] ?? 0) + seconds;
   }
   return out;
 }

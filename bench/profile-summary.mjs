@@ -1,6 +1,10 @@
 // Summarizes a V8 CPU profile (.cpuprofile, from `node --cpu-prof`): self time by area of the
 // ingest path and the top functions by self time. Usage: node bench/profile-summary.mjs file [top]
-import { readFileSync } from 'node:fs';
+// Positions in the agent's bundle (dist/bundle) are mapped back to their src/ files and lines through
+// the bundle's source maps, so areas and functions name the source, not one minified line.
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 const [, , file, top = '25'] = process.argv;
 const profile = JSON.parse(readFileSync(file, 'utf8'));
@@ -29,6 +33,23 @@ const AREAS = [
   ['other', () => true],
 ];
 
+const maps = new Map();
+/** The source map of a bundle file (null when it has none). */
+function mapOf(url) {
+  if (!maps.has(url)) {
+    const file = url.startsWith('file:') ? `${fileURLToPath(url)}.map` : '';
+    maps.set(url, file.includes('/dist/bundle/') && existsSync(file) ? new SourceMap(JSON.parse(readFileSync(file, 'utf8'))) : null);
+  }
+  return maps.get(url);
+}
+
+/** A call frame as [url, 0-based line]: a bundle position becomes its source's "dist/<path>.js" (what the areas test) and line. */
+function origin({ url, lineNumber, columnNumber }) {
+  const entry = mapOf(url)?.findEntry(lineNumber, columnNumber);
+  if (!entry?.originalSource) return [url, lineNumber];
+  return [entry.originalSource.replace(/^.*\/src\//, 'file:///dist/').replace(/\.ts$/, '.js'), entry.originalLine];
+}
+
 const dt = new Map();
 const { nodes, samples, timeDeltas } = profile;
 for (let i = 0; i < samples.length; i++) dt.set(samples[i], (dt.get(samples[i]) ?? 0) + (timeDeltas[i] ?? 0));
@@ -39,12 +60,13 @@ let busy = 0;
 for (const n of nodes) {
   const us = dt.get(n.id) ?? 0;
   if (!us) continue;
-  const { functionName: fn, url } = n.callFrame;
+  const fn = n.callFrame.functionName;
+  const [url, line] = origin(n.callFrame);
   const area = AREAS.find(([, t]) => t(fn, url))[0];
   byArea.set(area, (byArea.get(area) ?? 0) + us);
   total += us;
   if (area !== 'idle') busy += us;
-  const key = `${fn || '(anonymous)'} ${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/')}:${n.callFrame.lineNumber + 1}`;
+  const key = `${fn || '(anonymous)'} ${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/')}:${line + 1}`;
   byFn.set(key, (byFn.get(key) ?? 0) + us);
 }
 const pct = (us) => `${((100 * us) / busy).toFixed(1)}%`;
