@@ -47,6 +47,20 @@ function emptyAttributesLogs(n: number): Buffer {
   return field(0x0a, field(0x12, field(0x12, record)));
 }
 
+/** ExportTraceServiceRequest with one span (ids, name, times) holding `attributes`, KeyValue messages. */
+function spanRequest(attributes: Buffer[]): Buffer {
+  const times = Buffer.concat([Buffer.from([0x39]), Buffer.alloc(8, 1), Buffer.from([0x41]), Buffer.alloc(8, 2)]);
+  const span = Buffer.concat([field(0x0a, Buffer.alloc(16, 7)), field(0x12, Buffer.alloc(8, 7)), field(0x2a, Buffer.from('x')), times, ...attributes]);
+  return field(0x0a, field(0x12, field(0x12, span)));
+}
+
+/** A span attribute whose value is an array in an array... `levels` deep (AnyValue.array_value, ArrayValue.values). */
+function deepAttribute(levels: number): Buffer {
+  let value = field(0x0a, Buffer.from('leaf'));
+  for (let i = 0; i < levels; i++) value = field(0x2a, field(0x0a, value));
+  return field(0x4a, Buffer.concat([field(0x0a, Buffer.from('k')), field(0x12, value)]));
+}
+
 /** OTLP/JSON traces with one span whose attributes are `n` empty objects (3 bytes each). */
 function emptyAttributesJson(n: number, where: 'attributes' | 'unknown'): string {
   const items = `${'{},'.repeat(n - 1)}{}`;
@@ -257,19 +271,24 @@ describe('ingest admission and the event API under hostile input', () => {
     const jsonUnknown = await post('/v1/traces', emptyAttributesJson(1_300_000, 'unknown'), 'application/json');
     const protobuf = await post('/v1/logs', emptyAttributesLogs(1_100_000), 'application/x-protobuf');
     const grpc = await rawUnary(`127.0.0.1:${agent.ports.grpc}`, LOGS_EXPORT, emptyAttributesLogs(1_100_000));
-    // Nested 200 levels deep.
+    // 2.2 MB: 1.1 million empty attributes of one span, which the trace hot path would take.
+    const spanAttributes = await post('/v1/traces', spanRequest(new Array<Buffer>(1_100_000).fill(Buffer.from([0x4a, 0x00]))), 'application/x-protobuf');
+    // Nested 200 levels deep: JSON, and a 1.2 kB protobuf span attribute (its body is not counted before the hot path tries it).
     const deep = await post('/v1/traces', `{"resourceSpans":[],"junk":${'['.repeat(200)}${']'.repeat(200)}}`, 'application/json');
+    const deepProtobuf = await post('/v1/traces', spanRequest([deepAttribute(200)]), 'application/x-protobuf');
     probing = false;
     await prober;
-    for (const r of [jsonAttributes, jsonUnknown, protobuf]) {
+    for (const r of [jsonAttributes, jsonUnknown, protobuf, spanAttributes]) {
       expect(r.status).toBe(413);
       expect(r.text).toContain('more than 1000000 values');
       expect(r.text).toContain('ingest.max_elements');
     }
     expect(grpc?.code).toBe(status.INVALID_ARGUMENT);
     expect(grpc?.details).toContain('ingest.max_elements');
-    expect(deep.status).toBe(413);
-    expect(deep.text).toContain('more than 100 levels deep');
+    for (const r of [deep, deepProtobuf]) {
+      expect(r.status).toBe(413);
+      expect(r.text).toContain('more than 100 levels deep');
+    }
     // Decoded, such requests held the event loop for seconds each (12 s for 16 MB of JSON).
     const idleSlowest = Math.max(...idle);
     const loadSlowest = Math.max(...slowest);

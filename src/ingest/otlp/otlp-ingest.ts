@@ -120,15 +120,19 @@ export function createOtlpIngest(options: OtlpIngestOptions): OtlpIngest {
   const prepare = async <Req extends DescMessage, Res extends DescMessage>(signal: Signal<Req, Res>, body: Buffer, json: boolean, tenant: string | undefined, admission: Admission): Promise<Handed> => {
     const step = () => pipeline.turn(body.length);
     await step();
-    const elements = countElements(body, json ? 'json' : signal.request, options.maxElements);
-    const overrides = tenant === undefined ? undefined : { [TENANT_ATTRIBUTE]: tenant };
     const fast = json ? undefined : signal.fast;
+    // Every element counted takes at least one byte of protobuf, so the hot path counts only bodies
+    // longer than the limit; it bounds nesting itself (nested AnyValues decode with a recursion limit).
+    const count = () => countElements(body, json ? 'json' : signal.request, options.maxElements);
+    let elements = fast && body.length <= options.maxElements ? undefined : count();
+    const overrides = tenant === undefined ? undefined : { [TENANT_ATTRIBUTE]: tenant };
     if (fast) {
       await step();
       let prepared: Prepared | undefined;
       const handed = hand({ encode: (processors) => (prepared = fast(body, { ...processors, resourceOverrides: overrides }))?.parts }, admission, () => prepared);
       if (handed.outcome) return { outcome: handed.outcome, stored: handed.stored };
     }
+    elements ??= count();
     // Decoded messages take memory by their elements, whatever the bytes.
     admission.settle(decodedBytes(body.length, elements, DECODED_PER_ELEMENT[json ? 'json' : signal.name]));
     const request = await decodeBody(signal.request, body, json, step);
