@@ -28,7 +28,8 @@ export interface SecurityChangesOptions {
 /**
  * Every change to the security state, as the service asks for it: each transition of an action is
  * stored first (a failed write changes nothing here), then kept, counted and audited as an event
- * (category `security`); an approval also executes its change (stored, applied, shared).
+ * (category `security`); an approval also executes its change: the change and the action stored,
+ * then the change applied and shared (an agent that sees it can list the action that made it).
  */
 export interface SecurityChanges {
   /** A pending action requested by `by`. */
@@ -78,8 +79,11 @@ export function createSecurityChanges(options: SecurityChangesOptions): Security
     options.onChange();
   };
 
-  /** Stores an approved action's change, applies it and shares it. */
-  const execute = async (a: ActionRecord): Promise<void> => {
+  /**
+   * Stores an executed action's change and the action, and only then applies the change here and
+   * shares it: wherever the change is seen, the action that made it is listed already.
+   */
+  const execute = async (a: ActionRecord, message: string): Promise<ActionRecord> => {
     const c = a.change;
     let change: PolicyChange;
     if (c.kind === 'block') {
@@ -93,8 +97,10 @@ export function createSecurityChanges(options: SecurityChangesOptions): Security
       await store.saveMode(c.mode, c.pin ?? false, a.decidedBy);
       change = { kind: 'mode', mode: c.mode, pinned: c.pin ?? false, by: a.decidedBy };
     }
+    const done = await transition(a, message);
     apply(change, a.decidedBy);
     await share?.share(change);
+    return done;
   };
 
   const sweep = async (): Promise<void> => {
@@ -113,8 +119,7 @@ export function createSecurityChanges(options: SecurityChangesOptions): Security
     async approve(id, by) {
       await sweep();
       const a = book.approve(id, by);
-      await execute(a);
-      return decided(a);
+      return execute(a, `${describe(a)} ${STATE_NAMES[a.state]} by ${a.decidedBy}`);
     },
     async reject(id, by, reason) {
       await sweep();
@@ -123,8 +128,7 @@ export function createSecurityChanges(options: SecurityChangesOptions): Security
     async automatic(change, reason) {
       if (change.kind === 'mode' && policy.pinned) return undefined;
       const a = book.executedBy(change, reason, SYSTEM_ACTOR);
-      await execute(a);
-      return transition(a, `${describe(a)} executed by ${SYSTEM_ACTOR}: ${reason}`);
+      return execute(a, `${describe(a)} executed by ${SYSTEM_ACTOR}: ${reason}`);
     },
     sweep,
     applyShared: apply,

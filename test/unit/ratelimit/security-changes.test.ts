@@ -13,21 +13,24 @@ import { ActionState, SecurityMode } from '../../../src/gen/heimdall/v1/security
 import type { Pipeline } from '../../../src/ingest/pipeline/pipeline.js';
 import { createActionBook, type ActionChange } from '../../../src/ratelimit/security-actions.js';
 import { createSecurityChanges } from '../../../src/ratelimit/security-changes.js';
-import { createSecurityPolicy } from '../../../src/ratelimit/security-policy.js';
+import { createSecurityPolicy, type PolicyChange } from '../../../src/ratelimit/security-policy.js';
+import { createSecurityShare, type SecurityShare } from '../../../src/ratelimit/security-share.js';
 import { createSecurityStore } from '../../../src/ratelimit/security-store.js';
 import { StorageNotReady } from '../../../src/storage/errors.js';
 import { createStorage, type Storage } from '../../../src/storage/storage.js';
 import { EVENTS } from '../../../src/storage/tables.js';
+import { haveBinary } from '../../support/binaries.js';
 import { useSharedPipeline } from '../../support/pipeline.js';
+import { startRedis } from '../../support/redis.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
-import { until } from '../../support/wait.js';
+import { sleep, until } from '../../support/wait.js';
 
 const config = validateConfig({});
 const TTL = config.ratelimit.security.approval_ttl;
 const BLOCK: ActionChange = { kind: 'block', entity: 'user=mallory', reason: '', durationSeconds: 60 };
 
-/** The changes over `storage`, with their units, a fake clock, their metrics and a count of onChange calls. */
-function changesOver(storage: Storage, pipeline: Pipeline) {
+/** The changes over `storage` (sharing through `share` if given), with their units, a fake clock, their metrics and a count of onChange calls. */
+function changesOver(storage: Storage, pipeline: Pipeline, share?: SecurityShare) {
   const clock = { t: Date.now() };
   const now = () => clock.t;
   const book = createActionBook({ ttlMs: TTL, now });
@@ -35,7 +38,7 @@ function changesOver(storage: Storage, pipeline: Pipeline) {
   const store = createSecurityStore({ storage });
   const metrics = new Registry();
   const seen = { changes: 0 };
-  const changes = createSecurityChanges({ book, policy, store, pipeline, onChange: () => (seen.changes += 1), now, metrics, logger: silentLogger() });
+  const changes = createSecurityChanges({ book, policy, store, share, pipeline, onChange: () => (seen.changes += 1), now, metrics, logger: silentLogger() });
   return { clock, book, policy, store, metrics, seen, changes };
 }
 
@@ -174,5 +177,32 @@ describe('security changes', () => {
     expect(seen.changes).toBe(3);
     await down.shutdown();
     dir.cleanup();
+  });
+});
+
+describe.runIf(haveBinary('redis-server'))('security changes shared through a real redis-server', () => {
+  const env = useSharedPipeline();
+
+  it('shares a change only once its action is stored and listed: an agent that hears of it can list the action that made it', async () => {
+    const redis = await startRedis();
+    const section = { url: redis.url, sentinel_name: 'mymaster', key_prefix: 'test:order:' };
+    const [mine, theirs] = [createSecurityShare({ redis: section, logger: silentLogger() }), createSecurityShare({ redis: section, logger: silentLogger() })];
+    try {
+      const { book, store, changes } = changesOver(env.db.storage, env.pipeline, mine);
+      const heard: Array<{ change: PolicyChange; listed: string[]; stored: string[] }> = [];
+      theirs.subscribe((change) => {
+        const listed = book.list(ActionState.EXECUTED).map((a) => a.id);
+        // What storage holds at the moment the change is heard.
+        void store.load().then((s) => heard.push({ change, listed, stored: s.actions.map((a) => a.id) }));
+      });
+      await sleep(500); // the subscription is in place
+      const a = await changes.automatic({ kind: 'mode', mode: SecurityMode.ELEVATED }, 'rule burst');
+      await until(() => heard.length > 0, 15_000, 'the shared change');
+      expect(heard[0]).toEqual({ change: expect.objectContaining({ kind: 'mode', mode: SecurityMode.ELEVATED }), listed: [a?.id], stored: expect.arrayContaining([a?.id]) });
+    } finally {
+      mine.shutdown();
+      theirs.shutdown();
+      await redis.stop();
+    }
   });
 });
