@@ -146,6 +146,11 @@ export class RowBinaryWriter {
     this.pos = to;
   }
 
+  /** The bytes written so far: a view of the writer's own memory, valid until it is written to again. */
+  view(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
   /** Everything written, copied into a right-sized buffer (not zero-filled first: every byte is copied over). */
   finish(): Buffer {
     const out = Buffer.allocUnsafe(this.pos);

@@ -1,6 +1,7 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { AnyValueSchema } from '../../gen/opentelemetry/proto/common/v1/common_pb.js';
 import { RowBinaryWriter } from '../../storage/rowbinary.js';
+import { rowChunks } from '../pipeline/row-chunks.js';
 import type { Redaction } from '../processors/redaction.js';
 import type { SpanSummary } from '../red-metrics.js';
 import { MAX_REASONS } from './result.js';
@@ -773,7 +774,7 @@ function encodeInto(w: RowBinaryWriter, buf: Buffer, p: TraceProcessors): Encode
       }
     }
   }
-  out.data = w.finish();
+  out.data = rowChunks.copy(w.view());
   return out;
 }
 

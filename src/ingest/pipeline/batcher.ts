@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Histogram, type Registry } from 'prom-client';
 import { RetryableError } from './errors.js';
 import type { TableRows } from './formats.js';
-import { createPayloadPool } from './payload-pool.js';
+import { createPayloadPool, type PayloadPool } from './payload-pool.js';
+import { rowChunks } from './row-chunks.js';
 import type { Writer } from './writer.js';
 
 /** Options for createBatcher. */
@@ -60,6 +61,17 @@ function batchRows(metrics: Registry): Histogram<'table'> {
   });
 }
 
+/**
+ * A batch's rows as one payload, and what frees it once its insert has ended. Chunks joined into a
+ * pooled payload are given back at once; a lone chunk is the payload itself.
+ */
+function payloadOf(payloads: PayloadPool, chunks: readonly Buffer[]): { payload: Buffer; free: () => void } {
+  const payload = payloads.join(chunks);
+  if (chunks.length === 1) return { payload, free: () => rowChunks.release(payload) };
+  for (const c of chunks) rowChunks.release(c);
+  return { payload, free: () => payloads.release(payload) };
+}
+
 /** Creates a batcher over a writer; each batch gets one deduplication token for all its retries. */
 export function createBatcher(options: BatcherOptions): Batcher {
   /** Each table's open batch, its full batches waiting for an insert slot, and its inserts running. */
@@ -80,9 +92,9 @@ export function createBatcher(options: BatcherOptions): Batcher {
     pendingRows -= p.rows;
     running.set(table, (running.get(table) ?? 0) + 1);
     size.observe({ table }, p.rows);
-    const payload = payloads.join(p.chunks);
+    const { payload, free } = payloadOf(payloads, p.chunks);
     const done = options.writer.write(table, payload, p.rows, randomUUID(), undefined, p.waitingSince).then((result) => {
-      payloads.release(payload);
+      free();
       if (result.status === 'ok') for (const w of p.waiters) w.resolve();
       else for (const w of p.waiters) w.reject(new RetryableError(`storage did not take the data: ${result.error.message}`, 5_000));
       running.set(table, (running.get(table) ?? 1) - 1);
