@@ -106,6 +106,6 @@ export function addEventService(options: EventServiceOptions): void {
       },
     },
     'ingest',
-    { reserve: (bytes) => pipeline.reserveUnread(bytes) },
+    { reserve: (bytes, wait) => pipeline.reserveUnread(bytes, wait) },
   );
 }

@@ -14,11 +14,12 @@ export interface MessageReservation {
 }
 
 /**
- * Reserves memory for one request message of up to `bytes` before grpc-js reads it. Throws an
- * `unavailable` AgentError (or UNAVAILABLE GrpcError) when there is no room now: the call waits
- * for room, up to admissionWaitMs. Anything else thrown refuses the call at once, as its status.
+ * Reserves memory for one request message of up to `bytes` before grpc-js reads it. When there is
+ * no room now: undefined if `wait` (the call waits and asks again, up to admissionWaitMs), else an
+ * `unavailable` AgentError (or UNAVAILABLE GrpcError), which refuses the call. Anything else thrown
+ * refuses the call at once, as its status.
  */
-export type Reserve = (bytes: number) => MessageReservation;
+export type Reserve = (bytes: number, wait?: boolean) => MessageReservation | undefined;
 
 /** How the calls of one method are admitted: the token scope they need, and their memory. */
 export interface MethodAdmission {
@@ -160,11 +161,17 @@ class CallGate {
     if (!reserve || this.reading || (!this.requestStream && this.received > 0)) return this.startReading(read);
     const attempt = (): boolean => {
       if (this.ended) return true;
+      const wait = this.waitingRetry !== undefined;
       try {
-        this.reading = reserve(this.options.maxRecvMsgSize);
+        this.reading = reserve(this.options.maxRecvMsgSize, wait);
       } catch (err) {
-        if (isUnavailable(err) && this.waitingRetry) return false;
+        if (isUnavailable(err) && wait) return false;
         this.refuse(err);
+        return true;
+      }
+      if (!this.reading) {
+        if (wait) return false;
+        this.refuse(new GrpcError(status.UNAVAILABLE, 'no memory for the request message now: retry later'));
         return true;
       }
       // Off the queue before reading: a message already read arrives at once and wakes the queue again.

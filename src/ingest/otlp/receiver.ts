@@ -78,7 +78,7 @@ export function addOtlpReceivers(options: OtlpReceiverOptions): void {
   const logger = options.logger.child({ component: 'otlp' });
   const ingest = createOtlpIngest({ pipeline: options.pipeline, red: options.red, maxElements: options.ingest.max_elements, metrics: options.metrics });
   // Telemetry ingestion is not traced: an agent tracing itself into itself would loop.
-  const admitted: ServiceOptions = { reserve: (bytes) => options.pipeline.reserveUnread(bytes), traced: false };
+  const admitted: ServiceOptions = { reserve: (bytes, wait) => options.pipeline.reserveUnread(bytes, wait), traced: false };
   options.grpc.addService(TraceService, grpcExport(traces, ingest, options.pipeline), 'ingest', admitted);
   options.grpc.addService(LogsService, grpcExport(logs, ingest, options.pipeline), 'ingest', admitted);
   options.grpc.addService(MetricsService, grpcExport(metrics, ingest, options.pipeline), 'ingest', admitted);

@@ -26,6 +26,12 @@ export interface MemoryLimiter {
    * before its body is read, while one that sends nothing holds nothing.
    */
   check(bytes: number, held?: number): void;
+  /**
+   * Whether acquire(bytes, { share }) would take `bytes` now, for a request holding nothing: false
+   * instead of a RetryableError (a caller that waits for room asks again; nothing is counted as
+   * refused). Throws RequestTooLarge when the bytes could never fit.
+   */
+  hasRoom(bytes: number, share?: number): boolean;
   /** Returns bytes reserved by acquire. */
   release(bytes: number): void;
   readonly buffered: number;
@@ -46,20 +52,28 @@ export function createMemoryLimiter(options: MemoryLimiterOptions): MemoryLimite
   new Gauge({ name: 'heimdall_memory_limiter_soft_limit_bytes', help: 'Buffered bytes above which new data is refused.', registers: [options.metrics] }).set(soft);
   const refused = new Counter({ name: 'heimdall_memory_limiter_refused_total', help: 'Requests refused (retryable) because the pipeline held too much data.', registers: [options.metrics] });
   const tooLarge = new Counter({ name: 'heimdall_memory_limiter_too_large_total', help: 'Requests refused for good: alone they need more memory than ingest.memory.limit.', registers: [options.metrics] });
+  /** Throws RequestTooLarge when a request holding `held` could never take `bytes` more. */
+  const checkFits = (bytes: number, held: number): void => {
+    if (held + bytes <= options.limitBytes) return;
+    tooLarge.inc();
+    throw new RequestTooLarge(`the request needs about ${held + bytes} bytes of memory to decode, more than ingest.memory.limit (${options.limitBytes} bytes)`);
+  };
+  // A single request larger than the soft limit is still let through when nothing else is buffered.
+  const full = (bytes: number, held: number, share: number): boolean => buffered - held > 0 && buffered + bytes > soft * share;
   /** Throws when a request holding `held` could not take `bytes` more now (see acquire). */
   const check = (bytes: number, held = 0, share = 1): void => {
-    if (held + bytes > options.limitBytes) {
-      tooLarge.inc();
-      throw new RequestTooLarge(`the request needs about ${held + bytes} bytes of memory to decode, more than ingest.memory.limit (${options.limitBytes} bytes)`);
-    }
-    // A single request larger than the soft limit is still let through when nothing else is buffered.
-    if (buffered - held > 0 && buffered + bytes > soft * share) {
+    checkFits(bytes, held);
+    if (full(bytes, held, share)) {
       refused.inc();
       throw new RetryableError(`memory limit: ${buffered} bytes buffered, soft limit ${soft}`, 1_000);
     }
   };
   return {
     check,
+    hasRoom(bytes, share = 1) {
+      checkFits(bytes, 0);
+      return !full(bytes, 0, share);
+    },
     acquire(bytes, { force = false, held = 0, share = 1 } = {}) {
       if (!force) check(bytes, held, share);
       buffered += bytes;

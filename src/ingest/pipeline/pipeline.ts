@@ -52,9 +52,10 @@ export interface Pipeline {
   /**
    * Reserves `bytes` for a message not read yet (a gRPC message while grpc-js reads it), within
    * half the soft limit, so that requests already read always have room to be decoded; throws as
-   * Admission.grow. Settle it to the message's size once read.
+   * Admission.grow, except that with `wait` no room now is undefined instead (the caller waits and
+   * asks again). Settle it to the message's size once read.
    */
-  reserveUnread(bytes: number): Admission;
+  reserveUnread(bytes: number, wait?: boolean): Admission | undefined;
   /**
    * Waits for the caller's turn to run one heavy step (counting, decoding, converting, encoding a
    * request of `bytes`): such steps run one per event-loop iteration, so probes are answered between
@@ -111,7 +112,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       }
     },
     admit: (bytes, perByte) => (open(), createAdmission(limiter, bytes, perByte, 1)),
-    reserveUnread: (bytes) => (open(), createAdmission(limiter, Math.min(bytes, config.memory.limit), 1, UNREAD_SHARE)),
+    reserveUnread(bytes, wait = false) {
+      open();
+      const need = Math.min(bytes, config.memory.limit);
+      return wait && !limiter.hasRoom(need, UNREAD_SHARE) ? undefined : createAdmission(limiter, need, 1, UNREAD_SHARE);
+    },
     turn: (bytes) => (bytes < TURN_BYTES ? Promise.resolve() : turns.next()),
     load: () => ({ memoryBytes: limiter.buffered, memoryLimit: config.memory.limit, queue: storing.queueLoad() }),
     async start() {

@@ -35,4 +35,20 @@ describe('memory limiter', () => {
     expect(text).toMatch(/^heimdall_memory_limiter_refused_total 1$/m);
     expect(text).toMatch(/^heimdall_memory_limiter_too_large_total 1$/m);
   });
+
+  it('tells whether a request holding nothing has room now, counting nothing as refused; one that could never fit is too large', async () => {
+    const metrics = new Registry();
+    const limiter = createMemoryLimiter({ limitBytes: 1_000, spikeBytes: 200, metrics });
+    expect(limiter.hasRoom(900)).toBe(true); // nothing buffered: let through alone
+    limiter.acquire(300);
+    expect(limiter.hasRoom(100, 0.5)).toBe(true);
+    expect(limiter.hasRoom(101, 0.5)).toBe(false); // 400 is half the soft limit
+    expect(limiter.hasRoom(500)).toBe(true);
+    expect(limiter.hasRoom(501)).toBe(false);
+    expect(() => limiter.hasRoom(1_001)).toThrow(RequestTooLarge);
+    expect(limiter.buffered).toBe(300);
+    const text = await metrics.metrics();
+    expect(text).toMatch(/^heimdall_memory_limiter_refused_total 0$/m);
+    expect(text).toMatch(/^heimdall_memory_limiter_too_large_total 1$/m);
+  });
 });

@@ -8,13 +8,21 @@ import { toStatus } from '../../../src/server/grpc-calls.js';
 import { silentLogger } from '../../support/temp.js';
 import { sleep } from '../../support/wait.js';
 
-/** A pool of memory for reservations: `free` bytes; counts what is reserved and how many reservations live. */
+/**
+ * A pool of memory for reservations: `free` bytes; counts what is reserved, how many reservations
+ * live, and the refusals thrown (without room: undefined to a caller that waits, thrown otherwise).
+ */
 function pool(free: number) {
   const p = {
     free,
     live: 0,
-    reserve(bytes: number): MessageReservation {
-      if (bytes > p.free) throw new AgentError('unavailable', 'no room', 1_000);
+    refusals: 0,
+    reserve(bytes: number, wait = false): MessageReservation | undefined {
+      if (bytes > p.free && wait) return undefined;
+      if (bytes > p.free) {
+        p.refusals += 1;
+        throw new AgentError('unavailable', 'no room', 1_000);
+      }
       p.free -= bytes;
       p.live += 1;
       let held = bytes;
@@ -70,7 +78,7 @@ function setup(free: number, messageTimeoutMs = 1_000) {
     auth: { check: () => ({ ok: true, principal: undefined }) } as unknown as Authenticator,
     maxRecvMsgSize: 100,
     messageTimeoutMs,
-    methodAdmission: () => ({ scope: undefined, reserve: (bytes) => memory.reserve(bytes) }),
+    methodAdmission: () => ({ scope: undefined, reserve: (bytes, wait) => memory.reserve(bytes, wait) }),
     toStatus: (err, path) => toStatus(err, silentLogger(), path),
     metrics: new Registry(),
   });
@@ -109,8 +117,11 @@ describe('gRPC admission', () => {
     expect(base.reads).toBe(0);
     await sleep(100);
     expect(base.statuses.map((s) => s.code)).toEqual([status.UNAVAILABLE]);
+    expect(base.statuses[0]?.details).toContain('no room');
     expect(admission.waiting).toBe(0);
     expect(memory.live).toBe(0);
+    // Asked every few milliseconds while it waited, refused (thrown) once: when the wait was over.
+    expect(memory.refusals).toBe(1);
   });
 
   it('calls waiting for room are let in in order, as room is given back', async () => {
