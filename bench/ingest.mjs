@@ -36,6 +36,17 @@ async function metric(admin, name, labels = '[^}]*') {
   return Number(new RegExp(`^${name}(?:\\{${labels}\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
 }
 
+/** The main isolate's garbage collections so far, by kind (prom-client's gc metrics): { kind: { count, seconds } }. */
+async function gcByKind(admin) {
+  const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+  const out = {};
+  for (const m of text.matchAll(/^heimdall_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
+    out[m[2]] ??= { count: 0, seconds: 0 };
+    out[m[2]][m[1] === 'sum' ? 'seconds' : 'count'] = Number(m[3]);
+  }
+  return out;
+}
+
 /** The otel_traces parts an embedded data directory holds (after the agent exited): active parts, rows, merge levels, insert blocks. */
 function embeddedParts(dataDir) {
   const sql = `SELECT count() AS parts, sum(rows) AS rows, max(level) AS maxLevel, sum(max_block_number - min_block_number + 1) AS blocks FROM system.parts WHERE active AND table = 'otel_traces'`;
@@ -77,6 +88,7 @@ async function phase(name, extraConfig, storageUrl) {
   await load(grpc, 3_000); // warm-up
   const sent0 = await metric(admin, 'heimdall_exporter_sent_spans_total');
   const inserts0 = await metric(admin, 'heimdall_batch_rows_count', 'table="otel_traces"');
+  const gc0 = await gcByKind(admin);
   const cpu0 = threadCpuSeconds(agent.child.pid);
   let peak = 0;
   const samples = [];
@@ -95,6 +107,8 @@ async function phase(name, extraConfig, storageUrl) {
   for (let i = 0; i < 100 && (await metric(admin, 'heimdall_exporter_queue_size')) > 0; i++) await new Promise((res) => setTimeout(res, 200));
   const stored = (await metric(admin, 'heimdall_exporter_sent_spans_total')) - sent0;
   const inserts = (await metric(admin, 'heimdall_batch_rows_count', 'table="otel_traces"')) - inserts0;
+  const gc1 = await gcByKind(admin);
+  const gc = Object.entries(gc1).map(([kind, g]) => ({ kind, count: g.count - (gc0[kind]?.count ?? 0), ms: (g.seconds - (gc0[kind]?.seconds ?? 0)) * 1000 })).filter((g) => g.count > 0);
   const merges = cpu1.byName.MergeMutate - (cpu0.byName.MergeMutate ?? 0) || 0;
   const hwm = rssMiB(agent.child.pid).peak;
   agent.child.kill('SIGTERM');
@@ -108,7 +122,7 @@ async function phase(name, extraConfig, storageUrl) {
   const rssTimeline = `${f(mean(samples.slice(0, span)), 0)} -> ${f(mean(samples.slice(-span)), 0)} MiB (2nd half ${f(Math.min(...half), 0)}-${f(Math.max(...half), 0)})`;
   const mainThread = cpu1.js - cpu0.js;
   const threads = Object.entries(cpu1.byName).map(([n, s]) => [n, s - (cpu0.byName[n] ?? 0)]).filter(([, s]) => s > 0).sort((a, b) => b[1] - a[1]);
-  return { name, threads, server: Boolean(storageUrl), mainThreadShare: mainThread / Math.max(own, 1e-9), rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, enginePer100k: (engine / spans) * 1e5, perOwnCore: spans / own, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, statuses: r.statuses, acked: spans, stored, inserts, mergeCpuPer100k: (merges / spans) * 1e5, parts };
+  return { name, threads, gc, server: Boolean(storageUrl), mainThreadShare: mainThread / Math.max(own, 1e-9), rssTimeline, spansPerSec: spans / r.wall, cpuPer100k: (cpu / spans) * 1e5, enginePer100k: (engine / spans) * 1e5, perOwnCore: spans / own, cpuUtil: cpu / r.wall, p50: r.p50, p99: r.p99, peakRss: Math.max(peak, hwm), failed: r.failed, statuses: r.statuses, acked: spans, stored, inserts, mergeCpuPer100k: (merges / spans) * 1e5, parts };
 }
 
 const results = [];
@@ -141,6 +155,7 @@ const lines = [
       (r) =>
         `Server transport: ${f(r.perOwnCore / 1000, 1)}k spans/s per core of the agent's own CPU (${f(r.mainThreadShare * 100, 0)}% of it on the main thread), target >= 100k (2x the Collector's ~50k): ${r.perOwnCore >= 100_000 ? 'met' : 'not met'}; same-run ceilings on one core: decode only ${f(ceiling.decode / 1000, 0)}k, hot path ${f(ceiling.hot / 1000, 0)}k spans/s. Other threads' CPU-s per 100k spans: ${r.threads.map(([n, s]) => `${n} ${f((s / r.acked) * 1e5, 2)}`).join(', ')}.`,
     ),
+  ...results.map((r) => `${r.name}: main isolate GC pauses over the run: ${r.gc.map((g) => `${g.kind} ${g.count} (${f(g.ms, 0)} ms)`).join(', ')}.`),
   ...results.filter((r) => r.parts).map((r) => `${r.name}: ${r.inserts} otel_traces inserts counted in the run${r.inserts > 0 ? ` (${f(r.stored / r.inserts, 0)} rows each)` : ''}, merge threads ${f(r.mergeCpuPer100k, 2)} CPU-s per 100k spans; at exit ${r.parts.parts} active parts, ${r.parts.rows} rows from ${r.parts.blocks} insert blocks, deepest merge level ${r.parts.maxLevel}.`),
   ...results
     .filter((r) => r.parts)

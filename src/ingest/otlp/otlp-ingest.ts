@@ -6,7 +6,7 @@ import type { Admission } from '../pipeline/admission.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Batch } from '../pipeline/processing.js';
 import { mergeResourceAttributes, TENANT_ATTRIBUTE } from '../processors/enrichment.js';
-import type { RedMetrics, SpanSummary } from '../red-metrics.js';
+import { SpanSummaries, type RedMetrics } from '../red-metrics.js';
 import { countElements, DECODED_PER_ELEMENT, decodedBytes } from './decoded-size.js';
 import { hexIdsToBase64 } from './json.js';
 import { createReceiverCounters } from './receiver-counters.js';
@@ -84,13 +84,8 @@ async function decodeBody<Req extends DescMessage>(schema: Req, body: Buffer, js
 
 /** A conversion's items, and its spans as stored (read after the processors: names as redacted). */
 function outcomeOf(signal: Signal['name'], conversion: Conversion): Outcome {
-  const spans: SpanSummary[] = (signal === 'traces' ? (conversion.tables.get(TRACES.name) ?? []) : []).map((row) => ({
-    service: row.ServiceName as string,
-    name: row.SpanName as string,
-    kind: row.SpanKind as string,
-    status: row.StatusCode as string,
-    durationSeconds: Number(row.Duration) / 1e9,
-  }));
+  const spans = new SpanSummaries();
+  for (const row of signal === 'traces' ? (conversion.tables.get(TRACES.name) ?? []) : []) spans.add(row.ServiceName as string, row.SpanName as string, row.SpanKind as string, row.StatusCode as string, Number(row.Duration) / 1e9);
   return { accepted: conversion.accepted, rejected: conversion.rejected, reasons: conversion.reasons, spans };
 }
 

@@ -4,7 +4,7 @@ import { ExportMetricsServiceRequestSchema, ExportMetricsServiceResponseSchema }
 import { ExportTraceServiceRequestSchema, ExportTraceServiceResponseSchema } from '../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { TRACES } from '../../storage/tables.js';
 import type { TableRows } from '../pipeline/formats.js';
-import type { SpanSummary } from '../red-metrics.js';
+import type { SpanSummaries } from '../red-metrics.js';
 import { logsToRows } from './logs.js';
 import { metricsToRows } from './metrics.js';
 import type { Conversion } from './result.js';
@@ -19,7 +19,7 @@ export interface Prepared {
   rejected: number;
   reasons: string[];
   /** Stored spans, for the RED metrics. */
-  spans: readonly SpanSummary[];
+  spans: SpanSummaries;
 }
 
 /** One OTLP signal: its messages, paths and how its requests become rows. */

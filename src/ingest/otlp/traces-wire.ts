@@ -3,7 +3,7 @@ import { AnyValueSchema } from '../../gen/opentelemetry/proto/common/v1/common_p
 import { RowBinaryWriter } from '../../storage/rowbinary.js';
 import { rowChunks } from '../pipeline/row-chunks.js';
 import type { Redaction } from '../processors/redaction.js';
-import type { SpanSummary } from '../red-metrics.js';
+import { SpanSummaries } from '../red-metrics.js';
 import { MAX_REASONS } from './result.js';
 import { invalidSpanIds, KIND, STATUS } from './traces.js';
 import { anyValueToString, doubleToString, isIndexKey } from './values.js';
@@ -27,7 +27,7 @@ export interface EncodedTraces {
   /** The first few rejection reasons, worded as the generic path words them. */
   reasons: string[];
   /** One summary per stored span, for the RED metrics. */
-  spans: SpanSummary[];
+  spans: SpanSummaries;
 }
 
 /** The processors the rows go through, as the pipeline configured them. */
@@ -755,7 +755,7 @@ function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
 }
 
 function encodeInto(w: RowBinaryWriter, buf: Buffer, p: TraceProcessors): EncodedTraces {
-  const out: EncodedTraces = { data: Buffer.alloc(0), accepted: 0, rejected: 0, reasons: [], spans: [] };
+  const out: EncodedTraces = { data: Buffer.alloc(0), accepted: 0, rejected: 0, reasons: [], spans: new SpanSummaries() };
   const f = newSpanFields();
   // Indexed loops over the bounds lists (start, end in turn): no closure or iterator a span.
   const top = split(buf, 0, buf.length, -1, 1).list;
@@ -821,6 +821,6 @@ function writeSpan(w: RowBinaryWriter, buf: Buffer, f: SpanFields, resource: Res
   writeEvents(w, events, p.redaction);
   writeLinks(w, buf, links, p.redaction);
   out.accepted += 1;
-  out.spans.push({ service: resource.serviceName, name, kind, status: code, durationSeconds: (dHi * 4294967296 + dLo) / 1e9 });
+  out.spans.add(resource.serviceName, name, kind, code, (dHi * 4294967296 + dLo) / 1e9);
   return undefined;
 }

@@ -1,9 +1,16 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createRedMetrics } from '../../../src/ingest/red-metrics.js';
+import { createRedMetrics, SpanSummaries } from '../../../src/ingest/red-metrics.js';
 import { createSeriesLimits } from '../../../src/telemetry/series-limits.js';
 import { silentLogger } from '../../support/temp.js';
+
+/** The summaries of `spans`, in order. */
+function summaries(spans: Array<{ service: string; name: string; kind: string; status: string; durationSeconds: number }>): SpanSummaries {
+  const out = new SpanSummaries();
+  for (const s of spans) out.add(s.service, s.name, s.kind, s.status, s.durationSeconds);
+  return out;
+}
 
 describe('span RED metrics', () => {
   it('counts calls and durations per label set, and caps the label sets', async () => {
@@ -12,7 +19,7 @@ describe('span RED metrics', () => {
     const logger = pino({ level: 'warn' }, { write: (line: string) => void logs.push((JSON.parse(line) as { msg: string }).msg) });
     const red = createRedMetrics({ config: { max_series: 2 }, metrics, limits: createSeriesLimits({ config: { max_label_length: 128, max_family_size: 1 << 20 }, metrics, logger }) });
     const span = (name: string, status = 'Ok') => ({ service: 'svc', name, kind: 'Server', status, durationSeconds: 0.25 });
-    red.observe([span('a'), span('a'), span('b'), span('c'), span('d', 'Error')]);
+    red.observe(summaries([span('a'), span('a'), span('b'), span('c'), span('d', 'Error')]));
     const text = await metrics.metrics();
     expect(text).toContain('heimdall_spans_total{service_name="svc",span_name="a",span_kind="Server",status_code="Ok"} 2');
     expect(text).toContain('heimdall_spans_total{service_name="svc",span_name="b",span_kind="Server",status_code="Ok"} 1');
@@ -26,7 +33,7 @@ describe('span RED metrics', () => {
   it('cuts span and service names to the label length limit (bytes, the marker included)', async () => {
     const metrics = new Registry();
     const red = createRedMetrics({ config: { max_series: 100 }, metrics, limits: createSeriesLimits({ config: { max_label_length: 32, max_family_size: 1 << 20 }, metrics, logger: silentLogger() }) });
-    red.observe([{ service: 's'.repeat(1000), name: `GET /${'x'.repeat(100_000)}`, kind: 'Server', status: 'Ok', durationSeconds: 0.01 }]);
+    red.observe(summaries([{ service: 's'.repeat(1000), name: `GET /${'x'.repeat(100_000)}`, kind: 'Server', status: 'Ok', durationSeconds: 0.01 }]));
     const text = await metrics.metrics();
     expect(text).toContain(`heimdall_spans_total{service_name="${'s'.repeat(29)}…",span_name="GET /${'x'.repeat(24)}…",span_kind="Server",status_code="Ok"} 1`);
     expect(Buffer.byteLength(text)).toBeLessThan(20_000);

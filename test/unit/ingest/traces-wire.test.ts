@@ -15,6 +15,7 @@ import { TRACES } from '../../../src/storage/tables.js';
 import { encodeTraceRequest, type TraceProcessors } from '../../../src/ingest/otlp/traces-wire.js';
 import { createEnrichment } from '../../../src/ingest/processors/enrichment.js';
 import { createRedaction, DEFAULT_KEY_PATTERNS } from '../../../src/ingest/processors/redaction.js';
+import { SpanSummaries } from '../../../src/ingest/red-metrics.js';
 
 type RequestInit = MessageInitShape<typeof ExportTraceServiceRequestSchema>;
 type AnyInit = MessageInitShape<typeof AnyValueSchema>;
@@ -40,7 +41,8 @@ function generic(bytes: Uint8Array, processors: boolean) {
     redaction.process(c);
   }
   // Span summaries (RED metric labels) are taken after the processors: they show no secret either.
-  const spans = (c.tables.get(TRACES.name) ?? []).map((r) => ({ service: r.ServiceName, name: r.SpanName, kind: r.SpanKind, status: r.StatusCode, durationSeconds: Number(r.Duration) / 1e9 }));
+  const spans = new SpanSummaries();
+  for (const r of c.tables.get(TRACES.name) ?? []) spans.add(r.ServiceName as string, r.SpanName as string, r.SpanKind as string, r.StatusCode as string, Number(r.Duration) / 1e9);
   const data = encodeTables(c).find((p) => p.table === TRACES.name)?.data ?? Buffer.alloc(0);
   return { data, accepted: c.accepted, rejected: c.rejected, reasons: c.reasons, spans };
 }
@@ -162,7 +164,7 @@ describe('OTLP trace hot path', () => {
     const fast = encodeTraceRequest(bytes, configs[1]!.processors)!;
     const data = fast.data.toString('latin1');
     for (const secret of ['hunter2hunter2', 'sk_live_0123456789', 'abcdefghijklmnopqrstuvwxyz']) expect(data).not.toContain(secret);
-    expect(fast.spans[0]).toMatchObject({ service: 'svc https://deploy:[REDACTED]@registry', name: 'GET /login?user=ada&api_key=[REDACTED]' });
+    expect([fast.spans.services[0], fast.spans.names[0]]).toEqual(['svc https://deploy:[REDACTED]@registry', 'GET /login?user=ada&api_key=[REDACTED]']);
   });
 
   it('leaves malformed, merged and invalid-UTF-8 requests to the generic path', () => {
