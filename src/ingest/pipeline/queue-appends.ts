@@ -1,5 +1,6 @@
 import type { Counter } from 'prom-client';
 import { RetryableError } from './errors.js';
+import { rowChunks } from './row-chunks.js';
 import type { TableRows } from './formats.js';
 import { isNoSpace } from './queue-files.js';
 import type { QueueStatus } from './queue-status.js';
@@ -37,6 +38,8 @@ export function createQueueAppends(options: QueueAppendsOptions): QueueAppends {
     async append(parts) {
       if (stopped) throw new RetryableError('the agent is shutting down', 1_000);
       const buf = encodeParts(parts);
+      // The rows are copied into the record: their chunks can be reused.
+      for (const p of parts) rowChunks.release(p.data);
       if (log.bytes + buf.length + HEADER_BYTES > maxBytes) {
         refused.inc({ reason: 'full' });
         throw new RetryableError(`durable queue is full (${log.bytes} of ${maxBytes} bytes)`, 5_000);

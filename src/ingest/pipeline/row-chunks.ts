@@ -85,8 +85,8 @@ export function createRowChunks(options: RowChunksOptions): RowChunks {
 }
 
 /**
- * The process's row chunks: the hot encoders copy a request's rows here, the batcher releases them
- * once their insert has ended. 1 MiB slabs (a request of 100 spans is ~60 KB of rows), at most 8
+ * The process's row chunks: the hot encoders copy a request's rows here; the batcher releases them
+ * once joined into a payload or inserted, the durable queue once copied into its record. 1 MiB slabs (a request of 100 spans is ~60 KB of rows), at most 8
  * kept, none after 10 s without ingest.
  */
 export const rowChunks = createRowChunks({ slabBytes: 1024 * 1024, maxFree: 8, idleMs: 10_000 });
