@@ -23,22 +23,28 @@ export interface PayloadPool {
   readonly keptBytes: number;
 }
 
+/**
+ * A touch for memory kept for reuse: `onIdle` runs once `idleMs` pass without a touch (an unref'd
+ * timer, refreshed by each touch, made again after it ran).
+ */
+export function idleTouch(idleMs: number, onIdle: () => void): () => void {
+  let idle: NodeJS.Timeout | undefined;
+  return () => {
+    if (idle) return void idle.refresh();
+    idle = setTimeout(() => {
+      idle = undefined;
+      onIdle();
+    }, idleMs);
+    idle.unref();
+  };
+}
+
 /** Creates an empty pool. */
 export function createPayloadPool(options: PayloadPoolOptions): PayloadPool {
   const free: Buffer[] = [];
   /** The whole buffer behind each payload handed out. */
   const lent = new WeakMap<Buffer, Buffer>();
-  let idle: NodeJS.Timeout | undefined;
-  const touch = (): void => {
-    if (idle) idle.refresh();
-    else {
-      idle = setTimeout(() => {
-        free.length = 0;
-        idle = undefined;
-      }, options.idleMs);
-      idle.unref();
-    }
-  };
+  const touch = idleTouch(options.idleMs, () => (free.length = 0));
   return {
     join(chunks) {
       const total = chunks.reduce((n, c) => n + c.length, 0);

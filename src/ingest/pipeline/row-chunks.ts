@@ -1,3 +1,5 @@
+import { idleTouch } from './payload-pool.js';
+
 /** Options for createRowChunks. */
 export interface RowChunksOptions {
   /** Bytes of one slab; rows larger than a quarter of it get a buffer of their own. */
@@ -39,16 +41,10 @@ export function createRowChunks(options: RowChunksOptions): RowChunks {
   const free: Buffer[] = [];
   const slabOf = new WeakMap<Buffer, Slab>();
   let current: Slab | undefined;
-  let idle: NodeJS.Timeout | undefined;
-  const touch = (): void => {
-    if (idle) return void idle.refresh();
-    idle = setTimeout(() => {
-      free.length = 0;
-      if (current?.live === 0) current = undefined;
-      idle = undefined;
-    }, options.idleMs);
-    idle.unref();
-  };
+  const touch = idleTouch(options.idleMs, () => {
+    free.length = 0;
+    if (current?.live === 0) current = undefined;
+  });
   const keep = (s: Slab): void => {
     if (free.length < options.maxFree) free.push(s.buf);
   };
