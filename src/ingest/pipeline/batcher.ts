@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Histogram, type Registry } from 'prom-client';
 import { RetryableError } from './errors.js';
 import type { TableRows } from './formats.js';
 import { createPayloadPool, type PayloadPool } from './payload-pool.js';
@@ -20,7 +19,6 @@ export interface BatcherOptions {
    * max_elapsed after it began to wait, so waiting adds nothing to how long a client waits at most.
    */
   maxInFlight?: number | undefined;
-  metrics: Registry;
 }
 
 /** Groups rows per table into large inserts (ClickHouse wants few, big inserts). */
@@ -50,17 +48,6 @@ interface Pending {
 /** Batch payloads kept for reuse: two of up to 8 MiB (a full batch of ordinary spans is ~6 MB), for 10 s after the last batch. */
 const PAYLOAD_POOL = { maxBuffers: 2, maxBytes: 8 * 1024 * 1024, idleMs: 10_000 };
 
-/** The histogram of rows per insert. */
-function batchRows(metrics: Registry): Histogram<'table'> {
-  return new Histogram({
-    name: 'heimdall_batch_rows',
-    help: 'Rows per insert, by table.',
-    labelNames: ['table'] as const,
-    buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000, 100000],
-    registers: [metrics],
-  });
-}
-
 /**
  * A batch's rows as one payload, and what frees it once its insert has ended. Chunks joined into a
  * pooled payload are given back at once; a lone chunk is the payload itself.
@@ -79,7 +66,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
   const maxInFlight = options.maxInFlight ?? Infinity;
   const inFlight = new Set<Promise<void>>();
   let pendingRows = 0;
-  const [payloads, size] = [createPayloadPool(PAYLOAD_POOL), batchRows(options.metrics)];
+  const payloads = createPayloadPool(PAYLOAD_POOL);
 
   const busy = (table: string): boolean => (running.get(table) ?? 0) >= maxInFlight;
   /** Takes the open batch of `table` out of the map (new rows start a new one). */
@@ -91,7 +78,6 @@ export function createBatcher(options: BatcherOptions): Batcher {
   const write = (table: string, p: Pending): void => {
     pendingRows -= p.rows;
     running.set(table, (running.get(table) ?? 0) + 1);
-    size.observe({ table }, p.rows);
     const { payload, free } = payloadOf(payloads, p.chunks);
     const done = options.writer.write(table, payload, p.rows, randomUUID(), undefined, p.waitingSince).then((result) => {
       free();

@@ -61,7 +61,7 @@ export function createStoring(options: StoringOptions): Storing {
   });
   // The embedded engine shares the agent's cores: past two inserts of a table at once, a batch due
   // gathers rows instead of queueing as one more small part to merge.
-  const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, maxInFlight: options.storage.mode === 'embedded' ? EMBEDDED_INSERTS_IN_FLIGHT : undefined, metrics: options.metrics });
+  const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, maxInFlight: options.storage.mode === 'embedded' ? EMBEDDED_INSERTS_IN_FLIGHT : undefined });
   const queue: DurableQueue | undefined =
     config.ack === 'queued'
       ? createDurableQueue({

@@ -72,6 +72,13 @@ export function createWriter(options: WriterOptions): Writer {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [options.metrics],
   });
+  const batchRows = new Histogram({
+    name: 'heimdall_batch_rows',
+    help: 'Rows per insert stored, by table (batches of ack: stored and of the durable queue).',
+    labelNames: ['table'] as const,
+    buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000, 100000],
+    registers: [options.metrics],
+  });
   const stop = new AbortController();
 
   return {
@@ -95,6 +102,7 @@ export function createWriter(options: WriterOptions): Writer {
           options.onAttempt?.(payload.length);
           end();
           count('sent', table, rows);
+          batchRows.observe({ table }, rows);
           return { status: 'ok' };
         } catch (err) {
           const error = err as Error & { retryable?: boolean };

@@ -1,5 +1,4 @@
 /** The batcher's flush rules: by rows, by delay, and with one insert per table at a time (the embedded engine's rule). */
-import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createBatcher } from '../../../src/ingest/pipeline/batcher.js';
 import type { TableRows } from '../../../src/ingest/pipeline/formats.js';
@@ -36,7 +35,7 @@ describe('batcher', () => {
   it('writes a batch at max_rows or after max_delay, several inserts of a table at once by default', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const w = gatedWriter();
-    const batcher = createBatcher({ writer: w.writer, maxRows: 10, maxDelayMs: 200, metrics: new Registry() });
+    const batcher = createBatcher({ writer: w.writer, maxRows: 10, maxDelayMs: 200 });
     const a = batcher.add([rows('t', 10, 'a')]);
     expect(w.writes).toEqual([{ table: 't', rows: 10, payload: 'a' }]);
     const b = batcher.add([rows('t', 3, 'b')]);
@@ -53,7 +52,7 @@ describe('batcher', () => {
   it('with max_in_flight 1, a batch due while its table inserts keeps gathering rows and goes when the insert ends, its retries counted from when it began to wait', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000 });
     const w = gatedWriter();
-    const batcher = createBatcher({ writer: w.writer, maxRows: 100, maxDelayMs: 200, maxInFlight: 1, metrics: new Registry() });
+    const batcher = createBatcher({ writer: w.writer, maxRows: 100, maxDelayMs: 200, maxInFlight: 1 });
     const first = batcher.add([rows('t', 5, 'a')]);
     vi.advanceTimersByTime(200);
     expect(w.writes).toHaveLength(1);
@@ -81,7 +80,7 @@ describe('batcher', () => {
   it('with max_in_flight 1, a batch that fills while its table inserts waits full, and a new one gathers behind it; shutdown writes all in order', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const w = gatedWriter();
-    const batcher = createBatcher({ writer: w.writer, maxRows: 10, maxDelayMs: 200, maxInFlight: 1, metrics: new Registry() });
+    const batcher = createBatcher({ writer: w.writer, maxRows: 10, maxDelayMs: 200, maxInFlight: 1 });
     const all = [batcher.add([rows('t', 10, 'a')]), batcher.add([rows('t', 10, 'b')]), batcher.add([rows('t', 4, 'c')])];
     expect(w.writes.map((x) => x.payload)).toEqual(['a']);
     const closed = batcher.shutdown();
@@ -98,7 +97,7 @@ describe('batcher', () => {
   it('rejects every row of a batch storage did not take with a retryable error, and goes on with the next batch', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const w = gatedWriter();
-    const batcher = createBatcher({ writer: w.writer, maxRows: 10, maxDelayMs: 200, maxInFlight: 1, metrics: new Registry() });
+    const batcher = createBatcher({ writer: w.writer, maxRows: 10, maxDelayMs: 200, maxInFlight: 1 });
     const failed = batcher.add([rows('t', 10, 'a')]);
     const next = batcher.add([rows('t', 1, 'b')]);
     vi.advanceTimersByTime(200);

@@ -94,12 +94,15 @@ describe('storing (ack: queued)', () => {
     expect(storing.queueLoad()).toMatchObject({ bytes: 0, capacity: MiB, records: 0 });
   }, 60_000);
 
-  it('resolves once the rows are queued, reporting them in the queue load, and stores them', async () => {
-    const { storing, limiter } = await storingWith({ ack: 'queued', queue: { max_delay: '10ms' } });
+  it('resolves once the rows are queued, reporting them in the queue load, and stores them, counting the insert in heimdall_batch_rows', async () => {
+    const { storing, limiter, metrics } = await storingWith({ ack: 'queued', queue: { max_delay: '10ms' } });
     await storing.store(spans('storing-queued', 3), false);
     expect(limiter.buffered).toBe(0);
     expect(storing.queueLoad()?.capacity).toBe(1024 * MiB);
     await expect.poll(() => spansOf('storing-queued'), { timeout: 60_000, interval: 100 }).toHaveLength(3);
     await expect.poll(() => storing.queueLoad()?.records, { timeout: 60_000, interval: 100 }).toBe(0);
+    const text = await metrics.getSingleMetricAsString('heimdall_batch_rows');
+    expect(text).toMatch(/^heimdall_batch_rows_count\{table="otel_traces"\} 1$/m);
+    expect(text).toMatch(/^heimdall_batch_rows_sum\{table="otel_traces"\} 3$/m);
   }, 120_000);
 });
