@@ -51,6 +51,8 @@ export function createRowChunks(options: RowChunksOptions): RowChunks {
   return {
     copy(bytes) {
       const n = bytes.byteLength;
+      // No rows (every span rejected): nothing to cut, nothing to release.
+      if (n === 0) return Buffer.alloc(0);
       if (n > slabBytes / 4) return Buffer.from(bytes);
       touch();
       if (!current || current.used + n > slabBytes) {
@@ -70,6 +72,8 @@ export function createRowChunks(options: RowChunksOptions): RowChunks {
       slabOf.delete(chunk);
       s.live -= 1;
       if (s.live > 0) return;
+      // What is kept now is let go once idle too, also when the last copy was long ago.
+      touch();
       // The slab being filled starts over; one left behind is kept for a later one.
       if (s === current) s.used = 0;
       else keep(s);

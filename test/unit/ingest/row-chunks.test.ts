@@ -70,4 +70,22 @@ describe('row chunks', () => {
     const after = chunks.copy(bytes(10, 6));
     expect(held.some((h) => h.buffer === after.buffer)).toBe(false);
   });
+
+  it('lets go of slabs given back after it went idle, and cuts nothing for empty rows', () => {
+    vi.useFakeTimers();
+    const chunks = createRowChunks({ slabBytes: 1_000, maxFree: 4, idleMs: 5_000 });
+    const held = [1, 2, 3, 4, 5].map((fill) => chunks.copy(bytes(250, fill)));
+    vi.advanceTimersByTime(5_000); // idle while the inserts still hold every chunk
+    for (const h of held) chunks.release(h);
+    expect(chunks.keptBytes).toBe(1_000);
+    vi.advanceTimersByTime(5_000);
+    expect(chunks.keptBytes).toBe(0);
+    // Empty rows take no place in a slab: the slab in use is still reset once its chunks are back.
+    const empty = chunks.copy(Buffer.alloc(0));
+    expect(empty.length).toBe(0);
+    const a = chunks.copy(bytes(100, 1));
+    chunks.release(a);
+    const b = chunks.copy(bytes(100, 2));
+    expect([b.buffer, b.byteOffset]).toEqual([a.buffer, a.byteOffset]);
+  });
 });
