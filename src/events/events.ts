@@ -1,4 +1,5 @@
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { Event } from '../gen/heimdall/v1/events_pb.js';
 import { Severity } from '../gen/heimdall/v1/events_pb.js';
 import { encodeRows } from '../ingest/pipeline/formats.js';
@@ -144,6 +145,8 @@ export interface AgentEvent {
   actorId: string;
   status?: string;
   payload: Record<string, unknown>;
+  /** When it happened, ms since the epoch; now when absent (when it is submitted). */
+  time?: number;
 }
 
 /** Where the agent's own events go: the pipeline's one entry. */
@@ -160,9 +163,9 @@ export function submitAgentEvents(sink: AgentEventSink, events: readonly AgentEv
   let rows = 0;
   const encode = ({ redaction }: Processors) => {
     const encoded: Array<Record<string, unknown>> = [];
-    for (const e of events) {
+    for (const { time, ...e } of events) {
       const out = eventToRow(
-        { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, payload: e.payload as JsonObject },
+        { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, timestamp: time === undefined ? undefined : timestampFromMs(time), payload: e.payload as JsonObject },
         0,
         { correlationId: uuidv7(), traceId: undefined, spanId: undefined, tenant: undefined },
         { maxPayloadBytes: 1 << 20, redaction },

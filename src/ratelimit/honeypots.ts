@@ -52,12 +52,11 @@ const blockSeconds = (h: HoneypotConfig): number => Math.ceil(h.block_ttl / 1000
 
 const splitEntity = (entity: string) => ({ key: entity.slice(0, entity.indexOf('=')), value: entity.slice(entity.indexOf('=') + 1) });
 
-/** The webhook's notification of an automatic block. */
 /**
  * Creates the honeypots' main-thread side. Each report's entities not blocked already are blocked with
  * `changes.automatic` (stored, shared through Redis, audited as executed by the system actor) for the
  * honeypot's block_ttl (in whole seconds, rounded up); the hit is audited as `security.honeypot.hit`
- * (category security, WARNING). A block that fails (storage down) is logged and its report listed as
+ * (category security, WARNING) at the time of the hit (not of its processing, which waits for the blocks). A block that fails (storage down) is logged and its report listed as
  * failed, so the worker's own block holds until it ends. At most MAX_QUEUED reports wait; the excess
  * is counted in `heimdall_security_honeypot_reports_unprocessed_total` and treated as failed.
  */
@@ -101,7 +100,7 @@ export function createHoneypots(options: HoneypotsOptions): Honeypots {
     const { blocked, ok } = await block(h, hit);
     if (!ok) fail(hit, h);
     const message = `honeypot ${h.name} hit in ${hit.domain}: ${hit.descriptor}; ${blocked.length > 0 ? `blocked ${blocked.join(', ')}` : 'nothing blocked'}`;
-    submitAgentEvents(options.pipeline, [{ eventType: HONEYPOT_HIT_EVENT, severity: Severity.WARNING, category: 'security', message, actorId: SYSTEM_ACTOR, payload: { honeypot: h.name, domain: hit.domain, descriptor: hit.descriptor, entries: hit.entries, blocked } }], logger);
+    submitAgentEvents(options.pipeline, [{ eventType: HONEYPOT_HIT_EVENT, severity: Severity.WARNING, category: 'security', message, actorId: SYSTEM_ACTOR, payload: { honeypot: h.name, domain: hit.domain, descriptor: hit.descriptor, entries: hit.entries, blocked }, time: hit.time }], logger);
     options.onHit?.(1, hit.block);
   };
 

@@ -1,8 +1,8 @@
 /**
  * The main thread's side of honeypots over the real security changes (action book, policy, store on
  * embedded ClickHouse, ingest pipeline): a hit's entities are blocked by the system actor (not those
- * blocked already), the hit is audited, the webhook and the rules hear of it, reports are acknowledged;
- * with storage down, nothing is thrown and the failed report is listed (the worker keeps its block).
+ * blocked already), the hit is audited at its own time, the webhook and the rules hear of it, reports are
+ * acknowledged; with storage down, nothing is thrown and the failed report is listed (the worker keeps its block).
  */
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ import { until } from '../../support/wait.js';
 const config = validateConfig({
   ratelimit: { security: { automation: { honeypots: [{ name: 'env', block_ttl: '90500ms', webhook: { url: 'https://hooks.example.com/x' } }, { name: 'quiet', block_keys: ['user'] }] } } },
 }).ratelimit.security;
-const hit = (seq: number, block: string[], honeypot = 'env'): HoneypotHitReport => ({ seq, honeypot, domain: 'edge', descriptor: 'path=/.env', entries: 'path=/.env,remote_address=203.0.113.9', block, time: Date.now() });
+const hit = (seq: number, block: string[], honeypot = 'env', time = Date.now()): HoneypotHitReport => ({ seq, honeypot, domain: 'edge', descriptor: 'path=/.env', entries: 'path=/.env,remote_address=203.0.113.9', block, time });
 
 function honeypotsOver(storage: Storage, pipeline: Pipeline) {
   const metrics = new Registry();
@@ -56,7 +56,9 @@ describe('honeypots (main thread)', () => {
     const { honeypots, policy, book, seen } = honeypotsOver(db.storage, pipeline);
     policy.apply({ kind: 'block', block: { entity: 'user=eve', reason: 'x', expiresAt: 0, createdAt: 1, requestedBy: 'a', approvedBy: 'b' } });
     expect(honeypots.acks()).toEqual({ acked: 0, failed: [] });
-    honeypots.report(hit(7, ['remote_address=203.0.113.9', 'user=eve']));
+    // Hit a minute ago (the report waited): audited at the hit's time, not at its processing.
+    const hitAt = Date.now() - 60_000;
+    honeypots.report(hit(7, ['remote_address=203.0.113.9', 'user=eve'], 'env', hitAt));
     await honeypots.idle();
     expect(honeypots.acks()).toEqual({ acked: 7, failed: [] });
     expect(seen.processed).toBe(1);
@@ -72,13 +74,13 @@ describe('honeypots (main thread)', () => {
     await honeypots.idle();
     expect([seen.notified.length, honeypots.acks().acked, book.all().length]).toEqual([1, 9, 2]);
     const rows = await until(async () => {
-      const r = await db.rows<{ Severity: number; Category: string; ActorId: string; Message: string; honeypot: string; blocked: string[]; entries: string }>(
-        `SELECT Severity, Category, ActorId, Message, JSONExtractString(Payload, 'honeypot') AS honeypot, JSONExtract(Payload, 'blocked', 'Array(String)') AS blocked, JSONExtractString(Payload, 'entries') AS entries FROM ${EVENTS.name} WHERE EventType = {type:String} ORDER BY Timestamp`,
+      const r = await db.rows<{ ms: string; Severity: number; Category: string; ActorId: string; Message: string; honeypot: string; blocked: string[]; entries: string }>(
+        `SELECT toString(toUnixTimestamp64Milli(Timestamp)) AS ms, Severity, Category, ActorId, Message, JSONExtractString(Payload, 'honeypot') AS honeypot, JSONExtract(Payload, 'blocked', 'Array(String)') AS blocked, JSONExtractString(Payload, 'entries') AS entries FROM ${EVENTS.name} WHERE EventType = {type:String} ORDER BY Timestamp`,
         { type: HONEYPOT_HIT_EVENT },
       );
       return r.length === 2 && r;
     });
-    expect(rows[0]).toEqual({ Severity: Severity.WARNING, Category: 'security', ActorId: 'system', Message: 'honeypot env hit in edge: path=/.env; blocked remote_address=203.0.113.9', honeypot: 'env', blocked: ['remote_address=203.0.113.9'], entries: 'path=/.env,remote_address=203.0.113.9' });
+    expect(rows[0]).toEqual({ ms: String(hitAt), Severity: Severity.WARNING, Category: 'security', ActorId: 'system', Message: 'honeypot env hit in edge: path=/.env; blocked remote_address=203.0.113.9', honeypot: 'env', blocked: ['remote_address=203.0.113.9'], entries: 'path=/.env,remote_address=203.0.113.9' });
     expect(rows[1]).toMatchObject({ honeypot: 'quiet', blocked: ['user=mallory'] });
   });
 
