@@ -19,6 +19,12 @@ export interface BatcherOptions {
    * max_elapsed after it began to wait, so waiting adds nothing to how long a client waits at most.
    */
   maxInFlight?: number | undefined;
+  /**
+   * A batch of at least `rows` rows is due once no rows came for `ms`, before maxDelayMs: its senders
+   * wait for it (ack: stored), so when arrivals pause, waiting out the delay only adds latency. None:
+   * batches go at maxRows or maxDelayMs only.
+   */
+  quiet?: { rows: number; ms: number } | undefined;
 }
 
 /** Groups rows per table into large inserts (ClickHouse wants few, big inserts). */
@@ -39,6 +45,9 @@ interface Pending {
   rows: number;
   waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   timer: NodeJS.Timeout | undefined;
+  /** When rows last came (ms since the epoch), and the timer that checks for a pause since, once it holds `quiet.rows`. */
+  lastAdd: number;
+  quietTimer: NodeJS.Timeout | undefined;
   /** Its time is up, but it waits for an insert of its table to end. */
   due: boolean;
   /** When it began to wait for an insert slot: its insert's retries end max_elapsed after it, not after a wait plus max_elapsed. */
@@ -59,6 +68,15 @@ function payloadOf(payloads: PayloadPool, chunks: readonly Buffer[]): { payload:
   return { payload, free: () => payloads.release(payload) };
 }
 
+/** Calls `onQuiet` once no rows came to `p` for `quietMs` (checking in `delay` ms, then again for the rest). */
+function watchQuiet(p: Pending, quietMs: number, delay: number, onQuiet: () => void): void {
+  p.quietTimer = setTimeout(() => {
+    const left = p.lastAdd + quietMs - Date.now();
+    if (left > 0) watchQuiet(p, quietMs, left, onQuiet);
+    else onQuiet();
+  }, delay);
+}
+
 /** Creates a batcher over a writer; each batch gets one deduplication token for all its retries. */
 export function createBatcher(options: BatcherOptions): Batcher {
   /** Each table's open batch, its full batches waiting for an insert slot, and its inserts running. */
@@ -73,6 +91,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
   const take = (table: string, p: Pending): Pending => {
     tables.delete(table);
     clearTimeout(p.timer);
+    clearTimeout(p.quietTimer);
     return p;
   };
   const write = (table: string, p: Pending): void => {
@@ -116,15 +135,17 @@ export function createBatcher(options: BatcherOptions): Batcher {
     new Promise((resolve, reject) => {
       let p = tables.get(part.table);
       if (!p) {
-        p = { chunks: [], rows: 0, waiters: [], timer: undefined, due: false, waitingSince: undefined };
+        p = { chunks: [], rows: 0, waiters: [], timer: setTimeout(() => flush(part.table, false), options.maxDelayMs), lastAdd: 0, quietTimer: undefined, due: false, waitingSince: undefined };
         tables.set(part.table, p);
-        p.timer = setTimeout(() => flush(part.table, false), options.maxDelayMs);
       }
       p.chunks.push(part.data);
       p.rows += part.rows;
       pendingRows += part.rows;
       p.waiters.push({ resolve, reject });
-      if (p.rows >= options.maxRows) flush(part.table, true);
+      if (p.rows >= options.maxRows) return flush(part.table, true);
+      const [quiet, open] = [options.quiet, p];
+      if (quiet) p.lastAdd = Date.now();
+      if (quiet && p.quietTimer === undefined && p.rows >= quiet.rows) watchQuiet(p, quiet.ms, quiet.ms, () => void (tables.get(part.table) === open && !open.due && flush(part.table, false)));
     });
 
   let closing: Promise<void> | undefined;

@@ -13,6 +13,8 @@ import { createWriter } from './writer.js';
 
 /** Inserts of one table at a time with embedded storage (two: one may run while the next batch is built and sent). */
 export const EMBEDDED_INSERTS_IN_FLIGHT = 2;
+/** A batch of max_rows / 10 rows or more (1,000 by default) is written once no rows came for max_delay / 20 (10 ms by default). */
+const [QUIET_ROWS_DIVISOR, QUIET_DELAY_DIVISOR] = [10, 20];
 
 /** Options for createStoring. */
 export interface StoringOptions {
@@ -60,8 +62,15 @@ export function createStoring(options: StoringOptions): Storing {
     maxElapsedMs: config.ack === 'queued' ? 0 : config.retry.max_elapsed,
   });
   // The embedded engine shares the agent's cores: past two inserts of a table at once, a batch due
-  // gathers rows instead of queueing as one more small part to merge.
-  const batcher = createBatcher({ writer, maxRows: config.batch.max_rows, maxDelayMs: config.batch.max_delay, maxInFlight: options.storage.mode === 'embedded' ? EMBEDDED_INSERTS_IN_FLIGHT : undefined });
+  // gathers rows instead of queueing as one more small part to merge. A batch of a tenth of
+  // max_rows or more goes once its senders pause (they wait for it) for a twentieth of max_delay.
+  const batcher = createBatcher({
+    writer,
+    maxRows: config.batch.max_rows,
+    maxDelayMs: config.batch.max_delay,
+    maxInFlight: options.storage.mode === 'embedded' ? EMBEDDED_INSERTS_IN_FLIGHT : undefined,
+    quiet: { rows: Math.ceil(config.batch.max_rows / QUIET_ROWS_DIVISOR), ms: Math.max(1, Math.round(config.batch.max_delay / QUIET_DELAY_DIVISOR)) },
+  });
   const queue: DurableQueue | undefined =
     config.ack === 'queued'
       ? createDurableQueue({

@@ -1,4 +1,4 @@
-/** The batcher's flush rules: by rows, by delay, and with one insert per table at a time (the embedded engine's rule). */
+/** The batcher's flush rules: by rows, by delay, by a pause in arrivals once large enough, and with one insert per table at a time (the embedded engine's rule). */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createBatcher } from '../../../src/ingest/pipeline/batcher.js';
 import type { TableRows } from '../../../src/ingest/pipeline/formats.js';
@@ -92,6 +92,37 @@ describe('batcher', () => {
     await Promise.all(all);
     await closed;
     expect(batcher.pending).toBe(0);
+  });
+
+  it('with quiet set, a batch of quiet.rows or more goes once no rows came for quiet.ms; a smaller one waits for max_delay', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000 });
+    const w = gatedWriter();
+    const batcher = createBatcher({ writer: w.writer, maxRows: 100, maxDelayMs: 200, maxInFlight: 1, quiet: { rows: 10, ms: 10 } });
+    // Under quiet.rows: no early write, however long the pause.
+    const small = batcher.add([rows('t', 9, 'a')]);
+    vi.advanceTimersByTime(199);
+    expect(w.writes).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(w.writes.map((x) => x.payload)).toEqual(['a']);
+    // Large enough: rows arriving every 6 ms keep it open; 10 ms after the last one, it is due (and
+    // waits for the running insert, as a batch due by max_delay does).
+    const big = [batcher.add([rows('t', 6, 'b')]), batcher.add([rows('t', 6, 'c')])];
+    for (const tag of ['d', 'e', 'f']) {
+      vi.advanceTimersByTime(6);
+      big.push(batcher.add([rows('t', 1, tag)]));
+    }
+    vi.advanceTimersByTime(9);
+    await w.release();
+    expect(w.writes.map((x) => x.payload)).toEqual(['a']);
+    vi.advanceTimersByTime(1);
+    await w.release();
+    await small;
+    expect(w.writes.map((x) => [x.payload, x.rows])).toEqual([['a', 9], ['bcdef', 15]]);
+    // 18 + 10 ms after the batch opened, far before its max_delay.
+    expect(Date.now() - 1_000_200).toBe(28);
+    await w.release();
+    await Promise.all(big);
+    await batcher.shutdown();
   });
 
   it('rejects every row of a batch storage did not take with a retryable error, and goes on with the next batch', async () => {
