@@ -10,6 +10,7 @@
 // path 1.5 KB and ~10 µs a call.
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -17,6 +18,23 @@ const OUT = join(ROOT, 'dist', 'bundle');
 
 /** Packages loaded from node_modules at run time rather than bundled: native code, or required by name. */
 const EXTERNAL = ['chdb', '@chdb/*', 'ioredis'];
+
+/** Node's built-in modules, with and without the `node:` prefix. */
+const BUILTIN = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+
+/**
+ * Built-in modules imported from ES modules are taken with require() instead. Importing a built-in
+ * as an ES module reads every export to build its facade, which runs the lazy getters: `node:http`'s
+ * WebSocket loads undici (~40 ms of the main thread's start on one core), `node:fs`'s ReadStream its
+ * streams. require() hands over the module object as it is; esbuild's interop reads a name when used.
+ */
+const builtinsByRequire = {
+  name: 'builtins-by-require',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => (args.kind === 'import-statement' && BUILTIN.has(args.path) ? { path: args.path, namespace: 'builtin' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
 
 /** Builds dist/bundle; returns the output files' total size in bytes (maps apart). */
 export async function buildAgent() {
@@ -34,6 +52,7 @@ export async function buildAgent() {
     entryNames: '[name]',
     chunkNames: 'chunk-[hash]',
     external: EXTERNAL,
+    plugins: [builtinsByRequire],
     // Bundled CommonJS packages call require() and read __dirname/__filename, which ES modules lack.
     banner: {
       js: "import { createRequire as __heimdallRequire } from 'node:module'; import { dirname as __heimdallDirname } from 'node:path'; const require = __heimdallRequire(import.meta.url); const __filename = import.meta.filename; const __dirname = __heimdallDirname(__filename);",

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAddressGuard } from '../../../src/jobs/kinds/address-guard.js';
+import { createAddressGuard, parseNetwork } from '../../../src/jobs/kinds/address-guard.js';
 import { createHttpCheck } from '../../../src/jobs/kinds/http-check.js';
 import { silentLogger } from '../../support/temp.js';
 
@@ -26,6 +26,14 @@ function resolver(answers: Record<string, string[][]>) {
 const ctx = (signal = new AbortController().signal) => ({ runId: 'r', jobName: 'probe', correlationId: 'c', signal, progress: () => undefined, logger: silentLogger() });
 
 describe('http-check address guard', () => {
+  it('parses networks as BlockList takes them, and nothing else', () => {
+    expect(parseNetwork('169.254.169.254')).toEqual({ address: '169.254.169.254', prefix: 32, family: 'ipv4' });
+    expect(parseNetwork('10.0.0.0/8')).toEqual({ address: '10.0.0.0', prefix: 8, family: 'ipv4' });
+    expect(parseNetwork('fd00:ec2::254/128')).toEqual({ address: 'fd00:ec2::254', prefix: 128, family: 'ipv6' });
+    expect(parseNetwork('::ffff:10.0.0.1')).toEqual({ address: '::ffff:10.0.0.1', prefix: 128, family: 'ipv6' });
+    for (const bad of ['', 'metadata', '10.0.0', '010.0.0.1', '256.0.0.1', '10.0.0.0/33', '10.0.0.0/x', 'fe80::/129', 'fe80::zz', 'fe80::1%eth0', '10.0.0.0/8/8', '1.2.3.4:80']) expect(parseNetwork(bad), bad).toBeUndefined();
+  });
+
   let server: Server;
   let port = 0;
   let hits = 0;
