@@ -1,6 +1,6 @@
 import { RateLimitResponse_Code } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { BucketSpec, Decision } from './bucket.js';
-import { UNIT_SECONDS, type Limit, type Unit } from './config.js';
+import { UNIT_SECONDS, type Limit, type Unit } from './limits.js';
 import { bucketSpec, MAX_UINT32 } from './decide.js';
 import type { WireResponse, WireStatus } from './wire.js';
 

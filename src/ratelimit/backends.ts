@@ -5,7 +5,7 @@ import type { HealthRegistry, HealthReporter } from '../health/registry.js';
 import { createRedisClient, redisTargetOf } from '../redis/client.js';
 import type { Logger } from '../telemetry/logger.js';
 import { decisionOf, fullBucket, take, type BucketSpec, type BucketState, type Decision } from './bucket.js';
-import type { Limit } from './config.js';
+import type { Limit } from './limits.js';
 import { createRedisBatcher } from './redis-batch.js';
 
 /** Where buckets live. A backend never throws: when it cannot decide, it answers by its failure mode. */

@@ -4,7 +4,7 @@ import { createLimitPlans, limitStatus, PolicyHeaders, type LimitPlan, type Limi
 import type { HoneypotConfig } from '../config/automation.js';
 import type { Buckets } from './backends.js';
 import type { Decision } from './bucket.js';
-import type { DescriptorNode } from './config.js';
+import type { DescriptorNode } from './limits.js';
 import { matchDescriptors, MAX_UINT32, validate, type MatchedLimit } from './decide.js';
 import type { HoneypotHits } from './honeypot-hits.js';
 import type { HoneypotTraps } from './honeypot-traps.js';

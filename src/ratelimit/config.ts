@@ -2,10 +2,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from '../config/zod.js';
+import { UNIT_SECONDS, type DescriptorNode, type RateLimitConfig, type Unit } from './limits.js';
 
-/** Seconds per envoyproxy/ratelimit unit (a month is 30 days, a year 365). */
-export const UNIT_SECONDS = { second: 1, minute: 60, hour: 3_600, day: 86_400, week: 604_800, month: 2_592_000, year: 31_536_000 } as const;
-export type Unit = keyof typeof UNIT_SECONDS;
 
 const rateLimit = z.strictObject({
   unit: z.enum(Object.keys(UNIT_SECONDS) as [Unit, ...Unit[]]).optional(),
@@ -45,34 +43,6 @@ const descriptor: z.ZodType<DescriptorInput> = z.lazy(() =>
 // A file without descriptors limits nothing: most likely a mistake (or a file cut short), so it is refused and the previous limits stay.
 const domainFile = z.strictObject({ domain: z.string().min(1), descriptors: z.array(descriptor, { error: 'is required: a list of at least one descriptor' }).min(1, 'needs at least one descriptor') });
 
-/** A configured limit, resolved: its bucket and how it reports. */
-export interface Limit {
-  name: string | undefined;
-  unit: Unit;
-  requestsPerUnit: number;
-  capacity: number;
-  unlimited: boolean;
-  replaces: string[];
-  backend: 'local' | 'redis';
-  shadowMode: boolean;
-  detailedMetric: boolean;
-  /** Where the limit sits: `domain.key_value.key...`, for metrics and bucket keys. */
-  path: string;
-}
-
-/** One level of the descriptor tree. */
-export interface DescriptorNode {
-  limit: Limit | undefined;
-  /** Exact `key_value` matches and key-only defaults (`key`). */
-  children: Map<string, DescriptorNode>;
-  /** Wildcard values (`prefix*`) per key, longest prefix first. */
-  wildcards: Map<string, Array<{ prefix: string; node: DescriptorNode }>>;
-  /** The honeypot this descriptor is a trap of (`honeypot: <name>`); none: not a trap. */
-  honeypot: string | undefined;
-}
-
-/** Every domain's descriptor tree. */
-export type RateLimitConfig = Map<string, DescriptorNode>;
 
 /** A configuration file that cannot be used: the file, the line and the reason. */
 export class RateLimitConfigError extends Error {

@@ -1,6 +1,6 @@
 import { AgentError } from '../errors/agent-error.js';
 import type { BucketSpec } from './bucket.js';
-import { UNIT_SECONDS, type DescriptorNode, type Limit, type Unit } from './config.js';
+import { UNIT_SECONDS, type DescriptorNode, type Limit, type Unit } from './limits.js';
 import { shownEntries } from './keys.js';
 import type { RateLimitInput, RequestDescriptor } from './wire-request.js';
 

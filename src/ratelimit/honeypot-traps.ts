@@ -1,5 +1,6 @@
-import { entryMatches, parseEntryPattern, type EntryPattern, type HoneypotConfig } from '../config/automation.js';
-import type { DescriptorNode } from './config.js';
+import { type HoneypotConfig } from '../config/automation.js';
+import { entryMatches, parseEntryPattern, type EntryPattern } from '../config/entry-patterns.js';
+import type { DescriptorNode } from './limits.js';
 import { matchNode } from './decide.js';
 import type { RequestDescriptor } from './wire-request.js';
 

@@ -3,7 +3,8 @@ import type { Config } from '../config/schema.js';
 import { watchPath, type PathWatch } from '../config/watch.js';
 import type { HealthReporter } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
-import { loadRateLimitConfig, RateLimitConfigError, type DescriptorNode, type Limit, type RateLimitConfig } from './config.js';
+import { loadRateLimitConfig, RateLimitConfigError } from './config.js';
+import { type DescriptorNode, type Limit, type RateLimitConfig } from './limits.js';
 
 /** Options for createLimitsFile. */
 export interface LimitsFileOptions {

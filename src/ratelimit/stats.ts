@@ -2,7 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import { seriesShape, type SeriesLimits } from '../telemetry/series-limits.js';
 import type { Decision } from './bucket.js';
 import { createHitCounts } from './hit-counts.js';
-import type { Limit } from './config.js';
+import type { Limit } from './limits.js';
 import type { MatchedLimit } from './decide.js';
 import type { RequestDescriptor } from './wire-request.js';
 

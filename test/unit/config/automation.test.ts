@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configErrorOf } from '../../support/config-error.js';
-import { matchesEntry } from '../../../src/config/automation.js';
+import { matchesEntry } from '../../../src/config/entry-patterns.js';
 import { validateConfig } from '../../../src/config/load.js';
 
 const automation = (a: unknown) => () => validateConfig({ ratelimit: { security: { automation: a } } });
