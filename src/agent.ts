@@ -113,6 +113,7 @@ function createRateLimiting(config: Config, deps: { core: Core; grpc: GrpcServer
     auth: deps.auth,
     logger,
     health,
+    metrics,
   });
   return { notifier, security, ratelimit };
 }

@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import { type AutomationConfig, type HoneypotConfig } from '../config/automation.js';
+import type { AutomationConfig, HoneypotConfig } from '../config/automation.js';
 import { autoBlockable } from '../config/entry-patterns.js';
 import type { HoneypotOverlay } from './honeypot-overlay.js';
 import { shown } from './keys.js';

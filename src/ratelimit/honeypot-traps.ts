@@ -1,4 +1,4 @@
-import { type HoneypotConfig } from '../config/automation.js';
+import type { HoneypotConfig } from '../config/automation.js';
 import { entryMatches, parseEntryPattern, type EntryPattern } from '../config/entry-patterns.js';
 import type { DescriptorNode } from './limits.js';
 import { matchNode } from './decide.js';

@@ -4,7 +4,7 @@ import { watchPath, type PathWatch } from '../config/watch.js';
 import type { HealthReporter } from '../health/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { loadRateLimitConfig, RateLimitConfigError } from './config.js';
-import { type DescriptorNode, type Limit, type RateLimitConfig } from './limits.js';
+import type { DescriptorNode, Limit, RateLimitConfig } from './limits.js';
 
 /** Options for createLimitsFile. */
 export interface LimitsFileOptions {
@@ -14,6 +14,8 @@ export interface LimitsFileOptions {
   metrics: Registry;
   /** Reports `ready`, or `degraded` with the reason while a changed file is refused. */
   reporter: HealthReporter;
+  /** Called with the limits of every load that succeeds (the rate-limit worker gets them). */
+  onLoad?: ((limits: RateLimitConfig) => void) | undefined;
 }
 
 /** The configured limits, reloaded when their files change. */
@@ -22,6 +24,8 @@ export interface LimitsFile {
   readonly current: RateLimitConfig;
   /** Loads the files and watches them. */
   start(): void;
+  /** Reports the state of the last load again (after another report on the same component, such as a worker restart). */
+  report(): void;
   /** Stops watching. Safe to call twice. */
   close(): void;
 }
@@ -49,8 +53,14 @@ export function createLimitsFile(options: LimitsFileOptions): LimitsFile {
   let current: RateLimitConfig = new Map();
   let watcher: PathWatch | undefined;
   const honeypots = new Set(options.config.security.automation.honeypots.map((h) => h.name));
+  let refused: string | undefined; // why the last load failed; none: it succeeded
+  const report = (): void => (refused === undefined ? options.reporter.set('ready') : options.reporter.set('degraded', `rate-limit configuration not loaded, previous one kept: ${refused}`));
 
+  /** Loads the files; on success hands the limits to onLoad (outside the load's error handling: its failure is no configuration error). */
   const load = (path: string): void => {
+    if (tryLoad(path)) options.onLoad?.(current);
+  };
+  const tryLoad = (path: string): boolean => {
     try {
       const next = loadRateLimitConfig(path, honeypots);
       if (!options.config.redis) {
@@ -61,14 +71,17 @@ export function createLimitsFile(options: LimitsFileOptions): LimitsFile {
       const lost = [...current.keys()].filter((d) => !next.has(d));
       current = next;
       domains.set(current.size);
-      options.reporter.set('ready');
+      refused = undefined;
+      report();
       if (lost.length > 0) logger.error({ path, lost, domains: [...current.keys()] }, `rate-limit domains removed by the reload, no longer limited: ${lost.join(', ')}`);
       logger.info({ path, domains: [...current.keys()] }, 'rate-limit configuration loaded');
+      return true;
     } catch (err) {
       errors.inc();
-      const reason = err instanceof RateLimitConfigError ? err.message : `cannot read ${path}: ${(err as Error).message}`;
-      options.reporter.set('degraded', `rate-limit configuration not loaded, previous one kept: ${reason}`);
+      refused = err instanceof RateLimitConfigError ? err.message : `cannot read ${path}: ${(err as Error).message}`;
+      report();
       logger.error(err instanceof RateLimitConfigError ? { file: err.file, line: err.line, reason: err.reason } : { err }, 'invalid rate-limit configuration; keeping the previous one');
+      return false;
     }
   };
 
@@ -78,10 +91,11 @@ export function createLimitsFile(options: LimitsFileOptions): LimitsFile {
     },
     start() {
       const path = options.config.config_path;
-      if (!path) return options.reporter.set('ready');
+      if (!path) return report();
       load(path);
       watcher = watchPath(path, () => load(path), logger);
     },
+    report,
     close() {
       watcher?.close();
     },

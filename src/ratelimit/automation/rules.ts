@@ -1,4 +1,4 @@
-import { type RuleConfig } from '../../config/automation.js';
+import type { RuleConfig } from '../../config/automation.js';
 import { autoBlockable } from '../../config/entry-patterns.js';
 import { SecurityMode } from '../../gen/heimdall/v1/security_pb.js';
 import type { WindowTotals } from './store.js';

@@ -27,6 +27,8 @@ export interface WorkerClientOptions {
   signals?: SignalSink | undefined;
   /** Gets the worker's honeypot hit reports; none: they are dropped. */
   honeypotHits?: HoneypotHitSink | undefined;
+  /** Called each time a worker serves (after a restart too, which reported `ratelimit` degraded). */
+  onServing?: (() => void) | undefined;
   logger: Logger;
 }
 
@@ -143,9 +145,7 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
   const checks = createPendingCalls<Uint8Array>(options.maxForwarded, 'rate-limit checks handed to the worker');
   const reads = createPendingCalls<MetricFamily[]>(16, 'metric reads of the rate-limit worker');
   let worker: Worker | undefined;
-  let port = 0;
-  let stopping = false;
-  let restarts = 0;
+  let [port, restarts, stopping] = [0, 0, false];
   let restartTimer: NodeJS.Timeout | undefined;
   let closed: (() => void) | undefined;
   const onMessage = (m: FromWorker, started: Started): void => {
@@ -155,6 +155,7 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
     else if (m.t === 'listening') {
       port = m.port;
       restarts = 0;
+      options.onServing?.();
       started.resolve();
     } else if (m.t === 'failed') started.reject(new Error(m.message));
     else if (m.t === 'closed') closed?.();

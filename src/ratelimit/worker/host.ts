@@ -9,7 +9,6 @@ import { createRateLimitCheck } from '../check.js';
 import { createHoneypotHits } from '../honeypot-hits.js';
 import { createHoneypotOverlay } from '../honeypot-overlay.js';
 import { createHoneypotTraps } from '../honeypot-traps.js';
-import { createLimitsFile } from '../limits-file.js';
 import { createOverLimitReporter } from '../over-limit.js';
 import { createRlsAnswer, type RlsAnswer } from '../rls-answer.js';
 import { createSecurityReplica } from '../security-replica.js';
@@ -35,12 +34,12 @@ function remoteReporter(component: string, post: Post): HealthReporter {
   };
 }
 
-/** Every part of the rate limiter that holds state, built in the worker: limits, buckets, stats, security replica (with the honeypots' overlay), over-limit counts. */
+/** Every part of the rate limiter that holds state, built in the worker: limits (as the main thread loads them), buckets, stats, security replica (with the honeypots' overlay), over-limit counts. */
 function createRateLimitCore(init: WorkerInit, post: Post, logger: Logger, metrics: Registry) {
   const config = init.ratelimit;
   const clock = init.clock;
   const now = clock ? () => clock[0] ?? 0 : () => performance.now();
-  const limits = createLimitsFile({ config, logger, metrics, reporter: remoteReporter('ratelimit', post) });
+  const limits = { current: init.limits };
   const seriesLimits = createSeriesLimits({ config: init.metrics, metrics, logger });
   const stats = createLimitStats(metrics, seriesLimits, init.metrics.max_series);
   const buckets = createBuckets({ config, now, logger, metrics, health: { register: (name) => remoteReporter(name, post) } });
@@ -71,10 +70,10 @@ function answerForwarded(answer: RlsAnswer, id: number, bytes: Uint8Array, post:
 }
 
 /**
- * Runs the rate limiter in this (worker) thread: it owns the limits file (loaded and watched here),
- * the buckets (local, or Redis with its breaker), the metrics of both, the security replica, the
+ * Runs the rate limiter in this (worker) thread: it owns the buckets (local, or Redis with its breaker), the metrics of both, the security replica, the
  * over-limit counts and the signals of automation rules, and serves Envoy's RLS API on its own listener once told to listen. The main
- * thread's messages (protocol.ts) hand it checks, security snapshots, tokens, metric reads and the shutdown.
+ * thread's messages (protocol.ts) hand it checks, limits, security snapshots, tokens, metric reads and the shutdown.
+ * It loads neither zod nor a YAML parser: the main thread parses the limits files.
  */
 export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   const post: Post = (message, transfer) => port.postMessage(message, transfer);
@@ -94,12 +93,12 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
     else if (m.t === 'check') answerForwarded(core.answer, m.id, m.bytes, post, logger);
     else if (m.t === 'security') core.security?.replace(m.snapshot);
     else if (m.t === 'tokens') tokens.replace(m.tokens);
+    else if (m.t === 'limits') core.limits.current = m.limits;
     else if (m.t === 'metrics') void metrics.getMetricsAsJSON().then((families) => post({ t: 'metrics', id: m.id, families }));
     else void shutdown(m.graceMs);
   });
   const shutdown = async (graceMs: number): Promise<void> => {
     await listener?.shutdown(graceMs);
-    core.limits.close();
     core.overLimit.shutdown();
     core.signals?.shutdown();
     await core.buckets.close();
@@ -107,5 +106,4 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   };
   core.overLimit.start();
   core.signals?.start();
-  core.limits.start();
 }

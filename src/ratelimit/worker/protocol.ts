@@ -4,6 +4,7 @@ import type { Config } from '../../config/schema.js';
 import type { ErrorCode, FieldViolation } from '../../errors/agent-error.js';
 import type { ComponentState } from '../../health/registry.js';
 import type { HoneypotHitReport } from '../honeypot-hits.js';
+import type { RateLimitConfig } from '../limits.js';
 import type { OverLimitRecord } from '../over-limit.js';
 import type { SecuritySnapshot } from '../security-policy.js';
 import type { SecuritySignals } from '../signals.js';
@@ -15,7 +16,7 @@ import type { SecuritySignals } from '../signals.js';
 
 /** What the worker starts from (its workerData). */
 export interface WorkerInit {
-  /** The `ratelimit` section: limits file, buckets, Redis, over-limit window, security config. */
+  /** The `ratelimit` section: buckets, Redis, over-limit window, security config. */
   ratelimit: Config['ratelimit'];
   /** `server.ratelimit`, its connection caps fitted to the open-file limit. */
   listener: Config['server']['ratelimit'];
@@ -29,6 +30,8 @@ export interface WorkerInit {
   tokens: TokenDigest[];
   /** The security state at start; none: nothing is refused by it. */
   security: SecuritySnapshot | undefined;
+  /** The limits as last loaded from the limits files (the main thread loads and watches them). */
+  limits: RateLimitConfig;
 }
 
 /** A family of the worker's registry, as prom-client's getMetricsAsJSON gives it. */
@@ -41,6 +44,8 @@ export type ToWorker =
   | { t: 'check'; id: number; bytes: Uint8Array }
   | { t: 'security'; snapshot: SecuritySnapshot }
   | { t: 'tokens'; tokens: TokenDigest[] }
+  /** The limits files were loaded again. */
+  | { t: 'limits'; limits: RateLimitConfig }
   | { t: 'metrics'; id: number }
   | { t: 'shutdown'; graceMs: number };
 

@@ -1,10 +1,10 @@
-/** The watched limits file over a real temporary file: reload on change, the last good limits kept on a bad file, health and metrics. */
+/** The watched limits file over a real temporary file: reload on change, the last good limits kept on a bad file, each good load handed on, health and metrics. */
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../src/config/load.js';
-import { createHealthRegistry, type HealthRegistry } from '../../../src/health/registry.js';
+import { createHealthRegistry, type HealthRegistry, type HealthReporter } from '../../../src/health/registry.js';
 import { createLimitsFile, type LimitsFile } from '../../../src/ratelimit/limits-file.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
 import { until } from '../../support/wait.js';
@@ -22,11 +22,14 @@ describe('limits file', () => {
     writeFileSync(`${path}.tmp`, text);
     renameSync(`${path}.tmp`, path);
   };
+  let loads: string[][];
+  let reporter: HealthReporter;
   const open = (config: object) => {
     metrics = new Registry();
     health = createHealthRegistry();
-    const reporter = health.register('ratelimit', { gate: 'none' });
-    file = createLimitsFile({ config: validateConfig({ ratelimit: config }).ratelimit, logger: silentLogger(), metrics, reporter });
+    loads = [];
+    reporter = health.register('ratelimit', { gate: 'none' });
+    file = createLimitsFile({ config: validateConfig({ ratelimit: config }).ratelimit, logger: silentLogger(), metrics, reporter, onLoad: (limits) => loads.push([...limits.keys()]) });
     return file;
   };
   beforeEach(() => {
@@ -60,6 +63,21 @@ describe('limits file', () => {
     replace(path, domainFile('third'));
     await until(() => limits.current.has('third'), 15_000, 'the fixed file loaded');
     expect(health.component('ratelimit')?.state).toBe('ready');
+    // Each good load is handed on (the rate-limit worker gets it); the refused one is not.
+    expect(loads).toEqual([['first'], ['second'], ['third']]);
+  });
+
+  it("reports the last load's state again on report(), after another report on its component", () => {
+    const path = join(dir.path, 'limits.yaml');
+    writeFileSync(path, 'domain: bad\ndescriptors: []\n');
+    const limits = open({ config_path: path });
+    limits.start();
+    const reason = health.component('ratelimit')?.reason;
+    expect(reason).toMatch(/needs at least one descriptor/);
+    expect(loads).toEqual([]);
+    reporter.set('degraded', 'the rate-limit worker exited');
+    limits.report();
+    expect(health.component('ratelimit')).toMatchObject({ state: 'degraded', reason });
   });
 
   it('refuses limits with backend: redis without ratelimit.redis, and accepts them with it', () => {

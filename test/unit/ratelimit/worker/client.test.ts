@@ -1,4 +1,4 @@
-/** The main thread's handle on a real rate-limit worker thread (started from the TypeScript sources). */
+/** The main thread's handle on a real rate-limit worker thread (started from the TypeScript sources), with the limits the main thread loads. */
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { validateConfig } from '../../../../src/config/load.js';
 import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitResponseSchema } from '../../../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { SecurityMode } from '../../../../src/gen/heimdall/v1/security_pb.js';
 import { createHealthRegistry } from '../../../../src/health/registry.js';
+import { loadRateLimitConfig } from '../../../../src/ratelimit/config.js';
 import type { OverLimitRecord } from '../../../../src/ratelimit/over-limit.js';
 import { createWorkerClient, type WorkerClient } from '../../../../src/ratelimit/worker/client.js';
 import { silentLogger, tempDir } from '../../../support/temp.js';
@@ -20,14 +21,21 @@ describe('rate-limit worker client', () => {
   const health = createHealthRegistry();
   const records: OverLimitRecord[] = [];
   let client: WorkerClient;
+  let served = 0;
+  const limitsFile = (perDay: number) => {
+    writeFileSync(join(dir.path, 'api.yaml'), `domain: api\ndescriptors:\n  - key: path\n    rate_limit: { unit: day, requests_per_unit: ${perDay} }\n`);
+    return loadRateLimitConfig(join(dir.path, 'api.yaml'));
+  };
   beforeAll(async () => {
-    writeFileSync(join(dir.path, 'api.yaml'), 'domain: api\ndescriptors:\n  - key: path\n    rate_limit: { unit: day, requests_per_unit: 1 }\n');
-    const config = validateConfig({ ratelimit: { config_path: join(dir.path, 'api.yaml'), over_limit_window: '1s' }, server: { ratelimit: { enabled: false } } });
+    const limits = limitsFile(1);
+    const config = validateConfig({ ratelimit: { over_limit_window: '1s' }, server: { ratelimit: { enabled: false } } });
+    const reporter = health.register('ratelimit');
     client = createWorkerClient({
-      init: () => ({ ratelimit: config.ratelimit, listener: config.server.ratelimit, metrics: config.telemetry.metrics, logLevel: 'info', clock: undefined, tokens: [], security: { mode: SecurityMode.NORMAL, blocks: [] } }),
+      init: () => ({ ratelimit: config.ratelimit, listener: config.server.ratelimit, metrics: config.telemetry.metrics, logLevel: 'info', clock: undefined, tokens: [], security: { mode: SecurityMode.NORMAL, blocks: [] }, limits }),
       maxForwarded: 2,
-      reporters: new Map([['ratelimit', health.register('ratelimit')]]),
+      reporters: new Map([['ratelimit', reporter]]),
       overLimit: (r) => records.push(...r),
+      onServing: () => void (served += 1, reporter.set('ready')),
       logger: silentLogger(),
     });
     client.prepare(); // as the agent does: the thread loads before start, its listener binds at start
@@ -67,5 +75,13 @@ describe('rate-limit worker client', () => {
     // /a was over its limit in the old worker; the new one started full, and took 1 just now.
     expect(code(await client.answer(request('/a')))).toBe(RateLimitResponse_Code.OVER_LIMIT);
     expect(health.component('ratelimit')?.state).toBe('ready');
+    expect(served).toBe(2);
+  });
+
+  it('checks against the limits the main thread hands over, from the next check on', async () => {
+    expect(code(await client.answer(request('/f')))).toBe(RateLimitResponse_Code.OK);
+    expect(code(await client.answer(request('/f')))).toBe(RateLimitResponse_Code.OVER_LIMIT);
+    client.post({ t: 'limits', limits: limitsFile(1_000) });
+    await until(async () => code(await client.answer(request('/g'))) === RateLimitResponse_Code.OK && code(await client.answer(request('/g'))) === RateLimitResponse_Code.OK, 5_000, 'the new limits');
   });
 });
