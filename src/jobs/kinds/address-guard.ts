@@ -97,10 +97,11 @@ export interface AddressGuard {
 
 /** Creates the guard; `allowed` networks (`jobs.http_check.allowed_networks`) are exempt from the block. */
 export function createAddressGuard(allowed: readonly string[], resolve: typeof dnsLookup = dnsLookup): AddressGuard {
-  const blocked = blockList(BLOCKED_NETWORKS);
-  const exempt = blockList(allowed);
+  // Built at the first probe, off the path to ready (`allowed` was validated with the configuration).
+  let lists: { blocked: BlockList; exempt: BlockList } | undefined;
   const refusedAddress = (address: string): string | undefined => {
     const a = unmapped(address);
+    const { blocked, exempt } = (lists ??= { blocked: blockList(BLOCKED_NETWORKS), exempt: blockList(allowed) });
     if (!blocked.check(a.address, a.family) || exempt.check(a.address, a.family)) return undefined;
     return `${address} is a link-local or cloud metadata address (allow it in jobs.http_check.allowed_networks)`;
   };
