@@ -327,4 +327,23 @@ describe('embedded engine settings', () => {
       dir.cleanup();
     }
   });
+
+  it('bounds the engine threads for a sidecar: 2 for part cleanup and part loading, 16 idle threads kept (not 128, 64 and 1,000)', async () => {
+    const dir = tempDir();
+    const transport = await createEmbeddedTransport({ path: dir.path });
+    try {
+      const names = ['max_thread_pool_free_size', 'max_parts_cleaning_thread_pool_size', 'max_active_parts_loading_thread_pool_size', 'max_outdated_parts_loading_thread_pool_size', 'max_unexpected_parts_loading_thread_pool_size'];
+      const rows = await transport.query<{ name: string; value: string }>('SELECT name, value FROM system.server_settings WHERE name IN {names:Array(String)} ORDER BY name', { names });
+      expect(Object.fromEntries(rows.map((r) => [r.name, Number(r.value)]))).toEqual({
+        max_active_parts_loading_thread_pool_size: 2,
+        max_outdated_parts_loading_thread_pool_size: 2,
+        max_parts_cleaning_thread_pool_size: 2,
+        max_thread_pool_free_size: 16,
+        max_unexpected_parts_loading_thread_pool_size: 2,
+      });
+    } finally {
+      await transport.close();
+      dir.cleanup();
+    }
+  });
 });
