@@ -31,7 +31,7 @@ const BUILTIN = new Set([...builtinModules, ...builtinModules.map((m) => `node:$
 const builtinsByRequire = {
   name: 'builtins-by-require',
   setup(b) {
-    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => (args.kind === 'import-statement' && BUILTIN.has(args.path) ? { path: args.path, namespace: 'builtin' } : undefined));
+    b.onResolve({ filter: /^(node:)?[a-z0-9_/]+$/ }, (args) => (args.kind === 'import-statement' && BUILTIN.has(args.path) ? { path: args.path, namespace: 'builtin' } : undefined));
     b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
   },
 };

@@ -165,7 +165,7 @@ export function submitAgentEvents(sink: AgentEventSink, events: readonly AgentEv
     const encoded: Array<Record<string, unknown>> = [];
     for (const { time, ...e } of events) {
       const out = eventToRow(
-        { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, timestamp: time === undefined ? undefined : timestampFromMs(time), payload: e.payload as JsonObject },
+        { $typeName: 'heimdall.v1.Event', id: '', source: 'heimdall', correlationId: '', traceId: '', spanId: '', tenantId: '', status: '', durationMs: 0, resourceAttributes: {}, ...e, timestamp: time === undefined ? undefined : timestampFromMs(Math.trunc(time)), payload: e.payload as JsonObject },
         0,
         { correlationId: uuidv7(), traceId: undefined, spanId: undefined, tenant: undefined },
         { maxPayloadBytes: 1 << 20, redaction },

@@ -72,7 +72,15 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const reporter = options.health.register('ratelimit', { gate: 'none' });
   const reporters = new Map<string, HealthReporter>([['ratelimit', reporter]]);
   if (config.redis) reporters.set('ratelimit-redis', options.health.register('ratelimit-redis', { gate: 'none' }));
-  const limits = createLimitsFile({ config, logger, metrics: options.metrics, reporter, onLoad: (current) => worker.post({ t: 'limits', limits: current }) });
+  // A reload during a worker's restart does not say `ready` over its `degraded`: the limits' state is
+  // reported again once a worker serves (onServing).
+  const limitsReporter: HealthReporter = {
+    set: (state, reason) => void (worker.restarting() || reporter.set(state, reason)),
+    get state() {
+      return reporter.state;
+    },
+  };
+  const limits = createLimitsFile({ config, logger, metrics: options.metrics, reporter: limitsReporter, onLoad: (current) => worker.post({ t: 'limits', limits: current }) });
   const worker = createWorkerClient({
     init: () => ({
       ratelimit: config,
@@ -99,9 +107,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   // and security reports its restored state before the rate limiter starts.
   const unsubscribe: Array<() => void> = [auth.onReload(() => worker.post({ t: 'tokens', tokens: auth.digests('ratelimit') }))];
   if (security) unsubscribe.push(security.onChange(() => worker.post({ t: 'security', snapshot: security.snapshot() })));
-  // The worker thread exists before the limits are loaded and watched (the watch starts libuv's
-  // threads, which must inherit the main thread's lower priority); it gets them in a message, before
-  // its listener binds, and a restarted one in its init.
+  // The worker thread exists before the limits are loaded and watched (measured: started first, they
+  // made libuv's threads, which must inherit the main thread's lower priority); it gets them in a
+  // message, before its listener binds, and a restarted one in its init.
   worker.prepare();
   limits.start();
 
@@ -112,7 +120,15 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     },
     metrics: () => worker.metrics(),
     terminateWorker: () => worker.terminate(),
-    start: () => worker.start(),
+    async start() {
+      try {
+        await worker.start();
+      } catch (err) {
+        // Not started, so not shut down: the limits' watch would keep the process alive.
+        limits.close();
+        throw err;
+      }
+    },
     async shutdown(graceMs) {
       for (const off of unsubscribe.splice(0)) off();
       limits.close();

@@ -93,6 +93,38 @@ describe('rate-limit worker (in-process agent, TypeScript sources)', () => {
   });
 });
 
+describe('rate-limit worker restarted while the limits file is refused', () => {
+  it("starts from the last good limits, and `ratelimit` stays degraded with the file's reason", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir.path, 'limits'));
+    const file = join(dir.path, 'limits', 'edge.yaml');
+    writeFileSync(file, LIMITS);
+    const t = await startTestAgent({ ratelimit: { config_path: join(dir.path, 'limits') } }, { clock: sharedClock() });
+    const grpc = connect({ addr: t.grpcAddress });
+    try {
+      const codes = async (ip: string, n: number) => {
+        const out: Code[] = [];
+        for (let i = 0; i < n; i++) out.push((await grpc.unary(RateLimitService.method.shouldRateLimit, request(ip))).overallCode);
+        return out;
+      };
+      writeFileSync(file, 'domain: edge\ndescriptors: []\n');
+      await until(() => t.agent.health.component('ratelimit')?.state === 'degraded', 15_000, 'the bad file refused');
+      const reason = t.agent.health.component('ratelimit')?.reason;
+      expect(reason).toMatch(/needs at least one descriptor/);
+      await t.agent.ratelimit.terminateWorker();
+      await until(() => t.agent.ratelimit.port > 0 && t.logs.some((l) => l.msg === 'rate-limit worker exited; restarting it (local buckets start full again)'), 20_000, 'a new worker listening');
+      await until(async () => (await grpc.unary(RateLimitService.method.shouldRateLimit, request('198.51.100.7')).catch(() => undefined)) !== undefined, 20_000, 'the new worker answering');
+      // The new worker limits with the last good file (2 an hour), not with none.
+      expect(await codes('198.51.100.8', 3)).toEqual([Code.OK, Code.OK, Code.OVER_LIMIT]);
+      expect(t.agent.health.component('ratelimit')).toMatchObject({ state: 'degraded', reason });
+    } finally {
+      grpc.close();
+      await t.stop();
+      dir.cleanup();
+    }
+  });
+});
+
 describe('rate-limit worker (the built agent as a process)', () => {
   it('serves its own port from dist/, and the agent shuts down cleanly (the worker listener drained)', async () => {
     const dir = tempDir();

@@ -45,7 +45,7 @@ interface Pending {
   rows: number;
   waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   timer: NodeJS.Timeout | undefined;
-  /** When rows last came (ms since the epoch), and the timer that checks for a pause since, once it holds `quiet.rows`. */
+  /** When rows last came (performance.now()), and the timer that checks for a pause since, once it holds `quiet.rows`. */
   lastAdd: number;
   quietTimer: NodeJS.Timeout | undefined;
   /** Its time is up, but it waits for an insert of its table to end. */
@@ -71,7 +71,7 @@ function payloadOf(payloads: PayloadPool, chunks: readonly Buffer[]): { payload:
 /** Calls `onQuiet` once no rows came to `p` for `quietMs` (checking in `delay` ms, then again for the rest). */
 function watchQuiet(p: Pending, quietMs: number, delay: number, onQuiet: () => void): void {
   p.quietTimer = setTimeout(() => {
-    const left = p.lastAdd + quietMs - Date.now();
+    const left = p.lastAdd + quietMs - performance.now();
     if (left > 0) watchQuiet(p, quietMs, left, onQuiet);
     else onQuiet();
   }, delay);
@@ -144,7 +144,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
       p.waiters.push({ resolve, reject });
       if (p.rows >= options.maxRows) return flush(part.table, true);
       const [quiet, open] = [options.quiet, p];
-      if (quiet) p.lastAdd = Date.now();
+      if (quiet) p.lastAdd = performance.now();
       if (quiet && p.quietTimer === undefined && p.rows >= quiet.rows) watchQuiet(p, quiet.ms, quiet.ms, () => void (tables.get(part.table) === open && !open.due && flush(part.table, false)));
     });
 

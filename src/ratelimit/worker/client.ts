@@ -44,9 +44,11 @@ export interface WorkerClient {
   metrics(): Promise<MetricFamily[]>;
   /** Ends the worker thread as a crash would (tests use it); it is restarted like after one. */
   terminate(): Promise<void>;
+  /** Whether a worker exited and its replacement does not serve yet (`ratelimit` reports degraded meanwhile). */
+  restarting(): boolean;
   /**
-   * Starts the worker thread without its listener (it loads its modules and the limits file while
-   * the agent's other components start); it does not keep the process alive until start.
+   * Starts the worker thread without its listener (it loads its modules while the agent's other
+   * components start); it does not keep the process alive until start.
    */
   prepare(): void;
   /** Starts the worker (unless prepared) and its listener; resolves once it serves, rejects when its listener cannot bind. */
@@ -145,7 +147,7 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
   const checks = createPendingCalls<Uint8Array>(options.maxForwarded, 'rate-limit checks handed to the worker');
   const reads = createPendingCalls<MetricFamily[]>(16, 'metric reads of the rate-limit worker');
   let worker: Worker | undefined;
-  let [port, restarts, stopping] = [0, 0, false];
+  let [port, restarts, stopping, down] = [0, 0, false, false];
   let restartTimer: NodeJS.Timeout | undefined;
   let closed: (() => void) | undefined;
   const onMessage = (m: FromWorker, started: Started): void => {
@@ -153,8 +155,7 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
     else if (m.t === 'error') checks.reject(m.id, m.code ? new AgentError(m.code, m.message, undefined, m.violations) : new Error(m.message));
     else if (m.t === 'metrics') reads.resolve(m.id, m.families);
     else if (m.t === 'listening') {
-      port = m.port;
-      restarts = 0;
+      [port, restarts, down] = [m.port, 0, false];
       options.onServing?.();
       started.resolve();
     } else if (m.t === 'failed') started.reject(new Error(m.message));
@@ -182,13 +183,14 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
   let current: Promise<void> | undefined;
   const launch = (): Promise<void> => (current = spawn(serving));
   const respawn = (): void => void launch().catch((err: unknown) => void (options.logger.error({ err }, 'rate-limit worker did not start'), worker?.terminate()));
-  const restart = (code: number): void => void (restartTimer = restartLater(code, Math.min(5_000, 100 * 2 ** restarts++), options, respawn));
+  const restart = (code: number): void => void ((down = true), (restartTimer = restartLater(code, Math.min(5_000, 100 * 2 ** restarts++), options, respawn)));
   return {
     answer: (bytes) => forward(worker, checks, bytes),
     post: (message) => worker?.postMessage(message),
     get port() {
       return port;
     },
+    restarting: () => down,
     metrics: () => (worker ? readMetrics(worker, reads) : Promise.resolve([])),
     terminate: async () => void (await worker?.terminate()),
     // A failure is the start's to report. The worker thread exists once launched: the main thread

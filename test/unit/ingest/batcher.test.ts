@@ -95,7 +95,7 @@ describe('batcher', () => {
   });
 
   it('with quiet set, a batch of quiet.rows or more goes once no rows came for quiet.ms; a smaller one waits for max_delay', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000 });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'], now: 1_000_000 });
     const w = gatedWriter();
     const batcher = createBatcher({ writer: w.writer, maxRows: 100, maxDelayMs: 200, maxInFlight: 1, quiet: { rows: 10, ms: 10 } });
     // Under quiet.rows: no early write, however long the pause.
