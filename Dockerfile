@@ -55,10 +55,9 @@ VOLUME ["/app/data"]
 # embedded engine allocates with glibc malloc from many threads). Blocks of 128 KiB and more (request
 # bodies, insert payloads, compression buffers) are mapped on their own and unmapped when freed: with
 # glibc's sliding threshold they came from the arenas and stayed there after a load (server transport,
-# a minute after 60 s of load: 207 MiB, 157 MiB with this; idle 130). The old generation's limit
-# grows by a fixed 2x of what survives a full collection (--heap-growing-percent=100): with V8's
-# own factor, server-transport ingest cost 1.14-1.15 CPU-s per 100k spans and peaked at 223-229 MiB;
-# with this 0.90-0.99 and 173-176 MiB (bench:ingest, 3 alternating rounds each).
+# a minute after 60 s of load: 207 MiB, 157 MiB with this; idle 130). The agent sets V8's
+# --heap-growing-percent=100 itself once started (telemetry/memory-return.ts): as a flag here it
+# slowed start-up by ~60 ms.
 ENV MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--heap-growing-percent=100", "dist/bundle/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/bundle/main.js"]
 CMD ["run"]

@@ -36,6 +36,7 @@ import { join } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { connect } from '../dist/cli/client.js';
 import { RateLimitRequestSchema, RateLimitResponse_Code, RateLimitService } from '../dist/gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { imageSettings } from './footprint.mjs';
 import { cpuSeconds, f, rssMiB, startPinned } from './lib.mjs';
 import { traceRequestBytes } from './otlp-body.mjs';
 
@@ -44,6 +45,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const PEAK_ROUNDS = Number(process.env.BENCH_PEAK_ROUNDS ?? 2);
 const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 3);
 const SPANS = 100;
+const IMAGE = imageSettings();
 const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-rl-'));
 const rlload = join(work, 'rlload');
 try {
@@ -104,9 +106,15 @@ writeFileSync(
   ].join('\n'),
 );
 
-/** Starts a server on core 0 with --trace-gc-nvp and keeps a running total of the bytes V8 reports allocated. */
+/**
+ * Starts a server on core 0 with --trace-gc-nvp and keeps a running total of the bytes V8 reports
+ * allocated. Both servers run with the image's Node flags and malloc settings (as production runs the
+ * agent; BENCH_IMAGE_SETTINGS=0: none): with V8's default young generation the rate-limit worker's
+ * scavenges were rare and long (up to ~50 ms at 1,000 checks/s), with the image's 4 MiB semi-space
+ * frequent and short (~10 ms at most).
+ */
 function startServer(args, ready) {
-  const server = startPinned(0, [...(process.env.BENCH_TRACE_GC === '0' ? [] : ['--trace-gc-nvp']), ...args], ready);
+  const server = startPinned(0, [...(process.env.BENCH_TRACE_GC === '0' ? [] : ['--trace-gc-nvp']), ...IMAGE.nodeArgs, ...args], ready, IMAGE.env);
   server.allocated = 0;
   let buf = '';
   server.child.stdout.on('data', (d) => {
@@ -316,7 +324,7 @@ const lines = [
   `| agent, 5000/s, local backend | ${ms(local5k)} |`,
   `| agent, 5000/s, Redis backend | ${ms(redis5k)} |`,
   '',
-  `Servers on core 0 (the agent's rate-limit worker thread too), both with --trace-gc-nvp (agent: embedded storage; OTLP ingest on 4317), load on core 1. Peaks: h2load, 8 connections x 32 streams, ${SECONDS} s after 2 s warm-up. ` +
+  `Servers on core 0 (the agent's rate-limit worker thread too), both with --trace-gc-nvp and the image's Node flags and malloc settings ${JSON.stringify(IMAGE)} (agent: embedded storage; OTLP ingest on 4317), load on core 1. Peaks: h2load, 8 connections x 32 streams, ${SECONDS} s after 2 s warm-up. ` +
     `Fixed loads: bench/rlload.c, 4 connections, Poisson arrivals, ${SECONDS} s after 1 s of warm-up; at 1,000/s and half the bare peak ${LATENCY_ROUNDS} alternating rounds, the median-p99 round of each side. ` +
     `Ingest capacity: bench/load-grpc.mjs, 64 in flight, ${SECONDS} s (${f(capacityRps, 0)} req/s). ` +
     `Idle allocation: agent ${f(idleRate.agent / 1024, 0)} KiB/s, bare ${f(idleRate.bare / 1024, 0)} KiB/s. redis-server on core 1; node ${process.version}.`,

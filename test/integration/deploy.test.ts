@@ -290,8 +290,8 @@ describe('Dockerfile', () => {
     const chowned = /^RUN mkdir -p .* && chown node:node (.+)$/m.exec(text)?.[1]?.split(/\s+/) ?? [];
     for (const path of [defaults.storage.embedded.path, defaults.ingest.queue.path, defaults.jobs.export_dir]) expect(chowned).toContain(join('/app', path));
   });
-  it('starts the agent with the footprint settings bench:foundation measures: a small young generation, a fixed old-generation growth, 2 malloc arenas, jemalloc at hand, a compile cache made at build', () => {
-    expect(JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(text)?.[1] ?? '[]')).toEqual(['node', '--max-semi-space-size=4', '--heap-growing-percent=100', 'dist/bundle/main.js']);
+  it('starts the agent with the footprint settings bench:foundation measures: a small young generation, 2 malloc arenas, jemalloc at hand, a compile cache made at build', () => {
+    expect(JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(text)?.[1] ?? '[]')).toEqual(['node', '--max-semi-space-size=4', 'dist/bundle/main.js']);
     expect(text).toMatch(/^ENV MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072$/m);
     // jemalloc installed and linked where the manifests preload it, but not preloaded by the image (the default config is embedded).
     expect(text).toMatch(/^RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 /m);

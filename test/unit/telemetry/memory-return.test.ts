@@ -1,6 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { createMemoryReturn, type MemoryReading } from '../../../src/telemetry/memory-return.js';
+import { createMemoryReturn, HEAP_GROWING_FLAG, type MemoryReading } from '../../../src/telemetry/memory-return.js';
 import { silentLogger } from '../../support/temp.js';
 
 const MiB = 2 ** 20;
@@ -8,7 +9,7 @@ const MiB = 2 ** 20;
 /** A process whose memory and event-loop utilisation the test sets; `collect` drops memory back to `afterCollect`. */
 function fakeProcess() {
   const memory: MemoryReading = { heapUsed: 20 * MiB, external: 2 * MiB };
-  const state = { memory, busy: 0, afterCollect: { heapUsed: 20 * MiB, external: 2 * MiB }, collections: 0 };
+  const state = { memory, busy: 0, afterCollect: { heapUsed: 20 * MiB, external: 2 * MiB }, collections: 0, flags: [] as string[] };
   const elu = (busy: number): EventLoopUtilization => ({ idle: 1 - busy, active: busy, utilization: busy });
   return {
     state,
@@ -20,11 +21,29 @@ function fakeProcess() {
         state.collections++;
         state.memory = state.afterCollect;
       },
+      nodeFlags: '--max-semi-space-size=4',
+      setFlag: (flag: string) => void state.flags.push(flag),
     },
   };
 }
 
 describe('createMemoryReturn', () => {
+  it('bounds the old generation to twice what survives a full collection once started, unless the operator set it', async () => {
+    const p = fakeProcess();
+    const m = createMemoryReturn(p.options);
+    expect(p.state.flags).toEqual([]);
+    await m.start();
+    expect(p.state.flags).toEqual(['--heap-growing-percent=100']);
+    await m.shutdown();
+    for (const nodeFlags of ['--heap-growing-percent=300', '--max-semi-space-size=4 --heap_growing_percent=50']) {
+      const own = fakeProcess();
+      await createMemoryReturn({ ...own.options, nodeFlags }).start();
+      expect(own.state.flags).toEqual([]);
+    }
+    // The flag exists in this Node's V8 (setFlagsFromString ignores unknown flags without a word).
+    expect(execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' })).toContain(`  ${HEAP_GROWING_FLAG.split('=')[0]} `);
+  });
+
   it('collects once when the process is quiet and memory grew past the threshold since the last collection', async () => {
     const p = fakeProcess();
     const m = createMemoryReturn({ ...p.options, growthBytes: 16 * MiB });
