@@ -37,8 +37,10 @@ describe('createMemoryReturn', () => {
     await m.shutdown();
     for (const nodeFlags of ['--heap-growing-percent=300', '--max-semi-space-size=4 --heap_growing_percent=50']) {
       const own = fakeProcess();
-      await createMemoryReturn({ ...own.options, nodeFlags }).start();
+      const mine = createMemoryReturn({ ...own.options, nodeFlags });
+      await mine.start();
       expect(own.state.flags).toEqual([]);
+      await mine.shutdown();
     }
     // The flag exists in this Node's V8 (setFlagsFromString ignores unknown flags without a word).
     expect(execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' })).toContain(`  ${HEAP_GROWING_FLAG.split('=')[0]} `);
