@@ -144,13 +144,13 @@ function exportFilter(p: ExportParams, src: Source, range: { start: number; end:
 }
 
 /** A part file of an export run under the byte budgets: written a chunk at a time, then renamed over its file or removed. */
-interface PartFile {
+export interface PartFile {
   /** Writes `text`, failing the run (counted) when the directory or the tenant's folder would pass its budget. */
   write(text: string): Promise<void>;
   /** Ends the part file and renames it to the file (replacing it). */
   commit(): Promise<void>;
-  /** Drops the part file (the run failed or was cancelled). */
-  abort(): void;
+  /** Drops the part file (the run failed or was cancelled), once the stream has closed it. */
+  abort(): Promise<void>;
 }
 
 /**
@@ -159,7 +159,7 @@ interface PartFile {
  * the store), and each tenant's folder its own share: checked before every chunk, with every file
  * counted, so concurrent exports share them too.
  */
-function openPartFile(deps: ExportDeps, p: { file: string; dir: string; runId: string; tenant: string | undefined }, refuse: (limit: string, message: string) => never): PartFile {
+export function openPartFile(deps: Pick<ExportDeps, 'exportDir' | 'maxBytes' | 'tenantMaxBytes'>, p: { file: string; dir: string; runId: string; tenant: string | undefined }, refuse: (limit: string, message: string) => never): PartFile {
   const part = `${p.file}.${p.runId}.part`;
   const out = createWriteStream(part);
   return {
@@ -180,8 +180,14 @@ function openPartFile(deps: ExportDeps, p: { file: string; dir: string; runId: s
       await once(out, 'finish');
       renameSync(part, p.file);
     },
-    abort() {
-      out.destroy();
+    async abort() {
+      // The stream opens its file asynchronously: a run refused at its first chunk may get here before
+      // the file exists. Removed only once the stream is closed, so the open cannot recreate it after.
+      if (!out.closed) {
+        const closed = once(out, 'close');
+        out.destroy();
+        await closed.catch(() => undefined); // a write error already failed the run
+      }
       rmSync(part, { force: true });
     },
   };
@@ -257,7 +263,7 @@ export function createExport(deps: ExportDeps): TaskRunner {
       }
       await out.commit();
     } catch (err) {
-      out.abort();
+      await out.abort();
       throw err;
     }
     return { message: `wrote ${written} rows of ${p.source} to ${file}`, result: { file, format: p.format, rows: written, bytes: statSync(file).size } };

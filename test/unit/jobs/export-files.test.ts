@@ -1,9 +1,9 @@
 /** Where exports go and what they count: tenant folders, the directory budget (tenant folders included), stale part files, windows. */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../src/config/load.js';
-import { directoryBytes, exportWindow, removeStaleParts, tenantFolder } from '../../../src/jobs/kinds/export.js';
+import { directoryBytes, exportWindow, openPartFile, removeStaleParts, tenantFolder } from '../../../src/jobs/kinds/export.js';
 import { KIND_PARAMS } from '../../../src/jobs/kinds/params.js';
 import { silentLogger, tempDir } from '../../support/temp.js';
 
@@ -62,5 +62,21 @@ describe('export files', () => {
     const scheduled = (since: string) => ({ query: { max_window: '2d', summary_window: '1d' }, jobs: { scheduled: [{ name: 'nightly', schedule: '0 3 * * *', kind: 'export', params: { source: 'events', since } }] } });
     expect(() => validateConfig(scheduled('7d'))).toThrow(/jobs\.scheduled\[0\]\.params\.since: must not exceed query\.max_window \(172800000 ms\)/);
     expect(validateConfig(scheduled('1d')).jobs.scheduled).toHaveLength(1);
+  });
+
+  it('leaves no part file behind a run refused before the file was even opened', async () => {
+    const root = dir();
+    const deps = { exportDir: root, maxBytes: 4096, tenantMaxBytes: 4096 };
+    const refuse = (limit: string, message: string): never => {
+      throw new Error(`${limit}: ${message}`);
+    };
+    for (let i = 0; i < 20; i++) {
+      // The stream opens its file on a later turn of the event loop; this chunk is refused before that.
+      const part = openPartFile(deps, { file: join(root, 'big.jsonl'), dir: root, runId: RUN, tenant: undefined }, refuse);
+      await expect(part.write('x'.repeat(5000))).rejects.toThrow(/^export_max_size: /);
+      await part.abort();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(root)).toEqual([]);
   });
 });
