@@ -27,6 +27,20 @@ describe('local buckets', () => {
     expect((await metrics.getSingleMetric('heimdall_ratelimit_bucket_evictions_total')?.get())?.values[0]?.value).toBe(2);
   });
 
+  it('keep at most max_keys short keys, and no more long keys than cache_size holds (2 bytes a character plus 256 each)', async () => {
+    const fill = async (ratelimit: Record<string, unknown>, keys: number, key: (i: number) => string) => {
+      const metrics = new Registry();
+      const local = createLocalBackend({ config: validateConfig({ ratelimit }).ratelimit, now: () => 0, metrics });
+      for (let i = 0; i < keys; i++) void local.take(key(i), SPEC, 1);
+      const value = async (name: string) => (await metrics.getSingleMetric(name)?.get())?.values[0]?.value;
+      return { kept: keys - ((await value('heimdall_ratelimit_bucket_evictions_total')) ?? 0), bytes: await value('heimdall_ratelimit_bucket_cache_bytes') };
+    };
+    expect(await fill({ max_keys: 100 }, 1_000, (i) => `k${i}`)).toMatchObject({ kept: 100 });
+    // 64 KiB of 1,000-character keys: 2,256 bytes each, 29 of them.
+    const long = await fill({ max_keys: 100, cache_size: '64KiB' }, 1_000, (i) => `${i}`.padEnd(1_000, '.'));
+    expect(long).toEqual({ kept: 29, bytes: 29 * 2_256 });
+  });
+
   it('without ratelimit.redis every limit is local, answered synchronously', async () => {
     const buckets = createBuckets({ config: validateConfig({}).ratelimit, now: () => 0, logger: silentLogger(), metrics: new Registry(), health: createHealthRegistry() });
     expect(buckets.shared).toBe(false);
