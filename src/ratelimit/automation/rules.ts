@@ -16,7 +16,7 @@ export type ModeRule = RuleConfig & { then: 'elevated' | 'lockdown' };
 export const RULE_MODE = { elevated: SecurityMode.ELEVATED, lockdown: SecurityMode.LOCKDOWN } as const;
 
 /** A value `shown` shortened (its start, `…#` and a digest): it names no request's value, so it is never blocked. */
-const SHORTENED = /…#[A-Za-z0-9_-]{22}$/;
+const SHORTENED = /\u2026#[A-Za-z0-9_-]{22}$/; // \u2026 (…): a bundle with one character past Latin-1 is held as two bytes a character
 
 export const isModeRule = (r: RuleConfig): r is ModeRule => r.then !== 'block';
 
