@@ -3,6 +3,7 @@ import { Registry } from 'prom-client';
 import { AgentError } from '../../errors/agent-error.js';
 import type { ComponentState, HealthReporter } from '../../health/registry.js';
 import { createLogger, type Logger } from '../../telemetry/logger.js';
+import { createMemoryReturn } from '../../telemetry/memory-return.js';
 import { createSeriesLimits } from '../../telemetry/series-limits.js';
 import { createBuckets } from '../backends.js';
 import { createRateLimitCheck } from '../check.js';
@@ -82,6 +83,9 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   const core = createRateLimitCore(init, post, logger, metrics);
   const tokens = createTokenTable(init.tokens);
   const listener = init.listener.enabled ? createRlsListener({ config: init.listener, answer: core.answer, tokens, logger, metrics }) : undefined;
+  // This isolate's own heap: start-up's garbage and a load's are given back once quiet, as in the main
+  // thread, but only below 1% busy (under ~100 checks/s): a collection holds the thread 20-50 ms.
+  const memory = createMemoryReturn({ logger, boundGrowth: false, quietUtilization: 0.01 });
   const listen = (): void => {
     (listener?.start() ?? Promise.resolve(0)).then(
       (bound) => post({ t: 'listening', port: bound }),
@@ -99,6 +103,7 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   });
   const shutdown = async (graceMs: number): Promise<void> => {
     await listener?.shutdown(graceMs);
+    await memory.shutdown();
     core.overLimit.shutdown();
     core.signals?.shutdown();
     await core.buckets.close();
@@ -106,4 +111,5 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   };
   core.overLimit.start();
   core.signals?.start();
+  void memory.start();
 }
