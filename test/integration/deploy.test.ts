@@ -80,7 +80,7 @@ describe.each([
     const env = containerEnv(sidecar);
     const server = (config.storage.mode ?? (config.storage.clickhouse.url ? 'server' : 'embedded')) === 'server';
     expect(env.LD_PRELOAD).toBe(server ? JEMALLOC : undefined);
-    expect(env.MALLOC_CONF).toBe(server ? 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2' : undefined);
+    expect(env.MALLOC_CONF).toBe(server ? 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1,tcache:false' : undefined);
     expect(preloadedAllocator(env)).toBe(server ? JEMALLOC : undefined);
   });
 
