@@ -122,7 +122,9 @@ function startServer(args, ready) {
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
       const m = / allocated=(\d+) /.exec(buf.slice(0, i));
-      if (m) server.allocated += Number(m[1]);
+      // The agent's low-memory collections come several in a row, and V8 prints the bytes allocated
+      // between two of them wrapped below zero (near 2^64): not an allocation.
+      if (m && Number(m[1]) < 2 ** 53) server.allocated += Number(m[1]);
       buf = buf.slice(i + 1);
     }
   });
