@@ -29,16 +29,14 @@ export interface LocalBackendOptions {
 /**
  * In-process buckets in an LRU cache bounded by count (`max_keys`) and by bytes (`cache_size`: a
  * key at two bytes a character, plus the bucket); an evicted key comes back as a full bucket. The
- * count bound is kept through the byte bound: each bucket counts at least `cache_size / max_keys`
- * bytes (rounded up, and `cache_size` with it). Given `max`, lru-cache would allocate its slots for every key at once (3.6 MB of an idle
- * worker's heap at the default 100,000 keys); without it, they grow with the keys.
+ * count is kept here rather than as lru-cache's `max`, which allocates slots for every key at once
+ * (3.6 MB of an idle worker's heap at the default 100,000 keys); without it, they grow with the keys.
  */
 export function createLocalBackend(options: LocalBackendOptions): BucketBackend {
   const evictions = new Counter({ name: 'heimdall_ratelimit_bucket_evictions_total', help: 'Local buckets evicted from the bounded cache (they come back full).', registers: [options.metrics] });
-  const least = Math.ceil(options.config.cache_size / options.config.max_keys);
   const buckets = new LRUCache<string, BucketState>({
-    maxSize: least * options.config.max_keys, // cache_size, rounded up to a whole number of the least buckets
-    sizeCalculation: (_v, key) => Math.max(least, key.length * 2 + BUCKET_BYTES),
+    maxSize: options.config.cache_size,
+    sizeCalculation: (_v, key) => key.length * 2 + BUCKET_BYTES,
     dispose: (_v, _k, reason) => void (reason === 'evict' && evictions.inc()),
   });
   new Gauge({ name: 'heimdall_ratelimit_bucket_cache_bytes', help: 'Bytes the local buckets take, as the cache counts them (bounded by ratelimit.cache_size).', registers: [options.metrics], collect() { this.set(buckets.calculatedSize); } });
@@ -46,7 +44,10 @@ export function createLocalBackend(options: LocalBackendOptions): BucketBackend 
     take(key, spec, hits) {
       const t = options.now();
       let state = buckets.get(key);
-      if (!state) buckets.set(key, (state = fullBucket(spec, t)));
+      if (!state) {
+        buckets.set(key, (state = fullBucket(spec, t)));
+        if (buckets.size > options.config.max_keys) buckets.pop(); // the least recently used, counted as evicted
+      }
       return take(state, spec, hits, t);
     },
     close: () => Promise.resolve(),
