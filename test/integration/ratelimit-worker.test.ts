@@ -137,15 +137,15 @@ describe('rate-limit worker (the built agent as a process)', () => {
       expect((await worker.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OK);
       expect((await grpc.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OK);
       expect((await worker.unary(RateLimitService.method.shouldRateLimit, request('192.0.2.1'))).overallCode).toBe(Code.OVER_LIMIT);
-      // The main thread yields to the worker on a shared core (server.ratelimit.main_thread_nice, 5); the worker keeps 0.
-      // The embedded engine's threads, started by the main thread after the worker, inherit 5.
+      // The main thread yields to the worker on a shared core (server.ratelimit.main_thread_nice, 10); the worker keeps 0.
+      // The embedded engine's threads, started by the main thread after the worker, inherit 10.
       const pid = agent.child.pid ?? 0;
-      expect(thread(pid, String(pid)).nice).toBe(5);
+      expect(thread(pid, String(pid)).nice).toBe(10);
       const threads = readdirSync(`/proc/${String(pid)}/task`).map((tid) => thread(pid, tid));
       expect(threads.find((th) => th.name.includes('heimdall-rate'))?.nice).toBe(0);
       const engine = threads.filter((th) => /^(BgSchPool|MergeMutate|ThreadPool)/.test(th.name));
       expect(engine.length).toBeGreaterThan(0);
-      expect(engine.filter((th) => th.nice !== 5)).toEqual([]);
+      expect(engine.filter((th) => th.nice !== 10)).toEqual([]);
       worker.close();
       grpc.close();
       const started = Date.now();
