@@ -314,10 +314,7 @@ export const configSchema = z.strictObject({
           keepalive_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('20s'),
           /** Checks 4317 and /ratelimit/json hand the worker at once; past it they answer RESOURCE_EXHAUSTED. */
           max_forwarded: integer({ min: 1, max: 1_000_000 }).default(4096),
-          /**
-           * Niceness the agent's main thread takes once the worker thread exists (Linux: that thread and the threads it starts later, the embedded engine's among them): on a busy core, ingest and storage work yield to rate-limit checks. 0 leaves it.
-           * 10: with ingest at half its capacity on the worker's core, p99 at 1,000 checks/s ~8.6 ms against ~14 at 5; while the worker's port is flooded, /readyz answers as at 5 (p90 ~10 ms), where 19 let it wait up to 0.4 s.
-           */
+          /** Niceness the agent's main thread takes once the worker thread exists (Linux: that thread and the threads it starts later, the embedded engine's among them): on a busy core, ingest and storage work yield to rate-limit checks, while probes keep their share (README: bench:ratelimit). 0 leaves it. */
           main_thread_nice: integer({ min: 0, max: 19 }).default(10),
         })
         .prefault({}),
