@@ -12,7 +12,7 @@ import { createAdmission, type MethodAdmission } from './grpc-admission.js';
 import { createCallWrapper, toStatus } from './grpc-calls.js';
 import { toGrpcService, type ServiceImpl } from './grpc-service.js';
 import { createServiceRegistry, type ServiceOptions, type ServiceRegistrar, type ServiceRegistry } from './service-registry.js';
-import { drainGrpc, listenGrpc } from './grpc-listen.js';
+import { drainGrpc, GRPC_JS_NO_CHANNELZ, listenGrpc } from './grpc-listen.js';
 
 /** Options for createGrpcServer. */
 export interface GrpcServerOptions {
@@ -82,6 +82,7 @@ function grpcJsServer(config: Config['server']['grpc'], interceptor: ServerInter
     'grpc.max_connection_idle_ms': config.idle_timeout,
     'grpc.keepalive_time_ms': config.keepalive_time,
     'grpc.keepalive_timeout_ms': config.keepalive_timeout,
+    ...GRPC_JS_NO_CHANNELZ,
     interceptors: [interceptor],
   });
 }

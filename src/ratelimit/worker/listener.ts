@@ -5,7 +5,7 @@ import type { Config } from '../../config/schema.js';
 import { RateLimitService } from '../../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { ConnectionLimit } from '../../server/connection-limit.js';
 import { grpcCallMetrics, toStatus } from '../../server/grpc-calls.js';
-import { drainGrpc, listenGrpc } from '../../server/grpc-listen.js';
+import { drainGrpc, GRPC_JS_NO_CHANNELZ, listenGrpc } from '../../server/grpc-listen.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { RlsAnswer } from '../rls-answer.js';
 import type { TokenTable } from './tokens.js';
@@ -78,6 +78,7 @@ export function createRlsListener(options: RlsListenerOptions): RlsListener {
     'grpc.max_connection_idle_ms': config.idle_timeout,
     'grpc.keepalive_time_ms': config.keepalive_time,
     'grpc.keepalive_timeout_ms': config.keepalive_timeout,
+    ...GRPC_JS_NO_CHANNELZ,
   });
   const definition = { path: PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
   server.addService({ [METHOD.name]: definition }, { [METHOD.name]: handler });
