@@ -1,8 +1,7 @@
-import { RateLimitResponse_Code } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { BucketSpec, Decision } from './bucket.js';
 import { UNIT_SECONDS, type Limit, type Unit } from './limits.js';
 import { bucketSpec, MAX_UINT32 } from './decide.js';
-import type { WireResponse, WireStatus } from './wire.js';
+import { RLS, type WireResponse, type WireStatus } from './wire.js';
 
 /**
  * What one descriptor answers once its bucket decided, and the RateLimit headers of a whole answer,
@@ -130,7 +129,7 @@ export function limitStatus(limit: Limit, plan: LimitPlan, decision: Decision, h
   const remaining = over ? 0 : decision.remaining;
   headers.add(plan, remaining, over ? retrySeconds : Math.ceil(resetMs / 1000));
   return {
-    code: over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK,
+    code: over ? RLS.code.OVER_LIMIT : RLS.code.OK,
     currentLimit: plan.currentLimit,
     limitRemaining: Math.min(remaining, MAX_UINT32),
     durationUntilReset: over ? { seconds: seconds(retrySeconds), nanos: 0 } : { seconds: seconds(Math.floor(resetMs / 1000)), nanos: Math.floor(resetMs % 1000) * 1_000_000 },

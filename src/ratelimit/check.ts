@@ -1,4 +1,3 @@
-import { RateLimitResponse_Code } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { Config } from '../config/schema.js';
 import { createLimitPlans, limitStatus, PolicyHeaders, type LimitPlan, type LimitPlans } from './answer.js';
 import type { HoneypotConfig } from '../config/automation.js';
@@ -14,7 +13,7 @@ import type { OverLimitReporter } from './over-limit.js';
 import type { SecurityPolicy } from './security-policy.js';
 import type { LimitStats } from './stats.js';
 import type { RateLimitInput, RequestDescriptor } from './wire-request.js';
-import type { WireResponse, WireStatus } from './wire.js';
+import { RLS, type WireResponse, type WireStatus } from './wire.js';
 
 /** One rate-limit check: the answer to a RateLimitRequest (decoded by hand or by @bufbuild), whatever transport carried it. */
 export type RateLimitCheck = (req: RateLimitInput) => Promise<WireResponse>;
@@ -43,9 +42,9 @@ interface CheckParts extends RateLimitCheckOptions {
 }
 
 // Statuses without a bucket are the same in every answer (frozen: answers share them).
-const OK_STATUS: WireStatus = Object.freeze({ code: RateLimitResponse_Code.OK });
-const UNLIMITED_STATUS: WireStatus = Object.freeze({ code: RateLimitResponse_Code.OK, limitRemaining: MAX_UINT32 });
-const REFUSED_STATUS: WireStatus = Object.freeze({ code: RateLimitResponse_Code.OVER_LIMIT });
+const OK_STATUS: WireStatus = Object.freeze({ code: RLS.code.OK });
+const UNLIMITED_STATUS: WireStatus = Object.freeze({ code: RLS.code.OK, limitRemaining: MAX_UINT32 });
+const REFUSED_STATUS: WireStatus = Object.freeze({ code: RLS.code.OVER_LIMIT });
 const NO_VERDICT = { refuse: false, factor: 1 } as const;
 
 /**
@@ -103,7 +102,7 @@ class Answer {
   finish(d: RequestDescriptor, i: number, m: MatchedLimit, plan: LimitPlan, hits: number, decision: Decision): void {
     const { parts, req } = this;
     const status = limitStatus(m.limit, plan, decision, this.headers);
-    const over = status.code === (RateLimitResponse_Code.OVER_LIMIT as number);
+    const over = status.code === (RLS.code.OVER_LIMIT as number);
     this.over ||= over;
     this.statuses[i] = status;
     parts.stats.record(req.domain, m, d, hits, decision, plan.spec.capacity);
@@ -111,7 +110,7 @@ class Answer {
   }
 
   response(legacy: boolean): WireResponse {
-    return { overallCode: this.over ? RateLimitResponse_Code.OVER_LIMIT : RateLimitResponse_Code.OK, statuses: this.statuses, responseHeadersToAdd: this.headers.headers(legacy) };
+    return { overallCode: this.over ? RLS.code.OVER_LIMIT : RLS.code.OK, statuses: this.statuses, responseHeadersToAdd: this.headers.headers(legacy) };
   }
 }
 

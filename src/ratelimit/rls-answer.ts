@@ -1,7 +1,6 @@
-import { RateLimitRequestSchema } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { AgentError } from '../errors/agent-error.js';
 import type { RateLimitCheck } from './check.js';
-import { encodeRateLimitResponse } from './wire.js';
+import { encodeRateLimitResponse, RLS } from './wire.js';
 import { decodeRateLimitRequest, type RateLimitInput } from './wire-request.js';
 
 /**
@@ -19,7 +18,7 @@ export function createRlsAnswer(check: RateLimitCheck): RlsAnswer {
     try {
       req = decodeRateLimitRequest(bytes);
     } catch (err) {
-      throw new AgentError('invalid_argument', `malformed ${RateLimitRequestSchema.typeName}: ${(err as Error).message}`);
+      throw new AgentError('invalid_argument', `malformed ${RLS.request}: ${(err as Error).message}`);
     }
     return encodeRateLimitResponse(await check(req));
   };

@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { SecurityMode } from '../gen/heimdall/v1/security_pb.js';
+import type { SecurityMode } from '../gen/heimdall/v1/security_pb.js';
 import type { HoneypotAcks } from './honeypot-overlay.js';
 
 /** A block (times in ms since the epoch; expiresAt 0: never expires). */
@@ -14,6 +14,12 @@ export interface BlockRecord {
 
 /** The actor of automatic changes (honeypots, rules): it requests and executes them, with no approval. */
 export const SYSTEM_ACTOR = 'system';
+
+/**
+ * heimdall.v1.SecurityMode's values, for the modules the rate-limit worker loads (importing the
+ * generated file would build its descriptors there at every start); the tests check them against it.
+ */
+export const MODE = { UNSPECIFIED: 0 as SecurityMode.UNSPECIFIED, NORMAL: 1 as SecurityMode.NORMAL, ELEVATED: 2 as SecurityMode.ELEVATED, LOCKDOWN: 3 as SecurityMode.LOCKDOWN } as const;
 
 /**
  * A change to the mode or the block list: what an executed action does, and what agents share
@@ -35,16 +41,16 @@ export type Verdict = { refuse: true; reason: 'blocked' | 'lockdown' } | { refus
 
 /** Each mode's name, as metrics labels and logs spell it. */
 export const MODE_NAMES: Record<SecurityMode, string> = {
-  [SecurityMode.UNSPECIFIED]: 'unspecified',
-  [SecurityMode.NORMAL]: 'normal',
-  [SecurityMode.ELEVATED]: 'elevated',
-  [SecurityMode.LOCKDOWN]: 'lockdown',
+  [MODE.UNSPECIFIED]: 'unspecified',
+  [MODE.NORMAL]: 'normal',
+  [MODE.ELEVATED]: 'elevated',
+  [MODE.LOCKDOWN]: 'lockdown',
 };
 
 /** The modes an agent can be in, in order. */
-export const MODES = [SecurityMode.NORMAL, SecurityMode.ELEVATED, SecurityMode.LOCKDOWN] as const;
+export const MODES = [MODE.NORMAL, MODE.ELEVATED, MODE.LOCKDOWN] as const;
 
-const MODE_BY_NAME = { normal: SecurityMode.NORMAL, elevated: SecurityMode.ELEVATED, lockdown: SecurityMode.LOCKDOWN } as const;
+const MODE_BY_NAME = { normal: MODE.NORMAL, elevated: MODE.ELEVATED, lockdown: MODE.LOCKDOWN } as const;
 
 /** Options for createSecurityPolicy. */
 export interface SecurityPolicyOptions {
@@ -113,8 +119,8 @@ export function createSecurityPolicy(options: SecurityPolicyOptions): SecurityPo
         if (b && (b.expiresAt === 0 || b.expiresAt > t)) return { refuse: true, reason: 'blocked' };
         if (allow.has(entity)) allowed = true;
       }
-      if (mode === SecurityMode.LOCKDOWN && !allowed) return { refuse: true, reason: 'lockdown' };
-      return { refuse: false, factor: mode === SecurityMode.ELEVATED ? options.config.elevated_factor : 1 };
+      if (mode === MODE.LOCKDOWN && !allowed) return { refuse: true, reason: 'lockdown' };
+      return { refuse: false, factor: mode === MODE.ELEVATED ? options.config.elevated_factor : 1 };
     },
     dropExpired() {
       const t = now();

@@ -3,6 +3,19 @@
  * Heimdall answers with, in proto3 encoding (zero values omitted). Decodes to the same message as
  * @bufbuild's toBinary of the same values, which the tests check.
  */
+import type { RateLimitResponse_Code } from '../gen/envoy/service/ratelimit/v3/rls_pb.js';
+
+/**
+ * Envoy's RLS names and RateLimitResponse.Code values, for the modules the rate-limit worker loads:
+ * importing the generated file would build its descriptors (and their dependencies') in the worker at
+ * every start. The tests check them against the generated file.
+ */
+export const RLS = {
+  service: 'envoy.service.ratelimit.v3.RateLimitService',
+  method: 'ShouldRateLimit',
+  request: 'envoy.service.ratelimit.v3.RateLimitRequest',
+  code: { UNKNOWN: 0 as RateLimitResponse_Code.UNKNOWN, OK: 1 as RateLimitResponse_Code.OK, OVER_LIMIT: 2 as RateLimitResponse_Code.OVER_LIMIT },
+} as const;
 
 /** What a check answers, as plain values. */
 export interface WireStatus {

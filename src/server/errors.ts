@@ -1,8 +1,5 @@
-import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
-import { anyPack, DurationSchema, type Any } from '@bufbuild/protobuf/wkt';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { Metadata, status } from '@grpc/grpc-js';
-import { BadRequestSchema, RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js';
-import { StatusSchema } from '../gen/google/rpc/status_pb.js';
 import { AgentError, type ErrorCode, type FieldViolation } from '../errors/agent-error.js';
 
 /** An error with a gRPC status code; thrown by handlers, mapped to the call's status once. */
@@ -18,29 +15,56 @@ export class GrpcError extends Error {
   }
 }
 
-/** Metadata carrying a google.rpc.Status with details (`grpc-status-details-bin`). */
-function statusDetails(code: status, message: string, details: Any[]): Metadata {
+const LEN = WireType.LengthDelimited;
+
+/**
+ * Metadata carrying a google.rpc.Status (`grpc-status-details-bin`) with one detail: the message
+ * `type` (google.rpc) whose encoded fields `writeDetail` writes. Encoded with protobuf-es's wire
+ * writer, without the generated descriptors (which the rate-limit worker would otherwise build at
+ * start); the same bytes as toBinary of the generated messages (test/unit/server/errors.test.ts).
+ */
+function statusDetails(code: status, message: string, type: string, writeDetail: (w: BinaryWriter) => void): Metadata {
+  const w = new BinaryWriter();
+  if (code !== status.OK) w.tag(1, WireType.Varint).int32(code);
+  if (message) w.tag(2, LEN).string(message);
+  w.tag(3, LEN).fork().tag(1, LEN).string(`type.googleapis.com/google.rpc.${type}`).tag(2, LEN).fork();
+  writeDetail(w);
+  w.join().join();
   const md = new Metadata();
-  md.set('grpc-status-details-bin', Buffer.from(toBinary(StatusSchema, create(StatusSchema, { code, message, details }))));
+  md.set('grpc-status-details-bin', Buffer.from(w.finish()));
   return md;
 }
 
-/** google.rpc.RetryInfo asking to retry after `retryAfterMs`. */
-export const retryInfo = (retryAfterMs: number): MessageInitShape<typeof RetryInfoSchema> => ({
-  retryDelay: create(DurationSchema, { seconds: BigInt(Math.floor(retryAfterMs / 1000)), nanos: (retryAfterMs % 1000) * 1e6 }),
-});
-
-/** google.rpc.BadRequest listing `violations`. */
-export const badRequestOf = (violations: readonly FieldViolation[]): MessageInitShape<typeof BadRequestSchema> => ({ fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) });
-
 /** UNAVAILABLE with google.rpc.RetryInfo: the client should retry after `retryAfterMs`. */
-export function unavailable(message: string, retryAfterMs: number): GrpcError {
-  return new GrpcError(status.UNAVAILABLE, message, statusDetails(status.UNAVAILABLE, message, [anyPack(RetryInfoSchema, create(RetryInfoSchema, retryInfo(retryAfterMs)))]));
+function unavailable(message: string, retryAfterMs: number): GrpcError {
+  const seconds = Math.floor(retryAfterMs / 1000);
+  const nanos = (retryAfterMs % 1000) * 1e6;
+  return new GrpcError(
+    status.UNAVAILABLE,
+    message,
+    statusDetails(status.UNAVAILABLE, message, 'RetryInfo', (w) => {
+      w.tag(1, LEN).fork(); // retry_delay: google.protobuf.Duration
+      if (seconds !== 0) w.tag(1, WireType.Varint).int64(seconds);
+      if (nanos !== 0) w.tag(2, WireType.Varint).int32(nanos);
+      w.join();
+    }),
+  );
 }
 
 /** INVALID_ARGUMENT `message` with google.rpc.BadRequest details listing `violations`. */
 function badRequest(message: string, violations: readonly FieldViolation[]): GrpcError {
-  return new GrpcError(status.INVALID_ARGUMENT, message, statusDetails(status.INVALID_ARGUMENT, message, [anyPack(BadRequestSchema, create(BadRequestSchema, badRequestOf(violations)))]));
+  return new GrpcError(
+    status.INVALID_ARGUMENT,
+    message,
+    statusDetails(status.INVALID_ARGUMENT, message, 'BadRequest', (w) => {
+      for (const v of violations) {
+        w.tag(1, LEN).fork(); // field_violations
+        if (v.field) w.tag(1, LEN).string(v.field);
+        if (v.description) w.tag(2, LEN).string(v.description);
+        w.join();
+      }
+    }),
+  );
 }
 
 /** The gRPC status of each AgentError code (Connect numbers its codes alike). */

@@ -2,13 +2,13 @@ import { Server, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/
 import type { Server as NetServer } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../config/schema.js';
-import { RateLimitService } from '../../gen/envoy/service/ratelimit/v3/rls_pb.js';
 import type { ConnectionLimit } from '../../server/connection-limit.js';
 import { grpcCallMetrics, toStatus } from '../../server/grpc-calls.js';
 import { drainGrpc, GRPC_JS_NO_CHANNELZ, listenGrpc } from '../../server/grpc-listen.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { RlsAnswer } from '../rls-answer.js';
 import type { TokenTable } from './tokens.js';
+import { RLS } from '../wire.js';
 
 /** Options for createRlsListener. */
 export interface RlsListenerOptions {
@@ -30,8 +30,7 @@ export interface RlsListener {
 }
 
 const identity = (b: Buffer): Buffer => b;
-const METHOD = RateLimitService.method.shouldRateLimit;
-const PATH = `/${RateLimitService.typeName}/${METHOD.name}`;
+const PATH = `/${RLS.service}/${RLS.method}`;
 
 /**
  * Creates the listener: grpc-js with identity (Buffer) serializers and one raw handler, no
@@ -41,7 +40,7 @@ const PATH = `/${RateLimitService.typeName}/${METHOD.name}`;
 export function createRlsListener(options: RlsListenerOptions): RlsListener {
   const { config, logger } = options;
   const calls = grpcCallMetrics(options.metrics);
-  const labels = { grpc_service: RateLimitService.typeName, grpc_method: METHOD.name };
+  const labels = { grpc_service: RLS.service, grpc_method: RLS.method };
   const started = calls.started.labels(labels);
   const duration = calls.duration.labels(labels);
   const handled = new Map<status, ReturnType<typeof calls.handled.labels>>();
@@ -81,7 +80,7 @@ export function createRlsListener(options: RlsListenerOptions): RlsListener {
     ...GRPC_JS_NO_CHANNELZ,
   });
   const definition = { path: PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
-  server.addService({ [METHOD.name]: definition }, { [METHOD.name]: handler });
+  server.addService({ [RLS.method]: definition }, { [RLS.method]: handler });
 
   let listener: NetServer | undefined;
   let connections: ConnectionLimit | undefined;

@@ -1,9 +1,12 @@
 /** One error, mapped once per transport: gRPC status and Connect error carry the same code, message and details. */
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { anyPack, DurationSchema, type Any } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { AgentError, invalidFields, type ErrorCode } from '../../../src/errors/agent-error.js';
 import { BadRequestSchema, RetryInfoSchema } from '../../../src/gen/google/rpc/error_details_pb.js';
+import { StatusSchema } from '../../../src/gen/google/rpc/status_pb.js';
 import { asConnectError } from '../../../src/server/connect-errors.js';
 import { asGrpcError, GrpcError } from '../../../src/server/errors.js';
 
@@ -44,5 +47,28 @@ describe('asConnectError', () => {
     expect([c.code, c.rawMessage]).toEqual([Code.ResourceExhausted, '512 streams are open']);
     const bug = new Error('a bug');
     expect(asConnectError(bug)).toBe(bug);
+  });
+});
+
+describe('asGrpcError', () => {
+  const details = (err: unknown): Uint8Array => (err as GrpcError).metadata?.get('grpc-status-details-bin')[0] as Buffer;
+  const expected = (code: status, message: string, detail: Any): Uint8Array => toBinary(StatusSchema, create(StatusSchema, { code, message, details: [detail] }));
+
+  it.each([0, 999, 1_000, 2_500, 60_000])('RetryInfo of %i ms: the bytes toBinary writes for the generated google.rpc.Status', (ms) => {
+    const retryDelay = create(DurationSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
+    const want = expected(status.UNAVAILABLE, 'memory is full', anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay })));
+    expect(Buffer.from(details(asGrpcError(new AgentError('unavailable', 'memory is full', ms))))).toEqual(Buffer.from(want));
+  });
+
+  it('BadRequest listing fields (an empty description omitted, as proto3 does): the bytes toBinary writes', () => {
+    const violations = [
+      { field: 'events[0].source', description: 'is required' },
+      { field: 'events[1].payload', description: '' },
+    ];
+    const err = asGrpcError(invalidFields(violations)) as GrpcError;
+    const want = expected(status.INVALID_ARGUMENT, err.message, anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: violations })));
+    expect(Buffer.from(details(err))).toEqual(Buffer.from(want));
+    const decoded = fromBinary(StatusSchema, details(err));
+    expect(decoded.details[0]?.typeUrl).toBe('type.googleapis.com/google.rpc.BadRequest');
   });
 });
