@@ -14,7 +14,7 @@ export const RLS = {
   service: 'envoy.service.ratelimit.v3.RateLimitService',
   method: 'ShouldRateLimit',
   request: 'envoy.service.ratelimit.v3.RateLimitRequest',
-  code: { UNKNOWN: 0 as RateLimitResponse_Code.UNKNOWN, OK: 1 as RateLimitResponse_Code.OK, OVER_LIMIT: 2 as RateLimitResponse_Code.OVER_LIMIT },
+  code: { OK: 1 as RateLimitResponse_Code.OK, OVER_LIMIT: 2 as RateLimitResponse_Code.OVER_LIMIT },
 } as const;
 
 /** What a check answers, as plain values. */

@@ -2,12 +2,13 @@ import { ConnectError, type Code } from '@connectrpc/connect';
 import { AgentError, type FieldViolation } from '../errors/agent-error.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { BadRequestSchema, RetryInfoSchema } from '../gen/google/rpc/error_details_pb.js';
-import { GRPC_CODE, GrpcError } from './errors.js';
+import { GRPC_CODE, GrpcError, retryDelay } from './errors.js';
 
 /** google.rpc.RetryInfo asking to retry after `retryAfterMs`. */
-const retryInfo = (retryAfterMs: number): MessageInitShape<typeof RetryInfoSchema> => ({
-  retryDelay: { seconds: BigInt(Math.floor(retryAfterMs / 1000)), nanos: (retryAfterMs % 1000) * 1e6 },
-});
+const retryInfo = (retryAfterMs: number): MessageInitShape<typeof RetryInfoSchema> => {
+  const { seconds, nanos } = retryDelay(retryAfterMs);
+  return { retryDelay: { seconds: BigInt(seconds), nanos } };
+};
 
 /** google.rpc.BadRequest listing `violations`. */
 const badRequestOf = (violations: readonly FieldViolation[]): MessageInitShape<typeof BadRequestSchema> => ({ fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) });

@@ -24,26 +24,31 @@ const LEN = WireType.LengthDelimited;
  * start); the same bytes as toBinary of the generated messages (test/unit/server/errors.test.ts).
  */
 function statusDetails(code: status, message: string, type: string, writeDetail: (w: BinaryWriter) => void): Metadata {
+  const detail = new BinaryWriter();
+  writeDetail(detail);
+  const value = detail.finish();
   const w = new BinaryWriter();
   if (code !== status.OK) w.tag(1, WireType.Varint).int32(code);
   if (message) w.tag(2, LEN).string(message);
-  w.tag(3, LEN).fork().tag(1, LEN).string(`type.googleapis.com/google.rpc.${type}`).tag(2, LEN).fork();
-  writeDetail(w);
-  w.join().join();
+  w.tag(3, LEN).fork().tag(1, LEN).string(`type.googleapis.com/google.rpc.${type}`);
+  if (value.length > 0) w.tag(2, LEN).bytes(value);
+  w.join();
   const md = new Metadata();
   md.set('grpc-status-details-bin', Buffer.from(w.finish()));
   return md;
 }
 
+/** google.rpc.RetryInfo's retry_delay (a google.protobuf.Duration) for `retryAfterMs`. */
+export const retryDelay = (retryAfterMs: number): { seconds: number; nanos: number } => ({ seconds: Math.floor(retryAfterMs / 1000), nanos: (retryAfterMs % 1000) * 1e6 });
+
 /** UNAVAILABLE with google.rpc.RetryInfo: the client should retry after `retryAfterMs`. */
 function unavailable(message: string, retryAfterMs: number): GrpcError {
-  const seconds = Math.floor(retryAfterMs / 1000);
-  const nanos = (retryAfterMs % 1000) * 1e6;
+  const { seconds, nanos } = retryDelay(retryAfterMs);
   return new GrpcError(
     status.UNAVAILABLE,
     message,
     statusDetails(status.UNAVAILABLE, message, 'RetryInfo', (w) => {
-      w.tag(1, LEN).fork(); // retry_delay: google.protobuf.Duration
+      w.tag(1, LEN).fork(); // retry_delay, written even when zero (a set message field)
       if (seconds !== 0) w.tag(1, WireType.Varint).int64(seconds);
       if (nanos !== 0) w.tag(2, WireType.Varint).int32(nanos);
       w.join();

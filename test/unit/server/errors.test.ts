@@ -71,4 +71,12 @@ describe('asGrpcError', () => {
     const decoded = fromBinary(StatusSchema, details(err));
     expect(decoded.details[0]?.typeUrl).toBe('type.googleapis.com/google.rpc.BadRequest');
   });
+
+  it('BadRequest with many long violations (lengths past one varint byte), an empty field and a long message: the bytes toBinary writes', () => {
+    const violations = Array.from({ length: 40 }, (_, i) => ({ field: i === 3 ? '' : `events[${i}].attributes.${'k'.repeat(i * 5)}`, description: `is too long: ${'x'.repeat(200)}` }));
+    const message = 'm'.repeat(300);
+    const err = asGrpcError(new AgentError('invalid_argument', message, undefined, violations)) as GrpcError;
+    const want = expected(status.INVALID_ARGUMENT, message, anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: violations })));
+    expect(Buffer.from(details(err))).toEqual(Buffer.from(want));
+  });
 });
