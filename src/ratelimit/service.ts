@@ -100,6 +100,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     honeypotHits: security && ((hit) => security.honeypotHit(hit)),
     onServing: () => limits.report(),
     logger,
+    relayLogger: options.logger,
   });
   addRlsService(options.grpc, worker.answer);
   addJsonRoute(options.http, worker.answer);

@@ -126,7 +126,7 @@ describe('rate-limit worker restarted while the limits file is refused', () => {
 });
 
 describe('rate-limit worker (the built agent as a process)', () => {
-  it('serves its own port from dist/, and the agent shuts down cleanly (the worker listener drained)', async () => {
+  it('serves its own port from dist/, logs its lines with their component once, and the agent shuts down cleanly (the worker listener drained)', async () => {
     const dir = tempDir();
     writeFileSync(join(dir.path, 'edge.yaml'), LIMITS);
     const agent = await startAgentProcess(writeAgentConfig(dir.path, { ratelimit: { config_path: join(dir.path, 'edge.yaml') } }));
@@ -152,6 +152,10 @@ describe('rate-limit worker (the built agent as a process)', () => {
       expect(await agent.stop()).toBe(0);
       expect(Date.now() - started).toBeLessThan(15_000);
       expect(agent.lines.some((l) => l.component === 'ratelimit' && l.level === 'error')).toBe(false);
+      // The worker's lines, relayed by the main thread, name their component once.
+      const serving = agent.raw.filter((l) => l.includes('rate-limit listener serving ShouldRateLimit'));
+      expect(serving).toHaveLength(1);
+      expect(serving[0]?.match(/"component":/g)).toEqual(['"component":']);
     } finally {
       await agent.stop();
       dir.cleanup();

@@ -34,6 +34,8 @@ export interface AgentProcess {
   addr: string;
   /** Every log line so far, parsed. */
   lines: Array<Record<string, unknown>>;
+  /** The same lines as written (JSON.parse keeps only the last of a repeated key). */
+  raw: string[];
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
   /** Sends `signal` (SIGTERM by default) and waits for the exit. */
@@ -52,6 +54,7 @@ export async function startAgentProcess(config: string, options: { openFiles?: n
     : spawn(process.execPath, args, spawnOptions);
   const ports: Record<string, number> = {};
   const lines: Array<Record<string, unknown>> = [];
+  const raw: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
     let buf = '';
@@ -59,6 +62,7 @@ export async function startAgentProcess(config: string, options: { openFiles?: n
       buf += d.toString();
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
+        raw.push(buf.slice(0, i));
         const l = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
         buf = buf.slice(i + 1);
         lines.push(l);
@@ -73,6 +77,7 @@ export async function startAgentProcess(config: string, options: { openFiles?: n
     ports,
     addr: `127.0.0.1:${ports.grpc}`,
     lines,
+    raw,
     exited,
     stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -30,6 +30,8 @@ export interface WorkerClientOptions {
   /** Called each time a worker serves (after a restart too, which reported `ratelimit` degraded). */
   onServing?: (() => void) | undefined;
   logger: Logger;
+  /** Writes the worker's own log lines, which carry their component (default `logger`: give one without a `component` binding, or lines repeat the key). */
+  relayLogger?: Logger | undefined;
 }
 
 /** The main thread's handle on the rate-limit worker thread. */
@@ -118,7 +120,7 @@ function relay(m: Extract<FromWorker, { t: 'log' | 'health' | 'overLimit' | 'sig
   if (m.t === 'overLimit') options.overLimit(m.records);
   else if (m.t === 'signals') options.signals?.(m.signals);
   else if (m.t === 'honeypotHit') options.honeypotHits?.(m.hit);
-  else if (m.t === 'log') relayLog(options.logger, m.line);
+  else if (m.t === 'log') relayLog(options.relayLogger ?? options.logger, m.line);
   else options.reporters.get(m.component)?.set(m.state, m.reason);
 }
 
