@@ -46,7 +46,7 @@ export interface MemoryReturn {
   readonly name: 'memory';
   /** Starts looking every interval (the timer does not keep the process alive). */
   start(): Promise<void>;
-  /** One look: collects when the process was quiet since the last look and memory grew past the threshold. Resolves whether it collected; never rejects. */
+  /** One look: collects when the process was quiet since the last look and memory grew past the threshold (after failed collections, it skips 1, 2, 4 ... up to 360 such looks first). Resolves whether it collected; never rejects. */
   check(): Promise<boolean>;
   /** Stops looking. Safe to call twice. */
   shutdown(): Promise<void>;
@@ -70,6 +70,9 @@ export async function collectLowMemory(): Promise<void> {
     session.disconnect();
   }
 }
+
+/** Looks skipped at most after failed collections. */
+const MAX_SKIPPED_LOOKS = 360;
 
 /**
  * Creates the memory return, for the isolate of the thread it runs in: after a load, garbage that
@@ -97,6 +100,9 @@ export function createMemoryReturn(options: MemoryReturnOptions): MemoryReturn {
   let settle: NodeJS.Timeout | undefined;
   let checking = false;
   let settled = false;
+  /** Failed collections in a row, and the looks left to skip before the next try. */
+  let failures = 0;
+  let skip = 0;
 
   const check = async (): Promise<boolean> => {
     const busy = utilization(elu).utilization;
@@ -104,16 +110,22 @@ export function createMemoryReturn(options: MemoryReturnOptions): MemoryReturn {
     const now = total(read());
     baseline = Math.min(baseline, now);
     if (checking || busy >= quiet || (settled && now - baseline < growthBytes)) return false;
+    if (skip > 0) return (skip--, false);
     checking = true;
     try {
       const t0 = performance.now();
       await collect();
       settled = true;
+      failures = 0;
       baseline = total(read());
       logger.debug({ beforeBytes: now, afterBytes: baseline, ms: Math.round(performance.now() - t0) }, 'quiet: memory collected');
       return true;
     } catch (err) {
-      logger.warn({ err }, 'memory collection failed');
+      // Backs off (1, 2, 4 ... up to 360 looks skipped: an hour at the default interval); warns once.
+      skip = Math.min(2 ** failures, MAX_SKIPPED_LOOKS);
+      failures++;
+      if (failures === 1) logger.warn({ err }, 'memory collection failed; retrying less and less often');
+      else logger.debug({ err, failures }, 'memory collection failed again');
       return false;
     } finally {
       checking = false;

@@ -3,6 +3,7 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { collectLowMemory, createMemoryReturn, HEAP_GROWING_FLAG, type MemoryReading, type MemoryReturnOptions } from '../../../src/telemetry/memory-return.js';
+import { createLogger } from '../../../src/telemetry/logger.js';
 import { silentLogger } from '../../support/temp.js';
 
 const MiB = 2 ** 20;
@@ -128,6 +129,37 @@ describe('createMemoryReturn', () => {
     await m.start();
     p.state.memory = { heapUsed: 60 * MiB, external: 40 * MiB };
     expect(await m.check()).toBe(false);
+  });
+
+  it('backs off after failed collections (1, 2, 4 ... looks skipped), warns once, and is back to every look once one succeeds', async () => {
+    const p = fakeProcess();
+    const lines: Array<Record<string, unknown>> = [];
+    let fail = true;
+    let tries = 0;
+    const collect = async () => {
+      tries++;
+      if (fail) throw new Error('no inspector');
+      await p.options.collect();
+    };
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+    const m = createMemoryReturn({ ...p.options, logger, growthBytes: MiB, collect });
+    await m.start();
+    p.state.memory = { heapUsed: 60 * MiB, external: 40 * MiB };
+    const tried: number[] = [];
+    for (let look = 1; look <= 20; look++) {
+      const before = tries;
+      await m.check();
+      if (tries > before) tried.push(look);
+    }
+    expect(tried).toEqual([1, 3, 6, 11, 20]);
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual(['memory collection failed; retrying less and less often']);
+    fail = false;
+    for (let look = 21; look <= 40; look++) {
+      if (await m.check()) break;
+    }
+    expect(p.state.collections).toBe(1);
+    p.state.memory = { heapUsed: 60 * MiB, external: 40 * MiB };
+    expect(await m.check()).toBe(true);
   });
 
   it('its default collection is a real full one: garbage promoted to the old generation is collected', async () => {
