@@ -36,14 +36,30 @@ export interface AttemptHooks {
 /** How the attempts ended: `ended` with the record's final status set, or `interrupted` by a shutdown (the record stays `running`). */
 export type AttemptsOutcome = 'ended' | 'interrupted';
 
-/** Rejects as soon as `signal` aborts, whether or not the work notices. */
+/** How long an aborted attempt's task gets to finish its own cleanup (an export removing its part file) before the run ends without it. */
+export const ABORT_GRACE_MS = 1_000;
+
+/**
+ * Rejects with the abort's reason once `signal` aborts and the work has settled (its cleanup done),
+ * or ABORT_GRACE_MS after the abort when the work does not notice.
+ */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  work.catch(() => undefined);
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  const settled = work.then(
+    () => undefined,
+    () => undefined,
+  );
+  const afterAbort = (): Promise<never> => Promise.race([settled, sleep(ABORT_GRACE_MS, undefined, { ref: false })]).then(() => Promise.reject(signal.reason as Error));
+  if (signal.aborted) return afterAbort();
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
+    const onAbort = (): void => void afterAbort().catch(reject);
     signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    // Once aborted, the abort is the outcome, even when the work ends well within the grace.
+    work
+      .then(
+        (value) => signal.aborted || resolve(value),
+        (err: unknown) => signal.aborted || reject(err as Error),
+      )
+      .finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 

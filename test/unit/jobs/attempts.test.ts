@@ -1,6 +1,6 @@
 /** The attempt loop alone: success, retries with backoff, attempts spent, timeout, cancel, lease loss, shutdown, progress. */
 import { describe, expect, it } from 'vitest';
-import { RunAborted, runAttempts, type AttemptedRun } from '../../../src/jobs/attempts.js';
+import { ABORT_GRACE_MS, RunAborted, runAttempts, type AttemptedRun } from '../../../src/jobs/attempts.js';
 import type { RunRecord } from '../../../src/jobs/history.js';
 import type { TaskContext, TaskResult, TaskRunner } from '../../../src/jobs/kinds/kind.js';
 import { silentLogger } from '../../support/temp.js';
@@ -76,6 +76,36 @@ describe('runAttempts', () => {
     h.update = () => waiting.controller.abort(new RunAborted('cancelled while waiting'));
     expect(await runAttempts(waiting, flaky(1), undefined, h)).toBe('ended');
     expect(waiting.record).toMatchObject({ status: 'cancelled', error: 'cancelled while waiting', attempt: 1 });
+  });
+
+  it("a cancel waits for the task's own cleanup (an export removing its part file), at most ABORT_GRACE_MS when it does not notice", async () => {
+    const cleaned: string[] = [];
+    const tidy: TaskRunner = (_params, ctx) =>
+      new Promise<TaskResult>((_resolve, reject) => {
+        ctx.signal.addEventListener('abort', () => setTimeout(() => (cleaned.push('part file removed'), reject(new Error('aborted'))), 50));
+      });
+    const r = run();
+    const p = runAttempts(r, tidy, undefined, hooks());
+    r.controller.abort(new RunAborted('cancelled by admin'));
+    expect(await p).toBe('ended');
+    expect(cleaned).toEqual(['part file removed']);
+    expect(r.record).toMatchObject({ status: 'cancelled', error: 'cancelled by admin' });
+
+    // A task that ends well after the cancel, within the grace, still ends the run cancelled.
+    const late: TaskRunner = (_params, ctx) => new Promise<TaskResult>((resolve) => ctx.signal.addEventListener('abort', () => setTimeout(() => resolve({ message: 'done anyway', result: {} }), 20)));
+    const l = run();
+    const lp = runAttempts(l, late, undefined, hooks());
+    l.controller.abort(new RunAborted('cancelled'));
+    expect(await lp).toBe('ended');
+    expect(l.record.status).toBe('cancelled');
+
+    const deaf = run();
+    const t0 = performance.now();
+    const dp = runAttempts(deaf, hangs, undefined, hooks());
+    deaf.controller.abort(new RunAborted('cancelled'));
+    expect(await dp).toBe('ended');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(ABORT_GRACE_MS - 5);
+    expect(performance.now() - t0).toBeLessThan(ABORT_GRACE_MS + 2_000);
   });
 
   it('a lost lease fails it without a retry, with the lease\'s reason', async () => {
