@@ -99,8 +99,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     signals: options.signals,
     honeypotHits: security && ((hit) => security.honeypotHit(hit)),
     onServing: () => limits.report(),
-    logger,
-    relayLogger: options.logger,
+    logger: options.logger,
   });
   addRlsService(options.grpc, worker.answer);
   addJsonRoute(options.http, worker.answer);

@@ -18,15 +18,12 @@ export class GrpcError extends Error {
 const LEN = WireType.LengthDelimited;
 
 /**
- * Metadata carrying a google.rpc.Status (`grpc-status-details-bin`) with one detail: the message
- * `type` (google.rpc) whose encoded fields `writeDetail` writes. Encoded with protobuf-es's wire
- * writer, without the generated descriptors (which the rate-limit worker would otherwise build at
- * start); the same bytes as toBinary of the generated messages (test/unit/server/errors.test.ts).
+ * Metadata carrying a google.rpc.Status (`grpc-status-details-bin`) with one detail: `value`, an
+ * encoded google.rpc message of `type`. Encoded with protobuf-es's wire writer, without the
+ * generated descriptors (which the rate-limit worker would otherwise build at start); the same bytes
+ * as toBinary of the generated messages (test/unit/server/errors.test.ts).
  */
-function statusDetails(code: status, message: string, type: string, writeDetail: (w: BinaryWriter) => void): Metadata {
-  const detail = new BinaryWriter();
-  writeDetail(detail);
-  const value = detail.finish();
+function statusDetails(code: status, message: string, type: string, value: Uint8Array): Metadata {
   const w = new BinaryWriter();
   if (code !== status.OK) w.tag(1, WireType.Varint).int32(code);
   if (message) w.tag(2, LEN).string(message);
@@ -44,32 +41,22 @@ export const retryDelay = (retryAfterMs: number): { seconds: number; nanos: numb
 /** UNAVAILABLE with google.rpc.RetryInfo: the client should retry after `retryAfterMs`. */
 function unavailable(message: string, retryAfterMs: number): GrpcError {
   const { seconds, nanos } = retryDelay(retryAfterMs);
-  return new GrpcError(
-    status.UNAVAILABLE,
-    message,
-    statusDetails(status.UNAVAILABLE, message, 'RetryInfo', (w) => {
-      w.tag(1, LEN).fork(); // retry_delay, written even when zero (a set message field)
-      if (seconds !== 0) w.tag(1, WireType.Varint).int64(seconds);
-      if (nanos !== 0) w.tag(2, WireType.Varint).int32(nanos);
-      w.join();
-    }),
-  );
+  const retryInfo = new BinaryWriter().tag(1, LEN).fork(); // retry_delay, written even when zero (a set message field)
+  if (seconds !== 0) retryInfo.tag(1, WireType.Varint).int64(seconds);
+  if (nanos !== 0) retryInfo.tag(2, WireType.Varint).int32(nanos);
+  return new GrpcError(status.UNAVAILABLE, message, statusDetails(status.UNAVAILABLE, message, 'RetryInfo', retryInfo.join().finish()));
 }
 
 /** INVALID_ARGUMENT `message` with google.rpc.BadRequest details listing `violations`. */
 function badRequest(message: string, violations: readonly FieldViolation[]): GrpcError {
-  return new GrpcError(
-    status.INVALID_ARGUMENT,
-    message,
-    statusDetails(status.INVALID_ARGUMENT, message, 'BadRequest', (w) => {
-      for (const v of violations) {
-        w.tag(1, LEN).fork(); // field_violations
-        if (v.field) w.tag(1, LEN).string(v.field);
-        if (v.description) w.tag(2, LEN).string(v.description);
-        w.join();
-      }
-    }),
-  );
+  const badRequest = new BinaryWriter();
+  for (const v of violations) {
+    badRequest.tag(1, LEN).fork(); // field_violations
+    if (v.field) badRequest.tag(1, LEN).string(v.field);
+    if (v.description) badRequest.tag(2, LEN).string(v.description);
+    badRequest.join();
+  }
+  return new GrpcError(status.INVALID_ARGUMENT, message, statusDetails(status.INVALID_ARGUMENT, message, 'BadRequest', badRequest.finish()));
 }
 
 /** The gRPC status of each AgentError code (Connect numbers its codes alike). */

@@ -29,9 +29,8 @@ export interface WorkerClientOptions {
   honeypotHits?: HoneypotHitSink | undefined;
   /** Called each time a worker serves (after a restart too, which reported `ratelimit` degraded). */
   onServing?: (() => void) | undefined;
+  /** The agent's logger: the worker's lines go through it with their own component; the client's own, under component `ratelimit`. */
   logger: Logger;
-  /** Writes the worker's own log lines, which carry their component (default `logger`: give one without a `component` binding, or lines repeat the key). */
-  relayLogger?: Logger | undefined;
 }
 
 /** The main thread's handle on the rate-limit worker thread. */
@@ -88,8 +87,8 @@ function stopWorker(worker: Worker, graceMs: number, onClosed: (resolve: () => v
 }
 
 /** Logs a worker's exit, reports `ratelimit` degraded, and calls `spawn` after `delayMs`. */
-function restartLater(code: number, delayMs: number, options: WorkerClientOptions, spawn: () => void): NodeJS.Timeout {
-  options.logger.error({ code, restartInMs: delayMs }, 'rate-limit worker exited; restarting it (local buckets start full again)');
+function restartLater(code: number, delayMs: number, options: WorkerClientOptions, logger: Logger, spawn: () => void): NodeJS.Timeout {
+  logger.error({ code, restartInMs: delayMs }, 'rate-limit worker exited; restarting it (local buckets start full again)');
   options.reporters.get('ratelimit')?.set('degraded', `the rate-limit worker exited (code ${code}); restarting, local buckets start full again`);
   return setTimeout(spawn, delayMs).unref();
 }
@@ -120,7 +119,7 @@ function relay(m: Extract<FromWorker, { t: 'log' | 'health' | 'overLimit' | 'sig
   if (m.t === 'overLimit') options.overLimit(m.records);
   else if (m.t === 'signals') options.signals?.(m.signals);
   else if (m.t === 'honeypotHit') options.honeypotHits?.(m.hit);
-  else if (m.t === 'log') relayLog(options.relayLogger ?? options.logger, m.line);
+  else if (m.t === 'log') relayLog(options.logger, m.line);
   else options.reporters.get(m.component)?.set(m.state, m.reason);
 }
 
@@ -146,6 +145,7 @@ const gone = (): AgentError => new AgentError('unavailable', 'the rate-limit wor
  * degraded, pending checks fail UNAVAILABLE, and a new worker starts (its buckets full again).
  */
 export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
+  const logger = options.logger.child({ component: 'ratelimit' });
   const checks = createPendingCalls<Uint8Array>(options.maxForwarded, 'rate-limit checks handed to the worker');
   const reads = createPendingCalls<MetricFamily[]>(16, 'metric reads of the rate-limit worker');
   let worker: Worker | undefined;
@@ -168,7 +168,7 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
   const spawn = (listen: boolean): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       const started: Started = { resolve, reject };
-      const w: Worker = startThread(options.init(), options.logger, (m) => onMessage(m, started), (code) => {
+      const w: Worker = startThread(options.init(), logger, (m) => onMessage(m, started), (code) => {
         if (worker === w) worker = undefined;
         port = 0;
         checks.rejectAll(gone());
@@ -184,8 +184,8 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
   let serving = false;
   let current: Promise<void> | undefined;
   const launch = (): Promise<void> => (current = spawn(serving));
-  const respawn = (): void => void launch().catch((err: unknown) => void (options.logger.error({ err }, 'rate-limit worker did not start'), worker?.terminate()));
-  const restart = (code: number): void => void ((down = true), (restartTimer = restartLater(code, Math.min(5_000, 100 * 2 ** restarts++), options, respawn)));
+  const respawn = (): void => void launch().catch((err: unknown) => void (logger.error({ err }, 'rate-limit worker did not start'), worker?.terminate()));
+  const restart = (code: number): void => void ((down = true), (restartTimer = restartLater(code, Math.min(5_000, 100 * 2 ** restarts++), options, logger, respawn)));
   return {
     answer: (bytes) => forward(worker, checks, bytes),
     post: (message) => worker?.postMessage(message),
@@ -200,7 +200,7 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
     // its lower priority, not the worker's.
     prepare() {
       void (current ?? launch()).catch(() => undefined);
-      yieldThread(options.mainThreadNice ?? 0, options.logger);
+      yieldThread(options.mainThreadNice ?? 0, logger);
     },
     async start() {
       serving = true;
@@ -211,7 +211,7 @@ export function createWorkerClient(options: WorkerClientOptions): WorkerClient {
           worker.postMessage({ t: 'listen' } satisfies ToWorker);
           await current;
         }
-        yieldThread(options.mainThreadNice ?? 0, options.logger);
+        yieldThread(options.mainThreadNice ?? 0, logger);
       } catch (err) {
         stopping = true;
         await worker?.terminate();

@@ -7,8 +7,8 @@ import { grpcCallMetrics, toStatus } from '../../server/grpc-calls.js';
 import { drainGrpc, GRPC_JS_NO_CHANNELZ, listenGrpc } from '../../server/grpc-listen.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { RlsAnswer } from '../rls-answer.js';
-import type { TokenTable } from './tokens.js';
 import { RLS } from '../wire.js';
+import type { TokenTable } from './tokens.js';
 
 /** Options for createRlsListener. */
 export interface RlsListenerOptions {
