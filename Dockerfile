@@ -3,7 +3,8 @@
 # Build: docker build -t heimdall:0.1.0 --build-arg BUILD=$(git rev-parse --short HEAD) .
 # Without the embedded engine (server storage only): --build-arg OMIT_OPTIONAL=true
 
-FROM node:24-bookworm-slim AS build
+# The full image for the build: it has the C compiler for the native memory module.
+FROM node:24-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund --ignore-scripts
@@ -11,8 +12,10 @@ COPY tsconfig.json ./
 COPY src ./src
 # The agent as one bundle (dist/bundle: esbuild, shared chunks for the rate-limit worker); types are
 # checked by `npm test`, not here.
-COPY scripts/build-agent.mjs scripts/build-ui.mjs ./scripts/
+COPY scripts/build-agent.mjs scripts/build-native.mjs scripts/build-ui.mjs ./scripts/
 RUN node scripts/build-agent.mjs
+# dist/native/memory.node (src/telemetry/memory-native.c): the image must have it.
+RUN node scripts/build-native.mjs && test -f dist/native/memory.node
 COPY ui ./ui
 RUN node scripts/build-ui.mjs
 

@@ -32,9 +32,11 @@ import { createJobs, type Jobs } from './jobs/jobs.js';
 import { createLifecycle, type Component } from './lifecycle/lifecycle.js';
 import { addJobService } from './jobs/service.js';
 import { configJobs } from './jobs/spec.js';
+import { ENGINE_LIBRARY } from './storage/embedded.js';
 import { createStorage, type Storage } from './storage/storage.js';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
+import { createNativeRelease } from './telemetry/memory-native.js';
 import { createMemoryReturn } from './telemetry/memory-return.js';
 import { createSeriesLimits } from './telemetry/series-limits.js';
 import { createSelfTracing } from './telemetry/tracing.js';
@@ -179,7 +181,7 @@ export function createAgent(options: AgentOptions): Agent {
   // return (a full collection once quiet after a load) runs once everything else has started.
   const components: Component[] = [
     ...(tracing.enabled ? [createSelfTracing({ config: tracing, logger })] : []),
-    ...[admin, auth, storage, pipeline, notifier, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger })],
+    ...[admin, auth, storage, pipeline, notifier, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger, release: createNativeRelease({ logger, pageOut: storage.mode === 'embedded' ? [ENGINE_LIBRARY] : [] }) })],
   ];
   const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });
   return {

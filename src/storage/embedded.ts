@@ -36,6 +36,9 @@ const ENGINE_CONFIG = `<clickhouse>
 </clickhouse>
 `;
 
+/** The embedded engine's shared library (chdb's), by its file name as mapped into the process. */
+export const ENGINE_LIBRARY = 'libchdb.so';
+
 async function loadChdb(): Promise<typeof Chdb> {
   const preload = preloadedAllocator();
   if (preload !== undefined) throw new StorageUnavailableError(chdbUnavailableMessage(platformKey(), { kind: 'allocator', preload }));

@@ -123,6 +123,25 @@ describe('createMemoryReturn', () => {
     expect(await m.check()).toBe(true);
   });
 
+  it('runs release after each collection, not otherwise, and logs what it gave back', async () => {
+    const p = fakeProcess();
+    const lines: Array<Record<string, unknown>> = [];
+    let releases = 0;
+    const release = () => ({ pagedOutBytes: 512 * MiB, trimmed: ++releases > 0 });
+    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+    const m = await settled(p, { logger, growthBytes: MiB, release });
+    expect(releases).toBe(1);
+    expect(await m.check()).toBe(false);
+    expect(releases).toBe(1);
+    p.state.memory = { heapUsed: 60 * MiB, external: 40 * MiB };
+    expect(await m.check()).toBe(true);
+    expect(releases).toBe(2);
+    expect(lines.filter((l) => l.msg === 'quiet: memory collected').map((l) => [l.pagedOutBytes, l.trimmed])).toEqual([
+      [512 * MiB, true],
+      [512 * MiB, true],
+    ]);
+  });
+
   it('never rejects when the collection fails', async () => {
     const p = fakeProcess();
     const m = createMemoryReturn({ ...p.options, growthBytes: MiB, collect: () => Promise.reject(new Error('no')) });

@@ -1,0 +1,105 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startAgentProcess, writeAgentConfig, type AgentProcess } from '../support/agent-process.js';
+import { haveBinary } from '../support/binaries.js';
+import { residentOf } from '../support/resident.mjs';
+import { tempDir } from '../support/temp.js';
+import { until } from '../support/wait.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MODULE = join(ROOT, 'dist', 'native', 'memory.node');
+const NATIVE = pathToFileURL(join(ROOT, 'dist', 'telemetry', 'memory-native.js')).href;
+const RESIDENT = pathToFileURL(join(ROOT, 'test', 'support', 'resident.mjs')).href;
+const MiB = 2 ** 20;
+
+/** Runs an ES module text in a fresh Node (with --expose-gc, from the repository root; `residentOf` and `require` defined); its last stdout line, parsed. */
+function runChild(code: string): Record<string, unknown> {
+  const prelude = `import { createRequire } from 'node:module'; import { residentOf } from ${JSON.stringify(RESIDENT)}; const require = createRequire(${JSON.stringify(`${ROOT}/`)});`;
+  const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', `${prelude}\n${code}`], { cwd: ROOT, encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+// The module is built by test/global-setup.ts (scripts/build-native.mjs) with the machine's C compiler.
+const built = haveBinary('cc');
+
+describe.runIf(built)('the native memory module (dist/native/memory.node)', () => {
+  let agent: AgentProcess | undefined;
+  afterEach(async () => {
+    await agent?.stop();
+    agent = undefined;
+  });
+
+  it('is built', () => {
+    expect(existsSync(MODULE)).toBe(true);
+  });
+
+  it("pages the embedded engine's code out of memory, and the engine still answers after it", () => {
+    const r = runChild(`
+      const { createNativeRelease } = await import(${JSON.stringify(NATIVE)});
+      const chdb = require('chdb');
+      const dir = require('node:fs').mkdtempSync(require('node:os').tmpdir() + '/heimdall-pageout-');
+      const session = new chdb.Session(dir);
+      const count = async () => (await session.queryAsync('SELECT count() FROM numbers(12345)', { format: 'TSV' })).text().trim();
+      const first = await count();
+      const before = residentOf('self', '/libchdb.so');
+      const logger = { info() {}, warn(...a) { console.error(...a); } };
+      const released = createNativeRelease({ logger, pageOut: ['libchdb.so'] })();
+      const after = residentOf('self', '/libchdb.so');
+      const again = await count();
+      session.cleanup();
+      console.log(JSON.stringify({ first, again, before, after, released }));
+    `);
+    expect(r.first).toBe('12345');
+    expect(r.again).toBe('12345');
+    expect(r.before).toBeGreaterThan(100 * MiB);
+    // The code (~380 MiB mapped) and read-only data; the relocated part of the latter is anonymous memory and stays.
+    expect(r.after).toBeLessThan((r.before as number) - 80 * MiB);
+    const { before, after } = (r.released as { libraryResidentBytes: { before: number; after: number } }).libraryResidentBytes;
+    expect(before - after).toBeGreaterThan(80 * MiB);
+  });
+
+  it("gives a malloc arena's free pages back (malloc_trim): freed blocks below a live one", () => {
+    const r = runChild(`
+      const { loadNativeCalls } = await import(${JSON.stringify(NATIVE)});
+      const calls = loadNativeCalls();
+      let held = [];
+      for (let i = 0; i < 1600; i++) held.push(Buffer.allocUnsafeSlow(64 * 1024).fill(1));
+      const pin = Buffer.allocUnsafeSlow(1024).fill(1);
+      held = null;
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 50));
+      globalThis.gc();
+      const freed = residentOf('self', '[heap]');
+      const trimmed = calls.trimHeap();
+      console.log(JSON.stringify({ freed, trimmed, after: residentOf('self', '[heap]'), pin: pin.length }));
+    `);
+    expect(r.freed).toBeGreaterThan(20 * MiB);
+    expect(r.trimmed).toBe(true);
+    expect(r.after).toBeLessThan((r.freed as number) - 15 * MiB);
+  });
+
+  it("an embedded agent pages the engine's start-up code out once it has settled, and stays ready", async () => {
+    const dir = tempDir('heimdall-pageout-agent-');
+    try {
+      agent = await startAgentProcess(writeAgentConfig(dir.path, { log: { level: 'debug' } }));
+      const pid = agent.child.pid!;
+      const started = residentOf(pid, '/libchdb.so');
+      // The main thread's memory return, its first look 5 s after start (the rate-limit worker's own logs no release).
+      const collected = (l: Record<string, unknown>) => l.msg === 'quiet: memory collected' && 'trimmed' in l;
+      await until(() => agent!.lines.some(collected), 20_000, "the main thread's first collection");
+      const line = agent.lines.find(collected)!;
+      const { before, after } = line.libraryResidentBytes as { before: number; after: number };
+      expect(before - after).toBeGreaterThan(80 * MiB);
+      expect(line.trimmed).toEqual(expect.any(Boolean));
+      expect(started).toBeGreaterThan(100 * MiB);
+      expect(residentOf(pid, '/libchdb.so')).toBeLessThan(started - 80 * MiB);
+      const res = await fetch(`http://127.0.0.1:${agent.ports.admin}/readyz`);
+      expect(res.status).toBe(200);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { createNativeRelease, fileMappings } from '../../../src/telemetry/memory-native.js';
+import { createLogger } from '../../../src/telemetry/logger.js';
+
+const MiB = 2 ** 20;
+const LIB = '/opt/app/node_modules/@chdb/lib-linux-x64-gnu/libchdb.so';
+
+/** A mapping's lines in /proc/self/smaps: its header, then Rss and Anonymous in kB (among others). */
+const entry = (range: string, perms: string, path: string, rssKiB: number, anonKiB = 0) =>
+  [`${range} ${perms} 00000000 fd:01 42      ${path}`, 'Size:              100 kB', `Rss:     ${rssKiB} kB`, 'Pss:  1 kB', `Anonymous:     ${anonKiB} kB`, 'VmFlags: rd mr mw me'].join('\n');
+
+/** smaps text of a process with the engine library resident as given (MiB), beside other mappings. */
+function smaps(lib: { rodata: number; text: number; data?: number }): string {
+  return [
+    entry('00400000-00452000', 'r-xp', '/usr/bin/node', 300),
+    entry('7f0000000000-7f0000800000', 'r--p', LIB, lib.rodata * 1024, 1024),
+    entry('7f0000800000-7f0020000000', 'r-xp', LIB, lib.text * 1024),
+    entry('7f0020000000-7f0020100000', 'rw-p', LIB, (lib.data ?? 1) * 1024, (lib.data ?? 1) * 1024),
+    entry('7f0030000000-7f0030001000', 'r-xp', '/opt/other/libchdb.so.bak', 4),
+    entry('7f0040000000-7f0040021000', 'rw-p', '', 132, 132),
+    entry('01e9a000-0200c000', 'rw-p', '[heap]', 2000, 2000),
+    entry('7f0050000000-7f0050001000', 'r--p', '/tmp/a file with spaces.so', 4),
+  ].join('\n');
+}
+
+/** Log lines written by a logger at info, parsed. */
+function captured() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+  return { lines, logger };
+}
+
+/**
+ * Native calls on a fake process whose engine library has `resident` MiB of code and read-only data
+ * in memory: a page-out of a range drops what it holds to `kept` (the code a quiet agent runs);
+ * pageOut throws `pageOutError` when set.
+ */
+function fakeProcess(pageOutError?: Error) {
+  const state = { rodata: 60, text: 120, pagedOut: [] as Array<[number, number]>, trims: 0 };
+  const calls = {
+    pageOut(start: number, length: number) {
+      if (pageOutError) throw pageOutError;
+      state.pagedOut.push([start, length]);
+      if (start === 0x7f0000000000) state.rodata = 3;
+      if (start === 0x7f0000800000) state.text = 5;
+    },
+    trimHeap() {
+      state.trims++;
+      return true;
+    },
+  };
+  return { state, calls, readSmaps: () => smaps(state) };
+}
+
+describe('fileMappings', () => {
+  it('reads the file-backed mappings of /proc/self/smaps: range, writable, path (spaces kept), file pages in memory (Rss less Anonymous)', () => {
+    const m = fileMappings(smaps({ rodata: 60, text: 120 }));
+    expect(m.map((x) => x.path)).toEqual(['/usr/bin/node', LIB, LIB, LIB, '/opt/other/libchdb.so.bak', '/tmp/a file with spaces.so']);
+    expect(m[1]).toEqual({ start: 0x7f0000000000, length: 0x800000, writable: false, path: LIB, fileResident: 59 * MiB });
+    expect(m[2]!.fileResident).toBe(120 * MiB);
+    expect(m[3]).toMatchObject({ writable: true, fileResident: 0 });
+  });
+
+  it("reads this process's own smaps: Node's binary is there, mapped read-only, partly in memory", () => {
+    const own = fileMappings(readFileSync('/proc/self/smaps', 'utf8')).filter((m) => m.path === process.execPath && !m.writable);
+    expect(own.length).toBeGreaterThan(0);
+    expect(own.reduce((sum, m) => sum + m.fileResident, 0)).toBeGreaterThan(MiB);
+  });
+});
+
+describe('createNativeRelease', () => {
+  it("pages out the named library's read-only mappings only (not its writable data, not other files), and trims malloc's arenas", () => {
+    const p = fakeProcess();
+    const release = createNativeRelease({ logger: captured().logger, pageOut: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
+    expect(release()).toEqual({ libraryResidentBytes: { before: 179 * MiB, after: 7 * MiB }, trimmed: true });
+    expect(p.state.pagedOut).toEqual([
+      [0x7f0000000000, 0x800000],
+      [0x7f0000800000, 0x1f800000],
+    ]);
+    expect(p.state.trims).toBe(1);
+  });
+
+  it('pages out again only once the library grew by growthBytes since the last page-out (a load ran more of it); trims every time', () => {
+    const p = fakeProcess();
+    const release = createNativeRelease({ logger: captured().logger, pageOut: ['libchdb.so'], growthBytes: 16 * MiB, calls: p.calls, readSmaps: p.readSmaps });
+    release();
+    p.state.text = 20; // +15 MiB: under the threshold
+    expect(release()).toEqual({ libraryResidentBytes: { before: 22 * MiB, after: 22 * MiB }, trimmed: true });
+    expect(p.state.pagedOut).toHaveLength(2);
+    p.state.text = 21; // +16 MiB
+    expect(release()).toEqual({ libraryResidentBytes: { before: 23 * MiB, after: 7 * MiB }, trimmed: true });
+    expect(p.state.pagedOut).toHaveLength(4);
+    expect(p.state.trims).toBe(3);
+  });
+
+  it('with no library named, only trims', () => {
+    const p = fakeProcess();
+    const release = createNativeRelease({ logger: captured().logger, pageOut: [], calls: p.calls, readSmaps: p.readSmaps });
+    expect(release()).toEqual({ trimmed: true });
+    expect(p.state.pagedOut).toEqual([]);
+  });
+
+  it('when the kernel refuses a page-out, warns once, stops paging out, and still trims; never throws', () => {
+    const p = fakeProcess(new Error('Invalid argument'));
+    const { lines, logger } = captured();
+    const release = createNativeRelease({ logger, pageOut: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
+    expect(release()).toEqual({ trimmed: true });
+    expect(release()).toEqual({ trimmed: true });
+    expect(p.state.trims).toBe(2);
+    const warnings = lines.filter((l) => l.level === 'warn');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toContain('MADV_PAGEOUT');
+  });
+
+  it('without the native module, says why once at start and releases nothing', () => {
+    const { lines, logger } = captured();
+    const release = createNativeRelease({ logger, pageOut: ['libchdb.so'], calls: new Error('Cannot find module dist/native/memory.node'), readSmaps: () => smaps({ rodata: 60, text: 120 }) });
+    expect(release()).toEqual({ trimmed: false });
+    expect(lines.map((l) => [l.level, l.err])).toEqual([['info', 'Cannot find module dist/native/memory.node']]);
+  });
+});
