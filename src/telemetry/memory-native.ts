@@ -7,6 +7,7 @@ import type { Logger } from './logger.js';
 /** The native module's calls (memory-native.c). */
 interface NativeCalls {
   pageOut(start: number, length: number): void;
+  unmapPages(start: number, length: number): void;
   trimHeap(): boolean;
 }
 
@@ -16,8 +17,10 @@ export interface Mapping {
   length: number;
   writable: boolean;
   path: string;
-  /** Its pages in memory that the file backs (Rss less Anonymous: copies written to are not). */
+  /** Its pages in memory that the file backs (Rss less Anonymous). */
   fileResident: number;
+  /** Its pages written to (copies of the file's, e.g. relocated data), which only this process has. */
+  anonymous: number;
 }
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s+(.*)$/;
@@ -25,9 +28,9 @@ const HEADER = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s+(.*)$/;
 /** Parses /proc/self/smaps text: the mappings backed by a file (anonymous and special ones left out). */
 export function fileMappings(smaps: string): Mapping[] {
   const out: Mapping[] = [];
-  let current: (Mapping & { anonymous: number }) | undefined;
+  let current: Mapping | undefined;
   const close = () => {
-    if (current?.path.startsWith('/')) out.push({ start: current.start, length: current.length, writable: current.writable, path: current.path, fileResident: Math.max(0, current.fileResident - current.anonymous) });
+    if (current?.path.startsWith('/')) out.push({ ...current, fileResident: Math.max(0, current.fileResident - current.anonymous) });
   };
   for (const line of smaps.split('\n')) {
     const m = HEADER.exec(line);
@@ -84,11 +87,14 @@ export interface Released {
  * Creates the release the memory return runs after each collection: memory outside V8 that a quiet
  * process holds for nothing. (1) The read-only mappings of the libraries named (the embedded
  * engine's code and read-only data, 566 MB mapped, of which its start-up alone faulted in ~180 MiB
- * that runs once) are paged out with MADV_PAGEOUT, the first time and then whenever their pages in
- * memory grew by `growthBytes` since (a load ran code that a quiet agent does not): the kernel drops
- * the clean pages now instead of under memory pressure, and what runs again faults back in, read
- * from disk (the first query after it took ~70 ms instead of 3). (2) glibc's malloc_trim gives back
- * the free pages of every malloc arena (freed blocks below live ones, which the arenas keep after a
+ * that runs once) are given back, the first time and then whenever their pages in memory grew by
+ * `growthBytes` since (a load ran code that a quiet agent does not): MADV_PAGEOUT has the kernel
+ * reclaim the pages no other process maps now instead of under memory pressure (what runs again is
+ * read back from disk: the first query after it took ~70 ms instead of 3), then MADV_DONTNEED drops
+ * this process's mapping of the rest (pages other processes map too, such as another agent on the
+ * node from the same image file: PAGEOUT leaves those alone; they come back from the page cache) on
+ * mappings with no written pages, where that loses nothing. (2) glibc's malloc_trim gives back the
+ * free pages of every malloc arena (freed blocks below live ones, which the arenas keep after a
  * load). Without the native module, or where the kernel refuses (MADV_PAGEOUT needs Linux 5.4), it
  * logs once why and does what it can; it never throws.
  */
@@ -110,7 +116,10 @@ export function createNativeRelease(options: NativeReleaseOptions): () => Releas
       const mapped = libraries();
       const before = resident(mapped);
       if (afterLast !== undefined && before - afterLast < growthBytes) return { before, after: before };
-      for (const m of mapped) calls.pageOut(m.start, m.length);
+      for (const m of mapped) {
+        calls.pageOut(m.start, m.length);
+        if (m.anonymous === 0) calls.unmapPages(m.start, m.length);
+      }
       afterLast = resident(libraries());
       return { before, after: afterLast };
     } catch (err) {

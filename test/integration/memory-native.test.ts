@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -36,8 +36,9 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
     expect(existsSync(MODULE)).toBe(true);
   });
 
-  it("pages the embedded engine's code out of memory, and the engine still answers after it", () => {
-    const r = runChild(`
+  /** In a fresh process: chdb opened on a temporary directory, a query before and after the release; what the release gave back. */
+  const pageOutInChild = () =>
+    runChild(`
       const { createNativeRelease } = await import(${JSON.stringify(NATIVE)});
       const chdb = require('chdb');
       const dir = require('node:fs').mkdtempSync(require('node:os').tmpdir() + '/heimdall-pageout-');
@@ -52,6 +53,9 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
       session.cleanup();
       console.log(JSON.stringify({ first, again, before, after, released }));
     `);
+
+  /** Checks what pageOutInChild found: the library's resident memory fell by over 80 MiB and the engine answered the same before and after. */
+  const expectPagedOut = (r: Record<string, unknown>) => {
     expect(r.first).toBe('12345');
     expect(r.again).toBe('12345');
     expect(r.before).toBeGreaterThan(100 * MiB);
@@ -59,6 +63,24 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
     expect(r.after).toBeLessThan((r.before as number) - 80 * MiB);
     const { before, after } = (r.released as { libraryResidentBytes: { before: number; after: number } }).libraryResidentBytes;
     expect(before - after).toBeGreaterThan(80 * MiB);
+  };
+
+  it("pages the embedded engine's code out of memory, and the engine still answers after it", () => {
+    expectPagedOut(pageOutInChild());
+  });
+
+  it('does so when another process maps the same library too (two agents on a node from one image), which MADV_PAGEOUT alone leaves', async () => {
+    const sibling = spawn(process.execPath, ['--input-type=module', '-e', "const { Session } = (await import('chdb')).default ?? await import('chdb'); const dir = (await import('node:fs')).mkdtempSync('/tmp/heimdall-sibling-'); const s = new Session(dir); await s.queryAsync('SELECT 1'); console.log('ready'); setInterval(() => {}, 1000);"], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sibling.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        sibling.once('exit', (code) => reject(new Error(`the sibling process exited (${code})`)));
+      });
+      expect(residentOf(sibling.pid!, '/libchdb.so')).toBeGreaterThan(100 * MiB);
+      expectPagedOut(pageOutInChild());
+    } finally {
+      sibling.kill('SIGKILL');
+    }
   });
 
   it("gives a malloc arena's free pages back (malloc_trim): freed blocks below a live one", () => {

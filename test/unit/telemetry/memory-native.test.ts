@@ -32,17 +32,23 @@ function captured() {
 }
 
 /**
- * Native calls on a fake process whose engine library has `resident` MiB of code and read-only data
- * in memory: a page-out of a range drops what it holds to `kept` (the code a quiet agent runs);
- * pageOut throws `pageOutError` when set.
+ * Native calls on a fake process whose engine library has 60 MiB of read-only data (1 MiB of it
+ * written: relocated) and 120 MiB of code in memory. A page-out leaves 3 and 5 MiB (what other
+ * processes map too: all of it with `shared`); unmapping the code leaves 5 MiB (the code that ran
+ * since). pageOut throws `pageOutError` when set.
  */
-function fakeProcess(pageOutError?: Error) {
-  const state = { rodata: 60, text: 120, pagedOut: [] as Array<[number, number]>, trims: 0 };
+function fakeProcess(pageOutError?: Error, shared = false) {
+  const state = { rodata: 60, text: 120, pagedOut: [] as Array<[number, number]>, unmapped: [] as Array<[number, number]>, trims: 0 };
   const calls = {
     pageOut(start: number, length: number) {
       if (pageOutError) throw pageOutError;
       state.pagedOut.push([start, length]);
+      if (shared) return;
       if (start === 0x7f0000000000) state.rodata = 3;
+      if (start === 0x7f0000800000) state.text = 5;
+    },
+    unmapPages(start: number, length: number) {
+      state.unmapped.push([start, length]);
       if (start === 0x7f0000800000) state.text = 5;
     },
     trimHeap() {
@@ -57,9 +63,9 @@ describe('fileMappings', () => {
   it('reads the file-backed mappings of /proc/self/smaps: range, writable, path (spaces kept), file pages in memory (Rss less Anonymous)', () => {
     const m = fileMappings(smaps({ rodata: 60, text: 120 }));
     expect(m.map((x) => x.path)).toEqual(['/usr/bin/node', LIB, LIB, LIB, '/opt/other/libchdb.so.bak', '/tmp/a file with spaces.so']);
-    expect(m[1]).toEqual({ start: 0x7f0000000000, length: 0x800000, writable: false, path: LIB, fileResident: 59 * MiB });
-    expect(m[2]!.fileResident).toBe(120 * MiB);
-    expect(m[3]).toMatchObject({ writable: true, fileResident: 0 });
+    expect(m[1]).toEqual({ start: 0x7f0000000000, length: 0x800000, writable: false, path: LIB, fileResident: 59 * MiB, anonymous: MiB });
+    expect(m[2]).toMatchObject({ fileResident: 120 * MiB, anonymous: 0 });
+    expect(m[3]).toMatchObject({ writable: true, fileResident: 0, anonymous: MiB });
   });
 
   it("reads this process's own smaps: Node's binary is there, mapped read-only, partly in memory", () => {
@@ -70,7 +76,7 @@ describe('fileMappings', () => {
 });
 
 describe('createNativeRelease', () => {
-  it("pages out the named library's read-only mappings only (not its writable data, not other files), and trims malloc's arenas", () => {
+  it("pages out the named library's read-only mappings only (not its writable data, not other files), unmaps those with no written page, and trims malloc's arenas", () => {
     const p = fakeProcess();
     const release = createNativeRelease({ logger: captured().logger, pageOut: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
     expect(release()).toEqual({ libraryResidentBytes: { before: 179 * MiB, after: 7 * MiB }, trimmed: true });
@@ -78,7 +84,15 @@ describe('createNativeRelease', () => {
       [0x7f0000000000, 0x800000],
       [0x7f0000800000, 0x1f800000],
     ]);
+    // The read-only data holds relocated (written) pages: unmapping would lose them.
+    expect(p.state.unmapped).toEqual([[0x7f0000800000, 0x1f800000]]);
     expect(p.state.trims).toBe(1);
+  });
+
+  it('pages another process maps too (the page-out leaves them) leave this process through the unmapping', () => {
+    const p = fakeProcess(undefined, true);
+    const release = createNativeRelease({ logger: captured().logger, pageOut: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
+    expect(release()).toEqual({ libraryResidentBytes: { before: 179 * MiB, after: 64 * MiB }, trimmed: true });
   });
 
   it('pages out again only once the library grew by growthBytes since the last page-out (a load ran more of it); trims every time', () => {
