@@ -1,7 +1,7 @@
 // Builds the agent's one native module, dist/native/memory.node, from src/telemetry/memory-native.c
 // (Node-API, headers from the node-api-headers package) with the C compiler in $CC or `cc`. Linux and
 // glibc only: elsewhere, or without a compiler, it prints why and builds nothing, and the agent runs
-// without it (memory-native.ts: no page-out of the engine's code, no malloc_trim).
+// without it (memory-native.ts: no unmapping of the engine's code, no malloc_trim).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,5 +27,5 @@ export function buildNative() {
 
 if (import.meta.main) {
   const why = buildNative();
-  if (why) console.warn(`dist/native/memory.node not built: ${why}; the agent runs without it (no page-out of the engine's code, no malloc_trim)`);
+  if (why) console.warn(`dist/native/memory.node not built: ${why}; the agent runs without it (no unmapping of the engine's code, no malloc_trim)`);
 }

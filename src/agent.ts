@@ -181,7 +181,7 @@ export function createAgent(options: AgentOptions): Agent {
   // return (a full collection once quiet after a load) runs once everything else has started.
   const components: Component[] = [
     ...(tracing.enabled ? [createSelfTracing({ config: tracing, logger })] : []),
-    ...[admin, auth, storage, pipeline, notifier, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger, release: createNativeRelease({ logger, pageOut: storage.mode === 'embedded' ? [ENGINE_LIBRARY] : [] }) })],
+    ...[admin, auth, storage, pipeline, notifier, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger, release: createNativeRelease({ logger, unmap: storage.mode === 'embedded' ? [ENGINE_LIBRARY] : [] }) })],
   ];
   const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });
   return {

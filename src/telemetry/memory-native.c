@@ -2,17 +2,14 @@
  * Heimdall's native memory calls (Node-API), built by scripts/build-native.mjs into
  * dist/native/memory.node. Loaded by memory-native.ts; everything else in the agent is JavaScript.
  *
- *   pageOut(start, length)  madvise(MADV_PAGEOUT) on [start, start + length): the kernel reclaims the
- *                           range's pages that no other process maps now (clean file pages are
- *                           dropped, never lost; a later access faults them back in, from disk).
- *   unmapPages(start, length)
- *                           madvise(MADV_DONTNEED) on the range: this process's page-table entries
- *                           go, shared pages included; the page cache keeps them. ONLY for a
- *                           read-only private file mapping with no written (anonymous) pages: a
- *                           written page would be lost and read again from the file.
- *   Both throw with errno's text on failure.
- *   trimHeap()              glibc's malloc_trim(0): gives the free memory of every malloc arena back
- *                           to the kernel. Returns whether any was given back.
+ *   unmapPages(start, length)  madvise(MADV_DONTNEED) on [start, start + length): this process's
+ *                              page-table entries for the range go (its resident memory falls); the
+ *                              page cache keeps the pages, and an access maps them again. ONLY for a
+ *                              read-only private file mapping with no written (anonymous) page: a
+ *                              written page would be lost and read again from the file. Throws with
+ *                              errno's text on failure.
+ *   trimHeap()                 glibc's malloc_trim(0): gives the free memory of every malloc arena
+ *                              back to the kernel. Returns whether any was given back.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,28 +18,19 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT 21
-#endif
-
-/* madvise(advice) on the range given as the call's two arguments (start, length). */
-static napi_value advise(napi_env env, napi_callback_info info, int advice) {
+static napi_value unmap_pages(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   double start = 0, length = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 ||
       napi_get_value_double(env, argv[0], &start) != napi_ok || napi_get_value_double(env, argv[1], &length) != napi_ok ||
       start < 0 || length <= 0) {
-    napi_throw_type_error(env, NULL, "(start, length): two positive numbers");
+    napi_throw_type_error(env, NULL, "unmapPages(start, length): two positive numbers");
     return NULL;
   }
-  if (madvise((void *)(unsigned long)start, (size_t)length, advice) != 0) napi_throw_error(env, NULL, strerror(errno));
+  if (madvise((void *)(unsigned long)start, (size_t)length, MADV_DONTNEED) != 0) napi_throw_error(env, NULL, strerror(errno));
   return NULL;
 }
-
-static napi_value page_out(napi_env env, napi_callback_info info) { return advise(env, info, MADV_PAGEOUT); }
-
-static napi_value unmap_pages(napi_env env, napi_callback_info info) { return advise(env, info, MADV_DONTNEED); }
 
 static napi_value trim_heap(napi_env env, napi_callback_info info) {
   (void)info;
@@ -53,8 +41,6 @@ static napi_value trim_heap(napi_env env, napi_callback_info info) {
 
 NAPI_MODULE_INIT() {
   napi_value fn;
-  napi_create_function(env, "pageOut", NAPI_AUTO_LENGTH, page_out, NULL, &fn);
-  napi_set_named_property(env, exports, "pageOut", fn);
   napi_create_function(env, "unmapPages", NAPI_AUTO_LENGTH, unmap_pages, NULL, &fn);
   napi_set_named_property(env, exports, "unmapPages", fn);
   napi_create_function(env, "trimHeap", NAPI_AUTO_LENGTH, trim_heap, NULL, &fn);

@@ -6,7 +6,6 @@ import type { Logger } from './logger.js';
 
 /** The native module's calls (memory-native.c). */
 interface NativeCalls {
-  pageOut(start: number, length: number): void;
   unmapPages(start: number, length: number): void;
   trimHeap(): boolean;
 }
@@ -65,9 +64,9 @@ export function loadNativeCalls(url: URL = MODULE_URL): NativeCalls | Error {
 /** Options for createNativeRelease. */
 export interface NativeReleaseOptions {
   logger: Logger;
-  /** File names (e.g. `libchdb.so`) whose read-only mappings are paged out. */
-  pageOut: readonly string[];
-  /** Growth of those mappings' file pages in memory since the last page-out that pages them out again, in bytes (default 16 MiB). */
+  /** File names (e.g. `libchdb.so`) whose read-only, never-written mappings are unmapped. */
+  unmap: readonly string[];
+  /** Growth of those mappings' pages in memory since the last unmapping that unmaps them again, in bytes (default 16 MiB). */
   growthBytes?: number;
   /** The native calls (default: loaded from dist/native/memory.node). */
   calls?: NativeCalls | Error;
@@ -77,7 +76,7 @@ export interface NativeReleaseOptions {
 
 /** What one release gave back. */
 export interface Released {
-  /** File pages of the named libraries in memory before and after (the same when not paged out this time). */
+  /** File pages of the named libraries' read-only mappings in memory before and after (the same when not unmapped this time). */
   libraryResidentBytes?: { before: number; after: number };
   /** Whether malloc_trim gave memory back. */
   trimmed: boolean;
@@ -85,51 +84,47 @@ export interface Released {
 
 /**
  * Creates the release the memory return runs after each collection: memory outside V8 that a quiet
- * process holds for nothing. (1) The read-only mappings of the libraries named (the embedded
- * engine's code and read-only data, 566 MB mapped, of which its start-up alone faulted in ~180 MiB
- * that runs once) are given back, the first time and then whenever their pages in memory grew by
- * `growthBytes` since (a load ran code that a quiet agent does not): MADV_PAGEOUT has the kernel
- * reclaim the pages no other process maps now instead of under memory pressure (what runs again is
- * read back from disk: the first query after it took ~70 ms instead of 3), then MADV_DONTNEED drops
- * this process's mapping of the rest (pages other processes map too, such as another agent on the
- * node from the same image file: PAGEOUT leaves those alone; they come back from the page cache) on
- * mappings with no written pages, where that loses nothing. (2) glibc's malloc_trim gives back the
- * free pages of every malloc arena (freed blocks below live ones, which the arenas keep after a
- * load). Without the native module, or where the kernel refuses (MADV_PAGEOUT needs Linux 5.4), it
- * logs once why and does what it can; it never throws.
+ * process holds for nothing. (1) The read-only mappings of the libraries named that hold no written
+ * page (the embedded engine's code and read-only data: 566 MB mapped, of which its start-up alone
+ * faulted in ~180 MiB that runs once) are unmapped with MADV_DONTNEED, the first time and then
+ * whenever their pages in memory grew by `growthBytes` since (a load ran code a quiet agent does
+ * not): the process's resident memory falls, the pages stay in the page cache (clean and no longer
+ * mapped: the first the kernel reclaims under pressure), and the code that runs again maps them back
+ * (the first query after it took 18-38 ms instead of 2-3). A mapping with written pages (the
+ * library's relocated data) is left alone: they would be lost. (2) glibc's malloc_trim gives back
+ * the free pages of every malloc arena (freed blocks below live ones, which the arenas keep after a
+ * load). Without the native module it says why once; a failed unmapping warns once and is not tried
+ * again; it never throws.
  */
 export function createNativeRelease(options: NativeReleaseOptions): () => Released {
   const calls = options.calls ?? loadNativeCalls();
   const readSmaps = options.readSmaps ?? (() => readFileSync('/proc/self/smaps', 'utf8'));
   const growthBytes = options.growthBytes ?? 16 * 2 ** 20;
-  const names = new Set(options.pageOut);
+  const names = new Set(options.unmap);
   if (calls instanceof Error) {
     options.logger.info({ err: calls.message }, 'native memory module not loaded: memory outside the JavaScript heap is given back only by the kernel under pressure');
     return () => ({ trimmed: false });
   }
-  const libraries = () => fileMappings(readSmaps()).filter((m) => !m.writable && names.has(basename(m.path)));
+  const libraries = () => fileMappings(readSmaps()).filter((m) => !m.writable && m.anonymous === 0 && names.has(basename(m.path)));
   const resident = (ms: Mapping[]) => ms.reduce((sum, m) => sum + m.fileResident, 0);
-  let pageOut = names.size > 0;
+  let unmap = names.size > 0;
   let afterLast: number | undefined;
   const release = (): Released['libraryResidentBytes'] => {
     try {
       const mapped = libraries();
       const before = resident(mapped);
       if (afterLast !== undefined && before - afterLast < growthBytes) return { before, after: before };
-      for (const m of mapped) {
-        calls.pageOut(m.start, m.length);
-        if (m.anonymous === 0) calls.unmapPages(m.start, m.length);
-      }
+      for (const m of mapped) calls.unmapPages(m.start, m.length);
       afterLast = resident(libraries());
       return { before, after: afterLast };
     } catch (err) {
-      pageOut = false;
-      options.logger.warn({ err, libraries: [...names] }, 'cannot page out library code (MADV_PAGEOUT needs Linux 5.4); not trying again');
+      unmap = false;
+      options.logger.warn({ err, libraries: [...names] }, 'cannot unmap library pages; not trying again');
       return undefined;
     }
   };
   return () => {
-    const libraryResidentBytes = pageOut ? release() : undefined;
+    const libraryResidentBytes = unmap ? release() : undefined;
     return { ...(libraryResidentBytes && { libraryResidentBytes }), trimmed: calls.trimHeap() };
   };
 }

@@ -303,7 +303,7 @@ describe('Dockerfile', () => {
     expect(text.indexOf(`chown -R node:node ${String(cache)}`)).toBeGreaterThan(0);
     expect(text.indexOf(`chown -R node:node ${String(cache)}`)).toBeLessThan(text.indexOf('USER node'));
   });
-  it('builds the native memory module (the page-out of the engine code, malloc_trim) in a stage with a compiler, fails without it, and ships it in dist/', () => {
+  it("builds the native memory module (unmapping the engine's code, malloc_trim) in a stage with a compiler, fails without it, and ships it in dist/", () => {
     expect(text).toMatch(/^FROM node:24-bookworm AS build$/m);
     expect(text).toMatch(/^COPY scripts\/build-agent\.mjs scripts\/build-native\.mjs /m);
     expect(text).toMatch(/^RUN node scripts\/build-native\.mjs && test -f dist\/native\/memory\.node$/m);

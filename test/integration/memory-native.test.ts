@@ -37,7 +37,7 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
   });
 
   /** In a fresh process: chdb opened on a temporary directory, a query before and after the release; what the release gave back. */
-  const pageOutInChild = () =>
+  const unmapInChild = () =>
     runChild(`
       const { createNativeRelease } = await import(${JSON.stringify(NATIVE)});
       const chdb = require('chdb');
@@ -47,29 +47,29 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
       const first = await count();
       const before = residentOf('self', '/libchdb.so');
       const logger = { info() {}, warn(...a) { console.error(...a); } };
-      const released = createNativeRelease({ logger, pageOut: ['libchdb.so'] })();
+      const released = createNativeRelease({ logger, unmap: ['libchdb.so'] })();
       const after = residentOf('self', '/libchdb.so');
       const again = await count();
       session.cleanup();
       console.log(JSON.stringify({ first, again, before, after, released }));
     `);
 
-  /** Checks what pageOutInChild found: the library's resident memory fell by over 80 MiB and the engine answered the same before and after. */
-  const expectPagedOut = (r: Record<string, unknown>) => {
+  /** Checks what unmapInChild found: the library's resident memory fell by over 80 MiB and the engine answered the same before and after. */
+  const expectUnmapped = (r: Record<string, unknown>) => {
     expect(r.first).toBe('12345');
     expect(r.again).toBe('12345');
     expect(r.before).toBeGreaterThan(100 * MiB);
-    // The code (~380 MiB mapped) and read-only data; the relocated part of the latter is anonymous memory and stays.
+    // The code (~380 MiB mapped) and read-only data, not the relocated data (written: anonymous memory).
     expect(r.after).toBeLessThan((r.before as number) - 80 * MiB);
     const { before, after } = (r.released as { libraryResidentBytes: { before: number; after: number } }).libraryResidentBytes;
     expect(before - after).toBeGreaterThan(80 * MiB);
   };
 
-  it("pages the embedded engine's code out of memory, and the engine still answers after it", () => {
-    expectPagedOut(pageOutInChild());
+  it("unmaps the embedded engine's code and read-only data, and the engine still answers after it", () => {
+    expectUnmapped(unmapInChild());
   });
 
-  it('does so when another process maps the same library too (two agents on a node from one image), which MADV_PAGEOUT alone leaves', async () => {
+  it('does so when another process maps the same library too (two agents on a node from one image; MADV_PAGEOUT leaves such pages)', async () => {
     const sibling = spawn(process.execPath, ['--input-type=module', '-e', "const { Session } = (await import('chdb')).default ?? await import('chdb'); const dir = (await import('node:fs')).mkdtempSync('/tmp/heimdall-sibling-'); const s = new Session(dir); await s.queryAsync('SELECT 1'); console.log('ready'); setInterval(() => {}, 1000);"], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise<void>((resolve, reject) => {
@@ -77,7 +77,7 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
         sibling.once('exit', (code) => reject(new Error(`the sibling process exited (${code})`)));
       });
       expect(residentOf(sibling.pid!, '/libchdb.so')).toBeGreaterThan(100 * MiB);
-      expectPagedOut(pageOutInChild());
+      expectUnmapped(unmapInChild());
     } finally {
       sibling.kill('SIGKILL');
     }
@@ -103,7 +103,7 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
     expect(r.after).toBeLessThan((r.freed as number) - 15 * MiB);
   });
 
-  it("an embedded agent pages the engine's start-up code out once it has settled, and stays ready", async () => {
+  it("an embedded agent unmaps the engine's start-up code once it has settled, and stays ready", async () => {
     const dir = tempDir('heimdall-pageout-agent-');
     try {
       agent = await startAgentProcess(writeAgentConfig(dir.path, { log: { level: 'debug' } }));

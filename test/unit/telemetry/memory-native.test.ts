@@ -33,21 +33,14 @@ function captured() {
 
 /**
  * Native calls on a fake process whose engine library has 60 MiB of read-only data (1 MiB of it
- * written: relocated) and 120 MiB of code in memory. A page-out leaves 3 and 5 MiB (what other
- * processes map too: all of it with `shared`); unmapping the code leaves 5 MiB (the code that ran
- * since). pageOut throws `pageOutError` when set.
+ * written: relocated) and 120 MiB of code in memory; unmapping the code leaves 5 MiB (the code that
+ * ran since). unmapPages throws `error` when set.
  */
-function fakeProcess(pageOutError?: Error, shared = false) {
-  const state = { rodata: 60, text: 120, pagedOut: [] as Array<[number, number]>, unmapped: [] as Array<[number, number]>, trims: 0 };
+function fakeProcess(error?: Error) {
+  const state = { rodata: 60, text: 120, unmapped: [] as Array<[number, number]>, trims: 0 };
   const calls = {
-    pageOut(start: number, length: number) {
-      if (pageOutError) throw pageOutError;
-      state.pagedOut.push([start, length]);
-      if (shared) return;
-      if (start === 0x7f0000000000) state.rodata = 3;
-      if (start === 0x7f0000800000) state.text = 5;
-    },
     unmapPages(start: number, length: number) {
+      if (error) throw error;
       state.unmapped.push([start, length]);
       if (start === 0x7f0000800000) state.text = 5;
     },
@@ -76,60 +69,48 @@ describe('fileMappings', () => {
 });
 
 describe('createNativeRelease', () => {
-  it("pages out the named library's read-only mappings only (not its writable data, not other files), unmaps those with no written page, and trims malloc's arenas", () => {
+  it("unmaps the named library's read-only mappings with no written page only (not its relocated or writable data, not other files), and trims malloc's arenas", () => {
     const p = fakeProcess();
-    const release = createNativeRelease({ logger: captured().logger, pageOut: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
-    expect(release()).toEqual({ libraryResidentBytes: { before: 179 * MiB, after: 7 * MiB }, trimmed: true });
-    expect(p.state.pagedOut).toEqual([
-      [0x7f0000000000, 0x800000],
-      [0x7f0000800000, 0x1f800000],
-    ]);
-    // The read-only data holds relocated (written) pages: unmapping would lose them.
+    const release = createNativeRelease({ logger: captured().logger, unmap: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
+    expect(release()).toEqual({ libraryResidentBytes: { before: 120 * MiB, after: 5 * MiB }, trimmed: true });
     expect(p.state.unmapped).toEqual([[0x7f0000800000, 0x1f800000]]);
     expect(p.state.trims).toBe(1);
   });
 
-  it('pages another process maps too (the page-out leaves them) leave this process through the unmapping', () => {
-    const p = fakeProcess(undefined, true);
-    const release = createNativeRelease({ logger: captured().logger, pageOut: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
-    expect(release()).toEqual({ libraryResidentBytes: { before: 179 * MiB, after: 64 * MiB }, trimmed: true });
-  });
-
-  it('pages out again only once the library grew by growthBytes since the last page-out (a load ran more of it); trims every time', () => {
+  it('unmaps again only once the library grew by growthBytes since the last unmapping (a load ran more of it); trims every time', () => {
     const p = fakeProcess();
-    const release = createNativeRelease({ logger: captured().logger, pageOut: ['libchdb.so'], growthBytes: 16 * MiB, calls: p.calls, readSmaps: p.readSmaps });
+    const release = createNativeRelease({ logger: captured().logger, unmap: ['libchdb.so'], growthBytes: 16 * MiB, calls: p.calls, readSmaps: p.readSmaps });
     release();
     p.state.text = 20; // +15 MiB: under the threshold
-    expect(release()).toEqual({ libraryResidentBytes: { before: 22 * MiB, after: 22 * MiB }, trimmed: true });
-    expect(p.state.pagedOut).toHaveLength(2);
+    expect(release()).toEqual({ libraryResidentBytes: { before: 20 * MiB, after: 20 * MiB }, trimmed: true });
+    expect(p.state.unmapped).toHaveLength(1);
     p.state.text = 21; // +16 MiB
-    expect(release()).toEqual({ libraryResidentBytes: { before: 23 * MiB, after: 7 * MiB }, trimmed: true });
-    expect(p.state.pagedOut).toHaveLength(4);
+    expect(release()).toEqual({ libraryResidentBytes: { before: 21 * MiB, after: 5 * MiB }, trimmed: true });
+    expect(p.state.unmapped).toHaveLength(2);
     expect(p.state.trims).toBe(3);
   });
 
   it('with no library named, only trims', () => {
     const p = fakeProcess();
-    const release = createNativeRelease({ logger: captured().logger, pageOut: [], calls: p.calls, readSmaps: p.readSmaps });
+    const release = createNativeRelease({ logger: captured().logger, unmap: [], calls: p.calls, readSmaps: p.readSmaps });
     expect(release()).toEqual({ trimmed: true });
-    expect(p.state.pagedOut).toEqual([]);
+    expect(p.state.unmapped).toEqual([]);
   });
 
-  it('when the kernel refuses a page-out, warns once, stops paging out, and still trims; never throws', () => {
+  it('when the kernel refuses, warns once, stops unmapping, and still trims; never throws', () => {
     const p = fakeProcess(new Error('Invalid argument'));
     const { lines, logger } = captured();
-    const release = createNativeRelease({ logger, pageOut: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
+    const release = createNativeRelease({ logger, unmap: ['libchdb.so'], calls: p.calls, readSmaps: p.readSmaps });
     expect(release()).toEqual({ trimmed: true });
     expect(release()).toEqual({ trimmed: true });
     expect(p.state.trims).toBe(2);
     const warnings = lines.filter((l) => l.level === 'warn');
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]!.msg).toContain('MADV_PAGEOUT');
+    expect(warnings.map((w) => w.msg)).toEqual(['cannot unmap library pages; not trying again']);
   });
 
   it('without the native module, says why once at start and releases nothing', () => {
     const { lines, logger } = captured();
-    const release = createNativeRelease({ logger, pageOut: ['libchdb.so'], calls: new Error('Cannot find module dist/native/memory.node'), readSmaps: () => smaps({ rodata: 60, text: 120 }) });
+    const release = createNativeRelease({ logger, unmap: ['libchdb.so'], calls: new Error('Cannot find module dist/native/memory.node'), readSmaps: () => smaps({ rodata: 60, text: 120 }) });
     expect(release()).toEqual({ trimmed: false });
     expect(lines.map((l) => [l.level, l.err])).toEqual([['info', 'Cannot find module dist/native/memory.node']]);
   });

@@ -1,11 +1,11 @@
-// Page-out benchmark: what paging the embedded engine's code out (telemetry/memory-native.ts, run by
-// the agent once it is quiet) gives back and what it costs the next query. An agent fills a data
+// Unmap benchmark: what unmapping the embedded engine's code (telemetry/memory-native.ts, run by the
+// agent once it is quiet) gives back and what it costs the next query. An agent fills a data
 // directory with 60k spans (OTLP/gRPC, 100 spans a request) and stops; then the engine alone (chdb,
 // no agent) opens that directory in a process pinned to core 0 and runs two of the agent's kinds of
 // query: a trace search (the newest 20 spans of one service) and a summary (per service: spans,
 // errors, p99 duration). Baseline: each query warm (median of 10 after 3 warm-ups). Then, 5 rounds:
-// page the library out (the agent's release, timed), then time the first and second run of each
-// query. Reports the library's file pages in memory before and after, and the process RSS.
+// unmap the library (the agent's release, timed), then time the first and second run of each query.
+// Reports the library's file pages in memory before and after, and the process RSS.
 // Needs dist/native/memory.node (npm run build, with a C compiler).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,7 +33,7 @@ async function child(dataDir) {
     return performance.now() - t0;
   };
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024;
-  const out = { warm: {}, first: {}, second: {}, pageOutMs: [], before: [], after: [], rssBefore: [], rssAfter: [] };
+  const out = { warm: {}, first: {}, second: {}, releaseMs: [], before: [], after: [], rssBefore: [], rssAfter: [] };
   for (const [name, sql] of Object.entries(QUERIES)) {
     for (let i = 0; i < 3; i++) await time(sql);
     const runs = [];
@@ -42,12 +42,12 @@ async function child(dataDir) {
     out.first[name] = [];
     out.second[name] = [];
   }
-  const release = createNativeRelease({ logger: { info() {}, warn: (o, m) => console.error(m, o) }, pageOut: ['libchdb.so'], growthBytes: 0 });
+  const release = createNativeRelease({ logger: { info() {}, warn: (o, m) => console.error(m, o) }, unmap: ['libchdb.so'], growthBytes: 0 });
   for (let r = 0; r < ROUNDS; r++) {
     out.rssBefore.push(rss());
     const t0 = performance.now();
     const { libraryResidentBytes } = release();
-    out.pageOutMs.push(performance.now() - t0);
+    out.releaseMs.push(performance.now() - t0);
     out.before.push(libraryResidentBytes.before / 2 ** 20);
     out.after.push(libraryResidentBytes.after / 2 ** 20);
     out.rssAfter.push(rss());
@@ -64,7 +64,7 @@ if (process.argv[2] === '--child') {
   await child(process.argv[3]);
 } else {
   if (!existsSync(join(ROOT, 'dist', 'native', 'memory.node'))) throw new Error('dist/native/memory.node is missing: npm run build, with a C compiler (cc)');
-  const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-pageout-'));
+  const work = mkdtempSync(join(tmpdir(), 'heimdall-bench-unmap-'));
   try {
     const agent = await startAgent(agentConfig(work));
     const load = await mixedLoad({ grpc: agent.grpc, admin: agent.admin, rate: 60, ms: 10_000, queryEveryMs: 60_000 });
@@ -73,15 +73,15 @@ if (process.argv[2] === '--child') {
     const rows = Object.keys(QUERIES).map((name) => `| ${name} | ${f(out.warm[name], 1)} ms | ${f(median(out.first[name]), 1)} ms (${out.first[name].map((x) => f(x, 0)).join(', ')}) | ${f(median(out.second[name]), 1)} ms | ${f(median(out.first[name]) / out.warm[name], 1)}x |`);
     console.log(
       [
-        `Page-out of the embedded engine's code (chdb ${execFileSync(process.execPath, ['-p', "require('chdb/package.json').version"], { cwd: ROOT, encoding: 'utf8' }).trim()}, the engine alone pinned to core 0, ${load.ok * 100} spans stored; ${ROUNDS} rounds), node ${process.version}:`,
+        `Unmapping of the embedded engine's code (chdb ${execFileSync(process.execPath, ['-p', "require('chdb/package.json').version"], { cwd: ROOT, encoding: 'utf8' }).trim()}, the engine alone pinned to core 0, ${load.ok * 100} spans stored; ${ROUNDS} rounds), node ${process.version}:`,
         '',
         '| | before | after | |',
         '|---|---|---|---|',
         `| libchdb.so file pages in memory (median) | ${f(median(out.before), 0)} MiB (first round ${f(out.before[0], 0)}) | ${f(median(out.after), 0)} MiB | |`,
         `| process RSS (median) | ${f(median(out.rssBefore), 0)} MiB (first round ${f(out.rssBefore[0], 0)}) | ${f(median(out.rssAfter), 0)} MiB | |`,
-        `| the page-out call itself (median) | | ${f(median(out.pageOutMs), 1)} ms | |`,
+        `| the release itself (median: smaps read twice, unmapping, malloc_trim) | | ${f(median(out.releaseMs), 1)} ms | |`,
         '',
-        '| query | warm (median of 10; the baseline) | first run after a page-out (median; each round) | second run after it | first / warm |',
+        '| query | warm (median of 10; the baseline) | first run after the unmapping (median; each round) | second run after it | first / warm |',
         '|---|---|---|---|---|',
         ...rows,
       ].join('\n'),
