@@ -27,16 +27,26 @@ export function revoked(now: AuthResult, before: Principal): GrpcError | undefin
   return undefined;
 }
 
-/** The call metrics, shared by every gRPC server registered in one registry (the rate-limit worker's listener counts its calls in them too). */
+/**
+ * The call families both threads count in: the main thread's gRPC server with prom-client
+ * (grpcCallMetrics), the rate-limit worker's listener with plain counters; /metrics sums them.
+ */
+export const GRPC_CALL_FAMILIES = {
+  started: { name: 'heimdall_grpc_server_started_total', help: 'gRPC calls started, by service and method.' },
+  handled: { name: 'heimdall_grpc_server_handled_total', help: 'gRPC calls completed, by service, method and status code.' },
+  duration: {
+    name: 'heimdall_grpc_server_handling_seconds',
+    help: 'Time to handle a gRPC call, by service and method.',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  },
+} as const;
+
+/** The call metrics, shared by every gRPC server registered in one registry. */
 export function grpcCallMetrics(registry: Registry) {
+  const { started, handled, duration } = GRPC_CALL_FAMILIES;
   return perRegistry(registry, 'grpc', () => ({
-    started: new Counter({ name: 'heimdall_grpc_server_started_total', help: 'gRPC calls started, by service and method.', labelNames: ['grpc_service', 'grpc_method'] as const, registers: [registry] }),
-    handled: new Counter({
-      name: 'heimdall_grpc_server_handled_total',
-      help: 'gRPC calls completed, by service, method and status code.',
-      labelNames: ['grpc_service', 'grpc_method', 'grpc_code'] as const,
-      registers: [registry],
-    }),
+    started: new Counter({ ...started, labelNames: ['grpc_service', 'grpc_method'] as const, registers: [registry] }),
+    handled: new Counter({ ...handled, labelNames: ['grpc_service', 'grpc_method', 'grpc_code'] as const, registers: [registry] }),
     streams: new Gauge({ name: 'heimdall_grpc_server_streams', help: 'Long-lived response streams (Watch, WatchJob, ...) open now.', registers: [registry] }),
     streamsRefused: new Counter({
       name: 'heimdall_grpc_server_streams_refused_total',
@@ -44,13 +54,7 @@ export function grpcCallMetrics(registry: Registry) {
       labelNames: ['grpc_service', 'grpc_method'] as const,
       registers: [registry],
     }),
-    duration: new Histogram({
-      name: 'heimdall_grpc_server_handling_seconds',
-      help: 'Time to handle a gRPC call, by service and method.',
-      labelNames: ['grpc_service', 'grpc_method'] as const,
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }),
+    duration: new Histogram({ ...duration, buckets: [...duration.buckets], labelNames: ['grpc_service', 'grpc_method'] as const, registers: [registry] }),
   }));
 }
 

@@ -31,6 +31,62 @@ export interface PlainHistogram {
 
 type Value = Omit<MetricValueWithName<string>, 'metricName'> & { metricName?: string; sharedLabels?: Readonly<Record<string, string>>; exemplar?: null };
 
+/** A counter's samples: each label set's count. */
+const counterValues = (series: PlainSeries[]): Value[] => series.map((s) => ({ labels: s.labels, value: s.count }));
+
+/** A family as prom-client's registries read it: `getForPromString` for the text, `get` (labels merged) for JSON; `reset` zeroes `all`. */
+function family(familyName: string, help: string, type: 'histogram' | 'counter', values: () => Value[], all: PlainSeries[]) {
+  return {
+    name: familyName,
+    help,
+    type,
+    aggregator: 'sum' as const,
+    getForPromString: async (): Promise<MetricObjectWithValues<MetricValue<string>>> => ({ name: familyName, help, type, aggregator: 'sum', values: values() }) as never,
+    get: async (): Promise<MetricObjectWithValues<MetricValue<string>>> => ({
+      name: familyName,
+      help,
+      type,
+      aggregator: 'sum',
+      values: values().map(({ sharedLabels, ...v }) => ({ ...v, labels: { ...v.labels, ...sharedLabels } })),
+    }) as never,
+    reset: () => {
+      for (const s of all) {
+        s.count = 0;
+        s.sum = 0;
+        s.buckets.fill(0);
+      }
+    },
+  };
+}
+
+/** Registers the families in each registry. */
+function register(registers: Registry[], families: Array<ReturnType<typeof family>>): void {
+  for (const registry of registers) for (const f of families) registry.registerMetric(f as unknown as Metric);
+}
+
+/** A counter for hot paths (see createPlainCounter). */
+export interface PlainCounter {
+  /** A new label set (make it once per label set and keep it). */
+  series(labels: Record<string, string>): PlainSeries;
+}
+
+/**
+ * Creates a counter kept as plain numbers: count with `series.count++` (no label hashing, no
+ * objects, unlike prom-client's Counter). It renders as prom-client's Counter does and aggregates
+ * (`sum`) like it across isolates; a label set shows once it has counted.
+ */
+export function createPlainCounter(options: { name: string; help: string; registers: Registry[] }): PlainCounter {
+  const all: PlainSeries[] = [];
+  register(options.registers, [family(options.name, options.help, 'counter', () => counterValues(all.filter((s) => s.count > 0)), all)]);
+  return {
+    series(labels) {
+      const s: PlainSeries = { labels, count: 0, sum: 0, buckets: new Float64Array(0) };
+      all.push(s);
+      return s;
+    },
+  };
+}
+
 /**
  * Creates a histogram for hot paths: observing one value is a bucket search and three additions —
  * no label hashing and no objects, unlike prom-client's Histogram and Counter, which hash the label
@@ -56,34 +112,11 @@ export function createPlainHistogram(options: PlainHistogramOptions): PlainHisto
     }
     return values;
   };
-  /** A family as prom-client's registries read it: `getForPromString` for the text, `get` (labels merged) for JSON. */
-  const family = (familyName: string, help: string, type: 'histogram' | 'counter', values: () => Value[]) => ({
-    name: familyName,
-    help,
-    type,
-    aggregator: 'sum' as const,
-    getForPromString: async (): Promise<MetricObjectWithValues<MetricValue<string>>> => ({ name: familyName, help, type, aggregator: 'sum', values: values() }) as never,
-    get: async (): Promise<MetricObjectWithValues<MetricValue<string>>> => ({
-      name: familyName,
-      help,
-      type,
-      aggregator: 'sum',
-      values: values().map(({ sharedLabels, ...v }) => ({ ...v, labels: { ...v.labels, ...sharedLabels } })),
-    }) as never,
-    reset: () => {
-      for (const s of all) {
-        s.count = 0;
-        s.sum = 0;
-        s.buckets.fill(0);
-      }
-    },
-  });
   const { counter } = options;
-  const metrics = [
-    ...(counter ? [family(counter.name, counter.help, 'counter', () => shown().map((s) => ({ labels: s.labels, value: s.count })))] : []),
-    family(name, options.help, 'histogram', histogramValues),
-  ];
-  for (const registry of options.registers) for (const m of metrics) registry.registerMetric(m as unknown as Metric);
+  register(options.registers, [
+    ...(counter ? [family(counter.name, counter.help, 'counter', () => counterValues(shown()), all)] : []),
+    family(name, options.help, 'histogram', histogramValues, all),
+  ]);
   return {
     series(labels) {
       const s: PlainSeries = { labels, count: 0, sum: 0, buckets: new Float64Array(bounds.length + 1) };

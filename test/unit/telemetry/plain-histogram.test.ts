@@ -1,6 +1,6 @@
 import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createPlainHistogram } from '../../../src/telemetry/plain-histogram.js';
+import { createPlainCounter, createPlainHistogram } from '../../../src/telemetry/plain-histogram.js';
 
 const BUCKETS = [0.01, 0.1, 1];
 const VALUES: Array<[string, number]> = [
@@ -51,5 +51,25 @@ describe('createPlainHistogram', () => {
     expect(await registry.metrics()).not.toContain('busy');
     h.observe(idle, 5);
     expect(await registry.metrics()).toContain('y_seconds_bucket{le="+Inf",k="idle"} 1');
+  });
+});
+
+describe('createPlainCounter', () => {
+  it('renders exactly what prom-client\'s Counter renders for the same counts, as text and as JSON; a label set shows once it has counted, none after a reset', async () => {
+    const ours = new Registry();
+    const plain = createPlainCounter({ name: 'z_total', help: 'Calls.', registers: [ours] });
+    const theirs = new Registry();
+    const counter = new Counter({ name: 'z_total', help: 'Calls.', labelNames: ['method', 'code'], registers: [theirs] });
+    const ok = plain.series({ method: 'Check', code: 'OK' });
+    const denied = plain.series({ method: 'Check', code: 'DENIED' });
+    plain.series({ method: 'Check', code: 'UNUSED' });
+    ok.count += 3;
+    denied.count++;
+    counter.inc({ method: 'Check', code: 'OK' }, 3);
+    counter.inc({ method: 'Check', code: 'DENIED' });
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    expect(await ours.getMetricsAsJSON()).toEqual(await theirs.getMetricsAsJSON());
+    ours.resetMetrics();
+    expect(await ours.metrics()).not.toContain('Check');
   });
 });
