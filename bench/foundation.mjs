@@ -6,7 +6,7 @@
 // endpoint of the server-transport runs to core 1.
 // Idle RSS is sampled after BENCH_IDLE_MS (default 60 s) of idling: long enough for the agent's
 // periodic work (system checks, maintenance) to have run once, and with it the engine code it runs,
-// which the embedded agent's page-out 5 s after start had dropped (at 10 s an embedded agent
+// which the embedded agent's unmapping 5 s after start had dropped (at 10 s an embedded agent
 // measured ~180 MiB, settling at ~200 over the next minute).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

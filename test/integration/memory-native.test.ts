@@ -41,7 +41,7 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
     runChild(`
       const { createNativeRelease } = await import(${JSON.stringify(NATIVE)});
       const chdb = require('chdb');
-      const dir = require('node:fs').mkdtempSync(require('node:os').tmpdir() + '/heimdall-pageout-');
+      const dir = require('node:fs').mkdtempSync(require('node:os').tmpdir() + '/heimdall-unmap-');
       const session = new chdb.Session(dir);
       const count = async () => (await session.queryAsync('SELECT count() FROM numbers(12345)', { format: 'TSV' })).text().trim();
       const first = await count();
@@ -50,7 +50,8 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
       const released = createNativeRelease({ logger, unmap: ['libchdb.so'] })();
       const after = residentOf('self', '/libchdb.so');
       const again = await count();
-      session.cleanup();
+      session.close();
+      require('node:fs').rmSync(dir, { recursive: true, force: true });
       console.log(JSON.stringify({ first, again, before, after, released }));
     `);
 
@@ -70,7 +71,7 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
   });
 
   it('does so when another process maps the same library too (two agents on a node from one image; MADV_PAGEOUT leaves such pages)', async () => {
-    const sibling = spawn(process.execPath, ['--input-type=module', '-e', "const { Session } = (await import('chdb')).default ?? await import('chdb'); const dir = (await import('node:fs')).mkdtempSync('/tmp/heimdall-sibling-'); const s = new Session(dir); await s.queryAsync('SELECT 1'); console.log('ready'); setInterval(() => {}, 1000);"], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const sibling = spawn(process.execPath, ['--input-type=module', '-e', "const { Session } = (await import('chdb')).default ?? await import('chdb'); const fs = await import('node:fs'); const dir = fs.mkdtempSync('/tmp/heimdall-sibling-'); const s = new Session(dir); await s.queryAsync('SELECT 1'); fs.rmSync(dir, { recursive: true, force: true }); console.log('ready'); setInterval(() => {}, 1000);"], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise<void>((resolve, reject) => {
         sibling.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
@@ -104,7 +105,7 @@ describe.runIf(built)('the native memory module (dist/native/memory.node)', () =
   });
 
   it("an embedded agent unmaps the engine's start-up code once it has settled, and stays ready", async () => {
-    const dir = tempDir('heimdall-pageout-agent-');
+    const dir = tempDir('heimdall-unmap-agent-');
     try {
       agent = await startAgentProcess(writeAgentConfig(dir.path, { log: { level: 'debug' } }));
       const pid = agent.child.pid!;

@@ -127,7 +127,7 @@ describe('createMemoryReturn', () => {
     const p = fakeProcess();
     const lines: Array<Record<string, unknown>> = [];
     let releases = 0;
-    const release = () => ({ pagedOutBytes: 512 * MiB, trimmed: ++releases > 0 });
+    const release = () => ({ libraryResidentBytes: { before: 180 * MiB, after: 2 * MiB }, trimmed: ++releases % 2 === 1 });
     const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
     const m = await settled(p, { logger, growthBytes: MiB, release });
     expect(releases).toBe(1);
@@ -136,9 +136,9 @@ describe('createMemoryReturn', () => {
     p.state.memory = { heapUsed: 60 * MiB, external: 40 * MiB };
     expect(await m.check()).toBe(true);
     expect(releases).toBe(2);
-    expect(lines.filter((l) => l.msg === 'quiet: memory collected').map((l) => [l.pagedOutBytes, l.trimmed])).toEqual([
-      [512 * MiB, true],
-      [512 * MiB, true],
+    expect(lines.filter((l) => l.msg === 'quiet: memory collected').map((l) => [l.libraryResidentBytes, l.trimmed])).toEqual([
+      [{ before: 180 * MiB, after: 2 * MiB }, true],
+      [{ before: 180 * MiB, after: 2 * MiB }, false],
     ]);
   });
 
