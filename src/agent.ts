@@ -179,9 +179,10 @@ export function createAgent(options: AgentOptions): Agent {
   // Admin first so /livez answers while storage connects; data listeners last. Shutdown runs in
   // reverse: listeners stop, then the pipeline flushes its batches, then storage closes. The memory
   // return (a full collection once quiet after a load) runs once everything else has started.
+  const release = createNativeRelease({ logger, unmap: storage.mode === 'embedded' ? [ENGINE_LIBRARY] : [] });
   const components: Component[] = [
     ...(tracing.enabled ? [createSelfTracing({ config: tracing, logger })] : []),
-    ...[admin, auth, storage, pipeline, notifier, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger, release: createNativeRelease({ logger, unmap: storage.mode === 'embedded' ? [ENGINE_LIBRARY] : [] }) })],
+    ...[admin, auth, storage, pipeline, notifier, security, ratelimit, jobs, connect, grpc, otlpHttp, createMemoryReturn({ logger, release })],
   ];
   const lifecycle = createLifecycle({ components, config: config.shutdown, beginShutdown: () => health.beginShutdown(), logger });
   return {

@@ -111,21 +111,24 @@ export interface Released {
  * which follow growth of V8's heap and buffers, so engine work alone is looked at by the next one):
  * the process's resident memory falls, the pages stay in the page cache (clean and no longer
  * mapped: the first the kernel reclaims under pressure), and the code that runs again maps them back
- * (the first query after it took 18-38 ms instead of 2-3). A mapping with written pages (the
- * library's relocated data) is left alone: they would be lost. (2) glibc's malloc_trim gives back
- * the free pages of every malloc arena (freed blocks below live ones, which the arenas keep after a
- * load). Without the native module it says why once; a failed unmapping warns once and is not tried
- * again; it never throws.
+ * (bench:unmap: the first trace search after it 38 ms instead of 8.5). A mapping with written pages
+ * (the library's relocated data) is left alone: they would be lost. (2) glibc's malloc_trim gives
+ * back the free pages of every malloc arena (freed blocks below live ones, which the arenas keep
+ * after a load). The module is loaded at the first release, which says why once when it cannot be;
+ * a failed unmapping warns once and is not tried again; it never throws.
  */
 export function createNativeRelease(options: NativeReleaseOptions): () => Released {
-  const calls = options.calls ?? loadNativeCalls();
+  // Loaded at the first release (5 s after start at the earliest), not on the way to ready.
+  let loaded: NativeCalls | Error | undefined;
   const readSmaps = options.readSmaps ?? (() => readFileSync('/proc/self/smaps', 'utf8'));
   const growthBytes = options.growthBytes ?? 16 * 2 ** 20;
   const names = new Set(options.unmap);
-  if (calls instanceof Error) {
-    options.logger.info({ err: calls.message }, 'native memory module not loaded: memory outside the JavaScript heap is given back only by the kernel under pressure');
-    return () => ({ trimmed: false });
-  }
+  const nativeCalls = (): NativeCalls | Error => {
+    if (loaded) return loaded;
+    loaded = options.calls ?? loadNativeCalls();
+    if (loaded instanceof Error) options.logger.info({ err: loaded.message }, 'native memory module not loaded: memory outside the JavaScript heap is given back only by the kernel under pressure');
+    return loaded;
+  };
   const libraries = (): Mapping[] => {
     let smaps: string;
     try {
@@ -138,7 +141,7 @@ export function createNativeRelease(options: NativeReleaseOptions): () => Releas
   const resident = (ms: Mapping[]) => ms.reduce((sum, m) => sum + m.fileResident, 0);
   let unmap = names.size > 0;
   let afterLast: number | undefined;
-  const release = (): Released['libraryResidentBytes'] => {
+  const release = (calls: NativeCalls): Released['libraryResidentBytes'] => {
     try {
       const mapped = libraries();
       const before = resident(mapped);
@@ -153,7 +156,9 @@ export function createNativeRelease(options: NativeReleaseOptions): () => Releas
     }
   };
   return () => {
-    const libraryResidentBytes = unmap ? release() : undefined;
+    const calls = nativeCalls();
+    if (calls instanceof Error) return { trimmed: false };
+    const libraryResidentBytes = unmap ? release(calls) : undefined;
     return { ...(libraryResidentBytes && { libraryResidentBytes }), trimmed: calls.trimHeap() };
   };
 }

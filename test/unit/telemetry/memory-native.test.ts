@@ -151,7 +151,7 @@ describe('createNativeRelease', () => {
     expect(warnings.map((w) => w.msg)).toEqual(['cannot unmap library pages; not trying again']);
   });
 
-  it('without the native module, says why once at start and releases nothing', () => {
+  it('without the native module, says why once, at its first release, and releases nothing', () => {
     const { lines, logger } = captured();
     const release = createNativeRelease({ logger, unmap: ['libchdb.so'], calls: new Error('Cannot find module dist/native/memory.node'), readSmaps: () => smaps({ rodata: 60, text: 120 }) });
     expect(release()).toEqual({ trimmed: false });
