@@ -233,7 +233,12 @@ describe('agent lifecycle', () => {
     const dir = tempDir();
     const ch = await startClickHouseHttp(dir.path);
     await ch.down();
-    const t = await startTestAgent({ storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '100ms', max_interval: '200ms' } } });
+    const t = await startTestAgent({
+      storage: { clickhouse: { url: ch.url }, retry: { initial_interval: '100ms', max_interval: '200ms' } },
+      // The system check gates strict readiness too: run each second, so a score taken during the outage
+      // (a tick at :00 or :30 by default) is not kept for 30 s after storage is back.
+      jobs: { system_check: { schedule: '* * * * * *' } },
+    });
     expect((await fetch(`${t.adminUrl}/readyz`)).status).toBe(200);
     const res = await fetch(`${t.adminUrl}/readyz/strict`);
     expect(res.status).toBe(503);
@@ -251,7 +256,9 @@ describe('agent lifecycle', () => {
     expect(t.logs.some((l) => l.component === 'health' && l.level === 'warn' && String(l.msg).startsWith('health: degraded (still serving local clients): storage: failed'))).toBe(true);
     await ch.up();
     // Reconnecting takes a retry (200 ms at most), then the migrations, slower on a loaded CI machine.
-    await expect.poll(async () => (await fetch(`${t.adminUrl}/readyz/strict`)).status, { timeout: 30_000 }).toBe(200);
+    // Polled on the reasons, so that a failure names the component still not ready.
+    await expect.poll(async () => ((await (await fetch(`${t.adminUrl}/readyz/strict`)).json()) as { reasons?: string[] }).reasons ?? [], { timeout: 30_000 }).toEqual([]);
+    expect((await fetch(`${t.adminUrl}/readyz/strict`)).status).toBe(200);
     const tables = await t.agent.storage.transport.query<{ c: string }>("SELECT count() AS c FROM system.tables WHERE name LIKE 'otel_%'");
     expect(Number(tables[0]?.c)).toBe(9);
     hc.close();
