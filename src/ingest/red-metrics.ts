@@ -10,22 +10,36 @@ import { seriesShape, type SeriesLimits } from '../telemetry/series-limits.js';
  * a request and made the major collections.
  */
 export class SpanSummaries {
-  readonly services: string[] = [];
-  readonly names: string[] = [];
-  readonly kinds: string[] = [];
-  readonly statuses: string[] = [];
-  readonly seconds: number[] = [];
+  readonly services: string[];
+  readonly names: string[];
+  readonly kinds: string[];
+  readonly statuses: string[];
+  readonly seconds: number[];
+  #count = 0;
 
-  add(service: string, name: string, kind: string, status: string, durationSeconds: number): void {
-    this.services.push(service);
-    this.names.push(name);
-    this.kinds.push(kind);
-    this.statuses.push(status);
-    this.seconds.push(durationSeconds);
+  /** `capacity`: the spans expected, for which the columns are sized at once (more still fit). */
+  constructor(capacity = 0) {
+    const column = <T>(): T[] => (capacity > 0 ? new Array<T>(capacity) : []);
+    [this.services, this.names, this.kinds, this.statuses, this.seconds] = [column(), column(), column(), column(), column()];
   }
 
+  add(service: string, name: string, kind: string, status: string, durationSeconds: number): void {
+    const i = this.#count++;
+    this.services[i] = service;
+    this.names[i] = name;
+    this.kinds[i] = kind;
+    this.statuses[i] = status;
+    this.seconds[i] = durationSeconds;
+  }
+
+  /** Ends the columns at the spans added (fewer than the capacity when some were invalid); shrinking allocates nothing. */
+  trim(): void {
+    for (const column of [this.services, this.names, this.kinds, this.statuses, this.seconds]) column.length = this.#count;
+  }
+
+  /** The spans added. */
   get length(): number {
-    return this.seconds.length;
+    return this.#count;
   }
 }
 

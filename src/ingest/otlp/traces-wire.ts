@@ -165,7 +165,7 @@ const READERS = [MESSAGE, KEY_VALUE, ANY_VALUE];
 /** Node's Buffer reads ASCII fastest through latin1Slice (what toString('latin1') calls after checking its arguments). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
-/** Short ASCII texts by their bytes (keys and values repeat from span to span): 4096 slots of 64 bytes, 256 KiB. */
+/** Short ASCII texts by their bytes (keys and values repeat from span to span): 4096 slots (2,048 pairs) of 64 bytes, 256 KiB. */
 const wireText = createWireText({ slots: 4096, maxBytes: 64 });
 
 /** Text of `buf[start, end)`: ASCII read directly (short texts through the cache), other UTF-8 strictly (invalid text is left to the generic decoder). */
@@ -701,12 +701,13 @@ function readScope(buf: Buffer, bounds: [number, number] | undefined): { name: s
 /**
  * The bounds of the singular message field `single` and of each repeated `many` field of a message
  * (ResourceSpans, ScopeSpans: fields 1 and 2, and a schema_url string as field 3; the request: field
- * 1 only); `list` holds the repeated fields' starts and ends in turn.
+ * 1 only); `list` receives the repeated fields' starts and ends in turn, from its start (`count`
+ * of them: it keeps its length, so that its storage is reused).
  */
-function split(buf: Buffer, start: number, end: number, single: number, many: number): { one: [number, number] | undefined; list: number[] } {
+function split(buf: Buffer, start: number, end: number, single: number, many: number, list: number[]): { one: [number, number] | undefined; count: number } {
   const r = MESSAGE.at(buf, start, end);
   let one: [number, number] | undefined;
-  const list: number[] = [];
+  let count = 0;
   while (r.pos < end) {
     const tag = r.tag();
     const field = tag >>> 3;
@@ -716,12 +717,15 @@ function split(buf: Buffer, start: number, end: number, single: number, many: nu
     } else if (field === single || field === many) {
       expect(tag & 7, WIRE_LEN);
       const s = r.delimited();
-      if (field === many) list.push(s, r.pos);
+      if (field === many) {
+        list[count++] = s;
+        list[count++] = r.pos;
+      }
       else if (one) throw UNHANDLED; // a repeated singular message merges: generic rules
       else one = [s, r.pos];
     } else r.skip(tag & 7);
   }
-  return { one, list };
+  return { one, count };
 }
 
 /**
@@ -740,6 +744,10 @@ export function encodeTraceRequest(bytes: Uint8Array, p: TraceProcessors): Encod
 
 /** Rows are written here first (one request at a time: encoding is synchronous), then copied out right-sized. */
 let scratch = new RowBinaryWriter(SCRATCH_BYTES);
+/** The summaries of a request without spans (read only). */
+const EMPTY_SUMMARIES = new SpanSummaries();
+/** The bounds lists of the request's resource spans, of one's scope spans, and of one's spans: reused, not grown anew each request. */
+const [RESOURCE_BOUNDS, SCOPE_BOUNDS, SPAN_BOUNDS]: [number[], number[], number[]] = [[], [], []];
 
 function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
   const w = scratch;
@@ -755,18 +763,21 @@ function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
 }
 
 function encodeInto(w: RowBinaryWriter, buf: Buffer, p: TraceProcessors): EncodedTraces {
-  const out: EncodedTraces = { data: Buffer.alloc(0), accepted: 0, rejected: 0, reasons: [], spans: new SpanSummaries() };
+  const out: EncodedTraces = { data: Buffer.alloc(0), accepted: 0, rejected: 0, reasons: [], spans: EMPTY_SUMMARIES };
   const f = newSpanFields();
   // Indexed loops over the bounds lists (start, end in turn): no closure or iterator a span.
-  const top = split(buf, 0, buf.length, -1, 1).list;
-  for (let a = 0; a < top.length; a += 2) {
-    const rs = split(buf, top[a] ?? 0, top[a + 1] ?? 0, 1, 2);
+  const [top, scopes, spans] = [RESOURCE_BOUNDS, SCOPE_BOUNDS, SPAN_BOUNDS];
+  const resources = split(buf, 0, buf.length, -1, 1, top).count;
+  for (let a = 0; a < resources; a += 2) {
+    const rs = split(buf, top[a] ?? 0, top[a + 1] ?? 0, 1, 2, scopes);
     const resource = readResource(buf, rs.one, p);
-    for (let b = 0; b < rs.list.length; b += 2) {
-      const ss = split(buf, rs.list[b] ?? 0, rs.list[b + 1] ?? 0, 1, 2);
+    for (let b = 0; b < rs.count; b += 2) {
+      const ss = split(buf, scopes[b] ?? 0, scopes[b + 1] ?? 0, 1, 2, spans);
       const scope = readScope(buf, ss.one);
-      for (let c = 0; c < ss.list.length; c += 2) {
-        readSpan(buf, ss.list[c] ?? 0, ss.list[c + 1] ?? 0, f);
+      // Sized by the first scope's spans (usually all of them): the summaries outlive the request's scavenges.
+      if (out.spans === EMPTY_SUMMARIES) out.spans = new SpanSummaries(ss.count / 2);
+      for (let c = 0; c < ss.count; c += 2) {
+        readSpan(buf, spans[c] ?? 0, spans[c + 1] ?? 0, f);
         const invalid = writeSpan(w, buf, f, resource, scope, p, out);
         if (invalid === undefined) continue;
         out.rejected += 1;
@@ -774,6 +785,7 @@ function encodeInto(w: RowBinaryWriter, buf: Buffer, p: TraceProcessors): Encode
       }
     }
   }
+  out.spans.trim();
   out.data = rowChunks.copy(w.view());
   return out;
 }

@@ -1,4 +1,4 @@
-/** The wire text cache: the text of any byte range, same string on a hit, non-ASCII and long texts left to the caller, bounded slots. */
+/** The wire text cache: the text of any byte range, same string on a hit, non-ASCII and long texts left to the caller, bounded slots in pairs. */
 import { describe, expect, it } from 'vitest';
 import { createWireText } from '../../../src/ingest/otlp/wire-text.js';
 import { prng } from '../../support/prng.js';
@@ -32,7 +32,25 @@ describe('wire text cache', () => {
     }
   });
 
-  it('refuses a slot count that is not a power of two', () => {
+  it('keeps the last two texts of a pair of slots: two texts used in turn do not evict each other', () => {
+    const cache = createWireText({ slots: 2, maxBytes: 16 });
+    const buf = Buffer.from('alpha|beta|gamma');
+    let decoded = 0;
+    const slice = buf.latin1Slice.bind(buf);
+    Object.assign(buf, { latin1Slice: (start: number, end: number) => (decoded++, slice(start, end)) });
+    const [alpha, beta, gamma] = [() => cache.ascii(buf, 0, 5), () => cache.ascii(buf, 6, 10), () => cache.ascii(buf, 11, 16)];
+    for (let i = 0; i < 10; i++) expect([alpha(), beta()]).toEqual(['alpha', 'beta']);
+    expect(decoded).toBe(2);
+    // A third text takes the older one's place (alpha's): beta stays, alpha is decoded again.
+    expect(gamma()).toBe('gamma');
+    expect(beta()).toBe('beta');
+    expect(decoded).toBe(3);
+    expect(alpha()).toBe('alpha');
+    expect(decoded).toBe(4);
+  });
+
+  it('refuses a slot count that is not a power of two, or under two', () => {
     expect(() => createWireText({ slots: 12, maxBytes: 8 })).toThrow(/power of two/);
+    expect(() => createWireText({ slots: 1, maxBytes: 8 })).toThrow(/at least 2/);
   });
 });
