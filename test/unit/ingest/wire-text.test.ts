@@ -36,7 +36,7 @@ describe('wire text cache', () => {
     const cache = createWireText({ slots: 2, maxBytes: 16 });
     const buf = Buffer.from('alpha|beta|gamma');
     let decoded = 0;
-    const slice = buf.latin1Slice.bind(buf);
+    const slice = (buf as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice.bind(buf);
     Object.assign(buf, { latin1Slice: (start: number, end: number) => (decoded++, slice(start, end)) });
     const [alpha, beta, gamma] = [() => cache.ascii(buf, 0, 5), () => cache.ascii(buf, 6, 10), () => cache.ascii(buf, 11, 16)];
     for (let i = 0; i < 10; i++) expect([alpha(), beta()]).toEqual(['alpha', 'beta']);
