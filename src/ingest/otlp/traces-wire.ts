@@ -720,8 +720,7 @@ function split(buf: Buffer, start: number, end: number, single: number, many: nu
       if (field === many) {
         list[count++] = s;
         list[count++] = r.pos;
-      }
-      else if (one) throw UNHANDLED; // a repeated singular message merges: generic rules
+      } else if (one) throw UNHANDLED; // a repeated singular message merges: generic rules
       else one = [s, r.pos];
     } else r.skip(tag & 7);
   }
