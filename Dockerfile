@@ -59,8 +59,8 @@ VOLUME ["/app/data"]
 # bodies, insert payloads, compression buffers) are mapped on their own and unmapped when freed: with
 # glibc's sliding threshold they came from the arenas and stayed there after a load (server transport,
 # a minute after 60 s of load: 207 MiB, 157 MiB with this; idle 130). The agent sets V8's
-# --heap-growing-percent=100 itself once started (telemetry/memory-return.ts): as a flag here it
-# slowed start-up by ~60 ms.
+# --heap-growing-percent=100 and --incremental-marking-soft-trigger=80 itself once started
+# (telemetry/memory-return.ts): the first, as a flag here, slowed start-up by ~60 ms.
 ENV MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072
 ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/bundle/main.js"]
 CMD ["run"]

@@ -27,8 +27,8 @@ export interface MemoryReturnOptions {
   collect?: () => Promise<unknown>;
   /** Runs after each collection: gives back memory outside V8 (memory-native.ts); what it returns is logged. Must not throw. */
   release?: () => object;
-  /** Whether start bounds the old generation's growth (`HEAP_GROWING_FLAG`, process-wide: the main thread's to set; default true). */
-  boundGrowth?: boolean;
+  /** Whether start sets `GC_FLAGS` (process-wide: the main thread's to set; default true). */
+  setGcFlags?: boolean;
   /** The Node flags the process runs with, where an operator's own `--heap-growing-percent` is looked for (default `process.execArgv` and `NODE_OPTIONS`). */
   nodeFlags?: string;
   /** Sets a V8 flag (default `v8.setFlagsFromString`). */
@@ -36,12 +36,22 @@ export interface MemoryReturnOptions {
 }
 
 /**
- * How far V8's old generation may grow past what survived its last full collection, set once the
- * agent has started: V8's own factor (up to 4x for a heap this small) cost server-transport ingest
- * ~15% more CPU per span and ~50 MiB more at its peak; as a command-line flag it slowed start-up by
- * ~60 ms (more full collections while modules load).
+ * V8 flags set once the agent has started (process-wide, read at each collection in every isolate),
+ * each unless the operator gave it (command line or NODE_OPTIONS):
+ * - how far the old generation may grow past what survived its last full collection: V8's own
+ *   factor (up to 4x for a heap this small) cost server-transport ingest ~15% more CPU per span and
+ *   ~50 MiB more at its peak; as a command-line flag it slowed start-up by ~60 ms (more full
+ *   collections while modules load);
+ * - when the marking of a full collection starts: once 80% of that growth is used. V8's own rule
+ *   started it at about half, so that under a sustained ingest load it marked nearly all the time
+ *   (two full collections a second); at 80%, bench:ingest's server transport spent a third less
+ *   CPU on V8's background GC threads and did 4-10% more spans per core, for ~40 MiB more RSS at
+ *   its peak.
  */
-export const HEAP_GROWING_FLAG = '--heap-growing-percent=100';
+export const GC_FLAGS: readonly string[] = ['--heap-growing-percent=100', '--incremental-marking-soft-trigger=80'];
+
+/** Whether `nodeFlags` set the V8 flag of `flag` (`--a-b=1`: `--a-b` or `--a_b`, any value). */
+const flagGiven = (nodeFlags: string, flag: string): boolean => new RegExp(`${(flag.split('=')[0] ?? flag).replace(/-/g, '[-_]')}\\b`).test(nodeFlags);
 
 /** Gives memory back once a load is over, and bounds the old generation's growth from start on; a lifecycle component. */
 export interface MemoryReturn {
@@ -139,8 +149,8 @@ export function createMemoryReturn(options: MemoryReturnOptions): MemoryReturn {
   return {
     name: 'memory',
     async start() {
-      // V8 reads the flag at each full collection, in every isolate of the process; an operator's own wins.
-      if (options.boundGrowth !== false && !/--heap[-_]growing[-_]percent\b/.test(nodeFlags)) setFlag(HEAP_GROWING_FLAG);
+      // An operator's own flags win.
+      if (options.setGcFlags !== false) for (const flag of GC_FLAGS) if (!flagGiven(nodeFlags, flag)) setFlag(flag);
       baseline = total(read());
       elu = utilization();
       settle ??= setTimeout(() => void check(), settleMs).unref();

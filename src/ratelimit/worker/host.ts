@@ -85,7 +85,7 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   const listener = init.listener.enabled ? createRlsListener({ config: init.listener, answer: core.answer, tokens, logger, metrics }) : undefined;
   // This isolate's own heap: start-up's garbage and a load's are given back once quiet, as in the main
   // thread, but only below 1% busy (under ~100 checks/s): a collection holds the thread 20-50 ms.
-  const memory = createMemoryReturn({ logger, boundGrowth: false, quietUtilization: 0.01 });
+  const memory = createMemoryReturn({ logger, setGcFlags: false, quietUtilization: 0.01 });
   const listen = (): void => {
     (listener?.start() ?? Promise.resolve(0)).then(
       (bound) => post({ t: 'listening', port: bound }),

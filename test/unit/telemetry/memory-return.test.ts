@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { collectLowMemory, createMemoryReturn, HEAP_GROWING_FLAG, type MemoryReading, type MemoryReturnOptions } from '../../../src/telemetry/memory-return.js';
+import { collectLowMemory, createMemoryReturn, GC_FLAGS, type MemoryReading, type MemoryReturnOptions } from '../../../src/telemetry/memory-return.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
 import { silentLogger } from '../../support/temp.js';
 
@@ -39,28 +39,35 @@ async function settled(p: ReturnType<typeof fakeProcess>, options: Partial<Memor
 }
 
 describe('createMemoryReturn', () => {
-  it('bounds the old generation to twice what survives a full collection once started, unless the operator set it', async () => {
+  it('sets the GC flags once started (old generation up to twice what survives, marking at 80% of it), each unless the operator set it', async () => {
     const p = fakeProcess();
     const m = createMemoryReturn(p.options);
     expect(p.state.flags).toEqual([]);
     await m.start();
-    expect(p.state.flags).toEqual(['--heap-growing-percent=100']);
+    expect(p.state.flags).toEqual(['--heap-growing-percent=100', '--incremental-marking-soft-trigger=80']);
     await m.shutdown();
-    // The rate-limit worker's own memory return leaves the flag to the main thread.
+    // The rate-limit worker's own memory return leaves the flags to the main thread.
     const worker = fakeProcess();
-    const w = createMemoryReturn({ ...worker.options, boundGrowth: false });
+    const w = createMemoryReturn({ ...worker.options, setGcFlags: false });
     await w.start();
     expect(worker.state.flags).toEqual([]);
     await w.shutdown();
-    for (const nodeFlags of ['--heap-growing-percent=300', '--max-semi-space-size=4 --heap_growing_percent=50']) {
+    const cases: Array<[string, string[]]> = [
+      ['--heap-growing-percent=300', ['--incremental-marking-soft-trigger=80']],
+      ['--max-semi-space-size=4 --heap_growing_percent=50', ['--incremental-marking-soft-trigger=80']],
+      ['--incremental_marking_soft_trigger=50', ['--heap-growing-percent=100']],
+      ['--heap-growing-percent=300 --incremental-marking-soft-trigger=0', []],
+    ];
+    for (const [nodeFlags, set] of cases) {
       const own = fakeProcess();
       const mine = createMemoryReturn({ ...own.options, nodeFlags });
       await mine.start();
-      expect(own.state.flags).toEqual([]);
+      expect(own.state.flags, nodeFlags).toEqual(set);
       await mine.shutdown();
     }
-    // The flag exists in this Node's V8 (setFlagsFromString ignores unknown flags without a word).
-    expect(execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' })).toContain(`  ${HEAP_GROWING_FLAG.split('=')[0]} `);
+    // The flags exist in this Node's V8 (setFlagsFromString ignores unknown flags without a word).
+    const known = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' });
+    for (const flag of GC_FLAGS) expect(known).toContain(`  ${flag.split('=')[0] ?? ''} `);
   });
 
   it('collects once, settleMs after start and quiet, what starting left (growth or not); after that only past the threshold', async () => {
