@@ -15,7 +15,8 @@
 //   load process of bench:ingest: 64 OTLP/gRPC Export calls of 100 spans x 10 attributes in flight,
 //   closed loop, core 1); then rlload sends the same Export request open loop at half that rate on
 //   core 1 while a second rlload measures ShouldRateLimit at 1,000/s; the run without ingest comes
-//   right before it.
+//   right before it, BENCH_LATENCY_ROUNDS times, and each side's median-p99 round counts (one round
+//   each swung from 0.9x to 3x between runs of the same code).
 // - Redis backend (a real redis-server on core 1): a descriptor with `backend: redis` at 5,000/s
 //   against the local backend at 5,000/s.
 // - Allocation per call: both servers run with V8's --trace-gc-nvp, which prints for every garbage
@@ -240,21 +241,28 @@ for (const rate of [1000, half]) {
 const at1k4317 = await atRate(agent4317, RLS, rlBody, 1000);
 await settle();
 
-// 3. ShouldRateLimit at 1,000/s with OTLP ingest at half of its capacity, and right before without.
+// 3. ShouldRateLimit at 1,000/s with OTLP ingest at half of its capacity, and without: LATENCY_ROUNDS
+// rounds, each a run without ingest right before one with it; each side's figure is its median-p99 round.
 const capRun = await onCore1(process.execPath, [join(ROOT, 'bench', 'load-grpc.mjs'), `127.0.0.1:${grpcPort}`, otlpMessage, String(SECONDS * 1000), '64']);
 const cap = JSON.parse(capRun.out.trim().split('\n').pop());
 const capacityRps = cap.ok / cap.wall;
 await new Promise((r) => setTimeout(r, 3000)); // let the storage catch up
 const ingestRate = Math.max(1, Math.round(capacityRps / 2));
-const noIngest = await atRate(agent, RLS, rlBody, 1000);
-await settle();
-const ingestRun = onCore1(rlload, ['127.0.0.1', String(grpcPort), OTLP, otlpBody, String(ingestRate), String(SECONDS + 3), '4', '1']);
-await new Promise((r) => setTimeout(r, 2000));
-const withIngest = await atRate(agent, RLS, rlBody, 1000);
-const ingest = await ingestRun;
-if (!ingest.out.startsWith('{')) throw new Error(`ingest rlload failed: ${ingest.err}`);
-const ingestResult = JSON.parse(ingest.out);
-await new Promise((r) => setTimeout(r, 3000));
+const isolation = { without: [], with: [], ingest: [] };
+for (let i = 0; i < LATENCY_ROUNDS; i++) {
+  isolation.without.push(await atRate(agent, RLS, rlBody, 1000));
+  await settle();
+  const ingestRun = onCore1(rlload, ['127.0.0.1', String(grpcPort), OTLP, otlpBody, String(ingestRate), String(SECONDS + 3), '4', '1']);
+  await new Promise((r) => setTimeout(r, 2000));
+  isolation.with.push(await atRate(agent, RLS, rlBody, 1000));
+  const ingest = await ingestRun;
+  if (!ingest.out.startsWith('{')) throw new Error(`ingest rlload failed: ${ingest.err}`);
+  isolation.ingest.push(JSON.parse(ingest.out));
+  await new Promise((r) => setTimeout(r, 3000)); // let the storage catch up
+}
+const noIngest = medianRun(isolation.without);
+const withIngest = medianRun(isolation.with);
+const ingestResult = isolation.ingest[isolation.with.indexOf(withIngest)];
 
 // 4. Redis backend vs local backend at 5,000/s, alternating.
 const local5k = await atRate(agent, RLS, rlBody, 5000);
@@ -320,15 +328,16 @@ const lines = [
     `| p99 of every round at ${rate}/s | agent ${rounds.agent.map((r) => f(r.p99, 2)).join(', ')} ms; bare ${rounds.bare.map((r) => f(r.p99, 2)).join(', ')} ms |`,
   ]),
   `| agent on 4317 (forwarded), 1000/s | ${ms(at1k4317)} |`,
-  `| agent, 1000/s, no ingest | ${ms(noIngest)} |`,
-  `| agent, 1000/s, during ingest | ${ms(withIngest)} |`,
+  `| agent, 1000/s, no ingest (median-p99 round) | ${ms(noIngest)} |`,
+  `| agent, 1000/s, during ingest (median-p99 round) | ${ms(withIngest)} |`,
+  `| p99 of every round at 1000/s, without / with ingest | ${isolation.without.map((r, i) => `${f(r.p99, 2)} / ${f(isolation.with[i]?.p99 ?? NaN, 2)}`).join(', ')} ms |`,
   `| peaks, every round (h2load, checks/s) | agent ${peaks.agent.map((r) => f(r.rps, 0)).join(', ')}; agent on 4317 ${peaks.agent4317.map((r) => f(r.rps, 0)).join(', ')}; bare ${peaks.bare.map((r) => f(r.rps, 0)).join(', ')} |`,
-  `| OTLP ingest into the agent at ${ingestRate} req/s x ${SPANS} spans (open loop, beside the above) | ${f(ingestResult.achieved, 0)} req/s, ${f(ingestResult.p50, 1)} / ${f(ingestResult.p99, 1)} / ${f(ingestResult.p999, 1)} ms${ingestResult.errors ? `, ${ingestResult.errors} failed` : ''} |`,
+  `| OTLP ingest into the agent at ${ingestRate} req/s x ${SPANS} spans (open loop, beside the median round) | ${f(ingestResult.achieved, 0)} req/s, ${f(ingestResult.p50, 1)} / ${f(ingestResult.p99, 1)} / ${f(ingestResult.p999, 1)} ms${ingestResult.errors ? `, ${ingestResult.errors} failed` : ''} |`,
   `| agent, 5000/s, local backend | ${ms(local5k)} |`,
   `| agent, 5000/s, Redis backend | ${ms(redis5k)} |`,
   '',
   `Servers on core 0 (the agent's rate-limit worker thread too), both with --trace-gc-nvp and the image's Node flags and malloc settings ${JSON.stringify(IMAGE)} (agent: embedded storage; OTLP ingest on 4317), load on core 1. Peaks: h2load, 8 connections x 32 streams, ${SECONDS} s after 2 s warm-up. ` +
-    `Fixed loads: bench/rlload.c, 4 connections, Poisson arrivals, ${SECONDS} s after 1 s of warm-up; at 1,000/s and half the bare peak ${LATENCY_ROUNDS} alternating rounds, the median-p99 round of each side. ` +
+    `Fixed loads: bench/rlload.c, 4 connections, Poisson arrivals, ${SECONDS} s after 1 s of warm-up; at 1,000/s and half the bare peak ${LATENCY_ROUNDS} alternating rounds, the median-p99 round of each side; beside ingest ${LATENCY_ROUNDS} rounds of a run without right before one with it, the median-p99 round of each. ` +
     `Ingest capacity: bench/load-grpc.mjs, 64 in flight, ${SECONDS} s (${f(capacityRps, 0)} req/s). ` +
     `Idle allocation: agent ${f(idleRate.agent / 1024, 0)} KiB/s, bare ${f(idleRate.bare / 1024, 0)} KiB/s. redis-server on core 1; node ${process.version}.`,
 ];
