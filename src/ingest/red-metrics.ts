@@ -24,17 +24,28 @@ export class SpanSummaries {
   }
 
   add(service: string, name: string, kind: string, status: string, durationSeconds: number): void {
-    const i = this.#count++;
+    const i = this.#count;
     this.services[i] = service;
     this.names[i] = name;
     this.kinds[i] = kind;
     this.statuses[i] = status;
     this.seconds[i] = durationSeconds;
+    this.#count = i + 1;
   }
 
   /** Ends the columns at the spans added (fewer than the capacity when some were invalid); shrinking allocates nothing. */
   trim(): void {
-    for (const column of [this.services, this.names, this.kinds, this.statuses, this.seconds]) column.length = this.#count;
+    for (const column of this.#columns()) if (column.length !== this.#count) column.length = this.#count;
+  }
+
+  /** Freezes the columns (a shared instance: `add` then throws); returns this. */
+  freeze(): this {
+    for (const column of this.#columns()) Object.freeze(column);
+    return this;
+  }
+
+  #columns(): unknown[][] {
+    return [this.services, this.names, this.kinds, this.statuses, this.seconds];
   }
 
   /** The spans added. */

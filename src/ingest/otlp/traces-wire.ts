@@ -743,10 +743,12 @@ export function encodeTraceRequest(bytes: Uint8Array, p: TraceProcessors): Encod
 
 /** Rows are written here first (one request at a time: encoding is synchronous), then copied out right-sized. */
 let scratch = new RowBinaryWriter(SCRATCH_BYTES);
-/** The summaries of a request without spans (read only). */
-const EMPTY_SUMMARIES = new SpanSummaries();
+/** The summaries of a request without spans (shared: its columns are frozen). */
+const EMPTY_SUMMARIES = new SpanSummaries().freeze();
 /** The bounds lists of the request's resource spans, of one's scope spans, and of one's spans: reused, not grown anew each request. */
-const [RESOURCE_BOUNDS, SCOPE_BOUNDS, SPAN_BOUNDS]: [number[], number[], number[]] = [[], [], []];
+const BOUNDS: [number[], number[], number[]] = [[], [], []];
+/** Entries a bounds list keeps between requests (32k messages); a longer one, left by a very large request, is let go. */
+const MAX_KEPT_BOUNDS = 65_536;
 
 function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
   const w = scratch;
@@ -756,8 +758,9 @@ function encode(buf: Buffer, p: TraceProcessors): EncodedTraces {
   } finally {
     // The cursors let go of the request.
     for (const r of READERS) r.at(EMPTY_BUFFER, 0, 0);
-    // A very large request leaves the scratch large: let it go.
+    // A very large request leaves the scratch and the bounds lists large: let them go.
     if (w.capacity > 4 * SCRATCH_BYTES) scratch = new RowBinaryWriter(SCRATCH_BYTES);
+    for (const list of BOUNDS) if (list.length > MAX_KEPT_BOUNDS) list.length = 0;
   }
 }
 
@@ -765,7 +768,7 @@ function encodeInto(w: RowBinaryWriter, buf: Buffer, p: TraceProcessors): Encode
   const out: EncodedTraces = { data: Buffer.alloc(0), accepted: 0, rejected: 0, reasons: [], spans: EMPTY_SUMMARIES };
   const f = newSpanFields();
   // Indexed loops over the bounds lists (start, end in turn): no closure or iterator a span.
-  const [top, scopes, spans] = [RESOURCE_BOUNDS, SCOPE_BOUNDS, SPAN_BOUNDS];
+  const [top, scopes, spans] = BOUNDS;
   const resources = split(buf, 0, buf.length, -1, 1, top).count;
   for (let a = 0; a < resources; a += 2) {
     const rs = split(buf, top[a] ?? 0, top[a + 1] ?? 0, 1, 2, scopes);

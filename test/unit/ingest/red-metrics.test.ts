@@ -38,4 +38,20 @@ describe('span RED metrics', () => {
     expect(text).toContain(`heimdall_spans_total{service_name="${'s'.repeat(29)}…",span_name="GET /${'x'.repeat(24)}…",span_kind="Server",status_code="Ok"} 1`);
     expect(Buffer.byteLength(text)).toBeLessThan(20_000);
   });
+
+  it('span summaries: sized columns hold exactly the spans added once trimmed, more than the capacity still fit, a frozen one refuses spans', () => {
+    const sized = new SpanSummaries(3);
+    sized.add('svc', 'GET /', 'Server', 'Ok', 0.5);
+    sized.trim();
+    expect([sized.length, sized.services, sized.seconds]).toEqual([1, ['svc'], [0.5]]);
+    const small = new SpanSummaries(1);
+    for (let i = 0; i < 3; i++) small.add('svc', `span ${i}`, 'Server', 'Unset', i);
+    small.trim();
+    expect([small.length, small.names]).toEqual([3, ['span 0', 'span 1', 'span 2']]);
+    const shared = new SpanSummaries().freeze();
+    shared.trim();
+    expect(shared.length).toBe(0);
+    expect(() => shared.add('svc', 'x', 'Server', 'Ok', 1)).toThrow(TypeError);
+    expect(shared.length).toBe(0);
+  });
 });
