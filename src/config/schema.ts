@@ -308,7 +308,7 @@ export const configSchema = z.strictObject({
           ...connectionBounds(1024, 8),
           /** Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
           max_concurrent_streams: integer({ min: 1, max: 100_000 }).default(100),
-          /** A connection without calls for this long is closed (GOAWAY); one that sends nothing at all for this long is dropped. */
+          /** A connection that starts no call and has none in flight for this long is closed (keepalive acks do not keep it open). */
           idle_timeout: duration({ min: 1000, max: MAX_TIMER_MS }).prefault('5m'),
           keepalive_time: duration({ min: 100, max: MAX_TIMER_MS }).prefault('1m'),
           keepalive_timeout: duration({ min: 100, max: MAX_TIMER_MS }).prefault('20s'),

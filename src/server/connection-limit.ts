@@ -1,7 +1,7 @@
 import type { Server as NetServer, Socket } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { perRegistry } from '../telemetry/metrics.js';
-import { createConnectionTable, sweepDeadlines } from './connection-table.js';
+import { createConnectionTable, sweepDeadlines, type ConnectionEntry } from './connection-table.js';
 
 /** Options for limitConnections. */
 export interface ConnectionLimitOptions {
@@ -21,6 +21,12 @@ export interface ConnectionLimitOptions {
   /** A connection that has sent nothing for this long is closed; 0: no check. */
   idleTimeoutMs: number;
   /**
+   * `calls`: a connection is idle while it starts no call and has none in flight (the listener
+   * reports them, see ConnectionLimit.callStarted); keepalive traffic does not keep it open.
+   * Default `bytes`: idle while it sends nothing.
+   */
+  idleBy?: 'bytes' | 'calls' | undefined;
+  /**
    * Whether a connection has no request in progress (HTTP: between requests, or before the first
    * is in). With it, a connection that would be refused takes the slot of an idle connection of the
    * peer holding the most (or its own peer's oldest idle one), so a probe always gets in while
@@ -32,6 +38,13 @@ export interface ConnectionLimitOptions {
 
 /** The connections of one listener, as limitConnections keeps them. */
 export interface ConnectionLimit {
+  /**
+   * With `idleBy: 'calls'`: a call started on the connection from `peer` (`address:port`, as
+   * grpc-js' getPeer gives it); returns what callEnded takes (undefined: no such connection).
+   */
+  callStarted(peer: string): ConnectionEntry | undefined;
+  /** The call that callStarted returned `entry` for has ended. */
+  callEnded(entry: ConnectionEntry | undefined): void;
   /** Destroys every open connection (after a shutdown's grace). */
   destroyAll(): void;
   /** Stops the timeout checks. Safe to call twice. */
@@ -50,7 +63,7 @@ function connectionMetrics(registry: Registry) {
     }),
     closed: new Counter({
       name: 'heimdall_server_connections_timed_out_total',
-      help: 'Connections closed by a deadline of limitConnections, by listener and reason (handshake: too few bytes in time; idle: nothing received for the idle timeout).',
+      help: 'Connections closed by a deadline of limitConnections, by listener and reason (handshake: too few bytes in time; idle: nothing received, on the rate-limit listener no call, for the idle timeout).',
       labelNames: ['server', 'reason'] as const,
       registers: [registry],
     }),
@@ -66,7 +79,7 @@ function connectionMetrics(registry: Registry) {
 /**
  * Bounds the connections of a listening (or about to listen) net server: a cap, a reserve for peers
  * holding few connections, a handshake deadline (first bytes) and an idle deadline (bytes
- * received), both checked by one timer. With `idle`, a connection past the cap or the reserve
+ * received, or calls: `idleBy`), both checked by one timer. With `idle`, a connection past the cap or the reserve
  * takes the slot of an idle connection of the peer holding the most (see the option); without it,
  * the cap is Node's `maxConnections`, so a refused connection costs no more than its accept. Call
  * before the server's own `connection` listeners run.
@@ -81,6 +94,8 @@ export function limitConnections(server: NetServer, options: ConnectionLimitOpti
   /** Connections a peer may hold and still take a reserved slot. */
   const peerReserve = Math.max(1, Math.floor(options.reserved / 2));
   const idle = options.idle;
+  /** Counting calls: each connection's entry by `address:port`. */
+  const byPeer = options.idleBy === 'calls' ? new Map<string, ConnectionEntry>() : undefined;
 
   // One over the cap reaches the listener below, to take an idle connection's slot; Node drops the rest.
   server.maxConnections = options.maxConnections + (idle ? 1 : 0);
@@ -99,16 +114,30 @@ export function limitConnections(server: NetServer, options: ConnectionLimitOpti
       taken.destroy();
       evicted.inc(labels);
     }
-    table.add(socket, peer, Date.now());
+    const entry = table.add(socket, peer, Date.now());
+    const key = `${peer}:${String(socket.remotePort)}`;
+    byPeer?.set(key, entry);
     openGauge.set(table.size);
     socket.once('close', () => {
       table.forget(socket);
+      byPeer?.delete(key);
       openGauge.set(table.size);
     });
   });
   const stop = sweepDeadlines(table, options, (reason) => closed.inc({ ...labels, reason }));
 
   return {
+    callStarted(key) {
+      const entry = byPeer?.get(key);
+      if (entry) {
+        entry.calls++;
+        entry.inFlight++;
+      }
+      return entry;
+    },
+    callEnded(entry) {
+      if (entry) entry.inFlight--;
+    },
     destroyAll() {
       for (const [socket] of table.entries()) socket.destroy();
     },

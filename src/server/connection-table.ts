@@ -6,9 +6,13 @@ export interface ConnectionEntry {
   peer: string;
   /** When it opened (ms since the epoch). */
   at: number;
-  /** Its bytes read at the last deadline check, and when they last grew. */
+  /** Its bytes read at the last deadline check, and when they last grew (or, counting calls, when one last ran). */
   read: number;
   activeAt: number;
+  /** Counting calls (see limitConnections' `idleBy`): calls started on it, as at the last check, and in flight now. */
+  calls: number;
+  seenCalls: number;
+  inFlight: number;
 }
 
 /** The open connections of one listener, by peer. */
@@ -16,8 +20,8 @@ export interface ConnectionTable {
   readonly size: number;
   /** Connections `peer` holds now. */
   heldBy(peer: string): number;
-  /** Records an open connection of `peer`, opened `now`. */
-  add(socket: Socket, peer: string, now: number): void;
+  /** Records an open connection of `peer`, opened `now`; returns its entry. */
+  add(socket: Socket, peer: string, now: number): ConnectionEntry;
   /** Forgets a connection; nothing when it is not in the table. */
   forget(socket: Socket): void;
   /**
@@ -40,10 +44,12 @@ export function createConnectionTable(): ConnectionTable {
     },
     heldBy: (peer) => peers.get(peer)?.size ?? 0,
     add(socket, peer, now) {
-      sockets.set(socket, { peer, at: now, read: 0, activeAt: now });
+      const entry = { peer, at: now, read: 0, activeAt: now, calls: 0, seenCalls: 0, inFlight: 0 };
+      sockets.set(socket, entry);
       const held = peers.get(peer) ?? new Set<Socket>();
       held.add(socket);
       peers.set(peer, held);
+      return entry;
     },
     forget(socket) {
       const s = sockets.get(socket);
@@ -75,8 +81,10 @@ export interface ConnectionDeadlines {
   /** A connection that has sent fewer than `handshakeBytes` this long after it opened is closed; 0 bytes: no check. */
   handshakeTimeoutMs: number;
   handshakeBytes: number;
-  /** A connection that has sent nothing for this long is closed. */
+  /** A connection that has sent nothing (`idleBy` calls: started no call and has none in flight) for this long is closed. */
   idleTimeoutMs: number;
+  /** What keeps a connection from being idle: bytes received (default), or calls (counted by the listener). */
+  idleBy?: 'bytes' | 'calls' | undefined;
 }
 
 /**
@@ -86,6 +94,7 @@ export interface ConnectionDeadlines {
  */
 export function sweepDeadlines(table: ConnectionTable, deadlines: ConnectionDeadlines, closed: (reason: 'handshake' | 'idle') => void): () => void {
   const { handshakeTimeoutMs, handshakeBytes, idleTimeoutMs } = deadlines;
+  const byCalls = deadlines.idleBy === 'calls';
   const periods = [handshakeBytes > 0 ? handshakeTimeoutMs : 0, idleTimeoutMs].filter((ms) => ms > 0);
   if (periods.length === 0) return () => undefined;
   const timer = setInterval(
@@ -93,10 +102,9 @@ export function sweepDeadlines(table: ConnectionTable, deadlines: ConnectionDead
       const now = Date.now();
       for (const [socket, s] of table.entries()) {
         const read = socket.bytesRead;
-        if (read !== s.read) {
-          s.read = read;
-          s.activeAt = now;
-        }
+        if (byCalls ? s.calls !== s.seenCalls || s.inFlight > 0 : read !== s.read) s.activeAt = now;
+        s.read = read;
+        s.seenCalls = s.calls;
         const reason = handshakeBytes > 0 && read < handshakeBytes && now - s.at >= handshakeTimeoutMs ? 'handshake' : idleTimeoutMs > 0 && now - s.activeAt >= idleTimeoutMs ? 'idle' : undefined;
         if (!reason) continue;
         closed(reason);

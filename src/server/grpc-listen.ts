@@ -32,12 +32,19 @@ function credentials(config: GrpcListenerConfig): ServerCredentials {
   return ssl;
 }
 
+/** Which listener listenGrpc opens: `name` is the `server` label, `what` names it in a bind error, `idleBy` as limitConnections takes it. */
+export interface GrpcListenerName {
+  name: string;
+  what: string;
+  idleBy?: 'bytes' | 'calls';
+}
+
 /**
  * Listens on config.address and hands each connection to grpc-js, through the connection limit
- * (cap, reserve, handshake and idle deadlines), counted under `name` (the `server` label; `what`
- * names the listener in a bind error). Resolves once listening, with the bound port.
+ * (cap, reserve, handshake and idle deadlines), counted under the listener's name. Resolves once
+ * listening, with the bound port.
  */
-export async function listenGrpc(server: Server, config: GrpcListenerConfig, metrics: Registry, logger: Logger, name = 'grpc', what = 'gRPC'): Promise<{ listener: NetServer; connections: ConnectionLimit; port: number }> {
+export async function listenGrpc(server: Server, config: GrpcListenerConfig, metrics: Registry, logger: Logger, { name, what, idleBy }: GrpcListenerName = { name: 'grpc', what: 'gRPC' }): Promise<{ listener: NetServer; connections: ConnectionLimit; port: number }> {
   const creds = credentials(config);
   // The listening socket is ours and its connections are handed to grpc-js: grpc-js leaves
   // Nagle's algorithm on, and with the peer's delayed ACK a response split over two segments
@@ -46,7 +53,8 @@ export async function listenGrpc(server: Server, config: GrpcListenerConfig, met
   // A socket refused by the connection limit is already destroyed when this listener runs.
   const net = createNetServer({ noDelay: true, keepAlive: true }, (socket) => void (socket.destroyed || injector.injectConnection(socket)));
   // A client must open HTTP/2 (or start TLS) within the handshake deadline; one that then sends
-  // nothing at all, not even keepalive acks, for idle_timeout is dropped.
+  // nothing at all, not even keepalive acks, for idle_timeout is dropped (`idleBy` calls: one
+  // without a call for idle_timeout).
   const connections = limitConnections(net, {
     name,
     maxConnections: config.max_connections,
@@ -54,6 +62,7 @@ export async function listenGrpc(server: Server, config: GrpcListenerConfig, met
     handshakeTimeoutMs: config.handshake_timeout,
     handshakeBytes: HTTP2_OPENING_BYTES,
     idleTimeoutMs: config.idle_timeout,
+    idleBy,
     metrics,
   });
   const port = await listenOn(net, { address: config.address, what, logger, errorMessage: `${what} listener error` });

@@ -4,10 +4,12 @@
  * sources (in-process agent) and from dist/ (the built agent as a process).
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect as connectHttp2, type ClientHttp2Session } from 'node:http2';
 import { join } from 'node:path';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/cli/client.js';
-import { RateLimitResponse_Code as Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
+import { RateLimitRequestSchema, RateLimitResponse_Code as Code, RateLimitService } from '../../src/gen/envoy/service/ratelimit/v3/rls_pb.js';
 import { QueryService } from '../../src/gen/heimdall/v1/query_pb.js';
 import { sharedClock, startTestAgent } from '../support/agent.js';
 import { startAgentProcess, writeAgentConfig } from '../support/agent-process.js';
@@ -91,6 +93,52 @@ describe('rate-limit worker (in-process agent, TypeScript sources)', () => {
       dir.cleanup();
     }
   });
+});
+
+/** One ShouldRateLimit call on a raw HTTP/2 session; resolves with its grpc-status. */
+function rawCheck(session: ClientHttp2Session, ip: string): Promise<string> {
+  const message = toBinary(RateLimitRequestSchema, create(RateLimitRequestSchema, request(ip)));
+  const body = Buffer.alloc(5 + message.length);
+  body.writeUInt32BE(message.length, 1);
+  body.set(message, 5);
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': `/${RateLimitService.typeName}/ShouldRateLimit`, 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('trailers', (trailers) => resolve(String(trailers['grpc-status'])));
+    req.on('error', reject);
+    req.resume();
+    req.end(body);
+  });
+}
+
+describe('rate-limit worker listener: idle connections', () => {
+  it('closes a connection without calls for idle_timeout though it answers every keepalive ping, and keeps one with calls', async () => {
+    const t = await startTestAgent({ server: { ratelimit: { idle_timeout: '1s', keepalive_time: '200ms', keepalive_timeout: '1s' } } });
+    const [idle, busy] = [connectHttp2(`http://${t.ratelimitAddress}`), connectHttp2(`http://${t.ratelimitAddress}`)];
+    const closedAt = new Map<ClientHttp2Session, number>();
+    for (const s of [idle, busy]) {
+      s.on('error', () => undefined);
+      s.on('close', () => closedAt.set(s, performance.now()));
+    }
+    try {
+      const t0 = performance.now();
+      expect(await Promise.all([rawCheck(idle, '192.0.2.1'), rawCheck(busy, '192.0.2.2')])).toEqual(['0', '0']);
+      // node:http2 acks the server's pings (every 200 ms): bytes keep arriving, calls do not.
+      while (performance.now() - t0 < 3_000) {
+        expect(await rawCheck(busy, '192.0.2.2')).toBe('0');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const idleClosed = closedAt.get(idle);
+      expect(idleClosed).toBeDefined();
+      expect((idleClosed ?? 0) - t0).toBeGreaterThanOrEqual(1_000);
+      expect(closedAt.has(busy)).toBe(false);
+      const text = await (await fetch(`${t.adminUrl}/metrics`)).text();
+      expect(text).toMatch(/heimdall_server_connections_timed_out_total\{server="ratelimit",reason="idle"\} 1\b/);
+    } finally {
+      idle.destroy();
+      busy.destroy();
+      await t.stop();
+    }
+  }, 30_000);
 });
 
 describe('rate-limit worker restarted while the limits file is refused', () => {

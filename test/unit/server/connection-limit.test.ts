@@ -26,9 +26,9 @@ describe('limitConnections (real sockets)', () => {
     await new Promise((r) => server?.close(r));
   });
 
-  const listen = async (options: { max: number; reserved: number; handshakeMs?: number; handshakeBytes?: number; idleMs?: number }, metrics = new Registry()) => {
+  const listen = async (options: { max: number; reserved: number; handshakeMs?: number; handshakeBytes?: number; idleMs?: number; idleBy?: 'bytes' | 'calls' }, metrics = new Registry()) => {
     server = createServer();
-    limit = limitConnections(server, { name: 'test', maxConnections: options.max, reserved: options.reserved, handshakeTimeoutMs: options.handshakeMs ?? 0, handshakeBytes: options.handshakeBytes ?? 0, idleTimeoutMs: options.idleMs ?? 0, metrics });
+    limit = limitConnections(server, { name: 'test', maxConnections: options.max, reserved: options.reserved, handshakeTimeoutMs: options.handshakeMs ?? 0, handshakeBytes: options.handshakeBytes ?? 0, idleTimeoutMs: options.idleMs ?? 0, idleBy: options.idleBy, metrics });
     await new Promise<void>((r) => server?.listen(0, '127.0.0.1', r));
     const address = server.address();
     return typeof address === 'object' && address ? address.port : 0;
@@ -75,6 +75,27 @@ describe('limitConnections (real sockets)', () => {
       await until(() => talker?.closed(), 5_000, 'idle deadline');
     } finally {
       clearInterval(chatter);
+    }
+  });
+
+  it('idleBy calls: bytes do not keep a connection open, a call started or in flight does; a peer unknown to it changes nothing', async () => {
+    const port = await listen({ max: 10, reserved: 0, idleMs: 1_000, idleBy: 'calls' });
+    const [talker, caller, long] = await from(port, '127.0.0.2', 3);
+    const key = (d: typeof talker) => `127.0.0.2:${String(d?.socket.localPort)}`;
+    const chatter = setInterval(() => talker?.socket.write('ping'), 100);
+    const calls = setInterval(() => limit?.callEnded(limit.callStarted(key(caller))), 200);
+    const inFlight = limit?.callStarted(key(long));
+    expect(limit?.callStarted('127.0.0.9:1')).toBeUndefined();
+    try {
+      await until(() => talker?.closed(), 5_000, 'the connection sending bytes but no calls closed');
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect([caller?.closed(), long?.closed()]).toEqual([false, false]);
+      limit?.callEnded(inFlight);
+      await until(() => long?.closed(), 5_000, 'the connection closed once its call ended');
+      expect(caller?.closed()).toBe(false);
+    } finally {
+      clearInterval(chatter);
+      clearInterval(calls);
     }
   });
 });
