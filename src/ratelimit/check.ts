@@ -15,8 +15,12 @@ import type { LimitStats } from './stats.js';
 import type { RateLimitInput, RequestDescriptor } from './wire-request.js';
 import { RLS, type WireResponse, type WireStatus } from './wire.js';
 
-/** One rate-limit check: the answer to a RateLimitRequest (decoded by hand or by @bufbuild), whatever transport carried it. */
-export type RateLimitCheck = (req: RateLimitInput) => Promise<WireResponse>;
+/**
+ * One rate-limit check: the answer to a RateLimitRequest (decoded by hand or by @bufbuild), whatever
+ * transport carried it. The answer itself when no Redis decision is awaited, else its promise; an
+ * invalid request throws (an AgentError `invalid_argument`).
+ */
+export type RateLimitCheck = (req: RateLimitInput) => WireResponse | Promise<WireResponse>;
 
 /** Options for createRateLimitCheck. */
 export interface RateLimitCheckOptions {
@@ -118,12 +122,12 @@ class Answer {
  * Creates the check both transports answer with: validate the request (an AgentError
  * `invalid_argument` naming the field), match its descriptors to the current limits, refuse those
  * that spring a honeypot's trap, let the security layer refuse or shrink the others, take from each bucket, and count the outcome in the
- * metrics and the over-limit reporter. Only a Redis-backed descriptor makes it wait; what a limit's
+ * metrics and the over-limit reporter. Only a Redis-backed descriptor makes it wait (a promise); what a limit's
  * answers share (its bucket spec, key suffix, current_limit and header text) is made once per limit.
  */
 export function createRateLimitCheck(options: RateLimitCheckOptions): RateLimitCheck {
   const parts: CheckParts = { ...options, plans: createLimitPlans() };
-  return async (req) => {
+  return (req) => {
     validate(req, parts.config.max_key_length);
     const root = parts.limits.current.get(req.domain);
     const matched = matchDescriptors(root, req);
@@ -131,7 +135,7 @@ export function createRateLimitCheck(options: RateLimitCheckOptions): RateLimitC
     const answer = new Answer(parts, req);
     const { descriptors } = req;
     for (let i = 0; i < descriptors.length; i++) answer.evaluate(descriptors[i] as RequestDescriptor, i, matched[i], requestHits, root);
-    if (answer.pending) await Promise.all(answer.pending);
-    return answer.response(parts.config.legacy_headers);
+    const legacy = parts.config.legacy_headers;
+    return answer.pending ? Promise.all(answer.pending).then(() => answer.response(legacy)) : answer.response(legacy);
   };
 }

@@ -7,7 +7,7 @@ import { GRPC_CALL_FAMILIES, toStatus } from '../../server/grpc-calls.js';
 import { drainGrpc, GRPC_JS_NO_CHANNELZ, listenGrpc } from '../../server/grpc-listen.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { createPlainCounter, createPlainHistogram, type PlainSeries } from '../../telemetry/plain-histogram.js';
-import type { RlsAnswer } from '../rls-answer.js';
+import type { RlsReply } from '../rls-answer.js';
 import { RLS } from '../wire.js';
 import type { TokenTable } from './tokens.js';
 
@@ -15,7 +15,7 @@ import type { TokenTable } from './tokens.js';
 export interface RlsListenerOptions {
   /** `server.ratelimit`: address (port 0 picks one), TLS, message size, connection and stream bounds. */
   config: Config['server']['ratelimit'];
-  answer: RlsAnswer;
+  reply: RlsReply;
   tokens: TokenTable;
   logger: Logger;
   /** Gets the call metrics (heimdall_grpc_server_*) and the connection metrics (`server="ratelimit"`). */
@@ -36,7 +36,7 @@ const PATH = `/${RLS.service}/${RLS.method}`;
 /**
  * Creates the listener: grpc-js with identity (Buffer) serializers and one raw handler, no
  * interceptors; a call's token is checked from its metadata (scope `ratelimit`), its bytes go to
- * `answer`, and it counts in the same call families as 4317's calls (plain counters: prom-client's
+ * `reply`, and it counts in the same call families as 4317's calls (plain counters: prom-client's
  * hash the label set at every call, ~1 µs of a check's CPU). No tracing.
  */
 export function createRlsListener(options: RlsListenerOptions): RlsListener {
@@ -55,29 +55,33 @@ export function createRlsListener(options: RlsListenerOptions): RlsListener {
     durations.observe(duration, (performance.now() - t0) / 1000);
   };
   let connections: ConnectionLimit | undefined;
+  type Conn = ReturnType<ConnectionLimit['callStarted']>;
+  const answered = (bytes: Uint8Array, conn: Conn, t0: number, callback: sendUnaryData<Buffer>): void => {
+    connections?.callEnded(conn);
+    finish(status.OK, t0);
+    callback(null, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  };
+  const failed = (err: unknown, conn: Conn, t0: number, callback: sendUnaryData<Buffer>): void => {
+    connections?.callEnded(conn);
+    const st = toStatus(err, logger, PATH);
+    finish(st.code ?? status.UNKNOWN, t0);
+    callback(st);
+  };
   const handler = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
     const t0 = performance.now();
     started.count++;
     const conn = connections?.callStarted(call.getPeer());
     const refused = options.tokens.refusal(call.metadata.get('authorization')[0]);
-    if (refused) {
-      connections?.callEnded(conn);
-      finish(refused.code, t0);
-      return callback(toStatus(refused, logger, PATH));
+    if (refused) return failed(refused, conn, t0, callback);
+    let reply: Uint8Array | Promise<Uint8Array>;
+    try {
+      reply = options.reply(call.request);
+    } catch (err) {
+      return failed(err, conn, t0, callback);
     }
-    options.answer(call.request).then(
-      (bytes) => {
-        connections?.callEnded(conn);
-        finish(status.OK, t0);
-        callback(null, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      },
-      (err: unknown) => {
-        connections?.callEnded(conn);
-        const st = toStatus(err, logger, PATH);
-        finish(st.code ?? status.UNKNOWN, t0);
-        callback(st);
-      },
-    );
+    // Answered at once unless a Redis decision is awaited: no promise, no microtask.
+    if (reply instanceof Promise) reply.then((bytes) => answered(bytes, conn, t0, callback), (err: unknown) => failed(err, conn, t0, callback));
+    else answered(reply, conn, t0, callback);
   };
   // idle_timeout ("no calls for this long") is kept by the connection limit, from the calls this
   // handler reports: grpc-js' own (`grpc.max_connection_idle_ms`) adds a close listener to every

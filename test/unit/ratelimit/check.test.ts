@@ -90,6 +90,13 @@ describe('rate-limit check', () => {
     expect((await check(request('elsewhere', { ip: '1' }))).overallCode).toBe(RateLimitResponse_Code.OK);
   });
 
+  it('answers local buckets at once, not as a promise (no Redis decision to await)', () => {
+    const { check } = setup();
+    const reply = check(request('api', { ip: '1.2.3.4' }));
+    expect(reply).not.toBeInstanceOf(Promise);
+    expect((reply as Exclude<typeof reply, Promise<unknown>>).overallCode).toBe(RateLimitResponse_Code.OK);
+  });
+
   it('reads the limits on every check, so a reload applies to the next one', async () => {
     const { check, limits } = setup();
     const { domain, root } = parseDomainFile('limits.yaml', 'domain: api\ndescriptors:\n  - key: ip\n    rate_limit: { unit: second, requests_per_unit: 0 }\n');
@@ -99,8 +106,8 @@ describe('rate-limit check', () => {
 
   it('throws an invalid_argument AgentError naming the field for an invalid request', async () => {
     const { check } = setup();
-    await expect(check(request('', { ip: '1' }))).rejects.toEqual(new AgentError('invalid_argument', 'domain: is required'));
-    await expect(check(request('api', { ['k'.repeat(300)]: '1' }))).rejects.toThrow('descriptors[0].entries[0].key: 300 characters, over ratelimit.max_key_length (256)');
+    expect(() => check(request('', { ip: '1' }))).toThrow(new AgentError('invalid_argument', 'domain: is required'));
+    expect(() => check(request('api', { ['k'.repeat(300)]: '1' }))).toThrow('descriptors[0].entries[0].key: 300 characters, over ratelimit.max_key_length (256)');
   });
 
   it('lets the security layer refuse a descriptor before its limit (counted and reported) or shrink its bucket', async () => {
