@@ -115,12 +115,12 @@ export function limitConnections(server: NetServer, options: ConnectionLimitOpti
       evicted.inc(labels);
     }
     const entry = table.add(socket, peer, Date.now());
-    const key = `${peer}:${String(socket.remotePort)}`;
-    byPeer?.set(key, entry);
+    const key = byPeer && `${peer}:${String(socket.remotePort)}`;
+    if (key) byPeer.set(key, entry);
     openGauge.set(table.size);
     socket.once('close', () => {
       table.forget(socket);
-      byPeer?.delete(key);
+      if (key) byPeer?.delete(key);
       openGauge.set(table.size);
     });
   });
