@@ -11,7 +11,7 @@ import { createHoneypotHits } from '../honeypot-hits.js';
 import { createHoneypotOverlay } from '../honeypot-overlay.js';
 import { createHoneypotTraps } from '../honeypot-traps.js';
 import { createOverLimitReporter } from '../over-limit.js';
-import { createRlsReply, type RlsReply } from '../rls-answer.js';
+import { createRlsAnswer, createRlsReply, type RlsAnswer } from '../rls-answer.js';
 import { createSecurityReplica } from '../security-replica.js';
 import { createSignalCollector } from '../signals.js';
 import { createLimitStats } from '../stats.js';
@@ -52,12 +52,12 @@ function createRateLimitCore(init: WorkerInit, post: Post, logger: Logger, metri
   const signals = config.security.automation.rules.length > 0 ? createSignalCollector({ sink: (s) => post({ t: 'signals', signals: s }) }) : undefined;
   const overLimit = createOverLimitReporter({ config, incidentThreshold: config.security.incident_threshold, sink: (records) => post({ t: 'overLimit', records }), signals, metrics });
   const check = createRateLimitCheck({ config, limits, buckets, stats, security, overLimit, traps, honeypots });
-  return { limits, buckets, security, overLimit, signals, reply: createRlsReply(check) };
+  return { limits, buckets, security, overLimit, signals, reply: createRlsReply(check), answer: createRlsAnswer(check) };
 }
 
 /** Answers one forwarded check: its encoded reply (buffer transferred), or its error. */
-function answerForwarded(reply: RlsReply, id: number, bytes: Uint8Array, post: Post, logger: Logger): void {
-  (async () => reply(bytes))().then(
+function answerForwarded(answer: RlsAnswer, id: number, bytes: Uint8Array, post: Post, logger: Logger): void {
+  answer(bytes).then(
     (reply) => {
       // The encoder's Buffer may share a pool slab: send a copy of exactly its bytes.
       const owned = new Uint8Array(reply);
@@ -94,7 +94,7 @@ export function runRateLimitWorker(init: WorkerInit, port: MessagePort): void {
   };
   port.on('message', (m: ToWorker) => {
     if (m.t === 'listen') listen();
-    else if (m.t === 'check') answerForwarded(core.reply, m.id, m.bytes, post, logger);
+    else if (m.t === 'check') answerForwarded(core.answer, m.id, m.bytes, post, logger);
     else if (m.t === 'security') core.security?.replace(m.snapshot);
     else if (m.t === 'tokens') tokens.replace(m.tokens);
     else if (m.t === 'limits') core.limits.current = m.limits;
